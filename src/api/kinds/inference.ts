@@ -1,0 +1,214 @@
+import { z } from 'zod';
+import {
+  ROUTING_STRATEGY_ANNOTATION,
+  RUNTIME_ANNOTATION,
+  type EndpointPickerRef,
+  type InferenceModel,
+  type InferenceObjective,
+  type InferencePool,
+  type InferenceTrafficPolicy,
+  type ModelServerRuntime,
+  type ObjectMeta,
+  type RoutingStrategy,
+} from '../types.js';
+import { DnsLabel, Group, Kind, LabelKey, LabelMap, Metadata, ObjectName, PortNumber } from './common.js';
+import type { KindBody } from './kind.js';
+
+/*
+ * The Inference Extension kinds (PROTOCOLS.md §f.2–f.6): InferencePool in both API versions,
+ * normalised to one shape; InferenceModel with the all-or-none weight rule; InferenceObjective;
+ * and ACK's InferenceTrafficPolicy.
+ */
+
+export const RUNTIMES = ['vllm', 'sglang', 'trt-llm'] as const satisfies readonly ModelServerRuntime[];
+export const ROUTING_STRATEGIES = ['DEFAULT', 'PREFIX_CACHE'] as const satisfies readonly RoutingStrategy[];
+
+const FailureModeSchema = z.enum(['FailOpen', 'FailClose']).default('FailClose');
+
+/**
+ * The two pool annotations, validated where they are written: a typo in `sglang` must not quietly
+ * fall back to the vLLM metric names.
+ */
+function poolAnnotations(meta: ObjectMeta, ctx: z.RefinementCtx): { runtime: ModelServerRuntime; routingStrategy: RoutingStrategy } {
+  const rawRuntime = meta.annotations[RUNTIME_ANNOTATION];
+  const rawStrategy = meta.annotations[ROUTING_STRATEGY_ANNOTATION];
+  let runtime: ModelServerRuntime = 'vllm';
+  let routingStrategy: RoutingStrategy = 'DEFAULT';
+  if (rawRuntime !== undefined) {
+    const v = rawRuntime.trim();
+    if ((RUNTIMES as readonly string[]).includes(v)) runtime = v as ModelServerRuntime;
+    else ctx.addIssue({ code: 'custom', path: ['metadata', 'annotations', RUNTIME_ANNOTATION], message: `must be one of ${RUNTIMES.join(', ')} (got "${rawRuntime}"); absent means vllm`, input: rawRuntime });
+  }
+  if (rawStrategy !== undefined) {
+    const v = rawStrategy.trim();
+    if ((ROUTING_STRATEGIES as readonly string[]).includes(v)) routingStrategy = v as RoutingStrategy;
+    else ctx.addIssue({ code: 'custom', path: ['metadata', 'annotations', ROUTING_STRATEGY_ANNOTATION], message: `must be one of ${ROUTING_STRATEGIES.join(', ')} (got "${rawStrategy}")`, input: rawStrategy });
+  }
+  return { runtime, routingStrategy };
+}
+
+const ExtensionRefSchema = z.object({
+  group: Group.default(''),
+  kind: Kind.default('Service'),
+  name: ObjectName,
+  portNumber: PortNumber.optional(),
+  failureMode: FailureModeSchema,
+});
+
+/** `inference.networking.x-k8s.io/v1alpha2`: `selector` map, `targetPortNumber`, `extensionRef`. */
+export const InferencePoolV1Alpha2Schema = z
+  .object({
+    metadata: Metadata,
+    spec: z.object({
+      selector: LabelMap.refine((m) => Object.keys(m).length > 0, { message: 'must have at least one label (an empty selector would match no pod)' }),
+      targetPortNumber: PortNumber,
+      // Required by the CRD, but ACK's PD example omits it and the standalone gateway needs no
+      // external picker, so it is optional here.
+      extensionRef: ExtensionRefSchema.optional(),
+    }),
+  })
+  .transform((r, ctx): KindBody<InferencePool> => {
+    const ref = r.spec.extensionRef;
+    const endpointPickerRef: EndpointPickerRef | undefined =
+      ref === undefined ? undefined : { group: ref.group, kind: ref.kind, name: ref.name, failureMode: ref.failureMode, port: ref.portNumber ?? 9002 };
+    return {
+      metadata: r.metadata,
+      spec: { selector: r.spec.selector, targetPorts: [r.spec.targetPortNumber], appProtocol: 'http', ...(endpointPickerRef === undefined ? {} : { endpointPickerRef }) },
+      ...poolAnnotations(r.metadata, ctx),
+    };
+  });
+
+const EndpointPickerRefSchema = z
+  .object({
+    group: Group.default(''),
+    kind: Kind.default('Service'),
+    name: ObjectName,
+    port: z.object({ number: PortNumber }).optional(),
+    failureMode: FailureModeSchema,
+  })
+  .superRefine((ref, ctx) => {
+    if (ref.kind === 'Service' && ref.port === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['port'], message: "port is required when kind is 'Service' or unspecified (defaults to 'Service')" });
+    }
+  });
+
+/** `inference.networking.k8s.io/v1`: `selector.matchLabels`, `targetPorts[]`, `endpointPickerRef`. */
+export const InferencePoolV1Schema = z
+  .object({
+    metadata: Metadata,
+    spec: z.object({
+      selector: z.object({
+        matchLabels: z.record(LabelKey, z.string()).pipe(LabelMap).refine((m) => {
+          const n = Object.keys(m).length;
+          return n >= 1 && n <= 64;
+        }, { message: 'must have between 1 and 64 labels' }),
+      }),
+      targetPorts: z
+        .array(z.object({ number: PortNumber }))
+        .min(1)
+        .max(8)
+        .refine((ports) => new Set(ports.map((p) => p.number)).size === ports.length, { message: 'port number must be unique' }),
+      appProtocol: z.enum(['http', 'kubernetes.io/h2c']).default('http'),
+      endpointPickerRef: EndpointPickerRefSchema.optional(),
+    }),
+  })
+  .transform((r, ctx): KindBody<InferencePool> => {
+    const ref = r.spec.endpointPickerRef;
+    const endpointPickerRef: EndpointPickerRef | undefined =
+      ref === undefined ? undefined : { group: ref.group, kind: ref.kind, name: ref.name, failureMode: ref.failureMode, ...(ref.port === undefined ? {} : { port: ref.port.number }) };
+    return {
+      metadata: r.metadata,
+      spec: {
+        selector: r.spec.selector.matchLabels,
+        targetPorts: r.spec.targetPorts.map((p) => p.number),
+        appProtocol: r.spec.appProtocol,
+        ...(endpointPickerRef === undefined ? {} : { endpointPickerRef }),
+      },
+      ...poolAnnotations(r.metadata, ctx),
+    };
+  });
+
+const PoolRefSchema = (defaultGroup: string) =>
+  z.object({
+    group: Group.default(defaultGroup),
+    kind: Kind.default('InferencePool'),
+    name: ObjectName,
+    namespace: DnsLabel.optional(),
+  });
+
+export const InferenceModelSchema = z
+  .object({
+    metadata: Metadata,
+    spec: z.object({
+      modelName: z.string().min(1).max(256),
+      criticality: z.enum(['Critical', 'Standard', 'Sheddable']).optional(),
+      targetModels: z
+        .array(z.object({ name: z.string().min(1).max(253), weight: z.number().int().min(1).max(1_000_000).optional() }))
+        .max(10)
+        .default([])
+        .refine((ts) => ts.every((t) => t.weight !== undefined) || ts.every((t) => t.weight === undefined), {
+          message: 'Weights should be set for all models, or none of the models.',
+        }),
+      poolRef: PoolRefSchema('inference.networking.x-k8s.io'),
+    }),
+  })
+  .transform(
+    (r): KindBody<InferenceModel> => ({
+      metadata: r.metadata,
+      spec: {
+        modelName: r.spec.modelName,
+        targetModels: r.spec.targetModels.map((t) => (t.weight === undefined ? { name: t.name } : { name: t.name, weight: t.weight })),
+        poolRef: r.spec.poolRef,
+        ...(r.spec.criticality === undefined ? {} : { criticality: r.spec.criticality }),
+      },
+    }),
+  );
+
+export const InferenceObjectiveSchema = z
+  .object({
+    metadata: Metadata,
+    spec: z.object({
+      priority: z.number().int().optional(),
+      poolRef: PoolRefSchema('inference.networking.k8s.io'),
+    }),
+  })
+  .transform(
+    (r): KindBody<InferenceObjective> => ({
+      metadata: r.metadata,
+      spec: { poolRef: r.spec.poolRef, ...(r.spec.priority === undefined ? {} : { priority: r.spec.priority }) },
+    }),
+  );
+
+const PdProfileSchema = z.object({
+  pdRoleLabelName: LabelKey.optional(),
+  kvTransfer: z.object({ bootstrapPort: PortNumber.optional() }).optional(),
+  trafficPolicy: z.object({ prefixCache: z.object({ mode: z.string().min(1).optional() }).optional() }).optional(),
+  prefillPolicyRef: z.string().min(1).optional(),
+  decodePolicyRef: z.string().min(1).optional(),
+});
+
+export const InferenceTrafficPolicySchema = z
+  .object({
+    metadata: Metadata,
+    spec: z.object({
+      poolRef: z.object({ name: ObjectName }),
+      modelServerRuntime: z.enum(RUNTIMES).optional(),
+      profile: z.object({ pd: PdProfileSchema.optional(), single: z.unknown().optional() }).optional(),
+    }),
+  })
+  .transform((r): KindBody<InferenceTrafficPolicy> => {
+    const pd = r.spec.profile?.pd;
+    return {
+      metadata: r.metadata,
+      spec: {
+        poolRef: r.spec.poolRef,
+        ...(r.spec.modelServerRuntime === undefined ? {} : { modelServerRuntime: r.spec.modelServerRuntime }),
+        ...(pd === undefined ? {} : { profile: { pd: dropUndefined(pd) } }),
+      },
+    };
+  });
+
+/** exactOptionalPropertyTypes-friendly: keeps only the keys that have values. */
+function dropUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}

@@ -1,0 +1,60 @@
+import { formatBytes } from './quantity.js';
+import { formatDurationMs } from './duration.js';
+import type { Resource } from './types.js';
+
+/** One line per resource for `infergate validate`: what the gateway understood it to say. */
+export function summarize(r: Resource): string {
+  const head = `${r.kind}/${r.metadata.name}`;
+  const ns = r.metadata.namespace === 'default' ? '' : ` (namespace ${r.metadata.namespace})`;
+  return `${head}${ns}: ${describe(r)}`;
+}
+
+function describe(r: Resource): string {
+  switch (r.kind) {
+    case 'GatewayClass':
+      return `controller ${r.spec.controllerName}`;
+    case 'Gateway':
+      return `listeners ${r.spec.listeners.map((l) => `${l.name} ${l.protocol}:${l.port}${l.hostname === undefined ? '' : ` ${l.hostname}`}`).join(', ')}`;
+    case 'HTTPRoute': {
+      const parents = r.spec.parentRefs.map((p) => `${p.name}${p.sectionName === undefined ? '' : `/${p.sectionName}`}`).join(', ');
+      const rules = r.spec.rules.map((rule) => {
+        const matches = rule.matches.map((m) => `${m.method === undefined ? '' : `${m.method} `}${m.path.type} ${m.path.value}`).join(' | ');
+        const backends = rule.backendRefs.map((b) => `${b.kind} ${b.name} (${b.weight})`).join(', ');
+        return `[${matches} → ${backends === '' ? 'no backends' : backends}]`;
+      });
+      return `on ${parents}: ${rules.join(' ')}`;
+    }
+    case 'InferencePool':
+      return `selector ${labels(r.spec.selector)}, ports ${r.spec.targetPorts.join(', ')}, runtime ${r.runtime}, routing ${r.routingStrategy}`;
+    case 'InferenceModel': {
+      const targets = r.spec.targetModels.map((t) => (t.weight === undefined ? t.name : `${t.name} (${t.weight})`)).join(', ');
+      return `modelName ${r.spec.modelName} → ${targets === '' ? r.spec.modelName : targets} in pool ${r.spec.poolRef.name}, ${r.spec.criticality ?? 'Standard (unset)'}`;
+    }
+    case 'InferenceObjective':
+      return `priority ${r.spec.priority ?? '0 (unset)'} in pool ${r.spec.poolRef.name}`;
+    case 'InferenceTrafficPolicy': {
+      const pd = r.spec.profile?.pd;
+      const parts = [`pool ${r.spec.poolRef.name}`];
+      if (r.spec.modelServerRuntime !== undefined) parts.push(`runtime ${r.spec.modelServerRuntime}`);
+      if (pd !== undefined) parts.push(`prefill/decode by label ${pd.pdRoleLabelName ?? '(unset)'}, bootstrap port ${pd.kvTransfer?.bootstrapPort ?? '(unset)'}`);
+      return parts.join(', ');
+    }
+    case 'ClientTrafficPolicy':
+      return `${targetList(r.spec.targetRefs)}: body limit ${r.spec.bufferLimitBytes === undefined ? 'default' : formatBytes(r.spec.bufferLimitBytes)}`;
+    case 'BackendTrafficPolicy':
+      return `${targetList(r.spec.targetRefs)}: request timeout ${r.spec.requestTimeoutMs === undefined ? 'none' : formatDurationMs(r.spec.requestTimeoutMs)}`;
+    case 'Service':
+      return `selector ${labels(r.spec.selector)}, ports ${r.spec.ports.map((p) => `${p.port}→${p.targetPort}`).join(', ')}`;
+    case 'Pod':
+      return `${r.status.podIP ?? 'no podIP'}${r.status.phase === undefined ? '' : `, ${r.status.phase}`}, labels ${labels(r.metadata.labels)}`;
+  }
+}
+
+function labels(map: Readonly<Record<string, string>>): string {
+  const entries = Object.entries(map);
+  return entries.length === 0 ? '{}' : entries.map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+function targetList(refs: ReadonlyArray<{ kind: string; name: string; sectionName?: string }>): string {
+  return refs.map((t) => `${t.kind} ${t.name}${t.sectionName === undefined ? '' : `/${t.sectionName}`}`).join(', ');
+}

@@ -1,0 +1,341 @@
+/**
+ * The resource model after loading: every accepted Kubernetes-shaped document becomes one of these
+ * typed, defaulted objects. Schemas (src/api/kinds/*) produce them; the config compiler
+ * (src/config) consumes them. Fields the gateway does not use are not carried.
+ *
+ * Both InferencePool versions are normalised into one shape (`targetPorts`, `selector` as a map,
+ * `endpointPickerRef`), keeping `apiVersion` so messages can name what the user wrote.
+ */
+
+/** Where a resource came from: file path and 0-based document index in that file. */
+export interface Source {
+  readonly file: string;
+  readonly index: number;
+}
+
+export interface ObjectMeta {
+  readonly name: string;
+  /** Defaults to `default`, as kubectl does. */
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  /** RFC 3339 as Kubernetes prints it; absent in hand-written files (then file order decides ties). */
+  readonly creationTimestamp?: string;
+}
+
+interface ResourceBase<K extends string> {
+  readonly apiVersion: string;
+  readonly kind: K;
+  readonly metadata: ObjectMeta;
+  readonly source: Source;
+}
+
+/** A reference to another object; `group` "" is the core group. */
+export interface ObjectRef {
+  readonly group: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: string;
+}
+
+// ---------------------------------------------------------------- gateway.networking.k8s.io/v1
+
+export interface GatewayClass extends ResourceBase<'GatewayClass'> {
+  readonly spec: { readonly controllerName: string };
+}
+
+export interface Listener {
+  readonly name: string;
+  readonly port: number;
+  /** HTTP is served; anything else is kept so the compiler can report it as unsupported. */
+  readonly protocol: string;
+  readonly hostname?: string;
+}
+
+export interface Gateway extends ResourceBase<'Gateway'> {
+  readonly spec: {
+    readonly gatewayClassName: string;
+    readonly listeners: readonly Listener[];
+  };
+}
+
+export interface ParentRef {
+  /** Default `gateway.networking.k8s.io`. */
+  readonly group: string;
+  /** Default `Gateway`. */
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: string;
+  readonly sectionName?: string;
+  readonly port?: number;
+}
+
+export interface PathMatch {
+  /** Default `PathPrefix`. */
+  readonly type: 'Exact' | 'PathPrefix' | 'RegularExpression';
+  /** Default `/`. */
+  readonly value: string;
+}
+
+export interface StringMatch {
+  /** Default `Exact`. */
+  readonly type: 'Exact' | 'RegularExpression';
+  readonly name: string;
+  readonly value: string;
+}
+
+export interface HTTPRouteMatch {
+  /** Always present after defaulting (`PathPrefix /`). */
+  readonly path: PathMatch;
+  readonly headers: readonly StringMatch[];
+  readonly queryParams: readonly StringMatch[];
+  /** Upper-case HTTP method, if matched on. */
+  readonly method?: string;
+}
+
+export interface HeaderValue {
+  readonly name: string;
+  readonly value: string;
+}
+
+export interface HeaderModifier {
+  readonly set: readonly HeaderValue[];
+  readonly add: readonly HeaderValue[];
+  readonly remove: readonly string[];
+}
+
+/**
+ * A route filter. The two header modifiers are applied by the data plane; every other type is
+ * kept with its raw body so the compiler can report it as unsupported instead of failing.
+ */
+export interface HTTPRouteFilter {
+  readonly type: string;
+  readonly requestHeaderModifier?: HeaderModifier;
+  readonly responseHeaderModifier?: HeaderModifier;
+}
+
+export interface BackendRef {
+  /** Default `""` (core). */
+  readonly group: string;
+  /** Default `Service`. */
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: string;
+  readonly port?: number;
+  /** Default 1; 0 means "never chosen". Range 0–1,000,000. */
+  readonly weight: number;
+  readonly filters: readonly HTTPRouteFilter[];
+}
+
+export interface HTTPRouteRule {
+  readonly name?: string;
+  /** Always at least one after defaulting (`PathPrefix /`). */
+  readonly matches: readonly HTTPRouteMatch[];
+  readonly filters: readonly HTTPRouteFilter[];
+  readonly backendRefs: readonly BackendRef[];
+  /** `timeouts.request` parsed to milliseconds (Gateway API Duration). */
+  readonly requestTimeoutMs?: number;
+}
+
+export interface HTTPRoute extends ResourceBase<'HTTPRoute'> {
+  readonly spec: {
+    readonly parentRefs: readonly ParentRef[];
+    readonly hostnames: readonly string[];
+    readonly rules: readonly HTTPRouteRule[];
+  };
+}
+
+// ---------------------------------------------------------------- inference extension
+
+export type ModelServerRuntime = 'vllm' | 'sglang' | 'trt-llm';
+export type RoutingStrategy = 'DEFAULT' | 'PREFIX_CACHE';
+export type FailureMode = 'FailOpen' | 'FailClose';
+
+export interface EndpointPickerRef {
+  readonly group: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly port?: number;
+  readonly failureMode: FailureMode;
+}
+
+export const RUNTIME_ANNOTATION = 'inference.networking.x-k8s.io/model-server-runtime';
+export const ROUTING_STRATEGY_ANNOTATION = 'inference.networking.x-k8s.io/routing-strategy';
+/** Pod annotation limiting which of a pool's target ports are live on that pod ("8000,8002"). */
+export const ACTIVE_PORTS_ANNOTATION = 'inference.networking.k8s.io/active-ports';
+
+/** InferencePool, either `inference.networking.x-k8s.io/v1alpha2` or `inference.networking.k8s.io/v1`. */
+export interface InferencePool extends ResourceBase<'InferencePool'> {
+  readonly spec: {
+    /** v1alpha2 `selector` map, or v1 `selector.matchLabels`. */
+    readonly selector: Readonly<Record<string, string>>;
+    /** v1alpha2 `[targetPortNumber]`, or v1 `targetPorts[].number`; 1–8 unique ports. */
+    readonly targetPorts: readonly number[];
+    /** v1 only; `http` by default. */
+    readonly appProtocol: 'http' | 'kubernetes.io/h2c';
+    /** v1alpha2 `extensionRef` or v1 `endpointPickerRef`; optional (the ACK PD example has none). */
+    readonly endpointPickerRef?: EndpointPickerRef;
+  };
+  /** From the model-server-runtime annotation; `vllm` when absent. */
+  readonly runtime: ModelServerRuntime;
+  /** From the routing-strategy annotation; `DEFAULT` when absent. */
+  readonly routingStrategy: RoutingStrategy;
+}
+
+export type Criticality = 'Critical' | 'Standard' | 'Sheddable';
+
+export interface TargetModel {
+  readonly name: string;
+  /** Either every target has a weight (1–1,000,000) or none has. */
+  readonly weight?: number;
+}
+
+export interface InferenceModel extends ResourceBase<'InferenceModel'> {
+  readonly spec: {
+    readonly modelName: string;
+    /** No default in the CRD; the gateway treats unset as Standard. */
+    readonly criticality?: Criticality;
+    readonly targetModels: readonly TargetModel[];
+    readonly poolRef: ObjectRef;
+  };
+}
+
+export interface InferenceObjective extends ResourceBase<'InferenceObjective'> {
+  readonly spec: {
+    readonly priority?: number;
+    readonly poolRef: ObjectRef;
+  };
+}
+
+/** ACK's InferenceTrafficPolicy; kept for the PD issue. Unknown keys under `profile` are dropped. */
+export interface InferenceTrafficPolicy extends ResourceBase<'InferenceTrafficPolicy'> {
+  readonly spec: {
+    readonly poolRef: { readonly name: string };
+    readonly modelServerRuntime?: ModelServerRuntime;
+    readonly profile?: {
+      readonly pd?: {
+        readonly pdRoleLabelName?: string;
+        readonly kvTransfer?: { readonly bootstrapPort?: number };
+        readonly trafficPolicy?: {
+          readonly prefixCache?: { readonly mode?: string };
+        };
+        readonly prefillPolicyRef?: string;
+        readonly decodePolicyRef?: string;
+      };
+    };
+  };
+}
+
+// ---------------------------------------------------------------- gateway.envoyproxy.io/v1alpha1
+
+export interface PolicyTargetRef {
+  readonly group: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly sectionName?: string;
+}
+
+export interface ClientTrafficPolicy extends ResourceBase<'ClientTrafficPolicy'> {
+  readonly spec: {
+    /** `targetRefs`, or the older single `targetRef`, as a list. */
+    readonly targetRefs: readonly PolicyTargetRef[];
+    /** `connection.bufferLimit` (a Kubernetes quantity such as `20Mi`) in bytes. */
+    readonly bufferLimitBytes?: number;
+  };
+}
+
+export interface BackendTrafficPolicy extends ResourceBase<'BackendTrafficPolicy'> {
+  readonly spec: {
+    readonly targetRefs: readonly PolicyTargetRef[];
+    /** `timeout.http.requestTimeout` (a duration such as `24h`, `30s`) in milliseconds. */
+    readonly requestTimeoutMs?: number;
+  };
+}
+
+// ---------------------------------------------------------------- core/v1
+
+export interface ServicePort {
+  readonly name?: string;
+  readonly port: number;
+  /** Number, or the name of a container port; defaults to `port`. */
+  readonly targetPort: number | string;
+}
+
+export interface Service extends ResourceBase<'Service'> {
+  readonly spec: {
+    readonly selector: Readonly<Record<string, string>>;
+    readonly ports: readonly ServicePort[];
+  };
+}
+
+export interface ContainerPort {
+  readonly name?: string;
+  readonly containerPort: number;
+}
+
+export interface Pod extends ResourceBase<'Pod'> {
+  readonly spec: {
+    readonly containerPorts: readonly ContainerPort[];
+  };
+  readonly status: {
+    /** Absent until scheduled; such a pod yields no endpoints. */
+    readonly podIP?: string;
+    readonly phase?: string;
+    /** `status.conditions[type=Ready].status == "True"`; undefined when not reported. */
+    readonly ready?: boolean;
+  };
+}
+
+export type Resource =
+  | GatewayClass
+  | Gateway
+  | HTTPRoute
+  | InferencePool
+  | InferenceModel
+  | InferenceObjective
+  | InferenceTrafficPolicy
+  | ClientTrafficPolicy
+  | BackendTrafficPolicy
+  | Service
+  | Pod;
+
+export type ResourceKind = Resource['kind'];
+export type ResourceOf<K extends ResourceKind> = Extract<Resource, { kind: K }>;
+
+// ---------------------------------------------------------------- problems
+
+/**
+ * A problem with the input. `subject` is `Kind/name` for a resource, or a file path for a document
+ * that is not a resource (YAML syntax error, missing `kind`). `path` is the dotted field path
+ * (`spec.targetModels[1].weight`), or `-` when the whole object is at fault.
+ *
+ * Errors reject the resource (and, on reload, the whole change); warnings describe something that
+ * is accepted with a documented behaviour (an unsupported filter is ignored, a dangling backendRef
+ * answers 500).
+ */
+export interface Problem {
+  readonly severity: 'error' | 'warning';
+  readonly subject: string;
+  readonly path: string;
+  readonly message: string;
+  readonly source?: Source;
+}
+
+/** A document whose kind the gateway does not use (Deployment, ConfigMap, …). */
+export interface IgnoredDocument {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly source: Source;
+}
+
+export interface LoadResult {
+  readonly resources: readonly Resource[];
+  readonly problems: readonly Problem[];
+  readonly ignored: readonly IgnoredDocument[];
+}
+
+/** `Kind/name: field.path: reason`, the one format every problem is printed in. */
+export function formatProblem(p: Problem): string {
+  return `${p.subject}: ${p.path}: ${p.message}`;
+}

@@ -1,0 +1,64 @@
+import { readFile } from 'node:fs/promises';
+import { DEMO_HELP, runDemoCommand } from './demo-command.js';
+import { runServeCommand, SERVE_HELP } from './serve-command.js';
+import { runValidateCommand, VALIDATE_HELP } from './validate-command.js';
+import { runSimCommand } from '../sim/index.js';
+
+const HELP = `infergate: an LLM inference gateway for vLLM, SGLang and TensorRT-LLM
+
+Usage: infergate <command> [options]
+
+Commands:
+  serve      run the gateway (from Kubernetes YAML with -f, or --backend URLs)
+  validate   check resource files: prints Kind/name: field.path: reason per problem
+  demo       simulated model servers behind the gateway (what \`npm start\` runs)
+  sim        run simulated model servers
+  version    print the version
+
+Run \`infergate <command> --help\` for a command's options.
+`;
+
+async function version(): Promise<string> {
+  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Entry point: returns the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await runServeCommand(rest);
+      case 'validate':
+        return await runValidateCommand(rest);
+      case 'demo':
+        return await runDemoCommand(rest);
+      case 'sim':
+        return await runSimCommand(rest);
+      case 'version':
+      case '--version':
+        process.stdout.write(`${await version()}\n`);
+        return 0;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        return 0;
+      default:
+        process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
+        return 2;
+    }
+  } catch (err) {
+    // Usage errors (bad flags) are the user's to fix: one line, exit 2.
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`infergate ${command}: ${(err as Error).message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+export { DEMO_HELP, SERVE_HELP, VALIDATE_HELP };

@@ -1,0 +1,100 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createLogger, type LogLevel } from '../observability/logger.js';
+import { ConfigRejectedError, startStandaloneGateway } from '../proxy/standalone.js';
+import { backendsYaml } from './backends.js';
+import { untilSignal } from './signals.js';
+
+export const SERVE_HELP = `infergate serve: run the standalone gateway
+
+Usage:
+  infergate serve -f FILE_OR_DIR [-f ...]       config from Kubernetes YAML, hot-reloaded
+  infergate serve --backend URL [--backend ...]  quick start: one pool, one route, model pass-through
+
+Options:
+  -f, --file PATH        YAML/JSON file or folder of resources (repeatable)
+      --backend URL      model server, e.g. http://127.0.0.1:8001 (repeatable)
+      --port N           listener port for --backend mode (default 8080)
+      --print-config     with --backend: print the equivalent YAML and exit
+      --address ADDR     address the listeners bind (default 0.0.0.0)
+      --admin-port N     /healthz and /readyz port (default 9090; 0 = any free port)
+      --admin-address A  admin bind address (default 127.0.0.1)
+      --no-watch         do not reload when files change
+      --log-level LEVEL  fatal|error|warn|info|debug|trace|silent (default info)
+`;
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+function intOption(name: string, value: string | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > 65535) throw new Error(`--${name} must be an integer between ${min} and 65535 (got "${value}")`);
+  return n;
+}
+
+export async function runServeCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      file: { type: 'string', short: 'f', multiple: true },
+      backend: { type: 'string', multiple: true },
+      port: { type: 'string' },
+      'print-config': { type: 'boolean' },
+      address: { type: 'string' },
+      'admin-port': { type: 'string' },
+      'admin-address': { type: 'string' },
+      'no-watch': { type: 'boolean' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help === true) {
+    process.stdout.write(SERVE_HELP);
+    return 0;
+  }
+  const files = values.file ?? [];
+  const backends = values.backend ?? [];
+  if (files.length === 0 && backends.length === 0) throw new Error('serve needs -f FILE or --backend URL (see infergate serve --help)');
+  if (files.length > 0 && backends.length > 0) throw new Error('use either -f or --backend, not both');
+  const level = values['log-level'] ?? 'info';
+  if (!LOG_LEVELS.has(level)) throw new Error(`--log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
+
+  let tempDir: string | undefined;
+  if (backends.length > 0) {
+    const yaml = backendsYaml(backends, intOption('port', values.port, 8080, 1));
+    if (values['print-config'] === true) {
+      process.stdout.write(yaml);
+      return 0;
+    }
+    tempDir = await mkdtemp(join(tmpdir(), 'infergate-'));
+    files.push(join(tempDir, 'backends.yaml'));
+    await writeFile(files[0] as string, yaml);
+  }
+
+  const logger = createLogger(level as LogLevel);
+  try {
+    const gateway = await startStandaloneGateway({
+      files,
+      address: values.address ?? '0.0.0.0',
+      adminPort: intOption('admin-port', values['admin-port'], 9090, 0),
+      adminAddress: values['admin-address'] ?? '127.0.0.1',
+      watch: values['no-watch'] !== true && tempDir === undefined,
+      logger,
+    });
+    const signal = await untilSignal();
+    logger.info({ signal }, 'shutting down');
+    await gateway.close();
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigRejectedError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,94 @@
+import type {
+  Criticality,
+  HeaderModifier,
+  InferencePool,
+  InferenceTrafficPolicy,
+  ModelServerRuntime,
+  Pod,
+  Problem,
+  RoutingStrategy,
+} from '../api/types.js';
+import type { WeightedTable } from '../core/weighted.js';
+import type { RouteTable } from './route-table.js';
+
+/**
+ * The compiled, immutable configuration a request runs against. Built from resources by
+ * `compileSnapshot`, deep-frozen, and swapped as a whole on reload; a request keeps the snapshot
+ * it started with.
+ */
+export interface Snapshot {
+  /** Increases by one on every successful reload. */
+  readonly version: number;
+  readonly createdAt: Date;
+  /** One entry per listening port (listeners of several Gateways on one port share it). */
+  readonly listeners: ReadonlyMap<number, ListenerConfig>;
+  readonly pools: ReadonlyMap<string, PoolConfig>;
+  readonly services: ReadonlyMap<string, ServiceConfig>;
+  readonly pods: readonly Pod[];
+  /** Accepted with a documented behaviour; errors never reach a snapshot. */
+  readonly warnings: readonly Problem[];
+  readonly resourceCount: number;
+}
+
+export interface ListenerConfig {
+  readonly port: number;
+  /** `gateway/listener` names bound to this port, for logs and status. */
+  readonly names: readonly string[];
+  readonly routes: RouteTable;
+  /** Model names routable on this port, for `GET /v1/models`. */
+  readonly models: readonly string[];
+}
+
+export interface ModelConfig {
+  readonly modelName: string;
+  /** The InferenceModel's name, for logs. */
+  readonly resourceName: string;
+  /** Unset in the resource means Standard: unlabelled traffic is never shed. */
+  readonly criticality: Criticality;
+  readonly targets: WeightedTable<string>;
+}
+
+export interface PoolConfig {
+  /** `namespace/name`. */
+  readonly key: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly apiVersion: string;
+  readonly selector: Readonly<Record<string, string>>;
+  readonly targetPorts: readonly number[];
+  readonly runtime: ModelServerRuntime;
+  readonly routingStrategy: RoutingStrategy;
+  readonly models: ReadonlyMap<string, ModelConfig>;
+  /** InferenceObjective name → priority (bound by the `x-gateway-inference-objective` header). */
+  readonly objectives: ReadonlyMap<string, number>;
+  readonly trafficPolicy?: InferenceTrafficPolicy['spec'];
+  readonly resource: InferencePool;
+}
+
+export interface ServiceConfig {
+  readonly key: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly selector: Readonly<Record<string, string>>;
+  readonly ports: ReadonlyArray<{ readonly port: number; readonly targetPort: number | string; readonly name?: string }>;
+}
+
+/** What a route rule forwards to, chosen per request by backendRef weight. */
+export type BackendTarget =
+  | { readonly type: 'pool'; readonly pool: PoolConfig }
+  | { readonly type: 'service'; readonly service: ServiceConfig; readonly targetPort: number | string }
+  /** A backendRef that could not be resolved: requests drawn to it get 500, as Gateway API requires. */
+  | { readonly type: 'invalid'; readonly reason: string };
+
+export interface RuleConfig {
+  /** `namespace/route#ruleIndex`, for logs. */
+  readonly id: string;
+  readonly routeName: string;
+  readonly backends: WeightedTable<BackendTarget>;
+  readonly requestHeaders: HeaderModifier | null;
+  readonly responseHeaders: HeaderModifier | null;
+  /** Whole-request deadline; undefined means none (undici's idle timeouts still apply). */
+  readonly requestTimeoutMs: number | undefined;
+  /** Request bodies above this many bytes are refused with 413. */
+  readonly bufferLimitBytes: number;
+}

@@ -1,0 +1,64 @@
+/**
+ * Every refusal the gateway makes has a stable code, an HTTP status and an OpenAI-style body.
+ * The table below is the single place codes are defined; docs/errors.md lists them for users.
+ * Match on `code`, never on message text. Retired codes are never reused.
+ */
+
+export interface ErrorSpec {
+  readonly status: number;
+  /** OpenAI `error.type`. */
+  readonly type: string;
+}
+
+export const ERROR_CODES = {
+  invalid_json: { status: 400, type: 'invalid_request_error' },
+  invalid_body: { status: 400, type: 'invalid_request_error' },
+  missing_model: { status: 400, type: 'invalid_request_error' },
+  route_not_found: { status: 404, type: 'not_found_error' },
+  method_not_allowed: { status: 405, type: 'invalid_request_error' },
+  body_too_large: { status: 413, type: 'invalid_request_error' },
+  backend_not_found: { status: 500, type: 'server_error' },
+  no_ready_endpoint: { status: 503, type: 'service_unavailable_error' },
+  upstream_unavailable: { status: 502, type: 'upstream_error' },
+  upstream_reset: { status: 502, type: 'upstream_error' },
+  upstream_timeout: { status: 504, type: 'timeout_error' },
+  gateway_shutting_down: { status: 503, type: 'service_unavailable_error' },
+  internal_error: { status: 500, type: 'server_error' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly type: string;
+  /** Seconds for a `Retry-After` header, when the client may retry later. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.type = ERROR_CODES[code].type;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+}
+
+export function isGatewayError(err: unknown): err is GatewayError {
+  return err instanceof GatewayError;
+}
+
+/** Any thrown value as a GatewayError; unknown failures become `internal_error` without leaking details. */
+export function asGatewayError(err: unknown): GatewayError {
+  if (isGatewayError(err)) return err;
+  return new GatewayError('internal_error', 'internal gateway error', { cause: err });
+}
+
+export interface OpenAIErrorBody {
+  error: { message: string; type: string; param: string | null; code: ErrorCode };
+}
+
+export function toOpenAIError(err: GatewayError): OpenAIErrorBody {
+  return { error: { message: err.message, type: err.type, param: null, code: err.code } };
+}

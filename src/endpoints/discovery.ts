@@ -1,0 +1,83 @@
+import { ACTIVE_PORTS_ANNOTATION, type Pod } from '../api/types.js';
+import type { EndpointInit } from './registry.js';
+
+/** True when every selector entry is among the labels (an empty selector matches nothing). */
+export function selectorMatches(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(selector);
+  if (keys.length === 0) return false;
+  return keys.every((k) => labels[k] === selector[k]);
+}
+
+/**
+ * A pod serves traffic when it has an IP, is Running (or reports no phase, as hand-written pods
+ * do) and is not reported unready.
+ */
+export function podIsServing(pod: Pod): boolean {
+  if (pod.status.podIP === undefined || pod.status.podIP === '') return false;
+  if (pod.status.phase !== undefined && pod.status.phase !== 'Running') return false;
+  return pod.status.ready !== false;
+}
+
+function activePorts(pod: Pod): ReadonlySet<number> | undefined {
+  const raw = pod.metadata.annotations[ACTIVE_PORTS_ANNOTATION];
+  if (raw === undefined) return undefined;
+  return new Set(
+    raw
+      .split(',')
+      .map((s) => Number.parseInt(s.trim(), 10))
+      .filter((n) => Number.isInteger(n)),
+  );
+}
+
+/**
+ * The endpoints of an InferencePool: every serving pod in the pool's namespace whose labels match
+ * the selector, once per target port (`podIP:port`). With several target ports each is its own
+ * endpoint named `<pod>-rank-<i>` (data-parallel ranks, as upstream names them); the pod
+ * annotation `inference.networking.k8s.io/active-ports` limits which ports are live on a pod.
+ */
+export function poolEndpoints(
+  pods: readonly Pod[],
+  namespace: string,
+  selector: Readonly<Record<string, string>>,
+  targetPorts: readonly number[],
+): EndpointInit[] {
+  const out: EndpointInit[] = [];
+  for (const pod of pods) {
+    if (pod.metadata.namespace !== namespace || !podIsServing(pod)) continue;
+    if (!selectorMatches(selector, pod.metadata.labels)) continue;
+    const active = activePorts(pod);
+    targetPorts.forEach((port, rank) => {
+      if (active !== undefined && !active.has(port)) return;
+      out.push({
+        address: pod.status.podIP as string,
+        port,
+        name: targetPorts.length > 1 ? `${pod.metadata.name}-rank-${rank}` : pod.metadata.name,
+        podName: pod.metadata.name,
+        labels: pod.metadata.labels,
+      });
+    });
+  }
+  return out;
+}
+
+/**
+ * The endpoints behind a Service port: serving pods matching the Service selector, at the
+ * numeric target port or at the container port named by a string target port.
+ */
+export function serviceEndpoints(
+  pods: readonly Pod[],
+  namespace: string,
+  selector: Readonly<Record<string, string>>,
+  targetPort: number | string,
+): EndpointInit[] {
+  const out: EndpointInit[] = [];
+  for (const pod of pods) {
+    if (pod.metadata.namespace !== namespace || !podIsServing(pod)) continue;
+    if (!selectorMatches(selector, pod.metadata.labels)) continue;
+    const port =
+      typeof targetPort === 'number' ? targetPort : pod.spec.containerPorts.find((p) => p.name === targetPort)?.containerPort;
+    if (port === undefined) continue;
+    out.push({ address: pod.status.podIP as string, port, name: pod.metadata.name, podName: pod.metadata.name, labels: pod.metadata.labels });
+  }
+  return out;
+}

@@ -1,0 +1,47 @@
+import { Endpoint, endpointKey } from '../core/endpoint.js';
+
+export interface EndpointInit {
+  readonly address: string;
+  readonly port: number;
+  readonly name: string;
+  readonly podName: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/**
+ * Keeps one live `Endpoint` per `address:port` across config reloads, so in-flight counts (and,
+ * later, scraped metrics) survive a snapshot swap. Snapshots hold references; `retainOnly` drops
+ * endpoints no snapshot refers to any more (objects held by in-flight requests stay valid).
+ */
+export class EndpointRegistry {
+  readonly #byKey = new Map<string, Endpoint>();
+
+  /** Returns the endpoint for `address:port`, creating it or refreshing its name and labels. */
+  acquire(init: EndpointInit): Endpoint {
+    const key = endpointKey(init.address, init.port);
+    const existing = this.#byKey.get(key);
+    if (existing !== undefined) {
+      existing.name = init.name;
+      existing.podName = init.podName;
+      existing.labels = init.labels;
+      return existing;
+    }
+    const created = new Endpoint(init);
+    this.#byKey.set(key, created);
+    return created;
+  }
+
+  retainOnly(keys: ReadonlySet<string>): void {
+    for (const key of this.#byKey.keys()) {
+      if (!keys.has(key)) this.#byKey.delete(key);
+    }
+  }
+
+  get size(): number {
+    return this.#byKey.size;
+  }
+
+  all(): IterableIterator<Endpoint> {
+    return this.#byKey.values();
+  }
+}

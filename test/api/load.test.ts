@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatProblem, parseDocuments, type InferencePool } from '../../src/api/index.js';
+
+function problems(yaml: string): string[] {
+  return parseDocuments(yaml, 'in.yaml').problems.map((p) => `${p.severity}: ${formatProblem(p)}`);
+}
+
+const POOL_V1 = (spec: string): string => `apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: p}
+spec:
+${spec}`;
+
+test('validation messages name the resource, the field path and the reason', () => {
+  const cases: Array<[string, string, string]> = [
+    [
+      'weights all-or-none',
+      'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m}\nspec:\n  modelName: x\n  poolRef: {name: p}\n  targetModels: [{name: a, weight: 1}, {name: b}]\n',
+      'error: InferenceModel/m: spec.targetModels: Weights should be set for all models, or none of the models.',
+    ],
+    [
+      'weight range',
+      'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m}\nspec:\n  modelName: x\n  poolRef: {name: p}\n  targetModels: [{name: a, weight: 0}]\n',
+      'error: InferenceModel/m: spec.targetModels[0].weight: must be at least 1',
+    ],
+    [
+      'criticality enum',
+      'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m}\nspec:\n  modelName: x\n  criticality: Important\n  poolRef: {name: p}\n',
+      'error: InferenceModel/m: spec.criticality: must be one of Critical, Standard, Sheddable (got the string "Important")',
+    ],
+    [
+      'required field',
+      'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m}\nspec:\n  poolRef: {name: p}\n',
+      'error: InferenceModel/m: spec.modelName: required',
+    ],
+    [
+      'v1alpha2 port range',
+      'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\nmetadata: {name: p}\nspec:\n  selector: {app: x}\n  targetPortNumber: 70000\n',
+      'error: InferencePool/p: spec.targetPortNumber: must be at most 65535',
+    ],
+    ['v1 unique ports', POOL_V1('  selector: {matchLabels: {app: x}}\n  targetPorts: [{number: 8000}, {number: 8000}]\n'), 'error: InferencePool/p: spec.targetPorts: port number must be unique'],
+    ['v1 too many ports', POOL_V1(`  selector: {matchLabels: {app: x}}\n  targetPorts: [${Array.from({ length: 9 }, (_, i) => `{number: ${8000 + i}}`).join(', ')}]\n`), 'error: InferencePool/p: spec.targetPorts: must have at most 8 items'],
+    [
+      'v1 picker port rule',
+      POOL_V1('  selector: {matchLabels: {app: x}}\n  targetPorts: [{number: 8000}]\n  endpointPickerRef: {name: epp}\n'),
+      "error: InferencePool/p: spec.endpointPickerRef.port: port is required when kind is 'Service' or unspecified (defaults to 'Service')",
+    ],
+    [
+      'runtime annotation',
+      'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\nmetadata:\n  name: p\n  annotations: {inference.networking.x-k8s.io/model-server-runtime: sglng}\nspec:\n  selector: {app: x}\n  targetPortNumber: 8000\n',
+      'error: InferencePool/p: metadata.annotations["inference.networking.x-k8s.io/model-server-runtime"]: must be one of vllm, sglang, trt-llm (got "sglng"); absent means vllm',
+    ],
+    [
+      'label value',
+      'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\nmetadata: {name: p}\nspec:\n  selector: {app: "-bad-"}\n  targetPortNumber: 8000\n',
+      'error: InferencePool/p: spec.selector.app: must be a label value: at most 63 of A-Z a-z 0-9 - _ . starting and ending with a letter or digit, or empty',
+    ],
+    ['object name', 'apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\n', 'error: Pod/Bad_Name: metadata.name: must be a lower-case RFC 1123 subdomain (a-z, 0-9, \'-\', \'.\'; starting and ending with a letter or digit)'],
+    [
+      'listener port',
+      'apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: x\n  listeners: [{name: l, protocol: HTTP, port: 0}]\n',
+      'error: Gateway/g: spec.listeners[0].port: must be at least 1',
+    ],
+    [
+      'listener names unique',
+      'apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: x\n  listeners: [{name: l, protocol: HTTP, port: 1}, {name: l, protocol: HTTP, port: 2}]\n',
+      'error: Gateway/g: spec.listeners[1].name: listener name "l" must be unique within the Gateway',
+    ],
+    [
+      'path must start with /',
+      'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: g}]\n  rules: [{matches: [{path: {value: v1}}]}]\n',
+      'error: HTTPRoute/r: spec.rules[0].matches[0].path.value: must start with "/" (got "v1")',
+    ],
+    [
+      'quantity',
+      'apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {name: c}\nspec:\n  targetRef: {kind: Gateway, name: g}\n  connection: {bufferLimit: 20MB}\n',
+      'error: ClientTrafficPolicy/c: spec.connection.bufferLimit: "20MB" is not a quantity (examples: 20Mi, 512Ki, 1G, 1048576)',
+    ],
+    [
+      'duration',
+      'apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: b}\nspec:\n  targetRef: {kind: Gateway, name: g}\n  timeout: {http: {requestTimeout: 1d}}\n',
+      'error: BackendTrafficPolicy/b: spec.timeout.http.requestTimeout: "1d" is not a duration (one to four of number+unit, units h, m, s, ms: 24h, 30s, 1h30m, 500ms)',
+    ],
+    ['policy without target', 'apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: b}\nspec:\n  timeout: {http: {requestTimeout: 1s}}\n', 'error: BackendTrafficPolicy/b: spec.targetRefs: required: the Gateway (or HTTPRoute) the policy applies to'],
+    ['unknown apiVersion', 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: InferencePool\nmetadata: {name: p}\n', 'error: InferencePool/p: apiVersion: InferencePool is read in inference.networking.x-k8s.io/v2alpha2 or inference.networking.k8s.io/v1, not inference.networking.x-k8s.io/v1alpha1'.replace('v2alpha2', 'v1alpha2')],
+    ['missing kind', 'apiVersion: v1\nmetadata: {name: x}\n', 'error: in.yaml (document 1): kind: required'],
+    ['not a mapping', '- a\n- b\n', 'error: in.yaml (document 1): -: a document must be a mapping with apiVersion, kind and metadata'],
+    [
+      'unknown field is a warning',
+      'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m}\nspec:\n  modelName: x\n  criticallity: Critical\n  poolRef: {name: p}\n',
+      'warning: InferenceModel/m: spec.criticallity: unknown field; ignored',
+    ],
+  ];
+  for (const [name, yaml, expected] of cases) {
+    const got = problems(yaml);
+    assert.ok(got.includes(expected), `${name}:\n  expected ${expected}\n  got ${JSON.stringify(got, null, 2)}`);
+  }
+});
+
+test('YAML syntax errors carry the line; later documents still load', () => {
+  const r = parseDocuments('apiVersion: v1\nkind: Pod\nmetadata: {name: a\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\nstatus: {podIP: 127.0.0.2}\n', 'f.yaml');
+  assert.equal(r.problems.length > 0, true);
+  assert.match(formatProblem(r.problems[0] ?? { severity: 'error', subject: '', path: '', message: '' }), /^f\.yaml \(document 1\): -: YAML syntax error at line \d+, column \d+: /);
+  assert.deepEqual(r.resources.map((x) => x.metadata.name), ['b']);
+});
+
+test('a List is unpacked, duplicates are errors, unknown kinds are ignored, defaults applied', () => {
+  const r = parseDocuments(
+    `apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Pod, metadata: {name: a, labels: {app: x}}, status: {podIP: 127.0.0.2, phase: Running, conditions: [{type: Ready, status: "False"}]}}
+- {apiVersion: v1, kind: Pod, metadata: {name: a}, status: {podIP: 127.0.0.3}}
+- {apiVersion: apps/v1, kind: Deployment, metadata: {name: d}}
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: p, namespace: prod}
+spec:
+  selector: {matchLabels: {app: x}}
+  targetPorts: [{number: 8000}, {number: 8001}]
+`,
+    'list.yaml',
+  );
+  assert.deepEqual(r.problems.map(formatProblem), ['Pod/a: metadata.name: defined twice in namespace default: also in list.yaml (document 1)']);
+  assert.deepEqual(r.ignored.map((d) => d.kind), ['Deployment']);
+  const pod = r.resources.find((x) => x.kind === 'Pod');
+  assert.equal(pod?.kind === 'Pod' ? pod.status.ready : undefined, false);
+  const pool = r.resources.find((x): x is InferencePool => x.kind === 'InferencePool');
+  assert.equal(pool?.metadata.namespace, 'prod');
+  assert.deepEqual(pool?.spec.targetPorts, [8000, 8001]);
+  assert.equal(pool?.spec.appProtocol, 'http');
+  assert.equal(pool?.runtime, 'vllm');
+  assert.equal(pool?.routingStrategy, 'DEFAULT');
+});
+
+test('HTTPRoute defaults: a rule without matches matches everything; weights default to 1', () => {
+  const r = parseDocuments('apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: g}]\n  rules: [{backendRefs: [{name: s, port: 80}]}]\n', 'r.yaml');
+  const route = r.resources[0];
+  assert.equal(route?.kind, 'HTTPRoute');
+  if (route?.kind !== 'HTTPRoute') return;
+  assert.deepEqual(route.spec.rules[0]?.matches, [{ path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }]);
+  assert.equal(route.spec.rules[0]?.backendRefs[0]?.weight, 1);
+  assert.equal(route.spec.rules[0]?.backendRefs[0]?.kind, 'Service');
+  assert.equal(route.spec.parentRefs[0]?.group, 'gateway.networking.k8s.io');
+
+  const noRules = parseDocuments('apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: g}]\n', 'r.yaml');
+  const nr = noRules.resources[0];
+  assert.equal(nr?.kind === 'HTTPRoute' ? nr.spec.rules.length : -1, 1, 'no rules defaults to one catch-all rule');
+});

@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, test } from 'node:test';
+import { configDir } from '../support/config.js';
+import { startFleet } from '../support/fleet.js';
+import { startGatewayProcess } from '../support/gateway-process.js';
+import { freePort } from '../support/ports.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/infergate.js', import.meta.url));
+const SEEDS = fileURLToPath(new URL('../../../test/fixtures/seeds/', import.meta.url));
+const EXAMPLES = fileURLToPath(new URL('../../../examples/canary/', import.meta.url));
+const run = promisify(execFile);
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('infergate command line', () => {
+  test('--help lists the commands', async () => {
+    const r = await cli(['--help']);
+    assert.equal(r.code, 0);
+    for (const c of ['serve', 'validate', 'demo', 'sim']) assert.match(r.stdout, new RegExp(`\\n  ${c} `));
+  });
+
+  test('validate: every seed block and the examples are valid, one summary line per resource', async () => {
+    // The seed's variants reuse resource names, so each block is validated as its own config.
+    const seeds = (await readdir(SEEDS)).filter((f) => f.endsWith('.yaml')).map((f) => join(SEEDS, f));
+    assert.ok(seeds.length >= 18, `seed fixtures present (${seeds.length})`);
+    for (const path of [...seeds, EXAMPLES]) {
+      const r = await cli(['validate', '-f', path]);
+      assert.equal(r.code, 0, `${path}: ${r.stderr}`);
+      assert.match(r.stdout, /resource\(s\) valid/);
+    }
+    const ex = await cli(['validate', '-f', EXAMPLES]);
+    assert.match(ex.stdout, /^InferenceModel\/loramodel\b.*travel-helper-v1/m);
+  });
+
+  test('validate: problems are printed as Kind/name: field.path: reason, exit 1', async () => {
+    const cfg = await configDir(`apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata: {name: bad-model}
+spec:
+  modelName: m
+  poolRef: {name: p}
+  targetModels:
+  - {name: a, weight: 10}
+  - {name: b}
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: bad-pool}
+spec:
+  selector: {app: x}
+  targetPortNumber: 70000
+`);
+    try {
+      const r = await cli(['validate', '-f', cfg.file]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^InferenceModel\/bad-model: spec\.targetModels: Weights should be set for all models, or none of the models\.$/m);
+      assert.match(r.stderr, /^InferencePool\/bad-pool: spec\.targetPortNumber: .+$/m);
+    } finally {
+      await cfg.remove();
+    }
+  });
+
+  test('serve refuses to start on an invalid config and says why', async () => {
+    const cfg = await configDir('apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: x\n  listeners:\n  - {name: l, protocol: HTTP, port: 0}\n');
+    try {
+      const r = await cli(['serve', '-f', cfg.file, '--admin-port', '0', '--log-level', 'silent']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /Gateway\/g: spec\.listeners\[0\]\.port: /);
+    } finally {
+      await cfg.remove();
+    }
+  });
+
+  test('serve --backend: one pool over the given servers, model passed through', async () => {
+    const fleet = await startFleet([
+      { host: '127.0.0.41', name: 'b-0', tokenDelayMs: 0 },
+      { host: '127.0.0.42', name: 'b-1', tokenDelayMs: 0 },
+    ]);
+    const port = await freePort();
+    const gw = await startGatewayProcess(['--backend', `http://127.0.0.41:${fleet.port}`, '--backend', `http://127.0.0.42:${fleet.port}`, '--port', String(port)]);
+    try {
+      const pods = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        const r = await fetch(`http://127.0.0.1:${port}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'mymodel', prompt: 'hi', max_tokens: 1 }),
+        });
+        assert.equal(r.status, 200);
+        assert.equal(r.headers.get('x-sim-model'), 'mymodel');
+        pods.add(r.headers.get('x-sim-pod') ?? '');
+        await r.arrayBuffer();
+      }
+      assert.deepEqual([...pods].sort(), ['b-0', 'b-1']);
+    } finally {
+      await gw.stop();
+      await fleet.close();
+    }
+  });
+
+  test('demo: serves the canary example on 8080 and stops cleanly on SIGINT', async (t) => {
+    const free = async (host: string, p: number): Promise<boolean> =>
+      new Promise((resolve) => {
+        const s = createServer().once('error', () => resolve(false));
+        s.listen(p, host, () => s.close(() => resolve(true)));
+      });
+    const needed: Array<[string, number]> = [['127.0.0.1', 8080], ['127.0.0.2', 8000], ['127.0.0.3', 8000], ['127.0.0.4', 8000]];
+    for (const [host, p] of needed) {
+      if (!(await free(host, p))) {
+        t.skip(`${host}:${p} is in use on this machine`);
+        return;
+      }
+    }
+    const adminPort = await freePort();
+    const child = spawn(process.execPath, [BIN, 'demo', '--admin-port', String(adminPort), '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    try {
+      for (let i = 0; i < 200 && !stderr.includes('Press Ctrl-C'); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(stderr, /curl -s http:\/\/127\.0\.0\.1:8080\/v1\/chat\/completions/);
+      const r = await fetch('http://127.0.0.1:8080/v1/chat/completions', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'travelhelper', messages: [{ role: 'user', content: 'I just arrived in Beijing' }] }),
+      });
+      assert.equal(r.status, 200);
+      const body = (await r.json()) as { choices: Array<{ message: { content: string } }> };
+      assert.match(body.choices[0]?.message.content ?? '', /Echo from (qwen-[01]|deepseek-r1-0)/);
+    } finally {
+      child.kill('SIGINT');
+      const [code] = (await once(child, 'exit')) as [number | null];
+      assert.equal(code, 0, stderr);
+    }
+  });
+});

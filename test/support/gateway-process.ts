@@ -1,0 +1,89 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './ports.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/infergate.js', import.meta.url));
+
+export type LogLine = Record<string, unknown> & { msg?: string };
+
+/** A gateway running as a real child process, with its JSON log lines collected. */
+export interface GatewayProcess {
+  readonly adminPort: number;
+  readonly logs: LogLine[];
+  readonly stderr: () => string;
+  /** Resolves with the first log line (already seen or future) satisfying `pred`. */
+  waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  stop(): Promise<number | null>;
+}
+
+export async function startGatewayProcess(args: string[]): Promise<GatewayProcess> {
+  const adminPort = await freePort();
+  const child: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--address', '127.0.0.1', '--admin-port', String(adminPort), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  const waiters: Array<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+  let buffered = '';
+  let errText = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) !== -1) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      try {
+        const parsed = JSON.parse(line) as LogLine;
+        logs.push(parsed);
+        for (let i = waiters.length - 1; i >= 0; i--) {
+          const w = waiters[i];
+          if (w !== undefined && w.pred(parsed)) {
+            waiters.splice(i, 1);
+            w.resolve(parsed);
+          }
+        }
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  child.stderr?.setEncoding('utf8').on('data', (c: string) => (errText += c));
+  const exited = once(child, 'exit');
+
+  const proc: GatewayProcess = {
+    adminPort,
+    logs,
+    stderr: () => errText,
+    waitForLog(pred, timeoutMs = 10_000) {
+      const seen = logs.find(pred);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`log line not seen within ${timeoutMs} ms; stderr: ${errText}`)), timeoutMs);
+        waiters.push({ pred, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+      });
+    },
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      const [code] = (await exited) as [number | null];
+      return code;
+    },
+  };
+
+  // Ready when /readyz says so (config loaded, every listener bound), or fail if the process dies.
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}: ${errText}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+      if (r.status === 200) return proc;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await proc.stop();
+      throw new Error(`gateway not ready within 15 s: ${errText}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
