@@ -164,6 +164,44 @@ export const ROUTING_STRATEGY_ANNOTATION = 'inference.networking.x-k8s.io/routin
 /** Pod annotation limiting which of a pool's target ports are live on that pod ("8000,8002"). */
 export const ACTIVE_PORTS_ANNOTATION = 'inference.networking.k8s.io/active-ports';
 
+/** Pool annotation holding Infergate's routing tunables as a YAML mapping (see docs/routing.md). */
+export const ROUTING_CONFIG_ANNOTATION = 'infergate.dev/routing';
+
+/**
+ * Routing tunables of one pool, from the `infergate.dev/routing` annotation. Every field is
+ * optional; the scheduling and flow-control layers own the defaults.
+ */
+export interface RoutingConfig {
+  /** A baseline instead of the routing strategy (for benchmarks): uniform random or round-robin. */
+  readonly policy?: 'random' | 'round-robin';
+  /** Scorer weights; 0 removes a scorer, a positive weight adds one the strategy lacks. */
+  readonly scorers?: {
+    readonly queue?: number;
+    readonly kvCache?: number;
+    readonly inflight?: number;
+    readonly lora?: number;
+    readonly prefix?: number;
+  };
+  readonly prefix?: {
+    readonly minBlocksForFullScore?: number;
+    readonly hotspotQueueDelta?: number;
+    readonly hotspotKvDelta?: number;
+  };
+  /** When the pool counts as saturated (requests then queue at the gateway, Sheddable is refused). */
+  readonly saturation?: {
+    readonly queueDepth?: number;
+    readonly kvCacheUtilization?: number;
+  };
+  readonly queue?: {
+    /** Requests the gateway holds for the pool at most; more get 429. */
+    readonly maxRequests?: number;
+    /** How long a request may wait, in milliseconds; longer gets 503. */
+    readonly ttlMs?: number;
+    /** `reject` (default): Sheddable requests get 429 while saturated; `queue`: they wait last. */
+    readonly sheddable?: 'reject' | 'queue';
+  };
+}
+
 /** InferencePool, either `inference.networking.x-k8s.io/v1alpha2` or `inference.networking.k8s.io/v1`. */
 export interface InferencePool extends ResourceBase<'InferencePool'> {
   readonly spec: {
@@ -180,6 +218,8 @@ export interface InferencePool extends ResourceBase<'InferencePool'> {
   readonly runtime: ModelServerRuntime;
   /** From the routing-strategy annotation; `DEFAULT` when absent. */
   readonly routingStrategy: RoutingStrategy;
+  /** From the `infergate.dev/routing` annotation; undefined when absent. */
+  readonly routing?: RoutingConfig;
 }
 
 export type Criticality = 'Critical' | 'Standard' | 'Sheddable';

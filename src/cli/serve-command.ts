@@ -22,6 +22,8 @@ Options:
       --admin-port N     /healthz and /readyz port (default 9090; 0 = any free port)
       --admin-address A  admin bind address (default 127.0.0.1)
       --no-watch         do not reload when files change
+      --scrape-interval MS   time between scrapes of each endpoint's /metrics (default 50; 0 = off)
+      --scrape-timeout MS    a scrape slower than this fails (default 1000)
       --log-level LEVEL  fatal|error|warn|info|debug|trace|silent (default info)
 `;
 
@@ -46,6 +48,8 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       'admin-port': { type: 'string' },
       'admin-address': { type: 'string' },
       'no-watch': { type: 'boolean' },
+      'scrape-interval': { type: 'string' },
+      'scrape-timeout': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -82,6 +86,8 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       adminPort: intOption('admin-port', values['admin-port'], 9090, 0),
       adminAddress: values['admin-address'] ?? '127.0.0.1',
       watch: values['no-watch'] !== true && tempDir === undefined,
+      scrapeIntervalMs: intOption('scrape-interval', values['scrape-interval'], 50, 0),
+      scrapeTimeoutMs: intOption('scrape-timeout', values['scrape-timeout'], 1000, 1),
       logger,
     });
     const signal = await untilSignal();

@@ -190,6 +190,7 @@ function compilePool(
     // An InferenceTrafficPolicy's runtime wins over the annotation: it is the more specific resource.
     runtime: policy?.spec.modelServerRuntime ?? p.runtime,
     routingStrategy: p.routingStrategy,
+    routing: p.routing,
     models: models ?? new Map(),
     objectives: objectives ?? new Map(),
     ...(policy === undefined ? {} : { trafficPolicy: policy.spec }),

@@ -6,6 +6,7 @@ import type {
   ModelServerRuntime,
   Pod,
   Problem,
+  RoutingConfig,
   RoutingStrategy,
 } from '../api/types.js';
 import type { WeightedTable } from '../core/weighted.js';
@@ -58,6 +59,8 @@ export interface PoolConfig {
   readonly targetPorts: readonly number[];
   readonly runtime: ModelServerRuntime;
   readonly routingStrategy: RoutingStrategy;
+  /** The pool's `infergate.dev/routing` tunables, if any. */
+  readonly routing: RoutingConfig | undefined;
   readonly models: ReadonlyMap<string, ModelConfig>;
   /** InferenceObjective name → priority (bound by the `x-gateway-inference-objective` header). */
   readonly objectives: ReadonlyMap<string, number>;

@@ -1,8 +1,59 @@
 /**
- * A model-server endpoint (`address:port`) and the live state the gateway keeps about it.
- * The object outlives config snapshots: a reload that keeps the endpoint keeps its counters, so
- * requests in flight across a reload are still accounted on the same object.
+ * A model-server endpoint (`address:port`) and the live state the gateway keeps about it: the last
+ * scrape of its `/metrics`, its health, and the gateway's own exact accounting of what it has
+ * dispatched there. The object outlives config snapshots: a reload that keeps the endpoint keeps
+ * its counters and metrics, so requests in flight across a reload are accounted on one object.
  */
+
+/** LoRA state from `vllm:lora_requests_info` (the newest series). */
+export interface LoraState {
+  /** Adapter slots (`--max-loras`); 0 when LoRA is off. */
+  readonly maxLoras: number;
+  /** Adapters with requests running, by name. */
+  readonly running: readonly string[];
+  /** Adapters with requests waiting, by name. */
+  readonly waiting: readonly string[];
+}
+
+/** One scrape of a model server, in the gateway's units (PROTOCOLS.md §b). */
+export interface ModelServerMetrics {
+  /** Requests queued in the server (summed over engines). */
+  readonly waitingRequests: number;
+  /** Requests in the running batch (summed over engines). */
+  readonly runningRequests: number;
+  /** KV-cache utilisation in [0, 1]: the fullest engine's. */
+  readonly kvCacheUsage: number;
+  /** Tokens per KV block. KV capacity in tokens = `blockSize * numGpuBlocks`. */
+  readonly blockSize?: number;
+  /** KV capacity in blocks (summed over engines). */
+  readonly numGpuBlocks?: number;
+  readonly lora?: LoraState;
+  /** Cumulative prefix-cache hit tokens (a counter: compare two scrapes for a rate). */
+  readonly prefixCacheHitsTokens?: number;
+  /** Cumulative prefix-cache queried tokens (a counter). */
+  readonly prefixCacheQueriesTokens?: number;
+  /** Prefix-cache hit rate in [0, 1], for runtimes that only publish a gauge. */
+  readonly prefixCacheHitRate?: number;
+  /** Cumulative preemptions (a counter). */
+  readonly preemptionsTotal?: number;
+}
+
+/** The metric dialect an endpoint is scraped in. */
+export type MetricsDialect = 'vllm' | 'sglang' | 'trt-llm' | 'trtllm-serve';
+
+/** Prefill/decode role in a disaggregated pool; `both` everywhere else. */
+export type EndpointRole = 'prefill' | 'decode' | 'both';
+
+export interface EndpointInit {
+  readonly address: string;
+  readonly port: number;
+  readonly name: string;
+  readonly podName: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly dialect?: MetricsDialect;
+  readonly role?: EndpointRole;
+}
+
 export class Endpoint {
   /** `address:port` (IPv6 in brackets); unique within the process. */
   readonly key: string;
@@ -14,18 +65,82 @@ export class Endpoint {
   name: string;
   podName: string;
   labels: Readonly<Record<string, string>>;
+  dialect: MetricsDialect;
+  role: EndpointRole;
+
+  // ------------------------------------------------ the gateway's own accounting (exact, live)
+
   /** Requests this gateway has dispatched to the endpoint and not yet finished. */
   inFlight = 0;
+  /** Estimated prompt tokens of those requests (≈ characters / 4). */
+  inFlightTokens = 0;
+  /** In-flight requests per target model (base or LoRA adapter name). */
+  readonly inFlightByModel = new Map<string, number>();
 
-  constructor(init: { address: string; port: number; name: string; podName: string; labels: Readonly<Record<string, string>> }) {
+  // ------------------------------------------------ the model server's view (scraped, lagging)
+
+  /** The last successful scrape, or undefined before the first. */
+  metrics: ModelServerMetrics | undefined;
+  /** `performance.now()` when `metrics` arrived. */
+  metricsAt = 0;
+  /** The in-flight counts when `metrics` arrived: what the server's numbers already include. */
+  inFlightAtScrape = 0;
+  inFlightTokensAtScrape = 0;
+  /** False after repeated scrape failures; unhealthy endpoints are not scheduled. */
+  healthy = true;
+  consecutiveScrapeFailures = 0;
+  lastScrapeError: string | undefined;
+
+  constructor(init: EndpointInit) {
     this.address = init.address;
     this.port = init.port;
+    this.key = endpointKey(init.address, init.port);
     const host = init.address.includes(':') ? `[${init.address}]` : init.address;
-    this.key = `${host}:${init.port}`;
     this.origin = `http://${host}:${init.port}`;
     this.name = init.name;
     this.podName = init.podName;
     this.labels = init.labels;
+    this.dialect = init.dialect ?? 'vllm';
+    this.role = init.role ?? 'both';
+  }
+
+  /** Marks a request dispatched here; pair every call with `release` with the same arguments. */
+  acquire(targetModel: string, promptTokens: number): void {
+    this.inFlight++;
+    this.inFlightTokens += promptTokens;
+    this.inFlightByModel.set(targetModel, (this.inFlightByModel.get(targetModel) ?? 0) + 1);
+  }
+
+  release(targetModel: string, promptTokens: number): void {
+    this.inFlight--;
+    this.inFlightTokens -= promptTokens;
+    const n = (this.inFlightByModel.get(targetModel) ?? 1) - 1;
+    if (n <= 0) this.inFlightByModel.delete(targetModel);
+    else this.inFlightByModel.set(targetModel, n);
+  }
+
+  /** Milliseconds since the last successful scrape; Infinity before the first. */
+  metricsAgeMs(now: number): number {
+    return this.metrics === undefined ? Infinity : now - this.metricsAt;
+  }
+
+  /**
+   * Requests waiting in the server, corrected for what this gateway sent since the scrape: those
+   * are assumed queued until a scrape says otherwise, so a burst does not pile onto the endpoint
+   * that looked idle 50 ms ago. Falls back to the in-flight count without metrics.
+   */
+  estimatedWaiting(): number {
+    if (this.metrics === undefined) return this.inFlight;
+    return this.metrics.waitingRequests + Math.max(0, this.inFlight - this.inFlightAtScrape);
+  }
+
+  /** KV utilisation corrected for prompt tokens sent since the scrape, when the capacity is known. */
+  estimatedKvUsage(): number {
+    const m = this.metrics;
+    if (m === undefined) return 0;
+    const capacity = m.blockSize !== undefined && m.numGpuBlocks !== undefined ? m.blockSize * m.numGpuBlocks : 0;
+    const added = capacity > 0 ? Math.max(0, this.inFlightTokens - this.inFlightTokensAtScrape) / capacity : 0;
+    return Math.min(1, m.kvCacheUsage + added);
   }
 }
 

@@ -18,12 +18,17 @@ export const ERROR_CODES = {
   method_not_allowed: { status: 405, type: 'invalid_request_error' },
   body_too_large: { status: 413, type: 'invalid_request_error' },
   backend_not_found: { status: 500, type: 'server_error' },
+  request_shed: { status: 429, type: 'rate_limit_error' },
+  queue_full: { status: 429, type: 'rate_limit_error' },
+  queue_timeout: { status: 503, type: 'service_unavailable_error' },
   no_ready_endpoint: { status: 503, type: 'service_unavailable_error' },
   upstream_unavailable: { status: 502, type: 'upstream_error' },
   upstream_reset: { status: 502, type: 'upstream_error' },
   upstream_timeout: { status: 504, type: 'timeout_error' },
   gateway_shutting_down: { status: 503, type: 'service_unavailable_error' },
   internal_error: { status: 500, type: 'server_error' },
+  /** Never sent (nobody is listening): the status logged when the client left first (nginx's 499). */
+  client_gone: { status: 499, type: 'client_closed_request' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

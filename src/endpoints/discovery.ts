@@ -1,5 +1,9 @@
-import { ACTIVE_PORTS_ANNOTATION, type Pod } from '../api/types.js';
-import type { EndpointInit } from './registry.js';
+import { ACTIVE_PORTS_ANNOTATION, type ModelServerRuntime, type Pod } from '../api/types.js';
+import type { EndpointInit, EndpointRole, MetricsDialect } from '../core/endpoint.js';
+import { resolveDialect } from './metrics/index.js';
+
+/** Upstream's per-pod engine label (`vllm`, `sglang`, `trtllm-serve`, `triton-tensorrt-llm`); wins over the pool's runtime. */
+export const ENGINE_TYPE_LABEL = 'inference.networking.k8s.io/engine-type';
 
 /** True when every selector entry is among the labels (an empty selector matches nothing). */
 export function selectorMatches(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
@@ -29,23 +33,39 @@ function activePorts(pod: Pod): ReadonlySet<number> | undefined {
   );
 }
 
+export interface PoolEndpointOptions {
+  readonly runtime: ModelServerRuntime;
+  /** Pod label whose value `prefill` or `decode` gives the endpoint's role (PD pools). */
+  readonly roleLabel?: string;
+}
+
+function roleOf(pod: Pod, roleLabel: string | undefined): EndpointRole {
+  if (roleLabel === undefined) return 'both';
+  const v = pod.metadata.labels[roleLabel];
+  return v === 'prefill' || v === 'decode' ? v : 'both';
+}
+
 /**
  * The endpoints of an InferencePool: every serving pod in the pool's namespace whose labels match
  * the selector, once per target port (`podIP:port`). With several target ports each is its own
  * endpoint named `<pod>-rank-<i>` (data-parallel ranks, as upstream names them); the pod
  * annotation `inference.networking.k8s.io/active-ports` limits which ports are live on a pod.
+ * The metrics dialect is the pool's runtime unless the pod's engine-type label names another.
  */
 export function poolEndpoints(
   pods: readonly Pod[],
   namespace: string,
   selector: Readonly<Record<string, string>>,
   targetPorts: readonly number[],
+  options: PoolEndpointOptions = { runtime: 'vllm' },
 ): EndpointInit[] {
   const out: EndpointInit[] = [];
   for (const pod of pods) {
     if (pod.metadata.namespace !== namespace || !podIsServing(pod)) continue;
     if (!selectorMatches(selector, pod.metadata.labels)) continue;
     const active = activePorts(pod);
+    const dialect: MetricsDialect = resolveDialect(pod.metadata.labels[ENGINE_TYPE_LABEL]) ?? options.runtime;
+    const role = roleOf(pod, options.roleLabel);
     targetPorts.forEach((port, rank) => {
       if (active !== undefined && !active.has(port)) return;
       out.push({
@@ -54,6 +74,8 @@ export function poolEndpoints(
         name: targetPorts.length > 1 ? `${pod.metadata.name}-rank-${rank}` : pod.metadata.name,
         podName: pod.metadata.name,
         labels: pod.metadata.labels,
+        dialect,
+        role,
       });
     });
   }

@@ -1,22 +1,16 @@
-import { Endpoint, endpointKey } from '../core/endpoint.js';
+import { Endpoint, endpointKey, type EndpointInit } from '../core/endpoint.js';
 
-export interface EndpointInit {
-  readonly address: string;
-  readonly port: number;
-  readonly name: string;
-  readonly podName: string;
-  readonly labels: Readonly<Record<string, string>>;
-}
+export type { EndpointInit } from '../core/endpoint.js';
 
 /**
- * Keeps one live `Endpoint` per `address:port` across config reloads, so in-flight counts (and,
- * later, scraped metrics) survive a snapshot swap. Snapshots hold references; `retainOnly` drops
+ * Keeps one live `Endpoint` per `address:port` across config reloads, so in-flight counts and
+ * scraped metrics survive a snapshot swap. Snapshots hold references; `retainOnly` drops
  * endpoints no snapshot refers to any more (objects held by in-flight requests stay valid).
  */
 export class EndpointRegistry {
   readonly #byKey = new Map<string, Endpoint>();
 
-  /** Returns the endpoint for `address:port`, creating it or refreshing its name and labels. */
+  /** Returns the endpoint for `address:port`, creating it or refreshing its name, labels, dialect and role. */
   acquire(init: EndpointInit): Endpoint {
     const key = endpointKey(init.address, init.port);
     const existing = this.#byKey.get(key);
@@ -24,6 +18,12 @@ export class EndpointRegistry {
       existing.name = init.name;
       existing.podName = init.podName;
       existing.labels = init.labels;
+      if (init.dialect !== undefined && init.dialect !== existing.dialect) {
+        // Another dialect means other metric names: the old scrape says nothing about the new one.
+        existing.dialect = init.dialect;
+        existing.metrics = undefined;
+      }
+      existing.role = init.role ?? 'both';
       return existing;
     }
     const created = new Endpoint(init);

@@ -1,39 +1,69 @@
 import type { Criticality } from '../api/types.js';
 import type { RouteRequest } from '../config/route-table.js';
-import type { BackendTarget, RuleConfig } from '../config/snapshot.js';
+import type { BackendTarget, PoolConfig, RuleConfig } from '../config/snapshot.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
+import type { Ticket } from '../flowcontrol/admission.js';
+import { blockHashes } from '../prefix/block-hash.js';
+import { estimateTokens, promptText } from '../prefix/prompt-text.js';
+import { CycleState } from '../scheduling/cycle-state.js';
+import type { SchedulingRequest } from '../scheduling/types.js';
 import { parseInferenceBody } from './body.js';
+import { clientWantsUsage, withIncludeUsage } from './include-usage.js';
 import { spliceModel } from './model-splice.js';
-import { serviceRuntimeKey, type Runtime } from './runtime.js';
+import { serviceRuntimeKey, type PoolRuntime, type Runtime, type ServiceRuntime } from './runtime.js';
 
 export type ResolvedBackend = Exclude<BackendTarget, { type: 'invalid' }>;
 
-/** The outcome of the decision stages for one request: where to send what. */
-export interface Decision {
-  readonly backend: 'pool' | 'service';
+/** Header naming an InferenceObjective of the pool (its priority sets the request's band). */
+export const OBJECTIVE_HEADER = 'x-gateway-inference-objective';
+
+/** A request after its body was read and its model resolved: what admission and scheduling need. */
+export interface Prepared {
+  readonly pool: PoolRuntime | undefined;
+  readonly service: ServiceRuntime | undefined;
   /** Pool or Service as `namespace/name`. */
   readonly backendName: string;
-  /** Primary endpoint first, then fallbacks. */
-  readonly endpoints: readonly Endpoint[];
-  readonly scores: readonly number[];
-  /** The body to forward (with `model` rewritten when the target differs); undefined if bodyless. */
+  /** The body to forward (model rewritten, usage requested); undefined if bodyless. */
   readonly body: Buffer | undefined;
+  /** The parsed client body (before any rewrite), when there was one. */
+  readonly json: Readonly<Record<string, unknown>> | undefined;
   readonly model: string | undefined;
   readonly targetModel: string | undefined;
   readonly criticality: Criticality | undefined;
+  /** The InferenceObjective named by the request header, when it named a known one. */
+  readonly objective: string | undefined;
   readonly stream: boolean;
+  /** The gateway asked for the usage event; it must be removed before the client sees it. */
+  readonly stripUsage: boolean;
+  readonly request: SchedulingRequest;
+}
+
+/** Where to send the prepared request: primary endpoint first, then fallbacks. */
+export interface Decision {
+  readonly endpoints: readonly Endpoint[];
+  readonly scores: readonly number[];
+  readonly breakdown: Readonly<Record<string, number>>;
+}
+
+const NO_HASHES = new Uint32Array(0);
+
+/** InferenceObjective priority → band: negative is Sheddable, positive Critical, 0 Standard. */
+function bandOf(priority: number): Criticality {
+  return priority < 0 ? 'Sheddable' : priority > 0 ? 'Critical' : 'Standard';
 }
 
 /**
- * The transport-neutral decision stages: route → backend → body → model → schedule. Both data
+ * The transport-neutral decision stages: route → backend → prepare → admit → schedule. Both data
  * planes call these; none of them touches sockets.
  *
  * ```
  * route()      route_not_found 404
  * backend()    backend_not_found 500 (invalid ref, or a rule with no usable backends)
- * decide()     invalid_json / invalid_body / missing_model 400, no_ready_endpoint 503
+ * prepare()    invalid_json / invalid_body / missing_model 400, no_ready_endpoint 503
+ * admit()      request_shed / queue_full 429, queue_timeout 503 (with Retry-After)
+ * schedule()   no_ready_endpoint 503
  * ```
  */
 export class Pipeline {
@@ -57,35 +87,90 @@ export class Pipeline {
     return target;
   }
 
-  decide(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, requestId: string): Decision {
+  prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string): Prepared {
+    const plain = (backendName: string, pool: PoolRuntime | undefined, service: ServiceRuntime | undefined): Prepared => ({
+      pool,
+      service,
+      backendName,
+      body,
+      json: undefined,
+      model: undefined,
+      targetModel: undefined,
+      criticality: undefined,
+      objective: undefined,
+      stream: false,
+      stripUsage: false,
+      request: { requestId, model: '', targetModel: '', criticality: 'Standard', promptTokens: 0, prefixHashes: NO_HASHES, state: new CycleState() },
+    });
+
     if (target.type === 'service') {
       const svc = runtime.services.get(serviceRuntimeKey(target.service, target.targetPort));
-      const endpoints = svc?.endpoints ?? [];
-      if (svc === undefined || endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `Service ${target.service.key} has no ready endpoint`);
-      const result = svc.profile.schedule({ requestId, model: '', targetModel: '', criticality: 'Standard' }, endpoints, this.#random);
-      return { backend: 'service', backendName: target.service.key, ...result, body, model: undefined, targetModel: undefined, criticality: undefined, stream: false };
+      if (svc === undefined || svc.endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `Service ${target.service.key} has no ready endpoint`);
+      return plain(target.service.key, undefined, svc);
     }
-
     const pool = runtime.pools.get(target.pool.key);
-    if (pool === undefined || pool.endpoints.length === 0) {
-      throw new GatewayError('no_ready_endpoint', `InferencePool ${target.pool.key} has no ready endpoint`);
-    }
+    if (pool === undefined || pool.endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `InferencePool ${target.pool.key} has no ready endpoint`);
     // Bodyless requests (GET /health, /v1/models passed to a pool…) are balanced without a model.
-    if (body === undefined || body.length === 0) {
-      const result = pool.profile.schedule({ requestId, model: '', targetModel: '', criticality: 'Standard' }, pool.endpoints, this.#random);
-      return { backend: 'pool', backendName: pool.config.key, ...result, body, model: undefined, targetModel: undefined, criticality: undefined, stream: false };
-    }
+    if (body === undefined || body.length === 0) return plain(pool.config.key, pool, undefined);
 
     const parsed = parseInferenceBody(body);
     const modelConfig = pool.config.models.get(parsed.model);
     // No InferenceModel: the model passes through at Standard criticality (never shed).
     const targetModel = modelConfig?.targets.pick(this.#random) ?? parsed.model;
-    const criticality: Criticality = modelConfig?.criticality ?? 'Standard';
+    const { criticality, objective } = this.#criticality(pool.config, modelConfig?.criticality, headers[OBJECTIVE_HEADER]);
+
     let forwarded = parsed.raw;
     if (targetModel !== parsed.model) {
       forwarded = spliceModel(parsed.raw, targetModel) ?? Buffer.from(JSON.stringify({ ...parsed.json, model: targetModel }), 'utf8');
     }
-    const result = pool.profile.schedule({ requestId, model: parsed.model, targetModel, criticality }, pool.endpoints, this.#random);
-    return { backend: 'pool', backendName: pool.config.key, ...result, body: forwarded, model: parsed.model, targetModel, criticality, stream: parsed.stream };
+    const stripUsage = parsed.stream && !clientWantsUsage(parsed.json);
+    if (stripUsage) forwarded = withIncludeUsage(forwarded, parsed.json);
+
+    const text = promptText(parsed.json);
+    const request: SchedulingRequest = {
+      requestId,
+      model: parsed.model,
+      targetModel,
+      criticality,
+      promptTokens: estimateTokens(text?.length ?? parsed.raw.length),
+      prefixHashes: pool.usesPrefix && text !== undefined ? blockHashes(text, targetModel) : NO_HASHES,
+      state: new CycleState(),
+    };
+    return {
+      pool,
+      service: undefined,
+      backendName: pool.config.key,
+      body: forwarded,
+      json: parsed.json,
+      model: parsed.model,
+      targetModel,
+      criticality,
+      objective,
+      stream: parsed.stream,
+      stripUsage,
+      request,
+    };
+  }
+
+  /** The request header's InferenceObjective wins over the InferenceModel; unknown or none is Standard. */
+  #criticality(pool: PoolConfig, fromModel: Criticality | undefined, header: string | string[] | undefined): { criticality: Criticality; objective: string | undefined } {
+    const name = Array.isArray(header) ? header[0] : header;
+    const priority = name === undefined ? undefined : pool.objectives.get(name);
+    if (priority !== undefined) return { criticality: bandOf(priority), objective: name };
+    return { criticality: fromModel ?? 'Standard', objective: undefined };
+  }
+
+  /** Waits for the pool's gate (pools only; Services are plain balancing and never queue). */
+  admit(prepared: Prepared, signal: AbortSignal): Promise<Ticket> {
+    if (prepared.pool === undefined) return Promise.resolve(PASS);
+    return prepared.pool.gate.admit(prepared.criticality ?? 'Standard', signal);
+  }
+
+  schedule(prepared: Prepared): Decision {
+    if (prepared.service !== undefined) return prepared.service.profile.schedule(prepared.request, prepared.service.endpoints, this.#random);
+    const pool = prepared.pool as PoolRuntime;
+    return pool.profile.schedule(prepared.request, pool.candidates(), this.#random);
   }
 }
+
+const PASS = { waitedMs: 0, done: (): void => undefined };

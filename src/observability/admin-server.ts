@@ -1,33 +1,46 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
 
 export interface AdminStatus {
   /** Alive: the process answers. Always true while the server runs. */
   readonly live: () => boolean;
   /** Ready: a config is loaded and every listener is bound. */
   readonly ready: () => { ready: boolean; reason?: string; version?: number };
+  /** Prometheus registry for `/metrics`. */
+  readonly metrics?: Registry;
+  /** The JSON for `/debug/endpoints`: every pool's endpoints as the gateway sees them now. */
+  readonly endpoints?: () => unknown;
+}
+
+function send(res: ServerResponse, code: number, contentType: string, text: string): void {
+  res.writeHead(code, { 'content-type': contentType, 'content-length': String(Buffer.byteLength(text)) });
+  res.end(text);
 }
 
 /**
- * The admin port (default 9090): `/healthz` (liveness) and `/readyz` (readiness), answered by the
- * gateway itself and never routed. JSON bodies so a person with curl sees why it is not ready.
+ * The admin port (default 9090, loopback): `/healthz` (liveness), `/readyz` (readiness),
+ * `/metrics` (Prometheus) and `/debug/endpoints`, answered by the gateway itself and never
+ * routed. JSON bodies so a person with curl sees why it is not ready.
  */
 export async function startAdminServer(address: string, port: number, status: AdminStatus): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    let code = 404;
-    let body: unknown = { error: { message: `no admin route ${path}`, type: 'not_found_error', param: null, code: 'route_not_found' } };
-    if (path === '/healthz') {
-      code = 200;
-      body = { status: 'ok' };
-    } else if (path === '/readyz') {
+    if (path === '/healthz') return send(res, 200, 'application/json', JSON.stringify({ status: 'ok' }));
+    if (path === '/readyz') {
       const r = status.ready();
-      code = r.ready ? 200 : 503;
-      body = { status: r.ready ? 'ready' : 'not ready', ...r };
+      return send(res, r.ready ? 200 : 503, 'application/json', JSON.stringify({ status: r.ready ? 'ready' : 'not ready', ...r }));
     }
-    const text = JSON.stringify(body);
-    res.writeHead(code, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
-    res.end(text);
+    if (path === '/metrics' && status.metrics !== undefined) {
+      const registry = status.metrics;
+      void registry.metrics().then(
+        (text) => send(res, 200, registry.contentType, text),
+        (err: unknown) => send(res, 500, 'text/plain', `metrics failed: ${String(err)}`),
+      );
+      return;
+    }
+    if (path === '/debug/endpoints' && status.endpoints !== undefined) return send(res, 200, 'application/json', JSON.stringify(status.endpoints(), null, 2));
+    send(res, 404, 'application/json', JSON.stringify({ error: { message: `no admin route ${path}`, type: 'not_found_error', param: null, code: 'route_not_found' } }));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

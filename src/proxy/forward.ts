@@ -4,9 +4,10 @@ import type { Dispatcher } from 'undici';
 import type { RuleConfig } from '../config/snapshot.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
-import type { Decision } from '../gateway/pipeline.js';
+import type { Decision, Prepared } from '../gateway/pipeline.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { sendError } from './respond.js';
+import { ResponseObserver, type Usage } from './response-observer.js';
 
 /** What happened upstream, for the `Request Handled` log line. */
 export interface ForwardOutcome {
@@ -20,6 +21,10 @@ export interface ForwardOutcome {
   bytesOut: number;
   /** Set when the response was cut short after it started (client gone, reset, timeout). */
   interrupted: string | undefined;
+  /** Token counts from the response, when it carried them. */
+  usage: Usage | undefined;
+  /** The answer text, when the observer was asked to collect it. */
+  answer: string | undefined;
 }
 
 /** Reasons an in-flight request is aborted; carried as the AbortSignal reason. */
@@ -60,10 +65,17 @@ export interface ForwardInput {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly requestId: string;
+  readonly prepared: Prepared;
   readonly decision: Decision;
   readonly rule: RuleConfig;
   readonly startedAt: number;
   readonly dispatcher: Dispatcher;
+  /** Collect the answer text (for the prefix index). */
+  readonly collectAnswer: boolean;
+  /** After an attempt has taken its endpoint (counted in its in-flight load). */
+  readonly onDispatch: (endpoint: Endpoint) => void;
+  /** After an attempt has released its endpoint. */
+  readonly onRelease: (endpoint: Endpoint) => void;
 }
 
 /**
@@ -75,7 +87,9 @@ export interface ForwardInput {
  * it are reported in the outcome (the SSE stream gets an error event, other bodies are cut).
  */
 export async function forward(input: ForwardInput, outcome: ForwardOutcome): Promise<void> {
-  const { req, res, decision, rule } = input;
+  const { req, res, decision, prepared, rule } = input;
+  const targetModel = prepared.targetModel ?? '';
+  const tokens = prepared.request.promptTokens;
   const controller = new AbortController();
   const { signal } = controller;
   const onClose = (): void => {
@@ -88,7 +102,7 @@ export async function forward(input: ForwardInput, outcome: ForwardOutcome): Pro
   const headers = upstreamRequestHeaders(req.headers, {
     requestId: input.requestId,
     clientAddress: req.socket.remoteAddress,
-    bodyLength: decision.body?.length,
+    bodyLength: prepared.body?.length,
     modifier: rule.requestHeaders,
   });
   const path = req.url ?? '/';
@@ -99,7 +113,8 @@ export async function forward(input: ForwardInput, outcome: ForwardOutcome): Pro
       const endpoint = candidates[attempt] as Endpoint;
       outcome.endpoint = endpoint;
       outcome.attempts = attempt + 1;
-      endpoint.inFlight++;
+      endpoint.acquire(targetModel, tokens);
+      input.onDispatch(endpoint);
       try {
         let upstream: Dispatcher.ResponseData;
         try {
@@ -108,7 +123,7 @@ export async function forward(input: ForwardInput, outcome: ForwardOutcome): Pro
             path,
             method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
             headers,
-            body: decision.body ?? null,
+            body: prepared.body ?? null,
             signal,
           });
         } catch (err) {
@@ -125,7 +140,8 @@ export async function forward(input: ForwardInput, outcome: ForwardOutcome): Pro
         await streamResponse(upstream, input, outcome, signal, endpoint);
         return;
       } finally {
-        endpoint.inFlight--;
+        endpoint.release(targetModel, tokens);
+        input.onRelease(endpoint);
       }
     }
   } finally {
@@ -144,15 +160,30 @@ async function streamResponse(
   const { res } = input;
   const contentType = String(upstream.headers['content-type'] ?? '');
   const sse = contentType.includes('text/event-stream');
-  res.writeHead(upstream.statusCode, clientResponseHeaders(upstream.headers, input.requestId, input.rule.responseHeaders));
+  const ok = upstream.statusCode >= 200 && upstream.statusCode < 300;
+  // Error bodies pass through untouched; only successful answers are read for usage and text.
+  const observer = ok ? new ResponseObserver({ sse, stripUsage: sse && input.prepared.stripUsage, collectText: input.collectAnswer }) : undefined;
+  const headers = clientResponseHeaders(upstream.headers, input.requestId, input.rule.responseHeaders);
+  // Stripping the usage event changes the length; the response is then sent chunked.
+  if (observer !== undefined && input.prepared.stripUsage && sse) delete headers['content-length'];
+  res.writeHead(upstream.statusCode, headers);
   // Headers go out now, not with the first chunk, so the client sees the status early.
   res.flushHeaders();
   try {
-    for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+    for await (const received of upstream.body as AsyncIterable<Buffer>) {
       outcome.ttftMs ??= performance.now() - input.startedAt;
+      const chunk = observer === undefined ? received : observer.push(received);
+      if (chunk.length === 0) continue;
       outcome.bytesOut += chunk.length;
       if (!res.write(chunk)) await once(res, 'drain', { signal });
     }
+    const rest = observer?.end();
+    if (rest !== undefined) {
+      outcome.bytesOut += rest.length;
+      res.write(rest);
+    }
+    outcome.usage = observer?.usage;
+    if (input.collectAnswer) outcome.answer = observer?.text;
     res.end();
   } catch (err) {
     upstream.body.destroy();

@@ -4,12 +4,19 @@ import { formatProblem, type Problem, type Resource } from '../api/types.js';
 import { watchPaths } from '../config/file-watch.js';
 import { ConfigStore, type ReloadOutcome } from '../config/store.js';
 import type { Random } from '../core/weighted.js';
+import { GatewayError } from '../core/errors.js';
 import { EndpointRegistry } from '../endpoints/registry.js';
+import { MetricsScraper } from '../endpoints/scraper.js';
+import type { AdmissionGate } from '../flowcontrol/admission.js';
 import { Pipeline } from '../gateway/pipeline.js';
 import { buildRuntime, type Runtime } from '../gateway/runtime.js';
 import { startAdminServer } from '../observability/admin-server.js';
+import { debugEndpoints } from '../observability/debug-endpoints.js';
 import type { Logger } from '../observability/logger.js';
+import { GatewayMetrics } from '../observability/metrics.js';
+import { PrefixIndex } from '../prefix/index.js';
 import { builtinRegistry } from '../scheduling/policies.js';
+import type { PluginHandle } from '../scheduling/types.js';
 import { createHandler } from './handler.js';
 import { ListenerSet } from './listeners.js';
 
@@ -30,6 +37,12 @@ export interface StandaloneOptions {
   readonly shutdownGraceMs?: number;
   /** Upstream idle limits (headers, and between body chunks). Default 600 000 ms. */
   readonly upstreamIdleTimeoutMs?: number;
+  /** Time between two scrapes of one endpoint's /metrics. Default 50 ms; 0 turns scraping off. */
+  readonly scrapeIntervalMs?: number;
+  /** A scrape slower than this fails. Default 1000 ms. */
+  readonly scrapeTimeoutMs?: number;
+  /** Metrics older than this are not trusted. Default max(200 ms, 4 scrape intervals). */
+  readonly stalenessMs?: number;
   readonly random?: Random;
 }
 
@@ -61,16 +74,46 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
   const endpoints = new EndpointRegistry();
   const plugins = builtinRegistry();
   const pipeline = new Pipeline(opts.random);
+  const prefixIndex = new PrefixIndex();
+  const gates = new Map<string, AdmissionGate>();
+  const scrapeIntervalMs = opts.scrapeIntervalMs ?? 50;
+  const handle: PluginHandle = { prefixIndex, stalenessMs: opts.stalenessMs ?? Math.max(200, 4 * scrapeIntervalMs), now: () => performance.now() };
+  const scraper =
+    scrapeIntervalMs > 0
+      ? new MetricsScraper(
+          { intervalMs: scrapeIntervalMs, ...(opts.scrapeTimeoutMs === undefined ? {} : { timeoutMs: opts.scrapeTimeoutMs }) },
+          {
+            onHealthChange: (e, healthy, reason) =>
+              healthy ? logger.info({ endpoint: e.name, address: e.key }, 'endpoint healthy again') : logger.warn({ endpoint: e.name, address: e.key, reason }, 'endpoint unhealthy: scrapes failing; not scheduled'),
+            onProblems: (e, problems) => logger.warn({ endpoint: e.name, address: e.key, dialect: e.dialect, problems }, 'endpoint metrics problem'),
+            // A fresh scrape may show freed capacity: let queued requests re-check.
+            onScrape: () => {
+              for (const gate of gates.values()) if (gate.size > 0) gate.wake();
+            },
+          },
+        )
+      : undefined;
+  let runtime: Runtime | undefined;
+  const metrics = new GatewayMetrics({
+    pools: () => [...(runtime?.pools.values() ?? [])].map((p) => ({ key: p.config.key, endpoints: p.endpoints, queued: (band) => p.gate.sizeOf(band) })),
+    prefixIndex,
+  });
   const dispatcher = new Agent({
     keepAliveTimeout: 30_000,
     headersTimeout: opts.upstreamIdleTimeoutMs ?? 600_000,
     bodyTimeout: opts.upstreamIdleTimeoutMs ?? 600_000,
   });
-  let runtime: Runtime | undefined;
-  const listeners = new ListenerSet(opts.address ?? '0.0.0.0', (port) => createHandler(port, { pipeline, dispatcher, logger, runtime: () => runtime }), logger);
+  const listeners = new ListenerSet(
+    opts.address ?? '0.0.0.0',
+    (port) => createHandler(port, { pipeline, dispatcher, logger, metrics, prefixIndex, runtime: () => runtime }),
+    logger,
+  );
 
   store.onSwap((snapshot) => {
-    runtime = buildRuntime(snapshot, endpoints, plugins);
+    runtime = buildRuntime(snapshot, { endpoints, plugins, handle, gates, recheckMs: Math.max(10, scrapeIntervalMs || 50) });
+    const poolEndpoints = new Set([...runtime.pools.values()].flatMap((p) => p.endpoints));
+    scraper?.sync(poolEndpoints);
+    prefixIndex.retainOnly(new Set(endpoints.all()));
   });
 
   const load = async (): Promise<ReloadOutcome> => {
@@ -86,13 +129,14 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
     }
     for (const p of outcome.warnings) logger.warn({ problem: formatProblem(p), source: p.source }, 'config warning');
     const s = outcome.snapshot;
-    const pools = [...(runtime?.pools.values() ?? [])].map((p) => ({ pool: p.config.key, endpoints: p.endpoints.length, policy: p.config.routingStrategy, runtime: p.config.runtime }));
+    const pools = [...(runtime?.pools.values() ?? [])].map((p) => ({ pool: p.config.key, endpoints: p.endpoints.length, policy: p.policy, profile: p.profile.describe(), runtime: p.config.runtime }));
     logger.info({ version: s.version, resources: s.resourceCount, ignored: outcome.ignored, ports: [...s.listeners.keys()], pools }, initial ? 'config loaded' : 'config reloaded');
   };
 
   const first = await load();
   report(first, true);
   if (!first.ok) {
+    await scraper?.close();
     await dispatcher.close();
     throw new ConfigRejectedError(first.errors);
   }
@@ -119,6 +163,8 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
       if (!listeners.healthy) return { ready: false, reason: 'a listener port could not be bound', version: s.version };
       return { ready: true, version: s.version };
     },
+    metrics: metrics.registry,
+    endpoints: () => (runtime === undefined ? { pools: [] } : debugEndpoints(runtime, prefixIndex, handle)),
   });
   logger.info({ adminPort: admin.port }, 'admin server started');
 
@@ -132,7 +178,9 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
       closed ??= (async () => {
         stopWatching();
         admin.server.close();
+        for (const gate of gates.values()) gate.close(new GatewayError('gateway_shutting_down', 'the gateway is shutting down'));
         await listeners.close(opts.shutdownGraceMs ?? 30_000);
+        await scraper?.close();
         await dispatcher.close();
         logger.info('gateway stopped');
       })();

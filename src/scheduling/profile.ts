@@ -5,7 +5,8 @@ import type { Filter, Picker, ScheduleResult, SchedulingRequest, WeightedScorer 
 
 /**
  * One scheduling pass: filters in order, then weighted scorers, then the picker. The profile
- * enforces the scoring contract (clamp to [0, 1], multiply by weight, sum) so plugins stay pure.
+ * enforces the scoring contract (clamp to [0, 1], multiply by weight, sum) so plugins stay pure,
+ * and keeps each scorer's raw score of the winner for the log line.
  */
 export class SchedulerProfile {
   readonly name: string;
@@ -20,37 +21,45 @@ export class SchedulerProfile {
     this.#picker = picker;
   }
 
-  /** Describes the composition, e.g. `least-inflight x1 -> max-score-picker`. */
+  /** Describes the composition, e.g. `queue-scorer x2, kv-cache-utilization-scorer x2 -> max-score-picker`. */
   describe(): string {
-    const parts = [
-      ...this.#filters.map((f) => f.typedName.type),
-      ...this.#scorers.map((s) => `${s.scorer.typedName.type} x${s.weight}`),
-    ];
-    return `${parts.join(', ')} -> ${this.#picker.typedName.type}`;
+    const parts = [...this.#filters.map((f) => f.typedName.type), ...this.#scorers.map((s) => `${s.scorer.typedName.type} x${s.weight}`)];
+    return `${parts.length === 0 ? 'no scorers' : parts.join(', ')} -> ${this.#picker.typedName.type}`;
+  }
+
+  /** True when a scorer of this type takes part (the pipeline hashes prompts only then). */
+  uses(type: string): boolean {
+    return this.#scorers.some((s) => s.scorer.typedName.type === type && s.weight > 0);
   }
 
   schedule(request: SchedulingRequest, candidates: readonly Endpoint[], random: Random): ScheduleResult {
     let endpoints = candidates;
     for (const filter of this.#filters) {
       endpoints = filter.filter(request, endpoints);
-      if (endpoints.length === 0) {
-        throw new GatewayError('no_ready_endpoint', `no endpoint left after filter ${filter.typedName.name}`);
-      }
+      if (endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `no endpoint left after filter ${filter.typedName.name}`);
     }
     if (endpoints.length === 0) throw new GatewayError('no_ready_endpoint', 'no ready endpoint in the pool');
 
-    const total = new Float64Array(endpoints.length);
-    const scratch = new Float64Array(endpoints.length);
-    for (const { scorer, weight } of this.#scorers) {
-      scratch.fill(0);
+    const n = endpoints.length;
+    const total = new Float64Array(n);
+    const raw = this.#scorers.map(() => new Float64Array(n));
+    this.#scorers.forEach(({ scorer, weight }, k) => {
+      const scratch = raw[k] as Float64Array;
       scorer.score(request, endpoints, scratch);
-      for (let i = 0; i < endpoints.length; i++) {
-        const s = scratch[i] ?? 0;
-        total[i] = (total[i] ?? 0) + weight * (s < 0 ? 0 : s > 1 ? 1 : Number.isNaN(s) ? 0 : s);
+      for (let i = 0; i < n; i++) {
+        const s = scratch[i] as number;
+        const clamped = s < 0 || Number.isNaN(s) ? 0 : s > 1 ? 1 : s;
+        scratch[i] = clamped;
+        total[i] = (total[i] as number) + weight * clamped;
       }
-    }
+    });
     const picked = this.#picker.pick(endpoints, total, random);
     const index = new Map(endpoints.map((e, i) => [e, i] as const));
-    return { endpoints: picked, scores: picked.map((e) => total[index.get(e) ?? 0] ?? 0) };
+    const first = index.get(picked[0] as Endpoint) ?? 0;
+    const breakdown: Record<string, number> = {};
+    this.#scorers.forEach(({ scorer }, k) => {
+      breakdown[scorer.typedName.name] = Math.round((raw[k]?.[first] ?? 0) * 1000) / 1000;
+    });
+    return { endpoints: picked, scores: picked.map((e) => total[index.get(e) ?? 0] ?? 0), breakdown };
   }
 }

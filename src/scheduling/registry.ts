@@ -1,7 +1,10 @@
-import type { Plugin } from './types.js';
+import type { Plugin, PluginHandle } from './types.js';
 
-/** Builds a plugin instance from its name and free-form parameters; validates its own parameters. */
-export type PluginFactory = (name: string, parameters: Readonly<Record<string, unknown>>) => Plugin;
+/**
+ * Builds a plugin instance from its name, free-form parameters (validated by the factory, which
+ * names the bad field) and the shared services it may use.
+ */
+export type PluginFactory = (name: string, parameters: Readonly<Record<string, unknown>>, handle: PluginHandle) => Plugin;
 
 /**
  * Maps plugin types to factories. A value, not a global, so tests build isolated registries and a
@@ -9,7 +12,7 @@ export type PluginFactory = (name: string, parameters: Readonly<Record<string, u
  */
 export interface PluginRegistry {
   register(type: string, factory: PluginFactory): void;
-  create(type: string, name?: string, parameters?: Readonly<Record<string, unknown>>): Plugin;
+  create(type: string, handle: PluginHandle, name?: string, parameters?: Readonly<Record<string, unknown>>): Plugin;
   types(): string[];
 }
 
@@ -20,10 +23,10 @@ export function createRegistry(): PluginRegistry {
       if (factories.has(type)) throw new Error(`plugin type ${type} is already registered`);
       factories.set(type, factory);
     },
-    create(type, name = type, parameters = {}) {
+    create(type, handle, name = type, parameters = {}) {
       const factory = factories.get(type);
       if (factory === undefined) throw new Error(`unknown plugin type ${type} (known: ${[...factories.keys()].join(', ')})`);
-      return factory(name, parameters);
+      return factory(name, parameters, handle);
     },
     types() {
       return [...factories.keys()];

@@ -1,6 +1,8 @@
 import type { Criticality } from '../api/types.js';
 import type { Endpoint } from '../core/endpoint.js';
 import type { Random } from '../core/weighted.js';
+import type { PrefixIndex } from '../prefix/index.js';
+import type { CycleState } from './cycle-state.js';
 
 /** Every plugin names its type (kebab-case constant) and its instance name. */
 export interface TypedName {
@@ -12,14 +14,27 @@ export interface Plugin {
   readonly typedName: TypedName;
 }
 
-/** What scheduling knows about a request: models after the InferenceModel draw, and priority. */
+/** What scheduling knows about a request. */
 export interface SchedulingRequest {
   readonly requestId: string;
   /** The model the client asked for. */
   readonly model: string;
-  /** The model the endpoint will be asked for (after the canary draw). */
+  /** The model the endpoint will be asked for (after the canary draw): base model or LoRA adapter. */
   readonly targetModel: string;
   readonly criticality: Criticality;
+  /** Estimated prompt tokens (≈ characters / 4). */
+  readonly promptTokens: number;
+  /** Chained prefix block hashes of the prompt; empty when the pool's policy does not use them. */
+  readonly prefixHashes: Uint32Array;
+  readonly state: CycleState;
+}
+
+/** Shared services a plugin may use, handed to its factory. */
+export interface PluginHandle {
+  readonly prefixIndex: PrefixIndex;
+  /** Metrics older than this are not trusted (stale endpoints count as saturated). */
+  readonly stalenessMs: number;
+  readonly now: () => number;
 }
 
 /** Drops endpoints unfit for the request. Returning an empty list ends the cycle with 503. */
@@ -52,4 +67,6 @@ export interface ScheduleResult {
   readonly endpoints: readonly Endpoint[];
   /** Total weighted score of each returned endpoint, aligned with `endpoints`. */
   readonly scores: readonly number[];
+  /** The primary's score from each scorer (by instance name), before weighting. */
+  readonly breakdown: Readonly<Record<string, number>>;
 }

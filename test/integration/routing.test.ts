@@ -140,6 +140,6 @@ describe('routing by pool weight and InferenceModel weight', () => {
     assert.equal(line['model'], 'travelhelper');
     assert.equal(line['pod'], r.headers.get('x-sim-pod'));
     assert.equal(line['targetModel'], r.headers.get('x-sim-model'));
-    assert.match(String(line['backend']), /^default\/pool-v[12]$/);
+    assert.match(String(line['pool']), /^default\/pool-v[12]$/);
   });
 });

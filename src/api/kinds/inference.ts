@@ -1,5 +1,8 @@
+import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { errorMap, formatPath } from '../issues.js';
 import {
+  ROUTING_CONFIG_ANNOTATION,
   ROUTING_STRATEGY_ANNOTATION,
   RUNTIME_ANNOTATION,
   type EndpointPickerRef,
@@ -9,9 +12,10 @@ import {
   type InferenceTrafficPolicy,
   type ModelServerRuntime,
   type ObjectMeta,
+  type RoutingConfig,
   type RoutingStrategy,
 } from '../types.js';
-import { DnsLabel, Group, Kind, LabelKey, LabelMap, Metadata, ObjectName, PortNumber } from './common.js';
+import { DnsLabel, DurationMs, Group, Kind, LabelKey, LabelMap, Metadata, ObjectName, PortNumber } from './common.js';
 import type { KindBody } from './kind.js';
 
 /*
@@ -25,11 +29,59 @@ export const ROUTING_STRATEGIES = ['DEFAULT', 'PREFIX_CACHE'] as const satisfies
 
 const FailureModeSchema = z.enum(['FailOpen', 'FailClose']).default('FailClose');
 
+const Weight = z.number().min(0).max(100);
+
+/** The `infergate.dev/routing` annotation's YAML, with its own field paths in messages. */
+const RoutingConfigSchema = z
+  .strictObject({
+    policy: z.enum(['random', 'round-robin']).optional(),
+    scorers: z.strictObject({ queue: Weight.optional(), kvCache: Weight.optional(), inflight: Weight.optional(), lora: Weight.optional(), prefix: Weight.optional() }).optional(),
+    prefix: z
+      .strictObject({
+        minBlocksForFullScore: z.number().int().min(1).optional(),
+        hotspotQueueDelta: z.number().min(0).optional(),
+        hotspotKvDelta: z.number().min(0).max(1).optional(),
+      })
+      .optional(),
+    saturation: z.strictObject({ queueDepth: z.number().min(0).optional(), kvCacheUtilization: z.number().min(0).max(1).optional() }).optional(),
+    queue: z
+      .strictObject({
+        maxRequests: z.number().int().min(0).max(1_000_000).optional(),
+        ttl: DurationMs.optional(),
+        sheddable: z.enum(['reject', 'queue']).optional(),
+      })
+      .optional(),
+  })
+  .transform((c): RoutingConfig => {
+    const { queue, ...rest } = c;
+    if (queue === undefined) return rest as RoutingConfig;
+    const { ttl, ...q } = queue;
+    return { ...rest, queue: { ...q, ...(ttl === undefined ? {} : { ttlMs: ttl }) } } as RoutingConfig;
+  });
+
+function routingConfig(raw: string, ctx: z.RefinementCtx): RoutingConfig | undefined {
+  const path = ['metadata', 'annotations', ROUTING_CONFIG_ANNOTATION];
+  let value: unknown;
+  try {
+    value = parseYaml(raw);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', path, message: `is not valid YAML: ${(err as Error).message.split('\n')[0] ?? ''}`, input: raw });
+    return undefined;
+  }
+  const parsed = RoutingConfigSchema.safeParse(value ?? {}, { error: errorMap });
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) {
+    const message = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
+    ctx.addIssue({ code: 'custom', path, message: `${formatPath(issue.path)}: ${message}`, input: raw });
+  }
+  return undefined;
+}
+
 /**
- * The two pool annotations, validated where they are written: a typo in `sglang` must not quietly
+ * The pool annotations, validated where they are written: a typo in `sglang` must not quietly
  * fall back to the vLLM metric names.
  */
-function poolAnnotations(meta: ObjectMeta, ctx: z.RefinementCtx): { runtime: ModelServerRuntime; routingStrategy: RoutingStrategy } {
+function poolAnnotations(meta: ObjectMeta, ctx: z.RefinementCtx): { runtime: ModelServerRuntime; routingStrategy: RoutingStrategy; routing?: RoutingConfig } {
   const rawRuntime = meta.annotations[RUNTIME_ANNOTATION];
   const rawStrategy = meta.annotations[ROUTING_STRATEGY_ANNOTATION];
   let runtime: ModelServerRuntime = 'vllm';
@@ -44,7 +96,9 @@ function poolAnnotations(meta: ObjectMeta, ctx: z.RefinementCtx): { runtime: Mod
     if ((ROUTING_STRATEGIES as readonly string[]).includes(v)) routingStrategy = v as RoutingStrategy;
     else ctx.addIssue({ code: 'custom', path: ['metadata', 'annotations', ROUTING_STRATEGY_ANNOTATION], message: `must be one of ${ROUTING_STRATEGIES.join(', ')} (got "${rawStrategy}")`, input: rawStrategy });
   }
-  return { runtime, routingStrategy };
+  const rawRouting = meta.annotations[ROUTING_CONFIG_ANNOTATION];
+  const routing = rawRouting === undefined ? undefined : routingConfig(rawRouting, ctx);
+  return { runtime, routingStrategy, ...(routing === undefined ? {} : { routing }) };
 }
 
 const ExtensionRefSchema = z.object({

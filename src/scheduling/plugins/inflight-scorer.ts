@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Endpoint } from '../../core/endpoint.js';
 import type { Scorer, SchedulingRequest, TypedName } from '../types.js';
+import { scoreLowerIsBetter } from './lower-is-better.js';
 
 export const INFLIGHT_SCORER = 'inflight-scorer';
 
@@ -8,7 +9,7 @@ export const INFLIGHT_SCORER = 'inflight-scorer';
  * Prefers endpoints with fewer requests this gateway has in flight on them:
  * `(max − n) / (max − min)` over the candidates, 1.0 for all when they are equal.
  * The count is the gateway's own, exact at dispatch time, so a burst spreads at once instead of
- * waiting for the next metrics scrape.
+ * waiting for the next metrics scrape; among idle endpoints it spreads requests evenly.
  */
 export class InflightScorer implements Scorer {
   readonly typedName: TypedName;
@@ -19,16 +20,7 @@ export class InflightScorer implements Scorer {
   }
 
   score(_request: SchedulingRequest, endpoints: readonly Endpoint[], out: Float64Array): void {
-    let min = Infinity;
-    let max = -Infinity;
-    for (const e of endpoints) {
-      if (e.inFlight < min) min = e.inFlight;
-      if (e.inFlight > max) max = e.inFlight;
-    }
-    const span = max - min;
-    endpoints.forEach((e, i) => {
-      out[i] = span === 0 ? 1 : (max - e.inFlight) / span;
-    });
+    scoreLowerIsBetter(endpoints.map((e) => e.inFlight), out);
   }
 }
 

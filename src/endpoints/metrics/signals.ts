@@ -1,0 +1,59 @@
+/**
+ * The gateway's view of one endpoint's load, and how each signal is combined when a page carries
+ * several series for it (PROTOCOLS §b.4). Runtime-neutral: dialects (dialects.ts) say where each
+ * signal lives on a page; this file says what it means.
+ */
+
+import type { ModelServerMetrics } from '../../core/endpoint.js';
+
+// The signal types live in core (the Endpoint carries them); re-exported here for this module's users.
+export type { LoraState, ModelServerMetrics } from '../../core/endpoint.js';
+
+/** The numeric signals, i.e. every field but `lora` (which has its own rule). */
+export type NumericSignal = Exclude<keyof ModelServerMetrics, 'lora'>;
+
+/**
+ * How the values of several series of one signal become one number:
+ * - `sum`: the series are parts of one server (DP engines, several model names);
+ * - `max`: the worst part decides;
+ * - `mean`: a rate over parts of similar size;
+ * - `agree`: the parts must report the same value; a disagreement is a problem and no value.
+ */
+export type Combine = 'sum' | 'max' | 'mean' | 'agree';
+
+/**
+ * What a value must look like:
+ * - `count`: finite, >= 0 (queues, blocks, counters);
+ * - `size`: finite, > 0 (tokens per block);
+ * - `fraction`: in [0, 1]; a negative value means "not in use" (vLLM v0 reports -1 for an
+ *   unused prefix cache) and counts as absent; a value above 1 is clamped, with a problem.
+ */
+export type Unit = 'count' | 'size' | 'fraction';
+
+export interface SignalRule {
+  readonly combine: Combine;
+  readonly unit: Unit;
+  /** A scrape without this signal is a failed scrape (the caller treats the endpoint as stale). */
+  readonly required: boolean;
+}
+
+/**
+ * The rule for each signal. KV takes the maximum, not the sum or mean: each engine has its own KV
+ * pool, a request lands on one engine, and the fullest engine starts preempting or queueing
+ * first, so a mean would hide a saturated engine behind an idle one (inside one server vLLM
+ * spreads DP work by queue length, not by KV).
+ */
+export const SIGNAL_RULES: { readonly [K in NumericSignal]: SignalRule } = {
+  waitingRequests: { combine: 'sum', unit: 'count', required: true },
+  runningRequests: { combine: 'sum', unit: 'count', required: true },
+  kvCacheUsage: { combine: 'max', unit: 'fraction', required: true },
+  blockSize: { combine: 'agree', unit: 'size', required: false },
+  numGpuBlocks: { combine: 'sum', unit: 'count', required: false },
+  prefixCacheHitsTokens: { combine: 'sum', unit: 'count', required: false },
+  prefixCacheQueriesTokens: { combine: 'sum', unit: 'count', required: false },
+  prefixCacheHitRate: { combine: 'mean', unit: 'fraction', required: false },
+  preemptionsTotal: { combine: 'sum', unit: 'count', required: false },
+};
+
+/** The numeric signals in evaluation (and problem-report) order. */
+export const NUMERIC_SIGNALS = Object.keys(SIGNAL_RULES) as readonly NumericSignal[];

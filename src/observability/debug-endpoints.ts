@@ -1,0 +1,50 @@
+import type { Runtime } from '../gateway/runtime.js';
+import type { PrefixIndex } from '../prefix/index.js';
+import type { PluginHandle } from '../scheduling/types.js';
+
+/**
+ * `GET /debug/endpoints` (admin port): every pool with its policy and queue, and every endpoint as
+ * the scheduler sees it now: the last scrape and its age, the gateway's own in-flight accounting,
+ * the estimates scoring uses, health, and the prefix index's size for it.
+ */
+export function debugEndpoints(runtime: Runtime, prefixIndex: PrefixIndex, handle: PluginHandle): unknown {
+  const now = handle.now();
+  return {
+    version: runtime.snapshot.version,
+    prefixIndex: { entries: prefixIndex.size, hitRatio: round(prefixIndex.hitRatio), lookups: prefixIndex.lookups },
+    pools: [...runtime.pools.values()].map((p) => ({
+      pool: p.config.key,
+      runtime: p.config.runtime,
+      policy: p.policy,
+      profile: p.profile.describe(),
+      saturated: p.gate.saturated(),
+      queued: { Critical: p.gate.sizeOf('Critical'), Standard: p.gate.sizeOf('Standard'), Sheddable: p.gate.sizeOf('Sheddable') },
+      endpoints: p.endpoints.map((e) => {
+        const age = e.metricsAgeMs(now);
+        return {
+          name: e.name,
+          pod: e.podName,
+          address: e.key,
+          dialect: e.dialect,
+          role: e.role,
+          healthy: e.healthy,
+          lastScrapeError: e.lastScrapeError,
+          metricsAgeMs: Number.isFinite(age) ? Math.round(age) : null,
+          stale: Number.isFinite(age) ? age > handle.stalenessMs : null,
+          metrics: e.metrics ?? null,
+          inFlight: e.inFlight,
+          inFlightTokens: e.inFlightTokens,
+          inFlightByModel: Object.fromEntries(e.inFlightByModel),
+          estimatedWaiting: e.estimatedWaiting(),
+          estimatedKvUsage: round(e.estimatedKvUsage()),
+          prefixIndexEntries: prefixIndex.entriesOf(e),
+          prefixIndexCapacity: prefixIndex.capacityOf(e),
+        };
+      }),
+    })),
+  };
+}
+
+function round(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}

@@ -1,0 +1,111 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Endpoint } from '../core/endpoint.js';
+import type { PrefixIndex } from '../prefix/index.js';
+
+/** What the metrics need to read at scrape time: the live pools and the prefix index. */
+export interface MetricsSources {
+  readonly pools: () => Iterable<{ readonly key: string; readonly endpoints: readonly Endpoint[]; readonly queued: (band: 'Critical' | 'Standard' | 'Sheddable') => number }>;
+  readonly prefixIndex: PrefixIndex;
+}
+
+/** One finished request, as the metrics see it. */
+export interface RequestRecord {
+  readonly pool: string;
+  readonly model: string;
+  readonly targetModel: string;
+  readonly status: number;
+  /** Error code, or '' for success. */
+  readonly code: string;
+  readonly durationS: number;
+  readonly ttftS: number | undefined;
+  readonly queueWaitS: number | undefined;
+  readonly promptTokens: number | undefined;
+  readonly completionTokens: number | undefined;
+  readonly cachedTokens: number | undefined;
+}
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160];
+const SCHEDULING_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1];
+
+/**
+ * The gateway's own Prometheus metrics (`/metrics` on the admin port). Per-request series are
+ * updated once per request in `record`; per-endpoint and per-queue gauges are read from the live
+ * objects only when Prometheus scrapes, so the hot path pays nothing for them.
+ */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly #requests: Counter<'pool' | 'model' | 'target_model' | 'status' | 'code'>;
+  readonly #tokens: Counter<'pool' | 'model' | 'kind'>;
+  readonly #ttft: Histogram<'pool' | 'model'>;
+  readonly #duration: Histogram<'pool' | 'model'>;
+  readonly #queueWait: Histogram<'pool'>;
+  readonly #scheduling: Histogram<'pool'>;
+
+  constructor(sources: MetricsSources) {
+    const r = this.registry;
+    this.#requests = new Counter({ name: 'infergate_requests_total', help: 'Requests handled, by outcome (code is empty on success).', labelNames: ['pool', 'model', 'target_model', 'status', 'code'], registers: [r] });
+    this.#tokens = new Counter({ name: 'infergate_tokens_total', help: 'Tokens from response usage: prompt, completion, and prompt tokens served from the prefix cache.', labelNames: ['pool', 'model', 'kind'], registers: [r] });
+    this.#ttft = new Histogram({ name: 'infergate_time_to_first_token_seconds', help: 'From request arrival to the first response byte.', labelNames: ['pool', 'model'], buckets: LATENCY_BUCKETS, registers: [r] });
+    this.#duration = new Histogram({ name: 'infergate_request_duration_seconds', help: 'From request arrival to the last response byte.', labelNames: ['pool', 'model'], buckets: LATENCY_BUCKETS, registers: [r] });
+    this.#queueWait = new Histogram({ name: 'infergate_queue_wait_seconds', help: 'Time requests waited in the gateway queue (0 when admitted at once).', labelNames: ['pool'], buckets: LATENCY_BUCKETS, registers: [r] });
+    this.#scheduling = new Histogram({ name: 'infergate_scheduling_duration_seconds', help: 'Time to run the scheduling profile for a request.', labelNames: ['pool'], buckets: SCHEDULING_BUCKETS, registers: [r] });
+
+    new Gauge({
+      name: 'infergate_queue_size',
+      help: 'Requests waiting in the gateway queue, by pool and criticality band.',
+      labelNames: ['pool', 'criticality'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const p of sources.pools()) for (const band of ['Critical', 'Standard', 'Sheddable'] as const) this.set({ pool: p.key, criticality: band }, p.queued(band));
+      },
+    });
+    const perEndpoint = (name: string, help: string, value: (e: Endpoint) => number | undefined): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['pool', 'endpoint', 'address'],
+        registers: [r],
+        collect() {
+          this.reset();
+          for (const p of sources.pools()) {
+            for (const e of p.endpoints) {
+              const v = value(e);
+              if (v !== undefined) this.set({ pool: p.key, endpoint: e.name, address: e.key }, v);
+            }
+          }
+        },
+      });
+    };
+    perEndpoint('infergate_endpoint_waiting_requests', 'Server queue as the gateway estimates it (last scrape plus requests sent since).', (e) => e.estimatedWaiting());
+    perEndpoint('infergate_endpoint_running_requests', 'Running requests from the last scrape.', (e) => e.metrics?.runningRequests);
+    perEndpoint('infergate_endpoint_kv_cache_usage', 'KV-cache utilisation as the gateway estimates it (0..1).', (e) => (e.metrics === undefined ? undefined : e.estimatedKvUsage()));
+    perEndpoint('infergate_endpoint_inflight_requests', 'Requests this gateway has in flight on the endpoint.', (e) => e.inFlight);
+    perEndpoint('infergate_endpoint_healthy', '1 when the endpoint is scheduled, 0 after repeated scrape failures.', (e) => (e.healthy ? 1 : 0));
+    perEndpoint('infergate_endpoint_metrics_age_seconds', 'Age of the last successful scrape.', (e) => (e.metrics === undefined ? undefined : (performance.now() - e.metricsAt) / 1000));
+    perEndpoint('infergate_prefix_index_entries', 'Prefix blocks the index believes the endpoint caches.', (e) => sources.prefixIndex.entriesOf(e));
+    new Gauge({
+      name: 'infergate_prefix_index_hit_ratio',
+      help: 'Share of prompt blocks found on some candidate at scheduling time, since start.',
+      registers: [r],
+      collect() {
+        this.set(sources.prefixIndex.hitRatio);
+      },
+    });
+  }
+
+  record(r: RequestRecord): void {
+    this.#requests.inc({ pool: r.pool, model: r.model, target_model: r.targetModel, status: String(r.status), code: r.code });
+    const labels = { pool: r.pool, model: r.model };
+    this.#duration.observe(labels, r.durationS);
+    if (r.ttftS !== undefined) this.#ttft.observe(labels, r.ttftS);
+    if (r.queueWaitS !== undefined) this.#queueWait.observe({ pool: r.pool }, r.queueWaitS);
+    if (r.promptTokens !== undefined) this.#tokens.inc({ ...labels, kind: 'prompt' }, r.promptTokens);
+    if (r.completionTokens !== undefined) this.#tokens.inc({ ...labels, kind: 'completion' }, r.completionTokens);
+    if (r.cachedTokens !== undefined) this.#tokens.inc({ ...labels, kind: 'cached' }, r.cachedTokens);
+  }
+
+  observeScheduling(pool: string, seconds: number): void {
+    this.#scheduling.observe({ pool }, seconds);
+  }
+}

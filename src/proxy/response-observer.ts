@@ -1,0 +1,145 @@
+import { StringDecoder } from 'node:string_decoder';
+
+/** Token counts from a response's `usage` (OpenAI names; `cached` from `prompt_tokens_details`). */
+export interface Usage {
+  readonly promptTokens: number | undefined;
+  readonly completionTokens: number | undefined;
+  readonly cachedTokens: number | undefined;
+}
+
+export interface ObserverOptions {
+  /** The response is an SSE stream (`content-type: text/event-stream`). */
+  readonly sse: boolean;
+  /** Drop the `choices: []` usage event: the gateway asked for it, the client did not. */
+  readonly stripUsage: boolean;
+  /** Accumulate the answer text (for the prefix index). */
+  readonly collectText: boolean;
+}
+
+/** Bodies of non-streaming responses are copied for usage up to this size; larger ones are not read. */
+const MAX_JSON_COPY = 8 * 1024 * 1024;
+const EVENT_END = /\r?\n\r?\n/;
+
+function numberOr(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+function readUsage(u: unknown): Usage | undefined {
+  if (u === null || typeof u !== 'object') return undefined;
+  const o = u as Record<string, unknown>;
+  const details = o['prompt_tokens_details'];
+  return {
+    promptTokens: numberOr(o['prompt_tokens']) ?? numberOr(o['input_tokens']),
+    completionTokens: numberOr(o['completion_tokens']) ?? numberOr(o['output_tokens']),
+    cachedTokens: details !== null && typeof details === 'object' ? numberOr((details as Record<string, unknown>)['cached_tokens']) : undefined,
+  };
+}
+
+function choiceText(choice: unknown): string {
+  if (choice === null || typeof choice !== 'object') return '';
+  const c = choice as { text?: unknown; delta?: { content?: unknown }; message?: { content?: unknown } };
+  if (typeof c.text === 'string') return c.text;
+  if (typeof c.delta?.content === 'string') return c.delta.content;
+  if (typeof c.message?.content === 'string') return c.message.content;
+  return '';
+}
+
+/**
+ * Watches a response on its way to the client without re-encoding it: reads `usage` (from the SSE
+ * event that carries it, or from a JSON body) and, when asked, the answer text. A chunk boundary
+ * may fall anywhere, even inside a `data:` line, so SSE is read event by event; the bytes
+ * forwarded are the chunks as received, except when the usage event must be stripped: then
+ * complete events are forwarded and at most one partial event is held back.
+ */
+export class ResponseObserver {
+  readonly #o: ObserverOptions;
+  readonly #decoder = new StringDecoder('utf8');
+  #pending = '';
+  #json: Buffer[] = [];
+  #jsonBytes = 0;
+  #text = '';
+  usage: Usage | undefined;
+
+  constructor(options: ObserverOptions) {
+    this.#o = options;
+  }
+
+  /** What to send the client for this chunk. */
+  push(chunk: Buffer): Buffer {
+    if (!this.#o.sse) {
+      if (this.#jsonBytes + chunk.length <= MAX_JSON_COPY) this.#json.push(chunk);
+      this.#jsonBytes += chunk.length;
+      return chunk;
+    }
+    this.#pending += this.#decoder.write(chunk);
+    let out = '';
+    for (;;) {
+      const m = EVENT_END.exec(this.#pending);
+      if (m === null) break;
+      const end = m.index + m[0].length;
+      const event = this.#pending.slice(0, end);
+      this.#pending = this.#pending.slice(end);
+      if (this.#event(event.slice(0, m.index)) || !this.#o.stripUsage) out += event;
+    }
+    if (!this.#o.stripUsage) return chunk;
+    return out === '' ? EMPTY : Buffer.from(out, 'utf8');
+  }
+
+  /** Bytes still held when the response ends (a final event without its blank line). */
+  end(): Buffer | undefined {
+    if (!this.#o.sse) {
+      if (this.#jsonBytes <= MAX_JSON_COPY) this.#body(Buffer.concat(this.#json));
+      this.#json = [];
+      return undefined;
+    }
+    const rest = this.#pending + this.#decoder.end();
+    this.#pending = '';
+    if (rest === '') return undefined;
+    const keep = this.#event(rest);
+    // Without stripping, these bytes already went out with the chunks they arrived in.
+    return this.#o.stripUsage && keep ? Buffer.from(rest, 'utf8') : undefined;
+  }
+
+  get text(): string {
+    return this.#text;
+  }
+
+  /** Reads one event; returns false when it is the usage-only event (to be stripped). */
+  #event(event: string): boolean {
+    let keep = true;
+    for (const line of event.split(/\r?\n/)) {
+      if (!line.startsWith('data:')) continue;
+      const payload = line.slice(line.charCodeAt(5) === 32 ? 6 : 5);
+      if (payload === '[DONE]') continue;
+      // Only events that mention usage, or any event when the text is wanted, are parsed.
+      const hasUsage = payload.includes('"usage"');
+      if (!hasUsage && !this.#o.collectText) continue;
+      let obj: { usage?: unknown; choices?: unknown };
+      try {
+        obj = JSON.parse(payload) as { usage?: unknown; choices?: unknown };
+      } catch {
+        continue;
+      }
+      const choices = Array.isArray(obj.choices) ? obj.choices : [];
+      if (this.#o.collectText && choices.length > 0) this.#text += choiceText(choices[0]);
+      const usage = readUsage(obj.usage);
+      if (usage !== undefined) {
+        this.usage = usage;
+        if (choices.length === 0) keep = false;
+      }
+    }
+    return keep;
+  }
+
+  #body(body: Buffer): void {
+    try {
+      const obj = JSON.parse(body.toString('utf8')) as { usage?: unknown; choices?: unknown };
+      this.usage = readUsage(obj.usage);
+      if (this.#o.collectText && Array.isArray(obj.choices)) this.#text = choiceText(obj.choices[0]);
+    } catch {
+      // Not JSON (an error page, plain text): no usage to read.
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

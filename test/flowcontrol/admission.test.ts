@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Criticality } from '../../src/api/types.js';
+import type { Endpoint } from '../../src/core/endpoint.js';
+import { GatewayError } from '../../src/core/errors.js';
+import { AdmissionGate, type AdmissionOptions } from '../../src/flowcontrol/admission.js';
+import { isSaturated } from '../../src/flowcontrol/saturation.js';
+import { endpoints, NOW } from '../scheduling/support.js';
+
+const OPTIONS: AdmissionOptions = { queueDepth: 5, kvCacheUtilization: 0.8, stalenessMs: 200, maxRequests: 3, ttlMs: 60_000, sheddable: 'reject', recheckMs: 5 };
+
+function gate(eps: Endpoint[], options: Partial<AdmissionOptions> = {}): AdmissionGate {
+  return new AdmissionGate(() => eps, { ...OPTIONS, ...options }, () => NOW);
+}
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'admitted';
+  } catch (err) {
+    return err instanceof GatewayError ? err.code : String(err);
+  }
+}
+
+test('saturation: only when no endpoint has headroom; stale counts as none; unknown endpoints are not judged', () => {
+  const cases: Array<{ name: string; eps: Endpoint[]; want: boolean }> = [
+    { name: 'one idle endpoint among busy ones', eps: endpoints([{ metrics: { waitingRequests: 9 } }, { metrics: { waitingRequests: 0 } }]), want: false },
+    { name: 'all over the queue threshold', eps: endpoints([{ metrics: { waitingRequests: 5 } }, { metrics: { waitingRequests: 7 } }]), want: true },
+    { name: 'all over the KV threshold', eps: endpoints([{ metrics: { kvCacheUsage: 0.9 } }, { metrics: { kvCacheUsage: 0.85 } }]), want: true },
+    { name: 'the only idle one is stale', eps: endpoints([{ metrics: { waitingRequests: 9 } }, { metrics: { waitingRequests: 0 }, ageMs: 1000 }]), want: true },
+    { name: 'no endpoint has metrics', eps: endpoints([{ inFlight: 50 }, {}]), want: false },
+    {
+      name: 'requests sent since the scrape fill the idle one',
+      eps: endpoints([{ metrics: { waitingRequests: 9 } }, { metrics: { waitingRequests: 0 }, inFlight: 5, inFlightAtScrape: 0 }]),
+      want: true,
+    },
+  ];
+  for (const c of cases) assert.equal(isSaturated(c.eps, OPTIONS, NOW), c.want, c.name);
+});
+
+test('admission: passes at once with headroom; sheds Sheddable while saturated with Retry-After; queue limit is 429', async () => {
+  const eps = endpoints([{ metrics: { waitingRequests: 0 } }]);
+  const g = gate(eps);
+  const t = await g.admit('Sheddable', new AbortController().signal);
+  assert.equal(t.waitedMs, 0);
+  t.done();
+
+  (eps[0] as Endpoint).metrics = { waitingRequests: 8, runningRequests: 4, kvCacheUsage: 0.5 };
+  const shed = g.admit('Sheddable', new AbortController().signal);
+  await assert.rejects(shed, (e: unknown) => e instanceof GatewayError && e.code === 'request_shed' && e.status === 429 && (e.retryAfterSeconds ?? 0) >= 1);
+
+  const waiting = [g.admit('Standard', new AbortController().signal), g.admit('Standard', new AbortController().signal), g.admit('Critical', new AbortController().signal)];
+  assert.equal(g.size, 3);
+  assert.equal(await code(g.admit('Critical', new AbortController().signal)), 'queue_full');
+  g.close(new GatewayError('gateway_shutting_down', 'test over'));
+  for (const w of waiting) assert.equal(await code(w), 'gateway_shutting_down');
+});
+
+test('admission: Critical first, then FIFO; one at a time, each after the previous took its endpoint', async () => {
+  const eps = endpoints([{ metrics: { waitingRequests: 8 } }]);
+  const g = gate(eps, { maxRequests: 10 });
+  const order: string[] = [];
+  const admitted = new Map<string, () => void>();
+  const enqueue = (name: string, band: Criticality): Promise<void> =>
+    g.admit(band, new AbortController().signal).then((ticket) => {
+      order.push(name);
+      admitted.set(name, () => ticket.done());
+    });
+  const all = [enqueue('s1', 'Standard'), enqueue('s2', 'Standard'), enqueue('c1', 'Critical')];
+  assert.equal(g.size, 3);
+  (eps[0] as Endpoint).metrics = { waitingRequests: 0, runningRequests: 0, kvCacheUsage: 0 };
+  g.wake();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(order, ['c1'], 'only one request is let through before it reports done');
+  admitted.get('c1')?.();
+  await new Promise((r) => setImmediate(r));
+  admitted.get('s1')?.();
+  await Promise.all(all);
+  assert.deepEqual(order, ['c1', 's1', 's2']);
+});
+
+test('admission: a queued request times out with 503 and Retry-After; a client that leaves is removed', async () => {
+  const eps = endpoints([{ metrics: { waitingRequests: 8 } }]);
+  const g = gate(eps, { ttlMs: 20 });
+  await assert.rejects(g.admit('Standard', new AbortController().signal), (e: unknown) => e instanceof GatewayError && e.code === 'queue_timeout' && e.status === 503 && e.retryAfterSeconds !== undefined);
+  const controller = new AbortController();
+  const leaving = g.admit('Critical', controller.signal);
+  assert.equal(g.size, 1);
+  controller.abort();
+  assert.equal(await code(leaving), 'client_gone');
+  assert.equal(g.size, 0);
+});

@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Endpoint } from '../../src/core/endpoint.js';
+import { blockHashes } from '../../src/prefix/block-hash.js';
+import { PrefixIndex } from '../../src/prefix/index.js';
+import { promptText, renderMessages, withAnswer } from '../../src/prefix/prompt-text.js';
+import { endpoints } from '../scheduling/support.js';
+
+test('block hashes: full blocks only, chained (a hash stands for its whole prefix), seeded by the model', () => {
+  const a = blockHashes('a'.repeat(64 * 3 + 10), 'm');
+  assert.equal(a.length, 3, 'the trailing partial block is not hashed');
+  const b = blockHashes(`${'a'.repeat(64)}${'b'.repeat(64)}${'a'.repeat(64)}`, 'm');
+  assert.equal(a[0], b[0]);
+  assert.notEqual(a[2], b[2], 'same third block, different prefix: different hash');
+  assert.notEqual(blockHashes('a'.repeat(64), 'lora-1')[0], blockHashes('a'.repeat(64), 'lora-2')[0], 'adapters never share entries');
+  assert.equal(blockHashes('a'.repeat(64 * 10), 'm', 64, 4).length, 4, 'capped at maxBlocks');
+});
+
+test('prompt text: a conversation plus its answer is a prefix of the next turn', () => {
+  const turn1 = [{ role: 'user', content: 'Hello there, how are you?' }];
+  const turn2 = [...turn1, { role: 'assistant', content: 'Fine, thanks.' }, { role: 'user', content: [{ type: 'text', text: 'And now?' }] }];
+  const recorded = withAnswer({ messages: turn1 }, 'Fine, thanks.');
+  assert.ok(recorded !== undefined && renderMessages(turn2).startsWith(recorded));
+  assert.equal(promptText({ prompt: ['a', 'b'] }), 'a\nb');
+  assert.equal(withAnswer({ prompt: 'Q: ' }, 'A'), 'Q: A');
+  assert.equal(promptText({ input: 'x' }), undefined);
+});
+
+test('index: matches leading blocks per endpoint, LRU-evicts beyond the capacity the server reports, forgets removed endpoints', () => {
+  const index = new PrefixIndex({ defaultCapacity: 1000 });
+  const [a, b] = endpoints([{}, {}]) as [Endpoint, Endpoint];
+  const h = blockHashes('p'.repeat(64 * 10), 'm');
+  index.record(a, h);
+  index.record(b, h.subarray(0, 3));
+  const out = new Int32Array(2);
+  index.match(h, [a, b], out);
+  assert.deepEqual([...out], [10, 3]);
+
+  // KV capacity from the server: 4 blocks of 16 tokens = 4 index blocks.
+  a.metrics = { waitingRequests: 0, runningRequests: 0, kvCacheUsage: 0, blockSize: 16, numGpuBlocks: 4 };
+  assert.equal(index.capacityOf(a), 4);
+  const other = blockHashes('q'.repeat(64 * 2), 'm');
+  index.record(a, other);
+  assert.equal(index.entriesOf(a), 4, 'bounded by the capacity');
+  index.match(other, [a], out);
+  assert.equal(out[0], 2, 'the newest entries survive');
+  index.match(h, [a], out);
+  assert.equal(out[0], 0, 'the oldest (the head of the old prompt) were evicted first');
+
+  index.retainOnly(new Set([b]));
+  assert.equal(index.entriesOf(a), 0);
+  assert.equal(index.size, 3);
+});

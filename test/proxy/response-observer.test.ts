@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { withIncludeUsage } from '../../src/gateway/include-usage.js';
+import { ResponseObserver } from '../../src/proxy/response-observer.js';
+
+const EVENTS = [
+  'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n',
+  'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Héllo"},"finish_reason":null}]}\n\n',
+  'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" wörld"},"finish_reason":"stop"}]}\n\n',
+  'data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":2,"total_tokens":14,"prompt_tokens_details":{"cached_tokens":8}}}\n\n',
+  'data: [DONE]\n\n',
+];
+const STREAM = Buffer.from(EVENTS.join(''), 'utf8');
+
+/** Feeds `bytes` in pieces cut at `cuts` (byte offsets, so multi-byte characters get split too). */
+function feed(observer: ResponseObserver, bytes: Buffer, cuts: number[]): Buffer {
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const cut of [...cuts, bytes.length]) {
+    out.push(observer.push(bytes.subarray(at, cut)));
+    at = cut;
+  }
+  const rest = observer.end();
+  if (rest !== undefined) out.push(rest);
+  return Buffer.concat(out);
+}
+
+test('SSE: usage and text read across any chunk boundary; bytes pass through untouched', () => {
+  const cutSets = [[], [5], [STREAM.indexOf('data:', 10) + 3], [STREAM.indexOf('é') + 1], Array.from({ length: STREAM.length - 1 }, (_, i) => i + 1)];
+  for (const cuts of cutSets) {
+    const o = new ResponseObserver({ sse: true, stripUsage: false, collectText: true });
+    const out = feed(o, STREAM, cuts);
+    assert.ok(out.equals(STREAM), 'forwarded bytes are the received bytes');
+    assert.deepEqual(o.usage, { promptTokens: 12, completionTokens: 2, cachedTokens: 8 });
+    assert.equal(o.text, 'Héllo wörld');
+  }
+});
+
+test('SSE: the usage event the gateway asked for is removed, everything else is kept in order', () => {
+  for (const cuts of [[], [7], Array.from({ length: 40 }, (_, i) => i * 13 + 1)]) {
+    const o = new ResponseObserver({ sse: true, stripUsage: true, collectText: false });
+    const out = feed(o, STREAM, cuts.filter((c) => c < STREAM.length)).toString('utf8');
+    assert.equal(out, [EVENTS[0], EVENTS[1], EVENTS[2], EVENTS[4]].join(''));
+    assert.equal(o.usage?.completionTokens, 2);
+  }
+});
+
+test('JSON responses: usage and the message text; non-JSON bodies are passed and ignored', () => {
+  const body = Buffer.from(JSON.stringify({ choices: [{ message: { content: 'hi' } }], usage: { prompt_tokens: 3, completion_tokens: 1 } }));
+  const o = new ResponseObserver({ sse: false, stripUsage: false, collectText: true });
+  assert.ok(feed(o, body, [10]).equals(body));
+  assert.deepEqual(o.usage, { promptTokens: 3, completionTokens: 1, cachedTokens: undefined });
+  assert.equal(o.text, 'hi');
+  const html = new ResponseObserver({ sse: false, stripUsage: false, collectText: false });
+  feed(html, Buffer.from('<html>oops</html>'), []);
+  assert.equal(html.usage, undefined);
+});
+
+test('include_usage is requested by inserting one field; other bytes are untouched', () => {
+  const raw = Buffer.from('{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}');
+  const out = withIncludeUsage(raw, JSON.parse(raw.toString()) as Record<string, unknown>).toString();
+  assert.equal(out, '{"stream_options":{"include_usage":true},"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}');
+  const withOptions = Buffer.from('{"model":"m","stream":true,"stream_options":{"continuous_usage_stats":true}}');
+  const merged = JSON.parse(withIncludeUsage(withOptions, JSON.parse(withOptions.toString()) as Record<string, unknown>).toString()) as { stream_options: unknown };
+  assert.deepEqual(merged.stream_options, { continuous_usage_stats: true, include_usage: true });
+  assert.equal(withIncludeUsage(Buffer.from('{}'), {}).toString(), '{"stream_options":{"include_usage":true}}');
+});
