@@ -1,0 +1,124 @@
+/**
+ * Internal state of one request inside the engine (vLLM's `Request` in the V1 scheduler).
+ *
+ * Token bookkeeping follows vLLM: `tokens` holds the prompt plus every sampled token; the KV of
+ * the first `numComputed` of them is on the GPU. A step computes some of the remaining tokens;
+ * when `numComputed` catches up with `tokens.length`, the model samples one new token. So a
+ * decode step computes exactly the previously sampled token, and a finished request's last token
+ * is never computed (nor cached) — as in vLLM.
+ */
+
+import { AnswerStream } from './output.js';
+import { hashBlock } from './block-hash.js';
+import type { FinishReason, RequestCallbacks } from './request.js';
+
+/** Lifecycle: in the API server, in the waiting queue, in the running batch, done. */
+export type SeqState = 'arriving' | 'waiting' | 'running' | 'finished';
+
+/** Fields fixed at submission. */
+export interface SeqInit {
+  id: string;
+  model: string;
+  adapter: string | null;
+  promptTokens: readonly number[];
+  /** Completion tokens to generate before finishing with `finishReason`. */
+  target: number;
+  finishReason: 'stop' | 'length';
+  answer: AnswerStream;
+  prefillOnly: boolean;
+  remotePrefill: boolean;
+  blockSize: number;
+  /** Extra hash key of every block but the first (the adapter's). */
+  loraKey: number;
+  /** Extra hash key of the first block (adapter ^ cache salt). */
+  firstBlockKey: number;
+  /** Hashes of the prompt's full blocks (see block-hash.ts). */
+  promptBlockHashes: number[];
+  arrivalMs: number;
+  readyMs: number;
+  callbacks: RequestCallbacks;
+}
+
+/** One request's mutable state; owned by the engine and its scheduler. */
+export class Seq {
+  readonly id: string;
+  readonly model: string;
+  readonly adapter: string | null;
+  readonly promptLen: number;
+  readonly target: number;
+  readonly naturalFinish: 'stop' | 'length';
+  readonly answer: AnswerStream;
+  readonly prefillOnly: boolean;
+  /** True until first admitted; a preempted request recomputes locally (the remote KV is gone). */
+  remotePrefill: boolean;
+  readonly blockSize: number;
+  readonly loraKey: number;
+  readonly firstBlockKey: number;
+  readonly callbacks: RequestCallbacks;
+
+  state: SeqState = 'arriving';
+  /** Prompt ids followed by sampled ids. */
+  readonly tokens: number[];
+  /** Chained hashes of every *full* block of `tokens` (known, not necessarily computed). */
+  readonly blockHashes: number[];
+  /** Tokens whose KV is on the GPU. */
+  numComputed = 0;
+  /** Leading blocks of `blocks` that are registered in the prefix cache (or were hits). */
+  numRegistered = 0;
+  /** KV block ids, in sequence order. */
+  blocks: number[] = [];
+  /** Tokens scheduled in the step in flight. */
+  scheduled = 0;
+
+  readonly arrivalMs: number;
+  readonly readyMs: number;
+  firstScheduledMs: number | null = null;
+  firstTokenMs: number | null = null;
+  lastTokenMs = 0;
+  cachedTokens = 0;
+  preemptions = 0;
+  finishReason: FinishReason | null = null;
+
+  constructor(init: SeqInit) {
+    this.id = init.id;
+    this.model = init.model;
+    this.adapter = init.adapter;
+    this.promptLen = init.promptTokens.length;
+    this.target = init.target;
+    this.naturalFinish = init.finishReason;
+    this.answer = init.answer;
+    this.prefillOnly = init.prefillOnly;
+    this.remotePrefill = init.remotePrefill;
+    this.blockSize = init.blockSize;
+    this.loraKey = init.loraKey;
+    this.firstBlockKey = init.firstBlockKey;
+    this.callbacks = init.callbacks;
+    this.tokens = init.promptTokens.slice();
+    this.blockHashes = init.promptBlockHashes;
+    this.arrivalMs = init.arrivalMs;
+    this.readyMs = init.readyMs;
+  }
+
+  /** Prompt plus sampled tokens. */
+  get numTokens(): number {
+    return this.tokens.length;
+  }
+
+  /** Completion tokens sampled so far. */
+  get numOutput(): number {
+    return this.tokens.length - this.promptLen;
+  }
+
+  /** Samples the next answer token: appends its id and, when a block fills, that block's hash. */
+  sample(): void {
+    this.answer.next();
+    const tokens = this.tokens;
+    tokens.push(this.answer.id);
+    const bs = this.blockSize;
+    if (tokens.length % bs === 0) {
+      const b = tokens.length / bs - 1;
+      const parent = b === 0 ? 0 : this.blockHashes[b - 1]!;
+      this.blockHashes.push(hashBlock(parent, tokens, b * bs, bs, b === 0 ? this.firstBlockKey : this.loraKey));
+    }
+  }
+}
