@@ -58,6 +58,8 @@ export interface PoolConfig {
   readonly selector: Readonly<Record<string, string>>;
   readonly targetPorts: readonly number[];
   readonly runtime: ModelServerRuntime;
+  /** The runtime was named (annotation or InferenceTrafficPolicy), not defaulted to vLLM. */
+  readonly runtimeConfigured: boolean;
   readonly routingStrategy: RoutingStrategy;
   /** The pool's `infergate.dev/routing` tunables, if any. */
   readonly routing: RoutingConfig | undefined;

@@ -36,6 +36,8 @@ export interface ModelServerMetrics {
   readonly prefixCacheHitRate?: number;
   /** Cumulative preemptions (a counter). */
   readonly preemptionsTotal?: number;
+  /** Base model names the server labels its series with (`model_name`); adapters are not among them. */
+  readonly servedModels?: readonly string[];
 }
 
 /** The metric dialect an endpoint is scraped in. */
@@ -51,6 +53,8 @@ export interface EndpointInit {
   readonly podName: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly dialect?: MetricsDialect;
+  /** True when the dialect was configured (annotation, traffic policy, pod label), not defaulted. */
+  readonly dialectConfigured?: boolean;
   readonly role?: EndpointRole;
 }
 
@@ -66,6 +70,8 @@ export class Endpoint {
   podName: string;
   labels: Readonly<Record<string, string>>;
   dialect: MetricsDialect;
+  /** False while the dialect is only the default; the scraper may then adopt the one it detects. */
+  dialectConfigured: boolean;
   role: EndpointRole;
 
   // ------------------------------------------------ the gateway's own accounting (exact, live)
@@ -101,6 +107,7 @@ export class Endpoint {
     this.podName = init.podName;
     this.labels = init.labels;
     this.dialect = init.dialect ?? 'vllm';
+    this.dialectConfigured = init.dialectConfigured ?? false;
     this.role = init.role ?? 'both';
   }
 

@@ -35,6 +35,8 @@ function activePorts(pod: Pod): ReadonlySet<number> | undefined {
 
 export interface PoolEndpointOptions {
   readonly runtime: ModelServerRuntime;
+  /** The pool names its runtime (annotation or traffic policy) rather than defaulting to vLLM. */
+  readonly runtimeConfigured?: boolean;
   /** Pod label whose value `prefill` or `decode` gives the endpoint's role (PD pools). */
   readonly roleLabel?: string;
 }
@@ -64,7 +66,10 @@ export function poolEndpoints(
     if (pod.metadata.namespace !== namespace || !podIsServing(pod)) continue;
     if (!selectorMatches(selector, pod.metadata.labels)) continue;
     const active = activePorts(pod);
-    const dialect: MetricsDialect = resolveDialect(pod.metadata.labels[ENGINE_TYPE_LABEL]) ?? options.runtime;
+    const label = pod.metadata.labels[ENGINE_TYPE_LABEL];
+    const fromLabel = label === undefined ? undefined : resolveDialect(label);
+    const dialect: MetricsDialect = fromLabel ?? options.runtime;
+    const dialectConfigured = fromLabel !== undefined || options.runtimeConfigured === true;
     const role = roleOf(pod, options.roleLabel);
     targetPorts.forEach((port, rank) => {
       if (active !== undefined && !active.has(port)) return;
@@ -75,6 +80,7 @@ export function poolEndpoints(
         podName: pod.metadata.name,
         labels: pod.metadata.labels,
         dialect,
+        dialectConfigured,
         role,
       });
     });

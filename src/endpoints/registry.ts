@@ -18,11 +18,14 @@ export class EndpointRegistry {
       existing.name = init.name;
       existing.podName = init.podName;
       existing.labels = init.labels;
-      if (init.dialect !== undefined && init.dialect !== existing.dialect) {
+      // A configured dialect always applies; a default one does not undo what the scraper detected.
+      const configured = init.dialectConfigured === true;
+      if (init.dialect !== undefined && init.dialect !== existing.dialect && (configured || existing.dialectConfigured)) {
         // Another dialect means other metric names: the old scrape says nothing about the new one.
         existing.dialect = init.dialect;
         existing.metrics = undefined;
       }
+      existing.dialectConfigured = configured;
       existing.role = init.role ?? 'both';
       return existing;
     }

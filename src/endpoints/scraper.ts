@@ -19,6 +19,8 @@ export interface ScrapeEvents {
   readonly onProblems?: (endpoint: Endpoint, problems: readonly string[]) => void;
   /** After every successful scrape (metrics updated on the endpoint). */
   readonly onScrape?: (endpoint: Endpoint) => void;
+  /** The endpoint had no configured runtime and its page showed another dialect, now used. */
+  readonly onDialectDetected?: (endpoint: Endpoint, from: string, to: string) => void;
 }
 
 /** The metrics path of each dialect: trtllm-serve serves JSON at /metrics and Prometheus text here. */
@@ -29,7 +31,6 @@ function metricsPath(endpoint: Endpoint): string {
 interface Loop {
   timer: NodeJS.Timeout | undefined;
   stopped: boolean;
-  lastProblems: string;
 }
 
 /**
@@ -40,6 +41,8 @@ interface Loop {
  */
 export class MetricsScraper {
   readonly #loops = new Map<Endpoint, Loop>();
+  /** The problems last reported per endpoint: the same page has the same problems every 50 ms. */
+  readonly #lastProblems = new WeakMap<Endpoint, string>();
   readonly #interval: number;
   readonly #timeout: number;
   readonly #unhealthyAfter: number;
@@ -70,7 +73,7 @@ export class MetricsScraper {
     }
     for (const endpoint of wanted) {
       if (this.#loops.has(endpoint)) continue;
-      const loop: Loop = { timer: undefined, stopped: false, lastProblems: '' };
+      const loop: Loop = { timer: undefined, stopped: false };
       this.#loops.set(endpoint, loop);
       // Spread first scrapes over one interval so N endpoints do not all fire in the same tick.
       this.#schedule(endpoint, loop, Math.random() * this.#interval);
@@ -95,7 +98,13 @@ export class MetricsScraper {
         endpoint.metrics = undefined;
         this.#reportProblems(endpoint, [`GET ${path} answered ${res.statusCode}: no load metrics; balancing this endpoint on in-flight requests only`]);
       } else {
-        const result = extractMetrics(text, endpoint.dialect);
+        let result = extractMetrics(text, endpoint.dialect);
+        if (!endpoint.dialectConfigured && result.detected !== undefined && result.detected !== endpoint.dialect) {
+          // Nobody named a runtime and the page is clearly another one's: read it in its own names.
+          this.#events.onDialectDetected?.(endpoint, endpoint.dialect, result.detected);
+          endpoint.dialect = result.detected;
+          result = extractMetrics(text, endpoint.dialect);
+        }
         this.#reportProblems(endpoint, result.problems);
         if (result.metrics === undefined) {
           endpoint.metrics = undefined;
@@ -133,10 +142,9 @@ export class MetricsScraper {
   }
 
   #reportProblems(endpoint: Endpoint, problems: readonly string[]): void {
-    const loop = this.#loops.get(endpoint);
     const key = problems.join('\n');
-    if (loop === undefined || loop.lastProblems === key) return;
-    loop.lastProblems = key;
+    if ((this.#lastProblems.get(endpoint) ?? '') === key) return;
+    this.#lastProblems.set(endpoint, key);
     if (problems.length > 0) this.#events.onProblems?.(endpoint, problems);
   }
 

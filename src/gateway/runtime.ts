@@ -86,6 +86,7 @@ export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps): Runtime {
   for (const pool of snapshot.pools.values()) {
     const eps = poolEndpoints(snapshot.pods, pool.namespace, pool.selector, pool.targetPorts, {
       runtime: pool.runtime,
+      runtimeConfigured: pool.runtimeConfigured,
       ...(pool.trafficPolicy?.profile?.pd?.pdRoleLabelName === undefined ? {} : { roleLabel: pool.trafficPolicy.profile.pd.pdRoleLabelName }),
     }).map((i) => deps.endpoints.acquire(i));
     for (const e of eps) used.add(e.key);

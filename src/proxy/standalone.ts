@@ -85,6 +85,7 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
           {
             onHealthChange: (e, healthy, reason) =>
               healthy ? logger.info({ endpoint: e.name, address: e.key }, 'endpoint healthy again') : logger.warn({ endpoint: e.name, address: e.key, reason }, 'endpoint unhealthy: scrapes failing; not scheduled'),
+            onDialectDetected: (e, from, to) => logger.info({ endpoint: e.name, address: e.key, from, to }, 'endpoint metrics dialect detected from its /metrics'),
             onProblems: (e, problems) => logger.warn({ endpoint: e.name, address: e.key, dialect: e.dialect, problems }, 'endpoint metrics problem'),
             // A fresh scrape may show freed capacity: let queued requests re-check.
             onScrape: () => {

@@ -67,15 +67,17 @@ test('kv scorer: 1 − utilisation, plus prompt tokens sent since the scrape ove
   assert.deepEqual(scores(new KvCacheScorer('k', handle()), e), [0.5, 0, 1]);
 });
 
-test('lora affinity: running 1.0, free slot 0.8, waiting 0.6, else 0; neutral for models no one runs as an adapter', () => {
+test('lora affinity: running 1.0, free slot 0.8, waiting 0.6, else 0; neutral for the served base model', () => {
+  const served = ['base-model'];
   const eps = endpoints([
-    { metrics: { lora: { maxLoras: 2, running: ['a'], waiting: [] } } },
-    { metrics: { lora: { maxLoras: 2, running: ['b'], waiting: [] } } },
-    { metrics: { lora: { maxLoras: 2, running: ['b', 'c'], waiting: ['a'] } } },
-    { metrics: { lora: { maxLoras: 1, running: ['c'], waiting: [] } } },
+    { metrics: { servedModels: served, lora: { maxLoras: 2, running: ['a'], waiting: [] } } },
+    { metrics: { servedModels: served, lora: { maxLoras: 2, running: ['b'], waiting: [] } } },
+    { metrics: { servedModels: served, lora: { maxLoras: 2, running: ['b', 'c'], waiting: ['a'] } } },
+    { metrics: { servedModels: served, lora: { maxLoras: 1, running: ['c'], waiting: [] } } },
   ]);
   const scorer = new LoraAffinityScorer('l');
   assert.deepEqual(scores(scorer, eps, request({ targetModel: 'a' })), [1, 0.8, 0.6, 0]);
+  assert.deepEqual(scores(scorer, eps, request({ targetModel: 'd' })), [0.8, 0.8, 0, 0], 'a cold adapter avoids endpoints with full slots');
   assert.deepEqual(scores(scorer, eps, request({ targetModel: 'base-model' })), [1, 1, 1, 1]);
   // Between scrapes, the gateway's own in-flight requests for the adapter count as running.
   (eps[3] as Endpoint).inFlightByModel.set('a', 1);

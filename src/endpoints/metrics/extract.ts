@@ -96,6 +96,8 @@ export function extractMetrics(text: string, dialect: Dialect | DialectSpec): Ex
     const lora = read.lora(spec.lora);
     if (lora !== undefined) found.lora = lora;
   }
+  const served = servedModels(scan.families);
+  if (served.length > 0) found.servedModels = served;
   return {
     metrics: complete ? (found as ModelServerMetrics) : undefined,
     found,
@@ -104,6 +106,21 @@ export function extractMetrics(text: string, dialect: Dialect | DialectSpec): Ex
     malformedLines: scan.malformedLines,
     firstMalformedLine: scan.firstMalformedLine,
   };
+}
+
+/**
+ * The `model_name` label values on the page: vLLM and SGLang label every series with the served
+ * base model, which tells a base-model request (no LoRA slot needed) from an adapter request.
+ */
+function servedModels(families: ReadonlyMap<string, readonly { readonly labels: Readonly<Record<string, string>> }[]>): string[] {
+  const names = new Set<string>();
+  for (const samples of families.values()) {
+    for (const s of samples) {
+      const name = s.labels['model_name'];
+      if (name !== undefined && name !== '') names.add(name);
+    }
+  }
+  return [...names];
 }
 
 // Computed once per spec object: the families a scan of that dialect must return.

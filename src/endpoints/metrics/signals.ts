@@ -9,8 +9,8 @@ import type { ModelServerMetrics } from '../../core/endpoint.js';
 // The signal types live in core (the Endpoint carries them); re-exported here for this module's users.
 export type { LoraState, ModelServerMetrics } from '../../core/endpoint.js';
 
-/** The numeric signals, i.e. every field but `lora` (which has its own rule). */
-export type NumericSignal = Exclude<keyof ModelServerMetrics, 'lora'>;
+/** The numeric signals, i.e. every field but `lora` and `servedModels` (which have their own rules). */
+export type NumericSignal = Exclude<keyof ModelServerMetrics, 'lora' | 'servedModels'>;
 
 /**
  * How the values of several series of one signal become one number:

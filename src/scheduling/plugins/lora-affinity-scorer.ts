@@ -8,9 +8,10 @@ export const LORA_AFFINITY_SCORER = 'lora-affinity-scorer';
  * Keeps a LoRA adapter's requests where the adapter is loaded (PROTOCOLS.md §c.2):
  * 1.0 the adapter is running there (scraped, or this gateway has requests for it in flight there);
  * 0.8 it is not, but a slot is free (`running + waiting < max_lora`); 0.6 it is waiting there;
- * 0 otherwise. A model that no candidate reports as an adapter (a base model, or an adapter not
- * yet seen anywhere) scores 1.0 everywhere: it needs no slot, or there is nothing to prefer.
- * Neutral too when no candidate publishes LoRA metrics (SGLang, TRT-LLM, vLLM without LoRA).
+ * 0 otherwise. A base model needs no slot: an endpoint that labels its metrics with the requested
+ * name as its `model_name` scores 1.0 (upstream scores base-model requests as adapters, which
+ * steers them away from endpoints whose slots are full for no reason). Neutral where an endpoint
+ * publishes no LoRA metrics (SGLang, TRT-LLM, vLLM without LoRA).
  */
 export class LoraAffinityScorer implements Scorer {
   readonly typedName: TypedName;
@@ -22,18 +23,9 @@ export class LoraAffinityScorer implements Scorer {
 
   score(request: SchedulingRequest, endpoints: readonly Endpoint[], out: Float64Array): void {
     const model = request.targetModel;
-    let known = false;
-    for (const e of endpoints) {
-      const lora = e.metrics?.lora;
-      if (lora === undefined || lora.maxLoras === 0) continue;
-      if (lora.running.includes(model) || lora.waiting.includes(model) || e.inFlightByModel.has(model)) {
-        known = true;
-        break;
-      }
-    }
     endpoints.forEach((e, i) => {
       const lora = e.metrics?.lora;
-      if (!known || lora === undefined || lora.maxLoras === 0) {
+      if (lora === undefined || lora.maxLoras === 0 || e.metrics?.servedModels?.includes(model) === true) {
         out[i] = 1;
         return;
       }

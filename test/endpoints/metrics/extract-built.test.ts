@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DIALECTS, detectDialect, resolveDialect, type DialectSpec } from '../../../src/endpoints/metrics/dialects.js';
 import { extractMetrics } from '../../../src/endpoints/metrics/extract.js';
+import { numeric } from './fixtures.js';
 
 // HAND-BUILT pages. No complete published sample exists for vLLM >= 0.9.2 names, vLLM with
 // several DP engines, Triton before 25.03, trtllm-serve or sglang:cache_config_info
@@ -34,7 +35,7 @@ test('vLLM >= 0.9.2 names are preferred over the deprecated ones when both are p
     `vllm:num_preemptions_total{engine="0",${M}} 2.0`,
   );
   const r = extractMetrics(text, 'vllm');
-  assert.deepEqual(r.metrics, {
+  assert.deepEqual(numeric(r.metrics), {
     waitingRequests: 3,
     runningRequests: 7,
     kvCacheUsage: 0.42,
@@ -92,7 +93,7 @@ test('vLLM v1 with two DP engines: queues and counters summed, KV max, blocks su
     'vllm:lora_requests_info{waiting_lora_adapters="c, d",max_lora="4",running_lora_adapters="a,b"} 1.750000001e+09',
   );
   const r = extractMetrics(text, 'vllm');
-  assert.deepEqual(r.metrics, {
+  assert.deepEqual(numeric(r.metrics), {
     waitingRequests: 5,
     runningRequests: 22,
     kvCacheUsage: 0.81,
@@ -130,7 +131,7 @@ test('unusable values: NaN queue fails the scrape, "None" labels and -1 hit rate
   );
   const r = extractMetrics(text, 'vllm');
   assert.equal(r.metrics, undefined);
-  assert.deepEqual(r.found, { runningRequests: 2, kvCacheUsage: 0.5, blockSize: 16 });
+  assert.deepEqual(numeric(r.found), { runningRequests: 2, kvCacheUsage: 0.5, blockSize: 16 });
   assert.deepEqual(r.problems, [
     'vllm:num_requests_waiting: value NaN ignored',
     'waitingRequests missing: no usable vllm:num_requests_waiting on the page',
@@ -176,7 +177,7 @@ test('Triton before 25.03: waiting = active - scheduled, fraction = used / max (
   ];
   for (const c of cases) {
     const r = extractMetrics(c.text, 'trt-llm');
-    assert.deepEqual(r.metrics, c.want, c.name);
+    assert.deepEqual(numeric(r.metrics), c.want, c.name);
     assert.deepEqual(r.problems, [], c.name);
   }
 });
@@ -204,7 +205,7 @@ test('trtllm-serve page', () => {
     `trtllm_time_to_first_token_seconds_sum{${L}} 0.3`,
   );
   const r = extractMetrics(text, 'trtllm-serve');
-  assert.deepEqual(r.metrics, {
+  assert.deepEqual(numeric(r.metrics), {
     waitingRequests: 6,
     runningRequests: 32,
     kvCacheUsage: 0.625,
@@ -245,7 +246,7 @@ test('SGLang with cache_config_info; capacity and KV fallbacks', () => {
   ];
   for (const c of cases) {
     const r = extractMetrics(page(...c.lines), 'sglang');
-    assert.deepEqual(r.metrics, c.want, c.name);
+    assert.deepEqual(numeric(r.metrics), c.want, c.name);
     assert.deepEqual(r.problems, [], c.name);
   }
 });
@@ -277,14 +278,14 @@ test('a missing required signal fails the scrape and names every metric tried', 
   for (const spec of Object.values(DIALECTS)) {
     const r = extractMetrics(empty, spec.name);
     assert.equal(r.metrics, undefined, spec.name);
-    assert.deepEqual(r.found, {}, spec.name);
+    assert.deepEqual(numeric(r.found), {}, spec.name);
     assert.deepEqual(r.problems, want[spec.name], spec.name);
     assert.equal(r.detected, undefined);
   }
   // Optional signals are simply absent: not problems.
   const minimal = page('vllm:num_requests_waiting 0', 'vllm:num_requests_running 0', 'vllm:kv_cache_usage_perc 0');
   const r = extractMetrics(minimal, 'vllm');
-  assert.deepEqual(r.metrics, { waitingRequests: 0, runningRequests: 0, kvCacheUsage: 0 });
+  assert.deepEqual(numeric(r.metrics), { waitingRequests: 0, runningRequests: 0, kvCacheUsage: 0 });
   assert.deepEqual(r.problems, []);
 });
 
@@ -328,5 +329,5 @@ test('a new runtime is a new spec, not new code', () => {
     },
   };
   const text = page('toy_queue{state="waiting"} 2', 'toy_queue{state="running"} 3', 'toy_kv_used 1', 'toy_kv_total 4');
-  assert.deepEqual(extractMetrics(text, toy).metrics, { waitingRequests: 2, runningRequests: 3, kvCacheUsage: 0.25 });
+  assert.deepEqual(numeric(extractMetrics(text, toy).metrics), { waitingRequests: 2, runningRequests: 3, kvCacheUsage: 0.25 });
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { detectDialect } from '../../../src/endpoints/metrics/dialects.js';
 import { extractMetrics } from '../../../src/endpoints/metrics/extract.js';
-import { readFixture } from './fixtures.js';
+import { numeric, readFixture } from './fixtures.js';
 
 // The published samples (test/fixtures/metrics/README.md). Several are excerpts that lack a
 // required signal, so they also show what a failed scrape looks like: `metrics` undefined, the
@@ -11,7 +11,7 @@ import { readFixture } from './fixtures.js';
 test('vLLM v1 docs sample: running read; waiting and KV are not in the excerpt', () => {
   const r = extractMetrics(readFixture('vllm-v1-docs.txt'), 'vllm');
   assert.equal(r.metrics, undefined);
-  assert.deepEqual(r.found, { runningRequests: 8 });
+  assert.deepEqual(numeric(r.found), { runningRequests: 8 });
   assert.deepEqual(r.problems, [
     'waitingRequests missing: no usable vllm:num_requests_waiting on the page',
     'kvCacheUsage missing: no usable vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc on the page',
@@ -22,7 +22,7 @@ test('vLLM v1 docs sample: running read; waiting and KV are not in the excerpt',
 
 test('vLLM v0 lines: gpu_cache_usage_perc fallback, cache_config_info, LoRA off', () => {
   const r = extractMetrics(readFixture('vllm-v0-lines.txt'), 'vllm');
-  assert.deepEqual(r.found, {
+  assert.deepEqual(numeric(r.found), {
     waitingRequests: 0,
     kvCacheUsage: 0,
     blockSize: 16,
@@ -44,7 +44,7 @@ test('vLLM lora_requests_info: the series with the newest timestamp wins', () =>
 
 test('SGLang docs sample: queue, running, token_usage, hit-rate gauge', () => {
   const r = extractMetrics(readFixture('sglang-docs.txt'), 'sglang');
-  assert.deepEqual(r.metrics, {
+  assert.deepEqual(numeric(r.metrics), {
     waitingRequests: 2826,
     runningRequests: 162,
     kvCacheUsage: 0.28,
@@ -56,7 +56,7 @@ test('SGLang docs sample: queue, running, token_usage, hit-rate gauge', () => {
 
 test('Triton TensorRT-LLM README sample: waiting, scheduled, fraction, tokens_per, max', () => {
   const r = extractMetrics(readFixture('triton-trtllm-docs.txt'), 'trt-llm');
-  assert.deepEqual(r.metrics, {
+  assert.deepEqual(numeric(r.metrics), {
     waitingRequests: 1,
     runningRequests: 1,
     kvCacheUsage: 0.4875,
@@ -84,4 +84,10 @@ test('a page that contradicts the configured dialect is reported', () => {
   assert.equal(r.metrics, undefined);
   assert.equal(r.problems[0], 'the page has sglang metrics, but the endpoint is configured as vllm');
   assert.equal(r.problems.length, 4); // the contradiction + waiting, running, KV missing
+});
+
+test('served model names come from the model_name label: base models need no LoRA slot', () => {
+  assert.deepEqual(extractMetrics(readFixture('vllm-v1-docs.txt'), 'vllm').found.servedModels, ['meta-llama/Llama-3.1-8B-Instruct']);
+  assert.deepEqual(extractMetrics(readFixture('sglang-docs.txt'), 'sglang').found.servedModels, ['meta-llama/Llama-3.1-8B-Instruct']);
+  assert.equal(extractMetrics(readFixture('triton-trtllm-docs.txt'), 'trt-llm').found.servedModels, undefined, 'Triton labels by model="tensorrt_llm", not model_name');
 });

@@ -36,3 +36,10 @@ export type FixtureName = (typeof FIXTURES)[number];
 export function readFixture(name: FixtureName): string {
   return readFileSync(join(FIXTURE_DIR, name), 'utf8');
 }
+
+/** The metrics without `servedModels` (asserted on its own in extract-fixtures.test.ts). */
+export function numeric<T extends object | undefined>(m: T): T {
+  if (m === undefined) return m;
+  const { servedModels: _served, ...rest } = m as T & { servedModels?: unknown };
+  return rest as T;
+}

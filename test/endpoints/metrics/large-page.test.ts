@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { extractMetrics } from '../../../src/endpoints/metrics/extract.js';
+import { numeric } from './fixtures.js';
 import { scanMetrics } from '../../../src/endpoints/metrics/prometheus-text.js';
 
 // A realistic-size vLLM v1 page (two DP engines, every histogram with its full v1 bucket list
@@ -70,7 +71,7 @@ test('a 60 KB vLLM page with full histograms parses and yields its signals', () 
   const r = extractMetrics(text, 'vllm');
   assert.equal(r.malformedLines, 0);
   assert.deepEqual(r.problems, []);
-  assert.deepEqual(r.metrics, {
+  assert.deepEqual(numeric(r.metrics), {
     waitingRequests: 2,
     runningRequests: 24,
     kvCacheUsage: 0.61,

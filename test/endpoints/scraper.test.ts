@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, test } from 'node:test';
+import { Endpoint } from '../../src/core/endpoint.js';
+import { MetricsScraper } from '../../src/endpoints/scraper.js';
+import { readFixture } from './metrics/fixtures.js';
+
+/** A /metrics server whose answer the test changes at will. */
+async function metricsServer(): Promise<{ server: Server; port: number; answer: { status: number; body: string } }> {
+  const answer = { status: 200, body: '' };
+  const server = createServer((_req, res) => {
+    res.writeHead(answer.status, { 'content-type': 'text/plain' });
+    res.end(answer.body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port, answer };
+}
+
+const servers: Server[] = [];
+after(() => {
+  for (const s of servers) s.close();
+});
+
+function endpoint(port: number, init: Partial<ConstructorParameters<typeof Endpoint>[0]> = {}): Endpoint {
+  return new Endpoint({ address: '127.0.0.1', port, name: 'pod', podName: 'pod', labels: {}, ...init });
+}
+
+const VLLM_PAGE = `vllm:num_requests_waiting{model_name="m",engine="0"} 3
+vllm:num_requests_running{model_name="m",engine="0"} 2
+vllm:kv_cache_usage_perc{model_name="m",engine="0"} 0.25
+`;
+
+test('scraper: metrics land on the endpoint; 3 failures make it unhealthy; one success brings it back', async () => {
+  const { server, port, answer } = await metricsServer();
+  servers.push(server);
+  answer.body = VLLM_PAGE;
+  const health: boolean[] = [];
+  const scraper = new MetricsScraper({ intervalMs: 1000, timeoutMs: 500 }, { onHealthChange: (_e, healthy) => health.push(healthy) });
+  const e = endpoint(port);
+  e.inFlight = 4;
+  await scraper.scrapeOnce(e);
+  assert.equal(e.metrics?.waitingRequests, 3);
+  assert.equal(e.inFlightAtScrape, 4, 'what the server already counts is remembered');
+  answer.status = 503;
+  await scraper.scrapeOnce(e);
+  await scraper.scrapeOnce(e);
+  assert.equal(e.healthy, true, 'two failures are tolerated');
+  await scraper.scrapeOnce(e);
+  assert.equal(e.healthy, false);
+  answer.status = 200;
+  await scraper.scrapeOnce(e);
+  assert.equal(e.healthy, true);
+  assert.deepEqual(health, [false, true]);
+  await scraper.close();
+});
+
+test('scraper: an unreachable endpoint becomes unhealthy; a server without metrics stays healthy, metric-less, reported once', async () => {
+  const { server, port, answer } = await metricsServer();
+  servers.push(server);
+  const problems: string[][] = [];
+  const scraper = new MetricsScraper({ intervalMs: 1000, timeoutMs: 500 }, { onProblems: (_e, p) => problems.push([...p]) });
+  answer.status = 404;
+  const e = endpoint(port);
+  for (let i = 0; i < 4; i++) await scraper.scrapeOnce(e);
+  assert.equal(e.healthy, true);
+  assert.equal(e.metrics, undefined);
+  assert.equal(problems.length, 1, 'the same problem is reported once, not every scrape');
+  assert.match(problems[0]?.[0] ?? '', /answered 404: no load metrics/);
+
+  const closed = await metricsServer();
+  closed.server.close();
+  const gone = endpoint(closed.port);
+  for (let i = 0; i < 3; i++) await scraper.scrapeOnce(gone);
+  assert.equal(gone.healthy, false);
+  assert.match(gone.lastScrapeError ?? '', /ECONNREFUSED/);
+  await scraper.close();
+});
+
+test('scraper: a defaulted dialect follows the page; a configured one is kept and the contradiction reported', async () => {
+  const { server, port, answer } = await metricsServer();
+  servers.push(server);
+  answer.body = readFixture('sglang-docs.txt');
+  const detected: string[] = [];
+  const problems: string[] = [];
+  const scraper = new MetricsScraper({ intervalMs: 1000 }, { onDialectDetected: (_e, from, to) => detected.push(`${from}->${to}`), onProblems: (_e, p) => problems.push(...p) });
+  const defaulted = endpoint(port);
+  await scraper.scrapeOnce(defaulted);
+  assert.deepEqual(detected, ['vllm->sglang']);
+  assert.equal(defaulted.metrics?.waitingRequests, 2826);
+  assert.equal(defaulted.metrics?.kvCacheUsage, 0.28);
+
+  const configured = endpoint(port, { address: '127.0.0.1', dialect: 'vllm', dialectConfigured: true });
+  await scraper.scrapeOnce(configured);
+  assert.equal(configured.dialect, 'vllm');
+  assert.equal(configured.metrics, undefined);
+  assert.ok(problems.some((p) => p.includes('the page has sglang metrics, but the endpoint is configured as vllm')), problems.join('\n'));
+  await scraper.close();
+});
