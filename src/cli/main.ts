@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { BENCH_HELP, runBenchCommand } from '../bench/bench-command.js';
 import { DEMO_HELP, runDemoCommand } from './demo-command.js';
 import { runServeCommand, SERVE_HELP } from './serve-command.js';
 import { runValidateCommand, VALIDATE_HELP } from './validate-command.js';
@@ -13,6 +14,7 @@ Commands:
   validate   check resource files: prints Kind/name: field.path: reason per problem
   demo       simulated model servers behind the gateway (what \`npm start\` runs)
   sim        run simulated model servers
+  bench      load-test an OpenAI endpoint: latency, throughput, per-endpoint share
   version    print the version
 
 Run \`infergate <command> --help\` for a command's options.
@@ -36,6 +38,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runDemoCommand(rest);
       case 'sim':
         return await runSimCommand(rest);
+      case 'bench':
+        return await runBenchCommand(rest);
       case 'version':
       case '--version':
         process.stdout.write(`${await version()}\n`);
@@ -61,4 +65,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-export { DEMO_HELP, SERVE_HELP, VALIDATE_HELP };
+export { BENCH_HELP, DEMO_HELP, SERVE_HELP, VALIDATE_HELP };
