@@ -18,7 +18,13 @@ export interface ObserverOptions {
 
 /** Bodies of non-streaming responses are copied for usage up to this size; larger ones are not read. */
 const MAX_JSON_COPY = 8 * 1024 * 1024;
+/**
+ * When only usage is wanted, it is in the stream's last events (before `[DONE]`), so only the last
+ * bytes are kept and read at the end: no per-chunk decoding. A usage event is a few hundred bytes.
+ */
+const TAIL_BYTES = 8 * 1024;
 const EVENT_END = /\r?\n\r?\n/;
+const EVENT_SPLIT = /\r?\n\r?\n/;
 
 function numberOr(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
@@ -55,6 +61,9 @@ export class ResponseObserver {
   readonly #o: ObserverOptions;
   readonly #decoder = new StringDecoder('utf8');
   #pending = '';
+  /** Usage-only SSE mode: the most recent chunks, at least TAIL_BYTES of them (references, no copies). */
+  #tail: Buffer[] | undefined;
+  #tailBytes = 0;
   #json: Buffer[] = [];
   #jsonBytes = 0;
   #text = '';
@@ -62,6 +71,7 @@ export class ResponseObserver {
 
   constructor(options: ObserverOptions) {
     this.#o = options;
+    if (options.sse && !options.stripUsage && !options.collectText) this.#tail = [];
   }
 
   /** What to send the client for this chunk. */
@@ -69,6 +79,12 @@ export class ResponseObserver {
     if (!this.#o.sse) {
       if (this.#jsonBytes + chunk.length <= MAX_JSON_COPY) this.#json.push(chunk);
       this.#jsonBytes += chunk.length;
+      return chunk;
+    }
+    if (this.#tail !== undefined) {
+      this.#tail.push(chunk);
+      this.#tailBytes += chunk.length;
+      while (this.#tail.length > 1 && this.#tailBytes - (this.#tail[0] as Buffer).length >= TAIL_BYTES) this.#tailBytes -= (this.#tail.shift() as Buffer).length;
       return chunk;
     }
     this.#pending += this.#decoder.write(chunk);
@@ -90,6 +106,11 @@ export class ResponseObserver {
     if (!this.#o.sse) {
       if (this.#jsonBytes <= MAX_JSON_COPY) this.#body(Buffer.concat(this.#json));
       this.#json = [];
+      return undefined;
+    }
+    if (this.#tail !== undefined) {
+      this.#readTail(Buffer.concat(this.#tail));
+      this.#tail = undefined;
       return undefined;
     }
     const rest = this.#pending + this.#decoder.end();
@@ -129,6 +150,12 @@ export class ResponseObserver {
       }
     }
     return keep;
+  }
+
+  /** Reads the tail's complete events (its first one may be cut: it is skipped by the parse). */
+  #readTail(tail: Buffer): void {
+    const text = tail.toString('utf8');
+    for (const event of text.split(EVENT_SPLIT)) if (event.includes('"usage"')) this.#event(event);
   }
 
   #body(body: Buffer): void {

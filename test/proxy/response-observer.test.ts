@@ -36,6 +36,20 @@ test('SSE: usage and text read across any chunk boundary; bytes pass through unt
   }
 });
 
+test('SSE, usage only: read from the stream tail at the end, for any chunking and any stream length', () => {
+  const long = Buffer.concat([Buffer.from(EVENTS[1]?.repeat(400) ?? ''), STREAM]);
+  for (const bytes of [STREAM, long]) {
+    for (const cuts of [[], [bytes.length - 40], Array.from({ length: Math.floor(bytes.length / 97) }, (_, i) => (i + 1) * 97)]) {
+      const o = new ResponseObserver({ sse: true, stripUsage: false, collectText: false });
+      assert.ok(feed(o, bytes, cuts).equals(bytes));
+      assert.deepEqual(o.usage, { promptTokens: 12, completionTokens: 2, cachedTokens: 8 }, `${bytes.length} bytes, ${cuts.length} cuts`);
+    }
+  }
+  const none = new ResponseObserver({ sse: true, stripUsage: false, collectText: false });
+  feed(none, Buffer.from(EVENTS.slice(0, 3).join('') + EVENTS[4]), []);
+  assert.equal(none.usage, undefined, 'no usage event, no usage');
+});
+
 test('SSE: the usage event the gateway asked for is removed, everything else is kept in order', () => {
   for (const cuts of [[], [7], Array.from({ length: 40 }, (_, i) => i * 13 + 1)]) {
     const o = new ResponseObserver({ sse: true, stripUsage: true, collectText: false });

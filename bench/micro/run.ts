@@ -1,0 +1,95 @@
+import { Endpoint } from '../../src/core/endpoint.js';
+import { seededRandom } from '../../src/core/weighted.js';
+import { parseInferenceBody } from '../../src/gateway/body.js';
+import { spliceModel } from '../../src/gateway/model-splice.js';
+import { blockHashes } from '../../src/prefix/block-hash.js';
+import { PrefixIndex } from '../../src/prefix/index.js';
+import { promptText } from '../../src/prefix/prompt-text.js';
+import { ResponseObserver } from '../../src/proxy/response-observer.js';
+import { CycleState } from '../../src/scheduling/cycle-state.js';
+import { buildProfile, builtinRegistry, policyFor } from '../../src/scheduling/policies.js';
+import { StringDecoder } from 'node:string_decoder';
+import { run, type Comparison } from './harness.js';
+
+/*
+ * Micro-benchmarks of the gateway's per-request and per-chunk work, each against the cheapest
+ * thing the same job could be (the baseline). `npm run bench:micro`; numbers in docs/benchmarks.md.
+ */
+
+// A 200 KB chat body: the size at which upstream's endpoint picker adds >100 ms (GIE #2928).
+const words = 'the quick brown fox jumps over lazy dogs while model servers stream tokens '.split(' ');
+let prompt = '';
+for (let i = 0; prompt.length < 200_000; i++) prompt += `${words[i % words.length]} `;
+const body = Buffer.from(JSON.stringify({ model: 'mymodel', stream: true, max_tokens: 64, messages: [{ role: 'system', content: prompt }, { role: 'user', content: 'Summarise.' }] }));
+
+// An SSE stream of 256 token events, in the 64 KB chunks a socket delivers.
+const event = (i: number): string => `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":" tok${i}"},"finish_reason":null}]}\n\n`;
+const stream = Buffer.from(`${Array.from({ length: 256 }, (_, i) => event(i)).join('')}data: {"id":"c","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":256,"total_tokens":266}}\n\ndata: [DONE]\n\n`);
+const chunks = Array.from({ length: Math.ceil(stream.length / 512) }, (_, i) => stream.subarray(i * 512, (i + 1) * 512));
+
+function endpoints(n: number): Endpoint[] {
+  const r = seededRandom(7);
+  return Array.from({ length: n }, (_, i) => {
+    const e = new Endpoint({ address: `10.0.${i >> 8}.${i & 255}`, port: 8000, name: `pod-${i}`, podName: `pod-${i}`, labels: {} });
+    e.metrics = { waitingRequests: Math.floor(r() * 8), runningRequests: 10, kvCacheUsage: r() * 0.9, blockSize: 16, numGpuBlocks: 20_000 };
+    e.metricsAt = performance.now() + 1e9;
+    e.inFlight = Math.floor(r() * 20);
+    return e;
+  });
+}
+
+const comparisons: Comparison[] = [];
+
+comparisons.push({
+  title: 'Request body, 200 KB chat: parse once and rewrite `model` in place',
+  baseline: { name: 'JSON.parse only', fn: () => JSON.parse(body.toString('utf8')) },
+  cases: [
+    { name: 'parse + byte-splice model (ours)', fn: () => spliceModel(parseInferenceBody(body).raw, 'travel-helper-v1') },
+    { name: 'parse + re-serialise (upstream EPP)', fn: () => Buffer.from(JSON.stringify({ ...(JSON.parse(body.toString('utf8')) as object), model: 'travel-helper-v1' })) },
+  ],
+});
+
+const parsed = parseInferenceBody(body).json;
+comparisons.push({
+  title: 'Prefix hashing, 200 KB chat prompt (64-character blocks, at most 2048)',
+  baseline: { name: 'JSON.stringify(messages) (what upstream hashes, before hashing)', fn: () => JSON.stringify(parsed['messages']) },
+  cases: [{ name: 'render messages + chained FNV-1a block hashes (ours)', fn: () => blockHashes(promptText(parsed) ?? '', 'mymodel') }],
+});
+
+comparisons.push({
+  title: 'Streaming response, 256 SSE events in 512-byte chunks',
+  baseline: { name: 'decode every chunk to text (the least any reader of the stream does)', fn: () => { const d = new StringDecoder('utf8'); let n = 0; for (const c of chunks) n += d.write(c).length; return n; } },
+  cases: [
+    { name: 'observe usage (ours, default)', fn: () => { const o = new ResponseObserver({ sse: true, stripUsage: false, collectText: false }); for (const c of chunks) o.push(c); return o.end(); } },
+    { name: 'observe usage + strip it (client did not ask)', fn: () => { const o = new ResponseObserver({ sse: true, stripUsage: true, collectText: false }); for (const c of chunks) o.push(c); return o.end(); } },
+    { name: 'observe usage + collect text (PREFIX_CACHE)', fn: () => { const o = new ResponseObserver({ sse: true, stripUsage: false, collectText: true }); for (const c of chunks) o.push(c); return o.end(); } },
+  ],
+});
+
+for (const n of [8, 64]) {
+  const index = new PrefixIndex();
+  const handle = { prefixIndex: index, stalenessMs: 200, now: () => performance.now() };
+  const registry = builtinRegistry();
+  const eps = endpoints(n);
+  const hashes = blockHashes(prompt.slice(0, 16_000), 'mymodel');
+  eps.forEach((e, i) => index.record(e, hashes.subarray(0, (i * 37) % hashes.length)));
+  const profile = (p: 'DEFAULT' | 'PREFIX_CACHE', routing?: { policy: 'random' }): ReturnType<typeof buildProfile> => {
+    const { name, spec } = policyFor(p, routing);
+    return buildProfile(name, spec, registry, handle);
+  };
+  const random = seededRandom(1);
+  const request = (h: Uint32Array) => ({ requestId: 'r', model: 'm', targetModel: 'mymodel', criticality: 'Standard' as const, promptTokens: 4000, prefixHashes: h, state: new CycleState() });
+  const rnd = profile('DEFAULT', { policy: 'random' });
+  const def = profile('DEFAULT');
+  const pre = profile('PREFIX_CACHE');
+  comparisons.push({
+    title: `Scheduling one request over ${n} endpoints`,
+    baseline: { name: 'random pick', fn: () => rnd.schedule(request(new Uint32Array(0)), eps, random) },
+    cases: [
+      { name: 'DEFAULT (queue, KV, in-flight, LoRA)', fn: () => def.schedule(request(new Uint32Array(0)), eps, random) },
+      { name: 'PREFIX_CACHE, 250-block prompt', fn: () => pre.schedule(request(hashes), eps, random) },
+    ],
+  });
+}
+
+process.stdout.write(`${run(comparisons, Number(process.env['MICRO_MS'] ?? 300))}\n`);
