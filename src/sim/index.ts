@@ -1,3 +1,19 @@
-/** Simulated model servers: programs beside the gateway, talking to it over HTTP only. */
-export { startEchoServer, type EchoServerOptions, type EchoStats, type RunningEchoServer } from './echo-server.js';
+/**
+ * Simulated model servers: programs beside the gateway, talking to it over HTTP only.
+ * An engine in modelled time (engine/) behind the HTTP face of vLLM (V1, V0), SGLang or Triton
+ * TensorRT-LLM; see docs/simulator.md.
+ */
+export { startSimServer, profileOf, type PdRole, type RunningSimServer, type SimServerOptions, type SimStats } from './server.js';
+export { startSimFleet, nextAddress, podsYaml, type PodSource, type SimFleet, type SimFleetOptions } from './fleet.js';
+export { FACES, SIM_RUNTIMES, isSimRuntime, type Face, type SimRuntime } from './runtimes.js';
+export { createMetricsPage, METRICS_CONTENT_TYPE, pyFloat, type MetricsPage } from './metrics/index.js';
+export {
+  BOOTSTRAP_PATH,
+  DEFAULT_BOOTSTRAP_PORT,
+  DEFAULT_BOOTSTRAP_TIMEOUT_MS,
+  DEFAULT_KV_TRANSFER_MS_PER_TOKEN,
+  parseBootstrap,
+  type BootstrapFields,
+} from './pd.js';
 export { runSimCommand, SIM_HELP } from './sim-command.js';
+export { SimClock, PROFILES, type EngineProfile, type EngineProfileOverrides, type ProfileName } from './engine/index.js';

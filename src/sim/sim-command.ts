@@ -1,103 +1,207 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { startEchoServer, type RunningEchoServer } from './echo-server.js';
 import { untilSignal } from '../cli/signals.js';
+import { PROFILES, type EngineProfileOverrides, type ProfileName } from './engine/index.js';
+import { startSimFleet, type SimFleet } from './fleet.js';
+import { DEFAULT_BOOTSTRAP_PORT, DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_KV_TRANSFER_MS_PER_TOKEN } from './pd.js';
+import { isSimRuntime, SIM_RUNTIMES } from './runtimes.js';
 
-export const SIM_HELP = `infergate sim: simulated OpenAI-compatible model servers
+export const SIM_HELP = `infergate sim: simulated model servers (vLLM, SGLang, Triton TensorRT-LLM) for the gateway
+
+Each replica is an engine in modelled time (continuous batching, paged prefix-cached KV cache,
+preemption, LoRA slots) behind the runtime's real HTTP face: OpenAI routes and SSE, error bodies,
+health routes and the runtime's /metrics names. See docs/simulator.md.
 
 Usage: infergate sim [options]
 
 Options:
-  --host ADDR          first loopback address (default 127.0.0.2); replicas take the next ones
-  --port N             port every replica listens on (default 8000)
-  --replicas N         number of servers (default 1)
-  --model NAME         served model name (default mymodel)
-  --lora A,B           LoRA adapter names served beside the model
+  --runtime R          ${SIM_RUNTIMES.join(' | ')} (default vllm: vLLM V1)
+  --host ADDR          first address (default 127.0.0.2); replicas take the next ones
+  --port N             port of every replica (default 8000)
+  --port-step N        replicas on one host, ports N apart, instead of consecutive hosts
+  --replicas N         number of engines in this process (default 1), pods <prefix>-0, -1, …
+  --name-prefix P      pod name prefix (default sim)
+  --model NAME[,NAME]  served model name(s) (default mymodel)
+  --lora A,B           LoRA adapters served beside the model (vLLM --lora-modules)
+  --max-loras N        GPU adapter slots (default 1)
+  --allow-runtime-lora-updating
+                       serve /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM; also
+                       enabled by VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)
+  --profile NAME       ${Object.keys(PROFILES).join(' | ')} (default llama-3.1-8b-h100)
+  --num-gpu-blocks N, --max-model-len N, --max-num-seqs N, --max-num-batched-tokens N
+                       override the profile
+  --time-scale X       modelled time runs X times faster than real time (default 1)
+  --pd-role ROLE       prefill | decode: SGLang PD disaggregation (runtime sglang)
+  --bootstrap-port N   prefill: bootstrap listener port on its host (default ${DEFAULT_BOOTSTRAP_PORT})
+  --bootstrap-timeout-ms N
+                       modelled ms a PD leg waits for its partner (default ${DEFAULT_BOOTSTRAP_TIMEOUT_MS})
+  --kv-transfer-ms-per-token X
+                       prefill: modelled KV transfer cost (default ${DEFAULT_KV_TRANSFER_MS_PER_TOKEN})
   --labels k=v,...     pod labels written to --pods-yaml (default app=sim)
-  --pods-yaml FILE     write the matching Pod resources (labels + podIP) for the gateway
-  --token-delay-ms N   delay between streamed tokens (default 20)
+  --pods-yaml FILE     write the matching Pod resources (labels + podIP, a kind: List)
+
+Runs until SIGINT or SIGTERM.
 `;
 
-/** 127.0.0.2 + 1 = 127.0.0.3, carrying into the next octet. */
-export function nextAddress(ip: string, offset: number): string {
-  const parts = ip.split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`--host must be an IPv4 address (got "${ip}")`);
-  const n = ((parts[0] ?? 0) * 2 ** 24 + (parts[1] ?? 0) * 2 ** 16 + (parts[2] ?? 0) * 2 ** 8 + (parts[3] ?? 0) + offset) >>> 0;
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
+// Kept for callers of the former echo simulator's module.
+export { nextAddress, podsYaml } from './fleet.js';
+
+/** A usage problem: reported as one line, exit code 2. */
+class UsageError extends Error {}
 
 function parseLabels(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of text.split(',').filter((p) => p !== '')) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new Error(`--labels expects k=v pairs separated by commas (got "${pair}")`);
+    if (eq <= 0) throw new UsageError(`--labels expects k=v pairs separated by commas (got "${pair}")`);
     out[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return out;
 }
 
-/** Pod resources for the servers, as `kubectl get pods -o yaml` would print them. */
-export function podsYaml(servers: ReadonlyArray<{ name: string; host: string }>, labels: Readonly<Record<string, string>>): string {
-  const labelLines = Object.entries(labels).map(([k, v]) => `      ${JSON.stringify(k)}: ${JSON.stringify(v)}`).join('\n');
-  const items = servers.map((s) => `- apiVersion: v1
-  kind: Pod
-  metadata:
-    name: ${s.name}
-    labels:
-${labelLines.replace(/^ {6}/gm, '      ')}
-  status:
-    phase: Running
-    podIP: ${s.host}`);
-  return `apiVersion: v1\nkind: List\nitems:\n${items.join('\n')}\n`;
-}
-
-function int(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
+function int(name: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max} (got "${value}")`);
+  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max} (got "${value}")`);
   return n;
 }
 
+function positive(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a number > 0 (got "${value}")`);
+  return n;
+}
+
+function list(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
 export async function runSimCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      host: { type: 'string' },
-      port: { type: 'string' },
-      replicas: { type: 'string' },
-      model: { type: 'string' },
-      lora: { type: 'string' },
-      labels: { type: 'string' },
-      'pods-yaml': { type: 'string' },
-      'token-delay-ms': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-  if (values.help === true) {
-    process.stdout.write(SIM_HELP);
-    return 0;
-  }
-  const host = values.host ?? '127.0.0.2';
-  const port = int('port', values.port, 8000, 0, 65535);
-  const replicas = int('replicas', values.replicas, 1, 1, 64);
-  const labels = parseLabels(values.labels ?? 'app=sim');
-  const loras = (values.lora ?? '').split(',').filter((l) => l !== '');
-  const servers: RunningEchoServer[] = [];
+  let fleet: SimFleet | undefined;
   try {
-    for (let i = 0; i < replicas; i++) {
-      servers.push(
-        await startEchoServer({ host: nextAddress(host, i), port, name: `sim-${i}`, models: [values.model ?? 'mymodel'], loras, tokenDelayMs: int('token-delay-ms', values['token-delay-ms'], 20, 0, 60_000) }),
-      );
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        runtime: { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'port-step': { type: 'string' },
+        replicas: { type: 'string' },
+        'name-prefix': { type: 'string' },
+        model: { type: 'string' },
+        lora: { type: 'string' },
+        'max-loras': { type: 'string' },
+        'allow-runtime-lora-updating': { type: 'boolean' },
+        profile: { type: 'string' },
+        'num-gpu-blocks': { type: 'string' },
+        'max-model-len': { type: 'string' },
+        'max-num-seqs': { type: 'string' },
+        'max-num-batched-tokens': { type: 'string' },
+        'time-scale': { type: 'string' },
+        'pd-role': { type: 'string' },
+        'bootstrap-port': { type: 'string' },
+        'bootstrap-timeout-ms': { type: 'string' },
+        'kv-transfer-ms-per-token': { type: 'string' },
+        labels: { type: 'string' },
+        'pods-yaml': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    if (values.help === true) {
+      process.stdout.write(SIM_HELP);
+      return 0;
     }
-    for (const s of servers) process.stderr.write(`${s.name} listening on ${s.url}\n`);
-    if (values['pods-yaml'] !== undefined) {
-      await writeFile(values['pods-yaml'], podsYaml(servers, labels));
-      process.stderr.write(`wrote ${servers.length} Pod resource(s) to ${values['pods-yaml']}\n`);
+    const runtime = values.runtime ?? 'vllm';
+    if (!isSimRuntime(runtime)) throw new UsageError(`--runtime must be one of ${SIM_RUNTIMES.join(', ')} (got "${runtime}")`);
+    const profile = values.profile ?? 'llama-3.1-8b-h100';
+    if (!Object.hasOwn(PROFILES, profile)) throw new UsageError(`--profile must be one of ${Object.keys(PROFILES).join(', ')} (got "${profile}")`);
+    const pdRole = values['pd-role'];
+    if (pdRole !== undefined && pdRole !== 'prefill' && pdRole !== 'decode') throw new UsageError(`--pd-role must be prefill or decode (got "${pdRole}")`);
+    if (pdRole !== undefined && runtime !== 'sglang') throw new UsageError('--pd-role needs --runtime sglang (SGLang prefill/decode disaggregation)');
+    const models = list(values.model);
+    const loras = list(values.lora);
+    const overrides: EngineProfileOverrides = {};
+    const blocks = int('num-gpu-blocks', values['num-gpu-blocks'], 1, 2 ** 31);
+    const maxModelLen = int('max-model-len', values['max-model-len'], 1, 2 ** 31);
+    const maxNumSeqs = int('max-num-seqs', values['max-num-seqs'], 1, 2 ** 20);
+    const batched = int('max-num-batched-tokens', values['max-num-batched-tokens'], 1, 2 ** 31);
+    if (blocks !== undefined) Object.assign(overrides, { numGpuBlocks: blocks });
+    if (maxModelLen !== undefined) Object.assign(overrides, { maxModelLen });
+    if (maxNumSeqs !== undefined) Object.assign(overrides, { maxNumSeqs });
+    if (batched !== undefined) Object.assign(overrides, { maxNumBatchedTokens: batched });
+    const maxLoras = int('max-loras', values['max-loras'], 1, 1024);
+    const envLora = (process.env['VLLM_ALLOW_RUNTIME_LORA_UPDATING'] ?? '').toLowerCase();
+    const labels = parseLabels(values.labels ?? 'app=sim');
+    const timeScale = positive('time-scale', values['time-scale']) ?? 1;
+    const bootstrapPort = int('bootstrap-port', values['bootstrap-port'], 0, 65535);
+    const bootstrapTimeoutMs = positive('bootstrap-timeout-ms', values['bootstrap-timeout-ms']);
+    const kvMs = values['kv-transfer-ms-per-token'];
+    const kvTransferMsPerToken = kvMs === undefined ? undefined : Number(kvMs);
+    if (kvTransferMsPerToken !== undefined && !(Number.isFinite(kvTransferMsPerToken) && kvTransferMsPerToken >= 0)) {
+      throw new UsageError(`--kv-transfer-ms-per-token must be a number >= 0 (got "${kvMs}")`);
     }
+    const host = values.host ?? '127.0.0.2';
+    const port = int('port', values.port, 0, 65535) ?? 8000;
+    const portStep = int('port-step', values['port-step'], 0, 1000) ?? 0;
+    const replicas = int('replicas', values.replicas, 1, 256) ?? 1;
+    if (portStep === 0 && replicas > 1 && !/^\d+\.\d+\.\d+\.\d+$/.test(host)) throw new UsageError('--replicas on consecutive hosts needs an IPv4 --host (or use --port-step)');
+    try {
+      fleet = await startSimFleet({
+        runtime,
+        host,
+        port,
+        portStep,
+        replicas,
+        namePrefix: values['name-prefix'] ?? 'sim',
+        ...(models.length === 0 ? {} : { model: models }),
+        loras,
+        ...(maxLoras === undefined ? {} : { maxLoras }),
+        runtimeLoraUpdating: values['allow-runtime-lora-updating'] === true || envLora === 'true' || envLora === '1',
+        profile: profile as ProfileName,
+        overrides,
+        timeScale,
+        ...(pdRole === undefined ? {} : { pdRole }),
+        ...(bootstrapPort === undefined ? {} : { bootstrapPort }),
+        ...(bootstrapTimeoutMs === undefined ? {} : { bootstrapTimeoutMs }),
+        ...(kvTransferMsPerToken === undefined ? {} : { kvTransferMsPerToken }),
+      });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+      if (e.code === 'EADDRINUSE' || e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') {
+        process.stderr.write(`infergate sim: cannot listen on ${e.address ?? host}:${e.port ?? port}: ${e.code}\n`);
+        return 1;
+      }
+      if (err instanceof RangeError) throw new UsageError(err.message);
+      throw err;
+    }
+    for (const s of fleet.servers) {
+      const extra = s.bootstrapPort === undefined ? '' : `  bootstrap ${s.host}:${s.bootstrapPort}`;
+      const role = s.pdRole === undefined ? '' : ` ${s.pdRole}`;
+      process.stdout.write(`${s.name}  ${s.runtime}${role}  ${s.url}  model ${s.engine.modelNames.join(',')}${loras.length > 0 ? ` lora ${loras.join(',')}` : ''}${extra}\n`);
+    }
+    process.stdout.write(`profile ${profile}, time scale ${timeScale}; metrics at <url>/metrics\n`);
+    const podsFile = values['pods-yaml'];
+    if (podsFile !== undefined) {
+      await writeFile(podsFile, fleet.podsYaml(labels));
+      process.stdout.write(`wrote ${fleet.servers.length} Pod resource(s) to ${podsFile}\n`);
+    }
+    process.stdout.write('Press Ctrl-C to stop.\n');
     await untilSignal();
     return 0;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (err instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
+      process.stderr.write(`infergate sim: ${(err as Error).message}\n`);
+      return 2;
+    }
+    throw err;
   } finally {
-    await Promise.all(servers.map((s) => s.close()));
+    await fleet?.close();
   }
 }

@@ -8,14 +8,14 @@ import { machineInfo, writeReport } from '../../src/bench/report.js';
 import { runBench } from '../../src/bench/runner.js';
 import { summarize } from '../../src/bench/summary.js';
 import { createWorkload, resolveWorkloadParams, type RequestSpec, type Workload } from '../../src/bench/workloads/index.js';
-import { startEchoServer, type RunningEchoServer } from '../../src/sim/echo-server.js';
+import { startSimServer, type RunningSimServer } from '../../src/sim/index.js';
 import { freePort } from '../support/ports.js';
 
-let server: RunningEchoServer;
+let server: RunningSimServer;
 let dir: string;
 
 before(async () => {
-  server = await startEchoServer({ host: '127.0.0.1', port: 0, name: 'pod-a', tokenDelayMs: 1 });
+  server = await startSimServer({ host: '127.0.0.1', port: 0, name: 'pod-a', profile: 'tiny', timeScale: 10 });
   dir = await mkdtemp(join(tmpdir(), 'infergate-bench-'));
 });
 
@@ -26,7 +26,7 @@ after(async () => {
 
 const sharedPrefix = resolveWorkloadParams({ type: 'shared-prefix', groups: 2, usersPerGroup: 5, systemTokens: 16, questionTokens: 8, outputTokens: 6 });
 
-test('closed loop against the echo server: 20 requests recorded, measured and reported', async () => {
+test('closed loop against a simulated server: 20 requests recorded, measured and reported', async () => {
   const run = await runBench({
     baseUrl: server.url,
     workload: createWorkload(sharedPrefix, 1, 'mymodel'),
@@ -45,7 +45,7 @@ test('closed loop against the echo server: 20 requests recorded, measured and re
     assert.equal(r.outputTokensSource, 'usage');
     assert.equal(r.itlMs.length, 5, 'six content chunks, five gaps');
     assert.equal(r.endpoint, 'pod-a');
-    assert.match(r.text, /^Echo from pod-a:/);
+    assert.match(r.text, /^ mymodel:/, 'the simulator names the model that answered');
     assert.ok(r.startMs >= 0 && r.endMs >= r.startMs);
   }
   const summary = summarize(run.records);
@@ -98,7 +98,7 @@ test('multi-turn through a real stream: the next turn carries the answer the ser
     const prev = run.records.find((r) => r.conversationId === s.conversationId && r.turn === (s.turn as number) - 1);
     assert.equal(s.messages.at(-2)?.role, 'assistant');
     assert.equal(s.messages.at(-2)?.content, prev?.text);
-    assert.match(prev?.text ?? '', /^Echo from pod-a:/);
+    assert.match(prev?.text ?? '', /^ mymodel:/);
   }
 });
 

@@ -35,8 +35,8 @@ describe('data-plane failures map to the documented statuses', () => {
 
   before(async () => {
     fleet = await startFleet([
-      { host: '127.0.0.21', name: 'live-0', tokenDelayMs: 5 },
-      { host: '127.0.0.22', name: 'live-1', tokenDelayMs: 5 },
+      { host: '127.0.0.21', name: 'live-0' },
+      { host: '127.0.0.22', name: 'live-1' },
     ]);
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;

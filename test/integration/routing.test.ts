@@ -17,10 +17,11 @@ describe('routing by pool weight and InferenceModel weight', () => {
 
   before(async () => {
     fleet = await startFleet([
-      { host: '127.0.0.11', name: 'qwen-0', models: ['mymodel'], loras: ['travel-helper-v1', 'travel-helper-v2'], tokenDelayMs: 0 },
-      { host: '127.0.0.12', name: 'qwen-1', models: ['mymodel'], loras: ['travel-helper-v1', 'travel-helper-v2'], tokenDelayMs: 0 },
-      { host: '127.0.0.13', name: 'deepseek-0', models: ['mymodel'], tokenDelayMs: 0 },
-      { host: '127.0.0.14', name: 'other-0', models: ['mymodel'], tokenDelayMs: 0 },
+      // Seed 003's vLLM flags: --enable-lora --max-loras 2 --lora-modules travel-helper-v1=… travel-helper-v2=…
+      { host: '127.0.0.11', name: 'qwen-0', models: ['mymodel'], loras: ['travel-helper-v1', 'travel-helper-v2'], maxLoras: 2 },
+      { host: '127.0.0.12', name: 'qwen-1', models: ['mymodel'], loras: ['travel-helper-v1', 'travel-helper-v2'], maxLoras: 2 },
+      { host: '127.0.0.13', name: 'deepseek-0', models: ['mymodel'] },
+      { host: '127.0.0.14', name: 'other-0', models: ['mymodel'] },
     ]);
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;

@@ -23,9 +23,12 @@ describe('streaming, client aborts and hot reload', () => {
     routeYaml('all', [{ pool, weight: 1 }]);
 
   before(async () => {
+    // Real time and 40 ms per engine step: a 16-token answer streams for about 0.7 s, so a test can
+    // read the first chunk, reload or disconnect while the server is still generating.
+    const slow = { timeScale: 1, overrides: { decodeFloorMs: 40 } };
     fleet = await startFleet([
-      { host: '127.0.0.31', name: 'a-0', tokenDelayMs: 40 },
-      { host: '127.0.0.32', name: 'b-0', tokenDelayMs: 40 },
+      { host: '127.0.0.31', name: 'a-0', ...slow },
+      { host: '127.0.0.32', name: 'b-0', ...slow },
     ]);
     port = await freePort();
     base = `http://127.0.0.1:${port}`;
@@ -43,7 +46,14 @@ describe('streaming, client aborts and hot reload', () => {
     fetch(`${base}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'mymodel', stream: true, stream_options: { include_usage: true }, max_tokens: 16, messages: [{ role: 'user', content: PROMPT }] }),
+      body: JSON.stringify({
+        model: 'mymodel',
+        stream: true,
+        stream_options: { include_usage: true },
+        max_tokens: 16,
+        ignore_eos: true,
+        messages: [{ role: 'user', content: PROMPT }],
+      }),
       ...(signal === undefined ? {} : { signal }),
     });
 

@@ -1,25 +1,51 @@
-import { startEchoServer, type EchoServerOptions, type RunningEchoServer } from '../../src/sim/index.js';
+import { SimClock, startSimServer, type RunningSimServer, type SimServerOptions } from '../../src/sim/index.js';
 import { freePort } from './ports.js';
 
-export interface FleetMember extends Omit<EchoServerOptions, 'host' | 'port'> {
+/**
+ * One simulated model server of a test fleet. Defaults keep tests fast: the `tiny` profile (4 ms
+ * decode steps, 1024-token context) at time scale 10, runtime vLLM V1, model `mymodel`.
+ */
+export interface FleetMember extends Omit<SimServerOptions, 'host' | 'port' | 'name' | 'model' | 'clock'> {
   readonly host: string;
   readonly name: string;
+  /** Served model names; default ['mymodel']. */
+  readonly models?: readonly string[];
 }
 
+/** Default time scale of fleet members (modelled time runs 10× faster than real time). */
+export const FLEET_TIME_SCALE = 10;
+
 /**
- * Starts echo servers on several loopback addresses sharing one port, like pods on their own
- * IPs. The port is probed free on 127.0.0.1; on a clash elsewhere it tries another.
+ * Starts simulated servers on several loopback addresses sharing one port, like pods on their own
+ * IPs. The port is probed free on 127.0.0.1; on a clash elsewhere it tries another. Members
+ * without their own `timeScale` share one clock.
  */
-export async function startFleet(members: readonly FleetMember[]): Promise<{ port: number; servers: Map<string, RunningEchoServer>; close: () => Promise<void> }> {
+export async function startFleet(members: readonly FleetMember[]): Promise<{ port: number; servers: Map<string, RunningSimServer>; close: () => Promise<void> }> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
-    const started: RunningEchoServer[] = [];
-    try {
-      for (const m of members) started.push(await startEchoServer({ ...m, port }));
-      const servers = new Map(started.map((s) => [s.name, s]));
-      return { port, servers, close: async () => void (await Promise.all(started.map((s) => s.close()))) };
-    } catch (err) {
+    const clock = new SimClock({ timeScale: FLEET_TIME_SCALE });
+    const started: RunningSimServer[] = [];
+    const close = async (): Promise<void> => {
       await Promise.all(started.map((s) => s.close()));
+      clock.close();
+    };
+    try {
+      for (const m of members) {
+        const { models, timeScale, ...rest } = m;
+        started.push(
+          await startSimServer({
+            profile: 'tiny',
+            ...rest,
+            model: models ?? ['mymodel'],
+            port,
+            ...(timeScale === undefined ? { clock } : { timeScale }),
+          }),
+        );
+      }
+      const servers = new Map(started.map((s) => [s.name, s]));
+      return { port, servers, close };
+    } catch (err) {
+      await close();
       if ((err as { code?: string }).code !== 'EADDRINUSE') throw err;
     }
   }

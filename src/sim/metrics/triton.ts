@@ -1,0 +1,82 @@
+/**
+ * Triton + TensorRT-LLM backend `/metrics` (PROTOCOLS.md §b.1, §b.3; test/fixtures/metrics/
+ * triton-trtllm-docs.txt), as the OpenAI frontend serves it (`server.metrics()`), with the model
+ * labels of the backend model: `model="tensorrt_llm",version="1"`.
+ *
+ * - `nv_trt_llm_request_metrics{request_type}`: active (in the server: waiting + running),
+ *   max (`max_num_seqs`), scheduled (running), context (running requests still in their prompt
+ *   phase), waiting = active − scheduled (the backend's own definition).
+ * - `nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type}`: max, free, used, tokens_per,
+ *   reused (cumulative blocks served from the cache), fraction = used / max.
+ * - `nv_trt_llm_general_metrics{general_type}`: iteration_counter, timestamp (µs).
+ * - core counters `nv_inference_request_success|failure`, `nv_inference_count`,
+ *   `nv_inference_exec_count`, `nv_inference_request_duration_us`, `nv_inference_queue_duration_us`
+ *   and the gauge `nv_inference_pending_request_count`.
+ */
+import type { RequestResult } from '../engine/index.js';
+import { cppFloat, header } from './format.js';
+import type { MetricsContext, MetricsPage } from './page.js';
+
+const MODEL = 'model="tensorrt_llm",version="1"';
+
+export class TritonMetricsPage implements MetricsPage {
+  readonly #ctx: MetricsContext;
+  /** Requests handed to the engine that have not produced a token (nor finished) yet. */
+  #beforeFirstToken = 0;
+  #requestDurationUs = 0;
+  #queueDurationUs = 0;
+
+  constructor(ctx: MetricsContext) {
+    this.#ctx = ctx;
+  }
+
+  submitted(): void {
+    this.#beforeFirstToken++;
+  }
+
+  token(index: number): void {
+    if (index === 0) this.#beforeFirstToken--;
+  }
+
+  finished(result: RequestResult): void {
+    if (result.completionTokens === 0) this.#beforeFirstToken--;
+    this.#requestDurationUs += Math.round(result.e2eMs * 1000);
+    this.#queueDurationUs += Math.round((result.queueMs ?? 0) * 1000);
+  }
+
+  render(): string {
+    const s = this.#ctx.engine.stats();
+    const active = s.running + s.waiting + s.arriving;
+    const waitingOrArriving = s.waiting + s.arriving;
+    const context = Math.max(0, Math.min(s.running, this.#beforeFirstToken - waitingOrArriving));
+    const req = (type: string, v: number): string => `nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="${type}",version="1"} ${cppFloat(v)}\n`;
+    const kv = (type: string, v: number): string => `nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="${type}",model="tensorrt_llm",version="1"} ${cppFloat(v)}\n`;
+    const gen = (type: string, v: number): string => `nv_trt_llm_general_metrics{general_type="${type}",model="tensorrt_llm",version="1"} ${cppFloat(v)}\n`;
+    const one = (name: string, type: 'gauge' | 'counter', help: string, v: number): string => `${header(name, type, help)}${name}{${MODEL}} ${cppFloat(v)}\n`;
+    let out = header('nv_trt_llm_request_metrics', 'gauge', 'TRT LLM request metrics');
+    out += req('waiting', Math.max(0, active - s.running));
+    out += req('context', context);
+    out += req('scheduled', s.running);
+    out += req('max', this.#ctx.engine.profile.maxNumSeqs);
+    out += req('active', active);
+    out += header('nv_trt_llm_kv_cache_block_metrics', 'gauge', 'TRT LLM KV cache block metrics');
+    out += kv('fraction', s.numGpuBlocks === 0 ? 0 : s.usedBlocks / s.numGpuBlocks);
+    out += kv('tokens_per', s.blockSize);
+    out += kv('used', s.usedBlocks);
+    out += kv('free', s.numGpuBlocks - s.usedBlocks);
+    out += kv('max', s.numGpuBlocks);
+    out += kv('reused', Math.floor(s.prefixHitsTokens / s.blockSize));
+    out += header('nv_trt_llm_general_metrics', 'gauge', 'General TRT LLM metrics');
+    out += gen('iteration_counter', s.stepsTotal);
+    out += gen('timestamp', Math.round(s.epochMs * 1000));
+    const ok = s.requestSuccessTotal.stop + s.requestSuccessTotal.length;
+    out += one('nv_inference_request_success', 'counter', 'Number of successful inference requests, all batch sizes', ok);
+    out += one('nv_inference_request_failure', 'counter', 'Number of failed inference requests, all batch sizes', s.requestSuccessTotal.abort);
+    out += one('nv_inference_count', 'counter', 'Number of inferences performed (does not include cached requests)', ok);
+    out += one('nv_inference_exec_count', 'counter', 'Number of model executions performed (does not include cached requests)', s.stepsTotal);
+    out += one('nv_inference_request_duration_us', 'counter', 'Cumulative inference request duration in microseconds (includes cached requests)', this.#requestDurationUs);
+    out += one('nv_inference_queue_duration_us', 'counter', 'Cumulative inference queuing duration in microseconds (includes cached requests)', this.#queueDurationUs);
+    out += one('nv_inference_pending_request_count', 'gauge', 'Instantaneous number of pending requests awaiting execution per-model.', waitingOrArriving);
+    return out;
+  }
+}

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, test } from 'node:test';
+import { parseDocuments, type Pod } from '../../src/api/index.js';
+import { nextAddress, podsYaml, startSimFleet } from '../../src/sim/index.js';
+import { freePort } from '../support/ports.js';
+import { post, scrape } from './helpers.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/infergate.js', import.meta.url));
+const run = promisify(execFile);
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('startSimFleet', () => {
+  test('replicas on consecutive loopback hosts share a port and a clock; podsYaml loads as Pods', async () => {
+    const port = await freePort('127.0.0.61');
+    const fleet = await startSimFleet({ host: '127.0.0.61', port, replicas: 3, runtime: 'vllm-v0', profile: 'tiny', timeScale: 20, namePrefix: 'pod' });
+    try {
+      assert.deepEqual(fleet.servers.map((s) => s.url), [`http://127.0.0.61:${port}`, `http://127.0.0.62:${port}`, `http://127.0.0.63:${port}`]);
+      assert.ok(fleet.servers.every((s) => s.clock === fleet.servers[0]?.clock));
+      for (const s of fleet.servers) {
+        const r = await post(s, '/v1/completions', { model: 'mymodel', prompt: 'hi', max_tokens: 2 });
+        assert.equal(r.headers.get('x-sim-pod'), s.name);
+        await r.arrayBuffer();
+      }
+      const loaded = parseDocuments(fleet.podsYaml({ app: 'sim', release: 'a' }), 'pods.yaml');
+      assert.deepEqual(loaded.problems, []);
+      const pods = loaded.resources as Pod[];
+      assert.deepEqual(pods.map((p) => [p.kind, p.metadata.name, p.status.podIP, p.metadata.labels['release']]), [
+        ['Pod', 'pod-0', '127.0.0.61', 'a'],
+        ['Pod', 'pod-1', '127.0.0.62', 'a'],
+        ['Pod', 'pod-2', '127.0.0.63', 'a'],
+      ]);
+    } finally {
+      await fleet.close();
+    }
+  });
+
+  test('portStep puts the replicas on one host, consecutive ports', async () => {
+    let fleet: Awaited<ReturnType<typeof startSimFleet>> | undefined;
+    let port = 0;
+    for (let attempt = 0; attempt < 5 && fleet === undefined; attempt++) {
+      port = await freePort();
+      fleet = await startSimFleet({ host: '127.0.0.1', port, portStep: 2, replicas: 2, profile: 'tiny' }).catch((err: { code?: string }) => {
+        if (err.code !== 'EADDRINUSE') throw err;
+        return undefined; // port + 2 was taken: try another
+      });
+    }
+    assert.ok(fleet !== undefined);
+    try {
+      assert.deepEqual(fleet.servers.map((s) => [s.host, s.port]), [
+        ['127.0.0.1', port],
+        ['127.0.0.1', port + 2],
+      ]);
+    } finally {
+      await fleet.close();
+    }
+  });
+
+  test('nextAddress carries into the next octet; podsYaml annotates prefill bootstrap ports', () => {
+    assert.equal(nextAddress('127.0.0.255', 1), '127.0.1.0');
+    const yaml = podsYaml([{ name: 'p-0', host: '127.0.0.2', pdRole: 'prefill', bootstrapPort: 8998 }], { app: 'x' });
+    const pod = parseDocuments(yaml, 'p.yaml').resources[0] as Pod;
+    assert.equal(pod.metadata.annotations['sglang.ai/bootstrap-port'], '8998');
+  });
+});
+
+describe('infergate sim', () => {
+  test('--replicas and --pods-yaml: engines listen where printed, Pods load, SIGTERM exits 0', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'infergate-sim-'));
+    const file = join(dir, 'pods.yaml');
+    const port = await freePort('127.0.0.71');
+    const child = spawn(
+      process.execPath,
+      [BIN, 'sim', '--runtime', 'sglang', '--host', '127.0.0.71', '--port', String(port), '--replicas', '2', '--profile', 'tiny', '--time-scale', '20', '--labels', 'app=simtest,tier=gpu', '--pods-yaml', file],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    try {
+      for (let i = 0; i < 200 && !stdout.includes('Press Ctrl-C'); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.match(stdout, new RegExp(`^sim-0  sglang  http://127\\.0\\.0\\.71:${port}  model mymodel`, 'm'), stderr);
+      assert.match(stdout, new RegExp(`^sim-1  sglang  http://127\\.0\\.0\\.72:${port}`, 'm'));
+      for (const host of ['127.0.0.71', '127.0.0.72']) {
+        const server = { url: `http://${host}:${port}` };
+        assert.equal((await fetch(`${server.url}/health_generate`)).status, 200);
+        assert.match(await scrape(server), /^sglang:num_queue_reqs\{model_name="mymodel"\} 0\.0$/m);
+      }
+      const loaded = parseDocuments(await readFile(file, 'utf8'), file);
+      assert.deepEqual(loaded.problems, []);
+      const pods = loaded.resources as Pod[];
+      assert.deepEqual(pods.map((p) => [p.metadata.name, p.status.podIP, p.metadata.labels['app'], p.metadata.labels['tier']]), [
+        ['sim-0', '127.0.0.71', 'simtest', 'gpu'],
+        ['sim-1', '127.0.0.72', 'simtest', 'gpu'],
+      ]);
+    } finally {
+      child.kill('SIGTERM');
+      const [code] = (await once(child, 'exit')) as [number | null];
+      await rm(dir, { recursive: true, force: true });
+      assert.equal(code, 0, stderr);
+    }
+  });
+
+  test('bad flags: one clear line, exit 2', async () => {
+    const cases: ReadonlyArray<readonly [readonly string[], RegExp]> = [
+      [['--runtime', 'tgi'], /^infergate sim: --runtime must be one of vllm, vllm-v0, sglang, trtllm \(got "tgi"\)\n$/],
+      [['--replicas', '0'], /^infergate sim: --replicas must be an integer from 1 to 256 \(got "0"\)\n$/],
+      [['--pd-role', 'prefill'], /^infergate sim: --pd-role needs --runtime sglang/],
+      [['--profile', 'huge'], /^infergate sim: --profile must be one of/],
+      [['--bogus'], /^infergate sim: Unknown option '--bogus'/],
+      [['--profile', 'tiny', '--max-model-len', '99999'], /^infergate sim: profile tiny: maxModelLen 99999 does not fit the KV cache/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => cli(['sim', ...args])));
+    cases.forEach(([args, message], i) => {
+      const r = results[i]!;
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+    });
+  });
+
+  test('--help describes the runtimes, profiles and PD flags', async () => {
+    const r = await cli(['sim', '--help']);
+    assert.equal(r.code, 0);
+    for (const word of ['--runtime', 'vllm-v0', 'trtllm', 'llama-3.1-8b-h100', '--pd-role', '--bootstrap-port', '--time-scale', '--pods-yaml']) assert.ok(r.stdout.includes(word), word);
+  });
+});

@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { generateAnswer, renderChat, tokenize } from '../../src/sim/engine/index.js';
+import { parseBootstrap, type RunningSimServer } from '../../src/sim/index.js';
+import { freePort } from '../support/ports.js';
+import { post, sseEvents, tinyServer, until, type Completion } from './helpers.js';
+
+const messages = [{ role: 'user', content: 'Plan a three day trip to Beijing for a family of four, please.' }];
+const promptTokens = tokenize(renderChat(messages)).length;
+
+interface SglangError {
+  object: string;
+  message: string;
+  type: string;
+  code: number;
+}
+
+describe('SGLang prefill/decode disaggregation', () => {
+  let prefill: RunningSimServer;
+  let decode: RunningSimServer;
+  let room = 1000;
+  const legs = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+    model: 'mymodel',
+    messages,
+    max_tokens: 12,
+    ignore_eos: true,
+    bootstrap_host: '127.0.0.1',
+    bootstrap_port: prefill.bootstrapPort,
+    bootstrap_room: room++,
+    ...extra,
+  });
+
+  before(async () => {
+    prefill = await tinyServer({ runtime: 'sglang', name: 'prefill-0', pdRole: 'prefill', bootstrapPort: 0 });
+    decode = await tinyServer({ runtime: 'sglang', name: 'decode-0', pdRole: 'decode' });
+  });
+
+  after(async () => {
+    await prefill?.close();
+    await decode?.close();
+  });
+
+  test('success: prefill answers one token with finish_reason "length" after the transfer; decode streams the answer', async () => {
+    const body = legs({ stream: true, stream_options: { include_usage: true } });
+    const [p, d] = await Promise.all([post(prefill, '/v1/chat/completions', { ...body, stream: false, stream_options: undefined }), post(decode, '/v1/chat/completions', body)]);
+    assert.equal(p.status, 200);
+    assert.equal(p.headers.get('x-sim-pod'), 'prefill-0');
+    assert.equal(Number(p.headers.get('x-sim-kv-transfer-ms')), Math.round(promptTokens * 0.003 * 1000) / 1000, '3 µs per prompt token');
+    const pb = (await p.json()) as Completion;
+    assert.equal(pb.choices[0]?.finish_reason, 'length');
+    assert.equal(pb.usage.completion_tokens, 1);
+    assert.equal(pb.usage.prompt_tokens, promptTokens);
+
+    assert.equal(d.status, 200);
+    assert.equal(d.headers.get('x-sim-pod'), 'decode-0');
+    const events = sseEvents(await d.text());
+    assert.equal(events.at(-1), '[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as { choices: Array<{ delta: { content?: string }; finish_reason: string | null }>; usage?: { completion_tokens: number } });
+    const text = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
+    const expected = generateAnswer(tokenize(renderChat(messages)), 'mymodel', 12, true);
+    assert.equal(text, expected.texts.join(''), 'the decode server streams the whole answer');
+    assert.equal(pb.choices[0]?.message?.content, expected.texts[0], 'the prefill token is the answer’s first');
+    assert.equal(chunks.at(-1)?.usage?.completion_tokens, 12);
+
+    // The decode engine did no prefill work: its prompt arrived as KV.
+    assert.equal(decode.engine.stats().prefixQueriesTokens, promptTokens);
+    assert.equal(prefill.engine.stats().generationTokensTotal, 1);
+  });
+
+  test('either leg may come first, and the room may be a list of one (SGLang batch form)', async () => {
+    const body = legs();
+    const r = body['bootstrap_room'];
+    const d = post(decode, '/v1/completions', { ...body, messages: undefined, prompt: 'decode first', bootstrap_room: [r], bootstrap_host: ['127.0.0.1'], bootstrap_port: [prefill.bootstrapPort] });
+    await until('the decode leg to wait', () => (decode.stats().inFlight === 1 ? true : undefined));
+    await new Promise((res) => setTimeout(res, 20));
+    const p = await post(prefill, '/v1/completions', { ...body, messages: undefined, prompt: 'decode first' });
+    assert.equal(p.status, 200);
+    const db = (await (await d).json()) as Completion;
+    assert.equal(db.usage.completion_tokens, 12);
+  });
+
+  test('a room already in use on the prefill server is refused', async () => {
+    const body = legs();
+    const first = post(prefill, '/v1/completions', { ...body, prompt: 'x', messages: undefined });
+    await until('the first prefill leg', () => (prefill.stats().inFlight === 1 ? true : undefined));
+    const second = await post(prefill, '/v1/completions', { ...body, prompt: 'x', messages: undefined });
+    assert.equal(second.status, 400);
+    assert.match(((await second.json()) as SglangError).message, /already in use/);
+    const d = await post(decode, '/v1/completions', { ...body, prompt: 'x', messages: undefined });
+    assert.equal(d.status, 200);
+    assert.equal((await first).status, 200);
+  });
+
+  test('requests without the bootstrap fields are refused with 400 on both roles; bad fields too', async () => {
+    for (const s of [prefill, decode]) {
+      const r = await post(s, '/v1/chat/completions', { model: 'mymodel', messages });
+      assert.equal(r.status, 400);
+      const b = (await r.json()) as SglangError;
+      assert.equal(b.object, 'error');
+      assert.equal(b.type, 'Bad Request');
+      assert.match(b.message, /bootstrap_host, bootstrap_port and bootstrap_room/);
+    }
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ bootstrap_room: -1 }, /bootstrap_room must be an integer/],
+      [{ bootstrap_room: 2 ** 53 }, /bootstrap_room must be an integer/],
+      [{ bootstrap_room: [1, 2] }, /list of 2/],
+      [{ bootstrap_host: '' }, /bootstrap_host/],
+      [{ bootstrap_port: 'x' }, /bootstrap_port/],
+    ];
+    for (const [extra, message] of cases) {
+      const r = await post(decode, '/v1/chat/completions', legs(extra));
+      assert.equal(r.status, 400, JSON.stringify(extra));
+      assert.match(((await r.json()) as SglangError).message, message);
+    }
+    assert.equal(prefill.stats().inFlight + decode.stats().inFlight, 0);
+  });
+
+  test('parseBootstrap: absent, int or list of one, [0, 2^53-1], IPv6 host in brackets', () => {
+    assert.deepEqual(parseBootstrap({}), { kind: 'absent' });
+    assert.deepEqual(parseBootstrap({ bootstrap_host: '[::1]', bootstrap_port: null, bootstrap_room: 2 ** 53 - 1 }), {
+      kind: 'ok',
+      fields: { host: '::1', port: null, room: 2 ** 53 - 1 },
+    });
+    assert.equal(parseBootstrap({ bootstrap_host: 'h', bootstrap_port: 1, bootstrap_room: 1.5 }).kind, 'invalid');
+  });
+});
+
+describe('SGLang PD timeouts', () => {
+  test('a prefill leg whose decode partner never connects fails after bootstrapTimeoutMs (modelled)', async () => {
+    const prefill = await tinyServer({ runtime: 'sglang', pdRole: 'prefill', bootstrapPort: 0, bootstrapTimeoutMs: 2000 });
+    try {
+      const r = await post(prefill, '/v1/completions', { model: 'mymodel', prompt: 'alone', bootstrap_host: '127.0.0.1', bootstrap_port: prefill.bootstrapPort, bootstrap_room: 7 });
+      assert.equal(r.status, 500);
+      const b = (await r.json()) as SglangError;
+      assert.deepEqual([b.object, b.type, b.code], ['error', 'Internal Server Error', 500]);
+      assert.match(b.message, /bootstrap_room 7 failed: no decode server connected within 2000 ms \(bootstrap timeout\)/);
+      assert.deepEqual(prefill.stats(), { served: 0, inFlight: 0, aborted: 0 });
+    } finally {
+      await prefill.close();
+    }
+  });
+
+  test('a decode leg whose prefill request never comes fails after bootstrapTimeoutMs (waiting timeout)', async () => {
+    const prefill = await tinyServer({ runtime: 'sglang', pdRole: 'prefill', bootstrapPort: 0 });
+    const decode = await tinyServer({ runtime: 'sglang', pdRole: 'decode', bootstrapTimeoutMs: 2000 });
+    try {
+      const r = await post(decode, '/v1/completions', { model: 'mymodel', prompt: 'alone', bootstrap_host: '127.0.0.1', bootstrap_port: prefill.bootstrapPort, bootstrap_room: 8 });
+      assert.equal(r.status, 500);
+      assert.match(((await r.json()) as SglangError).message, /bootstrap_room 8 failed: no KV from the prefill server .* within 2000 ms \(waiting timeout\)/);
+      assert.equal(decode.engine.stats().prefixQueriesTokens, 0, 'nothing reached the decode engine');
+    } finally {
+      await prefill.close();
+      await decode.close();
+    }
+  });
+
+  test('a decode leg whose bootstrap server is unreachable fails at once', async () => {
+    const decode = await tinyServer({ runtime: 'sglang', pdRole: 'decode' });
+    try {
+      const port = await freePort();
+      const r = await post(decode, '/v1/completions', { model: 'mymodel', prompt: 'x', bootstrap_host: '127.0.0.1', bootstrap_port: port, bootstrap_room: 9 });
+      assert.equal(r.status, 500);
+      assert.match(((await r.json()) as SglangError).message, /cannot reach the bootstrap server 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+    } finally {
+      await decode.close();
+    }
+  });
+
+  test('a decode client that goes away fails its prefill partner (the transfer cannot happen)', async () => {
+    const prefill = await tinyServer({ runtime: 'sglang', pdRole: 'prefill', bootstrapPort: 0, timeScale: 1, overrides: { prefillPerTokenMs: 50 } });
+    const decode = await tinyServer({ runtime: 'sglang', pdRole: 'decode' });
+    try {
+      const body = { model: 'mymodel', prompt: 'a longer prompt that takes a while to prefill here', bootstrap_host: '127.0.0.1', bootstrap_port: prefill.bootstrapPort, bootstrap_room: 10 };
+      const controller = new AbortController();
+      const d = post(decode, '/v1/completions', body, {}, controller.signal).catch(() => undefined);
+      const p = post(prefill, '/v1/completions', body);
+      await until('the decode leg to wait', () => (decode.stats().inFlight === 1 ? true : undefined));
+      controller.abort();
+      await d;
+      const r = await p;
+      assert.equal(r.status, 500);
+      assert.match(((await r.json()) as SglangError).message, /the decode server went away/);
+      await until('the decode abort to be counted', () => (decode.stats().aborted === 1 ? true : undefined));
+    } finally {
+      await prefill.close();
+      await decode.close();
+    }
+  });
+
+  test('pdRole needs runtime sglang', async () => {
+    await assert.rejects(tinyServer({ runtime: 'vllm', pdRole: 'prefill' }), /pdRole needs runtime sglang/);
+  });
+});
