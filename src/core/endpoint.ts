@@ -132,13 +132,16 @@ export class Endpoint {
   }
 
   /**
-   * Requests waiting in the server, corrected for what this gateway sent since the scrape: those
-   * are assumed queued until a scrape says otherwise, so a burst does not pile onto the endpoint
-   * that looked idle 50 ms ago. Falls back to the in-flight count without metrics.
+   * Requests waiting in the server, corrected for what this gateway sent since the scrape. A
+   * server that was queueing at the scrape queues those too, so they are added; a server with an
+   * empty queue admits new requests into its running batch, so they are not (counting them would
+   * make two fresh requests on an idle 256-slot server look like a queue). Bursts onto an idle
+   * pool are spread by the exact in-flight count instead. Without metrics: the in-flight count.
    */
   estimatedWaiting(): number {
-    if (this.metrics === undefined) return this.inFlight;
-    return this.metrics.waitingRequests + Math.max(0, this.inFlight - this.inFlightAtScrape);
+    const m = this.metrics;
+    if (m === undefined) return this.inFlight;
+    return m.waitingRequests > 0 ? m.waitingRequests + Math.max(0, this.inFlight - this.inFlightAtScrape) : 0;
   }
 
   /** KV utilisation corrected for prompt tokens sent since the scrape, when the capacity is known. */

@@ -77,7 +77,7 @@ export class GatewayMetrics {
         },
       });
     };
-    perEndpoint('infergate_endpoint_waiting_requests', 'Server queue as the gateway estimates it (last scrape plus requests sent since).', (e) => e.estimatedWaiting());
+    perEndpoint('infergate_endpoint_waiting_requests', 'Server queue as the gateway estimates it (last scrape, plus requests sent since when it was queueing).', (e) => e.estimatedWaiting());
     perEndpoint('infergate_endpoint_running_requests', 'Running requests from the last scrape.', (e) => e.metrics?.runningRequests);
     perEndpoint('infergate_endpoint_kv_cache_usage', 'KV-cache utilisation as the gateway estimates it (0..1).', (e) => (e.metrics === undefined ? undefined : e.estimatedKvUsage()));
     perEndpoint('infergate_endpoint_inflight_requests', 'Requests this gateway has in flight on the endpoint.', (e) => e.inFlight);

@@ -30,8 +30,17 @@ test('saturation: only when no endpoint has headroom; stale counts as none; unkn
     { name: 'the only idle one is stale', eps: endpoints([{ metrics: { waitingRequests: 9 } }, { metrics: { waitingRequests: 0 }, ageMs: 1000 }]), want: true },
     { name: 'no endpoint has metrics', eps: endpoints([{ inFlight: 50 }, {}]), want: false },
     {
-      name: 'requests sent since the scrape fill the idle one',
-      eps: endpoints([{ metrics: { waitingRequests: 9 } }, { metrics: { waitingRequests: 0 }, inFlight: 5, inFlightAtScrape: 0 }]),
+      name: 'requests sent since the scrape to a queueing endpoint count',
+      eps: endpoints([{ metrics: { waitingRequests: 9 } }, { metrics: { waitingRequests: 1 }, inFlight: 5, inFlightAtScrape: 0 }]),
+      want: true,
+    },
+    {
+      name: 'prompt tokens sent since the scrape fill the KV of the idle one',
+      eps: ((): Endpoint[] => {
+        const eps = endpoints([{ metrics: { waitingRequests: 9 } }, { metrics: { waitingRequests: 0, kvCacheUsage: 0.5, blockSize: 16, numGpuBlocks: 100 }, inFlight: 5, inFlightAtScrape: 0 }]);
+        (eps[1] as Endpoint).inFlightTokens = 800; // 800 of 1600 tokens: 0.5 + 0.5
+        return eps;
+      })(),
       want: true,
     },
   ];

@@ -51,9 +51,14 @@ test('queue scorer: scraped queue plus what was sent since the scrape; stale met
   const cases: Array<{ name: string; specs: EndpointSpec[]; want: number[] }> = [
     { name: 'min-max of waiting', specs: [{ metrics: { waitingRequests: 0 } }, { metrics: { waitingRequests: 5 } }, { metrics: { waitingRequests: 10 } }], want: [1, 0.5, 0] },
     {
-      name: 'requests sent since the scrape count as queued',
-      specs: [{ inFlight: 6, inFlightAtScrape: 0, metrics: { waitingRequests: 0 } }, { inFlight: 0, metrics: { waitingRequests: 3 } }],
+      name: 'on a queueing server, requests sent since the scrape count as queued',
+      specs: [{ inFlight: 6, inFlightAtScrape: 0, metrics: { waitingRequests: 1 } }, { inFlight: 0, metrics: { waitingRequests: 3 } }],
       want: [0, 1],
+    },
+    {
+      name: 'on a server with an empty queue they run at once',
+      specs: [{ inFlight: 6, inFlightAtScrape: 0, metrics: { waitingRequests: 0 } }, { inFlight: 0, metrics: { waitingRequests: 3 } }],
+      want: [1, 0],
     },
     { name: 'stale is worst', specs: [{ metrics: { waitingRequests: 8 } }, { metrics: { waitingRequests: 0 }, ageMs: 1000 }], want: [1, 0] },
     { name: 'no metrics: in-flight', specs: [{ inFlight: 2 }, { inFlight: 4 }], want: [1, 0] },

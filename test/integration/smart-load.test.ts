@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { configDir } from '../support/config.js';
+import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
+import { freePort } from '../support/ports.js';
+import { chatBody, debugPools, gatewayForPools, handled, loadDirectly, poolYaml, post, startPods, waitFor, waitForView, type SimPods } from '../support/smart.js';
+
+// Load-aware routing from the model servers' own metrics, for each runtime dialect. Load is put
+// on one pod by sending it requests directly, past the gateway: the gateway can only learn of it
+// from that pod's /metrics. Pods run the 8B profile 20× faster than real time, with at most 4
+// running requests so a handful of long requests builds a queue.
+const TIME_SCALE = 20;
+const COMMON = { profile: 'llama-3.1-8b-h100', timeScale: TIME_SCALE, overrides: { maxNumSeqs: 4 } } as const;
+const LONG = { model: 'mymodel', prompt: 'load '.repeat(200), max_tokens: 3000, ignore_eos: true };
+
+describe('smart routing: load, LoRA, runtimes, failures', () => {
+  let pods: SimPods;
+  let gateway: GatewayProcess;
+  let cfg: Awaited<ReturnType<typeof configDir>>;
+  let base: string;
+
+  before(async () => {
+    pods = await startPods([
+      { name: 'v-0', host: '127.0.1.2', labels: { pool: 'vllm' }, loras: ['ad-a', 'ad-b'], maxLoras: 1, ...COMMON },
+      { name: 'v-1', host: '127.0.1.3', labels: { pool: 'vllm' }, loras: ['ad-a', 'ad-b'], maxLoras: 1, ...COMMON },
+      { name: 'v-2', host: '127.0.1.4', labels: { pool: 'vllm' }, loras: ['ad-a', 'ad-b'], maxLoras: 1, ...COMMON },
+      { name: 's-0', host: '127.0.1.5', labels: { pool: 'sglang' }, runtime: 'sglang', ...COMMON },
+      { name: 's-1', host: '127.0.1.6', labels: { pool: 'sglang' }, runtime: 'sglang', ...COMMON },
+      { name: 't-0', host: '127.0.1.7', labels: { pool: 'trt' }, runtime: 'trtllm', ...COMMON },
+      { name: 't-1', host: '127.0.1.8', labels: { pool: 'trt' }, runtime: 'trtllm', ...COMMON },
+      { name: 'f-0', host: '127.0.1.9', labels: { pool: 'fail' }, ...COMMON },
+      { name: 'f-1', host: '127.0.1.10', labels: { pool: 'fail' }, ...COMMON },
+      { name: 'f-2', host: '127.0.1.11', labels: { pool: 'fail' }, ...COMMON },
+    ]);
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    cfg = await configDir(
+      gatewayForPools(port, ['vllm', 'sglang', 'trt', 'fail']) +
+        poolYaml('vllm', pods.port) +
+        poolYaml('sglang', pods.port, { 'inference.networking.x-k8s.io/model-server-runtime': 'sglang' }) +
+        poolYaml('trt', pods.port, { 'inference.networking.x-k8s.io/model-server-runtime': 'trt-llm' }) +
+        poolYaml('fail', pods.port) +
+        pods.podsYaml(),
+    );
+    gateway = await startGatewayProcess(['-f', cfg.dir]);
+    // Every endpoint scraped once before the tests look at routing.
+    await waitFor('first scrapes', async () => (await debugPools(gateway)).every((p) => p.endpoints.every((e) => e.metrics !== null)));
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await pods?.close();
+    await cfg?.remove();
+  });
+
+  /** `n` requests one after another through the gateway; the pods that served them. */
+  async function servedBy(n: number, model: string, pool?: string): Promise<string[]> {
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = await post(base, chatBody(model, `question ${i}`), pool === undefined ? {} : { 'x-pool': pool });
+      assert.equal(r.status, 200, r.text);
+      out.push(r.pod ?? '');
+    }
+    return out;
+  }
+
+  for (const [pool, loaded, other] of [
+    ['vllm', 'v-0', 'v-1|v-2'],
+    ['sglang', 's-0', 's-1'],
+    ['trt', 't-0', 't-1'],
+  ] as const) {
+    test(`${pool}: new requests avoid the pod its own metrics show as loaded`, async () => {
+      const load = loadDirectly(pods.get(loaded), 10, LONG);
+      try {
+        // The load is visible to the gateway only through the pod's /metrics, in its dialect.
+        await waitForView(gateway, loaded, 'queue from its metrics', (e) => (e.metrics?.waitingRequests ?? 0) >= 5);
+        const served = await servedBy(12, 'mymodel', pool === 'vllm' ? undefined : pool);
+        assert.deepEqual(served.filter((p) => p === loaded), [], `no request to the loaded ${loaded}: ${served.join(',')}`);
+        assert.ok(served.every((p) => new RegExp(`^(${other})$`).test(p)));
+      } finally {
+        load.stop();
+        await load.done;
+      }
+    });
+  }
+
+  test('LoRA: requests for a running adapter go to the pod that has it loaded; others avoid its full slot', async () => {
+    const load = loadDirectly(pods.get('v-1'), 2, { ...LONG, model: 'ad-a' });
+    try {
+      await waitForView(gateway, 'v-1', 'ad-a running', (e) => e.metrics?.lora?.running.includes('ad-a') === true);
+      assert.deepEqual(new Set(await servedBy(8, 'ad-a')), new Set(['v-1']));
+      // v-1's only slot holds ad-a: ad-b would wait there, so it goes to a pod with a free slot.
+      const b = await servedBy(8, 'ad-b');
+      assert.ok(!b.includes('v-1'), `ad-b avoided v-1: ${b.join(',')}`);
+      // The base model needs no slot and is balanced as usual.
+      const base = await servedBy(9, 'mymodel');
+      assert.ok(new Set(base).size >= 2, `base model spread: ${base.join(',')}`);
+    } finally {
+      load.stop();
+      await load.done;
+    }
+  });
+
+  test('failure: killing a pod mid-run loses only the requests that were on it; the rest route around it', async () => {
+    const results: Array<{ id: string; status: number; complete: boolean }> = [];
+    let killedInFlight = -1;
+    const stream = async (i: number): Promise<void> => {
+      const id = `fail-${i}`;
+      const r = await fetch(`${base}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-pool': 'fail', 'x-request-id': id },
+        body: JSON.stringify({ model: 'mymodel', prompt: `request ${i}`, max_tokens: 400, ignore_eos: true, stream: true }),
+      });
+      const text = await r.text().catch(() => '');
+      results.push({ id, status: r.status, complete: text.trimEnd().endsWith('data: [DONE]') && !text.includes('"error"') });
+    };
+    const running = new Set<Promise<void>>();
+    for (let i = 0; i < 48; i++) {
+      // After a dozen requests, kill f-0 at the first moment it is streaming some.
+      if (i >= 12 && killedInFlight < 0 && pods.get('f-0').stats().inFlight > 0) {
+        killedInFlight = pods.get('f-0').stats().inFlight;
+        await pods.get('f-0').close();
+      }
+      const p = stream(i).finally(() => running.delete(p));
+      running.add(p);
+      if (running.size >= 6) await Promise.race(running);
+    }
+    await Promise.all(running);
+    assert.ok(killedInFlight > 0, 'f-0 was killed while it had requests in flight');
+    const failed = results.filter((r) => !r.complete);
+    assert.ok(failed.length <= killedInFlight, `lost ${failed.length}, but only ${killedInFlight} were on f-0`);
+    for (const f of failed) {
+      const line = await handled(gateway, f.id);
+      assert.equal(line['pod'], 'f-0', `${f.id} failed elsewhere: ${JSON.stringify(line)}`);
+    }
+    await waitForView(gateway, 'f-0', 'marked unhealthy', (e) => !e.healthy);
+    const after = await servedBy(6, 'mymodel', 'fail');
+    assert.ok(after.every((p) => p === 'f-1' || p === 'f-2'), after.join(','));
+  });
+});

@@ -1,0 +1,193 @@
+import { startSimServer, type RunningSimServer, type SimServerOptions } from '../../src/sim/index.js';
+import type { GatewayProcess, LogLine } from './gateway-process.js';
+import { freePort } from './ports.js';
+
+/**
+ * Helpers for the smart-routing integration tests: simulated pods on their own loopback
+ * addresses sharing one port, the Pod and pool YAML for them, direct load on one pod, and reads
+ * of the gateway's `/debug/endpoints` view.
+ */
+
+export interface PodSpec extends Omit<SimServerOptions, 'host' | 'port' | 'name'> {
+  readonly name: string;
+  readonly host: string;
+  /** Pod labels besides `app: sim`. */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+export interface SimPods {
+  readonly port: number;
+  readonly servers: ReadonlyMap<string, RunningSimServer>;
+  get(name: string): RunningSimServer;
+  podsYaml(): string;
+  close(): Promise<void>;
+}
+
+/** Starts one simulated server per spec, all on one free port, like pods on their own IPs. */
+export async function startPods(specs: readonly PodSpec[]): Promise<SimPods> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const started: RunningSimServer[] = [];
+    try {
+      for (const s of specs) {
+        const { labels: _labels, ...options } = s;
+        started.push(await startSimServer({ ...options, host: s.host, port, name: s.name }));
+      }
+    } catch (err) {
+      await Promise.all(started.map((s) => s.close()));
+      if ((err as { code?: string }).code === 'EADDRINUSE') continue;
+      throw err;
+    }
+    const servers = new Map(started.map((s) => [s.name, s]));
+    return {
+      port,
+      servers,
+      get: (name) => {
+        const s = servers.get(name);
+        if (s === undefined) throw new Error(`no pod ${name}`);
+        return s;
+      },
+      podsYaml: () =>
+        specs
+          .map((s) => {
+            const labels = { app: 'sim', ...(s.labels ?? {}) };
+            return `---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ${s.name}
+  labels: ${JSON.stringify(labels)}
+status: {phase: Running, podIP: ${s.host}}
+`;
+          })
+          .join(''),
+      close: async () => void (await Promise.all(started.map((s) => s.close()))),
+    };
+  }
+  throw new Error('could not find a port free on every pod address');
+}
+
+/** A Gateway on `port` with one HTTPRoute per pool, chosen by the `x-pool` header (the first pool is the default). */
+export function gatewayForPools(port: number, pools: readonly string[]): string {
+  const routes = pools
+    .map(
+      (pool, i) => `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-${pool}}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /v1}${i === 0 ? '' : `, headers: [{name: x-pool, value: ${pool}}]`}}]
+    backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: ${pool}}]
+`,
+    )
+    .join('');
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: infergate
+  listeners: [{name: http, protocol: HTTP, port: ${port}}]
+${routes}`;
+}
+
+/** An InferencePool (v1) selecting `pool: <name>` pods, with annotations. */
+export function poolYaml(name: string, port: number, annotations: Readonly<Record<string, string>> = {}): string {
+  return `---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: ${name}
+  annotations: ${JSON.stringify(annotations)}
+spec:
+  selector: {matchLabels: {pool: ${name}}}
+  targetPorts: [{number: ${port}}]
+`;
+}
+
+export function modelYaml(name: string, modelName: string, pool: string, criticality: string, target = 'mymodel'): string {
+  return `---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata: {name: ${name}}
+spec:
+  modelName: ${modelName}
+  criticality: ${criticality}
+  poolRef: {group: inference.networking.k8s.io, kind: InferencePool, name: ${pool}}
+  targetModels: [{name: ${target}}]
+`;
+}
+
+export interface DebugEndpoint {
+  name: string;
+  address: string;
+  healthy: boolean;
+  stale: boolean | null;
+  metrics: { waitingRequests: number; runningRequests: number; kvCacheUsage: number; lora?: { running: string[] } } | null;
+  inFlight: number;
+  estimatedWaiting: number;
+}
+
+export interface DebugPool {
+  pool: string;
+  policy: string;
+  saturated: boolean;
+  queued: Record<string, number>;
+  endpoints: DebugEndpoint[];
+}
+
+export async function debugPools(gateway: GatewayProcess): Promise<DebugPool[]> {
+  const r = await fetch(`http://127.0.0.1:${gateway.adminPort}/debug/endpoints`);
+  return ((await r.json()) as { pools: DebugPool[] }).pools;
+}
+
+/** Polls `check` every 20 ms until it holds; fails after `timeoutMs` with `what`. */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Waits until the gateway's view of `endpoint` satisfies `pred` (a scrape has shown it). */
+export async function waitForView(gateway: GatewayProcess, endpoint: string, what: string, pred: (e: DebugEndpoint) => boolean, timeoutMs?: number): Promise<void> {
+  await waitFor(`${endpoint}: ${what}`, async () => (await debugPools(gateway)).some((p) => p.endpoints.some((e) => e.name === endpoint && pred(e))), timeoutMs);
+}
+
+export interface Loader {
+  /** Resolves when every request of the load has finished (or failed). */
+  readonly done: Promise<void>;
+  stop(): void;
+}
+
+/**
+ * Sends `count` long requests straight to a pod, bypassing the gateway, to load it: the gateway
+ * learns about that load only from the pod's /metrics.
+ */
+export function loadDirectly(server: RunningSimServer, count: number, body: Record<string, unknown>): Loader {
+  const controller = new AbortController();
+  const done = Promise.all(
+    Array.from({ length: count }, () =>
+      fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: controller.signal })
+        .then((r) => r.arrayBuffer())
+        .catch(() => undefined),
+    ),
+  ).then(() => undefined);
+  return { done, stop: () => controller.abort() };
+}
+
+export function chatBody(model: string, content: string, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ model, messages: [{ role: 'user', content }], max_tokens: 8, ...extra });
+}
+
+export async function post(base: string, body: string, headers: Record<string, string> = {}, path = '/v1/chat/completions'): Promise<{ status: number; pod: string | null; text: string; headers: Headers }> {
+  const r = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  const text = await r.text();
+  return { status: r.status, pod: r.headers.get('x-sim-pod'), text, headers: r.headers };
+}
+
+export function handled(gateway: GatewayProcess, requestId: string): Promise<LogLine> {
+  return gateway.waitForLog((l) => l.msg === 'Request Handled' && l['requestId'] === requestId);
+}
