@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { BENCH_HELP, runBenchCommand } from '../bench/bench-command.js';
+import { runSuiteCommand, SUITE_HELP } from '../bench/suite/suite-command.js';
 import { DEMO_HELP, runDemoCommand } from './demo-command.js';
 import { runServeCommand, SERVE_HELP } from './serve-command.js';
 import { runValidateCommand, VALIDATE_HELP } from './validate-command.js';
@@ -13,8 +14,9 @@ Commands:
   serve      run the gateway (from Kubernetes YAML with -f, or --backend URLs)
   validate   check resource files: prints Kind/name: field.path: reason per problem
   demo       simulated model servers behind the gateway (what \`npm start\` runs)
-  sim        run simulated model servers
+  sim        simulated model servers (vLLM, SGLang, Triton TRT-LLM faces; engines in modelled time)
   bench      load-test an OpenAI endpoint: latency, throughput, per-endpoint share
+  bench-suite  the benchmark scenarios against nginx and the gateway's policies (npm run bench)
   version    print the version
 
 Run \`infergate <command> --help\` for a command's options.
@@ -40,6 +42,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runSimCommand(rest);
       case 'bench':
         return await runBenchCommand(rest);
+      case 'bench-suite':
+        return await runSuiteCommand(rest);
       case 'version':
       case '--version':
         process.stdout.write(`${await version()}\n`);
@@ -65,4 +69,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-export { BENCH_HELP, DEMO_HELP, SERVE_HELP, VALIDATE_HELP };
+export { BENCH_HELP, DEMO_HELP, SERVE_HELP, SUITE_HELP, VALIDATE_HELP };

@@ -1,0 +1,143 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { describeArrivals } from '../arrivals.js';
+import { prefixCacheDelta, scrapePrefixCacheStats } from '../prefix-cache.js';
+import { machineInfo, writeReport, type BenchReport, type SystemResult } from '../report.js';
+import { runBench } from '../runner.js';
+import { summarize } from '../summary.js';
+import { createWorkload, resolveWorkloadParams } from '../workloads/index.js';
+import { ensureNginx } from './nginx.js';
+import { overheadMarkdown, runOverhead, type OverheadResult } from './overhead.js';
+import { scenarios, SYSTEM_NAMES, type RoutingScenario } from './scenarios.js';
+import { startFleet, startFront, type Context, type Front } from './systems.js';
+
+export const SUITE_HELP = `infergate bench-suite: the benchmark scenarios of docs/benchmarks.md (what \`npm run bench\` runs)
+
+Each scenario starts a fresh pool of simulated engines and runs one seeded workload through
+nginx round-robin, the gateway with random routing, the gateway DEFAULT policy and the gateway
+PREFIX_CACHE policy, one after the other; then the overhead scenario compares a direct
+connection, nginx and the gateway against a zero-latency engine. Results (JSON, Markdown, SVG
+charts) go to bench/results/<quick|full>/.
+
+Options:
+  --quick           the shared-prefix and overhead scenarios, scaled down (under 3 minutes)
+  --smoke           seconds of each kind on two tiny engines (what CI runs)
+  --only a,b        only these scenarios (shared-prefix, multi-turn, random, lora, overhead)
+  --out DIR         results folder (default bench/results/quick or bench/results/full)
+  --seed N          workload seed (default 1)
+`;
+
+async function runRouting(scenario: RoutingScenario, ctx: Context, command: string, outDir: string): Promise<BenchReport> {
+  const systems = scenario.systems.filter((s) => s !== 'nginx' || ctx.nginx !== undefined);
+  const params = resolveWorkloadParams(scenario.workload);
+  const results: SystemResult[] = [];
+  for (const system of systems) {
+    ctx.log(`${scenario.name}: ${SYSTEM_NAMES[system]}: starting ${scenario.fleet.replicas} engines (cold caches)`);
+    const fleet = await startFleet(scenario.fleet, ctx);
+    let front: Front | undefined;
+    try {
+      front = await startFront(system, fleet, ctx);
+      const before = await scrapePrefixCacheStats(fleet.urls);
+      const run = await runBench({
+        baseUrl: front.url,
+        workload: createWorkload(params, ctx.seed, 'mymodel'),
+        arrivals: scenario.arrivals,
+        seed: ctx.seed,
+        ignoreEos: true,
+        endpointHeader: 'x-sim-pod',
+        progress: { label: `${scenario.name} ${SYSTEM_NAMES[system]}` },
+        ...(scenario.maxRequests === undefined ? {} : { maxRequests: scenario.maxRequests }),
+      });
+      const after = await scrapePrefixCacheStats(fleet.urls);
+      results.push({ name: SYSTEM_NAMES[system], summary: summarize(run.records, { prefixCache: prefixCacheDelta(before, after) }), records: run.records });
+    } finally {
+      await front?.stop();
+      await fleet.child.stop();
+    }
+  }
+  const report: BenchReport = {
+    title: scenario.title,
+    date: new Date().toISOString(),
+    command,
+    machine: machineInfo(),
+    workload: {
+      description: scenario.why,
+      arrivals: describeArrivals(scenario.arrivals),
+      params: { ...params, engines: scenario.fleet.replicas, profile: scenario.fleet.profile, kvBlocksPerEngine: scenario.fleet.numGpuBlocks ?? 'profile default', seed: ctx.seed },
+    },
+    ...(ctx.nginx !== undefined ? { baseline: SYSTEM_NAMES.nginx } : { baseline: SYSTEM_NAMES.random }),
+    systems: results,
+  };
+  await writeReport(report, outDir, scenario.name);
+  return report;
+}
+
+/** One line per routing scenario: each system's ratios to the baseline, for the suite summary. */
+function headline(report: BenchReport): string {
+  const base = report.systems.find((s) => s.name === report.baseline);
+  const rows = report.systems.map((s) => {
+    const r = (v: number | undefined, b: number | undefined): string => (v === undefined || b === undefined || b === 0 ? '–' : `${(v / b).toFixed(2)}×`);
+    const hit = s.summary.prefixCache?.hitRate;
+    return `| ${s.name} | ${r(s.summary.ttftMs?.p50, base?.summary.ttftMs?.p50)} | ${r(s.summary.ttftMs?.p90, base?.summary.ttftMs?.p90)} | ${r(s.summary.outputTokensPerS, base?.summary.outputTokensPerS)} | ${hit === undefined ? '–' : `${(hit * 100).toFixed(1)} %`} | ${s.summary.failed} |`;
+  });
+  return `### ${report.title}\n\n${report.workload.description}\n\n| system | TTFT p50 vs ${report.baseline} | TTFT p90 | output tok/s | prefix hit rate | failed |\n|---|---:|---:|---:|---:|---:|\n${rows.join('\n')}\n`;
+}
+
+export async function runSuiteCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, only: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  if (values.help === true) {
+    process.stdout.write(SUITE_HELP);
+    return 0;
+  }
+  const size = values.smoke === true ? 'smoke' : values.quick === true ? 'quick' : 'full';
+  const only = values.only?.split(',').filter((s) => s !== '');
+  const all = scenarios(size);
+  const unknown = (only ?? []).filter((n) => !all.some((s) => s.name === n));
+  if (unknown.length > 0) {
+    process.stderr.write(`--only: unknown scenario(s) ${unknown.join(', ')} (known: ${all.map((s) => s.name).join(', ')})\n`);
+    return 2;
+  }
+  const chosen = only === undefined ? all : all.filter((s) => only.includes(s.name));
+  const outDir = values.out ?? join('bench', 'results', size);
+  const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  const work = await mkdtemp(join(tmpdir(), 'infergate-bench-'));
+  const nginx = ensureNginx(log);
+  if (nginx === undefined) log('nginx is not available: the runs go without the nginx baseline (ratios are to gateway random)');
+  const ctx: Context = { work, log, nginx, seed: Number(values.seed ?? 1), frontPort: 18080, adminPort: 19090 };
+  const command = `infergate bench-suite ${argv.join(' ')}`.trim();
+  await mkdir(outDir, { recursive: true });
+  const sections: string[] = [];
+  const started = Date.now();
+  try {
+    for (const scenario of chosen) {
+      if (scenario.kind === 'routing') {
+        sections.push(headline(await runRouting(scenario, ctx, command, outDir)));
+      } else {
+        const result: OverheadResult = await runOverhead(scenario, ctx);
+        await writeFile(join(outDir, `${scenario.name}.json`), `${JSON.stringify(result, null, 2)}\n`);
+        const md = overheadMarkdown(scenario, result);
+        await writeFile(join(outDir, `${scenario.name}.md`), md);
+        sections.push(md);
+      }
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  const machine = machineInfo();
+  const summary = `# Infergate benchmark suite (${size})
+
+Run ${new Date().toISOString()} with \`${command}\` in ${Math.round((Date.now() - started) / 1000)} s on ${machine.cpus} × ${machine.cpuModel}, Node ${machine.nodeVersion}.
+Each scenario's own report (tables, charts, raw JSON) is beside this file.
+
+${sections.join('\n')}`;
+  await writeFile(join(outDir, 'suite.md'), summary);
+  process.stdout.write(summary);
+  log(`results in ${outDir}/`);
+  return 0;
+}

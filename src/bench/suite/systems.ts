@@ -1,0 +1,112 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startNginx } from './nginx.js';
+import { answers, startInfergate, type Child } from './processes.js';
+import type { FleetSpec, SystemId } from './scenarios.js';
+
+/*
+ * What a scenario starts: the simulated engines (one child process) and the system under test in
+ * front of them (nginx, the gateway with one of its policies, or nothing for direct connections).
+ */
+
+export const SIM_PORT = 8000;
+const FIRST_HOST = 127 * 2 ** 24 + 0 * 2 ** 16 + 9 * 2 ** 8 + 2; // 127.0.9.2: away from the demo's and the tests'
+
+function host(offset: number): string {
+  const n = FIRST_HOST + offset;
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+export interface Context {
+  readonly work: string;
+  readonly log: (line: string) => void;
+  readonly nginx: string | undefined;
+  readonly seed: number;
+  /** Port for the proxy under test (nginx or the gateway's listener). */
+  readonly frontPort: number;
+  readonly adminPort: number;
+}
+
+export interface Fleet {
+  readonly child: Child;
+  readonly urls: readonly string[];
+  readonly podsYaml: string;
+}
+
+/** Simulated engines in one child process, on consecutive loopback hosts, all on port 8000. */
+export async function startFleet(spec: FleetSpec, ctx: Context): Promise<Fleet> {
+  const pods = join(ctx.work, 'pods.yaml');
+  await rm(pods, { force: true });
+  const args = ['sim', '--runtime', 'vllm', '--host', host(0), '--port', String(SIM_PORT), '--replicas', String(spec.replicas), '--profile', spec.profile, '--labels', 'app=bench', '--pods-yaml', pods];
+  if (spec.numGpuBlocks !== undefined) args.push('--num-gpu-blocks', String(spec.numGpuBlocks));
+  if (spec.maxModelLen !== undefined) args.push('--max-model-len', String(spec.maxModelLen));
+  if (spec.maxNumSeqs !== undefined) args.push('--max-num-seqs', String(spec.maxNumSeqs));
+  if (spec.loras !== undefined) args.push('--lora', spec.loras.join(','), '--max-loras', String(spec.maxLoras ?? 1));
+  const urls = Array.from({ length: spec.replicas }, (_, i) => `http://${host(i)}:${SIM_PORT}`);
+  const child = await startInfergate('sim', args, async () => (await Promise.all(urls.map((u) => answers(`${u}/health`)))).every(Boolean));
+  return { child, urls, podsYaml: await readFile(pods, 'utf8') };
+}
+
+/** The gateway over the fleet: one listener, one route, one pool with the system's policy. */
+function gatewayYaml(fleet: Fleet, port: number, system: SystemId): string {
+  const annotations: Record<string, string> = {};
+  if (system === 'prefix') annotations['inference.networking.x-k8s.io/routing-strategy'] = 'PREFIX_CACHE';
+  if (system === 'random') annotations['infergate.dev/routing'] = 'policy: random';
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: bench}
+spec:
+  gatewayClassName: infergate
+  listeners: [{name: http, protocol: HTTP, port: ${port}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bench}
+spec:
+  parentRefs: [{name: bench}]
+  rules: [{backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: bench}]}]
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: bench
+  annotations: ${JSON.stringify(annotations)}
+spec:
+  selector: {matchLabels: {app: bench}}
+  targetPorts: [{number: ${SIM_PORT}}]
+---
+${fleet.podsYaml}`;
+}
+
+export interface Front {
+  readonly url: string;
+  /** The proxy's process (for CPU and memory); undefined for direct connections. */
+  readonly child: Child | undefined;
+  stop(): Promise<void>;
+}
+
+/** Starts the system under test in front of the fleet. */
+export async function startFront(system: SystemId, fleet: Fleet, ctx: Context): Promise<Front> {
+  if (system === 'direct') {
+    if (fleet.urls.length !== 1) throw new Error('direct connections need a one-engine fleet');
+    return { url: fleet.urls[0] as string, child: undefined, stop: async () => undefined };
+  }
+  const url = `http://127.0.0.1:${ctx.frontPort}`;
+  if (system === 'nginx') {
+    if (ctx.nginx === undefined) throw new Error('nginx is not available');
+    const child = await startNginx(ctx.nginx, join(ctx.work, 'nginx'), ctx.frontPort, fleet.urls.map((u) => u.slice('http://'.length)));
+    return { url, child, stop: () => child.stop() };
+  }
+  const dir = join(ctx.work, 'gateway');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'config.yaml'), gatewayYaml(fleet, ctx.frontPort, system));
+  const admin = `http://127.0.0.1:${ctx.adminPort}`;
+  const child = await startInfergate('gateway', ['serve', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], async () => {
+    if (!(await answers(`${admin}/readyz`))) return false;
+    // Start measuring once every engine has been scraped: the gateway then routes on real load.
+    const view = (await (await fetch(`${admin}/debug/endpoints`)).json()) as { pools: Array<{ endpoints: Array<{ metrics: unknown }> }> };
+    return view.pools.every((p) => p.endpoints.every((e) => e.metrics !== null));
+  });
+  return { url, child, stop: () => child.stop() };
+}
+

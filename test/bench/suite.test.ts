@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { test } from 'node:test';
+
+const BIN = fileURLToPath(new URL('../../../bin/infergate.js', import.meta.url));
+
+// CI's end-to-end run of `npm run bench`: the smoke scenarios on two tiny simulated engines. It
+// checks that the reports are produced and sane: every system measured, every request served,
+// the prefix-cache hit rate read from the engines. Never a timing threshold.
+test('bench-suite --smoke: every scenario reports every system, with sane numbers', async () => {
+  const out = await mkdtemp(join(tmpdir(), 'infergate-suite-'));
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'bench-suite', '--smoke', '--out', out], { maxBuffer: 16 * 1024 * 1024 });
+    const files = (await readdir(out)).sort();
+    for (const f of ['suite.md', 'shared-prefix.json', 'shared-prefix.md', 'shared-prefix-ttft.svg', 'shared-prefix-throughput.svg', 'shared-prefix-endpoints.svg', 'overhead.json', 'overhead.md']) {
+      assert.ok(files.includes(f), `${f} written (got ${files.join(', ')})`);
+    }
+    assert.match(stdout, /^# Infergate benchmark suite \(smoke\)/);
+
+    const routing = JSON.parse(await readFile(join(out, 'shared-prefix.json'), 'utf8')) as {
+      systems: Array<{ name: string; summary: { requests: number; ok: number; failed: number; outputTokens: number; prefixCache?: { hitRate?: number; servers: number } } }>;
+    };
+    const names = routing.systems.map((s) => s.name);
+    for (const n of ['gateway random', 'gateway DEFAULT', 'gateway PREFIX_CACHE']) assert.ok(names.includes(n), `${n} measured`);
+    for (const s of routing.systems) {
+      assert.equal(s.summary.requests, 16, `${s.name}: one pass of 4 × 4`);
+      assert.equal(s.summary.failed, 0, `${s.name}: no failures`);
+      assert.equal(s.summary.outputTokens, 16 * 16, `${s.name}: exact output lengths`);
+      assert.equal(s.summary.prefixCache?.servers, 2, `${s.name}: both engines' counters read`);
+      const hit = s.summary.prefixCache?.hitRate ?? -1;
+      assert.ok(hit > 0 && hit < 1, `${s.name}: hit rate ${hit}`);
+    }
+    const overhead = JSON.parse(await readFile(join(out, 'overhead.json'), 'utf8')) as { rows: Array<{ system: string; requests: number; failed: number; cpuSecondsPer1000?: number }> };
+    const gateway = overhead.rows.find((r) => r.system === 'gateway DEFAULT');
+    assert.ok(gateway !== undefined && gateway.requests > 0 && gateway.failed === 0);
+    assert.ok((gateway.cpuSecondsPer1000 ?? 0) > 0, 'the gateway CPU was measured');
+    assert.ok(overhead.rows.some((r) => r.system === 'direct (no proxy)'));
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});
