@@ -179,6 +179,7 @@ export interface RoutingConfig {
     readonly queue?: number;
     readonly kvCache?: number;
     readonly inflight?: number;
+    readonly prefill?: number;
     readonly lora?: number;
     readonly prefix?: number;
   };

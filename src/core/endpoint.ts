@@ -82,6 +82,12 @@ export class Endpoint {
   inFlightTokens = 0;
   /** In-flight requests per target model (base or LoRA adapter name). */
   readonly inFlightByModel = new Map<string, number>();
+  /**
+   * Estimated prompt tokens still to prefill: requests dispatched whose first response byte has
+   * not arrived yet, counted without the part the prefix index expects cached. Prefills on one
+   * engine share its step budget, so this is what delays the next request's first token.
+   */
+  pendingPrefillTokens = 0;
 
   // ------------------------------------------------ the model server's view (scraped, lagging)
 

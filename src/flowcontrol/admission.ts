@@ -35,11 +35,11 @@ interface Waiter {
 }
 
 /**
- * The gate in front of one pool. While the pool has headroom and nobody waits, requests pass at
- * once. While it is saturated, Critical and Standard requests wait (Critical first, FIFO within a
- * band) and are let through one at a time as capacity frees, each after the previous one has
+ * The gate in front of one pool. While some endpoint is not queueing and nobody waits, requests
+ * pass at once. While every endpoint is queueing, Critical and Standard requests wait (Critical
+ * first, FIFO within a band) and are let through one at a time as capacity frees, each after the previous one has
  * taken an endpoint, so the next decision sees its load. Sheddable requests are refused with 429
- * (or wait last, by option); a full queue refuses with 429; a wait past the TTL ends with 503; a
+ * while no endpoint has headroom on queue or KV (or wait last, by option); a full queue refuses with 429; a wait past the TTL ends with 503; a
  * client that goes away leaves the queue. Refusals carry `Retry-After` from the recent drain rate.
  */
 export class AdmissionGate {
@@ -74,16 +74,22 @@ export class AdmissionGate {
     return this.#bands[band].length;
   }
 
+  /** True while requests are held: every endpoint is queueing. */
   saturated(): boolean {
-    return isSaturated(this.#endpoints(), this.#options, this.#now());
+    return isSaturated(this.#endpoints(), this.#options, this.#now(), 'queue');
+  }
+
+  /** True while Sheddable requests are refused: no endpoint has headroom on queue or KV. */
+  shedding(): boolean {
+    return isSaturated(this.#endpoints(), this.#options, this.#now(), 'shed');
   }
 
   /** Resolves when the request may be scheduled; rejects with the refusal's GatewayError. */
   admit(band: Criticality, signal: AbortSignal): Promise<Ticket> {
-    if (this.size === 0 && !this.#inHandoff && !this.saturated()) return Promise.resolve(this.#immediate());
-    if (band === 'Sheddable' && this.#options.sheddable === 'reject' && this.saturated()) {
+    if (band === 'Sheddable' && this.#options.sheddable === 'reject' && this.shedding()) {
       return Promise.reject(new GatewayError('request_shed', 'the pool is saturated and the request is Sheddable', { retryAfterSeconds: this.#retryAfter() }));
     }
+    if (this.size === 0 && !this.#inHandoff && !this.saturated()) return Promise.resolve(this.#immediate());
     if (this.size >= this.#options.maxRequests) {
       return Promise.reject(new GatewayError('queue_full', `the pool's queue holds its limit of ${this.#options.maxRequests} requests`, { retryAfterSeconds: this.#retryAfter() }));
     }

@@ -18,6 +18,7 @@ export function debugEndpoints(runtime: Runtime, prefixIndex: PrefixIndex, handl
       policy: p.policy,
       profile: p.profile.describe(),
       saturated: p.gate.saturated(),
+      shedding: p.gate.shedding(),
       queued: { Critical: p.gate.sizeOf('Critical'), Standard: p.gate.sizeOf('Standard'), Sheddable: p.gate.sizeOf('Sheddable') },
       endpoints: p.endpoints.map((e) => {
         const age = e.metricsAgeMs(now);
@@ -34,6 +35,7 @@ export function debugEndpoints(runtime: Runtime, prefixIndex: PrefixIndex, handl
           metrics: e.metrics ?? null,
           inFlight: e.inFlight,
           inFlightTokens: e.inFlightTokens,
+          pendingPrefillTokens: e.pendingPrefillTokens,
           inFlightByModel: Object.fromEntries(e.inFlightByModel),
           estimatedWaiting: e.estimatedWaiting(),
           estimatedKvUsage: round(e.estimatedKvUsage()),

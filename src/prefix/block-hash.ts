@@ -25,6 +25,8 @@ function fnv(text: string, start: number, end: number, seed: number): number {
 
 /** Default block: 64 characters ≈ 16 tokens, vLLM's default KV block size. */
 export const DEFAULT_BLOCK_CHARS = 64;
+/** Tokens one default block stands for (≈ 4 characters per token). */
+export const TOKENS_PER_BLOCK = 16;
 
 /**
  * Block hashes of `text` for `model`, at most `maxBlocks` (later blocks are not hashed: matching

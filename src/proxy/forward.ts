@@ -76,6 +76,8 @@ export interface ForwardInput {
   readonly onDispatch: (endpoint: Endpoint) => void;
   /** After an attempt has released its endpoint. */
   readonly onRelease: (endpoint: Endpoint) => void;
+  /** Prompt tokens the endpoint must compute (the prompt minus what it is believed to cache). */
+  readonly prefillTokens: (endpoint: Endpoint) => number;
 }
 
 /**
@@ -114,6 +116,8 @@ export async function forward(input: ForwardInput, outcome: ForwardOutcome): Pro
       outcome.endpoint = endpoint;
       outcome.attempts = attempt + 1;
       endpoint.acquire(targetModel, tokens);
+      const prefill = { tokens: input.prefillTokens(endpoint), done: false };
+      endpoint.pendingPrefillTokens += prefill.tokens;
       input.onDispatch(endpoint);
       try {
         let upstream: Dispatcher.ResponseData;
@@ -137,9 +141,10 @@ export async function forward(input: ForwardInput, outcome: ForwardOutcome): Pro
           throw upstreamError(err, signal, endpoint);
         }
         outcome.upstreamStatus = upstream.statusCode;
-        await streamResponse(upstream, input, outcome, signal, endpoint);
+        await streamResponse(upstream, input, outcome, signal, endpoint, () => endPrefill(endpoint, prefill));
         return;
       } finally {
+        endPrefill(endpoint, prefill);
         endpoint.release(targetModel, tokens);
         input.onRelease(endpoint);
       }
@@ -150,12 +155,20 @@ export async function forward(input: ForwardInput, outcome: ForwardOutcome): Pro
   }
 }
 
+/** The prefill is over at the first response byte (or when the attempt ends without one). */
+function endPrefill(endpoint: Endpoint, prefill: { tokens: number; done: boolean }): void {
+  if (prefill.done) return;
+  prefill.done = true;
+  endpoint.pendingPrefillTokens -= prefill.tokens;
+}
+
 async function streamResponse(
   upstream: Dispatcher.ResponseData,
   input: ForwardInput,
   outcome: ForwardOutcome,
   signal: AbortSignal,
   endpoint: Endpoint,
+  firstByte: () => void,
 ): Promise<void> {
   const { res } = input;
   const contentType = String(upstream.headers['content-type'] ?? '');
@@ -171,7 +184,10 @@ async function streamResponse(
   res.flushHeaders();
   try {
     for await (const received of upstream.body as AsyncIterable<Buffer>) {
-      outcome.ttftMs ??= performance.now() - input.startedAt;
+      if (outcome.ttftMs === undefined) {
+        outcome.ttftMs = performance.now() - input.startedAt;
+        firstByte();
+      }
       const chunk = observer === undefined ? received : observer.push(received);
       if (chunk.length === 0) continue;
       outcome.bytesOut += chunk.length;

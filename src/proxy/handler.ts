@@ -9,7 +9,7 @@ import type { Decision, Pipeline, Prepared } from '../gateway/pipeline.js';
 import type { Runtime } from '../gateway/runtime.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import { blockHashes } from '../prefix/block-hash.js';
+import { blockHashes, TOKENS_PER_BLOCK } from '../prefix/block-hash.js';
 import type { PrefixIndex } from '../prefix/index.js';
 import { withAnswer } from '../prefix/prompt-text.js';
 import { PREFIX_MATCH } from '../scheduling/plugins/prefix-cache-scorer.js';
@@ -105,6 +105,10 @@ async function handle(port: number, deps: HandlerDeps, req: IncomingMessage, res
           t.done();
         },
         onRelease: () => p.pool?.gate.wake(),
+        prefillTokens: (endpoint) => {
+          const matched = p.request.state.read(PREFIX_MATCH)?.matched.get(endpoint) ?? 0;
+          return Math.max(0, p.request.promptTokens - matched * TOKENS_PER_BLOCK);
+        },
       },
       outcome,
     );

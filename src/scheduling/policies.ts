@@ -5,6 +5,7 @@ import { createInflightScorer, INFLIGHT_SCORER } from './plugins/inflight-scorer
 import { createKvCacheScorer, KV_CACHE_SCORER } from './plugins/kv-cache-scorer.js';
 import { createLoraAffinityScorer, LORA_AFFINITY_SCORER } from './plugins/lora-affinity-scorer.js';
 import { createMaxScorePicker, MAX_SCORE_PICKER } from './plugins/max-score-picker.js';
+import { createPrefillLoadScorer, PREFILL_LOAD_SCORER } from './plugins/prefill-load-scorer.js';
 import { createPrefixCacheScorer, PREFIX_CACHE_SCORER } from './plugins/prefix-cache-scorer.js';
 import { createQueueScorer, QUEUE_SCORER } from './plugins/queue-scorer.js';
 import { createRoundRobinPicker, ROUND_ROBIN_PICKER } from './plugins/round-robin-picker.js';
@@ -17,6 +18,7 @@ export function builtinRegistry(): PluginRegistry {
   registry.register(QUEUE_SCORER, createQueueScorer);
   registry.register(KV_CACHE_SCORER, createKvCacheScorer);
   registry.register(LORA_AFFINITY_SCORER, createLoraAffinityScorer);
+  registry.register(PREFILL_LOAD_SCORER, createPrefillLoadScorer);
   registry.register(PREFIX_CACHE_SCORER, createPrefixCacheScorer);
   registry.register(MAX_SCORE_PICKER, createMaxScorePicker);
   registry.register(ROUND_ROBIN_PICKER, createRoundRobinPicker);
@@ -53,6 +55,7 @@ const DEFAULT_SCORERS: readonly ScorerSpec[] = [
   { type: QUEUE_SCORER, name: 'queue', weight: 2 },
   { type: KV_CACHE_SCORER, name: 'kvCache', weight: 2 },
   { type: INFLIGHT_SCORER, name: 'inflight', weight: 1 },
+  { type: PREFILL_LOAD_SCORER, name: 'prefill', weight: 2 },
   { type: LORA_AFFINITY_SCORER, name: 'lora', weight: 1 },
 ];
 

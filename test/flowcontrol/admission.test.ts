@@ -44,7 +44,22 @@ test('saturation: only when no endpoint has headroom; stale counts as none; unkn
       want: true,
     },
   ];
-  for (const c of cases) assert.equal(isSaturated(c.eps, OPTIONS, NOW), c.want, c.name);
+  for (const c of cases) assert.equal(isSaturated(c.eps, OPTIONS, NOW, 'shed'), c.want, c.name);
+});
+
+test('saturation for holding requests: only when every endpoint is queueing; a full KV alone is not', () => {
+  const fullKv = endpoints([{ metrics: { kvCacheUsage: 0.95 } }, { metrics: { kvCacheUsage: 0.9 } }]);
+  assert.equal(isSaturated(fullKv, OPTIONS, NOW, 'shed'), true, 'Sheddable is refused');
+  assert.equal(isSaturated(fullKv, OPTIONS, NOW, 'queue'), false, 'Standard still goes to the servers');
+  assert.equal(isSaturated(endpoints([{ metrics: { waitingRequests: 6 } }, { metrics: { waitingRequests: 5 } }]), OPTIONS, NOW, 'queue'), true);
+  assert.equal(isSaturated(endpoints([{ metrics: { waitingRequests: 6 } }, { metrics: { waitingRequests: 0 }, ageMs: 1000 }]), OPTIONS, NOW, 'queue'), true, 'stale is no headroom');
+});
+
+test('admission: with a full KV but no queues, Sheddable is refused while Standard passes at once', async () => {
+  const g = gate(endpoints([{ metrics: { kvCacheUsage: 0.9 } }]));
+  await assert.rejects(g.admit('Sheddable', new AbortController().signal), (e: unknown) => e instanceof GatewayError && e.code === 'request_shed');
+  const t = await g.admit('Standard', new AbortController().signal);
+  assert.equal(t.waitedMs, 0);
 });
 
 test('admission: passes at once with headroom; sheds Sheddable while saturated with Retry-After; queue limit is 429', async () => {

@@ -45,8 +45,8 @@ test('profile: the least loaded wins with its per-scorer breakdown; no candidate
   ]);
   const result = profile.schedule(request(), eps, seededRandom(1));
   assert.equal(result.endpoints[0]?.name, 'pod-1');
-  assert.deepEqual(result.breakdown, { queue: 1, kvCache: 0.8, inflight: 1, lora: 1 });
-  assert.equal(result.scores[0], 2 * 1 + 2 * 0.8 + 1 + 1);
+  assert.deepEqual(result.breakdown, { queue: 1, kvCache: 0.8, inflight: 1, prefill: 1, lora: 1 });
+  assert.equal(result.scores[0], 2 * 1 + 2 * 0.8 + 1 + 2 * 1 + 1);
   assert.throws(() => profile.schedule(request(), [], seededRandom(1)), (e: unknown) => e instanceof GatewayError && e.status === 503);
 });
 

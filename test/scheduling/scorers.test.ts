@@ -6,6 +6,7 @@ import { PrefixIndex } from '../../src/prefix/index.js';
 import { InflightScorer } from '../../src/scheduling/plugins/inflight-scorer.js';
 import { KvCacheScorer } from '../../src/scheduling/plugins/kv-cache-scorer.js';
 import { LoraAffinityScorer } from '../../src/scheduling/plugins/lora-affinity-scorer.js';
+import { PrefillLoadScorer } from '../../src/scheduling/plugins/prefill-load-scorer.js';
 import { createPrefixCacheScorer, PREFIX_MATCH } from '../../src/scheduling/plugins/prefix-cache-scorer.js';
 import { QueueScorer } from '../../src/scheduling/plugins/queue-scorer.js';
 import type { Scorer, SchedulingRequest } from '../../src/scheduling/types.js';
@@ -45,6 +46,7 @@ runScorerConformance('inflight-scorer', () => new InflightScorer('s'));
 runScorerConformance('queue-scorer', () => new QueueScorer('s', handle()));
 runScorerConformance('kv-cache-utilization-scorer', () => new KvCacheScorer('s', handle()));
 runScorerConformance('lora-affinity-scorer', () => new LoraAffinityScorer('s'));
+runScorerConformance('prefill-load-scorer', () => new PrefillLoadScorer('s'));
 runScorerConformance('prefix-cache-scorer', () => createPrefixCacheScorer('s', {}, handle()));
 
 test('queue scorer: scraped queue plus what was sent since the scrape; stale metrics score worst', () => {
@@ -64,6 +66,12 @@ test('queue scorer: scraped queue plus what was sent since the scrape; stale met
     { name: 'no metrics: in-flight', specs: [{ inFlight: 2 }, { inFlight: 4 }], want: [1, 0] },
   ];
   for (const c of cases) assert.deepEqual(scores(new QueueScorer('q', handle()), endpoints(c.specs)), c.want, c.name);
+});
+
+test('prefill-load scorer: fewer prompt tokens still waiting for a first byte wins; decoding requests do not count', () => {
+  const eps = endpoints([{ inFlight: 9 }, { inFlight: 1 }, { inFlight: 4 }]);
+  [0, 3000, 1500].forEach((t, i) => ((eps[i] as Endpoint).pendingPrefillTokens = t));
+  assert.deepEqual(scores(new PrefillLoadScorer('p'), eps), [1, 0, 0.5], 'the endpoint with 9 decoding requests but no pending prefill is best');
 });
 
 test('kv scorer: 1 − utilisation, plus prompt tokens sent since the scrape over the capacity', () => {
