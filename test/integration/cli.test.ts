@@ -1,31 +1,19 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
 import { configDir } from '../support/config.js';
 import { startFleet } from '../support/fleet.js';
 import { startGatewayProcess } from '../support/gateway-process.js';
+import { BIN, cli } from '../support/cli.js';
 import { freePort } from '../support/ports.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/infergate.js', import.meta.url));
 const SEEDS = fileURLToPath(new URL('../../../test/fixtures/seeds/', import.meta.url));
 const EXAMPLES = fileURLToPath(new URL('../../../examples/canary/', import.meta.url));
-const run = promisify(execFile);
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('infergate command line', () => {
   test('--help lists the commands', async () => {

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { configDir } from '../support/config.js';
-import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
-import { freePort } from '../support/ports.js';
-import { chatBody, debugPools, gatewayForPools, handled, loadDirectly, modelYaml, poolYaml, post, startPods, waitFor, type Loader, type SimPods } from '../support/smart.js';
+import { modelYaml } from '../support/config.js';
+import type { GatewayProcess } from '../support/gateway-process.js';
+import { chatBody, debugPools, gatewayForPools, handled, loadDirectly, poolYaml, post, startSmartEnv, waitFor, type Loader, type SimPods, type SmartEnv } from '../support/smart.js';
 
 // Criticality under saturation. Both pods of a pool are loaded directly (past the gateway) until
 // their own metrics show queues over the saturation threshold (5); then the gateway holds
@@ -13,37 +12,34 @@ const COMMON = { profile: 'llama-3.1-8b-h100', timeScale: 20, overrides: { maxNu
 const LOAD = { model: 'mymodel', prompt: 'load '.repeat(100), max_tokens: 100_000, ignore_eos: true };
 
 describe('smart routing: saturation, queueing and shedding', () => {
+  let env: SmartEnv;
   let pods: SimPods;
   let gateway: GatewayProcess;
-  let cfg: Awaited<ReturnType<typeof configDir>>;
   let base: string;
 
   before(async () => {
-    pods = await startPods([
-      { name: 'b-0', host: '127.0.3.2', labels: { pool: 'busy' }, ...COMMON },
-      { name: 'b-1', host: '127.0.3.3', labels: { pool: 'busy' }, ...COMMON },
-      { name: 'q-0', host: '127.0.3.4', labels: { pool: 'small' }, ...COMMON },
-    ]);
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    cfg = await configDir(
-      gatewayForPools(port, ['busy', 'small']) +
-        poolYaml('busy', pods.port) +
+    const target = [{ name: 'mymodel', weight: 1 }];
+    env = await startSmartEnv(
+      [
+        { name: 'b-0', host: '127.0.3.2', labels: { pool: 'busy' }, ...COMMON },
+        { name: 'b-1', host: '127.0.3.3', labels: { pool: 'busy' }, ...COMMON },
+        { name: 'q-0', host: '127.0.3.4', labels: { pool: 'small' }, ...COMMON },
+      ],
+      (port, p) =>
+        gatewayForPools(port, ['busy', 'small']) +
+        poolYaml('busy', p.port) +
         // A tiny queue with a short TTL, to see both refusals.
-        poolYaml('small', pods.port, { 'infergate.dev/routing': 'queue: {maxRequests: 1, ttl: 400ms}' }) +
-        modelYaml('vip', 'vip', 'busy', 'Critical') +
-        modelYaml('bulk', 'bulk', 'busy', 'Sheddable') +
-        modelYaml('small-std', 'std', 'small', 'Standard') +
-        pods.podsYaml(),
+        poolYaml('small', p.port, { 'infergate.dev/routing': 'queue: {maxRequests: 1, ttl: 400ms}' }) +
+        modelYaml('vip', 'vip', 'busy', target, 'Critical') +
+        modelYaml('bulk', 'bulk', 'busy', target, 'Sheddable') +
+        modelYaml('small-std', 'std', 'small', target, 'Standard') +
+        p.podsYaml(),
     );
-    gateway = await startGatewayProcess(['-f', cfg.dir]);
-    await waitFor('first scrapes', async () => (await debugPools(gateway)).every((p) => p.endpoints.every((e) => e.metrics !== null)));
+    ({ pods, gateway, base } = env);
   });
 
   after(async () => {
-    await gateway?.stop();
-    await pods?.close();
-    await cfg?.remove();
+    await env?.close();
   });
 
   async function saturate(pool: string, names: readonly string[], perPod: number): Promise<Loader[]> {

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { configDir } from '../support/config.js';
-import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
-import { freePort } from '../support/ports.js';
-import { chatBody, debugPools, gatewayForPools, handled, loadDirectly, poolYaml, post, startPods, waitFor, waitForView, type SimPods } from '../support/smart.js';
+import type { GatewayProcess } from '../support/gateway-process.js';
+import { chatBody, gatewayForPools, handled, loadDirectly, poolYaml, post, startSmartEnv, waitFor, waitForView, type SimPods, type SmartEnv } from '../support/smart.js';
 
 // Load-aware routing from the model servers' own metrics, for each runtime dialect. Load is put
 // on one pod by sending it requests directly, past the gateway: the gateway can only learn of it
@@ -14,13 +12,13 @@ const COMMON = { profile: 'llama-3.1-8b-h100', timeScale: TIME_SCALE, overrides:
 const LONG = { model: 'mymodel', prompt: 'load '.repeat(200), max_tokens: 3000, ignore_eos: true };
 
 describe('smart routing: load, LoRA, runtimes, failures', () => {
+  let env: SmartEnv;
   let pods: SimPods;
   let gateway: GatewayProcess;
-  let cfg: Awaited<ReturnType<typeof configDir>>;
   let base: string;
 
   before(async () => {
-    pods = await startPods([
+    env = await startSmartEnv([
       { name: 'v-0', host: '127.0.1.2', labels: { pool: 'vllm' }, loras: ['ad-a', 'ad-b'], maxLoras: 1, ...COMMON },
       { name: 'v-1', host: '127.0.1.3', labels: { pool: 'vllm' }, loras: ['ad-a', 'ad-b'], maxLoras: 1, ...COMMON },
       { name: 'v-2', host: '127.0.1.4', labels: { pool: 'vllm' }, loras: ['ad-a', 'ad-b'], maxLoras: 1, ...COMMON },
@@ -31,26 +29,18 @@ describe('smart routing: load, LoRA, runtimes, failures', () => {
       { name: 'f-0', host: '127.0.1.9', labels: { pool: 'fail' }, ...COMMON },
       { name: 'f-1', host: '127.0.1.10', labels: { pool: 'fail' }, ...COMMON },
       { name: 'f-2', host: '127.0.1.11', labels: { pool: 'fail' }, ...COMMON },
-    ]);
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    cfg = await configDir(
+    ], (port, p) =>
       gatewayForPools(port, ['vllm', 'sglang', 'trt', 'fail']) +
-        poolYaml('vllm', pods.port) +
-        poolYaml('sglang', pods.port, { 'inference.networking.x-k8s.io/model-server-runtime': 'sglang' }) +
-        poolYaml('trt', pods.port, { 'inference.networking.x-k8s.io/model-server-runtime': 'trt-llm' }) +
-        poolYaml('fail', pods.port) +
-        pods.podsYaml(),
-    );
-    gateway = await startGatewayProcess(['-f', cfg.dir]);
-    // Every endpoint scraped once before the tests look at routing.
-    await waitFor('first scrapes', async () => (await debugPools(gateway)).every((p) => p.endpoints.every((e) => e.metrics !== null)));
+        poolYaml('vllm', p.port) +
+        poolYaml('sglang', p.port, { 'inference.networking.x-k8s.io/model-server-runtime': 'sglang' }) +
+        poolYaml('trt', p.port, { 'inference.networking.x-k8s.io/model-server-runtime': 'trt-llm' }) +
+        poolYaml('fail', p.port) +
+        p.podsYaml());
+    ({ pods, gateway, base } = env);
   });
 
   after(async () => {
-    await gateway?.stop();
-    await pods?.close();
-    await cfg?.remove();
+    await env?.close();
   });
 
   /** `n` requests one after another through the gateway; the pods that served them. */

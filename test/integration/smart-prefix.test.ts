@@ -2,39 +2,33 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { configDir } from '../support/config.js';
-import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
-import { freePort } from '../support/ports.js';
+import type { GatewayProcess } from '../support/gateway-process.js';
 import { runConcurrently } from '../support/stats.js';
-import { debugPools, gatewayForPools, handled, poolYaml, startPods, waitFor, type SimPods } from '../support/smart.js';
+import { gatewayForPools, handled, poolYaml, startSmartEnv, type SmartEnv } from '../support/smart.js';
 
 const REQUESTS = fileURLToPath(new URL('../../../test/fixtures/requests/', import.meta.url));
 const PREFIX = { 'inference.networking.x-k8s.io/routing-strategy': 'PREFIX_CACHE' };
 
 describe('smart routing: prefix-cache aware (PREFIX_CACHE)', () => {
-  let pods: SimPods;
+  let env: SmartEnv;
   let gateway: GatewayProcess;
-  let cfg: Awaited<ReturnType<typeof configDir>>;
   let base: string;
 
   before(async () => {
     const common = { model: ['mymodel', '/models/Qwen3-32B'], profile: 'llama-3.1-8b-h100', timeScale: 20 } as const;
-    pods = await startPods([
-      ...[0, 1, 2, 3].map((i) => ({ name: `p-${i}`, host: `127.0.2.${i + 2}`, labels: { pool: 'prefix' }, ...common })),
-      // Few running slots, so one hot prefix builds a queue quickly.
-      ...[0, 1, 2].map((i) => ({ name: `h-${i}`, host: `127.0.2.${i + 10}`, labels: { pool: 'hot' }, ...common, overrides: { maxNumSeqs: 2 } })),
-    ]);
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    cfg = await configDir(gatewayForPools(port, ['prefix', 'hot']) + poolYaml('prefix', pods.port, PREFIX) + poolYaml('hot', pods.port, PREFIX) + pods.podsYaml());
-    gateway = await startGatewayProcess(['-f', cfg.dir]);
-    await waitFor('first scrapes', async () => (await debugPools(gateway)).every((p) => p.endpoints.every((e) => e.metrics !== null)));
+    env = await startSmartEnv(
+      [
+        ...[0, 1, 2, 3].map((i) => ({ name: `p-${i}`, host: `127.0.2.${i + 2}`, labels: { pool: 'prefix' }, ...common })),
+        // Few running slots, so one hot prefix builds a queue quickly.
+        ...[0, 1, 2].map((i) => ({ name: `h-${i}`, host: `127.0.2.${i + 10}`, labels: { pool: 'hot' }, ...common, overrides: { maxNumSeqs: 2 } })),
+      ],
+      (port, pods) => gatewayForPools(port, ['prefix', 'hot']) + poolYaml('prefix', pods.port, PREFIX) + poolYaml('hot', pods.port, PREFIX) + pods.podsYaml(),
+    );
+    ({ gateway, base } = env);
   });
 
   after(async () => {
-    await gateway?.stop();
-    await pods?.close();
-    await cfg?.remove();
+    await env?.close();
   });
 
   const send = async (body: string, id: string, pool = 'prefix'): Promise<{ status: number; text: string }> => {

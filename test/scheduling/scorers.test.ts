@@ -71,7 +71,11 @@ test('queue scorer: scraped queue plus what was sent since the scrape; stale met
 test('prefill-load scorer: fewer prompt tokens still waiting for a first byte wins; decoding requests do not count', () => {
   const eps = endpoints([{ inFlight: 9 }, { inFlight: 1 }, { inFlight: 4 }]);
   [0, 3000, 1500].forEach((t, i) => ((eps[i] as Endpoint).pendingPrefillTokens = t));
-  assert.deepEqual(scores(new PrefillLoadScorer('p'), eps), [1, 0, 0.5], 'the endpoint with 9 decoding requests but no pending prefill is best');
+  assert.deepEqual(scores(new PrefillLoadScorer('p'), eps), [1, 0.406, 0.577], 'the endpoint with 9 decoding requests but no pending prefill is best');
+  // Absolute, not min-max: a few pending tokens cost almost nothing.
+  const small = endpoints([{}, {}]);
+  (small[1] as Endpoint).pendingPrefillTokens = 40;
+  assert.deepEqual(scores(new PrefillLoadScorer('p'), small), [1, 0.981]);
 });
 
 test('kv scorer: 1 − utilisation, plus prompt tokens sent since the scrape over the capacity', () => {

@@ -1,29 +1,15 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
 import { parseDocuments, type Pod } from '../../src/api/index.js';
 import { nextAddress, podsYaml, startSimFleet } from '../../src/sim/index.js';
+import { BIN, cli } from '../support/cli.js';
 import { freePort } from '../support/ports.js';
 import { post, scrape } from './helpers.js';
-
-const BIN = fileURLToPath(new URL('../../../bin/infergate.js', import.meta.url));
-const run = promisify(execFile);
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('startSimFleet', () => {
   test('replicas on consecutive loopback hosts share a port and a clock; podsYaml loads as Pods', async () => {

@@ -39,17 +39,7 @@ export async function until<T>(what: string, probe: () => T | undefined | Promis
   throw new Error(`gave up waiting for ${what}`);
 }
 
-/** English-ish filler text of `words` words, deterministic per `seed`. */
-export function filler(words: number, seed = 1): string {
-  const vocab = ['alpha', 'model', 'server', 'cache', 'prefix', 'token', 'route', 'gateway', 'batch', 'queue', 'latency', 'decode', 'prefill', 'the', 'of', 'and'];
-  let s = seed >>> 0;
-  const out: string[] = [];
-  for (let i = 0; i < words; i++) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    out.push(vocab[(s >>> 16) % vocab.length]!);
-  }
-  return out.join(' ');
-}
+export { filler } from './engine/helpers.js';
 
 export interface Usage {
   prompt_tokens: number;

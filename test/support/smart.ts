@@ -1,5 +1,6 @@
 import { startSimServer, type RunningSimServer, type SimServerOptions } from '../../src/sim/index.js';
-import type { GatewayProcess, LogLine } from './gateway-process.js';
+import { configDir } from './config.js';
+import { startGatewayProcess, type GatewayProcess, type LogLine } from './gateway-process.js';
 import { freePort } from './ports.js';
 
 /**
@@ -106,19 +107,6 @@ spec:
 `;
 }
 
-export function modelYaml(name: string, modelName: string, pool: string, criticality: string, target = 'mymodel'): string {
-  return `---
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferenceModel
-metadata: {name: ${name}}
-spec:
-  modelName: ${modelName}
-  criticality: ${criticality}
-  poolRef: {group: inference.networking.k8s.io, kind: InferencePool, name: ${pool}}
-  targetModels: [{name: ${target}}]
-`;
-}
-
 export interface DebugEndpoint {
   name: string;
   address: string;
@@ -190,4 +178,35 @@ export async function post(base: string, body: string, headers: Record<string, s
 
 export function handled(gateway: GatewayProcess, requestId: string): Promise<LogLine> {
   return gateway.waitForLog((l) => l.msg === 'Request Handled' && l['requestId'] === requestId);
+}
+
+/** Simulated pods, the gateway over them, and the listener's URL; `close` stops everything. */
+export interface SmartEnv {
+  readonly pods: SimPods;
+  readonly gateway: GatewayProcess;
+  readonly base: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the pods, writes the gateway config `config(listenerPort, pods)` to a temporary folder,
+ * starts the gateway on it and waits until every endpoint has been scraped once, so a test sees
+ * routing on real load from its first request.
+ */
+export async function startSmartEnv(specs: readonly PodSpec[], config: (port: number, pods: SimPods) => string): Promise<SmartEnv> {
+  const pods = await startPods(specs);
+  const port = await freePort();
+  const cfg = await configDir(config(port, pods));
+  const gateway = await startGatewayProcess(['-f', cfg.dir]);
+  await waitFor('first scrapes', async () => (await debugPools(gateway)).every((p) => p.endpoints.every((e) => e.metrics !== null)));
+  return {
+    pods,
+    gateway,
+    base: `http://127.0.0.1:${port}`,
+    close: async () => {
+      await gateway.stop();
+      await pods.close();
+      await cfg.remove();
+    },
+  };
 }
