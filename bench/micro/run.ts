@@ -86,7 +86,7 @@ for (const n of [8, 64]) {
     title: `Scheduling one request over ${n} endpoints`,
     baseline: { name: 'random pick', fn: () => rnd.schedule(request(new Uint32Array(0)), eps, random) },
     cases: [
-      { name: 'DEFAULT (queue, KV, in-flight, LoRA)', fn: () => def.schedule(request(new Uint32Array(0)), eps, random) },
+      { name: 'DEFAULT (queue, KV, in-flight, prefill, LoRA)', fn: () => def.schedule(request(new Uint32Array(0)), eps, random) },
       { name: 'PREFIX_CACHE, 250-block prompt', fn: () => pre.schedule(request(hashes), eps, random) },
     ],
   });
