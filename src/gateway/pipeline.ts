@@ -1,14 +1,13 @@
 import type { Criticality } from '../api/types.js';
 import type { RouteRequest } from '../config/route-table.js';
 import type { BackendTarget, PoolConfig, RuleConfig } from '../config/snapshot.js';
-import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
 import type { Ticket } from '../flowcontrol/admission.js';
 import { blockHashes } from '../prefix/block-hash.js';
 import { estimateTokens, promptText } from '../prefix/prompt-text.js';
 import { CycleState } from '../scheduling/cycle-state.js';
-import type { SchedulingRequest } from '../scheduling/types.js';
+import type { ScheduleResult, SchedulingRequest } from '../scheduling/types.js';
 import { parseInferenceBody } from './body.js';
 import { clientWantsUsage, withIncludeUsage } from './include-usage.js';
 import { spliceModel } from './model-splice.js';
@@ -40,12 +39,8 @@ export interface Prepared {
   readonly request: SchedulingRequest;
 }
 
-/** Where to send the prepared request: primary endpoint first, then fallbacks. */
-export interface Decision {
-  readonly endpoints: readonly Endpoint[];
-  readonly scores: readonly number[];
-  readonly breakdown: Readonly<Record<string, number>>;
-}
+/** Where to send the prepared request: primary endpoint first, then fallbacks (the profile's result). */
+export type Decision = ScheduleResult;
 
 const NO_HASHES = new Uint32Array(0);
 
