@@ -10,7 +10,6 @@ import {
   type InferenceObjective,
   type InferencePool,
   type InferenceTrafficPolicy,
-  type Pod,
   type PolicyTargetRef,
   type Problem,
   type Resource,
@@ -84,7 +83,6 @@ export function compileSnapshot(resources: readonly Resource[], version: number)
     listeners,
     pools,
     services,
-    pods: idx.of('Pod') as readonly Pod[],
     warnings,
     resourceCount: resources.length,
   };
@@ -253,6 +251,8 @@ function compileListeners(
           requestHeaders: rule.filters.find((f) => f.type === 'RequestHeaderModifier')?.requestHeaderModifier ?? null,
           responseHeaders: rule.filters.find((f) => f.type === 'ResponseHeaderModifier')?.responseHeaderModifier ?? null,
           requestTimeoutMs: rule.requestTimeoutMs ?? limits.requestTimeoutMs,
+          requestTimeoutSetting:
+            rule.requestTimeoutMs !== undefined ? `HTTPRoute ${route.metadata.namespace}/${route.metadata.name} spec.rules[${ri}].timeouts.request` : limits.requestTimeoutSetting,
           bufferLimitBytes: limits.bufferLimitBytes,
         };
         const list = entriesByPort.get(listener.port) ?? [];
@@ -325,16 +325,18 @@ function targets(ref: PolicyTargetRef, kind: string, resource: Resource): boolea
  * of its listeners by sectionName); BackendTrafficPolicy targets a Gateway or an HTTPRoute, the
  * route's policy being the more specific one.
  */
-function listenerLimits(idx: Index, listener: BoundListener, route: HTTPRoute): { bufferLimitBytes: number; requestTimeoutMs: number | undefined } {
+function listenerLimits(idx: Index, listener: BoundListener, route: HTTPRoute): { bufferLimitBytes: number; requestTimeoutMs: number | undefined; requestTimeoutSetting: string | undefined } {
   const g = listener.gateway;
   const sameNs = (p: ClientTrafficPolicy | BackendTrafficPolicy, r: Resource): boolean => p.metadata.namespace === r.metadata.namespace;
   const forListener = (ref: PolicyTargetRef): boolean => targets(ref, 'Gateway', g) && (ref.sectionName === undefined || ref.sectionName === listener.name);
   const ctp = idx.of('ClientTrafficPolicy').find((p) => sameNs(p, g) && p.spec.targetRefs.some(forListener));
   const routeBtp = idx.of('BackendTrafficPolicy').find((p) => sameNs(p, route) && p.spec.targetRefs.some((t) => targets(t, 'HTTPRoute', route)));
   const gatewayBtp = idx.of('BackendTrafficPolicy').find((p) => sameNs(p, g) && p.spec.targetRefs.some(forListener));
+  const btp = routeBtp?.spec.requestTimeoutMs !== undefined ? routeBtp : gatewayBtp?.spec.requestTimeoutMs !== undefined ? gatewayBtp : undefined;
   return {
     bufferLimitBytes: ctp?.spec.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES,
-    requestTimeoutMs: routeBtp?.spec.requestTimeoutMs ?? gatewayBtp?.spec.requestTimeoutMs,
+    requestTimeoutMs: btp?.spec.requestTimeoutMs,
+    requestTimeoutSetting: btp === undefined ? undefined : `BackendTrafficPolicy ${btp.metadata.namespace}/${btp.metadata.name} timeout.http.requestTimeout`,
   };
 }
 

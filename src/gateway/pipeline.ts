@@ -4,14 +4,13 @@ import type { BackendTarget, PoolConfig, RuleConfig } from '../config/snapshot.j
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
 import type { Ticket } from '../flowcontrol/admission.js';
-import { blockHashes } from '../prefix/block-hash.js';
 import { estimateTokens, promptText } from '../prefix/prompt-text.js';
 import { CycleState } from '../scheduling/cycle-state.js';
-import type { ScheduleResult, SchedulingRequest } from '../scheduling/types.js';
+import type { SchedulingRequest, SchedulingResult } from '../scheduling/types.js';
 import { parseInferenceBody } from './body.js';
 import { clientWantsUsage, withIncludeUsage } from './include-usage.js';
 import { spliceModel } from './model-splice.js';
-import { serviceRuntimeKey, type PoolRuntime, type Runtime, type ServiceRuntime } from './runtime.js';
+import { serviceRuntimeKey, type BackendRuntime, type Runtime } from './runtime.js';
 
 export type ResolvedBackend = Exclude<BackendTarget, { type: 'invalid' }>;
 
@@ -20,14 +19,12 @@ export const OBJECTIVE_HEADER = 'x-gateway-inference-objective';
 
 /** A request after its body was read and its model resolved: what admission and scheduling need. */
 export interface Prepared {
-  readonly pool: PoolRuntime | undefined;
-  readonly service: ServiceRuntime | undefined;
+  /** The pool or Service the request goes to. */
+  readonly backend: BackendRuntime;
   /** Pool or Service as `namespace/name`. */
   readonly backendName: string;
   /** The body to forward (model rewritten, usage requested); undefined if bodyless. */
   readonly body: Buffer | undefined;
-  /** The parsed client body (before any rewrite), when there was one. */
-  readonly json: Readonly<Record<string, unknown>> | undefined;
   readonly model: string | undefined;
   readonly targetModel: string | undefined;
   readonly criticality: Criticality | undefined;
@@ -39,19 +36,18 @@ export interface Prepared {
   readonly request: SchedulingRequest;
 }
 
-/** Where to send the prepared request: primary endpoint first, then fallbacks (the profile's result). */
-export type Decision = ScheduleResult;
-
-const NO_HASHES = new Uint32Array(0);
-
 /** InferenceObjective priority → band: negative is Sheddable, positive Critical, 0 Standard. */
 function bandOf(priority: number): Criticality {
   return priority < 0 ? 'Sheddable' : priority > 0 ? 'Critical' : 'Standard';
 }
 
+function schedulingRequest(fields: Omit<SchedulingRequest, 'promptText' | 'state'>, text: string | undefined): SchedulingRequest {
+  return { ...fields, state: new CycleState(), promptText: () => text };
+}
+
 /**
- * The transport-neutral decision stages: route → backend → prepare → admit → schedule. Both data
- * planes call these; none of them touches sockets.
+ * The transport-neutral decision stages: route → backend → prepare → admit → schedule. The
+ * request handle (request.ts) runs them for every data plane; none of them touches sockets.
  *
  * ```
  * route()      route_not_found 404
@@ -83,36 +79,28 @@ export class Pipeline {
   }
 
   prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string): Prepared {
-    const plain = (backendName: string, pool: PoolRuntime | undefined, service: ServiceRuntime | undefined): Prepared => ({
-      pool,
-      service,
-      backendName,
+    const backend = this.#resolve(runtime, target);
+    const plain = (): Prepared => ({
+      backend,
+      backendName: backend.config.key,
       body,
-      json: undefined,
       model: undefined,
       targetModel: undefined,
       criticality: undefined,
       objective: undefined,
       stream: false,
       stripUsage: false,
-      request: { requestId, model: '', targetModel: '', criticality: 'Standard', promptTokens: 0, prefixHashes: NO_HASHES, state: new CycleState() },
+      request: schedulingRequest({ requestId, model: '', targetModel: '', criticality: 'Standard', promptTokens: 0, body: undefined }, undefined),
     });
+    // Services are plain balancing; bodyless requests (GET /health, …) are balanced without a model.
+    if (backend.kind === 'service' || body === undefined || body.length === 0) return plain();
 
-    if (target.type === 'service') {
-      const svc = runtime.services.get(serviceRuntimeKey(target.service, target.targetPort));
-      if (svc === undefined || svc.endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `Service ${target.service.key} has no ready endpoint`);
-      return plain(target.service.key, undefined, svc);
-    }
-    const pool = runtime.pools.get(target.pool.key);
-    if (pool === undefined || pool.endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `InferencePool ${target.pool.key} has no ready endpoint`);
-    // Bodyless requests (GET /health, /v1/models passed to a pool…) are balanced without a model.
-    if (body === undefined || body.length === 0) return plain(pool.config.key, pool, undefined);
-
+    const pool = backend.config;
     const parsed = parseInferenceBody(body);
-    const modelConfig = pool.config.models.get(parsed.model);
+    const modelConfig = pool.models.get(parsed.model);
     // No InferenceModel: the model passes through at Standard criticality (never shed).
     const targetModel = modelConfig?.targets.pick(this.#random) ?? parsed.model;
-    const { criticality, objective } = this.#criticality(pool.config, modelConfig?.criticality, headers[OBJECTIVE_HEADER]);
+    const { criticality, objective } = this.#criticality(pool, modelConfig?.criticality, headers[OBJECTIVE_HEADER]);
 
     let forwarded = parsed.raw;
     if (targetModel !== parsed.model) {
@@ -122,29 +110,22 @@ export class Pipeline {
     if (stripUsage) forwarded = withIncludeUsage(forwarded, parsed.json);
 
     const text = promptText(parsed.json);
-    const request: SchedulingRequest = {
-      requestId,
-      model: parsed.model,
-      targetModel,
-      criticality,
-      promptTokens: estimateTokens(text?.length ?? parsed.raw.length),
-      prefixHashes: pool.usesPrefix && text !== undefined ? blockHashes(text, targetModel) : NO_HASHES,
-      state: new CycleState(),
-    };
-    return {
-      pool,
-      service: undefined,
-      backendName: pool.config.key,
-      body: forwarded,
-      json: parsed.json,
-      model: parsed.model,
-      targetModel,
-      criticality,
-      objective,
-      stream: parsed.stream,
-      stripUsage,
-      request,
-    };
+    const request = schedulingRequest(
+      { requestId, model: parsed.model, targetModel, criticality, promptTokens: estimateTokens(text?.length ?? parsed.raw.length), body: parsed.json },
+      text,
+    );
+    return { backend, backendName: pool.key, body: forwarded, model: parsed.model, targetModel, criticality, objective, stream: parsed.stream, stripUsage, request };
+  }
+
+  #resolve(runtime: Runtime, target: ResolvedBackend): BackendRuntime {
+    if (target.type === 'service') {
+      const svc = runtime.services.get(serviceRuntimeKey(target.service, target.targetPort));
+      if (svc === undefined || svc.members.endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `Service ${target.service.key} has no ready endpoint`);
+      return svc;
+    }
+    const pool = runtime.pools.get(target.pool.key);
+    if (pool === undefined || pool.members.endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `InferencePool ${target.pool.key} has no ready endpoint`);
+    return pool;
   }
 
   /** The request header's InferenceObjective wins over the InferenceModel; unknown or none is Standard. */
@@ -157,15 +138,13 @@ export class Pipeline {
 
   /** Waits for the pool's gate (pools only; Services are plain balancing and never queue). */
   admit(prepared: Prepared, signal: AbortSignal): Promise<Ticket> {
-    if (prepared.pool === undefined) return Promise.resolve(PASS);
-    return prepared.pool.gate.admit(prepared.criticality ?? 'Standard', signal);
+    if (prepared.backend.kind === 'service') return Promise.resolve(PASS);
+    return prepared.backend.gate.admit(prepared.criticality ?? 'Standard', signal);
   }
 
-  schedule(prepared: Prepared): Decision {
-    if (prepared.service !== undefined) return prepared.service.profile.schedule(prepared.request, prepared.service.endpoints, this.#random);
-    const pool = prepared.pool as PoolRuntime;
-    return pool.profile.schedule(prepared.request, pool.candidates(), this.#random);
+  schedule(prepared: Prepared): SchedulingResult {
+    return prepared.backend.scheduler.schedule(prepared.request, prepared.backend.candidates(), this.#random);
   }
 }
 
-const PASS = { waitedMs: 0, done: (): void => undefined };
+const PASS: Ticket = { waitedMs: 0, done: (): void => undefined };

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { untilSignal } from '../cli/signals.js';
 import { PROFILES, type EngineProfileOverrides, type ProfileName } from './engine/index.js';
@@ -188,7 +188,9 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     process.stdout.write(`profile ${profile}, time scale ${timeScale}; metrics at <url>/metrics\n`);
     const podsFile = values['pods-yaml'];
     if (podsFile !== undefined) {
-      await writeFile(podsFile, fleet.podsYaml(labels));
+      // Written whole or not at all (temp file + rename): readers poll for it to appear.
+      await writeFile(`${podsFile}.tmp`, fleet.podsYaml(labels));
+      await rename(`${podsFile}.tmp`, podsFile);
       process.stdout.write(`wrote ${fleet.servers.length} Pod resource(s) to ${podsFile}\n`);
     }
     process.stdout.write('Press Ctrl-C to stop.\n');

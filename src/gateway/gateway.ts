@@ -1,0 +1,240 @@
+import { randomUUID } from 'node:crypto';
+import { formatProblem, type Problem } from '../api/types.js';
+import { ConfigRejectedError, ConfigStore } from '../config/store.js';
+import type { ApplyOutcome, ConfigBatch, ConfigSource } from '../config/source.js';
+import type { Snapshot } from '../config/snapshot.js';
+import type { Random } from '../core/weighted.js';
+import { GatewayError } from '../core/errors.js';
+import { EndpointDiscovery } from '../endpoints/discovery.js';
+import { EndpointRegistry } from '../endpoints/registry.js';
+import { MetricsScraper } from '../endpoints/scraper.js';
+import type { AdmissionGate } from '../flowcontrol/admission.js';
+import type { Logger } from '../observability/logger.js';
+import { GatewayMetrics } from '../observability/metrics.js';
+import { PrefixIndex } from '../prefix/index.js';
+import { PluginConfigError, type PluginRegistry } from '../scheduling/registry.js';
+import { builtinRegistry } from '../scheduling/policies.js';
+import type { PluginHandle } from '../scheduling/types.js';
+import { debugEndpoints } from './debug-endpoints.js';
+import { Pipeline } from './pipeline.js';
+import { RequestHandle, type RequestInit } from './request.js';
+import { buildRuntime, RuntimeBuildError, type Runtime } from './runtime.js';
+
+export interface GatewayOptions {
+  /** Where configuration comes from (files, code, later Kubernetes); at least one. */
+  readonly sources: readonly ConfigSource[];
+  readonly logger: Logger;
+  /** Time between two scrapes of one endpoint's /metrics. Default 50 ms; 0 turns scraping off. */
+  readonly scrapeIntervalMs?: number;
+  /** A scrape slower than this fails. Default 1000 ms. */
+  readonly scrapeTimeoutMs?: number;
+  /** Metrics older than this are not trusted. Default max(200 ms, 4 scrape intervals). */
+  readonly stalenessMs?: number;
+  readonly random?: Random;
+  /** Plugin types available to policies. Default: every built-in plugin. */
+  readonly plugins?: PluginRegistry;
+}
+
+/**
+ * A check a data plane runs before a new snapshot goes live (the standalone proxy binds the new
+ * listener ports); throwing rejects the whole change, which is then reported like invalid config.
+ */
+export type BeforeSwap = (snapshot: Snapshot, previous: Snapshot | undefined) => Promise<void>;
+
+/** Request ids are echoed in logs and headers: a client's is kept only when short and printable. */
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * The gateway core, transport-neutral: it owns the configuration (sources → store → snapshot →
+ * runtime, swapped atomically), endpoint discovery and scraping, the admission gates, the prefix
+ * index, the metrics and the request log. A data plane (the standalone HTTP proxy; an Envoy
+ * ext_proc server) calls `begin` per request and drives the handle's lifecycle; it never touches
+ * scheduling, accounting or configuration itself.
+ */
+export class Gateway {
+  readonly metrics: GatewayMetrics;
+  readonly prefixIndex = new PrefixIndex();
+  readonly #logger: Logger;
+  readonly #sources: readonly ConfigSource[];
+  readonly #store = new ConfigStore();
+  readonly #registry = new EndpointRegistry();
+  readonly #discovery: EndpointDiscovery;
+  readonly #scraper: MetricsScraper | undefined;
+  readonly #gates = new Map<string, AdmissionGate>();
+  readonly #plugins: PluginRegistry;
+  readonly #handle: PluginHandle;
+  readonly #pipeline: Pipeline;
+  readonly #recheckMs: number;
+  readonly #beforeSwap: BeforeSwap[] = [];
+  #runtime: Runtime | undefined;
+  /** Batches apply one at a time, in arrival order. */
+  #applying: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  private constructor(options: GatewayOptions) {
+    const logger = options.logger;
+    this.#logger = logger;
+    this.#sources = options.sources;
+    this.#plugins = options.plugins ?? builtinRegistry();
+    this.#pipeline = new Pipeline(options.random);
+    const scrapeIntervalMs = options.scrapeIntervalMs ?? 50;
+    this.#recheckMs = Math.max(10, scrapeIntervalMs || 50);
+    this.#handle = { prefixIndex: this.prefixIndex, stalenessMs: options.stalenessMs ?? Math.max(200, 4 * scrapeIntervalMs), now: () => performance.now() };
+    this.#scraper =
+      scrapeIntervalMs > 0
+        ? new MetricsScraper(
+            { intervalMs: scrapeIntervalMs, ...(options.scrapeTimeoutMs === undefined ? {} : { timeoutMs: options.scrapeTimeoutMs }) },
+            {
+              onHealthChange: (e, healthy, reason) =>
+                healthy ? logger.info({ endpoint: e.name, address: e.key }, 'endpoint healthy again') : logger.warn({ endpoint: e.name, address: e.key, reason }, 'endpoint unhealthy: scrapes failing; not scheduled'),
+              onDialectDetected: (e, from, to) => logger.info({ endpoint: e.name, address: e.key, from, to }, 'endpoint metrics dialect detected from its /metrics'),
+              onProblems: (e, problems) => logger.warn({ endpoint: e.name, address: e.key, dialect: e.dialect, problems }, 'endpoint metrics problem'),
+              // A fresh scrape may show freed capacity: let queued requests re-check.
+              onScrape: () => this.#wakeGates(),
+            },
+          )
+        : undefined;
+    this.#discovery = new EndpointDiscovery(this.#registry, {
+      onChange: () => {
+        const all = this.#discovery.endpoints();
+        this.#scraper?.sync(all);
+        this.prefixIndex.retainOnly(all);
+        this.#wakeGates();
+      },
+    });
+    this.metrics = new GatewayMetrics({
+      pools: () => [...(this.#runtime?.pools.values() ?? [])].map((p) => ({ key: p.config.key, endpoints: p.members.endpoints, queued: (band) => p.gate.sizeOf(band) })),
+      prefixIndex: this.prefixIndex,
+    });
+  }
+
+  /**
+   * Starts the sources and applies their first state. Throws ConfigRejectedError (naming each
+   * resource, field and reason) when that state is invalid: a gateway never starts half-configured.
+   */
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    if (options.sources.length === 0) throw new Error('the gateway needs at least one configuration source');
+    const gateway = new Gateway(options);
+    try {
+      for (const source of gateway.#sources) {
+        const first = await source.start((batch) => gateway.#enqueue(source, batch));
+        if (!first.ok) throw new ConfigRejectedError(first.errors);
+      }
+    } catch (err) {
+      await gateway.close();
+      throw err;
+    }
+    return gateway;
+  }
+
+  /** The runtime new requests use; undefined until the first configuration applied. */
+  get runtime(): Runtime | undefined {
+    return this.#runtime;
+  }
+
+  get pluginHandle(): PluginHandle {
+    return this.#handle;
+  }
+
+  /** Runs before each configuration swap; see BeforeSwap. */
+  beforeSwap(hook: BeforeSwap): void {
+    this.#beforeSwap.push(hook);
+  }
+
+  /** A new request: its handle captures the runtime live now and keeps it to the end. */
+  begin(init: RequestInit): RequestHandle {
+    const id = init.requestId !== undefined && REQUEST_ID.test(init.requestId) ? init.requestId : randomUUID();
+    return new RequestHandle(init, this.#runtime, { pipeline: this.#pipeline, logger: this.#logger, metrics: this.metrics }, id);
+  }
+
+  /** Model names routable on a listener port, for `GET /v1/models`. */
+  models(port: number): { readonly ids: readonly string[]; readonly created: number } {
+    const s = this.#runtime?.snapshot;
+    return { ids: s?.listeners.get(port)?.models ?? [], created: Math.floor((s?.createdAt.getTime() ?? Date.now()) / 1000) };
+  }
+
+  /** Re-reads every source now; resolves with each source's outcome. */
+  reload(): Promise<ApplyOutcome[]> {
+    return Promise.all(this.#sources.map((s) => s.resync()));
+  }
+
+  /** Readiness of the core: a configuration is loaded. */
+  ready(): { ready: boolean; reason?: string; version?: number } {
+    const s = this.#runtime?.snapshot;
+    if (s === undefined) return { ready: false, reason: 'no configuration loaded' };
+    return { ready: true, version: s.version };
+  }
+
+  /** `GET /debug/endpoints`: every pool and endpoint as the scheduler sees them now. */
+  debugEndpoints(): unknown {
+    return this.#runtime === undefined ? { pools: [] } : debugEndpoints(this.#runtime, this.prefixIndex, this.#handle);
+  }
+
+  /** Stops the sources and the scraper and refuses every queued request. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.#sources.map((s) => s.stop().catch(() => undefined)));
+    await this.#applying.catch(() => undefined);
+    for (const gate of this.#gates.values()) gate.close(new GatewayError('gateway_shutting_down', 'the gateway is shutting down'));
+    await this.#scraper?.close();
+  }
+
+  #wakeGates(): void {
+    for (const gate of this.#gates.values()) if (gate.size > 0) gate.wake();
+  }
+
+  #enqueue(source: ConfigSource, batch: ConfigBatch): Promise<ApplyOutcome> {
+    const run = this.#applying.then(() => this.#apply(source, batch));
+    this.#applying = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Applies one batch all or nothing: compile the snapshot, build its runtime (plugins included),
+   * let the data planes prepare (bind ports); only if every step succeeds does anything change.
+   * A failure anywhere keeps the last good snapshot and runtime serving, and logs why.
+   */
+  async #apply(source: ConfigSource, batch: ConfigBatch): Promise<ApplyOutcome> {
+    const initial = this.#runtime === undefined;
+    const previous = this.#runtime;
+    try {
+      const change = this.#store.prepare(source.name, batch);
+      let built;
+      if (change.compiled !== undefined) {
+        built = buildRuntime(change.compiled.snapshot, { discovery: this.#discovery, plugins: this.#plugins, handle: this.#handle, gates: this.#gates, recheckMs: this.#recheckMs }, previous);
+        for (const hook of this.#beforeSwap) await hook(change.compiled.snapshot, previous?.snapshot);
+      }
+      change.commit();
+      if (built !== undefined) {
+        built.commit();
+        this.#runtime = built.runtime;
+      }
+      this.#discovery.applyPods(change.podUpserts, change.podDeletes);
+      const runtime = this.#runtime as Runtime;
+      for (const p of change.warnings) this.#logger.warn({ problem: formatProblem(p), source: p.source }, 'config warning');
+      const pools = [...runtime.pools.values()].map((p) => ({ pool: p.config.key, endpoints: p.members.endpoints.length, policy: p.policy, profile: p.scheduler.describe(), runtime: p.config.runtime }));
+      this.#logger.info(
+        { source: source.name, version: runtime.snapshot.version, resources: runtime.snapshot.resourceCount, ignored: batch.ignored, ports: [...runtime.snapshot.listeners.keys()], pools },
+        initial ? 'config loaded' : 'config reloaded',
+      );
+      return { ok: true, version: runtime.snapshot.version, warnings: change.warnings, configChanged: change.compiled !== undefined };
+    } catch (err) {
+      const errors = rejectionProblems(err);
+      for (const p of errors) this.#logger.error({ problem: formatProblem(p), source: p.source }, 'config error');
+      if (!initial) this.#logger.error({ servingVersion: previous?.snapshot.version }, 'config change rejected; the last good configuration keeps serving');
+      return { ok: false, errors, servingVersion: previous?.snapshot.version };
+    }
+  }
+}
+
+/** Any failure to apply a batch, as problems naming the resource, field and reason. */
+function rejectionProblems(err: unknown): Problem[] {
+  if (err instanceof ConfigRejectedError) return [...err.problems];
+  if (err instanceof RuntimeBuildError) {
+    const cause = err.cause;
+    if (cause instanceof PluginConfigError) return [{ severity: 'error', subject: err.subject, path: `scheduling plugin ${cause.plugin}: ${cause.field}`, message: cause.reason }];
+    return [{ severity: 'error', subject: err.subject, path: '-', message: cause instanceof Error ? cause.message : String(cause) }];
+  }
+  return [{ severity: 'error', subject: 'config', path: '-', message: err instanceof Error ? err.message : String(err) }];
+}

@@ -1,0 +1,88 @@
+import type { RuleConfig } from '../config/snapshot.js';
+import type { Endpoint } from '../core/endpoint.js';
+import type { Logger } from '../observability/logger.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import type { SchedulingResult } from '../scheduling/types.js';
+import type { Prepared } from './pipeline.js';
+import type { RequestInit } from './request.js';
+import type { Usage } from './response-observer.js';
+
+/** Everything the `Request Handled` line and the request metrics are made of. */
+export interface RequestRecordInput {
+  readonly requestId: string;
+  readonly init: RequestInit;
+  readonly rule: RuleConfig | undefined;
+  readonly prepared: Prepared | undefined;
+  readonly result: SchedulingResult | undefined;
+  readonly endpoint: Endpoint | undefined;
+  readonly attempts: number;
+  readonly queueWaitMs: number | undefined;
+  readonly ttftMs: number | undefined;
+  readonly durationMs: number;
+  readonly status: number;
+  readonly code: string | undefined;
+  readonly usage: Usage | undefined;
+  readonly bytesOut: number;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+/** The one `Request Handled` line and metrics record every request ends with. */
+export function logRequest(deps: { readonly logger: Logger; readonly metrics: GatewayMetrics }, a: RequestRecordInput): void {
+  const { prepared, endpoint, usage } = a;
+  const primary = a.result?.primary;
+  let pluginFields: Record<string, string | number> | undefined;
+  if (prepared !== undefined && endpoint !== undefined) {
+    for (const c of prepared.backend.controls.logFields) {
+      const fields = c.logFields?.(prepared.request, endpoint);
+      if (fields !== undefined) pluginFields = { ...pluginFields, ...fields };
+    }
+  }
+  deps.logger.info(
+    {
+      requestId: a.requestId,
+      method: a.init.method,
+      path: a.init.path,
+      port: a.init.port,
+      rule: a.rule?.id,
+      pool: prepared?.backendName,
+      pod: endpoint?.podName,
+      endpoint: endpoint?.name,
+      address: endpoint?.key,
+      model: prepared?.model,
+      targetModel: prepared?.targetModel,
+      criticality: prepared?.criticality,
+      objective: prepared?.objective,
+      status: a.status,
+      code: a.code,
+      attempts: a.attempts,
+      queueWaitMs: a.queueWaitMs === undefined ? undefined : round(a.queueWaitMs),
+      ttftMs: a.ttftMs === undefined ? undefined : round(a.ttftMs),
+      durationMs: round(a.durationMs),
+      promptTokens: usage?.promptTokens,
+      completionTokens: usage?.completionTokens,
+      cachedTokens: usage?.cachedTokens,
+      score: primary?.scores[0] === undefined ? undefined : round(primary.scores[0]),
+      scores: primary?.breakdown,
+      ...pluginFields,
+      bytesOut: a.bytesOut,
+    },
+    'Request Handled',
+  );
+  if (prepared === undefined) return;
+  deps.metrics.record({
+    pool: prepared.backendName,
+    model: prepared.model ?? '',
+    targetModel: prepared.targetModel ?? '',
+    status: a.status,
+    code: a.code ?? '',
+    durationS: a.durationMs / 1000,
+    ttftS: a.ttftMs === undefined ? undefined : a.ttftMs / 1000,
+    queueWaitS: a.queueWaitMs === undefined ? undefined : a.queueWaitMs / 1000,
+    promptTokens: usage?.promptTokens,
+    completionTokens: usage?.completionTokens,
+    cachedTokens: usage?.cachedTokens,
+  });
+}
