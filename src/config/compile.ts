@@ -21,11 +21,12 @@ import { WeightedTable } from '../core/weighted.js';
 import { DEFAULT_BUFFER_LIMIT_BYTES } from './defaults.js';
 import { deepFreeze } from './freeze.js';
 import { RouteTable, type RouteEntry } from './route-table.js';
-import type { BackendTarget, ListenerConfig, ModelConfig, PoolConfig, RuleConfig, ServiceConfig, Snapshot } from './snapshot.js';
+import { BASE_MODEL_NAME_HEADER, MODEL_NAME_HEADER, type BackendTarget, type ListenerConfig, type ModelConfig, type PoolConfig, type RuleConfig, type ServiceConfig, type Snapshot } from './snapshot.js';
 
 const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 const POOL_GROUPS = new Set(['inference.networking.x-k8s.io', 'inference.networking.k8s.io']);
 const SUPPORTED_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier']);
+const MODEL_HEADERS = new Set([MODEL_NAME_HEADER, BASE_MODEL_NAME_HEADER]);
 
 export interface CompileResult {
   readonly snapshot: Snapshot;
@@ -278,7 +279,9 @@ function compileListeners(
     for (const e of entries) {
       for (const b of e.rule.backends.items) if (b.type === 'pool') for (const m of b.pool.models.keys()) models.add(m);
     }
-    out.set(port, { port, names, routes: new RouteTable(entries), models: [...models].sort() });
+    const maxBodyBytes = entries.reduce((max, e) => Math.max(max, e.rule.bufferLimitBytes), 0) || DEFAULT_BUFFER_LIMIT_BYTES;
+    const matchesModelHeaders = entries.some((e) => e.match.headers.some((h) => MODEL_HEADERS.has(h.name.toLowerCase())));
+    out.set(port, { port, names, routes: new RouteTable(entries), models: [...models].sort(), maxBodyBytes, matchesModelHeaders });
   }
   return out;
 }

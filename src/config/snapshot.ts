@@ -36,7 +36,19 @@ export interface ListenerConfig {
   readonly routes: RouteTable;
   /** Model names routable on this port, for `GET /v1/models`. */
   readonly models: readonly string[];
+  /** The largest request body any rule on this port accepts (the rule's own limit applies after routing). */
+  readonly maxBodyBytes: number;
+  /**
+   * Some rule matches on `X-Gateway-Model-Name` or `X-Gateway-Base-Model-Name`: the body's model
+   * must be known before route matching (model-based routing).
+   */
+  readonly matchesModelHeaders: boolean;
 }
+
+/** Header filled from the body's `model` before route matching (upstream's body-based routing, ACK). */
+export const MODEL_NAME_HEADER = 'x-gateway-model-name';
+/** Header filled with the base model of a LoRA adapter, where the pools' models are known. */
+export const BASE_MODEL_NAME_HEADER = 'x-gateway-base-model-name';
 
 export interface ModelConfig {
   readonly modelName: string;

@@ -103,6 +103,15 @@ export class Endpoint {
   consecutiveScrapeFailures = 0;
   lastScrapeError: string | undefined;
 
+  // ------------------------------------------------ passive health (requests' own outcomes)
+
+  /** Requests that failed in a row (unreachable, reset, timed out, 5xx); 0 after any success. */
+  consecutiveFailures = 0;
+  /** `performance.now()` until which the endpoint is ejected; 0 when it is not. */
+  ejectedUntil = 0;
+  /** Ejections so far; each lasts longer. Cleared by a success after returning. */
+  ejections = 0;
+
   constructor(init: EndpointInit) {
     this.address = init.address;
     this.port = init.port;
@@ -130,6 +139,15 @@ export class Endpoint {
     const n = (this.inFlightByModel.get(targetModel) ?? 1) - 1;
     if (n <= 0) this.inFlightByModel.delete(targetModel);
     else this.inFlightByModel.set(targetModel, n);
+  }
+
+  /**
+   * True when the endpoint may get new requests: its scrapes succeed and it is not ejected by
+   * passive health. An endpoint that is not available has stopped answering: its silent
+   * requests are ended by the data plane.
+   */
+  available(now: number): boolean {
+    return this.healthy && now >= this.ejectedUntil;
   }
 
   /** Milliseconds since the last successful scrape; Infinity before the first. */

@@ -36,7 +36,7 @@ export type SaturationMode = 'queue' | 'shed';
 export function isSaturated(endpoints: readonly Endpoint[], t: SaturationThresholds, now: number, mode: SaturationMode = 'shed'): boolean {
   let judged = 0;
   for (const e of endpoints) {
-    if (!e.healthy || e.metrics === undefined) continue;
+    if (!e.available(now) || e.metrics === undefined) continue;
     judged++;
     if (e.metricsAgeMs(now) > t.stalenessMs) continue;
     if (e.estimatedWaiting() < t.queueDepth && (mode === 'queue' || e.estimatedKvUsage() < t.kvCacheUtilization)) return false;

@@ -29,6 +29,8 @@ export function debugEndpoints(runtime: Runtime, prefixIndex: PrefixIndex, handl
           dialect: e.dialect,
           role: e.role,
           healthy: e.healthy,
+          ejectedForMs: e.ejectedUntil > now ? Math.round(e.ejectedUntil - now) : 0,
+          consecutiveFailures: e.consecutiveFailures,
           lastScrapeError: e.lastScrapeError,
           metricsAgeMs: Number.isFinite(age) ? Math.round(age) : null,
           stale: Number.isFinite(age) ? age > handle.stalenessMs : null,

@@ -6,6 +6,7 @@ import type { Snapshot } from '../config/snapshot.js';
 import type { Random } from '../core/weighted.js';
 import { GatewayError } from '../core/errors.js';
 import { EndpointDiscovery } from '../endpoints/discovery.js';
+import { DEFAULT_PASSIVE_HEALTH, PassiveHealth, type PassiveHealthOptions } from '../endpoints/passive-health.js';
 import { EndpointRegistry } from '../endpoints/registry.js';
 import { MetricsScraper } from '../endpoints/scraper.js';
 import type { AdmissionGate } from '../flowcontrol/admission.js';
@@ -19,6 +20,7 @@ import { debugEndpoints } from './debug-endpoints.js';
 import { Pipeline } from './pipeline.js';
 import { RequestHandle, type RequestInit } from './request.js';
 import { buildRuntime, RuntimeBuildError, type Runtime } from './runtime.js';
+import { DEFAULT_TIMEOUTS, type UpstreamTimeouts } from './timeouts.js';
 
 export interface GatewayOptions {
   /** Where configuration comes from (files, code, later Kubernetes); at least one. */
@@ -33,6 +35,10 @@ export interface GatewayOptions {
   readonly random?: Random;
   /** Plugin types available to policies. Default: every built-in plugin. */
   readonly plugins?: PluginRegistry;
+  /** How long to wait for model servers, by phase; unset fields keep their defaults. */
+  readonly timeouts?: Partial<UpstreamTimeouts>;
+  /** When request failures eject an endpoint; unset fields keep their defaults. */
+  readonly passiveHealth?: Partial<PassiveHealthOptions>;
 }
 
 /**
@@ -66,6 +72,8 @@ export class Gateway {
   readonly #pipeline: Pipeline;
   readonly #recheckMs: number;
   readonly #beforeSwap: BeforeSwap[] = [];
+  readonly #passiveHealth: PassiveHealth;
+  readonly #timeouts: UpstreamTimeouts;
   #runtime: Runtime | undefined;
   /** Batches apply one at a time, in arrival order. */
   #applying: Promise<unknown> = Promise.resolve();
@@ -94,6 +102,14 @@ export class Gateway {
             },
           )
         : undefined;
+    this.#timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.#passiveHealth = new PassiveHealth(
+      { ...DEFAULT_PASSIVE_HEALTH, ...options.passiveHealth },
+      {
+        onEjected: (e, failures, forMs, reason) => logger.warn({ endpoint: e.name, address: e.key, failures, ejectedMs: forMs, reason }, 'endpoint ejected: requests failing; not scheduled'),
+        onReturned: (e) => logger.info({ endpoint: e.name, address: e.key }, 'endpoint returned after ejection'),
+      },
+    );
     this.#discovery = new EndpointDiscovery(this.#registry, {
       onChange: () => {
         const all = this.#discovery.endpoints();
@@ -144,7 +160,7 @@ export class Gateway {
   /** A new request: its handle captures the runtime live now and keeps it to the end. */
   begin(init: RequestInit): RequestHandle {
     const id = init.requestId !== undefined && REQUEST_ID.test(init.requestId) ? init.requestId : randomUUID();
-    return new RequestHandle(init, this.#runtime, { pipeline: this.#pipeline, logger: this.#logger, metrics: this.metrics }, id);
+    return new RequestHandle(init, this.#runtime, { pipeline: this.#pipeline, logger: this.#logger, metrics: this.metrics, passiveHealth: this.#passiveHealth, timeouts: this.#timeouts }, id);
   }
 
   /** Model names routable on a listener port, for `GET /v1/models`. */

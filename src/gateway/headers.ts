@@ -16,7 +16,8 @@ export function modifierEdits(m: HeaderModifier | null): HeaderEdit[] {
 /**
  * What the gateway changes in the request headers before the model server: its own `x-gateway-*`
  * control headers go (they are for the gateway), `content-length` follows the body actually sent,
- * the request id and `x-forwarded-for` are set, then the route's RequestHeaderModifier applies.
+ * the request id, `accept-encoding: identity` and `x-forwarded-for` are set, then the route's
+ * RequestHeaderModifier applies.
  */
 export function upstreamHeaderEdits(
   incoming: Incoming,
@@ -25,6 +26,9 @@ export function upstreamHeaderEdits(
   const edits: HeaderEdit[] = [];
   for (const name of Object.keys(incoming)) if (name.startsWith('x-gateway-') || name === 'content-length') edits.push({ op: 'remove', name });
   edits.push({ op: 'set', name: 'x-request-id', value: opts.requestId });
+  // The gateway reads and edits answers (usage, model names, error bodies): they must arrive
+  // uncompressed. Identity is always acceptable to the client in turn (RFC 9110 §12.5.3).
+  edits.push({ op: 'set', name: 'accept-encoding', value: 'identity' });
   if (opts.clientAddress !== undefined) {
     const prior = incoming['x-forwarded-for'];
     edits.push({ op: 'set', name: 'x-forwarded-for', value: prior === undefined ? opts.clientAddress : `${String(prior)}, ${opts.clientAddress}` });

@@ -1,16 +1,16 @@
 import type { Criticality } from '../api/types.js';
 import type { RouteRequest } from '../config/route-table.js';
-import type { BackendTarget, PoolConfig, RuleConfig } from '../config/snapshot.js';
+import { BASE_MODEL_NAME_HEADER, MODEL_NAME_HEADER, type BackendTarget, type PoolConfig, type RuleConfig } from '../config/snapshot.js';
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
 import type { Ticket } from '../flowcontrol/admission.js';
 import { estimateTokens, promptText } from '../prefix/prompt-text.js';
 import { CycleState } from '../scheduling/cycle-state.js';
 import type { SchedulingRequest, SchedulingResult } from '../scheduling/types.js';
-import { parseInferenceBody } from './body.js';
+import { parseInferenceBody, type InferenceBody } from './body.js';
 import { clientWantsUsage, withIncludeUsage } from './include-usage.js';
 import { spliceModel } from './model-splice.js';
-import { serviceRuntimeKey, type BackendRuntime, type Runtime } from './runtime.js';
+import { serviceRuntimeKey, type BackendRuntime, type PoolRuntime, type Runtime } from './runtime.js';
 
 export type ResolvedBackend = Exclude<BackendTarget, { type: 'invalid' }>;
 
@@ -64,10 +64,25 @@ export class Pipeline {
     this.#random = random;
   }
 
-  route(runtime: Runtime, port: number, req: RouteRequest): RuleConfig {
-    const rule = runtime.snapshot.listeners.get(port)?.routes.match(req);
+  /**
+   * The matching rule. When the port's routes match on `X-Gateway-Model-Name` (model-based
+   * routing), the header is filled from the body's `model` first, replacing any the client sent,
+   * and `parsed` is the body parsed for it (undefined when it is not an inference body).
+   */
+  route(runtime: Runtime, port: number, req: RouteRequest, body?: Buffer): { rule: RuleConfig; parsed: InferenceBody | undefined } {
+    const listener = runtime.snapshot.listeners.get(port);
+    let parsed: InferenceBody | undefined;
+    if (listener?.matchesModelHeaders === true) {
+      const headers: Record<string, string | string[] | undefined> = { ...req.headers };
+      delete headers[MODEL_NAME_HEADER];
+      delete headers[BASE_MODEL_NAME_HEADER];
+      parsed = tryParse(body);
+      if (parsed !== undefined) headers[MODEL_NAME_HEADER] = parsed.model;
+      req = { ...req, headers };
+    }
+    const rule = listener?.routes.match(req);
     if (rule === undefined) throw new GatewayError('route_not_found', `no route matches ${req.method} ${req.path}`);
-    return rule;
+    return { rule, parsed };
   }
 
   /** Draws a backendRef by weight. Gateway API: traffic drawn to an invalid backend gets 500. */
@@ -78,7 +93,8 @@ export class Pipeline {
     return target;
   }
 
-  prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string): Prepared {
+  /** `parsed`: the body already parsed (for model-based routing), so it is parsed once. */
+  prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, parsed?: InferenceBody): Prepared {
     const backend = this.#resolve(runtime, target);
     const plain = (): Prepared => ({
       backend,
@@ -96,7 +112,12 @@ export class Pipeline {
     if (backend.kind === 'service' || body === undefined || body.length === 0) return plain();
 
     const pool = backend.config;
-    const parsed = parseInferenceBody(body);
+    const inference = parsed?.raw === body ? parsed : parseInferenceBody(body);
+    return this.#preparePool(backend, inference, headers, requestId);
+  }
+
+  #preparePool(backend: PoolRuntime, parsed: InferenceBody, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string): Prepared {
+    const pool = backend.config;
     const modelConfig = pool.models.get(parsed.model);
     // No InferenceModel: the model passes through at Standard criticality (never shed).
     const targetModel = modelConfig?.targets.pick(this.#random) ?? parsed.model;
@@ -148,3 +169,12 @@ export class Pipeline {
 }
 
 const PASS: Ticket = { waitedMs: 0, done: (): void => undefined };
+
+function tryParse(body: Buffer | undefined): InferenceBody | undefined {
+  if (body === undefined || body.length === 0) return undefined;
+  try {
+    return parseInferenceBody(body);
+  } catch {
+    return undefined; // not an inference body: no model header; the pool refuses it later with 400
+  }
+}

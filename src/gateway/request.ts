@@ -3,15 +3,18 @@ import type { RuleConfig } from '../config/snapshot.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { asGatewayError, GatewayError, type ErrorCode } from '../core/errors.js';
 import type { HeaderEdit } from '../core/headers.js';
+import type { PassiveHealth } from '../endpoints/passive-health.js';
 import type { Ticket } from '../flowcontrol/admission.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { EXPECTED_CACHED_TOKENS, MAX_ATTEMPTS, type SchedulingResult } from '../scheduling/types.js';
+import type { InferenceBody } from './body.js';
 import { responseHeaderEdits, upstreamHeaderEdits } from './headers.js';
 import type { Pipeline, Prepared } from './pipeline.js';
 import { logRequest } from './request-log.js';
 import { ResponseObserver, type Usage } from './response-observer.js';
 import type { Runtime } from './runtime.js';
+import type { UpstreamTimeouts } from './timeouts.js';
 
 /** What a data plane knows when a request arrives. */
 export interface RequestInit {
@@ -38,6 +41,8 @@ export interface Decision {
   readonly stream: boolean;
   /** Whole-request deadline, and the setting it comes from (for the error message). */
   readonly timeout: { readonly ms: number; readonly setting: string } | undefined;
+  /** How long to wait for the model server, by phase. */
+  readonly timeouts: UpstreamTimeouts;
 }
 
 /** What the data plane should do with the response it is about to send. */
@@ -63,7 +68,12 @@ export interface RequestDeps {
   readonly pipeline: Pipeline;
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
+  readonly passiveHealth: PassiveHealth;
+  readonly timeouts: UpstreamTimeouts;
 }
+
+/** Failures that count against an endpoint's passive health: it did not answer properly. */
+const ENDPOINT_FAILURES: ReadonlySet<string> = new Set(['upstream_unavailable', 'upstream_reset', 'upstream_timeout']);
 
 interface Attempt {
   readonly endpoint: Endpoint;
@@ -96,6 +106,7 @@ export class RequestHandle {
   readonly #deps: RequestDeps;
   readonly #runtime: Runtime | undefined;
   #rule: RuleConfig | undefined;
+  #parsed: InferenceBody | undefined;
   #prepared: Prepared | undefined;
   #result: SchedulingResult | undefined;
   #ticket: Ticket | undefined;
@@ -114,11 +125,23 @@ export class RequestHandle {
     this.id = id;
   }
 
-  /** The route rule for `port` and the request line; throws `route_not_found`. */
-  route(port: number, request: RouteRequest): RuleConfig {
+  /**
+   * The route rule for `port` and the request line; throws `route_not_found`. `body` (read up to
+   * the port's `maxBodyBytes`) lets model-based routing match on the body's model; a body over
+   * the matched rule's own limit is refused with `body_too_large`.
+   */
+  route(port: number, request: RouteRequest, body?: Buffer): RuleConfig {
     const runtime = this.#requireRuntime();
-    this.#rule = this.#deps.pipeline.route(runtime, port, request);
-    return this.#rule;
+    const { rule, parsed } = this.#deps.pipeline.route(runtime, port, request, body);
+    this.#rule = rule;
+    this.#parsed = parsed;
+    if (body !== undefined && body.length > rule.bufferLimitBytes) throw bodyTooLarge(rule.bufferLimitBytes);
+    return rule;
+  }
+
+  /** The largest body a request on `port` may send (read no more before routing). */
+  maxBodyBytes(port: number): number {
+    return this.#runtime?.snapshot.listeners.get(port)?.maxBodyBytes ?? 0;
   }
 
   /**
@@ -130,7 +153,7 @@ export class RequestHandle {
     const rule = this.#rule;
     if (rule === undefined) throw new Error('decide() before route()');
     const { pipeline, metrics } = this.#deps;
-    const prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id);
+    const prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id, this.#parsed);
     this.#prepared = prepared;
     this.#ticket = await pipeline.admit(prepared, signal);
     const scheduledAt = performance.now();
@@ -145,6 +168,7 @@ export class RequestHandle {
       headers: upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: prepared.body?.length, modifier: rule.requestHeaders }),
       stream: prepared.stream,
       timeout: rule.requestTimeoutMs === undefined ? undefined : { ms: rule.requestTimeoutMs, setting: rule.requestTimeoutSetting ?? 'request timeout' },
+      timeouts: this.#deps.timeouts,
     };
   }
 
@@ -164,6 +188,16 @@ export class RequestHandle {
     for (const c of prepared.backend.controls.preRequest) c.preRequest?.(prepared.request, endpoint, profile);
     // The endpoint now carries this request's load: the next queued request may be decided.
     this.#ticket?.done();
+  }
+
+  /**
+   * The current attempt failed before any response (refused, reset, timed out): it counts against
+   * the endpoint's passive health and is released; the data plane may then dispatch a fallback.
+   */
+  attemptFailed(error: unknown): void {
+    const a = this.#attempt;
+    if (a !== undefined && !a.released) this.#deps.passiveHealth.failed(a.endpoint, asGatewayError(error).code);
+    this.#release();
   }
 
   /** The upstream's response headers arrived; returns the header edits and whether it streams. */
@@ -241,6 +275,14 @@ export class RequestHandle {
     if (prepared.backend.kind === 'pool') prepared.backend.gate.wake();
   }
 
+  /** The attempt's endpoint answered, or failed in a way that counts against it. */
+  #recordHealth(endpoint: Endpoint | undefined, code: string | undefined): void {
+    if (endpoint === undefined || code === 'client_gone') return;
+    if (code !== undefined && ENDPOINT_FAILURES.has(code)) this.#deps.passiveHealth.failed(endpoint, code);
+    else if (this.#upstreamStatus !== undefined && this.#upstreamStatus >= 500) this.#deps.passiveHealth.failed(endpoint, `status ${this.#upstreamStatus}`);
+    else if (this.#upstreamStatus !== undefined) this.#deps.passiveHealth.succeeded(endpoint);
+  }
+
   #end(failure: GatewayError | undefined, outcome: Partial<Outcome> | undefined): void {
     if (this.#ended) return;
     this.#ended = true;
@@ -252,6 +294,7 @@ export class RequestHandle {
     // 499 (nginx's convention) when the client left before the response was complete.
     const status = interrupted === 'client_gone' ? 499 : (outcome?.status ?? failure?.status ?? this.#upstreamStatus ?? 0);
     const complete = failure === undefined && interrupted === undefined;
+    this.#recordHealth(endpoint, failure?.code ?? interrupted);
     if (prepared !== undefined && endpoint !== undefined) {
       const response = { status: this.#upstreamStatus, complete, text: complete ? this.#observer?.text : undefined };
       for (const c of prepared.backend.controls.responseComplete) c.responseComplete?.(prepared.request, endpoint, response);
@@ -274,4 +317,9 @@ export class RequestHandle {
       bytesOut: outcome?.bytesOut ?? 0,
     });
   }
+}
+
+/** The refusal of a body over a listener's limit (ClientTrafficPolicy `connection.bufferLimit`). */
+export function bodyTooLarge(limit: number): GatewayError {
+  return new GatewayError('body_too_large', `request body exceeds the listener limit of ${limit} bytes (ClientTrafficPolicy connection.bufferLimit)`);
 }

@@ -33,7 +33,7 @@ export interface PoolRuntime {
   readonly scheduler: Scheduler;
   readonly controls: RequestControls;
   readonly gate: AdmissionGate;
-  /** Healthy endpoints; all of them when none is (a scrape outage must not refuse every request). */
+  /** Available endpoints (healthy, not ejected); all of them when none is. */
   candidates(): readonly Endpoint[];
 }
 
@@ -100,10 +100,15 @@ function admissionOptions(pool: PoolConfig, deps: RuntimeDeps): AdmissionOptions
   };
 }
 
-function healthyOrAll(members: Members): readonly Endpoint[] {
+/**
+ * Available endpoints (scrapes succeed, not ejected by passive health); all of them when none is:
+ * a scrape outage or a burst of failures must not refuse every request (Envoy's panic threshold).
+ */
+function availableOrAll(members: Members, now: () => number): readonly Endpoint[] {
   const all = members.endpoints;
-  const healthy = all.filter((e) => e.healthy);
-  return healthy.length > 0 ? healthy : all;
+  const t = now();
+  const available = all.filter((e) => e.available(t));
+  return available.length > 0 ? available : all;
 }
 
 export function requestControls(scheduler: Scheduler): RequestControls {
@@ -162,7 +167,7 @@ export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps, previous?: R
     }
     caches.set(pool.key, built.cache);
     const options = admissionOptions(pool, deps);
-    const candidates = (): readonly Endpoint[] => healthyOrAll(members);
+    const candidates = (): readonly Endpoint[] => availableOrAll(members, deps.handle.now);
     let gate = deps.gates.get(pool.key);
     if (gate === undefined) {
       const created = new AdmissionGate(candidates, options, deps.handle.now);

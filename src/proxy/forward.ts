@@ -93,7 +93,10 @@ export async function forward(input: ForwardInput): Promise<Outcome> {
         if (clientGone(signal)) return { status: 499, bytesOut: 0, interrupted: 'client_gone' };
         const code = errorCode(err);
         const retriable = code !== undefined && RETRIABLE.has(code) && !signal.aborted;
-        if (retriable && attempt + 1 < decision.endpoints.length) continue;
+        if (retriable && attempt + 1 < decision.endpoints.length) {
+          handle.attemptFailed(upstreamError(err, signal, endpoint, decision));
+          continue;
+        }
         throw upstreamError(err, signal, endpoint, decision);
       }
       return await streamResponse(upstream, input, signal, endpoint);

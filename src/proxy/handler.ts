@@ -62,8 +62,10 @@ async function handle(port: number, deps: HandlerDeps, req: IncomingMessage, res
       handle.finished({ status: 200, bytesOut: 0 });
       return;
     }
-    const rule = handle.route(port, rr);
-    const body = await readBody(req, rule.bufferLimitBytes);
+    // The body is read before routing: model-based routing matches on its model.
+    const limit = handle.maxBodyBytes(port);
+    const body = limit > 0 ? await readBody(req, limit) : undefined;
+    handle.route(port, rr, body);
     const decision = await handle.decide(body, gone.signal);
     stream = decision.stream;
     const outcome = await forward({ req, res, handle, decision, dispatcher: deps.dispatcher });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { GatewayError } from '../../src/core/errors.js';
 import { seededRandom } from '../../src/core/weighted.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import type { PoolRuntime } from '../../src/gateway/runtime.js';
@@ -234,6 +235,43 @@ test('a config change that leaves a pool policy alone keeps its plugin instances
     await source.set(config({ pods: 2, routing: 'policy: round-robin' }).replace('name: r}', 'name: r, labels: {edited: "yes"}}'));
     assert.notEqual(gateway.runtime?.snapshot.version, undefined);
     assert.deepEqual(pool(gateway).scheduler.plugins(), first);
+  } finally {
+    await gateway.close();
+  }
+});
+
+test('passive health: consecutive failures eject an endpoint from the candidates; a success in between resets the count', async () => {
+  const { gateway, lines } = await start(config({ pods: 2 }));
+  try {
+    const [p0, p1] = pool(gateway).members.endpoints;
+    assert.ok(p0 !== undefined && p1 !== undefined);
+    /** One request sent to `endpoint` whose upstream fails (or answers `status`). */
+    const sendTo = async (endpoint: typeof p0, status?: number): Promise<void> => {
+      const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
+      h.route(PORT, route);
+      await h.decide(chat('x'), new AbortController().signal);
+      h.dispatched(endpoint);
+      if (status === undefined) return h.failed(new GatewayError('upstream_unavailable', 'refused'));
+      h.responseStarted(status, {});
+      h.responseEnd();
+      h.finished({ status, bytesOut: 0 });
+    };
+    for (let i = 0; i < 4; i++) await sendTo(p0);
+    await sendTo(p0, 200);
+    assert.equal(p0.consecutiveFailures, 0, 'a success resets the count');
+    for (let i = 0; i < 3; i++) await sendTo(p0);
+    await sendTo(p0, 503);
+    assert.equal(p0.ejectedUntil, 0, 'four failures in a row: not yet');
+    await sendTo(p0);
+    assert.ok(p0.ejectedUntil > performance.now(), 'the fifth failure in a row (a 5xx counts) ejects');
+    assert.ok(lines.some((l) => l.msg === 'endpoint ejected: requests failing; not scheduled' && l['endpoint'] === 'p-0'));
+    assert.deepEqual(pool(gateway).candidates().map((e) => e.name), ['p-1'], 'an ejected endpoint gets no new requests');
+    assert.equal(p0.inFlight, 0);
+    p0.ejectedUntil = performance.now() - 1; // the ejection time is over
+    assert.deepEqual(pool(gateway).candidates().map((e) => e.name), ['p-0', 'p-1']);
+    for (let i = 0; i < 5; i++) await sendTo(p1);
+    for (let i = 0; i < 5; i++) await sendTo(p0);
+    assert.deepEqual(pool(gateway).candidates().map((e) => e.name), ['p-0', 'p-1'], 'when every endpoint is ejected, all stay candidates');
   } finally {
     await gateway.close();
   }

@@ -66,7 +66,7 @@ test('pipeline: an InferenceModel rewrites the model, sets the band; an objectiv
   const { gateway, pipeline } = await setup();
   try {
     const runtime = gateway.runtime!;
-    const rule = pipeline.route(runtime, 8080, req('/v1/completions'));
+    const { rule } = pipeline.route(runtime, 8080, req('/v1/completions'));
     const body = Buffer.from('{"model":"assistant","prompt":"hello there","stream":true}');
     const p = pipeline.prepare(runtime, pipeline.backend(rule), body, {}, 'id');
     assert.equal(p.backend.kind, 'pool');
@@ -95,7 +95,7 @@ test('pipeline: a Service backend is plain balancing and never queues', async ()
   const { gateway, pipeline } = await setup();
   try {
     const runtime = gateway.runtime!;
-    const p = pipeline.prepare(runtime, pipeline.backend(pipeline.route(runtime, 8080, req('/svc/upload'))), Buffer.from('not json'), {}, 'id');
+    const p = pipeline.prepare(runtime, pipeline.backend(pipeline.route(runtime, 8080, req('/svc/upload')).rule), Buffer.from('not json'), {}, 'id');
     assert.equal(p.backend.kind, 'service');
     assert.equal(p.body?.toString(), 'not json', 'a Service body is not parsed');
     const ticket = await pipeline.admit(p, new AbortController().signal);

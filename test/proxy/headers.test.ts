@@ -23,6 +23,7 @@ test('upstream headers: hop-by-hop, host, content-length and x-gateway-* are dro
     authorization: ['Bearer k', 'extra'],
     'x-forwarded-for': '10.0.0.1, 127.0.0.1',
     'x-request-id': 'rid',
+    'accept-encoding': 'identity',
     'content-length': '42',
     'x-team': 'a',
   });
