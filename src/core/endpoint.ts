@@ -40,6 +40,14 @@ export interface ModelServerMetrics {
   readonly servedModels?: readonly string[];
 }
 
+/** One model an endpoint serves, from its own `GET /v1/models`. */
+export interface ServedModel {
+  readonly id: string;
+  /** The base model of a LoRA adapter (vLLM's `parent`); null for a base model. */
+  readonly parent: string | null;
+  readonly ownedBy?: string;
+}
+
 /** The metric dialect an endpoint is scraped in. */
 export type MetricsDialect = 'vllm' | 'sglang' | 'trt-llm' | 'trtllm-serve';
 
@@ -98,6 +106,9 @@ export class Endpoint {
   /** The in-flight counts when `metrics` arrived: what the server's numbers already include. */
   inFlightAtScrape = 0;
   inFlightTokensAtScrape = 0;
+  /** What the server's `/v1/models` listed last (base models and adapters); undefined before. */
+  servedModels: readonly ServedModel[] | undefined;
+
   /** False after repeated scrape failures; unhealthy endpoints are not scheduled. */
   healthy = true;
   consecutiveScrapeFailures = 0;

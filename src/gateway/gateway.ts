@@ -8,6 +8,7 @@ import { GatewayError } from '../core/errors.js';
 import { EndpointDiscovery } from '../endpoints/discovery.js';
 import { DEFAULT_PASSIVE_HEALTH, PassiveHealth, type PassiveHealthOptions } from '../endpoints/passive-health.js';
 import { EndpointRegistry } from '../endpoints/registry.js';
+import { ModelLister } from '../endpoints/model-lister.js';
 import { MetricsScraper } from '../endpoints/scraper.js';
 import type { AdmissionGate } from '../flowcontrol/admission.js';
 import type { Logger } from '../observability/logger.js';
@@ -17,8 +18,9 @@ import { PluginConfigError, type PluginRegistry } from '../scheduling/registry.j
 import { builtinRegistry } from '../scheduling/policies.js';
 import type { PluginHandle } from '../scheduling/types.js';
 import { debugEndpoints } from './debug-endpoints.js';
+import { baseModels, modelsAnswer } from './model-list.js';
 import { Pipeline } from './pipeline.js';
-import { RequestHandle, type RequestInit } from './request.js';
+import { RequestHandle, type RequestDeps, type RequestInit } from './request.js';
 import { buildRuntime, RuntimeBuildError, type Runtime } from './runtime.js';
 import { DEFAULT_TIMEOUTS, type UpstreamTimeouts } from './timeouts.js';
 
@@ -74,6 +76,10 @@ export class Gateway {
   readonly #beforeSwap: BeforeSwap[] = [];
   readonly #passiveHealth: PassiveHealth;
   readonly #timeouts: UpstreamTimeouts;
+  readonly #lister: ModelLister | undefined;
+  #baseModels = new Map<string, string>();
+  #knownModels = new Set<string>();
+  readonly #requestDeps: RequestDeps;
   #runtime: Runtime | undefined;
   /** Batches apply one at a time, in arrival order. */
   #applying: Promise<unknown> = Promise.resolve();
@@ -110,10 +116,12 @@ export class Gateway {
         onReturned: (e) => logger.info({ endpoint: e.name, address: e.key }, 'endpoint returned after ejection'),
       },
     );
+    this.#lister = scrapeIntervalMs > 0 ? new ModelLister({}, () => this.#refreshModels()) : undefined;
     this.#discovery = new EndpointDiscovery(this.#registry, {
       onChange: () => {
         const all = this.#discovery.endpoints();
         this.#scraper?.sync(all);
+        this.#lister?.sync(all);
         this.prefixIndex.retainOnly(all);
         this.#wakeGates();
       },
@@ -122,6 +130,15 @@ export class Gateway {
       pools: () => [...(this.#runtime?.pools.values() ?? [])].map((p) => ({ key: p.config.key, endpoints: p.members.endpoints, queued: (band) => p.gate.sizeOf(band) })),
       prefixIndex: this.prefixIndex,
     });
+    this.#requestDeps = {
+      pipeline: this.#pipeline,
+      logger,
+      metrics: this.metrics,
+      passiveHealth: this.#passiveHealth,
+      timeouts: this.#timeouts,
+      baseModelOf: (m) => this.#baseModels.get(m),
+      knownModel: (m) => this.#knownModels.has(m),
+    };
   }
 
   /**
@@ -160,13 +177,28 @@ export class Gateway {
   /** A new request: its handle captures the runtime live now and keeps it to the end. */
   begin(init: RequestInit): RequestHandle {
     const id = init.requestId !== undefined && REQUEST_ID.test(init.requestId) ? init.requestId : randomUUID();
-    return new RequestHandle(init, this.#runtime, { pipeline: this.#pipeline, logger: this.#logger, metrics: this.metrics, passiveHealth: this.#passiveHealth, timeouts: this.#timeouts }, id);
+    return new RequestHandle(init, this.#runtime, this.#requestDeps, id);
   }
 
-  /** Model names routable on a listener port, for `GET /v1/models`. */
-  models(port: number): { readonly ids: readonly string[]; readonly created: number } {
-    const s = this.#runtime?.snapshot;
-    return { ids: s?.listeners.get(port)?.models ?? [], created: Math.floor((s?.createdAt.getTime() ?? Date.now()) / 1000) };
+  /**
+   * What the gateway answers itself on a listener: `GET /v1/models` (InferenceModel names and what
+   * the pods serve) and `GET /v1/models/{id}`; undefined for any other path.
+   */
+  modelsAnswer(port: number, path: string): { status: number; body: unknown } | undefined {
+    return modelsAnswer(this.#runtime, port, path);
+  }
+
+  /** The base model of a LoRA adapter, as the serving pods list it. */
+  baseModelOf(model: string): string | undefined {
+    return this.#baseModels.get(model);
+  }
+
+  /**
+   * True for model names the gateway knows (InferenceModel names and targets, models the pods
+   * list): only those become metric labels; any other name a client sends counts as `other`.
+   */
+  knownModel(name: string): boolean {
+    return this.#knownModels.has(name);
   }
 
   /** Re-reads every source now; resolves with each source's outcome. */
@@ -194,6 +226,22 @@ export class Gateway {
     await this.#applying.catch(() => undefined);
     for (const gate of this.#gates.values()) gate.close(new GatewayError('gateway_shutting_down', 'the gateway is shutting down'));
     await this.#scraper?.close();
+    await this.#lister?.close();
+  }
+
+  /** Rebuilds what depends on the models the pods list (after a listing changed, or a config swap). */
+  #refreshModels(): void {
+    const endpoints = this.#discovery.endpoints();
+    this.#baseModels = baseModels(endpoints);
+    const known = new Set<string>();
+    for (const pool of this.#runtime?.snapshot.pools.values() ?? []) {
+      for (const m of pool.models.values()) {
+        known.add(m.modelName);
+        for (const t of m.targets.items) known.add(t);
+      }
+    }
+    for (const e of endpoints) for (const m of e.servedModels ?? []) known.add(m.id);
+    this.#knownModels = known;
   }
 
   #wakeGates(): void {
@@ -227,6 +275,7 @@ export class Gateway {
         this.#runtime = built.runtime;
       }
       this.#discovery.applyPods(change.podUpserts, change.podDeletes);
+      this.#refreshModels();
       const runtime = this.#runtime as Runtime;
       for (const p of change.warnings) this.#logger.warn({ problem: formatProblem(p), source: p.source }, 'config warning');
       const pools = [...runtime.pools.values()].map((p) => ({ pool: p.config.key, endpoints: p.members.endpoints.length, policy: p.policy, profile: p.scheduler.describe(), runtime: p.config.runtime }));

@@ -10,6 +10,7 @@ import type { SchedulingRequest, SchedulingResult } from '../scheduling/types.js
 import { parseInferenceBody, type InferenceBody } from './body.js';
 import { clientWantsUsage, withIncludeUsage } from './include-usage.js';
 import { spliceModel } from './model-splice.js';
+import { injectsStreamUsage } from './stream-usage.js';
 import { serviceRuntimeKey, type BackendRuntime, type PoolRuntime, type Runtime } from './runtime.js';
 
 export type ResolvedBackend = Exclude<BackendTarget, { type: 'invalid' }>;
@@ -33,6 +34,11 @@ export interface Prepared {
   readonly stream: boolean;
   /** The gateway asked for the usage event; it must be removed before the client sees it. */
   readonly stripUsage: boolean;
+  /**
+   * A stream that will carry no usage event (the client did not ask and the runtime cannot be
+   * asked): the gateway counts the answer's chunks instead.
+   */
+  readonly countTokens: boolean;
   readonly request: SchedulingRequest;
 }
 
@@ -67,9 +73,10 @@ export class Pipeline {
   /**
    * The matching rule. When the port's routes match on `X-Gateway-Model-Name` (model-based
    * routing), the header is filled from the body's `model` first, replacing any the client sent,
-   * and `parsed` is the body parsed for it (undefined when it is not an inference body).
+   * and `X-Gateway-Base-Model-Name` with the adapter's base model when the pods list it; `parsed`
+   * is the body parsed for it (undefined when it is not an inference body).
    */
-  route(runtime: Runtime, port: number, req: RouteRequest, body?: Buffer): { rule: RuleConfig; parsed: InferenceBody | undefined } {
+  route(runtime: Runtime, port: number, req: RouteRequest, body?: Buffer, baseModelOf?: (model: string) => string | undefined): { rule: RuleConfig; parsed: InferenceBody | undefined } {
     const listener = runtime.snapshot.listeners.get(port);
     let parsed: InferenceBody | undefined;
     if (listener?.matchesModelHeaders === true) {
@@ -77,7 +84,11 @@ export class Pipeline {
       delete headers[MODEL_NAME_HEADER];
       delete headers[BASE_MODEL_NAME_HEADER];
       parsed = tryParse(body);
-      if (parsed !== undefined) headers[MODEL_NAME_HEADER] = parsed.model;
+      if (parsed !== undefined) {
+        headers[MODEL_NAME_HEADER] = parsed.model;
+        const base = baseModelOf?.(parsed.model);
+        if (base !== undefined) headers[BASE_MODEL_NAME_HEADER] = base;
+      }
       req = { ...req, headers };
     }
     const rule = listener?.routes.match(req);
@@ -93,8 +104,12 @@ export class Pipeline {
     return target;
   }
 
-  /** `parsed`: the body already parsed (for model-based routing), so it is parsed once. */
-  prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, parsed?: InferenceBody): Prepared {
+  /**
+   * Resolves the backend and reads the body: model, target model, criticality, what to forward.
+   * `path` is the request path (what usage handling applies depends on the route); `parsed` is
+   * the body already parsed for model-based routing, so it is parsed once.
+   */
+  prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path = '/v1/completions', parsed?: InferenceBody): Prepared {
     const backend = this.#resolve(runtime, target);
     const plain = (): Prepared => ({
       backend,
@@ -106,6 +121,7 @@ export class Pipeline {
       objective: undefined,
       stream: false,
       stripUsage: false,
+      countTokens: false,
       request: schedulingRequest({ requestId, model: '', targetModel: '', criticality: 'Standard', promptTokens: 0, body: undefined }, undefined),
     });
     // Services are plain balancing; bodyless requests (GET /health, …) are balanced without a model.
@@ -113,10 +129,10 @@ export class Pipeline {
 
     const pool = backend.config;
     const inference = parsed?.raw === body ? parsed : parseInferenceBody(body);
-    return this.#preparePool(backend, inference, headers, requestId);
+    return this.#preparePool(backend, inference, headers, requestId, path);
   }
 
-  #preparePool(backend: PoolRuntime, parsed: InferenceBody, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string): Prepared {
+  #preparePool(backend: PoolRuntime, parsed: InferenceBody, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path: string): Prepared {
     const pool = backend.config;
     const modelConfig = pool.models.get(parsed.model);
     // No InferenceModel: the model passes through at Standard criticality (never shed).
@@ -127,7 +143,8 @@ export class Pipeline {
     if (targetModel !== parsed.model) {
       forwarded = spliceModel(parsed.raw, targetModel) ?? Buffer.from(JSON.stringify({ ...parsed.json, model: targetModel }), 'utf8');
     }
-    const stripUsage = parsed.stream && !clientWantsUsage(parsed.json);
+    const unasked = parsed.stream && !clientWantsUsage(parsed.json);
+    const stripUsage = unasked && injectsStreamUsage(pool.runtime, pool.routing, path);
     if (stripUsage) forwarded = withIncludeUsage(forwarded, parsed.json);
 
     const text = promptText(parsed.json);
@@ -135,7 +152,7 @@ export class Pipeline {
       { requestId, model: parsed.model, targetModel, criticality, promptTokens: estimateTokens(text?.length ?? parsed.raw.length), body: parsed.json },
       text,
     );
-    return { backend, backendName: pool.key, body: forwarded, model: parsed.model, targetModel, criticality, objective, stream: parsed.stream, stripUsage, request };
+    return { backend, backendName: pool.key, body: forwarded, model: parsed.model, targetModel, criticality, objective, stream: parsed.stream, stripUsage, countTokens: unasked && !stripUsage, request };
   }
 
   #resolve(runtime: Runtime, target: ResolvedBackend): BackendRuntime {

@@ -30,7 +30,13 @@ function round(ms: number): number {
 }
 
 /** The one `Request Handled` line and metrics record every request ends with. */
-export function logRequest(deps: { readonly logger: Logger; readonly metrics: GatewayMetrics }, a: RequestRecordInput): void {
+/** Paths are logged up to this many characters (a URL can be 16 KiB of anything). */
+const MAX_LOGGED_PATH = 512;
+
+/** The metric label of a model name: itself when the gateway knows it, else one bucket for all others. */
+export const OTHER_MODEL = 'other';
+
+export function logRequest(deps: { readonly logger: Logger; readonly metrics: GatewayMetrics; readonly knownModel: (name: string) => boolean }, a: RequestRecordInput): void {
   const { prepared, endpoint, usage } = a;
   const primary = a.result?.primary;
   let pluginFields: Record<string, string | number> | undefined;
@@ -44,7 +50,7 @@ export function logRequest(deps: { readonly logger: Logger; readonly metrics: Ga
     {
       requestId: a.requestId,
       method: a.init.method,
-      path: a.init.path,
+      path: a.init.path.length > MAX_LOGGED_PATH ? `${a.init.path.slice(0, MAX_LOGGED_PATH)}…` : a.init.path,
       port: a.init.port,
       rule: a.rule?.id,
       pool: prepared?.backendName,
@@ -64,6 +70,7 @@ export function logRequest(deps: { readonly logger: Logger; readonly metrics: Ga
       promptTokens: usage?.promptTokens,
       completionTokens: usage?.completionTokens,
       cachedTokens: usage?.cachedTokens,
+      usageEstimated: usage?.estimated,
       score: primary?.scores[0] === undefined ? undefined : round(primary.scores[0]),
       scores: primary?.breakdown,
       ...pluginFields,
@@ -74,8 +81,8 @@ export function logRequest(deps: { readonly logger: Logger; readonly metrics: Ga
   if (prepared === undefined) return;
   deps.metrics.record({
     pool: prepared.backendName,
-    model: prepared.model ?? '',
-    targetModel: prepared.targetModel ?? '',
+    model: label(deps, prepared.model),
+    targetModel: label(deps, prepared.targetModel),
     status: a.status,
     code: a.code ?? '',
     durationS: a.durationMs / 1000,
@@ -85,4 +92,10 @@ export function logRequest(deps: { readonly logger: Logger; readonly metrics: Ga
     completionTokens: usage?.completionTokens,
     cachedTokens: usage?.cachedTokens,
   });
+}
+
+/** Client-chosen names never become unbounded label sets. */
+function label(deps: { readonly knownModel: (name: string) => boolean }, name: string | undefined): string {
+  if (name === undefined) return '';
+  return deps.knownModel(name) ? name : OTHER_MODEL;
 }

@@ -9,7 +9,9 @@ import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { EXPECTED_CACHED_TOKENS, MAX_ATTEMPTS, type SchedulingResult } from '../scheduling/types.js';
 import type { InferenceBody } from './body.js';
+import { ErrorBodyNormalizer } from './error-body.js';
 import { responseHeaderEdits, upstreamHeaderEdits } from './headers.js';
+import { ModelRenamer } from './model-rename.js';
 import type { Pipeline, Prepared } from './pipeline.js';
 import { logRequest } from './request-log.js';
 import { ResponseObserver, type Usage } from './response-observer.js';
@@ -70,6 +72,10 @@ export interface RequestDeps {
   readonly metrics: GatewayMetrics;
   readonly passiveHealth: PassiveHealth;
   readonly timeouts: UpstreamTimeouts;
+  /** The base model of a LoRA adapter, where the pods' model lists say. */
+  readonly baseModelOf: (model: string) => string | undefined;
+  /** Whether a model name may become a metric label (see Gateway.knownModel). */
+  readonly knownModel: (model: string) => boolean;
 }
 
 /** Failures that count against an endpoint's passive health: it did not answer properly. */
@@ -113,6 +119,8 @@ export class RequestHandle {
   #attempt: Attempt | undefined;
   #attempts = 0;
   #observer: ResponseObserver | undefined;
+  #errorBody: ErrorBodyNormalizer | undefined;
+  #renamer: ModelRenamer | undefined;
   #upstreamStatus: number | undefined;
   #ttftMs: number | undefined;
   #usage: Usage | undefined;
@@ -132,7 +140,7 @@ export class RequestHandle {
    */
   route(port: number, request: RouteRequest, body?: Buffer): RuleConfig {
     const runtime = this.#requireRuntime();
-    const { rule, parsed } = this.#deps.pipeline.route(runtime, port, request, body);
+    const { rule, parsed } = this.#deps.pipeline.route(runtime, port, request, body, this.#deps.baseModelOf);
     this.#rule = rule;
     this.#parsed = parsed;
     if (body !== undefined && body.length > rule.bufferLimitBytes) throw bodyTooLarge(rule.bufferLimitBytes);
@@ -153,7 +161,7 @@ export class RequestHandle {
     const rule = this.#rule;
     if (rule === undefined) throw new Error('decide() before route()');
     const { pipeline, metrics } = this.#deps;
-    const prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id, this.#parsed);
+    const prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id, this.#init.path, this.#parsed);
     this.#prepared = prepared;
     this.#ticket = await pipeline.admit(prepared, signal);
     const scheduledAt = performance.now();
@@ -200,7 +208,12 @@ export class RequestHandle {
     this.#release();
   }
 
-  /** The upstream's response headers arrived; returns the header edits and whether it streams. */
+  /**
+   * The upstream's response headers arrived; returns the header edits and whether it streams.
+   * Sets up what the body goes through: for a pool, an error answer becomes OpenAI-shaped; a
+   * success is read for usage (the usage event the gateway asked for is removed) and, when the
+   * model was rewritten, gets the client's model name back.
+   */
   responseStarted(status: number, headers: Readonly<Record<string, string | string[] | undefined>>): ResponsePlan {
     const prepared = this.#prepared;
     this.#upstreamStatus = status;
@@ -209,19 +222,30 @@ export class RequestHandle {
     const edits = responseHeaderEdits(this.id, this.#rule?.responseHeaders ?? null);
     if (prepared === undefined || this.#attempt === undefined) return { headers: edits, sse };
     for (const c of prepared.backend.controls.responseHeaders) c.responseHeaders?.(prepared.request, this.#attempt.endpoint, status);
-    // Error bodies pass through untouched; only successful answers are read for usage and text.
-    if (status < 200 || status >= 300) return { headers: edits, sse };
+    const ok = status >= 200 && status < 300;
+    if (!ok) {
+      // Services are plain proxying; model servers' own error shapes become OpenAI's.
+      if (prepared.backend.kind === 'pool' && !sse) {
+        this.#errorBody = new ErrorBodyNormalizer(status);
+        edits.push({ op: 'remove', name: 'content-length' }, { op: 'set', name: 'content-type', value: 'application/json' });
+      }
+      return { headers: edits, sse };
+    }
     const stripUsage = sse && prepared.stripUsage;
-    this.#observer = new ResponseObserver({ sse, stripUsage, collectText: prepared.backend.controls.needsText });
-    // Stripping the usage event changes the length; the response is then sent chunked.
-    if (stripUsage) edits.push({ op: 'remove', name: 'content-length' });
+    this.#observer = new ResponseObserver({ sse, stripUsage, collectText: prepared.backend.controls.needsText, countChunks: sse && prepared.countTokens });
+    const renamed = prepared.model !== undefined && prepared.targetModel !== undefined && prepared.model !== prepared.targetModel;
+    if (renamed) this.#renamer = new ModelRenamer(prepared.targetModel as string, prepared.model as string);
+    // Stripping the usage event or renaming the model changes the length: the body goes chunked.
+    if (stripUsage || renamed) edits.push({ op: 'remove', name: 'content-length' });
     return { headers: edits, sse };
   }
 
   /** A response body chunk from upstream; returns the bytes to send the client (maybe fewer). */
   responseData(chunk: Buffer): Buffer {
     if (this.#ttftMs === undefined && chunk.length > 0) this.firstByte();
-    return this.#observer === undefined ? chunk : this.#observer.push(chunk);
+    if (this.#errorBody !== undefined) return this.#errorBody.push(chunk);
+    const observed = this.#observer === undefined ? chunk : this.#observer.push(chunk);
+    return this.#renamer === undefined || observed.length === 0 ? observed : this.#renamer.push(observed);
   }
 
   /** The first response byte arrived: TTFT, and the endpoint's prefill for this request is over. */
@@ -231,11 +255,20 @@ export class RequestHandle {
     this.#endPrefill();
   }
 
-  /** The upstream body ended; returns bytes held back (a final event without its blank line). */
+  /** The upstream body ended; returns bytes held back until now (none: undefined). */
   responseEnd(): Buffer | undefined {
-    const rest = this.#observer?.end();
-    this.#usage = this.#observer?.usage;
-    return rest;
+    if (this.#errorBody !== undefined) return this.#errorBody.end();
+    const observer = this.#observer;
+    const rest = observer?.end();
+    this.#usage = observer?.usage;
+    if (observer !== undefined && this.#usage === undefined && this.#prepared?.countTokens === true) {
+      // No usage event (the runtime cannot be asked for one): the gateway's own count.
+      this.#usage = { promptTokens: this.#prepared.request.promptTokens, completionTokens: observer.chunks, cachedTokens: undefined, estimated: true };
+    }
+    if (this.#renamer === undefined) return rest;
+    const parts = [rest === undefined ? EMPTY : this.#renamer.push(rest), this.#renamer.end()];
+    const out = Buffer.concat(parts);
+    return out.length === 0 ? undefined : out;
   }
 
   /** The request is over: the client got `outcome.status`. */
@@ -318,6 +351,8 @@ export class RequestHandle {
     });
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** The refusal of a body over a listener's limit (ClientTrafficPolicy `connection.bufferLimit`). */
 export function bodyTooLarge(limit: number): GatewayError {

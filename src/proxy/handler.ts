@@ -56,10 +56,10 @@ async function handle(port: number, deps: HandlerDeps, req: IncomingMessage, res
   res.on('close', onClose);
   let stream = false;
   try {
-    if (rr.method === 'GET' && rr.path === '/v1/models') {
-      const models = gateway.models(port);
-      sendJson(res, 200, { object: 'list', data: models.ids.map((id) => ({ id, object: 'model', created: models.created, owned_by: 'infergate' })) }, handle.id);
-      handle.finished({ status: 200, bytesOut: 0 });
+    const own = rr.method === 'GET' ? gateway.modelsAnswer(port, rr.path) : undefined;
+    if (own !== undefined) {
+      sendJson(res, own.status, own.body, handle.id);
+      handle.finished({ status: own.status, bytesOut: 0 });
       return;
     }
     // The body is read before routing: model-based routing matches on its model.

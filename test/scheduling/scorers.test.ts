@@ -81,7 +81,8 @@ test('prefill-load scorer: fewer prompt tokens still waiting for a first byte wi
 test('kv scorer: 1 − utilisation, plus prompt tokens sent since the scrape over the capacity', () => {
   const e = endpoints([{ metrics: { kvCacheUsage: 0.25, blockSize: 16, numGpuBlocks: 100 } }, { metrics: { kvCacheUsage: 0.5 }, ageMs: 1000 }, {}]);
   (e[0] as Endpoint).inFlightTokens = 400; // 400 of 1600 tokens: +0.25
-  assert.deepEqual(scores(new KvCacheScorer('k', handle()), e), [0.5, 0, 1]);
+  // No metrics: the mean of the fresh candidates' scores (neither favoured nor penalised).
+  assert.deepEqual(scores(new KvCacheScorer('k', handle()), e), [0.5, 0, 0.5]);
 });
 
 test('lora affinity: running 1.0, free slot 0.8, waiting 0.6, else 0; neutral for the served base model', () => {

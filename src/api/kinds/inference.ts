@@ -35,6 +35,7 @@ const Weight = z.number().min(0).max(100);
 const RoutingConfigSchema = z
   .strictObject({
     policy: z.enum(['random', 'round-robin']).optional(),
+    streamUsage: z.enum(['inject', 'off']).optional(),
     scorers: z.strictObject({ queue: Weight.optional(), kvCache: Weight.optional(), inflight: Weight.optional(), prefill: Weight.optional(), lora: Weight.optional(), prefix: Weight.optional() }).optional(),
     prefix: z
       .strictObject({
