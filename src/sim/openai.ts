@@ -95,7 +95,25 @@ export interface ResponseMeta {
   readonly created: number;
 }
 
-const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' } as const;
+/** Response headers of every SSE stream the simulator sends. */
+export const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' } as const;
+
+/**
+ * Where an accepted request's answer goes, token by token (exchange.ts drives it). Implemented
+ * for completions and chat (`AnswerWriter`) and for the Responses API (responses.ts).
+ */
+export interface AnswerSink {
+  /** A streamed answer (SSE) rather than one JSON body. */
+  readonly stream: boolean;
+  /** Sends the stream's headers (no-op for non-streaming answers). */
+  start(): void;
+  /** One generated token, in order from index 0. */
+  token(text: string, index: number): void;
+  /** Writes whatever is held back (right before a test hook cuts the answer). */
+  flush(): void;
+  /** Ends the answer after the engine finished it (not for 'abort'). */
+  finish(result: RequestResult, extraHeaders?: Readonly<Record<string, string>>): void;
+}
 
 /**
  * Writes one answer. Streams: `start()` sends the headers; every `token()` is written when the
@@ -103,7 +121,7 @@ const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache
  * microtask) so the last one can carry `finish_reason` as vLLM sends it — no modelled or real
  * delay. Non-streaming: the text is collected and `finish()` sends one JSON body.
  */
-export class AnswerWriter {
+export class AnswerWriter implements AnswerSink {
   readonly #res: ServerResponse;
   readonly #meta: ResponseMeta;
   readonly #head: string;
@@ -117,6 +135,10 @@ export class AnswerWriter {
     this.#meta = meta;
     const object = meta.chat ? 'chat.completion.chunk' : 'text_completion';
     this.#head = `data: {"id":${JSON.stringify(meta.id)},"object":"${object}","created":${meta.created},"model":${JSON.stringify(meta.model)},"choices":`;
+  }
+
+  get stream(): boolean {
+    return this.#meta.stream;
   }
 
   /** Sends the stream's headers (no-op for non-streaming answers). */
