@@ -98,6 +98,14 @@ export interface ResponseMeta {
 /** Response headers of every SSE stream the simulator sends. */
 export const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' } as const;
 
+/** Sends a stream's 200 and SSE headers at once; false when they were sent already (or the client left). */
+export function openSse(res: ServerResponse): boolean {
+  if (res.headersSent || res.destroyed) return false;
+  res.writeHead(200, SSE_HEADERS);
+  res.flushHeaders();
+  return true;
+}
+
 /**
  * Where an accepted request's answer goes, token by token (exchange.ts drives it). Implemented
  * for completions and chat (`AnswerWriter`) and for the Responses API (responses.ts).
@@ -143,9 +151,7 @@ export class AnswerWriter implements AnswerSink {
 
   /** Sends the stream's headers (no-op for non-streaming answers). */
   start(): void {
-    if (!this.#meta.stream || this.#res.headersSent || this.#res.destroyed) return;
-    this.#res.writeHead(200, SSE_HEADERS);
-    this.#res.flushHeaders();
+    if (this.#meta.stream) openSse(this.#res);
   }
 
   token(text: string, index: number): void {

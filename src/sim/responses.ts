@@ -20,7 +20,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { renderChat, type ChatMessage, type RequestResult } from './engine/index.js';
-import { SSE_HEADERS, type AnswerSink, type GenerateRequest, type ParseResult } from './openai.js';
+import { openSse, type AnswerSink, type GenerateRequest, type ParseResult } from './openai.js';
 import type { Face } from './runtimes.js';
 
 /** Input items read per request (a bound, not a real server's limit). */
@@ -160,9 +160,7 @@ export class ResponsesWriter implements AnswerSink {
   }
 
   start(): void {
-    if (!this.#meta.stream || this.#res.headersSent || this.#res.destroyed) return;
-    this.#res.writeHead(200, SSE_HEADERS);
-    this.#res.flushHeaders();
+    if (!this.#meta.stream || !openSse(this.#res)) return;
     this.#event('response.created', { response: this.#response('in_progress', [], null) });
     this.#event('response.in_progress', { response: this.#response('in_progress', [], null) });
   }

@@ -209,7 +209,8 @@ describe('generation faults', () => {
         }
         const tooMany = await post(s, '/v1/completions', completion, { 'x-sim-fault': 'status:429' });
         assert.equal(tooMany.status, 429, `${runtime}: the header wins over the server-wide fault`);
-        await tooMany.arrayBuffer();
+        const want429 = { vllm: 'TooManyRequestsError', 'vllm-v0': ['error', 'TooManyRequestsError'], sglang: ['error', 'Too Many Requests'], trtllm: 'string' }[runtime];
+        assert.deepEqual(shapes[runtime]((await tooMany.json()) as Record<string, unknown>), want429);
         await stillObservable(s);
         assert.equal(s.stats().received, 4);
       } finally {
