@@ -47,7 +47,8 @@ Options:
                        event), as a compressing proxy in front of the server would
   --metrics-fault F    ${METRICS_FAULTS.join(' | ')}: no-stats drops the engine series from /metrics
                        (vLLM --disable-log-stats), nan prints the load gauges as NaN
-  --fault MODE         server-wide generation fault: ${GENERATION_FAULT_MODES.join(' | ')}
+  --fault MODE         server-wide generation fault: ${GENERATION_FAULT_MODES.slice(0, 3).join(' | ')} |
+                       ${GENERATION_FAULT_MODES.slice(3).join(' | ')}
   --labels k=v,...     pod labels written to --pods-yaml (default app=sim)
   --pods-yaml FILE     write the matching Pod resources (labels + podIP, a kind: List)
 
