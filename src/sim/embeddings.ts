@@ -39,6 +39,7 @@ export interface EmbeddingRequest {
   readonly dimensions: number | undefined;
 }
 
+/** An embeddings request read, or the 400 to answer. */
 export type EmbeddingParse = { readonly ok: true; readonly request: EmbeddingRequest } | Extract<ParseResult, { ok: false }>;
 
 const bad = (message: string): EmbeddingParse => ({ ok: false, status: 400, message, type: 'BadRequestError' });

@@ -31,6 +31,7 @@ export type GenerationFaultMode = 'ok' | 'hang' | 'hang-after-headers' | 'stall-
 /** The fault modes without an argument, for help texts and validation. */
 export const GENERATION_FAULT_MODES: readonly string[] = ['ok', 'hang', 'hang-after-headers', 'stall-mid-stream', 'drop-after-body', 'status:<code>'];
 
+/** Every metrics fault, for help texts and validation. */
 export const METRICS_FAULTS: readonly MetricsFault[] = ['none', 'no-stats', 'nan'];
 
 /** The server-wide fault settings (`GET /sim/faults`). */
@@ -54,6 +55,7 @@ export function parseGenerationFault(text: string): GenerationFault | undefined 
   return status >= 400 && status <= 599 ? { kind: 'status', status } : undefined;
 }
 
+/** Whether `value` names a metrics fault (`none`, `no-stats`, `nan`). */
 export function isMetricsFault(value: unknown): value is MetricsFault {
   return typeof value === 'string' && (METRICS_FAULTS as readonly string[]).includes(value);
 }

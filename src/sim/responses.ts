@@ -39,6 +39,7 @@ export interface ResponsesEcho {
   readonly topP: number;
 }
 
+/** A Responses request read for the engine, or the 400/404 to answer. */
 export type ResponsesParse = { readonly ok: true; readonly request: GenerateRequest; readonly echo: ResponsesEcho } | Extract<ParseResult, { ok: false }>;
 
 const bad = (message: string): ResponsesParse => ({ ok: false, status: 400, message, type: 'BadRequestError' });
