@@ -148,6 +148,15 @@ export async function startSimServer(options: SimServerOptions): Promise<Running
   return server.handle();
 }
 
+/** A URL path segment decoded; a malformed escape is kept as sent (never a thrown URIError). */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 /** The generation routes (their bodies count in `stats().received`). */
 type GenerationRoute = 'chat' | 'completions' | 'responses' | 'embeddings';
 
@@ -343,7 +352,7 @@ class SimServer implements ExchangeHost {
     if (path === '/v1/models') return route('GET', () => this.#models(res));
     const retrieve = this.face.retrieveModel;
     if (path.startsWith('/v1/models/') && retrieve !== undefined) {
-      const id = decodeURIComponent(path.slice('/v1/models/'.length));
+      const id = decodePathSegment(path.slice('/v1/models/'.length));
       return route('GET', () => this.sendError(res, retrieve(id, this.#modelEntries(), this.#created(), this.engine.profile.maxModelLen)));
     }
     if (path === '/metrics') return route('GET', () => send(res, 200, this.metrics.render(this.faultSettings.metrics), METRICS_CONTENT_TYPE));

@@ -73,6 +73,10 @@ describe('GET /v1/models and /v1/models/{id} per runtime', () => {
       const r = await fetch(`${s.url}/v1/models/sql`);
       assert.equal(r.status, 404);
       assert.deepEqual(await r.json(), { detail: 'Unknown model: sql' });
+      // A malformed escape is an unknown name, not a crash.
+      const odd = await fetch(`${s.url}/v1/models/%E0%A4%A`);
+      assert.deepEqual(await odd.json(), { detail: 'Unknown model: %E0%A4%A' });
+      assert.equal((await fetch(`${s.url}/health/ready`)).status, 200);
     } finally {
       await s.close();
     }
