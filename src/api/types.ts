@@ -181,6 +181,13 @@ export interface RoutingConfig {
    * the field before 25.11).
    */
   readonly streamUsage?: 'inject' | 'off';
+  /** Prefill/decode pools (an InferenceTrafficPolicy with `profile.pd`). */
+  readonly pd?: {
+    /** Uncached prompt tokens on the decode endpoint at or below which a request runs there alone (vLLM). */
+    readonly uncachedThresholdTokens?: number;
+    /** Longest wait for the KV handshake beyond the prompt's prefill allowance, in ms. */
+    readonly bootstrapTimeoutMs?: number;
+  };
   /** Scorer weights; 0 removes a scorer, a positive weight adds one the strategy lacks. */
   readonly scorers?: {
     readonly queue?: number;

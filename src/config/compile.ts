@@ -135,6 +135,16 @@ function compilePools(idx: Index, warn: Warn): Map<string, PoolConfig> {
     }
   }
 
+  for (const [key, policy] of trafficPolicies) {
+    const pd = policy.spec.profile?.pd;
+    if (pd === undefined) continue;
+    const mode = pd.trafficPolicy?.prefixCache?.mode;
+    if (mode !== undefined && mode !== 'estimate') warn(policy, 'spec.profile.pd.trafficPolicy.prefixCache.mode', `mode "${mode}" is not supported; estimate mode is used`);
+    const pool = idx.find('InferencePool', key.split('/')[0] ?? '', policy.spec.poolRef.name);
+    const runtime = policy.spec.modelServerRuntime ?? pool?.runtime;
+    if (runtime === 'trt-llm') warn(policy, 'spec.profile.pd', 'prefill/decode disaggregation is served for sglang and vllm pools only; this trt-llm pool is routed as one pool (roles ignored)');
+  }
+
   const out = new Map<string, PoolConfig>();
   for (const p of idx.of('InferencePool')) {
     const key = `${p.metadata.namespace}/${p.metadata.name}`;

@@ -64,6 +64,8 @@ export interface EndpointInit {
   /** True when the dialect was configured (annotation, traffic policy, pod label), not defaulted. */
   readonly dialectConfigured?: boolean;
   readonly role?: EndpointRole;
+  /** SGLang PD: the prefill server's bootstrap port (pod annotation `sglang.ai/bootstrap-port`). */
+  readonly bootstrapPort?: number;
 }
 
 export class Endpoint {
@@ -81,6 +83,8 @@ export class Endpoint {
   /** False while the dialect is only the default; the scraper may then adopt the one it detects. */
   dialectConfigured: boolean;
   role: EndpointRole;
+  /** SGLang PD: the bootstrap port its pod announces; undefined when it announces none. */
+  bootstrapPort: number | undefined;
 
   // ------------------------------------------------ the gateway's own accounting (exact, live)
 
@@ -135,6 +139,7 @@ export class Endpoint {
     this.dialect = init.dialect ?? 'vllm';
     this.dialectConfigured = init.dialectConfigured ?? false;
     this.role = init.role ?? 'both';
+    this.bootstrapPort = init.bootstrapPort;
   }
 
   /** Marks a request dispatched here; pair every call with `release` with the same arguments. */

@@ -58,10 +58,24 @@ export type DiscoveryTarget =
       readonly targetPort: number | string;
     };
 
-function roleOf(pod: Pod, roleLabel: string | undefined): EndpointRole {
+/** SGLang's pod annotation announcing a prefill server's bootstrap port (PROTOCOLS.md §g). */
+export const BOOTSTRAP_PORT_ANNOTATION = 'sglang.ai/bootstrap-port';
+
+/**
+ * The role a pod's role label gives it in a prefill/decode pool: `prefill` or `decode` (any case;
+ * RoleBasedGroup and SGLang use these), or `both` (llm-d's name for a pod that can do either).
+ * Anything else, or no label, is no role: such a pod is not routable in a PD pool.
+ */
+export function roleOf(pod: Pod, roleLabel: string | undefined): EndpointRole | undefined {
   if (roleLabel === undefined) return 'both';
-  const v = pod.metadata.labels[roleLabel];
-  return v === 'prefill' || v === 'decode' ? v : 'both';
+  const v = pod.metadata.labels[roleLabel]?.toLowerCase();
+  return v === 'prefill' || v === 'decode' || v === 'both' ? v : undefined;
+}
+
+function bootstrapPortOf(pod: Pod): number | undefined {
+  const raw = pod.metadata.annotations[BOOTSTRAP_PORT_ANNOTATION];
+  const n = raw === undefined ? NaN : Number(raw);
+  return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : undefined;
 }
 
 /**
@@ -85,6 +99,8 @@ export function podEndpoints(pod: Pod, target: DiscoveryTarget): EndpointInit[] 
   const dialect: MetricsDialect = fromLabel ?? target.runtime;
   const dialectConfigured = fromLabel !== undefined || target.runtimeConfigured;
   const role = roleOf(pod, target.roleLabel);
+  if (role === undefined) return [];
+  const bootstrapPort = bootstrapPortOf(pod);
   const out: EndpointInit[] = [];
   target.targetPorts.forEach((port, rank) => {
     if (active !== undefined && !active.has(port)) return;
@@ -97,6 +113,7 @@ export function podEndpoints(pod: Pod, target: DiscoveryTarget): EndpointInit[] 
       dialect,
       dialectConfigured,
       role,
+      ...(bootstrapPort === undefined ? {} : { bootstrapPort }),
     });
   });
   return out;
@@ -122,6 +139,11 @@ export class Members {
 export interface DiscoveryEvents {
   /** After a change of some targets' endpoints (pods came, went or changed). */
   readonly onChange?: (targets: ReadonlySet<string>) => void;
+  /**
+   * A pod a prefill/decode pool selects has no usable role label: it gets no traffic. Reported
+   * once per pod and role-label value (again only if the pod's label changes).
+   */
+  readonly onRoleless?: (pod: Pod, target: DiscoveryTarget & { kind: 'pool' }, value: string | undefined) => void;
 }
 
 /**
@@ -136,6 +158,8 @@ export class EndpointDiscovery {
   readonly #members = new Map<string, Members>();
   readonly #registry: EndpointRegistry;
   readonly #events: DiscoveryEvents;
+  /** Role-less pods already reported, with the label value reported (entries leave with their pod). */
+  readonly #warned = new Map<string, string>();
 
   constructor(registry: EndpointRegistry, events: DiscoveryEvents = {}) {
     this.#registry = registry;
@@ -172,6 +196,7 @@ export class EndpointDiscovery {
     const changed = new Set<string>();
     for (const key of deletes) {
       this.#pods.delete(key);
+      for (const w of this.#warned.keys()) if (w.endsWith(`|${key}`)) this.#warned.delete(w);
       for (const [tk, m] of this.#members) if (m.byPod.delete(key)) changed.add(tk);
     }
     for (const pod of upserts) {
@@ -198,6 +223,14 @@ export class EndpointDiscovery {
 
   #place(m: Members, target: DiscoveryTarget, podKey: string, pod: Pod): void {
     const inits = podEndpoints(pod, target);
+    if (inits.length === 0 && target.kind === 'pool' && target.roleLabel !== undefined && podIsServing(pod) && pod.metadata.namespace === target.namespace && selectorMatches(target.selector, pod.metadata.labels)) {
+      const value = pod.metadata.labels[target.roleLabel];
+      const key = `${target.key}|${podKey}`;
+      if (this.#warned.get(key) !== (value ?? '')) {
+        this.#warned.set(key, value ?? '');
+        this.#events.onRoleless?.(pod, target, value);
+      }
+    }
     if (inits.length === 0) m.byPod.delete(podKey);
     else m.byPod.set(podKey, inits.map((i) => this.#registry.acquire(i)));
   }

@@ -118,6 +118,11 @@ export class Gateway {
     );
     this.#lister = scrapeIntervalMs > 0 ? new ModelLister({}, () => this.#refreshModels()) : undefined;
     this.#discovery = new EndpointDiscovery(this.#registry, {
+      onRoleless: (pod, target, value) =>
+        logger.warn(
+          { pool: target.key.replace(/^pool:/, ''), pod: `${pod.metadata.namespace}/${pod.metadata.name}`, label: target.roleLabel, value: value === undefined ? null : value.slice(0, 63) },
+          'pod has no prefill/decode role: not routable in this prefill/decode pool',
+        ),
       onChange: () => {
         const all = this.#discovery.endpoints();
         this.#scraper?.sync(all);

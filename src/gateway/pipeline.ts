@@ -1,6 +1,7 @@
 import type { Criticality } from '../api/types.js';
 import type { RouteRequest } from '../config/route-table.js';
 import { BASE_MODEL_NAME_HEADER, MODEL_NAME_HEADER, type BackendTarget, type PoolConfig, type RuleConfig } from '../config/snapshot.js';
+import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
 import type { Ticket } from '../flowcontrol/admission.js';
@@ -180,8 +181,12 @@ export class Pipeline {
     return prepared.backend.gate.admit(prepared.criticality ?? 'Standard', signal);
   }
 
-  schedule(prepared: Prepared): SchedulingResult {
-    return prepared.backend.scheduler.schedule(prepared.request, prepared.backend.candidates(), this.#random);
+  /** Runs the backend's scheduler; `exclude`: endpoints that already failed this request (a retry). */
+  schedule(prepared: Prepared, exclude?: ReadonlySet<Endpoint>): SchedulingResult {
+    const all = prepared.backend.candidates();
+    const candidates = exclude === undefined || exclude.size === 0 ? all : all.filter((e) => !exclude.has(e));
+    if (candidates.length === 0) throw new GatewayError('no_ready_endpoint', `no endpoint of ${prepared.backendName} is left to try`);
+    return prepared.backend.scheduler.schedule(prepared.request, candidates, this.#random);
   }
 }
 

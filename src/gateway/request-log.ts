@@ -23,6 +23,25 @@ export interface RequestRecordInput {
   readonly code: string | undefined;
   readonly usage: Usage | undefined;
   readonly bytesOut: number;
+  readonly pd: PdLog | undefined;
+  /** Gaps between streamed chunks, seconds. */
+  readonly itlS?: readonly number[];
+}
+
+/** A prefill/decode pool's fields of the log line. */
+export interface PdLog {
+  readonly disaggregated: boolean;
+  /** `disaggregated`, `cached-on-decode`, `prefill-saturated`, or `prefill-fallback` (vLLM ran on decode after the prefill failed). */
+  readonly reason: string;
+  readonly fallback?: string;
+  readonly uncachedOnDecode: number;
+  readonly prefillPod?: string;
+  readonly prefillRole?: string;
+  readonly prefillHeadersMs?: number | undefined;
+  readonly decodePod?: string;
+  readonly decodeRole?: string;
+  readonly decodeHeadersMs?: number | undefined;
+  readonly kvTransferWaitMs?: number;
 }
 
 function round(ms: number): number {
@@ -66,6 +85,7 @@ export function logRequest(deps: { readonly logger: Logger; readonly metrics: Ga
       attempts: a.attempts,
       queueWaitMs: a.queueWaitMs === undefined ? undefined : round(a.queueWaitMs),
       ttftMs: a.ttftMs === undefined ? undefined : round(a.ttftMs),
+      itlMeanMs: a.itlS === undefined || a.itlS.length === 0 ? undefined : round((1000 * a.itlS.reduce((s, g) => s + g, 0)) / a.itlS.length),
       durationMs: round(a.durationMs),
       promptTokens: usage?.promptTokens,
       completionTokens: usage?.completionTokens,
@@ -74,6 +94,7 @@ export function logRequest(deps: { readonly logger: Logger; readonly metrics: Ga
       score: primary?.scores[0] === undefined ? undefined : round(primary.scores[0]),
       scores: primary?.breakdown,
       ...pluginFields,
+      ...(a.pd === undefined ? {} : { pd: roundTimes(a.pd) }),
       bytesOut: a.bytesOut,
     },
     'Request Handled',
@@ -91,7 +112,14 @@ export function logRequest(deps: { readonly logger: Logger; readonly metrics: Ga
     promptTokens: usage?.promptTokens,
     completionTokens: usage?.completionTokens,
     cachedTokens: usage?.cachedTokens,
+    ...(a.pd === undefined ? {} : { pdReason: a.pd.reason }),
+    ...(a.itlS === undefined ? {} : { itlS: a.itlS }),
   });
+}
+
+function roundTimes(pd: PdLog): PdLog {
+  const r = (v: number | undefined): number | undefined => (v === undefined ? undefined : round(v));
+  return { ...pd, prefillHeadersMs: r(pd.prefillHeadersMs), decodeHeadersMs: r(pd.decodeHeadersMs), ...(pd.kvTransferWaitMs === undefined ? {} : { kvTransferWaitMs: round(pd.kvTransferWaitMs) }) };
 }
 
 /** Client-chosen names never become unbounded label sets. */

@@ -17,6 +17,9 @@ import { logRequest } from './request-log.js';
 import { ResponseObserver, type Usage } from './response-observer.js';
 import type { Runtime } from './runtime.js';
 import type { UpstreamTimeouts } from './timeouts.js';
+import { onPrefillAnswer, onPrefillFailure, pdDecision, planPd, type PdPlan, type PrefillOutcome } from './pd.js';
+import type { PdLog } from './request-log.js';
+import { PREFILL_PROFILE } from '../scheduling/plugins/pd-profile-handler.js';
 
 /** What a data plane knows when a request arrives. */
 export interface RequestInit {
@@ -45,7 +48,15 @@ export interface Decision {
   readonly timeout: { readonly ms: number; readonly setting: string } | undefined;
   /** How long to wait for the model server, by phase. */
   readonly timeouts: UpstreamTimeouts;
+  /**
+   * Set when the request is disaggregated: its prefill and decode legs (then `endpoints` is the
+   * decode endpoint alone; a failed pair is retried with `retryPair`).
+   */
+  readonly pd: PdPlan | undefined;
 }
+
+/** Which leg an attempt is: the one whose answer the client gets, or a disaggregated request's prefill. */
+export type Leg = 'main' | 'prefill';
 
 /** What the data plane should do with the response it is about to send. */
 export interface ResponsePlan {
@@ -83,9 +94,15 @@ const ENDPOINT_FAILURES: ReadonlySet<string> = new Set(['upstream_unavailable', 
 
 interface Attempt {
   readonly endpoint: Endpoint;
+  readonly leg: Leg;
   /** Prompt tokens counted as pending prefill on the endpoint until the first byte. */
   prefillTokens: number;
   released: boolean;
+  readonly dispatchedAt: number;
+  /** ms from dispatch to the response headers. */
+  headersMs?: number;
+  /** performance.now() when its answer ended. */
+  endedAt?: number;
 }
 
 /**
@@ -117,12 +134,20 @@ export class RequestHandle {
   #result: SchedulingResult | undefined;
   #ticket: Ticket | undefined;
   #attempt: Attempt | undefined;
+  #prefill: Attempt | undefined;
   #attempts = 0;
+  #pd: PdPlan | undefined;
+  #pdFallback: string | undefined;
+  #pairsTried = 0;
+  readonly #failedEndpoints = new Set<Endpoint>();
   #observer: ResponseObserver | undefined;
   #errorBody: ErrorBodyNormalizer | undefined;
   #renamer: ModelRenamer | undefined;
   #upstreamStatus: number | undefined;
   #ttftMs: number | undefined;
+  /** Streams: when the last chunk arrived, and the gaps between chunks (seconds, at most MAX_GAPS). */
+  #lastChunkAt = 0;
+  #gaps: number[] | undefined;
   #usage: Usage | undefined;
   #ended = false;
 
@@ -164,35 +189,112 @@ export class RequestHandle {
     const prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id, this.#init.path, this.#parsed);
     this.#prepared = prepared;
     this.#ticket = await pipeline.admit(prepared, signal);
+    return this.#schedule(prepared, rule);
+  }
+
+  /**
+   * A disaggregated request's pair failed before any byte reached the client: schedule once more
+   * on a fresh pair (the failed endpoints excluded). Throws `no_ready_endpoint` when no other pair
+   * exists, or when a pair was already retried.
+   */
+  retryPair(): Decision {
+    const prepared = this.#prepared;
+    const rule = this.#rule;
+    if (prepared === undefined || rule === undefined || this.#pd === undefined) throw new Error('retryPair() without a disaggregated decision');
+    if (this.#pairsTried >= MAX_ATTEMPTS) throw new GatewayError('no_ready_endpoint', 'the retry with a fresh prefill/decode pair failed too');
+    this.#release('main');
+    this.#release('prefill');
+    return this.#schedule(prepared, rule, this.#failedEndpoints);
+  }
+
+  #schedule(prepared: Prepared, rule: RuleConfig, exclude?: ReadonlySet<Endpoint>): Decision {
     const scheduledAt = performance.now();
     try {
-      this.#result = pipeline.schedule(prepared);
+      this.#result = this.#deps.pipeline.schedule(prepared, exclude);
     } finally {
-      metrics.observeScheduling(prepared.backendName, (performance.now() - scheduledAt) / 1000);
+      this.#deps.metrics.observeScheduling(prepared.backendName, (performance.now() - scheduledAt) / 1000);
     }
+    this.#pd = planPd(prepared, this.#result);
+    if (this.#pd !== undefined) this.#pairsTried++;
+    const body = this.#pd?.decodeBody ?? prepared.body;
     return {
-      endpoints: this.#result.primary.endpoints.slice(0, MAX_ATTEMPTS),
-      body: prepared.body,
-      headers: upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: prepared.body?.length, modifier: rule.requestHeaders }),
+      endpoints: this.#pd === undefined ? this.#result.primary.endpoints.slice(0, MAX_ATTEMPTS) : [this.#pd.decode],
+      body,
+      headers: upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body?.length, modifier: rule.requestHeaders }),
       stream: prepared.stream,
       timeout: rule.requestTimeoutMs === undefined ? undefined : { ms: rule.requestTimeoutMs, setting: rule.requestTimeoutSetting ?? 'request timeout' },
       timeouts: this.#deps.timeouts,
+      pd: this.#pd,
     };
   }
 
-  /** An attempt starts on `endpoint`: it now carries this request's load. Ends any earlier attempt. */
-  dispatched(endpoint: Endpoint): void {
-    this.#release();
+  /** Header edits for a body other than the decision's (a PD leg's): same edits, its own length. */
+  headersFor(body: Buffer): readonly HeaderEdit[] {
+    return upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body.length, modifier: this.#rule?.requestHeaders ?? null });
+  }
+
+  /** The prefill leg's response headers arrived (PD). */
+  prefillStarted(): void {
+    const a = this.#prefill;
+    if (a !== undefined && a.headersMs === undefined) a.headersMs = performance.now() - a.dispatchedAt;
+  }
+
+  /**
+   * The prefill leg answered (its body read whole, bounded by the data plane): releases it and
+   * says what comes next (see PrefillOutcome). A 5xx counts against the endpoint's health.
+   */
+  prefillAnswered(status: number, body: Buffer): PrefillOutcome {
+    const plan = this.#pd;
+    const prepared = this.#prepared;
+    if (plan === undefined || prepared?.body === undefined) throw new Error('prefillAnswered() without a disaggregated decision');
+    this.#prefillEnded(status < 500 ? undefined : `status ${status}`);
+    const outcome = onPrefillAnswer(plan, prepared.body, status, body);
+    if (outcome.kind === 'alone') this.#pdFallback = outcome.reason;
+    if (outcome.kind === 'fail') this.#failedEndpoints.add(plan.prefill);
+    return outcome;
+  }
+
+  /** The prefill leg could not be reached, reset, or timed out. */
+  prefillFailed(error: unknown): PrefillOutcome {
+    const plan = this.#pd;
+    const prepared = this.#prepared;
+    if (plan === undefined || prepared?.body === undefined) throw new Error('prefillFailed() without a disaggregated decision');
+    const failure = asGatewayError(error);
+    this.#prefillEnded(failure.code);
+    this.#failedEndpoints.add(plan.prefill);
+    const outcome = onPrefillFailure(plan, prepared.body, failure);
+    if (outcome.kind === 'alone') this.#pdFallback = outcome.reason;
+    return outcome;
+  }
+
+  #prefillEnded(failureCode: string | undefined): void {
+    const a = this.#prefill;
+    if (a === undefined || a.endedAt !== undefined) return;
+    a.endedAt = performance.now();
+    if (failureCode !== undefined && failureCode !== 'client_gone') this.#deps.passiveHealth.failed(a.endpoint, failureCode);
+    else if (failureCode === undefined) this.#deps.passiveHealth.succeeded(a.endpoint);
+    this.#release('prefill');
+  }
+
+  /**
+   * An attempt starts on `endpoint`: it now carries this request's load (in flight, and its prompt
+   * as pending prefill, except on a disaggregated request's decode leg, whose prompt the prefill
+   * leg computes). Ends any earlier attempt of the same leg.
+   */
+  dispatched(endpoint: Endpoint, leg: Leg = 'main'): void {
+    this.#release(leg);
     const prepared = this.#prepared;
     if (prepared === undefined) throw new Error('dispatched() before decide()');
     const tokens = prepared.request.promptTokens;
     const cached = prepared.request.state.read(EXPECTED_CACHED_TOKENS)?.get(endpoint) ?? 0;
-    const attempt: Attempt = { endpoint, prefillTokens: Math.max(0, tokens - cached), released: false };
-    this.#attempt = attempt;
+    const computesPrompt = leg === 'prefill' || this.#pd === undefined || this.#pdFallback !== undefined;
+    const attempt: Attempt = { endpoint, leg, prefillTokens: computesPrompt ? Math.max(0, tokens - cached) : 0, released: false, dispatchedAt: performance.now() };
+    if (leg === 'prefill') this.#prefill = attempt;
+    else this.#attempt = attempt;
     this.#attempts++;
     endpoint.acquire(prepared.targetModel ?? '', tokens);
     endpoint.pendingPrefillTokens += attempt.prefillTokens;
-    const profile = this.#result?.primaryProfile ?? '';
+    const profile = leg === 'prefill' ? PREFILL_PROFILE : (this.#result?.primaryProfile ?? '');
     for (const c of prepared.backend.controls.preRequest) c.preRequest?.(prepared.request, endpoint, profile);
     // The endpoint now carries this request's load: the next queued request may be decided.
     this.#ticket?.done();
@@ -202,10 +304,13 @@ export class RequestHandle {
    * The current attempt failed before any response (refused, reset, timed out): it counts against
    * the endpoint's passive health and is released; the data plane may then dispatch a fallback.
    */
-  attemptFailed(error: unknown): void {
-    const a = this.#attempt;
-    if (a !== undefined && !a.released) this.#deps.passiveHealth.failed(a.endpoint, asGatewayError(error).code);
-    this.#release();
+  attemptFailed(error: unknown, leg: Leg = 'main'): void {
+    const a = leg === 'prefill' ? this.#prefill : this.#attempt;
+    if (a !== undefined && !a.released) {
+      this.#deps.passiveHealth.failed(a.endpoint, asGatewayError(error).code);
+      this.#failedEndpoints.add(a.endpoint);
+    }
+    this.#release(leg);
   }
 
   /**
@@ -221,6 +326,7 @@ export class RequestHandle {
     const sse = contentType.includes('text/event-stream');
     const edits = responseHeaderEdits(this.id, this.#rule?.responseHeaders ?? null);
     if (prepared === undefined || this.#attempt === undefined) return { headers: edits, sse };
+    this.#attempt.headersMs ??= performance.now() - this.#attempt.dispatchedAt;
     for (const c of prepared.backend.controls.responseHeaders) c.responseHeaders?.(prepared.request, this.#attempt.endpoint, status);
     const ok = status >= 200 && status < 300;
     if (!ok) {
@@ -232,6 +338,7 @@ export class RequestHandle {
       return { headers: edits, sse };
     }
     const stripUsage = sse && prepared.stripUsage;
+    if (sse) this.#gaps = [];
     this.#observer = new ResponseObserver({ sse, stripUsage, collectText: prepared.backend.controls.needsText, countChunks: sse && prepared.countTokens });
     const renamed = prepared.model !== undefined && prepared.targetModel !== undefined && prepared.model !== prepared.targetModel;
     if (renamed) this.#renamer = new ModelRenamer(prepared.targetModel as string, prepared.model as string);
@@ -243,6 +350,11 @@ export class RequestHandle {
   /** A response body chunk from upstream; returns the bytes to send the client (maybe fewer). */
   responseData(chunk: Buffer): Buffer {
     if (this.#ttftMs === undefined && chunk.length > 0) this.firstByte();
+    else if (this.#gaps !== undefined && chunk.length > 0 && this.#gaps.length < MAX_GAPS) {
+      const now = performance.now();
+      this.#gaps.push((now - this.#lastChunkAt) / 1000);
+      this.#lastChunkAt = now;
+    }
     if (this.#errorBody !== undefined) return this.#errorBody.push(chunk);
     const observed = this.#observer === undefined ? chunk : this.#observer.push(chunk);
     return this.#renamer === undefined || observed.length === 0 ? observed : this.#renamer.push(observed);
@@ -252,6 +364,7 @@ export class RequestHandle {
   firstByte(): void {
     if (this.#ttftMs !== undefined) return;
     this.#ttftMs = performance.now() - this.startedAt;
+    this.#lastChunkAt = this.startedAt + this.#ttftMs;
     this.#endPrefill();
   }
 
@@ -291,19 +404,18 @@ export class RequestHandle {
     return this.#runtime;
   }
 
-  #endPrefill(): void {
-    const a = this.#attempt;
+  #endPrefill(a: Attempt | undefined = this.#attempt): void {
     if (a === undefined || a.prefillTokens === 0) return;
     a.endpoint.pendingPrefillTokens -= a.prefillTokens;
     a.prefillTokens = 0;
   }
 
-  #release(): void {
-    const a = this.#attempt;
+  #release(leg: Leg = 'main'): void {
+    const a = leg === 'prefill' ? this.#prefill : this.#attempt;
     const prepared = this.#prepared;
     if (a === undefined || a.released || prepared === undefined) return;
     a.released = true;
-    this.#endPrefill();
+    this.#endPrefill(a);
     a.endpoint.release(prepared.targetModel ?? '', prepared.request.promptTokens);
     if (prepared.backend.kind === 'pool') prepared.backend.gate.wake();
   }
@@ -316,10 +428,32 @@ export class RequestHandle {
     else if (this.#upstreamStatus !== undefined) this.#deps.passiveHealth.succeeded(endpoint);
   }
 
+  /** The prefill/decode fields of the log line: pods and roles, the decision, per-leg times. */
+  #pdLog(): PdLog | undefined {
+    const decision = this.#prepared === undefined ? undefined : pdDecision(this.#prepared);
+    if (decision === undefined) return undefined;
+    const p = this.#prefill;
+    const d = this.#attempt;
+    const decodeFirstByteAt = this.#ttftMs === undefined ? undefined : this.startedAt + this.#ttftMs;
+    return {
+      disaggregated: decision.disaggregated && this.#pdFallback === undefined,
+      reason: this.#pdFallback === undefined ? decision.reason : 'prefill-fallback',
+      ...(this.#pdFallback === undefined ? {} : { fallback: this.#pdFallback }),
+      uncachedOnDecode: decision.uncachedOnDecode,
+      ...(p === undefined ? {} : { prefillPod: p.endpoint.podName, prefillRole: p.endpoint.role, prefillHeadersMs: p.headersMs }),
+      ...(d === undefined ? {} : { decodePod: d.endpoint.podName, decodeRole: d.endpoint.role, decodeHeadersMs: d.headersMs }),
+      // SGLang: the decode's first token waits for the KV after the prefill finished; vLLM: the decode
+      // leg starts after it, so its time to first byte is the wait.
+      ...(p?.endedAt === undefined || decodeFirstByteAt === undefined ? {} : { kvTransferWaitMs: Math.max(0, decodeFirstByteAt - Math.max(p.endedAt, d?.dispatchedAt ?? 0)) }),
+    };
+  }
+
   #end(failure: GatewayError | undefined, outcome: Partial<Outcome> | undefined): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#ticket?.done();
+    // A prefill leg still out when the request ends was cancelled by the data plane: released, not judged.
+    this.#release('prefill');
     this.#release();
     const prepared = this.#prepared;
     const endpoint = this.#attempt?.endpoint;
@@ -348,11 +482,16 @@ export class RequestHandle {
       code: failure?.code ?? interrupted,
       usage: this.#usage,
       bytesOut: outcome?.bytesOut ?? 0,
+      pd: this.#pdLog(),
+      ...(this.#gaps === undefined || this.#gaps.length === 0 ? {} : { itlS: this.#gaps }),
     });
   }
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Chunk gaps kept per stream for the ITL histogram (a 4k-token answer; later gaps are not observed). */
+const MAX_GAPS = 4096;
 
 /** The refusal of a body over a listener's limit (ClientTrafficPolicy `connection.bufferLimit`). */
 export function bodyTooLarge(limit: number): GatewayError {

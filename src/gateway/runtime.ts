@@ -1,11 +1,11 @@
 import type { PoolConfig, ServiceConfig, Snapshot } from '../config/snapshot.js';
-import type { Endpoint } from '../core/endpoint.js';
+import type { Endpoint, EndpointRole } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import type { DiscoveryTarget, EndpointDiscovery, Members } from '../endpoints/discovery.js';
 import { AdmissionGate, DEFAULT_ADMISSION, type AdmissionOptions } from '../flowcontrol/admission.js';
 import { DEFAULT_SATURATION } from '../flowcontrol/saturation.js';
 import { buildScheduler, type PluginCache, type SchedulerConfig } from '../scheduling/config.js';
-import { policyFor, SERVICE_POLICY, type PolicyName } from '../scheduling/policies.js';
+import { pdPolicy, policyFor, SERVICE_POLICY, type PdRolePolicy, type PolicyName } from '../scheduling/policies.js';
 import type { PluginRegistry } from '../scheduling/registry.js';
 import type { Scheduler } from '../scheduling/scheduler.js';
 import { isRequestControl, type PluginHandle, type RequestControl } from '../scheduling/types.js';
@@ -122,9 +122,47 @@ export function requestControls(scheduler: Scheduler): RequestControls {
   };
 }
 
-/** The scheduling configuration of a pool (its annotations today; InferenceTrafficPolicy profiles map here too). */
+/**
+ * What admission judges saturation over. A prefill/decode pool is saturated when a role it needs
+ * is: SGLang needs both (a decode server waits for a prefill partner); vLLM's decode servers can
+ * serve alone, so only the decode role must have headroom (a saturated prefill role sends
+ * requests to decode alone). Any other pool: its endpoints.
+ */
+function saturationGroups(pool: PoolConfig, candidates: () => readonly Endpoint[]): () => readonly (readonly Endpoint[])[] {
+  if (pdProfileOf(pool) === undefined) return () => [candidates()];
+  const roles: readonly EndpointRole[] = pool.runtime === 'sglang' ? ['prefill', 'decode'] : ['decode'];
+  return () => {
+    const all = candidates();
+    return roles.map((role) => all.filter((e) => e.role === role || e.role === 'both'));
+  };
+}
+
+/**
+ * The pool's prefill/decode profile when the gateway serves it disaggregated: an
+ * InferenceTrafficPolicy `profile.pd` on an SGLang or vLLM pool (the two PD protocols spoken).
+ */
+export function pdProfileOf(pool: PoolConfig): NonNullable<NonNullable<PoolConfig['trafficPolicy']>['profile']>['pd'] {
+  return pool.runtime === 'trt-llm' ? undefined : pool.trafficPolicy?.profile?.pd;
+}
+
+/**
+ * The scheduling configuration of a pool: a prefill/decode pool's InferenceTrafficPolicy
+ * (`profile.pd`) gives two profiles and the PD handler; any other pool its routing-strategy
+ * annotation and `infergate.dev/routing` tunables.
+ */
 export function poolSchedulerConfig(pool: PoolConfig): { name: PolicyName; config: SchedulerConfig } {
-  return policyFor(pool.routingStrategy, pool.routing);
+  const pd = pdProfileOf(pool);
+  if (pd === undefined) return policyFor(pool.routingStrategy, pool.routing);
+  const ref = (name: string | undefined): PdRolePolicy | undefined => (name !== undefined && pd.trafficPolicy?.prefixCache !== undefined && name === 'prefixCache' ? 'prefixCache' : undefined);
+  return pdPolicy(
+    {
+      prefillPolicy: ref(pd.prefillPolicyRef),
+      decodePolicy: ref(pd.decodePolicyRef),
+      decodeCanServeAlone: pool.runtime === 'vllm',
+      ...(pool.routing?.pd?.uncachedThresholdTokens === undefined ? {} : { uncachedThresholdTokens: pool.routing.pd.uncachedThresholdTokens }),
+    },
+    pool.routing,
+  );
 }
 
 /** A runtime built but not live: `commit` reconfigures the gates it keeps and closes the ones it drops. */
@@ -145,7 +183,7 @@ export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps, previous?: R
   const targets: DiscoveryTarget[] = [];
   const gateChanges: Array<() => void> = [];
   for (const pool of snapshot.pools.values()) {
-    const roleLabel = pool.trafficPolicy?.profile?.pd?.pdRoleLabelName;
+    const roleLabel = pdProfileOf(pool)?.pdRoleLabelName;
     const target: DiscoveryTarget = {
       kind: 'pool',
       key: poolTargetKey(pool),
@@ -168,14 +206,15 @@ export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps, previous?: R
     caches.set(pool.key, built.cache);
     const options = admissionOptions(pool, deps);
     const candidates = (): readonly Endpoint[] => availableOrAll(members, deps.handle.now);
+    const groups = saturationGroups(pool, candidates);
     let gate = deps.gates.get(pool.key);
     if (gate === undefined) {
-      const created = new AdmissionGate(candidates, options, deps.handle.now);
+      const created = new AdmissionGate(groups, options, deps.handle.now);
       gate = created;
       gateChanges.push(() => deps.gates.set(pool.key, created));
     } else {
       const kept = gate;
-      gateChanges.push(() => kept.reconfigure(candidates, options));
+      gateChanges.push(() => kept.reconfigure(groups, options));
     }
     pools.set(pool.key, { kind: 'pool', config: pool, members, policy: name, scheduler: built.scheduler, controls: requestControls(built.scheduler), gate, candidates });
   }

@@ -1,5 +1,5 @@
 import type { RoutingConfig, RoutingStrategy } from '../api/types.js';
-import type { SchedulerConfig } from './config.js';
+import type { PluginSpec, ProfileSpec, SchedulerConfig } from './config.js';
 import { createInflightScorer, INFLIGHT_SCORER } from './plugins/inflight-scorer.js';
 import { createKvCacheScorer, KV_CACHE_SCORER } from './plugins/kv-cache-scorer.js';
 import { createLoraAffinityScorer, LORA_AFFINITY_SCORER } from './plugins/lora-affinity-scorer.js';
@@ -8,6 +8,8 @@ import { createPrefillLoadScorer, PREFILL_LOAD_SCORER } from './plugins/prefill-
 import { createPrefixCacheScorer, PREFIX_CACHE_SCORER } from './plugins/prefix-cache-scorer.js';
 import { createQueueScorer, QUEUE_SCORER } from './plugins/queue-scorer.js';
 import { createRoundRobinPicker, ROUND_ROBIN_PICKER } from './plugins/round-robin-picker.js';
+import { createPdProfileHandler, DECODE_PROFILE, PD_PROFILE_HANDLER, PREFILL_PROFILE } from './plugins/pd-profile-handler.js';
+import { createRoleFilter, ROLE_FILTER } from './plugins/role-filter.js';
 import { createSingleProfileHandler, SINGLE_PROFILE_HANDLER } from './plugins/single-profile-handler.js';
 import { createRegistry, type PluginRegistry } from './registry.js';
 
@@ -23,11 +25,13 @@ export function builtinRegistry(): PluginRegistry {
   registry.register(MAX_SCORE_PICKER, createMaxScorePicker);
   registry.register(ROUND_ROBIN_PICKER, createRoundRobinPicker);
   registry.register(SINGLE_PROFILE_HANDLER, createSingleProfileHandler);
+  registry.register(PD_PROFILE_HANDLER, createPdProfileHandler);
+  registry.register(ROLE_FILTER, createRoleFilter);
   return registry;
 }
 
 /** Policy names: the two of the routing-strategy annotation, and two baselines for benchmarks. */
-export type PolicyName = 'DEFAULT' | 'PREFIX_CACHE' | 'RANDOM' | 'ROUND_ROBIN';
+export type PolicyName = 'DEFAULT' | 'PREFIX_CACHE' | 'RANDOM' | 'ROUND_ROBIN' | 'PD';
 
 /** A scorer of the built-in policies: its instance name (the key in the log line's `scores`), type and default weight. */
 interface ScorerDefault {
@@ -101,6 +105,49 @@ export function policyFor(strategy: RoutingStrategy, routing: RoutingConfig | un
       profiles: [{ name: DEFAULT_PROFILE, plugins: scorers.map((s) => ({ pluginRef: s.scorer.name, weight: s.weight })) }],
     },
   };
+}
+
+/** What a prefill/decode pool's InferenceTrafficPolicy says (`spec.profile.pd`), as scheduling needs it. */
+export interface PdPolicyInput {
+  /** `prefillPolicyRef` / `decodePolicyRef`: the named policy under `trafficPolicy` each role uses. */
+  readonly prefillPolicy: PdRolePolicy | undefined;
+  readonly decodePolicy: PdRolePolicy | undefined;
+  /** The decode servers can serve alone (vLLM); SGLang's cannot. */
+  readonly decodeCanServeAlone: boolean;
+  /** The per-request decider's threshold, when configured. */
+  readonly uncachedThresholdTokens?: number;
+}
+
+/** A role's policy under `trafficPolicy`: today `prefixCache` (estimate mode), i.e. prefix affinity on top of load. */
+export type PdRolePolicy = 'prefixCache';
+
+/**
+ * A prefill/decode pool (issue 12): a prefill profile and a decode profile, each a role filter
+ * plus the load-aware scorers (and prefix affinity when its policy ref names `prefixCache`), run
+ * by the PD profile handler. Without a policy ref a role gets the pool's load-aware default. The
+ * pool's `infergate.dev/routing` weights apply to both profiles; instance names are prefixed with
+ * the role (`prefill-queue`, `decode-prefix`, …) so each role keeps its own plugin state.
+ */
+export function pdPolicy(pd: PdPolicyInput, routing: RoutingConfig | undefined): { name: PolicyName; config: SchedulerConfig } {
+  const plugins: PluginSpec[] = [];
+  const profile = (role: 'prefill' | 'decode', policy: PdRolePolicy | undefined): ProfileSpec => {
+    const filter = `${role}-filter`;
+    plugins.push({ name: filter, type: ROLE_FILTER, parameters: { role } });
+    const scorers = strategyScorers(policy === 'prefixCache' ? 'PREFIX_CACHE' : 'DEFAULT', routing);
+    for (const s of scorers) plugins.push(scorerPlugin(s.scorer, routing, `${role}-${s.scorer.name}`));
+    return { name: role === 'prefill' ? PREFILL_PROFILE : DECODE_PROFILE, plugins: [{ pluginRef: filter }, ...scorers.map((s) => ({ pluginRef: `${role}-${s.scorer.name}`, weight: s.weight }))] };
+  };
+  const profiles = [profile('prefill', pd.prefillPolicy), profile('decode', pd.decodePolicy)];
+  plugins.push({
+    name: PD_PROFILE_HANDLER,
+    type: PD_PROFILE_HANDLER,
+    parameters: {
+      decodeCanServeAlone: pd.decodeCanServeAlone,
+      ...(pd.uncachedThresholdTokens === undefined ? {} : { uncachedThresholdTokens: pd.uncachedThresholdTokens }),
+      ...(routing?.saturation?.queueDepth === undefined ? {} : { queueDepth: routing.saturation.queueDepth }),
+    },
+  });
+  return { name: 'PD', config: { plugins, profiles, profileHandler: PD_PROFILE_HANDLER } };
 }
 
 /** A Service backend is plain balancing: fewest requests in flight, ties at random. */

@@ -32,6 +32,12 @@ export class SchedulerProfile implements RunnableProfile {
     return [...this.#filters, ...this.#scorers.map((s) => s.scorer), this.#picker];
   }
 
+  eligible(request: SchedulingRequest, candidates: readonly Endpoint[]): readonly Endpoint[] {
+    let endpoints = candidates;
+    for (const filter of this.#filters) endpoints = filter.filter(request, endpoints);
+    return endpoints;
+  }
+
   run(request: SchedulingRequest, candidates: readonly Endpoint[], random: Random): ProfileResult {
     let endpoints = candidates;
     for (const filter of this.#filters) {

@@ -50,7 +50,7 @@ export class Scheduler {
   schedule(request: SchedulingRequest, candidates: readonly Endpoint[], random: Random): SchedulingResult {
     const results = new Map<string, ProfileResult>();
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const next = this.#handler.pick(request, this.#profiles, results);
+      const next = this.#handler.pick(request, this.#profiles, results, candidates);
       if (next.length === 0) break;
       for (const profile of next) results.set(profile.name, profile.run(request, candidates, random));
     }

@@ -100,6 +100,8 @@ export interface SchedulingResult {
 export interface RunnableProfile {
   readonly name: string;
   run(request: SchedulingRequest, candidates: readonly Endpoint[], random: Random): ProfileResult;
+  /** The candidates the profile's filters keep (possibly none); nothing is scored. */
+  eligible(request: SchedulingRequest, candidates: readonly Endpoint[]): readonly Endpoint[];
 }
 
 /**
@@ -109,7 +111,7 @@ export interface RunnableProfile {
  * profile once; a prefill/decode pool runs a prefill and a decode profile.
  */
 export interface ProfileHandler extends Plugin {
-  pick(request: SchedulingRequest, profiles: ReadonlyMap<string, RunnableProfile>, results: ReadonlyMap<string, ProfileResult>): readonly RunnableProfile[];
+  pick(request: SchedulingRequest, profiles: ReadonlyMap<string, RunnableProfile>, results: ReadonlyMap<string, ProfileResult>, candidates: readonly Endpoint[]): readonly RunnableProfile[];
   processResults(request: SchedulingRequest, results: ReadonlyMap<string, ProfileResult>): string;
 }
 

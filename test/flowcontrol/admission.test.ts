@@ -10,7 +10,7 @@ import { endpoints, NOW } from '../scheduling/support.js';
 const OPTIONS: AdmissionOptions = { queueDepth: 5, kvCacheUtilization: 0.8, stalenessMs: 200, maxRequests: 3, ttlMs: 60_000, sheddable: 'reject', recheckMs: 5 };
 
 function gate(eps: Endpoint[], options: Partial<AdmissionOptions> = {}): AdmissionGate {
-  return new AdmissionGate(() => eps, { ...OPTIONS, ...options }, () => NOW);
+  return new AdmissionGate(() => [eps], { ...OPTIONS, ...options }, () => NOW);
 }
 
 async function code(p: Promise<unknown>): Promise<string> {

@@ -115,7 +115,8 @@ export class PrefixCacheScorer implements Scorer, RequestControl {
     });
     this.#handle.prefixIndex.countLookup(best, total);
     request.state.write(this.#match, { totalBlocks: total, matched, guarded });
-    const cached = new Map<Endpoint, number>();
+    // Merged with what another prefix scorer of the request (the other PD role's) found.
+    const cached = new Map<Endpoint, number>(request.state.read(EXPECTED_CACHED_TOKENS) ?? []);
     for (const [e, n] of matched) cached.set(e, Math.min(request.promptTokens, n * TOKENS_PER_BLOCK));
     request.state.write(EXPECTED_CACHED_TOKENS, cached);
   }
