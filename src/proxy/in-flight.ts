@@ -3,15 +3,13 @@ import type { RequestScope } from './scope.js';
 
 /**
  * The requests the data plane is serving, and whether it is draining for shutdown. Draining is a
- * one-way switch: from then on new requests are refused, responses ask HTTP/1.1 clients to close
- * their connection, and each finished request lets the listeners close connections gone idle.
+ * one-way switch: from then on new requests are refused and responses ask HTTP/1.1 clients to
+ * close their connection.
  */
 export class InFlight {
   readonly #scopes = new Set<RequestScope>();
   readonly #whenEmpty: Array<() => void> = [];
   #draining = false;
-  /** Called after each request ends while draining (the listeners close idle connections). */
-  onEndWhileDraining: (() => void) | undefined;
 
   get draining(): boolean {
     return this.#draining;
@@ -27,7 +25,6 @@ export class InFlight {
 
   delete(scope: RequestScope): void {
     if (!this.#scopes.delete(scope)) return;
-    if (this.#draining) this.onEndWhileDraining?.();
     if (this.#scopes.size === 0) for (const wake of this.#whenEmpty.splice(0)) wake();
   }
 

@@ -58,11 +58,6 @@ export class ListenerSet {
     this.#active.clear();
   }
 
-  /** Closes HTTP/1.1 connections gone idle on any port (while draining, after each request). */
-  closeIdle(): void {
-    for (const listener of this.#retiring) listener.closeIdle();
-  }
-
   /** Closes every port and connection at once. */
   close(): void {
     this.drain();

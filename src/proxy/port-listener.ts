@@ -1,6 +1,6 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
-import type { Socket } from 'node:net';
+import { Server as NetServer, type Socket } from 'node:net';
 import type { PortHandler } from './handler.js';
 import { sniffProtocol } from './sniff.js';
 
@@ -70,6 +70,8 @@ export class PortListener {
   readonly #h1: Server;
   readonly #h2: Http2Server;
   readonly #sessions = new Set<ServerHttp2Session>();
+  /** HTTP/1.1 connections and how many of their responses are not done (pipelined ones included). */
+  readonly #h1Connections = new Map<Socket, number>();
   /** Connections whose protocol is not known yet (no server owns them). */
   readonly #sniffing = new Set<Socket>();
   #draining = false;
@@ -82,9 +84,15 @@ export class PortListener {
     h1.keepAliveTimeout = CLIENT_LIMITS.keepAliveTimeoutMs;
     h1.headersTimeout = CLIENT_LIMITS.headersTimeoutMs;
     h1.requestTimeout = CLIENT_LIMITS.requestTimeoutMs;
-    h1.on('request', (req, res) => handler(req, res, false));
+    h1.on('request', (req, res) => {
+      this.#track(req, res);
+      handler(req, res, false);
+    });
     // With a listener here Node no longer answers `Expect: 100-continue` by itself: the handler does.
-    h1.on('checkContinue', (req, res) => handler(req, res, true));
+    h1.on('checkContinue', (req, res) => {
+      this.#track(req, res);
+      handler(req, res, true);
+    });
     const h2 = createHttp2Server({ settings: { maxConcurrentStreams: CLIENT_LIMITS.maxConcurrentStreams, maxHeaderListSize: CLIENT_LIMITS.maxHeaderBytes } });
     h2.on('request', (req, res) => handler(req, res, false));
     h2.on('checkContinue', (req, res) => handler(req, res, true));
@@ -106,6 +114,8 @@ export class PortListener {
           // Node's HTTP/2 session reads bytes already buffered in the socket first.
           h2.emit('connection', socket);
         } else {
+          this.#h1Connections.set(socket, 0);
+          socket.once('close', () => this.#h1Connections.delete(socket));
           h1Connection.call(h1, socket);
           socket.resume();
         }
@@ -130,28 +140,39 @@ export class PortListener {
   }
 
   /**
-   * Starts a graceful stop: no new connections; idle HTTP/1.1 connections close now, busy ones
-   * once their response is done (see `closeIdle`); HTTP/2 connections get a GOAWAY and close
-   * when their streams end.
+   * Starts a graceful stop: no new connections; HTTP/1.1 connections close as soon as every
+   * response on them is done (idle ones now), HTTP/2 connections get a GOAWAY and close when
+   * their streams end.
    */
   drain(): void {
     if (this.#draining) return;
     this.#draining = true;
-    this.#h1.close();
-    this.#h1.closeIdleConnections();
+    // Stop accepting only. http.Server#close would also destroy "idle" connections, including
+    // one whose last response is ended but still being flushed to a slow client.
+    NetServer.prototype.close.call(this.#h1);
+    for (const [socket, pending] of this.#h1Connections) if (pending === 0) socket.end();
+    for (const socket of this.#sniffing) socket.destroy();
     for (const session of this.#sessions) session.close();
-  }
-
-  /** Closes HTTP/1.1 connections that are between requests. */
-  closeIdle(): void {
-    this.#h1.closeIdleConnections();
   }
 
   /** Closes every connection still open, whatever it is doing. */
   close(): void {
     this.drain();
     this.#h1.closeAllConnections();
+    for (const socket of this.#h1Connections.keys()) socket.destroy();
     for (const session of this.#sessions) session.destroy();
-    for (const socket of this.#sniffing) socket.destroy();
+  }
+
+  /** Counts a response on its connection; while draining, the connection ends after its last one. */
+  #track(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket;
+    this.#h1Connections.set(socket, (this.#h1Connections.get(socket) ?? 0) + 1);
+    res.once('close', () => {
+      const pending = (this.#h1Connections.get(socket) ?? 1) - 1;
+      if (!this.#h1Connections.has(socket)) return;
+      this.#h1Connections.set(socket, pending);
+      // 'close' comes after Node has flushed the response and taken up any pipelined request.
+      if (pending === 0 && this.#draining) socket.end();
+    });
   }
 }

@@ -81,7 +81,6 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
   const inFlight = new InFlight();
   let core: Gateway | undefined;
   const listeners = new ListenerSet(opts.address ?? '0.0.0.0', (port) => createHandler(port, { gateway: () => core, dispatcher, watchdog, inFlight }), logger);
-  inFlight.onEndWhileDraining = () => listeners.closeIdle();
 
   // The admin port binds first: a gateway that cannot report its health must not serve.
   const adminAddress = opts.adminAddress ?? '127.0.0.1';

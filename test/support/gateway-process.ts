@@ -14,6 +14,10 @@ export interface GatewayProcess {
   readonly stderr: () => string;
   /** Resolves with the first log line (already seen or future) satisfying `pred`. */
   waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Sends `signal` and returns at once (see `exited`). */
+  kill(signal: NodeJS.Signals): void;
+  /** Resolves with the exit code when the process has exited. */
+  readonly exited: Promise<number | null>;
   stop(): Promise<number | null>;
 }
 
@@ -48,7 +52,7 @@ export async function startGatewayProcess(args: string[]): Promise<GatewayProces
     }
   });
   child.stderr?.setEncoding('utf8').on('data', (c: string) => (errText += c));
-  const exited = once(child, 'exit');
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
 
   const proc: GatewayProcess = {
     adminPort,
@@ -62,11 +66,14 @@ export async function startGatewayProcess(args: string[]): Promise<GatewayProces
         waiters.push({ pred, resolve: (l) => (clearTimeout(timer), resolve(l)) });
       });
     },
+    kill(signal) {
+      child.kill(signal);
+    },
+    exited,
     async stop() {
       if (child.exitCode !== null) return child.exitCode;
       child.kill('SIGTERM');
-      const [code] = (await exited) as [number | null];
-      return code;
+      return exited;
     },
   };
 
