@@ -28,6 +28,8 @@ Options:
       --no-watch         do not reload when files change
       --scrape-interval MS   time between scrapes of each endpoint's /metrics (default 50; 0 = off)
       --scrape-timeout MS    a scrape slower than this fails (default 1000)
+      --metrics-staleness MS scraped metrics older than this are not trusted
+                             (default max(200, 4 scrape intervals))
       --log-level LEVEL  fatal|error|warn|info|debug|trace|silent (default info)
 
 Timeouts (milliseconds, or durations such as 30s; docs/configuration.md says why):
@@ -67,6 +69,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       'no-watch': { type: 'boolean' },
       'scrape-interval': { type: 'string' },
       'scrape-timeout': { type: 'string' },
+      'metrics-staleness': { type: 'string' },
       'stream-headers-timeout': { type: 'string' },
       'response-timeout': { type: 'string' },
       'stream-idle-timeout': { type: 'string' },
@@ -92,6 +95,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   const adminPort = portOption('admin-port', values['admin-port'], 9090, 0);
   const scrapeIntervalMs = intOption('scrape-interval', values['scrape-interval'], 50, 0);
   const scrapeTimeoutMs = intOption('scrape-timeout', values['scrape-timeout'], 1000, 1);
+  const stalenessMs = durationOption('metrics-staleness', values['metrics-staleness']);
 
   let tempDir: string | undefined;
   if (backends.length > 0) {
@@ -114,6 +118,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       adminAddress: values['admin-address'] ?? '127.0.0.1',
       scrapeIntervalMs,
       scrapeTimeoutMs,
+      ...(stalenessMs === undefined ? {} : { stalenessMs }),
       timeouts,
       shutdownGraceMs,
       logger,
