@@ -3,8 +3,8 @@ import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import * as zlib from 'node:zlib';
 import type { Transform } from 'node:stream';
-import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
-import { chatEvents, chatJson, chatRequest, fakePoolConfig, FAKE_USAGE, jsonBody, startFakeEngines, type FakeEngines } from '../support/fake-engines.js';
+import type { GatewayProcess } from '../support/gateway-process.js';
+import { chatEvents, chatJson, chatRequest, FAKE_USAGE, jsonBody, startFakeEnv, type FakeEnv, type FakeHandler } from '../support/fake-engines.js';
 
 // Model servers (and middleboxes in front of them) may compress answers although the gateway asks
 // for identity. This one compresses every answer with the coding the test names, streamed with a
@@ -18,44 +18,39 @@ const ENCODERS: Readonly<Record<string, { header: string; create: () => Encoder 
   br: { header: 'br', create: () => zlib.createBrotliCompress() },
 };
 
+/** Answers with the coding the request's `x-test-coding` names, whatever it accepts. */
+const compressing: FakeHandler = (_req, res, seen) => {
+  const encoder = ENCODERS[String(seen.headers['x-test-coding'])] ?? (ENCODERS['gzip'] as { header: string; create: () => Encoder });
+  const body = jsonBody(seen);
+  const z = encoder.create();
+  z.pipe(res);
+  if (body.stream === true) {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': encoder.header });
+    void (async () => {
+      for (const event of chatEvents('m', body.stream_options?.include_usage === true)) {
+        z.write(event);
+        await new Promise<void>((resolve) => z.flush(() => resolve()));
+      }
+      z.end();
+    })();
+  } else {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': encoder.header });
+    z.end(chatJson('m'));
+  }
+};
+
 describe('compressed upstream answers reach the client and the gateway uncompressed', { timeout: 60_000 }, () => {
-  let fakes: FakeEngines;
+  let env: FakeEnv;
   let gateway: GatewayProcess;
   let port: number;
-  let remove: () => Promise<void>;
 
   before(async () => {
-    fakes = await startFakeEngines({
-      '127.0.6.2': (_req, res, seen) => {
-        const encoder = ENCODERS[String(seen.headers['x-test-coding'])] ?? (ENCODERS['gzip'] as { header: string; create: () => Encoder });
-        const body = jsonBody(seen);
-        const z = encoder.create();
-        z.pipe(res);
-        if (body.stream === true) {
-          res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': encoder.header });
-          void (async () => {
-            for (const event of chatEvents('m', body.stream_options?.include_usage === true)) {
-              z.write(event);
-              await new Promise<void>((resolve) => z.flush(() => resolve()));
-            }
-            z.end();
-          })();
-        } else {
-          res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': encoder.header });
-          z.end(chatJson('m'));
-        }
-      },
-    });
-    const cfg = await fakePoolConfig(fakes.port, { 'fake-0': '127.0.6.2' });
-    port = cfg.port;
-    remove = cfg.remove;
-    gateway = await startGatewayProcess(['-f', cfg.dir, '--scrape-interval', '0']);
+    env = await startFakeEnv({ '127.0.6.2': compressing }, { 'fake-0': '127.0.6.2' });
+    ({ gateway, port } = env);
   });
 
   after(async () => {
-    await gateway?.stop();
-    await fakes?.close();
-    await remove?.();
+    await env?.close();
   });
 
   /** A client that, like the OpenAI Python SDK, accepts gzip and deflate (and br). */

@@ -1,32 +1,27 @@
 import assert from 'node:assert/strict';
 import { connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { after, before, describe, test } from 'node:test';
-import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
-import { answer, chatRequest, fakePoolConfig, FAKE_USAGE, startFakeEngines, type FakeEngines } from '../support/fake-engines.js';
+import type { GatewayProcess } from '../support/gateway-process.js';
+import { answer, chatRequest, FAKE_USAGE, startFakeEnv, type FakeEngines, type FakeEnv } from '../support/fake-engines.js';
 
 // HTTP/2 cleartext with prior knowledge (what Envoy and gRPC-style clients send): the listener
 // port speaks it beside HTTP/1.1.
 describe('HTTP/2 cleartext (prior knowledge) on a listener port', { timeout: 60_000 }, () => {
-  let fakes: FakeEngines;
+  let env: FakeEnv;
   let gateway: GatewayProcess;
+  let fakes: FakeEngines;
   let port: number;
-  let remove: () => Promise<void>;
   let session: ClientHttp2Session;
 
   before(async () => {
-    fakes = await startFakeEngines({ '127.0.6.30': (_req, res, seen) => answer(res, seen) });
-    const cfg = await fakePoolConfig(fakes.port, { 'fake-0': '127.0.6.30' });
-    port = cfg.port;
-    remove = cfg.remove;
-    gateway = await startGatewayProcess(['-f', cfg.dir, '--scrape-interval', '0']);
+    env = await startFakeEnv({ '127.0.6.30': (_req, res, seen) => answer(res, seen) }, { 'fake-0': '127.0.6.30' });
+    ({ gateway, fakes, port } = env);
     session = connect(`http://127.0.0.1:${port}`);
   });
 
   after(async () => {
     session?.close();
-    await gateway?.stop();
-    await fakes?.close();
-    await remove?.();
+    await env?.close();
   });
 
   function post(body: string, id: string, sendLength: boolean): Promise<{ headers: IncomingHttpHeaders; text: string }> {

@@ -3,8 +3,8 @@ import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { connect } from 'node:http2';
 import { after, before, describe, test } from 'node:test';
-import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
-import { answer, chatEvents, chatRequest, fakePoolConfig, startFakeEngines, type FakeEngines, type SeenRequest } from '../support/fake-engines.js';
+import type { GatewayProcess } from '../support/gateway-process.js';
+import { answer, chatEvents, chatRequest, startFakeEnv, type FakeEnv, type SeenRequest } from '../support/fake-engines.js';
 import { rawConnect, requestHead } from '../support/raw-http.js';
 import { waitFor } from '../support/smart.js';
 
@@ -50,23 +50,17 @@ function responses(text: string): Array<{ status: number; headers: string }> {
 }
 
 describe('graceful shutdown on SIGTERM', { timeout: 60_000 }, () => {
-  let fakes: FakeEngines;
+  let env: FakeEnv;
   let gateway: GatewayProcess;
   let port: number;
-  let remove: () => Promise<void>;
 
   before(async () => {
-    fakes = await startFakeEngines({ '127.0.6.60': modes });
-    const cfg = await fakePoolConfig(fakes.port, { 'fake-0': '127.0.6.60' });
-    port = cfg.port;
-    remove = cfg.remove;
-    gateway = await startGatewayProcess(['-f', cfg.dir, '--scrape-interval', '0', '--shutdown-grace', String(GRACE_MS)]);
+    env = await startFakeEnv({ '127.0.6.60': modes }, { 'fake-0': '127.0.6.60' }, { args: ['--shutdown-grace', String(GRACE_MS)] });
+    ({ gateway, port } = env);
   });
 
   after(async () => {
-    await gateway?.stop();
-    await fakes?.close();
-    await remove?.();
+    await env?.close();
   });
 
   test('readiness fails at once, connections are told to close, late requests get 503, and a stream outliving the grace period ends with an error event', async () => {

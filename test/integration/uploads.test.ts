@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
-import { answer, fakePoolConfig, startFakeEngines, type FakeEngines } from '../support/fake-engines.js';
+import type { GatewayProcess } from '../support/gateway-process.js';
+import { answer, startFakeEnv, type FakeEngines, type FakeEnv } from '../support/fake-engines.js';
 import { finalStatus, rawConnect, requestHead, upload, uploadThenRead } from '../support/raw-http.js';
 import { runConcurrently } from '../support/stats.js';
 
@@ -22,23 +22,18 @@ function bigChat(bytes: number): Buffer {
 }
 
 describe('uploads: Expect: 100-continue, bodies over the limit, clients that leave mid-upload', { timeout: 120_000 }, () => {
-  let fakes: FakeEngines;
+  let env: FakeEnv;
   let gateway: GatewayProcess;
+  let fakes: FakeEngines;
   let port: number;
-  let remove: () => Promise<void>;
 
   before(async () => {
-    fakes = await startFakeEngines({ '127.0.6.10': (_req, res, seen) => answer(res, seen) });
-    const cfg = await fakePoolConfig(fakes.port, { 'fake-0': '127.0.6.10' }, LIMIT);
-    port = cfg.port;
-    remove = cfg.remove;
-    gateway = await startGatewayProcess(['-f', cfg.dir, '--scrape-interval', '0']);
+    env = await startFakeEnv({ '127.0.6.10': (_req, res, seen) => answer(res, seen) }, { 'fake-0': '127.0.6.10' }, { extraYaml: LIMIT });
+    ({ gateway, fakes, port } = env);
   });
 
   after(async () => {
-    await gateway?.stop();
-    await fakes?.close();
-    await remove?.();
+    await env?.close();
   });
 
   test('Expect: 100-continue under the limit: 100, then the body, then the answer; the expectation is not forwarded', async () => {

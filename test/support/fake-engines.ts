@@ -1,5 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { configDir, gatewayYaml, podYaml, poolYaml, routeYaml } from './config.js';
+import { startGatewayProcess, type GatewayProcess } from './gateway-process.js';
 import { freePort } from './ports.js';
 
 /**
@@ -131,4 +132,47 @@ export async function fakePoolConfig(podPort: number, pods: Readonly<Record<stri
 /** A chat request body. */
 export function chatRequest(stream: boolean, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({ model: 'm', stream, messages: [{ role: 'user', content: 'Say hello.' }], ...extra });
+}
+
+/** Fake model servers, the gateway process in front of them, and its listener. */
+export interface FakeEnv {
+  readonly fakes: FakeEngines;
+  readonly gateway: GatewayProcess;
+  readonly port: number;
+  /** `http://127.0.0.1:<port>` */
+  readonly base: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts one fake per host (`handlers`), a gateway process over one pool of `pods` (name → host;
+ * a pod may name a host with no fake, to be refused), with `extraYaml` added to its config and
+ * `args` to its command line. Health checking is off unless `args` turn it on: the requests' own
+ * outcomes are what these tests are about.
+ */
+export async function startFakeEnv(
+  handlers: Readonly<Record<string, FakeHandler>>,
+  pods: Readonly<Record<string, string>>,
+  opts: { readonly extraYaml?: string; readonly args?: readonly string[] } = {},
+): Promise<FakeEnv> {
+  const fakes = await startFakeEngines(handlers);
+  const cfg = await fakePoolConfig(fakes.port, pods, opts.extraYaml);
+  try {
+    const gateway = await startGatewayProcess(['-f', cfg.dir, '--scrape-interval', '0', ...(opts.args ?? [])]);
+    return {
+      fakes,
+      gateway,
+      port: cfg.port,
+      base: `http://127.0.0.1:${cfg.port}`,
+      close: async () => {
+        await gateway.stop();
+        await fakes.close();
+        await cfg.remove();
+      },
+    };
+  } catch (err) {
+    await fakes.close();
+    await cfg.remove();
+    throw err;
+  }
 }
