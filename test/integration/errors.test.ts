@@ -27,7 +27,7 @@ interface ErrorBody {
   error: { message: string; type: string; code: string; param: null };
 }
 
-describe('data-plane failures map to the documented statuses', () => {
+describe('data-plane failures map to the documented statuses', { timeout: 60_000 }, () => {
   let fleet: Awaited<ReturnType<typeof startFleet>>;
   let gateway: GatewayProcess;
   let cfg: Awaited<ReturnType<typeof configDir>>;

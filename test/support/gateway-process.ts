@@ -58,7 +58,7 @@ export async function startGatewayProcess(args: string[]): Promise<GatewayProces
     adminPort,
     logs,
     stderr: () => errText,
-    waitForLog(pred, timeoutMs = 10_000) {
+    waitForLog(pred, timeoutMs = 30_000) {
       const seen = logs.find(pred);
       if (seen !== undefined) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
@@ -78,7 +78,8 @@ export async function startGatewayProcess(args: string[]): Promise<GatewayProces
   };
 
   // Ready when /readyz says so (config loaded, every listener bound), or fail if the process dies.
-  const deadline = Date.now() + 15_000;
+  // The bound is generous: on a busy machine a process takes seconds to start.
+  const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}: ${errText}`);
     try {
@@ -89,7 +90,7 @@ export async function startGatewayProcess(args: string[]): Promise<GatewayProces
     }
     if (Date.now() > deadline) {
       await proc.stop();
-      throw new Error(`gateway not ready within 15 s: ${errText}`);
+      throw new Error(`gateway not ready within 30 s: ${errText}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
