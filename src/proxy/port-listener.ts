@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import { createServer as createHttp2Server, type ServerHttp2Session } from 'node:http2';
 import { Server as NetServer, type Socket } from 'node:net';
 import type { PortHandler } from './handler.js';
 import { sniffProtocol } from './sniff.js';
@@ -68,7 +68,6 @@ export function listen(server: Server, port: number, address: string): Promise<v
 export class PortListener {
   readonly port: number;
   readonly #h1: Server;
-  readonly #h2: Http2Server;
   readonly #sessions = new Set<ServerHttp2Session>();
   /** HTTP/1.1 connections and how many of their responses are not done (pipelined ones included). */
   readonly #h1Connections = new Map<Socket, number>();
@@ -123,9 +122,11 @@ export class PortListener {
       socket.once('close', () => this.#sniffing.delete(socket));
     });
     this.#h1 = h1;
-    this.#h2 = h2;
     // The listening server counts every accepted connection, HTTP/2 ones included.
     this.closed = new Promise((resolve) => h1.once('close', () => resolve()));
+    // Draining closes the port through net.Server#close (see drain); http.Server#close, called
+    // once everything is closed, also stops Node's connection-checking timer.
+    h1.once('close', () => h1.close(() => undefined));
   }
 
   /** Opens `port` on `address`; rejects with a ListenError when it cannot be bound. */

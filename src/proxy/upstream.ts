@@ -57,7 +57,9 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     });
     // Callers may attach their handlers later: a rejection here is always read by `await`.
     this.response.catch(() => undefined);
-    signal.addEventListener('abort', this.#onAbort, { once: true });
+    // A signal aborted already fires no 'abort' event: settle now (onConnect aborts undici).
+    if (signal.aborted) this.#onAbort();
+    else signal.addEventListener('abort', this.#onAbort, { once: true });
   }
 
   /** Undici is ready to write the request on a connection; `abort` cancels it from now on. */
