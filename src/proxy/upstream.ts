@@ -34,9 +34,9 @@ const BODY_HIGH_WATER_MARK = 64 * 1024;
 export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   readonly endpoint: Endpoint;
   readonly response: Promise<UpstreamResponse>;
-  readonly startedAt = performance.now();
+  readonly startedAt: number;
   headersAt: number | undefined;
-  lastDataAt = this.startedAt;
+  lastDataAt: number;
   requestSent = false;
   waitingForClient = false;
   /** The response is streamed (SSE, or the client asked for a stream): idle time counts per chunk. */
@@ -48,8 +48,11 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   #settle: { resolve: (r: UpstreamResponse) => void; reject: (e: unknown) => void } | undefined;
   #done = false;
 
-  constructor(endpoint: Endpoint, signal: AbortSignal, streaming: boolean) {
+  /** `startedAt`: when it was dispatched (`performance.now()`; tests pass their own). */
+  constructor(endpoint: Endpoint, signal: AbortSignal, streaming: boolean, startedAt = performance.now()) {
     this.endpoint = endpoint;
+    this.startedAt = startedAt;
+    this.lastDataAt = startedAt;
     this.#signal = signal;
     this.streaming = streaming;
     this.response = new Promise((resolve, reject) => {

@@ -42,8 +42,9 @@ for (const c of CASES) {
   test(`overdue: ${c.name}`, () => {
     const endpoint = new Endpoint({ address: '127.0.0.1', port: 8000, name: 'e', podName: 'e', labels: {} });
     const scope = new RequestScope();
-    const attempt = new UpstreamAttempt(endpoint, scope.signal, c.streaming);
-    const t0 = attempt.startedAt;
+    // Whole numbers: the boundaries are exact (performance.now() fractions would round).
+    const t0 = 1_000_000;
+    const attempt = new UpstreamAttempt(endpoint, scope.signal, c.streaming, t0);
     if (c.headersAt !== undefined) attempt.headersAt = t0 + c.headersAt;
     attempt.lastDataAt = t0 + (c.lastDataAt ?? c.headersAt ?? 0);
     attempt.waitingForClient = c.waitingForClient ?? false;
@@ -64,8 +65,8 @@ test('the watchdog stops the request of an overdue attempt and leaves the others
   const watchdog = new Watchdog(60_000);
   const late = new RequestScope();
   const onTime = new RequestScope();
-  const a = new UpstreamAttempt(endpoint, late.signal, true);
-  const b = new UpstreamAttempt(endpoint, onTime.signal, true);
+  const a = new UpstreamAttempt(endpoint, late.signal, true, 1_000);
+  const b = new UpstreamAttempt(endpoint, onTime.signal, true, 1_000);
   watchdog.watch({ attempt: a, timeouts: DEFAULT_TIMEOUTS, deadline: undefined, scope: late });
   watchdog.watch({ attempt: b, timeouts: { ...DEFAULT_TIMEOUTS, streamHeadersMs: 60_000 }, deadline: undefined, scope: onTime });
   watchdog.sweep(a.startedAt + 30_000);
