@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { BENCH_HELP, runBenchCommand } from '../bench/bench-command.js';
 import { runSuiteCommand, SUITE_HELP } from '../bench/suite/suite-command.js';
+import { ListenError } from '../proxy/port-listener.js';
 import { DEMO_HELP, runDemoCommand } from './demo-command.js';
+import { OptionError } from './options.js';
 import { runServeCommand, SERVE_HELP } from './serve-command.js';
 import { runValidateCommand, VALIDATE_HELP } from './validate-command.js';
 import { runSimCommand } from '../sim/index.js';
@@ -61,9 +63,14 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     // Usage errors (bad flags) are the user's to fix: one line, exit 2.
     const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+    if (err instanceof OptionError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
       process.stderr.write(`infergate ${command}: ${(err as Error).message}\n`);
       return 2;
+    }
+    // A port that cannot be bound: one line saying which and why, exit 1.
+    if (err instanceof ListenError) {
+      process.stderr.write(`infergate ${command}: ${err.message}\n`);
+      return 1;
     }
     throw err;
   }

@@ -5,8 +5,10 @@ import { parseArgs } from 'node:util';
 import { createLogger, type LogLevel } from '../observability/logger.js';
 import { FileConfigSource } from '../config/file-source.js';
 import { ConfigRejectedError } from '../config/store.js';
-import { startStandaloneGateway } from '../proxy/standalone.js';
+import type { UpstreamTimeouts } from '../gateway/index.js';
+import { DEFAULT_SHUTDOWN_GRACE_MS, startStandaloneGateway } from '../proxy/standalone.js';
 import { backendsYaml } from './backends.js';
+import { durationOption, intOption, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const SERVE_HELP = `infergate serve: run the standalone gateway
@@ -26,16 +28,31 @@ Options:
       --no-watch         do not reload when files change
       --scrape-interval MS   time between scrapes of each endpoint's /metrics (default 50; 0 = off)
       --scrape-timeout MS    a scrape slower than this fails (default 1000)
+      --metrics-staleness MS scraped metrics older than this are not trusted
+                             (default max(200, 4 scrape intervals))
       --log-level LEVEL  fatal|error|warn|info|debug|trace|silent (default info)
+
+Timeouts (milliseconds, or durations such as 30s; docs/configuration.md says why):
+      --stream-headers-timeout T   a streamed request's response headers (default 30s)
+      --response-timeout T         a non-streamed request's whole answer (default 300s)
+      --stream-idle-timeout T      silence between two chunks of a stream (default 60s)
+      --unavailable-idle-timeout T silence after which a request on an endpoint that stopped
+                                   answering (scrapes failing, or ejected) ends (default 5s)
+      --shutdown-grace T           time requests in flight get after SIGTERM/SIGINT (default 30s)
 `;
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
-function intOption(name: string, value: string | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > 65535) throw new Error(`--${name} must be an integer between ${min} and 65535 (got "${value}")`);
-  return n;
+/** The upstream timeout flags, as `GatewayOptions.timeouts` (unset flags keep the defaults). */
+function timeoutOptions(values: Readonly<Record<string, string | boolean | string[] | undefined>>): Partial<UpstreamTimeouts> {
+  const flag = (name: string): number | undefined => durationOption(name, values[name] as string | undefined);
+  const picked: Record<keyof UpstreamTimeouts, number | undefined> = {
+    streamHeadersMs: flag('stream-headers-timeout'),
+    responseMs: flag('response-timeout'),
+    streamIdleMs: flag('stream-idle-timeout'),
+    unavailableIdleMs: flag('unavailable-idle-timeout'),
+  };
+  return Object.fromEntries(Object.entries(picked).filter(([, v]) => v !== undefined));
 }
 
 export async function runServeCommand(argv: string[]): Promise<number> {
@@ -52,6 +69,12 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       'no-watch': { type: 'boolean' },
       'scrape-interval': { type: 'string' },
       'scrape-timeout': { type: 'string' },
+      'metrics-staleness': { type: 'string' },
+      'stream-headers-timeout': { type: 'string' },
+      'response-timeout': { type: 'string' },
+      'stream-idle-timeout': { type: 'string' },
+      'unavailable-idle-timeout': { type: 'string' },
+      'shutdown-grace': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -66,11 +89,17 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   if (files.length === 0 && backends.length === 0) throw new Error('serve needs -f FILE or --backend URL (see infergate serve --help)');
   if (files.length > 0 && backends.length > 0) throw new Error('use either -f or --backend, not both');
   const level = values['log-level'] ?? 'info';
-  if (!LOG_LEVELS.has(level)) throw new Error(`--log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
+  if (!LOG_LEVELS.has(level)) throw new OptionError(`--log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
+  const timeouts = timeoutOptions(values);
+  const shutdownGraceMs = durationOption('shutdown-grace', values['shutdown-grace'], 0) ?? DEFAULT_SHUTDOWN_GRACE_MS;
+  const adminPort = portOption('admin-port', values['admin-port'], 9090, 0);
+  const scrapeIntervalMs = intOption('scrape-interval', values['scrape-interval'], 50, 0);
+  const scrapeTimeoutMs = intOption('scrape-timeout', values['scrape-timeout'], 1000, 1);
+  const stalenessMs = durationOption('metrics-staleness', values['metrics-staleness']);
 
   let tempDir: string | undefined;
   if (backends.length > 0) {
-    const yaml = backendsYaml(backends, intOption('port', values.port, 8080, 1));
+    const yaml = backendsYaml(backends, portOption('port', values.port, 8080));
     if (values['print-config'] === true) {
       process.stdout.write(yaml);
       return 0;
@@ -85,14 +114,17 @@ export async function runServeCommand(argv: string[]): Promise<number> {
     const gateway = await startStandaloneGateway({
       sources: [new FileConfigSource(files, { watch: values['no-watch'] !== true && tempDir === undefined })],
       address: values.address ?? '0.0.0.0',
-      adminPort: intOption('admin-port', values['admin-port'], 9090, 0),
+      adminPort,
       adminAddress: values['admin-address'] ?? '127.0.0.1',
-      scrapeIntervalMs: intOption('scrape-interval', values['scrape-interval'], 50, 0),
-      scrapeTimeoutMs: intOption('scrape-timeout', values['scrape-timeout'], 1000, 1),
+      scrapeIntervalMs,
+      scrapeTimeoutMs,
+      ...(stalenessMs === undefined ? {} : { stalenessMs }),
+      timeouts,
+      shutdownGraceMs,
       logger,
     });
-    const signal = await untilSignal();
-    logger.info({ signal }, 'shutting down');
+    const cause = await untilSignal();
+    logger.info({ signal: cause }, 'shutting down');
     await gateway.close();
     return 0;
   } catch (err) {

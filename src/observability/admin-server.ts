@@ -5,12 +5,20 @@ import type { Registry } from 'prom-client';
 export interface AdminStatus {
   /** Alive: the process answers. Always true while the server runs. */
   readonly live: () => boolean;
-  /** Ready: a config is loaded and every listener is bound. */
+  /** Ready: a config is loaded, every listener is bound, and the gateway is not shutting down. */
   readonly ready: () => { ready: boolean; reason?: string; version?: number };
-  /** Prometheus registry for `/metrics`. */
-  readonly metrics?: Registry;
+  /** Prometheus registry for `/metrics`; undefined while the gateway starts. */
+  readonly metrics?: () => Registry | undefined;
   /** The JSON for `/debug/endpoints`: every pool's endpoints as the gateway sees them now. */
   readonly endpoints?: () => unknown;
+}
+
+/** A running admin port. */
+export interface AdminServer {
+  readonly server: Server;
+  readonly port: number;
+  /** Stops accepting and closes every connection (probes hold none for long). */
+  close(): Promise<void>;
 }
 
 function send(res: ServerResponse, code: number, contentType: string, text: string): void {
@@ -21,9 +29,10 @@ function send(res: ServerResponse, code: number, contentType: string, text: stri
 /**
  * The admin port (default 9090, loopback): `/healthz` (liveness), `/readyz` (readiness),
  * `/metrics` (Prometheus) and `/debug/endpoints`, answered by the gateway itself and never
- * routed. JSON bodies so a person with curl sees why it is not ready.
+ * routed. JSON bodies so a person with curl sees why it is not ready. Rejects with the listen
+ * error (EADDRINUSE, …) when the port cannot be bound.
  */
-export async function startAdminServer(address: string, port: number, status: AdminStatus): Promise<{ server: Server; port: number }> {
+export async function startAdminServer(address: string, port: number, status: AdminStatus): Promise<AdminServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') return send(res, 200, 'application/json', JSON.stringify({ status: 'ok' }));
@@ -31,8 +40,8 @@ export async function startAdminServer(address: string, port: number, status: Ad
       const r = status.ready();
       return send(res, r.ready ? 200 : 503, 'application/json', JSON.stringify({ status: r.ready ? 'ready' : 'not ready', ...r }));
     }
-    if (path === '/metrics' && status.metrics !== undefined) {
-      const registry = status.metrics;
+    const registry = path === '/metrics' ? status.metrics?.() : undefined;
+    if (registry !== undefined) {
       void registry.metrics().then(
         (text) => send(res, 200, registry.contentType, text),
         (err: unknown) => send(res, 500, 'text/plain', `metrics failed: ${String(err)}`),
@@ -44,7 +53,18 @@ export async function startAdminServer(address: string, port: number, status: Ad
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, address, () => resolve());
+    server.listen(port, address, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
-  return { server, port: (server.address() as AddressInfo).port };
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
 }

@@ -1,45 +1,63 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { asGatewayError, GatewayError } from '../core/errors.js';
-import type { Gateway, RouteRequest } from '../gateway/index.js';
+import { bodyTooLarge, type Gateway, type RouteRequest } from '../gateway/index.js';
+import { authorityOf, isHttp2, type ClientRequest, type ClientResponse } from './client.js';
 import { forward } from './forward.js';
-import { readBody } from './read-body.js';
+import type { InFlight } from './in-flight.js';
+import { declaredLength, readBody } from './read-body.js';
+import { refuseUpload } from './refuse.js';
 import { sendError, sendJson } from './respond.js';
+import { RequestScope } from './scope.js';
+import type { Watchdog } from './watchdog.js';
 
 export interface HandlerDeps {
   /** The gateway core; undefined until it has started. */
   readonly gateway: () => Gateway | undefined;
   readonly dispatcher: Dispatcher;
+  readonly watchdog: Watchdog;
+  readonly inFlight: InFlight;
 }
 
-function routeRequest(req: IncomingMessage): RouteRequest {
+/**
+ * A request handler of one listening port. `expectContinue` is true for a request that sent
+ * `Expect: 100-continue` and waits for `100 Continue` before its body.
+ */
+export type PortHandler = (req: ClientRequest, res: ClientResponse, expectContinue: boolean) => void;
+
+function routeRequest(req: ClientRequest): RouteRequest {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
-  const hostHeader = req.headers.host ?? '';
+  const authority = authorityOf(req);
   // Strip the port; keep IPv6 literals intact.
-  const host = (hostHeader.startsWith('[') ? hostHeader.slice(0, hostHeader.indexOf(']') + 1) : hostHeader.split(':')[0] ?? '').toLowerCase();
+  const host = (authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : authority.split(':')[0] ?? '').toLowerCase();
   return { method: req.method ?? 'GET', path: q === -1 ? url : url.slice(0, q), query: q === -1 ? '' : url.slice(q + 1), host, headers: req.headers };
 }
+
+/** Refusals decided before the body was read: the rest of the upload may still be arriving. */
+const BEFORE_BODY: ReadonlySet<string> = new Set(['body_too_large', 'gateway_shutting_down']);
 
 /**
  * Builds the request handler of one listening port. The gateway core decides and accounts (its
  * request handle); this side carries bytes: it reads the body, forwards, streams the answer back
  * and sends refusals. Every request ends in exactly one `finished` or `failed` on the handle.
  */
-export function createHandler(port: number, deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
-    void handle(port, deps, req, res);
+export function createHandler(port: number, deps: HandlerDeps): PortHandler {
+  return (req, res, expectContinue) => {
+    void serve(port, deps, req, res, expectContinue);
   };
 }
 
-async function handle(port: number, deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: ClientResponse, expectContinue: boolean): Promise<void> {
   const gateway = deps.gateway();
-  const rr = routeRequest(req);
+  const h2 = isHttp2(req);
+  // HTTP/1.1 responses ask the client to close while the gateway drains; HTTP/2 got a GOAWAY.
+  const closeConnection = (): boolean => !h2 && deps.inFlight.draining;
   const incomingId = req.headers['x-request-id'];
   if (gateway === undefined) {
-    sendError(res, new GatewayError('no_ready_endpoint', 'the gateway is starting'), { requestId: typeof incomingId === 'string' ? incomingId : '', sse: false });
+    sendError(res, new GatewayError('no_ready_endpoint', 'the gateway is starting'), { requestId: typeof incomingId === 'string' ? incomingId : '', sse: false, close: closeConnection() });
     return;
   }
+  const rr = routeRequest(req);
   const handle = gateway.begin({
     ...(typeof incomingId === 'string' ? { requestId: incomingId } : {}),
     method: rr.method,
@@ -48,36 +66,47 @@ async function handle(port: number, deps: HandlerDeps, req: IncomingMessage, res
     ...(req.socket.remoteAddress === undefined ? {} : { clientAddress: req.socket.remoteAddress }),
     port,
   });
-  // Aborted when the client goes away before the response is complete (leaves the queue too).
-  const gone = new AbortController();
+  const scope = new RequestScope();
+  deps.inFlight.add(scope);
+  // The client went away before the response was complete: everything the request waits on ends.
   const onClose = (): void => {
-    if (!res.writableFinished) gone.abort();
+    if (!res.writableFinished) scope.stop(new GatewayError('client_gone', 'the client went away'));
   };
   res.on('close', onClose);
   let stream = false;
   try {
+    if (deps.inFlight.draining) throw new GatewayError('gateway_shutting_down', 'the gateway is shutting down; retry the request (another instance will serve it)');
     const own = rr.method === 'GET' ? gateway.modelsAnswer(port, rr.path) : undefined;
     if (own !== undefined) {
-      sendJson(res, own.status, own.body, handle.id);
+      sendJson(res, own.status, own.body, handle.id, closeConnection());
       handle.finished({ status: own.status, bytesOut: 0 });
       return;
     }
     // The body is read before routing: model-based routing matches on its model.
     const limit = handle.maxBodyBytes(port);
-    const body = limit > 0 ? await readBody(req, limit) : undefined;
+    if (expectContinue) {
+      // The client waits for our word before uploading: refuse a declared body over the limit
+      // now (no 100), otherwise invite the body. The expectation is ours; it is never forwarded.
+      const declared = declaredLength(req);
+      if (declared !== undefined && declared > limit) throw bodyTooLarge(limit);
+      res.writeContinue();
+    }
+    const body = limit > 0 ? await readBody(req, limit, scope.signal) : undefined;
     handle.route(port, rr, body);
-    const decision = await handle.decide(body, gone.signal);
+    const decision = await handle.decide(body, scope.signal);
     stream = decision.stream;
-    const outcome = await forward({ req, res, handle, decision, dispatcher: deps.dispatcher });
+    const outcome = await forward({ req, res, handle, decision, dispatcher: deps.dispatcher, scope, watchdog: deps.watchdog, closeConnection });
     handle.finished(outcome);
   } catch (err) {
-    const failure = asGatewayError(err);
-    // A refused body may still be arriving: close the connection rather than parse the rest.
-    const close = failure.code === 'body_too_large';
-    sendError(res, failure, { requestId: handle.id, sse: stream, close });
-    if (close) req.resume();
+    // A stopped request failed because of why it was stopped, whatever the symptom was.
+    const failure = scope.stopped ?? asGatewayError(err);
+    if (failure.code !== 'client_gone') {
+      if (BEFORE_BODY.has(failure.code)) refuseUpload(req, res, failure, { requestId: handle.id, draining: deps.inFlight.draining });
+      else sendError(res, failure, { requestId: handle.id, sse: stream, close: closeConnection() });
+    }
     handle.failed(failure);
   } finally {
     res.off('close', onClose);
+    deps.inFlight.delete(scope);
   }
 }

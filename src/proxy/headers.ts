@@ -12,17 +12,23 @@ const HOP_BY_HOP = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
+  // Answered by the gateway itself (100 Continue): the upstream client does not support it, and
+  // the model server gets the body at once anyway.
+  'expect',
+  // HTTP/2's connection-specific header (RFC 9113 §8.2.2).
+  'http2-settings',
 ]);
 
 /**
  * The headers of one HTTP hop that may travel to the next: hop-by-hop ones (and those the
- * `Connection` header names) go, and so does `host` (the upstream client sets its own).
+ * `Connection` header names) go, and so do `host` (the upstream client sets its own) and HTTP/2
+ * pseudo-headers (`:authority`, `:path`, …).
  */
 export function forwardable(incoming: Readonly<Record<string, string | string[] | undefined>>): HeaderMap {
   const out: HeaderMap = {};
   const dropByConnection = connectionTokens(incoming['connection']);
   for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || dropByConnection.has(name) || name === 'host') continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || dropByConnection.has(name) || name === 'host' || name.startsWith(':')) continue;
     out[name] = value;
   }
   return out;

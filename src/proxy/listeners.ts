@@ -1,90 +1,72 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '../observability/logger.js';
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+import type { PortHandler } from './handler.js';
+import { PortListener } from './port-listener.js';
 
 /**
- * One HTTP server per listening port, reconciled against each snapshot: new ports open, removed
- * ports stop accepting while their in-flight requests finish, kept ports are untouched (their
- * handler reads the current runtime per request, so nothing needs rebinding).
+ * One listener per Gateway listener port, reconciled against each snapshot: new ports open,
+ * removed ports stop accepting while their in-flight requests finish, kept ports are untouched
+ * (their handler reads the current runtime per request, so nothing needs rebinding). Opening is
+ * all or nothing: if one new port cannot be bound, the ports opened with it are closed again and
+ * the change is refused, so a configuration never half-applies.
  */
 export class ListenerSet {
-  readonly #servers = new Map<number, Server>();
-  readonly #failed = new Set<number>();
+  readonly #active = new Map<number, PortListener>();
+  /** Removed ports still finishing their requests. */
+  readonly #retiring = new Set<PortListener>();
   readonly #address: string;
-  readonly #makeHandler: (port: number) => Handler;
+  readonly #makeHandler: (port: number) => PortHandler;
   readonly #logger: Logger;
 
-  constructor(address: string, makeHandler: (port: number) => Handler, logger: Logger) {
+  constructor(address: string, makeHandler: (port: number) => PortHandler, logger: Logger) {
     this.#address = address;
     this.#makeHandler = makeHandler;
     this.#logger = logger;
   }
 
-  /** True when every wanted port is bound. */
-  get healthy(): boolean {
-    return this.#failed.size === 0;
-  }
-
   get ports(): number[] {
-    return [...this.#servers.keys()];
+    return [...this.#active.keys()];
   }
 
+  /**
+   * Opens the ports of `wanted` not open yet, then drains the ones no longer wanted. Rejects with
+   * the first ListenError (and changes nothing) when a port cannot be bound.
+   */
   async reconcile(wanted: ReadonlySet<number>): Promise<void> {
-    for (const [port, server] of this.#servers) {
+    const missing = [...wanted].filter((p) => !this.#active.has(p));
+    const opened = await Promise.allSettled(missing.map((port) => PortListener.open(port, this.#address, this.#makeHandler(port))));
+    const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) {
+      for (const r of opened) if (r.status === 'fulfilled') r.value.close();
+      throw failed.reason;
+    }
+    for (const r of opened) {
+      if (r.status !== 'fulfilled') continue;
+      this.#active.set(r.value.port, r.value);
+      this.#logger.info({ port: r.value.port, address: this.#address }, 'listener started');
+    }
+    for (const [port, listener] of this.#active) {
       if (wanted.has(port)) continue;
-      this.#servers.delete(port);
-      server.close();
-      server.closeIdleConnections();
+      this.#active.delete(port);
+      this.#retire(listener);
       this.#logger.info({ port }, 'listener closed');
     }
-    this.#failed.clear();
-    await Promise.all(
-      [...wanted].filter((p) => !this.#servers.has(p)).map(async (port) => {
-        const server = createServer(this.#makeHandler(port));
-        // Longer than common client and load-balancer idle timeouts (60 s), so the client, not
-        // the gateway, closes idle keep-alive connections and never races a new request.
-        server.keepAliveTimeout = 65_000;
-        try {
-          await listen(server, port, this.#address);
-          this.#servers.set(port, server);
-          this.#logger.info({ port, address: this.#address }, 'listener started');
-        } catch (err) {
-          this.#failed.add(port);
-          this.#logger.error({ port, address: this.#address, err: (err as Error).message }, 'listener failed to start');
-        }
-      }),
-    );
   }
 
-  /** Stops accepting, waits up to `graceMs` for in-flight requests, then cuts the rest. */
-  async close(graceMs: number): Promise<void> {
-    const servers = [...this.#servers.values()];
-    this.#servers.clear();
-    await Promise.all(
-      servers.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            const timer = setTimeout(() => s.closeAllConnections(), graceMs);
-            timer.unref();
-            s.close(() => {
-              clearTimeout(timer);
-              resolve();
-            });
-            s.closeIdleConnections();
-          }),
-      ),
-    );
+  /** Graceful stop of every port (see PortListener.drain). */
+  drain(): void {
+    for (const listener of this.#active.values()) this.#retire(listener);
+    this.#active.clear();
   }
-}
 
-export function listen(server: Server, port: number, address: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once('error', onError);
-    server.listen(port, address, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
+  /** Closes every port and connection at once. */
+  close(): void {
+    this.drain();
+    for (const listener of this.#retiring) listener.close();
+  }
+
+  #retire(listener: PortListener): void {
+    listener.drain();
+    this.#retiring.add(listener);
+    void listener.closed.then(() => this.#retiring.delete(listener));
+  }
 }

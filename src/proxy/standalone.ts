@@ -1,10 +1,14 @@
 import { Agent } from 'undici';
-import { Gateway, type ApplyOutcome, type ConfigSource } from '../gateway/index.js';
-import { startAdminServer } from '../observability/admin-server.js';
-import type { Logger } from '../observability/logger.js';
+import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
+import { Gateway, type ApplyOutcome, type ConfigSource, type UpstreamTimeouts } from '../gateway/index.js';
+import { startAdminServer, type AdminServer } from '../observability/admin-server.js';
+import type { Logger } from '../observability/logger.js';
 import { createHandler } from './handler.js';
+import { InFlight } from './in-flight.js';
 import { ListenerSet } from './listeners.js';
+import { ListenError } from './port-listener.js';
+import { Watchdog } from './watchdog.js';
 
 export interface StandaloneOptions {
   /** Where the configuration comes from (files with watch, resources built in code). */
@@ -16,10 +20,10 @@ export interface StandaloneOptions {
   /** Address of the admin port. Default `127.0.0.1`: health endpoints are for the local host. */
   readonly adminAddress?: string;
   readonly logger: Logger;
-  /** Milliseconds in-flight requests get to finish on shutdown. Default 30 000. */
+  /** Milliseconds requests in flight get to finish on shutdown. Default 30 000. */
   readonly shutdownGraceMs?: number;
-  /** Upstream idle limits (headers, and between body chunks). Default 600 000 ms. */
-  readonly upstreamIdleTimeoutMs?: number;
+  /** How long to wait for model servers, by phase; unset fields keep the core's defaults. */
+  readonly timeouts?: Partial<UpstreamTimeouts>;
   /** Time between two scrapes of one endpoint's /metrics. Default 50 ms; 0 turns scraping off. */
   readonly scrapeIntervalMs?: number;
   /** A scrape slower than this fails. Default 1000 ms. */
@@ -35,68 +39,115 @@ export interface RunningGateway {
   /** Re-reads the sources and swaps the configuration if it is valid. */
   readonly reload: () => Promise<ApplyOutcome[]>;
   readonly gateway: Gateway;
+  /**
+   * Graceful shutdown: readiness fails at once, the listeners stop accepting, idle connections
+   * close, and requests in flight get the grace period; at its end, streams still running get an
+   * SSE error event (`gateway_shutting_down`) and everything is closed.
+   */
   readonly close: () => Promise<void>;
 }
 
 /**
- * The standalone gateway: the core (configuration, scheduling, accounting) behind one HTTP
- * listener per Gateway listener port, plus the admin port. Rejects start-up (ConfigRejectedError)
- * when the first configuration is invalid; later invalid changes are logged and the last good
- * configuration keeps serving.
+ * Upstream connections idle this long are closed. Below the 5 s keep-alive of uvicorn (which
+ * serves vLLM and SGLang), so the gateway, not the server, closes an idle connection: a request
+ * written on a connection the server is closing at that moment cannot be retried safely.
+ */
+export const UPSTREAM_KEEP_ALIVE_MS = 4_000;
+
+/** Default time requests in flight get after SIGTERM. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
+
+/** How long requests stopped at the end of the grace period get to write their last bytes. */
+const STOP_FLUSH_MS = 1_000;
+
+/**
+ * The standalone gateway: the core (configuration, scheduling, accounting) behind one listener
+ * per Gateway listener port, plus the admin port. Every port must bind: start-up rejects with a
+ * ListenError naming the port otherwise (and ConfigRejectedError when the first configuration is
+ * invalid); a later change that adds a port which cannot bind is rejected like invalid config,
+ * and the last good configuration keeps serving.
  */
 export async function startStandaloneGateway(opts: StandaloneOptions): Promise<RunningGateway> {
   const { logger } = opts;
   const dispatcher = new Agent({
-    keepAliveTimeout: 30_000,
-    headersTimeout: opts.upstreamIdleTimeoutMs ?? 600_000,
-    bodyTimeout: opts.upstreamIdleTimeoutMs ?? 600_000,
+    keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
+    // A server's own `Keep-Alive: timeout=N` is trusted (minus undici's margin) up to a minute.
+    keepAliveMaxTimeout: 60_000,
+    // Off: the watchdog applies the gateway's timeouts by phase (decision.timeouts).
+    headersTimeout: 0,
+    bodyTimeout: 0,
   });
-  let gateway: Gateway | undefined;
-  const listeners = new ListenerSet(opts.address ?? '0.0.0.0', (port) => createHandler(port, { gateway: () => gateway, dispatcher }), logger);
+  const watchdog = new Watchdog();
+  const inFlight = new InFlight();
+  let core: Gateway | undefined;
+  const listeners = new ListenerSet(opts.address ?? '0.0.0.0', (port) => createHandler(port, { gateway: () => core, dispatcher, watchdog, inFlight }), logger);
+
+  // The admin port binds first: a gateway that cannot report its health must not serve.
+  const adminAddress = opts.adminAddress ?? '127.0.0.1';
+  const adminPort = opts.adminPort ?? 9090;
+  let admin: AdminServer;
   try {
-    gateway = await Gateway.start({
+    admin = await startAdminServer(adminAddress, adminPort, {
+      live: () => true,
+      ready: () => {
+        if (inFlight.draining) return { ready: false, reason: 'shutting down' };
+        return core === undefined ? { ready: false, reason: 'starting' } : core.ready();
+      },
+      metrics: () => core?.metrics.registry,
+      endpoints: () => core?.debugEndpoints() ?? { pools: [] },
+    });
+  } catch (err) {
+    await dispatcher.close();
+    throw new ListenError('admin port', adminAddress, adminPort, err);
+  }
+  try {
+    core = await Gateway.start({
       sources: opts.sources,
       logger,
       ...(opts.scrapeIntervalMs === undefined ? {} : { scrapeIntervalMs: opts.scrapeIntervalMs }),
       ...(opts.scrapeTimeoutMs === undefined ? {} : { scrapeTimeoutMs: opts.scrapeTimeoutMs }),
       ...(opts.stalenessMs === undefined ? {} : { stalenessMs: opts.stalenessMs }),
       ...(opts.random === undefined ? {} : { random: opts.random }),
+      ...(opts.timeouts === undefined ? {} : { timeouts: opts.timeouts }),
     });
+    await listeners.reconcile(new Set(core.runtime?.snapshot.listeners.keys() ?? []));
   } catch (err) {
+    await core?.close();
+    listeners.close();
+    await admin.close();
     await dispatcher.close();
     throw err;
   }
-  const core = gateway;
-  await listeners.reconcile(new Set(core.runtime?.snapshot.listeners.keys() ?? []));
-  core.beforeSwap(async (snapshot) => {
+  const started = core;
+  // A change whose new ports cannot bind is refused (the core logs it like invalid config).
+  started.beforeSwap(async (snapshot) => {
     await listeners.reconcile(new Set(snapshot.listeners.keys()));
-  });
-
-  const admin = await startAdminServer(opts.adminAddress ?? '127.0.0.1', opts.adminPort ?? 9090, {
-    live: () => true,
-    ready: () => {
-      const r = core.ready();
-      if (!r.ready) return r;
-      if (!listeners.healthy) return { ready: false, reason: 'a listener port could not be bound', ...(r.version === undefined ? {} : { version: r.version }) };
-      return r;
-    },
-    metrics: core.metrics.registry,
-    endpoints: () => core.debugEndpoints(),
   });
   logger.info({ adminPort: admin.port }, 'admin server started');
 
+  const graceMs = opts.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
   let closed: Promise<void> | undefined;
   return {
     adminPort: admin.port,
     ports: () => listeners.ports,
-    reload: () => core.reload(),
-    gateway: core,
+    reload: () => started.reload(),
+    gateway: started,
     close: () => {
       closed ??= (async () => {
-        admin.server.close();
-        await core.close();
-        await listeners.close(opts.shutdownGraceMs ?? 30_000);
-        await dispatcher.close();
+        inFlight.drain();
+        listeners.drain();
+        logger.info({ inFlight: inFlight.size, graceMs }, 'draining: readiness fails, no new connections, requests in flight finish');
+        // Stops configuration sources and scrapes; requests still queued are refused.
+        await started.close();
+        if (!(await inFlight.settled(graceMs))) {
+          logger.warn({ inFlight: inFlight.size }, 'shutdown grace period over: stopping the requests still in flight');
+          inFlight.stopAll(new GatewayError('gateway_shutting_down', `the gateway is shutting down: the request outlived the ${graceMs} ms grace period`));
+          await inFlight.settled(STOP_FLUSH_MS);
+        }
+        listeners.close();
+        watchdog.close();
+        await admin.close();
+        await dispatcher.destroy();
         logger.info('gateway stopped');
       })();
       return closed;

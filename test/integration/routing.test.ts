@@ -9,7 +9,7 @@ import { binomialZ, runConcurrently } from '../support/stats.js';
 // Seed 003 on loopback: pool v1 (two pods with LoRA adapters) and pool v2 (one pod) behind a
 // 90/10 HTTPRoute; InferenceModel travelhelper splits 90/10 across two adapters in pool v1.
 // A third pool (unused) proves requests never leak to pods the route does not name.
-describe('routing by pool weight and InferenceModel weight', () => {
+describe('routing by pool weight and InferenceModel weight', { timeout: 120_000 }, () => {
   let fleet: Awaited<ReturnType<typeof startFleet>>;
   let gateway: GatewayProcess;
   let cfg: Awaited<ReturnType<typeof configDir>>;

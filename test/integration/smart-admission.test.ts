@@ -11,7 +11,7 @@ import { chatBody, debugPools, gatewayForPools, handled, loadDirectly, poolYaml,
 const COMMON = { profile: 'llama-3.1-8b-h100', timeScale: 20, overrides: { maxNumSeqs: 2 } } as const;
 const LOAD = { model: 'mymodel', prompt: 'load '.repeat(100), max_tokens: 100_000, ignore_eos: true };
 
-describe('smart routing: saturation, queueing and shedding', () => {
+describe('smart routing: saturation, queueing and shedding', { timeout: 120_000 }, () => {
   let env: SmartEnv;
   let pods: SimPods;
   let gateway: GatewayProcess;
@@ -28,8 +28,9 @@ describe('smart routing: saturation, queueing and shedding', () => {
       (port, p) =>
         gatewayForPools(port, ['busy', 'small']) +
         poolYaml('busy', p.port) +
-        // A tiny queue with a short TTL, to see both refusals.
-        poolYaml('small', p.port, { 'infergate.dev/routing': 'queue: {maxRequests: 1, ttl: 400ms}' }) +
+        // A tiny queue with a short TTL, to see both refusals. The TTL must outlast the test's look
+        // at the queue (a poll of /debug/endpoints), which takes seconds on a busy machine.
+        poolYaml('small', p.port, { 'infergate.dev/routing': 'queue: {maxRequests: 1, ttl: 5s}' }) +
         modelYaml('vip', 'vip', 'busy', target, 'Critical') +
         modelYaml('bulk', 'bulk', 'busy', target, 'Sheddable') +
         modelYaml('small-std', 'std', 'small', target, 'Standard') +

@@ -9,7 +9,7 @@ import { gatewayForPools, handled, poolYaml, startSmartEnv, type SmartEnv } from
 const REQUESTS = fileURLToPath(new URL('../../../test/fixtures/requests/', import.meta.url));
 const PREFIX = { 'inference.networking.x-k8s.io/routing-strategy': 'PREFIX_CACHE' };
 
-describe('smart routing: prefix-cache aware (PREFIX_CACHE)', () => {
+describe('smart routing: prefix-cache aware (PREFIX_CACHE)', { timeout: 120_000 }, () => {
   let env: SmartEnv;
   let gateway: GatewayProcess;
   let base: string;

@@ -7,7 +7,7 @@ import { freePort } from '../support/ports.js';
 
 const PROMPT = 'one two three four five six seven eight nine ten eleven twelve';
 
-describe('streaming, client aborts and hot reload', () => {
+describe('streaming, client aborts and hot reload', { timeout: 60_000 }, () => {
   let fleet: Awaited<ReturnType<typeof startFleet>>;
   let gateway: GatewayProcess;
   let cfg: Awaited<ReturnType<typeof configDir>>;

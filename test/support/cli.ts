@@ -7,13 +7,16 @@ export const BIN = fileURLToPath(new URL('../../../bin/infergate.js', import.met
 
 const run = promisify(execFile);
 
-/** Runs `infergate <args>` to completion; its exit code and output. */
-export async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/**
+ * Runs `infergate <args>` to completion; its exit code and output. A command still running after
+ * `timeoutMs` is killed (its code is then null).
+ */
+export async function cli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args]);
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { timeout: timeoutMs });
     return { code: 0, stdout, stderr };
   } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
+    const e = err as { code: number | null; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }

@@ -2,14 +2,16 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export function gatewayYaml(port: number, extra = ''): string {
+/** Gateway `gw` with a listener per port: `http` on the first, `http-1`, `http-2`, … on the others. */
+export function gatewayYaml(port: number | readonly number[], extra = ''): string {
+  const ports = typeof port === 'number' ? [port] : port;
   return `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw}
 spec:
   gatewayClassName: infergate
   listeners:
-  - {name: http, protocol: HTTP, port: ${port}}
+${ports.map((p, i) => `  - {name: http${i === 0 ? '' : `-${i}`}, protocol: HTTP, port: ${p}}`).join('\n')}
 ${extra}`;
 }
 

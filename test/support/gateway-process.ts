@@ -14,6 +14,10 @@ export interface GatewayProcess {
   readonly stderr: () => string;
   /** Resolves with the first log line (already seen or future) satisfying `pred`. */
   waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Sends `signal` and returns at once (see `exited`). */
+  kill(signal: NodeJS.Signals): void;
+  /** Resolves with the exit code when the process has exited. */
+  readonly exited: Promise<number | null>;
   stop(): Promise<number | null>;
 }
 
@@ -48,13 +52,13 @@ export async function startGatewayProcess(args: string[]): Promise<GatewayProces
     }
   });
   child.stderr?.setEncoding('utf8').on('data', (c: string) => (errText += c));
-  const exited = once(child, 'exit');
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
 
   const proc: GatewayProcess = {
     adminPort,
     logs,
     stderr: () => errText,
-    waitForLog(pred, timeoutMs = 10_000) {
+    waitForLog(pred, timeoutMs = 30_000) {
       const seen = logs.find(pred);
       if (seen !== undefined) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
@@ -62,16 +66,20 @@ export async function startGatewayProcess(args: string[]): Promise<GatewayProces
         waiters.push({ pred, resolve: (l) => (clearTimeout(timer), resolve(l)) });
       });
     },
+    kill(signal) {
+      child.kill(signal);
+    },
+    exited,
     async stop() {
       if (child.exitCode !== null) return child.exitCode;
       child.kill('SIGTERM');
-      const [code] = (await exited) as [number | null];
-      return code;
+      return exited;
     },
   };
 
   // Ready when /readyz says so (config loaded, every listener bound), or fail if the process dies.
-  const deadline = Date.now() + 15_000;
+  // The bound is generous: on a busy machine a process takes seconds to start.
+  const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}: ${errText}`);
     try {
@@ -82,7 +90,7 @@ export async function startGatewayProcess(args: string[]): Promise<GatewayProces
     }
     if (Date.now() > deadline) {
       await proc.stop();
-      throw new Error(`gateway not ready within 15 s: ${errText}`);
+      throw new Error(`gateway not ready within 30 s: ${errText}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -130,8 +130,11 @@ export async function debugPools(gateway: GatewayProcess): Promise<DebugPool[]> 
   return ((await r.json()) as { pools: DebugPool[] }).pools;
 }
 
-/** Polls `check` every 20 ms until it holds; fails after `timeoutMs` with `what`. */
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+/**
+ * Polls `check` every 20 ms until it holds; fails after `timeoutMs` with `what`. The default is
+ * generous: it bounds a hang, it is not a speed the machine must reach.
+ */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -189,6 +192,14 @@ export interface SmartEnv {
 }
 
 /**
+ * Scrape settings of the smart-routing tests. The simulated pods run in the test process; on a
+ * busy machine it may answer a scrape seconds late. With the defaults (1 s timeout, 200 ms
+ * staleness) the gateway would then see healthy pods as unhealthy or stale and route around
+ * them, and a test of routing on load would test the machine's speed instead.
+ */
+const PATIENT_SCRAPES = ['--scrape-timeout', '10000', '--metrics-staleness', '10000'];
+
+/**
  * Starts the pods, writes the gateway config `config(listenerPort, pods)` to a temporary folder,
  * starts the gateway on it and waits until every endpoint has been scraped once, so a test sees
  * routing on real load from its first request.
@@ -197,7 +208,7 @@ export async function startSmartEnv(specs: readonly PodSpec[], config: (port: nu
   const pods = await startPods(specs);
   const port = await freePort();
   const cfg = await configDir(config(port, pods));
-  const gateway = await startGatewayProcess(['-f', cfg.dir]);
+  const gateway = await startGatewayProcess(['-f', cfg.dir, ...PATIENT_SCRAPES]);
   await waitFor('first scrapes', async () => (await debugPools(gateway)).every((p) => p.endpoints.every((e) => e.metrics !== null)));
   return {
     pods,

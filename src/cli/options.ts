@@ -1,0 +1,30 @@
+import { parseDurationMs } from '../api/duration.js';
+
+/** A command-line option with a bad value: printed as one line, exit code 2. */
+export class OptionError extends Error {
+  override readonly name = 'OptionError';
+}
+
+/** An integer option in [min, max]; `fallback` when absent. */
+export function intOption(name: string, value: string | undefined, fallback: number, min: number, max = 65535): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new OptionError(`--${name} must be an integer between ${min} and ${max} (got "${value}")`);
+  return n;
+}
+
+/** A port option (0 = any free port when `min` is 0). */
+export function portOption(name: string, value: string | undefined, fallback: number, min = 1): number {
+  return intOption(name, value, fallback, min, 65535);
+}
+
+/**
+ * A duration option in milliseconds: a bare integer is milliseconds, or a Gateway API duration
+ * (`30s`, `500ms`, `1m30s`). Undefined when absent; at least `min` ms.
+ */
+export function durationOption(name: string, value: string | undefined, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = /^[0-9]{1,10}$/.test(value) ? Number(value) : parseDurationMs(value);
+  if (ms === undefined || ms < min) throw new OptionError(`--${name} must be milliseconds or a duration such as 30s or 500ms, at least ${min} ms (got "${value}")`);
+  return ms;
+}

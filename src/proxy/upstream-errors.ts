@@ -1,0 +1,32 @@
+import type { Endpoint } from '../core/endpoint.js';
+import { GatewayError } from '../core/errors.js';
+
+/** The first string `code` on an error or its causes (undici wraps socket errors). */
+export function errorCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 3 && e instanceof Error; depth++) {
+    const code = (e as Error & { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    e = e.cause;
+  }
+  return undefined;
+}
+
+/** The connection was open and then closed or reset by the model server's side. */
+const RESETS: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'ECONNABORTED']);
+
+/**
+ * A failed upstream exchange as the error the client sees: `upstream_reset` when an open
+ * connection was closed under the request (or its compressed answer could not be decoded),
+ * `upstream_unavailable` when the endpoint could not be reached at all.
+ */
+export function upstreamFailure(err: unknown, endpoint: Endpoint): GatewayError {
+  const code = errorCode(err);
+  if (code !== undefined && code.startsWith('Z_')) {
+    return new GatewayError('upstream_reset', `the answer of model server ${endpoint.name} could not be decoded (${code})`, { cause: err });
+  }
+  if (code !== undefined && RESETS.has(code)) {
+    return new GatewayError('upstream_reset', `model server ${endpoint.name} closed the connection (${code})`, { cause: err });
+  }
+  return new GatewayError('upstream_unavailable', `model server ${endpoint.name} is unreachable (${code ?? 'error'})`, { cause: err });
+}

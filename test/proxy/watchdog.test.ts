@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Endpoint } from '../../src/core/endpoint.js';
+import { DEFAULT_TIMEOUTS } from '../../src/gateway/index.js';
+import { RequestScope } from '../../src/proxy/scope.js';
+import { UpstreamAttempt } from '../../src/proxy/upstream.js';
+import { overdue, Watchdog, type Deadline } from '../../src/proxy/watchdog.js';
+
+interface Case {
+  readonly name: string;
+  /** The attempt as the sweep sees it, times relative to its start (ms). */
+  readonly streaming: boolean;
+  readonly headersAt?: number;
+  readonly lastDataAt?: number;
+  readonly waitingForClient?: boolean;
+  readonly ejected?: boolean;
+  readonly unhealthy?: boolean;
+  readonly deadline?: number;
+  readonly now: number;
+  /** Expected: no timeout, or the words the message names it by. */
+  readonly fires: RegExp | undefined;
+}
+
+const CASES: readonly Case[] = [
+  { name: 'stream headers on time', streaming: true, now: 29_999, fires: undefined },
+  { name: 'stream headers late', streaming: true, now: 30_000, fires: /stream headers timeout/ },
+  { name: 'non-streamed answer on time, headers or not', streaming: false, headersAt: 100_000, now: 299_999, fires: undefined },
+  { name: 'non-streamed answer late', streaming: false, now: 300_000, fires: /response timeout/ },
+  { name: 'non-streamed body late after its headers', streaming: false, headersAt: 250_000, lastDataAt: 299_000, now: 300_000, fires: /response timeout/ },
+  { name: 'stream chunks on time', streaming: true, headersAt: 10, lastDataAt: 100_000, now: 159_999, fires: undefined },
+  { name: 'stream silent too long', streaming: true, headersAt: 10, lastDataAt: 100_000, now: 160_000, fires: /stream idle timeout/ },
+  { name: 'a slow client is not the server going idle', streaming: true, headersAt: 10, lastDataAt: 10, waitingForClient: true, now: 1_000_000, fires: undefined },
+  { name: 'the whole-request deadline wins', streaming: true, headersAt: 10, lastDataAt: 900, deadline: 1_000, now: 1_000, fires: /request timeout of 1000 ms \(BackendTrafficPolicy default\/t\)/ },
+  { name: 'the deadline holds while the client is slow', streaming: true, headersAt: 10, waitingForClient: true, deadline: 1_000, now: 1_000, fires: /request timeout/ },
+  { name: 'ejected endpoint, silent for the unavailable idle timeout', streaming: true, headersAt: 10, lastDataAt: 1_000, ejected: true, now: 6_000, fires: /unavailable idle timeout/ },
+  { name: 'ejected endpoint, not silent long enough', streaming: true, headersAt: 10, lastDataAt: 1_000, ejected: true, now: 5_999, fires: undefined },
+  { name: 'failing scrapes, silent before any header', streaming: false, unhealthy: true, now: 5_000, fires: /unavailable idle timeout/ },
+  { name: 'healthy endpoint, silent 5 s mid-stream', streaming: true, headersAt: 10, lastDataAt: 1_000, now: 6_000, fires: undefined },
+];
+
+for (const c of CASES) {
+  test(`overdue: ${c.name}`, () => {
+    const endpoint = new Endpoint({ address: '127.0.0.1', port: 8000, name: 'e', podName: 'e', labels: {} });
+    const scope = new RequestScope();
+    // Whole numbers: the boundaries are exact (performance.now() fractions would round).
+    const t0 = 1_000_000;
+    const attempt = new UpstreamAttempt(endpoint, scope.signal, c.streaming, t0);
+    if (c.headersAt !== undefined) attempt.headersAt = t0 + c.headersAt;
+    attempt.lastDataAt = t0 + (c.lastDataAt ?? c.headersAt ?? 0);
+    attempt.waitingForClient = c.waitingForClient ?? false;
+    if (c.ejected === true) endpoint.ejectedUntil = t0 + 1e9;
+    if (c.unhealthy === true) endpoint.healthy = false;
+    const deadline: Deadline | undefined = c.deadline === undefined ? undefined : { at: t0 + c.deadline, ms: c.deadline, setting: 'BackendTrafficPolicy default/t' };
+    const err = overdue({ attempt, timeouts: DEFAULT_TIMEOUTS, deadline, scope }, t0 + c.now);
+    if (c.fires === undefined) assert.equal(err, undefined, err?.message);
+    else {
+      assert.equal(err?.code, 'upstream_timeout');
+      assert.match(err.message, c.fires);
+    }
+  });
+}
+
+test('the watchdog stops the request of an overdue attempt and leaves the others running', () => {
+  const endpoint = new Endpoint({ address: '127.0.0.1', port: 8000, name: 'e', podName: 'e', labels: {} });
+  const watchdog = new Watchdog(60_000);
+  const late = new RequestScope();
+  const onTime = new RequestScope();
+  const a = new UpstreamAttempt(endpoint, late.signal, true, 1_000);
+  const b = new UpstreamAttempt(endpoint, onTime.signal, true, 1_000);
+  watchdog.watch({ attempt: a, timeouts: DEFAULT_TIMEOUTS, deadline: undefined, scope: late });
+  watchdog.watch({ attempt: b, timeouts: { ...DEFAULT_TIMEOUTS, streamHeadersMs: 60_000 }, deadline: undefined, scope: onTime });
+  watchdog.sweep(a.startedAt + 30_000);
+  assert.equal(late.stopped?.code, 'upstream_timeout');
+  assert.equal(onTime.stopped, undefined);
+  assert.equal(watchdog.size, 2);
+  watchdog.close();
+});
