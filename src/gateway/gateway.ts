@@ -46,8 +46,12 @@ export interface GatewayOptions {
 /**
  * A check a data plane runs before a new snapshot goes live (the standalone proxy binds the new
  * listener ports); throwing rejects the whole change, which is then reported like invalid config.
+ * It may return a rollback, called if the change is refused after it (by a later check).
  */
-export type BeforeSwap = (snapshot: Snapshot, previous: Snapshot | undefined) => Promise<void>;
+export type BeforeSwap = (snapshot: Snapshot, previous: Snapshot | undefined) => Promise<(() => void) | void>;
+
+/** Told about each committed swap. */
+export type AfterSwap = (snapshot: Snapshot, previous: Snapshot | undefined) => void;
 
 /** Request ids are echoed in logs and headers: a client's is kept only when short and printable. */
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
@@ -74,6 +78,7 @@ export class Gateway {
   readonly #pipeline: Pipeline;
   readonly #recheckMs: number;
   readonly #beforeSwap: BeforeSwap[] = [];
+  readonly #afterSwap: AfterSwap[] = [];
   readonly #passiveHealth: PassiveHealth;
   readonly #timeouts: UpstreamTimeouts;
   readonly #lister: ModelLister | undefined;
@@ -84,6 +89,7 @@ export class Gateway {
   /** Batches apply one at a time, in arrival order. */
   #applying: Promise<unknown> = Promise.resolve();
   #closed = false;
+  #draining = false;
 
   private constructor(options: GatewayOptions) {
     const logger = options.logger;
@@ -179,6 +185,14 @@ export class Gateway {
     this.#beforeSwap.push(hook);
   }
 
+  /**
+   * Runs after each configuration swap is committed (the data plane drains ports it no longer
+   * serves). It cannot refuse the change; a failure is logged.
+   */
+  afterSwap(hook: AfterSwap): void {
+    this.#afterSwap.push(hook);
+  }
+
   /** A new request: its handle captures the runtime live now and keeps it to the end. */
   begin(init: RequestInit): RequestHandle {
     const id = init.requestId !== undefined && REQUEST_ID.test(init.requestId) ? init.requestId : randomUUID();
@@ -223,13 +237,24 @@ export class Gateway {
     return this.#runtime === undefined ? { pools: [] } : debugEndpoints(this.#runtime, this.prefixIndex, this.#handle);
   }
 
-  /** Stops the sources and the scraper and refuses every queued request. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  /**
+   * The first half of shutting down: stop taking configuration changes and refuse the requests
+   * still queued (`gateway_shutting_down`). Scraping goes on, so the requests still in flight
+   * keep being judged by live endpoint health until `close`.
+   */
+  async drain(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
     await Promise.all(this.#sources.map((s) => s.stop().catch(() => undefined)));
     await this.#applying.catch(() => undefined);
     for (const gate of this.#gates.values()) gate.close(new GatewayError('gateway_shutting_down', 'the gateway is shutting down'));
+  }
+
+  /** Drains (if not yet) and stops the scraper and model listing. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.drain();
     await this.#scraper?.close();
     await this.#lister?.close();
   }
@@ -272,7 +297,16 @@ export class Gateway {
       let built;
       if (change.compiled !== undefined) {
         built = buildRuntime(change.compiled.snapshot, { discovery: this.#discovery, plugins: this.#plugins, handle: this.#handle, gates: this.#gates, recheckMs: this.#recheckMs }, previous);
-        for (const hook of this.#beforeSwap) await hook(change.compiled.snapshot, previous?.snapshot);
+        const rollbacks: Array<() => void> = [];
+        try {
+          for (const hook of this.#beforeSwap) {
+            const rollback = await hook(change.compiled.snapshot, previous?.snapshot);
+            if (rollback !== undefined) rollbacks.push(rollback);
+          }
+        } catch (err) {
+          for (const rollback of rollbacks.reverse()) rollback();
+          throw err;
+        }
       }
       change.commit();
       if (built !== undefined) {
@@ -281,6 +315,15 @@ export class Gateway {
       }
       this.#discovery.applyPods(change.podUpserts, change.podDeletes);
       this.#refreshModels();
+      if (built !== undefined) {
+        for (const hook of this.#afterSwap) {
+          try {
+            hook(built.runtime.snapshot, previous?.snapshot);
+          } catch (err) {
+            this.#logger.error({ err: err instanceof Error ? err.message : String(err) }, 'after-swap hook failed');
+          }
+        }
+      }
       const runtime = this.#runtime as Runtime;
       for (const p of change.warnings) this.#logger.warn({ problem: formatProblem(p), source: p.source }, 'config warning');
       const pools = [...runtime.pools.values()].map((p) => ({ pool: p.config.key, endpoints: p.members.endpoints.length, policy: p.policy, profile: p.scheduler.describe(), runtime: p.config.runtime }));

@@ -2,7 +2,7 @@
  * The gateway core's public face: what a data plane (the standalone HTTP proxy, an Envoy ext_proc
  * server) and the CLI use. Data planes import from here and from `core/`, nothing deeper.
  */
-export { Gateway, type BeforeSwap, type GatewayOptions } from './gateway.js';
+export { Gateway, type AfterSwap, type BeforeSwap, type GatewayOptions } from './gateway.js';
 export { bodyTooLarge, RequestHandle, type Decision, type Outcome, type RequestInit, type ResponsePlan } from './request.js';
 export type { UpstreamTimeouts } from './timeouts.js';
 export { DEFAULT_TIMEOUTS } from './timeouts.js';

@@ -21,6 +21,8 @@ export interface RequestRecordInput {
   readonly durationMs: number;
   readonly status: number;
   readonly code: string | undefined;
+  /** The failure's message (bounded), when the request failed or was cut short. */
+  readonly detail?: string | undefined;
   readonly usage: Usage | undefined;
   readonly bytesOut: number;
   readonly pd: PdLog | undefined;
@@ -49,6 +51,9 @@ function round(ms: number): number {
 }
 
 /** The one `Request Handled` line and metrics record every request ends with. */
+/** Error messages are logged up to this many characters (they can quote client input). */
+const MAX_LOGGED_DETAIL = 300;
+
 /** Paths are logged up to this many characters (a URL can be 16 KiB of anything). */
 const MAX_LOGGED_PATH = 512;
 
@@ -82,6 +87,7 @@ export function logRequest(deps: { readonly logger: Logger; readonly metrics: Ga
       objective: prepared?.objective,
       status: a.status,
       code: a.code,
+      ...(a.detail === undefined || a.code === undefined ? {} : { error: a.detail.length > MAX_LOGGED_DETAIL ? `${a.detail.slice(0, MAX_LOGGED_DETAIL)}…` : a.detail }),
       attempts: a.attempts,
       queueWaitMs: a.queueWaitMs === undefined ? undefined : round(a.queueWaitMs),
       ttftMs: a.ttftMs === undefined ? undefined : round(a.ttftMs),

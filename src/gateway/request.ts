@@ -74,6 +74,8 @@ export interface Outcome {
   readonly bytesOut: number;
   /** Set when the response was cut short after it started (client gone, upstream reset, timeout). */
   readonly interrupted?: ErrorCode;
+  /** What cut it short, in words (which timeout fired, which leg failed), for the log line. */
+  readonly detail?: string;
 }
 
 /** What the gateway core needs from its owner to run requests. */
@@ -480,6 +482,7 @@ export class RequestHandle {
       durationMs: performance.now() - this.startedAt,
       status,
       code: failure?.code ?? interrupted,
+      detail: failure?.message ?? outcome?.detail,
       usage: this.#usage,
       bytesOut: outcome?.bytesOut ?? 0,
       pd: this.#pdLog(),

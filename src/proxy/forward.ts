@@ -116,6 +116,6 @@ async function relay(input: ForwardInput, attempt: UpstreamAttempt, upstream: Up
     if (stopped?.code === 'client_gone') return { status: 499, bytesOut, interrupted: 'client_gone' };
     const failure = stopped ?? upstreamFailure(err, attempt.endpoint);
     sendError(res, failure, { requestId: handle.id, sse: plan.sse });
-    return { status: upstream.status, bytesOut, interrupted: failure.code };
+    return { status: upstream.status, bytesOut, interrupted: failure.code, detail: failure.message };
   }
 }

@@ -28,10 +28,11 @@ export class ListenerSet {
   }
 
   /**
-   * Opens the ports of `wanted` not open yet, then drains the ones no longer wanted. Rejects with
-   * the first ListenError (and changes nothing) when a port cannot be bound.
+   * Opens the ports of `wanted` not open yet. Rejects with the first ListenError (and changes
+   * nothing) when a port cannot be bound; otherwise returns a rollback that closes what it opened
+   * (for a change refused later).
    */
-  async reconcile(wanted: ReadonlySet<number>): Promise<void> {
+  async open(wanted: ReadonlySet<number>): Promise<() => void> {
     const missing = [...wanted].filter((p) => !this.#active.has(p));
     const opened = await Promise.allSettled(missing.map((port) => PortListener.open(port, this.#address, this.#makeHandler(port))));
     const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -39,17 +40,35 @@ export class ListenerSet {
       for (const r of opened) if (r.status === 'fulfilled') r.value.close();
       throw failed.reason;
     }
+    const added: PortListener[] = [];
     for (const r of opened) {
       if (r.status !== 'fulfilled') continue;
       this.#active.set(r.value.port, r.value);
+      added.push(r.value);
       this.#logger.info({ port: r.value.port, address: this.#address }, 'listener started');
     }
+    return () => {
+      for (const listener of added) {
+        this.#active.delete(listener.port);
+        listener.close();
+      }
+    };
+  }
+
+  /** Drains the ports no longer wanted (once the change that drops them is committed). */
+  retireUnwanted(wanted: ReadonlySet<number>): void {
     for (const [port, listener] of this.#active) {
       if (wanted.has(port)) continue;
       this.#active.delete(port);
       this.#retire(listener);
       this.#logger.info({ port }, 'listener closed');
     }
+  }
+
+  /** Opens what `wanted` adds and drains what it drops (start-up). */
+  async reconcile(wanted: ReadonlySet<number>): Promise<void> {
+    await this.open(wanted);
+    this.retireUnwanted(wanted);
   }
 
   /** Graceful stop of every port (see PortListener.drain). */

@@ -119,10 +119,10 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
     throw err;
   }
   const started = core;
-  // A change whose new ports cannot bind is refused (the core logs it like invalid config).
-  started.beforeSwap(async (snapshot) => {
-    await listeners.reconcile(new Set(snapshot.listeners.keys()));
-  });
+  // A change whose new ports cannot bind is refused (the core logs it like invalid config); ports
+  // it drops are drained once it is committed.
+  started.beforeSwap((snapshot) => listeners.open(new Set(snapshot.listeners.keys())));
+  started.afterSwap((snapshot) => listeners.retireUnwanted(new Set(snapshot.listeners.keys())));
   logger.info({ adminPort: admin.port }, 'admin server started');
 
   const graceMs = opts.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
@@ -137,13 +137,15 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
         inFlight.drain();
         listeners.drain();
         logger.info({ inFlight: inFlight.size, graceMs }, 'draining: readiness fails, no new connections, requests in flight finish');
-        // Stops configuration sources and scrapes; requests still queued are refused.
-        await started.close();
+        // No more configuration changes; requests still queued are refused. Scraping goes on, so
+        // requests in flight are still judged by live endpoint health during the grace period.
+        await started.drain();
         if (!(await inFlight.settled(graceMs))) {
           logger.warn({ inFlight: inFlight.size }, 'shutdown grace period over: stopping the requests still in flight');
           inFlight.stopAll(new GatewayError('gateway_shutting_down', `the gateway is shutting down: the request outlived the ${graceMs} ms grace period`));
           await inFlight.settled(STOP_FLUSH_MS);
         }
+        await started.close();
         listeners.close();
         watchdog.close();
         await admin.close();
