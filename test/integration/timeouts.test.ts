@@ -78,6 +78,7 @@ describe('upstream timeouts by phase, and passive health', { timeout: 90_000 }, 
     const line = await gateway.waitForLog((l) => l.msg === 'Request Handled' && l['requestId'] === 'hang-stream');
     assert.equal(line['status'], 504);
     assert.equal(line['code'], 'upstream_timeout');
+    assert.match(String(line['error']), /stream headers timeout/, 'the log says which timeout fired');
   });
 
   test('a non-streamed request whose answer never comes: 504 naming the response timeout', async () => {
@@ -100,6 +101,7 @@ describe('upstream timeouts by phase, and passive health', { timeout: 90_000 }, 
     const line = await gateway.waitForLog((l) => l.msg === 'Request Handled' && l['requestId'] === 'stall-1');
     assert.equal(line['status'], 200, 'logged with the status the client saw');
     assert.equal(line['code'], 'upstream_timeout');
+    assert.match(String(line['error']), /stream idle timeout/);
   });
 
   test('an endpoint that keeps timing out is ejected and new requests go to the other one', async () => {
