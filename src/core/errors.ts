@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   upstream_unavailable: { status: 502, type: 'upstream_error' },
   upstream_reset: { status: 502, type: 'upstream_error' },
   upstream_timeout: { status: 504, type: 'timeout_error' },
+  /** A disaggregated request's prefill and decode legs did not complete their KV handshake in time. */
+  kv_handshake_timeout: { status: 502, type: 'upstream_error' },
   gateway_shutting_down: { status: 503, type: 'service_unavailable_error' },
   internal_error: { status: 500, type: 'server_error' },
   /** Never sent (nobody is listening): the status logged when the client left first (nginx's 499). */

@@ -2,6 +2,7 @@ import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import { DECODE_PROFILE, PD_DECISION, PREFILL_PROFILE, type PdDecision } from '../scheduling/plugins/pd-profile-handler.js';
 import type { SchedulingResult } from '../scheduling/types.js';
+import { openAIErrorBody } from './error-body.js';
 import { sglangPdBody, vllmDecodeBody, vllmPrefillBody } from './pd-body.js';
 import type { Prepared } from './pipeline.js';
 import { pdProfileOf, type PoolRuntime } from './runtime.js';
@@ -49,8 +50,8 @@ export type PrefillOutcome =
   | { readonly kind: 'decode'; readonly body: Buffer | undefined }
   /** vLLM: the prefill could not hand over; the decode endpoint runs the whole request with `body`. */
   | { readonly kind: 'alone'; readonly body: Buffer; readonly reason: string }
-  /** vLLM: the prefill refused the request (4xx): the client gets that answer. */
-  | { readonly kind: 'refused' }
+  /** vLLM: the prefill refused the request (4xx): the client gets that answer (OpenAI-shaped). */
+  | { readonly kind: 'refused'; readonly status: number; readonly body: Buffer }
   /** The pair failed (SGLang: a leg cannot be replaced). */
   | { readonly kind: 'fail'; readonly error: GatewayError };
 
@@ -104,7 +105,7 @@ export function onPrefillAnswer(plan: PdPlan, forwarded: Buffer, status: number,
     if (ok) return { kind: 'decode', body: undefined };
     return { kind: 'fail', error: legError('prefill', plan.prefill, new GatewayError('upstream_unavailable', `answered ${status}`)) };
   }
-  if (status >= 400 && status < 500) return { kind: 'refused' };
+  if (status >= 400 && status < 500) return { kind: 'refused', status, body: openAIErrorBody(status, body) ?? body };
   if (!ok) return { kind: 'alone', body: forwarded, reason: `prefill answered ${status}` };
   const decodeBody = vllmDecodeBody(forwarded, body);
   return decodeBody === undefined ? { kind: 'alone', body: forwarded, reason: 'prefill answer had no kv_transfer_params' } : { kind: 'decode', body: decodeBody };
@@ -114,4 +115,9 @@ export function onPrefillAnswer(plan: PdPlan, forwarded: Buffer, status: number,
 export function onPrefillFailure(plan: PdPlan, forwarded: Buffer, error: GatewayError): PrefillOutcome {
   if (plan.protocol === 'vllm') return { kind: 'alone', body: forwarded, reason: `prefill failed: ${error.message}` };
   return { kind: 'fail', error: legError('prefill', plan.prefill, error) };
+}
+
+/** The decode leg got no first byte by the plan's deadline: the KV handshake did not complete. */
+export function handshakeTimeout(plan: PdPlan): GatewayError {
+  return new GatewayError('kv_handshake_timeout', `the prefill leg on ${plan.prefill.name} and the decode leg on ${plan.decode.name} did not complete their KV handshake within ${plan.firstByteDeadlineMs} ms (${plan.deadlineSetting})`);
 }

@@ -235,6 +235,11 @@ export class RequestHandle {
     return upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body.length, modifier: this.#rule?.requestHeaders ?? null });
   }
 
+  /** Endpoints a retry must not pick (a pair whose handshake never completed: neither is blamed). */
+  avoid(endpoints: Iterable<Endpoint>): void {
+    for (const e of endpoints) this.#failedEndpoints.add(e);
+  }
+
   /** The prefill leg's response headers arrived (PD). */
   prefillStarted(): void {
     const a = this.#prefill;

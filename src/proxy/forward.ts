@@ -6,7 +6,7 @@ import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import type { Decision, Outcome, RequestHandle } from '../gateway/index.js';
 import { flushHeaders, type ClientRequest, type ClientResponse } from './client.js';
-import { decodeResponse } from './decode.js';
+import { decodeResponse, type DecodedResponse } from './decode.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { sendError } from './respond.js';
 import type { RequestScope } from './scope.js';
@@ -66,7 +66,8 @@ export async function forward(input: ForwardInput): Promise<Outcome> {
         }
         throw failure;
       }
-      return await relay(input, attempt, response);
+      const decoded = decodeResponse(response.headers, response.body);
+      return await relay(input, attempt, response.status, decoded, decoded.body);
     } finally {
       input.watchdog.unwatch(watched);
     }
@@ -74,10 +75,13 @@ export async function forward(input: ForwardInput): Promise<Outcome> {
   throw new GatewayError('no_ready_endpoint', 'no endpoint to try');
 }
 
-/** Streams an upstream answer to the client through the core's response hooks. */
-async function relay(input: ForwardInput, attempt: UpstreamAttempt, upstream: UpstreamResponse): Promise<Outcome> {
+/**
+ * Streams an upstream answer to the client through the core's response hooks. `chunks` is the
+ * decoded body (a caller that already read its first chunk passes the rest behind it).
+ */
+export async function relay(input: ForwardInput, attempt: UpstreamAttempt, status: number, decoded: DecodedResponse, chunks: AsyncIterable<Buffer>): Promise<Outcome> {
   const { res, handle, scope, decision } = input;
-  const decoded = decodeResponse(upstream.headers, upstream.body);
+  const upstream = { status };
   const plan = handle.responseStarted(upstream.status, decoded.headers);
   attempt.streaming = plan.sse || decision.stream;
   const out: OutgoingHttpHeaders = clientResponseHeaders(decoded.headers, plan.headers);
@@ -88,7 +92,7 @@ async function relay(input: ForwardInput, attempt: UpstreamAttempt, upstream: Up
   const sink: Writable = res;
   let bytesOut = 0;
   try {
-    for await (const received of decoded.body as AsyncIterable<Buffer>) {
+    for await (const received of chunks) {
       // A body the gateway cannot decode passes through unread (it would read garbage).
       let chunk = received;
       if (decoded.readable) chunk = handle.responseData(received);

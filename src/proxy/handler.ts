@@ -3,6 +3,7 @@ import { asGatewayError, GatewayError } from '../core/errors.js';
 import { bodyTooLarge, type Gateway, type RouteRequest } from '../gateway/index.js';
 import { authorityOf, isHttp2, type ClientRequest, type ClientResponse } from './client.js';
 import { forward } from './forward.js';
+import { forwardPd } from './forward-pd.js';
 import type { InFlight } from './in-flight.js';
 import { declaredLength, readBody } from './read-body.js';
 import { refuseUpload } from './refuse.js';
@@ -95,7 +96,9 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
     handle.route(port, rr, body);
     const decision = await handle.decide(body, scope.signal);
     stream = decision.stream;
-    const outcome = await forward({ req, res, handle, decision, dispatcher: deps.dispatcher, scope, watchdog: deps.watchdog, closeConnection });
+    const input = { req, res, handle, decision, dispatcher: deps.dispatcher, scope, watchdog: deps.watchdog, closeConnection };
+    // A disaggregated request has two legs (prefill, decode); any other, one endpoint and a fallback.
+    const outcome = decision.pd === undefined ? await forward(input) : await forwardPd(input);
     handle.finished(outcome);
   } catch (err) {
     // A stopped request failed because of why it was stopped, whatever the symptom was.

@@ -36,6 +36,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   readonly response: Promise<UpstreamResponse>;
   readonly startedAt: number;
   headersAt: number | undefined;
+  /** When the first body bytes arrived (`performance.now()`). */
+  firstDataAt: number | undefined;
   lastDataAt: number;
   requestSent = false;
   waitingForClient = false;
@@ -99,6 +101,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     this.lastDataAt = performance.now();
+    this.firstDataAt ??= this.lastDataAt;
     return this.#body?.push(chunk) ?? true;
   }
 

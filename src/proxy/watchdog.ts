@@ -18,6 +18,11 @@ export interface Watched {
   readonly deadline: Deadline | undefined;
   /** Stopped with the timeout's error when one fires. */
   readonly scope: RequestScope;
+  /**
+   * The first body byte must arrive by then (a disaggregated request's decode leg: the KV
+   * handshake and transfer); its error is the one given.
+   */
+  readonly firstByte?: { readonly at: number; readonly error: () => GatewayError };
 }
 
 /**
@@ -33,6 +38,7 @@ export function overdue(w: Watched, now: number): GatewayError | undefined {
   if (deadline !== undefined && now >= deadline.at) {
     return new GatewayError('upstream_timeout', `upstream did not complete within the request timeout of ${deadline.ms} ms (${deadline.setting})`);
   }
+  if (w.firstByte !== undefined && a.firstDataAt === undefined && now >= w.firstByte.at) return w.firstByte.error();
   if (a.waitingForClient) return undefined;
   const name = a.endpoint.name;
   const silentMs = now - a.lastDataAt;
