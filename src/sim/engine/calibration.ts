@@ -118,6 +118,29 @@ function itlBatch1Point(context: number): CalibrationPoint {
   };
 }
 
+/** A row of Table 4's BF16 line: 8 clients, ~20k prompt / ~2k output tokens (one shared run). */
+function longContextPoint(
+  key: string,
+  what: string,
+  unit: CalibrationUnit,
+  published: number,
+  tolerance: readonly [number, number],
+  note: string,
+  read: (r: ModelledRunResult) => number,
+): CalibrationPoint {
+  return {
+    id: `8b-c8-${key}`,
+    profile: 'llama-3.1-8b-h100',
+    quantity: `${what}, concurrency 8, 20k in / 2k out`,
+    unit,
+    published,
+    source: `${FP8_KV_POST}, Table 4 (BF16 row)`,
+    tolerance,
+    note,
+    measure: async (lab) => read(await lab.run('c8', LONG_CONTEXT_C8)),
+  };
+}
+
 /** Every calibration point, in the order of the table. */
 export const CALIBRATION_POINTS: readonly CalibrationPoint[] = [
   ttftPoint(1_000, 25),
@@ -137,39 +160,9 @@ export const CALIBRATION_POINTS: readonly CalibrationPoint[] = [
     note: 'the same run on H200 took 833 ms',
     measure: async (lab) => mean((await lab.run('batch8', { count: 8, prompt: (i) => distinctTokens(32, i), outputTokens: 128, arrivals: { kind: 'batch' } })).e2eMs),
   },
-  {
-    id: '8b-c8-ttft',
-    profile: 'llama-3.1-8b-h100',
-    quantity: 'TTFT p50, concurrency 8, 20k in / 2k out',
-    unit: 'ms',
-    published: 764,
-    source: `${FP8_KV_POST}, Table 4 (BF16 row)`,
-    tolerance: [0.75, 1.25],
-    note: 'end to end through vLLM’s server',
-    measure: async (lab) => median((await lab.run('c8', LONG_CONTEXT_C8)).ttftMs),
-  },
-  {
-    id: '8b-c8-itl',
-    profile: 'llama-3.1-8b-h100',
-    quantity: 'ITL p50, concurrency 8, 20k in / 2k out',
-    unit: 'ms',
-    published: 15.2,
-    source: `${FP8_KV_POST}, Table 4 (BF16 row)`,
-    tolerance: [0.8, 1.2],
-    note: 'a measured table value',
-    measure: async (lab) => median((await lab.run('c8', LONG_CONTEXT_C8)).itlMs),
-  },
-  {
-    id: '8b-c8-tput',
-    profile: 'llama-3.1-8b-h100',
-    quantity: 'output tok/s, concurrency 8, 20k in / 2k out',
-    unit: 'tok/s',
-    published: 450,
-    source: `${FP8_KV_POST}, Table 4 (BF16 row)`,
-    tolerance: [0.8, 1.25],
-    note: 'a measured table value',
-    measure: async (lab) => (await lab.run('c8', LONG_CONTEXT_C8)).outputTokensPerS,
-  },
+  longContextPoint('ttft', 'TTFT p50', 'ms', 764, [0.75, 1.25], 'end to end through vLLM’s server', (r) => median(r.ttftMs)),
+  longContextPoint('itl', 'ITL p50', 'ms', 15.2, [0.8, 1.2], 'a measured table value', (r) => median(r.itlMs)),
+  longContextPoint('tput', 'output tok/s', 'tok/s', 450, [0.8, 1.25], 'a measured table value', (r) => r.outputTokensPerS),
   {
     id: '8b-sharegpt-2qps-itl',
     profile: 'llama-3.1-8b-h100',
