@@ -114,13 +114,13 @@ export function sweepCharts(result: SweepResult): { ttft: string; itl: string } 
   const x = result.scenario.load.kind === 'rates' ? 'offered load (requests / s)' : 'achieved load (requests / s)';
   return {
     ttft: lineChart(curve(result.systems, (p) => p.ttftP90Ms), {
-      title: `TTFT p90 against load — ${result.scenario.title}`,
+      title: `TTFT p90 against load: ${result.scenario.name}`,
       xLabel: x,
       yLabel: 'TTFT p90',
       ...(slo === undefined ? {} : { threshold: { y: slo.ttftP90Ms, label: `SLO ${ms(slo.ttftP90Ms)}` } }),
     }),
     itl: lineChart(curve(result.systems, (p) => p.itlP99Ms), {
-      title: `ITL p99 against load — ${result.scenario.title}`,
+      title: `ITL p99 against load: ${result.scenario.name}`,
       xLabel: x,
       yLabel: 'ITL p99',
       ...(slo === undefined ? {} : { threshold: { y: slo.itlP99Ms, label: `SLO ${ms(slo.itlP99Ms)}` } }),
