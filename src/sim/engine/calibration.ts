@@ -118,6 +118,21 @@ function itlBatch1Point(context: number): CalibrationPoint {
   };
 }
 
+/** Mean ITL of ShareGPT-like Poisson load at `rate` req/s against the 2024 post's chart. */
+function sharegptItlPoint(rate: number, load: string, published: number, tolerance: readonly [number, number], note: string, count: number): CalibrationPoint {
+  return {
+    id: `8b-sharegpt-${rate}qps-itl`,
+    profile: 'llama-3.1-8b-h100',
+    quantity: `mean ITL, ShareGPT-like 202 in / 179 out, ${load}`,
+    unit: 'ms',
+    published,
+    source: PERF_POST_2024,
+    tolerance,
+    note,
+    measure: async (lab) => mean((await lab.run(`sharegpt-${rate}`, sharegpt({ kind: 'poisson', rate, seed: 1 }, count))).itlMs),
+  };
+}
+
 /** A row of Table 4's BF16 line: 8 clients, ~20k prompt / ~2k output tokens (one shared run). */
 function longContextPoint(
   key: string,
@@ -163,28 +178,8 @@ export const CALIBRATION_POINTS: readonly CalibrationPoint[] = [
   longContextPoint('ttft', 'TTFT p50', 'ms', 764, [0.75, 1.25], 'end to end through vLLM’s server', (r) => median(r.ttftMs)),
   longContextPoint('itl', 'ITL p50', 'ms', 15.2, [0.8, 1.2], 'a measured table value', (r) => median(r.itlMs)),
   longContextPoint('tput', 'output tok/s', 'tok/s', 450, [0.8, 1.25], 'a measured table value', (r) => r.outputTokensPerS),
-  {
-    id: '8b-sharegpt-2qps-itl',
-    profile: 'llama-3.1-8b-h100',
-    quantity: 'mean ITL, ShareGPT-like 202 in / 179 out, Poisson 2 req/s',
-    unit: 'ms',
-    published: 8,
-    source: PERF_POST_2024,
-    tolerance: [0.75, 1.1],
-    note: 'vLLM 0.6.0 (2024), slower than 2026’s',
-    measure: async (lab) => mean((await lab.run('sharegpt-2', sharegpt({ kind: 'poisson', rate: 2, seed: 1 }, 200))).itlMs),
-  },
-  {
-    id: '8b-sharegpt-32qps-itl',
-    profile: 'llama-3.1-8b-h100',
-    quantity: 'mean ITL, ShareGPT-like 202 in / 179 out, Poisson 32 req/s (≈ 40–80 running)',
-    unit: 'ms',
-    published: 14,
-    source: PERF_POST_2024,
-    tolerance: [0.5, 1],
-    note: 'a bound, not a fit: 2024’s engine is slower, by under 2×',
-    measure: async (lab) => mean((await lab.run('sharegpt-32', sharegpt({ kind: 'poisson', rate: 32, seed: 1 }, 1_000))).itlMs),
-  },
+  sharegptItlPoint(2, 'Poisson 2 req/s', 8, [0.75, 1.1], 'vLLM 0.6.0 (2024), slower than 2026’s', 200),
+  sharegptItlPoint(32, 'Poisson 32 req/s (≈ 40–80 running)', 14, [0.5, 1], 'a bound, not a fit: 2024’s engine is slower, by under 2×', 1_000),
   {
     id: '8b-batch64-tput',
     profile: 'llama-3.1-8b-h100',
