@@ -174,6 +174,20 @@ export const ROUTING_CONFIG_ANNOTATION = 'infergate.dev/routing';
 export interface RoutingConfig {
   /** A baseline instead of the routing strategy (for benchmarks): uniform random or round-robin. */
   readonly policy?: 'random' | 'round-robin';
+  /**
+   * Whether streams that did not ask for usage get `stream_options.include_usage` added (and the
+   * extra event removed): `inject`, or `off` for servers that refuse the field. Default by
+   * runtime: vLLM and SGLang inject, Triton TensorRT-LLM does not (its OpenAI frontend refuses
+   * the field before 25.11).
+   */
+  readonly streamUsage?: 'inject' | 'off';
+  /** Prefill/decode pools (an InferenceTrafficPolicy with `profile.pd`). */
+  readonly pd?: {
+    /** Uncached prompt tokens on the decode endpoint at or below which a request runs there alone (vLLM). */
+    readonly uncachedThresholdTokens?: number;
+    /** Longest wait for the KV handshake beyond the prompt's prefill allowance, in ms. */
+    readonly bootstrapTimeoutMs?: number;
+  };
   /** Scorer weights; 0 removes a scorer, a positive weight adds one the strategy lacks. */
   readonly scorers?: {
     readonly queue?: number;

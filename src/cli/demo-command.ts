@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, type LogLevel } from '../observability/logger.js';
+import { FileConfigSource } from '../config/file-source.js';
 import { startStandaloneGateway } from '../proxy/standalone.js';
 import { SimClock, startSimServer, type RunningSimServer } from '../sim/index.js';
 import { untilSignal } from './signals.js';
@@ -55,7 +56,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
       );
     }
     const gateway = await startStandaloneGateway({
-      files: [EXAMPLE_DIR],
+      sources: [new FileConfigSource([EXAMPLE_DIR])],
       address: '127.0.0.1',
       adminPort: values['admin-port'] === undefined ? 9090 : Number(values['admin-port']),
       logger,

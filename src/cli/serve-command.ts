@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger, type LogLevel } from '../observability/logger.js';
-import { ConfigRejectedError, startStandaloneGateway } from '../proxy/standalone.js';
+import { FileConfigSource } from '../config/file-source.js';
+import { ConfigRejectedError } from '../config/store.js';
+import { startStandaloneGateway } from '../proxy/standalone.js';
 import { backendsYaml } from './backends.js';
 import { untilSignal } from './signals.js';
 
@@ -81,11 +83,10 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   const logger = createLogger(level as LogLevel);
   try {
     const gateway = await startStandaloneGateway({
-      files,
+      sources: [new FileConfigSource(files, { watch: values['no-watch'] !== true && tempDir === undefined })],
       address: values.address ?? '0.0.0.0',
       adminPort: intOption('admin-port', values['admin-port'], 9090, 0),
       adminAddress: values['admin-address'] ?? '127.0.0.1',
-      watch: values['no-watch'] !== true && tempDir === undefined,
       scrapeIntervalMs: intOption('scrape-interval', values['scrape-interval'], 50, 0),
       scrapeTimeoutMs: intOption('scrape-timeout', values['scrape-timeout'], 1000, 1),
       logger,

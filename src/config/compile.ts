@@ -10,7 +10,6 @@ import {
   type InferenceObjective,
   type InferencePool,
   type InferenceTrafficPolicy,
-  type Pod,
   type PolicyTargetRef,
   type Problem,
   type Resource,
@@ -22,11 +21,12 @@ import { WeightedTable } from '../core/weighted.js';
 import { DEFAULT_BUFFER_LIMIT_BYTES } from './defaults.js';
 import { deepFreeze } from './freeze.js';
 import { RouteTable, type RouteEntry } from './route-table.js';
-import type { BackendTarget, ListenerConfig, ModelConfig, PoolConfig, RuleConfig, ServiceConfig, Snapshot } from './snapshot.js';
+import { BASE_MODEL_NAME_HEADER, MODEL_NAME_HEADER, type BackendTarget, type ListenerConfig, type ModelConfig, type PoolConfig, type RuleConfig, type ServiceConfig, type Snapshot } from './snapshot.js';
 
 const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 const POOL_GROUPS = new Set(['inference.networking.x-k8s.io', 'inference.networking.k8s.io']);
 const SUPPORTED_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier']);
+const MODEL_HEADERS = new Set([MODEL_NAME_HEADER, BASE_MODEL_NAME_HEADER]);
 
 export interface CompileResult {
   readonly snapshot: Snapshot;
@@ -84,7 +84,6 @@ export function compileSnapshot(resources: readonly Resource[], version: number)
     listeners,
     pools,
     services,
-    pods: idx.of('Pod') as readonly Pod[],
     warnings,
     resourceCount: resources.length,
   };
@@ -134,6 +133,16 @@ function compilePools(idx: Index, warn: Warn): Map<string, PoolConfig> {
     } else {
       trafficPolicies.set(key, p);
     }
+  }
+
+  for (const [key, policy] of trafficPolicies) {
+    const pd = policy.spec.profile?.pd;
+    if (pd === undefined) continue;
+    const mode = pd.trafficPolicy?.prefixCache?.mode;
+    if (mode !== undefined && mode !== 'estimate') warn(policy, 'spec.profile.pd.trafficPolicy.prefixCache.mode', `mode "${mode}" is not supported; estimate mode is used`);
+    const pool = idx.find('InferencePool', key.split('/')[0] ?? '', policy.spec.poolRef.name);
+    const runtime = policy.spec.modelServerRuntime ?? pool?.runtime;
+    if (runtime === 'trt-llm') warn(policy, 'spec.profile.pd', 'prefill/decode disaggregation is served for sglang and vllm pools only; this trt-llm pool is routed as one pool (roles ignored)');
   }
 
   const out = new Map<string, PoolConfig>();
@@ -253,6 +262,8 @@ function compileListeners(
           requestHeaders: rule.filters.find((f) => f.type === 'RequestHeaderModifier')?.requestHeaderModifier ?? null,
           responseHeaders: rule.filters.find((f) => f.type === 'ResponseHeaderModifier')?.responseHeaderModifier ?? null,
           requestTimeoutMs: rule.requestTimeoutMs ?? limits.requestTimeoutMs,
+          requestTimeoutSetting:
+            rule.requestTimeoutMs !== undefined ? `HTTPRoute ${route.metadata.namespace}/${route.metadata.name} spec.rules[${ri}].timeouts.request` : limits.requestTimeoutSetting,
           bufferLimitBytes: limits.bufferLimitBytes,
         };
         const list = entriesByPort.get(listener.port) ?? [];
@@ -278,7 +289,9 @@ function compileListeners(
     for (const e of entries) {
       for (const b of e.rule.backends.items) if (b.type === 'pool') for (const m of b.pool.models.keys()) models.add(m);
     }
-    out.set(port, { port, names, routes: new RouteTable(entries), models: [...models].sort() });
+    const maxBodyBytes = entries.reduce((max, e) => Math.max(max, e.rule.bufferLimitBytes), 0) || DEFAULT_BUFFER_LIMIT_BYTES;
+    const matchesModelHeaders = entries.some((e) => e.match.headers.some((h) => MODEL_HEADERS.has(h.name.toLowerCase())));
+    out.set(port, { port, names, routes: new RouteTable(entries), models: [...models].sort(), maxBodyBytes, matchesModelHeaders });
   }
   return out;
 }
@@ -325,16 +338,18 @@ function targets(ref: PolicyTargetRef, kind: string, resource: Resource): boolea
  * of its listeners by sectionName); BackendTrafficPolicy targets a Gateway or an HTTPRoute, the
  * route's policy being the more specific one.
  */
-function listenerLimits(idx: Index, listener: BoundListener, route: HTTPRoute): { bufferLimitBytes: number; requestTimeoutMs: number | undefined } {
+function listenerLimits(idx: Index, listener: BoundListener, route: HTTPRoute): { bufferLimitBytes: number; requestTimeoutMs: number | undefined; requestTimeoutSetting: string | undefined } {
   const g = listener.gateway;
   const sameNs = (p: ClientTrafficPolicy | BackendTrafficPolicy, r: Resource): boolean => p.metadata.namespace === r.metadata.namespace;
   const forListener = (ref: PolicyTargetRef): boolean => targets(ref, 'Gateway', g) && (ref.sectionName === undefined || ref.sectionName === listener.name);
   const ctp = idx.of('ClientTrafficPolicy').find((p) => sameNs(p, g) && p.spec.targetRefs.some(forListener));
   const routeBtp = idx.of('BackendTrafficPolicy').find((p) => sameNs(p, route) && p.spec.targetRefs.some((t) => targets(t, 'HTTPRoute', route)));
   const gatewayBtp = idx.of('BackendTrafficPolicy').find((p) => sameNs(p, g) && p.spec.targetRefs.some(forListener));
+  const btp = routeBtp?.spec.requestTimeoutMs !== undefined ? routeBtp : gatewayBtp?.spec.requestTimeoutMs !== undefined ? gatewayBtp : undefined;
   return {
     bufferLimitBytes: ctp?.spec.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES,
-    requestTimeoutMs: routeBtp?.spec.requestTimeoutMs ?? gatewayBtp?.spec.requestTimeoutMs,
+    requestTimeoutMs: btp?.spec.requestTimeoutMs,
+    requestTimeoutSetting: btp === undefined ? undefined : `BackendTrafficPolicy ${btp.metadata.namespace}/${btp.metadata.name} timeout.http.requestTimeout`,
   };
 }
 

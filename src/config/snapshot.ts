@@ -4,7 +4,6 @@ import type {
   InferencePool,
   InferenceTrafficPolicy,
   ModelServerRuntime,
-  Pod,
   Problem,
   RoutingConfig,
   RoutingStrategy,
@@ -15,7 +14,7 @@ import type { RouteTable } from './route-table.js';
 /**
  * The compiled, immutable configuration a request runs against. Built from resources by
  * `compileSnapshot`, deep-frozen, and swapped as a whole on reload; a request keeps the snapshot
- * it started with.
+ * it started with. Pods are not part of it: endpoint discovery follows them incrementally.
  */
 export interface Snapshot {
   /** Increases by one on every successful reload. */
@@ -25,7 +24,6 @@ export interface Snapshot {
   readonly listeners: ReadonlyMap<number, ListenerConfig>;
   readonly pools: ReadonlyMap<string, PoolConfig>;
   readonly services: ReadonlyMap<string, ServiceConfig>;
-  readonly pods: readonly Pod[];
   /** Accepted with a documented behaviour; errors never reach a snapshot. */
   readonly warnings: readonly Problem[];
   readonly resourceCount: number;
@@ -38,7 +36,19 @@ export interface ListenerConfig {
   readonly routes: RouteTable;
   /** Model names routable on this port, for `GET /v1/models`. */
   readonly models: readonly string[];
+  /** The largest request body any rule on this port accepts (the rule's own limit applies after routing). */
+  readonly maxBodyBytes: number;
+  /**
+   * Some rule matches on `X-Gateway-Model-Name` or `X-Gateway-Base-Model-Name`: the body's model
+   * must be known before route matching (model-based routing).
+   */
+  readonly matchesModelHeaders: boolean;
 }
+
+/** Header filled from the body's `model` before route matching (upstream's body-based routing, ACK). */
+export const MODEL_NAME_HEADER = 'x-gateway-model-name';
+/** Header filled with the base model of a LoRA adapter, where the pools' models are known. */
+export const BASE_MODEL_NAME_HEADER = 'x-gateway-base-model-name';
 
 export interface ModelConfig {
   readonly modelName: string;
@@ -94,6 +104,8 @@ export interface RuleConfig {
   readonly responseHeaders: HeaderModifier | null;
   /** Whole-request deadline; undefined means none (undici's idle timeouts still apply). */
   readonly requestTimeoutMs: number | undefined;
+  /** The setting `requestTimeoutMs` comes from, as a user would find it (for error messages). */
+  readonly requestTimeoutSetting: string | undefined;
   /** Request bodies above this many bytes are refused with 413. */
   readonly bufferLimitBytes: number;
 }

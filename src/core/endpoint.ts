@@ -40,6 +40,14 @@ export interface ModelServerMetrics {
   readonly servedModels?: readonly string[];
 }
 
+/** One model an endpoint serves, from its own `GET /v1/models`. */
+export interface ServedModel {
+  readonly id: string;
+  /** The base model of a LoRA adapter (vLLM's `parent`); null for a base model. */
+  readonly parent: string | null;
+  readonly ownedBy?: string;
+}
+
 /** The metric dialect an endpoint is scraped in. */
 export type MetricsDialect = 'vllm' | 'sglang' | 'trt-llm' | 'trtllm-serve';
 
@@ -56,6 +64,8 @@ export interface EndpointInit {
   /** True when the dialect was configured (annotation, traffic policy, pod label), not defaulted. */
   readonly dialectConfigured?: boolean;
   readonly role?: EndpointRole;
+  /** SGLang PD: the prefill server's bootstrap port (pod annotation `sglang.ai/bootstrap-port`). */
+  readonly bootstrapPort?: number;
 }
 
 export class Endpoint {
@@ -73,6 +83,8 @@ export class Endpoint {
   /** False while the dialect is only the default; the scraper may then adopt the one it detects. */
   dialectConfigured: boolean;
   role: EndpointRole;
+  /** SGLang PD: the bootstrap port its pod announces; undefined when it announces none. */
+  bootstrapPort: number | undefined;
 
   // ------------------------------------------------ the gateway's own accounting (exact, live)
 
@@ -98,10 +110,22 @@ export class Endpoint {
   /** The in-flight counts when `metrics` arrived: what the server's numbers already include. */
   inFlightAtScrape = 0;
   inFlightTokensAtScrape = 0;
+  /** What the server's `/v1/models` listed last (base models and adapters); undefined before. */
+  servedModels: readonly ServedModel[] | undefined;
+
   /** False after repeated scrape failures; unhealthy endpoints are not scheduled. */
   healthy = true;
   consecutiveScrapeFailures = 0;
   lastScrapeError: string | undefined;
+
+  // ------------------------------------------------ passive health (requests' own outcomes)
+
+  /** Requests that failed in a row (unreachable, reset, timed out, 5xx); 0 after any success. */
+  consecutiveFailures = 0;
+  /** `performance.now()` until which the endpoint is ejected; 0 when it is not. */
+  ejectedUntil = 0;
+  /** Ejections so far; each lasts longer. Cleared by a success after returning. */
+  ejections = 0;
 
   constructor(init: EndpointInit) {
     this.address = init.address;
@@ -115,6 +139,7 @@ export class Endpoint {
     this.dialect = init.dialect ?? 'vllm';
     this.dialectConfigured = init.dialectConfigured ?? false;
     this.role = init.role ?? 'both';
+    this.bootstrapPort = init.bootstrapPort;
   }
 
   /** Marks a request dispatched here; pair every call with `release` with the same arguments. */
@@ -130,6 +155,15 @@ export class Endpoint {
     const n = (this.inFlightByModel.get(targetModel) ?? 1) - 1;
     if (n <= 0) this.inFlightByModel.delete(targetModel);
     else this.inFlightByModel.set(targetModel, n);
+  }
+
+  /**
+   * True when the endpoint may get new requests: its scrapes succeed and it is not ejected by
+   * passive health. An endpoint that is not available has stopped answering: its silent
+   * requests are ended by the data plane.
+   */
+  available(now: number): boolean {
+    return this.healthy && now >= this.ejectedUntil;
   }
 
   /** Milliseconds since the last successful scrape; Infinity before the first. */

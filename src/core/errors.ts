@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   invalid_body: { status: 400, type: 'invalid_request_error' },
   missing_model: { status: 400, type: 'invalid_request_error' },
   route_not_found: { status: 404, type: 'not_found_error' },
+  model_not_found: { status: 404, type: 'not_found_error' },
   method_not_allowed: { status: 405, type: 'invalid_request_error' },
   body_too_large: { status: 413, type: 'invalid_request_error' },
   backend_not_found: { status: 500, type: 'server_error' },

@@ -1,6 +1,7 @@
 import { ACTIVE_PORTS_ANNOTATION, type ModelServerRuntime, type Pod } from '../api/types.js';
-import type { EndpointInit, EndpointRole, MetricsDialect } from '../core/endpoint.js';
+import type { Endpoint, EndpointInit, EndpointRole, MetricsDialect } from '../core/endpoint.js';
 import { resolveDialect } from './metrics/index.js';
+import type { EndpointRegistry } from './registry.js';
 
 /** Upstream's per-pod engine label (`vllm`, `sglang`, `trtllm-serve`, `triton-tensorrt-llm`); wins over the pool's runtime. */
 export const ENGINE_TYPE_LABEL = 'inference.networking.k8s.io/engine-type';
@@ -33,79 +34,209 @@ function activePorts(pod: Pod): ReadonlySet<number> | undefined {
   );
 }
 
-export interface PoolEndpointOptions {
-  readonly runtime: ModelServerRuntime;
-  /** The pool names its runtime (annotation or traffic policy) rather than defaulting to vLLM. */
-  readonly runtimeConfigured?: boolean;
-  /** Pod label whose value `prefill` or `decode` gives the endpoint's role (PD pools). */
-  readonly roleLabel?: string;
-}
+/** What endpoints an InferencePool or a Service port draws from the pods. */
+export type DiscoveryTarget =
+  | {
+      readonly kind: 'pool';
+      /** Unique among targets, e.g. `pool:default/my-pool`. */
+      readonly key: string;
+      readonly namespace: string;
+      readonly selector: Readonly<Record<string, string>>;
+      readonly targetPorts: readonly number[];
+      readonly runtime: ModelServerRuntime;
+      /** The pool names its runtime (annotation or traffic policy) rather than defaulting to vLLM. */
+      readonly runtimeConfigured: boolean;
+      /** Pod label whose value `prefill` or `decode` gives the endpoint's role (PD pools). */
+      readonly roleLabel?: string;
+    }
+  | {
+      readonly kind: 'service';
+      readonly key: string;
+      readonly namespace: string;
+      readonly selector: Readonly<Record<string, string>>;
+      /** A number, or the name of a container port. */
+      readonly targetPort: number | string;
+    };
 
-function roleOf(pod: Pod, roleLabel: string | undefined): EndpointRole {
+/** SGLang's pod annotation announcing a prefill server's bootstrap port (PROTOCOLS.md §g). */
+export const BOOTSTRAP_PORT_ANNOTATION = 'sglang.ai/bootstrap-port';
+
+/**
+ * The role a pod's role label gives it in a prefill/decode pool: `prefill` or `decode` (any case;
+ * RoleBasedGroup and SGLang use these), or `both` (llm-d's name for a pod that can do either).
+ * Anything else, or no label, is no role: such a pod is not routable in a PD pool.
+ */
+export function roleOf(pod: Pod, roleLabel: string | undefined): EndpointRole | undefined {
   if (roleLabel === undefined) return 'both';
-  const v = pod.metadata.labels[roleLabel];
-  return v === 'prefill' || v === 'decode' ? v : 'both';
+  const v = pod.metadata.labels[roleLabel]?.toLowerCase();
+  return v === 'prefill' || v === 'decode' || v === 'both' ? v : undefined;
+}
+
+function bootstrapPortOf(pod: Pod): number | undefined {
+  const raw = pod.metadata.annotations[BOOTSTRAP_PORT_ANNOTATION];
+  const n = raw === undefined ? NaN : Number(raw);
+  return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : undefined;
 }
 
 /**
- * The endpoints of an InferencePool: every serving pod in the pool's namespace whose labels match
- * the selector, once per target port (`podIP:port`). With several target ports each is its own
- * endpoint named `<pod>-rank-<i>` (data-parallel ranks, as upstream names them); the pod
- * annotation `inference.networking.k8s.io/active-ports` limits which ports are live on a pod.
- * The metrics dialect is the pool's runtime unless the pod's engine-type label names another.
+ * The endpoints one pod gives a target. A pool: once per target port (`podIP:port`); with several
+ * ports each is its own endpoint named `<pod>-rank-<i>` (data-parallel ranks, as upstream names
+ * them), and the pod annotation `inference.networking.k8s.io/active-ports` limits which ports are
+ * live. The metrics dialect is the pool's runtime unless the pod's engine-type label names another.
+ * A Service: the numeric target port, or the container port a string target port names.
  */
-export function poolEndpoints(
-  pods: readonly Pod[],
-  namespace: string,
-  selector: Readonly<Record<string, string>>,
-  targetPorts: readonly number[],
-  options: PoolEndpointOptions = { runtime: 'vllm' },
-): EndpointInit[] {
+export function podEndpoints(pod: Pod, target: DiscoveryTarget): EndpointInit[] {
+  if (pod.metadata.namespace !== target.namespace || !podIsServing(pod)) return [];
+  if (!selectorMatches(target.selector, pod.metadata.labels)) return [];
+  const address = pod.status.podIP as string;
+  if (target.kind === 'service') {
+    const port = typeof target.targetPort === 'number' ? target.targetPort : pod.spec.containerPorts.find((p) => p.name === target.targetPort)?.containerPort;
+    return port === undefined ? [] : [{ address, port, name: pod.metadata.name, podName: pod.metadata.name, labels: pod.metadata.labels }];
+  }
+  const active = activePorts(pod);
+  const label = pod.metadata.labels[ENGINE_TYPE_LABEL];
+  const fromLabel = label === undefined ? undefined : resolveDialect(label);
+  const dialect: MetricsDialect = fromLabel ?? target.runtime;
+  const dialectConfigured = fromLabel !== undefined || target.runtimeConfigured;
+  const role = roleOf(pod, target.roleLabel);
+  if (role === undefined) return [];
+  const bootstrapPort = bootstrapPortOf(pod);
   const out: EndpointInit[] = [];
-  for (const pod of pods) {
-    if (pod.metadata.namespace !== namespace || !podIsServing(pod)) continue;
-    if (!selectorMatches(selector, pod.metadata.labels)) continue;
-    const active = activePorts(pod);
-    const label = pod.metadata.labels[ENGINE_TYPE_LABEL];
-    const fromLabel = label === undefined ? undefined : resolveDialect(label);
-    const dialect: MetricsDialect = fromLabel ?? options.runtime;
-    const dialectConfigured = fromLabel !== undefined || options.runtimeConfigured === true;
-    const role = roleOf(pod, options.roleLabel);
-    targetPorts.forEach((port, rank) => {
-      if (active !== undefined && !active.has(port)) return;
-      out.push({
-        address: pod.status.podIP as string,
-        port,
-        name: targetPorts.length > 1 ? `${pod.metadata.name}-rank-${rank}` : pod.metadata.name,
-        podName: pod.metadata.name,
-        labels: pod.metadata.labels,
-        dialect,
-        dialectConfigured,
-        role,
-      });
+  target.targetPorts.forEach((port, rank) => {
+    if (active !== undefined && !active.has(port)) return;
+    out.push({
+      address,
+      port,
+      name: target.targetPorts.length > 1 ? `${pod.metadata.name}-rank-${rank}` : pod.metadata.name,
+      podName: pod.metadata.name,
+      labels: pod.metadata.labels,
+      dialect,
+      dialectConfigured,
+      role,
+      ...(bootstrapPort === undefined ? {} : { bootstrapPort }),
     });
-  }
+  });
   return out;
 }
 
 /**
- * The endpoints behind a Service port: serving pods matching the Service selector, at the
- * numeric target port or at the container port named by a string target port.
+ * A target's live endpoint list. Runtimes hold this object, not the list: discovery replaces
+ * `endpoints` (a new frozen array) when pods change, and a request reads it once when it is
+ * scheduled.
  */
-export function serviceEndpoints(
-  pods: readonly Pod[],
-  namespace: string,
-  selector: Readonly<Record<string, string>>,
-  targetPort: number | string,
-): EndpointInit[] {
-  const out: EndpointInit[] = [];
-  for (const pod of pods) {
-    if (pod.metadata.namespace !== namespace || !podIsServing(pod)) continue;
-    if (!selectorMatches(selector, pod.metadata.labels)) continue;
-    const port =
-      typeof targetPort === 'number' ? targetPort : pod.spec.containerPorts.find((p) => p.name === targetPort)?.containerPort;
-    if (port === undefined) continue;
-    out.push({ address: pod.status.podIP as string, port, name: pod.metadata.name, podName: pod.metadata.name, labels: pod.metadata.labels });
+export class Members {
+  endpoints: readonly Endpoint[] = [];
+  /** Endpoints per pod key, in the order pods were first seen. */
+  readonly byPod = new Map<string, readonly Endpoint[]>();
+
+  rebuild(): void {
+    const all: Endpoint[] = [];
+    for (const list of this.byPod.values()) all.push(...list);
+    this.endpoints = Object.freeze(all);
   }
-  return out;
+}
+
+export interface DiscoveryEvents {
+  /** After a change of some targets' endpoints (pods came, went or changed). */
+  readonly onChange?: (targets: ReadonlySet<string>) => void;
+  /**
+   * A pod a prefill/decode pool selects has no usable role label: it gets no traffic. Reported
+   * once per pod and role-label value (again only if the pod's label changes).
+   */
+  readonly onRoleless?: (pod: Pod, target: DiscoveryTarget & { kind: 'pool' }, value: string | undefined) => void;
+}
+
+/**
+ * Endpoint discovery: pods × targets (pools and Service ports) → live endpoint lists. Pod changes
+ * are applied incrementally (only the changed pod is matched against the targets); a new set of
+ * targets (a configuration change) matches every pod again. Endpoints come from the registry, so
+ * an endpoint that stays keeps its counters and metrics whatever changes around it.
+ */
+export class EndpointDiscovery {
+  readonly #pods = new Map<string, Pod>();
+  #targets = new Map<string, DiscoveryTarget>();
+  readonly #members = new Map<string, Members>();
+  readonly #registry: EndpointRegistry;
+  readonly #events: DiscoveryEvents;
+  /** Role-less pods already reported, with the label value reported (entries leave with their pod). */
+  readonly #warned = new Map<string, string>();
+
+  constructor(registry: EndpointRegistry, events: DiscoveryEvents = {}) {
+    this.#registry = registry;
+    this.#events = events;
+  }
+
+  /** The live members of a target; the same object for as long as the target exists. */
+  members(key: string): Members {
+    let m = this.#members.get(key);
+    if (m === undefined) {
+      m = new Members();
+      this.#members.set(key, m);
+    }
+    return m;
+  }
+
+  /** Replaces the targets (a new configuration) and matches every pod against them. */
+  setTargets(targets: readonly DiscoveryTarget[]): void {
+    this.#targets = new Map(targets.map((t) => [t.key, t]));
+    for (const key of this.#members.keys()) if (!this.#targets.has(key)) this.#members.delete(key);
+    for (const target of this.#targets.values()) {
+      const m = this.members(target.key);
+      m.byPod.clear();
+      for (const [podKey, pod] of this.#pods) this.#place(m, target, podKey, pod);
+      m.rebuild();
+    }
+    this.#retain();
+    this.#events.onChange?.(new Set(this.#targets.keys()));
+  }
+
+  /** Applies pod upserts and deletes (keys `namespace/name`), touching only those pods' endpoints. */
+  applyPods(upserts: readonly Pod[], deletes: readonly string[]): void {
+    if (upserts.length === 0 && deletes.length === 0) return;
+    const changed = new Set<string>();
+    for (const key of deletes) {
+      this.#pods.delete(key);
+      for (const w of this.#warned.keys()) if (w.endsWith(`|${key}`)) this.#warned.delete(w);
+      for (const [tk, m] of this.#members) if (m.byPod.delete(key)) changed.add(tk);
+    }
+    for (const pod of upserts) {
+      const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
+      this.#pods.set(key, pod);
+      for (const target of this.#targets.values()) {
+        const m = this.members(target.key);
+        const had = m.byPod.get(key);
+        this.#place(m, target, key, pod);
+        if (had !== undefined || m.byPod.has(key)) changed.add(target.key);
+      }
+    }
+    for (const tk of changed) this.#members.get(tk)?.rebuild();
+    this.#retain();
+    if (changed.size > 0) this.#events.onChange?.(changed);
+  }
+
+  /** Every endpoint of every target, each once. */
+  endpoints(): Set<Endpoint> {
+    const all = new Set<Endpoint>();
+    for (const m of this.#members.values()) for (const e of m.endpoints) all.add(e);
+    return all;
+  }
+
+  #place(m: Members, target: DiscoveryTarget, podKey: string, pod: Pod): void {
+    const inits = podEndpoints(pod, target);
+    if (inits.length === 0 && target.kind === 'pool' && target.roleLabel !== undefined && podIsServing(pod) && pod.metadata.namespace === target.namespace && selectorMatches(target.selector, pod.metadata.labels)) {
+      const value = pod.metadata.labels[target.roleLabel];
+      const key = `${target.key}|${podKey}`;
+      if (this.#warned.get(key) !== (value ?? '')) {
+        this.#warned.set(key, value ?? '');
+        this.#events.onRoleless?.(pod, target, value);
+      }
+    }
+    if (inits.length === 0) m.byPod.delete(podKey);
+    else m.byPod.set(podKey, inits.map((i) => this.#registry.acquire(i)));
+  }
+
+  /** Drops from the registry the endpoints no target uses any more. */
+  #retain(): void {
+    this.#registry.retainOnly(new Set([...this.endpoints()].map((e) => e.key)));
+  }
 }

@@ -27,6 +27,7 @@ export class EndpointRegistry {
       }
       existing.dialectConfigured = configured;
       existing.role = init.role ?? 'both';
+      existing.bootstrapPort = init.bootstrapPort;
       return existing;
     }
     const created = new Endpoint(init);

@@ -45,7 +45,11 @@ interface Waiter {
 export class AdmissionGate {
   readonly #bands: Record<Criticality, Waiter[]> = { Critical: [], Standard: [], Sheddable: [] };
   #options: AdmissionOptions;
-  #endpoints: () => readonly Endpoint[];
+  /**
+   * The endpoint groups saturation is judged over: the pool's endpoints, or for a prefill/decode
+   * pool each role that must have headroom (the pool is saturated when any of them is).
+   */
+  #groups: () => readonly (readonly Endpoint[])[];
   readonly #now: () => number;
   #inHandoff = false;
   #recheck: NodeJS.Timeout | undefined;
@@ -53,15 +57,15 @@ export class AdmissionGate {
   #drainRate = 0;
   #lastDrainAt = 0;
 
-  constructor(endpoints: () => readonly Endpoint[], options: AdmissionOptions, now: () => number = () => performance.now()) {
-    this.#endpoints = endpoints;
+  constructor(groups: () => readonly (readonly Endpoint[])[], options: AdmissionOptions, now: () => number = () => performance.now()) {
+    this.#groups = groups;
     this.#options = options;
     this.#now = now;
   }
 
   /** A reload keeps the queue and its waiters; it only changes the rules and the endpoint list. */
-  reconfigure(endpoints: () => readonly Endpoint[], options: AdmissionOptions): void {
-    this.#endpoints = endpoints;
+  reconfigure(groups: () => readonly (readonly Endpoint[])[], options: AdmissionOptions): void {
+    this.#groups = groups;
     this.#options = options;
     this.wake();
   }
@@ -76,12 +80,14 @@ export class AdmissionGate {
 
   /** True while requests are held: every endpoint is queueing. */
   saturated(): boolean {
-    return isSaturated(this.#endpoints(), this.#options, this.#now(), 'queue');
+    const now = this.#now();
+    return this.#groups().some((g) => isSaturated(g, this.#options, now, 'queue'));
   }
 
   /** True while Sheddable requests are refused: no endpoint has headroom on queue or KV. */
   shedding(): boolean {
-    return isSaturated(this.#endpoints(), this.#options, this.#now(), 'shed');
+    const now = this.#now();
+    return this.#groups().some((g) => isSaturated(g, this.#options, now, 'shed'));
   }
 
   /** Resolves when the request may be scheduled; rejects with the refusal's GatewayError. */

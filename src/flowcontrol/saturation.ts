@@ -26,20 +26,28 @@ export type SaturationMode = 'queue' | 'shed';
 
 /**
  * True when no endpoint has headroom in the given sense. Stale metrics count as no headroom.
- * Endpoints that never published metrics are unknown and do not count; a pool where none has
- * metrics is never saturated (nothing to judge by, so traffic goes to the servers' own queues).
+ * An endpoint without usable metrics (a page lacking the runtime's gauges: vLLM's
+ * `--disable-log-stats`, a NaN gauge, SGLang without `--enable-metrics`) is judged by the
+ * gateway's own view, as scoring judges it: it has headroom while fewer than `queueDepth`
+ * requests from this gateway are in flight there. A pool where no endpoint has metrics is never
+ * saturated (nothing to judge by, so traffic goes to the servers' own queues).
  *
  * Upstream's default detector averages `max(waiting/Q, kv/K)` over endpoints, which calls a pool
  * saturated while one endpoint sits idle next to busy ones; here one endpoint with headroom is
  * enough.
  */
 export function isSaturated(endpoints: readonly Endpoint[], t: SaturationThresholds, now: number, mode: SaturationMode = 'shed'): boolean {
-  let judged = 0;
+  let measured = 0;
+  let unknownWithHeadroom = false;
   for (const e of endpoints) {
-    if (!e.healthy || e.metrics === undefined) continue;
-    judged++;
+    if (!e.available(now)) continue;
+    if (e.metrics === undefined) {
+      if (e.inFlight < t.queueDepth) unknownWithHeadroom = true;
+      continue;
+    }
+    measured++;
     if (e.metricsAgeMs(now) > t.stalenessMs) continue;
     if (e.estimatedWaiting() < t.queueDepth && (mode === 'queue' || e.estimatedKvUsage() < t.kvCacheUtilization)) return false;
   }
-  return judged > 0;
+  return measured > 0 && !unknownWithHeadroom;
 }

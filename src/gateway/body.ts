@@ -1,5 +1,8 @@
 import { GatewayError } from '../core/errors.js';
 
+/** Longest accepted `model` (InferenceModel's `modelName` limit, PROTOCOLS.md §f.4). */
+export const MAX_MODEL_NAME = 256;
+
 /** A request body parsed once; `raw` is forwarded as is unless the model changes. */
 export interface InferenceBody {
   readonly raw: Buffer;
@@ -29,5 +32,7 @@ export function parseInferenceBody(raw: Buffer): InferenceBody {
   if (typeof model !== 'string' || model === '') {
     throw new GatewayError('missing_model', '"model" must be a non-empty string');
   }
+  // Model names become log fields and metric labels: bounded, whatever a client sends.
+  if (model.length > MAX_MODEL_NAME) throw new GatewayError('invalid_body', `"model" is ${model.length} characters long; at most ${MAX_MODEL_NAME} are accepted`);
   return { raw, json: obj, model, stream: obj['stream'] === true };
 }

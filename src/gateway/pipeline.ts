@@ -1,17 +1,18 @@
 import type { Criticality } from '../api/types.js';
 import type { RouteRequest } from '../config/route-table.js';
-import type { BackendTarget, PoolConfig, RuleConfig } from '../config/snapshot.js';
+import { BASE_MODEL_NAME_HEADER, MODEL_NAME_HEADER, type BackendTarget, type PoolConfig, type RuleConfig } from '../config/snapshot.js';
+import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
 import type { Ticket } from '../flowcontrol/admission.js';
-import { blockHashes } from '../prefix/block-hash.js';
 import { estimateTokens, promptText } from '../prefix/prompt-text.js';
 import { CycleState } from '../scheduling/cycle-state.js';
-import type { ScheduleResult, SchedulingRequest } from '../scheduling/types.js';
-import { parseInferenceBody } from './body.js';
+import type { SchedulingRequest, SchedulingResult } from '../scheduling/types.js';
+import { parseInferenceBody, type InferenceBody } from './body.js';
 import { clientWantsUsage, withIncludeUsage } from './include-usage.js';
 import { spliceModel } from './model-splice.js';
-import { serviceRuntimeKey, type PoolRuntime, type Runtime, type ServiceRuntime } from './runtime.js';
+import { injectsStreamUsage } from './stream-usage.js';
+import { serviceRuntimeKey, type BackendRuntime, type PoolRuntime, type Runtime } from './runtime.js';
 
 export type ResolvedBackend = Exclude<BackendTarget, { type: 'invalid' }>;
 
@@ -20,14 +21,12 @@ export const OBJECTIVE_HEADER = 'x-gateway-inference-objective';
 
 /** A request after its body was read and its model resolved: what admission and scheduling need. */
 export interface Prepared {
-  readonly pool: PoolRuntime | undefined;
-  readonly service: ServiceRuntime | undefined;
+  /** The pool or Service the request goes to. */
+  readonly backend: BackendRuntime;
   /** Pool or Service as `namespace/name`. */
   readonly backendName: string;
   /** The body to forward (model rewritten, usage requested); undefined if bodyless. */
   readonly body: Buffer | undefined;
-  /** The parsed client body (before any rewrite), when there was one. */
-  readonly json: Readonly<Record<string, unknown>> | undefined;
   readonly model: string | undefined;
   readonly targetModel: string | undefined;
   readonly criticality: Criticality | undefined;
@@ -36,22 +35,26 @@ export interface Prepared {
   readonly stream: boolean;
   /** The gateway asked for the usage event; it must be removed before the client sees it. */
   readonly stripUsage: boolean;
+  /**
+   * A stream that will carry no usage event (the client did not ask and the runtime cannot be
+   * asked): the gateway counts the answer's chunks instead.
+   */
+  readonly countTokens: boolean;
   readonly request: SchedulingRequest;
 }
-
-/** Where to send the prepared request: primary endpoint first, then fallbacks (the profile's result). */
-export type Decision = ScheduleResult;
-
-const NO_HASHES = new Uint32Array(0);
 
 /** InferenceObjective priority → band: negative is Sheddable, positive Critical, 0 Standard. */
 function bandOf(priority: number): Criticality {
   return priority < 0 ? 'Sheddable' : priority > 0 ? 'Critical' : 'Standard';
 }
 
+function schedulingRequest(fields: Omit<SchedulingRequest, 'promptText' | 'state'>, text: string | undefined): SchedulingRequest {
+  return { ...fields, state: new CycleState(), promptText: () => text };
+}
+
 /**
- * The transport-neutral decision stages: route → backend → prepare → admit → schedule. Both data
- * planes call these; none of them touches sockets.
+ * The transport-neutral decision stages: route → backend → prepare → admit → schedule. The
+ * request handle (request.ts) runs them for every data plane; none of them touches sockets.
  *
  * ```
  * route()      route_not_found 404
@@ -68,10 +71,30 @@ export class Pipeline {
     this.#random = random;
   }
 
-  route(runtime: Runtime, port: number, req: RouteRequest): RuleConfig {
-    const rule = runtime.snapshot.listeners.get(port)?.routes.match(req);
+  /**
+   * The matching rule. When the port's routes match on `X-Gateway-Model-Name` (model-based
+   * routing), the header is filled from the body's `model` first, replacing any the client sent,
+   * and `X-Gateway-Base-Model-Name` with the adapter's base model when the pods list it; `parsed`
+   * is the body parsed for it (undefined when it is not an inference body).
+   */
+  route(runtime: Runtime, port: number, req: RouteRequest, body?: Buffer, baseModelOf?: (model: string) => string | undefined): { rule: RuleConfig; parsed: InferenceBody | undefined } {
+    const listener = runtime.snapshot.listeners.get(port);
+    let parsed: InferenceBody | undefined;
+    if (listener?.matchesModelHeaders === true) {
+      const headers: Record<string, string | string[] | undefined> = { ...req.headers };
+      delete headers[MODEL_NAME_HEADER];
+      delete headers[BASE_MODEL_NAME_HEADER];
+      parsed = tryParse(body);
+      if (parsed !== undefined) {
+        headers[MODEL_NAME_HEADER] = parsed.model;
+        const base = baseModelOf?.(parsed.model);
+        if (base !== undefined) headers[BASE_MODEL_NAME_HEADER] = base;
+      }
+      req = { ...req, headers };
+    }
+    const rule = listener?.routes.match(req);
     if (rule === undefined) throw new GatewayError('route_not_found', `no route matches ${req.method} ${req.path}`);
-    return rule;
+    return { rule, parsed };
   }
 
   /** Draws a backendRef by weight. Gateway API: traffic drawn to an invalid backend gets 500. */
@@ -82,69 +105,66 @@ export class Pipeline {
     return target;
   }
 
-  prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string): Prepared {
-    const plain = (backendName: string, pool: PoolRuntime | undefined, service: ServiceRuntime | undefined): Prepared => ({
-      pool,
-      service,
-      backendName,
+  /**
+   * Resolves the backend and reads the body: model, target model, criticality, what to forward.
+   * `path` is the request path (what usage handling applies depends on the route); `parsed` is
+   * the body already parsed for model-based routing, so it is parsed once.
+   */
+  prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path = '/v1/completions', parsed?: InferenceBody): Prepared {
+    const backend = this.#resolve(runtime, target);
+    const plain = (): Prepared => ({
+      backend,
+      backendName: backend.config.key,
       body,
-      json: undefined,
       model: undefined,
       targetModel: undefined,
       criticality: undefined,
       objective: undefined,
       stream: false,
       stripUsage: false,
-      request: { requestId, model: '', targetModel: '', criticality: 'Standard', promptTokens: 0, prefixHashes: NO_HASHES, state: new CycleState() },
+      countTokens: false,
+      request: schedulingRequest({ requestId, model: '', targetModel: '', criticality: 'Standard', promptTokens: 0, body: undefined }, undefined),
     });
+    // Services are plain balancing; bodyless requests (GET /health, …) are balanced without a model.
+    if (backend.kind === 'service' || body === undefined || body.length === 0) return plain();
 
-    if (target.type === 'service') {
-      const svc = runtime.services.get(serviceRuntimeKey(target.service, target.targetPort));
-      if (svc === undefined || svc.endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `Service ${target.service.key} has no ready endpoint`);
-      return plain(target.service.key, undefined, svc);
-    }
-    const pool = runtime.pools.get(target.pool.key);
-    if (pool === undefined || pool.endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `InferencePool ${target.pool.key} has no ready endpoint`);
-    // Bodyless requests (GET /health, /v1/models passed to a pool…) are balanced without a model.
-    if (body === undefined || body.length === 0) return plain(pool.config.key, pool, undefined);
+    const pool = backend.config;
+    const inference = parsed?.raw === body ? parsed : parseInferenceBody(body);
+    return this.#preparePool(backend, inference, headers, requestId, path);
+  }
 
-    const parsed = parseInferenceBody(body);
-    const modelConfig = pool.config.models.get(parsed.model);
+  #preparePool(backend: PoolRuntime, parsed: InferenceBody, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path: string): Prepared {
+    const pool = backend.config;
+    const modelConfig = pool.models.get(parsed.model);
     // No InferenceModel: the model passes through at Standard criticality (never shed).
     const targetModel = modelConfig?.targets.pick(this.#random) ?? parsed.model;
-    const { criticality, objective } = this.#criticality(pool.config, modelConfig?.criticality, headers[OBJECTIVE_HEADER]);
+    const { criticality, objective } = this.#criticality(pool, modelConfig?.criticality, headers[OBJECTIVE_HEADER]);
 
     let forwarded = parsed.raw;
     if (targetModel !== parsed.model) {
       forwarded = spliceModel(parsed.raw, targetModel) ?? Buffer.from(JSON.stringify({ ...parsed.json, model: targetModel }), 'utf8');
     }
-    const stripUsage = parsed.stream && !clientWantsUsage(parsed.json);
+    const unasked = parsed.stream && !clientWantsUsage(parsed.json);
+    const stripUsage = unasked && injectsStreamUsage(pool.runtime, pool.routing, path);
     if (stripUsage) forwarded = withIncludeUsage(forwarded, parsed.json);
 
     const text = promptText(parsed.json);
-    const request: SchedulingRequest = {
-      requestId,
-      model: parsed.model,
-      targetModel,
-      criticality,
-      promptTokens: estimateTokens(text?.length ?? parsed.raw.length),
-      prefixHashes: pool.usesPrefix && text !== undefined ? blockHashes(text, targetModel) : NO_HASHES,
-      state: new CycleState(),
-    };
-    return {
-      pool,
-      service: undefined,
-      backendName: pool.config.key,
-      body: forwarded,
-      json: parsed.json,
-      model: parsed.model,
-      targetModel,
-      criticality,
-      objective,
-      stream: parsed.stream,
-      stripUsage,
-      request,
-    };
+    const request = schedulingRequest(
+      { requestId, model: parsed.model, targetModel, criticality, promptTokens: estimateTokens(text?.length ?? parsed.raw.length), body: parsed.json },
+      text,
+    );
+    return { backend, backendName: pool.key, body: forwarded, model: parsed.model, targetModel, criticality, objective, stream: parsed.stream, stripUsage, countTokens: unasked && !stripUsage, request };
+  }
+
+  #resolve(runtime: Runtime, target: ResolvedBackend): BackendRuntime {
+    if (target.type === 'service') {
+      const svc = runtime.services.get(serviceRuntimeKey(target.service, target.targetPort));
+      if (svc === undefined || svc.members.endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `Service ${target.service.key} has no ready endpoint`);
+      return svc;
+    }
+    const pool = runtime.pools.get(target.pool.key);
+    if (pool === undefined || pool.members.endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `InferencePool ${target.pool.key} has no ready endpoint`);
+    return pool;
   }
 
   /** The request header's InferenceObjective wins over the InferenceModel; unknown or none is Standard. */
@@ -157,15 +177,26 @@ export class Pipeline {
 
   /** Waits for the pool's gate (pools only; Services are plain balancing and never queue). */
   admit(prepared: Prepared, signal: AbortSignal): Promise<Ticket> {
-    if (prepared.pool === undefined) return Promise.resolve(PASS);
-    return prepared.pool.gate.admit(prepared.criticality ?? 'Standard', signal);
+    if (prepared.backend.kind === 'service') return Promise.resolve(PASS);
+    return prepared.backend.gate.admit(prepared.criticality ?? 'Standard', signal);
   }
 
-  schedule(prepared: Prepared): Decision {
-    if (prepared.service !== undefined) return prepared.service.profile.schedule(prepared.request, prepared.service.endpoints, this.#random);
-    const pool = prepared.pool as PoolRuntime;
-    return pool.profile.schedule(prepared.request, pool.candidates(), this.#random);
+  /** Runs the backend's scheduler; `exclude`: endpoints that already failed this request (a retry). */
+  schedule(prepared: Prepared, exclude?: ReadonlySet<Endpoint>): SchedulingResult {
+    const all = prepared.backend.candidates();
+    const candidates = exclude === undefined || exclude.size === 0 ? all : all.filter((e) => !exclude.has(e));
+    if (candidates.length === 0) throw new GatewayError('no_ready_endpoint', `no endpoint of ${prepared.backendName} is left to try`);
+    return prepared.backend.scheduler.schedule(prepared.request, candidates, this.#random);
   }
 }
 
-const PASS = { waitedMs: 0, done: (): void => undefined };
+const PASS: Ticket = { waitedMs: 0, done: (): void => undefined };
+
+function tryParse(body: Buffer | undefined): InferenceBody | undefined {
+  if (body === undefined || body.length === 0) return undefined;
+  try {
+    return parseInferenceBody(body);
+  } catch {
+    return undefined; // not an inference body: no model header; the pool refuses it later with 400
+  }
+}

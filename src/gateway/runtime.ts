@@ -1,35 +1,53 @@
 import type { PoolConfig, ServiceConfig, Snapshot } from '../config/snapshot.js';
-import type { Endpoint } from '../core/endpoint.js';
+import type { Endpoint, EndpointRole } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
-import { poolEndpoints, serviceEndpoints } from '../endpoints/discovery.js';
-import type { EndpointRegistry } from '../endpoints/registry.js';
+import type { DiscoveryTarget, EndpointDiscovery, Members } from '../endpoints/discovery.js';
 import { AdmissionGate, DEFAULT_ADMISSION, type AdmissionOptions } from '../flowcontrol/admission.js';
 import { DEFAULT_SATURATION } from '../flowcontrol/saturation.js';
-import { PREFIX_CACHE_SCORER } from '../scheduling/plugins/prefix-cache-scorer.js';
-import { buildProfile, policyFor, POLICIES, type PolicyName } from '../scheduling/policies.js';
-import type { SchedulerProfile } from '../scheduling/profile.js';
+import { buildScheduler, type PluginCache, type SchedulerConfig } from '../scheduling/config.js';
+import { pdPolicy, policyFor, SERVICE_POLICY, type PdRolePolicy, type PolicyName } from '../scheduling/policies.js';
 import type { PluginRegistry } from '../scheduling/registry.js';
-import type { PluginHandle } from '../scheduling/types.js';
+import type { Scheduler } from '../scheduling/scheduler.js';
+import { isRequestControl, type PluginHandle, type RequestControl } from '../scheduling/types.js';
 
-/** A pool ready to schedule on: its live endpoints, the profile its policy compiles to, its gate. */
+/**
+ * The request-control hooks of a backend's plugins, sorted by hook once per configuration so a
+ * request walks only the plugins that implement each (an empty list costs one length check).
+ */
+export interface RequestControls {
+  readonly preRequest: readonly RequestControl[];
+  readonly responseHeaders: readonly RequestControl[];
+  readonly responseComplete: readonly RequestControl[];
+  readonly logFields: readonly RequestControl[];
+  /** Some plugin wants the answer text at completion. */
+  readonly needsText: boolean;
+}
+
+/** A pool ready to schedule on: its live endpoints, the scheduler its policy compiles to, its gate. */
 export interface PoolRuntime {
+  readonly kind: 'pool';
   readonly config: PoolConfig;
-  /** Every discovered endpoint, healthy or not; `candidates()` is what scheduling sees. */
-  readonly endpoints: readonly Endpoint[];
+  /** Every discovered endpoint, healthy or not (live: pods come and go without a new runtime). */
+  readonly members: Members;
   readonly policy: PolicyName;
-  readonly profile: SchedulerProfile;
-  /** True when the policy scores prefix affinity, so prompts are hashed and answers recorded. */
-  readonly usesPrefix: boolean;
+  readonly scheduler: Scheduler;
+  readonly controls: RequestControls;
   readonly gate: AdmissionGate;
-  /** Healthy endpoints; all of them when none is (a scrape outage must not refuse every request). */
+  /** Available endpoints (healthy, not ejected); all of them when none is. */
   candidates(): readonly Endpoint[];
 }
 
+/** A Service backend: plain balancing over its endpoints, no queue. */
 export interface ServiceRuntime {
+  readonly kind: 'service';
   readonly config: ServiceConfig;
-  readonly endpoints: readonly Endpoint[];
-  readonly profile: SchedulerProfile;
+  readonly members: Members;
+  readonly scheduler: Scheduler;
+  readonly controls: RequestControls;
+  candidates(): readonly Endpoint[];
 }
+
+export type BackendRuntime = PoolRuntime | ServiceRuntime;
 
 /**
  * Everything a request needs, derived once per snapshot: a request captures one Runtime at its
@@ -40,15 +58,27 @@ export interface Runtime {
   readonly pools: ReadonlyMap<string, PoolRuntime>;
   /** Keyed by `namespace/name|targetPort`. */
   readonly services: ReadonlyMap<string, ServiceRuntime>;
+  /** What endpoint discovery must follow for this runtime. */
+  readonly targets: readonly DiscoveryTarget[];
+  /** Plugin instances by pool, for reuse by the next build. */
+  readonly pluginCaches: ReadonlyMap<string, PluginCache>;
 }
 
 export function serviceRuntimeKey(service: ServiceConfig, targetPort: number | string): string {
   return `${service.key}|${targetPort}`;
 }
 
+export function poolTargetKey(pool: PoolConfig): string {
+  return `pool:${pool.key}`;
+}
+
+function serviceTargetKey(key: string): string {
+  return `service:${key}`;
+}
+
 /** What outlives snapshots: endpoints (with counters and metrics) and the pools' queues. */
 export interface RuntimeDeps {
-  readonly endpoints: EndpointRegistry;
+  readonly discovery: EndpointDiscovery;
   readonly plugins: PluginRegistry;
   readonly handle: PluginHandle;
   /** Gates by pool key; kept across reloads so queued requests survive them. */
@@ -70,44 +100,125 @@ function admissionOptions(pool: PoolConfig, deps: RuntimeDeps): AdmissionOptions
   };
 }
 
-function healthyOrAll(endpoints: readonly Endpoint[]): readonly Endpoint[] {
-  const healthy = endpoints.filter((e) => e.healthy);
-  return healthy.length > 0 ? healthy : endpoints;
+/**
+ * Available endpoints (scrapes succeed, not ejected by passive health); all of them when none is:
+ * a scrape outage or a burst of failures must not refuse every request (Envoy's panic threshold).
+ */
+function availableOrAll(members: Members, now: () => number): readonly Endpoint[] {
+  const all = members.endpoints;
+  const t = now();
+  const available = all.filter((e) => e.available(t));
+  return available.length > 0 ? available : all;
+}
+
+export function requestControls(scheduler: Scheduler): RequestControls {
+  const controls = scheduler.plugins().filter(isRequestControl);
+  return {
+    preRequest: controls.filter((c) => c.preRequest !== undefined),
+    responseHeaders: controls.filter((c) => c.responseHeaders !== undefined),
+    responseComplete: controls.filter((c) => c.responseComplete !== undefined),
+    logFields: controls.filter((c) => c.logFields !== undefined),
+    needsText: controls.some((c) => c.needsResponseText === true && c.responseComplete !== undefined),
+  };
 }
 
 /**
- * Resolves a snapshot against the live registries. Endpoints that disappear from every pool are
- * dropped from the registry; ones that stay keep their counters and metrics. Gates of pools that
- * left the configuration refuse their waiters.
+ * What admission judges saturation over. A prefill/decode pool is saturated when a role it needs
+ * is: SGLang needs both (a decode server waits for a prefill partner); vLLM's decode servers can
+ * serve alone, so only the decode role must have headroom (a saturated prefill role sends
+ * requests to decode alone). Any other pool: its endpoints.
  */
-export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps): Runtime {
-  const used = new Set<string>();
+function saturationGroups(pool: PoolConfig, candidates: () => readonly Endpoint[]): () => readonly (readonly Endpoint[])[] {
+  if (pdProfileOf(pool) === undefined) return () => [candidates()];
+  const roles: readonly EndpointRole[] = pool.runtime === 'sglang' ? ['prefill', 'decode'] : ['decode'];
+  return () => {
+    const all = candidates();
+    return roles.map((role) => all.filter((e) => e.role === role || e.role === 'both'));
+  };
+}
+
+/**
+ * The pool's prefill/decode profile when the gateway serves it disaggregated: an
+ * InferenceTrafficPolicy `profile.pd` on an SGLang or vLLM pool (the two PD protocols spoken).
+ */
+export function pdProfileOf(pool: PoolConfig): NonNullable<NonNullable<PoolConfig['trafficPolicy']>['profile']>['pd'] {
+  return pool.runtime === 'trt-llm' ? undefined : pool.trafficPolicy?.profile?.pd;
+}
+
+/**
+ * The scheduling configuration of a pool: a prefill/decode pool's InferenceTrafficPolicy
+ * (`profile.pd`) gives two profiles and the PD handler; any other pool its routing-strategy
+ * annotation and `infergate.dev/routing` tunables.
+ */
+export function poolSchedulerConfig(pool: PoolConfig): { name: PolicyName; config: SchedulerConfig } {
+  const pd = pdProfileOf(pool);
+  if (pd === undefined) return policyFor(pool.routingStrategy, pool.routing);
+  const ref = (name: string | undefined): PdRolePolicy | undefined => (name !== undefined && pd.trafficPolicy?.prefixCache !== undefined && name === 'prefixCache' ? 'prefixCache' : undefined);
+  return pdPolicy(
+    {
+      prefillPolicy: ref(pd.prefillPolicyRef),
+      decodePolicy: ref(pd.decodePolicyRef),
+      decodeCanServeAlone: pool.runtime === 'vllm',
+      ...(pool.routing?.pd?.uncachedThresholdTokens === undefined ? {} : { uncachedThresholdTokens: pool.routing.pd.uncachedThresholdTokens }),
+    },
+    pool.routing,
+  );
+}
+
+/** A runtime built but not live: `commit` reconfigures the gates it keeps and closes the ones it drops. */
+export interface BuiltRuntime {
+  readonly runtime: Runtime;
+  commit(): void;
+}
+
+/**
+ * Builds the runtime of a snapshot: a scheduler per pool (plugins instantiated and validated; an
+ * unchanged instance is reused from `previous`), a gate per pool, the discovery targets. Throws
+ * (PluginConfigError naming the plugin and field) without side effects visible to requests;
+ * gates are reconfigured and dropped only by `commit`.
+ */
+export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps, previous?: Runtime): BuiltRuntime {
   const pools = new Map<string, PoolRuntime>();
+  const caches = new Map<string, PluginCache>();
+  const targets: DiscoveryTarget[] = [];
+  const gateChanges: Array<() => void> = [];
   for (const pool of snapshot.pools.values()) {
-    const eps = poolEndpoints(snapshot.pods, pool.namespace, pool.selector, pool.targetPorts, {
+    const roleLabel = pdProfileOf(pool)?.pdRoleLabelName;
+    const target: DiscoveryTarget = {
+      kind: 'pool',
+      key: poolTargetKey(pool),
+      namespace: pool.namespace,
+      selector: pool.selector,
+      targetPorts: pool.targetPorts,
       runtime: pool.runtime,
       runtimeConfigured: pool.runtimeConfigured,
-      ...(pool.trafficPolicy?.profile?.pd?.pdRoleLabelName === undefined ? {} : { roleLabel: pool.trafficPolicy.profile.pd.pdRoleLabelName }),
-    }).map((i) => deps.endpoints.acquire(i));
-    for (const e of eps) used.add(e.key);
-    const { name, spec } = policyFor(pool.routingStrategy, pool.routing);
-    const profile = buildProfile(name, spec, deps.plugins, deps.handle);
+      ...(roleLabel === undefined ? {} : { roleLabel }),
+    };
+    targets.push(target);
+    const members = deps.discovery.members(target.key);
+    const { name, config } = poolSchedulerConfig(pool);
+    let built;
+    try {
+      built = buildScheduler(config, deps.plugins, deps.handle, previous?.pluginCaches.get(pool.key));
+    } catch (err) {
+      throw new RuntimeBuildError(`InferencePool/${pool.name}`, err);
+    }
+    caches.set(pool.key, built.cache);
     const options = admissionOptions(pool, deps);
-    const candidates = (): readonly Endpoint[] => healthyOrAll(eps);
+    const candidates = (): readonly Endpoint[] => availableOrAll(members, deps.handle.now);
+    const groups = saturationGroups(pool, candidates);
     let gate = deps.gates.get(pool.key);
     if (gate === undefined) {
-      gate = new AdmissionGate(candidates, options, deps.handle.now);
-      deps.gates.set(pool.key, gate);
+      const created = new AdmissionGate(groups, options, deps.handle.now);
+      gate = created;
+      gateChanges.push(() => deps.gates.set(pool.key, created));
     } else {
-      gate.reconfigure(candidates, options);
+      const kept = gate;
+      gateChanges.push(() => kept.reconfigure(groups, options));
     }
-    pools.set(pool.key, { config: pool, endpoints: eps, policy: name, profile, usesPrefix: profile.uses(PREFIX_CACHE_SCORER), gate, candidates });
+    pools.set(pool.key, { kind: 'pool', config: pool, members, policy: name, scheduler: built.scheduler, controls: requestControls(built.scheduler), gate, candidates });
   }
-  for (const [key, gate] of deps.gates) {
-    if (pools.has(key)) continue;
-    gate.close(new GatewayError('no_ready_endpoint', `InferencePool ${key} was removed from the configuration`));
-    deps.gates.delete(key);
-  }
+
   const services = new Map<string, ServiceRuntime>();
   for (const listener of snapshot.listeners.values()) {
     for (const rule of listener.routes.rules()) {
@@ -115,13 +226,36 @@ export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps): Runtime {
         if (b.type !== 'service') continue;
         const key = serviceRuntimeKey(b.service, b.targetPort);
         if (services.has(key)) continue;
-        const eps = serviceEndpoints(snapshot.pods, b.service.namespace, b.service.selector, b.targetPort).map((i) => deps.endpoints.acquire(i));
-        for (const e of eps) used.add(e.key);
-        // A Service is plain balancing: fewest in flight, ties at random.
-        services.set(key, { config: b.service, endpoints: eps, profile: buildProfile('service', { ...POLICIES.RANDOM, scorers: [{ type: 'inflight-scorer', name: 'inflight', weight: 1 }] }, deps.plugins, deps.handle) });
+        const target: DiscoveryTarget = { kind: 'service', key: serviceTargetKey(key), namespace: b.service.namespace, selector: b.service.selector, targetPort: b.targetPort };
+        targets.push(target);
+        const members = deps.discovery.members(target.key);
+        const { scheduler } = buildScheduler(SERVICE_POLICY, deps.plugins, deps.handle);
+        services.set(key, { kind: 'service', config: b.service, members, scheduler, controls: requestControls(scheduler), candidates: () => members.endpoints });
       }
     }
   }
-  deps.endpoints.retainOnly(used);
-  return { snapshot, pools, services };
+  const runtime: Runtime = { snapshot, pools, services, targets, pluginCaches: caches };
+  return {
+    runtime,
+    commit: () => {
+      for (const change of gateChanges) change();
+      for (const [key, gate] of deps.gates) {
+        if (pools.has(key)) continue;
+        gate.close(new GatewayError('no_ready_endpoint', `InferencePool ${key} was removed from the configuration`));
+        deps.gates.delete(key);
+      }
+      deps.discovery.setTargets(targets);
+    },
+  };
+}
+
+/** A runtime could not be built from a snapshot; `subject` names the resource at fault. */
+export class RuntimeBuildError extends Error {
+  constructor(
+    readonly subject: string,
+    cause: unknown,
+  ) {
+    super(`${subject}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'RuntimeBuildError';
+  }
 }

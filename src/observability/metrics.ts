@@ -22,9 +22,15 @@ export interface RequestRecord {
   readonly promptTokens: number | undefined;
   readonly completionTokens: number | undefined;
   readonly cachedTokens: number | undefined;
+  /** A prefill/decode pool's decision for the request (`disaggregated`, `cached-on-decode`, …). */
+  readonly pdReason?: string;
+  /** Gaps between the streamed answer's chunks as the client got them, in seconds (≈ ITL). */
+  readonly itlS?: readonly number[];
 }
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160];
+/** vLLM's inter-token latency buckets (PROTOCOLS.md §b.2). */
+const ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
 const SCHEDULING_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1];
 
 /**
@@ -40,6 +46,8 @@ export class GatewayMetrics {
   readonly #duration: Histogram<'pool' | 'model'>;
   readonly #queueWait: Histogram<'pool'>;
   readonly #scheduling: Histogram<'pool'>;
+  readonly #pd: Counter<'pool' | 'reason'>;
+  readonly #itl: Histogram<'pool' | 'model'>;
 
   constructor(sources: MetricsSources) {
     const r = this.registry;
@@ -48,6 +56,8 @@ export class GatewayMetrics {
     this.#ttft = new Histogram({ name: 'infergate_time_to_first_token_seconds', help: 'From request arrival to the first response byte.', labelNames: ['pool', 'model'], buckets: LATENCY_BUCKETS, registers: [r] });
     this.#duration = new Histogram({ name: 'infergate_request_duration_seconds', help: 'From request arrival to the last response byte.', labelNames: ['pool', 'model'], buckets: LATENCY_BUCKETS, registers: [r] });
     this.#queueWait = new Histogram({ name: 'infergate_queue_wait_seconds', help: 'Time requests waited in the gateway queue (0 when admitted at once).', labelNames: ['pool'], buckets: LATENCY_BUCKETS, registers: [r] });
+    this.#pd = new Counter({ name: 'infergate_pd_requests_total', help: 'Requests to prefill/decode pools, by decision: disaggregated, or kept on decode and why.', labelNames: ['pool', 'reason'], registers: [r] });
+    this.#itl = new Histogram({ name: 'infergate_inter_token_latency_seconds', help: 'Gaps between the chunks of streamed answers as the client got them (one chunk is one token on vLLM and SGLang).', labelNames: ['pool', 'model'], buckets: ITL_BUCKETS, registers: [r] });
     this.#scheduling = new Histogram({ name: 'infergate_scheduling_duration_seconds', help: 'Time to run the scheduling profile for a request.', labelNames: ['pool'], buckets: SCHEDULING_BUCKETS, registers: [r] });
 
     new Gauge({
@@ -64,14 +74,14 @@ export class GatewayMetrics {
       new Gauge({
         name,
         help,
-        labelNames: ['pool', 'endpoint', 'address'],
+        labelNames: ['pool', 'endpoint', 'address', 'role'],
         registers: [r],
         collect() {
           this.reset();
           for (const p of sources.pools()) {
             for (const e of p.endpoints) {
               const v = value(e);
-              if (v !== undefined) this.set({ pool: p.key, endpoint: e.name, address: e.key }, v);
+              if (v !== undefined) this.set({ pool: p.key, endpoint: e.name, address: e.key, role: e.role }, v);
             }
           }
         },
@@ -82,7 +92,7 @@ export class GatewayMetrics {
     perEndpoint('infergate_endpoint_kv_cache_usage', 'KV-cache utilisation as the gateway estimates it (0..1).', (e) => (e.metrics === undefined ? undefined : e.estimatedKvUsage()));
     perEndpoint('infergate_endpoint_inflight_requests', 'Requests this gateway has in flight on the endpoint.', (e) => e.inFlight);
     perEndpoint('infergate_endpoint_pending_prefill_tokens', 'Prompt tokens sent to the endpoint that have not produced a first byte yet.', (e) => e.pendingPrefillTokens);
-    perEndpoint('infergate_endpoint_healthy', '1 when the endpoint is scheduled, 0 after repeated scrape failures.', (e) => (e.healthy ? 1 : 0));
+    perEndpoint('infergate_endpoint_healthy', '1 when the endpoint is scheduled, 0 after repeated scrape failures or while ejected by passive health.', (e) => (e.available(performance.now()) ? 1 : 0));
     perEndpoint('infergate_endpoint_metrics_age_seconds', 'Age of the last successful scrape.', (e) => (e.metrics === undefined ? undefined : (performance.now() - e.metricsAt) / 1000));
     perEndpoint('infergate_prefix_index_entries', 'Prefix blocks the index believes the endpoint caches.', (e) => sources.prefixIndex.entriesOf(e));
     new Gauge({
@@ -104,6 +114,11 @@ export class GatewayMetrics {
     if (r.promptTokens !== undefined) this.#tokens.inc({ ...labels, kind: 'prompt' }, r.promptTokens);
     if (r.completionTokens !== undefined) this.#tokens.inc({ ...labels, kind: 'completion' }, r.completionTokens);
     if (r.cachedTokens !== undefined) this.#tokens.inc({ ...labels, kind: 'cached' }, r.cachedTokens);
+    if (r.pdReason !== undefined) this.#pd.inc({ pool: r.pool, reason: r.pdReason });
+    if (r.itlS !== undefined && r.itlS.length > 0) {
+      const itl = this.#itl.labels(labels);
+      for (const gap of r.itlS) itl.observe(gap);
+    }
   }
 
   observeScheduling(pool: string, seconds: number): void {

@@ -1,6 +1,8 @@
 /**
  * The text a request's prefix is judged by. Completions: the `prompt` (string, list of strings, or
- * token ids as text). Chat: the messages in order, each rendered as `role\ncontent\n\n`. Any fixed
+ * token ids as text). Chat: the messages in order, each rendered as `role\ncontent\n\n`.
+ * Responses API: the `instructions` as a system message, then the `input` (a string is a user
+ * message; items are messages). Embeddings: the `input` (string, strings or token ids). Any fixed
  * rendering works for matching requests against each other; this one has the property that
  * matters for multi-turn chat: rendering a conversation plus the assistant's answer is a prefix of
  * rendering the next turn, so the index can credit a pod with the answer it generated.
@@ -9,6 +11,18 @@ export function promptText(body: Readonly<Record<string, unknown>>): string | un
   const messages = body['messages'];
   if (Array.isArray(messages)) return renderMessages(messages);
   const prompt = body['prompt'];
+  if (prompt !== undefined) return promptValue(prompt);
+  const input = body['input'];
+  if (input === undefined) return undefined;
+  const instructions = body['instructions'];
+  const system = typeof instructions === 'string' ? [{ role: 'system', content: instructions }] : [];
+  if (typeof input === 'string') return renderMessages([...system, { role: 'user', content: input }]);
+  if (Array.isArray(input) && input.some((i) => i !== null && typeof i === 'object' && !Array.isArray(i))) return renderMessages([...system, ...input]);
+  return promptValue(input);
+}
+
+/** A string, a list of strings, token ids or lists of token ids, as text. */
+function promptValue(prompt: unknown): string | undefined {
   if (typeof prompt === 'string') return prompt;
   if (Array.isArray(prompt)) return prompt.map((p) => (typeof p === 'string' ? p : Array.isArray(p) ? p.join(' ') : String(p))).join('\n');
   return undefined;
@@ -24,7 +38,7 @@ export function renderMessages(messages: readonly unknown[]): string {
   return out;
 }
 
-/** A message's text: a string, or the `text` parts of a content-part array. */
+/** A message's text: a string, or the `text` parts of a content-part array (`text`, `input_text`, `output_text`). */
 function contentText(content: unknown): string {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return '';
@@ -39,6 +53,10 @@ function contentText(content: unknown): string {
 export function withAnswer(body: Readonly<Record<string, unknown>>, answer: string): string | undefined {
   const messages = body['messages'];
   if (Array.isArray(messages)) return renderMessages([...messages, { role: 'assistant', content: answer }]);
+  if (body['input'] !== undefined && body['prompt'] === undefined) {
+    const text = promptText(body);
+    return text === undefined ? undefined : text + renderMessages([{ role: 'assistant', content: answer }]);
+  }
   const prompt = promptText(body);
   return prompt === undefined ? undefined : prompt + answer;
 }

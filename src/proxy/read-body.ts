@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { GatewayError } from '../core/errors.js';
+import { bodyTooLarge } from '../gateway/index.js';
 
 /**
  * Reads a request body up to `limit` bytes. A declared Content-Length over the limit is refused
@@ -9,19 +9,15 @@ import { GatewayError } from '../core/errors.js';
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
-    throw tooLarge(limit);
+    throw bodyTooLarge(limit);
   }
   if (declared === undefined && req.headers['transfer-encoding'] === undefined) return undefined;
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) throw tooLarge(limit);
+    if (size > limit) throw bodyTooLarge(limit);
     chunks.push(chunk);
   }
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-}
-
-function tooLarge(limit: number): GatewayError {
-  return new GatewayError('body_too_large', `request body exceeds the listener limit of ${limit} bytes (ClientTrafficPolicy connection.bufferLimit)`);
 }

@@ -1,14 +1,14 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
-import type { Filter, Picker, ScheduleResult, SchedulingRequest, WeightedScorer } from './types.js';
+import type { Filter, Picker, Plugin, ProfileResult, RunnableProfile, SchedulingRequest, WeightedScorer } from './types.js';
 
 /**
  * One scheduling pass: filters in order, then weighted scorers, then the picker. The profile
  * enforces the scoring contract (clamp to [0, 1], multiply by weight, sum) so plugins stay pure,
  * and keeps each scorer's raw score of the winner for the log line.
  */
-export class SchedulerProfile {
+export class SchedulerProfile implements RunnableProfile {
   readonly name: string;
   readonly #filters: readonly Filter[];
   readonly #scorers: readonly WeightedScorer[];
@@ -27,12 +27,18 @@ export class SchedulerProfile {
     return `${parts.length === 0 ? 'no scorers' : parts.join(', ')} -> ${this.#picker.typedName.type}`;
   }
 
-  /** True when a scorer of this type takes part (the pipeline hashes prompts only then). */
-  uses(type: string): boolean {
-    return this.#scorers.some((s) => s.scorer.typedName.type === type && s.weight > 0);
+  /** Every plugin instance of the profile (request-control hooks are found among them). */
+  plugins(): Plugin[] {
+    return [...this.#filters, ...this.#scorers.map((s) => s.scorer), this.#picker];
   }
 
-  schedule(request: SchedulingRequest, candidates: readonly Endpoint[], random: Random): ScheduleResult {
+  eligible(request: SchedulingRequest, candidates: readonly Endpoint[]): readonly Endpoint[] {
+    let endpoints = candidates;
+    for (const filter of this.#filters) endpoints = filter.filter(request, endpoints);
+    return endpoints;
+  }
+
+  run(request: SchedulingRequest, candidates: readonly Endpoint[], random: Random): ProfileResult {
     let endpoints = candidates;
     for (const filter of this.#filters) {
       endpoints = filter.filter(request, endpoints);

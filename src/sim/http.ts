@@ -1,7 +1,7 @@
 /**
  * Small HTTP helpers shared by the simulator's faces and its bootstrap (PD) server.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 
 /** Largest request body the simulator reads (vLLM has no limit of its own; this only bounds memory). */
 export const MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -67,6 +67,8 @@ export function statusPhrase(status: number): string {
     case 504:
       return 'Gateway Timeout';
     default:
-      return 'Error';
+      // Python's http.HTTPStatus phrases match Node's table for the other codes (429 Too Many
+      // Requests, 502 Bad Gateway, …); the explicit cases above pin the ones a face prints today.
+      return STATUS_CODES[status] ?? 'Error';
   }
 }

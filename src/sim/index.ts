@@ -6,7 +6,11 @@
 export { startSimServer, profileOf, type PdRole, type RunningSimServer, type SimServerOptions, type SimStats } from './server.js';
 export { startSimFleet, nextAddress, podsYaml, type PodSource, type SimFleet, type SimFleetOptions } from './fleet.js';
 export { FACES, SIM_RUNTIMES, isSimRuntime, type Face, type SimRuntime } from './runtimes.js';
-export { createMetricsPage, METRICS_CONTENT_TYPE, pyFloat, type MetricsPage } from './metrics/index.js';
+export { createMetricsPage, METRICS_CONTENT_TYPE, pyFloat, type MetricsFault, type MetricsPage } from './metrics/index.js';
+export { GENERATION_FAULT_MODES, METRICS_FAULTS, parseGenerationFault, type GenerationFault, type GenerationFaultMode, type SimFaults } from './faults.js';
+export { acceptsGzip } from './compress.js';
+export { DEFAULT_EMBEDDING_DIMENSION, embeddingVector } from './embeddings.js';
+export { parseTritonVersion, TRITON_LATEST_MINOR } from './triton-version.js';
 export {
   BOOTSTRAP_PATH,
   DEFAULT_BOOTSTRAP_PORT,

@@ -95,7 +95,33 @@ export interface ResponseMeta {
   readonly created: number;
 }
 
-const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' } as const;
+/** Response headers of every SSE stream the simulator sends. */
+export const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' } as const;
+
+/** Sends a stream's 200 and SSE headers at once; false when they were sent already (or the client left). */
+export function openSse(res: ServerResponse): boolean {
+  if (res.headersSent || res.destroyed) return false;
+  res.writeHead(200, SSE_HEADERS);
+  res.flushHeaders();
+  return true;
+}
+
+/**
+ * Where an accepted request's answer goes, token by token (exchange.ts drives it). Implemented
+ * for completions and chat (`AnswerWriter`) and for the Responses API (responses.ts).
+ */
+export interface AnswerSink {
+  /** A streamed answer (SSE) rather than one JSON body. */
+  readonly stream: boolean;
+  /** Sends the stream's headers (no-op for non-streaming answers). */
+  start(): void;
+  /** One generated token, in order from index 0. */
+  token(text: string, index: number): void;
+  /** Writes whatever is held back (right before a test hook cuts the answer). */
+  flush(): void;
+  /** Ends the answer after the engine finished it (not for 'abort'). */
+  finish(result: RequestResult, extraHeaders?: Readonly<Record<string, string>>): void;
+}
 
 /**
  * Writes one answer. Streams: `start()` sends the headers; every `token()` is written when the
@@ -103,7 +129,7 @@ const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache
  * microtask) so the last one can carry `finish_reason` as vLLM sends it — no modelled or real
  * delay. Non-streaming: the text is collected and `finish()` sends one JSON body.
  */
-export class AnswerWriter {
+export class AnswerWriter implements AnswerSink {
   readonly #res: ServerResponse;
   readonly #meta: ResponseMeta;
   readonly #head: string;
@@ -119,11 +145,13 @@ export class AnswerWriter {
     this.#head = `data: {"id":${JSON.stringify(meta.id)},"object":"${object}","created":${meta.created},"model":${JSON.stringify(meta.model)},"choices":`;
   }
 
+  get stream(): boolean {
+    return this.#meta.stream;
+  }
+
   /** Sends the stream's headers (no-op for non-streaming answers). */
   start(): void {
-    if (!this.#meta.stream || this.#res.headersSent || this.#res.destroyed) return;
-    this.#res.writeHead(200, SSE_HEADERS);
-    this.#res.flushHeaders();
+    if (this.#meta.stream) openSse(this.#res);
   }
 
   token(text: string, index: number): void {

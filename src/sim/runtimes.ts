@@ -52,6 +52,22 @@ export interface Face {
   unknownModel(model: string, engineMessage: string): ErrorAnswer;
   /** The `/v1/models` body. */
   models(entries: readonly ModelEntry[], created: number, maxModelLen: number): string;
+  /**
+   * `GET /v1/models/{id}`: the card (status 200) or the server's 404; undefined where the server
+   * has no such route (vLLM's OpenAI server lists models only).
+   */
+  readonly retrieveModel: ((id: string, entries: readonly ModelEntry[], created: number, maxModelLen: number) => ErrorAnswer) | undefined;
+  /** `POST /v1/responses` exists (vLLM V1 since 0.10, SGLang); elsewhere FastAPI's 404. */
+  readonly responses: boolean;
+  /** Error bodies of `/v1/responses` (SGLang answers that route in the nested OpenAI shape). */
+  responsesError(status: number, message: string, type: string): ErrorAnswer;
+  /**
+   * `POST /v1/embeddings`: 'served', or 'refused' where the route exists but the backend cannot
+   * embed (Triton's frontend with TensorRT-LLM: only its vLLM backend serves embeddings).
+   */
+  readonly embeddings: 'served' | 'refused';
+  /** An error with exactly `status` in this face's shape (the `status:<code>` fault). */
+  statusError(status: number, message: string): ErrorAnswer;
 }
 
 const j = JSON.stringify;
@@ -67,7 +83,12 @@ function flatError(status: number, message: string, type: string): ErrorAnswer {
 }
 
 function vllmModels(entries: readonly ModelEntry[], created: number, maxModelLen: number): string {
-  const data = entries.map((e, i) => ({
+  const data = entries.map((e, i) => vllmCard(e, i, created, maxModelLen));
+  return j({ object: 'list', data });
+}
+
+function vllmCard(e: ModelEntry, i: number, created: number, maxModelLen: number): Record<string, unknown> {
+  return {
     id: e.id,
     object: 'model',
     created,
@@ -91,8 +112,15 @@ function vllmModels(entries: readonly ModelEntry[], created: number, maxModelLen
         is_blocking: false,
       },
     ],
-  }));
-  return j({ object: 'list', data });
+  };
+}
+
+/** vLLM's error type for a status: its own names where it has one, else the reason phrase + "Error". */
+function vllmErrorType(status: number): string {
+  if (status === 400) return 'BadRequestError';
+  if (status === 404) return 'NotFoundError';
+  if (status === 500) return 'InternalServerError';
+  return `${statusPhrase(status).replace(/[^A-Za-z]/g, '')}Error`;
 }
 
 const VLLM_STREAM_OPTIONS = 'Stream options can only be defined when `stream=True`.';
@@ -109,6 +137,11 @@ const VLLM: Face = {
   error: nestedError,
   unknownModel: (_model, message) => nestedError(404, message, 'NotFoundError'),
   models: vllmModels,
+  retrieveModel: undefined,
+  responses: true,
+  responsesError: nestedError,
+  embeddings: 'served',
+  statusError: (status, message) => nestedError(status, message, vllmErrorType(status)),
 };
 
 const VLLM_V0: Face = {
@@ -116,6 +149,9 @@ const VLLM_V0: Face = {
   runtime: 'vllm-v0',
   error: flatError,
   unknownModel: (_model, message) => flatError(404, message, 'NotFoundError'),
+  // vLLM 0.6.x predates the Responses API (served since 0.10).
+  responses: false,
+  statusError: (status, message) => flatError(status, message, vllmErrorType(status)),
 };
 
 /** SGLang's `ErrorResponse`: flat, `type` is the HTTP reason phrase (PROTOCOLS §a.4). */
@@ -134,20 +170,25 @@ const SGLANG: Face = {
   streamOptionsMessage: VLLM_STREAM_OPTIONS,
   error: (status, message) => sglangError(status, message),
   unknownModel: (_model, message) => sglangError(404, message),
-  models: (entries, created, maxModelLen) =>
-    j({
-      object: 'list',
-      data: entries.map((e) => ({
-        id: e.id,
-        object: 'model',
-        created,
-        owned_by: 'sglang',
-        root: e.root,
-        parent: e.parent,
-        max_model_len: maxModelLen,
-      })),
-    }),
+  models: (entries, created, maxModelLen) => j({ object: 'list', data: entries.map((e) => sglangCard(e, created, maxModelLen)) }),
+  retrieveModel: (id, entries, created, maxModelLen) => {
+    // SGLang looks the name up among its served model names only, not its adapters.
+    const base = entries.find((e) => e.parent === null && e.id === id);
+    if (base === undefined) {
+      return { status: 404, body: j({ error: { message: `The model '${id}' does not exist`, type: 'invalid_request_error', param: 'model', code: 'model_not_found' } }) };
+    }
+    return { status: 200, body: j({ ...sglangCard(base, created, maxModelLen), root: id }) };
+  },
+  responses: true,
+  responsesError: nestedError,
+  embeddings: 'served',
+  statusError: (status, message) => sglangError(status, message),
 };
+
+/** SGLang's `ModelCard`; adapters have no `max_model_len` (sgl-project/sglang: http_server.py). */
+function sglangCard(e: ModelEntry, created: number, maxModelLen: number): Record<string, unknown> {
+  return { id: e.id, object: 'model', created, owned_by: 'sglang', root: e.root, parent: e.parent, max_model_len: e.parent === null ? maxModelLen : null };
+}
 
 /**
  * Triton's OpenAI frontend turns every engine exception into FastAPI's `{"detail": "<message>"}`
@@ -170,9 +211,21 @@ const TRTLLM: Face = {
   streamOptionsMessage: '`stream_options` can only be used when `stream` is True',
   error: (status, message) => tritonError(status, message),
   unknownModel: (model) => tritonError(400, `Unknown model: ${model}`),
-  models: (entries, created) =>
-    j({ object: 'list', data: entries.map((e) => ({ id: e.id, object: 'model', created, owned_by: 'Triton Inference Server' })) }),
+  // The frontend lists Triton's models; adapters only with the vLLM backend (as `<model><sep><lora>`),
+  // so a TensorRT-LLM server lists its base model(s) alone.
+  models: (entries, created) => j({ object: 'list', data: entries.filter((e) => e.parent === null).map((e) => tritonCard(e.id, created)) }),
+  // routers/models.py: `GET /v1/models/{model_name}` searches the listed models.
+  retrieveModel: (id, entries, created) =>
+    entries.some((e) => e.parent === null && e.id === id) ? { status: 200, body: j(tritonCard(id, created)) } : { status: 404, body: j({ detail: `Unknown model: ${id}` }) },
+  responses: false,
+  responsesError: (status, message) => tritonError(status, message),
+  embeddings: 'refused',
+  statusError: (status, message) => ({ status, body: j({ detail: message }) }),
 };
+
+function tritonCard(id: string, created: number): Record<string, unknown> {
+  return { id, object: 'model', created, owned_by: 'Triton Inference Server' };
+}
 
 export const FACES: { readonly [R in SimRuntime]: Face } = {
   vllm: VLLM,

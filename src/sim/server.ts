@@ -10,7 +10,12 @@
  * Test hooks, as request headers:
  * - `x-sim-first-token-delay-ms: N` waits N wall-clock ms before handing the request to the engine;
  * - `x-sim-reset: before-headers` destroys the connection instead of answering;
- *   `x-sim-reset: mid-stream` destroys it after half of the answer's tokens were sent.
+ *   `x-sim-reset: mid-stream` destroys it after half of the answer's tokens were sent;
+ * - `x-sim-fault: <mode>` injects a generation fault (faults.ts), as `POST /sim/faults` does
+ *   server-wide.
+ *
+ * One accepted request's life is in exchange.ts; the Responses API in responses.ts, embeddings in
+ * embeddings.ts, gzip in compress.ts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,26 +29,25 @@ import {
   findProfile,
   naturalAnswerLength,
   SimClock,
+  type CheckError,
   type EngineProfile,
   type EngineProfileOverrides,
   type EngineRequest,
   type ProfileName,
-  type RequestHandle,
-  type RequestResult,
 } from './engine/index.js';
+import { compressResponse } from './compress.js';
+import { DEFAULT_EMBEDDING_DIMENSION, EmbeddingJob, MAX_EMBEDDING_DIMENSION, parseEmbeddings } from './embeddings.js';
+import { Exchange, RequestLife, type AnswerCut, type ExchangeHost, type SimStats } from './exchange.js';
+import { FaultSettings, generationFaultHelp, parseGenerationFault, type GenerationFault, type GenerationFaultMode, type SimFaults } from './faults.js';
 import { parseObject, pathOf, readBody, send, sendJson } from './http.js';
-import { createMetricsPage, METRICS_CONTENT_TYPE, type MetricsPage } from './metrics/index.js';
-import { AnswerWriter, parseGenerate, type ResponseMeta } from './openai.js';
-import {
-  awaitTransfer,
-  BootstrapServer,
-  DEFAULT_BOOTSTRAP_PORT,
-  DEFAULT_BOOTSTRAP_TIMEOUT_MS,
-  DEFAULT_KV_TRANSFER_MS_PER_TOKEN,
-  parseBootstrap,
-  type BootstrapFields,
-} from './pd.js';
+import { createMetricsPage, HttpRequestCounts, METRICS_CONTENT_TYPE, type MetricsFault, type MetricsPage } from './metrics/index.js';
+import { AnswerWriter, parseGenerate, SSE_HEADERS, type AnswerSink, type GenerateRequest } from './openai.js';
+import { BootstrapServer, DEFAULT_BOOTSTRAP_PORT, DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_KV_TRANSFER_MS_PER_TOKEN, parseBootstrap, type BootstrapFields } from './pd.js';
+import { parseResponses, ResponsesWriter, type ResponsesEcho } from './responses.js';
 import { FACES, METHOD_NOT_ALLOWED_BODY, NOT_FOUND_BODY, type ErrorAnswer, type Face, type ModelEntry, type SimRuntime } from './runtimes.js';
+import { parseTritonVersion, TRITON_LATEST_MINOR, tritonStreamOptionsRefusal } from './triton-version.js';
+
+export type { SimStats } from './exchange.js';
 
 export type PdRole = 'prefill' | 'decode';
 
@@ -87,16 +91,19 @@ export interface SimServerOptions {
   cacheReport?: boolean;
   /** Seed of the engine's step-time jitter (only with a profile `jitter` > 0). */
   seed?: number;
-}
-
-/** HTTP-level counts of generation requests. */
-export interface SimStats {
-  /** Answered to the end. */
-  served: number;
-  /** Accepted (valid) and not finished yet. */
-  inFlight: number;
-  /** The client went away before the answer was complete. */
-  aborted: number;
+  /**
+   * Triton server version `2.N` (runtime 'trtllm'): selects how `stream_options` is answered
+   * (triton-version.ts). Default: the newest behaviour (2.63, 25.11: accepted).
+   */
+  tritonVersion?: string;
+  /** gzip responses for clients that accept it (compress.ts); default false. */
+  compress?: boolean;
+  /** `/metrics` fault at start (metrics/page.ts `MetricsFault`); default 'none'. */
+  metricsFault?: MetricsFault;
+  /** Server-wide generation fault at start (faults.ts); default 'ok'. */
+  fault?: GenerationFaultMode;
+  /** Length of `/v1/embeddings` vectors; default 384, at most 16 384. */
+  embeddingDimension?: number;
 }
 
 export interface RunningSimServer {
@@ -111,6 +118,10 @@ export interface RunningSimServer {
   /** The prefill server's bootstrap listener port; undefined otherwise. */
   readonly bootstrapPort: number | undefined;
   stats(): SimStats;
+  /** The server-wide fault settings. */
+  faults(): SimFaults;
+  /** Changes the server-wide faults (the fields given); throws RangeError for a bad value. */
+  setFaults(faults: Partial<SimFaults>): SimFaults;
   close(): Promise<void>;
 }
 
@@ -137,7 +148,19 @@ export async function startSimServer(options: SimServerOptions): Promise<Running
   return server.handle();
 }
 
-class SimServer {
+/** A URL path segment decoded; a malformed escape is kept as sent (never a thrown URIError). */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** The generation routes (their bodies count in `stats().received`). */
+type GenerationRoute = 'chat' | 'completions' | 'responses' | 'embeddings';
+
+class SimServer implements ExchangeHost {
   readonly options: SimServerOptions;
   readonly runtime: SimRuntime;
   readonly face: Face;
@@ -153,7 +176,12 @@ class SimServer {
   readonly pdRole: PdRole | undefined;
   readonly bootstrapTimeoutMs: number;
   readonly bootstrap: BootstrapServer | undefined;
-  readonly counters: SimStats = { served: 0, inFlight: 0, aborted: 0 };
+  readonly counters: SimStats = { received: 0, served: 0, inFlight: 0, aborted: 0 };
+  readonly faultSettings = new FaultSettings();
+  /** vLLM V1's request counter (printed on its `no-stats` page). */
+  readonly httpCounts: HttpRequestCounts | undefined;
+  readonly tritonMinor: number;
+  readonly embeddingDimension: number;
   /** Adapter name → `root` in /v1/models (its path when loaded at runtime). */
   readonly loraPaths = new Map<string, string>();
   readonly http: Server;
@@ -192,7 +220,29 @@ class SimServer {
     this.loraAdmin = this.face.loraAdmin && options.runtimeLoraUpdating === true;
     this.loraEnabled = options.enableLora ?? (loras.length > 0 || options.maxLoras !== undefined || this.loraAdmin);
     this.cacheReport = options.cacheReport ?? true;
-    this.metrics = createMetricsPage(this.runtime, { engine: this.engine, modelName: this.primaryModel, loraEnabled: this.loraEnabled });
+    this.httpCounts = this.runtime === 'vllm' ? new HttpRequestCounts() : undefined;
+    this.metrics = createMetricsPage(this.runtime, {
+      engine: this.engine,
+      modelName: this.primaryModel,
+      loraEnabled: this.loraEnabled,
+      ...(this.httpCounts === undefined ? {} : { http: this.httpCounts }),
+    });
+    try {
+      this.tritonMinor = this.#tritonMinor(options.tritonVersion);
+      this.embeddingDimension = options.embeddingDimension ?? DEFAULT_EMBEDDING_DIMENSION;
+      if (!Number.isInteger(this.embeddingDimension) || this.embeddingDimension < 1 || this.embeddingDimension > MAX_EMBEDDING_DIMENSION) {
+        throw new RangeError(`embeddingDimension must be an integer from 1 to ${MAX_EMBEDDING_DIMENSION} (got ${String(options.embeddingDimension)})`);
+      }
+      const bad = this.faultSettings.update({
+        ...(options.fault === undefined ? {} : { generation: options.fault }),
+        ...(options.metricsFault === undefined ? {} : { metrics: options.metricsFault }),
+      });
+      if (bad !== undefined) throw new RangeError(bad);
+    } catch (err) {
+      this.engine.close();
+      if (this.ownsClock) this.clock.close();
+      throw err;
+    }
     this.bootstrapTimeoutMs = options.bootstrapTimeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS;
     this.bootstrap =
       this.pdRole === 'prefill'
@@ -234,6 +284,12 @@ class SimServer {
       pdRole: this.pdRole,
       bootstrapPort: this.bootstrap?.port,
       stats: () => ({ ...self.counters }),
+      faults: () => self.faultSettings.snapshot(),
+      setFaults: (faults) => {
+        const bad = self.faultSettings.update(faults);
+        if (bad !== undefined) throw new RangeError(bad);
+        return self.faultSettings.snapshot();
+      },
       close: () => self.close(),
     };
   }
@@ -258,15 +314,28 @@ class SimServer {
     sendJson(res, e.status, e.body);
   }
 
+  #tritonMinor(version: string | undefined): number {
+    if (version === undefined) return TRITON_LATEST_MINOR;
+    if (this.runtime !== 'trtllm') throw new RangeError('tritonVersion needs runtime trtllm');
+    const minor = parseTritonVersion(version);
+    if (minor === undefined) throw new RangeError(`tritonVersion must look like "2.59" (Triton server version; got "${version}")`);
+    return minor;
+  }
+
   // --- routes -----------------------------------------------------------------------------------
 
   #dispatch(req: IncomingMessage, res: ServerResponse): void {
+    if (this.options.compress === true) compressResponse(req, res);
     res.setHeader('x-sim-pod', this.name);
     res.setHeader('x-sim-port', String(this.port));
     res.setHeader('x-sim-runtime', this.runtime);
     const path = pathOf(req);
     const method = req.method ?? 'GET';
+    let handler: string | undefined;
+    const counts = this.httpCounts;
+    if (counts !== undefined) res.once('finish', () => counts.record(method, res.statusCode, handler));
     const route = (allowed: string, fn: () => void | Promise<void>): void => {
+      handler = path.startsWith('/v1/models/') ? '/v1/models/{model_name}' : path;
       if (method !== allowed) return sendJson(res, 405, METHOD_NOT_ALLOWED_BODY);
       const out = fn();
       if (out instanceof Promise) {
@@ -276,10 +345,18 @@ class SimServer {
         });
       }
     };
-    if (path === '/v1/chat/completions') return route('POST', () => this.#generate(req, res, true));
-    if (path === '/v1/completions') return route('POST', () => this.#generate(req, res, false));
+    if (path === '/v1/chat/completions') return route('POST', () => this.#generation(req, res, 'chat'));
+    if (path === '/v1/completions') return route('POST', () => this.#generation(req, res, 'completions'));
+    if (path === '/v1/responses' && this.face.responses) return route('POST', () => this.#generation(req, res, 'responses'));
+    if (path === '/v1/embeddings') return route('POST', () => this.#generation(req, res, 'embeddings'));
     if (path === '/v1/models') return route('GET', () => this.#models(res));
-    if (path === '/metrics') return route('GET', () => send(res, 200, this.metrics.render(), METRICS_CONTENT_TYPE));
+    const retrieve = this.face.retrieveModel;
+    if (path.startsWith('/v1/models/') && retrieve !== undefined) {
+      const id = decodePathSegment(path.slice('/v1/models/'.length));
+      return route('GET', () => this.sendError(res, retrieve(id, this.#modelEntries(), this.#created(), this.engine.profile.maxModelLen)));
+    }
+    if (path === '/metrics') return route('GET', () => send(res, 200, this.metrics.render(this.faultSettings.metrics), METRICS_CONTENT_TYPE));
+    if (path === '/sim/faults') return route(method === 'POST' ? 'POST' : 'GET', () => this.#faultsRoute(req, res));
     if (this.face.healthPaths.includes(path) || (path === '/ping' && this.runtime.startsWith('vllm'))) {
       if (path === '/health_generate') return route('GET', () => this.#healthGenerate(res));
       return route(method === 'POST' && path === '/ping' ? 'POST' : 'GET', () => send(res, 200, '', 'application/json'));
@@ -289,11 +366,30 @@ class SimServer {
     sendJson(res, 404, NOT_FOUND_BODY);
   }
 
-  #models(res: ServerResponse): void {
-    const created = Math.floor(this.clock.toEpochMs() / 1000);
+  /** Unix seconds, modelled. */
+  #created(): number {
+    return Math.floor(this.clock.toEpochMs() / 1000);
+  }
+
+  /** The served base names, then every adapter (its parent the primary base name, as vLLM lists them). */
+  #modelEntries(): ModelEntry[] {
     const entries: ModelEntry[] = this.engine.modelNames.map((id) => ({ id, parent: null, root: this.primaryModel }));
     for (const l of this.engine.loras) entries.push({ id: l, parent: this.primaryModel, root: this.loraPaths.get(l) ?? l });
-    sendJson(res, 200, this.face.models(entries, created, this.engine.profile.maxModelLen));
+    return entries;
+  }
+
+  #models(res: ServerResponse): void {
+    sendJson(res, 200, this.face.models(this.#modelEntries(), this.#created(), this.engine.profile.maxModelLen));
+  }
+
+  /** `GET /sim/faults` shows the server-wide faults; `POST` changes them (JSON, the fields given). */
+  async #faultsRoute(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method === 'POST') {
+      const body = parseObject((await readBody(req, 64 * 1024)) ?? '');
+      const bad = body === undefined ? 'the body must be a JSON object such as {"generation": "hang"}' : this.faultSettings.update(body);
+      if (bad !== undefined) return sendJson(res, 400, JSON.stringify({ error: bad }));
+    }
+    sendJson(res, 200, JSON.stringify(this.faultSettings.snapshot()));
   }
 
   /** SGLang `/health_generate`: one token through the engine (`max_new_tokens: 1`), 200 or 503. */
@@ -335,16 +431,64 @@ class SimServer {
     send(res, 200, `Success: LoRA adapter '${name}' removed successfully.`, 'text/plain; charset=utf-8');
   }
 
-  async #generate(req: IncomingMessage, res: ServerResponse, chat: boolean): Promise<void> {
+  /** The fault of this request: its `x-sim-fault` header, else the server-wide one; undefined for a bad header. */
+  #faultOf(req: IncomingMessage): GenerationFault | undefined {
+    const header = req.headers['x-sim-fault'];
+    if (header === undefined) return this.faultSettings.generation;
+    return parseGenerationFault(Array.isArray(header) ? (header[0] ?? '') : header);
+  }
+
+  /**
+   * A generation route: read the body, apply a fault, validate, then hand the request to an
+   * Exchange (or, for embeddings, an EmbeddingJob).
+   */
+  async #generation(req: IncomingMessage, res: ServerResponse, route: GenerationRoute): Promise<void> {
     const text = await readBody(req);
-    if (text === undefined) return this.sendError(res, this.face.error(413, 'Request body too large.', 'BadRequestError'));
-    const body = parseObject(text);
-    if (body === undefined) return this.sendError(res, this.face.error(400, 'The request body must be a JSON object.', 'BadRequestError'));
+    this.counters.received++;
+    const body = text === undefined ? undefined : parseObject(text);
+    const error = route === 'responses' ? this.face.responsesError : this.face.error;
+
+    const fault = this.#faultOf(req);
+    if (fault === undefined) return this.sendError(res, error(400, `x-sim-fault: ${generationFaultHelp(String(req.headers['x-sim-fault']))}`, 'BadRequestError'));
+    switch (fault.kind) {
+      case 'hang':
+        new RequestLife(this.counters, res);
+        return;
+      case 'hang-after-headers':
+        new RequestLife(this.counters, res);
+        res.writeHead(200, body?.['stream'] === true ? SSE_HEADERS : { 'content-type': 'application/json' });
+        res.flushHeaders();
+        return;
+      case 'drop-after-body':
+        req.socket.destroy();
+        return;
+      case 'status':
+        return this.sendError(res, this.face.statusError(fault.status, `Simulated fault: HTTP ${fault.status}.`));
+      default:
+        break;
+    }
+
+    if (text === undefined) return this.sendError(res, error(413, 'Request body too large.', 'BadRequestError'));
+    if (body === undefined) return this.sendError(res, error(400, 'The request body must be a JSON object.', 'BadRequestError'));
     const modelField = body['model'];
     res.setHeader('x-sim-model', typeof modelField === 'string' ? modelField : '');
-    const parsed = parseGenerate(body, chat, this.face, this.primaryModel);
-    if (!parsed.ok) return this.sendError(res, this.face.error(parsed.status, parsed.message, parsed.type));
-    const g = parsed.request;
+    if (route === 'embeddings') return this.#embed(res, body, fault.kind === 'stall-mid-stream');
+    if (this.runtime === 'trtllm') {
+      const refused = tritonStreamOptionsRefusal(this.tritonMinor, body);
+      if (refused !== undefined) return this.sendError(res, refused);
+    }
+    let echo: ResponsesEcho | undefined;
+    let g: GenerateRequest;
+    if (route === 'responses') {
+      const parsed = parseResponses(body, this.face, this.primaryModel);
+      if (!parsed.ok) return this.sendError(res, error(parsed.status, parsed.message, parsed.type));
+      g = parsed.request;
+      echo = parsed.echo;
+    } else {
+      const parsed = parseGenerate(body, route === 'chat', this.face, this.primaryModel);
+      if (!parsed.ok) return this.sendError(res, error(parsed.status, parsed.message, parsed.type));
+      g = parsed.request;
+    }
 
     let bootstrap: BootstrapFields | undefined;
     if (this.pdRole !== undefined) {
@@ -353,9 +497,9 @@ class SimServer {
         const message =
           `This server runs SGLang prefill/decode disaggregation (${this.pdRole}); the request must carry ` +
           'bootstrap_host, bootstrap_port and bootstrap_room (a PD router adds them).';
-        return this.sendError(res, this.face.error(400, message, 'BadRequestError'));
+        return this.sendError(res, error(400, message, 'BadRequestError'));
       }
-      if (b.kind === 'invalid') return this.sendError(res, this.face.error(400, b.message, 'BadRequestError'));
+      if (b.kind === 'invalid') return this.sendError(res, error(400, b.message, 'BadRequestError'));
       bootstrap = b.fields;
     }
 
@@ -369,11 +513,7 @@ class SimServer {
       ...(this.pdRole === 'decode' ? { remotePrefill: true } : {}),
     };
     const check = this.engine.check(engineReq);
-    if (!check.ok) {
-      const e = check.error;
-      const message = checkErrorMessage(e);
-      return this.sendError(res, e.kind === 'unknown_model' ? this.face.unknownModel(g.model, message) : this.face.error(checkErrorStatus(e), message, checkErrorType(e)));
-    }
+    if (!check.ok) return this.sendError(res, this.#checkError(check.error, g.model, route));
     if (req.headers['x-sim-reset'] === 'before-headers') {
       req.socket.destroy();
       return;
@@ -381,227 +521,62 @@ class SimServer {
     const checked = check.request;
     const { prompt: _text, ...rest } = engineReq;
     const submitted: EngineRequest = { ...rest, promptTokens: checked.promptTokens };
-    const meta: ResponseMeta = {
-      face: this.face,
-      chat,
-      stream: g.stream,
-      includeUsage: g.includeUsage,
-      cacheReport: this.cacheReport,
-      model: g.model,
-      id: this.nextId(chat ? this.face.chatIdPrefix : 'cmpl-'),
-      created: Math.floor(this.clock.toEpochMs() / 1000),
-    };
-    let resetAt = 0;
-    if (req.headers['x-sim-reset'] === 'mid-stream') {
+    const created = this.#created();
+    const sink: AnswerSink =
+      echo === undefined
+        ? new AnswerWriter(res, {
+            face: this.face,
+            chat: route === 'chat',
+            stream: g.stream,
+            includeUsage: g.includeUsage,
+            cacheReport: this.cacheReport,
+            model: g.model,
+            id: this.nextId(route === 'chat' ? this.face.chatIdPrefix : 'cmpl-'),
+            created,
+          })
+        : new ResponsesWriter(res, { stream: g.stream, id: this.nextId('resp_'), messageId: this.nextId('msg_'), createdAt: created, model: g.model, echo });
+    const mode = fault.kind === 'stall-mid-stream' ? 'stall' : req.headers['x-sim-reset'] === 'mid-stream' ? 'reset' : undefined;
+    let cut: AnswerCut | undefined;
+    if (mode !== undefined) {
       const tokens =
         this.pdRole === 'prefill' ? 1 : answerLength(naturalAnswerLength(answerSeed(checked.promptTokens, g.model)), checked.maxTokens, g.ignoreEos).tokens;
-      resetAt = Math.max(1, Math.ceil(tokens / 2));
+      cut = { at: Math.max(1, Math.ceil(tokens / 2)), mode };
     }
-    await new Exchange(this, req, res, meta, submitted, bootstrap, resetAt).run();
-  }
-}
-
-/** Modelled timings of a finished request as response headers (non-streaming answers only). */
-function timingHeaders(r: RequestResult, transferMs?: number): Record<string, string> {
-  const ms = (x: number | null): string => (x === null ? '' : String(Math.round(x * 1000) / 1000)); // to the µs
-  const h: Record<string, string> = {
-    'x-sim-ttft-ms': ms(r.ttftMs),
-    'x-sim-queue-ms': ms(r.queueMs),
-    'x-sim-e2e-ms': ms(r.e2eMs),
-    'x-sim-cached-tokens': String(r.cachedTokens),
-    'x-sim-preemptions': String(r.preemptions),
-  };
-  if (transferMs !== undefined) h['x-sim-kv-transfer-ms'] = ms(transferMs);
-  return h;
-}
-
-/** One accepted generation request, from validation to the last byte (or the client leaving). */
-class Exchange {
-  readonly #srv: SimServer;
-  readonly #req: IncomingMessage;
-  readonly #res: ServerResponse;
-  readonly #meta: ResponseMeta;
-  readonly #engineReq: EngineRequest;
-  readonly #bootstrap: BootstrapFields | undefined;
-  readonly #resetAt: number;
-  readonly #writer: AnswerWriter;
-  #done = false;
-  /** The server destroys the connection itself (test hook, shutdown): not a client abort. */
-  #selfReset = false;
-  #cancelWait: (() => void) | null = null;
-  #handle: RequestHandle | null = null;
-
-  constructor(srv: SimServer, req: IncomingMessage, res: ServerResponse, meta: ResponseMeta, engineReq: EngineRequest, bootstrap: BootstrapFields | undefined, resetAt: number) {
-    this.#srv = srv;
-    this.#req = req;
-    this.#res = res;
-    this.#meta = meta;
-    this.#engineReq = engineReq;
-    this.#bootstrap = bootstrap;
-    this.#resetAt = resetAt;
-    this.#writer = new AnswerWriter(res, meta);
-    srv.counters.inFlight++;
-    res.on('close', this.#onClose);
+    await new Exchange(this, req, res, sink, submitted, bootstrap, cut).run();
   }
 
-  async run(): Promise<void> {
-    const delay = Number(this.#req.headers['x-sim-first-token-delay-ms'] ?? 0);
-    if (Number.isFinite(delay) && delay > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, delay);
-        this.#cancelWait = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.#cancelWait = null;
-      if (this.#done) return;
+  /** The face's answer to a request the engine refuses. */
+  #checkError(e: CheckError, model: string, route: GenerationRoute): ErrorAnswer {
+    const message = checkErrorMessage(e);
+    if (route === 'responses') return this.face.responsesError(checkErrorStatus(e), message, checkErrorType(e));
+    return e.kind === 'unknown_model' ? this.face.unknownModel(model, message) : this.face.error(checkErrorStatus(e), message, checkErrorType(e));
+  }
+
+  /** `/v1/embeddings`: every input checked by the engine, then one EmbeddingJob. */
+  #embed(res: ServerResponse, body: Readonly<Record<string, unknown>>, stall: boolean): void {
+    if (this.face.embeddings === 'refused') {
+      const model = typeof body['model'] === 'string' ? body['model'] : this.primaryModel;
+      const message = this.engine.check({ model, prompt: 'x', maxTokens: 1 }).ok
+        ? `Model '${model}' cannot create embeddings: only the vLLM backend serves /v1/embeddings, and this model runs on TensorRT-LLM.`
+        : `Unknown model: ${model}`;
+      return this.sendError(res, this.face.error(400, message, 'BadRequestError'));
     }
-    const srv = this.#srv;
-    if (srv.pdRole === 'decode' && this.#bootstrap !== undefined) {
-      const wait = awaitTransfer({
-        clock: srv.clock,
-        fields: this.#bootstrap,
-        decodeName: srv.name,
-        model: this.#engineReq.model,
-        promptTokens: this.#engineReq.promptTokens?.length ?? 0,
-        timeoutMs: srv.bootstrapTimeoutMs,
-      });
-      this.#cancelWait = wait.cancel;
-      const outcome = await wait.promise;
-      this.#cancelWait = null;
-      if (this.#done) return;
-      if (!outcome.ok) return this.#fail(outcome.message);
-      this.#submit(outcome.transferMs);
-      return;
+    const parsed = parseEmbeddings(body, this.primaryModel, this.embeddingDimension);
+    if (!parsed.ok) return this.sendError(res, this.face.error(parsed.status, parsed.message, parsed.type));
+    const request = parsed.request;
+    const prompts: Array<readonly number[]> = [];
+    for (const input of request.inputs) {
+      const check = this.engine.check({ model: request.model, maxTokens: 1, prefillOnly: true, ...('text' in input ? { prompt: input.text } : { promptTokens: input.tokens }) });
+      if (!check.ok && check.error.kind === 'context_length') {
+        // vLLM's wording for pooling requests (serving_engine.py `_validate_input`).
+        const e = check.error;
+        const message = `This model's maximum context length is ${e.maxModelLen} tokens. However, you requested ${e.promptTokens} tokens in the input for embedding generation. Please reduce the length of the input.`;
+        return this.sendError(res, this.face.error(400, message, 'BadRequestError'));
+      }
+      if (!check.ok) return this.sendError(res, this.#checkError(check.error, request.model, 'embeddings'));
+      prompts.push(check.request.promptTokens);
     }
-    if (srv.pdRole === 'prefill' && this.#bootstrap !== undefined) return this.#submitPrefill(this.#bootstrap);
-    this.#submit(undefined);
-  }
-
-  #end(kind: 'served' | 'aborted' | 'none'): void {
-    if (this.#done) return;
-    this.#done = true;
-    const c = this.#srv.counters;
-    c.inFlight--;
-    if (kind === 'served') c.served++;
-    else if (kind === 'aborted') c.aborted++;
-  }
-
-  readonly #onClose = (): void => {
-    if (this.#done) return;
-    this.#cancelWait?.();
-    this.#cancelWait = null;
-    this.#end(this.#selfReset ? 'none' : 'aborted');
-    this.#handle?.abort();
-  };
-
-  #destroy(): void {
-    this.#selfReset = true;
-    this.#res.destroy();
-    this.#end('none');
-  }
-
-  #fail(message: string): void {
-    this.#srv.sendError(this.#res, this.#srv.face.error(500, message, 'InternalServerError'));
-    this.#end('none');
-  }
-
-  #submit(transferMs: number | undefined): void {
-    const srv = this.#srv;
-    const observer = srv.metrics;
-    const clock = srv.clock;
-    const writer = this.#writer;
-    let submitMs = 0;
-    let lastMs = 0;
-    try {
-      writer.start();
-      submitMs = clock.now();
-      lastMs = submitMs;
-      this.#handle = srv.engine.submit(this.#engineReq, {
-        onToken: (text, index) => {
-          const now = clock.now();
-          observer.token(index, now - submitMs, now - lastMs);
-          lastMs = now;
-          writer.token(text, index);
-          if (this.#resetAt === index + 1) {
-            // Test hook: send what was generated so far, then close the connection mid-answer.
-            writer.flush();
-            this.#selfReset = true;
-            this.#end('none');
-            this.#req.socket.destroySoon();
-            this.#handle?.abort();
-          }
-        },
-        onFinish: (result) => {
-          observer.finished(result);
-          if (result.finishReason === 'abort') {
-            if (!this.#done) this.#destroy();
-            return;
-          }
-          writer.finish(result, timingHeaders(result, transferMs));
-          this.#end('served');
-        },
-      });
-      observer.submitted();
-    } catch (err) {
-      if (this.#res.headersSent) this.#destroy();
-      else this.#fail(`the engine refused the request: ${String(err)}`);
-    }
-  }
-
-  /** SGLang prefill leg: compute the prompt, wait for the decode leg, transfer, answer one token. */
-  #submitPrefill(fields: BootstrapFields): void {
-    const srv = this.#srv;
-    const bootstrap = srv.bootstrap as BootstrapServer;
-    const observer = srv.metrics;
-    const clock = srv.clock;
-    let firstText = '';
-    let result: RequestResult | null = null;
-    const leg = bootstrap.openPrefill(fields.room, this.#engineReq.model, this.#engineReq.promptTokens?.length ?? 0, {
-      transferred: (transferMs) => {
-        this.#cancelWait = null;
-        if (this.#done || result === null) return;
-        this.#writer.start();
-        this.#writer.token(firstText, 0);
-        this.#writer.finish(result, timingHeaders(result, transferMs));
-        this.#end('served');
-      },
-      failed: (message) => {
-        this.#cancelWait = null;
-        if (this.#done) return;
-        this.#fail(message); // first: the abort below must not reset the connection
-        this.#handle?.abort();
-      },
-    });
-    if (typeof leg === 'string') {
-      srv.sendError(this.#res, srv.face.error(400, leg, 'BadRequestError'));
-      this.#end('none');
-      return;
-    }
-    this.#cancelWait = leg.cancel;
-    const submitMs = clock.now();
-    try {
-      this.#handle = srv.engine.submit(this.#engineReq, {
-        onToken: (text, index) => {
-          observer.token(index, clock.now() - submitMs, 0);
-          if (index === 0) firstText = text;
-        },
-        onFinish: (r) => {
-          observer.finished(r);
-          if (r.finishReason === 'abort') {
-            leg.cancel();
-            if (!this.#done) this.#destroy();
-            return;
-          }
-          result = r;
-          leg.computed();
-        },
-      });
-      observer.submitted();
-    } catch (err) {
-      leg.cancel();
-      this.#fail(`the engine refused the request: ${String(err)}`);
-    }
+    const id = this.runtime.startsWith('vllm') ? this.nextId('embd-') : undefined;
+    new EmbeddingJob(this, res, request, { id, created: this.#created(), dimension: this.embeddingDimension, stall }).run(prompts);
   }
 }

@@ -1,10 +1,13 @@
-import { writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { untilSignal } from '../cli/signals.js';
 import { PROFILES, type EngineProfileOverrides, type ProfileName } from './engine/index.js';
 import { startSimFleet, type SimFleet } from './fleet.js';
+import { DEFAULT_EMBEDDING_DIMENSION, MAX_EMBEDDING_DIMENSION } from './embeddings.js';
+import { GENERATION_FAULT_MODES, generationFaultHelp, isMetricsFault, METRICS_FAULTS, parseGenerationFault, type GenerationFaultMode } from './faults.js';
 import { DEFAULT_BOOTSTRAP_PORT, DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_KV_TRANSFER_MS_PER_TOKEN } from './pd.js';
 import { isSimRuntime, SIM_RUNTIMES } from './runtimes.js';
+import { parseTritonVersion } from './triton-version.js';
 
 export const SIM_HELP = `infergate sim: simulated model servers (vLLM, SGLang, Triton TensorRT-LLM) for the gateway
 
@@ -37,8 +40,21 @@ Options:
                        modelled ms a PD leg waits for its partner (default ${DEFAULT_BOOTSTRAP_TIMEOUT_MS})
   --kv-transfer-ms-per-token X
                        prefill: modelled KV transfer cost (default ${DEFAULT_KV_TRANSFER_MS_PER_TOKEN})
+  --embedding-dim N    length of /v1/embeddings vectors (default ${DEFAULT_EMBEDDING_DIMENSION})
+  --triton-version V   Triton server version 2.N (runtime trtllm): before 2.60 stream_options is
+                       refused with 422, 2.60-2.62 include_usage with 400 (default: newest, accepted)
+  --gzip               gzip responses for clients whose Accept-Encoding allows it (SSE flushed per
+                       event), as a compressing proxy in front of the server would
+  --metrics-fault F    ${METRICS_FAULTS.join(' | ')}: no-stats drops the engine series from /metrics
+                       (vLLM --disable-log-stats), nan prints the load gauges as NaN
+  --fault MODE         server-wide generation fault: ${GENERATION_FAULT_MODES.slice(0, 3).join(' | ')} |
+                       ${GENERATION_FAULT_MODES.slice(3).join(' | ')}
   --labels k=v,...     pod labels written to --pods-yaml (default app=sim)
   --pods-yaml FILE     write the matching Pod resources (labels + podIP, a kind: List)
+
+Faults at run time: GET <url>/sim/faults shows them, POST <url>/sim/faults with
+{"generation": "hang", "metrics": "nan"} changes them; a request header x-sim-fault: MODE sets
+one request's generation fault. /metrics and health routes answer in every mode.
 
 Runs until SIGINT or SIGTERM.
 `;
@@ -106,6 +122,11 @@ export async function runSimCommand(argv: string[]): Promise<number> {
         'bootstrap-port': { type: 'string' },
         'bootstrap-timeout-ms': { type: 'string' },
         'kv-transfer-ms-per-token': { type: 'string' },
+        'embedding-dim': { type: 'string' },
+        'triton-version': { type: 'string' },
+        gzip: { type: 'boolean' },
+        'metrics-fault': { type: 'string' },
+        fault: { type: 'string' },
         labels: { type: 'string' },
         'pods-yaml': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -146,6 +167,16 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     if (kvTransferMsPerToken !== undefined && !(Number.isFinite(kvTransferMsPerToken) && kvTransferMsPerToken >= 0)) {
       throw new UsageError(`--kv-transfer-ms-per-token must be a number >= 0 (got "${kvMs}")`);
     }
+    const embeddingDimension = int('embedding-dim', values['embedding-dim'], 1, MAX_EMBEDDING_DIMENSION);
+    const tritonVersion = values['triton-version'];
+    if (tritonVersion !== undefined && runtime !== 'trtllm') throw new UsageError('--triton-version needs --runtime trtllm');
+    if (tritonVersion !== undefined && parseTritonVersion(tritonVersion) === undefined) {
+      throw new UsageError(`--triton-version must be a Triton server version such as 2.59 (got "${tritonVersion}")`);
+    }
+    const metricsFault = values['metrics-fault'];
+    if (metricsFault !== undefined && !isMetricsFault(metricsFault)) throw new UsageError(`--metrics-fault must be one of ${METRICS_FAULTS.join(', ')} (got "${metricsFault}")`);
+    const fault = values.fault;
+    if (fault !== undefined && parseGenerationFault(fault) === undefined) throw new UsageError(`--fault: ${generationFaultHelp(fault)}`);
     const host = values.host ?? '127.0.0.2';
     const port = int('port', values.port, 0, 65535) ?? 8000;
     const portStep = int('port-step', values['port-step'], 0, 1000) ?? 0;
@@ -170,6 +201,11 @@ export async function runSimCommand(argv: string[]): Promise<number> {
         ...(bootstrapPort === undefined ? {} : { bootstrapPort }),
         ...(bootstrapTimeoutMs === undefined ? {} : { bootstrapTimeoutMs }),
         ...(kvTransferMsPerToken === undefined ? {} : { kvTransferMsPerToken }),
+        ...(embeddingDimension === undefined ? {} : { embeddingDimension }),
+        ...(tritonVersion === undefined ? {} : { tritonVersion }),
+        ...(values.gzip === true ? { compress: true } : {}),
+        ...(metricsFault === undefined ? {} : { metricsFault }),
+        ...(fault === undefined ? {} : { fault: fault as GenerationFaultMode }),
       });
     } catch (err) {
       const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
@@ -188,7 +224,9 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     process.stdout.write(`profile ${profile}, time scale ${timeScale}; metrics at <url>/metrics\n`);
     const podsFile = values['pods-yaml'];
     if (podsFile !== undefined) {
-      await writeFile(podsFile, fleet.podsYaml(labels));
+      // Written whole or not at all (temp file + rename): readers poll for it to appear.
+      await writeFile(`${podsFile}.tmp`, fleet.podsYaml(labels));
+      await rename(`${podsFile}.tmp`, podsFile);
       process.stdout.write(`wrote ${fleet.servers.length} Pod resource(s) to ${podsFile}\n`);
     }
     process.stdout.write('Press Ctrl-C to stop.\n');

@@ -6,7 +6,7 @@ import type { RuleConfig } from '../../src/config/snapshot.js';
 import { WeightedTable } from '../../src/core/weighted.js';
 
 function rule(id: string): RuleConfig {
-  return { id, routeName: id, backends: new WeightedTable([]), requestHeaders: null, responseHeaders: null, requestTimeoutMs: undefined, bufferLimitBytes: 1024 };
+  return { id, routeName: id, backends: new WeightedTable([]), requestHeaders: null, responseHeaders: null, requestTimeoutMs: undefined, requestTimeoutSetting: undefined, bufferLimitBytes: 1024 };
 }
 
 interface EntrySpec {

@@ -10,7 +10,7 @@ import { endpoints, NOW } from '../scheduling/support.js';
 const OPTIONS: AdmissionOptions = { queueDepth: 5, kvCacheUtilization: 0.8, stalenessMs: 200, maxRequests: 3, ttlMs: 60_000, sheddable: 'reject', recheckMs: 5 };
 
 function gate(eps: Endpoint[], options: Partial<AdmissionOptions> = {}): AdmissionGate {
-  return new AdmissionGate(() => eps, { ...OPTIONS, ...options }, () => NOW);
+  return new AdmissionGate(() => [eps], { ...OPTIONS, ...options }, () => NOW);
 }
 
 async function code(p: Promise<unknown>): Promise<string> {
@@ -22,13 +22,15 @@ async function code(p: Promise<unknown>): Promise<string> {
   }
 }
 
-test('saturation: only when no endpoint has headroom; stale counts as none; unknown endpoints are not judged', () => {
+test('saturation: only when no endpoint has headroom; stale counts as none; endpoints without metrics are judged by in-flight', () => {
   const cases: Array<{ name: string; eps: Endpoint[]; want: boolean }> = [
     { name: 'one idle endpoint among busy ones', eps: endpoints([{ metrics: { waitingRequests: 9 } }, { metrics: { waitingRequests: 0 } }]), want: false },
     { name: 'all over the queue threshold', eps: endpoints([{ metrics: { waitingRequests: 5 } }, { metrics: { waitingRequests: 7 } }]), want: true },
     { name: 'all over the KV threshold', eps: endpoints([{ metrics: { kvCacheUsage: 0.9 } }, { metrics: { kvCacheUsage: 0.85 } }]), want: true },
     { name: 'the only idle one is stale', eps: endpoints([{ metrics: { waitingRequests: 9 } }, { metrics: { waitingRequests: 0 }, ageMs: 1000 }]), want: true },
     { name: 'no endpoint has metrics', eps: endpoints([{ inFlight: 50 }, {}]), want: false },
+    { name: 'beside a queueing endpoint, one without metrics and few requests in flight has headroom', eps: endpoints([{ metrics: { waitingRequests: 9 } }, { inFlight: 4 }]), want: false },
+    { name: 'beside a queueing endpoint, one without metrics and queueDepth in flight has none', eps: endpoints([{ metrics: { waitingRequests: 9 } }, { inFlight: 5 }]), want: true },
     {
       name: 'requests sent since the scrape to a queueing endpoint count',
       eps: endpoints([{ metrics: { waitingRequests: 9 } }, { metrics: { waitingRequests: 1 }, inFlight: 5, inFlightAtScrape: 0 }]),

@@ -104,12 +104,26 @@ describe('routing by pool weight and InferenceModel weight', () => {
     assert.ok(r.status === 200 || r.status === 404);
   });
 
-  test('GET /v1/models lists the model names routable on the listener', async () => {
-    const r = await fetch(`${base}/v1/models`);
-    assert.equal(r.status, 200);
-    const body = (await r.json()) as { object: string; data: Array<{ id: string; object: string }> };
+  test('GET /v1/models lists the model names routable on the listener: InferenceModels, then what the pods serve', async () => {
+    // The pods' own model lists are learned in the background; wait until they are in.
+    let body: { object: string; data: Array<{ id: string; object: string; parent?: string }> } = { object: '', data: [] };
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      const r = await fetch(`${base}/v1/models`);
+      assert.equal(r.status, 200);
+      body = (await r.json()) as typeof body;
+      if (body.data.length >= 4) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
     assert.equal(body.object, 'list');
-    assert.deepEqual(body.data.map((m) => m.id), ['travelhelper']);
+    assert.deepEqual(body.data.map((m) => m.id), ['travelhelper', 'mymodel', 'travel-helper-v1', 'travel-helper-v2']);
+    assert.equal(body.data.find((m) => m.id === 'travel-helper-v1')?.parent, 'mymodel', "an adapter names its base model, as vLLM's list does");
+    const one = await fetch(`${base}/v1/models/travel-helper-v2`);
+    assert.equal(one.status, 200);
+    assert.equal(((await one.json()) as { id: string }).id, 'travel-helper-v2');
+    const missing = await fetch(`${base}/v1/models/nope`);
+    assert.equal(missing.status, 404);
+    assert.equal(((await missing.json()) as { error: { code: string } }).error.code, 'model_not_found');
   });
 
   test('errors: 404 for no route, 400 for bad JSON and for a missing model, with OpenAI bodies', async () => {

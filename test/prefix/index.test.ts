@@ -23,7 +23,12 @@ test('prompt text: a conversation plus its answer is a prefix of the next turn',
   assert.ok(recorded !== undefined && renderMessages(turn2).startsWith(recorded));
   assert.equal(promptText({ prompt: ['a', 'b'] }), 'a\nb');
   assert.equal(withAnswer({ prompt: 'Q: ' }, 'A'), 'Q: A');
-  assert.equal(promptText({ input: 'x' }), undefined);
+  // The Responses API's input is a prompt too (issue 9): instructions as a system turn, then input.
+  assert.equal(promptText({ input: 'x' }), 'user\nx\n\n');
+  assert.equal(promptText({ instructions: 'Be brief.', input: [{ role: 'user', content: [{ type: 'input_text', text: 'Hi' }] }] }), 'system\nBe brief.\n\nuser\nHi\n\n');
+  const responsesTurn2 = { input: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }, { role: 'user', content: 'z' }] };
+  assert.ok(promptText(responsesTurn2)?.startsWith(withAnswer({ input: 'x' }, 'y') ?? '-'), 'a Responses conversation is a prefix of its next turn too');
+  assert.equal(promptText({ input: ['a', 'b'] }), 'a\nb', 'embeddings input');
 });
 
 test('index: matches leading blocks per endpoint, LRU-evicts beyond the capacity the server reports, forgets removed endpoints', () => {

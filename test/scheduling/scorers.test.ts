@@ -7,7 +7,7 @@ import { InflightScorer } from '../../src/scheduling/plugins/inflight-scorer.js'
 import { KvCacheScorer } from '../../src/scheduling/plugins/kv-cache-scorer.js';
 import { LoraAffinityScorer } from '../../src/scheduling/plugins/lora-affinity-scorer.js';
 import { PrefillLoadScorer } from '../../src/scheduling/plugins/prefill-load-scorer.js';
-import { createPrefixCacheScorer, PREFIX_MATCH } from '../../src/scheduling/plugins/prefix-cache-scorer.js';
+import { createPrefixCacheScorer } from '../../src/scheduling/plugins/prefix-cache-scorer.js';
 import { QueueScorer } from '../../src/scheduling/plugins/queue-scorer.js';
 import type { Scorer, SchedulingRequest } from '../../src/scheduling/types.js';
 import { endpoint, endpoints, handle, request, type EndpointSpec } from './support.js';
@@ -81,7 +81,8 @@ test('prefill-load scorer: fewer prompt tokens still waiting for a first byte wi
 test('kv scorer: 1 − utilisation, plus prompt tokens sent since the scrape over the capacity', () => {
   const e = endpoints([{ metrics: { kvCacheUsage: 0.25, blockSize: 16, numGpuBlocks: 100 } }, { metrics: { kvCacheUsage: 0.5 }, ageMs: 1000 }, {}]);
   (e[0] as Endpoint).inFlightTokens = 400; // 400 of 1600 tokens: +0.25
-  assert.deepEqual(scores(new KvCacheScorer('k', handle()), e), [0.5, 0, 1]);
+  // No metrics: the mean of the fresh candidates' scores (neither favoured nor penalised).
+  assert.deepEqual(scores(new KvCacheScorer('k', handle()), e), [0.5, 0, 0.5]);
 });
 
 test('lora affinity: running 1.0, free slot 0.8, waiting 0.6, else 0; neutral for the served base model', () => {
@@ -109,23 +110,23 @@ test('prefix scorer: matched blocks over the prompt, full marks only for long ma
   const eps = endpoints([{ metrics: {} }, { metrics: {} }, { metrics: {} }]);
   index.record(eps[0] as Endpoint, hashes);
   index.record(eps[1] as Endpoint, hashes.subarray(0, 8));
-  const req = request({ prefixHashes: hashes });
+  const req = request({ prompt: text });
   const scorer = createPrefixCacheScorer('p', {}, handle(index));
   assert.deepEqual(scores(scorer, eps, req), [1, 0.25, 0]);
-  const match = req.state.read(PREFIX_MATCH);
+  const match = scorer.matchOf(req);
   assert.equal(match?.totalBlocks, 32);
   assert.equal(match?.matched.get(eps[1] as Endpoint), 8);
 
   // A short prompt fully matched is worth little: 2 of at least 16 blocks.
   const short = blockHashes('y'.repeat(128), 'm');
   index.record(eps[2] as Endpoint, short);
-  assert.deepEqual(scores(scorer, eps, request({ prefixHashes: short })), [0, 0, 0.125]);
+  assert.deepEqual(scores(scorer, eps, request({ prompt: 'y'.repeat(128) })), [0, 0, 0.125]);
 
   // The endpoint holding the prefix has a queue 6 deeper than the shortest: its affinity is dropped.
   const busy = endpoints([{ metrics: { waitingRequests: 6 } }, { metrics: { waitingRequests: 0 } }]);
   index.record(busy[0] as Endpoint, hashes);
-  const guardedReq = request({ prefixHashes: hashes });
+  const guardedReq = request({ prompt: text });
   assert.deepEqual(scores(scorer, busy, guardedReq), [0, 0]);
-  assert.deepEqual(guardedReq.state.read(PREFIX_MATCH)?.guarded.map((e) => e.name), ['pod-0']);
+  assert.deepEqual(scorer.matchOf(guardedReq)?.guarded.map((e) => e.name), ['pod-0']);
   assert.equal(endpoint(0).name, 'pod-0');
 });

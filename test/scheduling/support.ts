@@ -29,8 +29,10 @@ export function endpoints(specs: readonly EndpointSpec[]): Endpoint[] {
   return specs.map((s, i) => endpoint(i, s));
 }
 
-export function request(overrides: Partial<SchedulingRequest> = {}): SchedulingRequest {
-  return { requestId: 'r', model: 'm', targetModel: 'm', criticality: 'Standard', promptTokens: 10, prefixHashes: new Uint32Array(0), state: new CycleState(), ...overrides };
+/** A scheduling request; `prompt` is the text prefix-aware plugins judge it by. */
+export function request(overrides: Partial<Omit<SchedulingRequest, 'promptText'>> & { prompt?: string } = {}): SchedulingRequest {
+  const { prompt, ...rest } = overrides;
+  return { requestId: 'r', model: 'm', targetModel: 'm', criticality: 'Standard', promptTokens: 10, body: undefined, state: new CycleState(), promptText: () => prompt, ...rest };
 }
 
 export function handle(index = new PrefixIndex()): PluginHandle {

@@ -65,6 +65,25 @@ describe('startSimFleet', () => {
   });
 });
 
+/** `infergate sim <args>` running until `stop()` (SIGTERM; resolves to the exit code). */
+async function simProcess(args: readonly string[]): Promise<{ stdout: () => string; stderr: () => string; stop: () => Promise<number | null> }> {
+  const child = spawn(process.execPath, [BIN, 'sim', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const exited = once(child, 'exit') as Promise<[number | null]>;
+  for (let i = 0; i < 400 && !stdout.includes('Press Ctrl-C') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 25));
+  return {
+    stdout: () => stdout,
+    stderr: () => stderr,
+    stop: async () => {
+      child.kill('SIGTERM');
+      return (await exited)[0];
+    },
+  };
+}
+
 describe('infergate sim', () => {
   test('--replicas and --pods-yaml: engines listen where printed, Pods load, SIGTERM exits 0', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'infergate-sim-'));
@@ -121,9 +140,57 @@ describe('infergate sim', () => {
     });
   });
 
-  test('--help describes the runtimes, profiles and PD flags', async () => {
+  test('--gzip, --metrics-fault, --fault and --embedding-dim reach the servers', async () => {
+    const port = await freePort('127.0.0.81');
+    const sim = await simProcess(['--host', '127.0.0.81', '--port', String(port), '--profile', 'tiny', '--time-scale', '20', '--gzip', '--metrics-fault', 'nan', '--fault', 'status:503', '--embedding-dim', '64']);
+    try {
+      const url = `http://127.0.0.81:${port}`;
+      const page = await fetch(`${url}/metrics`);
+      assert.equal(page.headers.get('content-encoding'), 'gzip', sim.stderr());
+      assert.match(await page.text(), /^vllm:num_requests_waiting\{[^}]*\} NaN$/m);
+      assert.equal((await post({ url }, '/v1/completions', { model: 'mymodel', prompt: 'x' })).status, 503);
+      assert.deepEqual(await (await fetch(`${url}/sim/faults`)).json(), { generation: 'status:503', metrics: 'nan' });
+      const emb = await post({ url }, '/v1/embeddings', { model: 'mymodel', input: 'x', encoding_format: 'float' }, { 'x-sim-fault': 'ok' });
+      assert.equal(((await emb.json()) as { data: Array<{ embedding: number[] }> }).data[0]?.embedding.length, 64);
+    } finally {
+      assert.equal(await sim.stop(), 0, sim.stderr());
+    }
+  });
+
+  test('--triton-version selects the stream_options behaviour of a Triton face', async () => {
+    const port = await freePort('127.0.0.82');
+    const sim = await simProcess(['--runtime', 'trtllm', '--host', '127.0.0.82', '--port', String(port), '--profile', 'tiny', '--triton-version', '2.59']);
+    try {
+      const r = await post({ url: `http://127.0.0.82:${port}` }, '/v1/chat/completions', { model: 'mymodel', messages: [{ role: 'user', content: 'x' }], stream: true, stream_options: { include_usage: true } });
+      assert.equal(r.status, 422, sim.stderr());
+      await r.arrayBuffer();
+    } finally {
+      assert.equal(await sim.stop(), 0, sim.stderr());
+    }
+  });
+
+  test('bad fault, version and dimension flags: one clear line, exit 2', async () => {
+    const cases: ReadonlyArray<readonly [readonly string[], RegExp]> = [
+      [['--triton-version', '2.59'], /^infergate sim: --triton-version needs --runtime trtllm\n$/],
+      [['--runtime', 'trtllm', '--triton-version', '25.11'], /^infergate sim: --triton-version must be a Triton server version such as 2\.59 \(got "25\.11"\)\n$/],
+      [['--metrics-fault', 'zero'], /^infergate sim: --metrics-fault must be one of none, no-stats, nan \(got "zero"\)\n$/],
+      [['--fault', 'status:700'], /^infergate sim: --fault: unknown generation fault "status:700"/],
+      [['--embedding-dim', '0'], /^infergate sim: --embedding-dim must be an integer from 1 to 16384 \(got "0"\)\n$/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => cli(['sim', ...args])));
+    cases.forEach(([args, message], i) => {
+      const r = results[i]!;
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    });
+  });
+
+  test('--help describes the runtimes, profiles, PD flags and faults', async () => {
     const r = await cli(['sim', '--help']);
     assert.equal(r.code, 0);
-    for (const word of ['--runtime', 'vllm-v0', 'trtllm', 'llama-3.1-8b-h100', '--pd-role', '--bootstrap-port', '--time-scale', '--pods-yaml']) assert.ok(r.stdout.includes(word), word);
+    const words = ['--runtime', 'vllm-v0', 'trtllm', 'llama-3.1-8b-h100', '--pd-role', '--bootstrap-port', '--time-scale', '--pods-yaml'];
+    for (const word of [...words, '--gzip', '--triton-version', '--metrics-fault', 'no-stats', '--fault', 'stall-mid-stream', '/sim/faults', 'x-sim-fault', '--embedding-dim']) {
+      assert.ok(r.stdout.includes(word), word);
+    }
   });
 });

@@ -27,7 +27,7 @@ describe('OpenAI routes', () => {
       assert.equal(body.choices[0]?.finish_reason, 'length');
       const promptTokens = tokenize(renderChat(messages)).length;
       assert.deepEqual(body.usage, { prompt_tokens: promptTokens, total_tokens: promptTokens + 6, completion_tokens: 6, prompt_tokens_details: { cached_tokens: 0 } });
-      assert.deepEqual(s.stats(), { served: 1, inFlight: 0, aborted: 0 });
+      assert.deepEqual(s.stats(), { received: 1, served: 1, inFlight: 0, aborted: 0 });
     } finally {
       await s.close();
     }
@@ -114,7 +114,7 @@ describe('OpenAI routes', () => {
       let reads = 1;
       while (!(await reader.read()).done) reads++;
       assert.ok(reads >= 5, `tokens arrive in separate writes (${reads} reads)`);
-      assert.deepEqual(s.stats(), { served: 1, inFlight: 0, aborted: 0 });
+      assert.deepEqual(s.stats(), { received: 1, served: 1, inFlight: 0, aborted: 0 });
     } finally {
       await s.close();
     }
@@ -129,7 +129,7 @@ describe('OpenAI routes', () => {
       await reader.read();
       controller.abort();
       await until('the abort', () => (s.stats().aborted === 1 ? true : undefined));
-      assert.deepEqual(s.stats(), { served: 0, inFlight: 0, aborted: 1 });
+      assert.deepEqual(s.stats(), { received: 1, served: 0, inFlight: 0, aborted: 1 });
       const e = s.engine.stats();
       assert.equal(e.requestSuccessTotal.abort, 1);
       assert.equal(e.running + e.waiting, 0);

@@ -134,7 +134,7 @@ describe('SGLang PD timeouts', () => {
       const b = (await r.json()) as SglangError;
       assert.deepEqual([b.object, b.type, b.code], ['error', 'Internal Server Error', 500]);
       assert.match(b.message, /bootstrap_room 7 failed: no decode server connected within 2000 ms \(bootstrap timeout\)/);
-      assert.deepEqual(prefill.stats(), { served: 0, inFlight: 0, aborted: 0 });
+      assert.deepEqual(prefill.stats(), { received: 1, served: 0, inFlight: 0, aborted: 0 });
     } finally {
       await prefill.close();
     }

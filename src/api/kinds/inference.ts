@@ -35,6 +35,8 @@ const Weight = z.number().min(0).max(100);
 const RoutingConfigSchema = z
   .strictObject({
     policy: z.enum(['random', 'round-robin']).optional(),
+    streamUsage: z.enum(['inject', 'off']).optional(),
+    pd: z.strictObject({ uncachedThresholdTokens: z.number().int().min(0).optional(), bootstrapTimeout: DurationMs.optional() }).optional(),
     scorers: z.strictObject({ queue: Weight.optional(), kvCache: Weight.optional(), inflight: Weight.optional(), prefill: Weight.optional(), lora: Weight.optional(), prefix: Weight.optional() }).optional(),
     prefix: z
       .strictObject({
@@ -53,10 +55,17 @@ const RoutingConfigSchema = z
       .optional(),
   })
   .transform((c): RoutingConfig => {
-    const { queue, ...rest } = c;
-    if (queue === undefined) return rest as RoutingConfig;
-    const { ttl, ...q } = queue;
-    return { ...rest, queue: { ...q, ...(ttl === undefined ? {} : { ttlMs: ttl }) } } as RoutingConfig;
+    const { queue, pd, ...rest } = c;
+    const out: Record<string, unknown> = { ...rest };
+    if (queue !== undefined) {
+      const { ttl, ...q } = queue;
+      out['queue'] = { ...q, ...(ttl === undefined ? {} : { ttlMs: ttl }) };
+    }
+    if (pd !== undefined) {
+      const { bootstrapTimeout, ...p } = pd;
+      out['pd'] = { ...p, ...(bootstrapTimeout === undefined ? {} : { bootstrapTimeoutMs: bootstrapTimeout }) };
+    }
+    return out as RoutingConfig;
   });
 
 function routingConfig(raw: string, ctx: z.RefinementCtx): RoutingConfig | undefined {
@@ -233,13 +242,24 @@ export const InferenceObjectiveSchema = z
     }),
   );
 
-const PdProfileSchema = z.object({
-  pdRoleLabelName: LabelKey.optional(),
-  kvTransfer: z.object({ bootstrapPort: PortNumber.optional() }).optional(),
-  trafficPolicy: z.object({ prefixCache: z.object({ mode: z.string().min(1).optional() }).optional() }).optional(),
-  prefillPolicyRef: z.string().min(1).optional(),
-  decodePolicyRef: z.string().min(1).optional(),
-});
+const PdProfileSchema = z
+  .object({
+    /** Without it prefill and decode pods cannot be told apart. */
+    pdRoleLabelName: LabelKey,
+    kvTransfer: z.object({ bootstrapPort: PortNumber.optional() }).optional(),
+    trafficPolicy: z.object({ prefixCache: z.object({ mode: z.string().min(1).optional() }).optional() }).optional(),
+    prefillPolicyRef: z.string().min(1).optional(),
+    decodePolicyRef: z.string().min(1).optional(),
+  })
+  .superRefine((pd, ctx) => {
+    // A policy ref names a policy under trafficPolicy (ACK's seed: prefillPolicyRef: prefixCache).
+    for (const field of ['prefillPolicyRef', 'decodePolicyRef'] as const) {
+      const ref = pd[field];
+      if (ref === undefined) continue;
+      const defined = Object.keys(pd.trafficPolicy ?? {});
+      if (!defined.includes(ref)) ctx.addIssue({ code: 'custom', path: [field], message: `names no policy under trafficPolicy (defined: ${defined.length === 0 ? 'none' : defined.join(', ')})`, input: ref });
+    }
+  });
 
 export const InferenceTrafficPolicySchema = z
   .object({

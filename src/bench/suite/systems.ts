@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startNginx } from './nginx.js';
 import { answers, startInfergate, type Child } from './processes.js';
@@ -44,7 +44,9 @@ export async function startFleet(spec: FleetSpec, ctx: Context): Promise<Fleet> 
   if (spec.timeScale !== undefined) args.push('--time-scale', String(spec.timeScale));
   if (spec.loras !== undefined) args.push('--lora', spec.loras.join(','), '--max-loras', String(spec.maxLoras ?? 1));
   const urls = Array.from({ length: spec.replicas }, (_, i) => `http://${host(i)}:${SIM_PORT}`);
-  const child = await startInfergate('sim', args, async () => (await Promise.all(urls.map((u) => answers(`${u}/health`)))).every(Boolean));
+  // Ready when every engine answers and the Pods file is written (the sim writes it after listening).
+  const written = async (): Promise<boolean> => (await stat(pods).catch(() => undefined)) !== undefined;
+  const child = await startInfergate('sim', args, async () => (await Promise.all(urls.map((u) => answers(`${u}/health`)))).every(Boolean) && (await written()));
   return { child, urls, podsYaml: await readFile(pods, 'utf8') };
 }
 

@@ -7,8 +7,9 @@ export const KV_CACHE_SCORER = 'kv-cache-utilization-scorer';
 /**
  * Prefers endpoints with free KV cache: `1 − utilisation`, where utilisation is the scraped value
  * plus the prompt tokens sent since that scrape over the server's KV capacity (when it reports
- * it). Stale metrics count as full (0). Endpoints without metrics score 1 (nothing is known, and
- * the in-flight and queue scorers still separate them).
+ * it). Stale metrics count as full (0). Endpoints without metrics get the mean score of those
+ * with fresh metrics (1 when none has): nothing is known about their KV, so this scorer must not
+ * favour or penalise them; the queue and in-flight scorers judge them by the gateway's own count.
  */
 export class KvCacheScorer implements Scorer {
   readonly typedName: TypedName;
@@ -22,8 +23,19 @@ export class KvCacheScorer implements Scorer {
 
   score(_request: SchedulingRequest, endpoints: readonly Endpoint[], out: Float64Array): void {
     const now = this.#handle.now();
+    let sum = 0;
+    let known = 0;
     endpoints.forEach((e, i) => {
-      out[i] = e.metrics === undefined ? 1 : e.metricsAgeMs(now) > this.#handle.stalenessMs ? 0 : 1 - e.estimatedKvUsage();
+      if (e.metrics === undefined) return;
+      const stale = e.metricsAgeMs(now) > this.#handle.stalenessMs;
+      out[i] = stale ? 0 : 1 - e.estimatedKvUsage();
+      if (stale) return;
+      sum += out[i] as number;
+      known++;
+    });
+    const neutral = known === 0 ? 1 : sum / known;
+    endpoints.forEach((e, i) => {
+      if (e.metrics === undefined) out[i] = neutral;
     });
   }
 }

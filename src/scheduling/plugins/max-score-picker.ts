@@ -1,14 +1,14 @@
 import { z } from 'zod';
 import type { Endpoint } from '../../core/endpoint.js';
 import type { Random } from '../../core/weighted.js';
-import type { Picker, TypedName } from '../types.js';
+import { MAX_ATTEMPTS, type Picker, type TypedName } from '../types.js';
 
 export const MAX_SCORE_PICKER = 'max-score-picker';
 
 const Parameters = z
   .object({
-    /** Endpoints returned: the pick plus fallbacks for retries. Default 3. */
-    maxNumOfEndpoints: z.number().int().min(1).max(64).default(3),
+    /** Endpoints returned: the pick plus fallbacks for retries. Default MAX_ATTEMPTS (2). */
+    maxNumOfEndpoints: z.number().int().min(1).max(64).default(MAX_ATTEMPTS),
   })
   .strict();
 

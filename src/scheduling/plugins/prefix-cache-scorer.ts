@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import type { Endpoint } from '../../core/endpoint.js';
-import { stateKey } from '../cycle-state.js';
-import type { PluginHandle, Scorer, SchedulingRequest, TypedName } from '../types.js';
+import { blockHashes, TOKENS_PER_BLOCK } from '../../prefix/block-hash.js';
+import { withAnswer } from '../../prefix/prompt-text.js';
+import { stateKey, type StateKey } from '../cycle-state.js';
+import { EXPECTED_CACHED_TOKENS, type CompletedResponse, type PluginHandle, type RequestControl, type Scorer, type SchedulingRequest, type TypedName } from '../types.js';
 
 export const PREFIX_CACHE_SCORER = 'prefix-cache-scorer';
 
@@ -14,7 +16,20 @@ export interface PrefixMatch {
   readonly guarded: readonly Endpoint[];
 }
 
-export const PREFIX_MATCH = stateKey<PrefixMatch>('prefix.match');
+/** Chained block hashes of the request's prompt, computed once and shared by every prefix scorer of the request. */
+const PROMPT_HASHES = stateKey<Uint32Array>('prefix.hashes');
+const NO_HASHES = new Uint32Array(0);
+
+/** The prompt's block hashes for its target model (LoRA-aware: the model seeds the chain). */
+export function promptHashes(request: SchedulingRequest): Uint32Array {
+  let hashes = request.state.read(PROMPT_HASHES);
+  if (hashes === undefined) {
+    const text = request.promptText();
+    hashes = text === undefined ? NO_HASHES : blockHashes(text, request.targetModel);
+    request.state.write(PROMPT_HASHES, hashes);
+  }
+  return hashes;
+}
 
 const Parameters = z
   .object({
@@ -44,27 +59,42 @@ export type PrefixScorerParameters = z.output<typeof Parameters>;
  * over the prompt's blocks. Protects against hot-spots: a very popular prefix must not pin all
  * its traffic on one endpoint, so a much busier endpoint scores 0 and the prefix spreads to the
  * next endpoint chosen by load (which then holds it too).
+ *
+ * It also keeps the index ("estimate mode", PROTOCOLS.md §c.5) through its request-control hooks:
+ * the prompt's blocks are recorded on the endpoint a request is sent to, and the prompt plus the
+ * answer when the response completes, so a conversation's next turn matches its whole history.
+ * Enabling or disabling prefix affinity is this one plugin.
  */
-export class PrefixCacheScorer implements Scorer {
+export class PrefixCacheScorer implements Scorer, RequestControl {
   readonly typedName: TypedName;
   readonly category = 'affinity' as const;
+  readonly needsResponseText = true;
   readonly #handle: PluginHandle;
   readonly #p: PrefixScorerParameters;
+  /** This instance's match, per request (an instance per profile: prefill and decode keep theirs). */
+  readonly #match: StateKey<PrefixMatch>;
 
   constructor(name: string, handle: PluginHandle, parameters: PrefixScorerParameters) {
     this.typedName = { type: PREFIX_CACHE_SCORER, name };
     this.#handle = handle;
     this.#p = parameters;
+    this.#match = stateKey<PrefixMatch>(`prefix.match:${name}`);
+  }
+
+  /** What this scorer found for the request, if it scored it. */
+  matchOf(request: SchedulingRequest): PrefixMatch | undefined {
+    return request.state.read(this.#match);
   }
 
   score(request: SchedulingRequest, endpoints: readonly Endpoint[], out: Float64Array): void {
-    const total = request.prefixHashes.length;
+    const hashes = promptHashes(request);
+    const total = hashes.length;
     if (total === 0) {
       out.fill(0);
       return;
     }
     const counts = new Int32Array(endpoints.length);
-    this.#handle.prefixIndex.match(request.prefixHashes, endpoints, counts);
+    this.#handle.prefixIndex.match(hashes, endpoints, counts);
     let minQueue = Infinity;
     let minKv = Infinity;
     for (const e of endpoints) {
@@ -84,7 +114,34 @@ export class PrefixCacheScorer implements Scorer {
       out[i] = hot ? 0 : n / denominator;
     });
     this.#handle.prefixIndex.countLookup(best, total);
-    request.state.write(PREFIX_MATCH, { totalBlocks: total, matched, guarded });
+    request.state.write(this.#match, { totalBlocks: total, matched, guarded });
+    // Merged with what another prefix scorer of the request (the other PD role's) found.
+    const cached = new Map<Endpoint, number>(request.state.read(EXPECTED_CACHED_TOKENS) ?? []);
+    for (const [e, n] of matched) cached.set(e, Math.min(request.promptTokens, n * TOKENS_PER_BLOCK));
+    request.state.write(EXPECTED_CACHED_TOKENS, cached);
+  }
+
+  /** The endpoint computes the prompt now: its cache will hold these blocks. */
+  preRequest(request: SchedulingRequest, endpoint: Endpoint): void {
+    if (this.matchOf(request)?.matched.has(endpoint) !== true) return;
+    this.#handle.prefixIndex.record(endpoint, promptHashes(request));
+  }
+
+  /**
+   * After a complete answer the endpoint caches the prompt and the generated text; index both so
+   * the conversation's next turn, which resends them, matches this endpoint in full.
+   */
+  responseComplete(request: SchedulingRequest, endpoint: Endpoint, response: CompletedResponse): void {
+    if (!response.complete || response.status !== 200 || response.text === undefined || response.text === '') return;
+    if (request.body === undefined || this.matchOf(request)?.matched.has(endpoint) !== true) return;
+    const text = withAnswer(request.body, response.text);
+    if (text !== undefined) this.#handle.prefixIndex.record(endpoint, blockHashes(text, request.targetModel));
+  }
+
+  logFields(request: SchedulingRequest, endpoint: Endpoint): Readonly<Record<string, string>> | undefined {
+    const m = this.matchOf(request);
+    if (m === undefined) return undefined;
+    return { prefixBlocks: `${m.matched.get(endpoint) ?? 0}/${m.totalBlocks}` };
   }
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Endpoint } from '../../core/endpoint.js';
-import type { Picker, TypedName } from '../types.js';
+import { MAX_ATTEMPTS, type Picker, type TypedName } from '../types.js';
 
 export const ROUND_ROBIN_PICKER = 'round-robin-picker';
 
@@ -21,7 +21,7 @@ export class RoundRobinPicker implements Picker {
     if (n === 0) return [];
     const start = this.#next++ % n;
     const out: Endpoint[] = [];
-    for (let i = 0; i < Math.min(n, 3); i++) out.push(endpoints[(start + i) % n] as Endpoint);
+    for (let i = 0; i < Math.min(n, MAX_ATTEMPTS); i++) out.push(endpoints[(start + i) % n] as Endpoint);
     return out;
   }
 }

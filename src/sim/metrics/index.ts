@@ -5,7 +5,8 @@ import { SglangMetricsPage } from './sglang.js';
 import { TritonMetricsPage } from './triton.js';
 import { VllmMetricsPage } from './vllm.js';
 
-export { METRICS_CONTENT_TYPE, NO_OBSERVER, type MetricsContext, type MetricsPage, type RequestObserver } from './page.js';
+export { METRICS_CONTENT_TYPE, NO_OBSERVER, statsUnder, type MetricsContext, type MetricsFault, type MetricsPage, type RequestObserver } from './page.js';
+export { HttpRequestCounts, pythonProcessSeries } from './process.js';
 export { cppFloat, pyFloat } from './format.js';
 export { SGLANG_TPOT_BUCKETS_S, SGLANG_TTFT_BUCKETS_S } from './sglang.js';
 

@@ -1,5 +1,15 @@
 /** The contract between a face and its runtime's `/metrics` page. */
-import type { Engine, RequestResult } from '../engine/index.js';
+import type { Engine, EngineStats, RequestResult } from '../engine/index.js';
+import type { HttpRequestCounts } from './process.js';
+
+/**
+ * A fault of the `/metrics` page (docs/simulator.md "Faults"):
+ * - `none`: the runtime's page;
+ * - `no-stats`: the page still answers 200 but without the engine's series, as vLLM with
+ *   `--disable-log-stats` (each page says what remains);
+ * - `nan`: the load gauges (waiting, running, KV-cache usage) read `NaN`.
+ */
+export type MetricsFault = 'none' | 'no-stats' | 'nan';
 
 /**
  * Per-request events a page may count beyond what `Engine.stats()` offers (SGLang's own histogram
@@ -15,8 +25,8 @@ export interface RequestObserver {
 }
 
 export interface MetricsPage extends RequestObserver {
-  /** The page text (Prometheus exposition format 0.0.4). */
-  render(): string;
+  /** The page text (Prometheus exposition format 0.0.4), with `fault` applied (default none). */
+  render(fault?: MetricsFault): string;
 }
 
 export interface MetricsContext {
@@ -25,6 +35,19 @@ export interface MetricsContext {
   readonly modelName: string;
   /** vLLM `--enable-lora`: the server serves adapters (v1 prints `lora_requests_info` only then). */
   readonly loraEnabled: boolean;
+  /**
+   * HTTP requests by handler, method and status class, as prometheus-fastapi-instrumentator counts
+   * them (vLLM V1 prints them; the simulator only on its `no-stats` page). Optional.
+   */
+  readonly http?: HttpRequestCounts;
+}
+
+/**
+ * The engine's stats with the `nan` fault applied: the load gauges a scheduler reads (running,
+ * waiting, KV usage) become NaN, everything else stays.
+ */
+export function statsUnder(fault: MetricsFault, stats: EngineStats): EngineStats {
+  return fault === 'nan' ? { ...stats, running: NaN, waiting: NaN, kvUsage: NaN } : stats;
 }
 
 export const NO_OBSERVER: RequestObserver = {

@@ -9,6 +9,13 @@
  *   `vllm:gpu_prefix_cache_hit_rate` (a gauge), `vllm:time_per_output_token_seconds`, the shorter
  *   V0 bucket lists, `vllm:lora_requests_info` always (`max_lora="0"` when LoRA is off).
  *
+ * Under the `no-stats` fault (vLLM `--disable-log-stats`: no stat logger, so no `vllm:` series)
+ * V1 keeps what its API server registers besides the engine — prometheus_client's process
+ * collectors and the instrumentator's `http_requests_total` (process.ts) — while V0 0.6.x, whose
+ * API server reads the engine's metrics in prometheus_client's multiprocess mode, answers an empty
+ * page (vllm-project/vllm issue #8612: 200 with no body; docs/design/v1/metrics.md: the process
+ * collectors "are not exposed when multiprocess mode is used").
+ *
  * Counters are printed as prometheus_client prints them: `# TYPE x_total counter` and the sample
  * `x_total`. `vllm:lora_requests_info` keeps one series per label combination ever reported,
  * each holding the (modelled) epoch seconds it was last current, as the real gauge does; a reader
@@ -16,7 +23,8 @@
  */
 import type { EngineStats } from '../engine/index.js';
 import { header, HistogramLines, labels, pyFloat } from './format.js';
-import type { MetricsContext, MetricsPage } from './page.js';
+import { statsUnder, type MetricsContext, type MetricsFault, type MetricsPage } from './page.js';
+import { pythonProcessSeries } from './process.js';
 
 /** V0 (0.6.x) bucket lists: the V1 lists cut at 10 s (TTFT), 2.5 s (TPOT) and 60 s (e2e). */
 const V0_TTFT = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
@@ -37,9 +45,11 @@ export class VllmMetricsPage implements MetricsPage {
   readonly #queue: HistogramLines | undefined;
   readonly #success: readonly [string, string, string];
   readonly #loraSeries = new Map<string, number>();
+  readonly #startEpochMs: number;
 
   constructor(ctx: MetricsContext, version: 'v1' | 'v0') {
     this.#ctx = ctx;
+    this.#startEpochMs = ctx.engine.clock.toEpochMs();
     this.#v1 = version === 'v1';
     const base: Array<[string, string]> = [['model_name', ctx.modelName]];
     if (this.#v1) base.push(['engine', '0']);
@@ -80,8 +90,9 @@ export class VllmMetricsPage implements MetricsPage {
   token(): void {}
   finished(): void {}
 
-  render(): string {
-    const s = this.#ctx.engine.stats();
+  render(fault: MetricsFault = 'none'): string {
+    if (fault === 'no-stats') return this.#v1 ? pythonProcessSeries(this.#startEpochMs) + (this.#ctx.http?.render() ?? '') : '';
+    const s = statsUnder(fault, this.#ctx.engine.stats());
     const l = this.#l;
     const g = (name: string, help: string, value: number): string => `${header(name, 'gauge', help)}${name}{${l}} ${pyFloat(value)}\n`;
     const c = (name: string, help: string, value: number): string => `${header(name, 'counter', help)}${name}{${l}} ${pyFloat(value)}\n`;

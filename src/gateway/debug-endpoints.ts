@@ -1,4 +1,4 @@
-import type { Runtime } from '../gateway/runtime.js';
+import type { Runtime } from './runtime.js';
 import type { PrefixIndex } from '../prefix/index.js';
 import type { PluginHandle } from '../scheduling/types.js';
 
@@ -16,11 +16,11 @@ export function debugEndpoints(runtime: Runtime, prefixIndex: PrefixIndex, handl
       pool: p.config.key,
       runtime: p.config.runtime,
       policy: p.policy,
-      profile: p.profile.describe(),
+      profile: p.scheduler.describe(),
       saturated: p.gate.saturated(),
       shedding: p.gate.shedding(),
       queued: { Critical: p.gate.sizeOf('Critical'), Standard: p.gate.sizeOf('Standard'), Sheddable: p.gate.sizeOf('Sheddable') },
-      endpoints: p.endpoints.map((e) => {
+      endpoints: p.members.endpoints.map((e) => {
         const age = e.metricsAgeMs(now);
         return {
           name: e.name,
@@ -29,6 +29,8 @@ export function debugEndpoints(runtime: Runtime, prefixIndex: PrefixIndex, handl
           dialect: e.dialect,
           role: e.role,
           healthy: e.healthy,
+          ejectedForMs: e.ejectedUntil > now ? Math.round(e.ejectedUntil - now) : 0,
+          consecutiveFailures: e.consecutiveFailures,
           lastScrapeError: e.lastScrapeError,
           metricsAgeMs: Number.isFinite(age) ? Math.round(age) : null,
           stale: Number.isFinite(age) ? age > handle.stalenessMs : null,

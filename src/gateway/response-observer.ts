@@ -5,6 +5,8 @@ export interface Usage {
   readonly promptTokens: number | undefined;
   readonly completionTokens: number | undefined;
   readonly cachedTokens: number | undefined;
+  /** True when the counts are the gateway's own estimate (the server sent no usage). */
+  readonly estimated?: boolean;
 }
 
 export interface ObserverOptions {
@@ -14,6 +16,12 @@ export interface ObserverOptions {
   readonly stripUsage: boolean;
   /** Accumulate the answer text (for the prefix index). */
   readonly collectText: boolean;
+  /**
+   * Count the events that carry generated text, for a stream without a usage event (the server
+   * was not asked for one: its runtime refuses `stream_options`). One event is one engine step,
+   * which is one token unless the server uses speculative decoding.
+   */
+  readonly countChunks?: boolean;
 }
 
 /** Bodies of non-streaming responses are copied for usage up to this size; larger ones are not read. */
@@ -30,15 +38,38 @@ function numberOr(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
+function cachedOf(details: unknown): number | undefined {
+  return details !== null && typeof details === 'object' ? numberOr((details as Record<string, unknown>)['cached_tokens']) : undefined;
+}
+
+/** Chat and completions name them prompt/completion tokens; the Responses API input/output tokens. */
 function readUsage(u: unknown): Usage | undefined {
   if (u === null || typeof u !== 'object') return undefined;
   const o = u as Record<string, unknown>;
-  const details = o['prompt_tokens_details'];
   return {
     promptTokens: numberOr(o['prompt_tokens']) ?? numberOr(o['input_tokens']),
     completionTokens: numberOr(o['completion_tokens']) ?? numberOr(o['output_tokens']),
-    cachedTokens: details !== null && typeof details === 'object' ? numberOr((details as Record<string, unknown>)['cached_tokens']) : undefined,
+    cachedTokens: cachedOf(o['prompt_tokens_details']) ?? cachedOf(o['input_tokens_details']),
   };
+}
+
+/** An SSE event's or a body's usage: top-level, or a Responses API response's (`response.completed`). */
+function usageOf(obj: { usage?: unknown; response?: unknown }): Usage | undefined {
+  if (obj.usage !== undefined) return readUsage(obj.usage);
+  const r = obj.response;
+  return r !== null && typeof r === 'object' ? readUsage((r as { usage?: unknown }).usage) : undefined;
+}
+
+/** The answer text of a Responses API response: its output messages' `output_text` parts. */
+function responseOutputText(output: unknown): string {
+  if (!Array.isArray(output)) return '';
+  let text = '';
+  for (const item of output) {
+    const content = (item as { content?: unknown } | null)?.content;
+    if (!Array.isArray(content)) continue;
+    for (const part of content) if (typeof (part as { text?: unknown } | null)?.text === 'string') text += (part as { text: string }).text;
+  }
+  return text;
 }
 
 function choiceText(choice: unknown): string {
@@ -67,11 +98,17 @@ export class ResponseObserver {
   #json: Buffer[] = [];
   #jsonBytes = 0;
   #text = '';
+  #chunks = 0;
   usage: Usage | undefined;
 
   constructor(options: ObserverOptions) {
     this.#o = options;
-    if (options.sse && !options.stripUsage && !options.collectText) this.#tail = [];
+    if (options.sse && !options.stripUsage && !options.collectText && options.countChunks !== true) this.#tail = [];
+  }
+
+  /** Events that carried generated text (with `countChunks`). */
+  get chunks(): number {
+    return this.#chunks;
   }
 
   /** What to send the client for this chunk. */
@@ -132,21 +169,26 @@ export class ResponseObserver {
       if (!line.startsWith('data:')) continue;
       const payload = line.slice(line.charCodeAt(5) === 32 ? 6 : 5);
       if (payload === '[DONE]') continue;
-      // Only events that mention usage, or any event when the text is wanted, are parsed.
+      // Only events that mention usage, or any event when the text or the count is wanted, are parsed.
       const hasUsage = payload.includes('"usage"');
-      if (!hasUsage && !this.#o.collectText) continue;
-      let obj: { usage?: unknown; choices?: unknown };
+      if (!hasUsage && !this.#o.collectText && this.#o.countChunks !== true) continue;
+      let obj: { usage?: unknown; choices?: unknown; type?: unknown; delta?: unknown; response?: unknown };
       try {
-        obj = JSON.parse(payload) as { usage?: unknown; choices?: unknown };
+        obj = JSON.parse(payload) as typeof obj;
       } catch {
         continue;
       }
       const choices = Array.isArray(obj.choices) ? obj.choices : [];
-      if (this.#o.collectText && choices.length > 0) this.#text += choiceText(choices[0]);
-      const usage = readUsage(obj.usage);
+      // Chat/completions chunks carry text in choices; Responses API streams in output_text deltas.
+      const piece = choices.length > 0 ? choiceText(choices[0]) : obj.type === 'response.output_text.delta' && typeof obj.delta === 'string' ? obj.delta : '';
+      if (piece !== '') {
+        this.#chunks++;
+        if (this.#o.collectText) this.#text += piece;
+      }
+      const usage = usageOf(obj);
       if (usage !== undefined) {
         this.usage = usage;
-        if (choices.length === 0) keep = false;
+        if (choices.length === 0 && obj.type === undefined) keep = false;
       }
     }
     return keep;
@@ -160,9 +202,11 @@ export class ResponseObserver {
 
   #body(body: Buffer): void {
     try {
-      const obj = JSON.parse(body.toString('utf8')) as { usage?: unknown; choices?: unknown };
+      const obj = JSON.parse(body.toString('utf8')) as { usage?: unknown; choices?: unknown; output?: unknown };
       this.usage = readUsage(obj.usage);
-      if (this.#o.collectText && Array.isArray(obj.choices)) this.#text = choiceText(obj.choices[0]);
+      if (!this.#o.collectText) return;
+      if (Array.isArray(obj.choices)) this.#text = choiceText(obj.choices[0]);
+      else if (obj.output !== undefined) this.#text = responseOutputText(obj.output);
     } catch {
       // Not JSON (an error page, plain text): no usage to read.
     }

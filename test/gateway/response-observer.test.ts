@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { withIncludeUsage } from '../../src/gateway/include-usage.js';
-import { ResponseObserver } from '../../src/proxy/response-observer.js';
+import { ResponseObserver } from '../../src/gateway/response-observer.js';
 
 const EVENTS = [
   'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n',

@@ -1,0 +1,310 @@
+import { randomUUID } from 'node:crypto';
+import { formatProblem, type Problem } from '../api/types.js';
+import { ConfigRejectedError, ConfigStore } from '../config/store.js';
+import type { ApplyOutcome, ConfigBatch, ConfigSource } from '../config/source.js';
+import type { Snapshot } from '../config/snapshot.js';
+import type { Random } from '../core/weighted.js';
+import { GatewayError } from '../core/errors.js';
+import { EndpointDiscovery } from '../endpoints/discovery.js';
+import { DEFAULT_PASSIVE_HEALTH, PassiveHealth, type PassiveHealthOptions } from '../endpoints/passive-health.js';
+import { EndpointRegistry } from '../endpoints/registry.js';
+import { ModelLister } from '../endpoints/model-lister.js';
+import { MetricsScraper } from '../endpoints/scraper.js';
+import type { AdmissionGate } from '../flowcontrol/admission.js';
+import type { Logger } from '../observability/logger.js';
+import { GatewayMetrics } from '../observability/metrics.js';
+import { PrefixIndex } from '../prefix/index.js';
+import { PluginConfigError, type PluginRegistry } from '../scheduling/registry.js';
+import { builtinRegistry } from '../scheduling/policies.js';
+import type { PluginHandle } from '../scheduling/types.js';
+import { debugEndpoints } from './debug-endpoints.js';
+import { baseModels, modelsAnswer } from './model-list.js';
+import { Pipeline } from './pipeline.js';
+import { RequestHandle, type RequestDeps, type RequestInit } from './request.js';
+import { buildRuntime, RuntimeBuildError, type Runtime } from './runtime.js';
+import { DEFAULT_TIMEOUTS, type UpstreamTimeouts } from './timeouts.js';
+
+export interface GatewayOptions {
+  /** Where configuration comes from (files, code, later Kubernetes); at least one. */
+  readonly sources: readonly ConfigSource[];
+  readonly logger: Logger;
+  /** Time between two scrapes of one endpoint's /metrics. Default 50 ms; 0 turns scraping off. */
+  readonly scrapeIntervalMs?: number;
+  /** A scrape slower than this fails. Default 1000 ms. */
+  readonly scrapeTimeoutMs?: number;
+  /** Metrics older than this are not trusted. Default max(200 ms, 4 scrape intervals). */
+  readonly stalenessMs?: number;
+  readonly random?: Random;
+  /** Plugin types available to policies. Default: every built-in plugin. */
+  readonly plugins?: PluginRegistry;
+  /** How long to wait for model servers, by phase; unset fields keep their defaults. */
+  readonly timeouts?: Partial<UpstreamTimeouts>;
+  /** When request failures eject an endpoint; unset fields keep their defaults. */
+  readonly passiveHealth?: Partial<PassiveHealthOptions>;
+}
+
+/**
+ * A check a data plane runs before a new snapshot goes live (the standalone proxy binds the new
+ * listener ports); throwing rejects the whole change, which is then reported like invalid config.
+ */
+export type BeforeSwap = (snapshot: Snapshot, previous: Snapshot | undefined) => Promise<void>;
+
+/** Request ids are echoed in logs and headers: a client's is kept only when short and printable. */
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * The gateway core, transport-neutral: it owns the configuration (sources → store → snapshot →
+ * runtime, swapped atomically), endpoint discovery and scraping, the admission gates, the prefix
+ * index, the metrics and the request log. A data plane (the standalone HTTP proxy; an Envoy
+ * ext_proc server) calls `begin` per request and drives the handle's lifecycle; it never touches
+ * scheduling, accounting or configuration itself.
+ */
+export class Gateway {
+  readonly metrics: GatewayMetrics;
+  readonly prefixIndex = new PrefixIndex();
+  readonly #logger: Logger;
+  readonly #sources: readonly ConfigSource[];
+  readonly #store = new ConfigStore();
+  readonly #registry = new EndpointRegistry();
+  readonly #discovery: EndpointDiscovery;
+  readonly #scraper: MetricsScraper | undefined;
+  readonly #gates = new Map<string, AdmissionGate>();
+  readonly #plugins: PluginRegistry;
+  readonly #handle: PluginHandle;
+  readonly #pipeline: Pipeline;
+  readonly #recheckMs: number;
+  readonly #beforeSwap: BeforeSwap[] = [];
+  readonly #passiveHealth: PassiveHealth;
+  readonly #timeouts: UpstreamTimeouts;
+  readonly #lister: ModelLister | undefined;
+  #baseModels = new Map<string, string>();
+  #knownModels = new Set<string>();
+  readonly #requestDeps: RequestDeps;
+  #runtime: Runtime | undefined;
+  /** Batches apply one at a time, in arrival order. */
+  #applying: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  private constructor(options: GatewayOptions) {
+    const logger = options.logger;
+    this.#logger = logger;
+    this.#sources = options.sources;
+    this.#plugins = options.plugins ?? builtinRegistry();
+    this.#pipeline = new Pipeline(options.random);
+    const scrapeIntervalMs = options.scrapeIntervalMs ?? 50;
+    this.#recheckMs = Math.max(10, scrapeIntervalMs || 50);
+    this.#handle = { prefixIndex: this.prefixIndex, stalenessMs: options.stalenessMs ?? Math.max(200, 4 * scrapeIntervalMs), now: () => performance.now() };
+    this.#scraper =
+      scrapeIntervalMs > 0
+        ? new MetricsScraper(
+            { intervalMs: scrapeIntervalMs, ...(options.scrapeTimeoutMs === undefined ? {} : { timeoutMs: options.scrapeTimeoutMs }) },
+            {
+              onHealthChange: (e, healthy, reason) =>
+                healthy ? logger.info({ endpoint: e.name, address: e.key }, 'endpoint healthy again') : logger.warn({ endpoint: e.name, address: e.key, reason }, 'endpoint unhealthy: scrapes failing; not scheduled'),
+              onDialectDetected: (e, from, to) => logger.info({ endpoint: e.name, address: e.key, from, to }, 'endpoint metrics dialect detected from its /metrics'),
+              onProblems: (e, problems) => logger.warn({ endpoint: e.name, address: e.key, dialect: e.dialect, problems }, 'endpoint metrics problem'),
+              // A fresh scrape may show freed capacity: let queued requests re-check.
+              onScrape: () => this.#wakeGates(),
+            },
+          )
+        : undefined;
+    this.#timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.#passiveHealth = new PassiveHealth(
+      { ...DEFAULT_PASSIVE_HEALTH, ...options.passiveHealth },
+      {
+        onEjected: (e, failures, forMs, reason) => logger.warn({ endpoint: e.name, address: e.key, failures, ejectedMs: forMs, reason }, 'endpoint ejected: requests failing; not scheduled'),
+        onReturned: (e) => logger.info({ endpoint: e.name, address: e.key }, 'endpoint returned after ejection'),
+      },
+    );
+    this.#lister = scrapeIntervalMs > 0 ? new ModelLister({}, () => this.#refreshModels()) : undefined;
+    this.#discovery = new EndpointDiscovery(this.#registry, {
+      onRoleless: (pod, target, value) =>
+        logger.warn(
+          { pool: target.key.replace(/^pool:/, ''), pod: `${pod.metadata.namespace}/${pod.metadata.name}`, label: target.roleLabel, value: value === undefined ? null : value.slice(0, 63) },
+          'pod has no prefill/decode role: not routable in this prefill/decode pool',
+        ),
+      onChange: () => {
+        const all = this.#discovery.endpoints();
+        this.#scraper?.sync(all);
+        this.#lister?.sync(all);
+        this.prefixIndex.retainOnly(all);
+        this.#wakeGates();
+      },
+    });
+    this.metrics = new GatewayMetrics({
+      pools: () => [...(this.#runtime?.pools.values() ?? [])].map((p) => ({ key: p.config.key, endpoints: p.members.endpoints, queued: (band) => p.gate.sizeOf(band) })),
+      prefixIndex: this.prefixIndex,
+    });
+    this.#requestDeps = {
+      pipeline: this.#pipeline,
+      logger,
+      metrics: this.metrics,
+      passiveHealth: this.#passiveHealth,
+      timeouts: this.#timeouts,
+      baseModelOf: (m) => this.#baseModels.get(m),
+      knownModel: (m) => this.#knownModels.has(m),
+    };
+  }
+
+  /**
+   * Starts the sources and applies their first state. Throws ConfigRejectedError (naming each
+   * resource, field and reason) when that state is invalid: a gateway never starts half-configured.
+   */
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    if (options.sources.length === 0) throw new Error('the gateway needs at least one configuration source');
+    const gateway = new Gateway(options);
+    try {
+      for (const source of gateway.#sources) {
+        const first = await source.start((batch) => gateway.#enqueue(source, batch));
+        if (!first.ok) throw new ConfigRejectedError(first.errors);
+      }
+    } catch (err) {
+      await gateway.close();
+      throw err;
+    }
+    return gateway;
+  }
+
+  /** The runtime new requests use; undefined until the first configuration applied. */
+  get runtime(): Runtime | undefined {
+    return this.#runtime;
+  }
+
+  get pluginHandle(): PluginHandle {
+    return this.#handle;
+  }
+
+  /** Runs before each configuration swap; see BeforeSwap. */
+  beforeSwap(hook: BeforeSwap): void {
+    this.#beforeSwap.push(hook);
+  }
+
+  /** A new request: its handle captures the runtime live now and keeps it to the end. */
+  begin(init: RequestInit): RequestHandle {
+    const id = init.requestId !== undefined && REQUEST_ID.test(init.requestId) ? init.requestId : randomUUID();
+    return new RequestHandle(init, this.#runtime, this.#requestDeps, id);
+  }
+
+  /**
+   * What the gateway answers itself on a listener: `GET /v1/models` (InferenceModel names and what
+   * the pods serve) and `GET /v1/models/{id}`; undefined for any other path.
+   */
+  modelsAnswer(port: number, path: string): { status: number; body: unknown } | undefined {
+    return modelsAnswer(this.#runtime, port, path);
+  }
+
+  /** The base model of a LoRA adapter, as the serving pods list it. */
+  baseModelOf(model: string): string | undefined {
+    return this.#baseModels.get(model);
+  }
+
+  /**
+   * True for model names the gateway knows (InferenceModel names and targets, models the pods
+   * list): only those become metric labels; any other name a client sends counts as `other`.
+   */
+  knownModel(name: string): boolean {
+    return this.#knownModels.has(name);
+  }
+
+  /** Re-reads every source now; resolves with each source's outcome. */
+  reload(): Promise<ApplyOutcome[]> {
+    return Promise.all(this.#sources.map((s) => s.resync()));
+  }
+
+  /** Readiness of the core: a configuration is loaded. */
+  ready(): { ready: boolean; reason?: string; version?: number } {
+    const s = this.#runtime?.snapshot;
+    if (s === undefined) return { ready: false, reason: 'no configuration loaded' };
+    return { ready: true, version: s.version };
+  }
+
+  /** `GET /debug/endpoints`: every pool and endpoint as the scheduler sees them now. */
+  debugEndpoints(): unknown {
+    return this.#runtime === undefined ? { pools: [] } : debugEndpoints(this.#runtime, this.prefixIndex, this.#handle);
+  }
+
+  /** Stops the sources and the scraper and refuses every queued request. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.#sources.map((s) => s.stop().catch(() => undefined)));
+    await this.#applying.catch(() => undefined);
+    for (const gate of this.#gates.values()) gate.close(new GatewayError('gateway_shutting_down', 'the gateway is shutting down'));
+    await this.#scraper?.close();
+    await this.#lister?.close();
+  }
+
+  /** Rebuilds what depends on the models the pods list (after a listing changed, or a config swap). */
+  #refreshModels(): void {
+    const endpoints = this.#discovery.endpoints();
+    this.#baseModels = baseModels(endpoints);
+    const known = new Set<string>();
+    for (const pool of this.#runtime?.snapshot.pools.values() ?? []) {
+      for (const m of pool.models.values()) {
+        known.add(m.modelName);
+        for (const t of m.targets.items) known.add(t);
+      }
+    }
+    for (const e of endpoints) for (const m of e.servedModels ?? []) known.add(m.id);
+    this.#knownModels = known;
+  }
+
+  #wakeGates(): void {
+    for (const gate of this.#gates.values()) if (gate.size > 0) gate.wake();
+  }
+
+  #enqueue(source: ConfigSource, batch: ConfigBatch): Promise<ApplyOutcome> {
+    const run = this.#applying.then(() => this.#apply(source, batch));
+    this.#applying = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Applies one batch all or nothing: compile the snapshot, build its runtime (plugins included),
+   * let the data planes prepare (bind ports); only if every step succeeds does anything change.
+   * A failure anywhere keeps the last good snapshot and runtime serving, and logs why.
+   */
+  async #apply(source: ConfigSource, batch: ConfigBatch): Promise<ApplyOutcome> {
+    const initial = this.#runtime === undefined;
+    const previous = this.#runtime;
+    try {
+      const change = this.#store.prepare(source.name, batch);
+      let built;
+      if (change.compiled !== undefined) {
+        built = buildRuntime(change.compiled.snapshot, { discovery: this.#discovery, plugins: this.#plugins, handle: this.#handle, gates: this.#gates, recheckMs: this.#recheckMs }, previous);
+        for (const hook of this.#beforeSwap) await hook(change.compiled.snapshot, previous?.snapshot);
+      }
+      change.commit();
+      if (built !== undefined) {
+        built.commit();
+        this.#runtime = built.runtime;
+      }
+      this.#discovery.applyPods(change.podUpserts, change.podDeletes);
+      this.#refreshModels();
+      const runtime = this.#runtime as Runtime;
+      for (const p of change.warnings) this.#logger.warn({ problem: formatProblem(p), source: p.source }, 'config warning');
+      const pools = [...runtime.pools.values()].map((p) => ({ pool: p.config.key, endpoints: p.members.endpoints.length, policy: p.policy, profile: p.scheduler.describe(), runtime: p.config.runtime }));
+      this.#logger.info(
+        { source: source.name, version: runtime.snapshot.version, resources: runtime.snapshot.resourceCount, ignored: batch.ignored, ports: [...runtime.snapshot.listeners.keys()], pools },
+        initial ? 'config loaded' : 'config reloaded',
+      );
+      return { ok: true, version: runtime.snapshot.version, warnings: change.warnings, configChanged: change.compiled !== undefined };
+    } catch (err) {
+      const errors = rejectionProblems(err);
+      for (const p of errors) this.#logger.error({ problem: formatProblem(p), source: p.source }, 'config error');
+      if (!initial) this.#logger.error({ servingVersion: previous?.snapshot.version }, 'config change rejected; the last good configuration keeps serving');
+      return { ok: false, errors, servingVersion: previous?.snapshot.version };
+    }
+  }
+}
+
+/** Any failure to apply a batch, as problems naming the resource, field and reason. */
+function rejectionProblems(err: unknown): Problem[] {
+  if (err instanceof ConfigRejectedError) return [...err.problems];
+  if (err instanceof RuntimeBuildError) {
+    const cause = err.cause;
+    if (cause instanceof PluginConfigError) return [{ severity: 'error', subject: err.subject, path: `scheduling plugin ${cause.plugin}: ${cause.field}`, message: cause.reason }];
+    return [{ severity: 'error', subject: err.subject, path: '-', message: cause instanceof Error ? cause.message : String(cause) }];
+  }
+  return [{ severity: 'error', subject: 'config', path: '-', message: err instanceof Error ? err.message : String(err) }];
+}

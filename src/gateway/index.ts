@@ -1,0 +1,12 @@
+/**
+ * The gateway core's public face: what a data plane (the standalone HTTP proxy, an Envoy ext_proc
+ * server) and the CLI use. Data planes import from here and from `core/`, nothing deeper.
+ */
+export { Gateway, type BeforeSwap, type GatewayOptions } from './gateway.js';
+export { bodyTooLarge, RequestHandle, type Decision, type Outcome, type RequestInit, type ResponsePlan } from './request.js';
+export type { UpstreamTimeouts } from './timeouts.js';
+export { DEFAULT_TIMEOUTS } from './timeouts.js';
+export type { RouteRequest } from '../config/route-table.js';
+export type { Snapshot } from '../config/snapshot.js';
+export type { ApplyOutcome, ConfigSource } from '../config/source.js';
+export { ConfigRejectedError } from '../config/store.js';

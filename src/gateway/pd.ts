@@ -1,0 +1,117 @@
+import type { Endpoint } from '../core/endpoint.js';
+import { GatewayError } from '../core/errors.js';
+import { DECODE_PROFILE, PD_DECISION, PREFILL_PROFILE, type PdDecision } from '../scheduling/plugins/pd-profile-handler.js';
+import type { SchedulingResult } from '../scheduling/types.js';
+import { sglangPdBody, vllmDecodeBody, vllmPrefillBody } from './pd-body.js';
+import type { Prepared } from './pipeline.js';
+import { pdProfileOf, type PoolRuntime } from './runtime.js';
+
+/**
+ * How long the decode leg of a disaggregated request may take to send its first byte, beyond the
+ * prompt's own prefill: the KV handshake and transfer. Default 30 s: SGLang waits 300 s
+ * (`SGLANG_DISAGGREGATION_BOOTSTRAP_TIMEOUT`) before it gives up on a missing partner, which is how
+ * peers end up with requests hanging for minutes (PROTOCOLS.md §g); a real handshake is a few
+ * HTTP calls and an RDMA registration, done in well under a second, so 30 s only ever fires on a
+ * dead or hung leg. Configurable per pool (`infergate.dev/routing` `pd.bootstrapTimeout`).
+ */
+export const DEFAULT_BOOTSTRAP_TIMEOUT_MS = 30_000;
+
+/**
+ * The prefill allowance per prompt token added to the bootstrap timeout: 1 ms (1,000 tokens/s),
+ * under the slowest published prefill we know (llm-d's Qwen3-32B TP2 measurement implies ~2,300
+ * tokens/s), so a 100k-token prompt gets 100 s more.
+ */
+export const PREFILL_ALLOWANCE_MS_PER_TOKEN = 1;
+
+/** SGLang: both legs at once, same body. vLLM (llm-d's NIXL dialect): prefill first, then decode with its KV params. */
+export type PdProtocol = 'sglang' | 'vllm';
+
+/** A disaggregated request's two legs. */
+export interface PdPlan {
+  readonly protocol: PdProtocol;
+  readonly prefill: Endpoint;
+  readonly decode: Endpoint;
+  /** What the prefill leg is sent (SGLang: the same body as decode; vLLM: one token, not streamed, `do_remote_decode`). */
+  readonly prefillBody: Buffer;
+  /** SGLang: the decode leg's body (same as prefill). vLLM: undefined until the prefill answered. */
+  readonly decodeBody: Buffer | undefined;
+  /** The decode leg's first byte must arrive within this many ms of dispatch (bootstrap timeout + prefill allowance). */
+  readonly firstByteDeadlineMs: number;
+  /** The setting that deadline comes from, for the error message. */
+  readonly deadlineSetting: string;
+  /** SGLang bootstrap rooms, one per sequence. */
+  readonly rooms: readonly number[];
+}
+
+/** What to do after the prefill leg answered or failed. */
+export type PrefillOutcome =
+  /** Go on: SGLang's decode leg is already running; vLLM's decode leg gets `body`. */
+  | { readonly kind: 'decode'; readonly body: Buffer | undefined }
+  /** vLLM: the prefill could not hand over; the decode endpoint runs the whole request with `body`. */
+  | { readonly kind: 'alone'; readonly body: Buffer; readonly reason: string }
+  /** vLLM: the prefill refused the request (4xx): the client gets that answer. */
+  | { readonly kind: 'refused' }
+  /** The pair failed (SGLang: a leg cannot be replaced). */
+  | { readonly kind: 'fail'; readonly error: GatewayError };
+
+/** The pool is a prefill/decode pool whose runtime's protocol the gateway speaks. */
+export function pdProtocol(pool: PoolRuntime): PdProtocol | undefined {
+  if (pdProfileOf(pool.config) === undefined) return undefined;
+  return pool.config.runtime === 'sglang' ? 'sglang' : pool.config.runtime === 'vllm' ? 'vllm' : undefined;
+}
+
+/** The scheduler's per-request PD decision, if the pool made one. */
+export function pdDecision(prepared: Prepared): PdDecision | undefined {
+  return prepared.request.state.read(PD_DECISION);
+}
+
+/**
+ * The two legs of a request the scheduler disaggregated; undefined when it runs on one endpoint
+ * (not a PD pool, or the decider kept it on decode).
+ */
+export function planPd(prepared: Prepared, result: SchedulingResult): PdPlan | undefined {
+  const pool = prepared.backend;
+  if (pool.kind !== 'pool' || prepared.body === undefined || prepared.request.body === undefined) return undefined;
+  const protocol = pdProtocol(pool);
+  const prefill = result.profiles.get(PREFILL_PROFILE)?.endpoints[0];
+  const decode = result.profiles.get(DECODE_PROFILE)?.endpoints[0];
+  if (protocol === undefined || prefill === undefined || decode === undefined) return undefined;
+  const pd = pool.config.trafficPolicy?.profile?.pd;
+  const bootstrapMs = pool.config.routing?.pd?.bootstrapTimeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS;
+  const deadline = bootstrapMs + prepared.request.promptTokens * PREFILL_ALLOWANCE_MS_PER_TOKEN;
+  const setting = `KV handshake: infergate.dev/routing pd.bootstrapTimeout (${bootstrapMs} ms) + ${PREFILL_ALLOWANCE_MS_PER_TOKEN} ms per prompt token`;
+  if (protocol === 'sglang') {
+    const { body, rooms } = sglangPdBody(prepared.body, prepared.request.body, prefill, pd?.kvTransfer?.bootstrapPort);
+    return { protocol, prefill, decode, prefillBody: body, decodeBody: body, firstByteDeadlineMs: deadline, deadlineSetting: setting, rooms };
+  }
+  return { protocol, prefill, decode, prefillBody: vllmPrefillBody(prepared.body), decodeBody: undefined, firstByteDeadlineMs: deadline, deadlineSetting: setting, rooms: [] };
+}
+
+/** A leg's failure as the client sees it: the leg and pod are named in the message. */
+export function legError(leg: 'prefill' | 'decode', endpoint: Endpoint, cause: GatewayError): GatewayError {
+  return new GatewayError(cause.code, `${leg} leg on ${endpoint.name}: ${cause.message}`, { cause });
+}
+
+/**
+ * The prefill leg's answer decides what happens next (PROTOCOLS.md §g): SGLang's prefill answers
+ * once its KV went to the decode server, so a 2xx is all it says and anything else fails the pair;
+ * vLLM's answer carries the `kv_transfer_params` the decode leg needs, a 4xx goes to the client,
+ * and a 5xx (or an answer without KV params) runs the whole request on the decode endpoint.
+ */
+export function onPrefillAnswer(plan: PdPlan, forwarded: Buffer, status: number, body: Buffer): PrefillOutcome {
+  const ok = status >= 200 && status < 300;
+  if (plan.protocol === 'sglang') {
+    if (ok) return { kind: 'decode', body: undefined };
+    return { kind: 'fail', error: legError('prefill', plan.prefill, new GatewayError('upstream_unavailable', `answered ${status}`)) };
+  }
+  if (status >= 400 && status < 500) return { kind: 'refused' };
+  if (!ok) return { kind: 'alone', body: forwarded, reason: `prefill answered ${status}` };
+  const decodeBody = vllmDecodeBody(forwarded, body);
+  return decodeBody === undefined ? { kind: 'alone', body: forwarded, reason: 'prefill answer had no kv_transfer_params' } : { kind: 'decode', body: decodeBody };
+}
+
+/** The prefill leg could not be reached or broke: vLLM runs the request on decode alone; SGLang fails the pair. */
+export function onPrefillFailure(plan: PdPlan, forwarded: Buffer, error: GatewayError): PrefillOutcome {
+  if (plan.protocol === 'vllm') return { kind: 'alone', body: forwarded, reason: `prefill failed: ${error.message}` };
+  return { kind: 'fail', error: legError('prefill', plan.prefill, error) };
+}

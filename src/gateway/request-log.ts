@@ -1,0 +1,129 @@
+import type { RuleConfig } from '../config/snapshot.js';
+import type { Endpoint } from '../core/endpoint.js';
+import type { Logger } from '../observability/logger.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import type { SchedulingResult } from '../scheduling/types.js';
+import type { Prepared } from './pipeline.js';
+import type { RequestInit } from './request.js';
+import type { Usage } from './response-observer.js';
+
+/** Everything the `Request Handled` line and the request metrics are made of. */
+export interface RequestRecordInput {
+  readonly requestId: string;
+  readonly init: RequestInit;
+  readonly rule: RuleConfig | undefined;
+  readonly prepared: Prepared | undefined;
+  readonly result: SchedulingResult | undefined;
+  readonly endpoint: Endpoint | undefined;
+  readonly attempts: number;
+  readonly queueWaitMs: number | undefined;
+  readonly ttftMs: number | undefined;
+  readonly durationMs: number;
+  readonly status: number;
+  readonly code: string | undefined;
+  readonly usage: Usage | undefined;
+  readonly bytesOut: number;
+  readonly pd: PdLog | undefined;
+  /** Gaps between streamed chunks, seconds. */
+  readonly itlS?: readonly number[];
+}
+
+/** A prefill/decode pool's fields of the log line. */
+export interface PdLog {
+  readonly disaggregated: boolean;
+  /** `disaggregated`, `cached-on-decode`, `prefill-saturated`, or `prefill-fallback` (vLLM ran on decode after the prefill failed). */
+  readonly reason: string;
+  readonly fallback?: string;
+  readonly uncachedOnDecode: number;
+  readonly prefillPod?: string;
+  readonly prefillRole?: string;
+  readonly prefillHeadersMs?: number | undefined;
+  readonly decodePod?: string;
+  readonly decodeRole?: string;
+  readonly decodeHeadersMs?: number | undefined;
+  readonly kvTransferWaitMs?: number;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+/** The one `Request Handled` line and metrics record every request ends with. */
+/** Paths are logged up to this many characters (a URL can be 16 KiB of anything). */
+const MAX_LOGGED_PATH = 512;
+
+/** The metric label of a model name: itself when the gateway knows it, else one bucket for all others. */
+export const OTHER_MODEL = 'other';
+
+export function logRequest(deps: { readonly logger: Logger; readonly metrics: GatewayMetrics; readonly knownModel: (name: string) => boolean }, a: RequestRecordInput): void {
+  const { prepared, endpoint, usage } = a;
+  const primary = a.result?.primary;
+  let pluginFields: Record<string, string | number> | undefined;
+  if (prepared !== undefined && endpoint !== undefined) {
+    for (const c of prepared.backend.controls.logFields) {
+      const fields = c.logFields?.(prepared.request, endpoint);
+      if (fields !== undefined) pluginFields = { ...pluginFields, ...fields };
+    }
+  }
+  deps.logger.info(
+    {
+      requestId: a.requestId,
+      method: a.init.method,
+      path: a.init.path.length > MAX_LOGGED_PATH ? `${a.init.path.slice(0, MAX_LOGGED_PATH)}…` : a.init.path,
+      port: a.init.port,
+      rule: a.rule?.id,
+      pool: prepared?.backendName,
+      pod: endpoint?.podName,
+      endpoint: endpoint?.name,
+      address: endpoint?.key,
+      model: prepared?.model,
+      targetModel: prepared?.targetModel,
+      criticality: prepared?.criticality,
+      objective: prepared?.objective,
+      status: a.status,
+      code: a.code,
+      attempts: a.attempts,
+      queueWaitMs: a.queueWaitMs === undefined ? undefined : round(a.queueWaitMs),
+      ttftMs: a.ttftMs === undefined ? undefined : round(a.ttftMs),
+      itlMeanMs: a.itlS === undefined || a.itlS.length === 0 ? undefined : round((1000 * a.itlS.reduce((s, g) => s + g, 0)) / a.itlS.length),
+      durationMs: round(a.durationMs),
+      promptTokens: usage?.promptTokens,
+      completionTokens: usage?.completionTokens,
+      cachedTokens: usage?.cachedTokens,
+      usageEstimated: usage?.estimated,
+      score: primary?.scores[0] === undefined ? undefined : round(primary.scores[0]),
+      scores: primary?.breakdown,
+      ...pluginFields,
+      ...(a.pd === undefined ? {} : { pd: roundTimes(a.pd) }),
+      bytesOut: a.bytesOut,
+    },
+    'Request Handled',
+  );
+  if (prepared === undefined) return;
+  deps.metrics.record({
+    pool: prepared.backendName,
+    model: label(deps, prepared.model),
+    targetModel: label(deps, prepared.targetModel),
+    status: a.status,
+    code: a.code ?? '',
+    durationS: a.durationMs / 1000,
+    ttftS: a.ttftMs === undefined ? undefined : a.ttftMs / 1000,
+    queueWaitS: a.queueWaitMs === undefined ? undefined : a.queueWaitMs / 1000,
+    promptTokens: usage?.promptTokens,
+    completionTokens: usage?.completionTokens,
+    cachedTokens: usage?.cachedTokens,
+    ...(a.pd === undefined ? {} : { pdReason: a.pd.reason }),
+    ...(a.itlS === undefined ? {} : { itlS: a.itlS }),
+  });
+}
+
+function roundTimes(pd: PdLog): PdLog {
+  const r = (v: number | undefined): number | undefined => (v === undefined ? undefined : round(v));
+  return { ...pd, prefillHeadersMs: r(pd.prefillHeadersMs), decodeHeadersMs: r(pd.decodeHeadersMs), ...(pd.kvTransferWaitMs === undefined ? {} : { kvTransferWaitMs: round(pd.kvTransferWaitMs) }) };
+}
+
+/** Client-chosen names never become unbounded label sets. */
+function label(deps: { readonly knownModel: (name: string) => boolean }, name: string | undefined): string {
+  if (name === undefined) return '';
+  return deps.knownModel(name) ? name : OTHER_MODEL;
+}

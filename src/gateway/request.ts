@@ -1,0 +1,499 @@
+import type { RouteRequest } from '../config/route-table.js';
+import type { RuleConfig } from '../config/snapshot.js';
+import type { Endpoint } from '../core/endpoint.js';
+import { asGatewayError, GatewayError, type ErrorCode } from '../core/errors.js';
+import type { HeaderEdit } from '../core/headers.js';
+import type { PassiveHealth } from '../endpoints/passive-health.js';
+import type { Ticket } from '../flowcontrol/admission.js';
+import type { Logger } from '../observability/logger.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import { EXPECTED_CACHED_TOKENS, MAX_ATTEMPTS, type SchedulingResult } from '../scheduling/types.js';
+import type { InferenceBody } from './body.js';
+import { ErrorBodyNormalizer } from './error-body.js';
+import { responseHeaderEdits, upstreamHeaderEdits } from './headers.js';
+import { ModelRenamer } from './model-rename.js';
+import type { Pipeline, Prepared } from './pipeline.js';
+import { logRequest } from './request-log.js';
+import { ResponseObserver, type Usage } from './response-observer.js';
+import type { Runtime } from './runtime.js';
+import type { UpstreamTimeouts } from './timeouts.js';
+import { onPrefillAnswer, onPrefillFailure, pdDecision, planPd, type PdPlan, type PrefillOutcome } from './pd.js';
+import type { PdLog } from './request-log.js';
+import { PREFILL_PROFILE } from '../scheduling/plugins/pd-profile-handler.js';
+
+/** What a data plane knows when a request arrives. */
+export interface RequestInit {
+  /** The client's `x-request-id`, if it sent one. */
+  readonly requestId?: string;
+  readonly method: string;
+  /** Path without the query string. */
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly clientAddress?: string;
+  /** The listener port, for the log line. */
+  readonly port?: number;
+}
+
+/** Where and how to send a request: the endpoints to try in order, the body and headers. */
+export interface Decision {
+  /** Primary first, then fallbacks for a retry; at most MAX_ATTEMPTS; never empty. */
+  readonly endpoints: readonly Endpoint[];
+  /** The body to send (model rewritten, usage requested); undefined for a bodyless request. */
+  readonly body: Buffer | undefined;
+  /** Changes to the client's headers for the upstream request. */
+  readonly headers: readonly HeaderEdit[];
+  /** The client asked for an SSE stream. */
+  readonly stream: boolean;
+  /** Whole-request deadline, and the setting it comes from (for the error message). */
+  readonly timeout: { readonly ms: number; readonly setting: string } | undefined;
+  /** How long to wait for the model server, by phase. */
+  readonly timeouts: UpstreamTimeouts;
+  /**
+   * Set when the request is disaggregated: its prefill and decode legs (then `endpoints` is the
+   * decode endpoint alone; a failed pair is retried with `retryPair`).
+   */
+  readonly pd: PdPlan | undefined;
+}
+
+/** Which leg an attempt is: the one whose answer the client gets, or a disaggregated request's prefill. */
+export type Leg = 'main' | 'prefill';
+
+/** What the data plane should do with the response it is about to send. */
+export interface ResponsePlan {
+  /** Changes to the upstream's response headers for the client. */
+  readonly headers: readonly HeaderEdit[];
+  /** The response is an SSE stream (an error after it started becomes an SSE error event). */
+  readonly sse: boolean;
+}
+
+/** How the request ended, as the data plane saw it. */
+export interface Outcome {
+  /** The status the client got (or would have got: the data plane's own view). */
+  readonly status: number;
+  /** Bytes sent to the client. */
+  readonly bytesOut: number;
+  /** Set when the response was cut short after it started (client gone, upstream reset, timeout). */
+  readonly interrupted?: ErrorCode;
+}
+
+/** What the gateway core needs from its owner to run requests. */
+export interface RequestDeps {
+  readonly pipeline: Pipeline;
+  readonly logger: Logger;
+  readonly metrics: GatewayMetrics;
+  readonly passiveHealth: PassiveHealth;
+  readonly timeouts: UpstreamTimeouts;
+  /** The base model of a LoRA adapter, where the pods' model lists say. */
+  readonly baseModelOf: (model: string) => string | undefined;
+  /** Whether a model name may become a metric label (see Gateway.knownModel). */
+  readonly knownModel: (model: string) => boolean;
+}
+
+/** Failures that count against an endpoint's passive health: it did not answer properly. */
+const ENDPOINT_FAILURES: ReadonlySet<string> = new Set(['upstream_unavailable', 'upstream_reset', 'upstream_timeout']);
+
+interface Attempt {
+  readonly endpoint: Endpoint;
+  readonly leg: Leg;
+  /** Prompt tokens counted as pending prefill on the endpoint until the first byte. */
+  prefillTokens: number;
+  released: boolean;
+  readonly dispatchedAt: number;
+  /** ms from dispatch to the response headers. */
+  headersMs?: number;
+  /** performance.now() when its answer ended. */
+  endedAt?: number;
+}
+
+/**
+ * One request's life in the gateway core, whatever data plane carries it:
+ *
+ * ```
+ * route(port, request)        → rule (body limit)               route_not_found 404
+ * decide(body, signal)        → Decision                        400 / 429 / 503 / 500 refusals
+ * dispatched(endpoint)        per attempt: in-flight and pending-prefill accounting, plugins' preRequest
+ * responseStarted(status, h)  → ResponsePlan                    plugins' responseHeaders
+ * responseData(chunk)         → bytes for the client           first byte: TTFT, prefill done; usage read
+ * responseEnd()               → held bytes, if any
+ * finished(outcome) | failed(error, outcome)                     release, plugins' responseComplete,
+ *                                                               metrics, one `Request Handled` line
+ * ```
+ *
+ * Every accounting step lives here, so the standalone proxy and an Envoy ext_proc server account
+ * identically. Exactly one of `finished` / `failed` must be called; later calls are ignored.
+ */
+export class RequestHandle {
+  readonly id: string;
+  readonly startedAt = performance.now();
+  readonly #init: RequestInit;
+  readonly #deps: RequestDeps;
+  readonly #runtime: Runtime | undefined;
+  #rule: RuleConfig | undefined;
+  #parsed: InferenceBody | undefined;
+  #prepared: Prepared | undefined;
+  #result: SchedulingResult | undefined;
+  #ticket: Ticket | undefined;
+  #attempt: Attempt | undefined;
+  #prefill: Attempt | undefined;
+  #attempts = 0;
+  #pd: PdPlan | undefined;
+  #pdFallback: string | undefined;
+  #pairsTried = 0;
+  readonly #failedEndpoints = new Set<Endpoint>();
+  #observer: ResponseObserver | undefined;
+  #errorBody: ErrorBodyNormalizer | undefined;
+  #renamer: ModelRenamer | undefined;
+  #upstreamStatus: number | undefined;
+  #ttftMs: number | undefined;
+  /** Streams: when the last chunk arrived, and the gaps between chunks (seconds, at most MAX_GAPS). */
+  #lastChunkAt = 0;
+  #gaps: number[] | undefined;
+  #usage: Usage | undefined;
+  #ended = false;
+
+  constructor(init: RequestInit, runtime: Runtime | undefined, deps: RequestDeps, id: string) {
+    this.#init = init;
+    this.#runtime = runtime;
+    this.#deps = deps;
+    this.id = id;
+  }
+
+  /**
+   * The route rule for `port` and the request line; throws `route_not_found`. `body` (read up to
+   * the port's `maxBodyBytes`) lets model-based routing match on the body's model; a body over
+   * the matched rule's own limit is refused with `body_too_large`.
+   */
+  route(port: number, request: RouteRequest, body?: Buffer): RuleConfig {
+    const runtime = this.#requireRuntime();
+    const { rule, parsed } = this.#deps.pipeline.route(runtime, port, request, body, this.#deps.baseModelOf);
+    this.#rule = rule;
+    this.#parsed = parsed;
+    if (body !== undefined && body.length > rule.bufferLimitBytes) throw bodyTooLarge(rule.bufferLimitBytes);
+    return rule;
+  }
+
+  /** The largest body a request on `port` may send (read no more before routing). */
+  maxBodyBytes(port: number): number {
+    return this.#runtime?.snapshot.listeners.get(port)?.maxBodyBytes ?? 0;
+  }
+
+  /**
+   * Resolves the backend, parses the body, admits the request (it may wait in the pool's queue
+   * until `signal` aborts) and schedules it. Throws the refusal's GatewayError.
+   */
+  async decide(body: Buffer | undefined, signal: AbortSignal): Promise<Decision> {
+    const runtime = this.#requireRuntime();
+    const rule = this.#rule;
+    if (rule === undefined) throw new Error('decide() before route()');
+    const { pipeline, metrics } = this.#deps;
+    const prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id, this.#init.path, this.#parsed);
+    this.#prepared = prepared;
+    this.#ticket = await pipeline.admit(prepared, signal);
+    return this.#schedule(prepared, rule);
+  }
+
+  /**
+   * A disaggregated request's pair failed before any byte reached the client: schedule once more
+   * on a fresh pair (the failed endpoints excluded). Throws `no_ready_endpoint` when no other pair
+   * exists, or when a pair was already retried.
+   */
+  retryPair(): Decision {
+    const prepared = this.#prepared;
+    const rule = this.#rule;
+    if (prepared === undefined || rule === undefined || this.#pd === undefined) throw new Error('retryPair() without a disaggregated decision');
+    if (this.#pairsTried >= MAX_ATTEMPTS) throw new GatewayError('no_ready_endpoint', 'the retry with a fresh prefill/decode pair failed too');
+    this.#release('main');
+    this.#release('prefill');
+    return this.#schedule(prepared, rule, this.#failedEndpoints);
+  }
+
+  #schedule(prepared: Prepared, rule: RuleConfig, exclude?: ReadonlySet<Endpoint>): Decision {
+    const scheduledAt = performance.now();
+    try {
+      this.#result = this.#deps.pipeline.schedule(prepared, exclude);
+    } finally {
+      this.#deps.metrics.observeScheduling(prepared.backendName, (performance.now() - scheduledAt) / 1000);
+    }
+    this.#pd = planPd(prepared, this.#result);
+    if (this.#pd !== undefined) this.#pairsTried++;
+    const body = this.#pd?.decodeBody ?? prepared.body;
+    return {
+      endpoints: this.#pd === undefined ? this.#result.primary.endpoints.slice(0, MAX_ATTEMPTS) : [this.#pd.decode],
+      body,
+      headers: upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body?.length, modifier: rule.requestHeaders }),
+      stream: prepared.stream,
+      timeout: rule.requestTimeoutMs === undefined ? undefined : { ms: rule.requestTimeoutMs, setting: rule.requestTimeoutSetting ?? 'request timeout' },
+      timeouts: this.#deps.timeouts,
+      pd: this.#pd,
+    };
+  }
+
+  /** Header edits for a body other than the decision's (a PD leg's): same edits, its own length. */
+  headersFor(body: Buffer): readonly HeaderEdit[] {
+    return upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body.length, modifier: this.#rule?.requestHeaders ?? null });
+  }
+
+  /** The prefill leg's response headers arrived (PD). */
+  prefillStarted(): void {
+    const a = this.#prefill;
+    if (a !== undefined && a.headersMs === undefined) a.headersMs = performance.now() - a.dispatchedAt;
+  }
+
+  /**
+   * The prefill leg answered (its body read whole, bounded by the data plane): releases it and
+   * says what comes next (see PrefillOutcome). A 5xx counts against the endpoint's health.
+   */
+  prefillAnswered(status: number, body: Buffer): PrefillOutcome {
+    const plan = this.#pd;
+    const prepared = this.#prepared;
+    if (plan === undefined || prepared?.body === undefined) throw new Error('prefillAnswered() without a disaggregated decision');
+    this.#prefillEnded(status < 500 ? undefined : `status ${status}`);
+    const outcome = onPrefillAnswer(plan, prepared.body, status, body);
+    if (outcome.kind === 'alone') this.#pdFallback = outcome.reason;
+    if (outcome.kind === 'fail') this.#failedEndpoints.add(plan.prefill);
+    return outcome;
+  }
+
+  /** The prefill leg could not be reached, reset, or timed out. */
+  prefillFailed(error: unknown): PrefillOutcome {
+    const plan = this.#pd;
+    const prepared = this.#prepared;
+    if (plan === undefined || prepared?.body === undefined) throw new Error('prefillFailed() without a disaggregated decision');
+    const failure = asGatewayError(error);
+    this.#prefillEnded(failure.code);
+    this.#failedEndpoints.add(plan.prefill);
+    const outcome = onPrefillFailure(plan, prepared.body, failure);
+    if (outcome.kind === 'alone') this.#pdFallback = outcome.reason;
+    return outcome;
+  }
+
+  #prefillEnded(failureCode: string | undefined): void {
+    const a = this.#prefill;
+    if (a === undefined || a.endedAt !== undefined) return;
+    a.endedAt = performance.now();
+    if (failureCode !== undefined && failureCode !== 'client_gone') this.#deps.passiveHealth.failed(a.endpoint, failureCode);
+    else if (failureCode === undefined) this.#deps.passiveHealth.succeeded(a.endpoint);
+    this.#release('prefill');
+  }
+
+  /**
+   * An attempt starts on `endpoint`: it now carries this request's load (in flight, and its prompt
+   * as pending prefill, except on a disaggregated request's decode leg, whose prompt the prefill
+   * leg computes). Ends any earlier attempt of the same leg.
+   */
+  dispatched(endpoint: Endpoint, leg: Leg = 'main'): void {
+    this.#release(leg);
+    const prepared = this.#prepared;
+    if (prepared === undefined) throw new Error('dispatched() before decide()');
+    const tokens = prepared.request.promptTokens;
+    const cached = prepared.request.state.read(EXPECTED_CACHED_TOKENS)?.get(endpoint) ?? 0;
+    const computesPrompt = leg === 'prefill' || this.#pd === undefined || this.#pdFallback !== undefined;
+    const attempt: Attempt = { endpoint, leg, prefillTokens: computesPrompt ? Math.max(0, tokens - cached) : 0, released: false, dispatchedAt: performance.now() };
+    if (leg === 'prefill') this.#prefill = attempt;
+    else this.#attempt = attempt;
+    this.#attempts++;
+    endpoint.acquire(prepared.targetModel ?? '', tokens);
+    endpoint.pendingPrefillTokens += attempt.prefillTokens;
+    const profile = leg === 'prefill' ? PREFILL_PROFILE : (this.#result?.primaryProfile ?? '');
+    for (const c of prepared.backend.controls.preRequest) c.preRequest?.(prepared.request, endpoint, profile);
+    // The endpoint now carries this request's load: the next queued request may be decided.
+    this.#ticket?.done();
+  }
+
+  /**
+   * The current attempt failed before any response (refused, reset, timed out): it counts against
+   * the endpoint's passive health and is released; the data plane may then dispatch a fallback.
+   */
+  attemptFailed(error: unknown, leg: Leg = 'main'): void {
+    const a = leg === 'prefill' ? this.#prefill : this.#attempt;
+    if (a !== undefined && !a.released) {
+      this.#deps.passiveHealth.failed(a.endpoint, asGatewayError(error).code);
+      this.#failedEndpoints.add(a.endpoint);
+    }
+    this.#release(leg);
+  }
+
+  /**
+   * The upstream's response headers arrived; returns the header edits and whether it streams.
+   * Sets up what the body goes through: for a pool, an error answer becomes OpenAI-shaped; a
+   * success is read for usage (the usage event the gateway asked for is removed) and, when the
+   * model was rewritten, gets the client's model name back.
+   */
+  responseStarted(status: number, headers: Readonly<Record<string, string | string[] | undefined>>): ResponsePlan {
+    const prepared = this.#prepared;
+    this.#upstreamStatus = status;
+    const contentType = String(headers['content-type'] ?? '');
+    const sse = contentType.includes('text/event-stream');
+    const edits = responseHeaderEdits(this.id, this.#rule?.responseHeaders ?? null);
+    if (prepared === undefined || this.#attempt === undefined) return { headers: edits, sse };
+    this.#attempt.headersMs ??= performance.now() - this.#attempt.dispatchedAt;
+    for (const c of prepared.backend.controls.responseHeaders) c.responseHeaders?.(prepared.request, this.#attempt.endpoint, status);
+    const ok = status >= 200 && status < 300;
+    if (!ok) {
+      // Services are plain proxying; model servers' own error shapes become OpenAI's.
+      if (prepared.backend.kind === 'pool' && !sse) {
+        this.#errorBody = new ErrorBodyNormalizer(status);
+        edits.push({ op: 'remove', name: 'content-length' }, { op: 'set', name: 'content-type', value: 'application/json' });
+      }
+      return { headers: edits, sse };
+    }
+    const stripUsage = sse && prepared.stripUsage;
+    if (sse) this.#gaps = [];
+    this.#observer = new ResponseObserver({ sse, stripUsage, collectText: prepared.backend.controls.needsText, countChunks: sse && prepared.countTokens });
+    const renamed = prepared.model !== undefined && prepared.targetModel !== undefined && prepared.model !== prepared.targetModel;
+    if (renamed) this.#renamer = new ModelRenamer(prepared.targetModel as string, prepared.model as string);
+    // Stripping the usage event or renaming the model changes the length: the body goes chunked.
+    if (stripUsage || renamed) edits.push({ op: 'remove', name: 'content-length' });
+    return { headers: edits, sse };
+  }
+
+  /** A response body chunk from upstream; returns the bytes to send the client (maybe fewer). */
+  responseData(chunk: Buffer): Buffer {
+    if (this.#ttftMs === undefined && chunk.length > 0) this.firstByte();
+    else if (this.#gaps !== undefined && chunk.length > 0 && this.#gaps.length < MAX_GAPS) {
+      const now = performance.now();
+      this.#gaps.push((now - this.#lastChunkAt) / 1000);
+      this.#lastChunkAt = now;
+    }
+    if (this.#errorBody !== undefined) return this.#errorBody.push(chunk);
+    const observed = this.#observer === undefined ? chunk : this.#observer.push(chunk);
+    return this.#renamer === undefined || observed.length === 0 ? observed : this.#renamer.push(observed);
+  }
+
+  /** The first response byte arrived: TTFT, and the endpoint's prefill for this request is over. */
+  firstByte(): void {
+    if (this.#ttftMs !== undefined) return;
+    this.#ttftMs = performance.now() - this.startedAt;
+    this.#lastChunkAt = this.startedAt + this.#ttftMs;
+    this.#endPrefill();
+  }
+
+  /** The upstream body ended; returns bytes held back until now (none: undefined). */
+  responseEnd(): Buffer | undefined {
+    if (this.#errorBody !== undefined) return this.#errorBody.end();
+    const observer = this.#observer;
+    const rest = observer?.end();
+    this.#usage = observer?.usage;
+    if (observer !== undefined && this.#usage === undefined && this.#prepared?.countTokens === true) {
+      // No usage event (the runtime cannot be asked for one): the gateway's own count.
+      this.#usage = { promptTokens: this.#prepared.request.promptTokens, completionTokens: observer.chunks, cachedTokens: undefined, estimated: true };
+    }
+    if (this.#renamer === undefined) return rest;
+    const parts = [rest === undefined ? EMPTY : this.#renamer.push(rest), this.#renamer.end()];
+    const out = Buffer.concat(parts);
+    return out.length === 0 ? undefined : out;
+  }
+
+  /** The request is over: the client got `outcome.status`. */
+  finished(outcome: Outcome): void {
+    this.#end(undefined, outcome);
+  }
+
+  /** The request failed with `error`; `outcome` when part of a response was already sent. */
+  failed(error: unknown, outcome?: Partial<Outcome>): void {
+    this.#end(asGatewayError(error), outcome);
+  }
+
+  /** The prepared request (after `decide`), for data planes that need its model or stream flag. */
+  get prepared(): Prepared | undefined {
+    return this.#prepared;
+  }
+
+  #requireRuntime(): Runtime {
+    if (this.#runtime === undefined) throw new GatewayError('no_ready_endpoint', 'the gateway has no configuration loaded yet');
+    return this.#runtime;
+  }
+
+  #endPrefill(a: Attempt | undefined = this.#attempt): void {
+    if (a === undefined || a.prefillTokens === 0) return;
+    a.endpoint.pendingPrefillTokens -= a.prefillTokens;
+    a.prefillTokens = 0;
+  }
+
+  #release(leg: Leg = 'main'): void {
+    const a = leg === 'prefill' ? this.#prefill : this.#attempt;
+    const prepared = this.#prepared;
+    if (a === undefined || a.released || prepared === undefined) return;
+    a.released = true;
+    this.#endPrefill(a);
+    a.endpoint.release(prepared.targetModel ?? '', prepared.request.promptTokens);
+    if (prepared.backend.kind === 'pool') prepared.backend.gate.wake();
+  }
+
+  /** The attempt's endpoint answered, or failed in a way that counts against it. */
+  #recordHealth(endpoint: Endpoint | undefined, code: string | undefined): void {
+    if (endpoint === undefined || code === 'client_gone') return;
+    if (code !== undefined && ENDPOINT_FAILURES.has(code)) this.#deps.passiveHealth.failed(endpoint, code);
+    else if (this.#upstreamStatus !== undefined && this.#upstreamStatus >= 500) this.#deps.passiveHealth.failed(endpoint, `status ${this.#upstreamStatus}`);
+    else if (this.#upstreamStatus !== undefined) this.#deps.passiveHealth.succeeded(endpoint);
+  }
+
+  /** The prefill/decode fields of the log line: pods and roles, the decision, per-leg times. */
+  #pdLog(): PdLog | undefined {
+    const decision = this.#prepared === undefined ? undefined : pdDecision(this.#prepared);
+    if (decision === undefined) return undefined;
+    const p = this.#prefill;
+    const d = this.#attempt;
+    const decodeFirstByteAt = this.#ttftMs === undefined ? undefined : this.startedAt + this.#ttftMs;
+    return {
+      disaggregated: decision.disaggregated && this.#pdFallback === undefined,
+      reason: this.#pdFallback === undefined ? decision.reason : 'prefill-fallback',
+      ...(this.#pdFallback === undefined ? {} : { fallback: this.#pdFallback }),
+      uncachedOnDecode: decision.uncachedOnDecode,
+      ...(p === undefined ? {} : { prefillPod: p.endpoint.podName, prefillRole: p.endpoint.role, prefillHeadersMs: p.headersMs }),
+      ...(d === undefined ? {} : { decodePod: d.endpoint.podName, decodeRole: d.endpoint.role, decodeHeadersMs: d.headersMs }),
+      // SGLang: the decode's first token waits for the KV after the prefill finished; vLLM: the decode
+      // leg starts after it, so its time to first byte is the wait.
+      ...(p?.endedAt === undefined || decodeFirstByteAt === undefined ? {} : { kvTransferWaitMs: Math.max(0, decodeFirstByteAt - Math.max(p.endedAt, d?.dispatchedAt ?? 0)) }),
+    };
+  }
+
+  #end(failure: GatewayError | undefined, outcome: Partial<Outcome> | undefined): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#ticket?.done();
+    // A prefill leg still out when the request ends was cancelled by the data plane: released, not judged.
+    this.#release('prefill');
+    this.#release();
+    const prepared = this.#prepared;
+    const endpoint = this.#attempt?.endpoint;
+    const interrupted = failure?.code === 'client_gone' ? 'client_gone' : outcome?.interrupted;
+    // 499 (nginx's convention) when the client left before the response was complete.
+    const status = interrupted === 'client_gone' ? 499 : (outcome?.status ?? failure?.status ?? this.#upstreamStatus ?? 0);
+    const complete = failure === undefined && interrupted === undefined;
+    this.#recordHealth(endpoint, failure?.code ?? interrupted);
+    if (prepared !== undefined && endpoint !== undefined) {
+      const response = { status: this.#upstreamStatus, complete, text: complete ? this.#observer?.text : undefined };
+      for (const c of prepared.backend.controls.responseComplete) c.responseComplete?.(prepared.request, endpoint, response);
+    }
+    if (failure?.code === 'internal_error') this.#deps.logger.error({ requestId: this.id, err: failure.cause }, 'internal error');
+    logRequest(this.#deps, {
+      requestId: this.id,
+      init: this.#init,
+      rule: this.#rule,
+      prepared,
+      result: this.#result,
+      endpoint,
+      attempts: this.#attempts,
+      queueWaitMs: this.#ticket?.waitedMs,
+      ttftMs: this.#ttftMs,
+      durationMs: performance.now() - this.startedAt,
+      status,
+      code: failure?.code ?? interrupted,
+      usage: this.#usage,
+      bytesOut: outcome?.bytesOut ?? 0,
+      pd: this.#pdLog(),
+      ...(this.#gaps === undefined || this.#gaps.length === 0 ? {} : { itlS: this.#gaps }),
+    });
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Chunk gaps kept per stream for the ITL histogram (a 4k-token answer; later gaps are not observed). */
+const MAX_GAPS = 4096;
+
+/** The refusal of a body over a listener's limit (ClientTrafficPolicy `connection.bufferLimit`). */
+export function bodyTooLarge(limit: number): GatewayError {
+  return new GatewayError('body_too_large', `request body exceeds the listener limit of ${limit} bytes (ClientTrafficPolicy connection.bufferLimit)`);
+}

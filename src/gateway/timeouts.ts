@@ -1,0 +1,31 @@
+/**
+ * How long the gateway waits for a model server, by phase. Defaults are documented in
+ * docs/configuration.md ("Timeouts") with the reasons; `infergate serve` flags override them.
+ */
+export interface UpstreamTimeouts {
+  /**
+   * A streamed request's response headers. vLLM, SGLang and Triton's OpenAI frontend send the
+   * SSE headers right after validating and tokenising the request, before queueing it, so a
+   * healthy server answers in well under a second. Default 30 000 ms.
+   */
+  readonly streamHeadersMs: number;
+  /**
+   * A non-streamed request's answer: the server sends nothing until the whole completion is
+   * done. Default 300 000 ms: 4k tokens at 50 ms each under load is 200 s.
+   */
+  readonly responseMs: number;
+  /**
+   * Silence between two chunks of a streamed response. A request queued inside a busy server
+   * gets its headers and then nothing until it is scheduled; the gateway holds requests when
+   * every server is queueing, so such waits stay short. Default 60 000 ms.
+   */
+  readonly streamIdleMs: number;
+  /**
+   * Silence after which a request on an endpoint that stopped answering (scrapes failing, or
+   * ejected by passive health) is ended with a clean error instead of waiting for the other
+   * timeouts. Default 5 000 ms: a streaming server sends a token every 10–100 ms.
+   */
+  readonly unavailableIdleMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { streamHeadersMs: 30_000, responseMs: 300_000, streamIdleMs: 60_000, unavailableIdleMs: 5_000 };

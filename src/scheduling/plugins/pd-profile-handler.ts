@@ -1,0 +1,124 @@
+import { z } from 'zod';
+import type { Endpoint } from '../../core/endpoint.js';
+import { TOKENS_PER_BLOCK } from '../../prefix/block-hash.js';
+import { stateKey } from '../cycle-state.js';
+import type { PluginHandle, ProfileHandler, ProfileResult, RunnableProfile, SchedulingRequest, TypedName } from '../types.js';
+import { promptHashes } from './prefix-cache-scorer.js';
+
+export const PD_PROFILE_HANDLER = 'pd-profile-handler';
+export const PREFILL_PROFILE = 'prefill';
+export const DECODE_PROFILE = 'decode';
+
+/** Why a request ran disaggregated or not; a label of the log line and of a metric. */
+export type PdReason = 'disaggregated' | 'cached-on-decode' | 'prefill-saturated';
+
+/** The per-request prefill/decode decision, for the gateway core and the log line. */
+export interface PdDecision {
+  readonly disaggregated: boolean;
+  readonly reason: PdReason;
+  /** Prompt tokens the decode endpoint is not expected to hold (the prefix index's estimate). */
+  readonly uncachedOnDecode: number;
+}
+
+export const PD_DECISION = stateKey<PdDecision>('pd.decision');
+
+const Parameters = z
+  .object({
+    /**
+     * The decode servers can serve a request alone (vLLM: a decode instance is a full engine).
+     * SGLang's decode servers wait for KV from a prefill partner, so for them it is false and every
+     * request is disaggregated.
+     */
+    decodeCanServeAlone: z.boolean().default(false),
+    /**
+     * A request whose prompt part not cached on the chosen decode endpoint is at most this many
+     * tokens runs there alone (when `decodeCanServeAlone`). Default 512 tokens: computing that on
+     * the decode engine takes about one step's prefill slice (~20 ms at ~25k prompt tokens/s on an
+     * H100), less than a disaggregated round trip costs (a second request, the KV handshake and
+     * the transfer); above it the prefill's compute starts to stall the decode batch, which is
+     * what disaggregation exists to avoid. llm-d's decider uses 8 tokens, disaggregating almost
+     * everything. docs/routing.md has the reasoning.
+     */
+    uncachedThresholdTokens: z.number().int().min(0).default(512),
+    /** An endpoint at or above this estimated queue has no headroom (the pool's saturation threshold). */
+    queueDepth: z.number().min(0).default(5),
+  })
+  .strict();
+
+export type PdParameters = z.output<typeof Parameters>;
+
+/** True when no endpoint among `endpoints` has headroom (queue below `queueDepth`, available, fresh). */
+function roleSaturated(endpoints: readonly Endpoint[], queueDepth: number, handle: PluginHandle): boolean {
+  const now = handle.now();
+  let judged = 0;
+  for (const e of endpoints) {
+    if (!e.available(now)) continue;
+    judged++;
+    if (e.metrics !== undefined && e.metricsAgeMs(now) > handle.stalenessMs) continue;
+    const waiting = e.metrics === undefined ? e.inFlight : e.estimatedWaiting();
+    if (waiting < queueDepth) return false;
+  }
+  return judged > 0;
+}
+
+/**
+ * Runs a prefill/decode pool's two profiles and decides, per request, whether disaggregation
+ * pays (issue 12; upstream's handler runs both profiles always, llm-d's decider uses a fixed
+ * 8-token threshold):
+ *
+ * ```
+ * round 1   decode profile → the decode endpoint
+ * decide    SGLang (decode cannot serve alone): disaggregate
+ *           vLLM: uncached prompt on that endpoint ≤ threshold      → decode alone (cached-on-decode)
+ *                 prefill role saturated while decode role is not  → decode alone (prefill-saturated)
+ *                 otherwise                                        → disaggregate
+ * round 2   prefill profile → the prefill endpoint (only when disaggregating)
+ * primary   decode (the client gets the decode response)
+ * ```
+ *
+ * The decision is written to the request's state (`PD_DECISION`) for the gateway and the log.
+ */
+export class PdProfileHandler implements ProfileHandler {
+  readonly typedName: TypedName;
+  readonly #p: PdParameters;
+  readonly #handle: PluginHandle;
+
+  constructor(name: string, parameters: PdParameters, handle: PluginHandle) {
+    this.typedName = { type: PD_PROFILE_HANDLER, name };
+    this.#p = parameters;
+    this.#handle = handle;
+  }
+
+  pick(request: SchedulingRequest, profiles: ReadonlyMap<string, RunnableProfile>, results: ReadonlyMap<string, ProfileResult>, candidates: readonly Endpoint[]): readonly RunnableProfile[] {
+    const decode = profiles.get(DECODE_PROFILE);
+    const prefill = profiles.get(PREFILL_PROFILE);
+    if (decode === undefined || prefill === undefined) throw new Error(`${PD_PROFILE_HANDLER} needs profiles named "${PREFILL_PROFILE}" and "${DECODE_PROFILE}"`);
+    const decoded = results.get(DECODE_PROFILE);
+    if (decoded === undefined) return [decode];
+    if (results.has(PREFILL_PROFILE)) return [];
+    const decision = this.#decide(request, decoded.endpoints[0] as Endpoint, prefill.eligible(request, candidates), decode.eligible(request, candidates));
+    request.state.write(PD_DECISION, decision);
+    return decision.disaggregated ? [prefill] : [];
+  }
+
+  processResults(): string {
+    return DECODE_PROFILE;
+  }
+
+  #decide(request: SchedulingRequest, decodeEndpoint: Endpoint, prefillPool: readonly Endpoint[], decodePool: readonly Endpoint[]): PdDecision {
+    const hashes = promptHashes(request);
+    const matched = new Int32Array(1);
+    if (hashes.length > 0) this.#handle.prefixIndex.match(hashes, [decodeEndpoint], matched);
+    const uncachedOnDecode = Math.max(0, request.promptTokens - (matched[0] ?? 0) * TOKENS_PER_BLOCK);
+    if (!this.#p.decodeCanServeAlone) return { disaggregated: true, reason: 'disaggregated', uncachedOnDecode };
+    if (uncachedOnDecode <= this.#p.uncachedThresholdTokens) return { disaggregated: false, reason: 'cached-on-decode', uncachedOnDecode };
+    if (roleSaturated(prefillPool, this.#p.queueDepth, this.#handle) && !roleSaturated(decodePool, this.#p.queueDepth, this.#handle)) {
+      return { disaggregated: false, reason: 'prefill-saturated', uncachedOnDecode };
+    }
+    return { disaggregated: true, reason: 'disaggregated', uncachedOnDecode };
+  }
+}
+
+export function createPdProfileHandler(name: string, parameters: Readonly<Record<string, unknown>>, handle: PluginHandle): PdProfileHandler {
+  return new PdProfileHandler(name, Parameters.parse(parameters), handle);
+}

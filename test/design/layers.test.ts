@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const SRC = fileURLToPath(new URL('../../../src/', import.meta.url));
+
+/**
+ * DESIGN.md §2's dependency order as data: what each top-level folder of src/ may import.
+ * `cli` → `proxy`/`extproc` → `gateway` → `scheduling`/`flowcontrol`/`prefix` → `endpoints` →
+ * `config` → `api` → `core`; `sim` and `bench` are programs beside the gateway.
+ */
+const ALLOWED: Readonly<Record<string, readonly string[]>> = {
+  core: [],
+  api: ['core'],
+  config: ['api', 'core'],
+  endpoints: ['config', 'api', 'core'],
+  prefix: ['core'],
+  flowcontrol: ['endpoints', 'config', 'api', 'core'],
+  scheduling: ['prefix', 'endpoints', 'config', 'api', 'core'],
+  observability: ['prefix', 'core'],
+  gateway: ['scheduling', 'flowcontrol', 'prefix', 'endpoints', 'config', 'api', 'core', 'observability'],
+  // Data planes carry bytes: they see the core only through gateway/index.ts.
+  proxy: ['gateway', 'core', 'observability'],
+  extproc: ['gateway', 'core', 'observability'],
+  sim: ['core', 'cli'],
+  bench: ['core'],
+  cli: ['*'],
+};
+
+async function* tsFiles(dir: string): AsyncGenerator<string> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* tsFiles(path);
+    else if (entry.name.endsWith('.ts')) yield path;
+  }
+}
+
+test('every import follows the layer order of DESIGN.md; data planes reach the core only through gateway/index.ts', async () => {
+  const violations: string[] = [];
+  for await (const file of tsFiles(SRC)) {
+    const rel = relative(SRC, file);
+    const layer = rel.split('/')[0] as string;
+    const allowed = ALLOWED[layer];
+    assert.ok(allowed !== undefined, `src/${layer} is not in the layer table of this test (and DESIGN.md)`);
+    const text = await readFile(file, 'utf8');
+    for (const m of text.matchAll(/from '(\.[^']+)'/g)) {
+      const target = relative(SRC, join(file, '..', m[1] as string));
+      const to = target.split('/')[0] as string;
+      if (to === layer || allowed.includes('*')) continue;
+      if (!allowed.includes(to)) violations.push(`src/${rel} imports src/${target}`);
+      else if ((layer === 'proxy' || layer === 'extproc') && to === 'gateway' && target !== 'gateway/index.js') violations.push(`src/${rel} imports src/${target} (data planes use gateway/index.ts)`);
+    }
+  }
+  assert.deepEqual(violations, []);
+});

@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Endpoint } from '../../src/core/endpoint.js';
+import { seededRandom } from '../../src/core/weighted.js';
+import { Gateway } from '../../src/gateway/gateway.js';
+import { bootstrapRoom, sequenceCount, sglangPdBody, vllmDecodeBody, vllmPrefillBody } from '../../src/gateway/pd-body.js';
+import { memoryLogger, MemorySource, type LogRecord } from '../support/memory-source.js';
+
+const prefillAt = (address: string, bootstrapPort?: number): Endpoint =>
+  new Endpoint({ address, port: 8000, name: 'p', podName: 'p', labels: {}, role: 'prefill', ...(bootstrapPort === undefined ? {} : { bootstrapPort }) });
+
+test('SGLang PD body: bootstrap fields added once, port from the policy, else the pod annotation, else 8998; IPv6 in brackets', () => {
+  const raw = Buffer.from('{"model":"m","messages":[{"role":"user","content":"hé"}],"stream":true}');
+  const json = JSON.parse(raw.toString()) as Record<string, unknown>;
+  const { body, rooms } = sglangPdBody(raw, json, prefillAt('10.0.0.5', 34001), 34000);
+  const sent = JSON.parse(body.toString()) as Record<string, unknown>;
+  assert.equal(sent['bootstrap_host'], '10.0.0.5');
+  assert.equal(sent['bootstrap_port'], 34000, 'the traffic policy kvTransfer.bootstrapPort wins');
+  assert.equal(sent['bootstrap_room'], rooms[0]);
+  assert.ok(body.toString().endsWith(raw.toString().slice(1)), 'the rest of the body is forwarded byte for byte');
+  assert.equal((JSON.parse(sglangPdBody(raw, json, prefillAt('10.0.0.5', 34001), undefined).body.toString()) as Record<string, unknown>)['bootstrap_port'], 34001, 'then the pod annotation');
+  assert.equal((JSON.parse(sglangPdBody(raw, json, prefillAt('fd00::5'), undefined).body.toString()) as Record<string, unknown>)['bootstrap_host'], '[fd00::5]');
+  assert.equal((JSON.parse(sglangPdBody(raw, json, prefillAt('fd00::5'), undefined).body.toString()) as Record<string, unknown>)['bootstrap_port'], 8998);
+});
+
+test('SGLang PD body: n > 1 and prompt lists get arrays of that length, a fresh room per item', () => {
+  const cases: Array<{ body: Record<string, unknown>; count: number }> = [
+    { body: { model: 'm', messages: [], n: 3 }, count: 3 },
+    { body: { model: 'm', prompt: ['a', 'b'] }, count: 2 },
+    { body: { model: 'm', prompt: [1, 2, 3] }, count: 1 },
+    { body: { model: 'm', prompt: [[1, 2], [3]], n: 2 }, count: 4 },
+  ];
+  for (const c of cases) {
+    assert.equal(sequenceCount(c.body), c.count);
+    const raw = Buffer.from(JSON.stringify(c.body));
+    const sent = JSON.parse(sglangPdBody(raw, c.body, prefillAt('10.0.0.1'), 1234).body.toString()) as Record<string, unknown>;
+    if (c.count === 1) {
+      assert.equal(typeof sent['bootstrap_room'], 'number');
+      continue;
+    }
+    const rooms = sent['bootstrap_room'] as number[];
+    assert.equal(rooms.length, c.count);
+    assert.equal(new Set(rooms).size, c.count, 'a fresh room per item');
+    assert.deepEqual(sent['bootstrap_host'], Array(c.count).fill('10.0.0.1'));
+    assert.deepEqual(sent['bootstrap_port'], Array(c.count).fill(1234));
+  }
+  for (let i = 0; i < 1000; i++) {
+    const r = bootstrapRoom();
+    assert.ok(Number.isSafeInteger(r) && r >= 0, `${r} in [0, 2^53 - 1]`);
+  }
+});
+
+test('vLLM P/D bodies: the prefill asks for a remote decode of one token, unstreamed; the decode gets the returned kv_transfer_params', () => {
+  const forwarded = Buffer.from('{"model":"m","prompt":"hi","stream":true,"stream_options":{"include_usage":true},"max_tokens":64}');
+  const prefill = JSON.parse(vllmPrefillBody(forwarded).toString()) as Record<string, unknown>;
+  assert.equal(prefill['stream'], false);
+  assert.equal(prefill['max_tokens'], 1);
+  assert.equal(prefill['stream_options'], undefined);
+  assert.deepEqual(prefill['kv_transfer_params'], { do_remote_decode: true, do_remote_prefill: false, remote_engine_id: null, remote_block_ids: null, remote_host: null, remote_port: null });
+  const answer = Buffer.from('{"id":"x","choices":[],"kv_transfer_params":{"do_remote_prefill":true,"remote_engine_id":"e1","remote_block_ids":[1,2],"remote_host":"10.0.0.9","remote_port":5600}}');
+  const decode = JSON.parse(vllmDecodeBody(forwarded, answer)?.toString() ?? '{}') as Record<string, unknown>;
+  assert.equal(decode['max_tokens'], 64);
+  assert.equal(decode['stream'], true);
+  assert.deepEqual(decode['kv_transfer_params'], { do_remote_prefill: true, remote_engine_id: 'e1', remote_block_ids: [1, 2], remote_host: '10.0.0.9', remote_port: 5600 });
+  assert.equal(vllmDecodeBody(forwarded, Buffer.from('{"choices":[]}')), undefined, 'no params: no decode body (the request runs on decode alone)');
+});
+
+function pdConfig(runtime: 'sglang' | 'vllm', extra = ''): string {
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec: {gatewayClassName: x, listeners: [{name: http, protocol: HTTP, port: 8080}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: pd}]}]
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: pd}
+spec: {targetPortNumber: 8000, selector: {app: pd}}
+---
+apiVersion: inferenceextension.alibabacloud.com/v1alpha1
+kind: InferenceTrafficPolicy
+metadata: {name: pd-policy}
+spec:
+  poolRef: {name: pd}
+  modelServerRuntime: ${runtime}
+  profile:
+    pd:
+      pdRoleLabelName: role
+      kvTransfer: {bootstrapPort: 34000}
+      trafficPolicy: {prefixCache: {mode: estimate}}
+      prefillPolicyRef: prefixCache
+${extra}---
+apiVersion: v1
+kind: Pod
+metadata: {name: prefill-0, labels: {app: pd, role: prefill}}
+status: {podIP: 127.0.5.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: decode-0, labels: {app: pd, role: decode}}
+status: {podIP: 127.0.5.2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nobody-0, labels: {app: pd}}
+status: {podIP: 127.0.5.3}
+`;
+}
+
+async function pdGateway(runtime: 'sglang' | 'vllm'): Promise<{ gateway: Gateway; lines: LogRecord[] }> {
+  const { logger, lines } = memoryLogger();
+  const gateway = await Gateway.start({ sources: [new MemorySource(pdConfig(runtime))], logger, scrapeIntervalMs: 0, random: seededRandom(1) });
+  return { gateway, lines };
+}
+
+const route = { method: 'POST', path: '/v1/chat/completions', query: '', host: 'gw', headers: {} };
+const chat = (content: string): Buffer => Buffer.from(JSON.stringify({ model: 'qwen', stream: true, messages: [{ role: 'system', content: 'Answer carefully. '.repeat(60) }, { role: 'user', content }] }));
+
+test('a PD pool: role-less pods are left out with one warning; SGLang requests get a pair with the same body', async () => {
+  const { gateway, lines } = await pdGateway('sglang');
+  try {
+    const pool = gateway.runtime?.pools.get('default/pd');
+    assert.deepEqual(pool?.members.endpoints.map((e) => `${e.podName}:${e.role}`), ['prefill-0:prefill', 'decode-0:decode']);
+    assert.equal(lines.filter((l) => l.msg === 'pod has no prefill/decode role: not routable in this prefill/decode pool' && l['pod'] === 'default/nobody-0').length, 1);
+    const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
+    h.route(8080, route);
+    const d = await h.decide(chat('hello'), new AbortController().signal);
+    assert.equal(d.pd?.protocol, 'sglang');
+    assert.equal(d.pd?.prefill.podName, 'prefill-0');
+    assert.equal(d.pd?.decode.podName, 'decode-0');
+    assert.deepEqual(d.endpoints.map((e) => e.podName), ['decode-0']);
+    assert.equal(d.pd?.prefillBody, d.pd?.decodeBody, 'one body, serialised once, for both legs');
+    assert.equal(d.body, d.pd?.decodeBody);
+    const sent = JSON.parse(d.body?.toString() ?? '{}') as Record<string, unknown>;
+    assert.equal(sent['bootstrap_host'], '127.0.5.1');
+    assert.equal(sent['bootstrap_port'], 34000);
+    // Both legs carry load until they end; the decode leg computes no prompt of its own.
+    const [prefill, decode] = [d.pd?.prefill as Endpoint, d.pd?.decode as Endpoint];
+    h.dispatched(prefill, 'prefill');
+    h.dispatched(decode);
+    assert.equal(prefill.inFlight, 1);
+    assert.equal(decode.inFlight, 1);
+    assert.ok(prefill.pendingPrefillTokens > 0);
+    assert.equal(decode.pendingPrefillTokens, 0);
+    h.prefillStarted();
+    assert.deepEqual(h.prefillAnswered(200, Buffer.from('data: [DONE]\n\n')), { kind: 'decode', body: undefined });
+    assert.equal(prefill.inFlight, 0);
+    h.responseStarted(200, { 'content-type': 'text/event-stream' });
+    h.responseData(Buffer.from('data: {"choices":[{"delta":{"content":"x"}}]}\n\n'));
+    h.responseEnd();
+    h.finished({ status: 200, bytesOut: 1 });
+    assert.equal(decode.inFlight, 0);
+    const line = lines.find((l) => l.msg === 'Request Handled');
+    const pd = line?.['pd'] as Record<string, unknown> | undefined;
+    assert.equal(pd?.['disaggregated'], true);
+    assert.equal(pd?.['prefillPod'], 'prefill-0');
+    assert.equal(pd?.['decodePod'], 'decode-0');
+    assert.equal(pd?.['prefillRole'], 'prefill');
+    assert.equal(typeof pd?.['kvTransferWaitMs'], 'number');
+  } finally {
+    await gateway.close();
+  }
+});
+
+test('a PD pool: a failed SGLang prefill fails the pair; vLLM falls back to decode alone on 5xx, refuses on 4xx', async () => {
+  for (const runtime of ['sglang', 'vllm'] as const) {
+    const { gateway } = await pdGateway(runtime);
+    try {
+      const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
+      h.route(8080, route);
+      const d = await h.decide(chat(`a long enough question for ${runtime}: ${'why '.repeat(900)}`), new AbortController().signal);
+      assert.ok(d.pd !== undefined, 'disaggregated');
+      h.dispatched(d.pd.prefill, 'prefill');
+      if (runtime === 'sglang') {
+        const out = h.prefillAnswered(500, Buffer.from('{}'));
+        assert.equal(out.kind, 'fail');
+        if (out.kind === 'fail') assert.match(out.error.message, /^prefill leg on prefill-0/);
+      } else {
+        assert.equal(h.prefillAnswered(503, Buffer.from('{}')).kind, 'alone');
+        const h2 = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
+        h2.route(8080, route);
+        const d2 = await h2.decide(chat(`another question: ${'how '.repeat(900)}`), new AbortController().signal);
+        h2.dispatched(d2.pd?.prefill as Endpoint, 'prefill');
+        assert.equal(h2.prefillAnswered(400, Buffer.from('{"error":{"message":"bad"}}')).kind, 'refused');
+        h2.failed(new Error('done'));
+      }
+      h.failed(new Error('done'));
+      assert.ok(gateway.runtime?.pools.get('default/pd')?.members.endpoints.every((e) => e.inFlight === 0), 'nothing leaks');
+    } finally {
+      await gateway.close();
+    }
+  }
+});
