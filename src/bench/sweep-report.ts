@@ -54,7 +54,7 @@ function loadDescription(result: SweepResult): string {
   const scale = fleet.timeScale ?? 1;
   const pace = scale === 1 ? 'in real time' : `with modelled time ${scale}× faster than real time (latencies are modelled)`;
   if (load.kind === 'rates') {
-    return `Open loop, ${describeArrivals({ kind: 'sweep', stages: load.stages })} per stage, back to back on the same pool, ${pace}; after the last stage its requests get ${load.drainSeconds} s to finish. A system's sweep stops once a stage has missed the headline SLO (more than 10 % of its requests over the TTFT limit, or more than ${Math.round((1 - MIN_COMPLETED_SHARE) * 100)} % failed); the stages above are not run.`;
+    return `Open loop, ${describeArrivals({ kind: 'sweep', stages: load.stages })} per stage, back to back on the same pool, ${pace}; after the last stage its requests get ${load.drainSeconds} s to finish. A system's sweep stops once a stage has certainly missed the TTFT limit (more than 10 % of its requests over it, or more than ${Math.round((1 - MIN_COMPLETED_SHARE) * 100)} % failed); the stages above are not run.`;
   }
   return `Closed loop, ${load.levels.join(', ')} conversations at once (one level after the other on the same pool, ${load.seconds} s each, new conversations per level), ${pace}. The rate of a level is the one the system achieved. A system's sweep stops after a level misses the TTFT limit.`;
 }
@@ -108,7 +108,7 @@ function curve(systems: readonly SweepSystemResult[], y: (p: SweepSystemResult['
   return systems.map((s) => ({ name: s.name, points: s.points.flatMap((p) => { const v = y(p); return v === undefined ? [] : [{ x: p.rate, y: v }]; }) }));
 }
 
-/** The two charts: TTFT p90 and ITL p99 against the rate, with the headline SLO's limit dashed. */
+/** The two charts: TTFT p90 and ITL p99 against the rate, with the first SLO's limits dashed. */
 export function sweepCharts(result: SweepResult): { ttft: string; itl: string } {
   const slo = result.scenario.slos[0];
   const x = result.scenario.load.kind === 'rates' ? 'offered load (requests / s)' : 'achieved load (requests / s)';

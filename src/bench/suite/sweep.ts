@@ -9,7 +9,7 @@ import { startFleet, startFront, type Context } from './systems.js';
 /*
  * A goodput sweep through each system: a fresh pool of engines (cold caches) per system, load
  * raised in stages on the same pool (open loop: Poisson stages back to back; closed loop: one run
- * per level of concurrency), stopped once the system has missed the headline SLO. The rising
+ * per level of concurrency), stopped once the system has missed the TTFT limit. The rising
  * first stages warm the caches, as real traffic would.
  */
 
@@ -61,9 +61,9 @@ async function openLoopSweep(scenario: SweepScenario, params: WorkloadParams, ur
   const scale = scenario.fleet.timeScale ?? 1;
   const planned = plannedPerStage(stages, ctx.seed);
   const stop = new AbortController();
-  const headline = scenario.slos[0];
-  if (headline === undefined) throw new Error(`${scenario.name}: no SLO`);
-  const watch = new SloWatch(planned, headline, scenario.stopAfterMissed, () => stop.abort());
+  const first = scenario.slos[0];
+  if (first === undefined) throw new Error(`${scenario.name}: no SLO`);
+  const watch = new SloWatch(planned, first, scenario.stopAfterMissed, () => stop.abort());
   // The last stage's requests get `drainSeconds` to finish; what is still running then is aborted.
   const totalMs = (stages.reduce((sum, s) => sum + s.seconds, 0) + drainSeconds) * 1000;
   const drain = setTimeout(() => stop.abort(), totalMs / scale);
@@ -90,8 +90,8 @@ async function openLoopSweep(scenario: SweepScenario, params: WorkloadParams, ur
 async function closedLoopSweep(scenario: SweepScenario, params: WorkloadParams, url: string, ctx: Context, label: string): Promise<{ points: StagePoint[]; records: RequestRecord[]; skipped: number }> {
   if (scenario.load.kind !== 'concurrency') throw new Error('closedLoopSweep needs concurrency levels');
   const { levels, seconds } = scenario.load;
-  const headline = scenario.slos[0];
-  if (headline === undefined) throw new Error(`${scenario.name}: no SLO`);
+  const first = scenario.slos[0];
+  if (first === undefined) throw new Error(`${scenario.name}: no SLO`);
   const points: StagePoint[] = [];
   const records: RequestRecord[] = [];
   let missed = 0;
@@ -113,7 +113,7 @@ async function closedLoopSweep(scenario: SweepScenario, params: WorkloadParams, 
     records.push(...own);
     const point = closedLoopPoint(own, stage, concurrency);
     points.push(point);
-    if (!meetsSlo(point, { ...headline, itlP99Ms: Number.POSITIVE_INFINITY }) && ++missed >= scenario.stopAfterMissed) break;
+    if (!meetsSlo(point, { ...first, itlP99Ms: Number.POSITIVE_INFINITY }) && ++missed >= scenario.stopAfterMissed) break;
   }
   return { points, records, skipped: levels.length - points.length };
 }
