@@ -85,12 +85,14 @@ export function ratio(value: number | undefined, base: number | undefined): stri
   return `${r >= 10 ? r.toFixed(1) : r >= 0.1 ? r.toFixed(2) : r.toPrecision(2)}×`;
 }
 
-function ms(v: number | undefined): string {
+/** A latency for a table cell: `850 ms`, `1.25 s`, `12.5 s`; `–` when missing. */
+export function ms(v: number | undefined): string {
   if (v === undefined) return '–';
   return v >= 1000 ? `${(v / 1000).toFixed(v >= 10_000 ? 1 : 2)} s` : `${v.toFixed(v >= 100 ? 0 : 1)} ms`;
 }
 
-function pct(v: number | undefined): string {
+/** A share (0..1) for a table cell: `42.0%`; `–` when missing. */
+export function pct(v: number | undefined): string {
   return v === undefined ? '–' : `${(v * 100).toFixed(1)}%`;
 }
 
@@ -98,7 +100,8 @@ function cell(s: string): string {
   return s.replace(/\|/g, '\\|');
 }
 
-function table(head: readonly string[], rows: ReadonlyArray<readonly string[]>, align: readonly ('l' | 'r')[]): string[] {
+/** A Markdown table's lines: header, alignment row (`l` or `r` per column, default `r`), rows. */
+export function table(head: readonly string[], rows: ReadonlyArray<readonly string[]>, align: readonly ('l' | 'r')[]): string[] {
   return [
     `| ${head.map(cell).join(' | ')} |`,
     `|${head.map((_, i) => ((align[i] ?? 'r') === 'r' ? '---:' : '---')).join('|')}|`,

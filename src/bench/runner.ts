@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Agent } from 'undici';
 import { arrivalSchedule, describeArrivals, seededRandom, sweepSeconds, type Arrival, type ArrivalSpec } from './arrivals.js';
-import { sendRequest, type Api, type RequestResult } from './client.js';
+import { DEFAULT_TIMEOUT_MS, sendRequest, type Api, type RequestResult } from './client.js';
 import { Progress, type ProgressOptions } from './progress.js';
 import type { RequestSpec, Workload } from './workloads/types.js';
 
@@ -61,6 +61,15 @@ export interface RunOptions {
   readonly signal?: AbortSignal;
   /** The progress line; `false` for none. Default: on stderr. */
   readonly progress?: ProgressOptions | false;
+  /**
+   * The servers' modelled time runs this many times faster than the wall clock (the simulator's
+   * `--time-scale`). The run then works in modelled time: arrival times and `durationSeconds` are
+   * modelled (sent `timeScale` × sooner), and every recorded time is multiplied by it. Wall-clock
+   * costs outside the servers (proxy, network, this client) are multiplied too. Default 1.
+   */
+  readonly timeScale?: number;
+  /** Called with each record as its request completes (e.g. to stop a sweep early through `signal`). */
+  readonly onRecord?: (record: RequestRecord) => void;
 }
 
 /** What {@link runBench} returns. */
@@ -74,6 +83,17 @@ export interface RunResult {
   readonly stoppedBy: StopReason;
   /** `describeArrivals` of the arrival process. */
   readonly arrivals: string;
+}
+
+/** `result` with its durations multiplied by `scale` (start and end are rebased by the caller). */
+function scaleDurations(result: RequestResult, scale: number): RequestResult {
+  if (scale === 1) return result;
+  return {
+    ...result,
+    ttftMs: result.ttftMs === undefined ? undefined : result.ttftMs * scale,
+    itlMs: result.itlMs.map((v) => v * scale),
+    e2eMs: result.e2eMs * scale,
+  };
 }
 
 /** A result for a failure sendRequest did not anticipate, so one bug cannot hang the run. */
@@ -124,6 +144,8 @@ class Sleeper {
  */
 export async function runBench(options: RunOptions): Promise<RunResult> {
   const { workload, arrivals } = options;
+  const scale = options.timeScale ?? 1;
+  if (!(scale > 0 && Number.isFinite(scale))) throw new RangeError(`timeScale must be a positive number (got ${scale})`);
   const closed = arrivals.kind === 'closed';
   const open = !closed;
   const cap = closed ? arrivals.concurrency : (options.maxConcurrency ?? Number.POSITIVE_INFINITY);
@@ -142,7 +164,8 @@ export async function runBench(options: RunOptions): Promise<RunResult> {
   if (options.signal?.aborted === true) runAbort.abort();
 
   const durationS = options.durationSeconds ?? (arrivals.kind === 'sweep' ? sweepSeconds(arrivals.stages) : undefined);
-  const progress = options.progress === false ? undefined : new Progress(Number.isFinite(limit) ? limit : undefined, durationS, options.progress);
+  const progressS = durationS === undefined ? undefined : durationS / scale;
+  const progress = options.progress === false ? undefined : new Progress(Number.isFinite(limit) ? limit : undefined, progressS, options.progress);
   const records: RequestRecord[] = [];
   const due: Arrival[] = [];
   const sleeper = new Sleeper();
@@ -167,27 +190,28 @@ export async function runBench(options: RunOptions): Promise<RunResult> {
           stop('duration');
           sleeper.wake();
           pump();
-        }, options.durationSeconds * 1000);
+        }, (options.durationSeconds * 1000) / scale);
 
   const dispatch = (spec: RequestSpec, arrival: Arrival | undefined): void => {
     sent++;
     inFlight++;
     progress?.sent();
-    const now = performance.now() - t0;
+    const now = (performance.now() - t0) * scale;
     const queuedMs = arrival === undefined ? 0 : Math.max(0, now - arrival.atMs);
     void sendRequest(spec, {
       baseUrl: options.baseUrl,
       api: options.api ?? 'chat',
       dispatcher: agent,
       signal: runAbort.signal,
-      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      timeoutMs: (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) / scale,
       ...(options.endpointHeader === undefined ? {} : { endpointHeader: options.endpointHeader }),
       ...(options.ignoreEos === undefined ? {} : { ignoreEos: options.ignoreEos }),
       ...(options.headers === undefined ? {} : { headers: options.headers }),
     })
       .catch((err: unknown): RequestResult => failedResult(err))
-      .then((result) => {
+      .then((wall) => {
       inFlight--;
+      const result = scaleDurations(wall, scale);
       const record: RequestRecord = {
         ...result,
         seq: spec.seq,
@@ -196,10 +220,11 @@ export async function runBench(options: RunOptions): Promise<RunResult> {
         ...(spec.group === undefined ? {} : { group: spec.group, user: spec.user }),
         ...(spec.conversationId === undefined ? {} : { conversationId: spec.conversationId, turn: spec.turn }),
         queuedMs,
-        startMs: result.startMs - t0,
-        endMs: result.endMs - t0,
+        startMs: (wall.startMs - t0) * scale,
+        endMs: (wall.endMs - t0) * scale,
       };
       records.push(record);
+      options.onRecord?.(record);
       progress?.finished(result.ok, result.ttftMs);
       workload.complete(spec, { ok: result.ok, text: result.text });
       pump();
@@ -247,7 +272,7 @@ export async function runBench(options: RunOptions): Promise<RunResult> {
         pump();
         return;
       }
-      const wait = next.value.atMs - (performance.now() - t0);
+      const wait = next.value.atMs / scale - (performance.now() - t0);
       if (wait > 0) await sleeper.sleep(wait);
       if (stoppedBy !== undefined || deadlinePassed) return;
       due.push(next.value);

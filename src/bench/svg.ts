@@ -296,3 +296,78 @@ export function shareChart(rows: readonly ShareRow[], options: { title?: string;
   body.push(...leg.svg);
   return document(width, height, title, body);
 }
+
+/** One system's curve: points in x order. */
+export interface LineSeries {
+  readonly name: string;
+  readonly points: ReadonlyArray<{ readonly x: number; readonly y: number }>;
+}
+
+/** Options of {@link lineChart}. */
+export interface LineChartOptions {
+  readonly title: string;
+  readonly xLabel: string;
+  readonly yLabel: string;
+  /** Formats y tick labels. Default {@link formatMs}. */
+  readonly formatY?: (v: number) => string;
+  /** `auto` (default): logarithmic when the largest y is ≥ 30× the smallest positive one. */
+  readonly yScale?: 'auto' | 'linear' | 'log';
+  /** A dashed horizontal line, e.g. the SLO. */
+  readonly threshold?: { readonly y: number; readonly label: string };
+  readonly width?: number;
+  readonly height?: number;
+}
+
+/**
+ * Lines with point markers, one per system (e.g. TTFT p90 against offered load), on a linear x
+ * axis and a linear or log y axis, with an optional dashed threshold. Each line is a
+ * `<path class="series">` with `data-system`.
+ */
+export function lineChart(series: readonly LineSeries[], options: LineChartOptions): string {
+  const width = options.width ?? 760;
+  const height = options.height ?? 440;
+  const formatY = options.formatY ?? formatMs;
+  const xs = series.flatMap((s) => s.points.map((p) => p.x));
+  const ys = [...series.flatMap((s) => s.points.map((p) => p.y)), ...(options.threshold === undefined ? [] : [options.threshold.y])];
+  const positive = ys.filter((v) => v > 0);
+  const yMinPos = positive.length > 0 ? Math.min(...positive) : 1;
+  const yMax = ys.length > 0 ? Math.max(...ys) : 1;
+  const log = options.yScale === 'log' || (options.yScale !== 'linear' && positive.length > 0 && yMax / yMinPos >= 30);
+  const xTicks = niceTicks(0, xs.length > 0 ? Math.max(...xs) : 1);
+  const xHi = xTicks.at(-1) ?? 1;
+  const yLo = log ? Math.pow(10, Math.floor(Math.log10(yMinPos))) : 0;
+  const yHi = log ? Math.pow(10, Math.ceil(Math.log10(yMax))) : (niceTicks(0, yMax).at(-1) ?? yMax);
+  const leg = legend(series.map((s, i) => ({ name: s.name, color: color(i) })), 70, height - 16, width - 90, 'line');
+  const m = { left: 72, right: 24, top: 44, bottom: 58 + leg.height };
+  const pw = width - m.left - m.right;
+  const ph = height - m.top - m.bottom;
+  const sx = (v: number): number => m.left + (v / (xHi || 1)) * pw;
+  const sy = (v: number): number =>
+    m.top + (1 - (log ? (Math.log10(Math.max(v, yLo)) - Math.log10(yLo)) / (Math.log10(yHi) - Math.log10(yLo) || 1) : (v - yLo) / (yHi - yLo || 1))) * ph;
+  const body: string[] = ['<g class="grid">'];
+  for (const t of xTicks) {
+    body.push(`<line x1="${sx(t).toFixed(1)}" y1="${m.top}" x2="${sx(t).toFixed(1)}" y2="${m.top + ph}" stroke="${GRID}"/>`);
+    body.push(text(sx(t), m.top + ph + 16, shortNumber(t), `text-anchor="middle" fill="${MUTED}"`));
+  }
+  for (const t of log ? logTicks(yLo, yHi) : niceTicks(yLo, yHi)) {
+    body.push(`<line x1="${m.left}" y1="${sy(t).toFixed(1)}" x2="${m.left + pw}" y2="${sy(t).toFixed(1)}" stroke="${GRID}"/>`);
+    body.push(text(m.left - 8, sy(t) + 4, formatY(t), `text-anchor="end" fill="${MUTED}"`));
+  }
+  body.push('</g>');
+  if (options.threshold !== undefined) {
+    const y = sy(options.threshold.y);
+    body.push(`<line class="threshold" x1="${m.left}" y1="${y.toFixed(1)}" x2="${m.left + pw}" y2="${y.toFixed(1)}" stroke="#999" stroke-dasharray="6 4"/>`);
+    body.push(text(m.left + 6, y - 5, options.threshold.label, `fill="${MUTED}" font-size="11"`));
+  }
+  body.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#bbb"/>`);
+  body.push(text(m.left + pw / 2, m.top + ph + 38, options.xLabel, 'text-anchor="middle" class="axis-label"'));
+  body.push(text(18, m.top + ph / 2, log ? `${options.yLabel} (log scale)` : options.yLabel, `text-anchor="middle" transform="rotate(-90 18 ${(m.top + ph / 2).toFixed(1)})" class="axis-label"`));
+  series.forEach((s, i) => {
+    const pts = [...s.points].sort((a, b) => a.x - b.x);
+    const d = pts.map((p, k) => `${k === 0 ? 'M' : 'L'}${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join('');
+    body.push(`<path class="series" data-system="${xmlEscape(s.name)}" d="${d}" fill="none" stroke="${color(i)}" stroke-width="2.2" stroke-linejoin="round"/>`);
+    for (const p of pts) body.push(`<circle cx="${sx(p.x).toFixed(1)}" cy="${sy(p.y).toFixed(1)}" r="3.5" fill="${color(i)}"/>`);
+  });
+  body.push(...leg.svg);
+  return document(width, height, options.title, body);
+}

@@ -35,6 +35,21 @@ test('bench-suite --smoke: every scenario reports every system, with sane number
       const hit = s.summary.prefixCache?.hitRate ?? -1;
       assert.ok(hit > 0 && hit < 1, `${s.name}: hit rate ${hit}`);
     }
+    const sweep = JSON.parse(await readFile(join(out, 'shared-prefix-sweep.json'), 'utf8')) as {
+      systems: Array<{ name: string; points: Array<{ rate: number; requests: number; ok: number }>; goodput: Array<{ rate?: number }> }>;
+    };
+    assert.ok(sweep.systems.some((s) => s.name === 'gateway PREFIX_CACHE'));
+    for (const s of sweep.systems) {
+      assert.ok(s.points.length >= 1 && s.points[0]!.rate === 10, `${s.name}: stages measured`);
+      assert.ok(s.points.every((p) => p.ok <= p.requests), `${s.name}: completions counted`);
+      assert.equal(s.goodput.length, 2, `${s.name}: goodput per SLO`);
+    }
+    const sweepMd = await readFile(join(out, 'shared-prefix-sweep.md'), 'utf8');
+    assert.match(sweepMd.split('\n')[2] ?? '', /^\*\*KV capacity\.\*\* /, 'the capacity statement comes first');
+    assert.match(sweepMd, /\| system \| goodput \(TTFT p90 ≤ 2\.00 s, ITL p99 ≤ 100 ms\)/);
+    for (const f of ['shared-prefix-sweep-ttft-p90.svg', 'shared-prefix-sweep-itl-p99.svg']) assert.ok(files.includes(f), `${f} written`);
+    assert.match(stdout, /Smoke: a goodput sweep/);
+
     const overhead = JSON.parse(await readFile(join(out, 'overhead.json'), 'utf8')) as { rows: Array<{ system: string; requests: number; failed: number; cpuSecondsPer1000?: number }> };
     const gateway = overhead.rows.find((r) => r.system === 'gateway DEFAULT');
     assert.ok(gateway !== undefined && gateway.requests > 0 && gateway.failed === 0);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { machineInfo, ratio, renderCharts, renderMarkdown, resultsJson, type BenchReport } from '../../src/bench/report.js';
 import { summarize } from '../../src/bench/summary.js';
-import { barChart, cdfChart, logTicks, niceTicks, shareChart } from '../../src/bench/svg.js';
+import { barChart, cdfChart, lineChart, logTicks, niceTicks, shareChart } from '../../src/bench/svg.js';
 import { record } from './records.js';
 
 /** Tags balance and attributes are quoted: enough to know a browser will parse it. */
@@ -98,4 +98,20 @@ test('the Markdown report: tables, ratios against the baseline, endpoint shares,
   assert.ok(!('text' in (json.systems[0]?.records[0] ?? {})) && !('itlMs' in (json.systems[0]?.records[0] ?? {})));
   assert.equal(ratio(1, 0), '–');
   assert.equal(ratio(3, 2), '1.50×');
+});
+
+test('line chart: one path and its markers per system, a dashed threshold, log axis for wide ranges', () => {
+  const svg = lineChart(
+    SYSTEMS.map((name, i) => ({ name, points: [4, 2, 6].map((x) => ({ x, y: x * 100 * 10 ** i })) })),
+    { title: 'TTFT p90 against load', xLabel: 'offered load (requests / s)', yLabel: 'TTFT p90', threshold: { y: 2000, label: 'SLO 2 s' } },
+  );
+  assertWellFormed(svg);
+  assert.equal(svg.match(/class="series"/g)?.length, 3);
+  assert.equal(svg.match(/<circle /g)?.length, 9);
+  assert.match(svg, /class="threshold"/);
+  assert.match(svg, /TTFT p90 \(log scale\)/);
+  const first = /data-system="nginx round-robin" d="M([\d.]+),/.exec(svg);
+  const xs = [...(svg.match(/data-system="nginx round-robin" d="([^"]+)"/)?.[1] ?? '').matchAll(/[ML]([\d.]+),/g)].map((m) => Number(m[1]));
+  assert.ok(first !== null && xs.length === 3 && xs[0]! < xs[1]! && xs[1]! < xs[2]!, 'points drawn in x order');
+  assertWellFormed(lineChart([], { title: 'empty', xLabel: 'x', yLabel: 'y' }));
 });

@@ -10,21 +10,26 @@ import { summarize } from '../summary.js';
 import { createWorkload, resolveWorkloadParams } from '../workloads/index.js';
 import { ensureNginx } from './nginx.js';
 import { overheadMarkdown, runOverhead, type OverheadResult } from './overhead.js';
-import { scenarios, SYSTEM_NAMES, type RoutingScenario } from './scenarios.js';
+import { goodputTable, writeSweepReport } from '../sweep-report.js';
+import { scenarios, sharedPrefixStress, SYSTEM_NAMES, type RoutingScenario } from './scenarios.js';
+import { runSweep } from './sweep.js';
 import { startFleet, startFront, type Context, type Front } from './systems.js';
 
 export const SUITE_HELP = `infergate bench-suite: the benchmark scenarios of docs/benchmarks.md (what \`npm run bench\` runs)
 
-Each scenario starts a fresh pool of simulated engines and runs one seeded workload through
-nginx round-robin, the gateway with random routing, the gateway DEFAULT policy and the gateway
-PREFIX_CACHE policy, one after the other; then the overhead scenario compares a direct
-connection, nginx and the gateway against a zero-latency engine. Results (JSON, Markdown, SVG
-charts) go to bench/results/<quick|full>/.
+Each scenario starts a fresh pool of simulated engines at their profile's real KV capacity and
+runs one seeded workload through nginx round-robin and the gateway's policies, one after the
+other. The shared-prefix and multi-turn scenarios are goodput sweeps: load rises in stages until
+a system misses its SLO (TTFT p90 <= 2 s with ITL p99 <= 100 ms, and with ITL p99 <= 200 ms), and
+the report gives each system's highest sustained rate under each against nginx's. The overhead scenario compares
+a direct connection, nginx and the gateway against a zero-latency engine. Results (JSON,
+Markdown, SVG charts) go to bench/results/<quick|full>/.
 
 Options:
-  --quick           the shared-prefix and overhead scenarios, scaled down (under 3 minutes)
+  --quick           the shared-prefix sweep (2 engines, shorter answers) and overhead, under 3 minutes
   --smoke           seconds of each kind on two tiny engines (what CI runs)
-  --only a,b        only these scenarios (shared-prefix, multi-turn, random, lora, overhead)
+  --only a,b        only these scenarios (shared-prefix, multi-turn, random, lora, overhead, or
+                    shared-prefix-stress: the old shrunk-KV stress case, not in the suite)
   --out DIR         results folder (default bench/results/quick or bench/results/full)
   --seed N          workload seed (default 1)
 `;
@@ -98,12 +103,13 @@ export async function runSuiteCommand(argv: string[]): Promise<number> {
   const size = values.smoke === true ? 'smoke' : values.quick === true ? 'quick' : 'full';
   const only = values.only?.split(',').filter((s) => s !== '');
   const all = scenarios(size);
-  const unknown = (only ?? []).filter((n) => !all.some((s) => s.name === n));
+  const known = [...all, ...(size === 'smoke' ? [] : [sharedPrefixStress()])];
+  const unknown = (only ?? []).filter((n) => !known.some((s) => s.name === n));
   if (unknown.length > 0) {
-    process.stderr.write(`--only: unknown scenario(s) ${unknown.join(', ')} (known: ${all.map((s) => s.name).join(', ')})\n`);
+    process.stderr.write(`--only: unknown scenario(s) ${unknown.join(', ')} (known: ${known.map((s) => s.name).join(', ')})\n`);
     return 2;
   }
-  const chosen = only === undefined ? all : all.filter((s) => only.includes(s.name));
+  const chosen = only === undefined ? all : known.filter((s) => only.includes(s.name));
   const outDir = values.out ?? join('bench', 'results', size);
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const work = await mkdtemp(join(tmpdir(), 'infergate-bench-'));
@@ -116,8 +122,13 @@ export async function runSuiteCommand(argv: string[]): Promise<number> {
   const started = Date.now();
   try {
     for (const scenario of chosen) {
+      const began = Date.now();
       if (scenario.kind === 'routing') {
         sections.push(headline(await runRouting(scenario, ctx, command, outDir)));
+      } else if (scenario.kind === 'sweep') {
+        const result = await runSweep(scenario, ctx);
+        await writeSweepReport(result, outDir, command);
+        sections.push(`### ${scenario.title}\n\n${scenario.capacity}\n\n${goodputTable(result).join('\n')}\n`);
       } else {
         const result: OverheadResult = await runOverhead(scenario, ctx);
         await writeFile(join(outDir, `${scenario.name}.json`), `${JSON.stringify(result, null, 2)}\n`);
@@ -125,6 +136,7 @@ export async function runSuiteCommand(argv: string[]): Promise<number> {
         await writeFile(join(outDir, `${scenario.name}.md`), md);
         sections.push(md);
       }
+      log(`${scenario.name}: done in ${Math.round((Date.now() - began) / 1000)} s`);
     }
   } finally {
     await rm(work, { recursive: true, force: true });

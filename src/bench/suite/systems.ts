@@ -41,6 +41,7 @@ export async function startFleet(spec: FleetSpec, ctx: Context): Promise<Fleet> 
   if (spec.numGpuBlocks !== undefined) args.push('--num-gpu-blocks', String(spec.numGpuBlocks));
   if (spec.maxModelLen !== undefined) args.push('--max-model-len', String(spec.maxModelLen));
   if (spec.maxNumSeqs !== undefined) args.push('--max-num-seqs', String(spec.maxNumSeqs));
+  if (spec.timeScale !== undefined) args.push('--time-scale', String(spec.timeScale));
   if (spec.loras !== undefined) args.push('--lora', spec.loras.join(','), '--max-loras', String(spec.maxLoras ?? 1));
   const urls = Array.from({ length: spec.replicas }, (_, i) => `http://${host(i)}:${SIM_PORT}`);
   // Ready when every engine answers and the Pods file is written (the sim writes it after listening).

@@ -30,8 +30,16 @@ export interface SimTimer {
 
 /** Options for {@link SimClock}. */
 export interface SimClockOptions {
-  /** Modelled ms per real ms; default 1. Must be finite and > 0. */
+  /** Modelled ms per real ms; default 1. Must be finite and > 0. Ignored when `virtual`. */
   timeScale?: number;
+  /**
+   * Discrete-event mode: the wall clock is never read. Time stands still between timers and jumps
+   * to the next one as soon as the event loop comes round, so a run goes as fast as the CPU allows
+   * and its timings are exact and repeatable (no wall-clock offset ever enters the arithmetic).
+   * `now()` outside callbacks is the last instant run. For calibration and simulation runs that
+   * no outside client talks to. `timeScale` reads Infinity.
+   */
+  virtual?: boolean;
   /** Unix epoch ms that modelled time 0 corresponds to; default `Date.now()` at construction. */
   epochMs?: number;
   /**
@@ -60,6 +68,7 @@ export class SimClock {
   readonly epochMs: number;
 
   readonly #wallOrigin = performance.now();
+  readonly #virtual: boolean;
   readonly #onError: (err: unknown) => void;
   #heap: Entry[] = [];
   #seq = 0;
@@ -76,7 +85,8 @@ export class SimClock {
   constructor(options: SimClockOptions = {}) {
     const scale = options.timeScale ?? 1;
     if (!Number.isFinite(scale) || scale <= 0) throw new RangeError(`timeScale must be a finite number > 0, got ${scale}`);
-    this.timeScale = scale;
+    this.#virtual = options.virtual === true;
+    this.timeScale = this.#virtual ? Number.POSITIVE_INFINITY : scale;
     this.epochMs = options.epochMs ?? Date.now();
     this.#onError =
       options.onError ??
@@ -90,7 +100,7 @@ export class SimClock {
   /** Current modelled time in ms since the clock's origin (monotonic). */
   now(): number {
     if (this.#inCallback) return this.#callbackTime;
-    if (this.#pinned) return this.#lastNow;
+    if (this.#pinned || this.#virtual) return this.#lastNow;
     let t = this.#wallVirtual();
     const top = this.#heap[0];
     if (top !== undefined && top.dueMs < t) t = top.dueMs; // do not pass an event that has not run
@@ -154,8 +164,9 @@ export class SimClock {
     this.#nodeTimerDue = Infinity;
   }
 
+  /** The wall clock in modelled ms; in virtual mode always "later than any timer". */
   #wallVirtual(): number {
-    return (performance.now() - this.#wallOrigin) * this.timeScale;
+    return this.#virtual ? Number.POSITIVE_INFINITY : (performance.now() - this.#wallOrigin) * this.timeScale;
   }
 
   /** Arms the single Node timer for the earliest entry (unref'd: never keeps a process alive). */
@@ -170,7 +181,7 @@ export class SimClock {
     }
     if (this.#nodeTimer !== null && this.#nodeTimerDue <= top.dueMs) return;
     if (this.#nodeTimer !== null) clearTimeout(this.#nodeTimer);
-    const wallDelay = (top.dueMs - this.#wallVirtual()) / this.timeScale;
+    const wallDelay = this.#virtual ? 0 : (top.dueMs - this.#wallVirtual()) / this.timeScale;
     this.#nodeTimerDue = top.dueMs;
     this.#nodeTimer = setTimeout(this.#drain, Math.max(0, Math.ceil(wallDelay)));
     this.#nodeTimer.unref();

@@ -405,7 +405,7 @@ export class Engine {
       if (seq.preemptions > 0) continue; // queue time counts the first wait only
       this.#queue.observe((now - seq.readyMs) / 1000);
     }
-    let ms = stepDurationMs(this.profile, plan.decodeTokens, plan.prefillTokens, plan.loraLoads);
+    let ms = stepDurationMs(this.profile, plan);
     if (this.profile.jitter > 0) ms *= 1 + this.profile.jitter * (2 * this.#random() - 1);
     this.#wakeTimer?.cancel();
     this.#wakeTimer = null;

@@ -31,12 +31,14 @@ export { KvCache } from './kv-cache.js';
 export { LoraSlots, type LoraAcquire } from './lora-slots.js';
 export {
   PROFILES,
+  chunkContextPairs,
   findProfile,
   resolveProfile,
   stepDurationMs,
   type EngineProfile,
   type EngineProfileOverrides,
   type ProfileName,
+  type StepWork,
 } from './profiles.js';
 export {
   Histogram,

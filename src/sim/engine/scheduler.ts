@@ -23,6 +23,7 @@
 import { Deque } from './deque.js';
 import type { KvCache } from './kv-cache.js';
 import type { LoraSlots } from './lora-slots.js';
+import { chunkContextPairs, type StepWork } from './profiles.js';
 import type { Seq } from './seq.js';
 
 /** Step limits (vLLM `max_num_seqs`, `max_num_batched_tokens`). */
@@ -31,14 +32,21 @@ export interface SchedulerLimits {
   maxNumBatchedTokens: number;
 }
 
-/** The work of one step. The arrays are reused from step to step: read them before the next `schedule()`. */
-export interface StepPlan {
+/**
+ * The work of one step (also the {@link StepWork} its duration is computed from). The arrays are
+ * reused from step to step: read them before the next `schedule()`.
+ */
+export interface StepPlan extends StepWork {
   /** Scheduled requests; `seq.scheduled` is each one's token count. */
   readonly seqs: Seq[];
   /** Requests scheduled for exactly one token. */
   decodeTokens: number;
   /** Tokens of requests scheduled for more than one. */
   prefillTokens: number;
+  /** Σ tokens already in the KV of the decode requests (attention reads them). */
+  decodeContextTokens: number;
+  /** Σ n × (c + n/2) over the prefill chunks (attention pairs). */
+  prefillContextPairs: number;
   /** Adapters loaded into a slot for this step. */
   loraLoads: number;
   /** Requests preempted while scheduling this step. */
@@ -67,7 +75,7 @@ export class Scheduler {
   #numWaiting = 0;
   #numRunning = 0;
   readonly #waitingLoras = new Map<string, number>();
-  readonly #plan: StepPlan = { seqs: [], decodeTokens: 0, prefillTokens: 0, loraLoads: 0, preempted: 0, admittedFrom: 0 };
+  readonly #plan: StepPlan = { seqs: [], decodeTokens: 0, prefillTokens: 0, decodeContextTokens: 0, prefillContextPairs: 0, loraLoads: 0, preempted: 0, admittedFrom: 0 };
   readonly #skipped: Seq[] = [];
 
   /** Prefix-cache lookups in tokens (vLLM `prefix_cache_queries`), cumulative. */
@@ -121,6 +129,8 @@ export class Scheduler {
     plan.seqs.length = 0;
     plan.decodeTokens = 0;
     plan.prefillTokens = 0;
+    plan.decodeContextTokens = 0;
+    plan.prefillContextPairs = 0;
     plan.loraLoads = 0;
     plan.preempted = 0;
     this.#compactRunning();
@@ -241,11 +251,18 @@ export class Scheduler {
     return n;
   }
 
+  /** Adds `n` tokens of `seq` (its first `numComputed` already in the KV) to the step's work. */
   #addToPlan(seq: Seq, n: number): void {
+    const plan = this.#plan;
     seq.scheduled = n;
-    this.#plan.seqs.push(seq);
-    if (n === 1) this.#plan.decodeTokens++;
-    else this.#plan.prefillTokens += n;
+    plan.seqs.push(seq);
+    if (n === 1) {
+      plan.decodeTokens++;
+      plan.decodeContextTokens += seq.numComputed;
+    } else {
+      plan.prefillTokens += n;
+      plan.prefillContextPairs += chunkContextPairs(seq.numComputed, n);
+    }
   }
 
   #registerComputedBlocks(seq: Seq, sink: StepSink): void {

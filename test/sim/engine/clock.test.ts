@@ -94,3 +94,23 @@ test('cancel and close stop timers; epoch mapping', async () => {
     release();
   }
 });
+
+test('virtual clock: time stands still between timers and jumps to each exactly, without the wall clock', async () => {
+  const release = keepAlive();
+  const clock = new SimClock({ virtual: true });
+  try {
+    assert.equal(clock.now(), 0);
+    await new Promise((r) => setTimeout(r, 5));
+    assert.equal(clock.now(), 0, 'wall time does not move it');
+    const seen: number[] = [];
+    clock.setTimeout(() => seen.push(clock.now()), 3_600_000);
+    clock.setTimeout(() => seen.push(clock.now()), 0.1);
+    await clock.sleep(7_200_000);
+    assert.deepEqual(seen, [0.1, 3_600_000]);
+    assert.equal(clock.now(), 7_200_000);
+    assert.equal(clock.timeScale, Number.POSITIVE_INFINITY);
+  } finally {
+    clock.close();
+    release();
+  }
+});

@@ -349,16 +349,38 @@ test('KV events: BlockStored for computed full blocks (prompt and answer), Block
   }
 });
 
-test('llama-3.1-8b-h100: a 550-token prompt alone has TTFT 30 + 22 ms and 12 ms ITL', async () => {
+test('llama-3.1-8b-h100: a 550-token prompt alone is one prefill step, then batch-1 decode steps that read a growing context', async () => {
   const { clock, engine, done } = tinyEngine({ profile: PROFILES['llama-3.1-8b-h100'] }, 1000);
   try {
+    const p = engine.profile;
     const { result } = await inClock(clock, () => run(engine, { model: 'tiny-model', promptTokens: ids(550), maxTokens: 11, ignoreEos: true }));
-    assert.ok(Math.abs(result.ttftMs! - 52) < 1e-9, `${result.ttftMs}`);
-    assert.ok(Math.abs(result.e2eMs - (52 + 10 * 12)) < 1e-9);
+    const prefill = p.stepOverheadMs + 550 * p.prefillPerTokenMs + ((550 * 550) / 2) * p.prefillContextMsPerPair;
+    assert.ok(Math.abs(result.ttftMs! - (p.requestOverheadMs + prefill)) < 1e-9, `${result.ttftMs}`);
+    // Decode step k reads the 550 + k tokens already in the KV.
+    let decode = 0;
+    for (let k = 0; k < 10; k++) decode += p.stepOverheadMs + p.decodeFloorMs + (550 + k) * p.decodeContextMsPerToken;
+    assert.ok(Math.abs(result.e2eMs - (result.ttftMs! + decode)) < 1e-9, `${result.e2eMs}`);
     const s = engine.stats();
     assert.equal(s.numGpuBlocks, 26_562);
     assert.equal(s.usedBlocks, 0);
     assert.ok(s.cachedBlocks >= 34, 'prompt and answer blocks stay cached');
+  } finally {
+    done();
+  }
+});
+
+test('a cached prefix saves its GEMMs but its attention is still paid', async () => {
+  const { clock, engine, done } = tinyEngine({ profile: PROFILES['llama-3.1-8b-h100'] }, 1e6);
+  try {
+    const p = engine.profile;
+    const prompt = ids(4096);
+    const first = (await inClock(clock, () => run(engine, { model: 'tiny-model', promptTokens: prompt, maxTokens: 1 }))).result;
+    const second = (await inClock(clock, () => run(engine, { model: 'tiny-model', promptTokens: prompt, maxTokens: 1 }))).result;
+    assert.equal(second.cachedTokens, 4080, 'all full blocks but the one holding the last token');
+    // The second computes 16 tokens after 4,080 cached ones: one step with their attention pairs.
+    const step = p.stepOverheadMs + Math.max(p.decodeFloorMs, 16 * p.prefillPerTokenMs) + 16 * (4080 + 8) * p.prefillContextMsPerPair;
+    assert.ok(Math.abs(second.ttftMs! - (p.requestOverheadMs + step)) < 1e-9, `${second.ttftMs}`);
+    assert.ok(first.ttftMs! > 10 * second.ttftMs!, `${first.ttftMs} vs ${second.ttftMs}`);
   } finally {
     done();
   }

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { Deque } from '../../../src/sim/engine/deque.js';
 import { Histogram, TTFT_BUCKETS_S } from '../../../src/sim/engine/histogram.js';
 import { LoraSlots } from '../../../src/sim/engine/lora-slots.js';
-import { findProfile, PROFILES, resolveProfile, stepDurationMs } from '../../../src/sim/engine/profiles.js';
+import { chunkContextPairs, findProfile, PROFILES, resolveProfile, stepDurationMs, type StepWork } from '../../../src/sim/engine/profiles.js';
 
 test('histogram: cumulative `le` buckets with +Inf, sum and count', () => {
   const h = new Histogram(TTFT_BUCKETS_S);
@@ -53,19 +53,30 @@ test('LoRA slots: pinned while running, idle adapters stay resident until evicte
   assert.throws(() => s.release('a'), /released more often/);
 });
 
-test('profiles: step-time model and the calibration points from PROTOCOLS §i', () => {
+test('profiles: the step-time model has its terms (floor, GEMM slope, attention, overheads)', () => {
+  const work = (w: Partial<StepWork>): StepWork => ({ decodeTokens: 0, prefillTokens: 0, decodeContextTokens: 0, prefillContextPairs: 0, loraLoads: 0, ...w });
   const p8 = PROFILES['llama-3.1-8b-h100'];
-  assert.equal(stepDurationMs(p8, 1, 0), 12, 'ITL at low batch ≈ 12–13 ms');
-  assert.equal(stepDurationMs(p8, 100, 0), 12, 'flat below the saturation batch');
-  assert.ok(Math.abs(stepDurationMs(p8, 256, 0) - 25.6) < 1e-9, 'linear above it');
-  const loaded = stepDurationMs(p8, 160, p8.maxNumBatchedTokens - 160);
-  assert.ok(loaded >= 60 && loaded <= 100, `160 running + a prefill chunk: ${loaded} ms (SGLang sample ~75–100)`);
+  const floor = p8.stepOverheadMs + p8.decodeFloorMs;
+  assert.ok(Math.abs(stepDurationMs(p8, work({ decodeTokens: 1 })) - 6.44) < 1e-9, 'ITL at batch 1, no context: 6.44 ms (§i.6)');
+  assert.equal(stepDurationMs(p8, work({ decodeTokens: 60 })), floor, 'flat below the saturation batch');
+  const big = stepDurationMs(p8, work({ decodeTokens: 256 }));
+  assert.ok(Math.abs(big - (p8.stepOverheadMs + 256 * p8.decodePerTokenMs)) < 1e-9, 'linear above it');
+  assert.ok(
+    Math.abs(stepDurationMs(p8, work({ decodeTokens: 1, decodeContextTokens: 32_768 })) - (6.44 + 32_768 * 4.37e-5)) < 1e-9,
+    'a decode step grows with the context it reads',
+  );
+  // Attention pairs of a prompt do not depend on how it is chunked: P²/2 in total.
+  const chunks = [0, 2048, 4096].map((c) => chunkContextPairs(c, 2048)).reduce((a, b) => a + b, 0);
+  assert.equal(chunks, chunkContextPairs(0, 6144));
+  assert.equal(chunkContextPairs(0, 6144), (6144 * 6144) / 2);
+  assert.ok(stepDurationMs(p8, work({ prefillTokens: 2048, prefillContextPairs: chunkContextPairs(8192, 2048) })) > stepDurationMs(p8, work({ prefillTokens: 2048, prefillContextPairs: chunkContextPairs(0, 2048) })), 'a later chunk costs more');
   assert.equal(p8.numGpuBlocks * p8.blockSize >= 420_000, true, '≈ 425k KV tokens');
   const p32 = PROFILES['qwen3-32b-2xh100'];
-  assert.equal(stepDurationMs(p32, 1, 0), 25);
+  assert.ok(stepDurationMs(p32, work({ decodeTokens: 1 })) > stepDurationMs(p8, work({ decodeTokens: 1 })), '32B TP 2 decodes slower than 8B');
   assert.ok(p32.numGpuBlocks * p32.blockSize >= 285_000 && p32.numGpuBlocks * p32.blockSize <= 295_000);
-  assert.equal(stepDurationMs(PROFILES.zero, 500, 5000, 3), 0);
-  assert.equal(stepDurationMs(PROFILES.tiny, 1, 0, 1), 4 + 10, 'a LoRA load adds to the step');
+  assert.equal(stepDurationMs(PROFILES.zero, work({ decodeTokens: 500, prefillTokens: 5000, decodeContextTokens: 1e6, prefillContextPairs: 1e9, loraLoads: 3 })), 0);
+  assert.equal(stepDurationMs(PROFILES.tiny, work({ decodeTokens: 1, loraLoads: 1 })), 4 + 10, 'a LoRA load adds to the step');
+  assert.equal(stepDurationMs(PROFILES.tiny, work({ decodeTokens: 1, decodeContextTokens: 500 })), 4, 'tiny has no attention terms (hand-computable tests)');
   for (const p of Object.values(PROFILES)) assert.deepEqual(resolveProfile(p), p, `${p.name} is valid`);
   assert.equal(findProfile('tiny'), PROFILES.tiny);
   assert.equal(findProfile('toString'), undefined);

@@ -1,0 +1,155 @@
+import { closedLoopPoint, goodput, meetsSlo, plannedPerStage, SloWatch, sweepPoints, type Goodput, type StagePoint } from '../goodput.js';
+import { prefixCacheDelta, scrapePrefixCacheStats } from '../prefix-cache.js';
+import { runBench, type RequestRecord } from '../runner.js';
+import type { PrefixCacheDelta } from '../summary.js';
+import { createWorkload, resolveWorkloadParams, type WorkloadParams } from '../workloads/index.js';
+import { SYSTEM_NAMES, type SweepScenario, type SystemId } from './scenarios.js';
+import { startFleet, startFront, type Context } from './systems.js';
+
+/*
+ * A goodput sweep through each system: a fresh pool of engines (cold caches) per system, load
+ * raised in stages on the same pool (open loop: Poisson stages back to back; closed loop: one run
+ * per level of concurrency), stopped once the system has missed the TTFT limit. The rising
+ * first stages warm the caches, as real traffic would.
+ */
+
+/** One system's sweep. */
+export interface SweepSystemResult {
+  readonly system: SystemId;
+  readonly name: string;
+  readonly points: readonly StagePoint[];
+  /** Goodput per SLO, in the scenario's SLO order. */
+  readonly goodput: readonly Goodput[];
+  /** The engines' prefix-cache activity over the whole sweep. */
+  readonly prefixCache: PrefixCacheDelta | undefined;
+  readonly records: readonly RequestRecord[];
+  /** Stages planned but not run (the sweep stopped after missing the SLO). */
+  readonly skippedStages: number;
+}
+
+/** A sweep scenario's results. */
+export interface SweepResult {
+  readonly scenario: SweepScenario;
+  readonly params: WorkloadParams;
+  readonly date: string;
+  readonly systems: readonly SweepSystemResult[];
+}
+
+/**
+ * Every group's first prompt (its system prompt and user 0's question) once, with one output token,
+ * through the system under test: each policy places the groups its own way, so no system starts
+ * the sweep with cold caches. Other workloads need none (a conversation starts fresh anyway).
+ */
+async function warmUp(params: WorkloadParams, url: string, ctx: Context, scale: number, replicas: number, label: string): Promise<void> {
+  if (params.type !== 'shared-prefix') return;
+  const firsts = { ...params, usersPerGroup: 1, outputTokens: 1, ordered: true };
+  await runBench({
+    baseUrl: url,
+    workload: createWorkload(firsts, ctx.seed, 'mymodel'),
+    arrivals: { kind: 'closed', concurrency: 2 * replicas },
+    maxRequests: params.groups,
+    seed: ctx.seed,
+    ignoreEos: true,
+    timeScale: scale,
+    progress: { label: `${label} warm-up` },
+  });
+}
+
+async function openLoopSweep(scenario: SweepScenario, params: WorkloadParams, url: string, ctx: Context, label: string): Promise<{ points: StagePoint[]; records: RequestRecord[]; skipped: number }> {
+  if (scenario.load.kind !== 'rates') throw new Error('openLoopSweep needs rate stages');
+  const { stages, drainSeconds } = scenario.load;
+  const scale = scenario.fleet.timeScale ?? 1;
+  const planned = plannedPerStage(stages, ctx.seed);
+  const stop = new AbortController();
+  const first = scenario.slos[0];
+  if (first === undefined) throw new Error(`${scenario.name}: no SLO`);
+  const watch = new SloWatch(planned, first, scenario.stopAfterMissed, () => stop.abort());
+  // The last stage's requests get `drainSeconds` to finish; what is still running then is aborted.
+  const totalMs = (stages.reduce((sum, s) => sum + s.seconds, 0) + drainSeconds) * 1000;
+  const drain = setTimeout(() => stop.abort(), totalMs / scale);
+  try {
+    const run = await runBench({
+      baseUrl: url,
+      workload: createWorkload(params, ctx.seed, 'mymodel'),
+      arrivals: { kind: 'sweep', stages },
+      seed: ctx.seed,
+      ignoreEos: true,
+      endpointHeader: 'x-sim-pod',
+      timeScale: scale,
+      signal: stop.signal,
+      onRecord: (r) => watch.add(r),
+      progress: { label },
+    });
+    const points = sweepPoints(run.records, stages, planned);
+    return { points, records: run.records, skipped: stages.length - points.length };
+  } finally {
+    clearTimeout(drain);
+  }
+}
+
+async function closedLoopSweep(scenario: SweepScenario, params: WorkloadParams, url: string, ctx: Context, label: string): Promise<{ points: StagePoint[]; records: RequestRecord[]; skipped: number }> {
+  if (scenario.load.kind !== 'concurrency') throw new Error('closedLoopSweep needs concurrency levels');
+  const { levels, seconds } = scenario.load;
+  const first = scenario.slos[0];
+  if (first === undefined) throw new Error(`${scenario.name}: no SLO`);
+  const points: StagePoint[] = [];
+  const records: RequestRecord[] = [];
+  let missed = 0;
+  for (const [stage, concurrency] of levels.entries()) {
+    // Each level is its own set of conversations (another seed), on the same warm pool.
+    const levelParams = params.type === 'multi-turn' ? { ...params, activeConversations: concurrency } : params;
+    const run = await runBench({
+      baseUrl: url,
+      workload: createWorkload(levelParams, ctx.seed + stage, 'mymodel'),
+      arrivals: { kind: 'closed', concurrency },
+      durationSeconds: seconds,
+      seed: ctx.seed,
+      ignoreEos: true,
+      endpointHeader: 'x-sim-pod',
+      timeScale: scenario.fleet.timeScale ?? 1,
+      progress: { label: `${label} ${concurrency} clients` },
+    });
+    const own = run.records.map((r) => ({ ...r, stage }));
+    records.push(...own);
+    const point = closedLoopPoint(own, stage, concurrency);
+    points.push(point);
+    if (!meetsSlo(point, { ...first, itlP99Ms: Number.POSITIVE_INFINITY }) && ++missed >= scenario.stopAfterMissed) break;
+  }
+  return { points, records, skipped: levels.length - points.length };
+}
+
+/** Runs the sweep through every system of the scenario. */
+export async function runSweep(scenario: SweepScenario, ctx: Context): Promise<SweepResult> {
+  const systems = scenario.systems.filter((s) => s !== 'nginx' || ctx.nginx !== undefined);
+  const params = resolveWorkloadParams(scenario.workload);
+  const results: SweepSystemResult[] = [];
+  for (const system of systems) {
+    const name = SYSTEM_NAMES[system];
+    ctx.log(`${scenario.name}: ${name}: starting ${scenario.fleet.replicas} engines (cold caches, real KV capacity unless stated)`);
+    const fleet = await startFleet(scenario.fleet, ctx);
+    try {
+      const front = await startFront(system, fleet, ctx);
+      try {
+        const label = `${scenario.name} ${name}`;
+        await warmUp(params, front.url, ctx, scenario.fleet.timeScale ?? 1, scenario.fleet.replicas, label);
+        const before = await scrapePrefixCacheStats(fleet.urls);
+        const run = scenario.load.kind === 'rates' ? await openLoopSweep(scenario, params, front.url, ctx, label) : await closedLoopSweep(scenario, params, front.url, ctx, label);
+        const after = await scrapePrefixCacheStats(fleet.urls);
+        results.push({
+          system,
+          name,
+          points: run.points,
+          goodput: scenario.slos.map((slo) => goodput(run.points, slo)),
+          prefixCache: prefixCacheDelta(before, after),
+          records: run.records,
+          skippedStages: run.skipped,
+        });
+      } finally {
+        await front.stop();
+      }
+    } finally {
+      await fleet.child.stop();
+    }
+  }
+  return { scenario, params, date: new Date().toISOString(), systems: results };
+}
