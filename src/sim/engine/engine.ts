@@ -92,7 +92,7 @@ export interface EngineStats {
   kvUsage: number;
   numGpuBlocks: number;
   blockSize: number;
-  /** Blocks referenced by running requests. */
+  /** Blocks referenced by running requests (and held by finished `holdKv` ones). */
   usedBlocks: number;
   /** Distinct block hashes in the prefix cache (used or free). */
   cachedBlocks: number;
@@ -108,6 +108,16 @@ export interface EngineStats {
   requestSuccessTotal: FinishCounts;
   /** Engine steps run so far. */
   stepsTotal: number;
+  /**
+   * Cumulative tokens computed in prefill chunks (steps that scheduled a request for more than one
+   * token: what the step model charges `prefillPerTokenMs`). A decode-role engine keeps this at 0
+   * for disaggregated requests; a preempted request's recompute counts.
+   */
+  prefillTokensTotal: number;
+  /** Cumulative prompt tokens whose KV came from a prefill engine (`remotePrefill`). */
+  remotePrefillTokensTotal: number;
+  /** Blocks held by finished `holdKv` requests (prefill legs waiting for their KV to be pulled). */
+  heldKvBlocks: number;
   /** Histograms in seconds with vLLM V1 buckets. */
   histograms: {
     ttft: HistogramSnapshot;
@@ -153,6 +163,7 @@ export class Engine {
   #closed = false;
   #nextId = 1;
   #stepsTotal = 0;
+  #prefillTokensTotal = 0;
   #promptTokensTotal = 0;
   #generationTokensTotal = 0;
   readonly #finished: FinishCounts = { stop: 0, length: 0, abort: 0 };
@@ -274,6 +285,7 @@ export class Engine {
       answer,
       prefillOnly: req.prefillOnly === true,
       remotePrefill: req.remotePrefill === true,
+      holdKv: req.holdKv === true,
       blockSize: p.blockSize,
       loraKey: extraKey(adapter),
       firstBlockKey: extraKey(adapter) ^ extraKey(salt),
@@ -286,12 +298,21 @@ export class Engine {
     this.#numArriving++;
     this.#inFlight.add(seq);
     if (this.#stepTimer === null) this.#wakeAt(seq.readyMs);
+    const scheduler = this.#scheduler;
     return {
       id: seq.id,
       get finished() {
         return seq.state === 'finished';
       },
       abort: () => this.#abort(seq),
+      get heldKvBlocks() {
+        return seq.heldBlocks;
+      },
+      releaseKv: () => {
+        scheduler.releaseHeld(seq);
+        // Freed blocks may let a request waiting for them in: an idle engine wakes up.
+        if (this.#stepTimer === null && scheduler.numWaiting > 0) this.#wakeAt(this.clock.now());
+      },
     };
   }
 
@@ -339,6 +360,9 @@ export class Engine {
       generationTokensTotal: this.#generationTokensTotal,
       requestSuccessTotal: { ...this.#finished },
       stepsTotal: this.#stepsTotal,
+      prefillTokensTotal: this.#prefillTokensTotal,
+      remotePrefillTokensTotal: s.remotePrefillTokens,
+      heldKvBlocks: s.heldBlocks,
       histograms: {
         ttft: this.#ttft.snapshot(),
         interTokenLatency: this.#itl.snapshot(),
@@ -400,6 +424,7 @@ export class Engine {
       return; // idle: no timer until something arrives
     }
     this.#stepsTotal++;
+    this.#prefillTokensTotal += plan.prefillTokens;
     for (let i = plan.admittedFrom; i < plan.seqs.length; i++) {
       const seq = plan.seqs[i]!;
       if (seq.preemptions > 0) continue; // queue time counts the first wait only
@@ -431,12 +456,14 @@ export class Engine {
   }
 
   /**
-   * Safety net: with nothing running, the head of the queue always fits (maxModelLen fits the KV
-   * pool, idle adapters are evictable), so waiting requests and an empty plan mean a bug. Rather
-   * than hang, abort the waiting requests. Returns whether it did anything.
+   * Safety net: with nothing running and no KV held for a transfer, the head of the queue always
+   * fits (maxModelLen fits the KV pool, idle adapters are evictable), so waiting requests and an
+   * empty plan mean a bug. Rather than hang, abort the waiting requests. Returns whether it did
+   * anything. (Held blocks are freed by `releaseKv`, which wakes the engine.)
    */
   #unstick(): boolean {
-    if (this.#scheduler.numRunning > 0 || this.#scheduler.numWaiting === 0) return false;
+    const s = this.#scheduler;
+    if (s.numRunning > 0 || s.numWaiting === 0 || s.heldBlocks > 0) return false;
     let aborted = false;
     for (const seq of [...this.#inFlight]) {
       if (seq.state === 'waiting') {

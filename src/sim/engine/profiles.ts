@@ -58,6 +58,14 @@ export interface EngineProfile {
   /** Modelled time to load a LoRA adapter into a GPU slot, ms. */
   readonly loraLoadMs: number;
   /**
+   * Bytes of KV cache one token takes on the whole instance (every tensor-parallel rank together):
+   * `2 (K and V) × layers × KV heads × head dim × bytes per value` (PROTOCOLS.md §i.2). What a
+   * prefill/decode KV transfer moves per prompt token (kv-link.ts).
+   */
+  readonly kvBytesPerToken: number;
+  /** GPUs per instance (vLLM `--tensor-parallel-size`): NIXL's `tp_size`, and one RDMA NIC each (kv-link.ts). */
+  readonly tensorParallelSize: number;
+  /**
    * Relative step-time jitter, 0 (default, deterministic) up to 0.5: each step is multiplied by a
    * factor uniform in [1 − jitter, 1 + jitter] from a seeded PRNG, so runs stay reproducible.
    */
@@ -93,6 +101,8 @@ export type EngineProfileOverrides = Partial<Omit<EngineProfile, 'name' | 'descr
  *   llm-d's memory study measured 421k (§i.6).
  * - maxModelLen 131,072: Llama 3.1 context length; fits the KV pool.
  * - loraLoadMs 20: Ours (no published number): a rank-16 adapter copy plus bookkeeping.
+ * - kvBytesPerToken 131,072: 2 × 32 layers × 8 KV heads × 128 × 2 bytes = 128 KiB (§i.2).
+ * - tensorParallelSize 1: one GPU.
  */
 const LLAMA_8B_H100: EngineProfile = {
   name: 'llama-3.1-8b-h100',
@@ -110,6 +120,8 @@ const LLAMA_8B_H100: EngineProfile = {
   blockSize: 16,
   maxModelLen: 131_072,
   loraLoadMs: 20,
+  kvBytesPerToken: 131_072,
+  tensorParallelSize: 1,
   jitter: 0,
 };
 
@@ -139,6 +151,9 @@ const LLAMA_8B_H100: EngineProfile = {
  *   measured 283k–307k per instance (§i.6).
  * - maxModelLen 40,960: Qwen3's max_position_embeddings.
  * - loraLoadMs 40: Ours, larger adapters than 8B.
+ * - kvBytesPerToken 262,144: 2 × 64 layers × 8 KV heads × 128 × 2 bytes = 256 KiB (§i.2), half on
+ *   each GPU.
+ * - tensorParallelSize 2.
  */
 const QWEN3_32B_2XH100: EngineProfile = {
   name: 'qwen3-32b-2xh100',
@@ -156,13 +171,17 @@ const QWEN3_32B_2XH100: EngineProfile = {
   blockSize: 16,
   maxModelLen: 40_960,
   loraLoadMs: 40,
+  kvBytesPerToken: 262_144,
+  tensorParallelSize: 2,
   jitter: 0,
 };
 
 /**
  * A small, fast server for tests: 128 blocks (2,048 tokens), 8 seqs, 128-token steps, 4 ms floor.
  * Saturates after 8 decode tokens, so batching effects show with a handful of requests. No step
- * overhead and no attention terms, so tests can compute its timings by hand.
+ * overhead and no attention terms, so tests can compute its timings by hand. Its KV is a 1B-class
+ * model's, 32 KiB per token (Llama-3.2-1B: 2 × 16 layers × 8 KV heads × 64 × 2 bytes), so a KV
+ * transfer costs something small but visible.
  */
 const TINY: EngineProfile = {
   name: 'tiny',
@@ -180,12 +199,15 @@ const TINY: EngineProfile = {
   blockSize: 16,
   maxModelLen: 1024,
   loraLoadMs: 10,
+  kvBytesPerToken: 32_768,
+  tensorParallelSize: 1,
   jitter: 0,
 };
 
 /**
  * No latency at all (every step costs 0 modelled ms) and ample capacity, so a benchmark measures
  * the gateway's own overhead. Scheduling still runs; tokens of a request arrive in one burst.
+ * KV transfers are free too (0 bytes per token).
  */
 const ZERO: EngineProfile = {
   name: 'zero',
@@ -203,6 +225,8 @@ const ZERO: EngineProfile = {
   blockSize: 16,
   maxModelLen: 131_072,
   loraLoadMs: 0,
+  kvBytesPerToken: 0,
+  tensorParallelSize: 1,
   jitter: 0,
 };
 
@@ -240,12 +264,13 @@ const TIME_FIELDS = [
  */
 export function resolveProfile(base: EngineProfile, overrides: EngineProfileOverrides = {}): EngineProfile {
   const p: EngineProfile = { ...base, ...stripUndefined(overrides) };
-  for (const k of ['maxNumSeqs', 'maxNumBatchedTokens', 'numGpuBlocks', 'blockSize', 'maxModelLen'] as const) {
+  for (const k of ['maxNumSeqs', 'maxNumBatchedTokens', 'numGpuBlocks', 'blockSize', 'maxModelLen', 'tensorParallelSize'] as const) {
     if (!Number.isInteger(p[k]) || p[k] <= 0) throw new RangeError(`profile ${p.name}: ${k} must be a positive integer, got ${p[k]}`);
   }
   for (const k of TIME_FIELDS) {
     if (!Number.isFinite(p[k]) || p[k] < 0) throw new RangeError(`profile ${p.name}: ${k} must be a finite number >= 0, got ${p[k]}`);
   }
+  if (!Number.isInteger(p.kvBytesPerToken) || p.kvBytesPerToken < 0) throw new RangeError(`profile ${p.name}: kvBytesPerToken must be an integer >= 0, got ${p.kvBytesPerToken}`);
   if (!(p.jitter >= 0 && p.jitter <= 0.5)) throw new RangeError(`profile ${p.name}: jitter must be in [0, 0.5], got ${p.jitter}`);
   if (p.maxModelLen > p.numGpuBlocks * p.blockSize) {
     throw new RangeError(

@@ -31,6 +31,13 @@ export interface EngineRequest {
    * are allocated but no prefill compute is charged; the first token comes at its first decode step.
    */
   remotePrefill?: boolean;
+  /**
+   * Keep the request's KV blocks allocated after it finishes (not after an abort), until
+   * `RequestHandle.releaseKv()`: a prefill leg's KV waits there for the decode engine to pull it
+   * (vLLM NixlConnector's delayed free, SGLang's prefill holding a request until its KV is sent).
+   * Held blocks count as used, as in vLLM's `kv_cache_usage_perc`, and stay hits for other requests.
+   */
+  holdKv?: boolean;
   /** vLLM V1 `cache_salt`: salts the first block hash, so only requests with the same salt share blocks. */
   cacheSalt?: string;
 }
@@ -79,6 +86,14 @@ export interface RequestHandle {
   readonly finished: boolean;
   /** Cancels the request: frees its blocks at once and calls `onFinish` with 'abort'. No-op when finished. */
   abort(): void;
+  /**
+   * A `holdKv` request that finished: the ids of the KV blocks it still holds, in sequence order
+   * (they cover its prompt); null before it finishes, after an abort, after `releaseKv()`, and for
+   * other requests.
+   */
+  readonly heldKvBlocks: readonly number[] | null;
+  /** Frees the blocks a finished `holdKv` request still holds; a no-op otherwise (and the second time). */
+  releaseKv(): void;
 }
 
 /** Why a request cannot be submitted; faces turn this into an HTTP error. */

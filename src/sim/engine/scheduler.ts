@@ -84,6 +84,10 @@ export class Scheduler {
   prefixHitsTokens = 0;
   /** Preemptions (vLLM `num_preemptions`), cumulative. */
   preemptionsTotal = 0;
+  /** Prompt tokens whose KV came from a prefill engine (`remotePrefill` admissions), cumulative. */
+  remotePrefillTokens = 0;
+  /** Blocks held by finished `holdKv` requests (a prefill leg's KV waiting to be pulled). */
+  heldBlocks = 0;
 
   constructor(kv: KvCache, lora: LoraSlots, limits: SchedulerLimits) {
     this.#kv = kv;
@@ -202,7 +206,7 @@ export class Scheduler {
       sink.token(seq);
       if (seq.state !== 'running') continue; // aborted from the token callback
       if (seq.numOutput >= seq.target) {
-        this.#releaseRunning(seq);
+        this.#releaseRunning(seq, seq.holdKv);
         seq.state = 'finished';
         sink.finished(seq);
       }
@@ -222,8 +226,11 @@ export class Scheduler {
     let computed = hitBlocks * bs;
     let n: number;
     if (seq.remotePrefill) {
-      computed = numTokens - 1; // the prompt's KV arrives from the prefill engine
+      // The prompt's KV arrived from the prefill engine: its blocks are allocated and filled by
+      // the transfer, and the first step is a decode step (it samples the first token).
+      computed = numTokens - 1;
       n = 1;
+      this.remotePrefillTokens += numTokens;
     } else {
       n = Math.min(numTokens - computed, budget);
     }
@@ -285,9 +292,26 @@ export class Scheduler {
     this.#enterWaiting(seq);
   }
 
-  /** Frees a running request's blocks and LoRA pin; the array entry is dropped lazily. */
-  #releaseRunning(seq: Seq): void {
-    this.#kv.release(seq.blocks);
+  /** Frees the blocks a finished `holdKv` request kept (no-op when it holds none). */
+  releaseHeld(seq: Seq): void {
+    const blocks = seq.heldBlocks;
+    if (blocks === null) return;
+    seq.heldBlocks = null;
+    this.heldBlocks -= blocks.length;
+    this.#kv.release(blocks);
+  }
+
+  /**
+   * Frees a running request's blocks (or, with `keep`, moves them to `heldBlocks`) and its LoRA
+   * pin; the array entry is dropped lazily.
+   */
+  #releaseRunning(seq: Seq, keep = false): void {
+    if (keep) {
+      seq.heldBlocks = seq.blocks;
+      this.heldBlocks += seq.blocks.length;
+    } else {
+      this.#kv.release(seq.blocks);
+    }
     seq.blocks = [];
     if (seq.adapter !== null) this.#lora.release(seq.adapter);
     this.#numRunning--;

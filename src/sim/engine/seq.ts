@@ -27,6 +27,7 @@ export interface SeqInit {
   answer: AnswerStream;
   prefillOnly: boolean;
   remotePrefill: boolean;
+  holdKv: boolean;
   blockSize: number;
   /** Extra hash key of every block but the first (the adapter's). */
   loraKey: number;
@@ -51,6 +52,10 @@ export class Seq {
   readonly prefillOnly: boolean;
   /** True until first admitted; a preempted request recomputes locally (the remote KV is gone). */
   remotePrefill: boolean;
+  /** Keep the blocks when finished (EngineRequest.holdKv). */
+  readonly holdKv: boolean;
+  /** The blocks a finished `holdKv` request still holds, until released; null otherwise. */
+  heldBlocks: number[] | null = null;
   readonly blockSize: number;
   readonly loraKey: number;
   readonly firstBlockKey: number;
@@ -89,6 +94,7 @@ export class Seq {
     this.answer = init.answer;
     this.prefillOnly = init.prefillOnly;
     this.remotePrefill = init.remotePrefill;
+    this.holdKv = init.holdKv;
     this.blockSize = init.blockSize;
     this.loraKey = init.loraKey;
     this.firstBlockKey = init.firstBlockKey;

@@ -188,6 +188,63 @@ test('prefillOnly stops after prefill with one token; remotePrefill skips prefil
   }
 });
 
+test('prefill compute is counted: a remotePrefill request computes none of its prompt, a local one all of it', async () => {
+  const { clock, engine, done } = tinyEngine();
+  try {
+    await inClock(clock, () => run(engine, { model: 'tiny-model', promptTokens: ids(300, 21), maxTokens: 4, ignoreEos: true, remotePrefill: true }));
+    let s = engine.stats();
+    assert.equal(s.prefillTokensTotal, 0, 'the KV arrived: no prompt token ran through a prefill chunk');
+    assert.equal(s.remotePrefillTokensTotal, 300);
+    assert.equal(s.generationTokensTotal, 4);
+    await run(engine, { model: 'tiny-model', promptTokens: ids(300, 22), maxTokens: 4, ignoreEos: true });
+    s = engine.stats();
+    assert.equal(s.prefillTokensTotal, 300, 'a request served alone computes its whole prompt');
+    assert.equal(s.remotePrefillTokensTotal, 300);
+  } finally {
+    done();
+  }
+});
+
+test('holdKv keeps a finished request\'s blocks (used, still hits) until releaseKv; an idle engine then admits what waited for them', async () => {
+  const { clock, engine, done } = tinyEngine({ overrides: { numGpuBlocks: 100 } });
+  try {
+    const prompt = ids(1000, 23); // 63 blocks of 100
+    let handle: ReturnType<Engine['submit']> | undefined;
+    const finished = new Promise<void>((resolve) => {
+      void inClock(clock, () => {
+        handle = engine.submit({ model: 'tiny-model', promptTokens: prompt, prefillOnly: true, holdKv: true }, { onFinish: () => resolve() });
+        assert.equal(handle.heldKvBlocks, null, 'nothing held before it finishes');
+      });
+    });
+    await finished;
+    const h = handle as NonNullable<typeof handle>;
+    assert.equal(h.heldKvBlocks?.length, Math.ceil(1000 / 16));
+    assert.equal(engine.stats().usedBlocks, 63);
+    assert.equal(engine.stats().heldKvBlocks, 63);
+    // A second 1000-token prompt hits the held blocks (they are cached and referenced).
+    const hit = (await run(engine, { model: 'tiny-model', promptTokens: prompt, maxTokens: 1 })).result;
+    assert.equal(hit.cachedTokens, Math.floor(999 / 16) * 16);
+    // A different 1010-token prompt needs 64 blocks; with 63 held only 37 are free, so it waits
+    // (head of line) until the held blocks go.
+    let admitted = false;
+    const big = run(engine, { model: 'tiny-model', promptTokens: ids(1010, 24), maxTokens: 1 }).then((o) => {
+      admitted = true;
+      return o;
+    });
+    await later(clock, 200, () => undefined);
+    assert.equal(admitted, false, 'the request waits for the held blocks');
+    assert.equal(engine.stats().waiting, 1);
+    h.releaseKv();
+    h.releaseKv(); // the second time is a no-op
+    assert.equal(h.heldKvBlocks, null);
+    assert.equal((await big).result.completionTokens, 1, 'admitted once the blocks were released');
+    assert.equal(engine.stats().heldKvBlocks, 0);
+    assert.equal(engine.stats().usedBlocks, 0);
+  } finally {
+    done();
+  }
+});
+
 test('abort frees blocks at once and finishes with "abort" (running, waiting, arriving)', async () => {
   const { clock, engine, done } = tinyEngine({ overrides: { maxNumSeqs: 1 } });
   try {
