@@ -133,6 +133,7 @@ export class Exchange {
       this.#cancelWait?.();
       this.#cancelWait = null;
       this.#handle?.abort();
+      this.#handle?.releaseKv(); // a prefill leg's KV nobody will pull now
     });
   }
 
@@ -251,6 +252,7 @@ export class Exchange {
     const leg = bootstrap.openPrefill(fields.room, this.#engineReq.model, this.#engineReq.promptTokens?.length ?? 0, {
       transferred: (transferMs) => {
         this.#cancelWait = null;
+        this.#handle?.releaseKv(); // the decode engine has the KV now
         if (this.#life.done || result === null) return;
         this.#writer.start();
         this.#writer.token(firstText, 0);
@@ -258,6 +260,7 @@ export class Exchange {
       },
       failed: (message) => {
         this.#cancelWait = null;
+        this.#handle?.releaseKv();
         if (this.#life.done) return;
         this.#fail(message); // first: the abort below must not reset the connection
         this.#handle?.abort();

@@ -15,9 +15,9 @@ export {
   BOOTSTRAP_PATH,
   DEFAULT_BOOTSTRAP_PORT,
   DEFAULT_BOOTSTRAP_TIMEOUT_MS,
-  DEFAULT_KV_TRANSFER_MS_PER_TOKEN,
   parseBootstrap,
   type BootstrapFields,
 } from './pd.js';
+export { kvTransferMsPerToken, linkMsPerToken, RDMA_GBPS_PER_GPU } from './kv-link.js';
 export { runSimCommand, SIM_HELP } from './sim-command.js';
 export { SimClock, PROFILES, type EngineProfile, type EngineProfileOverrides, type ProfileName } from './engine/index.js';

@@ -6,9 +6,10 @@
  *
  * - The **prefill** server runs a bootstrap HTTP listener on its own host at `bootstrapPort`
  *   (SGLang `--disaggregation-bootstrap-port`, default 8998). It computes the prompt (engine
- *   `prefillOnly`), waits for the decode server holding the same room, "transfers" the KV
- *   (`promptTokens × kvTransferMsPerToken` of modelled time) and answers its client with one
- *   token and `finish_reason: "length"`.
+ *   `prefillOnly`, its blocks held), waits for the decode server holding the same room, "transfers"
+ *   the KV over its link (kv-link.ts: prompt tokens × KV bytes per token over the link speed, after
+ *   the transfers queued before it) and answers its client with one token and
+ *   `finish_reason: "length"`.
  * - The **decode** server connects to `bootstrap_host:bootstrap_port` and waits for the transfer,
  *   then runs the request with `remotePrefill` and streams the real answer.
  *
@@ -30,13 +31,12 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import type { SimClock, SimTimer } from './engine/index.js';
 import { parseObject, pathOf, readBody, sendJson } from './http.js';
+import type { KvLink } from './kv-link.js';
 
 /** SGLang's `--disaggregation-bootstrap-port` default. */
 export const DEFAULT_BOOTSTRAP_PORT = 8998;
 /** `SGLANG_DISAGGREGATION_BOOTSTRAP_TIMEOUT` / `…_WAITING_TIMEOUT` default, 300 s. */
 export const DEFAULT_BOOTSTRAP_TIMEOUT_MS = 300_000;
-/** KV transfer cost: 3 µs per token (llm-d-inference-sim's 8B-on-H100 profile over RDMA, §i.1). */
-export const DEFAULT_KV_TRANSFER_MS_PER_TOKEN = 0.003;
 /** Path prefix of the handshake on the bootstrap listener. */
 export const BOOTSTRAP_PATH = '/infergate-sim/v1/rooms/';
 
@@ -124,16 +124,16 @@ export class BootstrapServer {
   readonly #clock: SimClock;
   readonly #name: string;
   readonly #timeoutMs: number;
-  readonly #msPerToken: number;
+  readonly #link: KvLink;
   readonly #rooms = new Map<number, Room>();
   readonly #server: Server;
   #port = 0;
 
-  constructor(options: { clock: SimClock; name: string; timeoutMs: number; msPerToken: number }) {
+  constructor(options: { clock: SimClock; name: string; timeoutMs: number; link: KvLink }) {
     this.#clock = options.clock;
     this.#name = options.name;
     this.#timeoutMs = options.timeoutMs;
-    this.#msPerToken = options.msPerToken;
+    this.#link = options.link;
     this.#server = createServer((req, res) => {
       void this.#handle(req, res).catch((err: unknown) => sendJson(res, 500, JSON.stringify({ error: String(err) })));
     });
@@ -274,14 +274,13 @@ export class BootstrapServer {
     const leg = room.prefill;
     if (leg === null || !leg.computed || room.decode === null || room.transferring) return;
     room.transferring = true;
-    const transferMs = leg.promptTokens * this.#msPerToken;
-    this.#clock.setTimeout(() => {
+    this.#link.send(leg.promptTokens, (transferMs) => {
       if (room.prefill !== leg || room.decode === null) return; // failed meanwhile
       this.#answerDecode(room, 200, { room: room.id, prefill: this.#name, prompt_tokens: leg.promptTokens, transfer_ms: transferMs });
       room.prefill = null;
       this.#rooms.delete(room.id);
       leg.callbacks.transferred(transferMs);
-    }, transferMs);
+    });
   }
 
   /** Fails both legs of `room` and forgets it. */

@@ -42,7 +42,8 @@ import { FaultSettings, generationFaultHelp, parseGenerationFault, type Generati
 import { parseObject, pathOf, readBody, send, sendJson } from './http.js';
 import { createMetricsPage, HttpRequestCounts, METRICS_CONTENT_TYPE, type MetricsFault, type MetricsPage } from './metrics/index.js';
 import { AnswerWriter, parseGenerate, SSE_HEADERS, type AnswerSink, type GenerateRequest } from './openai.js';
-import { BootstrapServer, DEFAULT_BOOTSTRAP_PORT, DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_KV_TRANSFER_MS_PER_TOKEN, parseBootstrap, type BootstrapFields } from './pd.js';
+import { KvLink, linkMsPerToken } from './kv-link.js';
+import { BootstrapServer, DEFAULT_BOOTSTRAP_PORT, DEFAULT_BOOTSTRAP_TIMEOUT_MS, parseBootstrap, type BootstrapFields } from './pd.js';
 import { parseResponses, ResponsesWriter, type ResponsesEcho } from './responses.js';
 import { FACES, METHOD_NOT_ALLOWED_BODY, NOT_FOUND_BODY, type ErrorAnswer, type Face, type ModelEntry, type SimRuntime } from './runtimes.js';
 import { parseTritonVersion, TRITON_LATEST_MINOR, tritonStreamOptionsRefusal } from './triton-version.js';
@@ -85,7 +86,13 @@ export interface SimServerOptions {
   bootstrapPort?: number;
   /** Modelled ms either leg waits for its partner; default 300 000 (SGLang's 300 s). */
   bootstrapTimeoutMs?: number;
-  /** Prefill: modelled KV transfer cost per prompt token; default 0.003 ms (3 µs, §i.1). */
+  /**
+   * Prefill: the speed of the link its KV goes out on, Gb/s; default one 400 Gb/s RDMA NIC per GPU
+   * of the profile (`tensorParallelSize × 400`; kv-link.ts). A transfer takes prompt tokens ×
+   * the profile's `kvBytesPerToken` over it.
+   */
+  kvLinkGbps?: number;
+  /** Prefill: a fixed modelled KV transfer cost per prompt token (ms) instead of bytes over the link. */
   kvTransferMsPerToken?: number;
   /** `usage.prompt_tokens_details.cached_tokens` in answers; default true (see docs/simulator.md). */
   cacheReport?: boolean;
@@ -176,6 +183,8 @@ class SimServer implements ExchangeHost {
   readonly pdRole: PdRole | undefined;
   readonly bootstrapTimeoutMs: number;
   readonly bootstrap: BootstrapServer | undefined;
+  /** Prefill roles: the link the KV leaves on. */
+  readonly kvLink: KvLink | undefined;
   readonly counters: SimStats = { received: 0, served: 0, inFlight: 0, aborted: 0 };
   readonly faultSettings = new FaultSettings();
   /** vLLM V1's request counter (printed on its `no-stats` page). */
@@ -233,6 +242,8 @@ class SimServer implements ExchangeHost {
       if (!Number.isInteger(this.embeddingDimension) || this.embeddingDimension < 1 || this.embeddingDimension > MAX_EMBEDDING_DIMENSION) {
         throw new RangeError(`embeddingDimension must be an integer from 1 to ${MAX_EMBEDDING_DIMENSION} (got ${String(options.embeddingDimension)})`);
       }
+      const msPerToken = linkMsPerToken({ ...this.engine.profile, kvLinkGbps: options.kvLinkGbps, kvTransferMsPerToken: options.kvTransferMsPerToken });
+      this.kvLink = this.pdRole === 'prefill' ? new KvLink(this.clock, msPerToken) : undefined;
       const bad = this.faultSettings.update({
         ...(options.fault === undefined ? {} : { generation: options.fault }),
         ...(options.metricsFault === undefined ? {} : { metrics: options.metricsFault }),
@@ -250,7 +261,7 @@ class SimServer implements ExchangeHost {
             clock: this.clock,
             name: this.name,
             timeoutMs: this.bootstrapTimeoutMs,
-            msPerToken: options.kvTransferMsPerToken ?? DEFAULT_KV_TRANSFER_MS_PER_TOKEN,
+            link: this.kvLink as KvLink,
           })
         : undefined;
     this.http = createServer({ noDelay: true }, (req, res) => this.#dispatch(req, res));
@@ -509,7 +520,7 @@ class SimServer implements ExchangeHost {
       ...(g.maxTokens === undefined ? {} : { maxTokens: g.maxTokens }),
       ...(g.ignoreEos ? { ignoreEos: true } : {}),
       ...(g.cacheSalt === undefined ? {} : { cacheSalt: g.cacheSalt }),
-      ...(this.pdRole === 'prefill' ? { prefillOnly: true } : {}),
+      ...(this.pdRole === 'prefill' ? { prefillOnly: true, holdKv: true } : {}),
       ...(this.pdRole === 'decode' ? { remotePrefill: true } : {}),
     };
     const check = this.engine.check(engineReq);

@@ -5,7 +5,8 @@ import { PROFILES, type EngineProfileOverrides, type ProfileName } from './engin
 import { startSimFleet, type SimFleet } from './fleet.js';
 import { DEFAULT_EMBEDDING_DIMENSION, MAX_EMBEDDING_DIMENSION } from './embeddings.js';
 import { GENERATION_FAULT_MODES, generationFaultHelp, isMetricsFault, METRICS_FAULTS, parseGenerationFault, type GenerationFaultMode } from './faults.js';
-import { DEFAULT_BOOTSTRAP_PORT, DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_KV_TRANSFER_MS_PER_TOKEN } from './pd.js';
+import { RDMA_GBPS_PER_GPU } from './kv-link.js';
+import { DEFAULT_BOOTSTRAP_PORT, DEFAULT_BOOTSTRAP_TIMEOUT_MS } from './pd.js';
 import { isSimRuntime, SIM_RUNTIMES } from './runtimes.js';
 import { parseTritonVersion } from './triton-version.js';
 
@@ -38,8 +39,11 @@ Options:
   --bootstrap-port N   prefill: bootstrap listener port on its host (default ${DEFAULT_BOOTSTRAP_PORT})
   --bootstrap-timeout-ms N
                        modelled ms a PD leg waits for its partner (default ${DEFAULT_BOOTSTRAP_TIMEOUT_MS})
+  --kv-link-gbps X     prefill: speed of the link the KV goes out on, Gb/s; a transfer takes prompt
+                       tokens x the profile's KV bytes per token over it (default ${RDMA_GBPS_PER_GPU} per GPU
+                       of the profile: one RDMA NIC each)
   --kv-transfer-ms-per-token X
-                       prefill: modelled KV transfer cost (default ${DEFAULT_KV_TRANSFER_MS_PER_TOKEN})
+                       prefill: a fixed modelled KV transfer cost per prompt token instead
   --embedding-dim N    length of /v1/embeddings vectors (default ${DEFAULT_EMBEDDING_DIMENSION})
   --triton-version V   Triton server version 2.N (runtime trtllm): before 2.60 stream_options is
                        refused with 422, 2.60-2.62 include_usage with 400 (default: newest, accepted)
@@ -122,6 +126,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
         'bootstrap-port': { type: 'string' },
         'bootstrap-timeout-ms': { type: 'string' },
         'kv-transfer-ms-per-token': { type: 'string' },
+        'kv-link-gbps': { type: 'string' },
         'embedding-dim': { type: 'string' },
         'triton-version': { type: 'string' },
         gzip: { type: 'boolean' },
@@ -167,6 +172,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     if (kvTransferMsPerToken !== undefined && !(Number.isFinite(kvTransferMsPerToken) && kvTransferMsPerToken >= 0)) {
       throw new UsageError(`--kv-transfer-ms-per-token must be a number >= 0 (got "${kvMs}")`);
     }
+    const kvLinkGbps = positive('kv-link-gbps', values['kv-link-gbps']);
     const embeddingDimension = int('embedding-dim', values['embedding-dim'], 1, MAX_EMBEDDING_DIMENSION);
     const tritonVersion = values['triton-version'];
     if (tritonVersion !== undefined && runtime !== 'trtllm') throw new UsageError('--triton-version needs --runtime trtllm');
@@ -201,6 +207,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
         ...(bootstrapPort === undefined ? {} : { bootstrapPort }),
         ...(bootstrapTimeoutMs === undefined ? {} : { bootstrapTimeoutMs }),
         ...(kvTransferMsPerToken === undefined ? {} : { kvTransferMsPerToken }),
+        ...(kvLinkGbps === undefined ? {} : { kvLinkGbps }),
         ...(embeddingDimension === undefined ? {} : { embeddingDimension }),
         ...(tritonVersion === undefined ? {} : { tritonVersion }),
         ...(values.gzip === true ? { compress: true } : {}),

@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { generateAnswer, renderChat, tokenize } from '../../src/sim/engine/index.js';
-import { parseBootstrap, type RunningSimServer } from '../../src/sim/index.js';
+import { kvTransferMsPerToken, parseBootstrap, PROFILES, type RunningSimServer } from '../../src/sim/index.js';
 import { freePort } from '../support/ports.js';
 import { post, sseEvents, tinyServer, until, type Completion } from './helpers.js';
 
 const messages = [{ role: 'user', content: 'Plan a three day trip to Beijing for a family of four, please.' }];
 const promptTokens = tokenize(renderChat(messages)).length;
+/** The tiny profile's 32 KiB per token over one 400 Gb/s link, per prompt token. */
+const tinyMsPerToken = kvTransferMsPerToken(PROFILES.tiny.kvBytesPerToken, 400);
+/** `x-sim-kv-transfer-ms` is rounded to the µs. */
+const toUs = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 interface SglangError {
   object: string;
@@ -45,7 +49,7 @@ describe('SGLang prefill/decode disaggregation', () => {
     const [p, d] = await Promise.all([post(prefill, '/v1/chat/completions', { ...body, stream: false, stream_options: undefined }), post(decode, '/v1/chat/completions', body)]);
     assert.equal(p.status, 200);
     assert.equal(p.headers.get('x-sim-pod'), 'prefill-0');
-    assert.equal(Number(p.headers.get('x-sim-kv-transfer-ms')), Math.round(promptTokens * 0.003 * 1000) / 1000, '3 µs per prompt token');
+    assert.equal(Number(p.headers.get('x-sim-kv-transfer-ms')), toUs(promptTokens * tinyMsPerToken), '32 KiB per prompt token over 400 Gb/s');
     const pb = (await p.json()) as Completion;
     assert.equal(pb.choices[0]?.finish_reason, 'length');
     assert.equal(pb.usage.completion_tokens, 1);
@@ -64,7 +68,31 @@ describe('SGLang prefill/decode disaggregation', () => {
 
     // The decode engine did no prefill work: its prompt arrived as KV.
     assert.equal(decode.engine.stats().prefixQueriesTokens, promptTokens);
+    assert.equal(decode.engine.stats().prefillTokensTotal, 0, 'no prompt token computed on the decode engine');
+    assert.equal(decode.engine.stats().remotePrefillTokensTotal, promptTokens);
     assert.equal(prefill.engine.stats().generationTokensTotal, 1);
+    assert.equal(prefill.engine.stats().prefillTokensTotal, promptTokens, 'the prefill engine computed the prompt');
+    assert.equal(prefill.engine.stats().heldKvBlocks, 0, 'the prefill freed its KV once it was sent');
+  });
+
+  test('the KV link: prompt tokens × KV bytes per token over kvLinkGbps, and transfers from one prefill server queue on its link', async () => {
+    const slow = await tinyServer({ runtime: 'sglang', name: 'prefill-slow', pdRole: 'prefill', bootstrapPort: 0, kvLinkGbps: 0.001, timeScale: 50 });
+    try {
+      // 0.001 Gb/s: 32 KiB per token takes 262 ms, so two transfers cannot overlap unnoticed.
+      const perToken = kvTransferMsPerToken(PROFILES.tiny.kvBytesPerToken, 0.001);
+      const leg = (r: number, prompt: string): Record<string, unknown> => ({ model: 'mymodel', prompt, max_tokens: 2, bootstrap_host: '127.0.0.1', bootstrap_port: slow.bootstrapPort, bootstrap_room: r });
+      const first = leg(room++, 'aaaa bbbb cccc dddd');
+      const second = leg(room++, 'aaaa bbbb cccc eeee');
+      const results = await Promise.all([post(slow, '/v1/completions', first), post(decode, '/v1/completions', first), post(slow, '/v1/completions', second), post(decode, '/v1/completions', second)]);
+      for (const r of results) assert.equal(r.status, 200);
+      const tokens = tokenize('aaaa bbbb cccc dddd').length;
+      assert.equal(tokenize('aaaa bbbb cccc eeee').length, tokens);
+      const ms = [Number(results[0]?.headers.get('x-sim-kv-transfer-ms')), Number(results[2]?.headers.get('x-sim-kv-transfer-ms'))].sort((a, b) => a - b);
+      assert.equal(ms[0], toUs(tokens * perToken), 'the first transfer takes its wire time');
+      assert.ok((ms[1] ?? 0) > (ms[0] ?? 0) * 1.5, `the second waited for the first on the link: ${ms.join(', ')} ms`);
+    } finally {
+      await slow.close();
+    }
   });
 
   test('either leg may come first, and the room may be a list of one (SGLang batch form)', async () => {
@@ -86,9 +114,12 @@ describe('SGLang prefill/decode disaggregation', () => {
     const second = await post(prefill, '/v1/completions', { ...body, prompt: 'x', messages: undefined });
     assert.equal(second.status, 400);
     assert.match(((await second.json()) as SglangError).message, /already in use/);
+    // Computed, the first leg holds its prompt's KV on the prefill engine until the decode pulls it.
+    await until('the first leg to hold its KV', () => (prefill.engine.stats().heldKvBlocks > 0 ? true : undefined));
     const d = await post(decode, '/v1/completions', { ...body, prompt: 'x', messages: undefined });
     assert.equal(d.status, 200);
     assert.equal((await first).status, 200);
+    assert.equal(prefill.engine.stats().heldKvBlocks, 0);
   });
 
   test('requests without the bootstrap fields are refused with 400 on both roles; bad fields too', async () => {
@@ -135,6 +166,7 @@ describe('SGLang PD timeouts', () => {
       assert.deepEqual([b.object, b.type, b.code], ['error', 'Internal Server Error', 500]);
       assert.match(b.message, /bootstrap_room 7 failed: no decode server connected within 2000 ms \(bootstrap timeout\)/);
       assert.deepEqual(prefill.stats(), { received: 1, served: 0, inFlight: 0, aborted: 0 });
+      assert.equal(prefill.engine.stats().heldKvBlocks, 0, 'the KV nobody pulled was freed');
     } finally {
       await prefill.close();
     }
@@ -180,6 +212,7 @@ describe('SGLang PD timeouts', () => {
       const r = await p;
       assert.equal(r.status, 500);
       assert.match(((await r.json()) as SglangError).message, /the decode server went away/);
+      assert.equal(prefill.engine.stats().heldKvBlocks, 0);
       await until('the decode abort to be counted', () => (decode.stats().aborted === 1 ? true : undefined));
     } finally {
       await prefill.close();
