@@ -8,7 +8,9 @@ import type { Engine, EngineRequest, RequestHandle, RequestResult, SimClock } fr
 import { truncateEnd } from './faults.js';
 import type { RequestObserver } from './metrics/index.js';
 import type { AnswerSink } from './openai.js';
+import { readRemoteKv, type NixlSideChannel } from './nixl.js';
 import { awaitTransfer, type BootstrapFields, type BootstrapServer } from './pd.js';
+import type { PdLeg, PdRole } from './pd-leg.js';
 import type { ErrorAnswer, Face } from './runtimes.js';
 
 /** HTTP-level counts of generation requests. */
@@ -31,9 +33,14 @@ export interface ExchangeHost {
   readonly engine: Engine;
   readonly metrics: RequestObserver;
   readonly counters: SimStats;
-  readonly pdRole: 'prefill' | 'decode' | undefined;
+  readonly pdRole: PdRole | undefined;
+  /** SGLang prefill: the bootstrap listener. */
   readonly bootstrap: BootstrapServer | undefined;
   readonly bootstrapTimeoutMs: number;
+  /** vLLM prefill: the NIXL side channel. */
+  readonly nixl: NixlSideChannel | undefined;
+  /** vLLM: how long a prefill keeps unread KV, and how long a decode waits for a read (modelled ms). */
+  readonly kvAbortTimeoutMs: number;
   sendError(res: ServerResponse, e: ErrorAnswer): void;
 }
 
@@ -112,7 +119,7 @@ export class Exchange {
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #engineReq: EngineRequest;
-  readonly #bootstrap: BootstrapFields | undefined;
+  readonly #leg: PdLeg | undefined;
   readonly #cut: AnswerCut | undefined;
   readonly #writer: AnswerSink;
   readonly #life: RequestLife;
@@ -121,12 +128,12 @@ export class Exchange {
   #cancelWait: (() => void) | null = null;
   #handle: RequestHandle | null = null;
 
-  constructor(srv: ExchangeHost, req: IncomingMessage, res: ServerResponse, writer: AnswerSink, engineReq: EngineRequest, bootstrap: BootstrapFields | undefined, cut: AnswerCut | undefined) {
+  constructor(srv: ExchangeHost, req: IncomingMessage, res: ServerResponse, writer: AnswerSink, engineReq: EngineRequest, leg: PdLeg | undefined, cut: AnswerCut | undefined) {
     this.#srv = srv;
     this.#req = req;
     this.#res = res;
     this.#engineReq = engineReq;
-    this.#bootstrap = bootstrap;
+    this.#leg = leg;
     this.#cut = cut;
     this.#writer = writer;
     this.#life = new RequestLife(srv.counters, res, () => {
@@ -151,15 +158,14 @@ export class Exchange {
       if (this.#life.done) return;
     }
     const srv = this.#srv;
-    if (srv.pdRole === 'decode' && this.#bootstrap !== undefined) {
-      const wait = awaitTransfer({
-        clock: srv.clock,
-        fields: this.#bootstrap,
-        decodeName: srv.name,
-        model: this.#engineReq.model,
-        promptTokens: this.#engineReq.promptTokens?.length ?? 0,
-        timeoutMs: srv.bootstrapTimeoutMs,
-      });
+    const leg = this.#leg;
+    if (leg?.kind === 'bootstrap-decode' || leg?.kind === 'nixl-consume') {
+      // A decode leg: the prompt's KV comes from the prefill server, then the engine decodes.
+      const common = { clock: srv.clock, decodeName: srv.name, model: this.#engineReq.model, promptTokens: this.#engineReq.promptTokens?.length ?? 0 };
+      const wait =
+        leg.kind === 'bootstrap-decode'
+          ? awaitTransfer({ ...common, fields: leg.fields, timeoutMs: srv.bootstrapTimeoutMs })
+          : readRemoteKv({ ...common, remote: leg.remote, timeoutMs: srv.kvAbortTimeoutMs });
       this.#cancelWait = wait.cancel;
       const outcome = await wait.promise;
       this.#cancelWait = null;
@@ -168,8 +174,21 @@ export class Exchange {
       this.#submit(outcome.transferMs);
       return;
     }
-    if (srv.pdRole === 'prefill' && this.#bootstrap !== undefined) return this.#submitPrefill(this.#bootstrap);
+    if (leg?.kind === 'bootstrap-prefill') return this.#submitPrefill(leg.fields);
+    if (leg?.kind === 'nixl-produce') return this.#submit(undefined, (result) => this.#offerKv(result));
     this.#submit(undefined);
+  }
+
+  /**
+   * vLLM prefill (kv producer): the finished request's held blocks go on offer at the side
+   * channel, and the answer carries where to read them (`kv_transfer_params`).
+   */
+  #offerKv(result: RequestResult): string | undefined {
+    const handle = this.#handle;
+    const blocks = handle?.heldKvBlocks ?? null;
+    if (handle === null || blocks === null) return undefined;
+    const params = (this.#srv.nixl as NixlSideChannel).offer({ blockIds: blocks, model: result.model, promptTokens: result.promptTokens, release: () => handle.releaseKv() });
+    return `"kv_transfer_params":${JSON.stringify(params)}`;
   }
 
   #fail(message: string): void {
@@ -178,14 +197,14 @@ export class Exchange {
   }
 
   /** Ends a finished answer, unless a stall fault holds it. */
-  #complete(result: RequestResult, headers: Record<string, string>): void {
+  #complete(result: RequestResult, headers: Record<string, string>, extraFields?: string): void {
     if (this.#cut?.mode === 'stall' && !this.#writer.stream) {
       // A JSON answer stalls after half of its bytes; the request stays until the client leaves.
       truncateEnd(this.#res);
-      this.#writer.finish(result, headers);
+      this.#writer.finish(result, headers, extraFields);
       return;
     }
-    this.#writer.finish(result, headers);
+    this.#writer.finish(result, headers, extraFields);
     this.#life.end('served');
   }
 
@@ -204,7 +223,8 @@ export class Exchange {
     this.#handle?.abort();
   }
 
-  #submit(transferMs: number | undefined): void {
+  /** Runs the request in the engine and writes its answer; `extraFields` adds top-level members to a JSON answer. */
+  #submit(transferMs: number | undefined, extraFields?: (result: RequestResult) => string | undefined): void {
     const srv = this.#srv;
     const observer = srv.metrics;
     const clock = srv.clock;
@@ -231,7 +251,7 @@ export class Exchange {
             if (!this.#life.done) this.#life.destroy();
             return;
           }
-          if (!this.#life.done) this.#complete(result, timingHeaders(result, transferMs));
+          if (!this.#life.done) this.#complete(result, timingHeaders(result, transferMs), extraFields?.(result));
         },
       });
       observer.submitted();

@@ -4,7 +4,9 @@
  * or, with `portStep`, one host and consecutive ports. They share one modelled clock.
  */
 import { SimClock } from './engine/index.js';
+import { DEFAULT_SIDE_CHANNEL_PORT } from './nixl.js';
 import { DEFAULT_BOOTSTRAP_PORT } from './pd.js';
+import type { PdRole } from './pd-leg.js';
 import { startSimServer, type RunningSimServer, type SimServerOptions } from './server.js';
 
 /** 127.0.0.2 + 1 = 127.0.0.3, carrying into the next octet. */
@@ -19,20 +21,23 @@ export function nextAddress(ip: string, offset: number): string {
 export interface PodSource {
   readonly name: string;
   readonly host: string;
-  readonly pdRole?: 'prefill' | 'decode' | undefined;
+  readonly pdRole?: PdRole | undefined;
   readonly bootstrapPort?: number | undefined;
 }
 
 /**
  * Pod resources for the servers (labels + `status.podIP`), as `kubectl get pods -o yaml` prints
- * them, in a `kind: List`. A prefill server's bootstrap port is in the annotation
- * `sglang.ai/bootstrap-port`, where SGLang's router looks for it in Kubernetes.
+ * them, in a `kind: List`. An SGLang prefill server's bootstrap port is in the annotation
+ * `sglang.ai/bootstrap-port`, where SGLang's router looks for it in Kubernetes. With `roleLabel`,
+ * a server with a PD role carries it as that label's value (`prefill` / `decode`), as a
+ * RoleBasedGroup labels its pods (`rolebasedgroup.workloads.x-k8s.io/role`).
  */
-export function podsYaml(servers: readonly PodSource[], labels: Readonly<Record<string, string>>): string {
-  const labelLines = Object.entries(labels)
-    .map(([k, v]) => `      ${JSON.stringify(k)}: ${JSON.stringify(v)}`)
-    .join('\n');
+export function podsYaml(servers: readonly PodSource[], labels: Readonly<Record<string, string>>, roleLabel?: string): string {
   const items = servers.map((s) => {
+    const own = roleLabel === undefined || s.pdRole === undefined ? labels : { ...labels, [roleLabel]: s.pdRole };
+    const labelLines = Object.entries(own)
+      .map(([k, v]) => `      ${JSON.stringify(k)}: ${JSON.stringify(v)}`)
+      .join('\n');
     const annotations = s.pdRole === 'prefill' && s.bootstrapPort !== undefined ? `\n    annotations:\n      "sglang.ai/bootstrap-port": "${s.bootstrapPort}"` : '';
     const labelBlock = labelLines === '' ? ' {}' : `\n${labelLines}`;
     return `- apiVersion: v1
@@ -57,18 +62,21 @@ export interface SimFleetOptions extends Omit<SimServerOptions, 'host' | 'name' 
   namePrefix?: string;
   /** 0 (default): one host per replica, same port. N > 0: same host, ports `port + i·N`. */
   portStep?: number;
+  /** A PD role per replica (replica i gets `pdRoles[i]`, none past the list's end); overrides `pdRole`. */
+  pdRoles?: readonly PdRole[];
 }
 
 export interface SimFleet {
   readonly servers: RunningSimServer[];
-  /** Pod resources (a `kind: List`) with these labels. */
-  podsYaml(labels: Record<string, string>): string;
+  /** Pod resources (a `kind: List`) with these labels (and each PD role as `roleLabel`'s value). */
+  podsYaml(labels: Record<string, string>, roleLabel?: string): string;
   close(): Promise<void>;
 }
 
 /** Starts `replicas` servers (see the file comment); on failure the ones started are closed. */
 export async function startSimFleet(options: SimFleetOptions): Promise<SimFleet> {
-  const { host = '127.0.0.2', port = 8000, replicas, namePrefix = 'sim', portStep = 0, ...common } = options;
+  const { host = '127.0.0.2', port = 8000, replicas, namePrefix = 'sim', portStep = 0, pdRoles, pdRole, ...common } = options;
+  if (pdRoles !== undefined && pdRoles.length > replicas) throw new RangeError(`pdRoles has ${pdRoles.length} roles for ${replicas} replicas`);
   if (!Number.isInteger(replicas) || replicas < 1) throw new RangeError(`replicas must be an integer >= 1, got ${replicas}`);
   if (!Number.isInteger(portStep) || portStep < 0) throw new RangeError(`portStep must be an integer >= 0, got ${portStep}`);
   const ownsClock = common.clock === undefined;
@@ -81,7 +89,12 @@ export async function startSimFleet(options: SimFleetOptions): Promise<SimFleet>
   try {
     for (let i = 0; i < replicas; i++) {
       const step = portStep > 0 && port !== 0 ? i * portStep : 0;
-      const bootstrap = common.bootstrapPort ?? (common.pdRole === 'prefill' ? DEFAULT_BOOTSTRAP_PORT : undefined);
+      const role = pdRoles === undefined ? pdRole : pdRoles[i];
+      // A prefill server's side port (SGLang bootstrap, vLLM NIXL side channel) steps with the replica on one host.
+      const sidePort = (given: number | undefined, fallback: number): number => {
+        const p = given ?? fallback;
+        return p === 0 ? 0 : p + (portStep > 0 ? i * portStep : 0);
+      };
       servers.push(
         await startSimServer({
           ...common,
@@ -89,7 +102,10 @@ export async function startSimFleet(options: SimFleetOptions): Promise<SimFleet>
           name: `${namePrefix}-${i}`,
           host: portStep > 0 ? host : nextAddress(host, i),
           port: port + step,
-          ...(bootstrap === undefined ? {} : { bootstrapPort: bootstrap === 0 ? 0 : bootstrap + (portStep > 0 ? i * portStep : 0) }),
+          ...(role === undefined ? {} : { pdRole: role }),
+          ...(role === 'prefill'
+            ? { bootstrapPort: sidePort(common.bootstrapPort, DEFAULT_BOOTSTRAP_PORT), sideChannelPort: sidePort(common.sideChannelPort, DEFAULT_SIDE_CHANNEL_PORT) }
+            : {}),
         }),
       );
     }
@@ -99,7 +115,7 @@ export async function startSimFleet(options: SimFleetOptions): Promise<SimFleet>
   }
   return {
     servers,
-    podsYaml: (labels) => podsYaml(servers, labels),
+    podsYaml: (labels, roleLabel) => podsYaml(servers, labels, roleLabel),
     close,
   };
 }

@@ -1,7 +1,9 @@
 /**
  * Small HTTP helpers shared by the simulator's faces and its bootstrap (PD) server.
  */
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request as httpRequest, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { SimClock, SimTimer } from './engine/index.js';
 
 /** Largest request body the simulator reads (vLLM has no limit of its own; this only bounds memory). */
 export const MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -71,4 +73,88 @@ export function statusPhrase(status: number): string {
       // Requests, 502 Bad Gateway, …); the explicit cases above pin the ones a face prints today.
       return STATUS_CODES[status] ?? 'Error';
   }
+}
+
+/** Starts `server` on `host:port` (0 = any free port); resolves with the port it got. */
+export async function listenOn(server: Server, host: string, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+/** Closes `server` and every connection it holds (long polls included). */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+/** How a side-channel long poll (postAndWait) ended. */
+export type PollOutcome =
+  /** The peer answered: its status and JSON object body (undefined when not a JSON object). */
+  | { readonly kind: 'answer'; readonly status: number; readonly body: Record<string, unknown> | undefined }
+  /** No connection, or it broke before the answer ended (`code`: ECONNREFUSED, …). */
+  | { readonly kind: 'unreachable'; readonly code: string }
+  /** No answer within the timeout (modelled ms on the clock). */
+  | { readonly kind: 'timeout' }
+  | { readonly kind: 'cancelled' };
+
+/** Largest answer a long poll reads: the peers answer a few small fields. */
+const MAX_POLL_ANSWER_BYTES = 64 * 1024;
+
+/**
+ * POSTs JSON to a peer simulator's side channel (SGLang's bootstrap listener, vLLM's NIXL side
+ * channel) and waits for its answer, at most `timeoutMs` of modelled time on `clock`. `cancel()`
+ * drops the wait and the connection (the peer sees it close).
+ */
+export function postAndWait(options: { clock: SimClock; host: string; port: number; path: string; body: unknown; timeoutMs: number }): { promise: Promise<PollOutcome>; cancel: () => void } {
+  const body = JSON.stringify(options.body);
+  const req = httpRequest({
+    host: options.host,
+    port: options.port,
+    method: 'POST',
+    path: options.path,
+    headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+    agent: false,
+  });
+  let settle: (o: PollOutcome) => void = () => {};
+  let timer: SimTimer | null = null;
+  const promise = new Promise<PollOutcome>((resolve) => {
+    let done = false;
+    settle = (o) => {
+      if (done) return;
+      done = true;
+      timer?.cancel();
+      resolve(o);
+    };
+    timer = options.clock.setTimeout(() => {
+      settle({ kind: 'timeout' });
+      req.destroy();
+    }, options.timeoutMs);
+    req.on('error', (err: NodeJS.ErrnoException) => settle({ kind: 'unreachable', code: err.code ?? err.message }));
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size <= MAX_POLL_ANSWER_BYTES) chunks.push(c);
+      });
+      res.on('error', () => settle({ kind: 'unreachable', code: 'ECONNRESET' }));
+      res.on('end', () => settle({ kind: 'answer', status: res.statusCode ?? 0, body: parseObject(Buffer.concat(chunks).toString('utf8')) }));
+    });
+    req.end(body);
+  });
+  return {
+    promise,
+    cancel: () => {
+      settle({ kind: 'cancelled' });
+      req.destroy();
+    },
+  };
 }

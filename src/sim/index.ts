@@ -19,5 +19,6 @@ export {
   type BootstrapFields,
 } from './pd.js';
 export { kvTransferMsPerToken, linkMsPerToken, RDMA_GBPS_PER_GPU } from './kv-link.js';
+export { DEFAULT_KV_ABORT_TIMEOUT_MS, DEFAULT_SIDE_CHANNEL_PORT, NIXL_READ_PATH, parseKvTransferParams, type KvTransferRequest, type ProducedKvParams, type RemoteKv } from './nixl.js';
 export { runSimCommand, SIM_HELP } from './sim-command.js';
 export { SimClock, PROFILES, type EngineProfile, type EngineProfileOverrides, type ProfileName } from './engine/index.js';

@@ -119,8 +119,12 @@ export interface AnswerSink {
   token(text: string, index: number): void;
   /** Writes whatever is held back (right before a test hook cuts the answer). */
   flush(): void;
-  /** Ends the answer after the engine finished it (not for 'abort'). */
-  finish(result: RequestResult, extraHeaders?: Readonly<Record<string, string>>): void;
+  /**
+   * Ends the answer after the engine finished it (not for 'abort'). `extraFields`: top-level JSON
+   * members (`"name":value`, comma-separated) appended to a non-streamed completions or chat body,
+   * after `usage` where vLLM puts them (its `kv_transfer_params`); other answers ignore them.
+   */
+  finish(result: RequestResult, extraHeaders?: Readonly<Record<string, string>>, extraFields?: string): void;
 }
 
 /**
@@ -177,8 +181,8 @@ export class AnswerWriter implements AnswerSink {
     this.#flush();
   }
 
-  /** Ends the answer after the engine finished it (not for 'abort'). */
-  finish(result: RequestResult, extraHeaders: Readonly<Record<string, string>> = {}): void {
+  /** Ends the answer after the engine finished it (not for 'abort'); see AnswerSink for `extraFields`. */
+  finish(result: RequestResult, extraHeaders: Readonly<Record<string, string>> = {}, extraFields?: string): void {
     if (this.#ended || this.#res.destroyed) return;
     this.#ended = true;
     const reason = this.#meta.face.alwaysStop ? 'stop' : result.finishReason;
@@ -189,7 +193,8 @@ export class AnswerWriter implements AnswerSink {
       const choice = m.chat
         ? `{"index":0,"message":{"role":"assistant","content":${j(this.#text)},"tool_calls":[]},"logprobs":null,"finish_reason":"${reason}","stop_reason":null}`
         : `{"index":0,"text":${j(this.#text)},"logprobs":null,"finish_reason":"${reason}","stop_reason":null,"prompt_logprobs":null}`;
-      const body = `{"id":${j(m.id)},"object":"${m.chat ? 'chat.completion' : 'text_completion'}","created":${m.created},"model":${j(m.model)},"choices":[${choice}],"usage":${usage}}`;
+      const extra = extraFields === undefined ? '' : `,${extraFields}`;
+      const body = `{"id":${j(m.id)},"object":"${m.chat ? 'chat.completion' : 'text_completion'}","created":${m.created},"model":${j(m.model)},"choices":[${choice}],"usage":${usage}${extra}}`;
       this.#res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...extraHeaders });
       this.#res.end(body);
       return;

@@ -27,10 +27,9 @@
  * Timeouts are modelled time on each server's own clock, so prefill and decode may run in
  * different processes with different time scales.
  */
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { SimClock, SimTimer } from './engine/index.js';
-import { parseObject, pathOf, readBody, sendJson } from './http.js';
+import { closeServer, listenOn, parseObject, pathOf, postAndWait, readBody, sendJson, type PollOutcome } from './http.js';
 import type { KvLink } from './kv-link.js';
 
 /** SGLang's `--disaggregation-bootstrap-port` default. */
@@ -149,23 +148,13 @@ export class BootstrapServer {
   }
 
   async listen(host: string, port: number): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
-    this.#port = (this.#server.address() as AddressInfo).port;
+    this.#port = await listenOn(this.#server, host, port);
     return this.#port;
   }
 
   async close(): Promise<void> {
     for (const room of [...this.#rooms.values()]) this.#fail(room, 'the prefill server is shutting down', 503);
-    await new Promise<void>((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
+    await closeServer(this.#server);
   }
 
   /** Registers the prefill leg of `room`; a string is the reason it cannot. */
@@ -306,6 +295,31 @@ export class BootstrapServer {
 export type TransferOutcome = { readonly ok: true; readonly transferMs: number; readonly prefill: string } | { readonly ok: false; readonly message: string };
 
 /**
+ * A decode side's long poll for its KV (SGLang's bootstrap room, vLLM's NIXL read), as an outcome:
+ * the peer's 200 with `transfer_ms`, or `failed(reason)` — the peer's `error`, else `why`'s words.
+ */
+export function transferOutcome(
+  o: PollOutcome,
+  failed: (why: string) => TransferOutcome,
+  why: { readonly timeout: string; unreachable(code: string): string; status(status: number): string },
+): TransferOutcome {
+  switch (o.kind) {
+    case 'timeout':
+      return failed(why.timeout);
+    case 'unreachable':
+      return failed(why.unreachable(o.code));
+    case 'cancelled':
+      return { ok: false, message: 'cancelled' };
+    case 'answer': {
+      const transferMs = o.body?.['transfer_ms'];
+      if (o.status === 200 && typeof transferMs === 'number') return { ok: true, transferMs, prefill: String(o.body?.['prefill'] ?? '') };
+      const error = o.body?.['error'];
+      return failed(typeof error === 'string' ? error : why.status(o.status));
+    }
+  }
+}
+
+/**
  * The decode server's side: asks the prefill server's bootstrap listener for the KV of `room` and
  * waits (at most `timeoutMs` of modelled time on `clock`). `cancel()` drops the wait (client gone).
  */
@@ -320,53 +334,21 @@ export function awaitTransfer(options: {
   const { fields } = options;
   const port = fields.port ?? DEFAULT_BOOTSTRAP_PORT;
   const where = `${fields.host}:${port}`;
-  let settle: (o: TransferOutcome) => void = () => {};
-  let timer: SimTimer | null = null;
-  const body = JSON.stringify({ decode: options.decodeName, model: options.model, prompt_tokens: options.promptTokens });
-  const req = httpRequest({
+  const failed = (why: string): TransferOutcome => ({ ok: false, message: why.startsWith('KV transfer') ? why : `KV transfer for bootstrap_room ${fields.room} failed: ${why}` });
+  const poll = postAndWait({
+    clock: options.clock,
     host: fields.host,
     port,
-    method: 'POST',
     path: `${BOOTSTRAP_PATH}${fields.room}`,
-    headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
-    agent: false,
+    body: { decode: options.decodeName, model: options.model, prompt_tokens: options.promptTokens },
+    timeoutMs: options.timeoutMs,
   });
-  const promise = new Promise<TransferOutcome>((resolve) => {
-    let done = false;
-    settle = (o) => {
-      if (done) return;
-      done = true;
-      timer?.cancel();
-      resolve(o);
-    };
-    timer = options.clock.setTimeout(() => {
-      settle({ ok: false, message: `KV transfer for bootstrap_room ${fields.room} failed: no KV from the prefill server ${where} within ${options.timeoutMs} ms (waiting timeout).` });
-      req.destroy();
-    }, options.timeoutMs);
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      settle({ ok: false, message: `KV transfer for bootstrap_room ${fields.room} failed: cannot reach the bootstrap server ${where} (${err.code ?? err.message}).` });
-    });
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', () => settle({ ok: false, message: `KV transfer for bootstrap_room ${fields.room} failed: the bootstrap connection to ${where} broke.` }));
-      res.on('end', () => {
-        const answer = parseObject(Buffer.concat(chunks).toString('utf8'));
-        if (res.statusCode === 200 && typeof answer?.['transfer_ms'] === 'number') {
-          settle({ ok: true, transferMs: answer['transfer_ms'], prefill: String(answer['prefill'] ?? '') });
-        } else {
-          const why = typeof answer?.['error'] === 'string' ? answer['error'] : `bootstrap server ${where} answered ${res.statusCode}`;
-          settle({ ok: false, message: why.startsWith('KV transfer') ? why : `KV transfer for bootstrap_room ${fields.room} failed: ${why}` });
-        }
-      });
-    });
-    req.end(body);
-  });
-  return {
-    promise,
-    cancel: () => {
-      settle({ ok: false, message: 'cancelled' });
-      req.destroy();
-    },
-  };
+  const promise = poll.promise.then((o) =>
+    transferOutcome(o, failed, {
+      timeout: `no KV from the prefill server ${where} within ${options.timeoutMs} ms (waiting timeout).`,
+      unreachable: (code) => `cannot reach the bootstrap server ${where} (${code}).`,
+      status: (status) => `bootstrap server ${where} answered ${status}`,
+    }),
+  );
+  return { promise, cancel: poll.cancel };
 }

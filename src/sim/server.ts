@@ -43,14 +43,15 @@ import { parseObject, pathOf, readBody, send, sendJson } from './http.js';
 import { createMetricsPage, HttpRequestCounts, METRICS_CONTENT_TYPE, type MetricsFault, type MetricsPage } from './metrics/index.js';
 import { AnswerWriter, parseGenerate, SSE_HEADERS, type AnswerSink, type GenerateRequest } from './openai.js';
 import { KvLink, linkMsPerToken } from './kv-link.js';
-import { BootstrapServer, DEFAULT_BOOTSTRAP_PORT, DEFAULT_BOOTSTRAP_TIMEOUT_MS, parseBootstrap, type BootstrapFields } from './pd.js';
+import { DEFAULT_KV_ABORT_TIMEOUT_MS, DEFAULT_SIDE_CHANNEL_PORT, NixlSideChannel } from './nixl.js';
+import { BootstrapServer, DEFAULT_BOOTSTRAP_PORT, DEFAULT_BOOTSTRAP_TIMEOUT_MS } from './pd.js';
+import { engineFlags, parsePdLeg, type PdLeg, type PdRole } from './pd-leg.js';
 import { parseResponses, ResponsesWriter, type ResponsesEcho } from './responses.js';
 import { FACES, METHOD_NOT_ALLOWED_BODY, NOT_FOUND_BODY, type ErrorAnswer, type Face, type ModelEntry, type SimRuntime } from './runtimes.js';
 import { parseTritonVersion, TRITON_LATEST_MINOR, tritonStreamOptionsRefusal } from './triton-version.js';
 
 export type { SimStats } from './exchange.js';
-
-export type PdRole = 'prefill' | 'decode';
+export type { PdRole } from './pd-leg.js';
 
 export interface SimServerOptions {
   /** Default 'vllm' (V1, ≥ 0.9.2 metric names, nested error bodies). */
@@ -80,12 +81,22 @@ export interface SimServerOptions {
   timeScale?: number;
   /** A clock shared by the servers of one process (its owner closes it). */
   clock?: SimClock;
-  /** SGLang prefill/decode disaggregation role (runtime 'sglang' only). */
+  /**
+   * Prefill/decode disaggregation role: SGLang's (runtime 'sglang', the bootstrap handshake, pd.ts)
+   * or vLLM NixlConnector's (runtime 'vllm': prefill = kv producer, decode = kv consumer, nixl.ts).
+   */
   pdRole?: PdRole;
-  /** Prefill: the bootstrap listener's port on `host` (default 8998; 0 = any free port). */
+  /** SGLang prefill: the bootstrap listener's port on `host` (default 8998; 0 = any free port). */
   bootstrapPort?: number;
-  /** Modelled ms either leg waits for its partner; default 300 000 (SGLang's 300 s). */
+  /** SGLang: modelled ms either leg waits for its partner; default 300 000 (SGLang's 300 s). */
   bootstrapTimeoutMs?: number;
+  /** vLLM prefill: the NIXL side channel's port on `host` (default 5600, `VLLM_NIXL_SIDE_CHANNEL_PORT`; 0 = any free port). */
+  sideChannelPort?: number;
+  /**
+   * vLLM: modelled ms a prefill keeps KV no decode server reads before freeing it, and the longest
+   * a decode server waits for a read; default 480 000 (`VLLM_NIXL_ABORT_REQUEST_TIMEOUT`, 480 s).
+   */
+  kvAbortTimeoutMs?: number;
   /**
    * Prefill: the speed of the link its KV goes out on, Gb/s; default one 400 Gb/s RDMA NIC per GPU
    * of the profile (`tensorParallelSize × 400`; kv-link.ts). A transfer takes prompt tokens ×
@@ -122,8 +133,10 @@ export interface RunningSimServer {
   readonly engine: Engine;
   readonly clock: SimClock;
   readonly pdRole: PdRole | undefined;
-  /** The prefill server's bootstrap listener port; undefined otherwise. */
+  /** An SGLang prefill server's bootstrap listener port; undefined otherwise. */
   readonly bootstrapPort: number | undefined;
+  /** A vLLM prefill server's NIXL side channel port; undefined otherwise. */
+  readonly sideChannelPort: number | undefined;
   stats(): SimStats;
   /** The server-wide fault settings. */
   faults(): SimFaults;
@@ -183,6 +196,8 @@ class SimServer implements ExchangeHost {
   readonly pdRole: PdRole | undefined;
   readonly bootstrapTimeoutMs: number;
   readonly bootstrap: BootstrapServer | undefined;
+  readonly nixl: NixlSideChannel | undefined;
+  readonly kvAbortTimeoutMs: number;
   /** Prefill roles: the link the KV leaves on. */
   readonly kvLink: KvLink | undefined;
   readonly counters: SimStats = { received: 0, served: 0, inFlight: 0, aborted: 0 };
@@ -205,7 +220,9 @@ class SimServer implements ExchangeHost {
     if (this.face === undefined) throw new RangeError(`unknown runtime "${String(options.runtime)}"`);
     this.name = options.name;
     this.pdRole = options.pdRole;
-    if (this.pdRole !== undefined && this.runtime !== 'sglang') throw new RangeError('pdRole needs runtime sglang (SGLang prefill/decode disaggregation)');
+    if (this.pdRole !== undefined && this.runtime !== 'sglang' && this.runtime !== 'vllm') {
+      throw new RangeError('pdRole needs runtime sglang (SGLang prefill/decode disaggregation) or vllm (NixlConnector P/D)');
+    }
     this.ownsClock = options.clock === undefined;
     this.clock = options.clock ?? new SimClock({ timeScale: options.timeScale ?? 1 });
     const models = options.model === undefined ? ['mymodel'] : typeof options.model === 'string' ? [options.model] : [...options.model];
@@ -255,8 +272,21 @@ class SimServer implements ExchangeHost {
       throw err;
     }
     this.bootstrapTimeoutMs = options.bootstrapTimeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS;
+    this.kvAbortTimeoutMs = options.kvAbortTimeoutMs ?? DEFAULT_KV_ABORT_TIMEOUT_MS;
+    const prefill = this.pdRole === 'prefill';
+    this.nixl =
+      prefill && this.runtime === 'vllm'
+        ? new NixlSideChannel({
+            clock: this.clock,
+            name: this.name,
+            host: options.host,
+            tpSize: this.engine.profile.tensorParallelSize,
+            link: this.kvLink as KvLink,
+            abortTimeoutMs: this.kvAbortTimeoutMs,
+          })
+        : undefined;
     this.bootstrap =
-      this.pdRole === 'prefill'
+      prefill && this.runtime === 'sglang'
         ? new BootstrapServer({
             clock: this.clock,
             name: this.name,
@@ -278,6 +308,7 @@ class SimServer implements ExchangeHost {
     });
     this.port = (this.http.address() as AddressInfo).port;
     if (this.bootstrap !== undefined) await this.bootstrap.listen(host, this.options.bootstrapPort ?? DEFAULT_BOOTSTRAP_PORT);
+    if (this.nixl !== undefined) await this.nixl.listen(this.options.sideChannelPort ?? DEFAULT_SIDE_CHANNEL_PORT);
   }
 
   handle(): RunningSimServer {
@@ -294,6 +325,7 @@ class SimServer implements ExchangeHost {
       clock: this.clock,
       pdRole: this.pdRole,
       bootstrapPort: this.bootstrap?.port,
+      sideChannelPort: this.nixl?.port,
       stats: () => ({ ...self.counters }),
       faults: () => self.faultSettings.snapshot(),
       setFaults: (faults) => {
@@ -310,6 +342,7 @@ class SimServer implements ExchangeHost {
       const closed = this.http.listening ? new Promise<void>((resolve) => this.http.close(() => resolve())) : Promise.resolve();
       this.http.closeAllConnections();
       await this.bootstrap?.close();
+      await this.nixl?.close();
       this.engine.close();
       await closed;
       if (this.ownsClock) this.clock.close();
@@ -501,17 +534,12 @@ class SimServer implements ExchangeHost {
       g = parsed.request;
     }
 
-    let bootstrap: BootstrapFields | undefined;
+    let leg: PdLeg | undefined;
     if (this.pdRole !== undefined) {
-      const b = parseBootstrap(body);
-      if (b.kind === 'absent') {
-        const message =
-          `This server runs SGLang prefill/decode disaggregation (${this.pdRole}); the request must carry ` +
-          'bootstrap_host, bootstrap_port and bootstrap_room (a PD router adds them).';
-        return this.sendError(res, error(400, message, 'BadRequestError'));
-      }
-      if (b.kind === 'invalid') return this.sendError(res, error(400, b.message, 'BadRequestError'));
-      bootstrap = b.fields;
+      const maxBlocks = Math.ceil(this.engine.profile.maxModelLen / this.engine.profile.blockSize);
+      const parsed = parsePdLeg(body, this.runtime === 'sglang' ? 'sglang' : 'vllm', this.pdRole, g.stream, maxBlocks);
+      if (!parsed.ok) return this.sendError(res, error(400, parsed.message, 'BadRequestError'));
+      leg = parsed.leg;
     }
 
     const engineReq: EngineRequest = {
@@ -520,8 +548,7 @@ class SimServer implements ExchangeHost {
       ...(g.maxTokens === undefined ? {} : { maxTokens: g.maxTokens }),
       ...(g.ignoreEos ? { ignoreEos: true } : {}),
       ...(g.cacheSalt === undefined ? {} : { cacheSalt: g.cacheSalt }),
-      ...(this.pdRole === 'prefill' ? { prefillOnly: true, holdKv: true } : {}),
-      ...(this.pdRole === 'decode' ? { remotePrefill: true } : {}),
+      ...engineFlags(leg),
     };
     const check = this.engine.check(engineReq);
     if (!check.ok) return this.sendError(res, this.#checkError(check.error, g.model, route));
@@ -550,10 +577,10 @@ class SimServer implements ExchangeHost {
     let cut: AnswerCut | undefined;
     if (mode !== undefined) {
       const tokens =
-        this.pdRole === 'prefill' ? 1 : answerLength(naturalAnswerLength(answerSeed(checked.promptTokens, g.model)), checked.maxTokens, g.ignoreEos).tokens;
+        engineReq.prefillOnly === true ? 1 : answerLength(naturalAnswerLength(answerSeed(checked.promptTokens, g.model)), checked.maxTokens, g.ignoreEos).tokens;
       cut = { at: Math.max(1, Math.ceil(tokens / 2)), mode };
     }
-    await new Exchange(this, req, res, sink, submitted, bootstrap, cut).run();
+    await new Exchange(this, req, res, sink, submitted, leg, cut).run();
   }
 
   /** The face's answer to a request the engine refuses. */

@@ -6,6 +6,8 @@ import { startSimFleet, type SimFleet } from './fleet.js';
 import { DEFAULT_EMBEDDING_DIMENSION, MAX_EMBEDDING_DIMENSION } from './embeddings.js';
 import { GENERATION_FAULT_MODES, generationFaultHelp, isMetricsFault, METRICS_FAULTS, parseGenerationFault, type GenerationFaultMode } from './faults.js';
 import { RDMA_GBPS_PER_GPU } from './kv-link.js';
+import { DEFAULT_KV_ABORT_TIMEOUT_MS, DEFAULT_SIDE_CHANNEL_PORT } from './nixl.js';
+import type { PdRole } from './pd-leg.js';
 import { DEFAULT_BOOTSTRAP_PORT, DEFAULT_BOOTSTRAP_TIMEOUT_MS } from './pd.js';
 import { isSimRuntime, SIM_RUNTIMES } from './runtimes.js';
 import { parseTritonVersion } from './triton-version.js';
@@ -35,10 +37,20 @@ Options:
   --num-gpu-blocks N, --max-model-len N, --max-num-seqs N, --max-num-batched-tokens N
                        override the profile
   --time-scale X       modelled time runs X times faster than real time (default 1)
-  --pd-role ROLE       prefill | decode: SGLang PD disaggregation (runtime sglang)
-  --bootstrap-port N   prefill: bootstrap listener port on its host (default ${DEFAULT_BOOTSTRAP_PORT})
+  --pd-role ROLE[,ROLE]
+                       prefill | decode: prefill/decode disaggregation, SGLang's (runtime sglang,
+                       the bootstrap handshake) or vLLM NixlConnector's (runtime vllm); a list
+                       gives one role per replica (e.g. prefill,prefill,decode,decode)
+  --pd-role-label K    write each replica's role into the Pods as label K (e.g.
+                       rolebasedgroup.workloads.x-k8s.io/role)
+  --bootstrap-port N   SGLang prefill: bootstrap listener port on its host (default ${DEFAULT_BOOTSTRAP_PORT})
   --bootstrap-timeout-ms N
-                       modelled ms a PD leg waits for its partner (default ${DEFAULT_BOOTSTRAP_TIMEOUT_MS})
+                       SGLang: modelled ms a PD leg waits for its partner (default ${DEFAULT_BOOTSTRAP_TIMEOUT_MS})
+  --side-channel-port N
+                       vLLM prefill: NIXL side channel port on its host (default ${DEFAULT_SIDE_CHANNEL_PORT})
+  --kv-abort-timeout-ms N
+                       vLLM: modelled ms a prefill keeps KV nobody reads, and a decode waits for it
+                       (default ${DEFAULT_KV_ABORT_TIMEOUT_MS}, VLLM_NIXL_ABORT_REQUEST_TIMEOUT)
   --kv-link-gbps X     prefill: speed of the link the KV goes out on, Gb/s; a transfer takes prompt
                        tokens x the profile's KV bytes per token over it (default ${RDMA_GBPS_PER_GPU} per GPU
                        of the profile: one RDMA NIC each)
@@ -123,6 +135,9 @@ export async function runSimCommand(argv: string[]): Promise<number> {
         'max-num-batched-tokens': { type: 'string' },
         'time-scale': { type: 'string' },
         'pd-role': { type: 'string' },
+        'pd-role-label': { type: 'string' },
+        'side-channel-port': { type: 'string' },
+        'kv-abort-timeout-ms': { type: 'string' },
         'bootstrap-port': { type: 'string' },
         'bootstrap-timeout-ms': { type: 'string' },
         'kv-transfer-ms-per-token': { type: 'string' },
@@ -147,9 +162,11 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     if (!isSimRuntime(runtime)) throw new UsageError(`--runtime must be one of ${SIM_RUNTIMES.join(', ')} (got "${runtime}")`);
     const profile = values.profile ?? 'llama-3.1-8b-h100';
     if (!Object.hasOwn(PROFILES, profile)) throw new UsageError(`--profile must be one of ${Object.keys(PROFILES).join(', ')} (got "${profile}")`);
-    const pdRole = values['pd-role'];
-    if (pdRole !== undefined && pdRole !== 'prefill' && pdRole !== 'decode') throw new UsageError(`--pd-role must be prefill or decode (got "${pdRole}")`);
-    if (pdRole !== undefined && runtime !== 'sglang') throw new UsageError('--pd-role needs --runtime sglang (SGLang prefill/decode disaggregation)');
+    const pdRoles = values['pd-role'] === undefined ? undefined : list(values['pd-role']);
+    if (pdRoles !== undefined && (pdRoles.length === 0 || pdRoles.some((r) => r !== 'prefill' && r !== 'decode'))) {
+      throw new UsageError(`--pd-role must be prefill or decode, or a list of them (got "${values['pd-role'] ?? ''}")`);
+    }
+    if (pdRoles !== undefined && runtime !== 'sglang' && runtime !== 'vllm') throw new UsageError('--pd-role needs --runtime sglang or vllm (prefill/decode disaggregation)');
     const models = list(values.model);
     const loras = list(values.lora);
     const overrides: EngineProfileOverrides = {};
@@ -187,6 +204,9 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     const port = int('port', values.port, 0, 65535) ?? 8000;
     const portStep = int('port-step', values['port-step'], 0, 1000) ?? 0;
     const replicas = int('replicas', values.replicas, 1, 256) ?? 1;
+    if (pdRoles !== undefined && pdRoles.length > 1 && pdRoles.length !== replicas) throw new UsageError(`--pd-role lists ${pdRoles.length} roles for ${replicas} replicas`);
+    const sideChannelPort = int('side-channel-port', values['side-channel-port'], 0, 65535);
+    const kvAbortTimeoutMs = positive('kv-abort-timeout-ms', values['kv-abort-timeout-ms']);
     if (portStep === 0 && replicas > 1 && !/^\d+\.\d+\.\d+\.\d+$/.test(host)) throw new UsageError('--replicas on consecutive hosts needs an IPv4 --host (or use --port-step)');
     try {
       fleet = await startSimFleet({
@@ -203,7 +223,9 @@ export async function runSimCommand(argv: string[]): Promise<number> {
         profile: profile as ProfileName,
         overrides,
         timeScale,
-        ...(pdRole === undefined ? {} : { pdRole }),
+        ...(pdRoles === undefined ? {} : pdRoles.length === 1 ? { pdRole: pdRoles[0] as PdRole } : { pdRoles: pdRoles as PdRole[] }),
+        ...(sideChannelPort === undefined ? {} : { sideChannelPort }),
+        ...(kvAbortTimeoutMs === undefined ? {} : { kvAbortTimeoutMs }),
         ...(bootstrapPort === undefined ? {} : { bootstrapPort }),
         ...(bootstrapTimeoutMs === undefined ? {} : { bootstrapTimeoutMs }),
         ...(kvTransferMsPerToken === undefined ? {} : { kvTransferMsPerToken }),
@@ -224,7 +246,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
       throw err;
     }
     for (const s of fleet.servers) {
-      const extra = s.bootstrapPort === undefined ? '' : `  bootstrap ${s.host}:${s.bootstrapPort}`;
+      const extra = s.bootstrapPort !== undefined ? `  bootstrap ${s.host}:${s.bootstrapPort}` : s.sideChannelPort !== undefined ? `  side channel ${s.host}:${s.sideChannelPort}` : '';
       const role = s.pdRole === undefined ? '' : ` ${s.pdRole}`;
       process.stdout.write(`${s.name}  ${s.runtime}${role}  ${s.url}  model ${s.engine.modelNames.join(',')}${loras.length > 0 ? ` lora ${loras.join(',')}` : ''}${extra}\n`);
     }
@@ -232,7 +254,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     const podsFile = values['pods-yaml'];
     if (podsFile !== undefined) {
       // Written whole or not at all (temp file + rename): readers poll for it to appear.
-      await writeFile(`${podsFile}.tmp`, fleet.podsYaml(labels));
+      await writeFile(`${podsFile}.tmp`, fleet.podsYaml(labels, values['pd-role-label']));
       await rename(`${podsFile}.tmp`, podsFile);
       process.stdout.write(`wrote ${fleet.servers.length} Pod resource(s) to ${podsFile}\n`);
     }

@@ -9,7 +9,7 @@ import { parseDocuments, type Pod } from '../../src/api/index.js';
 import { nextAddress, podsYaml, startSimFleet } from '../../src/sim/index.js';
 import { BIN, cli } from '../support/cli.js';
 import { freePort } from '../support/ports.js';
-import { post, scrape } from './helpers.js';
+import { post, scrape, until } from './helpers.js';
 
 describe('startSimFleet', () => {
   test('replicas on consecutive loopback hosts share a port and a clock; podsYaml loads as Pods', async () => {
@@ -122,11 +122,37 @@ describe('infergate sim', () => {
     }
   });
 
+  test('--pd-role per replica (vLLM): prefill and decode servers, the prefill’s side channel printed, roles written as a Pod label', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'infergate-sim-'));
+    const file = join(dir, 'pods.yaml');
+    const port = await freePort('127.0.0.73');
+    const sim = await simProcess(['--host', '127.0.0.73', '--port', String(port), '--replicas', '2', '--profile', 'tiny', '--time-scale', '20', '--pd-role', 'prefill,decode', '--pd-role-label', 'role', '--side-channel-port', '0', '--pods-yaml', file]);
+    try {
+      const line = new RegExp(`^sim-0  vllm prefill  http://127\\.0\\.0\\.73:${port}  model mymodel  side channel 127\\.0\\.0\\.73:(\\d+)$`, 'm').exec(sim.stdout());
+      assert.ok(line !== null, sim.stdout());
+      assert.match(sim.stdout(), new RegExp(`^sim-1  vllm decode  http://127\\.0\\.0\\.74:${port}  model mymodel$`, 'm'));
+      const prefill = await post({ url: `http://127.0.0.73:${port}` }, '/v1/completions', { model: 'mymodel', prompt: 'x', max_tokens: 1, kv_transfer_params: { do_remote_decode: true } });
+      const params = ((await prefill.json()) as { kv_transfer_params: { remote_host: string; remote_port: number } }).kv_transfer_params;
+      assert.deepEqual([params.remote_host, params.remote_port], ['127.0.0.73', Number(line[1])]);
+      await until('the Pods file', async () => ((await readFile(file, 'utf8').catch(() => '')) === '' ? undefined : true));
+      const pods = parseDocuments(await readFile(file, 'utf8'), file).resources as Pod[];
+      assert.deepEqual(pods.map((p) => [p.metadata.name, p.metadata.labels['app'], p.metadata.labels['role']]), [
+        ['sim-0', 'sim', 'prefill'],
+        ['sim-1', 'sim', 'decode'],
+      ]);
+    } finally {
+      assert.equal(await sim.stop(), 0, sim.stderr());
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('bad flags: one clear line, exit 2', async () => {
     const cases: ReadonlyArray<readonly [readonly string[], RegExp]> = [
       [['--runtime', 'tgi'], /^infergate sim: --runtime must be one of vllm, vllm-v0, sglang, trtllm \(got "tgi"\)\n$/],
       [['--replicas', '0'], /^infergate sim: --replicas must be an integer from 1 to 256 \(got "0"\)\n$/],
-      [['--pd-role', 'prefill'], /^infergate sim: --pd-role needs --runtime sglang/],
+      [['--runtime', 'trtllm', '--pd-role', 'prefill'], /^infergate sim: --pd-role needs --runtime sglang or vllm/],
+      [['--pd-role', 'middle'], /^infergate sim: --pd-role must be prefill or decode, or a list of them \(got "middle"\)\n$/],
+      [['--pd-role', 'prefill,decode', '--replicas', '3'], /^infergate sim: --pd-role lists 2 roles for 3 replicas\n$/],
       [['--profile', 'huge'], /^infergate sim: --profile must be one of/],
       [['--bogus'], /^infergate sim: Unknown option '--bogus'/],
       [['--profile', 'tiny', '--max-model-len', '99999'], /^infergate sim: profile tiny: maxModelLen 99999 does not fit the KV cache/],

@@ -221,6 +221,6 @@ describe('SGLang PD timeouts', () => {
   });
 
   test('pdRole needs runtime sglang', async () => {
-    await assert.rejects(tinyServer({ runtime: 'vllm', pdRole: 'prefill' }), /pdRole needs runtime sglang/);
+    await assert.rejects(tinyServer({ runtime: 'trtllm', pdRole: 'prefill' }), /pdRole needs runtime sglang/);
   });
 });
