@@ -9,7 +9,7 @@ import { truncateEnd } from './faults.js';
 import type { RequestObserver } from './metrics/index.js';
 import type { AnswerSink } from './openai.js';
 import { readRemoteKv, type NixlSideChannel } from './nixl.js';
-import { awaitTransfer, type BootstrapFields, type BootstrapServer } from './pd.js';
+import { awaitTransfer, type BootstrapFields, type BootstrapServer, type TransferOutcome } from './pd.js';
 import type { PdLeg, PdRole } from './pd-leg.js';
 import type { ErrorAnswer, Face } from './runtimes.js';
 
@@ -160,23 +160,40 @@ export class Exchange {
     const srv = this.#srv;
     const leg = this.#leg;
     if (leg?.kind === 'bootstrap-decode' || leg?.kind === 'nixl-consume') {
-      // A decode leg: the prompt's KV comes from the prefill server, then the engine decodes.
+      // A decode leg: the engine allocates the prompt's blocks, the KV comes from the prefill
+      // server into them, then the engine decodes.
       const common = { clock: srv.clock, decodeName: srv.name, model: this.#engineReq.model, promptTokens: this.#engineReq.promptTokens?.length ?? 0 };
-      const wait =
-        leg.kind === 'bootstrap-decode'
-          ? awaitTransfer({ ...common, fields: leg.fields, timeoutMs: srv.bootstrapTimeoutMs })
-          : readRemoteKv({ ...common, remote: leg.remote, timeoutMs: srv.kvAbortTimeoutMs });
-      this.#cancelWait = wait.cancel;
-      const outcome = await wait.promise;
-      this.#cancelWait = null;
-      if (this.#life.done) return;
-      if (!outcome.ok) return this.#fail(outcome.message);
-      this.#submit(outcome.transferMs);
-      return;
+      return this.#submit({
+        fetchKv: () =>
+          leg.kind === 'bootstrap-decode'
+            ? awaitTransfer({ ...common, fields: leg.fields, timeoutMs: srv.bootstrapTimeoutMs })
+            : readRemoteKv({ ...common, remote: leg.remote, timeoutMs: srv.kvAbortTimeoutMs }),
+      });
     }
     if (leg?.kind === 'bootstrap-prefill') return this.#submitPrefill(leg.fields);
-    if (leg?.kind === 'nixl-produce') return this.#submit(undefined, (result) => this.#offerKv(result));
-    this.#submit(undefined);
+    if (leg?.kind === 'nixl-produce') return this.#submit({ extraFields: (result) => this.#offerKv(result) });
+    this.#submit({});
+  }
+
+  /**
+   * A decode leg's blocks are allocated: fetch its KV (SGLang's bootstrap room, vLLM's NIXL
+   * read). Once it is there the engine may run the request; if it cannot come, the client gets
+   * the face's 500 and the engine request (and its blocks) goes.
+   */
+  #fetchKv(fetch: () => { promise: Promise<TransferOutcome>; cancel: () => void }, arrived: (transferMs: number) => void): void {
+    const wait = fetch();
+    this.#cancelWait = wait.cancel;
+    void wait.promise.then((outcome) => {
+      this.#cancelWait = null;
+      if (this.#life.done) return;
+      if (!outcome.ok) {
+        this.#fail(outcome.message); // first: the abort below must not reset the connection
+        this.#handle?.abort();
+        return;
+      }
+      arrived(outcome.transferMs);
+      this.#handle?.kvArrived();
+    });
   }
 
   /**
@@ -223,16 +240,26 @@ export class Exchange {
     this.#handle?.abort();
   }
 
-  /** Runs the request in the engine and writes its answer; `extraFields` adds top-level members to a JSON answer. */
-  #submit(transferMs: number | undefined, extraFields?: (result: RequestResult) => string | undefined): void {
+  /**
+   * Runs the request in the engine and writes its answer. `fetchKv`: a decode leg's KV fetch,
+   * started once the engine has allocated its blocks (the engine request is `awaitKv`).
+   * `extraFields`: top-level members added to a JSON answer.
+   */
+  #submit(options: {
+    readonly fetchKv?: () => { promise: Promise<TransferOutcome>; cancel: () => void };
+    readonly extraFields?: (result: RequestResult) => string | undefined;
+  }): void {
     const srv = this.#srv;
     const observer = srv.metrics;
     const clock = srv.clock;
     const writer = this.#writer;
+    const { fetchKv, extraFields } = options;
+    let transferMs: number | undefined;
     let submitMs = 0;
     let lastMs = 0;
     try {
-      writer.start();
+      // A decode leg's answer starts with its first token: until its KV is there it may still fail with an error status.
+      if (fetchKv === undefined) writer.start();
       submitMs = clock.now();
       lastMs = submitMs;
       this.#handle = srv.engine.submit(this.#engineReq, {
@@ -253,6 +280,7 @@ export class Exchange {
           }
           if (!this.#life.done) this.#complete(result, timingHeaders(result, transferMs), extraFields?.(result));
         },
+        ...(fetchKv === undefined ? {} : { onKvAllocated: () => this.#fetchKv(fetchKv, (ms) => (transferMs = ms)) }),
       });
       observer.submitted();
     } catch (err) {

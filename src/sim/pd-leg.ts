@@ -59,15 +59,18 @@ export function parsePdLeg(body: Readonly<Record<string, unknown>>, runtime: 'sg
   }
 }
 
-/** The engine flags of a leg: a prefill leg stops after one token and keeps its KV; a decode leg's KV arrives. */
-export function engineFlags(leg: PdLeg | undefined): Pick<EngineRequest, 'prefillOnly' | 'holdKv' | 'remotePrefill'> {
+/**
+ * The engine flags of a leg: a prefill leg stops after one token and keeps its KV; a decode leg's
+ * KV arrives from the prefill server, into blocks allocated first.
+ */
+export function engineFlags(leg: PdLeg | undefined): Pick<EngineRequest, 'prefillOnly' | 'holdKv' | 'remotePrefill' | 'awaitKv'> {
   switch (leg?.kind) {
     case 'bootstrap-prefill':
     case 'nixl-produce':
       return { prefillOnly: true, holdKv: true };
     case 'bootstrap-decode':
     case 'nixl-consume':
-      return { remotePrefill: true };
+      return { remotePrefill: true, awaitKv: true };
     default:
       return {};
   }

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 /** Shared helpers of the simulator's HTTP tests (not a test file itself). */
 import { startSimServer, type RunningSimServer, type SimServerOptions } from '../../src/sim/index.js';
 
@@ -54,4 +55,18 @@ export interface Completion {
   model: string;
   choices: Array<{ index: number; text?: string; message?: { role: string; content: string }; finish_reason: string }>;
   usage: Usage;
+}
+
+/**
+ * A decode leg whose KV never came: its engine allocated the prompt's blocks (then fetched the
+ * KV), ran nothing, and freed them again.
+ */
+export function assertDecodeDropped(decode: RunningSimServer): void {
+  const s = decode.engine.stats();
+  assert.ok(s.prefixQueriesTokens > 0, 'the decode engine allocated the prompt’s blocks first');
+  assert.deepEqual(
+    { generated: s.generationTokensTotal, prefilled: s.prefillTokensTotal, usedBlocks: s.usedBlocks, awaitingKv: s.awaitingKv, aborts: s.requestSuccessTotal.abort },
+    { generated: 0, prefilled: 0, usedBlocks: 0, awaitingKv: 0, aborts: 1 },
+    'it ran nothing and freed the blocks',
+  );
 }

@@ -4,7 +4,7 @@ import { vllmDecodeBody, vllmPrefillBody } from '../../src/gateway/pd-body.js';
 import { generateAnswer, renderChat, tokenize } from '../../src/sim/engine/index.js';
 import { kvTransferMsPerToken, parseKvTransferParams, PROFILES, type RunningSimServer } from '../../src/sim/index.js';
 import { freePort } from '../support/ports.js';
-import { post, sseEvents, tinyServer, until, type Completion } from './helpers.js';
+import { assertDecodeDropped, post, scrape, sseEvents, tinyServer, until, type Completion } from './helpers.js';
 
 /*
  * vLLM's NixlConnector P/D face (src/sim/nixl.ts). The bodies come from the gateway's own
@@ -184,7 +184,7 @@ describe('vLLM P/D failures', () => {
       const d = await post(decode, '/v1/chat/completions', (vllmDecodeBody(client, p.raw) as Buffer).toString('utf8'));
       assert.equal(d.status, 500);
       assert.match(((await d.json()) as VllmError).error.message, /freed after 2000 ms \(VLLM_NIXL_ABORT_REQUEST_TIMEOUT\)/);
-      assert.equal(decode.engine.stats().prefixQueriesTokens, 0, 'nothing reached the decode engine');
+      assertDecodeDropped(decode);
     } finally {
       await prefill.close();
       await decode.close();
@@ -223,12 +223,14 @@ describe('vLLM P/D failures', () => {
       const p = await prefillOn(prefill, vllmPrefillBody(client));
       const controller = new AbortController();
       const d = post(decode, '/v1/chat/completions', (vllmDecodeBody(client, p.raw) as Buffer).toString('utf8'), {}, controller.signal).catch(() => undefined);
-      await until('the decode leg to read', () => (decode.stats().inFlight === 1 ? true : undefined));
+      await until('the decode leg to read', () => (decode.engine.stats().awaitingKv === 1 ? true : undefined));
+      // vLLM keeps a request waiting for remote KV in its waiting queue, and counts it there.
+      assert.match(await scrape(decode), /^vllm:num_requests_waiting\{[^}]*\} 1\.0$/m);
       controller.abort();
       await d;
       await until('the KV to be freed', () => (prefill.engine.stats().heldKvBlocks === 0 ? true : undefined), 4_000);
       await until('the decode abort to be counted', () => (decode.stats().aborted === 1 ? true : undefined));
-      assert.equal(decode.engine.stats().prefixQueriesTokens, 0);
+      assertDecodeDropped(decode);
     } finally {
       await prefill.close();
       await decode.close();

@@ -88,6 +88,8 @@ export interface EngineStats {
   waiting: number;
   /** Requests still in the API-server overhead, not yet visible to the scheduler (no vLLM metric). */
   arriving: number;
+  /** `awaitKv` requests holding their blocks until their KV arrives (vLLM counts them as waiting). */
+  awaitingKv: number;
   /** usedBlocks / numGpuBlocks, 0..1 (`kv_cache_usage_perc`). */
   kvUsage: number;
   numGpuBlocks: number;
@@ -232,6 +234,9 @@ export class Engine {
     if (req.prefillOnly === true && req.remotePrefill === true) {
       return { ok: false, error: { kind: 'invalid_request', message: 'prefillOnly and remotePrefill exclude each other.' } };
     }
+    if (req.awaitKv === true && req.remotePrefill !== true) {
+      return { ok: false, error: { kind: 'invalid_request', message: 'awaitKv needs remotePrefill.' } };
+    }
     const promptTokens = req.promptTokens ?? tokenize(req.prompt ?? '');
     const p = promptTokens.length;
     if (p === 0) return { ok: false, error: { kind: 'empty_prompt' } };
@@ -285,6 +290,7 @@ export class Engine {
       answer,
       prefillOnly: req.prefillOnly === true,
       remotePrefill: req.remotePrefill === true,
+      awaitKv: req.awaitKv === true,
       holdKv: req.holdKv === true,
       blockSize: p.blockSize,
       loraKey: extraKey(adapter),
@@ -311,7 +317,11 @@ export class Engine {
       releaseKv: () => {
         scheduler.releaseHeld(seq);
         // Freed blocks may let a request waiting for them in: an idle engine wakes up.
-        if (this.#stepTimer === null && scheduler.numWaiting > 0) this.#wakeAt(this.clock.now());
+        this.#wakeIfWaiting();
+      },
+      kvArrived: () => {
+        scheduler.kvArrived(seq);
+        this.#wakeIfWaiting();
       },
     };
   }
@@ -348,6 +358,7 @@ export class Engine {
       running: s.numRunning,
       waiting: s.numWaiting,
       arriving: this.#numArriving,
+      awaitingKv: s.numAwaitingKv,
       kvUsage: this.#kv.usage,
       numGpuBlocks: this.#kv.numBlocks,
       blockSize: this.#kv.blockSize,
@@ -392,6 +403,11 @@ export class Engine {
 
   // --- step loop --------------------------------------------------------------------------------
 
+  /** An idle engine with requests in its waiting queue runs a step now (blocks were freed, KV arrived). */
+  #wakeIfWaiting(): void {
+    if (this.#stepTimer === null && this.#scheduler.numWaiting > 0) this.#wakeAt(this.clock.now());
+  }
+
   /** Arms the idle wake-up for modelled time `t` unless an earlier one is set. */
   #wakeAt(t: number): void {
     if (this.#closed) return;
@@ -414,6 +430,7 @@ export class Engine {
     this.#admitArrivals(now);
     const plan = this.#scheduler.schedule(now);
     this.#loraUpdatedAtMs = now; // vLLM refreshes lora_requests_info every iteration
+    for (const seq of plan.kvAllocated) this.#callback(seq, () => seq.callbacks.onKvAllocated?.());
     if (plan.seqs.length === 0) {
       if (this.#unstick()) {
         this.#runStep();
@@ -456,14 +473,14 @@ export class Engine {
   }
 
   /**
-   * Safety net: with nothing running and no KV held for a transfer, the head of the queue always
+   * Safety net: with nothing running and no KV held for a transfer (sent or awaited), the head of the queue always
    * fits (maxModelLen fits the KV pool, idle adapters are evictable), so waiting requests and an
    * empty plan mean a bug. Rather than hang, abort the waiting requests. Returns whether it did
    * anything. (Held blocks are freed by `releaseKv`, which wakes the engine.)
    */
   #unstick(): boolean {
     const s = this.#scheduler;
-    if (s.numRunning > 0 || s.numWaiting === 0 || s.heldBlocks > 0) return false;
+    if (s.numRunning > 0 || s.numWaiting === 0 || s.heldBlocks > 0 || s.numAwaitingKv > 0) return false;
     let aborted = false;
     for (const seq of [...this.#inFlight]) {
       if (seq.state === 'waiting') {
@@ -550,6 +567,15 @@ export class Engine {
     };
     try {
       cb.call(seq.callbacks, result);
+    } catch (err) {
+      this.#onCallbackError(err, seq.id);
+    }
+  }
+
+  /** Runs a request callback, reporting a throw through `onCallbackError`. */
+  #callback(seq: Seq, fn: () => void): void {
+    try {
+      fn();
     } catch (err) {
       this.#onCallbackError(err, seq.id);
     }

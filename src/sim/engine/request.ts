@@ -32,6 +32,14 @@ export interface EngineRequest {
    */
   remotePrefill?: boolean;
   /**
+   * With `remotePrefill`: the KV is not there yet. The request's blocks are allocated when the
+   * scheduler admits it (then `callbacks.onKvAllocated` runs: the transfer may start), and it waits
+   * holding them — not running, not waiting — until `RequestHandle.kvArrived()`, then runs its
+   * first decode step when the batch has room. As vLLM's WAITING_FOR_REMOTE_KVS, and SGLang's
+   * decode server, which allocates the KV before the prefill server may send it.
+   */
+  awaitKv?: boolean;
+  /**
    * Keep the request's KV blocks allocated after it finishes (not after an abort), until
    * `RequestHandle.releaseKv()`: a prefill leg's KV waits there for the decode engine to pull it
    * (vLLM NixlConnector's delayed free, SGLang's prefill holding a request until its KV is sent).
@@ -77,6 +85,8 @@ export interface RequestCallbacks {
   onToken?(text: string, index: number): void;
   /** Exactly once, after the last `onToken`. */
   onFinish?(result: RequestResult): void;
+  /** An `awaitKv` request's blocks are allocated: its KV may be sent now. */
+  onKvAllocated?(): void;
 }
 
 /** What `submit` returns. */
@@ -94,6 +104,8 @@ export interface RequestHandle {
   readonly heldKvBlocks: readonly number[] | null;
   /** Frees the blocks a finished `holdKv` request still holds; a no-op otherwise (and the second time). */
   releaseKv(): void;
+  /** An `awaitKv` request's KV has arrived (before or after its blocks were allocated); a no-op otherwise. */
+  kvArrived(): void;
 }
 
 /** Why a request cannot be submitted; faces turn this into an HTTP error. */

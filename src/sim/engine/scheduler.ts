@@ -49,6 +49,8 @@ export interface StepPlan extends StepWork {
   prefillContextPairs: number;
   /** Adapters loaded into a slot for this step. */
   loraLoads: number;
+  /** `awaitKv` requests whose blocks were allocated while planning this step (their KV may come now). */
+  readonly kvAllocated: Seq[];
   /** Requests preempted while scheduling this step. */
   preempted: number;
   /** `seqs[admittedFrom..]` came from the waiting queue in this step (the rest were running). */
@@ -75,7 +77,8 @@ export class Scheduler {
   #numWaiting = 0;
   #numRunning = 0;
   readonly #waitingLoras = new Map<string, number>();
-  readonly #plan: StepPlan = { seqs: [], decodeTokens: 0, prefillTokens: 0, decodeContextTokens: 0, prefillContextPairs: 0, loraLoads: 0, preempted: 0, admittedFrom: 0 };
+  readonly #plan: StepPlan = { seqs: [], decodeTokens: 0, prefillTokens: 0, decodeContextTokens: 0, prefillContextPairs: 0, loraLoads: 0, kvAllocated: [], preempted: 0, admittedFrom: 0 };
+  #numAwaitingKv = 0;
   readonly #skipped: Seq[] = [];
 
   /** Prefix-cache lookups in tokens (vLLM `prefix_cache_queries`), cumulative. */
@@ -105,6 +108,26 @@ export class Scheduler {
     return this.#numRunning;
   }
 
+  /** `awaitKv` requests holding their blocks while their KV is on its way (vLLM's WAITING_FOR_REMOTE_KVS). */
+  get numAwaitingKv(): number {
+    return this.#numAwaitingKv;
+  }
+
+  /**
+   * The remote KV of an `awaitKv` request has arrived: one whose blocks are allocated goes to the
+   * front of the waiting queue (to run its first decode step when the batch has room); one not
+   * admitted yet will not wait after its admission.
+   */
+  kvArrived(seq: Seq): void {
+    if (!seq.awaitKv) return;
+    seq.awaitKv = false;
+    if (seq.state !== 'awaiting-kv') return;
+    this.#numAwaitingKv--;
+    seq.state = 'waiting';
+    this.#waiting.pushFront(seq);
+    this.#enterWaiting(seq);
+  }
+
   /** Adapters with at least one waiting request. */
   waitingLoras(): string[] {
     return [...this.#waitingLoras.keys()];
@@ -121,6 +144,17 @@ export class Scheduler {
   remove(seq: Seq): void {
     if (seq.state === 'waiting') {
       this.#leaveWaiting(seq); // the deque entry is dropped lazily
+      if (seq.blocks.length > 0) {
+        // Its KV arrived: it holds the blocks and adapter pin it got at admission.
+        this.#kv.release(seq.blocks);
+        seq.blocks = [];
+        if (seq.adapter !== null) this.#lora.release(seq.adapter);
+      }
+    } else if (seq.state === 'awaiting-kv') {
+      this.#numAwaitingKv--;
+      this.#kv.release(seq.blocks);
+      seq.blocks = [];
+      if (seq.adapter !== null) this.#lora.release(seq.adapter);
     } else if (seq.state === 'running') {
       this.#releaseRunning(seq);
     }
@@ -136,6 +170,7 @@ export class Scheduler {
     plan.decodeContextTokens = 0;
     plan.prefillContextPairs = 0;
     plan.loraLoads = 0;
+    plan.kvAllocated.length = 0;
     plan.preempted = 0;
     this.#compactRunning();
     let budget = this.#limits.maxNumBatchedTokens;
@@ -177,7 +212,7 @@ export class Scheduler {
           continue;
         }
         const admitted = this.#admit(seq, budget, now);
-        if (admitted === 0) {
+        if (admitted < 0) {
           this.#waiting.pushFront(seq); // head of line: wait for blocks
           break;
         }
@@ -216,8 +251,12 @@ export class Scheduler {
 
   // --- internals --------------------------------------------------------------------------------
 
-  /** Tries to admit a waiting request; returns the tokens scheduled, or 0 if its blocks do not fit. */
+  /**
+   * Tries to admit a waiting request; returns the tokens scheduled (0 for an `awaitKv` request now
+   * holding its blocks until its KV arrives), or -1 if its blocks do not fit.
+   */
   #admit(seq: Seq, budget: number, now: number): number {
+    if (seq.blocks.length > 0) return this.#resume(seq);
     const kv = this.#kv;
     const bs = kv.blockSize;
     const numTokens = seq.numTokens;
@@ -235,7 +274,7 @@ export class Scheduler {
       n = Math.min(numTokens - computed, budget);
     }
     const need = kv.blocksFor(computed + n) - hitBlocks;
-    if (need + kv.countFreeHits(seq.blockHashes, hitBlocks) > kv.numFree) return 0;
+    if (need + kv.countFreeHits(seq.blockHashes, hitBlocks) > kv.numFree) return -1;
 
     kv.acquireHits(seq.blockHashes, hitBlocks, seq.blocks);
     kv.allocate(need, seq.blocks);
@@ -251,11 +290,28 @@ export class Scheduler {
     if (seq.adapter !== null && this.#lora.acquire(seq.adapter) === 'loaded') this.#plan.loraLoads++;
 
     this.#leaveWaiting(seq);
+    if (seq.awaitKv) {
+      // Blocks allocated for the KV to land in; the request runs once it has arrived.
+      seq.state = 'awaiting-kv';
+      this.#numAwaitingKv++;
+      this.#plan.kvAllocated.push(seq);
+      return 0;
+    }
     seq.state = 'running';
     this.#running.push(seq);
     this.#numRunning++;
     this.#addToPlan(seq, n);
     return n;
+  }
+
+  /** A request whose blocks were allocated before its KV arrived: its first decode step. */
+  #resume(seq: Seq): number {
+    this.#leaveWaiting(seq);
+    seq.state = 'running';
+    this.#running.push(seq);
+    this.#numRunning++;
+    this.#addToPlan(seq, 1);
+    return 1;
   }
 
   /** Adds `n` tokens of `seq` (its first `numComputed` already in the KV) to the step's work. */

@@ -12,8 +12,11 @@ import { AnswerStream } from './output.js';
 import { hashBlock } from './block-hash.js';
 import type { FinishReason, RequestCallbacks } from './request.js';
 
-/** Lifecycle: in the API server, in the waiting queue, in the running batch, done. */
-export type SeqState = 'arriving' | 'waiting' | 'running' | 'finished';
+/**
+ * Lifecycle: in the API server, in the waiting queue, in the running batch, done; an `awaitKv`
+ * request sits in 'awaiting-kv' between its blocks' allocation and its KV's arrival.
+ */
+export type SeqState = 'arriving' | 'waiting' | 'awaiting-kv' | 'running' | 'finished';
 
 /** Fields fixed at submission. */
 export interface SeqInit {
@@ -27,6 +30,7 @@ export interface SeqInit {
   answer: AnswerStream;
   prefillOnly: boolean;
   remotePrefill: boolean;
+  awaitKv: boolean;
   holdKv: boolean;
   blockSize: number;
   /** Extra hash key of every block but the first (the adapter's). */
@@ -52,6 +56,8 @@ export class Seq {
   readonly prefillOnly: boolean;
   /** True until first admitted; a preempted request recomputes locally (the remote KV is gone). */
   remotePrefill: boolean;
+  /** The remote KV is still to come after admission (EngineRequest.awaitKv); false once it arrived. */
+  awaitKv: boolean;
   /** Keep the blocks when finished (EngineRequest.holdKv). */
   readonly holdKv: boolean;
   /** The blocks a finished `holdKv` request still holds, until released; null otherwise. */
@@ -94,6 +100,7 @@ export class Seq {
     this.answer = init.answer;
     this.prefillOnly = init.prefillOnly;
     this.remotePrefill = init.remotePrefill;
+    this.awaitKv = init.awaitKv;
     this.holdKv = init.holdKv;
     this.blockSize = init.blockSize;
     this.loraKey = init.loraKey;

@@ -98,7 +98,8 @@ export class VllmMetricsPage implements MetricsPage {
     const c = (name: string, help: string, value: number): string => `${header(name, 'counter', help)}${name}{${l}} ${pyFloat(value)}\n`;
     let out = this.#cacheConfig;
     out += g('vllm:num_requests_running', 'Number of requests in model execution batches.', s.running);
-    out += g('vllm:num_requests_waiting', 'Number of requests waiting to be processed.', s.waiting);
+    // vLLM keeps requests waiting for a remote prefill's KV in its waiting queue.
+    out += g('vllm:num_requests_waiting', 'Number of requests waiting to be processed.', s.waiting + s.awaitingKv);
     if (this.#v1) {
       out += g('vllm:kv_cache_usage_perc', 'KV-cache usage. 1 means 100 percent usage.', s.kvUsage);
       out += c('vllm:prefix_cache_queries_total', 'Prefix cache queries, in terms of number of queried tokens.', s.prefixQueriesTokens);

@@ -205,6 +205,56 @@ test('prefill compute is counted: a remotePrefill request computes none of its p
   }
 });
 
+test('awaitKv: blocks allocated at admission, onKvAllocated, no step until kvArrived, then one decode step to the first token', async () => {
+  const { clock, engine, done } = tinyEngine();
+  try {
+    const prompt = ids(100, 25); // 7 blocks
+    let allocatedAt = -1;
+    let handle: ReturnType<Engine['submit']> | undefined;
+    const finished = new Promise<Outcome['result']>((resolve) => {
+      void inClock(clock, () => {
+        handle = engine.submit(
+          { model: 'tiny-model', promptTokens: prompt, maxTokens: 2, ignoreEos: true, remotePrefill: true, awaitKv: true },
+          { onKvAllocated: () => (allocatedAt = clock.now()), onFinish: (r) => resolve(r) },
+        );
+      });
+    });
+    await later(clock, 50, () => undefined);
+    const start = allocatedAt - 2; // after the 2 ms request overhead
+    assert.ok(allocatedAt > 0, 'the blocks were allocated');
+    let s = engine.stats();
+    assert.deepEqual([s.awaitingKv, s.usedBlocks, s.running, s.waiting, s.stepsTotal], [1, 7, 0, 0, 0], 'holding 7 blocks, not running, no step');
+    const arrivedAt = await later(clock, 0, () => {
+      (handle as NonNullable<typeof handle>).kvArrived();
+      return clock.now();
+    });
+    const r = await finished;
+    assert.equal(round(r.ttftMs), round(arrivedAt - start + 4), 'first token one 4 ms decode step after the KV arrived');
+    s = engine.stats();
+    assert.deepEqual([s.awaitingKv, s.usedBlocks, s.prefillTokensTotal, s.remotePrefillTokensTotal], [0, 0, 0, 100]);
+
+    // KV that arrives before the request is admitted: no wait at all.
+    const early = await later(clock, 10, () =>
+      new Promise<Outcome['result']>((resolve) => {
+        const h = engine.submit({ model: 'tiny-model', promptTokens: ids(100, 26), maxTokens: 1, remotePrefill: true, awaitKv: true }, { onFinish: resolve });
+        h.kvArrived();
+      }),
+    );
+    assert.equal(early.ttftMs, 2 + 4);
+    // Aborted while it waits: its blocks are freed.
+    const aborted = await later(clock, 10, () =>
+      new Promise<Outcome['result']>((resolve) => {
+        const h = engine.submit({ model: 'tiny-model', promptTokens: ids(100, 27), maxTokens: 1, remotePrefill: true, awaitKv: true }, { onKvAllocated: () => h.abort(), onFinish: resolve });
+      }),
+    );
+    assert.equal(aborted.finishReason, 'abort');
+    assert.deepEqual([engine.stats().awaitingKv, engine.stats().usedBlocks], [0, 0]);
+    assert.equal(engine.check({ model: 'tiny-model', prompt: 'x', awaitKv: true }).ok, false, 'awaitKv needs remotePrefill');
+  } finally {
+    done();
+  }
+});
+
 test('holdKv keeps a finished request\'s blocks (used, still hits) until releaseKv; an idle engine then admits what waited for them', async () => {
   const { clock, engine, done } = tinyEngine({ overrides: { numGpuBlocks: 100 } });
   try {
