@@ -4,37 +4,122 @@ import type { Resource } from '../api/types.js';
 import { createLogger, type LogLevel } from '../observability/logger.js';
 import { FileConfigSource } from '../config/file-source.js';
 import { startStandaloneGateway } from '../proxy/standalone.js';
-import { SimClock, startSimServer, type RunningSimServer } from '../sim/index.js';
+import { SimClock, startSimServer, type RunningSimServer, type SimServerOptions } from '../sim/index.js';
 import { OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
 
-export const DEMO_HELP = `infergate demo: simulated model servers behind the gateway (seed 003's canary setup)
+export const DEMO_HELP = `infergate demo: simulated model servers behind the gateway
 
-Starts three simulated vLLM servers (pods qwen-0 and qwen-1 in pool mymodel-pool-v1 with LoRA
-adapters travel-helper-v1/v2 and --max-loras 2, pod deepseek-r1-0 in pool mymodel-pool-v2) on
-127.0.0.2-4:8000, each a Llama-3.1-8B-on-H100 engine in real time (docs/simulator.md), then the
-gateway on port 8080 from examples/canary/. Runs until Ctrl-C, SIGTERM, or its parent exits.
+Examples (--example NAME, default canary):
+  canary  seed 003's canary setup: three simulated vLLM servers (pods qwen-0 and qwen-1 in pool
+          mymodel-pool-v1 with LoRA adapters travel-helper-v1/v2 and --max-loras 2, pod
+          deepseek-r1-0 in pool mymodel-pool-v2) on 127.0.0.2-4:8000, each a Llama-3.1-8B-on-H100
+          engine in real time, and the gateway on port 8080 from examples/canary/.
+  pd      seed 002's SGLang prefill/decode pool: two prefill servers (qwen-prefill-0/1, their
+          bootstrap listeners on port 34000 of their own addresses) and two decode servers
+          (qwen-decode-0/1) on 127.0.0.12-15:8000, each a Qwen3-32B-on-2xH100 engine in real
+          time, and the gateway on port 8080 from examples/pd/. Every request is prefilled on a
+          prefill server and decoded on a decode server, which answers.
+The example's files are reloaded when they change. Runs until Ctrl-C, SIGTERM, or its parent exits.
 
 Options:
+  --example NAME     canary (default) or pd
   --port N           the gateway's listener port (default 8080; the example's Gateway listener
                      is moved there)
-  --admin-port N     /healthz, /readyz and /metrics port (default 9090; 0 = any free port)
+  --admin-port N     /healthz, /readyz, /metrics and /debug/endpoints port (default 9090; 0 = any
+                     free port)
   --sim-port N       port of the simulated servers (default 8000; the pools' target port follows)
-  --sim-hosts A,B,C  addresses of qwen-0, qwen-1 and deepseek-r1-0 (default
-                     127.0.0.2,127.0.0.3,127.0.0.4; the Pods' podIP follow)
+  --sim-hosts A,B,…  addresses of the example's pods, in the order above (canary: 3, default
+                     127.0.0.2,127.0.0.3,127.0.0.4; pd: 4, default 127.0.0.12-15; the Pods'
+                     podIP follow)
   --log-level LEVEL  default info (one "Request Handled" line per request)
 `;
 
-/** The simulated pods of examples/canary/pods.yaml and what each one serves. */
-const ENGINES = [
-  { name: 'qwen-0', host: '127.0.0.2', loras: ['travel-helper-v1', 'travel-helper-v2'], maxLoras: 2 },
-  { name: 'qwen-1', host: '127.0.0.3', loras: ['travel-helper-v1', 'travel-helper-v2'], maxLoras: 2 },
-  { name: 'deepseek-r1-0', host: '127.0.0.4', loras: [], maxLoras: undefined },
-] as const;
+/** A simulated pod of an example and what it runs. */
+interface DemoEngine {
+  readonly name: string;
+  readonly host: string;
+  readonly options: Omit<SimServerOptions, 'host' | 'port' | 'name' | 'clock'>;
+}
 
-export const EXAMPLE_DIR = fileURLToPath(new URL('../../../examples/canary/', import.meta.url));
+/** One example the demo can run: its folder, its pods, and what to try. */
+interface DemoExample {
+  readonly dir: string;
+  readonly engines: readonly DemoEngine[];
+  /** The lines printed once everything runs. */
+  banner(ctx: { readonly base: string; readonly admin: string; readonly engines: readonly RunningSimServer[] }): string;
+}
 
-/** Where the demo puts things; the example's files say 8080, 8000 and 127.0.0.2-4. */
+const exampleDir = (name: string): string => fileURLToPath(new URL(`../../../examples/${name}/`, import.meta.url));
+
+/** examples/pd/pool.yaml's `kvTransfer.bootstrapPort`: where the prefill servers' bootstrap listeners are. */
+const PD_BOOTSTRAP_PORT = 34_000;
+/** The model seed 002's clients ask for. */
+const QWEN = '/models/Qwen3-32B';
+
+const vllmCanary = (loras: readonly string[], maxLoras: number | undefined): DemoEngine['options'] => ({
+  runtime: 'vllm',
+  model: 'mymodel',
+  loras,
+  ...(maxLoras === undefined ? {} : { maxLoras }),
+  profile: 'llama-3.1-8b-h100',
+});
+
+const sglangPd = (pdRole: 'prefill' | 'decode'): DemoEngine['options'] => ({
+  runtime: 'sglang',
+  model: QWEN,
+  profile: 'qwen3-32b-2xh100',
+  pdRole,
+  ...(pdRole === 'prefill' ? { bootstrapPort: PD_BOOTSTRAP_PORT } : {}),
+});
+
+export const EXAMPLES: Readonly<Record<'canary' | 'pd', DemoExample>> = {
+  canary: {
+    dir: exampleDir('canary'),
+    engines: [
+      { name: 'qwen-0', host: '127.0.0.2', options: vllmCanary(['travel-helper-v1', 'travel-helper-v2'], 2) },
+      { name: 'qwen-1', host: '127.0.0.3', options: vllmCanary(['travel-helper-v1', 'travel-helper-v2'], 2) },
+      { name: 'deepseek-r1-0', host: '127.0.0.4', options: vllmCanary([], undefined) },
+    ],
+    banner: ({ base, engines }) => `Try (90% of answers come from a qwen pod, 10% from deepseek-r1-0; header x-sim-pod names it):
+  curl -si ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
+    -d '{"model":"mymodel","max_tokens":24,"messages":[{"role":"user","content":"Who are you?"}]}'
+LoRA canary (90% travel-helper-v1, 10% travel-helper-v2; the answer starts with the adapter's
+name), streaming token by token:
+  curl -sN ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
+    -d '{"model":"travelhelper","stream":true,"messages":[{"role":"user","content":"I just arrived in Beijing"}]}'
+Models routable here:  curl -s ${base}/v1/models
+A model server's own metrics (vLLM names):  curl -s ${(engines[0] as RunningSimServer).url}/metrics
+Edit the weights in examples/canary/route.yaml or models.yaml and the split changes live.
+`,
+  },
+  pd: {
+    dir: exampleDir('pd'),
+    engines: [
+      { name: 'qwen-prefill-0', host: '127.0.0.12', options: sglangPd('prefill') },
+      { name: 'qwen-prefill-1', host: '127.0.0.13', options: sglangPd('prefill') },
+      { name: 'qwen-decode-0', host: '127.0.0.14', options: sglangPd('decode') },
+      { name: 'qwen-decode-1', host: '127.0.0.15', options: sglangPd('decode') },
+    ],
+    banner: ({ base, admin, engines }) => `Try (the gateway picks a prefill and a decode pod per request, sends both the same body with
+bootstrap_host/port/room, and returns the decode pod's answer; header x-sim-pod names it):
+  curl -si ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
+    -d '{"model":"${QWEN}","max_tokens":24,"messages":[{"role":"user","content":"Who are you?"}]}'
+Streaming token by token:
+  curl -sN ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
+    -d '{"model":"${QWEN}","stream":true,"messages":[{"role":"user","content":"I just arrived in Beijing"}]}'
+The pool's endpoints and their roles (prefill / decode), load and health:
+  curl -s ${admin}/debug/endpoints
+What each role did: a prefill pod generates one token per request (the KV goes to the decode
+pod), a decode pod generates the answers:
+  curl -s ${(engines[0] as RunningSimServer).url}/metrics | grep '^sglang:generation_tokens_total'
+  curl -s ${(engines[2] as RunningSimServer).url}/metrics | grep '^sglang:generation_tokens_total'
+Edit examples/pd/pool.yaml (the policy, the role label) and the gateway reloads it.
+`,
+  },
+};
+
+/** Where the demo puts things; the example's files say 8080, 8000 and their pods' addresses. */
 export interface DemoPlacement {
   readonly port: number;
   readonly simPort: number;
@@ -64,18 +149,26 @@ export function placeResources(resources: readonly Resource[], placement: DemoPl
   });
 }
 
-function simHosts(value: string | undefined): Map<string, string> {
-  const hosts = value === undefined ? ENGINES.map((e) => e.host) : value.split(',').map((h) => h.trim());
-  if (hosts.length !== ENGINES.length || hosts.some((h) => h === '')) {
-    throw new OptionError(`--sim-hosts needs ${ENGINES.length} addresses separated by commas, for ${ENGINES.map((e) => e.name).join(', ')} (got "${value ?? ''}")`);
+function simHosts(example: DemoExample, value: string | undefined): Map<string, string> {
+  const engines = example.engines;
+  const hosts = value === undefined ? engines.map((e) => e.host) : value.split(',').map((h) => h.trim());
+  if (hosts.length !== engines.length || hosts.some((h) => h === '')) {
+    throw new OptionError(`--sim-hosts needs ${engines.length} addresses separated by commas, for ${engines.map((e) => e.name).join(', ')} (got "${value ?? ''}")`);
   }
-  return new Map(ENGINES.map((e, i) => [e.name, hosts[i] as string]));
+  return new Map(engines.map((e, i) => [e.name, hosts[i] as string]));
+}
+
+function exampleOf(value: string | undefined): DemoExample {
+  const name = value ?? 'canary';
+  if (name !== 'canary' && name !== 'pd') throw new OptionError(`--example must be canary or pd (got "${name}")`);
+  return EXAMPLES[name];
 }
 
 export async function runDemoCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
+      example: { type: 'string' },
       port: { type: 'string' },
       'admin-port': { type: 'string' },
       'sim-port': { type: 'string' },
@@ -89,56 +182,36 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     process.stdout.write(DEMO_HELP);
     return 0;
   }
+  const example = exampleOf(values.example);
   const placement: DemoPlacement = {
     port: portOption('port', values.port, 8080),
     simPort: portOption('sim-port', values['sim-port'], 8000),
-    hosts: simHosts(values['sim-hosts']),
+    hosts: simHosts(example, values['sim-hosts']),
   };
   const adminPort = portOption('admin-port', values['admin-port'], 9090, 0);
   const logger = createLogger((values['log-level'] ?? 'info') as LogLevel);
   const engines: RunningSimServer[] = [];
   const clock = new SimClock({ timeScale: 1 });
   try {
-    for (const e of ENGINES) {
-      engines.push(
-        await startSimServer({
-          runtime: 'vllm',
-          host: placement.hosts.get(e.name) as string,
-          port: placement.simPort,
-          name: e.name,
-          model: 'mymodel',
-          loras: e.loras,
-          ...(e.maxLoras === undefined ? {} : { maxLoras: e.maxLoras }),
-          profile: 'llama-3.1-8b-h100',
-          clock,
-        }),
-      );
+    for (const e of example.engines) {
+      engines.push(await startSimServer({ ...e.options, host: placement.hosts.get(e.name) as string, port: placement.simPort, name: e.name, clock }));
     }
     const gateway = await startStandaloneGateway({
-      sources: [new FileConfigSource([EXAMPLE_DIR], { transform: (resources) => placeResources(resources, placement) })],
+      sources: [new FileConfigSource([example.dir], { transform: (resources) => placeResources(resources, placement) })],
       address: '127.0.0.1',
       adminPort,
       logger,
     });
     const base = `http://127.0.0.1:${placement.port}`;
-    const qwen0 = engines[0] as RunningSimServer;
+    const admin = `http://127.0.0.1:${gateway.adminPort}`;
+    const servers = engines.map((e) => `${e.name} ${e.url}${e.pdRole === undefined ? '' : ` (${e.pdRole}${e.bootstrapPort === undefined ? '' : `, bootstrap ${e.host}:${e.bootstrapPort}`})`}`);
     process.stderr.write(`
 Infergate demo is running.
-  model servers: ${engines.map((e) => `${e.name} ${e.url}`).join(', ')}
-  gateway:       ${base}  (config: ${EXAMPLE_DIR}, reloaded on change)
-  health:        http://127.0.0.1:${gateway.adminPort}/readyz
+  model servers: ${servers.join(',\n                 ')}
+  gateway:       ${base}  (config: ${example.dir}, reloaded on change)
+  health:        ${admin}/readyz
 
-Try (90% of answers come from a qwen pod, 10% from deepseek-r1-0; header x-sim-pod names it):
-  curl -si ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
-    -d '{"model":"mymodel","max_tokens":24,"messages":[{"role":"user","content":"Who are you?"}]}'
-LoRA canary (90% travel-helper-v1, 10% travel-helper-v2; the answer starts with the adapter's
-name), streaming token by token:
-  curl -sN ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
-    -d '{"model":"travelhelper","stream":true,"messages":[{"role":"user","content":"I just arrived in Beijing"}]}'
-Models routable here:  curl -s ${base}/v1/models
-A model server's own metrics (vLLM names):  curl -s ${qwen0.url}/metrics
-Edit the weights in examples/canary/route.yaml or models.yaml and the split changes live.
-Press Ctrl-C to stop.
+${example.banner({ base, admin, engines })}Press Ctrl-C to stop.
 
 `);
     const cause = await untilSignal();
