@@ -33,6 +33,8 @@ export interface StagePoint {
   readonly ok: number;
   readonly ttftP50Ms: number | undefined;
   readonly ttftP90Ms: number | undefined;
+  /** ITL percentiles over every token gap of the stage's successful requests. */
+  readonly itlP50Ms: number | undefined;
   readonly itlP99Ms: number | undefined;
   /** Output tokens of the stage's successful requests per second of the stage. */
   readonly outputTokensPerS: number;
@@ -65,6 +67,7 @@ export function sweepPoints(records: readonly RequestRecord[], stages: readonly 
       ok: s.ok,
       ttftP50Ms: s.ttftMs?.p50,
       ttftP90Ms: s.ttftMs?.p90,
+      itlP50Ms: s.itlMs?.p50,
       itlP99Ms: s.itlMs?.p99,
       outputTokensPerS: s.outputTokens / stage.seconds,
     });
@@ -83,6 +86,7 @@ export function closedLoopPoint(records: readonly RequestRecord[], stage: number
     ok: s.ok,
     ttftP50Ms: s.ttftMs?.p50,
     ttftP90Ms: s.ttftMs?.p90,
+    itlP50Ms: s.itlMs?.p50,
     itlP99Ms: s.itlMs?.p99,
     outputTokensPerS: s.outputTokensPerS,
   };

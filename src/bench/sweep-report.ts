@@ -60,7 +60,7 @@ function loadDescription(result: SweepResult): string {
 }
 
 /** The Markdown report (starts with a `##` heading, the capacity statement right under it). */
-export function sweepMarkdown(result: SweepResult, command: string, machine: MachineInfo, charts: { ttft: string; itl: string }): string {
+export function sweepMarkdown(result: SweepResult, command: string, machine: MachineInfo, charts: SweepCharts): string {
   const sc = result.scenario;
   const m = machine;
   const slos = sc.slos;
@@ -82,7 +82,7 @@ export function sweepMarkdown(result: SweepResult, command: string, machine: Mac
     '### Every stage',
     '',
   ];
-  const head = ['system', 'rate (req/s)', ...(sc.load.kind === 'concurrency' ? ['clients'] : []), 'requests', 'completed', 'TTFT p50', 'TTFT p90', 'ITL p99', 'output tok/s', ...slos.map((_, i) => `SLO ${i + 1}`)];
+  const head = ['system', 'rate (req/s)', ...(sc.load.kind === 'concurrency' ? ['clients'] : []), 'requests', 'completed', 'TTFT p50', 'TTFT p90', 'ITL p50', 'ITL p99', 'output tok/s', ...slos.map((_, i) => `SLO ${i + 1}`)];
   const rows = result.systems.flatMap((s) =>
     s.points.map((p) => [
       s.name,
@@ -92,6 +92,7 @@ export function sweepMarkdown(result: SweepResult, command: string, machine: Mac
       String(p.ok),
       ms(p.ttftP50Ms),
       ms(p.ttftP90Ms),
+      ms(p.itlP50Ms),
       ms(p.itlP99Ms),
       shortNumber(p.outputTokensPerS),
       ...slos.map((slo) => (meetsSlo(p, slo) ? 'met' : 'missed')),
@@ -100,19 +101,67 @@ export function sweepMarkdown(result: SweepResult, command: string, machine: Mac
   out.push(...table(head, rows, ['l']), '', slos.map((slo, i) => `SLO ${i + 1}: ${sloLabel(slo)}.`).join(' '), '');
   const skipped = result.systems.filter((s) => s.skippedStages > 0);
   if (skipped.length > 0) out.push(`Stages not run after a miss: ${skipped.map((s) => `${s.name} ${s.skippedStages}`).join(', ')}.`, '');
-  out.push(`![TTFT p90 against load](${charts.ttft})`, '', `![ITL p99 against load](${charts.itl})`, '');
+  if (sc.load.kind === 'rates') out.push(...sameRateRatios(result), '');
+  out.push(
+    `![TTFT p90 against load](${charts.ttft})`,
+    '',
+    `![ITL p99 against load](${charts.itl})`,
+    '',
+    `![ITL p50 against load](${charts.itlP50})`,
+    '',
+    `![Output tokens per second against load](${charts.throughput})`,
+    '',
+  );
   return out.join('\n');
+}
+
+/**
+ * Open-loop sweeps offer every system the same rates: each system's latencies and throughput at
+ * each stage as ratios to nginx round-robin's at that stage (below 1× is better for latencies,
+ * above for throughput). Stages the baseline did not run are left out.
+ */
+export function sameRateRatios(result: SweepResult): string[] {
+  const base = result.systems.find((s) => s.name === BASELINE);
+  if (base === undefined) return [];
+  const others = result.systems.filter((s) => s !== base);
+  if (others.length === 0) return [];
+  const r = (v: number | undefined, b: number | undefined): string => (v === undefined || b === undefined || b === 0 ? '–' : ratio(v, b));
+  const rows = others.flatMap((s) =>
+    s.points.flatMap((p) => {
+      const b = base.points.find((q) => q.stage === p.stage);
+      if (b === undefined) return [];
+      return [[s.name, shortNumber(p.rate), r(p.ttftP50Ms, b.ttftP50Ms), r(p.ttftP90Ms, b.ttftP90Ms), r(p.itlP50Ms, b.itlP50Ms), r(p.itlP99Ms, b.itlP99Ms), r(p.outputTokensPerS, b.outputTokensPerS)]];
+    }),
+  );
+  if (rows.length === 0) return [];
+  return [`### Against ${BASELINE} at the same rate`, '', ...table(['system', 'rate (req/s)', 'TTFT p50', 'TTFT p90', 'ITL p50', 'ITL p99', 'output tok/s'], rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r'])];
 }
 
 function curve(systems: readonly SweepSystemResult[], y: (p: SweepSystemResult['points'][number]) => number | undefined) {
   return systems.map((s) => ({ name: s.name, points: s.points.flatMap((p) => { const v = y(p); return v === undefined ? [] : [{ x: p.rate, y: v }]; }) }));
 }
 
-/** The two charts: TTFT p90 and ITL p99 against the rate, with the first SLO's limits dashed. */
-export function sweepCharts(result: SweepResult): { ttft: string; itl: string } {
+/** A sweep's charts (SVG text, or file names in the Markdown). */
+export interface SweepCharts {
+  readonly ttft: string;
+  readonly itl: string;
+  readonly itlP50: string;
+  readonly throughput: string;
+}
+
+/** The charts against the rate: TTFT p90 and ITL p99 with the first SLO's limits dashed, ITL p50, output tokens/s. */
+export function sweepCharts(result: SweepResult): SweepCharts {
   const slo = result.scenario.slos[0];
   const x = result.scenario.load.kind === 'rates' ? 'offered load (requests / s)' : 'achieved load (requests / s)';
   return {
+    itlP50: lineChart(curve(result.systems, (p) => p.itlP50Ms), { title: `ITL p50 against load: ${result.scenario.name}`, xLabel: x, yLabel: 'ITL p50' }),
+    throughput: lineChart(curve(result.systems, (p) => p.outputTokensPerS), {
+      title: `Output tokens per second against load: ${result.scenario.name}`,
+      xLabel: x,
+      yLabel: 'output tokens / s',
+      formatY: shortNumber,
+      yScale: 'linear',
+    }),
     ttft: lineChart(curve(result.systems, (p) => p.ttftP90Ms), {
       title: `TTFT p90 against load: ${result.scenario.name}`,
       xLabel: x,
@@ -128,11 +177,11 @@ export function sweepCharts(result: SweepResult): { ttft: string; itl: string } 
   };
 }
 
-/** Writes `<name>.json` (every record), `<name>.md` and `<name>-ttft-p90.svg`, `<name>-itl-p99.svg`; returns the Markdown. */
+/** Writes `<name>.json` (every record), `<name>.md` and the charts `<name>-ttft-p90.svg`, `-itl-p99.svg`, `-itl-p50.svg`, `-throughput.svg`; returns the Markdown. */
 export async function writeSweepReport(result: SweepResult, dir: string, command: string): Promise<string> {
   await mkdir(dir, { recursive: true });
   const name = result.scenario.name;
-  const files = { ttft: `${name}-ttft-p90.svg`, itl: `${name}-itl-p99.svg` };
+  const files: SweepCharts = { ttft: `${name}-ttft-p90.svg`, itl: `${name}-itl-p99.svg`, itlP50: `${name}-itl-p50.svg`, throughput: `${name}-throughput.svg` };
   const machine = machineInfo();
   const charts = sweepCharts(result);
   const md = sweepMarkdown(result, command, machine, files);
@@ -151,6 +200,8 @@ export async function writeSweepReport(result: SweepResult, dir: string, command
     writeFile(join(dir, `${name}.md`), md),
     writeFile(join(dir, files.ttft), charts.ttft),
     writeFile(join(dir, files.itl), charts.itl),
+    writeFile(join(dir, files.itlP50), charts.itlP50),
+    writeFile(join(dir, files.throughput), charts.throughput),
   ]);
   return md;
 }

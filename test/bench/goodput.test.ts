@@ -7,7 +7,7 @@ import { record } from './records.js';
 const SLO = { ttftP90Ms: 2000, itlP99Ms: 100 };
 
 function point(rate: number, over: Partial<StagePoint> = {}): StagePoint {
-  return { stage: 0, rate, requests: 100, ok: 100, ttftP50Ms: 200, ttftP90Ms: 500, itlP99Ms: 50, outputTokensPerS: rate * 100, ...over };
+  return { stage: 0, rate, requests: 100, ok: 100, ttftP50Ms: 200, ttftP90Ms: 500, itlP50Ms: 20, itlP99Ms: 50, outputTokensPerS: rate * 100, ...over };
 }
 
 test('a stage meets the SLO on TTFT p90, ITL p99 and completions, each at its limit', () => {
@@ -44,6 +44,7 @@ test('sweep points: records by arrival stage; planned but unsent requests count 
   assert.equal(points[0]!.requests, planned[0]);
   assert.equal(points[0]!.outputTokensPerS, (planned[0]! * 10) / 10);
   assert.equal(points[0]!.itlP99Ms, 30, 'p99 over every gap of the stage');
+  assert.equal(points[0]!.itlP50Ms, 25, 'p50 too');
   assert.equal(points[1]!.requests, planned[1], 'unsent requests of a stopped stage are counted');
   assert.ok(!meetsSlo(points[1]!, SLO));
 });

@@ -50,6 +50,22 @@ test('bench-suite --smoke: every scenario reports every system, with sane number
     for (const f of ['shared-prefix-sweep-ttft-p90.svg', 'shared-prefix-sweep-itl-p99.svg']) assert.ok(files.includes(f), `${f} written`);
     assert.match(stdout, /Smoke: a goodput sweep/);
 
+    // The PD sweep: nginx over 4 plain SGLang engines, the gateway over 2 prefill + 2 decode ones.
+    const pd = JSON.parse(await readFile(join(out, 'pd.json'), 'utf8')) as {
+      systems: Array<{ name: string; points: Array<{ requests: number; ok: number; itlP50Ms?: number }>; records: Array<{ endpoint?: string; ok: boolean }> }>;
+    };
+    assert.deepEqual(pd.systems.map((s) => s.name), ['nginx round-robin', 'gateway PD (2 prefill + 2 decode)']);
+    for (const s of pd.systems) {
+      assert.ok(s.points.length === 1 && s.points[0]!.ok === s.points[0]!.requests && s.points[0]!.requests > 0, `${s.name}: every request served (${JSON.stringify(s.points)})`);
+      assert.ok((s.points[0]!.itlP50Ms ?? 0) > 0, `${s.name}: ITL p50 measured`);
+    }
+    const answered = new Set(pd.systems[1]!.records.map((r) => r.endpoint));
+    assert.deepEqual([...answered].sort(), ['sim-2', 'sim-3'], 'under PD the decode servers answer');
+    assert.equal(new Set(pd.systems[0]!.records.map((r) => r.endpoint)).size, 4, 'nginx spreads over all four engines');
+    const pdMd = await readFile(join(out, 'pd.md'), 'utf8');
+    assert.match(pdMd, /### Against nginx round-robin at the same rate/);
+    for (const f of ['pd-ttft-p90.svg', 'pd-itl-p99.svg', 'pd-itl-p50.svg', 'pd-throughput.svg']) assert.ok(files.includes(f), `${f} written`);
+
     const overhead = JSON.parse(await readFile(join(out, 'overhead.json'), 'utf8')) as { rows: Array<{ system: string; requests: number; failed: number; cpuSecondsPer1000?: number }> };
     const gateway = overhead.rows.find((r) => r.system === 'gateway DEFAULT');
     assert.ok(gateway !== undefined && gateway.requests > 0 && gateway.failed === 0);

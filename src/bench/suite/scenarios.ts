@@ -11,7 +11,7 @@ import type { WorkloadInput } from '../workloads/index.js';
  */
 
 /** A system a workload is run through. */
-export type SystemId = 'nginx' | 'random' | 'default' | 'prefix' | 'direct';
+export type SystemId = 'nginx' | 'random' | 'default' | 'prefix' | 'direct' | 'pd';
 
 export const SYSTEM_NAMES: Readonly<Record<SystemId, string>> = {
   direct: 'direct (no proxy)',
@@ -19,6 +19,7 @@ export const SYSTEM_NAMES: Readonly<Record<SystemId, string>> = {
   random: 'gateway random',
   default: 'gateway DEFAULT',
   prefix: 'gateway PREFIX_CACHE',
+  pd: 'gateway PD (2 prefill + 2 decode)',
 };
 
 export interface FleetSpec {
@@ -33,6 +34,14 @@ export interface FleetSpec {
   readonly maxNumSeqs?: number;
   readonly loras?: readonly string[];
   readonly maxLoras?: number;
+  /** The engines' face; default vllm. */
+  readonly runtime?: 'vllm' | 'sglang';
+  /**
+   * For the `pd` system: how many of the replicas are prefill servers (the first ones) and how
+   * many decode servers (SGLang PD, the gateway with seed 002's InferenceTrafficPolicy). Other
+   * systems get the same engines without roles.
+   */
+  readonly pd?: { readonly prefill: number; readonly decode: number };
 }
 
 export interface RoutingScenario {
@@ -175,6 +184,33 @@ function multiTurn(): SweepScenario {
   };
 }
 
+/**
+ * Prefill/decode disaggregation against aggregation on the same 4 engines (issue 12): long
+ * prompts with shortish answers, where every aggregated engine keeps stalling its decodes behind
+ * 2,048-token prefill chunks, and a PD pool keeps its decode engines free of prefills but has only
+ * half of the engines to prefill with.
+ */
+function pdScenario(quick: boolean): SweepScenario {
+  const input = 4_096;
+  const output = quick ? 128 : 256;
+  // Past the aggregated pools' knee (prefill compute on 4 engines), which is well past PD's (on 2).
+  const stages = quick ? [2, 6, 10].map((rate) => ({ rate, seconds: 10 })) : [2, 4, 6, 8, 10, 12, 14, 16].map((rate) => ({ rate, seconds: 15 }));
+  const perRequest = input + output;
+  return {
+    kind: 'sweep',
+    name: 'pd',
+    title: `Prefill/decode disaggregation: ${input.toLocaleString('en-US')}-token prompts, ${output}-token answers on ${SWEEP_REPLICAS} engines, 2 prefill + 2 decode against aggregated`,
+    why: `Every request brings a fresh ${input.toLocaleString('en-US')}-token prompt (nothing shared, nothing cached) and streams ${output} tokens. Aggregated, each engine prefills prompts in 2,048-token chunks inside the same steps as its decodes, so every decoding request on it waits ~100 ms whenever a chunk runs. Disaggregated (SGLang PD, the gateway with seed 002's InferenceTrafficPolicy: prefix-aware balancing on both roles), 2 engines only prefill and hand each prompt's KV (1 GiB for Qwen3-32B) to one of 2 engines that only decode: steady token gaps, at the price of half the prefill capacity, a second request per prompt and the KV transfer.`,
+    capacity: `Engines run at their profile's real KV capacity (${SWEEP_REPLICAS} × Qwen3-32B on 2× H100, SGLang face, ${(QWEN3_32B_KV_TOKENS / 1000).toFixed(0)}k tokens each). A request holds at most ${perRequest.toLocaleString('en-US')} tokens, so KV is not what limits this scenario: prefill compute is. The KV transfer is ${input.toLocaleString('en-US')} × 256 KiB over 800 Gb/s (2 × 400 Gb/s RDMA, one NIC per GPU): 10.7 ms per prompt.`,
+    fleet: { replicas: SWEEP_REPLICAS, profile: 'qwen3-32b-2xh100', runtime: 'sglang', pd: { prefill: 2, decode: 2 }, ...(quick ? { timeScale: 2 } : {}) },
+    workload: { type: 'random', count: 100_000, inputTokens: input, outputTokens: output },
+    load: { kind: 'rates', stages, drainSeconds: quick ? 10 : 30 },
+    slos: GOODPUT_SLOS,
+    stopAfterMissed: 1,
+    systems: quick ? ['nginx', 'pd'] : ['nginx', 'default', 'pd'],
+  };
+}
+
 function random(): RoutingScenario {
   return {
     kind: 'routing',
@@ -249,6 +285,19 @@ function smoke(): Scenario[] {
       systems: ['nginx', 'prefix'],
     },
     {
+      kind: 'sweep',
+      name: 'pd',
+      title: 'Smoke: prefill/decode disaggregation, 2 prefill + 2 decode',
+      why: 'CI smoke run of the PD sweep.',
+      capacity: 'Engines run at the tiny profile’s real KV capacity (4 × 2,048 tokens).',
+      fleet: { replicas: 4, profile: 'tiny', runtime: 'sglang', pd: { prefill: 2, decode: 2 } },
+      workload: { type: 'random', count: 1_000, inputTokens: 200, outputTokens: 8 },
+      load: { kind: 'rates', stages: [{ rate: 8, seconds: 2 }], drainSeconds: 3 },
+      slos: GOODPUT_SLOS,
+      stopAfterMissed: 1,
+      systems: ['nginx', 'pd'],
+    },
+    {
       ...overhead(true),
       shapes: [{ name: 'small', title: 'small requests (64-token prompt, 16 tokens out, streamed)', workload: { type: 'random', count: 100_000, inputTokens: 64, outputTokens: 16 }, concurrency: 4, seconds: 1 }],
     },
@@ -259,7 +308,7 @@ export type SuiteSize = 'smoke' | 'quick' | 'full';
 
 export function scenarios(size: SuiteSize): Scenario[] {
   if (size === 'smoke') return smoke();
-  return size === 'quick' ? [sharedPrefix(true), overhead(true)] : [sharedPrefix(false), multiTurn(), random(), lora(), overhead(false)];
+  return size === 'quick' ? [sharedPrefix(true), pdScenario(true), overhead(true)] : [sharedPrefix(false), multiTurn(), pdScenario(false), random(), lora(), overhead(false)];
 }
 
 /**

@@ -125,8 +125,9 @@ export async function runSweep(scenario: SweepScenario, ctx: Context): Promise<S
   const results: SweepSystemResult[] = [];
   for (const system of systems) {
     const name = SYSTEM_NAMES[system];
-    ctx.log(`${scenario.name}: ${name}: starting ${scenario.fleet.replicas} engines (cold caches, real KV capacity unless stated)`);
-    const fleet = await startFleet(scenario.fleet, ctx);
+    const roles = system === 'pd' && scenario.fleet.pd !== undefined ? ` (${scenario.fleet.pd.prefill} prefill + ${scenario.fleet.pd.decode} decode)` : '';
+    ctx.log(`${scenario.name}: ${name}: starting ${scenario.fleet.replicas} engines${roles} (cold caches, real KV capacity unless stated)`);
+    const fleet = await startFleet(scenario.fleet, ctx, system);
     try {
       const front = await startFront(system, fleet, ctx);
       try {

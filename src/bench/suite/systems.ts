@@ -1,5 +1,6 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startNginx } from './nginx.js';
 import { answers, startInfergate, type Child } from './processes.js';
 import type { FleetSpec, SystemId } from './scenarios.js';
@@ -31,13 +32,35 @@ export interface Fleet {
   readonly child: Child;
   readonly urls: readonly string[];
   readonly podsYaml: string;
+  readonly runtime: FleetSpec['runtime'];
 }
 
-/** Simulated engines in one child process, on consecutive loopback hosts, all on port 8000. */
-export async function startFleet(spec: FleetSpec, ctx: Context): Promise<Fleet> {
+/**
+ * Seed 002's PD pool, as examples/pd/ has it: the pool selects `alibabacloud.com/inference_backend:
+ * sglang`, its InferenceTrafficPolicy tells the roles apart by the RoleBasedGroup role label and
+ * names the prefill servers' bootstrap port.
+ */
+const PD_POOL_FILE = fileURLToPath(new URL('../../../../examples/pd/pool.yaml', import.meta.url));
+const PD_SELECTOR_LABEL = 'alibabacloud.com/inference_backend=sglang';
+const PD_ROLE_LABEL = 'rolebasedgroup.workloads.x-k8s.io/role';
+const PD_BOOTSTRAP_PORT = 34_000;
+
+/**
+ * Simulated engines in one child process, on consecutive loopback hosts, all on port 8000. For
+ * the `pd` system the first `spec.pd.prefill` are prefill servers and the next `spec.pd.decode`
+ * decode servers, labelled for seed 002's pool.
+ */
+export async function startFleet(spec: FleetSpec, ctx: Context, system?: SystemId): Promise<Fleet> {
   const pods = join(ctx.work, 'pods.yaml');
   await rm(pods, { force: true });
-  const args = ['sim', '--runtime', 'vllm', '--host', host(0), '--port', String(SIM_PORT), '--replicas', String(spec.replicas), '--profile', spec.profile, '--labels', 'app=bench', '--pods-yaml', pods];
+  const pd = system === 'pd' ? spec.pd : undefined;
+  if (system === 'pd' && (pd === undefined || pd.prefill + pd.decode !== spec.replicas)) throw new Error('the pd system needs fleet.pd with prefill + decode = replicas');
+  const labels = pd === undefined ? 'app=bench' : `app=bench,${PD_SELECTOR_LABEL}`;
+  const args = ['sim', '--runtime', spec.runtime ?? 'vllm', '--host', host(0), '--port', String(SIM_PORT), '--replicas', String(spec.replicas), '--profile', spec.profile, '--labels', labels, '--pods-yaml', pods];
+  if (pd !== undefined) {
+    const roles = [...Array<string>(pd.prefill).fill('prefill'), ...Array<string>(pd.decode).fill('decode')];
+    args.push('--pd-role', roles.join(','), '--pd-role-label', PD_ROLE_LABEL, '--bootstrap-port', String(PD_BOOTSTRAP_PORT));
+  }
   if (spec.numGpuBlocks !== undefined) args.push('--num-gpu-blocks', String(spec.numGpuBlocks));
   if (spec.maxModelLen !== undefined) args.push('--max-model-len', String(spec.maxModelLen));
   if (spec.maxNumSeqs !== undefined) args.push('--max-num-seqs', String(spec.maxNumSeqs));
@@ -47,14 +70,11 @@ export async function startFleet(spec: FleetSpec, ctx: Context): Promise<Fleet> 
   // Ready when every engine answers and the Pods file is written (the sim writes it after listening).
   const written = async (): Promise<boolean> => (await stat(pods).catch(() => undefined)) !== undefined;
   const child = await startInfergate('sim', args, async () => (await Promise.all(urls.map((u) => answers(`${u}/health`)))).every(Boolean) && (await written()));
-  return { child, urls, podsYaml: await readFile(pods, 'utf8') };
+  return { child, urls, podsYaml: await readFile(pods, 'utf8'), runtime: spec.runtime };
 }
 
-/** The gateway over the fleet: one listener, one route, one pool with the system's policy. */
-function gatewayYaml(fleet: Fleet, port: number, system: SystemId): string {
-  const annotations: Record<string, string> = {};
-  if (system === 'prefix') annotations['inference.networking.x-k8s.io/routing-strategy'] = 'PREFIX_CACHE';
-  if (system === 'random') annotations['infergate.dev/routing'] = 'policy: random';
+/** The gateway's listener and route to one pool. */
+function gatewayAndRoute(port: number, backendRef: string): string {
   return `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: bench}
@@ -67,8 +87,24 @@ kind: HTTPRoute
 metadata: {name: bench}
 spec:
   parentRefs: [{name: bench}]
-  rules: [{backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: bench}]}]
+  rules: [{backendRefs: [${backendRef}]}]
+`;
+}
+
+/** The gateway over the fleet: one listener, one route, one pool with the system's policy. */
+async function gatewayYaml(fleet: Fleet, port: number, system: SystemId, runtime: FleetSpec['runtime']): Promise<string> {
+  if (system === 'pd') {
+    // Seed 002's pool and traffic policy verbatim (its target port is the fleet's 8000).
+    return `${gatewayAndRoute(port, '{group: inference.networking.x-k8s.io, kind: InferencePool, name: qwen-inference-pool}')}---
+${await readFile(PD_POOL_FILE, 'utf8')}
 ---
+${fleet.podsYaml}`;
+  }
+  const annotations: Record<string, string> = {};
+  if (system === 'prefix') annotations['inference.networking.x-k8s.io/routing-strategy'] = 'PREFIX_CACHE';
+  if (system === 'random') annotations['infergate.dev/routing'] = 'policy: random';
+  if (runtime === 'sglang') annotations['inference.networking.x-k8s.io/model-server-runtime'] = 'sglang';
+  return `${gatewayAndRoute(port, '{group: inference.networking.k8s.io, kind: InferencePool, name: bench}')}---
 apiVersion: inference.networking.k8s.io/v1
 kind: InferencePool
 metadata:
@@ -102,7 +138,7 @@ export async function startFront(system: SystemId, fleet: Fleet, ctx: Context): 
   }
   const dir = join(ctx.work, 'gateway');
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'config.yaml'), gatewayYaml(fleet, ctx.frontPort, system));
+  await writeFile(join(dir, 'config.yaml'), await gatewayYaml(fleet, ctx.frontPort, system, fleet.runtime));
   const admin = `http://127.0.0.1:${ctx.adminPort}`;
   const child = await startInfergate('gateway', ['serve', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], async () => {
     if (!(await answers(`${admin}/readyz`))) return false;
