@@ -13,6 +13,8 @@ import type { Watched } from './watchdog.js';
 
 /** A prefill answer is read whole up to this size (it is one token and KV parameters); the rest is discarded. */
 const MAX_PREFILL_ANSWER_BYTES = 1024 * 1024;
+/** Of a failed leg's error answer, this much is read for its message. */
+const MAX_ERROR_MESSAGE_BYTES = 8 * 1024;
 
 /** Which leg broke a pair: its endpoint is not tried again; `both` (the handshake) blames neither. */
 type Blame = 'prefill' | 'decode' | 'both';
@@ -168,8 +170,9 @@ async function sendDecode(input: ForwardInput, decision: Decision, plan: PdPlan,
   }
   const decoded = decodeResponse(response.headers, response.body);
   if (response.status >= 500) {
-    decoded.body.destroy();
-    const failure = legError('decode', plan.decode, new GatewayError('upstream_unavailable', `answered ${response.status}`));
+    // The server's own words say why (an SGLang decode whose prefill partner died says so).
+    const said = await readAll(decoded.body, MAX_ERROR_MESSAGE_BYTES).catch(() => Buffer.alloc(0));
+    const failure = legError('decode', plan.decode, new GatewayError('upstream_unavailable', `answered ${response.status}${reason(said)}`));
     pair.fail(failure, 'decode');
     throw new PairFailed(failure, 'decode');
   }
@@ -190,14 +193,30 @@ function request(input: ForwardInput, endpoint: Endpoint, body: Buffer | null, e
   return { origin: endpoint.origin, path: input.req.url ?? '/', method: (input.req.method ?? 'POST') as Dispatcher.HttpMethod, headers: upstreamRequestHeaders(input.req.headers, edits), body };
 }
 
-async function readAll(body: AsyncIterable<Buffer>): Promise<Buffer> {
+/** Reads a body whole, keeping at most `limit` bytes (the rest is read and discarded). */
+async function readAll(body: AsyncIterable<Buffer>, limit = MAX_PREFILL_ANSWER_BYTES): Promise<Buffer> {
   const parts: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
-    if (size + chunk.length <= MAX_PREFILL_ANSWER_BYTES) parts.push(chunk);
+    if (size + chunk.length <= limit) parts.push(chunk);
     size += chunk.length;
   }
   return Buffer.concat(parts);
+}
+
+/** `: <message>` from an error body in any server shape (OpenAI nested or flat, `detail`, text), or ''. */
+function reason(body: Buffer): string {
+  if (body.length === 0) return '';
+  const text = body.toString('utf8');
+  let message: unknown;
+  try {
+    const json = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown; detail?: unknown };
+    message = typeof json.error === 'object' ? json.error.message : (json.error ?? json.message ?? json.detail);
+  } catch {
+    message = text;
+  }
+  const s = typeof message === 'string' ? message.trim() : JSON.stringify(message);
+  return s === '' || s === undefined ? '' : `: ${s.length > 200 ? `${s.slice(0, 200)}…` : s}`;
 }
 
 async function* prepend(first: IteratorResult<Buffer>, rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
