@@ -3,7 +3,6 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import type { RunningSimServer } from '../../src/sim/index.js';
 import { configDir } from '../support/config.js';
 import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
 import { listen } from '../../src/proxy/port-listener.js';
