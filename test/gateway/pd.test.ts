@@ -4,6 +4,7 @@ import { Endpoint } from '../../src/core/endpoint.js';
 import { seededRandom } from '../../src/core/weighted.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { bootstrapRoom, sequenceCount, sglangPdBody, vllmDecodeBody, vllmPrefillBody } from '../../src/gateway/pd-body.js';
+import { gatewayAndRoute } from '../support/config.js';
 import { memoryLogger, MemorySource, type LogRecord } from '../support/memory-source.js';
 
 const prefillAt = (address: string, bootstrapPort?: number): Endpoint =>
@@ -66,19 +67,7 @@ test('vLLM P/D bodies: the prefill asks for a remote decode of one token, unstre
 });
 
 function pdConfig(runtime: 'sglang' | 'vllm', extra = ''): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec: {gatewayClassName: x, listeners: [{name: http, protocol: HTTP, port: 8080}]}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: r}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: pd}]}]
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
+  return `${gatewayAndRoute(8080, ['  - backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: pd}]'])}apiVersion: inference.networking.x-k8s.io/v1alpha2
 kind: InferencePool
 metadata: {name: pd}
 spec: {targetPortNumber: 8000, selector: {app: pd}}

@@ -3,11 +3,11 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { configDir } from '../support/config.js';
+import { configDir, gatewayAndRoute, poolRule } from '../support/config.js';
 import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
 import { listen } from '../../src/proxy/port-listener.js';
 import { freePort } from '../support/ports.js';
-import { debugPools, handled, startPods, waitFor, type PodSpec, type SimPods } from '../support/smart.js';
+import { debugPools, handled, waitFor, type PodSpec, type SimPods, startSmartEnv, type SmartEnv } from '../support/smart.js';
 
 const SEEDS = fileURLToPath(new URL('../../../test/fixtures/seeds/', import.meta.url));
 const REQUESTS = fileURLToPath(new URL('../../../test/fixtures/requests/', import.meta.url));
@@ -40,28 +40,12 @@ const FAILURE_POOLS = ['kill-prefill', 'kill-decode', 'handshake'] as const;
  * RoleBasedGroup label, bootstrap port 34000) over simulated SGLang servers: 2 prefill, 2 decode
  * and one pod without a role; plus three 1P+1D pools for the failure cases, chosen by `x-pool`.
  */
-async function config(port: number, pods: SimPods): Promise<string> {
-  const seed = await readFile(`${SEEDS}002-prefix-sglang-pd.yaml`, 'utf8');
-  const routes = FAILURE_POOLS.map(
-    (p) => `  - matches: [{path: {type: PathPrefix, value: /v1}, headers: [{name: x-pool, value: ${p}}]}]
-    backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: ${p}}]`,
-  ).join('\n');
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec: {gatewayClassName: infergate, listeners: [{name: http, protocol: HTTP, port: ${port}}]}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: r}
-spec:
-  parentRefs: [{name: gw}]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /v1}}]
-    backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: qwen-inference-pool}]
-${routes}
----
-${seed.replace(/targetPortNumber: 8000/, `targetPortNumber: ${pods.port}`)}
+const SEED_PD = await readFile(`${SEEDS}002-prefix-sglang-pd.yaml`, 'utf8');
+
+function config(port: number, pods: SimPods): string {
+  const seed = SEED_PD;
+  const rules = [poolRule('qwen-inference-pool', undefined, 'inference.networking.x-k8s.io'), ...FAILURE_POOLS.map((p) => poolRule(p, { name: 'x-pool', value: p }))];
+  return `${gatewayAndRoute(port, rules)}${seed.replace(/targetPortNumber: 8000/, `targetPortNumber: ${pods.port}`)}
 ${failurePool('kill-prefill', pods.port)}${failurePool('kill-decode', pods.port)}${failurePool('handshake', pods.port, 'pd: {bootstrapTimeout: 1s}')}${pods.podsYaml()}`;
 }
 
@@ -79,12 +63,12 @@ const sglang = (name: string, host: string, labels: Record<string, string>, pdRo
 describe('prefill/decode disaggregation, SGLang (seed 002)', { timeout: 180_000 }, () => {
   let pods: SimPods;
   let gateway: GatewayProcess;
-  let cfg: Awaited<ReturnType<typeof configDir>>;
   let base: string;
+  let env: SmartEnv;
   const seedPod = (role: string): Record<string, string> => ({ [BACKEND]: 'sglang', [ROLE]: role });
 
   before(async () => {
-    pods = await startPods([
+    env = await startSmartEnv([
       sglang('p-0', '127.0.7.2', seedPod('prefill'), 'prefill'),
       sglang('p-1', '127.0.7.3', seedPod('prefill'), 'prefill'),
       sglang('d-0', '127.0.7.4', seedPod('decode'), 'decode'),
@@ -97,18 +81,12 @@ describe('prefill/decode disaggregation, SGLang (seed 002)', { timeout: 180_000 
       sglang('kd-d', '127.0.7.13', { pool: 'kill-decode', [ROLE]: 'decode' }, 'decode'),
       sglang('hs-p', '127.0.7.14', { pool: 'handshake', [ROLE]: 'prefill' }, 'prefill'),
       sglang('hs-d', '127.0.7.15', { pool: 'handshake', [ROLE]: 'decode' }, 'decode'),
-    ]);
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    cfg = await configDir(await config(port, pods));
-    gateway = await startGatewayProcess(['-f', cfg.dir]);
-    await waitFor('first scrapes', async () => (await debugPools(gateway)).every((p) => p.endpoints.every((e) => e.metrics !== null)), 20_000);
+    ], config);
+    ({ pods, gateway, base } = env);
   });
 
   after(async () => {
-    await gateway?.stop();
-    await pods?.close();
-    await cfg?.remove();
+    await env?.close();
   });
 
   const send = async (path: string, body: Record<string, unknown>, id: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string; pod: string | null }> => {
@@ -249,16 +227,7 @@ describe('prefill/decode disaggregation: the bodies both legs get', { timeout: 6
     }
     const gw = await freePort();
     base = `http://127.0.0.1:${gw}`;
-    cfg = await configDir(`apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec: {gatewayClassName: infergate, listeners: [{name: http, protocol: HTTP, port: ${gw}}]}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: r}
-spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: rec}]}]}
-${failurePool('rec', port)}---
+    cfg = await configDir(`${gatewayAndRoute(gw, [poolRule('rec')])}${failurePool('rec', port)}---
 apiVersion: v1
 kind: Pod
 metadata: {name: rec-p, labels: {pool: rec, ${ROLE}: prefill}}
