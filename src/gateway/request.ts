@@ -9,6 +9,7 @@ import type { InferenceBody } from './body.js';
 import { responseHeaderEdits, upstreamHeaderEdits } from './headers.js';
 import type { Prepared } from './pipeline.js';
 import { logRequest } from './request-log.js';
+import { prefillInputLogprobs, wantsLogprobs } from './logprob-merge.js';
 import { ResponseBody } from './response-body.js';
 import type { Runtime } from './runtime.js';
 import { onPrefillAnswer, onPrefillFailure, pdDecision, planPd, type PdPlan, type PrefillOutcome } from './pd.js';
@@ -63,6 +64,8 @@ export class RequestHandle {
   #prefill: Attempt | undefined;
   #attempts = 0;
   #pd: PdPlan | undefined;
+  /** SGLang PD with logprobs asked: the prefill's input-token logprobs, merged into the decode answer. */
+  #inputLogprobs: unknown[] | undefined;
   #pdFallback: string | undefined;
   #pairsTried = 0;
   readonly #failedEndpoints = new Set<Endpoint>();
@@ -175,6 +178,7 @@ export class RequestHandle {
     this.#prefillEnded(status < 500 ? undefined : `status ${status}`);
     const outcome = onPrefillAnswer(plan, prepared.body, status, body);
     if (outcome.kind === 'alone') this.#pdFallback = outcome.reason;
+    if (outcome.kind === 'decode' && plan.protocol === 'sglang' && wantsLogprobs(prepared.request.body)) this.#inputLogprobs = prefillInputLogprobs(body);
     if (outcome.kind === 'fail') this.#failedEndpoints.add(plan.prefill);
     return outcome;
   }
@@ -252,7 +256,7 @@ export class RequestHandle {
     if (prepared === undefined || this.#attempt === undefined) return { headers: edits, sse };
     this.#attempt.headersMs ??= performance.now() - this.#attempt.dispatchedAt;
     for (const c of prepared.backend.controls.responseHeaders) c.responseHeaders?.(prepared.request, this.#attempt.endpoint, status);
-    const body = new ResponseBody(prepared, status, sse);
+    const body = new ResponseBody(prepared, status, sse, this.#inputLogprobs);
     this.#body = body;
     if (body.changesLength) edits.push({ op: 'remove', name: 'content-length' });
     if (body.normalizesError) edits.push({ op: 'set', name: 'content-type', value: 'application/json' });

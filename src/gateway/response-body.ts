@@ -1,4 +1,5 @@
 import { ErrorBodyNormalizer } from './error-body.js';
+import { LogprobMerger } from './logprob-merge.js';
 import { ModelRenamer } from './model-rename.js';
 import type { Prepared } from './pipeline.js';
 import { ResponseObserver, type Usage } from './response-observer.js';
@@ -21,13 +22,15 @@ export class ResponseBody {
   readonly #observer: ResponseObserver | undefined;
   readonly #errorBody: ErrorBodyNormalizer | undefined;
   readonly #renamer: ModelRenamer | undefined;
+  readonly #logprobs: LogprobMerger | undefined;
   readonly #countTokens: boolean;
   readonly #promptTokens: number;
   #lastChunkAt = 0;
   readonly #gaps: number[] | undefined;
   #usage: Usage | undefined;
 
-  constructor(prepared: Prepared, status: number, sse: boolean) {
+  /** `inputLogprobs`: a disaggregated request's prefill input-token logprobs, to put in front of the decode answer's. */
+  constructor(prepared: Prepared, status: number, sse: boolean, inputLogprobs?: readonly unknown[]) {
     const ok = status >= 200 && status < 300;
     this.#countTokens = sse && prepared.countTokens;
     this.#promptTokens = prepared.request.promptTokens;
@@ -42,7 +45,8 @@ export class ResponseBody {
     const renamed = prepared.model !== undefined && prepared.targetModel !== undefined && prepared.model !== prepared.targetModel;
     if (renamed) this.#renamer = new ModelRenamer(prepared.targetModel as string, prepared.model as string);
     if (sse) this.#gaps = [];
-    this.changesLength = stripUsage || renamed;
+    if (inputLogprobs !== undefined) this.#logprobs = new LogprobMerger(inputLogprobs, sse);
+    this.changesLength = stripUsage || renamed || this.#logprobs !== undefined;
   }
 
   /** True when the answer is an error being rewritten into the OpenAI shape. */
@@ -63,21 +67,23 @@ export class ResponseBody {
       this.#lastChunkAt = now;
     }
     if (this.#errorBody !== undefined) return this.#errorBody.push(chunk);
-    const observed = this.#observer === undefined ? chunk : this.#observer.push(chunk);
-    return this.#renamer === undefined || observed.length === 0 ? observed : this.#renamer.push(observed);
+    let out = this.#observer === undefined ? chunk : this.#observer.push(chunk);
+    if (this.#logprobs !== undefined && out.length > 0) out = this.#logprobs.push(out);
+    return this.#renamer === undefined || out.length === 0 ? out : this.#renamer.push(out);
   }
 
   /** The body ended; returns the bytes held back until now (none: undefined). */
   end(): Buffer | undefined {
     if (this.#errorBody !== undefined) return this.#errorBody.end();
     const observer = this.#observer;
-    const rest = observer?.end();
+    let rest = observer?.end();
+    if (this.#logprobs !== undefined) rest = Buffer.concat([rest === undefined ? EMPTY : this.#logprobs.push(rest), this.#logprobs.end()]);
     this.#usage = observer?.usage;
     if (observer !== undefined && this.#usage === undefined && this.#countTokens) {
       // No usage event (the runtime cannot be asked for one): the gateway's own count.
       this.#usage = { promptTokens: this.#promptTokens, completionTokens: observer.chunks, cachedTokens: undefined, estimated: true };
     }
-    if (this.#renamer === undefined) return rest;
+    if (this.#renamer === undefined) return rest === undefined || rest.length === 0 ? undefined : rest;
     const out = Buffer.concat([rest === undefined ? EMPTY : this.#renamer.push(rest), this.#renamer.end()]);
     return out.length === 0 ? undefined : out;
   }

@@ -91,7 +91,7 @@ async function runPair(input: ForwardInput, decision: Decision, plan: PdPlan): P
       const prefill = sendPrefill(input, decision, plan, pair, watch);
       // Read later (or never, when the decode leg fails first): never an unhandled rejection.
       prefill.catch(() => undefined);
-      const outcome = await sendDecode(input, decision, plan, plan.decodeBody ?? plan.prefillBody, pair, watch);
+      const outcome = await sendDecode(input, decision, plan, plan.decodeBody ?? plan.prefillBody, pair, watch, plan.awaitPrefillAnswer ? prefill : undefined);
       await prefill.catch(() => undefined);
       return outcome;
     }
@@ -144,7 +144,16 @@ async function sendPrefill(input: ForwardInput, decision: Decision, plan: PdPlan
  * arrived then), which must come within the plan's handshake deadline; before it, any failure
  * of either leg fails the pair.
  */
-async function sendDecode(input: ForwardInput, decision: Decision, plan: PdPlan, body: Buffer | undefined, pair: Pair, watch: (w: Watched) => void): Promise<Outcome> {
+async function sendDecode(
+  input: ForwardInput,
+  decision: Decision,
+  plan: PdPlan,
+  body: Buffer | undefined,
+  pair: Pair,
+  watch: (w: Watched) => void,
+  /** Wait for the prefill's answer before the client's (its logprobs go in front of the decode's). */
+  prefillAnswer?: Promise<PrefillOutcome>,
+): Promise<Outcome> {
   const { handle } = input;
   const pairScope = pair.scope;
   handle.dispatched(plan.decode);
@@ -183,6 +192,10 @@ async function sendDecode(input: ForwardInput, decision: Decision, plan: PdPlan,
     first = await chunks.next();
   } catch (err) {
     throw legFailure(err);
+  }
+  if (prefillAnswer !== undefined) {
+    const prefilled = await prefillAnswer.catch((err: unknown) => ({ kind: 'fail', error: asGatewayError(err) }) as const);
+    if (prefilled.kind === 'fail') throw legFailure(prefilled.error);
   }
   // From here the pair stands: the prefill leg's late troubles no longer concern the client.
   pair.committed = true;
