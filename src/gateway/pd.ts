@@ -3,6 +3,7 @@ import { GatewayError } from '../core/errors.js';
 import { DECODE_PROFILE, PD_DECISION, PREFILL_PROFILE, type PdDecision } from '../scheduling/plugins/pd-profile-handler.js';
 import type { SchedulingResult } from '../scheduling/types.js';
 import { openAIErrorBody } from './error-body.js';
+import { wantsLogprobs } from './logprob-merge.js';
 import { sglangPdBody, vllmDecodeBody, vllmPrefillBody } from './pd-body.js';
 import type { Prepared } from './pipeline.js';
 import { pdProfileOf, type PoolRuntime } from './runtime.js';
@@ -42,6 +43,11 @@ export interface PdPlan {
   readonly deadlineSetting: string;
   /** SGLang bootstrap rooms, one per sequence. */
   readonly rooms: readonly number[];
+  /**
+   * The client's answer must wait for the prefill's (SGLang with logprobs asked: the prefill's
+   * input-token logprobs go in front of the decode's).
+   */
+  readonly awaitPrefillAnswer: boolean;
 }
 
 /** What to do after the prefill leg answered or failed. */
@@ -83,9 +89,9 @@ export function planPd(prepared: Prepared, result: SchedulingResult): PdPlan | u
   const setting = `KV handshake: infergate.dev/routing pd.bootstrapTimeout (${bootstrapMs} ms) + ${PREFILL_ALLOWANCE_MS_PER_TOKEN} ms per prompt token`;
   if (protocol === 'sglang') {
     const { body, rooms } = sglangPdBody(prepared.body, prepared.request.body, prefill, pd?.kvTransfer?.bootstrapPort);
-    return { protocol, prefill, decode, prefillBody: body, decodeBody: body, firstByteDeadlineMs: deadline, deadlineSetting: setting, rooms };
+    return { protocol, prefill, decode, prefillBody: body, decodeBody: body, firstByteDeadlineMs: deadline, deadlineSetting: setting, rooms, awaitPrefillAnswer: wantsLogprobs(prepared.request.body) };
   }
-  return { protocol, prefill, decode, prefillBody: vllmPrefillBody(prepared.body), decodeBody: undefined, firstByteDeadlineMs: deadline, deadlineSetting: setting, rooms: [] };
+  return { protocol, prefill, decode, prefillBody: vllmPrefillBody(prepared.body), decodeBody: undefined, firstByteDeadlineMs: deadline, deadlineSetting: setting, rooms: [], awaitPrefillAnswer: true };
 }
 
 /** A leg's failure as the client sees it: the leg and pod are named in the message. */

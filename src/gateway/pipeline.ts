@@ -128,7 +128,6 @@ export class Pipeline {
     // Services are plain balancing; bodyless requests (GET /health, …) are balanced without a model.
     if (backend.kind === 'service' || body === undefined || body.length === 0) return plain();
 
-    const pool = backend.config;
     const inference = parsed?.raw === body ? parsed : parseInferenceBody(body);
     return this.#preparePool(backend, inference, headers, requestId, path);
   }

@@ -1,98 +1,23 @@
 import type { RouteRequest } from '../config/route-table.js';
 import type { RuleConfig } from '../config/snapshot.js';
 import type { Endpoint } from '../core/endpoint.js';
-import { asGatewayError, GatewayError, type ErrorCode } from '../core/errors.js';
+import { asGatewayError, GatewayError } from '../core/errors.js';
 import type { HeaderEdit } from '../core/headers.js';
-import type { PassiveHealth } from '../endpoints/passive-health.js';
 import type { Ticket } from '../flowcontrol/admission.js';
-import type { Logger } from '../observability/logger.js';
-import type { GatewayMetrics } from '../observability/metrics.js';
 import { EXPECTED_CACHED_TOKENS, MAX_ATTEMPTS, type SchedulingResult } from '../scheduling/types.js';
 import type { InferenceBody } from './body.js';
-import { ErrorBodyNormalizer } from './error-body.js';
 import { responseHeaderEdits, upstreamHeaderEdits } from './headers.js';
-import { ModelRenamer } from './model-rename.js';
-import type { Pipeline, Prepared } from './pipeline.js';
+import type { Prepared } from './pipeline.js';
 import { logRequest } from './request-log.js';
-import { ResponseObserver, type Usage } from './response-observer.js';
+import { prefillInputLogprobs, wantsLogprobs } from './logprob-merge.js';
+import { ResponseBody } from './response-body.js';
 import type { Runtime } from './runtime.js';
-import type { UpstreamTimeouts } from './timeouts.js';
 import { onPrefillAnswer, onPrefillFailure, pdDecision, planPd, type PdPlan, type PrefillOutcome } from './pd.js';
+import { ENDPOINT_FAILURES, type Decision, type Leg, type Outcome, type RequestDeps, type RequestInit, type ResponsePlan } from './request-types.js';
+
+export type { Decision, Leg, Outcome, RequestDeps, RequestInit, ResponsePlan } from './request-types.js';
 import type { PdLog } from './request-log.js';
 import { PREFILL_PROFILE } from '../scheduling/plugins/pd-profile-handler.js';
-
-/** What a data plane knows when a request arrives. */
-export interface RequestInit {
-  /** The client's `x-request-id`, if it sent one. */
-  readonly requestId?: string;
-  readonly method: string;
-  /** Path without the query string. */
-  readonly path: string;
-  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  readonly clientAddress?: string;
-  /** The listener port, for the log line. */
-  readonly port?: number;
-}
-
-/** Where and how to send a request: the endpoints to try in order, the body and headers. */
-export interface Decision {
-  /** Primary first, then fallbacks for a retry; at most MAX_ATTEMPTS; never empty. */
-  readonly endpoints: readonly Endpoint[];
-  /** The body to send (model rewritten, usage requested); undefined for a bodyless request. */
-  readonly body: Buffer | undefined;
-  /** Changes to the client's headers for the upstream request. */
-  readonly headers: readonly HeaderEdit[];
-  /** The client asked for an SSE stream. */
-  readonly stream: boolean;
-  /** Whole-request deadline, and the setting it comes from (for the error message). */
-  readonly timeout: { readonly ms: number; readonly setting: string } | undefined;
-  /** How long to wait for the model server, by phase. */
-  readonly timeouts: UpstreamTimeouts;
-  /**
-   * Set when the request is disaggregated: its prefill and decode legs (then `endpoints` is the
-   * decode endpoint alone; a failed pair is retried with `retryPair`).
-   */
-  readonly pd: PdPlan | undefined;
-}
-
-/** Which leg an attempt is: the one whose answer the client gets, or a disaggregated request's prefill. */
-export type Leg = 'main' | 'prefill';
-
-/** What the data plane should do with the response it is about to send. */
-export interface ResponsePlan {
-  /** Changes to the upstream's response headers for the client. */
-  readonly headers: readonly HeaderEdit[];
-  /** The response is an SSE stream (an error after it started becomes an SSE error event). */
-  readonly sse: boolean;
-}
-
-/** How the request ended, as the data plane saw it. */
-export interface Outcome {
-  /** The status the client got (or would have got: the data plane's own view). */
-  readonly status: number;
-  /** Bytes sent to the client. */
-  readonly bytesOut: number;
-  /** Set when the response was cut short after it started (client gone, upstream reset, timeout). */
-  readonly interrupted?: ErrorCode;
-  /** What cut it short, in words (which timeout fired, which leg failed), for the log line. */
-  readonly detail?: string;
-}
-
-/** What the gateway core needs from its owner to run requests. */
-export interface RequestDeps {
-  readonly pipeline: Pipeline;
-  readonly logger: Logger;
-  readonly metrics: GatewayMetrics;
-  readonly passiveHealth: PassiveHealth;
-  readonly timeouts: UpstreamTimeouts;
-  /** The base model of a LoRA adapter, where the pods' model lists say. */
-  readonly baseModelOf: (model: string) => string | undefined;
-  /** Whether a model name may become a metric label (see Gateway.knownModel). */
-  readonly knownModel: (model: string) => boolean;
-}
-
-/** Failures that count against an endpoint's passive health: it did not answer properly. */
-const ENDPOINT_FAILURES: ReadonlySet<string> = new Set(['upstream_unavailable', 'upstream_reset', 'upstream_timeout']);
 
 interface Attempt {
   readonly endpoint: Endpoint;
@@ -139,18 +64,14 @@ export class RequestHandle {
   #prefill: Attempt | undefined;
   #attempts = 0;
   #pd: PdPlan | undefined;
+  /** SGLang PD with logprobs asked: the prefill's input-token logprobs, merged into the decode answer. */
+  #inputLogprobs: unknown[] | undefined;
   #pdFallback: string | undefined;
   #pairsTried = 0;
   readonly #failedEndpoints = new Set<Endpoint>();
-  #observer: ResponseObserver | undefined;
-  #errorBody: ErrorBodyNormalizer | undefined;
-  #renamer: ModelRenamer | undefined;
+  #body: ResponseBody | undefined;
   #upstreamStatus: number | undefined;
   #ttftMs: number | undefined;
-  /** Streams: when the last chunk arrived, and the gaps between chunks (seconds, at most MAX_GAPS). */
-  #lastChunkAt = 0;
-  #gaps: number[] | undefined;
-  #usage: Usage | undefined;
   #ended = false;
 
   constructor(init: RequestInit, runtime: Runtime | undefined, deps: RequestDeps, id: string) {
@@ -187,7 +108,7 @@ export class RequestHandle {
     const runtime = this.#requireRuntime();
     const rule = this.#rule;
     if (rule === undefined) throw new Error('decide() before route()');
-    const { pipeline, metrics } = this.#deps;
+    const { pipeline } = this.#deps;
     const prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id, this.#init.path, this.#parsed);
     this.#prepared = prepared;
     this.#ticket = await pipeline.admit(prepared, signal);
@@ -257,6 +178,7 @@ export class RequestHandle {
     this.#prefillEnded(status < 500 ? undefined : `status ${status}`);
     const outcome = onPrefillAnswer(plan, prepared.body, status, body);
     if (outcome.kind === 'alone') this.#pdFallback = outcome.reason;
+    if (outcome.kind === 'decode' && plan.protocol === 'sglang' && wantsLogprobs(prepared.request.body)) this.#inputLogprobs = prefillInputLogprobs(body);
     if (outcome.kind === 'fail') this.#failedEndpoints.add(plan.prefill);
     return outcome;
   }
@@ -322,9 +244,8 @@ export class RequestHandle {
 
   /**
    * The upstream's response headers arrived; returns the header edits and whether it streams.
-   * Sets up what the body goes through: for a pool, an error answer becomes OpenAI-shaped; a
-   * success is read for usage (the usage event the gateway asked for is removed) and, when the
-   * model was rewritten, gets the client's model name back.
+   * Sets up what the body goes through (response-body.ts): error answers made OpenAI-shaped,
+   * usage read, the gateway's usage event removed, the client's model name restored.
    */
   responseStarted(status: number, headers: Readonly<Record<string, string | string[] | undefined>>): ResponsePlan {
     const prepared = this.#prepared;
@@ -335,60 +256,31 @@ export class RequestHandle {
     if (prepared === undefined || this.#attempt === undefined) return { headers: edits, sse };
     this.#attempt.headersMs ??= performance.now() - this.#attempt.dispatchedAt;
     for (const c of prepared.backend.controls.responseHeaders) c.responseHeaders?.(prepared.request, this.#attempt.endpoint, status);
-    const ok = status >= 200 && status < 300;
-    if (!ok) {
-      // Services are plain proxying; model servers' own error shapes become OpenAI's.
-      if (prepared.backend.kind === 'pool' && !sse) {
-        this.#errorBody = new ErrorBodyNormalizer(status);
-        edits.push({ op: 'remove', name: 'content-length' }, { op: 'set', name: 'content-type', value: 'application/json' });
-      }
-      return { headers: edits, sse };
-    }
-    const stripUsage = sse && prepared.stripUsage;
-    if (sse) this.#gaps = [];
-    this.#observer = new ResponseObserver({ sse, stripUsage, collectText: prepared.backend.controls.needsText, countChunks: sse && prepared.countTokens });
-    const renamed = prepared.model !== undefined && prepared.targetModel !== undefined && prepared.model !== prepared.targetModel;
-    if (renamed) this.#renamer = new ModelRenamer(prepared.targetModel as string, prepared.model as string);
-    // Stripping the usage event or renaming the model changes the length: the body goes chunked.
-    if (stripUsage || renamed) edits.push({ op: 'remove', name: 'content-length' });
+    const body = new ResponseBody(prepared, status, sse, this.#inputLogprobs);
+    this.#body = body;
+    if (body.changesLength) edits.push({ op: 'remove', name: 'content-length' });
+    if (body.normalizesError) edits.push({ op: 'set', name: 'content-type', value: 'application/json' });
     return { headers: edits, sse };
   }
 
   /** A response body chunk from upstream; returns the bytes to send the client (maybe fewer). */
   responseData(chunk: Buffer): Buffer {
-    if (this.#ttftMs === undefined && chunk.length > 0) this.firstByte();
-    else if (this.#gaps !== undefined && chunk.length > 0 && this.#gaps.length < MAX_GAPS) {
-      const now = performance.now();
-      this.#gaps.push((now - this.#lastChunkAt) / 1000);
-      this.#lastChunkAt = now;
-    }
-    if (this.#errorBody !== undefined) return this.#errorBody.push(chunk);
-    const observed = this.#observer === undefined ? chunk : this.#observer.push(chunk);
-    return this.#renamer === undefined || observed.length === 0 ? observed : this.#renamer.push(observed);
+    const first = this.#ttftMs === undefined && chunk.length > 0;
+    if (first) this.firstByte();
+    return this.#body === undefined ? chunk : this.#body.push(chunk, first);
   }
 
   /** The first response byte arrived: TTFT, and the endpoint's prefill for this request is over. */
   firstByte(): void {
     if (this.#ttftMs !== undefined) return;
     this.#ttftMs = performance.now() - this.startedAt;
-    this.#lastChunkAt = this.startedAt + this.#ttftMs;
+    this.#body?.started(this.startedAt + this.#ttftMs);
     this.#endPrefill();
   }
 
   /** The upstream body ended; returns bytes held back until now (none: undefined). */
   responseEnd(): Buffer | undefined {
-    if (this.#errorBody !== undefined) return this.#errorBody.end();
-    const observer = this.#observer;
-    const rest = observer?.end();
-    this.#usage = observer?.usage;
-    if (observer !== undefined && this.#usage === undefined && this.#prepared?.countTokens === true) {
-      // No usage event (the runtime cannot be asked for one): the gateway's own count.
-      this.#usage = { promptTokens: this.#prepared.request.promptTokens, completionTokens: observer.chunks, cachedTokens: undefined, estimated: true };
-    }
-    if (this.#renamer === undefined) return rest;
-    const parts = [rest === undefined ? EMPTY : this.#renamer.push(rest), this.#renamer.end()];
-    const out = Buffer.concat(parts);
-    return out.length === 0 ? undefined : out;
+    return this.#body?.end();
   }
 
   /** The request is over: the client got `outcome.status`. */
@@ -470,7 +362,7 @@ export class RequestHandle {
     const complete = failure === undefined && interrupted === undefined;
     this.#recordHealth(endpoint, failure?.code ?? interrupted);
     if (prepared !== undefined && endpoint !== undefined) {
-      const response = { status: this.#upstreamStatus, complete, text: complete ? this.#observer?.text : undefined };
+      const response = { status: this.#upstreamStatus, complete, text: complete ? this.#body?.text : undefined };
       for (const c of prepared.backend.controls.responseComplete) c.responseComplete?.(prepared.request, endpoint, response);
     }
     if (failure?.code === 'internal_error') this.#deps.logger.error({ requestId: this.id, err: failure.cause }, 'internal error');
@@ -488,18 +380,14 @@ export class RequestHandle {
       status,
       code: failure?.code ?? interrupted,
       detail: failure?.message ?? outcome?.detail,
-      usage: this.#usage,
+      usage: this.#body?.usage,
       bytesOut: outcome?.bytesOut ?? 0,
       pd: this.#pdLog(),
-      ...(this.#gaps === undefined || this.#gaps.length === 0 ? {} : { itlS: this.#gaps }),
+      ...(this.#body?.gaps === undefined || this.#body.gaps.length === 0 ? {} : { itlS: this.#body.gaps }),
     });
   }
 }
 
-const EMPTY = Buffer.alloc(0);
-
-/** Chunk gaps kept per stream for the ITL histogram (a 4k-token answer; later gaps are not observed). */
-const MAX_GAPS = 4096;
 
 /** The refusal of a body over a listener's limit (ClientTrafficPolicy `connection.bufferLimit`). */
 export function bodyTooLarge(limit: number): GatewayError {

@@ -13,6 +13,8 @@ import type { Watched } from './watchdog.js';
 
 /** A prefill answer is read whole up to this size (it is one token and KV parameters); the rest is discarded. */
 const MAX_PREFILL_ANSWER_BYTES = 1024 * 1024;
+/** Of a failed leg's error answer, this much is read for its message. */
+const MAX_ERROR_MESSAGE_BYTES = 8 * 1024;
 
 /** Which leg broke a pair: its endpoint is not tried again; `both` (the handshake) blames neither. */
 type Blame = 'prefill' | 'decode' | 'both';
@@ -89,7 +91,7 @@ async function runPair(input: ForwardInput, decision: Decision, plan: PdPlan): P
       const prefill = sendPrefill(input, decision, plan, pair, watch);
       // Read later (or never, when the decode leg fails first): never an unhandled rejection.
       prefill.catch(() => undefined);
-      const outcome = await sendDecode(input, decision, plan, plan.decodeBody ?? plan.prefillBody, pair, watch);
+      const outcome = await sendDecode(input, decision, plan, plan.decodeBody ?? plan.prefillBody, pair, watch, plan.awaitPrefillAnswer ? prefill : undefined);
       await prefill.catch(() => undefined);
       return outcome;
     }
@@ -142,7 +144,16 @@ async function sendPrefill(input: ForwardInput, decision: Decision, plan: PdPlan
  * arrived then), which must come within the plan's handshake deadline; before it, any failure
  * of either leg fails the pair.
  */
-async function sendDecode(input: ForwardInput, decision: Decision, plan: PdPlan, body: Buffer | undefined, pair: Pair, watch: (w: Watched) => void): Promise<Outcome> {
+async function sendDecode(
+  input: ForwardInput,
+  decision: Decision,
+  plan: PdPlan,
+  body: Buffer | undefined,
+  pair: Pair,
+  watch: (w: Watched) => void,
+  /** Wait for the prefill's answer before the client's (its logprobs go in front of the decode's). */
+  prefillAnswer?: Promise<PrefillOutcome>,
+): Promise<Outcome> {
   const { handle } = input;
   const pairScope = pair.scope;
   handle.dispatched(plan.decode);
@@ -168,8 +179,9 @@ async function sendDecode(input: ForwardInput, decision: Decision, plan: PdPlan,
   }
   const decoded = decodeResponse(response.headers, response.body);
   if (response.status >= 500) {
-    decoded.body.destroy();
-    const failure = legError('decode', plan.decode, new GatewayError('upstream_unavailable', `answered ${response.status}`));
+    // The server's own words say why (an SGLang decode whose prefill partner died says so).
+    const said = await readAll(decoded.body, MAX_ERROR_MESSAGE_BYTES).catch(() => Buffer.alloc(0));
+    const failure = legError('decode', plan.decode, new GatewayError('upstream_unavailable', `answered ${response.status}${reason(said)}`));
     pair.fail(failure, 'decode');
     throw new PairFailed(failure, 'decode');
   }
@@ -181,6 +193,10 @@ async function sendDecode(input: ForwardInput, decision: Decision, plan: PdPlan,
   } catch (err) {
     throw legFailure(err);
   }
+  if (prefillAnswer !== undefined) {
+    const prefilled = await prefillAnswer.catch((err: unknown) => ({ kind: 'fail', error: asGatewayError(err) }) as const);
+    if (prefilled.kind === 'fail') throw legFailure(prefilled.error);
+  }
   // From here the pair stands: the prefill leg's late troubles no longer concern the client.
   pair.committed = true;
   return relay({ ...input, scope: pairScope }, attempt, response.status, decoded, prepend(first, chunks));
@@ -190,14 +206,30 @@ function request(input: ForwardInput, endpoint: Endpoint, body: Buffer | null, e
   return { origin: endpoint.origin, path: input.req.url ?? '/', method: (input.req.method ?? 'POST') as Dispatcher.HttpMethod, headers: upstreamRequestHeaders(input.req.headers, edits), body };
 }
 
-async function readAll(body: AsyncIterable<Buffer>): Promise<Buffer> {
+/** Reads a body whole, keeping at most `limit` bytes (the rest is read and discarded). */
+async function readAll(body: AsyncIterable<Buffer>, limit = MAX_PREFILL_ANSWER_BYTES): Promise<Buffer> {
   const parts: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
-    if (size + chunk.length <= MAX_PREFILL_ANSWER_BYTES) parts.push(chunk);
+    if (size + chunk.length <= limit) parts.push(chunk);
     size += chunk.length;
   }
   return Buffer.concat(parts);
+}
+
+/** `: <message>` from an error body in any server shape (OpenAI nested or flat, `detail`, text), or ''. */
+function reason(body: Buffer): string {
+  if (body.length === 0) return '';
+  const text = body.toString('utf8');
+  let message: unknown;
+  try {
+    const json = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown; detail?: unknown };
+    message = typeof json.error === 'object' ? json.error.message : (json.error ?? json.message ?? json.detail);
+  } catch {
+    message = text;
+  }
+  const s = typeof message === 'string' ? message.trim() : JSON.stringify(message);
+  return s === '' || s === undefined ? '' : `: ${s.length > 200 ? `${s.slice(0, 200)}…` : s}`;
 }
 
 async function* prepend(first: IteratorResult<Buffer>, rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {

@@ -142,6 +142,10 @@ ${extra}    backendRefs: [{group: inference.networking.x-k8s.io, kind: Inference
   assert.equal(ruleAt(snapshot, 8080)?.requestTimeoutMs, 24 * 3600 * 1000);
   assert.equal(ruleAt(snapshot, 8080, '/special/x')?.requestTimeoutMs, 30_000);
   assert.equal(ruleAt(snapshot, 8080, '/ruled/x')?.requestTimeoutMs, 500);
+  // The error of a timeout names the setting that fired (issue 9: a rule's timeout was blamed on a policy).
+  assert.equal(ruleAt(snapshot, 8080)?.requestTimeoutSetting, 'BackendTrafficPolicy default/gw-timeout timeout.http.requestTimeout');
+  assert.equal(ruleAt(snapshot, 8080, '/special/x')?.requestTimeoutSetting, 'BackendTrafficPolicy default/route-timeout timeout.http.requestTimeout');
+  assert.match(ruleAt(snapshot, 8080, '/ruled/x')?.requestTimeoutSetting ?? '', /^HTTPRoute default\/ruled spec\.rules\[0\]\.timeouts\.request$/);
 });
 
 test('InferenceModels: oldest wins a duplicate modelName; no weights means equal shares; /v1/models lists names', () => {

@@ -6,6 +6,7 @@ import { Gateway } from '../../src/gateway/gateway.js';
 import type { PoolRuntime } from '../../src/gateway/runtime.js';
 import { ConfigRejectedError } from '../../src/config/store.js';
 import { builtinRegistry } from '../../src/scheduling/policies.js';
+import { gatewayAndRoute } from '../support/config.js';
 import { memoryLogger, MemorySource, type LogRecord } from '../support/memory-source.js';
 
 const PORT = 8080;
@@ -16,19 +17,7 @@ function config(opts: { pods?: number; strategy?: string; routing?: string; read
   const annotations: Record<string, string> = {};
   if (opts.strategy !== undefined) annotations['inference.networking.x-k8s.io/routing-strategy'] = opts.strategy;
   if (opts.routing !== undefined) annotations['infergate.dev/routing'] = opts.routing;
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec: {gatewayClassName: x, listeners: [{name: http, protocol: HTTP, port: ${PORT}}]}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: r}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: pool}]}]
----
-apiVersion: inference.networking.k8s.io/v1
+  return `${gatewayAndRoute(PORT, ['  - backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: pool}]'])}apiVersion: inference.networking.k8s.io/v1
 kind: InferencePool
 metadata: {name: pool, annotations: ${JSON.stringify(annotations)}}
 spec: {selector: {matchLabels: {app: m}}, targetPorts: [{number: 8000}]}

@@ -4,6 +4,7 @@ import { Endpoint } from '../../src/core/endpoint.js';
 import { seededRandom } from '../../src/core/weighted.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { bootstrapRoom, sequenceCount, sglangPdBody, vllmDecodeBody, vllmPrefillBody } from '../../src/gateway/pd-body.js';
+import { gatewayAndRoute } from '../support/config.js';
 import { memoryLogger, MemorySource, type LogRecord } from '../support/memory-source.js';
 
 const prefillAt = (address: string, bootstrapPort?: number): Endpoint =>
@@ -66,19 +67,7 @@ test('vLLM P/D bodies: the prefill asks for a remote decode of one token, unstre
 });
 
 function pdConfig(runtime: 'sglang' | 'vllm', extra = ''): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec: {gatewayClassName: x, listeners: [{name: http, protocol: HTTP, port: 8080}]}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: r}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: pd}]}]
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
+  return `${gatewayAndRoute(8080, ['  - backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: pd}]'])}apiVersion: inference.networking.x-k8s.io/v1alpha2
 kind: InferencePool
 metadata: {name: pd}
 spec: {targetPortNumber: 8000, selector: {app: pd}}
@@ -195,5 +184,35 @@ test('a PD pool: a failed SGLang prefill fails the pair; vLLM falls back to deco
     } finally {
       await gateway.close();
     }
+  }
+});
+
+test('vLLM PD: a prompt the decode pod received before runs there alone the next time (the decider learns from every dispatch)', async () => {
+  const { gateway, lines } = await pdGateway('vllm');
+  try {
+    const body = chat(`the same long question: ${'and why? '.repeat(200)}`);
+    const decide = async (): Promise<{ h: ReturnType<Gateway['begin']>; d: Awaited<ReturnType<ReturnType<Gateway['begin']>['decide']>> }> => {
+      const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
+      h.route(8080, route);
+      return { h, d: await h.decide(body, new AbortController().signal) };
+    };
+    const first = await decide();
+    assert.ok(first.d.pd !== undefined, 'cold: disaggregated');
+    first.h.dispatched(first.d.pd.prefill, 'prefill');
+    const outcome = first.h.prefillAnswered(200, Buffer.from('{"choices":[],"kv_transfer_params":{"do_remote_prefill":true,"remote_block_ids":[1]}}'));
+    assert.equal(outcome.kind, 'decode');
+    first.h.dispatched(first.d.pd.decode);
+    first.h.responseStarted(200, { 'content-type': 'application/json' });
+    first.h.responseData(Buffer.from('{"choices":[{"message":{"content":"Because."}}],"usage":{"prompt_tokens":900,"completion_tokens":2}}'));
+    first.h.responseEnd();
+    first.h.finished({ status: 200, bytesOut: 10 });
+    const second = await decide();
+    assert.equal(second.d.pd, undefined, 'warm on its decode pod: no prefill leg');
+    assert.equal(second.d.endpoints[0]?.podName, 'decode-0');
+    second.h.failed(new Error('not sent'));
+    const pd = lines.filter((l) => l.msg === 'Request Handled').map((l) => (l['pd'] as Record<string, unknown>)['reason']);
+    assert.deepEqual(pd, ['disaggregated', 'cached-on-decode']);
+  } finally {
+    await gateway.close();
   }
 });

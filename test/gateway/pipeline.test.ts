@@ -3,24 +3,10 @@ import { test } from 'node:test';
 import { seededRandom } from '../../src/core/weighted.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { Pipeline } from '../../src/gateway/pipeline.js';
+import { gatewayAndRoute } from '../support/config.js';
 import { memoryLogger, MemorySource } from '../support/memory-source.js';
 
-const YAML = `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec: {gatewayClassName: x, listeners: [{name: http, protocol: HTTP, port: 8080}]}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: r}
-spec:
-  parentRefs: [{name: gw}]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /svc}}]
-    backendRefs: [{name: web, port: 80}]
-  - backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: pool}]
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
+const YAML = `${gatewayAndRoute(8080, ['  - matches: [{path: {type: PathPrefix, value: /svc}}]\n    backendRefs: [{name: web, port: 80}]', '  - backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: pool}]'])}apiVersion: inference.networking.x-k8s.io/v1alpha2
 kind: InferencePool
 metadata: {name: pool}
 spec: {selector: {app: m}, targetPortNumber: 8000, extensionRef: {name: epp}}

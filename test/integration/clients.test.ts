@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
-import { configDir } from '../support/config.js';
-import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
-import { freePort } from '../support/ports.js';
-import { debugPools, handled, loadDirectly, startPods, waitFor, waitForView, type SimPods } from '../support/smart.js';
+import { gatewayAndRoute, poolRule } from '../support/config.js';
+import type { GatewayProcess } from '../support/gateway-process.js';
+import { debugPools, handled, loadDirectly, waitForView, type SimPods, startSmartEnv, type SmartEnv } from '../support/smart.js';
 
 /**
  * What real clients and real model servers meet through the gateway: the official OpenAI client
@@ -20,23 +19,8 @@ kind: InferencePool
 metadata: {name: ${name}, annotations: ${JSON.stringify(annotations)}}
 spec: {selector: {matchLabels: {pool: ${name}}}, targetPorts: [{number: ${pods.port}}]}
 `;
-  const routes = POOLS.map(
-    (p, i) => `  - matches: [{path: {type: PathPrefix, value: /v1}${i === 0 ? '' : `, headers: [{name: x-pool, value: ${p}}]`}}]
-    backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: ${p}}]`,
-  ).join('\n');
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec: {gatewayClassName: infergate, listeners: [{name: http, protocol: HTTP, port: ${port}}]}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: r}
-spec:
-  parentRefs: [{name: gw}]
-  rules:
-${routes}
-${pool('vllm-pool', { 'inference.networking.x-k8s.io/routing-strategy': 'PREFIX_CACHE' })}${pool('triton-old', { 'inference.networking.x-k8s.io/model-server-runtime': 'trt-llm' })}${pool('triton-forced', {
+  const rules = POOLS.map((p, i) => poolRule(p, i === 0 ? undefined : { name: 'x-pool', value: p }));
+  return `${gatewayAndRoute(port, rules)}${pool('vllm-pool', { 'inference.networking.x-k8s.io/routing-strategy': 'PREFIX_CACHE' })}${pool('triton-old', { 'inference.networking.x-k8s.io/model-server-runtime': 'trt-llm' })}${pool('triton-forced', {
     'inference.networking.x-k8s.io/model-server-runtime': 'trt-llm',
     'infergate.dev/routing': 'streamUsage: inject',
   })}${pool('mixed', { 'infergate.dev/routing': 'queue: {ttl: 3s}' })}${pods.podsYaml()}`;
@@ -45,32 +29,26 @@ ${pool('vllm-pool', { 'inference.networking.x-k8s.io/routing-strategy': 'PREFIX_
 describe('real clients and real servers through the gateway', { timeout: 180_000 }, () => {
   let pods: SimPods;
   let gateway: GatewayProcess;
-  let cfg: Awaited<ReturnType<typeof configDir>>;
   let base: string;
+  let env: SmartEnv;
   const client = (pool?: string): OpenAI =>
     new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', maxRetries: 0, ...(pool === undefined ? {} : { defaultHeaders: { 'x-pool': pool } }) });
 
   before(async () => {
     const tiny = { profile: 'tiny', timeScale: 20 } as const;
-    pods = await startPods([
+    env = await startSmartEnv([
       { name: 'v-0', host: '127.0.4.2', runtime: 'vllm', ...tiny, labels: { pool: 'vllm-pool' } },
       { name: 'v-1', host: '127.0.4.3', runtime: 'vllm', ...tiny, labels: { pool: 'vllm-pool' } },
       { name: 't-old', host: '127.0.4.4', runtime: 'trtllm', tritonVersion: '2.59', ...tiny, labels: { pool: 'triton-old' } },
       { name: 't-forced', host: '127.0.4.5', runtime: 'trtllm', tritonVersion: '2.59', ...tiny, labels: { pool: 'triton-forced' } },
       { name: 'busy', host: '127.0.4.6', runtime: 'vllm', profile: 'tiny', timeScale: 1, overrides: { maxNumSeqs: 1 }, labels: { pool: 'mixed' } },
       { name: 'blind', host: '127.0.4.7', runtime: 'vllm', ...tiny, metricsFault: 'no-stats', labels: { pool: 'mixed' } },
-    ]);
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    cfg = await configDir(config(port, pods));
-    gateway = await startGatewayProcess(['-f', cfg.dir]);
-    await waitFor('first scrapes', async () => (await debugPools(gateway)).every((p) => p.endpoints.every((e) => e.metrics !== null || e.name === 'blind')), 20_000);
+    ], config, (e) => e.metrics !== null || e.name === 'blind');
+    ({ pods, gateway, base } = env);
   });
 
   after(async () => {
-    await gateway?.stop();
-    await pods?.close();
-    await cfg?.remove();
+    await env?.close();
   });
 
   test('the official client: chat streamed and not, with usage only when it asked', async () => {

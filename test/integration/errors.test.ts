@@ -99,6 +99,7 @@ describe('data-plane failures map to the documented statuses', { timeout: 60_000
     const body = (await r.json()) as ErrorBody;
     assert.equal(body.error.code, 'upstream_timeout');
     assert.equal(body.error.type, 'timeout_error');
+    assert.match(body.error.message, /BackendTrafficPolicy default\/short-timeout timeout\.http\.requestTimeout/, 'the message names the setting that fired');
   });
 
   test('502 when every endpoint refuses the connection', async () => {

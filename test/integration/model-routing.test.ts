@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { configDir } from '../support/config.js';
-import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
-import { freePort } from '../support/ports.js';
-import { debugPools, startPods, waitFor, type SimPods } from '../support/smart.js';
+import { gatewayAndRoute, poolRule } from '../support/config.js';
+import type { GatewayProcess } from '../support/gateway-process.js';
+import { waitFor, type SimPods, startSmartEnv, type SmartEnv } from '../support/smart.js';
 
 /**
  * Model-based routing (seed 001; ACK and upstream's body-based router): one listener, two pools
@@ -12,33 +11,15 @@ import { debugPools, startPods, waitFor, type SimPods } from '../support/smart.j
  * asked for, error bodies arrive OpenAI-shaped, and client-chosen names stay bounded.
  */
 function config(port: number, pods: SimPods): string {
-  const route = (model: string, pool: string): string => `  - matches: [{path: {type: PathPrefix, value: /v1}, headers: [{name: X-Gateway-Model-Name, value: ${model}}]}]
-    backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: ${pool}}]`;
+  const route = (model: string, pool: string): string => poolRule(pool, { name: 'X-Gateway-Model-Name', value: model });
   const pool = (name: string, runtime: string): string => `---
 apiVersion: inference.networking.k8s.io/v1
 kind: InferencePool
 metadata: {name: ${name}, annotations: {inference.networking.x-k8s.io/model-server-runtime: ${runtime}}}
 spec: {selector: {matchLabels: {pool: ${name}}}, targetPorts: [{number: ${pods.port}}]}
 `;
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec: {gatewayClassName: infergate, listeners: [{name: http, protocol: HTTP, port: ${port}}]}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: by-model}
-spec:
-  parentRefs: [{name: gw}]
-  rules:
-${route('llama', 'llama-pool')}
-${route('qwen', 'qwen-pool')}
-${route('assistant', 'qwen-pool')}
-${route('travel-helper', 'llama-pool')}
-${route('retired', 'qwen-pool')}
-  - matches: [{path: {type: PathPrefix, value: /v1}}]
-    backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: llama-pool}]
-${pool('llama-pool', 'vllm')}${pool('qwen-pool', 'sglang')}---
+  const rules = [route('llama', 'llama-pool'), route('qwen', 'qwen-pool'), route('assistant', 'qwen-pool'), route('travel-helper', 'llama-pool'), route('retired', 'qwen-pool'), poolRule('llama-pool')];
+  return `${gatewayAndRoute(port, rules)}${pool('llama-pool', 'vllm')}${pool('qwen-pool', 'sglang')}---
 apiVersion: inference.networking.x-k8s.io/v1alpha2
 kind: InferenceModel
 metadata: {name: assistant}
@@ -52,27 +33,20 @@ ${pods.podsYaml()}`;
 }
 
 describe('model-based routing, model names in answers, error shapes, bounded names', { timeout: 120_000 }, () => {
-  let pods: SimPods;
   let gateway: GatewayProcess;
-  let cfg: Awaited<ReturnType<typeof configDir>>;
   let base: string;
+  let env: SmartEnv;
 
   before(async () => {
-    pods = await startPods([
+    env = await startSmartEnv([
       { name: 'llama-0', host: '127.0.3.2', runtime: 'vllm', model: 'llama', loras: ['travel-helper'], profile: 'tiny', timeScale: 20, labels: { pool: 'llama-pool' } },
       { name: 'qwen-0', host: '127.0.3.3', runtime: 'sglang', model: 'qwen', profile: 'tiny', timeScale: 20, labels: { pool: 'qwen-pool' } },
-    ]);
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    cfg = await configDir(config(port, pods));
-    gateway = await startGatewayProcess(['-f', cfg.dir]);
-    await waitFor('first scrapes', async () => (await debugPools(gateway)).every((p) => p.endpoints.every((e) => e.metrics !== null)), 20_000);
+    ], config);
+    ({ gateway, base } = env);
   });
 
   after(async () => {
-    await gateway?.stop();
-    await pods?.close();
-    await cfg?.remove();
+    await env?.close();
   });
 
   const chat = (model: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<Response> =>

@@ -79,3 +79,31 @@ export async function configDir(initial: string): Promise<{ dir: string; file: s
     remove: () => rm(dir, { recursive: true, force: true }),
   };
 }
+
+/** A rule sending `/v1` (optionally only requests with header `name: value`) to an InferencePool. */
+export function poolRule(pool: string, header?: { readonly name: string; readonly value: string }, group = 'inference.networking.k8s.io'): string {
+  const headers = header === undefined ? '' : `, headers: [{name: ${header.name}, value: ${header.value}}]`;
+  return `  - matches: [{path: {type: PathPrefix, value: /v1}${headers}}]
+    backendRefs: [{group: ${group}, kind: InferencePool, name: ${pool}}]`;
+}
+
+/**
+ * A Gateway `gw` with one HTTP listener on `port`, and an HTTPRoute `r` attached to it with
+ * `rules` (YAML list items indented two spaces, e.g. from `poolRule`), ending with `---`.
+ */
+export function gatewayAndRoute(port: number, rules: readonly string[]): string {
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec: {gatewayClassName: infergate, listeners: [{name: http, protocol: HTTP, port: ${port}}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+${rules.join('\n')}
+---
+`;
+}

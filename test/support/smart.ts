@@ -204,12 +204,17 @@ const PATIENT_SCRAPES = ['--scrape-timeout', '10000', '--metrics-staleness', '10
  * starts the gateway on it and waits until every endpoint has been scraped once, so a test sees
  * routing on real load from its first request.
  */
-export async function startSmartEnv(specs: readonly PodSpec[], config: (port: number, pods: SimPods) => string): Promise<SmartEnv> {
+export async function startSmartEnv(
+  specs: readonly PodSpec[],
+  config: (port: number, pods: SimPods) => string,
+  /** When an endpoint counts as scraped (default: it has metrics; a pod that publishes none never does). */
+  scraped: (e: DebugEndpoint) => boolean = (e) => e.metrics !== null,
+): Promise<SmartEnv> {
   const pods = await startPods(specs);
   const port = await freePort();
   const cfg = await configDir(config(port, pods));
   const gateway = await startGatewayProcess(['-f', cfg.dir, ...PATIENT_SCRAPES]);
-  await waitFor('first scrapes', async () => (await debugPools(gateway)).every((p) => p.endpoints.every((e) => e.metrics !== null)));
+  await waitFor('first scrapes', async () => (await debugPools(gateway)).every((p) => p.endpoints.every(scraped)), 20_000);
   return {
     pods,
     gateway,

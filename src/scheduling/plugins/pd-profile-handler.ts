@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import type { Endpoint } from '../../core/endpoint.js';
-import { TOKENS_PER_BLOCK } from '../../prefix/block-hash.js';
+import { blockHashes, TOKENS_PER_BLOCK } from '../../prefix/block-hash.js';
+import { withAnswer } from '../../prefix/prompt-text.js';
 import { stateKey } from '../cycle-state.js';
-import type { PluginHandle, ProfileHandler, ProfileResult, RunnableProfile, SchedulingRequest, TypedName } from '../types.js';
+import type { CompletedResponse, PluginHandle, ProfileHandler, ProfileResult, RequestControl, RunnableProfile, SchedulingRequest, TypedName } from '../types.js';
 import { promptHashes } from './prefix-cache-scorer.js';
 
 export const PD_PROFILE_HANDLER = 'pd-profile-handler';
@@ -78,8 +79,9 @@ function roleSaturated(endpoints: readonly Endpoint[], queueDepth: number, handl
  *
  * The decision is written to the request's state (`PD_DECISION`) for the gateway and the log.
  */
-export class PdProfileHandler implements ProfileHandler {
+export class PdProfileHandler implements ProfileHandler, RequestControl {
   readonly typedName: TypedName;
+  readonly needsResponseText = true;
   readonly #p: PdParameters;
   readonly #handle: PluginHandle;
 
@@ -103,6 +105,23 @@ export class PdProfileHandler implements ProfileHandler {
 
   processResults(): string {
     return DECODE_PROFILE;
+  }
+
+  /**
+   * The decode endpoint now holds the prompt's KV (computed there, or transferred from the
+   * prefill endpoint): the decider's estimate of what it caches must know, whether or not the
+   * decode profile scores prefix affinity.
+   */
+  preRequest(request: SchedulingRequest, endpoint: Endpoint, profile: string): void {
+    if (profile !== DECODE_PROFILE) return;
+    this.#handle.prefixIndex.record(endpoint, promptHashes(request));
+  }
+
+  /** After a complete answer the decode endpoint also caches the generated text. */
+  responseComplete(request: SchedulingRequest, endpoint: Endpoint, response: CompletedResponse): void {
+    if (!response.complete || response.status !== 200 || response.text === undefined || response.text === '' || request.body === undefined) return;
+    const text = withAnswer(request.body, response.text);
+    if (text !== undefined) this.#handle.prefixIndex.record(endpoint, blockHashes(text, request.targetModel));
   }
 
   #decide(request: SchedulingRequest, decodeEndpoint: Endpoint, prefillPool: readonly Endpoint[], decodePool: readonly Endpoint[]): PdDecision {

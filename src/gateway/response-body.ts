@@ -1,0 +1,105 @@
+import { ErrorBodyNormalizer } from './error-body.js';
+import { LogprobMerger } from './logprob-merge.js';
+import { ModelRenamer } from './model-rename.js';
+import type { Prepared } from './pipeline.js';
+import { ResponseObserver, type Usage } from './response-observer.js';
+
+/** Chunk gaps kept per stream for the ITL histogram (a 4k-token answer; later gaps are not observed). */
+const MAX_GAPS = 4096;
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * What one answer's body goes through on its way to the client, decided when its headers arrive:
+ * an error answer from a pool's model server becomes OpenAI-shaped (held until the end); a success
+ * is read for usage and, when some plugin wants it, the answer text (the usage event the gateway
+ * asked for is removed), then gets the client's model name back when the model was rewritten.
+ * It also times the chunks of a stream (the inter-token latency the client sees).
+ */
+export class ResponseBody {
+  /** True when the bytes the client gets differ in length from what arrived (sent chunked). */
+  readonly changesLength: boolean;
+  readonly #observer: ResponseObserver | undefined;
+  readonly #errorBody: ErrorBodyNormalizer | undefined;
+  readonly #renamer: ModelRenamer | undefined;
+  readonly #logprobs: LogprobMerger | undefined;
+  readonly #countTokens: boolean;
+  readonly #promptTokens: number;
+  #lastChunkAt = 0;
+  readonly #gaps: number[] | undefined;
+  #usage: Usage | undefined;
+
+  /** `inputLogprobs`: a disaggregated request's prefill input-token logprobs, to put in front of the decode answer's. */
+  constructor(prepared: Prepared, status: number, sse: boolean, inputLogprobs?: readonly unknown[]) {
+    const ok = status >= 200 && status < 300;
+    this.#countTokens = sse && prepared.countTokens;
+    this.#promptTokens = prepared.request.promptTokens;
+    if (!ok) {
+      // Services are plain proxying; model servers' own error shapes become OpenAI's.
+      this.#errorBody = prepared.backend.kind === 'pool' && !sse ? new ErrorBodyNormalizer(status) : undefined;
+      this.changesLength = this.#errorBody !== undefined;
+      return;
+    }
+    const stripUsage = sse && prepared.stripUsage;
+    this.#observer = new ResponseObserver({ sse, stripUsage, collectText: prepared.backend.controls.needsText, countChunks: this.#countTokens });
+    const renamed = prepared.model !== undefined && prepared.targetModel !== undefined && prepared.model !== prepared.targetModel;
+    if (renamed) this.#renamer = new ModelRenamer(prepared.targetModel as string, prepared.model as string);
+    if (sse) this.#gaps = [];
+    if (inputLogprobs !== undefined) this.#logprobs = new LogprobMerger(inputLogprobs, sse);
+    this.changesLength = stripUsage || renamed || this.#logprobs !== undefined;
+  }
+
+  /** True when the answer is an error being rewritten into the OpenAI shape. */
+  get normalizesError(): boolean {
+    return this.#errorBody !== undefined;
+  }
+
+  /** The first byte arrived at `at` (`performance.now()`): chunk gaps count from there. */
+  started(at: number): void {
+    this.#lastChunkAt = at;
+  }
+
+  /** One chunk from upstream; returns the bytes for the client (maybe none yet). */
+  push(chunk: Buffer, first: boolean): Buffer {
+    if (!first && this.#gaps !== undefined && chunk.length > 0 && this.#gaps.length < MAX_GAPS) {
+      const now = performance.now();
+      this.#gaps.push((now - this.#lastChunkAt) / 1000);
+      this.#lastChunkAt = now;
+    }
+    if (this.#errorBody !== undefined) return this.#errorBody.push(chunk);
+    let out = this.#observer === undefined ? chunk : this.#observer.push(chunk);
+    if (this.#logprobs !== undefined && out.length > 0) out = this.#logprobs.push(out);
+    return this.#renamer === undefined || out.length === 0 ? out : this.#renamer.push(out);
+  }
+
+  /** The body ended; returns the bytes held back until now (none: undefined). */
+  end(): Buffer | undefined {
+    if (this.#errorBody !== undefined) return this.#errorBody.end();
+    const observer = this.#observer;
+    let rest = observer?.end();
+    if (this.#logprobs !== undefined) rest = Buffer.concat([rest === undefined ? EMPTY : this.#logprobs.push(rest), this.#logprobs.end()]);
+    this.#usage = observer?.usage;
+    if (observer !== undefined && this.#usage === undefined && this.#countTokens) {
+      // No usage event (the runtime cannot be asked for one): the gateway's own count.
+      this.#usage = { promptTokens: this.#promptTokens, completionTokens: observer.chunks, cachedTokens: undefined, estimated: true };
+    }
+    if (this.#renamer === undefined) return rest === undefined || rest.length === 0 ? undefined : rest;
+    const out = Buffer.concat([rest === undefined ? EMPTY : this.#renamer.push(rest), this.#renamer.end()]);
+    return out.length === 0 ? undefined : out;
+  }
+
+  /** Token counts, once the body ended. */
+  get usage(): Usage | undefined {
+    return this.#usage;
+  }
+
+  /** The answer text (when collected), once the body ended. */
+  get text(): string | undefined {
+    return this.#observer?.text;
+  }
+
+  /** Gaps between a stream's chunks, in seconds; undefined for other answers. */
+  get gaps(): readonly number[] | undefined {
+    return this.#gaps;
+  }
+}
