@@ -199,7 +199,7 @@ async function sendDecode(
   }
   // From here the pair stands: the prefill leg's late troubles no longer concern the client.
   pair.committed = true;
-  return relay({ ...input, scope: pairScope }, attempt, response.status, decoded, prepend(first, chunks));
+  return relay({ ...input, scope: pairScope }, attempt, response.status, decoded, prepend(first, chunks), (failure) => legError('decode', plan.decode, failure));
 }
 
 function request(input: ForwardInput, endpoint: Endpoint, body: Buffer | null, edits: ReturnType<ForwardInput['handle']['headersFor']>): Dispatcher.DispatchOptions {

@@ -77,9 +77,17 @@ export async function forward(input: ForwardInput): Promise<Outcome> {
 
 /**
  * Streams an upstream answer to the client through the core's response hooks. `chunks` is the
- * decoded body (a caller that already read its first chunk passes the rest behind it).
+ * decoded body (a caller that already read its first chunk passes the rest behind it). `name`
+ * words an upstream failure mid-body for the client (a PD pair names the decode leg).
  */
-export async function relay(input: ForwardInput, attempt: UpstreamAttempt, status: number, decoded: DecodedResponse, chunks: AsyncIterable<Buffer>): Promise<Outcome> {
+export async function relay(
+  input: ForwardInput,
+  attempt: UpstreamAttempt,
+  status: number,
+  decoded: DecodedResponse,
+  chunks: AsyncIterable<Buffer>,
+  name: (failure: GatewayError) => GatewayError = (failure) => failure,
+): Promise<Outcome> {
   const { res, handle, scope, decision } = input;
   const upstream = { status };
   const plan = handle.responseStarted(upstream.status, decoded.headers);
@@ -118,7 +126,7 @@ export async function relay(input: ForwardInput, attempt: UpstreamAttempt, statu
     decoded.body.destroy();
     const stopped = scope.stopped;
     if (stopped?.code === 'client_gone') return { status: 499, bytesOut, interrupted: 'client_gone' };
-    const failure = stopped ?? upstreamFailure(err, attempt.endpoint);
+    const failure = stopped ?? name(upstreamFailure(err, attempt.endpoint));
     sendError(res, failure, { requestId: handle.id, sse: plan.sse });
     return { status: upstream.status, bytesOut, interrupted: failure.code, detail: failure.message };
   }

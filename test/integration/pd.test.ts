@@ -32,7 +32,7 @@ spec:
 `;
 }
 
-const FAILURE_POOLS = ['kill-prefill', 'kill-decode', 'handshake'] as const;
+const FAILURE_POOLS = ['kill-prefill', 'kill-decode', 'handshake', 'mid-stream'] as const;
 
 /**
  * Seed 002's SGLang PD pool (its InferencePool and InferenceTrafficPolicy verbatim, selecting
@@ -46,7 +46,7 @@ function config(port: number, pods: SimPods): string {
   const seed = SEED_PD;
   const rules = [poolRule('qwen-inference-pool', undefined, 'inference.networking.x-k8s.io'), ...FAILURE_POOLS.map((p) => poolRule(p, { name: 'x-pool', value: p }))];
   return `${gatewayAndRoute(port, rules)}${seed.replace(/targetPortNumber: 8000/, `targetPortNumber: ${pods.port}`)}
-${failurePool('kill-prefill', pods.port)}${failurePool('kill-decode', pods.port)}${failurePool('handshake', pods.port, 'pd: {bootstrapTimeout: 1s}')}${pods.podsYaml()}`;
+${failurePool('kill-prefill', pods.port)}${failurePool('kill-decode', pods.port)}${failurePool('handshake', pods.port, 'pd: {bootstrapTimeout: 1s}')}${failurePool('mid-stream', pods.port)}${pods.podsYaml()}`;
 }
 
 const sglang = (name: string, host: string, labels: Record<string, string>, pdRole?: 'prefill' | 'decode'): PodSpec => ({
@@ -81,6 +81,8 @@ describe('prefill/decode disaggregation, SGLang (seed 002)', { timeout: 180_000 
       sglang('kd-d', '127.0.7.13', { pool: 'kill-decode', [ROLE]: 'decode' }, 'decode'),
       sglang('hs-p', '127.0.7.14', { pool: 'handshake', [ROLE]: 'prefill' }, 'prefill'),
       sglang('hs-d', '127.0.7.15', { pool: 'handshake', [ROLE]: 'decode' }, 'decode'),
+      sglang('ms-p', '127.0.7.16', { pool: 'mid-stream', [ROLE]: 'prefill' }, 'prefill'),
+      sglang('ms-d', '127.0.7.17', { pool: 'mid-stream', [ROLE]: 'decode' }, 'decode'),
     ], config);
     ({ pods, gateway, base } = env);
   });
@@ -194,6 +196,57 @@ describe('prefill/decode disaggregation, SGLang (seed 002)', { timeout: 180_000 
     assert.match(error.message, /pd\.bootstrapTimeout \(1000 ms\)/);
     await waitFor('both legs released on the sims', () => pods.get('hs-p').stats().inFlight === 0 && pods.get('hs-d').stats().inFlight === 0, 10_000);
     pods.get('hs-d').setFaults({ generation: 'ok' });
+  });
+
+  test('a client that leaves cancels both legs', async () => {
+    pods.get('ms-d').setFaults({ generation: 'hang' });
+    try {
+      const client = new AbortController();
+      const pending = fetch(`${base}/v1/chat/completions`, {
+        method: 'POST',
+        signal: client.signal,
+        headers: { 'content-type': 'application/json', 'x-request-id': 'client-gone-1', 'x-pool': 'mid-stream' },
+        body: JSON.stringify({ model: 'mymodel', max_tokens: 50, stream: true, messages: [{ role: 'user', content: 'Tell me a story.' }] }),
+      }).catch(() => undefined);
+      await waitFor('both legs received', () => pods.get('ms-p').stats().received > 0 && pods.get('ms-d').stats().received > 0, 20_000);
+      client.abort();
+      await pending;
+      await waitFor('both legs cancelled on the sims', () => pods.get('ms-p').stats().inFlight === 0 && pods.get('ms-d').stats().inFlight === 0, 10_000);
+      assert.equal((await handled(gateway, 'client-gone-1'))['status'], 499);
+    } finally {
+      pods.get('ms-d').setFaults({ generation: 'ok' });
+    }
+  });
+
+  test('the decode pod dies after the stream began: one SSE error event naming the decode leg ends the stream', async () => {
+    pods.get('ms-d').setFaults({ generation: 'stall-mid-stream' });
+    const r = await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'mid-stream-1', 'x-pool': 'mid-stream' },
+      body: JSON.stringify({ model: 'mymodel', max_tokens: 40, stream: true, messages: [{ role: 'user', content: 'Tell me a long story.' }] }),
+    });
+    assert.equal(r.status, 200, 'the stream had begun');
+    const reader = r.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!text.includes('"content"')) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, 'tokens arrived before the stall');
+      text += decoder.decode(value, { stream: true });
+    }
+    await pods.get('ms-d').close();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    const events = text.split('\n\n').map((e) => e.trim()).filter((e) => e !== '');
+    // vLLM's shape for an error after the stream began: one data event with an OpenAI error, then [DONE].
+    const errors = events.filter((e) => e.startsWith('data: {"error"'));
+    assert.equal(errors.length, 1, text);
+    assert.match(errors[0]!, /decode leg on ms-d/);
+    assert.equal(events.at(-1), 'data: [DONE]');
+    await waitFor('the prefill side released', () => pods.get('ms-p').stats().inFlight === 0, 10_000);
   });
 
   test('nothing leaks: every endpoint\'s in-flight count is back to zero', async () => {
