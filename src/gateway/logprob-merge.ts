@@ -5,9 +5,13 @@
  * is put in front of the decode answer's, in its JSON body or on every SSE `data:` event that
  * carries that field (re-serialised as `data: {…}\n\n`; other events pass untouched).
  */
+import { StringDecoder } from 'node:string_decoder';
 
-/** Bodies held whole for a merge at most (a non-streamed answer); larger ones pass unmerged. */
+/** Bodies (a non-streamed answer) or SSE events held whole for a merge at most; larger ones pass unmerged. */
 const MAX_JSON_BYTES = 8 * 1024 * 1024;
+
+/** The blank line that ends an SSE event (LF or CRLF line ends). */
+const EVENT_END = /\r?\n\r?\n/;
 
 type Json = Record<string, unknown>;
 
@@ -17,7 +21,10 @@ function isRecord(v: unknown): v is Json {
 
 /** True when the client asked for logprobs. */
 export function wantsLogprobs(body: Readonly<Record<string, unknown>> | undefined): boolean {
-  return body !== undefined && (body['logprobs'] === true || body['return_logprob'] === true);
+  if (body === undefined) return false;
+  // Chat asks with `logprobs: true`, completions with a count (`logprobs: 0` still asks), SGLang's native route with `return_logprob`.
+  const logprobs = body['logprobs'];
+  return logprobs === true || (typeof logprobs === 'number' && logprobs >= 0) || body['return_logprob'] === true;
 }
 
 function inputLogprobsOf(obj: unknown): unknown[] | undefined {
@@ -58,6 +65,7 @@ function merged(obj: unknown, prefix: readonly unknown[]): Json | undefined {
 export class LogprobMerger {
   readonly #prefix: readonly unknown[];
   readonly #sse: boolean;
+  readonly #decoder = new StringDecoder('utf8');
   #pending = '';
   #held: Buffer[] = [];
   #heldBytes = 0;
@@ -76,18 +84,25 @@ export class LogprobMerger {
       this.#held = [];
       return all;
     }
-    this.#pending += chunk.toString('utf8');
+    // The decoder keeps a character split across chunks whole.
+    this.#pending += this.#decoder.write(chunk);
     let out = '';
-    for (let end = this.#pending.indexOf('\n\n'); end !== -1; end = this.#pending.indexOf('\n\n')) {
-      out += this.#event(this.#pending.slice(0, end + 2));
-      this.#pending = this.#pending.slice(end + 2);
+    for (let m = EVENT_END.exec(this.#pending); m !== null; m = EVENT_END.exec(this.#pending)) {
+      const end = m.index + m[0].length;
+      out += this.#event(this.#pending.slice(0, end));
+      this.#pending = this.#pending.slice(end);
+    }
+    // An event that never ends within bounds passes through unmerged rather than growing memory.
+    if (this.#pending.length > MAX_JSON_BYTES) {
+      out += this.#pending;
+      this.#pending = '';
     }
     return out === '' ? EMPTY : Buffer.from(out, 'utf8');
   }
 
   end(): Buffer {
     if (this.#sse) {
-      const rest = this.#pending;
+      const rest = this.#pending + this.#decoder.end();
       this.#pending = '';
       return Buffer.from(rest === '' ? '' : this.#event(rest), 'utf8');
     }

@@ -82,7 +82,8 @@ export function planPd(prepared: Prepared, result: SchedulingResult): PdPlan | u
   const protocol = pdProtocol(pool);
   const prefill = result.profiles.get(PREFILL_PROFILE)?.endpoints[0];
   const decode = result.profiles.get(DECODE_PROFILE)?.endpoints[0];
-  if (protocol === undefined || prefill === undefined || decode === undefined) return undefined;
+  // A pod with role `both` may win both profiles: it then serves the request alone.
+  if (protocol === undefined || prefill === undefined || decode === undefined || prefill === decode) return undefined;
   const pd = pool.config.trafficPolicy?.profile?.pd;
   const bootstrapMs = pool.config.routing?.pd?.bootstrapTimeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS;
   const deadline = bootstrapMs + prepared.request.promptTokens * PREFILL_ALLOWANCE_MS_PER_TOKEN;

@@ -127,6 +127,9 @@ export class RequestHandle {
     if (this.#pairsTried >= MAX_ATTEMPTS) throw new GatewayError('no_ready_endpoint', 'the retry with a fresh prefill/decode pair failed too');
     this.#release('main');
     this.#release('prefill');
+    // The fresh pair starts clean: the failed pair's fallback (vLLM decode-alone) is not its own.
+    this.#pdFallback = undefined;
+    this.#prefill = undefined;
     return this.#schedule(prepared, rule, this.#failedEndpoints);
   }
 

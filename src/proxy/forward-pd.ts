@@ -9,7 +9,7 @@ import { sendJson } from './respond.js';
 import { RequestScope } from './scope.js';
 import { UpstreamAttempt } from './upstream.js';
 import { upstreamFailure } from './upstream-errors.js';
-import type { Watched } from './watchdog.js';
+import type { Deadline, Watched } from './watchdog.js';
 
 /** A prefill answer is read whole up to this size (it is one token and KV parameters); the rest is discarded. */
 const MAX_PREFILL_ANSWER_BYTES = 1024 * 1024;
@@ -18,6 +18,13 @@ const MAX_ERROR_MESSAGE_BYTES = 8 * 1024;
 
 /** Which leg broke a pair: its endpoint is not tried again; `both` (the handshake) blames neither. */
 type Blame = 'prefill' | 'decode' | 'both';
+
+/**
+ * After the decode answer is complete, the prefill leg's answer gets this long before it is
+ * cancelled: SGLang's prefill answers once its KV was sent, before the decode's first token, so
+ * a healthy one has answered long before; this only bounds a prefill that lost its partner.
+ */
+const PREFILL_GRACE_MS = 5_000;
 
 /** The pair failed before any byte reached the client: it may be retried with a fresh pair. */
 class PairFailed extends Error {
@@ -29,17 +36,42 @@ class PairFailed extends Error {
   }
 }
 
-/** One prefill/decode pair's shared state: its scope (stopping it cancels both legs) and what stopped it. */
+/**
+ * One prefill/decode pair's shared state: its scope (stopping it cancels both legs), what
+ * stopped it, and the prefill leg's own scope (a prefill can end without ending the pair).
+ */
 class Pair {
   readonly scope = new RequestScope();
+  /** The prefill leg alone: stopped with the pair, or by its own timeouts, or when no longer needed. */
+  readonly prefill = new RequestScope();
   blame: Blame | undefined;
-  /** The decode leg's first byte reached the client: the pair stands, whatever the prefill leg does now. */
+  /** The client has its answer from the decode leg: the pair stands, whatever the prefill leg does now. */
   committed = false;
+  /** The data plane ended the prefill leg itself (the decode's answer made it moot): not the leg's failure. */
+  prefillCancelled = false;
+
+  constructor() {
+    this.scope.signal.addEventListener('abort', () => this.prefill.stop(this.scope.stopped ?? new GatewayError('upstream_unavailable', 'pair stopped')), { once: true });
+  }
 
   fail(error: GatewayError, blame: Blame): void {
     if (this.scope.stopped !== undefined || this.committed) return;
     this.blame = blame;
     this.scope.stop(error);
+  }
+
+  /** The decode leg passed a timeout: before the client's answer began, the pair fails; after, the stream ends. */
+  decodeTimedOut(error: GatewayError, decode: Endpoint): void {
+    const handshake = error.code === 'kv_handshake_timeout';
+    const named = handshake ? error : legError('decode', decode, error);
+    if (this.committed) this.scope.stop(named);
+    else this.fail(named, handshake ? 'both' : 'decode');
+  }
+
+  /** The prefill leg is no longer needed (the decode answered on its own, or finished long ago). */
+  cancelPrefill(why: string, prefill: Endpoint): void {
+    this.prefillCancelled = true;
+    this.prefill.stop(legError('prefill', prefill, new GatewayError('upstream_unavailable', why)));
   }
 }
 
@@ -50,14 +82,18 @@ class Pair {
  * the other at once, and a client that leaves cancels both. The client's response starts only
  * with the decode leg's first byte, so until then a failed pair is retried once with a fresh
  * pair; after it, an SSE stream ends with one error event. The error names the leg that failed.
+ * A request timeout (HTTPRoute `timeouts.request`, BackendTrafficPolicy) bounds the whole of it,
+ * retry included.
  */
 export async function forwardPd(input: ForwardInput): Promise<Outcome> {
   let decision = input.decision;
+  const timeout = decision.timeout;
+  const deadline: Deadline | undefined = timeout === undefined ? undefined : { at: performance.now() + timeout.ms, ms: timeout.ms, setting: timeout.setting };
   for (let pair = 0; ; pair++) {
     const plan = decision.pd;
     if (plan === undefined) return forward({ ...input, decision });
     try {
-      return await runPair(input, decision, plan);
+      return await runPair(input, decision, plan, deadline);
     } catch (err) {
       if (!(err instanceof PairFailed)) throw err;
       // The leg that failed is not tried again (and a decode failure counts against its health;
@@ -74,98 +110,154 @@ export async function forwardPd(input: ForwardInput): Promise<Outcome> {
   }
 }
 
+/** The legs' shared context: the request's watchdog registrations, ended with the pair. */
+interface Legs {
+  readonly input: ForwardInput;
+  readonly decision: Decision;
+  readonly plan: PdPlan;
+  readonly pair: Pair;
+  readonly deadline: Deadline | undefined;
+  /** Watches an attempt until the returned function is called (or the pair ends). */
+  readonly watch: (w: Watched) => () => void;
+}
+
 /** One pair: SGLang sends both legs at once; vLLM runs the prefill, then the decode. */
-async function runPair(input: ForwardInput, decision: Decision, plan: PdPlan): Promise<Outcome> {
+async function runPair(input: ForwardInput, decision: Decision, plan: PdPlan, deadline: Deadline | undefined): Promise<Outcome> {
   const pair = new Pair();
-  const pairScope = pair.scope;
   // The client left, or the request was stopped: both legs end with it.
-  const onRequestStop = (): void => pairScope.stop(input.scope.stopped ?? legError('decode', plan.decode, asGatewayError(new Error('stopped'))));
+  const onRequestStop = (): void => pair.scope.stop(input.scope.stopped ?? legError('decode', plan.decode, asGatewayError(new Error('stopped'))));
   input.scope.signal.addEventListener('abort', onRequestStop, { once: true });
-  const watched: Watched[] = [];
-  const watch = (w: Watched): void => {
-    watched.push(w);
+  const watched = new Set<Watched>();
+  const watch = (w: Watched): (() => void) => {
+    watched.add(w);
     input.watchdog.watch(w);
+    return () => {
+      watched.delete(w);
+      input.watchdog.unwatch(w);
+    };
   };
+  const legs: Legs = { input, decision, plan, pair, deadline, watch };
   try {
     if (plan.protocol === 'sglang') {
-      const prefill = sendPrefill(input, decision, plan, pair, watch);
+      const prefill = sendPrefill(legs);
       // Read later (or never, when the decode leg fails first): never an unhandled rejection.
       prefill.catch(() => undefined);
-      const outcome = await sendDecode(input, decision, plan, plan.decodeBody ?? plan.prefillBody, pair, watch, plan.awaitPrefillAnswer ? prefill : undefined);
-      await prefill.catch(() => undefined);
+      const outcome = await sendDecode(legs, plan.decodeBody ?? plan.prefillBody, true, plan.awaitPrefillAnswer ? prefill : undefined);
+      await settledWithin(prefill, PREFILL_GRACE_MS);
       return outcome;
     }
-    const prefilled = await sendPrefill(input, decision, plan, pair, watch);
+    const prefilled = await sendPrefill(legs);
     if (prefilled.kind === 'refused') {
       sendJson(input.res, prefilled.status, JSON.parse(prefilled.body.toString('utf8')) as unknown, input.handle.id, input.closeConnection());
       return { status: prefilled.status, bytesOut: prefilled.body.length };
     }
-    if (prefilled.kind === 'fail') throw new PairFailed(prefilled.error, 'prefill');
-    return await sendDecode(input, decision, plan, prefilled.body ?? decision.body, pair, watch);
+    if (prefilled.kind === 'fail') throw new PairFailed(prefilled.error, pair.blame ?? 'prefill');
+    // A decode that got kv_transfer_params reads the KV first (the handshake deadline applies);
+    // one running the whole request alone is an ordinary request.
+    if (prefilled.kind === 'alone') return await sendDecode(legs, prefilled.body, false);
+    return await sendDecode(legs, prefilled.body ?? decision.body, true);
   } finally {
     input.scope.signal.removeEventListener('abort', onRequestStop);
     for (const w of watched) input.watchdog.unwatch(w);
     // Whatever is still out (a prefill answer still draining) is no longer needed.
-    pairScope.stop(legError('prefill', plan.prefill, asGatewayError(new Error('no longer needed'))));
+    pair.cancelPrefill('no longer needed', plan.prefill);
+    pair.scope.stop(legError('prefill', plan.prefill, asGatewayError(new Error('no longer needed'))));
   }
 }
 
+/** Waits for `p` to settle, at most `ms`. */
+async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.then(noop, noop), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+function noop(): void {}
+
 /**
  * The prefill leg: sent, its answer read whole (bounded) and handed to the core, which says what
- * comes next. For SGLang a prefill that fails stops the pair (the decode leg waits for its KV).
+ * comes next. It runs under its own scope and watchdog entry, which end as soon as its answer is
+ * read: its timeouts blame it (for vLLM they run the request on decode alone), and a finished
+ * prefill never times out the decode stream it fed. The KV handshake deadline watches its answer
+ * where the decode's first byte cannot (vLLM, whose decode starts after it; an unstreamed SGLang
+ * answer, which comes whole at the end). For SGLang a prefill that fails stops the pair.
  */
-async function sendPrefill(input: ForwardInput, decision: Decision, plan: PdPlan, pair: Pair, watch: (w: Watched) => void): Promise<PrefillOutcome> {
+async function sendPrefill(legs: Legs): Promise<PrefillOutcome> {
+  const { input, decision, plan, pair } = legs;
   const { handle } = input;
-  const pairScope = pair.scope;
   handle.dispatched(plan.prefill, 'prefill');
   // vLLM's prefill leg is never streamed; SGLang's is the client's own body.
   const streamed = plan.protocol === 'sglang' && decision.stream;
-  const attempt = new UpstreamAttempt(plan.prefill, pairScope.signal, streamed);
-  watch({ attempt, timeouts: decision.timeouts, deadline: undefined, scope: pairScope });
+  const attempt = new UpstreamAttempt(plan.prefill, pair.prefill.signal, streamed);
+  const handshakeHere = plan.protocol === 'vllm' || !decision.stream;
+  const unwatch = legs.watch({
+    attempt,
+    timeouts: decision.timeouts,
+    deadline: legs.deadline,
+    scope: pair.prefill,
+    ...(handshakeHere ? { firstByte: { at: attempt.startedAt + plan.firstByteDeadlineMs, error: () => handshakeTimeout(plan) } } : {}),
+    stop: (error, whole) => (whole ? input.scope.stop(error) : pair.prefill.stop(error)),
+  });
+  // Not this leg's business any more: the pair failed or ended, or its answer became moot.
+  const moot = (): boolean => pair.scope.stopped !== undefined || pair.prefillCancelled;
   let outcome: PrefillOutcome;
   try {
     input.dispatcher.dispatch(request(input, plan.prefill, plan.prefillBody, handle.headersFor(plan.prefillBody)), attempt);
     const response = await attempt.response;
     handle.prefillStarted();
     const body = await readAll(decodeResponse(response.headers, response.body).body);
+    // A late answer of a pair already given up must not touch the next pair's accounting.
+    if (moot()) return { kind: 'decode', body: undefined };
     outcome = handle.prefillAnswered(response.status, body);
   } catch (err) {
     if (input.scope.stopped !== undefined) throw input.scope.stopped;
-    // Stopped because the decode leg failed first, or the pair is over: not this leg's failure.
-    if (pair.blame !== undefined || pair.committed || pairScope.stopped !== undefined) return { kind: 'decode', body: undefined };
-    outcome = handle.prefillFailed(upstreamFailure(err, plan.prefill));
+    if (moot()) return { kind: 'decode', body: undefined };
+    const failure = pair.prefill.stopped ?? upstreamFailure(err, plan.prefill);
+    if (failure.code === 'kv_handshake_timeout' && plan.protocol === 'sglang') {
+      // Neither side is to blame for a handshake that never completed; the retry avoids both.
+      pair.fail(failure, 'both');
+      return { kind: 'fail', error: failure };
+    }
+    outcome = handle.prefillFailed(failure);
+  } finally {
+    unwatch();
   }
   if (outcome.kind === 'fail') pair.fail(outcome.error, 'prefill');
   return outcome;
 }
 
 /**
- * The decode leg: the client's response starts only with its first body byte (the KV has
- * arrived then), which must come within the plan's handshake deadline; before it, any failure
- * of either leg fails the pair.
+ * The decode leg: the client's response starts only with its first body byte, and before it any
+ * failure of either leg fails the pair. When it reads a prefill's KV (`awaitsKv`) and the client
+ * streams, that first byte (the KV has arrived) must come within the plan's handshake deadline.
+ * A decode that refuses the request (4xx) answers the client itself, and its prefill is cancelled.
  */
 async function sendDecode(
-  input: ForwardInput,
-  decision: Decision,
-  plan: PdPlan,
+  legs: Legs,
   body: Buffer | undefined,
-  pair: Pair,
-  watch: (w: Watched) => void,
+  awaitsKv: boolean,
   /** Wait for the prefill's answer before the client's (its logprobs go in front of the decode's). */
   prefillAnswer?: Promise<PrefillOutcome>,
 ): Promise<Outcome> {
+  const { input, decision, plan, pair } = legs;
   const { handle } = input;
   const pairScope = pair.scope;
   handle.dispatched(plan.decode);
   const attempt = new UpstreamAttempt(plan.decode, pairScope.signal, decision.stream);
-  const started = performance.now();
-  watch({ attempt, timeouts: decision.timeouts, deadline: undefined, scope: pairScope, firstByte: { at: started + plan.firstByteDeadlineMs, error: () => handshakeTimeout(plan) } });
+  legs.watch({
+    attempt,
+    timeouts: decision.timeouts,
+    deadline: legs.deadline,
+    scope: pairScope,
+    ...(awaitsKv && decision.stream ? { firstByte: { at: attempt.startedAt + plan.firstByteDeadlineMs, error: () => handshakeTimeout(plan) } } : {}),
+    stop: (error, whole) => (whole ? input.scope.stop(error) : pair.decodeTimedOut(error, plan.decode)),
+  });
   const legFailure = (err: unknown): PairFailed => {
     const stopped = input.scope.stopped;
     if (stopped !== undefined) throw stopped;
     const cause = pairScope.stopped;
-    // Stopped by the prefill leg's failure (already blamed) or by the watchdog: that is the cause.
-    if (cause !== undefined) return new PairFailed(cause, pair.blame ?? (cause.code === 'kv_handshake_timeout' ? 'both' : 'decode'));
+    // Stopped by the prefill leg's failure (already blamed) or by a timeout (blamed when it fired).
+    if (cause !== undefined) return new PairFailed(cause, pair.blame ?? 'decode');
     const failure = legError('decode', plan.decode, upstreamFailure(err, plan.decode));
     pair.fail(failure, 'decode');
     return new PairFailed(failure, 'decode');
@@ -184,6 +276,13 @@ async function sendDecode(
     const failure = legError('decode', plan.decode, new GatewayError('upstream_unavailable', `answered ${response.status}${reason(said)}`));
     pair.fail(failure, 'decode');
     throw new PairFailed(failure, 'decode');
+  }
+  if (response.status >= 400) {
+    // The decode server refused the request (overloaded, invalid): that is the client's answer,
+    // and a prefill waiting for this partner would only wait for its own timeout.
+    pair.committed = true;
+    pair.cancelPrefill(`the decode leg answered ${response.status}`, plan.prefill);
+    return relay({ ...input, scope: pairScope }, attempt, response.status, decoded, decoded.body);
   }
   // Hold the client's response until the first byte: until then the pair can still be replaced.
   const chunks = decoded.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;

@@ -23,6 +23,12 @@ export interface Watched {
    * handshake and transfer); its error is the one given.
    */
   readonly firstByte?: { readonly at: number; readonly error: () => GatewayError };
+  /**
+   * Called instead of `scope.stop` when a timeout fires; `whole` is true for the whole-request
+   * deadline (a disaggregated request's legs route their own timeouts to their pair, the
+   * deadline to the request).
+   */
+  readonly stop?: (error: GatewayError, whole: boolean) => void;
 }
 
 /**
@@ -103,7 +109,9 @@ export class Watchdog {
     for (const w of this.#watched) {
       if (w.scope.stopped !== undefined) continue;
       const err = overdue(w, now);
-      if (err !== undefined) w.scope.stop(err);
+      if (err === undefined) continue;
+      if (w.stop === undefined) w.scope.stop(err);
+      else w.stop(err, w.deadline !== undefined && now >= w.deadline.at);
     }
   }
 

@@ -40,3 +40,28 @@ test('logprob merge: every SSE event with the field gets it, in any chunking; ot
   }
   assert.deepEqual(prefillInputLogprobs(Buffer.from(events[0] ?? '')), [[-0.3, 3, null]], 'an SSE prefill answer is read too');
 });
+
+test('logprob merge: characters split across chunks stay whole; CRLF-framed events are merged too', () => {
+  const text = '東京 🌸 ✓';
+  const lf = `data: ${JSON.stringify({ text, meta_info: { input_token_logprobs: [[-0.3, 3, null]] } })}\n\n`;
+  const crlf = lf.replace('\n\n', '\r\n\r\n');
+  for (const event of [lf, crlf]) {
+    const bytes = Buffer.from(`${event}data: [DONE]\n\n`);
+    // One byte at a time splits every multibyte character.
+    const m = new LogprobMerger(PREFILL, true);
+    const parts: Buffer[] = [];
+    for (let i = 0; i < bytes.length; i++) parts.push(m.push(bytes.subarray(i, i + 1)));
+    parts.push(m.end());
+    const out = Buffer.concat(parts).toString('utf8');
+    assert.ok(!out.includes('\uFFFD'), out);
+    const first = JSON.parse(out.split(/\r?\n\r?\n/)[0]!.slice('data: '.length)) as { text: string; meta_info: { input_token_logprobs: unknown[] } };
+    assert.equal(first.text, text);
+    assert.deepEqual(first.meta_info.input_token_logprobs, [...PREFILL, [-0.3, 3, null]]);
+    assert.ok(out.trimEnd().endsWith('data: [DONE]'));
+  }
+});
+
+test('logprob merge: completions ask with a count, chat with true; other values do not ask', () => {
+  for (const v of [true, 0, 5]) assert.equal(wantsLogprobs({ logprobs: v }), true, String(v));
+  for (const v of [false, null, -1, 'yes']) assert.equal(wantsLogprobs({ logprobs: v }), false, String(v));
+});

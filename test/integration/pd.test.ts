@@ -32,7 +32,7 @@ spec:
 `;
 }
 
-const FAILURE_POOLS = ['kill-prefill', 'kill-decode', 'handshake', 'mid-stream'] as const;
+const FAILURE_POOLS = ['kill-prefill', 'kill-decode', 'handshake', 'mid-stream', 'slow-answer', 'long-stream'] as const;
 
 /**
  * Seed 002's SGLang PD pool (its InferencePool and InferenceTrafficPolicy verbatim, selecting
@@ -44,9 +44,14 @@ const SEED_PD = await readFile(`${SEEDS}002-prefix-sglang-pd.yaml`, 'utf8');
 
 function config(port: number, pods: SimPods): string {
   const seed = SEED_PD;
-  const rules = [poolRule('qwen-inference-pool', undefined, 'inference.networking.x-k8s.io'), ...FAILURE_POOLS.map((p) => poolRule(p, { name: 'x-pool', value: p }))];
+  const rules = [
+    poolRule('qwen-inference-pool', undefined, 'inference.networking.x-k8s.io'),
+    ...FAILURE_POOLS.map((p) => poolRule(p, { name: 'x-pool', value: p })),
+    // The mid-stream pool again, under a 1 s request timeout.
+    `${poolRule('mid-stream', { name: 'x-pool', value: 'deadline' })}\n    timeouts: {request: 1s}`,
+  ];
   return `${gatewayAndRoute(port, rules)}${seed.replace(/targetPortNumber: 8000/, `targetPortNumber: ${pods.port}`)}
-${failurePool('kill-prefill', pods.port)}${failurePool('kill-decode', pods.port)}${failurePool('handshake', pods.port, 'pd: {bootstrapTimeout: 1s}')}${failurePool('mid-stream', pods.port)}${pods.podsYaml()}`;
+${failurePool('kill-prefill', pods.port)}${failurePool('kill-decode', pods.port)}${failurePool('handshake', pods.port, 'pd: {bootstrapTimeout: 1s}')}${failurePool('mid-stream', pods.port)}${failurePool('slow-answer', pods.port, 'pd: {bootstrapTimeout: 1s}')}${failurePool('long-stream', pods.port)}${pods.podsYaml()}`;
 }
 
 const sglang = (name: string, host: string, labels: Record<string, string>, pdRole?: 'prefill' | 'decode'): PodSpec => ({
@@ -83,6 +88,12 @@ describe('prefill/decode disaggregation, SGLang (seed 002)', { timeout: 180_000 
       sglang('hs-d', '127.0.7.15', { pool: 'handshake', [ROLE]: 'decode' }, 'decode'),
       sglang('ms-p', '127.0.7.16', { pool: 'mid-stream', [ROLE]: 'prefill' }, 'prefill'),
       sglang('ms-d', '127.0.7.17', { pool: 'mid-stream', [ROLE]: 'decode' }, 'decode'),
+      // Real-time pods (4.5 ms a token): an unstreamed answer of 400 tokens takes longer than the pool's 1 s handshake deadline.
+      { ...sglang('sa-p', '127.0.7.18', { pool: 'slow-answer', [ROLE]: 'prefill' }, 'prefill'), timeScale: 1 },
+      { ...sglang('sa-d', '127.0.7.19', { pool: 'slow-answer', [ROLE]: 'decode' }, 'decode'), timeScale: 1 },
+      // Real-time Qwen3-32B pods (~20 ms a token): a 400-token stream outlasts the unavailable idle timeout (5 s).
+      { ...sglang('ls-p', '127.0.7.20', { pool: 'long-stream', [ROLE]: 'prefill' }, 'prefill'), profile: 'qwen3-32b-2xh100', timeScale: 1 },
+      { ...sglang('ls-d', '127.0.7.21', { pool: 'long-stream', [ROLE]: 'decode' }, 'decode'), profile: 'qwen3-32b-2xh100', timeScale: 1 },
     ], config);
     ({ pods, gateway, base } = env);
   });
@@ -198,9 +209,70 @@ describe('prefill/decode disaggregation, SGLang (seed 002)', { timeout: 180_000 
     pods.get('hs-d').setFaults({ generation: 'ok' });
   });
 
+  test('the handshake deadline bounds the KV handshake, not an unstreamed answer that takes longer', async () => {
+    const r = await send('/v1/chat/completions', { model: 'mymodel', max_tokens: 400, ignore_eos: true, messages: [{ role: 'user', content: 'Write a long essay.' }] }, 'slow-answer-1', { 'x-pool': 'slow-answer' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((JSON.parse(r.text) as { usage: { completion_tokens: number } }).usage.completion_tokens, 400);
+    assert.equal(pods.get('sa-d').stats().received, 1, 'no retry on a fresh pair');
+  });
+
+  test('a decode server that refuses the request (4xx): the client gets its answer and the waiting prefill is cancelled', async () => {
+    pods.get('ms-d').setFaults({ generation: 'status:429' });
+    try {
+      const r = await send('/v1/chat/completions', { model: 'mymodel', max_tokens: 5, messages: [{ role: 'user', content: 'Hello there.' }] }, 'decode-429', { 'x-pool': 'mid-stream' });
+      assert.equal(r.status, 429, r.text);
+      // The prefill waits for a decode partner that will never come (SGLang: up to 300 s) unless cancelled.
+      await waitFor('the prefill leg cancelled', () => pods.get('ms-p').stats().inFlight === 0, 10_000);
+      assert.equal((await handled(gateway, 'decode-429'))['status'], 429);
+    } finally {
+      pods.get('ms-d').setFaults({ generation: 'ok' });
+    }
+  });
+
+  test('a request timeout bounds both legs: 504 naming the setting, and both legs cancelled', async () => {
+    pods.get('ms-d').setFaults({ generation: 'hang' });
+    try {
+      const r = await send('/v1/chat/completions', { model: 'mymodel', max_tokens: 5, stream: true, messages: [{ role: 'user', content: 'Hello again.' }] }, 'deadline-1', { 'x-pool': 'deadline' });
+      assert.equal(r.status, 504, r.text);
+      assert.match((JSON.parse(r.text) as { error: { message: string } }).error.message, /request timeout of 1000 ms \(HTTPRoute/);
+      await waitFor('both legs cancelled', () => pods.get('ms-p').stats().inFlight === 0 && pods.get('ms-d').stats().inFlight === 0, 10_000);
+    } finally {
+      pods.get('ms-d').setFaults({ generation: 'ok' });
+    }
+  });
+
+  test('a prefill that has answered is done: its pod going away later does not cut the stream it fed', async () => {
+    const r = await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'long-stream-1', 'x-pool': 'long-stream' },
+      body: JSON.stringify({ model: 'mymodel', max_tokens: 400, ignore_eos: true, stream: true, messages: [{ role: 'user', content: 'Tell me everything.' }] }),
+    });
+    assert.equal(r.status, 200);
+    const reader = r.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!text.includes('"content"')) {
+      const { value, done } = await reader.read();
+      assert.ok(!done);
+      text += decoder.decode(value, { stream: true });
+    }
+    await waitFor('the prefill answered', () => pods.get('ls-p').stats().inFlight === 0, 10_000);
+    // Its scrapes now fail: the gateway marks it unavailable while the decode keeps streaming.
+    await pods.get('ls-p').close();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    assert.ok(!text.includes('"error"'), text.slice(-400));
+    assert.ok(text.trimEnd().endsWith('data: [DONE]'));
+    assert.equal((await handled(gateway, 'long-stream-1'))['status'], 200);
+  });
+
   test('a client that leaves cancels both legs', async () => {
     pods.get('ms-d').setFaults({ generation: 'hang' });
     try {
+      const [p0, d0] = [pods.get('ms-p').stats().received, pods.get('ms-d').stats().received];
       const client = new AbortController();
       const pending = fetch(`${base}/v1/chat/completions`, {
         method: 'POST',
@@ -208,7 +280,7 @@ describe('prefill/decode disaggregation, SGLang (seed 002)', { timeout: 180_000 
         headers: { 'content-type': 'application/json', 'x-request-id': 'client-gone-1', 'x-pool': 'mid-stream' },
         body: JSON.stringify({ model: 'mymodel', max_tokens: 50, stream: true, messages: [{ role: 'user', content: 'Tell me a story.' }] }),
       }).catch(() => undefined);
-      await waitFor('both legs received', () => pods.get('ms-p').stats().received > 0 && pods.get('ms-d').stats().received > 0, 20_000);
+      await waitFor('both legs received', () => pods.get('ms-p').stats().received > p0 && pods.get('ms-d').stats().received > d0, 20_000);
       client.abort();
       await pending;
       await waitFor('both legs cancelled on the sims', () => pods.get('ms-p').stats().inFlight === 0 && pods.get('ms-d').stats().inFlight === 0, 10_000);

@@ -75,3 +75,18 @@ test('the watchdog stops the request of an overdue attempt and leaves the others
   assert.equal(watchdog.size, 2);
   watchdog.close();
 });
+
+test('an attempt with its own stop gets the timeout, told whether it is the whole-request deadline', () => {
+  const endpoint = new Endpoint({ address: '127.0.0.1', port: 8000, name: 'e', podName: 'e', labels: {} });
+  const watchdog = new Watchdog(60_000);
+  const seen: Array<{ code: string; whole: boolean }> = [];
+  const legTimeout = new RequestScope();
+  const leg = new UpstreamAttempt(endpoint, legTimeout.signal, true, 1_000);
+  watchdog.watch({ attempt: leg, timeouts: DEFAULT_TIMEOUTS, deadline: { at: 1_000_000, ms: 999_000, setting: 's' }, scope: legTimeout, stop: (e, whole) => seen.push({ code: e.code, whole }) });
+  watchdog.sweep(leg.startedAt + 30_000);
+  assert.deepEqual(seen, [{ code: 'upstream_timeout', whole: false }]);
+  assert.equal(legTimeout.stopped, undefined, 'the callback decides what to stop');
+  watchdog.sweep(1_000_000);
+  assert.deepEqual(seen.at(-1), { code: 'upstream_timeout', whole: true });
+  watchdog.close();
+});

@@ -19,16 +19,17 @@ export const SUITE_HELP = `infergate bench-suite: the benchmark scenarios of doc
 
 Each scenario starts a fresh pool of simulated engines at their profile's real KV capacity and
 runs one seeded workload through nginx round-robin and the gateway's policies, one after the
-other. The shared-prefix and multi-turn scenarios are goodput sweeps: load rises in stages until
-a system misses its SLO (TTFT p90 <= 2 s with ITL p99 <= 100 ms, and with ITL p99 <= 200 ms), and
-the report gives each system's highest sustained rate under each against nginx's. The overhead scenario compares
-a direct connection, nginx and the gateway against a zero-latency engine. Results (JSON,
-Markdown, SVG charts) go to bench/results/<quick|full>/.
+other. The shared-prefix, multi-turn and pd (prefill/decode disaggregation) scenarios are goodput
+sweeps: load rises in stages until a system misses its SLO (TTFT p90 <= 2 s with ITL p99 <= 100 ms,
+and with ITL p99 <= 200 ms), and the report gives each system's highest sustained rate under each
+against nginx's. The overhead scenario compares a direct connection, nginx and the gateway against
+a zero-latency engine. Results (JSON, Markdown, SVG charts) go to bench/results/<quick|full>/.
 
 Options:
-  --quick           the shared-prefix sweep (2 engines, shorter answers) and overhead, under 3 minutes
+  --quick           the shared-prefix and pd sweeps (shorter answers, fewer stages) and overhead,
+                    under 3 minutes
   --smoke           seconds of each kind on two tiny engines (what CI runs)
-  --only a,b        only these scenarios (shared-prefix, multi-turn, random, lora, overhead, or
+  --only a,b        only these scenarios (shared-prefix, multi-turn, pd, random, lora, overhead, or
                     shared-prefix-stress: the old shrunk-KV stress case, not in the suite)
   --out DIR         results folder (default bench/results/quick or bench/results/full)
   --seed N          workload seed (default 1)
