@@ -75,11 +75,14 @@ describe('SGLang prefill/decode disaggregation', () => {
     assert.equal(prefill.engine.stats().heldKvBlocks, 0, 'the prefill freed its KV once it was sent');
   });
 
+  const LINK_GBPS = 0.00002;
   test('the KV link: prompt tokens × KV bytes per token over kvLinkGbps, and transfers from one prefill server queue on its link', async () => {
-    const slow = await tinyServer({ runtime: 'sglang', name: 'prefill-slow', pdRole: 'prefill', bootstrapPort: 0, kvLinkGbps: 0.001, timeScale: 50 });
+    const slow = await tinyServer({ runtime: 'sglang', name: 'prefill-slow', pdRole: 'prefill', bootstrapPort: 0, kvLinkGbps: LINK_GBPS, timeScale: 50 });
     try {
-      // 0.001 Gb/s: 32 KiB per token takes 262 ms, so two transfers cannot overlap unnoticed.
-      const perToken = kvTransferMsPerToken(PROFILES.tiny.kvBytesPerToken, 0.001);
+      // 32 KiB per token takes 13 s (modelled) on this link, a 4-token prompt's KV 52 s: 1 s of real
+      // time at 50×. The two legs reach the server a few real ms apart (more on a busy machine), so
+      // the second finds the first's transfer under way unless it arrives over half a second late.
+      const perToken = kvTransferMsPerToken(PROFILES.tiny.kvBytesPerToken, LINK_GBPS);
       const leg = (r: number, prompt: string): Record<string, unknown> => ({ model: 'mymodel', prompt, max_tokens: 2, bootstrap_host: '127.0.0.1', bootstrap_port: slow.bootstrapPort, bootstrap_room: r });
       const first = leg(room++, 'aaaa bbbb cccc dddd');
       const second = leg(room++, 'aaaa bbbb cccc eeee');
