@@ -16,14 +16,28 @@ export function bootstrapRoom(): number {
 
 /**
  * How many sequences SGLang will create for the request: a bootstrap field must be an array of
- * that length with a fresh room per item (PROTOCOLS.md §g): `n` parallel samples, times the number
- * of prompts when a completions `prompt` is a list of prompts (a list of token ids is one prompt).
+ * that length with a fresh room per item (PROTOCOLS.md §g): `n` parallel samples (`sampling_params.n`
+ * on `/generate`), times the number of prompts (a list of token ids is one prompt).
  */
 export function sequenceCount(json: Readonly<Record<string, unknown>>): number {
-  const n = typeof json['n'] === 'number' && Number.isInteger(json['n']) && json['n'] > 1 ? json['n'] : 1;
+  const sampling = json['sampling_params'];
+  const nField = typeof sampling === 'object' && sampling !== null && !Array.isArray(sampling) ? (sampling as Record<string, unknown>)['n'] : json['n'];
+  const n = typeof nField === 'number' && Number.isInteger(nField) && nField > 1 ? nField : 1;
+  return n * promptCount(json);
+}
+
+/**
+ * Prompts in one request: a completions `prompt` list of strings or of token-id lists, or
+ * SGLang's `/generate` batch (`text` as a list, `input_ids` as a list of lists); otherwise one.
+ */
+function promptCount(json: Readonly<Record<string, unknown>>): number {
   const prompt = json['prompt'];
-  const prompts = Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'string' || Array.isArray(p)) ? prompt.length : 1;
-  return n * prompts;
+  if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'string' || Array.isArray(p))) return prompt.length;
+  const text = json['text'];
+  if (Array.isArray(text) && text.length > 0) return text.length;
+  const ids = json['input_ids'];
+  if (Array.isArray(ids) && ids.length > 0 && ids.every((p) => Array.isArray(p))) return ids.length;
+  return 1;
 }
 
 /** `[ipv6]` or the address as is: what SGLang expects in `bootstrap_host`. */

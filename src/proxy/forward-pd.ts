@@ -4,7 +4,7 @@ import { asGatewayError, GatewayError } from '../core/errors.js';
 import { handshakeTimeout, legError, type Decision, type Outcome, type PdPlan, type PrefillOutcome } from '../gateway/index.js';
 import { decodeResponse } from './decode.js';
 import { forward, relay, type ForwardInput } from './forward.js';
-import { upstreamRequestHeaders } from './headers.js';
+import { pdLegRequestHeaders } from './headers.js';
 import { sendJson } from './respond.js';
 import { RequestScope } from './scope.js';
 import { UpstreamAttempt } from './upstream.js';
@@ -13,6 +13,11 @@ import type { Deadline, Watched } from './watchdog.js';
 
 /** A prefill answer is read whole up to this size (it is one token and KV parameters); the rest is discarded. */
 const MAX_PREFILL_ANSWER_BYTES = 1024 * 1024;
+/**
+ * With logprobs asked, an SGLang prefill answer carries every input token's logprob (~25 bytes
+ * each: 2.5 MB for a 100k-token prompt); a larger answer is not merged.
+ */
+const MAX_LOGPROB_ANSWER_BYTES = 16 * 1024 * 1024;
 /** Of a failed leg's error answer, this much is read for its message. */
 const MAX_ERROR_MESSAGE_BYTES = 8 * 1024;
 
@@ -205,7 +210,7 @@ async function sendPrefill(legs: Legs): Promise<PrefillOutcome> {
     input.dispatcher.dispatch(request(input, plan.prefill, plan.prefillBody, handle.headersFor(plan.prefillBody)), attempt);
     const response = await attempt.response;
     handle.prefillStarted();
-    const body = await readAll(decodeResponse(response.headers, response.body).body);
+    const body = await readAll(decodeResponse(response.headers, response.body).body, plan.awaitPrefillAnswer && plan.protocol === 'sglang' ? MAX_LOGPROB_ANSWER_BYTES : MAX_PREFILL_ANSWER_BYTES);
     // A late answer of a pair already given up must not touch the next pair's accounting.
     if (moot()) return { kind: 'decode', body: undefined };
     outcome = handle.prefillAnswered(response.status, body);
@@ -302,7 +307,7 @@ async function sendDecode(
 }
 
 function request(input: ForwardInput, endpoint: Endpoint, body: Buffer | null, edits: ReturnType<ForwardInput['handle']['headersFor']>): Dispatcher.DispatchOptions {
-  return { origin: endpoint.origin, path: input.req.url ?? '/', method: (input.req.method ?? 'POST') as Dispatcher.HttpMethod, headers: upstreamRequestHeaders(input.req.headers, edits), body };
+  return { origin: endpoint.origin, path: input.req.url ?? '/', method: (input.req.method ?? 'POST') as Dispatcher.HttpMethod, headers: pdLegRequestHeaders(input.req.headers, edits), body };
 }
 
 /** Reads a body whole, keeping at most `limit` bytes (the rest is read and discarded). */

@@ -39,6 +39,23 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, edits: rea
   return applyHeaderEdits(forwardable(incoming), edits);
 }
 
+/**
+ * Client headers a prefill/decode leg gets, as SGLang's model gateway forwards them (PROTOCOLS.md
+ * §g): credentials, request ids and trace context, plus what describes the body. Anything else a
+ * client sends (cookies, its own caching or encoding preferences) stays at the gateway: a PD leg
+ * is the gateway's own request to a server that answers the gateway, not the client.
+ */
+const PD_LEG_HEADERS = new Set(['authorization', 'content-type', 'accept', 'x-request-id', 'x-correlation-id', 'traceparent', 'tracestate', 'baggage']);
+
+/** Headers for a prefill or decode leg: the client's, filtered as SGLang's router does, with the core's edits applied. */
+export function pdLegRequestHeaders(incoming: IncomingHttpHeaders, edits: readonly HeaderEdit[]): HeaderMap {
+  const out: HeaderMap = {};
+  for (const [name, value] of Object.entries(forwardable(incoming))) {
+    if (PD_LEG_HEADERS.has(name) || name.startsWith('x-request-id-')) out[name] = value;
+  }
+  return applyHeaderEdits(out, edits);
+}
+
 /** Response headers for the client: upstream's forwardable headers with the core's edits applied. */
 export function clientResponseHeaders(upstream: Readonly<Record<string, string | string[] | undefined>>, edits: readonly HeaderEdit[]): HeaderMap {
   return applyHeaderEdits(forwardable(upstream), edits);

@@ -30,6 +30,11 @@ test('SGLang PD body: n > 1 and prompt lists get arrays of that length, a fresh 
     { body: { model: 'm', prompt: ['a', 'b'] }, count: 2 },
     { body: { model: 'm', prompt: [1, 2, 3] }, count: 1 },
     { body: { model: 'm', prompt: [[1, 2], [3]], n: 2 }, count: 4 },
+    // SGLang's native /generate batches.
+    { body: { text: ['a', 'b', 'c'] }, count: 3 },
+    { body: { text: 'a', sampling_params: { n: 2 } }, count: 2 },
+    { body: { input_ids: [[1, 2], [3], [4]] }, count: 3 },
+    { body: { input_ids: [1, 2, 3] }, count: 1 },
   ];
   for (const c of cases) {
     assert.equal(sequenceCount(c.body), c.count);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { responseHeaderEdits, upstreamHeaderEdits } from '../../src/gateway/headers.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from '../../src/proxy/headers.js';
+import { clientResponseHeaders, pdLegRequestHeaders, upstreamRequestHeaders } from '../../src/proxy/headers.js';
 
 test('upstream headers: hop-by-hop, host, content-length and x-gateway-* are dropped; ids and forwarding added', () => {
   const incoming = {
@@ -32,4 +32,34 @@ test('upstream headers: hop-by-hop, host, content-length and x-gateway-* are dro
 test('client response headers keep the upstream ones minus hop-by-hop, plus the request id', () => {
   const out = clientResponseHeaders({ 'content-type': 'text/event-stream', connection: 'close', 'x-sim-pod': 'p', 'transfer-encoding': 'chunked' }, responseHeaderEdits('rid', null));
   assert.deepEqual(out, { 'content-type': 'text/event-stream', 'x-sim-pod': 'p', 'x-request-id': 'rid' });
+});
+
+test('prefill/decode legs get the client headers SGLang\'s router forwards, and the gateway\'s own', () => {
+  const incoming = {
+    host: 'gw:8080',
+    connection: 'keep-alive',
+    'content-type': 'application/json',
+    'content-length': '999',
+    authorization: 'Bearer k',
+    traceparent: '00-abc-def-01',
+    tracestate: 'v=1',
+    'x-correlation-id': 'c-1',
+    'x-request-id-parent': 'p-1',
+    cookie: 'session=secret',
+    'accept-encoding': 'gzip',
+    'x-my-app': 'whatever',
+  };
+  const edits = upstreamHeaderEdits(incoming, { requestId: 'req-1', clientAddress: '127.0.0.9', bodyLength: 12, modifier: { set: [{ name: 'x-route-set', value: 'yes' }], add: [], remove: [] } });
+  const out = pdLegRequestHeaders(incoming, edits);
+  assert.equal(out['authorization'], 'Bearer k');
+  assert.equal(out['traceparent'], '00-abc-def-01');
+  assert.equal(out['tracestate'], 'v=1');
+  assert.equal(out['x-correlation-id'], 'c-1');
+  assert.equal(out['x-request-id-parent'], 'p-1');
+  assert.equal(out['content-type'], 'application/json');
+  assert.equal(out['x-request-id'], 'req-1');
+  assert.equal(out['content-length'], '12', 'the leg\'s own body length');
+  assert.equal(out['accept-encoding'], 'identity');
+  assert.equal(out['x-route-set'], 'yes', 'the HTTPRoute\'s header modifier still applies');
+  for (const dropped of ['cookie', 'x-my-app', 'host', 'connection']) assert.equal(out[dropped], undefined, dropped);
 });
