@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
-import { formatProblem, loadFiles, summarize } from '../api/index.js';
+import { formatProblem, loadFiles, summarize, type Pod } from '../api/index.js';
 import { compileSnapshot } from '../config/compile.js';
+import { pdPoolReports } from './validate-pd.js';
 
 export const VALIDATE_HELP = `infergate validate: check resource files without serving them
 
@@ -34,8 +35,12 @@ export async function validatePaths(paths: readonly string[], out: Output): Prom
   }
   // Cross-resource checks (dangling references, unsupported filters) come from the compiler that
   // serve uses, so validate and serve can never disagree.
-  for (const w of compileSnapshot(loaded.resources, 1).warnings) out.stderr(`warning: ${formatProblem(w)}`);
+  const compiled = compileSnapshot(loaded.resources, 1);
+  for (const w of compiled.warnings) out.stderr(`warning: ${formatProblem(w)}`);
+  const pd = pdPoolReports(compiled.snapshot, loaded.resources.filter((r): r is Pod => r.kind === 'Pod'));
+  for (const w of pd.flatMap((r) => r.warnings)) out.stderr(`warning: ${formatProblem(w)}`);
   for (const r of loaded.resources) out.stdout(summarize(r));
+  for (const r of pd) out.stdout(r.line);
   for (const d of loaded.ignored) out.stdout(`ignored: ${d.kind}/${d.name} (${d.apiVersion}): not a kind the gateway reads`);
   out.stdout(`${loaded.resources.length} resource(s) valid${loaded.ignored.length > 0 ? `, ${loaded.ignored.length} ignored` : ''}`);
   return 0;

@@ -3,7 +3,7 @@
  * server) and the CLI use. Data planes import from here and from `core/`, nothing deeper.
  */
 export { Gateway, type AfterSwap, type BeforeSwap, type GatewayOptions } from './gateway.js';
-export { handshakeTimeout, legError, type PdPlan, type PrefillOutcome } from './pd.js';
+export { handshakeTimeout, legError, type PairBlame, type PdPlan, type PrefillOutcome } from './pd.js';
 export { bodyTooLarge, RequestHandle, type Decision, type Outcome, type RequestInit, type ResponsePlan } from './request.js';
 export type { UpstreamTimeouts } from './timeouts.js';
 export { DEFAULT_TIMEOUTS } from './timeouts.js';

@@ -56,10 +56,13 @@ export type PrefillOutcome =
   | { readonly kind: 'decode'; readonly body: Buffer | undefined }
   /** vLLM: the prefill could not hand over; the decode endpoint runs the whole request with `body`. */
   | { readonly kind: 'alone'; readonly body: Buffer; readonly reason: string }
-  /** vLLM: the prefill refused the request (4xx): the client gets that answer (OpenAI-shaped). */
+  /** The prefill refused the request (4xx): the client gets that answer (OpenAI-shaped); SGLang's decode leg is cancelled. */
   | { readonly kind: 'refused'; readonly status: number; readonly body: Buffer }
   /** The pair failed (SGLang: a leg cannot be replaced). */
   | { readonly kind: 'fail'; readonly error: GatewayError };
+
+/** Which leg broke a pair (see RequestHandle.pairFailed): `both` for a KV handshake that never completed, `none` for a refusal. */
+export type PairBlame = 'prefill' | 'decode' | 'both' | 'none';
 
 /** The pool is a prefill/decode pool whose runtime's protocol the gateway speaks. */
 export function pdProtocol(pool: PoolRuntime): PdProtocol | undefined {
@@ -108,11 +111,12 @@ export function legError(leg: 'prefill' | 'decode', endpoint: Endpoint, cause: G
  */
 export function onPrefillAnswer(plan: PdPlan, forwarded: Buffer, status: number, body: Buffer): PrefillOutcome {
   const ok = status >= 200 && status < 300;
+  // A 4xx is the server's verdict on the request (unknown model, prompt too long): the client's answer, for both protocols.
+  if (status >= 400 && status < 500) return { kind: 'refused', status, body: openAIErrorBody(status, body) ?? body };
   if (plan.protocol === 'sglang') {
     if (ok) return { kind: 'decode', body: undefined };
     return { kind: 'fail', error: legError('prefill', plan.prefill, new GatewayError('upstream_unavailable', `answered ${status}`)) };
   }
-  if (status >= 400 && status < 500) return { kind: 'refused', status, body: openAIErrorBody(status, body) ?? body };
   if (!ok) return { kind: 'alone', body: forwarded, reason: `prefill answered ${status}` };
   const decodeBody = vllmDecodeBody(forwarded, body);
   return decodeBody === undefined ? { kind: 'alone', body: forwarded, reason: 'prefill answer had no kv_transfer_params' } : { kind: 'decode', body: decodeBody };

@@ -43,6 +43,7 @@ export interface PdLog {
   readonly decodePod?: string;
   readonly decodeRole?: string;
   readonly decodeHeadersMs?: number | undefined;
+  /** Streamed, disaggregated requests: the decode's first byte after the prefill answered (ms). */
   readonly kvTransferWaitMs?: number;
 }
 

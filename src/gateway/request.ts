@@ -12,7 +12,7 @@ import { logRequest } from './request-log.js';
 import { prefillInputLogprobs, wantsLogprobs } from './logprob-merge.js';
 import { ResponseBody } from './response-body.js';
 import type { Runtime } from './runtime.js';
-import { onPrefillAnswer, onPrefillFailure, pdDecision, planPd, type PdPlan, type PrefillOutcome } from './pd.js';
+import { onPrefillAnswer, onPrefillFailure, pdDecision, planPd, type PairBlame, type PdPlan, type PrefillOutcome } from './pd.js';
 import { ENDPOINT_FAILURES, type Decision, type Leg, type Outcome, type RequestDeps, type RequestInit, type ResponsePlan } from './request-types.js';
 
 export type { Decision, Leg, Outcome, RequestDeps, RequestInit, ResponsePlan } from './request-types.js';
@@ -24,6 +24,8 @@ interface Attempt {
   readonly leg: Leg;
   /** Prompt tokens counted as pending prefill on the endpoint until the first byte. */
   prefillTokens: number;
+  /** Its endpoint's passive health already heard how it went (the request's end does not judge it again). */
+  judged?: boolean;
   released: boolean;
   readonly dispatchedAt: number;
   /** ms from dispatch to the response headers. */
@@ -159,9 +161,31 @@ export class RequestHandle {
     return upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body.length, modifier: this.#rule?.requestHeaders ?? null });
   }
 
-  /** Endpoints a retry must not pick (a pair whose handshake never completed: neither is blamed). */
-  avoid(endpoints: Iterable<Endpoint>): void {
-    for (const e of endpoints) this.#failedEndpoints.add(e);
+  /**
+   * A disaggregated request's pair failed before any byte reached the client; `blame` says which
+   * leg: `decode` counts against the decode endpoint's passive health; `prefill` was judged when
+   * its leg ended; `both` (a KV handshake that never completed: either side may have hung) counts
+   * against both, so the one that keeps failing with every partner is the one ejected (its
+   * partners' successes with other pods reset their counts); `none` (the prefill refused the
+   * request, a 4xx) judges no one. Both legs are released, and a retry avoids the blamed endpoints.
+   */
+  pairFailed(blame: PairBlame, error: unknown): void {
+    const code = asGatewayError(error).code;
+    const plan = this.#pd;
+    if (blame === 'decode' || blame === 'both') this.attemptFailed(error);
+    if (blame === 'both' && plan !== undefined) {
+      const p = this.#prefill;
+      if (p !== undefined && p.endedAt === undefined) {
+        p.endedAt = performance.now();
+        this.#deps.passiveHealth.failed(p.endpoint, code);
+      }
+      this.#failedEndpoints.add(plan.prefill);
+    }
+    // Released unjudged: the request's end must not blame the decode endpoint for the pair.
+    const d = this.#attempt;
+    if (d !== undefined) d.judged = true;
+    this.#release('main');
+    this.#release('prefill');
   }
 
   /** The prefill leg's response headers arrived (PD). */
@@ -241,6 +265,7 @@ export class RequestHandle {
     if (a !== undefined && !a.released) {
       this.#deps.passiveHealth.failed(a.endpoint, asGatewayError(error).code);
       this.#failedEndpoints.add(a.endpoint);
+      a.judged = true;
     }
     this.#release(leg);
   }
@@ -346,7 +371,11 @@ export class RequestHandle {
       ...(d === undefined ? {} : { decodePod: d.endpoint.podName, decodeRole: d.endpoint.role, decodeHeadersMs: d.headersMs }),
       // SGLang: the decode's first token waits for the KV after the prefill finished; vLLM: the decode
       // leg starts after it, so its time to first byte is the wait.
-      ...(p?.endedAt === undefined || decodeFirstByteAt === undefined ? {} : { kvTransferWaitMs: Math.max(0, decodeFirstByteAt - Math.max(p.endedAt, d?.dispatchedAt ?? 0)) }),
+      // Only a stream's first byte says when the KV arrived (an unstreamed answer comes whole at the
+      // end), and only a decode that read a prefill's KV waited for one.
+      ...(p?.endedAt === undefined || decodeFirstByteAt === undefined || this.#prepared?.stream !== true || this.#pdFallback !== undefined
+        ? {}
+        : { kvTransferWaitMs: Math.max(0, decodeFirstByteAt - Math.max(p.endedAt, d?.dispatchedAt ?? 0)) }),
     };
   }
 
@@ -363,7 +392,7 @@ export class RequestHandle {
     // 499 (nginx's convention) when the client left before the response was complete.
     const status = interrupted === 'client_gone' ? 499 : (outcome?.status ?? failure?.status ?? this.#upstreamStatus ?? 0);
     const complete = failure === undefined && interrupted === undefined;
-    this.#recordHealth(endpoint, failure?.code ?? interrupted);
+    if (this.#attempt?.judged !== true) this.#recordHealth(endpoint, failure?.code ?? interrupted);
     if (prepared !== undefined && endpoint !== undefined) {
       const response = { status: this.#upstreamStatus, complete, text: complete ? this.#body?.text : undefined };
       for (const c of prepared.backend.controls.responseComplete) c.responseComplete?.(prepared.request, endpoint, response);

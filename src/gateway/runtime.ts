@@ -103,12 +103,21 @@ function admissionOptions(pool: PoolConfig, deps: RuntimeDeps): AdmissionOptions
 /**
  * Available endpoints (scrapes succeed, not ejected by passive health); all of them when none is:
  * a scrape outage or a burst of failures must not refuse every request (Envoy's panic threshold).
+ * Judged per prefill/decode role, since a request needs one of each: a pool whose decode
+ * endpoints are all ejected keeps them as candidates, as a pool without roles keeps all.
  */
 function availableOrAll(members: Members, now: () => number): readonly Endpoint[] {
   const all = members.endpoints;
   const t = now();
   const available = all.filter((e) => e.available(t));
-  return available.length > 0 ? available : all;
+  if (available.length === all.length) return all;
+  const roles = new Set(all.map((e) => e.role));
+  const out: Endpoint[] = [];
+  for (const role of roles) {
+    const ofRole = available.filter((e) => e.role === role);
+    out.push(...(ofRole.length > 0 ? ofRole : all.filter((e) => e.role === role)));
+  }
+  return out;
 }
 
 export function requestControls(scheduler: Scheduler): RequestControls {

@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
 import { asGatewayError, GatewayError } from '../core/errors.js';
-import { handshakeTimeout, legError, type Decision, type Outcome, type PdPlan, type PrefillOutcome } from '../gateway/index.js';
+import { handshakeTimeout, legError, type Decision, type Outcome, type PairBlame, type PdPlan, type PrefillOutcome } from '../gateway/index.js';
 import { decodeResponse } from './decode.js';
 import { forward, relay, type ForwardInput } from './forward.js';
 import { pdLegRequestHeaders } from './headers.js';
@@ -21,8 +21,6 @@ const MAX_LOGPROB_ANSWER_BYTES = 16 * 1024 * 1024;
 /** Of a failed leg's error answer, this much is read for its message. */
 const MAX_ERROR_MESSAGE_BYTES = 8 * 1024;
 
-/** Which leg broke a pair: its endpoint is not tried again; `both` (the handshake) blames neither. */
-type Blame = 'prefill' | 'decode' | 'both';
 
 /**
  * After the decode answer is complete, the prefill leg's answer gets this long before it is
@@ -35,7 +33,7 @@ const PREFILL_GRACE_MS = 5_000;
 class PairFailed extends Error {
   constructor(
     readonly error: GatewayError,
-    readonly blame: Blame,
+    readonly blame: PairBlame,
   ) {
     super(error.message);
   }
@@ -49,7 +47,9 @@ class Pair {
   readonly scope = new RequestScope();
   /** The prefill leg alone: stopped with the pair, or by its own timeouts, or when no longer needed. */
   readonly prefill = new RequestScope();
-  blame: Blame | undefined;
+  blame: PairBlame | undefined;
+  /** The prefill refused the request (4xx): the client's answer, once the decode leg is stopped. */
+  refused: { readonly status: number; readonly body: Buffer } | undefined;
   /** The client has its answer from the decode leg: the pair stands, whatever the prefill leg does now. */
   committed = false;
   /** The data plane ended the prefill leg itself (the decode's answer made it moot): not the leg's failure. */
@@ -59,7 +59,7 @@ class Pair {
     this.scope.signal.addEventListener('abort', () => this.prefill.stop(this.scope.stopped ?? new GatewayError('upstream_unavailable', 'pair stopped')), { once: true });
   }
 
-  fail(error: GatewayError, blame: Blame): void {
+  fail(error: GatewayError, blame: PairBlame): void {
     if (this.scope.stopped !== undefined || this.committed) return;
     this.blame = blame;
     this.scope.stop(error);
@@ -101,10 +101,8 @@ export async function forwardPd(input: ForwardInput): Promise<Outcome> {
       return await runPair(input, decision, plan, deadline);
     } catch (err) {
       if (!(err instanceof PairFailed)) throw err;
-      // The leg that failed is not tried again (and a decode failure counts against its health;
-      // the prefill leg's was recorded when it ended). A handshake that never completed blames neither.
-      if (err.blame === 'decode') input.handle.attemptFailed(err.error);
-      if (err.blame === 'both') input.handle.avoid([plan.prefill, plan.decode]);
+      // The core judges the blamed leg(s) and keeps them out of the retry.
+      input.handle.pairFailed(err.blame, err.error);
       if (pair > 0 || input.scope.stopped !== undefined) throw err.error;
       try {
         decision = input.handle.retryPair();
@@ -147,15 +145,19 @@ async function runPair(input: ForwardInput, decision: Decision, plan: PdPlan, de
       const prefill = sendPrefill(legs);
       // Read later (or never, when the decode leg fails first): never an unhandled rejection.
       prefill.catch(() => undefined);
-      const outcome = await sendDecode(legs, plan.decodeBody ?? plan.prefillBody, true, plan.awaitPrefillAnswer ? prefill : undefined);
+      let outcome: Outcome;
+      try {
+        outcome = await sendDecode(legs, plan.decodeBody ?? plan.prefillBody, true, plan.awaitPrefillAnswer ? prefill : undefined);
+      } catch (err) {
+        // The prefill refused the request and stopped the pair: its answer is the client's.
+        if (pair.refused !== undefined && err instanceof PairFailed) return refuse(input, pair.refused);
+        throw err;
+      }
       await settledWithin(prefill, PREFILL_GRACE_MS);
       return outcome;
     }
     const prefilled = await sendPrefill(legs);
-    if (prefilled.kind === 'refused') {
-      sendJson(input.res, prefilled.status, JSON.parse(prefilled.body.toString('utf8')) as unknown, input.handle.id, input.closeConnection());
-      return { status: prefilled.status, bytesOut: prefilled.body.length };
-    }
+    if (prefilled.kind === 'refused') return refuse(input, prefilled);
     if (prefilled.kind === 'fail') throw new PairFailed(prefilled.error, pair.blame ?? 'prefill');
     // A decode that got kv_transfer_params reads the KV first (the handshake deadline applies);
     // one running the whole request alone is an ordinary request.
@@ -168,6 +170,18 @@ async function runPair(input: ForwardInput, decision: Decision, plan: PdPlan, de
     pair.cancelPrefill('no longer needed', plan.prefill);
     pair.scope.stop(legError('prefill', plan.prefill, asGatewayError(new Error('no longer needed'))));
   }
+}
+
+/** Sends a prefill's refusal (4xx, OpenAI-shaped where it could be read) to the client. */
+function refuse(input: ForwardInput, refused: { readonly status: number; readonly body: Buffer }): Outcome {
+  let body: unknown;
+  try {
+    body = JSON.parse(refused.body.toString('utf8'));
+  } catch {
+    body = { error: { message: `the model server refused the request (${refused.status})`, type: 'invalid_request_error', param: null, code: null } };
+  }
+  sendJson(input.res, refused.status, body, input.handle.id, input.closeConnection());
+  return { status: refused.status, bytesOut: refused.body.length };
 }
 
 /** Waits for `p` to settle, at most `ms`. */
@@ -228,6 +242,11 @@ async function sendPrefill(legs: Legs): Promise<PrefillOutcome> {
     unwatch();
   }
   if (outcome.kind === 'fail') pair.fail(outcome.error, 'prefill');
+  if (outcome.kind === 'refused' && plan.protocol === 'sglang' && !pair.committed) {
+    // SGLang's decode leg is running on the same body: stop it; the refusal is the client's answer.
+    pair.refused = outcome;
+    pair.fail(new GatewayError('upstream_unavailable', `prefill leg on ${plan.prefill.name}: refused the request (${outcome.status})`), 'none');
+  }
   return outcome;
 }
 
@@ -300,6 +319,7 @@ async function sendDecode(
   if (prefillAnswer !== undefined) {
     const prefilled = await prefillAnswer.catch((err: unknown) => ({ kind: 'fail', error: asGatewayError(err) }) as const);
     if (prefilled.kind === 'fail') throw legFailure(prefilled.error);
+    if (prefilled.kind === 'refused') throw legFailure(new GatewayError('upstream_unavailable', 'refused by the prefill'));
   }
   // From here the pair stands: the prefill leg's late troubles no longer concern the client.
   pair.committed = true;

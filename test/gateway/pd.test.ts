@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Endpoint } from '../../src/core/endpoint.js';
+import { GatewayError } from '../../src/core/errors.js';
 import { seededRandom } from '../../src/core/weighted.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { bootstrapRoom, sequenceCount, sglangPdBody, vllmDecodeBody, vllmPrefillBody } from '../../src/gateway/pd-body.js';
@@ -217,6 +218,71 @@ test('vLLM PD: a prompt the decode pod received before runs there alone the next
     second.h.failed(new Error('not sent'));
     const pd = lines.filter((l) => l.msg === 'Request Handled').map((l) => (l['pd'] as Record<string, unknown>)['reason']);
     assert.deepEqual(pd, ['disaggregated', 'cached-on-decode']);
+  } finally {
+    await gateway.close();
+  }
+});
+
+test('a failed pair is judged by its blame: decode, both (a handshake that never completed), or nobody (a refusal); the decode is not judged again at the end', async () => {
+  const { gateway } = await pdGateway('sglang');
+  try {
+    const pool = gateway.runtime?.pools.get('default/pd');
+    const [prefill, decode] = ['prefill-0', 'decode-0'].map((n) => pool?.members.endpoints.find((e) => e.podName === n) as Endpoint) as [Endpoint, Endpoint];
+    const fail = async (blame: 'prefill' | 'decode' | 'both' | 'none', prefillStatus?: number): Promise<void> => {
+      const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
+      h.route(8080, route);
+      const d = await h.decide(chat(`question for ${blame}`), new AbortController().signal);
+      h.dispatched(d.pd?.prefill as Endpoint, 'prefill');
+      h.dispatched(d.pd?.decode as Endpoint);
+      if (prefillStatus !== undefined) h.prefillAnswered(prefillStatus, Buffer.from('{"message":"no such model","code":404}'));
+      h.pairFailed(blame, new GatewayError('upstream_unavailable', 'x'));
+      h.failed(new GatewayError('upstream_unavailable', 'x'));
+    };
+    await fail('none', 404);
+    assert.deepEqual([prefill.consecutiveFailures, decode.consecutiveFailures], [0, 0], 'a refused request blames no one');
+    await fail('prefill', 500);
+    assert.deepEqual([prefill.consecutiveFailures, decode.consecutiveFailures], [1, 0], 'only the prefill');
+    await fail('decode');
+    assert.equal(decode.consecutiveFailures, 1, 'the decode, once');
+    await fail('both');
+    assert.deepEqual([prefill.consecutiveFailures, decode.consecutiveFailures], [2, 2], 'a handshake that never completed counts against both');
+    assert.ok(pool?.members.endpoints.every((e) => e.inFlight === 0), 'nothing leaks');
+  } finally {
+    await gateway.close();
+  }
+});
+
+test('SGLang PD: a prefill that refuses the request (4xx) is the client\'s answer, OpenAI-shaped with the server\'s message', async () => {
+  const { gateway } = await pdGateway('sglang');
+  try {
+    const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
+    h.route(8080, route);
+    const d = await h.decide(chat('which model?'), new AbortController().signal);
+    h.dispatched(d.pd?.prefill as Endpoint, 'prefill');
+    const out = h.prefillAnswered(404, Buffer.from('{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError","code":404}'));
+    assert.equal(out.kind, 'refused');
+    if (out.kind === 'refused') {
+      assert.equal(out.status, 404);
+      assert.match((JSON.parse(out.body.toString()) as { error: { message: string } }).error.message, /does not exist/);
+    }
+    h.failed(new GatewayError('upstream_unavailable', 'x'));
+  } finally {
+    await gateway.close();
+  }
+});
+
+test('a PD pool whose decode endpoints are all ejected keeps them as candidates (the panic rule holds per role)', async () => {
+  const { gateway } = await pdGateway('sglang');
+  try {
+    const pool = gateway.runtime?.pools.get('default/pd');
+    const decode = pool?.members.endpoints.find((e) => e.podName === 'decode-0') as Endpoint;
+    decode.ejectedUntil = performance.now() + 60_000;
+    const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
+    h.route(8080, route);
+    const d = await h.decide(chat('still served?'), new AbortController().signal);
+    assert.equal(d.pd?.decode.podName, 'decode-0');
+    assert.equal(d.pd?.prefill.podName, 'prefill-0');
+    h.failed(new GatewayError('upstream_unavailable', 'x'));
   } finally {
     await gateway.close();
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
@@ -36,6 +36,31 @@ describe('infergate command line', { timeout: 120_000 }, () => {
     assert.equal(ex.code, 0, ex.stderr);
     assert.match(ex.stdout, /resource\(s\) valid/);
     assert.match(ex.stdout, /^InferenceModel\/loramodel\b.*travel-helper-v1/m);
+  });
+
+  test('validate: a prefill/decode pool is described as served, and role mistakes in its Pods are warnings', async () => {
+    const pd = fileURLToPath(new URL('../../../examples/pd/', import.meta.url));
+    const files = await Promise.all(['gateway.yaml', 'pool.yaml', 'pods.yaml'].map((f) => readFile(join(pd, f), 'utf8')));
+    const run = async (pods: string): Promise<{ code: number; stdout: string; stderr: string }> => {
+      const out = { stdout: [] as string[], stderr: [] as string[] };
+      const cfg = await configDir([files[0], files[1], pods].join('\n---\n'));
+      try {
+        const code = await validatePaths([cfg.file], { stdout: (l) => out.stdout.push(l), stderr: (l) => out.stderr.push(l) });
+        return { code, stdout: out.stdout.join('\n'), stderr: out.stderr.join('\n') };
+      } finally {
+        await cfg.remove();
+      }
+    };
+    const good = await run(files[2] as string);
+    assert.equal(good.code, 0, good.stderr);
+    assert.match(good.stdout, /^InferencePool\/qwen-inference-pool as served: runtime sglang, .*: 2 prefill, 2 decode pod\(s\)$/m);
+    assert.equal(good.stderr, '');
+    // A mistyped role value, and a pod without the label.
+    const bad = await run((files[2] as string).replace(/role: decode\}/g, 'role: decoder}').replace('rolebasedgroup.workloads.x-k8s.io/role: prefill}', 'x: y}'));
+    assert.equal(bad.code, 0, 'warnings, not errors: serve would still start');
+    assert.match(bad.stderr, /^warning: Pod\/qwen-decode-0: metadata\.labels\.rolebasedgroup\.workloads\.x-k8s\.io\/role: "decoder" is not a role/m);
+    assert.match(bad.stderr, /^warning: Pod\/qwen-prefill-0: metadata\.labels\.rolebasedgroup\.workloads\.x-k8s\.io\/role: missing/m);
+    assert.match(bad.stderr, /^warning: InferencePool\/qwen-inference-pool: pods: no selected Pod here has role decode .*503/m);
   });
 
   test('validate: problems are printed as Kind/name: field.path: reason, exit 1', async () => {

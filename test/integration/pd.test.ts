@@ -131,7 +131,8 @@ describe('prefill/decode disaggregation, SGLang (seed 002)', { timeout: 180_000 
         assert.equal(pd['prefillRole'], 'prefill');
         assert.equal(pd['decodeRole'], 'decode');
         assert.equal(pd['decodePod'], r.pod);
-        assert.equal(typeof pd['kvTransferWaitMs'], 'number');
+        // Only a stream's first byte tells when the KV arrived.
+        assert.equal(typeof pd['kvTransferWaitMs'], stream ? 'number' : 'undefined');
       }
     }
   });
@@ -214,6 +215,26 @@ describe('prefill/decode disaggregation, SGLang (seed 002)', { timeout: 180_000 
     assert.equal(r.status, 200, r.text);
     assert.equal((JSON.parse(r.text) as { usage: { completion_tokens: number } }).usage.completion_tokens, 400);
     assert.equal(pods.get('sa-d').stats().received, 1, 'no retry on a fresh pair');
+  });
+
+  test('a prefill server that refuses the request (4xx): the client gets its answer at once, no retry, and no pod is blamed', async () => {
+    pods.get('ms-p').setFaults({ generation: 'status:404' });
+    try {
+      for (let i = 0; i < 6; i++) {
+        const [p0, d0] = [pods.get('ms-p').stats().received, pods.get('ms-d').stats().received];
+        const r = await send('/v1/chat/completions', { model: 'mymodel', max_tokens: 5, messages: [{ role: 'user', content: `Hello ${i}.` }] }, `prefill-404-${i}`, { 'x-pool': 'mid-stream' });
+        assert.equal(r.status, 404, r.text);
+        assert.equal(typeof (JSON.parse(r.text) as { error: { message: string } }).error.message, 'string');
+        assert.equal(pods.get('ms-p').stats().received - p0, 1, 'no retry');
+        assert.equal(pods.get('ms-d').stats().received - d0, 1);
+      }
+    } finally {
+      pods.get('ms-p').setFaults({ generation: 'ok' });
+    }
+    // More refusals than the ejection threshold (5): both pods still serve.
+    const r = await send('/v1/chat/completions', { model: 'mymodel', max_tokens: 5, messages: [{ role: 'user', content: 'Hello again.' }] }, 'after-404', { 'x-pool': 'mid-stream' });
+    assert.equal(r.status, 200, r.text);
+    await waitFor('the decode leg of every refused request cancelled', () => pods.get('ms-d').stats().inFlight === 0, 10_000);
   });
 
   test('a decode server that refuses the request (4xx): the client gets its answer and the waiting prefill is cancelled', async () => {
