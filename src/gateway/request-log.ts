@@ -45,6 +45,18 @@ export interface PdLog {
   readonly decodeHeadersMs?: number | undefined;
   /** Streamed, disaggregated requests: the decode's first byte after the prefill answered (ms). */
   readonly kvTransferWaitMs?: number;
+  /** Pairs that failed before the one logged above (a retried request), with the leg blamed and why. */
+  readonly failedPairs?: readonly FailedPair[];
+}
+
+/** A prefill/decode pair that failed before any byte reached the client. */
+export interface FailedPair {
+  readonly prefillPod: string;
+  readonly decodePod: string;
+  /** `prefill`, `decode`, `both` (a KV handshake that never completed) or `none` (a refusal). */
+  readonly blame: string;
+  /** The error, at most 300 characters. */
+  readonly error: string;
 }
 
 function round(ms: number): number {

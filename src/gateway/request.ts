@@ -16,7 +16,7 @@ import { onPrefillAnswer, onPrefillFailure, pdDecision, planPd, type PairBlame, 
 import { ENDPOINT_FAILURES, type Decision, type Leg, type Outcome, type RequestDeps, type RequestInit, type ResponsePlan } from './request-types.js';
 
 export type { Decision, Leg, Outcome, RequestDeps, RequestInit, ResponsePlan } from './request-types.js';
-import type { PdLog } from './request-log.js';
+import type { FailedPair, PdLog } from './request-log.js';
 import { PREFILL_PROFILE } from '../scheduling/plugins/pd-profile-handler.js';
 
 interface Attempt {
@@ -65,6 +65,7 @@ export class RequestHandle {
   #attempt: Attempt | undefined;
   #prefill: Attempt | undefined;
   #attempts = 0;
+  #failedPairs: FailedPair[] = [];
   #pd: PdPlan | undefined;
   /** SGLang PD with logprobs asked: the prefill's input-token logprobs, merged into the decode answer. */
   #inputLogprobs: unknown[] | undefined;
@@ -170,8 +171,11 @@ export class RequestHandle {
    * request, a 4xx) judges no one. Both legs are released, and a retry avoids the blamed endpoints.
    */
   pairFailed(blame: PairBlame, error: unknown): void {
-    const code = asGatewayError(error).code;
+    const failure = asGatewayError(error);
+    const code = failure.code;
     const plan = this.#pd;
+    // Logged with the request, so a retried request shows the pair that failed and why (at most MAX_ATTEMPTS).
+    if (plan !== undefined) this.#failedPairs.push({ prefillPod: plan.prefill.podName, decodePod: plan.decode.podName, blame, error: failure.message.slice(0, 300) });
     if (blame === 'decode' || blame === 'both') this.attemptFailed(error);
     if (blame === 'both' && plan !== undefined) {
       const p = this.#prefill;
@@ -247,7 +251,8 @@ export class RequestHandle {
     const attempt: Attempt = { endpoint, leg, prefillTokens: computesPrompt ? Math.max(0, tokens - cached) : 0, released: false, dispatchedAt: performance.now() };
     if (leg === 'prefill') this.#prefill = attempt;
     else this.#attempt = attempt;
-    this.#attempts++;
+    // Attempts count what answers the client: a pair is one attempt (its prefill leg is not another).
+    if (leg !== 'prefill') this.#attempts++;
     endpoint.acquire(prepared.targetModel ?? '', tokens);
     endpoint.pendingPrefillTokens += attempt.prefillTokens;
     const profile = leg === 'prefill' ? PREFILL_PROFILE : (this.#result?.primaryProfile ?? '');
@@ -373,6 +378,7 @@ export class RequestHandle {
       // leg starts after it, so its time to first byte is the wait.
       // Only a stream's first byte says when the KV arrived (an unstreamed answer comes whole at the
       // end), and only a decode that read a prefill's KV waited for one.
+      ...(this.#failedPairs.length === 0 ? {} : { failedPairs: this.#failedPairs }),
       ...(p?.endedAt === undefined || decodeFirstByteAt === undefined || this.#prepared?.stream !== true || this.#pdFallback !== undefined
         ? {}
         : { kvTransferWaitMs: Math.max(0, decodeFirstByteAt - Math.max(p.endedAt, d?.dispatchedAt ?? 0)) }),

@@ -298,8 +298,12 @@ async function sendDecode(
     // The server's own words say why (an SGLang decode whose prefill partner died says so).
     const said = await readAll(decoded.body, MAX_ERROR_MESSAGE_BYTES).catch(() => Buffer.alloc(0));
     const failure = legError('decode', plan.decode, new GatewayError('upstream_unavailable', `answered ${response.status}${reason(said)}`));
-    pair.fail(failure, 'decode');
-    throw new PairFailed(failure, 'decode');
+    // An SGLang decode that fails before its first byte usually failed its KV handshake (an
+    // unreachable bootstrap, a dead prefill): the pair is at fault, and passive health's
+    // consecutive counting ejects whichever pod keeps failing with every partner.
+    const blame = plan.protocol === 'sglang' ? 'both' : 'decode';
+    pair.fail(failure, blame);
+    throw new PairFailed(failure, blame);
   }
   if (response.status >= 400) {
     // The decode server refused the request (overloaded, invalid): that is the client's answer,

@@ -128,6 +128,7 @@ describe('prefill/decode disaggregation, SGLang (seed 002)', { timeout: 180_000 
         const line = await handled(gateway, id);
         const pd = line['pd'] as Record<string, unknown>;
         assert.equal(pd['disaggregated'], true);
+        assert.equal(line['attempts'], 1, 'one pair is one attempt');
         assert.equal(pd['prefillRole'], 'prefill');
         assert.equal(pd['decodeRole'], 'decode');
         assert.equal(pd['decodePod'], r.pod);
@@ -161,6 +162,11 @@ describe('prefill/decode disaggregation, SGLang (seed 002)', { timeout: 180_000 
         retried++;
         const pd = (await handled(gateway, `retry-${i}`))['pd'] as Record<string, unknown>;
         assert.equal(pd['prefillPod'], 'p-1', 'the fresh pair used the other prefill pod');
+        const failed = pd['failedPairs'] as Array<Record<string, unknown>>;
+        assert.equal(failed.length, 1, 'the failed pair is in the log line');
+        assert.equal(failed[0]?.['prefillPod'], 'p-0');
+        assert.equal(failed[0]?.['blame'], 'prefill');
+        assert.match(String(failed[0]?.['error']), /prefill leg on p-0/);
       }
       assert.ok(retried > 0, 'some requests were first paired with the failing prefill pod');
     } finally {
