@@ -232,7 +232,8 @@ describe('prefill/decode disaggregation, SGLang (seed 002)', { timeout: 180_000 
         assert.equal(r.status, 404, r.text);
         assert.equal(typeof (JSON.parse(r.text) as { error: { message: string } }).error.message, 'string');
         assert.equal(pods.get('ms-p').stats().received - p0, 1, 'no retry');
-        assert.equal(pods.get('ms-d').stats().received - d0, 1);
+        // The decode leg went out at the same time; it may be cancelled before the server read it.
+        assert.ok(pods.get('ms-d').stats().received - d0 <= 1, 'no retry on the decode side either');
       }
     } finally {
       pods.get('ms-p').setFaults({ generation: 'ok' });
