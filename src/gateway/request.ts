@@ -66,6 +66,8 @@ export class RequestHandle {
   #prefill: Attempt | undefined;
   #attempts = 0;
   #failedPairs: FailedPair[] = [];
+  /** Endpoints of pairs whose KV handshake never completed: avoided by a retry when it can be. */
+  readonly #suspects = new Set<Endpoint>();
   #pd: PdPlan | undefined;
   /** SGLang PD with logprobs asked: the prefill's input-token logprobs, merged into the decode answer. */
   #inputLogprobs: unknown[] | undefined;
@@ -133,7 +135,22 @@ export class RequestHandle {
     // The fresh pair starts clean: the failed pair's fallback (vLLM decode-alone) is not its own.
     this.#pdFallback = undefined;
     this.#prefill = undefined;
-    return this.#schedule(prepared, rule, this.#failedEndpoints);
+    this.#inputLogprobs = undefined;
+    // Suspects of a handshake that never completed are avoided while another pair exists; when
+    // one of them is the only pod of its role, the retry may use it (with a fresh partner).
+    const suspects = [...this.#suspects];
+    const tries = [
+      new Set([...this.#failedEndpoints, ...suspects]),
+      new Set([...this.#failedEndpoints, ...suspects.filter((e) => e.role !== 'prefill')]),
+      new Set([...this.#failedEndpoints, ...suspects.filter((e) => e.role !== 'decode')]),
+    ];
+    for (let i = 0; ; i++) {
+      try {
+        return this.#schedule(prepared, rule, tries[i]);
+      } catch (err) {
+        if (i + 1 >= tries.length || suspects.length === 0 || !(err instanceof GatewayError) || err.code !== 'no_ready_endpoint') throw err;
+      }
+    }
   }
 
   #schedule(prepared: Prepared, rule: RuleConfig, exclude?: ReadonlySet<Endpoint>): Decision {
@@ -176,20 +193,31 @@ export class RequestHandle {
     const plan = this.#pd;
     // Logged with the request, so a retried request shows the pair that failed and why (at most MAX_ATTEMPTS).
     if (plan !== undefined) this.#failedPairs.push({ prefillPod: plan.prefill.podName, decodePod: plan.decode.podName, blame, error: failure.message.slice(0, 300) });
-    if (blame === 'decode' || blame === 'both') this.attemptFailed(error);
+    if (blame === 'decode') this.attemptFailed(error);
     if (blame === 'both' && plan !== undefined) {
+      const d = this.#attempt;
+      if (d !== undefined && !d.released && d.judged !== true) this.#deps.passiveHealth.failed(d.endpoint, code);
       const p = this.#prefill;
       if (p !== undefined && p.endedAt === undefined) {
         p.endedAt = performance.now();
         this.#deps.passiveHealth.failed(p.endpoint, code);
       }
-      this.#failedEndpoints.add(plan.prefill);
+      this.#suspects.add(plan.prefill);
+      this.#suspects.add(plan.decode);
     }
     // Released unjudged: the request's end must not blame the decode endpoint for the pair.
     const d = this.#attempt;
     if (d !== undefined) d.judged = true;
     this.#release('main');
     this.#release('prefill');
+  }
+
+  /**
+   * The decode leg's answer is complete (PD): its endpoint stops carrying the request's load now,
+   * though the request ends only once the prefill leg's answer is in (or given up).
+   */
+  decodeDone(): void {
+    this.#release('main');
   }
 
   /** The prefill leg's response headers arrived (PD). */

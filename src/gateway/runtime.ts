@@ -111,13 +111,15 @@ function availableOrAll(members: Members, now: () => number): readonly Endpoint[
   const t = now();
   const available = all.filter((e) => e.available(t));
   if (available.length === all.length) return all;
-  const roles = new Set(all.map((e) => e.role));
-  const out: Endpoint[] = [];
-  for (const role of roles) {
-    const ofRole = available.filter((e) => e.role === role);
-    out.push(...(ofRole.length > 0 ? ofRole : all.filter((e) => e.role === role)));
+  if (all.every((e) => e.role === 'both')) return available.length > 0 ? available : all;
+  // A role's candidates are its own pods and `both` pods (the role filter's rule).
+  const chosen = new Set<Endpoint>();
+  for (const role of ['prefill', 'decode'] as const) {
+    const capable = all.filter((e) => e.role === role || e.role === 'both');
+    const ok = capable.filter((e) => available.includes(e));
+    for (const e of ok.length > 0 ? ok : capable) chosen.add(e);
   }
-  return out;
+  return all.filter((e) => chosen.has(e));
 }
 
 export function requestControls(scheduler: Scheduler): RequestControls {

@@ -96,14 +96,17 @@ export async function forwardPd(input: ForwardInput): Promise<Outcome> {
   const deadline: Deadline | undefined = timeout === undefined ? undefined : { at: performance.now() + timeout.ms, ms: timeout.ms, setting: timeout.setting };
   for (let pair = 0; ; pair++) {
     const plan = decision.pd;
-    if (plan === undefined) return forward({ ...input, decision });
+    if (plan === undefined) return forward({ ...input, decision }, deadline);
     try {
       return await runPair(input, decision, plan, deadline);
     } catch (err) {
       if (!(err instanceof PairFailed)) throw err;
+      // A request that was stopped (client gone, deadline) judges no one: its legs were cut.
+      const stopped = input.scope.stopped;
+      if (stopped !== undefined) throw stopped;
       // The core judges the blamed leg(s) and keeps them out of the retry.
       input.handle.pairFailed(err.blame, err.error);
-      if (pair > 0 || input.scope.stopped !== undefined) throw err.error;
+      if (pair > 0) throw err.error;
       try {
         decision = input.handle.retryPair();
       } catch {
@@ -153,6 +156,8 @@ async function runPair(input: ForwardInput, decision: Decision, plan: PdPlan, de
         if (pair.refused !== undefined && err instanceof PairFailed) return refuse(input, pair.refused);
         throw err;
       }
+      // The decode endpoint is done; the request still waits (bounded) for the prefill's answer.
+      input.handle.decodeDone();
       await settledWithin(prefill, PREFILL_GRACE_MS);
       return outcome;
     }
@@ -223,7 +228,7 @@ async function sendPrefill(legs: Legs): Promise<PrefillOutcome> {
   try {
     input.dispatcher.dispatch(request(input, plan.prefill, plan.prefillBody, handle.headersFor(plan.prefillBody)), attempt);
     const response = await attempt.response;
-    handle.prefillStarted();
+    if (!moot()) handle.prefillStarted();
     const body = await readAll(decodeResponse(response.headers, response.body).body, plan.awaitPrefillAnswer && plan.protocol === 'sglang' ? MAX_LOGPROB_ANSWER_BYTES : MAX_PREFILL_ANSWER_BYTES);
     // A late answer of a pair already given up must not touch the next pair's accounting.
     if (moot()) return { kind: 'decode', body: undefined };
@@ -303,11 +308,14 @@ async function sendDecode(
     // consecutive counting ejects whichever pod keeps failing with every partner.
     const blame = plan.protocol === 'sglang' ? 'both' : 'decode';
     pair.fail(failure, blame);
-    throw new PairFailed(failure, blame);
+    // A pair stopped first (the prefill failed or refused) keeps that cause and blame.
+    throw new PairFailed(pairScope.stopped ?? failure, pair.blame ?? blame);
   }
   if (response.status >= 400) {
     // The decode server refused the request (overloaded, invalid): that is the client's answer,
-    // and a prefill waiting for this partner would only wait for its own timeout.
+    // and a prefill waiting for this partner would only wait for its own timeout. Unless the pair
+    // was stopped meanwhile (the prefill refused it too): then that answer stands.
+    if (pairScope.stopped !== undefined) throw legFailure(new Error('pair stopped'));
     pair.committed = true;
     pair.cancelPrefill(`the decode leg answered ${response.status}`, plan.prefill);
     return relay({ ...input, scope: pairScope }, attempt, response.status, decoded, decoded.body);
@@ -325,6 +333,7 @@ async function sendDecode(
     if (prefilled.kind === 'fail') throw legFailure(prefilled.error);
     if (prefilled.kind === 'refused') throw legFailure(new GatewayError('upstream_unavailable', 'refused by the prefill'));
   }
+  if (pairScope.stopped !== undefined) throw legFailure(new Error('pair stopped'));
   // From here the pair stands: the prefill leg's late troubles no longer concern the client.
   pair.committed = true;
   return relay({ ...input, scope: pairScope }, attempt, response.status, decoded, prepend(first, chunks), (failure) => legError('decode', plan.decode, failure));

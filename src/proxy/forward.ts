@@ -37,10 +37,12 @@ export interface ForwardInput {
  * response started; failures after it end the response (an SSE stream gets an error event, other
  * bodies are cut) and are reported in the outcome.
  */
-export async function forward(input: ForwardInput): Promise<Outcome> {
+export async function forward(input: ForwardInput, startedDeadline?: Deadline): Promise<Outcome> {
   const { req, decision, handle, scope } = input;
   const headers = upstreamRequestHeaders(req.headers, decision.headers);
-  const deadline: Deadline | undefined = decision.timeout === undefined ? undefined : { at: performance.now() + decision.timeout.ms, ms: decision.timeout.ms, setting: decision.timeout.setting };
+  // A request already under way (a PD retry on one endpoint) keeps the deadline it started with.
+  const deadline: Deadline | undefined =
+    startedDeadline ?? (decision.timeout === undefined ? undefined : { at: performance.now() + decision.timeout.ms, ms: decision.timeout.ms, setting: decision.timeout.setting });
   const method = (req.method ?? 'GET') as Dispatcher.HttpMethod;
   const path = req.url ?? '/';
   for (let i = 0; i < decision.endpoints.length; i++) {

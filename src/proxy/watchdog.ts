@@ -44,7 +44,11 @@ export function overdue(w: Watched, now: number): GatewayError | undefined {
   if (deadline !== undefined && now >= deadline.at) {
     return new GatewayError('upstream_timeout', `upstream did not complete within the request timeout of ${deadline.ms} ms (${deadline.setting})`);
   }
-  if (w.firstByte !== undefined && a.firstDataAt === undefined && now >= w.firstByte.at) return w.firstByte.error();
+  if (w.firstByte !== undefined && a.firstDataAt === undefined) {
+    // Until its first byte such a leg is timed by that deadline alone: a long prompt's prefill and
+    // KV transfer may rightly take longer than the stream idle timeout.
+    return now >= w.firstByte.at ? w.firstByte.error() : undefined;
+  }
   if (a.waitingForClient) return undefined;
   const name = a.endpoint.name;
   const silentMs = now - a.lastDataAt;

@@ -287,3 +287,25 @@ test('a PD pool whose decode endpoints are all ejected keeps them as candidates 
     await gateway.close();
   }
 });
+
+test('after a KV handshake that never completed, the retry avoids both pods while it can, and uses the only pod of a role with a fresh partner', async () => {
+  const decode1 = '---\napiVersion: v1\nkind: Pod\nmetadata: {name: decode-1, labels: {app: pd, role: decode}}\nstatus: {podIP: 127.0.5.4}\n';
+  const { logger } = memoryLogger();
+  const gateway = await Gateway.start({ sources: [new MemorySource(pdConfig('sglang', decode1))], logger, scrapeIntervalMs: 0, random: seededRandom(1) });
+  try {
+    const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
+    h.route(8080, route);
+    const d = await h.decide(chat('a handshake that hangs'), new AbortController().signal);
+    const first = d.pd?.decode.podName;
+    h.dispatched(d.pd?.prefill as Endpoint, 'prefill');
+    h.dispatched(d.pd?.decode as Endpoint);
+    h.pairFailed('both', new GatewayError('kv_handshake_timeout', 'x'));
+    // One prefill pod: avoiding it too would leave no pair at all.
+    const retry = h.retryPair();
+    assert.equal(retry.pd?.prefill.podName, 'prefill-0');
+    assert.notEqual(retry.pd?.decode.podName, first, 'a fresh decode partner');
+    h.failed(new GatewayError('upstream_unavailable', 'x'));
+  } finally {
+    await gateway.close();
+  }
+});

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Endpoint } from '../../src/core/endpoint.js';
+import { GatewayError } from '../../src/core/errors.js';
 import { DEFAULT_TIMEOUTS } from '../../src/gateway/index.js';
 import { RequestScope } from '../../src/proxy/scope.js';
 import { UpstreamAttempt } from '../../src/proxy/upstream.js';
@@ -89,4 +90,19 @@ test('an attempt with its own stop gets the timeout, told whether it is the whol
   watchdog.sweep(1_000_000);
   assert.deepEqual(seen.at(-1), { code: 'upstream_timeout', whole: true });
   watchdog.close();
+});
+
+test('a leg with a first-byte deadline is timed by it alone until its first byte (a long prefill may outlast the stream idle timeout)', () => {
+  const endpoint = new Endpoint({ address: '127.0.0.1', port: 8000, name: 'e', podName: 'e', labels: {} });
+  const scope = new RequestScope();
+  const t0 = 1_000_000;
+  const attempt = new UpstreamAttempt(endpoint, scope.signal, true, t0);
+  attempt.headersAt = t0 + 10;
+  attempt.lastDataAt = t0 + 10;
+  const w = { attempt, timeouts: DEFAULT_TIMEOUTS, deadline: undefined, scope, firstByte: { at: t0 + 130_000, error: () => new GatewayError('kv_handshake_timeout', 'handshake') } };
+  assert.equal(overdue(w, t0 + 100_000), undefined, 'silent for 100 s, past the 60 s stream idle timeout, before its first byte');
+  assert.equal(overdue(w, t0 + 130_000)?.code, 'kv_handshake_timeout');
+  attempt.firstDataAt = t0 + 120_000;
+  attempt.lastDataAt = t0 + 120_000;
+  assert.match(overdue(w, t0 + 180_000)?.message ?? '', /stream idle timeout/, 'after it, the phase timeouts apply again');
 });
