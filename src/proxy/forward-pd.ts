@@ -21,7 +21,6 @@ const MAX_LOGPROB_ANSWER_BYTES = 16 * 1024 * 1024;
 /** Of a failed leg's error answer, this much is read for its message. */
 const MAX_ERROR_MESSAGE_BYTES = 8 * 1024;
 
-
 /**
  * After the decode answer is complete, the prefill leg's answer gets this long before it is
  * cancelled: SGLang's prefill answers once its KV was sent, before the decode's first token, so
@@ -238,7 +237,7 @@ async function sendPrefill(legs: Legs): Promise<PrefillOutcome> {
     if (moot()) return { kind: 'decode', body: undefined };
     const failure = pair.prefill.stopped ?? upstreamFailure(err, plan.prefill);
     if (failure.code === 'kv_handshake_timeout' && plan.protocol === 'sglang') {
-      // Neither side is to blame for a handshake that never completed; the retry avoids both.
+      // Either side may have hung: the pair is at fault (RequestHandle.pairFailed judges both).
       pair.fail(failure, 'both');
       return { kind: 'fail', error: failure };
     }
