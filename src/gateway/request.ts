@@ -439,7 +439,8 @@ export class RequestHandle {
       prepared,
       result: this.#result,
       endpoint,
-      attempts: this.#attempts,
+      // A request that ended at its prefill leg (a vLLM refusal) still made one attempt.
+      attempts: Math.max(this.#attempts, this.#prefill === undefined ? 0 : 1),
       queueWaitMs: this.#ticket?.waitedMs,
       ttftMs: this.#ttftMs,
       durationMs: performance.now() - this.startedAt,

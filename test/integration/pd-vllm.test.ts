@@ -100,6 +100,7 @@ describe('prefill/decode disaggregation, vLLM (NIXL, llm-d\'s dialect)', { timeo
       const r = await send('refused-1', long('oceans'), false);
       assert.equal(r.status, 400, r.text);
       assert.equal(typeof (JSON.parse(r.text) as { error: { message: string } }).error.message, 'string');
+      assert.equal((await handled(gateway, 'refused-1'))['attempts'], 1);
     } finally {
       pods.get('vp-0').setFaults({ generation: 'ok' });
     }
