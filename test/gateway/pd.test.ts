@@ -117,15 +117,22 @@ async function pdGateway(runtime: 'sglang' | 'vllm'): Promise<{ gateway: Gateway
 const route = { method: 'POST', path: '/v1/chat/completions', query: '', host: 'gw', headers: {} };
 const chat = (content: string): Buffer => Buffer.from(JSON.stringify({ model: 'qwen', stream: true, messages: [{ role: 'system', content: 'Answer carefully. '.repeat(60) }, { role: 'user', content }] }));
 
+type Handle = ReturnType<Gateway['begin']>;
+
+/** A chat request through the gateway's core up to its decision: the handle and the decision. */
+async function decideChat(gateway: Gateway, body: Buffer): Promise<{ h: Handle; d: Awaited<ReturnType<Handle['decide']>> }> {
+  const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
+  h.route(8080, route);
+  return { h, d: await h.decide(body, new AbortController().signal) };
+}
+
 test('a PD pool: role-less pods are left out with one warning; SGLang requests get a pair with the same body', async () => {
   const { gateway, lines } = await pdGateway('sglang');
   try {
     const pool = gateway.runtime?.pools.get('default/pd');
     assert.deepEqual(pool?.members.endpoints.map((e) => `${e.podName}:${e.role}`), ['prefill-0:prefill', 'decode-0:decode']);
     assert.equal(lines.filter((l) => l.msg === 'pod has no prefill/decode role: not routable in this prefill/decode pool' && l['pod'] === 'default/nobody-0').length, 1);
-    const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
-    h.route(8080, route);
-    const d = await h.decide(chat('hello'), new AbortController().signal);
+    const { h: h, d: d } = await decideChat(gateway, chat('hello'));
     assert.equal(d.pd?.protocol, 'sglang');
     assert.equal(d.pd?.prefill.podName, 'prefill-0');
     assert.equal(d.pd?.decode.podName, 'decode-0');
@@ -167,9 +174,7 @@ test('a PD pool: a failed SGLang prefill fails the pair; vLLM falls back to deco
   for (const runtime of ['sglang', 'vllm'] as const) {
     const { gateway } = await pdGateway(runtime);
     try {
-      const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
-      h.route(8080, route);
-      const d = await h.decide(chat(`a long enough question for ${runtime}: ${'why '.repeat(900)}`), new AbortController().signal);
+      const { h: h, d: d } = await decideChat(gateway, chat(`a long enough question for ${runtime}: ${'why '.repeat(900)}`));
       assert.ok(d.pd !== undefined, 'disaggregated');
       h.dispatched(d.pd.prefill, 'prefill');
       if (runtime === 'sglang') {
@@ -178,9 +183,7 @@ test('a PD pool: a failed SGLang prefill fails the pair; vLLM falls back to deco
         if (out.kind === 'fail') assert.match(out.error.message, /^prefill leg on prefill-0/);
       } else {
         assert.equal(h.prefillAnswered(503, Buffer.from('{}')).kind, 'alone');
-        const h2 = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
-        h2.route(8080, route);
-        const d2 = await h2.decide(chat(`another question: ${'how '.repeat(900)}`), new AbortController().signal);
+        const { h: h2, d: d2 } = await decideChat(gateway, chat(`another question: ${'how '.repeat(900)}`));
         h2.dispatched(d2.pd?.prefill as Endpoint, 'prefill');
         assert.equal(h2.prefillAnswered(400, Buffer.from('{"error":{"message":"bad"}}')).kind, 'refused');
         h2.failed(new Error('done'));
@@ -197,11 +200,7 @@ test('vLLM PD: a prompt the decode pod received before runs there alone the next
   const { gateway, lines } = await pdGateway('vllm');
   try {
     const body = chat(`the same long question: ${'and why? '.repeat(200)}`);
-    const decide = async (): Promise<{ h: ReturnType<Gateway['begin']>; d: Awaited<ReturnType<ReturnType<Gateway['begin']>['decide']>> }> => {
-      const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
-      h.route(8080, route);
-      return { h, d: await h.decide(body, new AbortController().signal) };
-    };
+    const decide = (): ReturnType<typeof decideChat> => decideChat(gateway, body);
     const first = await decide();
     assert.ok(first.d.pd !== undefined, 'cold: disaggregated');
     first.h.dispatched(first.d.pd.prefill, 'prefill');
@@ -229,9 +228,7 @@ test('a failed pair is judged by its blame: decode, both (a handshake that never
     const pool = gateway.runtime?.pools.get('default/pd');
     const [prefill, decode] = ['prefill-0', 'decode-0'].map((n) => pool?.members.endpoints.find((e) => e.podName === n) as Endpoint) as [Endpoint, Endpoint];
     const fail = async (blame: 'prefill' | 'decode' | 'both' | 'none', prefillStatus?: number): Promise<void> => {
-      const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
-      h.route(8080, route);
-      const d = await h.decide(chat(`question for ${blame}`), new AbortController().signal);
+      const { h: h, d: d } = await decideChat(gateway, chat(`question for ${blame}`));
       h.dispatched(d.pd?.prefill as Endpoint, 'prefill');
       h.dispatched(d.pd?.decode as Endpoint);
       if (prefillStatus !== undefined) h.prefillAnswered(prefillStatus, Buffer.from('{"message":"no such model","code":404}'));
@@ -255,9 +252,7 @@ test('a failed pair is judged by its blame: decode, both (a handshake that never
 test('SGLang PD: a prefill that refuses the request (4xx) is the client\'s answer, OpenAI-shaped with the server\'s message', async () => {
   const { gateway } = await pdGateway('sglang');
   try {
-    const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
-    h.route(8080, route);
-    const d = await h.decide(chat('which model?'), new AbortController().signal);
+    const { h: h, d: d } = await decideChat(gateway, chat('which model?'));
     h.dispatched(d.pd?.prefill as Endpoint, 'prefill');
     const out = h.prefillAnswered(404, Buffer.from('{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError","code":404}'));
     assert.equal(out.kind, 'refused');
@@ -277,9 +272,7 @@ test('a PD pool whose decode endpoints are all ejected keeps them as candidates 
     const pool = gateway.runtime?.pools.get('default/pd');
     const decode = pool?.members.endpoints.find((e) => e.podName === 'decode-0') as Endpoint;
     decode.ejectedUntil = performance.now() + 60_000;
-    const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
-    h.route(8080, route);
-    const d = await h.decide(chat('still served?'), new AbortController().signal);
+    const { h: h, d: d } = await decideChat(gateway, chat('still served?'));
     assert.equal(d.pd?.decode.podName, 'decode-0');
     assert.equal(d.pd?.prefill.podName, 'prefill-0');
     h.failed(new GatewayError('upstream_unavailable', 'x'));
@@ -293,9 +286,7 @@ test('after a KV handshake that never completed, the retry avoids both pods whil
   const { logger } = memoryLogger();
   const gateway = await Gateway.start({ sources: [new MemorySource(pdConfig('sglang', decode1))], logger, scrapeIntervalMs: 0, random: seededRandom(1) });
   try {
-    const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
-    h.route(8080, route);
-    const d = await h.decide(chat('a handshake that hangs'), new AbortController().signal);
+    const { h: h, d: d } = await decideChat(gateway, chat('a handshake that hangs'));
     const first = d.pd?.decode.podName;
     h.dispatched(d.pd?.prefill as Endpoint, 'prefill');
     h.dispatched(d.pd?.decode as Endpoint);
