@@ -113,10 +113,11 @@ function availableOrAll(members: Members, now: () => number): readonly Endpoint[
   if (available.length === all.length) return all;
   if (all.every((e) => e.role === 'both')) return available.length > 0 ? available : all;
   // A role's candidates are its own pods and `both` pods (the role filter's rule).
+  const up = new Set(available);
   const chosen = new Set<Endpoint>();
   for (const role of ['prefill', 'decode'] as const) {
     const capable = all.filter((e) => e.role === role || e.role === 'both');
-    const ok = capable.filter((e) => available.includes(e));
+    const ok = capable.filter((e) => up.has(e));
     for (const e of ok.length > 0 ? ok : capable) chosen.add(e);
   }
   return all.filter((e) => chosen.has(e));
