@@ -84,7 +84,9 @@ describe('smart routing: load, LoRA, runtimes, failures', { timeout: 180_000 }, 
       // v-1's only slot holds ad-a: ad-b would wait there, so it goes to a pod with a free slot.
       const b = await servedBy(8, 'ad-b');
       assert.ok(!b.includes('v-1'), `ad-b avoided v-1: ${b.join(',')}`);
-      // The base model needs no slot and is balanced as usual.
+      // The base model needs no slot and is balanced as usual, once the gateway sees the ad-b
+      // requests gone from v-0 and v-2 (on a busy machine their scrapes may lag).
+      for (const idle of ['v-0', 'v-2']) await waitForView(gateway, idle, 'no requests left', (e) => e.metrics !== null && e.metrics.runningRequests === 0 && e.metrics.waitingRequests === 0);
       const base = await servedBy(9, 'mymodel');
       assert.ok(new Set(base).size >= 2, `base model spread: ${base.join(',')}`);
     } finally {
