@@ -147,6 +147,11 @@ export class BootstrapServer {
     return this.#rooms.size;
   }
 
+  /** A decode leg has registered for `room` (for tests: the handshake has begun). */
+  decodeRegistered(room: number): boolean {
+    return (this.#rooms.get(room)?.decode ?? null) !== null;
+  }
+
   async listen(host: string, port: number): Promise<number> {
     this.#port = await listenOn(this.#server, host, port);
     return this.#port;

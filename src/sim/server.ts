@@ -137,6 +137,8 @@ export interface RunningSimServer {
   readonly bootstrapPort: number | undefined;
   /** A vLLM prefill server's NIXL side channel port; undefined otherwise. */
   readonly sideChannelPort: number | undefined;
+  /** SGLang prefill: a decode leg has registered for `room` at the bootstrap listener (the handshake began). */
+  decodeRegistered(room: number): boolean;
   stats(): SimStats;
   /** The server-wide fault settings. */
   faults(): SimFaults;
@@ -326,6 +328,7 @@ class SimServer implements ExchangeHost {
       pdRole: this.pdRole,
       bootstrapPort: this.bootstrap?.port,
       sideChannelPort: this.nixl?.port,
+      decodeRegistered: (room) => self.bootstrap?.decodeRegistered(room) ?? false,
       stats: () => ({ ...self.counters }),
       faults: () => self.faultSettings.snapshot(),
       setFaults: (faults) => {

@@ -202,14 +202,16 @@ describe('SGLang PD timeouts', () => {
   });
 
   test('a decode client that goes away fails its prefill partner (the transfer cannot happen)', async () => {
-    const prefill = await tinyServer({ runtime: 'sglang', pdRole: 'prefill', bootstrapPort: 0, timeScale: 1, overrides: { prefillPerTokenMs: 50 } });
+    // A bootstrap timeout well above the test's needs, and well below SGLang's 300 s: a failure ends in seconds.
+    const prefill = await tinyServer({ runtime: 'sglang', pdRole: 'prefill', bootstrapPort: 0, timeScale: 1, bootstrapTimeoutMs: 20_000, overrides: { prefillPerTokenMs: 50 } });
     const decode = await tinyServer({ runtime: 'sglang', pdRole: 'decode' });
     try {
       const body = { model: 'mymodel', prompt: 'a longer prompt that takes a while to prefill here', bootstrap_host: '127.0.0.1', bootstrap_port: prefill.bootstrapPort, bootstrap_room: 10 };
       const controller = new AbortController();
       const d = post(decode, '/v1/completions', body, {}, controller.signal).catch(() => undefined);
       const p = post(prefill, '/v1/completions', body);
-      await until('the decode leg to wait', () => (decode.stats().inFlight === 1 ? true : undefined));
+      // The decode leg has reached the prefill's bootstrap server (its being in flight is too early on a busy machine).
+      await until('both legs to be there', () => (prefill.stats().inFlight === 1 && prefill.decodeRegistered(10) ? true : undefined));
       controller.abort();
       await d;
       const r = await p;
