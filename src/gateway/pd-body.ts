@@ -1,6 +1,8 @@
 import { getRandomValues } from 'node:crypto';
 import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
+import { editTopLevel, scanJsonObject } from './json-scan.js';
+import { GATEWAY_OWNED_FIELDS } from './owned-fields.js';
 
 /** SGLang's `--disaggregation-bootstrap-port` default (PROTOCOLS.md §g). */
 export const DEFAULT_BOOTSTRAP_PORT = 8998;
@@ -52,7 +54,8 @@ const MAX_SEQUENCES = 1024;
  * The body both SGLang legs get, serialised once: the client's body with `bootstrap_host` (the
  * prefill endpoint), `bootstrap_port` (the traffic policy's `kvTransfer.bootstrapPort`, else the
  * pod's `sglang.ai/bootstrap-port` annotation, else 8998) and `bootstrap_room`; arrays of length
- * n for several sequences. The fields go right after the opening brace, the rest byte for byte.
+ * n for several sequences. The fields go right after the opening brace, the rest byte for byte;
+ * any the body already has are replaced (json-scan.ts finds them by decoded name).
  */
 export function sglangPdBody(raw: Buffer, json: Readonly<Record<string, unknown>>, prefill: Endpoint, configuredPort: number | undefined): { body: Buffer; rooms: number[] } {
   const count = sequenceCount(json);
@@ -61,49 +64,51 @@ export function sglangPdBody(raw: Buffer, json: Readonly<Record<string, unknown>
   const port = configuredPort ?? prefill.bootstrapPort ?? DEFAULT_BOOTSTRAP_PORT;
   const rooms = Array.from({ length: count }, () => bootstrapRoom());
   const many = count > 1;
-  const fields = many
-    ? `"bootstrap_host":${JSON.stringify(rooms.map(() => host))},"bootstrap_port":${JSON.stringify(rooms.map(() => port))},"bootstrap_room":${JSON.stringify(rooms)}`
-    : `"bootstrap_host":${JSON.stringify(host)},"bootstrap_port":${port},"bootstrap_room":${rooms[0]}`;
-  // The client's own bootstrap fields (if any) would be duplicated keys: re-serialise then.
-  if (['bootstrap_host', 'bootstrap_port', 'bootstrap_room'].some((k) => k in json)) {
-    const parsed = JSON.parse(`{${fields}}`) as Record<string, unknown>;
-    return { body: Buffer.from(JSON.stringify({ ...json, ...parsed }), 'utf8'), rooms };
-  }
-  const brace = raw.indexOf(0x7b /* { */);
-  const empty = /^\s*\}/.test(raw.subarray(brace + 1, brace + 64).toString('latin1'));
-  return { body: Buffer.concat([raw.subarray(0, brace + 1), Buffer.from(`${fields}${empty ? '' : ','}`, 'utf8'), raw.subarray(brace + 1)]), rooms };
+  const set = new Map<string, string>([
+    ['bootstrap_host', JSON.stringify(many ? rooms.map(() => host) : host)],
+    ['bootstrap_port', JSON.stringify(many ? rooms.map(() => port) : port)],
+    ['bootstrap_room', JSON.stringify(many ? rooms : rooms[0])],
+  ]);
+  return { body: editTopLevel(raw, scanJsonObject(raw), set, GATEWAY_OWNED_FIELDS), rooms };
 }
+
+/** The `kv_transfer_params` of a prefill leg: llm-d's NIXL connector asks for a remote decode. */
+const PREFILL_KV_PARAMS = JSON.stringify({ do_remote_decode: true, do_remote_prefill: false, remote_engine_id: null, remote_block_ids: null, remote_host: null, remote_port: null });
 
 /**
  * The prefill leg of vLLM's NIXL-style P/D (llm-d's connector, PROTOCOLS.md §g): the client's body
- * with `kv_transfer_params` asking for a remote decode, one token, not streamed.
+ * with `kv_transfer_params` asking for a remote decode, one token, not streamed, no
+ * `stream_options`; every other member byte for byte.
  */
 export function vllmPrefillBody(forwarded: Buffer): Buffer {
-  const json = JSON.parse(forwarded.toString('utf8')) as Record<string, unknown>;
-  const { stream_options: _so, ...rest } = json;
-  const body: Record<string, unknown> = {
-    ...rest,
-    stream: false,
-    max_tokens: 1,
-    kv_transfer_params: { do_remote_decode: true, do_remote_prefill: false, remote_engine_id: null, remote_block_ids: null, remote_host: null, remote_port: null },
-  };
-  if ('max_completion_tokens' in json) body['max_completion_tokens'] = 1;
-  return Buffer.from(JSON.stringify(body), 'utf8');
+  const scanned = scanJsonObject(forwarded);
+  const set = new Map<string, string>([
+    ['stream', 'false'],
+    ['max_tokens', '1'],
+    ['kv_transfer_params', PREFILL_KV_PARAMS],
+  ]);
+  if (scanned.members.some((m) => m.name === 'max_completion_tokens')) set.set('max_completion_tokens', '1');
+  return editTopLevel(forwarded, scanned, set, PREFILL_REMOVES);
 }
+
+const PREFILL_REMOVES: ReadonlySet<string> = new Set([...GATEWAY_OWNED_FIELDS, 'stream_options'].filter((k) => k !== 'kv_transfer_params'));
 
 /**
  * The decode leg of vLLM P/D: the client's body (as forwarded) plus the `kv_transfer_params` the
- * prefill returned. Undefined when the prefill's answer carries none (then the decode pod runs
- * the whole request, as llm-d does on a prefill that cannot hand over).
+ * prefill returned. Undefined when the prefill's answer carries none, or none the gateway can
+ * forward (then the decode pod runs the whole request, as llm-d does on a prefill that cannot
+ * hand over).
  */
 export function vllmDecodeBody(forwarded: Buffer, prefillAnswer: Buffer): Buffer | undefined {
-  let params: unknown;
+  let params: string | undefined;
   try {
-    params = (JSON.parse(prefillAnswer.toString('utf8')) as { kv_transfer_params?: unknown }).kv_transfer_params;
+    const value = (JSON.parse(prefillAnswer.toString('utf8')) as { kv_transfer_params?: unknown }).kv_transfer_params;
+    // The server's answer is input too: an absurdly nested value fails to serialise, and is no hand-over.
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) params = JSON.stringify(value);
   } catch {
     return undefined;
   }
-  if (params === null || typeof params !== 'object') return undefined;
-  const forwardedJson = JSON.parse(forwarded.toString('utf8')) as Record<string, unknown>;
-  return Buffer.from(JSON.stringify({ ...forwardedJson, kv_transfer_params: params }), 'utf8');
+  if (params === undefined) return undefined;
+  const scanned = scanJsonObject(forwarded);
+  return editTopLevel(forwarded, scanned, new Map([['kv_transfer_params', params]]), GATEWAY_OWNED_FIELDS);
 }

@@ -5,12 +5,13 @@ import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
 import type { Ticket } from '../flowcontrol/admission.js';
-import { estimateTokens, promptText } from '../prefix/prompt-text.js';
+import { estimateTokens, promptOf } from '../prefix/prompt-text.js';
 import { CycleState } from '../scheduling/cycle-state.js';
 import type { SchedulingRequest, SchedulingResult } from '../scheduling/types.js';
 import { parseInferenceBody, type InferenceBody } from './body.js';
-import { clientWantsUsage, withIncludeUsage } from './include-usage.js';
-import { spliceModel } from './model-splice.js';
+import { clientWantsUsage, includeUsageOptions } from './include-usage.js';
+import { editTopLevel } from './json-scan.js';
+import { GATEWAY_OWNED_FIELDS } from './owned-fields.js';
 import { injectsStreamUsage } from './stream-usage.js';
 import { serviceRuntimeKey, type BackendRuntime, type PoolRuntime, type Runtime } from './runtime.js';
 
@@ -25,7 +26,7 @@ export interface Prepared {
   readonly backend: BackendRuntime;
   /** Pool or Service as `namespace/name`. */
   readonly backendName: string;
-  /** The body to forward (model rewritten, usage requested); undefined if bodyless. */
+  /** The body to forward (model rewritten, usage requested, gateway-owned fields removed: owned-fields.ts); undefined if bodyless. */
   readonly body: Buffer | undefined;
   readonly model: string | undefined;
   readonly targetModel: string | undefined;
@@ -139,18 +140,21 @@ export class Pipeline {
     const targetModel = modelConfig?.targets.pick(this.#random) ?? parsed.model;
     const { criticality, objective } = this.#criticality(pool, modelConfig?.criticality, headers[OBJECTIVE_HEADER]);
 
-    let forwarded = parsed.raw;
-    if (targetModel !== parsed.model) {
-      forwarded = spliceModel(parsed.raw, targetModel) ?? Buffer.from(JSON.stringify({ ...parsed.json, model: targetModel }), 'utf8');
-    }
+    // One edit of the client's bytes: the target model, the usage request, and no field that only
+    // the gateway may set (owned-fields.ts); keys are matched by decoded name and unique (body.ts),
+    // so the server reads what the gateway read.
     const unasked = parsed.stream && !clientWantsUsage(parsed.json);
     const stripUsage = unasked && injectsStreamUsage(pool.runtime, pool.routing, path);
-    if (stripUsage) forwarded = withIncludeUsage(forwarded, parsed.json);
+    const set = new Map<string, string>();
+    if (targetModel !== parsed.model) set.set('model', JSON.stringify(targetModel));
+    if (stripUsage) set.set('stream_options', includeUsageOptions(parsed.json));
+    const forwarded = editTopLevel(parsed.raw, parsed.scanned, set, GATEWAY_OWNED_FIELDS);
 
-    const text = promptText(parsed.json);
+    // Only the prompt's first blocks are hashed: the text is built that far, its length counted whole.
+    const prompt = promptOf(parsed.json);
     const request = schedulingRequest(
-      { requestId, model: parsed.model, targetModel, criticality, promptTokens: estimateTokens(text?.length ?? parsed.raw.length), body: parsed.json },
-      text,
+      { requestId, model: parsed.model, targetModel, criticality, promptTokens: estimateTokens(prompt?.chars ?? parsed.raw.length), body: parsed.json },
+      prompt?.text,
     );
     return { backend, backendName: pool.key, body: forwarded, model: parsed.model, targetModel, criticality, objective, stream: parsed.stream, stripUsage, countTokens: unasked && !stripUsage, request };
   }

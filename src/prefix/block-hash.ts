@@ -29,10 +29,17 @@ export const DEFAULT_BLOCK_CHARS = 64;
 export const TOKENS_PER_BLOCK = 16;
 
 /**
- * Block hashes of `text` for `model`, at most `maxBlocks` (later blocks are not hashed: matching
- * stops there, which bounds the cost of very long prompts).
+ * Blocks hashed per request at most: 2,048 × 64 characters ≈ 32k tokens. Matching stops there,
+ * which bounds the cost of very long prompts; upstream's endpoint picker stops sooner
+ * (`maxPrefixBlocksToMatch` 256), we keep longer shared prefixes (long system prompts, documents)
+ * apart.
  */
-export function blockHashes(text: string, model: string, blockChars = DEFAULT_BLOCK_CHARS, maxBlocks = 2048): Uint32Array {
+export const DEFAULT_MAX_BLOCKS = 2048;
+
+/**
+ * Block hashes of `text` for `model`, at most `maxBlocks` (later blocks are not hashed).
+ */
+export function blockHashes(text: string, model: string, blockChars = DEFAULT_BLOCK_CHARS, maxBlocks = DEFAULT_MAX_BLOCKS): Uint32Array {
   const n = Math.min(Math.floor(text.length / blockChars), maxBlocks);
   const out = new Uint32Array(n);
   let h = fnv(model, 0, model.length, 0);

@@ -1,3 +1,39 @@
+import { DEFAULT_BLOCK_CHARS, DEFAULT_MAX_BLOCKS } from './block-hash.js';
+
+/**
+ * Characters of prompt text the prefix index ever looks at: hashing stops after
+ * DEFAULT_MAX_BLOCKS blocks of DEFAULT_BLOCK_CHARS (131,072 characters ≈ 32k tokens), so text past
+ * that is never built. A 15 MiB body thus costs at most this much text, not another copy of
+ * itself (upstream's endpoint picker truncates the same way, at `maxPrefixBlocksToMatch` 256
+ * blocks of 64 characters).
+ */
+export const MAX_PREFIX_CHARS = DEFAULT_MAX_BLOCKS * DEFAULT_BLOCK_CHARS;
+
+/** A request's prompt as the prefix index reads it. */
+export interface PromptText {
+  /** The rendering's first `maxChars` characters. */
+  readonly text: string;
+  /** The whole rendering's length in characters (for the token estimate), counted without building it. */
+  readonly chars: number;
+}
+
+/** Appends text up to a cap and counts all of it. */
+class Capped {
+  text = '';
+  chars = 0;
+  readonly #max: number;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  add(s: string): void {
+    this.chars += s.length;
+    const room = this.#max - this.text.length;
+    if (room > 0) this.text += s.length <= room ? s : s.slice(0, room);
+  }
+}
+
 /**
  * The text a request's prefix is judged by. Completions: the `prompt` (string, list of strings, or
  * token ids as text). Chat: the messages in order, each rendered as `role\ncontent\n\n`.
@@ -6,59 +42,112 @@
  * rendering works for matching requests against each other; this one has the property that
  * matters for multi-turn chat: rendering a conversation plus the assistant's answer is a prefix of
  * rendering the next turn, so the index can credit a pod with the answer it generated.
+ *
+ * Only the first `maxChars` characters are built (see MAX_PREFIX_CHARS); `chars` counts the whole.
+ * Walks at most two levels into the body (message → content part, prompt list → token list), with
+ * loops, never recursion.
  */
-export function promptText(body: Readonly<Record<string, unknown>>): string | undefined {
+export function promptOf(body: Readonly<Record<string, unknown>>, maxChars = MAX_PREFIX_CHARS): PromptText | undefined {
+  const out = new Capped(maxChars);
   const messages = body['messages'];
-  if (Array.isArray(messages)) return renderMessages(messages);
+  if (Array.isArray(messages)) {
+    renderInto(out, messages);
+    return out;
+  }
   const prompt = body['prompt'];
-  if (prompt !== undefined) return promptValue(prompt);
+  if (prompt !== undefined) return valueInto(out, prompt) ? out : undefined;
   const input = body['input'];
   if (input === undefined) return undefined;
   const instructions = body['instructions'];
-  const system = typeof instructions === 'string' ? [{ role: 'system', content: instructions }] : [];
-  if (typeof input === 'string') return renderMessages([...system, { role: 'user', content: input }]);
-  if (Array.isArray(input) && input.some((i) => i !== null && typeof i === 'object' && !Array.isArray(i))) return renderMessages([...system, ...input]);
-  return promptValue(input);
+  if (typeof instructions === 'string') renderInto(out, [{ role: 'system', content: instructions }]);
+  if (typeof input === 'string') {
+    renderInto(out, [{ role: 'user', content: input }]);
+    return out;
+  }
+  if (Array.isArray(input) && input.some((i) => i !== null && typeof i === 'object' && !Array.isArray(i))) {
+    renderInto(out, input);
+    return out;
+  }
+  // Embeddings-style input: no instructions rendering (as before: the value alone).
+  const plain = new Capped(maxChars);
+  return valueInto(plain, input) ? plain : undefined;
 }
 
-/** A string, a list of strings, token ids or lists of token ids, as text. */
-function promptValue(prompt: unknown): string | undefined {
-  if (typeof prompt === 'string') return prompt;
-  if (Array.isArray(prompt)) return prompt.map((p) => (typeof p === 'string' ? p : Array.isArray(p) ? p.join(' ') : String(p))).join('\n');
-  return undefined;
+/** The prompt text (its first `maxChars` characters), or undefined when the body has none. */
+export function promptText(body: Readonly<Record<string, unknown>>, maxChars = MAX_PREFIX_CHARS): string | undefined {
+  return promptOf(body, maxChars)?.text;
 }
 
-export function renderMessages(messages: readonly unknown[]): string {
-  let out = '';
+/** A string, a list of strings, token ids or lists of token ids, as text; false when it is none of these. */
+function valueInto(out: Capped, prompt: unknown): boolean {
+  if (typeof prompt === 'string') {
+    out.add(prompt);
+    return true;
+  }
+  if (!Array.isArray(prompt)) return false;
+  for (let i = 0; i < prompt.length; i++) {
+    if (i > 0) out.add('\n');
+    const p: unknown = prompt[i];
+    if (typeof p === 'string') out.add(p);
+    else if (Array.isArray(p)) {
+      for (let j = 0; j < p.length; j++) {
+        if (j > 0) out.add(' ');
+        out.add(scalarText(p[j]));
+      }
+    } else out.add(p !== null && typeof p === 'object' ? '' : String(p));
+  }
+  return true;
+}
+
+/** A token id (or any scalar) as text; containers deeper than a token list count as nothing. */
+function scalarText(v: unknown): string {
+  return v === null || v === undefined || typeof v === 'object' ? '' : String(v);
+}
+
+function renderInto(out: Capped, messages: readonly unknown[]): void {
   for (const m of messages) {
     if (m === null || typeof m !== 'object') continue;
     const { role, content } = m as { role?: unknown; content?: unknown };
-    out += `${typeof role === 'string' ? role : ''}\n${contentText(content)}\n\n`;
+    out.add(typeof role === 'string' ? role : '');
+    out.add('\n');
+    contentInto(out, content);
+    out.add('\n\n');
   }
-  return out;
+}
+
+/** Renders messages as `role\ncontent\n\n` each (the whole text: for short, known inputs). */
+export function renderMessages(messages: readonly unknown[]): string {
+  const out = new Capped(Number.POSITIVE_INFINITY);
+  renderInto(out, messages);
+  return out.text;
 }
 
 /** A message's text: a string, or the `text` parts of a content-part array (`text`, `input_text`, `output_text`). */
-function contentText(content: unknown): string {
-  if (typeof content === 'string') return content;
-  if (!Array.isArray(content)) return '';
-  let out = '';
-  for (const part of content) {
-    if (part !== null && typeof part === 'object' && typeof (part as { text?: unknown }).text === 'string') out += (part as { text: string }).text;
+function contentInto(out: Capped, content: unknown): void {
+  if (typeof content === 'string') {
+    out.add(content);
+    return;
   }
-  return out;
+  if (!Array.isArray(content)) return;
+  for (const part of content) {
+    if (part !== null && typeof part === 'object' && typeof (part as { text?: unknown }).text === 'string') out.add((part as { text: string }).text);
+  }
 }
 
-/** The text of a chat answer appended to its conversation, for indexing what the pod now caches. */
-export function withAnswer(body: Readonly<Record<string, unknown>>, answer: string): string | undefined {
-  const messages = body['messages'];
-  if (Array.isArray(messages)) return renderMessages([...messages, { role: 'assistant', content: answer }]);
-  if (body['input'] !== undefined && body['prompt'] === undefined) {
-    const text = promptText(body);
-    return text === undefined ? undefined : text + renderMessages([{ role: 'assistant', content: answer }]);
-  }
-  const prompt = promptText(body);
-  return prompt === undefined ? undefined : prompt + answer;
+/**
+ * The text of an answer appended to its request's prompt, for indexing what the pod now caches:
+ * chat and Responses add it as an assistant message, completions as plain text. At most
+ * `maxChars` characters, like promptText.
+ */
+export function withAnswer(body: Readonly<Record<string, unknown>>, answer: string, maxChars = MAX_PREFIX_CHARS): string | undefined {
+  const prompt = promptOf(body, maxChars);
+  if (prompt === undefined) return undefined;
+  const out = new Capped(maxChars);
+  out.add(prompt.text);
+  const chat = Array.isArray(body['messages']) || (body['input'] !== undefined && body['prompt'] === undefined);
+  if (chat) renderInto(out, [{ role: 'assistant', content: answer }]);
+  else out.add(answer);
+  return out.text;
 }
 
 /** Rough token count (≈ 4 characters per token), for load accounting before the server says. */

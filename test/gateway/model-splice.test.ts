@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseInferenceBody } from '../../src/gateway/body.js';
-import { findTopLevelString, spliceModel } from '../../src/gateway/model-splice.js';
+import { spliceModel } from '../../src/gateway/model-splice.js';
+import { scanJsonObject } from '../../src/gateway/json-scan.js';
 import { GatewayError } from '../../src/core/errors.js';
 
 const cases: Array<{ name: string; body: string }> = [
@@ -22,8 +23,9 @@ test('spliceModel replaces only the top-level model and leaves every other byte 
     assert.deepEqual(parsed, { ...original, model: 'travel-helper-v2' }, name);
     // Everything outside the value is byte-identical.
     const raw = Buffer.from(body);
-    const span = findTopLevelString(raw, 'model');
-    assert.ok(span !== undefined);
+    const member = scanJsonObject(raw).members.find((m) => m.name === 'model');
+    assert.ok(member !== undefined);
+    const span = { start: member.valueStart, end: member.valueEnd };
     const tail = raw.length - span.end;
     assert.ok(out.subarray(0, span.start).equals(raw.subarray(0, span.start)), name);
     assert.ok(out.subarray(out.length - tail).equals(raw.subarray(span.end)), name);

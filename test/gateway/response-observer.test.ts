@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { withIncludeUsage } from '../../src/gateway/include-usage.js';
+import { includeUsageOptions } from '../../src/gateway/include-usage.js';
+import { editTopLevel, scanJsonObject } from '../../src/gateway/json-scan.js';
 import { ResponseObserver } from '../../src/gateway/response-observer.js';
 
 const EVENTS = [
@@ -70,6 +71,11 @@ test('JSON responses: usage and the message text; non-JSON bodies are passed and
   assert.equal(html.usage, undefined);
 });
 
+/** The body with usage asked for, as the pipeline edits it. */
+function withIncludeUsage(raw: Buffer, json: Record<string, unknown>): Buffer {
+  return editTopLevel(raw, scanJsonObject(raw), new Map([['stream_options', includeUsageOptions(json)]]));
+}
+
 test('include_usage is requested by inserting one field; other bytes are untouched', () => {
   const raw = Buffer.from('{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}');
   const out = withIncludeUsage(raw, JSON.parse(raw.toString()) as Record<string, unknown>).toString();
@@ -77,5 +83,7 @@ test('include_usage is requested by inserting one field; other bytes are untouch
   const withOptions = Buffer.from('{"model":"m","stream":true,"stream_options":{"continuous_usage_stats":true}}');
   const merged = JSON.parse(withIncludeUsage(withOptions, JSON.parse(withOptions.toString()) as Record<string, unknown>).toString()) as { stream_options: unknown };
   assert.deepEqual(merged.stream_options, { continuous_usage_stats: true, include_usage: true });
+  const spaced = Buffer.from('{ "model" : "m" , "stream_options" : {"include_usage": false} , "prompt": "é" }');
+  assert.equal(withIncludeUsage(spaced, JSON.parse(spaced.toString()) as Record<string, unknown>).toString(), '{ "model" : "m" , "stream_options" : {"include_usage":true} , "prompt": "é" }', 'the client\'s member is replaced in place');
   assert.equal(withIncludeUsage(Buffer.from('{}'), {}).toString(), '{"stream_options":{"include_usage":true}}');
 });
