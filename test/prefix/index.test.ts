@@ -56,3 +56,26 @@ test('index: matches leading blocks per endpoint, LRU-evicts beyond the capacity
   assert.equal(index.entriesOf(a), 0);
   assert.equal(index.size, 3);
 });
+
+test('prompt text is built only as far as it is hashed, its length counted whole: a huge body is not copied', async () => {
+  const { promptOf, MAX_PREFIX_CHARS } = await import('../../src/prefix/prompt-text.js');
+  const big = 'x'.repeat(4 * 1024 * 1024);
+  const bodies: Array<[Record<string, unknown>, number]> = [
+    [{ prompt: big }, big.length],
+    [{ prompt: [big, big] }, 2 * big.length + 1],
+    [{ messages: [{ role: 'user', content: big }, { role: 'user', content: [{ type: 'text', text: big }] }] }, 2 * (4 + 1 + big.length + 2)],
+    [{ input: big }, 4 + 1 + big.length + 2],
+    [{ prompt: Array.from({ length: 500_000 }, () => 12345) }, 500_000 * 5 + 499_999],
+    [{ prompt: [Array.from({ length: 500_000 }, () => 7)] }, 500_000 * 2 - 1],
+  ];
+  for (const [body, chars] of bodies) {
+    const p = promptOf(body);
+    assert.ok(p !== undefined);
+    assert.equal(p.text.length, MAX_PREFIX_CHARS);
+    assert.equal(p.chars, chars);
+    assert.equal(promptText(body)?.length, MAX_PREFIX_CHARS);
+    assert.equal(withAnswer(body, 'more')?.length, MAX_PREFIX_CHARS);
+  }
+  // Short prompts are whole, and the answer still extends them.
+  assert.equal(withAnswer({ messages: [{ role: 'user', content: 'hi' }] }, 'yo'), 'user\nhi\n\nassistant\nyo\n\n');
+});
