@@ -72,11 +72,6 @@ export function scanJsonObject(buf: Buffer): ScannedObject {
   let valueStart = -1;
   let lastEnd = 0;
   let i = 0;
-  const endMember = (): void => {
-    if (memberName !== undefined && valueStart !== -1) members.push({ name: memberName, keyStart, valueStart, valueEnd: lastEnd });
-    memberName = undefined;
-    valueStart = -1;
-  };
   while (i < n) {
     const c = buf[i] as number;
     const top = stack[stack.length - 1];
@@ -108,7 +103,7 @@ export function scanJsonObject(buf: Buffer): ScannedObject {
     if (c === CLOSE_OBJ || c === CLOSE_ARR) {
       stack.pop();
       if (stack.length === 0) {
-        endMember();
+        if (memberName !== undefined && valueStart !== -1) members.push({ name: memberName, keyStart, valueStart, valueEnd: lastEnd });
         close = i;
         break;
       }
@@ -118,7 +113,11 @@ export function scanJsonObject(buf: Buffer): ScannedObject {
     }
     if (c === COMMA) {
       if (top?.object === true) top.expectKey = true;
-      if (stack.length === 1) endMember();
+      if (stack.length === 1) {
+        if (memberName !== undefined && valueStart !== -1) members.push({ name: memberName, keyStart, valueStart, valueEnd: lastEnd });
+        memberName = undefined;
+        valueStart = -1;
+      }
       i++;
       continue;
     }
