@@ -300,3 +300,29 @@ test('after a KV handshake that never completed, the retry avoids both pods whil
     await gateway.close();
   }
 });
+
+test('PD pools: a deeply nested body is the client\'s 400, never an overflow while building the legs; client KV fields never reach a leg', async () => {
+  for (const runtime of ['sglang', 'vllm'] as const) {
+    const { gateway } = await pdGateway(runtime);
+    try {
+      const deep = `${'['.repeat(10_000)}1${']'.repeat(10_000)}`;
+      for (const body of [
+        `{"model":"qwen","prompt":${deep},"bootstrap_room":1}`,
+        `{"model":"qwen","text":[${deep}],"kv_transfer_params":{"remote_host":"x"}}`,
+        `{"model":"qwen","messages":[{"role":"user","content":${deep}}]}`,
+      ]) {
+        await assert.rejects(decideChat(gateway, Buffer.from(body)), (err: unknown) => err instanceof GatewayError && err.code === 'invalid_body' && err.status === 400, `${runtime}: ${body.slice(0, 40)}`);
+      }
+      const { d } = await decideChat(gateway, Buffer.from(JSON.stringify({ model: 'qwen', messages: [{ role: 'user', content: 'why '.repeat(900) }], kv_transfer_params: { remote_host: '169.254.169.254' }, bootstrap_host: '169.254.169.254', bootstrap_pair_key: 'k' })));
+      assert.ok(d.pd !== undefined, `${runtime}: disaggregated`);
+      for (const leg of [d.pd.prefillBody, d.pd.decodeBody, d.body]) {
+        if (leg === undefined) continue;
+        assert.ok(!leg.includes('169.254.169.254'), `${runtime}: the client's address reaches no leg`);
+        assert.ok(!('bootstrap_pair_key' in (JSON.parse(leg.toString()) as Record<string, unknown>)));
+      }
+      gateway.runtime?.pools.get('default/pd')?.members.endpoints.forEach((e) => assert.equal(e.inFlight, 0));
+    } finally {
+      await gateway.close();
+    }
+  }
+});
