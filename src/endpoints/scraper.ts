@@ -1,7 +1,6 @@
-import { pipeline, type Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
-import { canDecode, contentCodings, DecodeGuard, decoderStages } from '../core/content-coding.js';
 import type { Endpoint } from '../core/endpoint.js';
+import { readBoundedText } from './bounded-read.js';
 import { extractMetrics } from './metrics/index.js';
 
 /**
@@ -145,7 +144,7 @@ export class MetricsScraper {
     try {
       const path = metricsPath(endpoint);
       const res = await this.#dispatcher.request({ origin: endpoint.origin, path, method: 'GET', signal: AbortSignal.timeout(this.#timeout) });
-      const page = await this.#readPage(res);
+      const page = await readBoundedText(res, this.#maxPageBytes);
       if (typeof page !== 'string') {
         failure = `GET ${path}: ${page.failure}`;
       } else if (res.statusCode >= 500) {
@@ -182,42 +181,6 @@ export class MetricsScraper {
       this.#events.onScrape?.(endpoint);
     }
     return failure === undefined ? result : 'failed';
-  }
-
-  /**
-   * The page as text, read up to `maxPageBytes` (decoded, and encoded) and decoded when the
-   * server compressed it; `{ failure }` when it is larger, cannot be decoded or has an unknown
-   * coding. A page over the bound is abandoned: the rest is not read.
-   */
-  async #readPage(res: Dispatcher.ResponseData): Promise<string | { failure: string }> {
-    const max = this.#maxPageBytes;
-    const declared = Number(res.headers['content-length']);
-    const codings = contentCodings(res.headers['content-encoding']);
-    if (Number.isFinite(declared) && declared > max) {
-      res.body.destroy();
-      return { failure: `page of ${declared} bytes is over the ${max}-byte limit; not read` };
-    }
-    if (!canDecode(codings)) {
-      res.body.destroy();
-      return { failure: `page has an unknown content-encoding (${codings.join(', ')})` };
-    }
-    // The encoded bytes are bounded by the same limit (a page that compresses at all is smaller).
-    const guard = new DecodeGuard({ maxBytes: max, maxRatio: Number.POSITIVE_INFINITY, ratioFloorBytes: max });
-    const encoded = new DecodeGuard({ maxBytes: max, maxRatio: Number.POSITIVE_INFINITY, ratioFloorBytes: max });
-    const stages = codings.length === 0 ? [guard.limit] : [encoded.limit, ...decoderStages(codings), guard.limit];
-    const body = pipeline([res.body, ...stages], () => undefined) as unknown as Readable;
-    const chunks: Buffer[] = [];
-    try {
-      for await (const chunk of body as AsyncIterable<Buffer>) chunks.push(chunk);
-    } catch (err) {
-      body.destroy();
-      res.body.destroy();
-      const code = (err as { code?: unknown }).code;
-      if (code === 'ERR_DECODED_TOO_LARGE') return { failure: `page over the ${max}-byte limit; abandoned` };
-      if (typeof code === 'string' && code.startsWith('Z_')) return { failure: `page could not be decoded (${code})` };
-      throw err;
-    }
-    return Buffer.concat(chunks).toString('utf8');
   }
 
   #record(endpoint: Endpoint, failure: string | undefined): void {
