@@ -6,7 +6,7 @@ import { createLogger, type LogLevel } from '../observability/logger.js';
 import { FileConfigSource } from '../config/file-source.js';
 import { ConfigRejectedError } from '../config/store.js';
 import type { UpstreamTimeouts } from '../gateway/index.js';
-import { DEFAULT_SHUTDOWN_GRACE_MS, startStandaloneGateway } from '../proxy/standalone.js';
+import { DEFAULT_SHUTDOWN_GRACE_MS, startStandaloneGateway, UPSTREAM_CONNECTIONS_PER_ENDPOINT } from '../proxy/standalone.js';
 import { backendsYaml } from './backends.js';
 import { durationOption, intOption, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
@@ -30,6 +30,8 @@ Options:
       --scrape-timeout MS    a scrape slower than this fails (default 1000)
       --metrics-staleness MS scraped metrics older than this are not trusted
                              (default max(200, 4 scrape intervals))
+      --upstream-connections N  most connections to one model server; more requests wait
+                             for a free one (default 1024, Envoy's max_connections)
       --log-level LEVEL  fatal|error|warn|info|debug|trace|silent (default info)
 
 Timeouts (milliseconds, or durations such as 30s; docs/configuration.md says why):
@@ -70,6 +72,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       'scrape-interval': { type: 'string' },
       'scrape-timeout': { type: 'string' },
       'metrics-staleness': { type: 'string' },
+      'upstream-connections': { type: 'string' },
       'stream-headers-timeout': { type: 'string' },
       'response-timeout': { type: 'string' },
       'stream-idle-timeout': { type: 'string' },
@@ -96,6 +99,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   const scrapeIntervalMs = intOption('scrape-interval', values['scrape-interval'], 50, 0);
   const scrapeTimeoutMs = intOption('scrape-timeout', values['scrape-timeout'], 1000, 1);
   const stalenessMs = durationOption('metrics-staleness', values['metrics-staleness']);
+  const upstreamConnections = intOption('upstream-connections', values['upstream-connections'], UPSTREAM_CONNECTIONS_PER_ENDPOINT, 1);
 
   let tempDir: string | undefined;
   if (backends.length > 0) {
@@ -118,6 +122,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       adminAddress: values['admin-address'] ?? '127.0.0.1',
       scrapeIntervalMs,
       scrapeTimeoutMs,
+      upstreamConnections,
       ...(stalenessMs === undefined ? {} : { stalenessMs }),
       timeouts,
       shutdownGraceMs,

@@ -115,6 +115,12 @@ export class Endpoint {
 
   /** False after repeated scrape failures; unhealthy endpoints are not scheduled. */
   healthy = true;
+  /**
+   * True from the moment the scraper starts watching a new endpoint until the server first answers
+   * a scrape (or its `/v1/models`): a pod that just appeared may not accept connections yet, so it
+   * gets no traffic while another endpoint of its pool is ready (runtime's availableOrAll).
+   */
+  awaitingFirstContact = false;
   consecutiveScrapeFailures = 0;
   lastScrapeError: string | undefined;
 
@@ -166,6 +172,16 @@ export class Endpoint {
     return this.healthy && now >= this.ejectedUntil;
   }
 
+  /** True when the endpoint may be scheduled: available, and it has answered since it appeared. */
+  ready(now: number): boolean {
+    return !this.awaitingFirstContact && this.available(now);
+  }
+
+  /** The server answered (a scrape reached it, or its model list): it is no longer new. */
+  contacted(): void {
+    this.awaitingFirstContact = false;
+  }
+
   /** Milliseconds since the last successful scrape; Infinity before the first. */
   metricsAgeMs(now: number): number {
     return this.metrics === undefined ? Infinity : now - this.metricsAt;
@@ -189,8 +205,10 @@ export class Endpoint {
     const m = this.metrics;
     if (m === undefined) return 0;
     const capacity = m.blockSize !== undefined && m.numGpuBlocks !== undefined ? m.blockSize * m.numGpuBlocks : 0;
-    const added = capacity > 0 ? Math.max(0, this.inFlightTokens - this.inFlightTokensAtScrape) / capacity : 0;
-    return Math.min(1, m.kvCacheUsage + added);
+    const added = capacity > 0 && Number.isFinite(capacity) ? Math.max(0, this.inFlightTokens - this.inFlightTokensAtScrape) / capacity : 0;
+    // The scraper bounds kvCacheUsage to [0, 1]; a value set another way must not leak NaN into scores.
+    const usage = m.kvCacheUsage + added;
+    return usage >= 0 ? Math.min(1, usage) : 0;
   }
 }
 

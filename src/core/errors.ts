@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   no_ready_endpoint: { status: 503, type: 'service_unavailable_error' },
   upstream_unavailable: { status: 502, type: 'upstream_error' },
   upstream_reset: { status: 502, type: 'upstream_error' },
+  /** The model server's answer broke a bound the gateway holds servers to (a compressed answer decoding past its limits). */
+  upstream_invalid_response: { status: 502, type: 'upstream_error' },
   upstream_timeout: { status: 504, type: 'timeout_error' },
   /** A disaggregated request's prefill and decode legs did not complete their KV handshake in time. */
   kv_handshake_timeout: { status: 502, type: 'upstream_error' },

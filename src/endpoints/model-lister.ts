@@ -1,5 +1,6 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Endpoint, ServedModel } from '../core/endpoint.js';
+import { readBoundedText } from './bounded-read.js';
 
 /** Listing settings; every field has a default. */
 export interface ModelListOptions {
@@ -81,12 +82,16 @@ export class ModelLister {
   async listOnce(endpoint: Endpoint): Promise<boolean> {
     try {
       const res = await this.#dispatcher.request({ origin: endpoint.origin, path: '/v1/models', method: 'GET', signal: AbortSignal.timeout(this.#timeout) });
-      const declared = Number(res.headers['content-length'] ?? 0);
-      if (res.statusCode !== 200 || declared > MAX_BODY_BYTES) {
+      if (res.statusCode !== 200) {
         await res.body.dump();
         return false;
       }
-      const models = parseModelList(await res.body.text());
+      // Declared or not (chunked, compressed), no more than MAX_BODY_BYTES is read.
+      const text = await readBoundedText(res, MAX_BODY_BYTES);
+      if (typeof text !== 'string') return false;
+      // The server answers: a new endpoint may get traffic (for a runtime without metrics too).
+      endpoint.contacted();
+      const models = parseModelList(text);
       const before = JSON.stringify(endpoint.servedModels ?? []);
       endpoint.servedModels = models;
       return JSON.stringify(models) !== before;

@@ -1,6 +1,31 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
+import { readBoundedText } from './bounded-read.js';
 import { extractMetrics } from './metrics/index.js';
+
+/**
+ * Largest `/metrics` page read, in bytes (after any content coding is decoded; the encoded bytes
+ * are bounded by the same number). A vLLM page is 10–40 KiB per engine and model (mostly
+ * histogram buckets), SGLang's and TensorRT-LLM's smaller; 4 MiB leaves room for a data-parallel
+ * server with dozens of engines and LoRA series, and bounds what one scrape costs (a 64 MiB page
+ * read whole every 50 ms took 474 MB of memory and 95 % of the gateway's throughput). Past it the
+ * body is abandoned and the scrape fails.
+ */
+export const MAX_SCRAPE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Longest pause between scrapes of a server whose scrapes keep failing or yield no metrics
+ * (oversized or garbage pages, 404, refused connections): the interval doubles per such scrape
+ * from the 4th on, up to this, so a server sending junk cannot make the gateway spend its CPU
+ * reading junk 20 times a second. A good scrape goes back to the normal interval at once.
+ */
+export const MAX_SCRAPE_BACKOFF_MS = 2_000;
+
+/** Problem reports (log lines) allowed per endpoint per minute; more changes in that time wait. */
+const PROBLEM_REPORTS_PER_MINUTE = 3;
+/** Problems per report, and characters per problem (a problem may quote what the server sent). */
+const MAX_PROBLEMS_REPORTED = 10;
+const MAX_PROBLEM_CHARS = 300;
 
 /** Scrape settings; every field has a default fit for a GPU model server. */
 export interface ScrapeOptions {
@@ -11,6 +36,10 @@ export interface ScrapeOptions {
   readonly timeoutMs?: number;
   /** Consecutive failed scrapes before the endpoint leaves the candidate set. Default 3. */
   readonly unhealthyAfter?: number;
+  /** Largest page read, in bytes. Default MAX_SCRAPE_BYTES. */
+  readonly maxPageBytes?: number;
+  /** Longest pause between scrapes of a server whose scrapes keep failing. Default MAX_SCRAPE_BACKOFF_MS. */
+  readonly maxBackoffMs?: number;
 }
 
 /** What the scraper reports: a health change, or a change in what a page's problems are. */
@@ -33,6 +62,15 @@ interface Loop {
   stopped: boolean;
 }
 
+/** Problems last reported for an endpoint, and when recent reports went out (rate limit). */
+interface ProblemLog {
+  key: string;
+  times: number[];
+}
+
+/** What one scrape came to: usable metrics, a page without them, or a failure. */
+type ScrapeResult = 'metrics' | 'no-metrics' | 'failed';
+
 /**
  * Keeps every endpoint's `metrics` fresh: one loop per endpoint, each scrape starting `intervalMs`
  * after the previous one started, never two at once for one endpoint (a slow server is not piled
@@ -42,10 +80,14 @@ interface Loop {
 export class MetricsScraper {
   readonly #loops = new Map<Endpoint, Loop>();
   /** The problems last reported per endpoint: the same page has the same problems every 50 ms. */
-  readonly #lastProblems = new WeakMap<Endpoint, string>();
+  readonly #lastProblems = new WeakMap<Endpoint, ProblemLog>();
+  /** Scrapes in a row that gave no metrics, per endpoint (drives the back-off). */
+  readonly #unproductive = new WeakMap<Endpoint, number>();
   readonly #interval: number;
   readonly #timeout: number;
   readonly #unhealthyAfter: number;
+  readonly #maxPageBytes: number;
+  readonly #maxBackoff: number;
   readonly #events: ScrapeEvents;
   readonly #dispatcher: Dispatcher;
 
@@ -53,6 +95,8 @@ export class MetricsScraper {
     this.#interval = options.intervalMs ?? 50;
     this.#timeout = options.timeoutMs ?? 1000;
     this.#unhealthyAfter = options.unhealthyAfter ?? 3;
+    this.#maxPageBytes = options.maxPageBytes ?? MAX_SCRAPE_BYTES;
+    this.#maxBackoff = Math.max(this.#interval, options.maxBackoffMs ?? MAX_SCRAPE_BACKOFF_MS);
     this.#events = events;
     // A connection pool of its own, so scrapes never queue behind long inference streams.
     this.#dispatcher = new Agent({ connections: 2, keepAliveTimeout: 10_000, headersTimeout: this.#timeout, bodyTimeout: this.#timeout });
@@ -75,41 +119,53 @@ export class MetricsScraper {
       if (this.#loops.has(endpoint)) continue;
       const loop: Loop = { timer: undefined, stopped: false };
       this.#loops.set(endpoint, loop);
+      // A new endpoint gets traffic once it has answered a scrape (see Endpoint.ready).
+      if (endpoint.metricsAt === 0 && endpoint.consecutiveScrapeFailures === 0) endpoint.awaitingFirstContact = true;
       // Spread first scrapes over one interval so N endpoints do not all fire in the same tick.
       this.#schedule(endpoint, loop, Math.random() * this.#interval);
     }
   }
 
   /**
-   * Scrapes one endpoint now (also used by tests). A server that cannot be reached, times out or
-   * answers 5xx fails the scrape. A server that answers but has no usable metrics (404, a page
-   * without the dialect's signals: SGLang without `--enable-metrics`, say) is reachable: it stays
-   * schedulable on the gateway's own in-flight counts, without metrics, and the problem is logged.
+   * Scrapes one endpoint now (also used by tests). A server that cannot be reached, times out,
+   * answers 5xx or sends a page over `maxPageBytes` (or one that cannot be decoded) fails the
+   * scrape. A server that answers but has no usable metrics (404, a page without the dialect's
+   * signals: SGLang without `--enable-metrics`, say) is reachable: it stays schedulable on the
+   * gateway's own in-flight counts, without metrics, and the problem is logged. The whole scrape,
+   * body included, is bounded by `timeoutMs`.
    */
   async scrapeOnce(endpoint: Endpoint): Promise<void> {
+    await this.#scrape(endpoint);
+  }
+
+  async #scrape(endpoint: Endpoint): Promise<ScrapeResult> {
     let failure: string | undefined;
+    let result: ScrapeResult = 'no-metrics';
     try {
       const path = metricsPath(endpoint);
       const res = await this.#dispatcher.request({ origin: endpoint.origin, path, method: 'GET', signal: AbortSignal.timeout(this.#timeout) });
-      const text = await res.body.text();
-      if (res.statusCode >= 500) {
+      const page = await readBoundedText(res, this.#maxPageBytes);
+      if (typeof page !== 'string') {
+        failure = `GET ${path}: ${page.failure}`;
+      } else if (res.statusCode >= 500) {
         failure = `GET ${path} answered ${res.statusCode}`;
       } else if (res.statusCode !== 200) {
         endpoint.metrics = undefined;
         this.#reportProblems(endpoint, [`GET ${path} answered ${res.statusCode}: no load metrics; balancing this endpoint on in-flight requests only`]);
       } else {
-        let result = extractMetrics(text, endpoint.dialect);
-        if (!endpoint.dialectConfigured && result.detected !== undefined && result.detected !== endpoint.dialect) {
+        let extracted = extractMetrics(page, endpoint.dialect);
+        if (!endpoint.dialectConfigured && extracted.detected !== undefined && extracted.detected !== endpoint.dialect) {
           // Nobody named a runtime and the page is clearly another one's: read it in its own names.
-          this.#events.onDialectDetected?.(endpoint, endpoint.dialect, result.detected);
-          endpoint.dialect = result.detected;
-          result = extractMetrics(text, endpoint.dialect);
+          this.#events.onDialectDetected?.(endpoint, endpoint.dialect, extracted.detected);
+          endpoint.dialect = extracted.detected;
+          extracted = extractMetrics(page, endpoint.dialect);
         }
-        this.#reportProblems(endpoint, result.problems);
-        if (result.metrics === undefined) {
+        this.#reportProblems(endpoint, extracted.problems);
+        if (extracted.metrics === undefined) {
           endpoint.metrics = undefined;
         } else {
-          endpoint.metrics = result.metrics;
+          result = 'metrics';
+          endpoint.metrics = extracted.metrics;
           endpoint.metricsAt = performance.now();
           endpoint.inFlightAtScrape = endpoint.inFlight;
           endpoint.inFlightTokensAtScrape = endpoint.inFlightTokens;
@@ -120,7 +176,11 @@ export class MetricsScraper {
       failure = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
     }
     this.#record(endpoint, failure);
-    if (failure === undefined) this.#events.onScrape?.(endpoint);
+    if (failure === undefined) {
+      endpoint.contacted();
+      this.#events.onScrape?.(endpoint);
+    }
+    return failure === undefined ? result : 'failed';
   }
 
   #record(endpoint: Endpoint, failure: string | undefined): void {
@@ -141,22 +201,51 @@ export class MetricsScraper {
     }
   }
 
+  /**
+   * Reports a page's problems when they change, cut to size (a problem may quote what the server
+   * sent), and at most PROBLEM_REPORTS_PER_MINUTE times a minute per endpoint: a server whose
+   * values change every scrape must not write a log line every 50 ms. A change held back is
+   * reported by the first scrape after the minute.
+   */
   #reportProblems(endpoint: Endpoint, problems: readonly string[]): void {
-    const key = problems.join('\n');
-    if ((this.#lastProblems.get(endpoint) ?? '') === key) return;
-    this.#lastProblems.set(endpoint, key);
-    if (problems.length > 0) this.#events.onProblems?.(endpoint, problems);
+    const shown = problems.slice(0, MAX_PROBLEMS_REPORTED).map((p) => (p.length > MAX_PROBLEM_CHARS ? `${p.slice(0, MAX_PROBLEM_CHARS)}…` : p));
+    if (problems.length > shown.length) shown.push(`and ${problems.length - shown.length} more`);
+    const key = shown.join('\n');
+    let log = this.#lastProblems.get(endpoint);
+    if (log === undefined) {
+      log = { key: '', times: [] };
+      this.#lastProblems.set(endpoint, log);
+    }
+    if (log.key === key) return;
+    if (shown.length === 0) {
+      log.key = key;
+      return;
+    }
+    const now = performance.now();
+    log.times = log.times.filter((t) => now - t < 60_000);
+    if (log.times.length >= PROBLEM_REPORTS_PER_MINUTE) return;
+    log.times.push(now);
+    log.key = key;
+    this.#events.onProblems?.(endpoint, shown);
   }
 
   #schedule(endpoint: Endpoint, loop: Loop, delayMs: number): void {
     loop.timer = setTimeout(() => {
       const started = performance.now();
-      void this.scrapeOnce(endpoint).finally(() => {
+      void this.#scrape(endpoint).then((result) => {
         if (loop.stopped) return;
-        this.#schedule(endpoint, loop, Math.max(0, this.#interval - (performance.now() - started)));
+        this.#schedule(endpoint, loop, Math.max(0, this.#nextInterval(endpoint, result) - (performance.now() - started)));
       });
     }, delayMs);
     loop.timer.unref();
+  }
+
+  /** The interval before the next scrape: doubled per unproductive scrape past the third, capped. */
+  #nextInterval(endpoint: Endpoint, result: ScrapeResult): number {
+    const n = result === 'metrics' ? 0 : (this.#unproductive.get(endpoint) ?? 0) + 1;
+    this.#unproductive.set(endpoint, n);
+    if (n < this.#unhealthyAfter) return this.#interval;
+    return Math.min(this.#maxBackoff, this.#interval * 2 ** Math.min(20, n - this.#unhealthyAfter + 1));
   }
 
   async close(): Promise<void> {

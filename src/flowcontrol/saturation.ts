@@ -40,7 +40,7 @@ export function isSaturated(endpoints: readonly Endpoint[], t: SaturationThresho
   let measured = 0;
   let unknownWithHeadroom = false;
   for (const e of endpoints) {
-    if (!e.available(now)) continue;
+    if (!e.ready(now)) continue;
     if (e.metrics === undefined) {
       if (e.inFlight < t.queueDepth) unknownWithHeadroom = true;
       continue;

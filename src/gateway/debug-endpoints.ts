@@ -29,7 +29,7 @@ export function debugEndpoints(runtime: Runtime, prefixIndex: PrefixIndex, handl
           dialect: e.dialect,
           role: e.role,
           // Routable now: scrapes answer (`healthy`) and passive health has not ejected it (`ejectedForMs`).
-          available: e.available(now),
+          available: e.ready(now),
           healthy: e.healthy,
           ejectedForMs: e.ejectedUntil > now ? Math.round(e.ejectedUntil - now) : 0,
           consecutiveFailures: e.consecutiveFailures,

@@ -101,7 +101,8 @@ function admissionOptions(pool: PoolConfig, deps: RuntimeDeps): AdmissionOptions
 }
 
 /**
- * Available endpoints (scrapes succeed, not ejected by passive health); all of them when none is:
+ * Ready endpoints (answered since they appeared, scrapes succeed, not ejected by passive health);
+ * all of them when none is (a cold start serves at once):
  * a scrape outage or a burst of failures must not refuse every request (Envoy's panic threshold).
  * Judged per prefill/decode role, since a request needs one of each: a pool whose decode
  * endpoints are all ejected keeps them as candidates, as a pool without roles keeps all.
@@ -109,7 +110,7 @@ function admissionOptions(pool: PoolConfig, deps: RuntimeDeps): AdmissionOptions
 function availableOrAll(members: Members, now: () => number): readonly Endpoint[] {
   const all = members.endpoints;
   const t = now();
-  const available = all.filter((e) => e.available(t));
+  const available = all.filter((e) => e.ready(t));
   if (available.length === all.length) return all;
   if (all.every((e) => e.role === 'both')) return available.length > 0 ? available : all;
   // A role's candidates are its own pods and `both` pods (the role filter's rule).

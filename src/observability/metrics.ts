@@ -92,7 +92,7 @@ export class GatewayMetrics {
     perEndpoint('infergate_endpoint_kv_cache_usage', 'KV-cache utilisation as the gateway estimates it (0..1).', (e) => (e.metrics === undefined ? undefined : e.estimatedKvUsage()));
     perEndpoint('infergate_endpoint_inflight_requests', 'Requests this gateway has in flight on the endpoint.', (e) => e.inFlight);
     perEndpoint('infergate_endpoint_pending_prefill_tokens', 'Prompt tokens sent to the endpoint that have not produced a first byte yet.', (e) => e.pendingPrefillTokens);
-    perEndpoint('infergate_endpoint_healthy', '1 when the endpoint is scheduled, 0 after repeated scrape failures or while ejected by passive health.', (e) => (e.available(performance.now()) ? 1 : 0));
+    perEndpoint('infergate_endpoint_healthy', '1 when the endpoint is scheduled, 0 after repeated scrape failures or while ejected by passive health.', (e) => (e.ready(performance.now()) ? 1 : 0));
     perEndpoint('infergate_endpoint_metrics_age_seconds', 'Age of the last successful scrape.', (e) => (e.metrics === undefined ? undefined : (performance.now() - e.metricsAt) / 1000));
     perEndpoint('infergate_prefix_index_entries', 'Prefix blocks the index believes the endpoint caches.', (e) => sources.prefixIndex.entriesOf(e));
     new Gauge({

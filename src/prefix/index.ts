@@ -11,39 +11,68 @@ import type { Endpoint } from '../core/endpoint.js';
  *               capacity = the server's KV capacity in our blocks, else `defaultCapacity`
  * ```
  *
- * Memory is bounded by Σ capacities; entries of endpoints that leave every pool are dropped.
- * Matching walks each candidate's LRU along the request's chain and stops at the first miss,
- * so a lookup costs O(candidates × matched blocks).
+ * Memory is bounded whatever the servers report: an endpoint's capacity is clamped to
+ * `maxCapacity` blocks, and the whole index never holds more than `maxEntries` (past it, every
+ * endpoint is trimmed to an equal share, oldest entries first). Entries of endpoints that leave
+ * every pool are dropped. Matching walks each candidate's LRU along the request's chain and stops
+ * at the first miss, so a lookup costs O(candidates × matched blocks).
  */
+
+/**
+ * Most blocks kept for one endpoint, whatever its `num_gpu_blocks` says: 262,144 index blocks are
+ * 4 Mi tokens of KV, above the KV cache of any single model server today (an 8×H200 node serving a
+ * 70B model holds about 2 M tokens). A server reporting more (2^53 − 1 has been seen) gets this.
+ */
+export const MAX_BLOCKS_PER_ENDPOINT = 262_144;
+
+/**
+ * Most entries in the whole index: 2 Mi entries. An entry costs about 70 bytes of V8 heap (a Map
+ * with number keys: 11 M entries measured 773 MB), so the index stays under about 150 MB
+ * however many endpoints report however large a cache.
+ */
+export const MAX_INDEX_ENTRIES = 2_097_152;
 export interface PrefixIndexOptions {
   /** Blocks kept per endpoint when the server does not report its KV size. Default 31,250
    *  (upstream's sizing: ~500k tokens of KV in 16-token blocks). */
   readonly defaultCapacity?: number;
   /** Tokens one index block stands for (64 chars / 4). Default 16. */
   readonly tokensPerBlock?: number;
+  /** Most blocks per endpoint, whatever the server reports. Default MAX_BLOCKS_PER_ENDPOINT. */
+  readonly maxCapacity?: number;
+  /** Most entries across all endpoints. Default MAX_INDEX_ENTRIES. */
+  readonly maxEntries?: number;
 }
 
 export class PrefixIndex {
   readonly #lru = new Map<Endpoint, Map<number, 1>>();
   readonly #defaultCapacity: number;
   readonly #tokensPerBlock: number;
+  readonly #maxCapacity: number;
+  readonly #maxEntries: number;
+  /** Entries across all endpoints (kept exact by record and retainOnly). */
+  #size = 0;
   #lookups = 0;
   #lookupBlocks = 0;
   #hitBlocks = 0;
 
   constructor(options: PrefixIndexOptions = {}) {
-    this.#defaultCapacity = options.defaultCapacity ?? 31_250;
+    this.#maxCapacity = Math.max(1, options.maxCapacity ?? MAX_BLOCKS_PER_ENDPOINT);
+    this.#maxEntries = Math.max(1, options.maxEntries ?? MAX_INDEX_ENTRIES);
+    this.#defaultCapacity = Math.min(options.defaultCapacity ?? 31_250, this.#maxCapacity);
     this.#tokensPerBlock = options.tokensPerBlock ?? 16;
   }
 
   /**
    * The server's KV capacity in index blocks when its metrics report it (`num_gpu_blocks` ×
-   * `block_size` tokens), so the index forgets about as fast as the server's cache does.
+   * `block_size` tokens), so the index forgets about as fast as the server's cache does; never
+   * more than `maxCapacity`, and `defaultCapacity` when the report is absent or not a number.
    */
   capacityOf(endpoint: Endpoint): number {
     const m = endpoint.metrics;
     if (m?.numGpuBlocks !== undefined && m.blockSize !== undefined && m.numGpuBlocks > 0) {
-      return Math.max(1, Math.floor((m.numGpuBlocks * m.blockSize) / this.#tokensPerBlock));
+      const blocks = Math.floor((m.numGpuBlocks * m.blockSize) / this.#tokensPerBlock);
+      if (Number.isNaN(blocks)) return this.#defaultCapacity;
+      return Math.max(1, Math.min(this.#maxCapacity, blocks));
     }
     return this.#defaultCapacity;
   }
@@ -73,30 +102,39 @@ export class PrefixIndex {
       lru = new Map();
       this.#lru.set(endpoint, lru);
     }
-    for (const h of hashes) {
+    const capacity = this.capacityOf(endpoint);
+    // A chain longer than the capacity keeps its newest blocks only: never grow past it, even briefly.
+    const from = hashes.length > capacity ? hashes.length - capacity : 0;
+    const before = lru.size;
+    for (let i = from; i < hashes.length; i++) {
+      const h = hashes[i] as number;
       lru.delete(h);
       lru.set(h, 1);
     }
-    const capacity = this.capacityOf(endpoint);
-    if (lru.size > capacity) {
-      let excess = lru.size - capacity;
-      for (const key of lru.keys()) {
-        if (excess-- <= 0) break;
-        lru.delete(key);
-      }
-    }
+    this.#size += trim(lru, capacity) - before;
+    if (this.#size > this.#maxEntries) this.#shrinkToShare();
+  }
+
+  /** The index holds more than `maxEntries`: every endpoint keeps at most an equal share. */
+  #shrinkToShare(): void {
+    const share = Math.max(1, Math.floor(this.#maxEntries / this.#lru.size));
+    let size = 0;
+    for (const lru of this.#lru.values()) size += trim(lru, share);
+    this.#size = size;
   }
 
   /** Drops the entries of endpoints that are not in `keep` (they left every pool). */
   retainOnly(keep: ReadonlySet<Endpoint>): void {
-    for (const endpoint of this.#lru.keys()) if (!keep.has(endpoint)) this.#lru.delete(endpoint);
+    for (const [endpoint, lru] of this.#lru) {
+      if (keep.has(endpoint)) continue;
+      this.#size -= lru.size;
+      this.#lru.delete(endpoint);
+    }
   }
 
   /** Total entries across endpoints. */
   get size(): number {
-    let n = 0;
-    for (const lru of this.#lru.values()) n += lru.size;
-    return n;
+    return this.#size;
   }
 
   entriesOf(endpoint: Endpoint): number {
@@ -111,4 +149,15 @@ export class PrefixIndex {
   get lookups(): number {
     return this.#lookups;
   }
+}
+
+/** Evicts the oldest entries of `lru` beyond `capacity`; returns its size after. */
+function trim(lru: Map<number, 1>, capacity: number): number {
+  let excess = lru.size - capacity;
+  if (excess <= 0) return lru.size;
+  for (const key of lru.keys()) {
+    if (excess-- <= 0) break;
+    lru.delete(key);
+  }
+  return lru.size;
 }

@@ -1,67 +1,20 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
-import * as zlib from 'node:zlib';
+import { pipeline, type Readable } from 'node:stream';
+import { canDecode, contentCodings, DecodeGuard, decoderStages, type DecodeLimits } from '../core/content-coding.js';
 
 /**
- * Decoders for the content codings a model server or a middlebox may apply even though the
- * gateway asked for `identity`. zstd is decoded where the runtime has it (Node ≥ 22.15).
+ * Bounds of a decoded answer (a compressed answer is a model server's mistake or a middlebox's:
+ * the gateway asks for `identity`). Past either, the answer fails with `upstream_invalid_response`
+ * (502, counted against the server; upstream-errors.ts):
+ * - at most 64 MiB decoded, four times the largest request body a listener accepts by default
+ *   (16 MiB); answers sent as identity are not limited;
+ * - past 8 MiB decoded, at most 100 times the compressed bytes read so far. Text and JSON
+ *   compress 3–15× with gzip, a long repetitive SSE stream about 50×; a decompression bomb sits
+ *   near deflate's maximum of 1032:1 (brotli's is higher), so a 1 MB → 1 GiB bomb is stopped
+ *   after about 8 MiB. Below 8 MiB any ratio passes: a degenerate model repeating one token for
+ *   100k tokens compresses about 1000× and is still an answer.
  */
-const DECODERS: Readonly<Record<string, () => Transform>> = {
-  gzip: () => zlib.createGunzip(),
-  'x-gzip': () => zlib.createGunzip(),
-  // Servers disagree on "deflate": RFC 9110 says zlib-wrapped, some send it raw.
-  deflate: () => new DeflateDecoder(),
-  br: () => zlib.createBrotliDecompress(),
-  ...zstdDecoder(),
-};
-
-function zstdDecoder(): Record<string, () => Transform> {
-  const create = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
-  return typeof create === 'function' ? { zstd: () => create() } : {};
-}
-
-/**
- * Inflates zlib-wrapped deflate (RFC 9110's "deflate"), or raw deflate, which some servers send
- * instead: a zlib stream starts with a header whose low nibble is 8 and whose first two bytes
- * are a multiple of 31 (RFC 1950 §2.2).
- */
-class DeflateDecoder extends Transform {
-  #inflate: Transform | undefined;
-  #failed: Error | undefined;
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (this.#inflate === undefined) {
-      const b0 = chunk[0] ?? 0;
-      const b1 = chunk[1] ?? 0;
-      const wrapped = (b0 & 0x0f) === 8 && ((b0 << 8) | b1) % 31 === 0;
-      const inflate = wrapped ? zlib.createInflate() : zlib.createInflateRaw();
-      inflate.on('data', (d: Buffer) => this.push(d));
-      inflate.on('error', (err: Error) => {
-        this.#failed = err;
-        this.destroy(err);
-      });
-      this.#inflate = inflate;
-    }
-    this.#inflate.write(chunk, () => callback(this.#failed));
-  }
-
-  override _flush(callback: TransformCallback): void {
-    const inflate = this.#inflate;
-    if (inflate === undefined) return callback();
-    inflate.once('end', () => callback());
-    inflate.end();
-  }
-}
-
-/** The codings applied to a body, outermost last, without `identity`. */
-function codings(value: string | string[] | undefined): string[] {
-  if (value === undefined) return [];
-  const joined = Array.isArray(value) ? value.join(',') : value;
-  return joined
-    .split(',')
-    .map((c) => c.trim().toLowerCase())
-    .filter((c) => c !== '' && c !== 'identity');
-}
+export const ANSWER_DECODE_LIMITS: DecodeLimits = { maxBytes: 64 * 1024 * 1024, maxRatio: 100, ratioFloorBytes: 8 * 1024 * 1024 };
 
 export interface DecodedResponse {
   /** The headers as the body below needs them (decoded: no `content-encoding`, no `content-length`). */
@@ -70,6 +23,8 @@ export interface DecodedResponse {
   readonly body: Readable;
   /** False when the body has a coding the gateway cannot decode: pass it through unread. */
   readonly readable: boolean;
+  /** True when the body went through a decoder (it was compressed). */
+  readonly decoded: boolean;
 }
 
 /**
@@ -78,18 +33,30 @@ export interface DecodedResponse {
  * `content-encoding` and `content-length` headers dropped: the client gets identity, which is
  * always acceptable (RFC 9110 §12.5.3). A coding the gateway cannot decode leaves the response
  * as it is, and `readable` is false: its bytes must not be read (they are passed through).
+ * The decoded body errors with DecodedTooLargeError past `limits` (default ANSWER_DECODE_LIMITS).
  */
-export function decodeResponse(headers: IncomingHttpHeaders, body: Readable): DecodedResponse {
-  const applied = codings(headers['content-encoding']);
+export function decodeResponse(headers: IncomingHttpHeaders, body: Readable, limits: DecodeLimits = ANSWER_DECODE_LIMITS): DecodedResponse {
+  const applied = contentCodings(headers['content-encoding']);
   if (applied.length === 0) {
-    if (headers['content-encoding'] === undefined) return { headers, body, readable: true };
+    if (headers['content-encoding'] === undefined) return { headers, body, readable: true, decoded: false };
     const { 'content-encoding': _identity, ...rest } = headers;
-    return { headers: rest, body, readable: true };
+    return { headers: rest, body, readable: true, decoded: false };
   }
-  if (!applied.every((c) => DECODERS[c] !== undefined)) return { headers, body, readable: false };
-  const stages = applied.reverse().map((c) => (DECODERS[c] as () => Transform)());
-  // Errors of any stage (a corrupt body, the upstream going away) surface on the last one.
-  const decoded = pipeline([body, ...stages], () => undefined) as unknown as Readable;
+  if (!canDecode(applied)) return { headers, body, readable: false, decoded: false };
+  const guard = new DecodeGuard(limits);
+  // Errors of any stage (a corrupt body, a bomb, the upstream going away) surface on the last one.
+  const decoded = pipeline([body, guard.meter, ...decoderStages(applied), guard.limit], () => undefined) as unknown as Readable;
   const { 'content-encoding': _coding, 'content-length': _length, ...rest } = headers;
-  return { headers: rest, body: decoded, readable: true };
+  return { headers: rest, body: decoded, readable: true, decoded: true };
+}
+
+/**
+ * A decoded non-streamed answer read whole before its headers go to the client, so a body that
+ * fails to decode (corrupt, or past its bounds) is answered with a 502 rather than cut after a
+ * 200. Held in memory up to the decode limits; throws the body's error.
+ */
+export async function holdDecoded(body: Readable): Promise<Buffer[]> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body as AsyncIterable<Buffer>) chunks.push(chunk);
+  return chunks;
 }

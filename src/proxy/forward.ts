@@ -6,7 +6,7 @@ import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import type { Decision, Outcome, RequestHandle } from '../gateway/index.js';
 import { flushHeaders, type ClientRequest, type ClientResponse } from './client.js';
-import { decodeResponse, type DecodedResponse } from './decode.js';
+import { decodeResponse, holdDecoded, type DecodedResponse } from './decode.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { sendError } from './respond.js';
 import type { RequestScope } from './scope.js';
@@ -69,12 +69,30 @@ export async function forward(input: ForwardInput, startedDeadline?: Deadline): 
         throw failure;
       }
       const decoded = decodeResponse(response.headers, response.body);
+      if (decoded.decoded && !decision.stream && !isEventStream(decoded.headers['content-type'])) {
+        // A compressed whole answer is decoded before its status goes out: a bomb or a corrupt
+        // body gets a 502, not a 200 cut short.
+        let held: Buffer[];
+        try {
+          held = await holdDecoded(decoded.body);
+        } catch (err) {
+          decoded.body.destroy();
+          const stopped = scope.stopped;
+          if (stopped?.code === 'client_gone') return { status: 499, bytesOut: 0, interrupted: 'client_gone' };
+          throw stopped ?? upstreamFailure(err, endpoint);
+        }
+        return await relay(input, attempt, response.status, decoded, held);
+      }
       return await relay(input, attempt, response.status, decoded, decoded.body);
     } finally {
       input.watchdog.unwatch(watched);
     }
   }
   throw new GatewayError('no_ready_endpoint', 'no endpoint to try');
+}
+
+function isEventStream(contentType: string | undefined): boolean {
+  return contentType?.toLowerCase().startsWith('text/event-stream') === true;
 }
 
 /**
@@ -87,7 +105,7 @@ export async function relay(
   attempt: UpstreamAttempt,
   status: number,
   decoded: DecodedResponse,
-  chunks: AsyncIterable<Buffer>,
+  chunks: AsyncIterable<Buffer> | Iterable<Buffer>,
   name: (failure: GatewayError) => GatewayError = (failure) => failure,
 ): Promise<Outcome> {
   const { res, handle, scope, decision } = input;

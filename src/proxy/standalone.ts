@@ -30,6 +30,8 @@ export interface StandaloneOptions {
   readonly scrapeTimeoutMs?: number;
   /** Metrics older than this are not trusted. Default max(200 ms, 4 scrape intervals). */
   readonly stalenessMs?: number;
+  /** Most connections open to one model server (origin). Default UPSTREAM_CONNECTIONS_PER_ENDPOINT. */
+  readonly upstreamConnections?: number;
   readonly random?: Random;
 }
 
@@ -54,6 +56,16 @@ export interface RunningGateway {
  */
 export const UPSTREAM_KEEP_ALIVE_MS = 4_000;
 
+/**
+ * Default cap on connections the gateway opens to one model server: Envoy's default circuit
+ * breaker for a cluster (`max_connections` 1024). An HTTP/1.1 connection carries one request at a
+ * time, so this is also the most requests in progress on one server, four times vLLM's default
+ * batch (`--max-num-seqs` 256): well past the point where the server queues. Requests beyond it
+ * wait in the dispatcher's queue for a free connection, bounded by the phase timeouts, instead of
+ * opening more sockets (500 clients once opened about 750 connections to two servers).
+ */
+export const UPSTREAM_CONNECTIONS_PER_ENDPOINT = 1024;
+
 /** Default time requests in flight get after SIGTERM. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
 
@@ -70,6 +82,8 @@ const STOP_FLUSH_MS = 1_000;
 export async function startStandaloneGateway(opts: StandaloneOptions): Promise<RunningGateway> {
   const { logger } = opts;
   const dispatcher = new Agent({
+    // Per origin: undici's Agent keeps one pool per model server.
+    connections: opts.upstreamConnections ?? UPSTREAM_CONNECTIONS_PER_ENDPOINT,
     keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
     // A server's own `Keep-Alive: timeout=N` is trusted (minus undici's margin) up to a minute.
     keepAliveMaxTimeout: 60_000,

@@ -18,10 +18,14 @@ const RESETS: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOC
 /**
  * A failed upstream exchange as the error the client sees: `upstream_reset` when an open
  * connection was closed under the request (or its compressed answer could not be decoded),
+ * `upstream_invalid_response` when a compressed answer decoded past its bounds (decode.ts),
  * `upstream_unavailable` when the endpoint could not be reached at all.
  */
 export function upstreamFailure(err: unknown, endpoint: Endpoint): GatewayError {
   const code = errorCode(err);
+  if (code === 'ERR_DECODED_TOO_LARGE') {
+    return new GatewayError('upstream_invalid_response', `the compressed answer of model server ${endpoint.name} was refused: ${(err as Error).message}`, { cause: err });
+  }
   if (code !== undefined && code.startsWith('Z_')) {
     return new GatewayError('upstream_reset', `the answer of model server ${endpoint.name} could not be decoded (${code})`, { cause: err });
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Endpoint } from '../../src/core/endpoint.js';
 import { blockHashes } from '../../src/prefix/block-hash.js';
-import { PrefixIndex } from '../../src/prefix/index.js';
+import { MAX_BLOCKS_PER_ENDPOINT, MAX_INDEX_ENTRIES, PrefixIndex } from '../../src/prefix/index.js';
 import { promptText, renderMessages, withAnswer } from '../../src/prefix/prompt-text.js';
 import { endpoints } from '../scheduling/support.js';
 
@@ -78,4 +78,38 @@ test('prompt text is built only as far as it is hashed, its length counted whole
   }
   // Short prompts are whole, and the answer still extends them.
   assert.equal(withAnswer({ messages: [{ role: 'user', content: 'hi' }] }, 'yo'), 'user\nhi\n\nassistant\nyo\n\n');
+});
+
+test('index: a server reporting an absurd KV size (2^53 − 1 blocks, Infinity, NaN) cannot grow the index past its caps', () => {
+  const index = new PrefixIndex({ maxCapacity: 100, maxEntries: 250 });
+  const [a, b, c] = endpoints([{}, {}, {}]) as [Endpoint, Endpoint, Endpoint];
+  const huge = { waitingRequests: 0, runningRequests: 0, kvCacheUsage: 0, blockSize: 16 };
+  a.metrics = { ...huge, numGpuBlocks: Number.MAX_SAFE_INTEGER };
+  b.metrics = { ...huge, numGpuBlocks: Number.POSITIVE_INFINITY };
+  c.metrics = { ...huge, numGpuBlocks: Number.NaN };
+  assert.equal(index.capacityOf(a), 100, 'clamped to the per-endpoint cap');
+  assert.equal(index.capacityOf(b), 100);
+  assert.ok(index.capacityOf(c) >= 1 && index.capacityOf(c) <= 100, 'NaN falls back to a bounded default');
+  for (let turn = 0; turn < 5; turn++) {
+    for (const e of [a, b, c]) {
+      const h = blockHashes(`${turn}${e.name}`.padEnd(64 * 400, 'x'), 'm');
+      assert.doesNotThrow(() => index.record(e, h));
+      assert.ok(index.entriesOf(e) <= 100, `endpoint ${e.name} holds ${index.entriesOf(e)}`);
+    }
+    assert.ok(index.size <= 250, `the whole index holds ${index.size}`);
+  }
+  let n = 0;
+  for (const e of [a, b, c]) n += index.entriesOf(e);
+  assert.equal(index.size, n, 'size is the sum of what endpoints hold');
+  const out = new Int32Array(1);
+  const last = blockHashes(`4${a.name}`.padEnd(64 * 400, 'x'), 'm');
+  index.match(last.subarray(last.length - 1), [a], out);
+  assert.equal(out[0], 1, 'the newest block survives');
+});
+
+test('index: the default caps bound one endpoint reporting 2^53 − 1 blocks', () => {
+  const index = new PrefixIndex();
+  const [a] = endpoints([{ metrics: { blockSize: 16, numGpuBlocks: Number.MAX_SAFE_INTEGER } }]) as [Endpoint];
+  assert.equal(index.capacityOf(a), MAX_BLOCKS_PER_ENDPOINT);
+  assert.ok(MAX_BLOCKS_PER_ENDPOINT <= MAX_INDEX_ENTRIES);
 });

@@ -78,7 +78,7 @@ export function extractMetrics(text: string, dialect: Dialect | DialectSpec): Ex
     const sources = spec.signals[signal] ?? [];
     let value: number | undefined;
     for (const source of sources) {
-      value = read.signal(signal, source, rule.combine, rule.unit);
+      value = read.signal(signal, source, rule.combine, rule.unit, rule.max);
       if (value !== undefined) break;
     }
     if (value !== undefined) {
@@ -117,11 +117,22 @@ function servedModels(families: ReadonlyMap<string, readonly { readonly labels: 
   for (const samples of families.values()) {
     for (const s of samples) {
       const name = s.labels['model_name'];
-      if (name !== undefined && name !== '') names.add(name);
+      if (name !== undefined && name !== '' && name.length <= MAX_NAME_CHARS) names.add(name);
+      if (names.size >= MAX_NAMES) return [...names];
     }
   }
   return [...names];
 }
+
+/**
+ * Names a page may give the gateway (served models, LoRA adapters running or waiting), and their
+ * length: the same bounds as an endpoint's `/v1/models` list (model-lister.ts) and the gateway's
+ * longest accepted `model` (256 characters), so a page cannot grow the gateway's model tables.
+ */
+const MAX_NAMES = 256;
+const MAX_NAME_CHARS = 256;
+/** vLLM's `max_lora` (`--max-loras`) above this is clamped: GPUs hold a few dozen adapters at most. */
+const MAX_LORA_SLOTS = 1024;
 
 // Computed once per spec object: the families a scan of that dialect must return.
 const wantedCache = new WeakMap<DialectSpec, ReadonlySet<string>>();
@@ -165,9 +176,9 @@ class Reader {
   }
 
   /** One source's value for a signal, checked against the signal's unit; undefined if unusable. */
-  signal(signal: NumericSignal, source: MetricSource, combine: Combine, unit: Unit): number | undefined {
+  signal(signal: NumericSignal, source: MetricSource, combine: Combine, unit: Unit, max: number): number | undefined {
     const value = 'derive' in source ? this.#derive(source.derive, source.of) : this.#combined(source, source.combine ?? combine);
-    return value === undefined ? undefined : this.#checkUnit(signal, source, value, unit);
+    return value === undefined ? undefined : this.#checkUnit(signal, source, value, unit, max);
   }
 
   #derive(op: 'difference' | 'ratio' | 'quotient', [sa, sb]: readonly [SeriesSource, SeriesSource]): number | undefined {
@@ -220,7 +231,20 @@ class Reader {
     return out;
   }
 
-  #checkUnit(signal: NumericSignal, source: MetricSource, value: number, unit: Unit): number | undefined {
+  #checkUnit(signal: NumericSignal, source: MetricSource, value: number, unit: Unit, max: number): number | undefined {
+    // Finite series can still sum (or divide) to Infinity or NaN.
+    if (Number.isNaN(value)) {
+      this.#problems.push(`${signal}: ${describe(source)} is not a number; ignored`);
+      return undefined;
+    }
+    if (unit !== 'fraction' && value > max) {
+      if (unit === 'size') {
+        this.#problems.push(`${signal}: ${describe(source)} is ${value}, above ${max}; ignored`);
+        return undefined;
+      }
+      this.#problems.push(`${signal}: ${describe(source)} is ${value}, above ${max}; clamped to ${max}`);
+      return max;
+    }
     switch (unit) {
       case 'fraction':
         // Negative = "not in use" (vLLM v0 reports -1 for an unused prefix cache).
@@ -256,8 +280,10 @@ class Reader {
       this.#problems.push(`${source.family}: ${source.maxLabel}="${max ?? ''}" is not an integer; LoRA state ignored`);
       return undefined;
     }
+    const maxLoras = Number(max);
+    if (maxLoras > MAX_LORA_SLOTS) this.#problems.push(`${source.family}: ${source.maxLabel}="${max.slice(0, 32)}" is above ${MAX_LORA_SLOTS}; clamped`);
     return {
-      maxLoras: Number(max),
+      maxLoras: Math.min(MAX_LORA_SLOTS, maxLoras),
       running: adapterNames(newest.labels[source.runningLabel]),
       waiting: adapterNames(newest.labels[source.waitingLabel]),
     };
@@ -275,11 +301,19 @@ function matches(labels: Readonly<Record<string, string>>, where: Readonly<Recor
   return true;
 }
 
-/** `"lora4, lora3,"` → `['lora4', 'lora3']`: vLLM joins adapter names with commas. */
+/**
+ * `"lora4, lora3,"` → `['lora4', 'lora3']`: vLLM joins adapter names with commas. At most
+ * MAX_NAMES names, each at most MAX_NAME_CHARS (longer ones are dropped: no request can name them,
+ * the gateway refuses longer model names).
+ */
 function adapterNames(csv: string | undefined): readonly string[] {
   if (csv === undefined || csv === '') return [];
-  return csv
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
+  const out: string[] = [];
+  for (const part of csv.split(',', MAX_NAMES * 4)) {
+    const name = part.trim();
+    if (name.length === 0 || name.length > MAX_NAME_CHARS) continue;
+    out.push(name);
+    if (out.length >= MAX_NAMES) break;
+  }
+  return out;
 }

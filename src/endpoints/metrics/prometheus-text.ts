@@ -21,7 +21,8 @@
  * `.5`), or `+Inf`, `-Inf`, `Inf`, `NaN` (any case). Hex values are refused, as Go's parser does.
  *
  * Malformed lines never throw. They are skipped and counted, so the caller can log "N malformed
- * lines". In targeted mode, a line of an unwanted family is checked only up to its name, so its
+ * lines". Lines longer than MAX_LINE_CHARS and samples with more than MAX_LABELS labels count as
+ * malformed: a page, whatever it holds, yields bounded samples. In targeted mode, a line of an unwanted family is checked only up to its name, so its
  * labels and value are not validated. Scan with `'all'` for a full check.
  */
 
@@ -77,6 +78,14 @@ const EQUALS = 61;
 const QUOTE = 34;
 const BACKSLASH = 92;
 const MINUS = 45;
+
+/**
+ * Longest line read (characters). A vLLM `lora_requests_info` line naming dozens of adapters is
+ * a few KiB; 64 KiB is far beyond any real series.
+ */
+export const MAX_LINE_CHARS = 64 * 1024;
+/** Most labels on one sample: real series carry fewer than ten (`model_name`, `engine`, `le`, …). */
+export const MAX_LABELS = 64;
 
 const METRIC_TYPES: ReadonlySet<string> = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
 
@@ -170,7 +179,9 @@ export function scanMetrics(text: string, wanted: WantedFamilies, options?: Scan
     if (p >= end) continue;
 
     let ok = true;
-    if (c === HASH) {
+    if (end - p > MAX_LINE_CHARS) {
+      ok = false;
+    } else if (c === HASH) {
       const status = parseComment(text, p + 1, end, wanted, types);
       if (status === TYPE_RECORDED) lastName = ''; // a new type can change where suffixed names go
       ok = status !== MALFORMED;
@@ -315,10 +326,11 @@ let valueEnd = 0;
 
 /** Parses `name="value",…}` from `q` (just after `{`). Returns the index after `}`, or -1. */
 function parseLabels(text: string, q: number, end: number, labels: Record<string, string>): number {
-  for (;;) {
+  for (let count = 0; ; count++) {
     while (q < end && isBlank(text.charCodeAt(q))) q++;
     if (q >= end) return -1;
     if (text.charCodeAt(q) === RBRACE) return q + 1;
+    if (count >= MAX_LABELS) return -1;
     const keyStart = q;
     if (!isLabelStart(text.charCodeAt(q))) return -1;
     q++;

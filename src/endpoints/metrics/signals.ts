@@ -35,7 +35,25 @@ export interface SignalRule {
   readonly unit: Unit;
   /** A scrape without this signal is a failed scrape (the caller treats the endpoint as stale). */
   readonly required: boolean;
+  /**
+   * The largest value believed. A `count` above it (or a sum that overflowed to Infinity) is
+   * clamped to it, with a problem; a `size` above it is ignored (a block size that large is not a
+   * block size). Fractions are bounded by their unit.
+   */
+  readonly max: number;
 }
+
+/**
+ * Bounds of what a server may report (PROTOCOLS-independent sanity limits, far above any real
+ * server, so only a broken or hostile page reaches them):
+ * - requests waiting or running: 1,000,000 (vLLM's default batch is 256 sequences, and its queue
+ *   is bounded by the memory of the requests it holds);
+ * - KV blocks: 2^30 (a vLLM block is 16 tokens: 16 G tokens of KV; the prefix index clamps its
+ *   own capacity much lower, prefix/index.ts);
+ * - tokens per block: 65,536 (vLLM uses 16 to 256, TensorRT-LLM 32 to 128, SGLang 1);
+ * - cumulative counters: 2^53 − 1, the largest integer a double holds exactly.
+ */
+export const SIGNAL_MAX = { requests: 1_000_000, blocks: 2 ** 30, blockSize: 65_536, counter: Number.MAX_SAFE_INTEGER } as const;
 
 /**
  * The rule for each signal. KV takes the maximum, not the sum or mean: each engine has its own KV
@@ -44,15 +62,15 @@ export interface SignalRule {
  * spreads DP work by queue length, not by KV).
  */
 export const SIGNAL_RULES: { readonly [K in NumericSignal]: SignalRule } = {
-  waitingRequests: { combine: 'sum', unit: 'count', required: true },
-  runningRequests: { combine: 'sum', unit: 'count', required: true },
-  kvCacheUsage: { combine: 'max', unit: 'fraction', required: true },
-  blockSize: { combine: 'agree', unit: 'size', required: false },
-  numGpuBlocks: { combine: 'sum', unit: 'count', required: false },
-  prefixCacheHitsTokens: { combine: 'sum', unit: 'count', required: false },
-  prefixCacheQueriesTokens: { combine: 'sum', unit: 'count', required: false },
-  prefixCacheHitRate: { combine: 'mean', unit: 'fraction', required: false },
-  preemptionsTotal: { combine: 'sum', unit: 'count', required: false },
+  waitingRequests: { combine: 'sum', unit: 'count', required: true, max: SIGNAL_MAX.requests },
+  runningRequests: { combine: 'sum', unit: 'count', required: true, max: SIGNAL_MAX.requests },
+  kvCacheUsage: { combine: 'max', unit: 'fraction', required: true, max: 1 },
+  blockSize: { combine: 'agree', unit: 'size', required: false, max: SIGNAL_MAX.blockSize },
+  numGpuBlocks: { combine: 'sum', unit: 'count', required: false, max: SIGNAL_MAX.blocks },
+  prefixCacheHitsTokens: { combine: 'sum', unit: 'count', required: false, max: SIGNAL_MAX.counter },
+  prefixCacheQueriesTokens: { combine: 'sum', unit: 'count', required: false, max: SIGNAL_MAX.counter },
+  prefixCacheHitRate: { combine: 'mean', unit: 'fraction', required: false, max: 1 },
+  preemptionsTotal: { combine: 'sum', unit: 'count', required: false, max: SIGNAL_MAX.counter },
 };
 
 /** The numeric signals in evaluation (and problem-report) order. */

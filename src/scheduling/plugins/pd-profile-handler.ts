@@ -53,7 +53,7 @@ function roleSaturated(endpoints: readonly Endpoint[], queueDepth: number, handl
   const now = handle.now();
   let judged = 0;
   for (const e of endpoints) {
-    if (!e.available(now)) continue;
+    if (!e.ready(now)) continue;
     judged++;
     if (e.metrics !== undefined && e.metricsAgeMs(now) > handle.stalenessMs) continue;
     const waiting = e.metrics === undefined ? e.inFlight : e.estimatedWaiting();
