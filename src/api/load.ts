@@ -1,6 +1,6 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { LineCounter, parseAllDocuments } from 'yaml';
 import { errorMap, issueToProblem } from './issues.js';
 import { KINDS } from './kinds/index.js';
 import type { IgnoredDocument, LoadResult, Problem, Resource, Source } from './types.js';
@@ -117,11 +117,13 @@ export function parseDocuments(text: string, file: string): LoadResult {
 }
 
 function parseInto(text: string, file: string, acc: Accumulator): void {
-  const docs = parseAllDocuments(text);
+  const lines = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter: lines });
   // parseAllDocuments returns an EmptyStream (not an array) for a file with no documents.
   if (!Array.isArray(docs)) return;
   docs.forEach((doc, index) => {
-    const source: Source = { file, index };
+    // The line where the document's content starts (after its `---`), so an error names file and line.
+    const source: Source = { file, index, line: lines.linePos(doc.contents?.range[0] ?? doc.range[0]).line };
     if (doc.errors.length > 0) {
       for (const err of doc.errors) {
         const at = err.linePos?.[0];
@@ -149,9 +151,30 @@ async function expand(path: string): Promise<string[]> {
   return out;
 }
 
-/** Loads files and folders as one configuration. A path that cannot be read is an error, not a crash. */
-export async function loadFiles(paths: readonly string[]): Promise<LoadResult> {
+/**
+ * The files of a load as they were read: `stamps` maps each file read to its stamp
+ * (`inode:size:mtimeMs`), `torn` lists files that changed while they were read (the stamp before
+ * and after the read differ, or the bytes read are not the size), whose text may be half-written.
+ */
+export interface LoadedFiles extends LoadResult {
+  readonly stamps: ReadonlyMap<string, string>;
+  readonly torn: readonly string[];
+}
+
+/** A file's identity and content stamp: a rename over it changes the inode, a write its size or mtime. */
+export function fileStamp(s: { readonly ino: number; readonly size: number; readonly mtimeMs: number }): string {
+  return `${s.ino}:${s.size}:${s.mtimeMs}`;
+}
+
+/**
+ * Loads files and folders as one configuration. A path that cannot be read is an error, not a
+ * crash. Each file is stat'ed before and after it is read, so a caller can tell a consistent read
+ * from one that raced a writer (`torn`) and read again later.
+ */
+export async function loadFiles(paths: readonly string[]): Promise<LoadedFiles> {
   const acc: Accumulator = { resources: [], problems: [], ignored: [] };
+  const stamps = new Map<string, string>();
+  const torn: string[] = [];
   for (const path of paths) {
     let files: string[];
     try {
@@ -163,14 +186,22 @@ export async function loadFiles(paths: readonly string[]): Promise<LoadResult> {
     for (const file of files) {
       let text: string;
       try {
-        text = await readFile(file, 'utf8');
+        const before = fileStamp(await stat(file));
+        const bytes = await readFile(file);
+        const afterStat = await stat(file);
+        const after = fileStamp(afterStat);
+        stamps.set(file, after);
+        if (before !== after || bytes.length !== afterStat.size) torn.push(file);
+        text = bytes.toString('utf8');
       } catch (err) {
-        acc.problems.push({ severity: 'error', subject: file, path: '-', message: `cannot read: ${(err as Error).message}` });
+        // Listed a moment ago and gone now: deleted (or being replaced) while read, not unreadable.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') torn.push(file);
+        else acc.problems.push({ severity: 'error', subject: file, path: '-', message: `cannot read: ${(err as Error).message}` });
         continue;
       }
       parseInto(text, file, acc);
     }
   }
   reportDuplicates(acc);
-  return acc;
+  return { ...acc, stamps, torn };
 }

@@ -10,7 +10,10 @@
 /** Where a resource came from: file path and 0-based document index in that file. */
 export interface Source {
   readonly file: string;
+  /** 0-based position of the document in the file. */
   readonly index: number;
+  /** 1-based line where the document's content starts, when read from YAML/JSON text. */
+  readonly line?: number;
 }
 
 export interface ObjectMeta {

@@ -42,6 +42,15 @@ export type ApplyOutcome =
   | { readonly ok: false; readonly errors: readonly Problem[]; readonly servingVersion: number | undefined };
 
 /**
+ * Where a source reports what it waits for or holds back (the gateway passes its logger):
+ * structured fields, then the message.
+ */
+export interface SourceLog {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+}
+
+/**
  * Where configuration comes from: files (with watch), code (the `--backend` quick start, tests),
  * later the Kubernetes API. A source delivers its first complete state from `start` (resolving
  * once the sink has taken it), then a batch per change until `stop`. The gateway core knows
@@ -50,8 +59,11 @@ export type ApplyOutcome =
 export interface ConfigSource {
   /** For logs, e.g. `files: examples/canary/`. */
   readonly name: string;
-  /** Delivers the initial state through `sink` and starts watching; resolves with the first outcome. */
-  start(sink: ConfigSink): Promise<ApplyOutcome>;
+  /**
+   * Delivers the initial state through `sink` and starts watching; resolves with the first
+   * outcome. `log` receives what the source waits for (a change settling) and holds back.
+   */
+  start(sink: ConfigSink, log?: SourceLog): Promise<ApplyOutcome>;
   /** Re-reads the source now and delivers its whole state (a reload on demand). */
   resync(): Promise<ApplyOutcome>;
   stop(): Promise<void>;

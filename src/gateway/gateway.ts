@@ -161,7 +161,7 @@ export class Gateway {
     const gateway = new Gateway(options);
     try {
       for (const source of gateway.#sources) {
-        const first = await source.start((batch) => gateway.#enqueue(source, batch));
+        const first = await source.start((batch) => gateway.#enqueue(source, batch), gateway.#logger);
         if (!first.ok) throw new ConfigRejectedError(first.errors);
       }
     } catch (err) {

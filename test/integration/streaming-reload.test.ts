@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { open } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { configDir, gatewayYaml, podYaml, poolYaml, routeYaml } from '../support/config.js';
 import { startFleet } from '../support/fleet.js';
@@ -119,6 +120,51 @@ describe('streaming, client aborts and hot reload', { timeout: 60_000 }, () => {
     const after = await stream();
     assert.equal(after.headers.get('x-sim-pod'), 'b-0', 'new requests follow the new route');
     await readAll(after);
+  });
+
+  test('a file truncated and written later (as many tools save) is held: no request fails meanwhile', async () => {
+    const held = (l: { msg?: string }): boolean => l.msg === 'config change would remove serving resources; waiting for the files to settle before applying it';
+    const heldBefore = gateway.logs.filter(held).length;
+    const reloadsBefore = gateway.logs.filter((l) => l.msg === 'config reloaded').length;
+    const failures: string[] = [];
+    let sent = 0;
+    let writing = true;
+    // Two clients sending short requests for as long as the rewrite takes.
+    const client = async (): Promise<void> => {
+      while (writing) {
+        sent++;
+        try {
+          const r = await fetch(`${base}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ model: 'mymodel', max_tokens: 1, messages: [{ role: 'user', content: 'hi' }] }),
+          });
+          const body = await r.text();
+          if (r.status !== 200) failures.push(`${r.status} ${body}`);
+        } catch (err) {
+          // The listener closed (the empty file applied): the request never reached a gateway.
+          failures.push(String((err as Error).cause ?? err));
+          await new Promise((res) => setTimeout(res, 20));
+        }
+      }
+    };
+    const clients = [client(), client()];
+    try {
+      // O_TRUNC now, the content later: the gateway sees an empty file and must hold it.
+      const fh = await open(cfg.file, 'w');
+      await gateway.waitForLog((l) => held(l) && gateway.logs.filter(held).length > heldBefore);
+      const during = sent;
+      await fh.write(config('b'));
+      await fh.close();
+      await gateway.waitForLog((l) => l.msg === 'config reloaded' && gateway.logs.filter((x) => x.msg === 'config reloaded').length > reloadsBefore);
+      // Requests kept flowing across the whole window, not only before it.
+      for (let i = 0; i < 500 && sent <= during + 2; i++) await new Promise((res) => setTimeout(res, 10));
+    } finally {
+      writing = false;
+      await Promise.all(clients);
+    }
+    assert.deepEqual(failures, [], 'no request failed while the file was empty');
+    assert.ok(sent > 0);
   });
 
   test('an invalid change is rejected with its reasons and the last good config keeps serving', async () => {

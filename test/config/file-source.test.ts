@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, open, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { FileConfigSource, type FileSourceOptions } from '../../src/config/file-source.js';
+import type { Snapshot } from '../../src/config/snapshot.js';
+import { Gateway } from '../../src/gateway/gateway.js';
+import { gatewayYaml, poolYaml, routeYaml } from '../support/config.js';
+import { memoryLogger, type LogRecord } from '../support/memory-source.js';
+
+/** Generous: a loaded CI machine may take long to deliver an event or run a poll. */
+const DEADLINE_MS = 20_000;
+/** Short windows keep the tests quick; the hold is long wherever a test must act before it ends. */
+const QUICK: FileSourceOptions = { settleMs: 20, pollMs: 50 };
+/** "Until the file is rewritten": no test waits this long, so a held change cannot apply by itself. */
+const FOREVER_MS = 10 * 60_000;
+
+const HELD = 'config change would remove serving resources; waiting for the files to settle before applying it';
+
+const GATEWAY = gatewayYaml(8080);
+const POOL_A = poolYaml('a', 'a', 8000);
+const POOL_B = poolYaml('b', 'b', 8000);
+const ROUTE = (pool: string): string => routeYaml('all', [{ pool, weight: 1 }]);
+const FULL = GATEWAY + POOL_A + POOL_B + ROUTE('a');
+
+/** Polls `probe` until it yields; `guard` runs first on every poll and throws to fail at once. */
+async function until<T>(what: string, probe: () => T | undefined | false, guard: () => void = () => undefined): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    guard();
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() - start > DEADLINE_MS) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+interface Harness {
+  readonly dir: string;
+  readonly gateway: Gateway;
+  readonly lines: LogRecord[];
+  /** Every snapshot swapped in after the first. */
+  readonly swapped: Snapshot[];
+  /** Waits for the `n`th (1-based, counted from the start) log line with message `msg`. */
+  log(msg: string, n?: number): Promise<LogRecord>;
+  count(msg: string): number;
+  /** Waits for `probe`; unless the test expects a removal, fails as soon as a snapshot lost a pool or the route. */
+  until<T>(what: string, probe: () => T | undefined | false): Promise<T>;
+}
+
+/** A gateway reading `files` (name → YAML) from a temporary folder through a FileConfigSource. */
+async function withGateway(files: Record<string, string>, options: FileSourceOptions & { expectRemoval?: boolean }, fn: (h: Harness) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'infergate-settle-'));
+  let gateway: Gateway | undefined;
+  try {
+    for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+    const { logger, lines } = memoryLogger();
+    gateway = await Gateway.start({ sources: [new FileConfigSource([dir], { ...QUICK, ...options })], logger, scrapeIntervalMs: 0 });
+    const swapped: Snapshot[] = [];
+    gateway.afterSwap((s) => void swapped.push(s));
+    const count = (msg: string): number => lines.filter((l) => l.msg === msg).length;
+    const guard = options.expectRemoval === true ? undefined : () => neverLost(swapped);
+    await fn({
+      dir,
+      gateway,
+      lines,
+      swapped,
+      count,
+      until: (what, probe) => until(what, probe, guard),
+      log: (msg, n = 1) => until(`log line ${n} "${msg}"`, () => lines.filter((l) => l.msg === msg)[n - 1], guard),
+    });
+    guard?.();
+  } finally {
+    await gateway?.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const pools = (s: Snapshot | undefined): string[] => [...(s?.pools.keys() ?? [])].sort();
+const routed = (s: Snapshot | undefined): string[] =>
+  (s?.listeners.get(8080)?.routes.rules() ?? []).flatMap((r) => r.backends.items.map((b) => (b.type === 'pool' ? b.pool.key : b.type)));
+
+/** Every snapshot that served kept pools a and b, and the route kept a backend. */
+function neverLost(swapped: readonly Snapshot[]): void {
+  for (const s of swapped) {
+    assert.ok(pools(s).includes('default/a') && pools(s).includes('default/b'), `snapshot ${s.version} lost a pool: it has ${pools(s).join(', ') || 'none'}`);
+    assert.ok(routed(s).length > 0, `snapshot ${s.version} lost the route`);
+  }
+}
+
+describe('FileConfigSource: a file caught mid-write never applies', () => {
+  test('truncated to empty, then written: the empty file is held and the pools never leave', () =>
+    withGateway({ 'config.yaml': FULL }, { removalSettleMs: FOREVER_MS }, async (h) => {
+      const file = join(h.dir, 'config.yaml');
+      // How many tools save: open with O_TRUNC now, write later.
+      const fh = await open(file, 'w');
+      const held = await h.log(HELD);
+      assert.deepEqual(held['files'], [file]);
+      assert.ok((held['removes'] as string[]).includes('InferencePool/default/a'));
+      await fh.write(GATEWAY + POOL_A + POOL_B + ROUTE('b'));
+      await fh.close();
+      await h.until('the rewritten route serves', () => routed(h.gateway.runtime?.snapshot).includes('default/b'));
+    }));
+
+  test('written in two halves (a document boundary): the first half is held, the whole applies', () =>
+    withGateway({ 'config.yaml': FULL }, { removalSettleMs: FOREVER_MS }, async (h) => {
+      const file = join(h.dir, 'config.yaml');
+      const whole = GATEWAY + POOL_A + POOL_B + ROUTE('b');
+      const half = GATEWAY + POOL_A; // parses, but pool b and the route are gone
+      await writeFile(file, half);
+      await h.log(HELD);
+      await writeFile(file, whole);
+      await h.until('the whole file serves', () => routed(h.gateway.runtime?.snapshot).includes('default/b'));
+    }));
+
+  test('a document cut at a line boundary: refused with file and line, the last good keeps serving', () =>
+    withGateway({ 'config.yaml': FULL }, { removalSettleMs: FOREVER_MS }, async (h) => {
+      const file = join(h.dir, 'config.yaml');
+      const version = h.gateway.runtime?.snapshot.version;
+      // The second pool cut after its selector: it parses as YAML, but is not a whole InferencePool.
+      const cut = GATEWAY + POOL_A + POOL_B.slice(0, POOL_B.indexOf('  targetPortNumber'));
+      await writeFile(file, cut);
+      const error = await h.log('config error');
+      assert.match(String(error['problem']), /^InferencePool\/b: spec/);
+      const source = error['source'] as { file: string; line: number };
+      assert.equal(source.file, file);
+      assert.equal(cut.split('\n')[source.line - 1], 'apiVersion: inference.networking.x-k8s.io/v1alpha2', 'the line where the cut document starts');
+      assert.equal(h.gateway.runtime?.snapshot.version, version, 'nothing applied');
+      await writeFile(file, GATEWAY + POOL_A + POOL_B + ROUTE('b'));
+      await h.until('the whole file serves', () => routed(h.gateway.runtime?.snapshot).includes('default/b'));
+    }));
+
+  test('deleted and created again in a folder: held while gone; an editor rename-save applies at once', () =>
+    withGateway({ 'config.yaml': FULL }, { removalSettleMs: FOREVER_MS }, async (h) => {
+      const file = join(h.dir, 'config.yaml');
+      await unlink(file);
+      await h.log(HELD);
+      await writeFile(file, GATEWAY + POOL_A + POOL_B + ROUTE('b'));
+      await h.until('the re-created file serves', () => routed(h.gateway.runtime?.snapshot).includes('default/b'));
+      const tmp = join(h.dir, '.config.yaml.swp');
+      await writeFile(tmp, FULL);
+      await rename(tmp, file);
+      await h.until('the renamed-over file serves', () => routed(h.gateway.runtime?.snapshot).includes('default/a') && !routed(h.gateway.runtime?.snapshot).includes('default/b'));
+      assert.equal(h.count(HELD), 1, 'a rename-save removes nothing and is not held');
+    }));
+
+  test('a folder: one file mid-write while another changes; both apply together once the first is whole', () =>
+    withGateway({ 'pools.yaml': POOL_A + POOL_B, 'routes.yaml': GATEWAY + ROUTE('a') }, { removalSettleMs: FOREVER_MS }, async (h) => {
+      await truncate(join(h.dir, 'pools.yaml'), 0);
+      await writeFile(join(h.dir, 'routes.yaml'), GATEWAY + ROUTE('b'));
+      const held = await h.until('the hold naming pools.yaml alone', () => h.lines.find((l) => l.msg === HELD && JSON.stringify(l['files']) === JSON.stringify([join(h.dir, 'pools.yaml')])));
+      assert.deepEqual(held['removes'], ['InferencePool/default/a', 'InferencePool/default/b']);
+      assert.deepEqual(routed(h.gateway.runtime?.snapshot), ['default/a'], 'the other file waits for the whole set');
+      await writeFile(join(h.dir, 'pools.yaml'), POOL_A + POOL_B);
+      await h.until('the route change serves', () => routed(h.gateway.runtime?.snapshot).includes('default/b'));
+    }));
+
+  test('an empty file that stays empty is a real removal: applied once the settle window passed', () =>
+    withGateway({ 'pools.yaml': POOL_A + POOL_B, 'routes.yaml': GATEWAY + ROUTE('a') }, { removalSettleMs: 300, expectRemoval: true }, async (h) => {
+      await truncate(join(h.dir, 'pools.yaml'), 0);
+      await h.log(HELD);
+      await h.log('config change settled; applying it');
+      await h.until('the pools are gone', () => pools(h.gateway.runtime?.snapshot).length === 0);
+      const held = h.lines.findIndex((l) => l.msg === HELD);
+      const reloaded = h.lines.findIndex((l, i) => i > held && l.msg === 'config reloaded');
+      assert.ok(held >= 0 && reloaded > held, 'held first, applied after');
+      assert.ok(h.swapped.every((s, i) => i === h.swapped.length - 1 || pools(s).length === 2), 'only the last swap removed the pools');
+    }));
+
+  test('a change that removes nothing applies without being held', () =>
+    withGateway({ 'config.yaml': FULL }, { removalSettleMs: FOREVER_MS }, async (h) => {
+      await writeFile(join(h.dir, 'config.yaml'), GATEWAY + POOL_A + POOL_B + ROUTE('b') + poolYaml('c', 'c', 8000));
+      await h.until('pool c serves', () => pools(h.gateway.runtime?.snapshot).includes('default/c'));
+      assert.equal(h.count(HELD), 0);
+    }));
+});
