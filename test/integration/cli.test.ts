@@ -91,6 +91,45 @@ spec:
     }
   });
 
+  test('validate is strict where kubectl is: a misspelt field is an error with the field meant; a selector that matches no Pod is a warning', async () => {
+    const canary = fileURLToPath(new URL('../../../examples/canary/', import.meta.url));
+    const route = await readFile(join(canary, 'route.yaml'), 'utf8');
+    assert.match(route, /weight: 90/);
+    const run = async (text: string): Promise<{ code: number; stdout: string; stderr: string }> => {
+      const out = { stdout: [] as string[], stderr: [] as string[] };
+      const cfg = await configDir(text);
+      try {
+        const code = await validatePaths([cfg.file], { stdout: (l) => out.stdout.push(l), stderr: (l) => out.stderr.push(l) });
+        return { code, stdout: out.stdout.join('\n'), stderr: out.stderr.join('\n') };
+      } finally {
+        await cfg.remove();
+      }
+    };
+    // The canary's 90 % weight misspelt: kubectl refuses it, and so do we (it would otherwise fall
+    // back to 1 and send 91 % of the traffic to the canary).
+    const typo = await run(route.replace('weight: 90', 'wieght: 90'));
+    assert.equal(typo.code, 1);
+    assert.match(typo.stderr, /^HTTPRoute\/\S+: spec\.rules\[0\]\.backendRefs\[0\]\.wieght: unknown field; did you mean "weight"\?$/m);
+    const pool = `apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: p}
+spec:
+  selector: {app: qwen-infernce}
+  targetPortNumber: 8000
+  extensionRef: {name: e}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: qwen-0, labels: {app: qwen-inference}}
+status: {podIP: 127.0.0.2}
+`;
+    const empty = await run(pool);
+    assert.equal(empty.code, 0, 'a warning: the pods may come later');
+    assert.match(empty.stderr, /^warning: InferencePool\/p: spec\.selector: matches no Pod in these files \(app=qwen-infernce\): served as is, every request to it gets 503$/m);
+    const fixed = await run(pool.replace('qwen-infernce', 'qwen-inference'));
+    assert.equal(fixed.stderr, '');
+  });
+
   test('serve refuses to start on an invalid config and says why', async () => {
     const cfg = await configDir('apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: x\n  listeners:\n  - {name: l, protocol: HTTP, port: 0}\n');
     try {
