@@ -5,7 +5,7 @@ import { createLogger, type LogLevel } from '../observability/logger.js';
 import { FileConfigSource } from '../config/file-source.js';
 import { startStandaloneGateway } from '../proxy/standalone.js';
 import { SimClock, startSimServer, type RunningSimServer, type SimServerOptions } from '../sim/index.js';
-import { OptionError, portOption } from './options.js';
+import { logFormatOption, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const DEMO_HELP = `infergate demo: simulated model servers behind the gateway
@@ -33,6 +33,7 @@ Options:
                      127.0.0.2,127.0.0.3,127.0.0.4; pd: 4, default 127.0.0.12-15; the Pods'
                      podIP follow)
   --log-level LEVEL  default info (one "Request Handled" line per request)
+  --log-format F     json (default: one JSON object per line) | pretty (readable lines for a terminal)
 `;
 
 /** A simulated pod of an example and what it runs. */
@@ -174,6 +175,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
       'sim-port': { type: 'string' },
       'sim-hosts': { type: 'string' },
       'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -189,7 +191,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     hosts: simHosts(example, values['sim-hosts']),
   };
   const adminPort = portOption('admin-port', values['admin-port'], 9090, 0);
-  const logger = createLogger((values['log-level'] ?? 'info') as LogLevel);
+  const logger = createLogger((values['log-level'] ?? 'info') as LogLevel, undefined, logFormatOption(values['log-format']));
   const engines: RunningSimServer[] = [];
   const clock = new SimClock({ timeScale: 1 });
   try {
@@ -214,7 +216,7 @@ Infergate demo is running.
 ${example.banner({ base, admin, engines })}Press Ctrl-C to stop.
 
 `);
-    const cause = await untilSignal();
+    const cause = await untilSignal({ followParent: true });
     logger.info({ signal: cause }, 'shutting down');
     await gateway.close();
     return 0;

@@ -56,7 +56,7 @@ export async function startFleet(spec: FleetSpec, ctx: Context, system?: SystemI
   const pd = system === 'pd' ? spec.pd : undefined;
   if (system === 'pd' && (pd === undefined || pd.prefill + pd.decode !== spec.replicas)) throw new Error('the pd system needs fleet.pd with prefill + decode = replicas');
   const labels = pd === undefined ? 'app=bench' : `app=bench,${PD_SELECTOR_LABEL}`;
-  const args = ['sim', '--runtime', spec.runtime ?? 'vllm', '--host', host(0), '--port', String(SIM_PORT), '--replicas', String(spec.replicas), '--profile', spec.profile, '--labels', labels, '--pods-yaml', pods];
+  const args = ['sim', '--exit-with-parent', '--runtime', spec.runtime ?? 'vllm', '--host', host(0), '--port', String(SIM_PORT), '--replicas', String(spec.replicas), '--profile', spec.profile, '--labels', labels, '--pods-yaml', pods];
   if (pd !== undefined) {
     const roles = [...Array<string>(pd.prefill).fill('prefill'), ...Array<string>(pd.decode).fill('decode')];
     args.push('--pd-role', roles.join(','), '--pd-role-label', PD_ROLE_LABEL, '--bootstrap-port', String(PD_BOOTSTRAP_PORT));
@@ -140,7 +140,7 @@ export async function startFront(system: SystemId, fleet: Fleet, ctx: Context): 
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.yaml'), await gatewayYaml(fleet, ctx.frontPort, system, fleet.runtime));
   const admin = `http://127.0.0.1:${ctx.adminPort}`;
-  const child = await startInfergate('gateway', ['serve', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], async () => {
+  const child = await startInfergate('gateway', ['serve', '--exit-with-parent', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], async () => {
     if (!(await answers(`${admin}/readyz`))) return false;
     // Start measuring once every engine has been scraped: the gateway then routes on real load.
     const view = (await (await fetch(`${admin}/debug/endpoints`)).json()) as { pools: Array<{ endpoints: Array<{ metrics: unknown }> }> };
