@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatProblem, parseDocuments, type InferencePool } from '../../src/api/index.js';
+import { formatProblem, parseDocuments, summarize, type InferencePool, type Resource } from '../../src/api/index.js';
 
 function problems(yaml: string): string[] {
   return parseDocuments(yaml, 'in.yaml').problems.map((p) => `${p.severity}: ${formatProblem(p)}`);
@@ -213,4 +213,26 @@ test('a refused document is not loaded; the others in the file are', () => {
   );
   assert.deepEqual(r.resources.map((x) => x.metadata.name), ['good']);
   assert.equal(r.problems.filter((p) => p.severity === 'error').length, 1);
+});
+
+test('validate summary of an HTTPRoute shows header and query matches, so model-name rules are told apart', () => {
+  const r = parseDocuments(
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: by-model}
+spec:
+  parentRefs: [{name: g}]
+  rules:
+  - matches: [{path: {value: /v1}, headers: [{name: X-Gateway-Model-Name, value: qwen}]}]
+    backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: qwen-pool}]
+  - matches: [{path: {value: /v1}, headers: [{type: RegularExpression, name: X-Gateway-Model-Name, value: 'deepseek.*'}], queryParams: [{name: debug, value: '1'}]}]
+    backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: deepseek-pool}]
+`,
+    'route.yaml',
+  );
+  assert.deepEqual(r.problems, []);
+  assert.equal(
+    summarize(r.resources[0] as Resource),
+    'HTTPRoute/by-model: on g: [PathPrefix /v1, header X-Gateway-Model-Name=qwen → InferencePool qwen-pool (1)] [PathPrefix /v1, header X-Gateway-Model-Name~deepseek.*, query debug=1 → InferencePool deepseek-pool (1)]',
+  );
 });
