@@ -1,9 +1,10 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LineCounter, parseAllDocuments } from 'yaml';
-import { errorMap, issueToProblem } from './issues.js';
+import { errorMap, formatPath, issueToProblem } from './issues.js';
 import { KINDS } from './kinds/index.js';
-import type { IgnoredDocument, LoadResult, Problem, Resource, Source } from './types.js';
+import { didYouMean } from './suggest.js';
+import { KNOWN_ANNOTATIONS, type IgnoredDocument, type LoadResult, type Problem, type Resource, type Source } from './types.js';
 import { unknownFields } from './unknown-fields.js';
 
 const CONFIG_FILE = /\.(ya?ml|json)$/i;
@@ -65,20 +66,48 @@ function addDocument(value: unknown, source: Source, acc: Accumulator): void {
     return problem('apiVersion', `${kind} is read in ${Object.keys(spec.versions).join(' or ')}, not ${apiVersion}`);
   }
   const parsed = schema.safeParse(value, { error: errorMap });
+  let refused = false;
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const p = issueToProblem(issue);
       problem(p.path, p.message);
     }
-    return;
+    refused = true;
   }
-  if (spec.warnUnknownFields) {
-    for (const path of unknownFields(schema, value)) {
-      if (path === 'apiVersion' || path === 'kind' || path === 'status' || path.startsWith('status.')) continue;
-      problem(path, 'unknown field; ignored', 'warning');
+  // Strict as `kubectl apply` is: an unknown field refuses the document. Kinds we read only a
+  // little of (Pods, Services) carry far more than we model, and stay open.
+  if (spec.strictFields) {
+    for (const field of unknownFields(schema, value)) {
+      if (SERVER_SET_TOP_LEVEL.has(field.path)) continue;
+      problem(field.path, `unknown field${didYouMean(field.key, field.known)}`);
+      refused = true;
     }
   }
+  for (const p of unknownAnnotations(value)) {
+    problem(p.path, p.message);
+    refused = true;
+  }
+  if (refused || !parsed.success) return;
   acc.resources.push({ apiVersion, kind, source, ...(parsed.data as object) } as Resource);
+}
+
+/** Top-level fields every object has or a cluster adds (`status` is written by controllers). */
+const SERVER_SET_TOP_LEVEL: ReadonlySet<string> = new Set(['apiVersion', 'kind', 'status']);
+
+/** Annotation keys under a prefix the gateway owns or reads that it does not know (typos). */
+function unknownAnnotations(doc: Record<string, unknown>): { path: string; message: string }[] {
+  const meta = doc['metadata'];
+  const annotations = isRecord(meta) ? meta['annotations'] : undefined;
+  if (!isRecord(annotations)) return [];
+  const out: { path: string; message: string }[] = [];
+  for (const key of Object.keys(annotations)) {
+    for (const [prefix, known] of KNOWN_ANNOTATIONS) {
+      if (!key.startsWith(prefix) || known.includes(key)) continue;
+      const everyKnown = [...KNOWN_ANNOTATIONS.values()].flat();
+      out.push({ path: formatPath(['metadata', 'annotations', key]), message: `unknown annotation under ${prefix}${didYouMean(key, everyKnown)} (known: ${known.join(', ')})` });
+    }
+  }
+  return out;
 }
 
 /** Two documents that define the same object: the later one would silently win, so it is an error. */
@@ -105,8 +134,8 @@ function reportDuplicates(acc: Accumulator): void {
 }
 
 /**
- * Parses a multi-document YAML (or JSON) text. YAML syntax errors, schema violations and
- * duplicates are errors; unknown fields are warnings; documents of kinds the gateway does not
+ * Parses a multi-document YAML (or JSON) text. YAML syntax errors, schema violations, unknown
+ * fields (in the kinds read in full) and duplicates are errors; documents of kinds the gateway does not
  * read are listed as ignored.
  */
 export function parseDocuments(text: string, file: string): LoadResult {

@@ -1,6 +1,6 @@
 import { formatBytes } from './quantity.js';
 import { formatDurationMs } from './duration.js';
-import type { Resource } from './types.js';
+import type { HTTPRoute, Resource } from './types.js';
 
 /** One line per resource for `infergate validate`: what the gateway understood it to say. */
 export function summarize(r: Resource): string {
@@ -18,7 +18,7 @@ function describe(r: Resource): string {
     case 'HTTPRoute': {
       const parents = r.spec.parentRefs.map((p) => `${p.name}${p.sectionName === undefined ? '' : `/${p.sectionName}`}`).join(', ');
       const rules = r.spec.rules.map((rule) => {
-        const matches = rule.matches.map((m) => `${m.method === undefined ? '' : `${m.method} `}${m.path.type} ${m.path.value}`).join(' | ');
+        const matches = rule.matches.map(describeMatch).join(' | ');
         const backends = rule.backendRefs.map((b) => `${b.kind} ${b.name} (${b.weight})`).join(', ');
         return `[${matches} → ${backends === '' ? 'no backends' : backends}]`;
       });
@@ -57,4 +57,17 @@ function labels(map: Readonly<Record<string, string>>): string {
 
 function targetList(refs: ReadonlyArray<{ kind: string; name: string; sectionName?: string }>): string {
   return refs.map((t) => `${t.kind} ${t.name}${t.sectionName === undefined ? '' : `/${t.sectionName}`}`).join(', ');
+}
+
+/**
+ * One HTTPRoute match as a person reads it: method, path, then every header and query condition
+ * (a model-name rule is told apart by its `X-Gateway-Model-Name` header match, so hiding those
+ * would make two rules look alike).
+ */
+function describeMatch(m: HTTPRoute['spec']['rules'][number]['matches'][number]): string {
+  const parts = [`${m.method === undefined ? '' : `${m.method} `}${m.path.type} ${m.path.value}`];
+  const op = (type: string): string => (type === 'Exact' ? '=' : '~');
+  for (const h of m.headers) parts.push(`header ${h.name}${op(h.type)}${h.value}`);
+  for (const q of m.queryParams) parts.push(`query ${q.name}${op(q.type)}${q.value}`);
+  return parts.join(', ');
 }

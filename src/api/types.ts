@@ -171,6 +171,17 @@ export const ACTIVE_PORTS_ANNOTATION = 'inference.networking.k8s.io/active-ports
 export const ROUTING_CONFIG_ANNOTATION = 'infergate.dev/routing';
 
 /**
+ * Every annotation key the gateway reads under the prefixes it owns or reads. A key under one of
+ * these prefixes that is not listed is a typo (`routing-stratgy` would otherwise leave the pool
+ * on DEFAULT without a word), so the loader refuses it with the closest known key.
+ */
+export const KNOWN_ANNOTATIONS: ReadonlyMap<string, readonly string[]> = new Map([
+  ['inference.networking.x-k8s.io/', [RUNTIME_ANNOTATION, ROUTING_STRATEGY_ANNOTATION]],
+  ['inference.networking.k8s.io/', [ACTIVE_PORTS_ANNOTATION]],
+  ['infergate.dev/', [ROUTING_CONFIG_ANNOTATION]],
+]);
+
+/**
  * Routing tunables of one pool, from the `infergate.dev/routing` annotation. Every field is
  * optional; the scheduling and flow-control layers own the defaults.
  */

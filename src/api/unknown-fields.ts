@@ -2,10 +2,11 @@ import type { z } from 'zod';
 import { formatPath } from './issues.js';
 
 /*
- * A typo such as `criticallity: Critical` would otherwise be dropped silently and the model would
- * run at the default criticality. Kubernetes' structural schemas prune unknown fields the same way,
- * and kubectl warns "unknown field"; we warn too. The walk follows the schema that parsed the
- * document, so the list of known fields is the schema itself and cannot drift from it.
+ * A typo such as `criticallity: Critical` or `wieght: 90` would otherwise be dropped silently: the
+ * model would run at the default criticality, the backend would get weight 1 and a canary would
+ * take most of the traffic. `kubectl apply` refuses such fields (strict field validation is its
+ * default since Kubernetes 1.27), so the loader does too. The walk follows the schema that parsed
+ * the document, so the list of known fields is the schema itself and cannot drift from it.
  */
 
 type AnySchema = z.core.$ZodType;
@@ -41,19 +42,26 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
+/** A field the schema does not declare: its dotted path, its own key and the keys its object does declare. */
+export interface UnknownField {
+  readonly path: string;
+  readonly key: string;
+  readonly known: readonly string[];
+}
+
 /**
- * Paths of fields present in `value` that `schema` does not declare. Objects with a catch-all
+ * Fields present in `value` that `schema` does not declare. Objects with a catch-all
  * (deliberately open, like filter bodies we pass over) are not descended into. Unions are
  * skipped: which branch applied is not known here.
  */
-export function unknownFields(schema: AnySchema, value: unknown, path: PropertyKey[] = [], out: string[] = []): string[] {
+export function unknownFields(schema: AnySchema, value: unknown, path: PropertyKey[] = [], out: UnknownField[] = []): UnknownField[] {
   const s = unwrap(schema);
   const d = def(s);
   if (d.type === 'object' && isRecord(value) && d.shape !== undefined) {
     if (d.catchall !== undefined && def(d.catchall).type !== 'never') return out;
     for (const [key, child] of Object.entries(value)) {
       const known = d.shape[key];
-      if (known === undefined) out.push(formatPath([...path, key]));
+      if (known === undefined) out.push({ path: formatPath([...path, key]), key, known: Object.keys(d.shape) });
       else unknownFields(known, child, [...path, key], out);
     }
   } else if (d.type === 'array' && Array.isArray(value) && d.element !== undefined) {

@@ -5,7 +5,7 @@ import { createLogger, type LogLevel } from '../observability/logger.js';
 import { FileConfigSource } from '../config/file-source.js';
 import { startStandaloneGateway } from '../proxy/standalone.js';
 import { SimClock, startSimServer, type RunningSimServer, type SimServerOptions } from '../sim/index.js';
-import { OptionError, portOption } from './options.js';
+import { logFormatOption, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const DEMO_HELP = `infergate demo: simulated model servers behind the gateway
@@ -16,7 +16,7 @@ Examples (--example NAME, default canary):
           deepseek-r1-0 in pool mymodel-pool-v2) on 127.0.0.2-4:8000, each a Llama-3.1-8B-on-H100
           engine in real time, and the gateway on port 8080 from examples/canary/.
   pd      seed 002's SGLang prefill/decode pool: two prefill servers (qwen-prefill-0/1, their
-          bootstrap listeners on port 34000 of their own addresses) and two decode servers
+          bootstrap listeners on port 34000 of their own addresses, --bootstrap-port) and two decode servers
           (qwen-decode-0/1) on 127.0.0.12-15:8000, each a Qwen3-32B-on-2xH100 engine in real
           time, and the gateway on port 8080 from examples/pd/. Every request is prefilled on a
           prefill server and decoded on a decode server, which answers.
@@ -32,7 +32,11 @@ Options:
   --sim-hosts A,B,…  addresses of the example's pods, in the order above (canary: 3, default
                      127.0.0.2,127.0.0.3,127.0.0.4; pd: 4, default 127.0.0.12-15; the Pods'
                      podIP follow)
+  --address ADDR     address the gateway's listener binds (default 127.0.0.1)
+  --bootstrap-port N pd: the prefill servers' bootstrap port (default 34000; the traffic policy's
+                     kvTransfer.bootstrapPort follows)
   --log-level LEVEL  default info (one "Request Handled" line per request)
+  --log-format F     json (default: one JSON object per line) | pretty (readable lines for a terminal)
 `;
 
 /** A simulated pod of an example and what it runs. */
@@ -70,7 +74,6 @@ const sglangPd = (pdRole: 'prefill' | 'decode'): DemoEngine['options'] => ({
   model: QWEN,
   profile: 'qwen3-32b-2xh100',
   pdRole,
-  ...(pdRole === 'prefill' ? { bootstrapPort: PD_BOOTSTRAP_PORT } : {}),
 });
 
 export const EXAMPLES: Readonly<Record<'canary' | 'pd', DemoExample>> = {
@@ -119,10 +122,12 @@ Edit examples/pd/pool.yaml (the policy, the role label) and the gateway reloads 
   },
 };
 
-/** Where the demo puts things; the example's files say 8080, 8000 and their pods' addresses. */
+/** Where the demo puts things; the example's files say 8080, 8000, 34000 and their pods' addresses. */
 export interface DemoPlacement {
   readonly port: number;
   readonly simPort: number;
+  /** The prefill servers' bootstrap port (prefill/decode example). */
+  readonly bootstrapPort: number;
   /** Pod name → address. */
   readonly hosts: ReadonlyMap<string, string>;
 }
@@ -139,6 +144,11 @@ export function placeResources(resources: readonly Resource[], placement: DemoPl
         return { ...r, spec: { ...r.spec, listeners: r.spec.listeners.map((l) => ({ ...l, port: placement.port })) } };
       case 'InferencePool':
         return { ...r, spec: { ...r.spec, targetPorts: r.spec.targetPorts.map(() => placement.simPort) } };
+      case 'InferenceTrafficPolicy': {
+        const pd = r.spec.profile?.pd;
+        if (pd?.kvTransfer?.bootstrapPort === undefined) return r;
+        return { ...r, spec: { ...r.spec, profile: { ...r.spec.profile, pd: { ...pd, kvTransfer: { ...pd.kvTransfer, bootstrapPort: placement.bootstrapPort } } } } };
+      }
       case 'Pod': {
         const host = placement.hosts.get(r.metadata.name);
         return host === undefined ? r : { ...r, status: { ...r.status, podIP: host } };
@@ -173,7 +183,10 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
       'admin-port': { type: 'string' },
       'sim-port': { type: 'string' },
       'sim-hosts': { type: 'string' },
+      address: { type: 'string' },
+      'bootstrap-port': { type: 'string' },
       'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -187,22 +200,27 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     port: portOption('port', values.port, 8080),
     simPort: portOption('sim-port', values['sim-port'], 8000),
     hosts: simHosts(example, values['sim-hosts']),
+    bootstrapPort: portOption('bootstrap-port', values['bootstrap-port'], PD_BOOTSTRAP_PORT),
   };
+  const address = values.address ?? '127.0.0.1';
   const adminPort = portOption('admin-port', values['admin-port'], 9090, 0);
-  const logger = createLogger((values['log-level'] ?? 'info') as LogLevel);
+  const logger = createLogger((values['log-level'] ?? 'info') as LogLevel, undefined, logFormatOption(values['log-format']));
   const engines: RunningSimServer[] = [];
   const clock = new SimClock({ timeScale: 1 });
   try {
     for (const e of example.engines) {
-      engines.push(await startSimServer({ ...e.options, host: placement.hosts.get(e.name) as string, port: placement.simPort, name: e.name, clock }));
+      const bootstrap = e.options.pdRole === 'prefill' ? { bootstrapPort: placement.bootstrapPort } : {};
+      engines.push(await startSimServer({ ...e.options, ...bootstrap, host: placement.hosts.get(e.name) as string, port: placement.simPort, name: e.name, clock }));
     }
     const gateway = await startStandaloneGateway({
       sources: [new FileConfigSource([example.dir], { transform: (resources) => placeResources(resources, placement) })],
-      address: '127.0.0.1',
+      address,
       adminPort,
       logger,
     });
-    const base = `http://127.0.0.1:${placement.port}`;
+    // A listener on every interface is reached here through loopback.
+    const reach = address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '[::1]' : address.includes(':') ? `[${address}]` : address;
+    const base = `http://${reach}:${placement.port}`;
     const admin = `http://127.0.0.1:${gateway.adminPort}`;
     const servers = engines.map((e) => `${e.name} ${e.url}${e.pdRole === undefined ? '' : ` (${e.pdRole}${e.bootstrapPort === undefined ? '' : `, bootstrap ${e.host}:${e.bootstrapPort}`})`}`);
     process.stderr.write(`
@@ -214,7 +232,7 @@ Infergate demo is running.
 ${example.banner({ base, admin, engines })}Press Ctrl-C to stop.
 
 `);
-    const cause = await untilSignal();
+    const cause = await untilSignal({ followParent: true });
     logger.info({ signal: cause }, 'shutting down');
     await gateway.close();
     return 0;

@@ -1,3 +1,4 @@
+import { LOG_FORMATS, type LogFormat } from '../observability/logger.js';
 import { parseDurationMs } from '../api/duration.js';
 
 /** A command-line option with a bad value: printed as one line, exit code 2. */
@@ -27,4 +28,12 @@ export function durationOption(name: string, value: string | undefined, min = 1)
   const ms = /^[0-9]{1,10}$/.test(value) ? Number(value) : parseDurationMs(value);
   if (ms === undefined || ms < min) throw new OptionError(`--${name} must be milliseconds or a duration such as 30s or 500ms, at least ${min} ms (got "${value}")`);
   return ms;
+}
+
+/** `--log-format json|pretty` (default json). */
+export function logFormatOption(value: string | undefined): LogFormat {
+  if (value === undefined) return 'json';
+  const format = LOG_FORMATS.find((f) => f === value);
+  if (format === undefined) throw new OptionError(`--log-format must be one of ${LOG_FORMATS.join(', ')} (got "${value}")`);
+  return format;
 }

@@ -8,7 +8,7 @@ import { ConfigRejectedError } from '../config/store.js';
 import type { UpstreamTimeouts } from '../gateway/index.js';
 import { DEFAULT_SHUTDOWN_GRACE_MS, startStandaloneGateway, UPSTREAM_CONNECTIONS_PER_ENDPOINT } from '../proxy/standalone.js';
 import { backendsYaml } from './backends.js';
-import { durationOption, intOption, OptionError, portOption } from './options.js';
+import { durationOption, intOption, logFormatOption, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const SERVE_HELP = `infergate serve: run the standalone gateway
@@ -20,10 +20,11 @@ Usage:
 Options:
   -f, --file PATH        YAML/JSON file or folder of resources (repeatable)
       --backend URL      model server, e.g. http://127.0.0.1:8001 (repeatable)
-      --port N           listener port for --backend mode (default 8080)
+      --port N           with --backend: the listener port (default 8080)
       --print-config     with --backend: print the equivalent YAML and exit
       --address ADDR     address the listeners bind (default 0.0.0.0)
-      --admin-port N     /healthz and /readyz port (default 9090; 0 = any free port)
+      --admin-port N     admin port: /healthz, /readyz, /metrics, /debug/endpoints
+                         (default 9090; 0 = any free port)
       --admin-address A  admin bind address (default 127.0.0.1)
       --no-watch         do not reload when files change
       --scrape-interval MS   time between scrapes of each endpoint's /metrics (default 50; 0 = off)
@@ -33,6 +34,10 @@ Options:
       --upstream-connections N  most connections to one model server; more requests wait
                              for a free one (default 1024, Envoy's max_connections)
       --log-level LEVEL  fatal|error|warn|info|debug|trace|silent (default info)
+      --log-format F     json (default: one JSON object per line, for collectors) | pretty
+                         (a readable line per record, its fields indented below, for a terminal)
+      --exit-with-parent stop when the process that started this one exits (for a program
+                         that owns the gateway; a script's \`nohup … &\` needs it off, the default)
 
 Timeouts (milliseconds, or durations such as 30s; docs/configuration.md says why):
       --stream-headers-timeout T   a streamed request's response headers (default 30s)
@@ -79,6 +84,8 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       'unavailable-idle-timeout': { type: 'string' },
       'shutdown-grace': { type: 'string' },
       'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
+      'exit-with-parent': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -91,6 +98,10 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   const backends = values.backend ?? [];
   if (files.length === 0 && backends.length === 0) throw new Error('serve needs -f FILE or --backend URL (see infergate serve --help)');
   if (files.length > 0 && backends.length > 0) throw new Error('use either -f or --backend, not both');
+  // With -f the listeners are the Gateways' own: a flag that would not apply is refused, not ignored.
+  for (const flag of ['port', 'print-config'] as const) {
+    if (files.length > 0 && values[flag] !== undefined) throw new OptionError(`--${flag} goes with --backend; with -f the Gateway resources give the listeners (infergate validate -f … prints them)`);
+  }
   const level = values['log-level'] ?? 'info';
   if (!LOG_LEVELS.has(level)) throw new OptionError(`--log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
   const timeouts = timeoutOptions(values);
@@ -113,7 +124,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
     await writeFile(files[0] as string, yaml);
   }
 
-  const logger = createLogger(level as LogLevel);
+  const logger = createLogger(level as LogLevel, undefined, logFormatOption(values['log-format']));
   try {
     const gateway = await startStandaloneGateway({
       sources: [new FileConfigSource(files, { watch: values['no-watch'] !== true && tempDir === undefined })],
@@ -128,7 +139,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       shutdownGraceMs,
       logger,
     });
-    const cause = await untilSignal();
+    const cause = await untilSignal({ followParent: values['exit-with-parent'] === true });
     logger.info({ signal: cause }, 'shutting down');
     await gateway.close();
     return 0;

@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
-import { formatProblem, loadFiles, summarize, type Pod } from '../api/index.js';
+import { formatProblem, loadFiles, summarize, type Pod, type Problem } from '../api/index.js';
 import { compileSnapshot } from '../config/compile.js';
+import type { Snapshot } from '../config/snapshot.js';
+import { selectorMatches } from '../endpoints/discovery.js';
 import { pdPoolReports } from './validate-pd.js';
 
 export const VALIDATE_HELP = `infergate validate: check resource files without serving them
@@ -37,13 +39,29 @@ export async function validatePaths(paths: readonly string[], out: Output): Prom
   // serve uses, so validate and serve can never disagree.
   const compiled = compileSnapshot(loaded.resources, 1);
   for (const w of compiled.warnings) out.stderr(`warning: ${formatProblem(w)}`);
-  const pd = pdPoolReports(compiled.snapshot, loaded.resources.filter((r): r is Pod => r.kind === 'Pod'));
+  const pods = loaded.resources.filter((r): r is Pod => r.kind === 'Pod');
+  for (const w of emptySelectors(compiled.snapshot, pods)) out.stderr(`warning: ${formatProblem(w)}`);
+  const pd = pdPoolReports(compiled.snapshot, pods);
   for (const w of pd.flatMap((r) => r.warnings)) out.stderr(`warning: ${formatProblem(w)}`);
   for (const r of loaded.resources) out.stdout(summarize(r));
   for (const r of pd) out.stdout(r.line);
   for (const d of loaded.ignored) out.stdout(`ignored: ${d.kind}/${d.name} (${d.apiVersion}): not a kind the gateway reads`);
   out.stdout(`${loaded.resources.length} resource(s) valid${loaded.ignored.length > 0 ? `, ${loaded.ignored.length} ignored` : ''}`);
   return 0;
+}
+
+/**
+ * Pools whose selector matches none of the Pods in the files: served as they are, every request
+ * to them gets 503. Usually a typo in a label, so it is said before anything is served.
+ */
+function emptySelectors(snapshot: Snapshot, pods: readonly Pod[]): Problem[] {
+  const out: Problem[] = [];
+  for (const pool of snapshot.pools.values()) {
+    if (pods.some((p) => p.metadata.namespace === pool.namespace && selectorMatches(pool.selector, p.metadata.labels))) continue;
+    const selector = Object.entries(pool.selector).map(([k, v]) => `${k}=${v}`).join(', ');
+    out.push({ severity: 'warning', subject: `InferencePool/${pool.name}`, path: 'spec.selector', message: `matches no Pod in these files (${selector}${pods.length === 0 ? '; the files have no Pods' : ''}): served as is, every request to it gets 503` });
+  }
+  return out;
 }
 
 export async function runValidateCommand(argv: string[], out: Output = PROCESS_OUTPUT): Promise<number> {

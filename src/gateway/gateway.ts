@@ -84,6 +84,8 @@ export class Gateway {
   readonly #lister: ModelLister | undefined;
   #baseModels = new Map<string, string>();
   #knownModels = new Set<string>();
+  /** Pools already reported as selecting no pod (see #warnEmptyPools). */
+  #emptyPools = new Set<string>();
   readonly #requestDeps: RequestDeps;
   #runtime: Runtime | undefined;
   /** Batches apply one at a time, in arrival order. */
@@ -274,6 +276,23 @@ export class Gateway {
     this.#knownModels = known;
   }
 
+  /**
+   * A pool whose selector matches no serving pod answers every request 503: say so when a pool
+   * becomes empty (a selector typo shows at load time, not at the first failed request), once per
+   * time it becomes empty.
+   */
+  #warnEmptyPools(runtime: Runtime): void {
+    const empty = new Set<string>();
+    for (const p of runtime.pools.values()) {
+      if (p.members.endpoints.length > 0) continue;
+      empty.add(p.config.key);
+      if (this.#emptyPools.has(p.config.key)) continue;
+      const selector = Object.entries(p.config.selector).map(([k, v]) => `${k}=${v}`).join(',');
+      this.#logger.warn({ pool: p.config.key, selector }, 'pool selects no serving pod: its requests get 503 until one appears');
+    }
+    this.#emptyPools = empty;
+  }
+
   #wakeGates(): void {
     for (const gate of this.#gates.values()) if (gate.size > 0) gate.wake();
   }
@@ -326,6 +345,7 @@ export class Gateway {
       }
       const runtime = this.#runtime as Runtime;
       for (const p of change.warnings) this.#logger.warn({ problem: formatProblem(p), source: p.source }, 'config warning');
+      this.#warnEmptyPools(runtime);
       const pools = [...runtime.pools.values()].map((p) => ({ pool: p.config.key, endpoints: p.members.endpoints.length, policy: p.policy, profile: p.scheduler.describe(), runtime: p.config.runtime }));
       this.#logger.info(
         { source: source.name, version: runtime.snapshot.version, resources: runtime.snapshot.resourceCount, ignored: batch.ignored, ports: [...runtime.snapshot.listeners.keys()], pools },

@@ -79,8 +79,8 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
     if (deps.inFlight.draining) throw new GatewayError('gateway_shutting_down', 'the gateway is shutting down; retry the request (another instance will serve it)');
     const own = rr.method === 'GET' ? gateway.modelsAnswer(port, rr.path) : undefined;
     if (own !== undefined) {
-      sendJson(res, own.status, own.body, handle.id, closeConnection());
-      handle.finished({ status: own.status, bytesOut: 0 });
+      const bytesOut = sendJson(res, own.status, own.body, handle.id, closeConnection());
+      handle.finished({ status: own.status, bytesOut });
       return;
     }
     // The body is read before routing: model-based routing matches on its model.

@@ -41,8 +41,11 @@ export function sendError(res: ClientResponse, err: GatewayError, opts: ErrorRes
   res.end(body);
 }
 
-export function sendJson(res: ClientResponse, status: number, value: unknown, requestId: string, close?: boolean): void {
+/** Sends `value` as a JSON answer; returns the body's length in bytes (for the request log). */
+export function sendJson(res: ClientResponse, status: number, value: unknown, requestId: string, close?: boolean): number {
   const body = JSON.stringify(value);
-  res.writeHead(status, jsonHeaders(body, requestId, close));
+  const headers = jsonHeaders(body, requestId, close);
+  res.writeHead(status, headers);
   res.end(body);
+  return Number(headers['content-length']);
 }

@@ -67,12 +67,14 @@ Options:
                        ${GENERATION_FAULT_MODES.slice(3).join(' | ')}
   --labels k=v,...     pod labels written to --pods-yaml (default app=sim)
   --pods-yaml FILE     write the matching Pod resources (labels + podIP, a kind: List)
+  --exit-with-parent   stop when the process that started this one exits (for a program that
+                       owns the servers)
 
 Faults at run time: GET <url>/sim/faults shows them, POST <url>/sim/faults with
 {"generation": "hang", "metrics": "nan"} changes them; a request header x-sim-fault: MODE sets
 one request's generation fault. /metrics and health routes answer in every mode.
 
-Runs until SIGINT or SIGTERM.
+Runs until SIGINT or SIGTERM (or, with --exit-with-parent, its parent's end).
 `;
 
 // Kept for callers of the former echo simulator's module.
@@ -149,6 +151,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
         fault: { type: 'string' },
         labels: { type: 'string' },
         'pods-yaml': { type: 'string' },
+        'exit-with-parent': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -259,7 +262,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
       process.stdout.write(`wrote ${fleet.servers.length} Pod resource(s) to ${podsFile}\n`);
     }
     process.stdout.write('Press Ctrl-C to stop.\n');
-    await untilSignal();
+    await untilSignal({ followParent: values['exit-with-parent'] === true });
     return 0;
   } catch (err) {
     const code = (err as { code?: unknown }).code;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatProblem, parseDocuments, type InferencePool } from '../../src/api/index.js';
+import { formatProblem, parseDocuments, summarize, type InferencePool, type Resource } from '../../src/api/index.js';
 
 function problems(yaml: string): string[] {
   return parseDocuments(yaml, 'in.yaml').problems.map((p) => `${p.severity}: ${formatProblem(p)}`);
@@ -87,9 +87,34 @@ test('validation messages name the resource, the field path and the reason', () 
     ['missing kind', 'apiVersion: v1\nmetadata: {name: x}\n', 'error: in.yaml (document 1): kind: required'],
     ['not a mapping', '- a\n- b\n', 'error: in.yaml (document 1): -: a document must be a mapping with apiVersion, kind and metadata'],
     [
-      'unknown field is a warning',
+      'unknown field is an error, with the field meant',
       'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m}\nspec:\n  modelName: x\n  criticallity: Critical\n  poolRef: {name: p}\n',
-      'warning: InferenceModel/m: spec.criticallity: unknown field; ignored',
+      'error: InferenceModel/m: spec.criticallity: unknown field; did you mean "criticality"?',
+    ],
+    [
+      'a misspelt backendRef weight',
+      'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: g}]\n  rules: [{backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: p, wieght: 90}]}]\n',
+      'error: HTTPRoute/r: spec.rules[0].backendRefs[0].wieght: unknown field; did you mean "weight"?',
+    ],
+    [
+      'a field in the wrong case',
+      'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m}\nspec:\n  modelName: x\n  poolRef: {name: p}\n  targetmodels: [{name: a, weight: 1}]\n',
+      'error: InferenceModel/m: spec.targetmodels: unknown field; did you mean "targetModels"?',
+    ],
+    [
+      'an unknown field with nothing near it',
+      'apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: c\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n  frobnicate: true\n',
+      'error: Gateway/g: spec.frobnicate: unknown field',
+    ],
+    [
+      'a misspelt annotation key under a prefix the gateway reads',
+      'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\nmetadata:\n  name: p\n  annotations: {inference.networking.x-k8s.io/routing-stratgy: PREFIX_CACHE}\nspec: {targetPortNumber: 8000, selector: {app: a}, extensionRef: {name: e}}\n',
+      'error: InferencePool/p: metadata.annotations["inference.networking.x-k8s.io/routing-stratgy"]: unknown annotation under inference.networking.x-k8s.io/; did you mean "inference.networking.x-k8s.io/routing-strategy"? (known: inference.networking.x-k8s.io/model-server-runtime, inference.networking.x-k8s.io/routing-strategy)',
+    ],
+    [
+      'an unknown annotation on a Pod, under our own prefix',
+      'apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  annotations: {infergate.dev/routin: "x"}\nstatus: {podIP: 127.0.0.2}\n',
+      'error: Pod/a: metadata.annotations["infergate.dev/routin"]: unknown annotation under infergate.dev/; did you mean "infergate.dev/routing"? (known: infergate.dev/routing)',
     ],
   ];
   for (const [name, yaml, expected] of cases) {
@@ -148,4 +173,66 @@ test('HTTPRoute defaults: a rule without matches matches everything; weights def
   const noRules = parseDocuments('apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: g}]\n', 'r.yaml');
   const nr = noRules.resources[0];
   assert.equal(nr?.kind === 'HTTPRoute' ? nr.spec.rules.length : -1, 1, 'no rules defaults to one catch-all rule');
+});
+
+test('an object exported from a cluster loads: ObjectMeta and status fields a cluster sets are accepted', () => {
+  const r = parseDocuments(
+    `apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata:
+  name: m
+  namespace: default
+  uid: 5c4f1a2e-0000-4000-8000-000000000001
+  resourceVersion: "12345"
+  generation: 3
+  creationTimestamp: 2025-05-01T10:00:00Z
+  managedFields:
+  - manager: kubectl-client-side-apply
+    operation: Update
+    apiVersion: inference.networking.x-k8s.io/v1alpha2
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: "{}"
+  finalizers: []
+  ownerReferences: []
+spec:
+  modelName: x
+  poolRef: {name: p}
+status:
+  conditions: [{type: Accepted, status: "True"}]
+`,
+    'exported.yaml',
+  );
+  assert.deepEqual(r.problems.map(formatProblem), []);
+  assert.deepEqual(r.resources.map((x) => `${x.kind}/${x.metadata.name}`), ['InferenceModel/m']);
+});
+
+test('a refused document is not loaded; the others in the file are', () => {
+  const r = parseDocuments(
+    'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: bad}\nspec: {modelName: x, poolRef: {name: p}, criticalty: Critical}\n---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: good}\nspec: {modelName: y, poolRef: {name: p}}\n',
+    'two.yaml',
+  );
+  assert.deepEqual(r.resources.map((x) => x.metadata.name), ['good']);
+  assert.equal(r.problems.filter((p) => p.severity === 'error').length, 1);
+});
+
+test('validate summary of an HTTPRoute shows header and query matches, so model-name rules are told apart', () => {
+  const r = parseDocuments(
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: by-model}
+spec:
+  parentRefs: [{name: g}]
+  rules:
+  - matches: [{path: {value: /v1}, headers: [{name: X-Gateway-Model-Name, value: qwen}]}]
+    backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: qwen-pool}]
+  - matches: [{path: {value: /v1}, headers: [{type: RegularExpression, name: X-Gateway-Model-Name, value: 'deepseek.*'}], queryParams: [{name: debug, value: '1'}]}]
+    backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: deepseek-pool}]
+`,
+    'route.yaml',
+  );
+  assert.deepEqual(r.problems, []);
+  assert.equal(
+    summarize(r.resources[0] as Resource),
+    'HTTPRoute/by-model: on g: [PathPrefix /v1, header X-Gateway-Model-Name=qwen → InferencePool qwen-pool (1)] [PathPrefix /v1, header X-Gateway-Model-Name~deepseek.*, query debug=1 → InferencePool deepseek-pool (1)]',
+  );
 });

@@ -57,7 +57,9 @@ test('bench-suite --smoke: every scenario reports every system, with sane number
     assert.deepEqual(pd.systems.map((s) => s.name), ['nginx round-robin', 'gateway PD (2 prefill + 2 decode)']);
     for (const s of pd.systems) {
       assert.ok(s.points.length === 1 && s.points[0]!.ok === s.points[0]!.requests && s.points[0]!.requests > 0, `${s.name}: every request served (${JSON.stringify(s.points)})`);
-      assert.ok((s.points[0]!.itlP50Ms ?? 0) > 0, `${s.name}: ITL p50 measured`);
+      // Measured, not large: on a busy machine tokens that arrive in one read have 0 ms between them.
+      const itl = s.points[0]!.itlP50Ms;
+      assert.ok(itl !== undefined && Number.isFinite(itl) && itl >= 0, `${s.name}: ITL p50 measured (${String(itl)})`);
     }
     const answered = new Set(pd.systems[1]!.records.map((r) => r.endpoint));
     assert.deepEqual([...answered].sort(), ['sim-2', 'sim-3'], 'under PD the decode servers answer');

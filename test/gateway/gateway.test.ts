@@ -265,3 +265,18 @@ test('passive health: consecutive failures eject an endpoint from the candidates
     await gateway.close();
   }
 });
+
+test('a pool that selects no serving pod is logged once when it becomes empty, and again after it had pods', async () => {
+  const warned = (lines: LogRecord[]): number => lines.filter((l) => l.msg === 'pool selects no serving pod: its requests get 503 until one appears').length;
+  const { gateway, source, lines } = await start(config({ pods: 0 }));
+  try {
+    assert.equal(warned(lines), 1, 'said at load');
+    assert.equal((await source.set(config({ pods: 0, strategy: 'PREFIX_CACHE' }))).ok, true);
+    assert.equal(warned(lines), 1, 'not repeated while it stays empty');
+    assert.equal((await source.set(config({ pods: 1 }))).ok, true);
+    assert.equal((await source.set(config({ pods: 1, readyPods: 0 }))).ok, true);
+    assert.equal(warned(lines), 2, 'said again when its only pod stops serving');
+  } finally {
+    await gateway.close();
+  }
+});

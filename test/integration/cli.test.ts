@@ -3,14 +3,18 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
-import { configDir } from '../support/config.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { configDir, gatewayYaml } from '../support/config.js';
 import { startFleet } from '../support/fleet.js';
 import { startGatewayProcess } from '../support/gateway-process.js';
 import { validatePaths } from '../../src/cli/validate-command.js';
-import { cli } from '../support/cli.js';
+import { BIN, cli } from '../support/cli.js';
+import { waitFor } from '../support/smart.js';
 import { freePort } from '../support/ports.js';
 
 const SEEDS = fileURLToPath(new URL('../../../test/fixtures/seeds/', import.meta.url));
+const run = promisify(execFile);
 const EXAMPLES = fileURLToPath(new URL('../../../examples/canary/', import.meta.url));
 
 describe('infergate command line', { timeout: 120_000 }, () => {
@@ -87,6 +91,70 @@ spec:
       assert.match(r.stderr, /^InferenceModel\/bad-model: spec\.targetModels: Weights should be set for all models, or none of the models\.$/m);
       assert.match(r.stderr, /^InferencePool\/bad-pool: spec\.targetPortNumber: .+$/m);
     } finally {
+      await cfg.remove();
+    }
+  });
+
+  test('validate is strict where kubectl is: a misspelt field is an error with the field meant; a selector that matches no Pod is a warning', async () => {
+    const canary = fileURLToPath(new URL('../../../examples/canary/', import.meta.url));
+    const route = await readFile(join(canary, 'route.yaml'), 'utf8');
+    assert.match(route, /weight: 90/);
+    const run = async (text: string): Promise<{ code: number; stdout: string; stderr: string }> => {
+      const out = { stdout: [] as string[], stderr: [] as string[] };
+      const cfg = await configDir(text);
+      try {
+        const code = await validatePaths([cfg.file], { stdout: (l) => out.stdout.push(l), stderr: (l) => out.stderr.push(l) });
+        return { code, stdout: out.stdout.join('\n'), stderr: out.stderr.join('\n') };
+      } finally {
+        await cfg.remove();
+      }
+    };
+    // The canary's 90 % weight misspelt: kubectl refuses it, and so do we (it would otherwise fall
+    // back to 1 and send 91 % of the traffic to the canary).
+    const typo = await run(route.replace('weight: 90', 'wieght: 90'));
+    assert.equal(typo.code, 1);
+    assert.match(typo.stderr, /^HTTPRoute\/\S+: spec\.rules\[0\]\.backendRefs\[0\]\.wieght: unknown field; did you mean "weight"\?$/m);
+    const pool = `apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: p}
+spec:
+  selector: {app: qwen-infernce}
+  targetPortNumber: 8000
+  extensionRef: {name: e}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: qwen-0, labels: {app: qwen-inference}}
+status: {podIP: 127.0.0.2}
+`;
+    const empty = await run(pool);
+    assert.equal(empty.code, 0, 'a warning: the pods may come later');
+    assert.match(empty.stderr, /^warning: InferencePool\/p: spec\.selector: matches no Pod in these files \(app=qwen-infernce\): served as is, every request to it gets 503$/m);
+    const fixed = await run(pool.replace('qwen-infernce', 'qwen-inference'));
+    assert.equal(fixed.stderr, '');
+  });
+
+  test('serve started in the background from a script keeps serving after the script ends; flags that do not apply are refused', async () => {
+    const [listener, admin] = [await freePort(), await freePort()];
+    const cfg = await configDir(gatewayYaml(listener));
+    let pid: number | undefined;
+    try {
+      // `nohup infergate serve … &` from a script: the shell that started it exits at once.
+      const started = await run('sh', ['-c', `nohup "${process.execPath}" "${BIN}" serve -f "${cfg.file}" --address 127.0.0.1 --admin-port ${admin} --log-level silent >/dev/null 2>&1 & echo $!`]);
+      pid = Number(started.stdout.trim());
+      const ready = async (): Promise<boolean> => (await fetch(`http://127.0.0.1:${admin}/readyz`).catch(() => undefined))?.ok === true;
+      await waitFor('the gateway became ready', ready);
+      // Several of the parent checks (every 500 ms) have run since its parent exited.
+      await new Promise((r) => setTimeout(r, 2_000));
+      assert.equal(await ready(), true, 'still serving after its parent exited');
+      const both = await cli(['serve', '-f', cfg.file, '--port', '8081']);
+      assert.equal(both.code, 2);
+      assert.match(both.stderr, /^infergate serve: --port goes with --backend; with -f the Gateway resources give the listeners/);
+      const print = await cli(['serve', '-f', cfg.file, '--print-config']);
+      assert.equal(print.code, 2);
+      assert.match(print.stderr, /--print-config goes with --backend/);
+    } finally {
+      if (pid !== undefined && pid > 0) process.kill(pid, 'SIGTERM');
       await cfg.remove();
     }
   });

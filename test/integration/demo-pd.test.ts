@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import { BIN } from '../support/cli.js';
-import { freePort } from '../support/ports.js';
+import { freePort, freePortOnAll } from '../support/ports.js';
 import { waitFor } from '../support/smart.js';
 
 /*
@@ -13,6 +13,8 @@ import { waitFor } from '../support/smart.js';
 
 const SIM_HOSTS = ['127.0.6.90', '127.0.6.91', '127.0.6.92', '127.0.6.93'];
 const QWEN = '/models/Qwen3-32B';
+/** The gateway's listener address: --address moves it off 127.0.0.1. */
+const LISTENER = '127.0.6.94';
 
 function collect(child: ChildProcess): () => string {
   let text = '';
@@ -25,7 +27,7 @@ interface Endpoints {
 }
 
 async function chat(port: number, stream: boolean): Promise<Response> {
-  return fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+  return fetch(`http://${LISTENER}:${port}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ model: QWEN, max_tokens: 6, stream, messages: [{ role: 'user', content: `Who are you? (${stream ? 'streamed' : 'whole'})` }] }),
@@ -34,15 +36,17 @@ async function chat(port: number, stream: boolean): Promise<Response> {
 
 describe('infergate demo --example pd', { timeout: 90_000 }, () => {
   test('serves seed 002’s PD pool: two prefill and two decode endpoints, answers from a decode pod, streamed and not', async () => {
-    const [port, adminPort, simPort] = [await freePort(), await freePort(), await freePort()];
-    const args = ['demo', '--example', 'pd', '--port', String(port), '--admin-port', String(adminPort), '--sim-port', String(simPort), '--sim-hosts', SIM_HOSTS.join(','), '--log-level', 'warn'];
+    const [port, adminPort, simPort] = [await freePort(LISTENER), await freePort(), await freePort()];
+    // Free on both prefill hosts: another run of this test may be using its own.
+    const bootstrap = await freePortOnAll(SIM_HOSTS.slice(0, 2));
+    const args = ['demo', '--example', 'pd', '--address', LISTENER, '--port', String(port), '--admin-port', String(adminPort), '--sim-port', String(simPort), '--sim-hosts', SIM_HOSTS.join(','), '--bootstrap-port', String(bootstrap), '--log-level', 'warn'];
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     const stderr = collect(child);
     try {
       await waitFor('the demo to start', () => stderr().includes('Press Ctrl-C') || child.exitCode !== null, 30_000);
-      assert.match(stderr(), new RegExp(`curl -si http://127\\.0\\.0\\.1:${port}/v1/chat/completions`));
+      assert.match(stderr(), new RegExp(`curl -si http://127\\.0\\.6\\.94:${port}/v1/chat/completions`));
       assert.match(stderr(), new RegExp(`curl -s http://127\\.0\\.0\\.1:${adminPort}/debug/endpoints`));
-      assert.match(stderr(), /qwen-prefill-0 http:\/\/127\.0\.6\.90:\d+ \(prefill, bootstrap 127\.0\.6\.90:34000\)/);
+      assert.match(stderr(), new RegExp(`qwen-prefill-0 http://127\\.0\\.6\\.90:\\d+ \\(prefill, bootstrap 127\\.0\\.6\\.90:${bootstrap}\\)`));
 
       // The gateway sees the example's four pods with their RoleBasedGroup roles once scraped.
       let view: Endpoints | undefined;

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { configDir, gatewayYaml, modelYaml, podYaml, poolYaml, routeYaml } from '../support/config.js';
 import { startFleet } from '../support/fleet.js';
 import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
+import { waitFor } from '../support/smart.js';
 import { freePort } from '../support/ports.js';
 import { binomialZ, runConcurrently } from '../support/stats.js';
 
@@ -124,6 +125,13 @@ describe('routing by pool weight and InferenceModel weight', { timeout: 120_000 
     const missing = await fetch(`${base}/v1/models/nope`);
     assert.equal(missing.status, 404);
     assert.equal(((await missing.json()) as { error: { code: string } }).error.code, 'model_not_found');
+    // The log line of an answer the gateway gave itself counts the bytes it sent.
+    const id = 'models-list-bytes';
+    const listed = await fetch(`${base}/v1/models`, { headers: { 'x-request-id': id } });
+    const size = Buffer.byteLength(await listed.text());
+    await waitFor('the /v1/models request logged', () => gateway.logs.some((l) => l.msg === 'Request Handled' && l['requestId'] === id));
+    const line = gateway.logs.find((l) => l.msg === 'Request Handled' && l['requestId'] === id);
+    assert.equal(line?.['bytesOut'], size);
   });
 
   test('errors: 404 for no route, 400 for bad JSON and for a missing model, with OpenAI bodies', async () => {

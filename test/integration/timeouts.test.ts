@@ -134,7 +134,7 @@ describe('a frozen engine: its silent stream ends once it is found unavailable',
     const simPort = await freePort();
     // A real model server process (the simulator), so it can be frozen with SIGSTOP: its
     // /metrics and its streams go silent together, as a hung engine's do.
-    sim = spawn(process.execPath, [BIN, 'sim', '--host', HOST, '--port', String(simPort), '--profile', 'llama-3.1-8b-h100'], { stdio: 'ignore' });
+    sim = spawn(process.execPath, [BIN, 'sim', '--exit-with-parent', '--host', HOST, '--port', String(simPort), '--profile', 'llama-3.1-8b-h100'], { stdio: 'ignore' });
     await waitFor('the simulator', async () => (await fetch(`http://${HOST}:${simPort}/health`).catch(() => undefined))?.status === 200, 20_000);
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;

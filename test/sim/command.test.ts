@@ -67,7 +67,7 @@ describe('startSimFleet', () => {
 
 /** `infergate sim <args>` running until `stop()` (SIGTERM; resolves to the exit code). */
 async function simProcess(args: readonly string[]): Promise<{ stdout: () => string; stderr: () => string; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, 'sim', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'sim', '--exit-with-parent', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));

@@ -23,7 +23,7 @@ export interface GatewayProcess {
 
 export async function startGatewayProcess(args: string[]): Promise<GatewayProcess> {
   const adminPort = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--address', '127.0.0.1', '--admin-port', String(adminPort), ...args], {
+  const child: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--exit-with-parent', '--address', '127.0.0.1', '--admin-port', String(adminPort), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: LogLine[] = [];

@@ -32,7 +32,9 @@ export async function startPods(specs: readonly PodSpec[]): Promise<SimPods> {
     try {
       for (const s of specs) {
         const { labels: _labels, ...options } = s;
-        started.push(await startSimServer({ ...options, host: s.host, port, name: s.name }));
+        // PD side listeners on ports the OS picks unless a test names one: another run of the
+        // tests may be using the defaults (SGLang's 8998, NIXL's 5600) on the same addresses.
+        started.push(await startSimServer({ bootstrapPort: 0, sideChannelPort: 0, ...options, host: s.host, port, name: s.name }));
       }
     } catch (err) {
       await Promise.all(started.map((s) => s.close()));
@@ -52,12 +54,15 @@ export async function startPods(specs: readonly PodSpec[]): Promise<SimPods> {
         specs
           .map((s) => {
             const labels = { app: 'sim', ...(s.labels ?? {}) };
+            // A prefill server announces its bootstrap port as SGLang's pods do.
+            const bootstrap = servers.get(s.name)?.bootstrapPort;
+            const annotations = bootstrap === undefined ? '' : `\n  annotations: {sglang.ai/bootstrap-port: "${bootstrap}"}`;
             return `---
 apiVersion: v1
 kind: Pod
 metadata:
   name: ${s.name}
-  labels: ${JSON.stringify(labels)}
+  labels: ${JSON.stringify(labels)}${annotations}
 status: {phase: Running, podIP: ${s.host}}
 `;
           })

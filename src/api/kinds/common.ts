@@ -67,6 +67,18 @@ export const Metadata = z
     annotations: AnnotationMap.default({}),
     // YAML may hand us a Date when the timestamp is unquoted; normalise to RFC 3339 text.
     creationTimestamp: z.union([z.string(), z.date().transform((d) => d.toISOString())]).optional(),
+    // The rest of ObjectMeta: what `kubectl get -o yaml` prints and a cluster sets. Accepted (a
+    // strict loader must not refuse an object exported from a cluster) and not read.
+    uid: z.unknown().optional(),
+    resourceVersion: z.unknown().optional(),
+    generation: z.unknown().optional(),
+    generateName: z.unknown().optional(),
+    selfLink: z.unknown().optional(),
+    managedFields: z.unknown().optional(),
+    ownerReferences: z.unknown().optional(),
+    finalizers: z.unknown().optional(),
+    deletionTimestamp: z.unknown().optional(),
+    deletionGracePeriodSeconds: z.unknown().optional(),
   })
   .transform((m): ObjectMeta => ({
     name: m.name,
@@ -75,9 +87,6 @@ export const Metadata = z
     annotations: m.annotations,
     ...(m.creationTimestamp === undefined ? {} : { creationTimestamp: m.creationTimestamp }),
   }));
-
-/** Fields `kubectl get -o yaml` prints on every object; accepted and not reported as unknown. */
-export const SERVER_FIELDS = ['status'] as const;
 
 /** A Kubernetes quantity (`20Mi`, `1G`, `1048576`) parsed to bytes. */
 export const QuantityBytes = z.union([z.string(), z.number()]).transform((v, ctx) => {

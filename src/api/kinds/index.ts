@@ -13,8 +13,8 @@ import type { KindSpec } from './kind.js';
 
 const GATEWAY_API = ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'];
 
-function spec(kind: ResourceKind, versions: KindSpec['versions'], warnUnknownFields = true): KindSpec {
-  return { kind, versions, warnUnknownFields };
+function spec(kind: ResourceKind, versions: KindSpec['versions'], strictFields = true): KindSpec {
+  return { kind, versions, strictFields };
 }
 
 function forVersions<T>(versions: readonly string[], schema: T): Record<string, T> {

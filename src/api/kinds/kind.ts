@@ -6,12 +6,12 @@ export type KindBody<R extends Resource> = Omit<R, 'apiVersion' | 'kind' | 'sour
 
 /**
  * One served kind: the apiVersions it is accepted in, the schema for each, and whether unknown
- * fields are worth a warning (kinds we model in full) or expected (Pods and Services carry far
- * more than we read). Each schema's transform is typed `KindBody<TheKind>`, which is where the
+ * fields are refused (kinds we model in full, as `kubectl apply` refuses them) or expected (Pods
+ * and Services carry far more than we read). Each schema's transform is typed `KindBody<TheKind>`, which is where the
  * output shape is checked; here the schemas are held as one type.
  */
 export interface KindSpec {
   readonly kind: ResourceKind;
   readonly versions: Readonly<Record<string, z.ZodType>>;
-  readonly warnUnknownFields: boolean;
+  readonly strictFields: boolean;
 }

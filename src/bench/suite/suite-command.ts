@@ -13,7 +13,8 @@ import { overheadMarkdown, runOverhead, type OverheadResult } from './overhead.j
 import { goodputTable, writeSweepReport } from '../sweep-report.js';
 import { scenarios, sharedPrefixStress, SYSTEM_NAMES, type RoutingScenario } from './scenarios.js';
 import { runSweep } from './sweep.js';
-import { startFleet, startFront, type Context, type Front } from './systems.js';
+import { freePort, freePortOnAll } from './ports.js';
+import { fleetHosts, startFleet, startFront, type Context, type Front } from './systems.js';
 
 export const SUITE_HELP = `infergate bench-suite: the benchmark scenarios of docs/benchmarks.md (what \`npm run bench\` runs)
 
@@ -116,7 +117,8 @@ export async function runSuiteCommand(argv: string[]): Promise<number> {
   const work = await mkdtemp(join(tmpdir(), 'infergate-bench-'));
   const nginx = ensureNginx(log);
   if (nginx === undefined) log('nginx is not available: the runs go without the nginx baseline (ratios are to gateway random)');
-  const ctx: Context = { work, log, nginx, seed: Number(values.seed ?? 1), frontPort: 18080, adminPort: 19090 };
+  // Ports the OS says are free: another run (or the tests) may be on this machine.
+  const ctx: Context = { work, log, nginx, seed: Number(values.seed ?? 1), frontPort: await freePort(), adminPort: await freePort(), simPort: await freePortOnAll(fleetHosts()), bootstrapPort: await freePortOnAll(fleetHosts()) };
   const command = `infergate bench-suite ${argv.join(' ')}`.trim();
   await mkdir(outDir, { recursive: true });
   const sections: string[] = [];

@@ -10,8 +10,14 @@ import type { FleetSpec, SystemId } from './scenarios.js';
  * front of them (nginx, the gateway with one of its policies, or nothing for direct connections).
  */
 
-export const SIM_PORT = 8000;
 const FIRST_HOST = 127 * 2 ** 24 + 0 * 2 ** 16 + 9 * 2 ** 8 + 2; // 127.0.9.2: away from the demo's and the tests'
+/** The most engines a scenario runs (the hosts the suite's ports must be free on). */
+export const MAX_REPLICAS = 8;
+
+/** The loopback addresses the engines of a fleet listen on, one per engine. */
+export function fleetHosts(count = MAX_REPLICAS): string[] {
+  return Array.from({ length: count }, (_, i) => host(i));
+}
 
 function host(offset: number): string {
   const n = FIRST_HOST + offset;
@@ -26,6 +32,10 @@ export interface Context {
   /** Port for the proxy under test (nginx or the gateway's listener). */
   readonly frontPort: number;
   readonly adminPort: number;
+  /** Port of every engine, on its own host (free on all of fleetHosts()). */
+  readonly simPort: number;
+  /** The SGLang prefill engines' bootstrap port (free on all of fleetHosts()). */
+  readonly bootstrapPort: number;
 }
 
 export interface Fleet {
@@ -33,6 +43,8 @@ export interface Fleet {
   readonly urls: readonly string[];
   readonly podsYaml: string;
   readonly runtime: FleetSpec['runtime'];
+  readonly simPort: number;
+  readonly bootstrapPort: number;
 }
 
 /**
@@ -43,10 +55,9 @@ export interface Fleet {
 const PD_POOL_FILE = fileURLToPath(new URL('../../../../examples/pd/pool.yaml', import.meta.url));
 const PD_SELECTOR_LABEL = 'alibabacloud.com/inference_backend=sglang';
 const PD_ROLE_LABEL = 'rolebasedgroup.workloads.x-k8s.io/role';
-const PD_BOOTSTRAP_PORT = 34_000;
 
 /**
- * Simulated engines in one child process, on consecutive loopback hosts, all on port 8000. For
+ * Simulated engines in one child process, on consecutive loopback hosts, all on ctx.simPort. For
  * the `pd` system the first `spec.pd.prefill` are prefill servers and the next `spec.pd.decode`
  * decode servers, labelled for seed 002's pool.
  */
@@ -56,21 +67,22 @@ export async function startFleet(spec: FleetSpec, ctx: Context, system?: SystemI
   const pd = system === 'pd' ? spec.pd : undefined;
   if (system === 'pd' && (pd === undefined || pd.prefill + pd.decode !== spec.replicas)) throw new Error('the pd system needs fleet.pd with prefill + decode = replicas');
   const labels = pd === undefined ? 'app=bench' : `app=bench,${PD_SELECTOR_LABEL}`;
-  const args = ['sim', '--runtime', spec.runtime ?? 'vllm', '--host', host(0), '--port', String(SIM_PORT), '--replicas', String(spec.replicas), '--profile', spec.profile, '--labels', labels, '--pods-yaml', pods];
+  const args = ['sim', '--exit-with-parent', '--runtime', spec.runtime ?? 'vllm', '--host', host(0), '--port', String(ctx.simPort), '--replicas', String(spec.replicas), '--profile', spec.profile, '--labels', labels, '--pods-yaml', pods];
   if (pd !== undefined) {
     const roles = [...Array<string>(pd.prefill).fill('prefill'), ...Array<string>(pd.decode).fill('decode')];
-    args.push('--pd-role', roles.join(','), '--pd-role-label', PD_ROLE_LABEL, '--bootstrap-port', String(PD_BOOTSTRAP_PORT));
+    args.push('--pd-role', roles.join(','), '--pd-role-label', PD_ROLE_LABEL, '--bootstrap-port', String(ctx.bootstrapPort));
   }
   if (spec.numGpuBlocks !== undefined) args.push('--num-gpu-blocks', String(spec.numGpuBlocks));
   if (spec.maxModelLen !== undefined) args.push('--max-model-len', String(spec.maxModelLen));
   if (spec.maxNumSeqs !== undefined) args.push('--max-num-seqs', String(spec.maxNumSeqs));
   if (spec.timeScale !== undefined) args.push('--time-scale', String(spec.timeScale));
   if (spec.loras !== undefined) args.push('--lora', spec.loras.join(','), '--max-loras', String(spec.maxLoras ?? 1));
-  const urls = Array.from({ length: spec.replicas }, (_, i) => `http://${host(i)}:${SIM_PORT}`);
+  if (spec.replicas > MAX_REPLICAS) throw new Error(`a fleet has at most ${MAX_REPLICAS} engines`);
+  const urls = Array.from({ length: spec.replicas }, (_, i) => `http://${host(i)}:${ctx.simPort}`);
   // Ready when every engine answers and the Pods file is written (the sim writes it after listening).
   const written = async (): Promise<boolean> => (await stat(pods).catch(() => undefined)) !== undefined;
   const child = await startInfergate('sim', args, async () => (await Promise.all(urls.map((u) => answers(`${u}/health`)))).every(Boolean) && (await written()));
-  return { child, urls, podsYaml: await readFile(pods, 'utf8'), runtime: spec.runtime };
+  return { child, urls, podsYaml: await readFile(pods, 'utf8'), runtime: spec.runtime, simPort: ctx.simPort, bootstrapPort: ctx.bootstrapPort };
 }
 
 /** The gateway's listener and route to one pool. */
@@ -94,9 +106,10 @@ spec:
 /** The gateway over the fleet: one listener, one route, one pool with the system's policy. */
 async function gatewayYaml(fleet: Fleet, port: number, system: SystemId, runtime: FleetSpec['runtime']): Promise<string> {
   if (system === 'pd') {
-    // Seed 002's pool and traffic policy verbatim (its target port is the fleet's 8000).
+    // Seed 002's pool and traffic policy, its ports (8000, bootstrap 34000) moved to the fleet's.
+    const pool = (await readFile(PD_POOL_FILE, 'utf8')).replace(/targetPortNumber: 8000\b/, `targetPortNumber: ${fleet.simPort}`).replace(/bootstrapPort: 34000\b/, `bootstrapPort: ${fleet.bootstrapPort}`);
     return `${gatewayAndRoute(port, '{group: inference.networking.x-k8s.io, kind: InferencePool, name: qwen-inference-pool}')}---
-${await readFile(PD_POOL_FILE, 'utf8')}
+${pool}
 ---
 ${fleet.podsYaml}`;
   }
@@ -112,7 +125,7 @@ metadata:
   annotations: ${JSON.stringify(annotations)}
 spec:
   selector: {matchLabels: {app: bench}}
-  targetPorts: [{number: ${SIM_PORT}}]
+  targetPorts: [{number: ${fleet.simPort}}]
 ---
 ${fleet.podsYaml}`;
 }
@@ -140,7 +153,7 @@ export async function startFront(system: SystemId, fleet: Fleet, ctx: Context): 
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.yaml'), await gatewayYaml(fleet, ctx.frontPort, system, fleet.runtime));
   const admin = `http://127.0.0.1:${ctx.adminPort}`;
-  const child = await startInfergate('gateway', ['serve', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], async () => {
+  const child = await startInfergate('gateway', ['serve', '--exit-with-parent', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], async () => {
     if (!(await answers(`${admin}/readyz`))) return false;
     // Start measuring once every engine has been scraped: the gateway then routes on real load.
     const view = (await (await fetch(`${admin}/debug/endpoints`)).json()) as { pools: Array<{ endpoints: Array<{ metrics: unknown }> }> };
