@@ -3,7 +3,8 @@ import { GatewayError } from '../core/errors.js';
 /**
  * Request targets (RFC 9112 §3.2) made canonical before anything matches on them, the way Envoy
  * does with `normalize_path`, `merge_slashes` and `path_with_escaped_slashes_action:
- * REJECT_REQUEST` (what the Gateway API's conformance expects of an implementation): so that
+ * REJECT_REQUEST` (Envoy Gateway, the Gateway API implementation it follows, sets the first
+ * two by default): so that
  * `/v1/../admin`, `/v1/%2e%2e/metrics` or `/v1//x` match the route they mean, and the model server
  * receives the path the gateway routed on. Both data planes call it (the standalone proxy on its
  * request line, the ext_proc server on the `:path` header).

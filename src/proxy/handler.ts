@@ -38,7 +38,7 @@ function routeRequest(req: ClientRequest, target: RequestTarget | GatewayError):
 }
 
 /** Refusals decided before the body was read: the rest of the upload may still be arriving. */
-const BEFORE_BODY: ReadonlySet<string> = new Set(['body_too_large', 'gateway_shutting_down']);
+const BEFORE_BODY: ReadonlySet<string> = new Set(['body_too_large', 'gateway_shutting_down', 'invalid_path', 'path_too_long']);
 
 /**
  * Builds the request handler of one listening port. The gateway core decides and accounts (its

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { connect as h2connect } from 'node:http2';
+import { constants as h2constants, connect as h2connect } from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import { chatRequest, startFakeEnv, type FakeEnv } from '../support/fake-engines.js';
 import { rawConnect, requestHead } from '../support/raw-http.js';
@@ -89,8 +89,9 @@ describe('a client that stops reading a stream is cut after the client stall tim
       stream.pause();
       await assertCut('stall-h2');
       stream.resume();
-      await once(stream, 'close');
-      assert.notEqual(stream.rstCode, 0, 'the stream was reset, not ended');
+      // The reset may have closed the stream already (a reset discards what was not read).
+      if (!stream.closed) await once(stream, 'close');
+      assert.equal(stream.rstCode, h2constants.NGHTTP2_CANCEL, 'the stream was reset (CANCEL), not ended');
     } finally {
       session.destroy();
     }
