@@ -45,6 +45,8 @@ Timeouts (milliseconds, or durations such as 30s; docs/configuration.md says why
       --stream-idle-timeout T      silence between two chunks of a stream (default 60s)
       --unavailable-idle-timeout T silence after which a request on an endpoint that stopped
                                    answering (scrapes failing, or ejected) ends (default 5s)
+      --client-stall-timeout T     a client that reads nothing of its answer this long is cut
+                                   and its upstream request aborted (default 60s)
       --shutdown-grace T           time requests in flight get after SIGTERM/SIGINT (default 30s)
 `;
 
@@ -58,6 +60,7 @@ function timeoutOptions(values: Readonly<Record<string, string | boolean | strin
     responseMs: flag('response-timeout'),
     streamIdleMs: flag('stream-idle-timeout'),
     unavailableIdleMs: flag('unavailable-idle-timeout'),
+    clientStallMs: flag('client-stall-timeout'),
   };
   return Object.fromEntries(Object.entries(picked).filter(([, v]) => v !== undefined));
 }
@@ -82,6 +85,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       'response-timeout': { type: 'string' },
       'stream-idle-timeout': { type: 'string' },
       'unavailable-idle-timeout': { type: 'string' },
+      'client-stall-timeout': { type: 'string' },
       'shutdown-grace': { type: 'string' },
       'log-level': { type: 'string' },
       'log-format': { type: 'string' },

@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   invalid_json: { status: 400, type: 'invalid_request_error' },
   invalid_body: { status: 400, type: 'invalid_request_error' },
   missing_model: { status: 400, type: 'invalid_request_error' },
+  invalid_path: { status: 400, type: 'invalid_request_error' },
+  path_too_long: { status: 414, type: 'invalid_request_error' },
   route_not_found: { status: 404, type: 'not_found_error' },
   model_not_found: { status: 404, type: 'not_found_error' },
   method_not_allowed: { status: 405, type: 'invalid_request_error' },
@@ -34,6 +36,8 @@ export const ERROR_CODES = {
   internal_error: { status: 500, type: 'server_error' },
   /** Never sent (nobody is listening): the status logged when the client left first (nginx's 499). */
   client_gone: { status: 499, type: 'client_closed_request' },
+  /** Never sent (the client reads nothing): logged when the gateway ended a request whose client stopped reading. */
+  client_stalled: { status: 499, type: 'client_closed_request' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

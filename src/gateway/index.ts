@@ -5,6 +5,7 @@
 export { Gateway, type AfterSwap, type BeforeSwap, type GatewayOptions } from './gateway.js';
 export { handshakeTimeout, legError, type PairBlame, type PdPlan, type PrefillOutcome } from './pd.js';
 export { bodyTooLarge, RequestHandle, type Decision, type Outcome, type RequestInit, type ResponsePlan } from './request.js';
+export { MAX_REQUEST_TARGET_BYTES, normalizeRequestTarget, parseRequestTarget, type RequestTarget } from './request-path.js';
 export type { UpstreamTimeouts } from './timeouts.js';
 export { DEFAULT_TIMEOUTS } from './timeouts.js';
 export type { RouteRequest } from '../config/route-table.js';

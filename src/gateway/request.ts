@@ -259,7 +259,7 @@ export class RequestHandle {
     const a = this.#prefill;
     if (a === undefined || a.endedAt !== undefined) return;
     a.endedAt = performance.now();
-    if (failureCode !== undefined && failureCode !== 'client_gone') this.#deps.passiveHealth.failed(a.endpoint, failureCode);
+    if (failureCode !== undefined && !CLIENT_ENDED.has(failureCode)) this.#deps.passiveHealth.failed(a.endpoint, failureCode);
     else if (failureCode === undefined) this.#deps.passiveHealth.succeeded(a.endpoint);
     this.#release('prefill');
   }
@@ -339,6 +339,11 @@ export class RequestHandle {
     this.#endPrefill();
   }
 
+  /** True once an SSE answer's `data: [DONE]` went to the client: its answer is whole. */
+  get streamDone(): boolean {
+    return this.#body?.done ?? false;
+  }
+
   /** The upstream body ended; returns bytes held back until now (none: undefined). */
   responseEnd(): Buffer | undefined {
     return this.#body?.end();
@@ -382,7 +387,7 @@ export class RequestHandle {
 
   /** The attempt's endpoint answered, or failed in a way that counts against it. */
   #recordHealth(endpoint: Endpoint | undefined, code: string | undefined): void {
-    if (endpoint === undefined || code === 'client_gone') return;
+    if (endpoint === undefined || (code !== undefined && CLIENT_ENDED.has(code))) return;
     if (code !== undefined && ENDPOINT_FAILURES.has(code)) this.#deps.passiveHealth.failed(endpoint, code);
     else if (this.#upstreamStatus !== undefined && this.#upstreamStatus >= 500) this.#deps.passiveHealth.failed(endpoint, `status ${this.#upstreamStatus}`);
     else if (this.#upstreamStatus !== undefined) this.#deps.passiveHealth.succeeded(endpoint);
@@ -455,6 +460,9 @@ export class RequestHandle {
   }
 }
 
+
+/** Ends the client caused (it left, or stopped reading): they say nothing about a model server. */
+const CLIENT_ENDED: ReadonlySet<string> = new Set(['client_gone', 'client_stalled']);
 
 /** The refusal of a body over a listener's limit (ClientTrafficPolicy `connection.bufferLimit`). */
 export function bodyTooLarge(limit: number): GatewayError {

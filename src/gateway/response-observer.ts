@@ -31,8 +31,13 @@ const MAX_JSON_COPY = 8 * 1024 * 1024;
  * bytes are kept and read at the end: no per-chunk decoding. A usage event is a few hundred bytes.
  */
 const TAIL_BYTES = 8 * 1024;
-const EVENT_END = /\r?\n\r?\n/;
-const EVENT_SPLIT = /\r?\n\r?\n/;
+/**
+ * An event's end: a line ending (CRLF, LF, or a CR not followed by LF) then an empty line's (the
+ * event-stream grammar of the HTML Living Standard; sse-frames.ts cuts the stream the same way).
+ */
+const EVENT_END = /(?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r)/;
+const EVENT_SPLIT = EVENT_END;
+const LINE_END = /\r\n|\n|\r/;
 
 function numberOr(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
@@ -165,7 +170,7 @@ export class ResponseObserver {
   /** Reads one event; returns false when it is the usage-only event (to be stripped). */
   #event(event: string): boolean {
     let keep = true;
-    for (const line of event.split(/\r?\n/)) {
+    for (const line of event.split(LINE_END)) {
       if (!line.startsWith('data:')) continue;
       const payload = line.slice(line.charCodeAt(5) === 32 ? 6 : 5);
       if (payload === '[DONE]') continue;

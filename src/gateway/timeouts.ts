@@ -26,6 +26,17 @@ export interface UpstreamTimeouts {
    * timeouts. Default 5 000 ms: a streaming server sends a token every 10–100 ms.
    */
   readonly unavailableIdleMs: number;
+  /**
+   * How long the gateway waits for a client that reads nothing of its answer (its writes to the
+   * client are held back: the socket's buffers are full) before it ends the request
+   * (`client_stalled`), aborting the upstream exchange and freeing the endpoint's slot. Every
+   * read that lets a write through starts the wait again, so a slow reader is not cut, only one
+   * that stopped. Default 60 000 ms: nginx's `send_timeout` (60 s between two successive writes),
+   * and as long as the gateway waits for a silent model server (`streamIdleMs`); Envoy's stream
+   * idle timeout is 300 s but counts both directions, and holding a GPU slot that long for a
+   * client that reads nothing is the waste this bounds.
+   */
+  readonly clientStallMs: number;
 }
 
-export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { streamHeadersMs: 30_000, responseMs: 300_000, streamIdleMs: 60_000, unavailableIdleMs: 5_000 };
+export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { streamHeadersMs: 30_000, responseMs: 300_000, streamIdleMs: 60_000, unavailableIdleMs: 5_000, clientStallMs: 60_000 };

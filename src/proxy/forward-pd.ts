@@ -339,7 +339,7 @@ async function sendDecode(
 }
 
 function request(input: ForwardInput, endpoint: Endpoint, body: Buffer | null, edits: ReturnType<ForwardInput['handle']['headersFor']>): Dispatcher.DispatchOptions {
-  return { origin: endpoint.origin, path: input.req.url ?? '/', method: (input.req.method ?? 'POST') as Dispatcher.HttpMethod, headers: pdLegRequestHeaders(input.req.headers, edits), body };
+  return { origin: endpoint.origin, path: input.target, method: (input.req.method ?? 'POST') as Dispatcher.HttpMethod, headers: pdLegRequestHeaders(input.req.headers, edits), body };
 }
 
 /** Reads a body whole, keeping at most `limit` bytes (the rest is read and discarded). */

@@ -3,12 +3,12 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
-import { GatewayError } from '../core/errors.js';
+import { GatewayError, isGatewayError } from '../core/errors.js';
 import type { Decision, Outcome, RequestHandle } from '../gateway/index.js';
 import { flushHeaders, type ClientRequest, type ClientResponse } from './client.js';
 import { decodeResponse, holdDecoded, type DecodedResponse } from './decode.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
-import { sendError } from './respond.js';
+import { resetResponse, sendError } from './respond.js';
 import type { RequestScope } from './scope.js';
 import { UpstreamAttempt, type UpstreamResponse } from './upstream.js';
 import { upstreamFailure } from './upstream-errors.js';
@@ -17,6 +17,8 @@ import type { Deadline, Watchdog, Watched } from './watchdog.js';
 export interface ForwardInput {
   readonly req: ClientRequest;
   readonly res: ClientResponse;
+  /** The request target to forward: the normalised path and the query as received. */
+  readonly target: string;
   readonly handle: RequestHandle;
   readonly decision: Decision;
   readonly dispatcher: Dispatcher;
@@ -44,7 +46,7 @@ export async function forward(input: ForwardInput, startedDeadline?: Deadline): 
   const deadline: Deadline | undefined =
     startedDeadline ?? (decision.timeout === undefined ? undefined : { at: performance.now() + decision.timeout.ms, ms: decision.timeout.ms, setting: decision.timeout.setting });
   const method = (req.method ?? 'GET') as Dispatcher.HttpMethod;
-  const path = req.url ?? '/';
+  const path = input.target;
   for (let i = 0; i < decision.endpoints.length; i++) {
     const endpoint = decision.endpoints[i] as Endpoint;
     handle.dispatched(endpoint);
@@ -130,6 +132,7 @@ export async function relay(
       if (!sink.write(chunk)) {
         // The client is the slow side now: upstream silence is not the server's fault.
         attempt.waitingForClient = true;
+        attempt.waitingSince = performance.now();
         await once(sink, 'drain', { signal: scope.signal });
         attempt.waitingForClient = false;
         attempt.lastDataAt = performance.now();
@@ -141,13 +144,37 @@ export async function relay(
       sink.write(rest);
     }
     res.end();
+    // The last bytes wait for a client that stopped reading: its connection is not kept forever.
+    if (sink.writableLength > 0) closeIfStalled(res, decision.timeouts.clientStallMs);
     return { status: upstream.status, bytesOut };
   } catch (err) {
     decoded.body.destroy();
     const stopped = scope.stopped;
     if (stopped?.code === 'client_gone') return { status: 499, bytesOut, interrupted: 'client_gone' };
-    const failure = stopped ?? name(upstreamFailure(err, attempt.endpoint));
+    if (stopped?.code === 'client_stalled') {
+      // Nothing more can reach a client that reads nothing: close its connection (HTTP/2: its stream).
+      resetResponse(res, 'abandoned');
+      return { status: 499, bytesOut, interrupted: 'client_stalled', detail: stopped.message };
+    }
+    // The core's own verdict on the body (a stream ended mid-event) is already a GatewayError.
+    const failure = stopped ?? name(isGatewayError(err) ? err : upstreamFailure(err, attempt.endpoint));
+    if (stopped === undefined && handle.streamDone) {
+      // The stream's `[DONE]` already reached the client: its answer is whole, only the model
+      // server's connection broke after it. End the stream as it is (an error event after [DONE]
+      // would be read by no one, or break a client); the log line still says what happened.
+      res.end();
+      return { status: upstream.status, bytesOut, interrupted: failure.code, detail: failure.message };
+    }
     sendError(res, failure, { requestId: handle.id, sse: plan.sse });
     return { status: upstream.status, bytesOut, interrupted: failure.code, detail: failure.message };
   }
+}
+
+/** Destroys `res` unless its last bytes reach the client within `ms` (it finishes or closes first). */
+function closeIfStalled(res: ClientResponse, ms: number): void {
+  const timer = setTimeout(() => resetResponse(res, 'abandoned'), ms);
+  timer.unref();
+  const clear = (): void => clearTimeout(timer);
+  res.once('finish', clear);
+  res.once('close', clear);
 }

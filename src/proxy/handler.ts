@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { asGatewayError, GatewayError } from '../core/errors.js';
-import { bodyTooLarge, type Gateway, type RouteRequest } from '../gateway/index.js';
+import { bodyTooLarge, parseRequestTarget, type Gateway, type RequestTarget, type RouteRequest } from '../gateway/index.js';
 import { authorityOf, isHttp2, type ClientRequest, type ClientResponse } from './client.js';
 import { forward } from './forward.js';
 import { forwardPd } from './forward-pd.js';
@@ -25,17 +25,20 @@ export interface HandlerDeps {
  */
 export type PortHandler = (req: ClientRequest, res: ClientResponse, expectContinue: boolean) => void;
 
-function routeRequest(req: ClientRequest): RouteRequest {
+/** What routes match on: the normalised path (a refused target's raw path, for the log line only). */
+function routeRequest(req: ClientRequest, target: RequestTarget | GatewayError): RouteRequest {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
+  const raw = { path: q === -1 ? url : url.slice(0, q), query: q === -1 ? '' : url.slice(q + 1) };
+  const { path, query } = target instanceof GatewayError ? raw : { path: target.path, query: target.query ?? '' };
   const authority = authorityOf(req);
   // Strip the port; keep IPv6 literals intact.
   const host = (authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : authority.split(':')[0] ?? '').toLowerCase();
-  return { method: req.method ?? 'GET', path: q === -1 ? url : url.slice(0, q), query: q === -1 ? '' : url.slice(q + 1), host, headers: req.headers };
+  return { method: req.method ?? 'GET', path, query, host, headers: req.headers };
 }
 
 /** Refusals decided before the body was read: the rest of the upload may still be arriving. */
-const BEFORE_BODY: ReadonlySet<string> = new Set(['body_too_large', 'gateway_shutting_down']);
+const BEFORE_BODY: ReadonlySet<string> = new Set(['body_too_large', 'gateway_shutting_down', 'invalid_path', 'path_too_long']);
 
 /**
  * Builds the request handler of one listening port. The gateway core decides and accounts (its
@@ -58,7 +61,9 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
     sendError(res, new GatewayError('no_ready_endpoint', 'the gateway is starting'), { requestId: typeof incomingId === 'string' ? incomingId : '', sse: false, close: closeConnection() });
     return;
   }
-  const rr = routeRequest(req);
+  // Normalised before anything matches on it (request-path.ts); a refused target fails below.
+  const target = parseRequestTarget(req.url ?? '/');
+  const rr = routeRequest(req, target);
   const handle = gateway.begin({
     ...(typeof incomingId === 'string' ? { requestId: incomingId } : {}),
     method: rr.method,
@@ -76,6 +81,7 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
   res.on('close', onClose);
   let stream = false;
   try {
+    if (target instanceof GatewayError) throw target;
     if (deps.inFlight.draining) throw new GatewayError('gateway_shutting_down', 'the gateway is shutting down; retry the request (another instance will serve it)');
     const own = rr.method === 'GET' ? gateway.modelsAnswer(port, rr.path) : undefined;
     if (own !== undefined) {
@@ -96,7 +102,7 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
     handle.route(port, rr, body);
     const decision = await handle.decide(body, scope.signal);
     stream = decision.stream;
-    const input = { req, res, handle, decision, dispatcher: deps.dispatcher, scope, watchdog: deps.watchdog, closeConnection };
+    const input = { req, res, target: target.target, handle, decision, dispatcher: deps.dispatcher, scope, watchdog: deps.watchdog, closeConnection };
     // A disaggregated request has two legs (prefill, decode); any other, one endpoint and a fallback.
     const outcome = decision.pd === undefined ? await forward(input) : await forwardPd(input);
     handle.finished(outcome);

@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
+import { constants as h2 } from 'node:http2';
 import { toOpenAIError, type GatewayError } from '../core/errors.js';
 import type { ClientResponse } from './client.js';
 
@@ -31,7 +32,7 @@ export function sendError(res: ClientResponse, err: GatewayError, opts: ErrorRes
   if (res.writableEnded || res.destroyed) return;
   if (res.headersSent) {
     if (opts.sse) res.end(sseErrorEvent(err));
-    else res.destroy();
+    else resetResponse(res, 'broken');
     return;
   }
   const body = JSON.stringify(toOpenAIError(err));
@@ -39,6 +40,18 @@ export function sendError(res: ClientResponse, err: GatewayError, opts: ErrorRes
   if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
   res.writeHead(err.status, headers);
   res.end(body);
+}
+
+/**
+ * Ends a response that cannot be completed without ending it well-formed, so the client cannot
+ * take what it got for the whole answer: HTTP/1.1 closes the connection (the body is short of its
+ * length or chunked terminator); HTTP/2 resets the stream, with INTERNAL_ERROR for an answer that
+ * broke and CANCEL for one the gateway gave up on (a client that stopped reading) — a reset with
+ * NO_ERROR would not say the body is incomplete.
+ */
+export function resetResponse(res: ClientResponse, why: 'broken' | 'abandoned'): void {
+  if ('stream' in res) res.stream.close(why === 'broken' ? h2.NGHTTP2_INTERNAL_ERROR : h2.NGHTTP2_CANCEL);
+  res.destroy();
 }
 
 /** Sends `value` as a JSON answer; returns the body's length in bytes (for the request log). */

@@ -25,8 +25,9 @@ const BODY_HIGH_WATER_MARK = 64 * 1024;
  *   here, and so does a kept-alive connection the server closed before the request was written.
  * - `startedAt`, `headersAt`, `lastDataAt`: when the attempt was dispatched, when its response
  *   headers and its latest body bytes arrived (`performance.now()`), for the phase timeouts.
- * - `waitingForClient`: the exchange is paused because the client reads slowly; upstream silence
- *   is then not the model server's fault.
+ * - `waitingForClient`, `waitingSince`: the exchange is paused because the client reads slowly
+ *   (since then); upstream silence is then not the model server's fault, and a wait past the
+ *   client stall timeout ends the request as the client's.
  *
  * `signal` aborts the attempt at any point: before the answer the response promise rejects with
  * its reason at once (even while undici is still connecting), after it the body errors.
@@ -41,6 +42,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   lastDataAt: number;
   requestSent = false;
   waitingForClient = false;
+  /** When the current wait for the client began (`performance.now()`), while `waitingForClient`. */
+  waitingSince = 0;
   /** The response is streamed (SSE, or the client asked for a stream): idle time counts per chunk. */
   streaming: boolean;
   readonly #signal: AbortSignal;

@@ -37,7 +37,8 @@ export interface Watched {
  * failing, or ejected by passive health) and has been silent for `unavailableIdleMs`; response
  * headers of a streamed request within `streamHeadersMs`; a non-streamed answer, headers and
  * body, within `responseMs`; at most `streamIdleMs` between the chunks of a stream. While the
- * client is the slow side (the exchange waits for it to read), upstream silence does not count.
+ * client is the slow side (the exchange waits for it to read), upstream silence does not count:
+ * instead the client gets `clientStallMs` to read something (`client_stalled`).
  */
 export function overdue(w: Watched, now: number): GatewayError | undefined {
   const { attempt: a, timeouts: t, deadline } = w;
@@ -49,7 +50,10 @@ export function overdue(w: Watched, now: number): GatewayError | undefined {
     // KV transfer may rightly take longer than the stream idle timeout.
     return now >= w.firstByte.at ? w.firstByte.error() : undefined;
   }
-  if (a.waitingForClient) return undefined;
+  if (a.waitingForClient) {
+    if (now - a.waitingSince < t.clientStallMs) return undefined;
+    return new GatewayError('client_stalled', `the client read nothing of the answer for ${t.clientStallMs} ms (client stall timeout)`);
+  }
   const name = a.endpoint.name;
   const silentMs = now - a.lastDataAt;
   if (silentMs >= t.unavailableIdleMs && !a.endpoint.available(now)) {
@@ -115,7 +119,8 @@ export class Watchdog {
       const err = overdue(w, now);
       if (err === undefined) continue;
       if (w.stop === undefined) w.scope.stop(err);
-      else w.stop(err, w.deadline !== undefined && now >= w.deadline.at);
+      // A stalled client ends the whole request, not one leg of a pair.
+      else w.stop(err, err.code === 'client_stalled' || (w.deadline !== undefined && now >= w.deadline.at));
     }
   }
 

@@ -14,6 +14,7 @@ interface Case {
   readonly headersAt?: number;
   readonly lastDataAt?: number;
   readonly waitingForClient?: boolean;
+  readonly waitingSince?: number;
   readonly ejected?: boolean;
   readonly unhealthy?: boolean;
   readonly deadline?: number;
@@ -30,7 +31,9 @@ const CASES: readonly Case[] = [
   { name: 'non-streamed body late after its headers', streaming: false, headersAt: 250_000, lastDataAt: 299_000, now: 300_000, fires: /response timeout/ },
   { name: 'stream chunks on time', streaming: true, headersAt: 10, lastDataAt: 100_000, now: 159_999, fires: undefined },
   { name: 'stream silent too long', streaming: true, headersAt: 10, lastDataAt: 100_000, now: 160_000, fires: /stream idle timeout/ },
-  { name: 'a slow client is not the server going idle', streaming: true, headersAt: 10, lastDataAt: 10, waitingForClient: true, now: 1_000_000, fires: undefined },
+  { name: 'a slow client is not the server going idle', streaming: true, headersAt: 10, lastDataAt: 10, waitingForClient: true, waitingSince: 950_000, now: 1_000_000, fires: undefined },
+  { name: 'a client that read nothing for the client stall timeout', streaming: true, headersAt: 10, lastDataAt: 10, waitingForClient: true, waitingSince: 940_000, now: 1_000_000, fires: /client stall timeout/ },
+  { name: 'a non-streamed answer the client stopped reading', streaming: false, headersAt: 10, lastDataAt: 10, waitingForClient: true, waitingSince: 10, now: 60_010, fires: /client stall timeout/ },
   { name: 'the whole-request deadline wins', streaming: true, headersAt: 10, lastDataAt: 900, deadline: 1_000, now: 1_000, fires: /request timeout of 1000 ms \(BackendTrafficPolicy default\/t\)/ },
   { name: 'the deadline holds while the client is slow', streaming: true, headersAt: 10, waitingForClient: true, deadline: 1_000, now: 1_000, fires: /request timeout/ },
   { name: 'ejected endpoint, silent for the unavailable idle timeout', streaming: true, headersAt: 10, lastDataAt: 1_000, ejected: true, now: 6_000, fires: /unavailable idle timeout/ },
@@ -49,13 +52,14 @@ for (const c of CASES) {
     if (c.headersAt !== undefined) attempt.headersAt = t0 + c.headersAt;
     attempt.lastDataAt = t0 + (c.lastDataAt ?? c.headersAt ?? 0);
     attempt.waitingForClient = c.waitingForClient ?? false;
+    attempt.waitingSince = t0 + (c.waitingSince ?? 0);
     if (c.ejected === true) endpoint.ejectedUntil = t0 + 1e9;
     if (c.unhealthy === true) endpoint.healthy = false;
     const deadline: Deadline | undefined = c.deadline === undefined ? undefined : { at: t0 + c.deadline, ms: c.deadline, setting: 'BackendTrafficPolicy default/t' };
     const err = overdue({ attempt, timeouts: DEFAULT_TIMEOUTS, deadline, scope }, t0 + c.now);
     if (c.fires === undefined) assert.equal(err, undefined, err?.message);
     else {
-      assert.equal(err?.code, 'upstream_timeout');
+      assert.equal(err?.code, /client stall/.test(c.fires.source) ? 'client_stalled' : 'upstream_timeout');
       assert.match(err.message, c.fires);
     }
   });
@@ -105,4 +109,21 @@ test('a leg with a first-byte deadline is timed by it alone until its first byte
   attempt.firstDataAt = t0 + 120_000;
   attempt.lastDataAt = t0 + 120_000;
   assert.match(overdue(w, t0 + 180_000)?.message ?? '', /stream idle timeout/, 'after it, the phase timeouts apply again');
+});
+
+test('a stalled client ends the whole request, also of a leg with its own stop (a disaggregated decode leg)', () => {
+  const endpoint = new Endpoint({ address: '127.0.0.1', port: 8000, name: 'e', podName: 'e', labels: {} });
+  const watchdog = new Watchdog(60_000);
+  const seen: Array<{ code: string; whole: boolean }> = [];
+  const scope = new RequestScope();
+  const leg = new UpstreamAttempt(endpoint, scope.signal, true, 1_000);
+  leg.headersAt = 1_010;
+  leg.waitingForClient = true;
+  leg.waitingSince = 2_000;
+  watchdog.watch({ attempt: leg, timeouts: { ...DEFAULT_TIMEOUTS, clientStallMs: 500 }, deadline: undefined, scope, stop: (e, whole) => seen.push({ code: e.code, whole }) });
+  watchdog.sweep(2_499);
+  assert.deepEqual(seen, []);
+  watchdog.sweep(2_500);
+  assert.deepEqual(seen, [{ code: 'client_stalled', whole: true }]);
+  watchdog.close();
 });

@@ -1,0 +1,97 @@
+const LF = 0x0a;
+const CR = 0x0d;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Cuts an SSE byte stream at event boundaries, so that only complete events go on to the client:
+ * a stream the model server cuts mid-event (at any byte) then ends with the events that were
+ * whole, and the data plane adds its error event after them instead of after half an event.
+ *
+ * Per the HTML Living Standard's event-stream grammar a line ends with CRLF, LF or CR, and an
+ * empty line ends (dispatches) an event: so `\n\n`, `\r\n\r\n`, `\r\r` and their mixtures. Each
+ * complete event is handed on as soon as its blank line arrives (no added latency); only the
+ * bytes of the event still arriving are held, at most one partial event. The scan is one pass
+ * over each chunk's bytes, skipped when the chunk ends with a blank line and nothing is held
+ * (the usual case: servers write whole events).
+ */
+export class SseFramer {
+  /** Bytes of the event still arriving. */
+  #held: Buffer = EMPTY;
+  /** The bytes scanned so far end at the start of a line with nothing on it yet. */
+  #lineEmpty = true;
+  /** The last byte scanned was a CR: a following LF belongs to the same line ending. */
+  #afterCr = false;
+
+  /** True while part of an event is held. */
+  get holding(): boolean {
+    return this.#held.length > 0;
+  }
+
+  /** One chunk from upstream; returns the complete events it finishes (maybe none). */
+  push(chunk: Buffer): Buffer {
+    if (chunk.length === 0) return chunk;
+    if (this.#held.length === 0 && endsWithBlankLine(chunk)) {
+      this.#lineEmpty = true;
+      this.#afterCr = false;
+      return chunk;
+    }
+    const bytes = this.#held.length === 0 ? chunk : Buffer.concat([this.#held, chunk]);
+    // Scanning resumes where the held bytes ended: their state is in #lineEmpty/#afterCr.
+    let boundary = 0;
+    for (let i = this.#held.length; i < bytes.length; i++) {
+      const b = bytes[i] as number;
+      if (this.#afterCr) {
+        this.#afterCr = false;
+        if (b === LF) {
+          // The LF of a CRLF whose CR ended an event goes out with that event.
+          if (boundary === i) boundary = i + 1;
+          continue;
+        }
+      }
+      if (b === LF || b === CR) {
+        if (this.#lineEmpty) boundary = i + 1;
+        this.#lineEmpty = true;
+        this.#afterCr = b === CR;
+      } else {
+        this.#lineEmpty = false;
+      }
+    }
+    this.#held = boundary === bytes.length ? EMPTY : Buffer.from(bytes.subarray(boundary));
+    return boundary === 0 ? EMPTY : bytes.subarray(0, boundary);
+  }
+
+  /**
+   * The stream ended cleanly (the server finished its answer): returns the held bytes to forward,
+   * or undefined. Per the standard an unfinished last event is never dispatched, so it is dropped
+   * (a client's parser would drop it too) except a last `data: [DONE]` missing its blank line,
+   * which is completed: its meaning is not in doubt. `dropped` is true when bytes were dropped.
+   */
+  end(): { readonly rest: Buffer | undefined; readonly dropped: boolean } {
+    const held = this.#held;
+    this.#held = EMPTY;
+    if (held.length === 0) return { rest: undefined, dropped: false };
+    if (/^data: ?\[DONE\][\r\n]*$/.test(held.toString('latin1'))) return { rest: Buffer.from('data: [DONE]\n\n'), dropped: false };
+    return { rest: undefined, dropped: true };
+  }
+}
+
+/** The chunk ends with an empty line: `\n\n` (whatever precedes) or `\r\n\r\n`. */
+function endsWithBlankLine(chunk: Buffer): boolean {
+  const n = chunk.length;
+  if (n >= 2 && chunk[n - 1] === LF && chunk[n - 2] === LF) return true;
+  return n >= 4 && chunk[n - 1] === LF && chunk[n - 2] === CR && chunk[n - 3] === LF && chunk[n - 4] === CR;
+}
+
+const DONE = Buffer.from('[DONE]');
+
+/** Complete events ending with the `data: [DONE]` event (the end of an OpenAI stream). */
+export function endsWithDone(events: Buffer): boolean {
+  let end = events.length;
+  while (end > 0 && (events[end - 1] === LF || events[end - 1] === CR)) end--;
+  const start = end - DONE.length;
+  if (start < 5 || !events.subarray(start, end).equals(DONE)) return false;
+  // The line is `data:[DONE]` or `data: [DONE]`.
+  const colon = events[start - 1] === 0x20 ? start - 2 : start - 1;
+  if (colon < 4 || events.subarray(colon - 4, colon + 1).toString('latin1') !== 'data:') return false;
+  return colon - 4 === 0 || events[colon - 5] === LF || events[colon - 5] === CR;
+}

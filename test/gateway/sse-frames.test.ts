@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { endsWithDone, SseFramer } from '../../src/gateway/sse-frames.js';
+
+const EVENTS = ['data: {"a":1}', 'event: x\ndata: {"b":"é"}', ': comment', 'data: [DONE]'];
+
+/** Bytes of whole events within the first `k`: an event ending in CRLF is whole at its CR. */
+function completeWithin(ends: readonly number[], eol: string, k: number): number {
+  return Math.max(0, ...ends.map((e) => (e <= k ? e : eol === '\r\n' && e - 1 === k ? k : 0)));
+}
+
+/** Feeds `bytes` cut at `cuts`; returns what went out after each piece. */
+function feed(framer: SseFramer, bytes: Buffer, cuts: readonly number[]): Buffer[] {
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const cut of [...cuts, bytes.length]) {
+    out.push(framer.push(bytes.subarray(at, cut)));
+    at = cut;
+  }
+  return out;
+}
+
+for (const eol of ['\n', '\r\n', '\r']) {
+  const stream = Buffer.from(EVENTS.map((e) => e.replaceAll('\n', eol) + eol + eol).join(''), 'utf8');
+  const ends: number[] = [];
+  for (let i = 0, at = 0; i < EVENTS.length; i++) ends.push((at += Buffer.byteLength((EVENTS[i] as string).replaceAll('\n', eol) + eol + eol)));
+
+  test(`framer (${JSON.stringify(eol)}): a stream cut into two at any byte passes whole, each event as soon as it is complete`, () => {
+    for (let k = 0; k <= stream.length; k++) {
+      const framer = new SseFramer();
+      const [first, second] = feed(framer, stream, [k]);
+      // What goes out after k bytes: every event complete within them (a CR ending an event is
+      // complete at once; the LF of its CRLF follows with the next bytes).
+      const complete = completeWithin(ends, eol, k);
+      assert.equal(first?.length, complete, `k=${k}`);
+      assert.ok(Buffer.concat([first as Buffer, second as Buffer]).equals(stream), `k=${k}`);
+      assert.deepEqual(framer.end(), { rest: undefined, dropped: false });
+    }
+  });
+
+  test(`framer (${JSON.stringify(eol)}): a stream ending at any byte drops the partial event only`, () => {
+    for (let k = 0; k < stream.length; k++) {
+      const framer = new SseFramer();
+      const out = Buffer.concat(feed(framer, stream.subarray(0, k), Array.from({ length: k }, (_, i) => i)));
+      const complete = completeWithin(ends, eol, k);
+      assert.equal(out.length, complete, `k=${k}`);
+      const { rest, dropped } = framer.end();
+      // Only `data: [DONE]` without its blank line is completed; anything else partial is dropped.
+      const tail = stream.subarray(complete, k).toString();
+      if (tail === '' || /^[\r\n]+$/.test(tail)) assert.equal(dropped, false, `k=${k}`);
+      else if (tail.startsWith('data: [DONE]')) assert.equal(rest?.toString(), 'data: [DONE]\n\n', `k=${k}`);
+      else assert.equal(dropped, true, `k=${k}: ${JSON.stringify(tail)}`);
+    }
+  });
+}
+
+test('endsWithDone: only a last event that is data: [DONE]', () => {
+  assert.ok(endsWithDone(Buffer.from('data: {"a":1}\n\ndata: [DONE]\n\n')));
+  assert.ok(endsWithDone(Buffer.from('data:[DONE]\r\n\r\n')));
+  assert.ok(endsWithDone(Buffer.from('data: [DONE]\r\r')));
+  assert.ok(!endsWithDone(Buffer.from('data: {"t":"[DONE]"}\n\n')));
+  assert.ok(!endsWithDone(Buffer.from('data: x [DONE]\n\n')));
+  assert.ok(!endsWithDone(Buffer.from('data: {"a":1}\n\n')));
+});
