@@ -1,4 +1,5 @@
 import { parseDurationMs } from '../api/duration.js';
+import { parseQuantityBytes } from '../api/quantity.js';
 
 /** A command-line option with a bad value: printed as one line, exit code 2. */
 export class OptionError extends Error {
@@ -27,4 +28,15 @@ export function durationOption(name: string, value: string | undefined, min = 1)
   const ms = /^[0-9]{1,10}$/.test(value) ? Number(value) : parseDurationMs(value);
   if (ms === undefined || ms < min) throw new OptionError(`--${name} must be milliseconds or a duration such as 30s or 500ms, at least ${min} ms (got "${value}")`);
   return ms;
+}
+
+/**
+ * A size option in bytes: a bare integer, or a Kubernetes quantity (`256Mi`, `1Gi`, `500M`).
+ * Undefined when absent; at least 1 byte.
+ */
+export function sizeOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const bytes = parseQuantityBytes(value);
+  if (bytes === undefined || bytes < 1) throw new OptionError(`--${name} must be bytes or a quantity such as 256Mi or 1Gi, at least 1 byte (got "${value}")`);
+  return bytes;
 }

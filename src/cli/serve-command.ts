@@ -5,10 +5,10 @@ import { parseArgs } from 'node:util';
 import { createLogger, type LogLevel } from '../observability/logger.js';
 import { FileConfigSource } from '../config/file-source.js';
 import { ConfigRejectedError } from '../config/store.js';
-import type { UpstreamTimeouts } from '../gateway/index.js';
+import type { UploadOptions, UpstreamTimeouts } from '../gateway/index.js';
 import { DEFAULT_SHUTDOWN_GRACE_MS, startStandaloneGateway } from '../proxy/standalone.js';
 import { backendsYaml } from './backends.js';
-import { durationOption, intOption, OptionError, portOption } from './options.js';
+import { durationOption, intOption, OptionError, portOption, sizeOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const SERVE_HELP = `infergate serve: run the standalone gateway
@@ -39,6 +39,13 @@ Timeouts (milliseconds, or durations such as 30s; docs/configuration.md says why
       --unavailable-idle-timeout T silence after which a request on an endpoint that stopped
                                    answering (scrapes failing, or ejected) ends (default 5s)
       --shutdown-grace T           time requests in flight get after SIGTERM/SIGINT (default 30s)
+      --body-idle-timeout T        silence between two reads of a request body; the client gets
+                                   408 and its connection closes (default 30s)
+
+Memory:
+      --body-budget SIZE           request bodies held at once, all requests together (bytes or a
+                                   quantity such as 256Mi); past it new bodies get 503 with
+                                   Retry-After (default 1/16 of the V8 heap limit)
 `;
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -75,6 +82,8 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       'stream-idle-timeout': { type: 'string' },
       'unavailable-idle-timeout': { type: 'string' },
       'shutdown-grace': { type: 'string' },
+      'body-idle-timeout': { type: 'string' },
+      'body-budget': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -96,6 +105,9 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   const scrapeIntervalMs = intOption('scrape-interval', values['scrape-interval'], 50, 0);
   const scrapeTimeoutMs = intOption('scrape-timeout', values['scrape-timeout'], 1000, 1);
   const stalenessMs = durationOption('metrics-staleness', values['metrics-staleness']);
+  const bodyIdleMs = durationOption('body-idle-timeout', values['body-idle-timeout']);
+  const budgetBytes = sizeOption('body-budget', values['body-budget']);
+  const uploads: UploadOptions = { ...(budgetBytes === undefined ? {} : { budgetBytes }), ...(bodyIdleMs === undefined ? {} : { timeouts: { idleMs: bodyIdleMs } }) };
 
   let tempDir: string | undefined;
   if (backends.length > 0) {
@@ -120,6 +132,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       scrapeTimeoutMs,
       ...(stalenessMs === undefined ? {} : { stalenessMs }),
       timeouts,
+      uploads,
       shutdownGraceMs,
       logger,
     });

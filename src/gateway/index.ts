@@ -7,6 +7,10 @@ export { handshakeTimeout, legError, type PairBlame, type PdPlan, type PrefillOu
 export { bodyTooLarge, RequestHandle, type Decision, type Outcome, type RequestInit, type ResponsePlan } from './request.js';
 export type { UpstreamTimeouts } from './timeouts.js';
 export { DEFAULT_TIMEOUTS } from './timeouts.js';
+export { BodyBudget, BodyReservation, defaultBodyBudgetBytes } from './body-budget.js';
+export { hostProblem } from './host-header.js';
+export { requestCodings, undecodableBody } from './request-coding.js';
+export { DEFAULT_UPLOAD_TIMEOUTS, uploadTimedOut, type UploadOptions, type UploadPolicy, type UploadTimeouts } from './upload.js';
 export type { RouteRequest } from '../config/route-table.js';
 export type { Snapshot } from '../config/snapshot.js';
 export type { ApplyOutcome, ConfigSource } from '../config/source.js';

@@ -15,6 +15,17 @@ const DECODERS: Readonly<Record<string, () => Transform>> = {
   ...zstdDecoder(),
 };
 
+/**
+ * A decoder for a request body's `coding`, or undefined when the runtime has none. As for answers,
+ * except that "deflate" is strictly the zlib format RFC 9110 §8.4.1.2 names: guessing raw deflate
+ * could turn a plain body into bytes the client never meant, and a request body's meaning must be
+ * exact (the gateway and the model server read the same bytes).
+ */
+export function requestDecoder(coding: string): Transform | undefined {
+  if (coding === 'deflate') return zlib.createInflate();
+  return DECODERS[coding]?.();
+}
+
 function zstdDecoder(): Record<string, () => Transform> {
   const create = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
   return typeof create === 'function' ? { zstd: () => create() } : {};
