@@ -40,6 +40,9 @@ const BEFORE_BODY: ReadonlySet<string> = new Set(['body_too_large', 'gateway_shu
 /** Refusals after which the connection closes: its next request cannot be trusted (a stalled upload, an ambiguous authority). */
 const CLOSE_AFTER: ReadonlySet<string> = new Set(['invalid_host', 'request_body_timeout']);
 
+/** HTTP/1.1 connections closing after such a refusal: requests pipelined behind it are not served. */
+const closing = new WeakSet<object>();
+
 /**
  * Builds the request handler of one listening port. The gateway core decides and accounts (its
  * request handle); this side carries bytes: it reads the body, forwards, streams the answer back
@@ -54,6 +57,10 @@ export function createHandler(port: number, deps: HandlerDeps): PortHandler {
 async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: ClientResponse, expectContinue: boolean): Promise<void> {
   const gateway = deps.gateway();
   const h2 = isHttp2(req);
+  if (!h2 && closing.has(req.socket)) {
+    req.socket.destroySoon();
+    return;
+  }
   // HTTP/1.1 responses ask the client to close while the gateway drains; HTTP/2 got a GOAWAY.
   const closeConnection = (): boolean => !h2 && deps.inFlight.draining;
   const incomingId = req.headers['x-request-id'];
@@ -115,6 +122,7 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
     const failure = scope.stopped ?? asGatewayError(err);
     if (failure.code !== 'client_gone') {
       const close = CLOSE_AFTER.has(failure.code);
+      if (close && !h2) closing.add(req.socket);
       if (BEFORE_BODY.has(failure.code)) refuseUpload(req, res, failure, { requestId: handle.id, draining: deps.inFlight.draining || close });
       else sendError(res, failure, { requestId: handle.id, sse: stream, close: closeConnection() || (close && !h2) });
       // A client that stopped sending mid-body gets its 408, then the connection (HTTP/2: the stream) ends.
