@@ -26,6 +26,11 @@ export function requestDecoder(coding: string): Transform | undefined {
   return DECODERS[coding]?.();
 }
 
+/** True when this runtime decodes request bodies of `coding` (zstd needs Node.js ≥ 22.15). */
+export function canDecodeRequest(coding: string): boolean {
+  return Object.hasOwn(DECODERS, coding);
+}
+
 function zstdDecoder(): Record<string, () => Transform> {
   const create = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
   return typeof create === 'function' ? { zstd: () => create() } : {};

@@ -1,7 +1,7 @@
 import { GatewayError } from '../core/errors.js';
 import { bodyTooLarge, requestCodings, undecodableBody, uploadTimedOut, type BodyReservation, type UploadPolicy, type UploadTimeouts } from '../gateway/index.js';
 import { isHttp2, type ClientRequest } from './client.js';
-import { requestDecoder } from './decode.js';
+import { canDecodeRequest, requestDecoder } from './decode.js';
 
 /** The declared Content-Length, if any (a malformed one is refused by Node's parser). */
 export function declaredLength(req: ClientRequest): number | undefined {
@@ -26,14 +26,8 @@ export interface AdmittedBody {
 export function admitBody(req: ClientRequest, limit: number, uploads: UploadPolicy): AdmittedBody {
   const declared = declaredLength(req);
   if (declared !== undefined && declared > limit) throw bodyTooLarge(limit);
-  const codings = requestCodings(req.headers['content-encoding'], (c) => decoderExists(c));
+  const codings = requestCodings(req.headers['content-encoding'], canDecodeRequest);
   return { codings, reservation: uploads.budget.reserve(declared ?? 0) };
-}
-
-function decoderExists(coding: string): boolean {
-  const d = requestDecoder(coding);
-  d?.destroy();
-  return d !== undefined;
 }
 
 /**
