@@ -1,5 +1,6 @@
 import { LOG_FORMATS, type LogFormat } from '../observability/logger.js';
 import { parseDurationMs } from '../api/duration.js';
+import { parseQuantityBytes } from '../api/quantity.js';
 
 /** A command-line option with a bad value: printed as one line, exit code 2. */
 export class OptionError extends Error {
@@ -36,4 +37,15 @@ export function logFormatOption(value: string | undefined): LogFormat {
   const format = LOG_FORMATS.find((f) => f === value);
   if (format === undefined) throw new OptionError(`--log-format must be one of ${LOG_FORMATS.join(', ')} (got "${value}")`);
   return format;
+}
+
+/**
+ * A size option in bytes: a bare integer, or a Kubernetes quantity (`256Mi`, `1Gi`, `500M`).
+ * Undefined when absent; at least 1 byte.
+ */
+export function sizeOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const bytes = parseQuantityBytes(value);
+  if (bytes === undefined || bytes < 1) throw new OptionError(`--${name} must be bytes or a quantity such as 256Mi or 1Gi, at least 1 byte (got "${value}")`);
+  return bytes;
 }

@@ -5,10 +5,10 @@ import { parseArgs } from 'node:util';
 import { createLogger, type LogLevel } from '../observability/logger.js';
 import { FileConfigSource } from '../config/file-source.js';
 import { ConfigRejectedError } from '../config/store.js';
-import type { UpstreamTimeouts } from '../gateway/index.js';
+import type { UploadOptions, UpstreamTimeouts } from '../gateway/index.js';
 import { DEFAULT_SHUTDOWN_GRACE_MS, startStandaloneGateway, UPSTREAM_CONNECTIONS_PER_ENDPOINT } from '../proxy/standalone.js';
 import { backendsYaml } from './backends.js';
-import { durationOption, intOption, logFormatOption, OptionError, portOption } from './options.js';
+import { durationOption, intOption, logFormatOption, OptionError, portOption, sizeOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const SERVE_HELP = `infergate serve: run the standalone gateway
@@ -48,6 +48,13 @@ Timeouts (milliseconds, or durations such as 30s; docs/configuration.md says why
       --client-stall-timeout T     a client that reads nothing of its answer this long is cut
                                    and its upstream request aborted (default 60s)
       --shutdown-grace T           time requests in flight get after SIGTERM/SIGINT (default 30s)
+      --body-idle-timeout T        silence between two reads of a request body; the client gets
+                                   408 and its connection closes (default 30s)
+
+Memory:
+      --body-budget SIZE           request bodies held at once, all requests together (bytes or a
+                                   quantity such as 256Mi); past it new bodies get 503 with
+                                   Retry-After (default 1/16 of the V8 heap limit)
 `;
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -87,6 +94,8 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       'unavailable-idle-timeout': { type: 'string' },
       'client-stall-timeout': { type: 'string' },
       'shutdown-grace': { type: 'string' },
+      'body-idle-timeout': { type: 'string' },
+      'body-budget': { type: 'string' },
       'log-level': { type: 'string' },
       'log-format': { type: 'string' },
       'exit-with-parent': { type: 'boolean' },
@@ -115,6 +124,9 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   const scrapeTimeoutMs = intOption('scrape-timeout', values['scrape-timeout'], 1000, 1);
   const stalenessMs = durationOption('metrics-staleness', values['metrics-staleness']);
   const upstreamConnections = intOption('upstream-connections', values['upstream-connections'], UPSTREAM_CONNECTIONS_PER_ENDPOINT, 1);
+  const bodyIdleMs = durationOption('body-idle-timeout', values['body-idle-timeout']);
+  const budgetBytes = sizeOption('body-budget', values['body-budget']);
+  const uploads: UploadOptions = { ...(budgetBytes === undefined ? {} : { budgetBytes }), ...(bodyIdleMs === undefined ? {} : { timeouts: { idleMs: bodyIdleMs } }) };
 
   let tempDir: string | undefined;
   if (backends.length > 0) {
@@ -140,6 +152,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       upstreamConnections,
       ...(stalenessMs === undefined ? {} : { stalenessMs }),
       timeouts,
+      uploads,
       shutdownGraceMs,
       logger,
     });

@@ -60,6 +60,22 @@ class DeflateDecoder extends Transform {
   }
 }
 
+/**
+ * A decoder for a request body's `coding`, or undefined when the runtime has none. As for answers,
+ * except that "deflate" is strictly the zlib format RFC 9110 §8.4.1.2 names: guessing raw deflate
+ * could turn a plain body into bytes the client never meant, and a request body's meaning must be
+ * exact (the gateway and the model server read the same bytes).
+ */
+export function requestDecoder(coding: string): Transform | undefined {
+  if (coding === 'deflate') return zlib.createInflate();
+  return DECODERS[coding]?.();
+}
+
+/** True when this runtime decodes request bodies of `coding` (zstd needs Node.js ≥ 22.15). */
+export function canDecodeRequest(coding: string): boolean {
+  return Object.hasOwn(DECODERS, coding);
+}
+
 /** The codings applied to a body, outermost last, without `identity`. */
 export function contentCodings(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];

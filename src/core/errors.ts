@@ -20,6 +20,16 @@ export const ERROR_CODES = {
   model_not_found: { status: 404, type: 'not_found_error' },
   method_not_allowed: { status: 405, type: 'invalid_request_error' },
   body_too_large: { status: 413, type: 'invalid_request_error' },
+  /** A request `Content-Encoding` the gateway does not decode. */
+  unsupported_content_encoding: { status: 415, type: 'invalid_request_error' },
+  /** A request body that its `Content-Encoding` does not describe (corrupt, truncated, or not compressed). */
+  invalid_content_encoding: { status: 400, type: 'invalid_request_error' },
+  /** More than one `Host`, or a `Host` that contradicts the request target's authority. */
+  invalid_host: { status: 400, type: 'invalid_request_error' },
+  /** The client stopped sending its body (idle between reads), or took longer than the upload bound. */
+  request_body_timeout: { status: 408, type: 'invalid_request_error' },
+  /** The gateway already holds as many request bodies as its memory budget allows. */
+  body_budget_exhausted: { status: 503, type: 'service_unavailable_error' },
   backend_not_found: { status: 500, type: 'server_error' },
   request_shed: { status: 429, type: 'rate_limit_error' },
   queue_full: { status: 429, type: 'rate_limit_error' },

@@ -23,6 +23,7 @@ import { Pipeline } from './pipeline.js';
 import { RequestHandle, type RequestDeps, type RequestInit } from './request.js';
 import { buildRuntime, RuntimeBuildError, type Runtime } from './runtime.js';
 import { DEFAULT_TIMEOUTS, type UpstreamTimeouts } from './timeouts.js';
+import { uploadPolicy, type UploadOptions, type UploadPolicy } from './upload.js';
 
 export interface GatewayOptions {
   /** Where configuration comes from (files, code, later Kubernetes); at least one. */
@@ -41,6 +42,8 @@ export interface GatewayOptions {
   readonly timeouts?: Partial<UpstreamTimeouts>;
   /** When request failures eject an endpoint; unset fields keep their defaults. */
   readonly passiveHealth?: Partial<PassiveHealthOptions>;
+  /** The body budget and upload timeouts; unset fields keep their defaults. */
+  readonly uploads?: UploadOptions;
 }
 
 /**
@@ -66,6 +69,8 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly prefixIndex = new PrefixIndex();
+  /** What bounds request bodies while a data plane reads them: the global budget, the upload timeouts. */
+  readonly uploads: UploadPolicy;
   readonly #logger: Logger;
   readonly #sources: readonly ConfigSource[];
   readonly #store = new ConfigStore();
@@ -117,6 +122,7 @@ export class Gateway {
           )
         : undefined;
     this.#timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.uploads = uploadPolicy(options.uploads);
     this.#passiveHealth = new PassiveHealth(
       { ...DEFAULT_PASSIVE_HEALTH, ...options.passiveHealth },
       {

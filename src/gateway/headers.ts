@@ -15,7 +15,8 @@ export function modifierEdits(m: HeaderModifier | null): HeaderEdit[] {
 
 /**
  * What the gateway changes in the request headers before the model server: its own `x-gateway-*`
- * control headers go (they are for the gateway), `content-length` follows the body actually sent,
+ * control headers go (they are for the gateway), `content-length` follows the body actually sent
+ * and `content-encoding` goes (the body is forwarded decoded),
  * the request id, `accept-encoding: identity` and `x-forwarded-for` are set, then the route's
  * RequestHeaderModifier applies.
  */
@@ -24,7 +25,8 @@ export function upstreamHeaderEdits(
   opts: { readonly requestId: string; readonly clientAddress: string | undefined; readonly bodyLength: number | undefined; readonly modifier: HeaderModifier | null },
 ): HeaderEdit[] {
   const edits: HeaderEdit[] = [];
-  for (const name of Object.keys(incoming)) if (name.startsWith('x-gateway-') || name === 'content-length') edits.push({ op: 'remove', name });
+  // The body goes on decoded (identity): its coding and length are the gateway's to state.
+  for (const name of Object.keys(incoming)) if (name.startsWith('x-gateway-') || name === 'content-length' || name === 'content-encoding') edits.push({ op: 'remove', name });
   edits.push({ op: 'set', name: 'x-request-id', value: opts.requestId });
   // The gateway reads and edits answers (usage, model names, error bodies): they must arrive
   // uncompressed. Identity is always acceptable to the client in turn (RFC 9110 §12.5.3).

@@ -8,6 +8,10 @@ export { bodyTooLarge, RequestHandle, type Decision, type Outcome, type RequestI
 export { MAX_REQUEST_TARGET_BYTES, normalizeRequestTarget, parseRequestTarget, type RequestTarget } from './request-path.js';
 export type { UpstreamTimeouts } from './timeouts.js';
 export { DEFAULT_TIMEOUTS } from './timeouts.js';
+export { BodyBudget, BodyReservation, defaultBodyBudgetBytes } from './body-budget.js';
+export { hostProblem } from './host-header.js';
+export { requestCodings, undecodableBody } from './request-coding.js';
+export { DEFAULT_UPLOAD_TIMEOUTS, uploadTimedOut, type UploadOptions, type UploadPolicy, type UploadTimeouts } from './upload.js';
 export type { RouteRequest } from '../config/route-table.js';
 export type { Snapshot } from '../config/snapshot.js';
 export type { ApplyOutcome, ConfigSource } from '../config/source.js';

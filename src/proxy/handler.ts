@@ -1,11 +1,11 @@
 import type { Dispatcher } from 'undici';
 import { asGatewayError, GatewayError } from '../core/errors.js';
-import { bodyTooLarge, parseRequestTarget, type Gateway, type RequestTarget, type RouteRequest } from '../gateway/index.js';
+import { bodyTooLarge, hostProblem, parseRequestTarget, type BodyReservation, type Gateway, type RequestTarget, type RouteRequest } from '../gateway/index.js';
 import { authorityOf, isHttp2, type ClientRequest, type ClientResponse } from './client.js';
 import { forward } from './forward.js';
 import { forwardPd } from './forward-pd.js';
 import type { InFlight } from './in-flight.js';
-import { declaredLength, readBody } from './read-body.js';
+import { admitBody, declaredLength, readBody } from './read-body.js';
 import { refuseUpload } from './refuse.js';
 import { sendError, sendJson } from './respond.js';
 import { RequestScope } from './scope.js';
@@ -38,7 +38,13 @@ function routeRequest(req: ClientRequest, target: RequestTarget | GatewayError):
 }
 
 /** Refusals decided before the body was read: the rest of the upload may still be arriving. */
-const BEFORE_BODY: ReadonlySet<string> = new Set(['body_too_large', 'gateway_shutting_down', 'invalid_path', 'path_too_long']);
+const BEFORE_BODY: ReadonlySet<string> = new Set(['body_too_large', 'gateway_shutting_down', 'unsupported_content_encoding', 'body_budget_exhausted', 'invalid_host', 'invalid_path', 'path_too_long']);
+
+/** Refusals after which the connection closes: its next request cannot be trusted (a stalled upload, an ambiguous authority). */
+const CLOSE_AFTER: ReadonlySet<string> = new Set(['invalid_host', 'request_body_timeout']);
+
+/** HTTP/1.1 connections closing after such a refusal: requests pipelined behind it are not served. */
+const closing = new WeakSet<object>();
 
 /**
  * Builds the request handler of one listening port. The gateway core decides and accounts (its
@@ -54,6 +60,10 @@ export function createHandler(port: number, deps: HandlerDeps): PortHandler {
 async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: ClientResponse, expectContinue: boolean): Promise<void> {
   const gateway = deps.gateway();
   const h2 = isHttp2(req);
+  if (!h2 && closing.has(req.socket)) {
+    req.socket.destroySoon();
+    return;
+  }
   // HTTP/1.1 responses ask the client to close while the gateway drains; HTTP/2 got a GOAWAY.
   const closeConnection = (): boolean => !h2 && deps.inFlight.draining;
   const incomingId = req.headers['x-request-id'];
@@ -80,7 +90,10 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
   };
   res.on('close', onClose);
   let stream = false;
+  let reservation: BodyReservation | undefined;
   try {
+    const ambiguous = hostProblem(req.rawHeaders, req.url ?? '/');
+    if (ambiguous !== undefined) throw ambiguous;
     if (target instanceof GatewayError) throw target;
     if (deps.inFlight.draining) throw new GatewayError('gateway_shutting_down', 'the gateway is shutting down; retry the request (another instance will serve it)');
     const own = rr.method === 'GET' ? gateway.modelsAnswer(port, rr.path) : undefined;
@@ -91,6 +104,10 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
     }
     // The body is read before routing: model-based routing matches on its model.
     const limit = handle.maxBodyBytes(port);
+    // Over the limit, an unknown coding, no room in the body budget: refused before a byte is read.
+    const admitted = limit > 0 ? admitBody(req, limit, gateway.uploads) : undefined;
+    // Held until the request ends: its parsed body lives as long.
+    reservation = admitted?.reservation;
     if (expectContinue) {
       // The client waits for our word before uploading: refuse a declared body over the limit
       // now (no 100), otherwise invite the body. The expectation is ours; it is never forwarded.
@@ -98,7 +115,7 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
       if (declared !== undefined && declared > limit) throw bodyTooLarge(limit);
       res.writeContinue();
     }
-    const body = limit > 0 ? await readBody(req, limit, scope.signal) : undefined;
+    const body = admitted !== undefined ? await readBody(req, limit, scope.signal, admitted, gateway.uploads.timeouts) : undefined;
     handle.route(port, rr, body);
     const decision = await handle.decide(body, scope.signal);
     stream = decision.stream;
@@ -110,11 +127,16 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
     // A stopped request failed because of why it was stopped, whatever the symptom was.
     const failure = scope.stopped ?? asGatewayError(err);
     if (failure.code !== 'client_gone') {
-      if (BEFORE_BODY.has(failure.code)) refuseUpload(req, res, failure, { requestId: handle.id, draining: deps.inFlight.draining });
-      else sendError(res, failure, { requestId: handle.id, sse: stream, close: closeConnection() });
+      const close = CLOSE_AFTER.has(failure.code);
+      if (close && !h2) closing.add(req.socket);
+      if (BEFORE_BODY.has(failure.code)) refuseUpload(req, res, failure, { requestId: handle.id, draining: deps.inFlight.draining || close });
+      else sendError(res, failure, { requestId: handle.id, sse: stream, close: closeConnection() || (close && !h2) });
+      // A client that stopped sending mid-body gets its 408, then the connection (HTTP/2: the stream) ends.
+      if (failure.code === 'request_body_timeout') res.once('finish', () => req.destroy());
     }
     handle.failed(failure);
   } finally {
+    reservation?.release();
     res.off('close', onClose);
     deps.inFlight.delete(scope);
   }

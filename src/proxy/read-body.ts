@@ -1,12 +1,7 @@
 import { GatewayError } from '../core/errors.js';
-import { bodyTooLarge } from '../gateway/index.js';
+import { bodyTooLarge, requestCodings, undecodableBody, uploadTimedOut, type BodyReservation, type UploadPolicy, type UploadTimeouts } from '../gateway/index.js';
 import { isHttp2, type ClientRequest } from './client.js';
-
-/**
- * The longest a request body may take to arrive, in ms: a slow upload holds a connection and
- * memory. The same as Node's HTTP/1.1 `requestTimeout` default, which also bounds the headers.
- */
-export const UPLOAD_TIMEOUT_MS = 300_000;
+import { canDecodeRequest, requestDecoder } from '../core/content-coding.js';
 
 /** The declared Content-Length, if any (a malformed one is refused by Node's parser). */
 export function declaredLength(req: ClientRequest): number | undefined {
@@ -14,37 +9,139 @@ export function declaredLength(req: ClientRequest): number | undefined {
   return declared === undefined ? undefined : Number(declared);
 }
 
+/** A body admitted to be read: its content codings and its share of the body budget. */
+export interface AdmittedBody {
+  /** Content codings in the order applied (decoded in reverse); empty for identity. */
+  readonly codings: readonly string[];
+  /** Released by the caller when the request ends, on every path. */
+  readonly reservation: BodyReservation;
+}
+
 /**
- * Reads a request body up to `limit` bytes. A declared Content-Length over the limit is refused
- * before reading a byte; a body without one (chunked, or HTTP/2 DATA frames) is refused as soon
- * as it crosses the limit. A body that stops arriving because the client went away (reset,
- * closed, or slower than UPLOAD_TIMEOUT_MS) is `client_gone`; `signal` ends the read with its
- * stop reason. Returns undefined for a request without a body.
+ * What is decided before a body's first byte is read (and before `100 Continue`): a declared
+ * Content-Length over `limit` is 413 `body_too_large`; a coding the gateway does not decode is
+ * 415 `unsupported_content_encoding`; a body the global budget cannot hold now (reserved against
+ * its declared length) is 503 `body_budget_exhausted`.
  */
-export async function readBody(req: ClientRequest, limit: number, signal: AbortSignal, timeoutMs = UPLOAD_TIMEOUT_MS): Promise<Buffer | undefined> {
+export function admitBody(req: ClientRequest, limit: number, uploads: UploadPolicy): AdmittedBody {
   const declared = declaredLength(req);
   if (declared !== undefined && declared > limit) throw bodyTooLarge(limit);
+  const codings = requestCodings(req.headers['content-encoding'], canDecodeRequest);
+  return { codings, reservation: uploads.budget.reserve(declared ?? 0) };
+}
+
+/**
+ * Reads an admitted request body up to `limit` bytes and decodes its content codings. A body
+ * without a declared length (chunked, or HTTP/2 DATA frames) is refused as soon as it crosses
+ * the limit, and grows its reservation as bytes arrive (503 once the budget cannot hold more).
+ * A decoded body is held to the same limit: inflating stops as soon as it crosses it (413), and
+ * data its coding does not describe is 400 `invalid_content_encoding`. A client silent for
+ * `timeouts.idleMs` between two reads, or slower than `timeouts.totalMs` in all, gets 408
+ * `request_body_timeout`; one that goes away is `client_gone`; `signal` ends the read with its
+ * stop reason. Returns undefined for a request without a body.
+ */
+export async function readBody(req: ClientRequest, limit: number, signal: AbortSignal, admitted: AdmittedBody, timeouts: UploadTimeouts): Promise<Buffer | undefined> {
+  const declared = declaredLength(req);
   // HTTP/1.1 says up front whether a body follows; HTTP/2 says it with the stream's end.
   if (declared === undefined && !isHttp2(req) && req.headers['transfer-encoding'] === undefined) return undefined;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const abandon = (): void => void req.destroy();
-  const timer = setTimeout(abandon, timeoutMs);
-  timer.unref();
-  signal.addEventListener('abort', abandon, { once: true });
-  try {
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > limit) throw bodyTooLarge(limit);
-      chunks.push(chunk);
-    }
-  } catch (err) {
-    if (err instanceof GatewayError) throw err;
-    throw new GatewayError('client_gone', 'the client went away while sending the request body', { cause: err });
-  } finally {
-    clearTimeout(timer);
-    signal.removeEventListener('abort', abandon);
+  const raw = await collect(req, limit, signal, admitted.reservation, timeouts);
+  if (raw.length === 0 && declared === undefined) return undefined;
+  let body = raw;
+  // Codings were applied in the order listed: the last one is undone first.
+  for (const coding of [...admitted.codings].reverse()) {
+    body = await inflate(body, coding, limit, admitted.reservation);
+    admitted.reservation.shrinkTo(body.length);
   }
-  if (chunks.length === 0 && declared === undefined) return undefined;
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+  return body;
+}
+
+/** The raw body, bounded by `limit`, the budget and the upload timeouts. */
+function collect(req: ClientRequest, limit: number, signal: AbortSignal, reservation: BodyReservation, timeouts: UploadTimeouts): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const finish = (err: GatewayError | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(idle);
+      clearTimeout(total);
+      signal.removeEventListener('abort', onAbort);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onGone);
+      req.off('close', onClose);
+      if (err === undefined) resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+      else reject(err);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) return finish(bodyTooLarge(limit));
+      try {
+        reservation.cover(size);
+      } catch (err) {
+        return finish(err as GatewayError);
+      }
+      chunks.push(chunk);
+      idle.refresh();
+    };
+    const onEnd = (): void => finish(undefined);
+    const onGone = (err?: unknown): void => finish(new GatewayError('client_gone', 'the client went away while sending the request body', { cause: err }));
+    const onClose = (): void => {
+      if (!req.complete) onGone();
+    };
+    // The scope was stopped (the client left, shutdown): the upload is abandoned.
+    const onAbort = (): void => {
+      req.destroy();
+      onGone(signal.reason);
+    };
+    const idle = setTimeout(() => finish(uploadTimedOut('idle', timeouts)), timeouts.idleMs);
+    const total = setTimeout(() => finish(uploadTimedOut('total', timeouts)), timeouts.totalMs);
+    idle.unref();
+    total.unref();
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onGone);
+    req.once('close', onClose);
+  });
+}
+
+/**
+ * Undoes one content coding of `input`, bounded: output past `limit` stops the decoder at once
+ * (413), and every decoded byte is reserved in the budget on top of the input still held.
+ */
+function inflate(input: Buffer, coding: string, limit: number, reservation: BodyReservation): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const decoder = requestDecoder(coding);
+    if (decoder === undefined) return reject(undecodableBody(coding, 'no decoder'));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const fail = (err: GatewayError): void => {
+      if (settled) return;
+      settled = true;
+      decoder.destroy();
+      reject(err);
+    };
+    decoder.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      size += chunk.length;
+      if (size > limit) return fail(new GatewayError('body_too_large', `request body exceeds the listener limit of ${limit} bytes once decoded (${coding}) (ClientTrafficPolicy connection.bufferLimit)`));
+      try {
+        reservation.cover(input.length + size);
+      } catch (err) {
+        return fail(err as GatewayError);
+      }
+      chunks.push(chunk);
+    });
+    decoder.on('error', (err: Error) => fail(undecodableBody(coding, err.message)));
+    decoder.on('end', () => {
+      if (settled) return;
+      settled = true;
+      resolve(Buffer.concat(chunks, size));
+    });
+    decoder.end(input);
+  });
 }

@@ -20,9 +20,10 @@ export interface LingerLimits {
 export const DEFAULT_LINGER: LingerLimits = { totalMs: 30_000, idleMs: 5_000, maxBytes: 256 * 1024 * 1024 };
 
 /**
- * Refuses a request whose body may still be arriving (over the body limit, or the gateway is
- * shutting down). A request whose body is all here gets an ordinary answer (`Connection: close`
- * only if `draining`). Otherwise the answer is written whole (with `Connection: close` on
+ * Refuses a request whose body may still be arriving (over the body limit, no room in the body
+ * budget, an unsupported coding, the gateway is shutting down). A request whose body is all here
+ * gets an ordinary answer (`Connection: close` only if `draining`; `Retry-After` if the error has
+ * one). Otherwise the answer is written whole (with `Connection: close` on
  * HTTP/1.1) but not ended, and the rest of the upload is read and thrown away until the client
  * has sent it all or gives up, or a `limits` bound is reached; only then does the response end
  * and the connection close. Closing at once would leave unread upload bytes in the socket, the
@@ -36,7 +37,9 @@ export function refuseUpload(req: ClientRequest, res: ClientResponse, err: Gatew
     return;
   }
   const body = JSON.stringify(toOpenAIError(err));
-  res.writeHead(err.status, jsonHeaders(body, opts.requestId, h1));
+  const headers = jsonHeaders(body, opts.requestId, h1);
+  if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
+  res.writeHead(err.status, headers);
   // Both response kinds are Writables; the union's overloads are not callable as one.
   const out: Writable = res;
   out.write(body);

@@ -1,7 +1,7 @@
 import { Agent } from 'undici';
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
-import { Gateway, type ApplyOutcome, type ConfigSource, type UpstreamTimeouts } from '../gateway/index.js';
+import { Gateway, type ApplyOutcome, type ConfigSource, type UploadOptions, type UpstreamTimeouts } from '../gateway/index.js';
 import { startAdminServer, type AdminServer } from '../observability/admin-server.js';
 import type { Logger } from '../observability/logger.js';
 import { createHandler } from './handler.js';
@@ -24,6 +24,8 @@ export interface StandaloneOptions {
   readonly shutdownGraceMs?: number;
   /** How long to wait for model servers, by phase; unset fields keep the core's defaults. */
   readonly timeouts?: Partial<UpstreamTimeouts>;
+  /** The global request-body budget and the upload timeouts; unset fields keep the core's defaults. */
+  readonly uploads?: UploadOptions;
   /** Time between two scrapes of one endpoint's /metrics. Default 50 ms; 0 turns scraping off. */
   readonly scrapeIntervalMs?: number;
   /** A scrape slower than this fails. Default 1000 ms. */
@@ -123,6 +125,7 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
       ...(opts.stalenessMs === undefined ? {} : { stalenessMs: opts.stalenessMs }),
       ...(opts.random === undefined ? {} : { random: opts.random }),
       ...(opts.timeouts === undefined ? {} : { timeouts: opts.timeouts }),
+      ...(opts.uploads === undefined ? {} : { uploads: opts.uploads }),
     });
     await listeners.reconcile(new Set(core.runtime?.snapshot.listeners.keys() ?? []));
   } catch (err) {

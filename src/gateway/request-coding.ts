@@ -1,0 +1,43 @@
+import { GatewayError } from '../core/errors.js';
+
+/**
+ * The request content codings the gateway decodes (RFC 9110 §8.4.1): gzip (and its old name
+ * x-gzip), deflate (the zlib format, RFC 1950), br (RFC 7932), and zstd (RFC 8878) where the
+ * data plane's runtime can decode it (Node.js ≥ 22.15). The gateway must read the body to route
+ * it, and a model server must read the same bytes the gateway read, so a body is always decoded
+ * and forwarded as identity, without `Content-Encoding`: a coding it cannot decode is refused
+ * (415), never passed on unread.
+ */
+export const REQUEST_CODINGS: readonly string[] = ['gzip', 'x-gzip', 'deflate', 'br', 'zstd'];
+
+/** At most this many codings applied one over another (`gzip, br`); more is refused (415). */
+export const MAX_REQUEST_CODINGS = 3;
+
+/**
+ * The codings of a request's `Content-Encoding` header, in the order they were applied (decode in
+ * reverse), without `identity`. `canDecode` says which of REQUEST_CODINGS the data plane decodes.
+ * Throws 415 `unsupported_content_encoding` for any other coding, or for more than
+ * MAX_REQUEST_CODINGS of them.
+ */
+export function requestCodings(header: string | readonly string[] | undefined, canDecode: (coding: string) => boolean): string[] {
+  if (header === undefined) return [];
+  const joined = typeof header === 'string' ? header : header.join(',');
+  const applied = joined
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+  const unknown = applied.find((c) => !REQUEST_CODINGS.includes(c) || !canDecode(c));
+  if (unknown !== undefined) {
+    const accepted = REQUEST_CODINGS.filter(canDecode).join(', ');
+    throw new GatewayError('unsupported_content_encoding', `request Content-Encoding "${unknown.slice(0, 40)}" is not supported; send the body uncompressed or with one of: ${accepted}`);
+  }
+  if (applied.length > MAX_REQUEST_CODINGS) {
+    throw new GatewayError('unsupported_content_encoding', `request Content-Encoding applies ${applied.length} codings; at most ${MAX_REQUEST_CODINGS} are decoded`);
+  }
+  return applied;
+}
+
+/** The refusal of a body its `Content-Encoding` does not describe (corrupt, truncated, or plain). */
+export function undecodableBody(coding: string, detail: string): GatewayError {
+  return new GatewayError('invalid_content_encoding', `request body is not valid ${coding} data, as its Content-Encoding says: ${detail}`);
+}

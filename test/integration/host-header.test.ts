@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { answer, chatRequest, startFakeEnv, type FakeEnv } from '../support/fake-engines.js';
+import { finalStatus, rawConnect } from '../support/raw-http.js';
+
+const BODY = chatRequest(false);
+
+/** A request written by hand: `lines` are the request line and header lines as sent. */
+function raw(lines: readonly string[], body = BODY): string {
+  return `${lines.join('\r\n')}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+describe('a request with more than one authority is refused with 400 invalid_host (RFC 9112 §3.2)', { timeout: 120_000 }, () => {
+  let env: FakeEnv;
+  let port: number;
+
+  before(async () => {
+    env = await startFakeEnv({ '127.0.16.4': (_req, res, seen) => answer(res, seen) }, { 'fake-0': '127.0.16.4' });
+    port = env.port;
+  });
+
+  after(async () => {
+    await env?.close();
+  });
+
+  const cases: ReadonlyArray<readonly [string, readonly string[]]> = [
+    ['two different Host headers', ['POST /v1/chat/completions HTTP/1.1', 'Host: gateway', 'X-Request-Id: two-hosts', 'Host: other.example']],
+    ['the same Host twice', ['POST /v1/chat/completions HTTP/1.1', 'Host: gateway', 'host: gateway', 'X-Request-Id: same-host-twice']],
+    ['an absolute-form target naming another authority', ['POST http://other.example/v1/chat/completions HTTP/1.1', 'Host: gateway', 'X-Request-Id: absolute-other']],
+  ];
+
+  for (const [what, lines] of cases) {
+    test(`${what}: 400 invalid_host, not forwarded, and the connection closes`, async () => {
+      const id = /X-Request-Id: (\S+)/.exec(lines.join('\n'))?.[1] ?? '';
+      const conn = await rawConnect(port);
+      // A second request behind it on the same connection must not be read as a new one.
+      conn.socket.write(raw(lines) + raw(['POST /v1/chat/completions HTTP/1.1', 'Host: gateway', `X-Request-Id: ${id}-next`]));
+      const { text } = await conn.closed();
+      assert.equal(finalStatus(text), 400, text.slice(0, 300));
+      assert.match(text, /"code":"invalid_host"/);
+      assert.equal((text.match(/HTTP\/1\.1 \d{3}/g) ?? []).length, 1, 'one answer, then the connection closed');
+      const line = await env.gateway.waitForLog((l) => l.msg === 'Request Handled' && l['requestId'] === id);
+      assert.equal(line['code'], 'invalid_host');
+      assert.equal(env.fakes.seen.find((s) => s.requestId?.startsWith(id) === true), undefined);
+    });
+  }
+
+  test('one Host is served as before', async () => {
+    const conn = await rawConnect(port);
+    conn.socket.write(raw(['POST /v1/chat/completions HTTP/1.1', 'Host: gateway', 'X-Request-Id: one-host', 'Connection: close']));
+    const { text } = await conn.closed();
+    assert.equal(finalStatus(text), 200, text.slice(0, 300));
+  });
+});
