@@ -21,7 +21,8 @@ import { debugEndpoints } from './debug-endpoints.js';
 import { baseModels, modelsAnswer } from './model-list.js';
 import { Pipeline } from './pipeline.js';
 import { RequestHandle, type RequestDeps, type RequestInit } from './request.js';
-import { buildRuntime, RuntimeBuildError, type Runtime } from './runtime.js';
+import { buildRuntime, peerGroups, RuntimeBuildError, type Runtime } from './runtime.js';
+import type { Endpoint } from '../core/endpoint.js';
 import { DEFAULT_TIMEOUTS, type UpstreamTimeouts } from './timeouts.js';
 
 export interface GatewayOptions {
@@ -120,7 +121,11 @@ export class Gateway {
       {
         onEjected: (e, failures, forMs, reason) => logger.warn({ endpoint: e.name, address: e.key, failures, ejectedMs: forMs, reason }, 'endpoint ejected: requests failing; not scheduled'),
         onReturned: (e) => logger.info({ endpoint: e.name, address: e.key }, 'endpoint returned after ejection'),
+        onEjectionCapped: (e, reason) => logger.warn({ endpoint: e.name, address: e.key, reason }, 'endpoint not ejected: its pool is at its ejection limit (maxEjectionPercent)'),
+        onBackoff: (e, forMs, reason) => logger.info({ endpoint: e.name, address: e.key, backoffMs: Math.round(forMs), reason }, 'endpoint backed off: scheduled only when no other is free'),
       },
+      () => performance.now(),
+      (e) => this.#peerGroups(e),
     );
     this.#lister = scrapeIntervalMs > 0 ? new ModelLister({}, () => this.#refreshModels()) : undefined;
     this.#discovery = new EndpointDiscovery(this.#registry, {
@@ -272,6 +277,11 @@ export class Gateway {
     }
     for (const e of endpoints) for (const m of e.servedModels ?? []) known.add(m.id);
     this.#knownModels = known;
+  }
+
+  /** The groups passive health judges an endpoint with (runtime.ts `peerGroups`). */
+  #peerGroups(endpoint: Endpoint): Array<readonly Endpoint[]> {
+    return peerGroups(this.#runtime, endpoint);
   }
 
   #wakeGates(): void {

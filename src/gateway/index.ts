@@ -3,10 +3,12 @@
  * server) and the CLI use. Data planes import from here and from `core/`, nothing deeper.
  */
 export { Gateway, type AfterSwap, type BeforeSwap, type GatewayOptions } from './gateway.js';
+export { isServerFault, retryAfterMs } from './blame.js';
+export { requestLineAnswer, type OwnAnswer } from './request-line.js';
 export { handshakeTimeout, legError, type PairBlame, type PdPlan, type PrefillOutcome } from './pd.js';
 export { bodyTooLarge, RequestHandle, type Decision, type Outcome, type RequestInit, type ResponsePlan } from './request.js';
 export type { UpstreamTimeouts } from './timeouts.js';
-export { DEFAULT_TIMEOUTS } from './timeouts.js';
+export { DEFAULT_TIMEOUTS, silenceCondemns } from './timeouts.js';
 export type { RouteRequest } from '../config/route-table.js';
 export type { Snapshot } from '../config/snapshot.js';
 export type { ApplyOutcome, ConfigSource } from '../config/source.js';

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { asGatewayError, GatewayError } from '../core/errors.js';
-import { bodyTooLarge, type Gateway, type RouteRequest } from '../gateway/index.js';
+import { bodyTooLarge, requestLineAnswer, type Gateway, type RouteRequest } from '../gateway/index.js';
 import { authorityOf, isHttp2, type ClientRequest, type ClientResponse } from './client.js';
 import { forward } from './forward.js';
 import { forwardPd } from './forward-pd.js';
@@ -77,6 +77,14 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
   let stream = false;
   try {
     if (deps.inFlight.draining) throw new GatewayError('gateway_shutting_down', 'the gateway is shutting down; retry the request (another instance will serve it)');
+    // Requests no model server serves (OPTIONS *, TRACE, CONNECT, other schemes) are answered here.
+    const line = requestLineAnswer(rr.method, req.url ?? '');
+    if (line !== undefined) {
+      res.writeHead(line.status, { ...line.headers, 'content-length': '0', 'x-request-id': handle.id, ...(closeConnection() ? { connection: 'close' } : {}) });
+      res.end();
+      handle.finished({ status: line.status, bytesOut: 0 });
+      return;
+    }
     const own = rr.method === 'GET' ? gateway.modelsAnswer(port, rr.path) : undefined;
     if (own !== undefined) {
       sendJson(res, own.status, own.body, handle.id, closeConnection());

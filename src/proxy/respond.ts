@@ -37,6 +37,7 @@ export function sendError(res: ClientResponse, err: GatewayError, opts: ErrorRes
   const body = JSON.stringify(toOpenAIError(err));
   const headers = jsonHeaders(body, opts.requestId, opts.close);
   if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
+  if (err.allow !== undefined) headers['allow'] = err.allow;
   res.writeHead(err.status, headers);
   res.end(body);
 }
