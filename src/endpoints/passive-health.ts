@@ -56,8 +56,10 @@ export const DEFAULT_PASSIVE_HEALTH: PassiveHealthOptions = {
 
 /** Weight of one answer in an endpoint's moving error share (about the last 10 answers count). */
 const ERROR_SHARE_WEIGHT = 0.1;
-/** Answers an endpoint (and a peer) must have given before its error share is compared. */
-const MIN_ANSWERS = 8;
+/** Outcomes an endpoint must have before its error share is judged (a warm-up, not a verdict on one answer). */
+const MIN_OUTCOMES = 5;
+/** Outcomes a peer must have to be compared with: few, so a magnet is caught before it drew most requests. */
+const MIN_PEER_OUTCOMES = 3;
 
 export interface PassiveHealthEvents {
   readonly onEjected?: (endpoint: Endpoint, failures: number, forMs: number, reason: string) => void;
@@ -169,12 +171,13 @@ export class PassiveHealth {
     return true;
   }
 
-  /** Its error share is `outlierErrorGap` above the lowest of a group's peers with enough answers. */
+  /** Its error share is `outlierErrorGap` above the lowest of a group's peers with enough outcomes. */
   #isErrorOutlier(endpoint: Endpoint): boolean {
-    if (endpoint.answers < MIN_ANSWERS) return false;
+    if (endpoint.answers < MIN_OUTCOMES) return false;
+    const own = errorShare(endpoint);
     for (const group of this.#peers(endpoint)) {
       for (const e of group) {
-        if (e !== endpoint && e.answers >= MIN_ANSWERS && endpoint.errorShare - e.errorShare >= this.#options.outlierErrorGap) return true;
+        if (e !== endpoint && e.answers >= MIN_PEER_OUTCOMES && own - errorShare(e) >= this.#options.outlierErrorGap) return true;
       }
     }
     return false;
@@ -186,6 +189,14 @@ export class PassiveHealth {
     endpoint.backoffUntil = until;
     this.#events.onBackoff?.(endpoint, forMs, reason);
   }
+}
+
+/**
+ * The endpoint's error share corrected for its warm-up (the moving average starts at 0: divided by
+ * 1 − 0.9ⁿ after n outcomes, it is the plain average of few outcomes and the moving one of many).
+ */
+function errorShare(endpoint: Endpoint): number {
+  return endpoint.answers === 0 ? 0 : endpoint.errorShare / (1 - (1 - ERROR_SHARE_WEIGHT) ** endpoint.answers);
 }
 
 /** One more outcome in the endpoint's moving error share. */

@@ -182,7 +182,7 @@ for (const failing of [
     });
 
     test('it gets a small share of the requests, and every other request succeeds', async () => {
-      const N = 120;
+      const N = 200;
       const pods: Array<string | null> = [];
       let next = 0;
       // Four clients at once, as a pool under some load.
