@@ -132,6 +132,18 @@ export class Endpoint {
   ejectedUntil = 0;
   /** Ejections so far; each lasts longer. Cleared by a success after returning. */
   ejections = 0;
+  /**
+   * `performance.now()` until which the endpoint is backed off: it answered 429 (full), or fails
+   * far more of its requests than its peers. Scheduled only when no other candidate is free of
+   * back-off; 0 when it is not backed off.
+   */
+  backoffUntil = 0;
+  /** 429 answers in a row (each backs off twice as long). */
+  consecutiveFull = 0;
+  /** Outcomes judged so far (answers and failures), for the error share's warm-up. */
+  answers = 0;
+  /** Moving share in [0, 1] of recent outcomes that failed (4xx, 5xx, unreachable, reset, timed out). */
+  errorShare = 0;
 
   constructor(init: EndpointInit) {
     this.address = init.address;
@@ -180,6 +192,11 @@ export class Endpoint {
   /** The server answered (a scrape reached it, or its model list): it is no longer new. */
   contacted(): void {
     this.awaitingFirstContact = false;
+  }
+
+  /** True while passive health backs the endpoint off (it said it is full, or fails far more than its peers). */
+  backedOff(now: number): boolean {
+    return now < this.backoffUntil;
   }
 
   /** Milliseconds since the last successful scrape; Infinity before the first. */

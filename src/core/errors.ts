@@ -19,6 +19,10 @@ export const ERROR_CODES = {
   route_not_found: { status: 404, type: 'not_found_error' },
   model_not_found: { status: 404, type: 'not_found_error' },
   method_not_allowed: { status: 405, type: 'invalid_request_error' },
+  /** The request target is not one a model server serves (`*` beyond OPTIONS, another scheme, authority-form). */
+  invalid_request_target: { status: 400, type: 'invalid_request_error' },
+  /** The request has a method, target or header the upstream HTTP client refuses to send. */
+  unforwardable_request: { status: 400, type: 'invalid_request_error' },
   body_too_large: { status: 413, type: 'invalid_request_error' },
   /** A request `Content-Encoding` the gateway does not decode. */
   unsupported_content_encoding: { status: 415, type: 'invalid_request_error' },
@@ -58,14 +62,17 @@ export class GatewayError extends Error {
   readonly type: string;
   /** Seconds for a `Retry-After` header, when the client may retry later. */
   readonly retryAfterSeconds: number | undefined;
+  /** The methods for an `Allow` header (a 405 must send one, RFC 9110 §15.5.6). */
+  readonly allow: string | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number; allow?: string }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'GatewayError';
     this.code = code;
     this.status = ERROR_CODES[code].status;
     this.type = ERROR_CODES[code].type;
     this.retryAfterSeconds = options?.retryAfterSeconds;
+    this.allow = options?.allow;
   }
 }
 

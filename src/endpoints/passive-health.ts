@@ -4,6 +4,11 @@ import type { Endpoint } from '../core/endpoint.js';
  * Passive health (Envoy's outlier detection is the model): an endpoint whose requests fail
  * several times in a row is ejected for a while, whatever its /metrics say — an engine whose
  * metrics answer while its completions hang looks idle and would otherwise attract traffic.
+ *
+ * Only evidence that the server misbehaved counts (the caller decides what is evidence:
+ * gateway/blame.ts); ejection never removes more than `maxEjectionPercent` of a pool; and an
+ * endpoint that answers fast but uselessly (429, or far more 4xx/5xx than its peers) is backed
+ * off: scheduled only when nothing else is (docs/routing.md, "Passive health").
  */
 export interface PassiveHealthOptions {
   /** Consecutive failed requests that eject an endpoint. Default 5 (Envoy's `consecutive_5xx`). */
@@ -12,33 +17,87 @@ export interface PassiveHealthOptions {
   readonly baseEjectionMs: number;
   /** Longest ejection, in ms. Default 300 000 (Envoy's `max_ejection_time`). */
   readonly maxEjectionMs: number;
+  /**
+   * Most of a pool (per prefill/decode role) that may be ejected at once, in percent, rounded
+   * down but at least one endpoint when the group has two or more (a group of one is never
+   * ejected: the panic rule would schedule it anyway). Default 50. Envoy's
+   * `max_ejection_percent` defaults to 10 %, which in pools of 2–4 pods means one ejection at
+   * most anyway; 50 % keeps half a pool serving whatever a burst of failures says, so no client
+   * input and no correlated fault can take a whole pool out of rotation.
+   */
+  readonly maxEjectionPercent: number;
+  /**
+   * Back-off after a 429 that names no `Retry-After`: this many ms for the first, doubling for
+   * each further 429 in a row, at most `maxBackoffMs`. Default 1 000.
+   */
+  readonly baseBackoffMs: number;
+  /** Longest back-off (a `Retry-After` is honoured up to this), in ms. Default 60 000. */
+  readonly maxBackoffMs: number;
+  /**
+   * An endpoint whose share of failed answers (4xx or 5xx, a moving average over its recent
+   * answers) exceeds the lowest share among its peers by at least this much is backed off for
+   * `outlierBackoffMs`. Default 0.5: a pod failing every request beside pods that serve.
+   */
+  readonly outlierErrorGap: number;
+  /** Back-off of an error-rate outlier, in ms. Default 10 000. */
+  readonly outlierBackoffMs: number;
 }
 
-export const DEFAULT_PASSIVE_HEALTH: PassiveHealthOptions = { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000 };
+export const DEFAULT_PASSIVE_HEALTH: PassiveHealthOptions = {
+  consecutiveFailures: 5,
+  baseEjectionMs: 30_000,
+  maxEjectionMs: 300_000,
+  maxEjectionPercent: 50,
+  baseBackoffMs: 1_000,
+  maxBackoffMs: 60_000,
+  outlierErrorGap: 0.5,
+  outlierBackoffMs: 10_000,
+};
+
+/** Weight of one answer in an endpoint's moving error share (about the last 10 answers count). */
+const ERROR_SHARE_WEIGHT = 0.1;
+/** Outcomes an endpoint must have before its error share is judged (a warm-up, not a verdict on one answer). */
+const MIN_OUTCOMES = 5;
+/** Outcomes a peer must have to be compared with: few, so a magnet is caught before it drew most requests. */
+const MIN_PEER_OUTCOMES = 3;
 
 export interface PassiveHealthEvents {
   readonly onEjected?: (endpoint: Endpoint, failures: number, forMs: number, reason: string) => void;
   readonly onReturned?: (endpoint: Endpoint) => void;
+  /** An ejection was due but would have taken more than `maxEjectionPercent` of a pool. */
+  readonly onEjectionCapped?: (endpoint: Endpoint, reason: string) => void;
+  readonly onBackoff?: (endpoint: Endpoint, forMs: number, reason: string) => void;
 }
 
 /**
- * Counts each endpoint's request outcomes. A failure is an upstream that could not be reached,
- * reset the connection, timed out or answered 5xx; any other answer is a success and resets the
- * count. After `consecutiveFailures` the endpoint is ejected (`Endpoint.ejectedUntil`) for
- * `baseEjectionMs × n` (n = its ejection count, capped at `maxEjectionMs`); it returns by itself
- * when the time is up, and a success after that clears its ejection count.
+ * The groups of endpoints an endpoint is judged with: per pool it belongs to, the endpoints that
+ * can take the same requests (its role's). Ejection caps and error-share comparisons use them.
+ */
+export type PeerGroups = (endpoint: Endpoint) => Iterable<readonly Endpoint[]>;
+
+/**
+ * Counts each endpoint's request outcomes. `failed` is evidence the server misbehaved (it could
+ * not be reached, reset the connection, timed out, answered 5xx); `answered` is any answer it
+ * gave (status code): a non-5xx answer resets the failure count. After `consecutiveFailures` the
+ * endpoint is ejected (`Endpoint.ejectedUntil`) for `baseEjectionMs × n` (n = its ejection count,
+ * capped at `maxEjectionMs`) unless that would eject more than `maxEjectionPercent` of a group it
+ * belongs to (it then stays in, its count at the threshold, and the next failure tries again);
+ * it returns by itself when the time is up, and a success after that clears its ejection count.
  */
 export class PassiveHealth {
   readonly #options: PassiveHealthOptions;
   readonly #events: PassiveHealthEvents;
   readonly #now: () => number;
+  readonly #peers: PeerGroups;
 
-  constructor(options: PassiveHealthOptions = DEFAULT_PASSIVE_HEALTH, events: PassiveHealthEvents = {}, now: () => number = () => performance.now()) {
+  constructor(options: PassiveHealthOptions = DEFAULT_PASSIVE_HEALTH, events: PassiveHealthEvents = {}, now: () => number = () => performance.now(), peers: PeerGroups = () => []) {
     this.#options = options;
     this.#events = events;
     this.#now = now;
+    this.#peers = peers;
   }
 
+  /** The endpoint served the request (any answer below 500 that is not judged by `answered`). */
   succeeded(endpoint: Endpoint): void {
     endpoint.consecutiveFailures = 0;
     if (endpoint.ejectedUntil !== 0 && this.#now() >= endpoint.ejectedUntil) {
@@ -48,14 +107,117 @@ export class PassiveHealth {
     }
   }
 
+  /**
+   * The endpoint answered with `status`. 5xx (but 501 and 505, which are about the request) is a
+   * failure; anything else a success for ejection. 429 (and a 503 with `Retry-After`) backs it
+   * off (`retryAfterMs`, its `Retry-After`, when given); every answer updates its error share, and one far above its
+   * peers' backs it off too.
+   */
+  answered(endpoint: Endpoint, status: number, retryAfterMs?: number): void {
+    const failedAnswer = status >= 400;
+    record(endpoint, failedAnswer);
+    if (isServerFaultStatus(status)) this.#failure(endpoint, `status ${status}`);
+    else this.succeeded(endpoint);
+    // 429, or a 503 that says when to come back: the server is full, not broken.
+    if (status === 429 || (status === 503 && retryAfterMs !== undefined)) {
+      endpoint.consecutiveFull++;
+      const o = this.#options;
+      const forMs = Math.min(o.maxBackoffMs, retryAfterMs ?? o.baseBackoffMs * 2 ** Math.min(20, endpoint.consecutiveFull - 1));
+      this.#backOff(endpoint, forMs, `answered ${status} (full)`);
+      return;
+    }
+    endpoint.consecutiveFull = 0;
+    if (failedAnswer) this.#judgeShare(endpoint);
+  }
+
+  /**
+   * Evidence that the endpoint misbehaved without an answer (`reason`: the error code): it could
+   * not be reached, reset the connection or timed out.
+   */
   failed(endpoint: Endpoint, reason: string): void {
+    record(endpoint, true);
+    this.#failure(endpoint, reason);
+    this.#judgeShare(endpoint);
+  }
+
+  #judgeShare(endpoint: Endpoint): void {
+    if (this.#isErrorOutlier(endpoint)) this.#backOff(endpoint, this.#options.outlierBackoffMs, `error share ${endpoint.errorShare.toFixed(2)} far above its peers'`);
+  }
+
+  #failure(endpoint: Endpoint, reason: string): void {
     endpoint.consecutiveFailures++;
     const now = this.#now();
     if (endpoint.consecutiveFailures < this.#options.consecutiveFailures || now < endpoint.ejectedUntil) return;
+    if (!this.#mayEject(endpoint, now)) {
+      // Stays at the threshold: the next failure ejects it once a slot is free.
+      endpoint.consecutiveFailures = this.#options.consecutiveFailures - 1;
+      this.#events.onEjectionCapped?.(endpoint, reason);
+      return;
+    }
     endpoint.ejections++;
     const forMs = Math.min(this.#options.maxEjectionMs, this.#options.baseEjectionMs * endpoint.ejections);
     endpoint.ejectedUntil = now + forMs;
     endpoint.consecutiveFailures = 0;
     this.#events.onEjected?.(endpoint, this.#options.consecutiveFailures, forMs, reason);
   }
+
+  /** Ejecting `endpoint` keeps every group it belongs to within `maxEjectionPercent`. */
+  #mayEject(endpoint: Endpoint, now: number): boolean {
+    for (const group of this.#peers(endpoint)) {
+      let ejected = 0;
+      for (const e of group) if (e !== endpoint && now < e.ejectedUntil) ejected++;
+      if (ejected + 1 > maxEjected(group.length, this.#options.maxEjectionPercent)) return false;
+    }
+    return true;
+  }
+
+  /** Its error share is `outlierErrorGap` above the lowest of a group's peers with enough outcomes. */
+  #isErrorOutlier(endpoint: Endpoint): boolean {
+    if (endpoint.answers < MIN_OUTCOMES) return false;
+    const own = errorShare(endpoint);
+    for (const group of this.#peers(endpoint)) {
+      for (const e of group) {
+        if (e !== endpoint && e.answers >= MIN_PEER_OUTCOMES && own - errorShare(e) >= this.#options.outlierErrorGap) return true;
+      }
+    }
+    return false;
+  }
+
+  #backOff(endpoint: Endpoint, forMs: number, reason: string): void {
+    const until = this.#now() + Math.max(0, forMs);
+    if (until <= endpoint.backoffUntil) return;
+    endpoint.backoffUntil = until;
+    this.#events.onBackoff?.(endpoint, forMs, reason);
+  }
+}
+
+/**
+ * The endpoint's error share corrected for its warm-up (the moving average starts at 0: divided by
+ * 1 − 0.9ⁿ after n outcomes, it is the plain average of few outcomes and the moving one of many).
+ */
+function errorShare(endpoint: Endpoint): number {
+  return endpoint.answers === 0 ? 0 : endpoint.errorShare / (1 - (1 - ERROR_SHARE_WEIGHT) ** endpoint.answers);
+}
+
+/** One more outcome in the endpoint's moving error share. */
+function record(endpoint: Endpoint, bad: boolean): void {
+  endpoint.answers++;
+  endpoint.errorShare += ERROR_SHARE_WEIGHT * ((bad ? 1 : 0) - endpoint.errorShare);
+}
+
+/**
+ * How many of a group of `size` endpoints may be ejected at once: `percent` of it rounded down,
+ * but at least one when the group has two or more; none of a group of one.
+ */
+export function maxEjected(size: number, percent: number): number {
+  if (size < 2) return 0;
+  return Math.max(1, Math.floor((size * percent) / 100));
+}
+
+/**
+ * A status that is evidence the server failed: 5xx, except 501 (Not Implemented: the method is
+ * the request's) and 505 (HTTP Version Not Supported: the request's too).
+ */
+export function isServerFaultStatus(status: number): boolean {
+  return status >= 500 && status !== 501 && status !== 505;
 }

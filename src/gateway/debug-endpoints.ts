@@ -33,6 +33,9 @@ export function debugEndpoints(runtime: Runtime, prefixIndex: PrefixIndex, handl
           healthy: e.healthy,
           ejectedForMs: e.ejectedUntil > now ? Math.round(e.ejectedUntil - now) : 0,
           consecutiveFailures: e.consecutiveFailures,
+          // Backed off by passive health (a 429, or far more failures than its peers): scheduled only when no other is free.
+          backoffForMs: e.backoffUntil > now ? Math.round(e.backoffUntil - now) : 0,
+          errorShare: round(e.errorShare),
           lastScrapeError: e.lastScrapeError,
           metricsAgeMs: Number.isFinite(age) ? Math.round(age) : null,
           stale: Number.isFinite(age) ? age > handle.stalenessMs : null,

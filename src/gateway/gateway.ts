@@ -21,7 +21,8 @@ import { debugEndpoints } from './debug-endpoints.js';
 import { baseModels, modelsAnswer } from './model-list.js';
 import { Pipeline } from './pipeline.js';
 import { RequestHandle, type RequestDeps, type RequestInit } from './request.js';
-import { buildRuntime, RuntimeBuildError, type Runtime } from './runtime.js';
+import { buildRuntime, peerGroups, RuntimeBuildError, type Runtime } from './runtime.js';
+import type { Endpoint } from '../core/endpoint.js';
 import { DEFAULT_TIMEOUTS, type UpstreamTimeouts } from './timeouts.js';
 import { uploadPolicy, type UploadOptions, type UploadPolicy } from './upload.js';
 
@@ -128,7 +129,11 @@ export class Gateway {
       {
         onEjected: (e, failures, forMs, reason) => logger.warn({ endpoint: e.name, address: e.key, failures, ejectedMs: forMs, reason }, 'endpoint ejected: requests failing; not scheduled'),
         onReturned: (e) => logger.info({ endpoint: e.name, address: e.key }, 'endpoint returned after ejection'),
+        onEjectionCapped: (e, reason) => logger.warn({ endpoint: e.name, address: e.key, reason }, 'endpoint not ejected: its pool is at its ejection limit (maxEjectionPercent)'),
+        onBackoff: (e, forMs, reason) => logger.info({ endpoint: e.name, address: e.key, backoffMs: Math.round(forMs), reason }, 'endpoint backed off: scheduled only when no other is free'),
       },
+      () => performance.now(),
+      (e) => this.#peerGroups(e),
     );
     this.#lister = scrapeIntervalMs > 0 ? new ModelLister({}, () => this.#refreshModels()) : undefined;
     this.#discovery = new EndpointDiscovery(this.#registry, {
@@ -297,6 +302,11 @@ export class Gateway {
       this.#logger.warn({ pool: p.config.key, selector }, 'pool selects no serving pod: its requests get 503 until one appears');
     }
     this.#emptyPools = empty;
+  }
+
+  /** The groups passive health judges an endpoint with (runtime.ts `peerGroups`). */
+  #peerGroups(endpoint: Endpoint): Array<readonly Endpoint[]> {
+    return peerGroups(this.#runtime, endpoint);
   }
 
   #wakeGates(): void {

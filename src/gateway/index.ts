@@ -3,11 +3,13 @@
  * server) and the CLI use. Data planes import from here and from `core/`, nothing deeper.
  */
 export { Gateway, type AfterSwap, type BeforeSwap, type GatewayOptions } from './gateway.js';
+export { isServerFault, retryAfterMs } from './blame.js';
+export { requestLineAnswer, type OwnAnswer } from './request-line.js';
 export { handshakeTimeout, legError, type PairBlame, type PdPlan, type PrefillOutcome } from './pd.js';
 export { bodyTooLarge, RequestHandle, type Decision, type Outcome, type RequestInit, type ResponsePlan } from './request.js';
 export { MAX_REQUEST_TARGET_BYTES, normalizeRequestTarget, parseRequestTarget, type RequestTarget } from './request-path.js';
 export type { UpstreamTimeouts } from './timeouts.js';
-export { DEFAULT_TIMEOUTS } from './timeouts.js';
+export { DEFAULT_TIMEOUTS, silenceCondemns } from './timeouts.js';
 export { BodyBudget, BodyReservation, defaultBodyBudgetBytes } from './body-budget.js';
 export { hostProblem } from './host-header.js';
 export { requestCodings, undecodableBody } from './request-coding.js';

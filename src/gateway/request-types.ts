@@ -83,5 +83,3 @@ export interface RequestDeps {
   readonly knownModel: (model: string) => boolean;
 }
 
-/** Failures that count against an endpoint's passive health: it did not answer properly. */
-export const ENDPOINT_FAILURES: ReadonlySet<string> = new Set(['upstream_unavailable', 'upstream_reset', 'upstream_invalid_response', 'upstream_timeout']);

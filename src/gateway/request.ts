@@ -13,7 +13,8 @@ import { prefillInputLogprobs, wantsLogprobs } from './logprob-merge.js';
 import { ResponseBody } from './response-body.js';
 import type { Runtime } from './runtime.js';
 import { onPrefillAnswer, onPrefillFailure, pdDecision, planPd, type PairBlame, type PdPlan, type PrefillOutcome } from './pd.js';
-import { ENDPOINT_FAILURES, type Decision, type Leg, type Outcome, type RequestDeps, type RequestInit, type ResponsePlan } from './request-types.js';
+import { isServerFault, retryAfterMs } from './blame.js';
+import { type Decision, type Leg, type Outcome, type RequestDeps, type RequestInit, type ResponsePlan } from './request-types.js';
 
 export type { Decision, Leg, Outcome, RequestDeps, RequestInit, ResponsePlan } from './request-types.js';
 import type { FailedPair, PdLog } from './request-log.js';
@@ -76,6 +77,8 @@ export class RequestHandle {
   readonly #failedEndpoints = new Set<Endpoint>();
   #body: ResponseBody | undefined;
   #upstreamStatus: number | undefined;
+  /** The answer's `Retry-After`, in ms, when it named one. */
+  #retryAfterMs: number | undefined;
   #ttftMs: number | undefined;
   #ended = false;
 
@@ -185,7 +188,9 @@ export class RequestHandle {
    * its leg ended; `both` (a KV handshake that never completed: either side may have hung) counts
    * against both, so the one that keeps failing with every partner is the one ejected (its
    * partners' successes with other pods reset their counts); `none` (the prefill refused the
-   * request, a 4xx) judges no one. Both legs are released, and a retry avoids the blamed endpoints.
+   * request, a 4xx) judges no one. Only a failure that is evidence against a server counts
+   * (blame.ts): a pair that failed for the client's input or the gateway's own refusal judges no
+   * one whatever `blame` says. Both legs are released, and a retry avoids the blamed endpoints.
    */
   pairFailed(blame: PairBlame, error: unknown): void {
     const failure = asGatewayError(error);
@@ -196,11 +201,11 @@ export class RequestHandle {
     if (blame === 'decode') this.attemptFailed(error);
     if (blame === 'both' && plan !== undefined) {
       const d = this.#attempt;
-      if (d !== undefined && !d.released && d.judged !== true) this.#deps.passiveHealth.failed(d.endpoint, code);
+      if (d !== undefined && !d.released && d.judged !== true) this.#judgeFailure(d.endpoint, code);
       const p = this.#prefill;
       if (p !== undefined && p.endedAt === undefined) {
         p.endedAt = performance.now();
-        this.#deps.passiveHealth.failed(p.endpoint, code);
+        this.#judgeFailure(p.endpoint, code);
       }
       this.#suspects.add(plan.prefill);
       this.#suspects.add(plan.decode);
@@ -228,13 +233,14 @@ export class RequestHandle {
 
   /**
    * The prefill leg answered (its body read whole, bounded by the data plane): releases it and
-   * says what comes next (see PrefillOutcome). A 5xx counts against the endpoint's health.
+   * says what comes next (see PrefillOutcome). Its passive health hears the status (a 5xx counts
+   * against it, a 429 backs it off for `retryAfter`, the answer's `Retry-After` header).
    */
-  prefillAnswered(status: number, body: Buffer): PrefillOutcome {
+  prefillAnswered(status: number, body: Buffer, retryAfter?: string | string[]): PrefillOutcome {
     const plan = this.#pd;
     const prepared = this.#prepared;
     if (plan === undefined || prepared?.body === undefined) throw new Error('prefillAnswered() without a disaggregated decision');
-    this.#prefillEnded(status < 500 ? undefined : `status ${status}`);
+    this.#prefillEnded((e) => this.#deps.passiveHealth.answered(e, status, retryAfterMs(retryAfter)));
     const outcome = onPrefillAnswer(plan, prepared.body, status, body);
     if (outcome.kind === 'alone') this.#pdFallback = outcome.reason;
     if (outcome.kind === 'decode' && plan.protocol === 'sglang' && wantsLogprobs(prepared.request.body)) this.#inputLogprobs = prefillInputLogprobs(body);
@@ -248,20 +254,24 @@ export class RequestHandle {
     const prepared = this.#prepared;
     if (plan === undefined || prepared?.body === undefined) throw new Error('prefillFailed() without a disaggregated decision');
     const failure = asGatewayError(error);
-    this.#prefillEnded(failure.code);
+    this.#prefillEnded((e) => this.#judgeFailure(e, failure.code));
     this.#failedEndpoints.add(plan.prefill);
     const outcome = onPrefillFailure(plan, prepared.body, failure);
     if (outcome.kind === 'alone') this.#pdFallback = outcome.reason;
     return outcome;
   }
 
-  #prefillEnded(failureCode: string | undefined): void {
+  #prefillEnded(judge: (endpoint: Endpoint) => void): void {
     const a = this.#prefill;
     if (a === undefined || a.endedAt !== undefined) return;
     a.endedAt = performance.now();
-    if (failureCode !== undefined && !CLIENT_ENDED.has(failureCode)) this.#deps.passiveHealth.failed(a.endpoint, failureCode);
-    else if (failureCode === undefined) this.#deps.passiveHealth.succeeded(a.endpoint);
+    judge(a.endpoint);
     this.#release('prefill');
+  }
+
+  /** A failure without an answer: counts against `endpoint` only when it is evidence (blame.ts). */
+  #judgeFailure(endpoint: Endpoint, code: string): void {
+    if (isServerFault(code)) this.#deps.passiveHealth.failed(endpoint, code);
   }
 
   /**
@@ -290,13 +300,14 @@ export class RequestHandle {
   }
 
   /**
-   * The current attempt failed before any response (refused, reset, timed out): it counts against
-   * the endpoint's passive health and is released; the data plane may then dispatch a fallback.
+   * The current attempt failed before any response: released, and judged by its endpoint's
+   * passive health when the failure is evidence against it (refused, reset, timed out; never a
+   * request the gateway could not send). The data plane may then dispatch a fallback.
    */
   attemptFailed(error: unknown, leg: Leg = 'main'): void {
     const a = leg === 'prefill' ? this.#prefill : this.#attempt;
     if (a !== undefined && !a.released) {
-      this.#deps.passiveHealth.failed(a.endpoint, asGatewayError(error).code);
+      this.#judgeFailure(a.endpoint, asGatewayError(error).code);
       this.#failedEndpoints.add(a.endpoint);
       a.judged = true;
     }
@@ -311,6 +322,7 @@ export class RequestHandle {
   responseStarted(status: number, headers: Readonly<Record<string, string | string[] | undefined>>): ResponsePlan {
     const prepared = this.#prepared;
     this.#upstreamStatus = status;
+    this.#retryAfterMs = status === 429 || status === 503 ? retryAfterMs(headers['retry-after']) : undefined;
     const contentType = String(headers['content-type'] ?? '');
     const sse = contentType.includes('text/event-stream');
     const edits = responseHeaderEdits(this.id, this.#rule?.responseHeaders ?? null);
@@ -385,12 +397,17 @@ export class RequestHandle {
     if (prepared.backend.kind === 'pool') prepared.backend.gate.wake();
   }
 
-  /** The attempt's endpoint answered, or failed in a way that counts against it. */
+  /**
+   * The attempt's endpoint answered, or failed in a way that counts against it: a failure that is
+   * evidence (a reset or timeout mid-answer) wins over the status it had sent; otherwise the
+   * status is judged (whoever ended the exchange: a 429 still says the server is full); a request
+   * that never got an answer for any other reason (the client left, the gateway refused) judges
+   * no one.
+   */
   #recordHealth(endpoint: Endpoint | undefined, code: string | undefined): void {
-    if (endpoint === undefined || (code !== undefined && CLIENT_ENDED.has(code))) return;
-    if (code !== undefined && ENDPOINT_FAILURES.has(code)) this.#deps.passiveHealth.failed(endpoint, code);
-    else if (this.#upstreamStatus !== undefined && this.#upstreamStatus >= 500) this.#deps.passiveHealth.failed(endpoint, `status ${this.#upstreamStatus}`);
-    else if (this.#upstreamStatus !== undefined) this.#deps.passiveHealth.succeeded(endpoint);
+    if (endpoint === undefined) return;
+    if (isServerFault(code)) this.#deps.passiveHealth.failed(endpoint, code as string);
+    else if (this.#upstreamStatus !== undefined) this.#deps.passiveHealth.answered(endpoint, this.#upstreamStatus, this.#retryAfterMs);
   }
 
   /** The prefill/decode fields of the log line: pods and roles, the decision, per-leg times. */
@@ -459,10 +476,6 @@ export class RequestHandle {
     });
   }
 }
-
-
-/** Ends the client caused (it left, or stopped reading): they say nothing about a model server. */
-const CLIENT_ENDED: ReadonlySet<string> = new Set(['client_gone', 'client_stalled']);
 
 /** The refusal of a body over a listener's limit (ClientTrafficPolicy `connection.bufferLimit`). */
 export function bodyTooLarge(limit: number): GatewayError {

@@ -101,27 +101,54 @@ function admissionOptions(pool: PoolConfig, deps: RuntimeDeps): AdmissionOptions
 }
 
 /**
- * Ready endpoints (answered since they appeared, scrapes succeed, not ejected by passive health);
- * all of them when none is (a cold start serves at once):
- * a scrape outage or a burst of failures must not refuse every request (Envoy's panic threshold).
+ * The candidates, best tier first: ready endpoints (answered since they appeared, scrapes
+ * succeed, not ejected by passive health) that are not backed off (a 429, or failing far more
+ * than their peers); else ready ones; else all of them: a cold start serves at once, a scrape
+ * outage or a burst of failures must not refuse every request (Envoy's panic threshold), and a
+ * pool whose every pod says it is full still gets its requests.
  * Judged per prefill/decode role, since a request needs one of each: a pool whose decode
  * endpoints are all ejected keeps them as candidates, as a pool without roles keeps all.
  */
 function availableOrAll(members: Members, now: () => number): readonly Endpoint[] {
   const all = members.endpoints;
   const t = now();
-  const available = all.filter((e) => e.ready(t));
-  if (available.length === all.length) return all;
-  if (all.every((e) => e.role === 'both')) return available.length > 0 ? available : all;
+  const free = (e: Endpoint): boolean => e.ready(t) && !e.backedOff(t);
+  if (all.every(free)) return all;
+  const tiers = [free, (e: Endpoint): boolean => e.ready(t)];
+  const best = (group: readonly Endpoint[]): readonly Endpoint[] => {
+    for (const ok of tiers) {
+      const chosen = group.filter(ok);
+      if (chosen.length > 0) return chosen;
+    }
+    return group;
+  };
+  if (all.every((e) => e.role === 'both')) return best(all);
   // A role's candidates are its own pods and `both` pods (the role filter's rule).
-  const up = new Set(available);
   const chosen = new Set<Endpoint>();
-  for (const role of ['prefill', 'decode'] as const) {
-    const capable = all.filter((e) => e.role === role || e.role === 'both');
-    const ok = capable.filter((e) => up.has(e));
-    for (const e of ok.length > 0 ? ok : capable) chosen.add(e);
-  }
+  for (const role of ['prefill', 'decode'] as const) for (const e of best(all.filter((e) => e.role === role || e.role === 'both'))) chosen.add(e);
   return all.filter((e) => chosen.has(e));
+}
+
+/**
+ * The groups passive health judges `endpoint` with (its ejection cap, its error share against its
+ * peers'): per pool it is a member of, the endpoints that take the same requests — the pool, or
+ * in a prefill/decode pool each role's capable pods (the role filter's rule) that it is one of.
+ */
+export function peerGroups(runtime: Runtime | undefined, endpoint: Endpoint): Array<readonly Endpoint[]> {
+  const groups: Array<readonly Endpoint[]> = [];
+  for (const pool of runtime?.pools.values() ?? []) {
+    const all = pool.members.endpoints;
+    if (!all.includes(endpoint)) continue;
+    if (all.every((e) => e.role === 'both')) {
+      groups.push(all);
+      continue;
+    }
+    for (const role of ['prefill', 'decode'] as const) {
+      if (endpoint.role !== role && endpoint.role !== 'both') continue;
+      groups.push(all.filter((e) => e.role === role || e.role === 'both'));
+    }
+  }
+  return groups;
 }
 
 export function requestControls(scheduler: Scheduler): RequestControls {

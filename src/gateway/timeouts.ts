@@ -1,3 +1,5 @@
+import type { Endpoint } from '../core/endpoint.js';
+
 /**
  * How long the gateway waits for a model server, by phase. Defaults are documented in
  * docs/configuration.md ("Timeouts") with the reasons; `infergate serve` flags override them.
@@ -21,9 +23,10 @@ export interface UpstreamTimeouts {
    */
   readonly streamIdleMs: number;
   /**
-   * Silence after which a request on an endpoint that stopped answering (scrapes failing, or
-   * ejected by passive health) is ended with a clean error instead of waiting for the other
-   * timeouts. Default 5 000 ms: a streaming server sends a token every 10–100 ms.
+   * Silence after which a request on an endpoint that stopped answering is ended with a clean
+   * error instead of waiting for the other timeouts, where its silence is evidence (see
+   * `silenceCondemns`). Default 5 000 ms: a healthy server answers its /metrics every scrape and
+   * sends a stream's headers right after tokenising.
    */
   readonly unavailableIdleMs: number;
   /**
@@ -40,3 +43,21 @@ export interface UpstreamTimeouts {
 }
 
 export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { streamHeadersMs: 30_000, responseMs: 300_000, streamIdleMs: 60_000, unavailableIdleMs: 5_000, clientStallMs: 60_000 };
+
+/**
+ * Whether an attempt's silence for `unavailableIdleMs` says its endpoint stopped answering, so
+ * the attempt may be ended early. Only where silence is evidence:
+ *
+ * - the endpoint's scrapes fail (`healthy` false): its /metrics, served by the same process as
+ *   its completions, went silent too — whatever the phase;
+ * - it was ejected by passive health (requests failing) and this is a stream still waiting for
+ *   its response headers, which a serving engine sends before it queues the request.
+ *
+ * Never for an ejected endpoint's non-streamed answer (it legitimately sends nothing until the
+ * whole completion is done, minutes for a long one) nor a stream after its headers (queueing, a
+ * long prompt's prefill or a preemption can pause it for seconds).
+ */
+export function silenceCondemns(endpoint: Endpoint, attempt: { readonly streaming: boolean; readonly headersReceived: boolean }, now: number): boolean {
+  if (!endpoint.healthy) return true;
+  return attempt.streaming && !attempt.headersReceived && !endpoint.available(now);
+}

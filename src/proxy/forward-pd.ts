@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
 import { asGatewayError, GatewayError } from '../core/errors.js';
-import { handshakeTimeout, legError, type Decision, type Outcome, type PairBlame, type PdPlan, type PrefillOutcome } from '../gateway/index.js';
+import { handshakeTimeout, isServerFault, legError, type Decision, type Outcome, type PairBlame, type PdPlan, type PrefillOutcome } from '../gateway/index.js';
 import { decodeResponse } from './decode.js';
 import { forward, relay, type ForwardInput } from './forward.js';
 import { pdLegRequestHeaders } from './headers.js';
@@ -105,7 +105,8 @@ export async function forwardPd(input: ForwardInput): Promise<Outcome> {
       if (stopped !== undefined) throw stopped;
       // The core judges the blamed leg(s) and keeps them out of the retry.
       input.handle.pairFailed(err.blame, err.error);
-      if (pair > 0) throw err.error;
+      // A failure that is no server's (the request cannot be sent) fails a fresh pair the same way.
+      if (pair > 0 || !isServerFault(err.error.code)) throw err.error;
       try {
         decision = input.handle.retryPair();
       } catch {
@@ -231,7 +232,7 @@ async function sendPrefill(legs: Legs): Promise<PrefillOutcome> {
     const body = await readAll(decodeResponse(response.headers, response.body).body, plan.awaitPrefillAnswer && plan.protocol === 'sglang' ? MAX_LOGPROB_ANSWER_BYTES : MAX_PREFILL_ANSWER_BYTES);
     // A late answer of a pair already given up must not touch the next pair's accounting.
     if (moot()) return { kind: 'decode', body: undefined };
-    outcome = handle.prefillAnswered(response.status, body);
+    outcome = handle.prefillAnswered(response.status, body, response.headers['retry-after']);
   } catch (err) {
     if (input.scope.stopped !== undefined) throw input.scope.stopped;
     if (moot()) return { kind: 'decode', body: undefined };

@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError, isGatewayError } from '../core/errors.js';
-import type { Decision, Outcome, RequestHandle } from '../gateway/index.js';
+import { isServerFault, type Decision, type Outcome, type RequestHandle } from '../gateway/index.js';
 import { flushHeaders, type ClientRequest, type ClientResponse } from './client.js';
 import { decodeResponse, holdDecoded, type DecodedResponse } from './decode.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
@@ -64,7 +64,8 @@ export async function forward(input: ForwardInput, startedDeadline?: Deadline): 
         if (stopped?.code === 'client_gone') return { status: 499, bytesOut: 0, interrupted: 'client_gone' };
         if (stopped !== undefined) throw stopped;
         const failure = upstreamFailure(err, endpoint);
-        if (!attempt.requestSent && i + 1 < decision.endpoints.length) {
+        // Only a server's failure is worth another server (a request undici refused fails the same everywhere).
+        if (!attempt.requestSent && i + 1 < decision.endpoints.length && isServerFault(failure.code)) {
           handle.attemptFailed(failure);
           continue;
         }

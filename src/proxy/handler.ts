@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { asGatewayError, GatewayError } from '../core/errors.js';
-import { bodyTooLarge, hostProblem, parseRequestTarget, type BodyReservation, type Gateway, type RequestTarget, type RouteRequest } from '../gateway/index.js';
+import { bodyTooLarge, hostProblem, parseRequestTarget, requestLineAnswer, type BodyReservation, type Gateway, type RequestTarget, type RouteRequest } from '../gateway/index.js';
 import { authorityOf, isHttp2, type ClientRequest, type ClientResponse } from './client.js';
 import { forward } from './forward.js';
 import { forwardPd } from './forward-pd.js';
@@ -37,8 +37,11 @@ function routeRequest(req: ClientRequest, target: RequestTarget | GatewayError):
   return { method: req.method ?? 'GET', path, query, host, headers: req.headers };
 }
 
-/** Refusals decided before the body was read: the rest of the upload may still be arriving. */
-const BEFORE_BODY: ReadonlySet<string> = new Set(['body_too_large', 'gateway_shutting_down', 'unsupported_content_encoding', 'body_budget_exhausted', 'invalid_host', 'invalid_path', 'path_too_long']);
+/**
+ * Refusals that may come while the body is being read and leave the rest of it unread (any
+ * refusal before the read began leaves the whole upload unread, whatever its code).
+ */
+const DURING_BODY: ReadonlySet<string> = new Set(['body_too_large', 'body_budget_exhausted', 'invalid_content_encoding']);
 
 /** Refusals after which the connection closes: its next request cannot be trusted (a stalled upload, an ambiguous authority). */
 const CLOSE_AFTER: ReadonlySet<string> = new Set(['invalid_host', 'request_body_timeout']);
@@ -91,11 +94,22 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
   res.on('close', onClose);
   let stream = false;
   let reservation: BodyReservation | undefined;
+  // Until the body read begins, a refusal must drain the upload before closing (refuse.ts).
+  let reading = false;
   try {
+    // Requests no model server serves (OPTIONS *, TRACE, CONNECT, other schemes) are answered
+    // here; the request line is judged first, then its authority (Host) and its path.
+    const line = requestLineAnswer(rr.method, req.url ?? '');
     const ambiguous = hostProblem(req.rawHeaders, req.url ?? '/');
     if (ambiguous !== undefined) throw ambiguous;
     if (target instanceof GatewayError) throw target;
     if (deps.inFlight.draining) throw new GatewayError('gateway_shutting_down', 'the gateway is shutting down; retry the request (another instance will serve it)');
+    if (line !== undefined) {
+      res.writeHead(line.status, { ...line.headers, 'content-length': '0', 'x-request-id': handle.id, ...(closeConnection() ? { connection: 'close' } : {}) });
+      res.end();
+      handle.finished({ status: line.status, bytesOut: 0 });
+      return;
+    }
     const own = rr.method === 'GET' ? gateway.modelsAnswer(port, rr.path) : undefined;
     if (own !== undefined) {
       const bytesOut = sendJson(res, own.status, own.body, handle.id, closeConnection());
@@ -115,6 +129,7 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
       if (declared !== undefined && declared > limit) throw bodyTooLarge(limit);
       res.writeContinue();
     }
+    reading = true;
     const body = admitted !== undefined ? await readBody(req, limit, scope.signal, admitted, gateway.uploads.timeouts) : undefined;
     handle.route(port, rr, body);
     const decision = await handle.decide(body, scope.signal);
@@ -129,7 +144,7 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
     if (failure.code !== 'client_gone') {
       const close = CLOSE_AFTER.has(failure.code);
       if (close && !h2) closing.add(req.socket);
-      if (BEFORE_BODY.has(failure.code)) refuseUpload(req, res, failure, { requestId: handle.id, draining: deps.inFlight.draining || close });
+      if (!reading || DURING_BODY.has(failure.code)) refuseUpload(req, res, failure, { requestId: handle.id, draining: deps.inFlight.draining || close });
       else sendError(res, failure, { requestId: handle.id, sse: stream, close: closeConnection() || (close && !h2) });
       // A client that stopped sending mid-body gets its 408, then the connection (HTTP/2: the stream) ends.
       if (failure.code === 'request_body_timeout') res.once('finish', () => req.destroy());

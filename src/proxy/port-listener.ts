@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttp2Server, type ServerHttp2Session } from 'node:http2';
 import { Server as NetServer, type Socket } from 'node:net';
 import type { PortHandler } from './handler.js';
+import { refuseTunnel } from './refuse-tunnel.js';
 import { sniffProtocol } from './sniff.js';
 
 /**
@@ -92,6 +93,8 @@ export class PortListener {
       this.#track(req, res);
       handler(req, res, true);
     });
+    // CONNECT asks for a tunnel: Node hands over the socket; the gateway refuses (405) and closes it.
+    h1.on('connect', refuseTunnel);
     const h2 = createHttp2Server({ settings: { maxConcurrentStreams: CLIENT_LIMITS.maxConcurrentStreams, maxHeaderListSize: CLIENT_LIMITS.maxHeaderBytes } });
     h2.on('request', (req, res) => handler(req, res, false));
     h2.on('checkContinue', (req, res) => handler(req, res, true));

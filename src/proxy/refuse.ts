@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
-import { toOpenAIError, type GatewayError } from '../core/errors.js';
+import type { GatewayError } from '../core/errors.js';
 import { isHttp2, type ClientRequest, type ClientResponse } from './client.js';
-import { jsonHeaders, sendError } from './respond.js';
+import { errorAnswer, sendError } from './respond.js';
 
 /**
  * How much of a refused upload the gateway still reads and discards before closing, so the
@@ -22,8 +22,8 @@ export const DEFAULT_LINGER: LingerLimits = { totalMs: 30_000, idleMs: 5_000, ma
 /**
  * Refuses a request whose body may still be arriving (over the body limit, no room in the body
  * budget, an unsupported coding, the gateway is shutting down). A request whose body is all here
- * gets an ordinary answer (`Connection: close` only if `draining`; `Retry-After` if the error has
- * one). Otherwise the answer is written whole (with `Connection: close` on
+ * gets an ordinary answer (`Connection: close` only if `draining`; `Retry-After` and `Allow` if
+ * the error has them). Otherwise the answer is written whole (with `Connection: close` on
  * HTTP/1.1) but not ended, and the rest of the upload is read and thrown away until the client
  * has sent it all or gives up, or a `limits` bound is reached; only then does the response end
  * and the connection close. Closing at once would leave unread upload bytes in the socket, the
@@ -36,9 +36,7 @@ export function refuseUpload(req: ClientRequest, res: ClientResponse, err: Gatew
     sendError(res, err, { requestId: opts.requestId, sse: false, close: h1 && opts.draining });
     return;
   }
-  const body = JSON.stringify(toOpenAIError(err));
-  const headers = jsonHeaders(body, opts.requestId, h1);
-  if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
+  const { body, headers } = errorAnswer(err, opts.requestId, h1);
   res.writeHead(err.status, headers);
   // Both response kinds are Writables; the union's overloads are not callable as one.
   const out: Writable = res;

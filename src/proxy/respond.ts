@@ -35,11 +35,18 @@ export function sendError(res: ClientResponse, err: GatewayError, opts: ErrorRes
     else resetResponse(res, 'broken');
     return;
   }
-  const body = JSON.stringify(toOpenAIError(err));
-  const headers = jsonHeaders(body, opts.requestId, opts.close);
-  if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
+  const { body, headers } = errorAnswer(err, opts.requestId, opts.close);
   res.writeHead(err.status, headers);
   res.end(body);
+}
+
+/** A gateway error's OpenAI-style body and its headers (`Retry-After`, `Allow` when it carries them). */
+export function errorAnswer(err: GatewayError, requestId: string, close: boolean | undefined): { body: string; headers: OutgoingHttpHeaders } {
+  const body = JSON.stringify(toOpenAIError(err));
+  const headers = jsonHeaders(body, requestId, close);
+  if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
+  if (err.allow !== undefined) headers['allow'] = err.allow;
+  return { body, headers };
 }
 
 /**

@@ -16,7 +16,19 @@ export function errorCode(err: unknown): string | undefined {
 const RESETS: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'ECONNABORTED']);
 
 /**
- * A failed upstream exchange as the error the client sees: `upstream_reset` when an open
+ * Undici refused the request before writing a byte: a method, target or header value it will not
+ * send (`InvalidArgumentError`, `NotSupportedError`: `expect`, `upgrade`, control characters…).
+ * The model server never saw it; the input came from the client.
+ */
+const REFUSED_BY_CLIENT_LIBRARY: ReadonlySet<string> = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
+/** The gateway built a request undici would not send (a body whose length is not the one declared): its own bug. */
+const BUILT_WRONG: ReadonlySet<string> = new Set(['UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_INVALID_RETURN_VALUE']);
+
+/**
+ * A failed upstream exchange as the error the client sees: `unforwardable_request` (400) when
+ * undici refused the client's method, target or headers before sending anything, and
+ * `internal_error` when the gateway built a request undici would not send (neither is the model
+ * server's doing: gateway/blame.ts never counts them against it); `upstream_reset` when an open
  * connection was closed under the request (or its compressed answer could not be decoded),
  * `upstream_invalid_response` when a compressed answer decoded past its bounds (decode.ts),
  * `upstream_unavailable` when the endpoint could not be reached at all.
@@ -26,6 +38,11 @@ export function upstreamFailure(err: unknown, endpoint: Endpoint): GatewayError 
   if (code === 'ERR_DECODED_TOO_LARGE') {
     return new GatewayError('upstream_invalid_response', `the compressed answer of model server ${endpoint.name} was refused: ${(err as Error).message}`, { cause: err });
   }
+  if (code !== undefined && REFUSED_BY_CLIENT_LIBRARY.has(code)) {
+    const why = err instanceof Error ? err.message.slice(0, 200) : 'refused';
+    return new GatewayError('unforwardable_request', `the request cannot be forwarded to a model server: ${why}`, { cause: err });
+  }
+  if (code !== undefined && BUILT_WRONG.has(code)) return new GatewayError('internal_error', 'internal gateway error', { cause: err });
   if (code !== undefined && code.startsWith('Z_')) {
     return new GatewayError('upstream_reset', `the answer of model server ${endpoint.name} could not be decoded (${code})`, { cause: err });
   }

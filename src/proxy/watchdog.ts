@@ -1,5 +1,5 @@
 import { GatewayError } from '../core/errors.js';
-import type { UpstreamTimeouts } from '../gateway/index.js';
+import { silenceCondemns, type UpstreamTimeouts } from '../gateway/index.js';
 import type { RequestScope } from './scope.js';
 import type { UpstreamAttempt } from './upstream.js';
 
@@ -33,8 +33,8 @@ export interface Watched {
 
 /**
  * The timeout `w` has passed at `now`, as the error that ends it; undefined while it is on time.
- * In order: the whole-request deadline; an endpoint that is no longer available (scrapes
- * failing, or ejected by passive health) and has been silent for `unavailableIdleMs`; response
+ * In order: the whole-request deadline; an endpoint that stopped answering and has been silent
+ * for `unavailableIdleMs` where that silence is evidence (the core's `silenceCondemns`); response
  * headers of a streamed request within `streamHeadersMs`; a non-streamed answer, headers and
  * body, within `responseMs`; at most `streamIdleMs` between the chunks of a stream. While the
  * client is the slow side (the exchange waits for it to read), upstream silence does not count:
@@ -56,11 +56,9 @@ export function overdue(w: Watched, now: number): GatewayError | undefined {
   }
   const name = a.endpoint.name;
   const silentMs = now - a.lastDataAt;
-  if (silentMs >= t.unavailableIdleMs && !a.endpoint.available(now)) {
-    return new GatewayError(
-      'upstream_timeout',
-      `model server ${name} stopped answering: it is unavailable (failing /metrics scrapes, or ejected after failed requests) and sent nothing for ${t.unavailableIdleMs} ms (unavailable idle timeout)`,
-    );
+  if (silentMs >= t.unavailableIdleMs && silenceCondemns(a.endpoint, { streaming: a.streaming, headersReceived: a.headersAt !== undefined }, now)) {
+    const why = a.endpoint.healthy ? 'ejected after failed requests, and a stream without response headers' : 'failing /metrics scrapes';
+    return new GatewayError('upstream_timeout', `model server ${name} stopped answering: it is unavailable (${why}) and sent nothing for ${t.unavailableIdleMs} ms (unavailable idle timeout)`);
   }
   if (a.headersAt === undefined && a.streaming) {
     if (now - a.startedAt >= t.streamHeadersMs) return new GatewayError('upstream_timeout', `model server ${name} sent no response headers within ${t.streamHeadersMs} ms (stream headers timeout)`);

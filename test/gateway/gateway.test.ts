@@ -260,6 +260,10 @@ test('passive health: consecutive failures eject an endpoint from the candidates
     assert.deepEqual(pool(gateway).candidates().map((e) => e.name), ['p-0', 'p-1']);
     for (let i = 0; i < 5; i++) await sendTo(p1);
     for (let i = 0; i < 5; i++) await sendTo(p0);
+    assert.equal(p0.ejectedUntil < performance.now(), true, 'half the pool is ejected already: p-0 stays in (maxEjectionPercent)');
+    assert.ok(lines.some((l) => l.msg === 'endpoint not ejected: its pool is at its ejection limit (maxEjectionPercent)' && l['endpoint'] === 'p-0'));
+    assert.deepEqual(pool(gateway).candidates().map((e) => e.name), ['p-0']);
+    p0.ejectedUntil = performance.now() + 60_000;
     assert.deepEqual(pool(gateway).candidates().map((e) => e.name), ['p-0', 'p-1'], 'when every endpoint is ejected, all stay candidates');
   } finally {
     await gateway.close();
@@ -276,6 +280,42 @@ test('a pool that selects no serving pod is logged once when it becomes empty, a
     assert.equal((await source.set(config({ pods: 1 }))).ok, true);
     assert.equal((await source.set(config({ pods: 1, readyPods: 0 }))).ok, true);
     assert.equal(warned(lines), 2, 'said again when its only pod stops serving');
+  } finally {
+    await gateway.close();
+  }
+});
+
+test('passive health judges only evidence: failures the client or the gateway caused, and 4xx answers, eject no one', async () => {
+  const { gateway } = await start(config({ pods: 2 }));
+  try {
+    const [p0] = pool(gateway).members.endpoints;
+    assert.ok(p0 !== undefined);
+    const sendTo = async (end: (h: ReturnType<typeof gateway.begin>) => void): Promise<void> => {
+      const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
+      h.route(PORT, route);
+      await h.decide(chat('x'), new AbortController().signal);
+      h.dispatched(p0);
+      end(h);
+    };
+    const refusals = ['unforwardable_request', 'internal_error', 'client_gone', 'invalid_body', 'gateway_shutting_down'] as const;
+    for (let i = 0; i < 10; i++) {
+      for (const code of refusals) {
+        await sendTo((h) => {
+          h.attemptFailed(new GatewayError(code, 'not the server'));
+          h.failed(new GatewayError(code, 'not the server'));
+        });
+      }
+      for (const status of [400, 404, 413, 422, 501]) {
+        await sendTo((h) => {
+          h.responseStarted(status, {});
+          h.responseEnd();
+          h.finished({ status, bytesOut: 0 });
+        });
+      }
+    }
+    assert.equal(p0.ejectedUntil, 0);
+    assert.equal(p0.consecutiveFailures, 0);
+    assert.deepEqual(pool(gateway).candidates().map((e) => e.name), ['p-0', 'p-1']);
   } finally {
     await gateway.close();
   }

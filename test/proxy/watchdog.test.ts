@@ -36,8 +36,13 @@ const CASES: readonly Case[] = [
   { name: 'a non-streamed answer the client stopped reading', streaming: false, headersAt: 10, lastDataAt: 10, waitingForClient: true, waitingSince: 10, now: 60_010, fires: /client stall timeout/ },
   { name: 'the whole-request deadline wins', streaming: true, headersAt: 10, lastDataAt: 900, deadline: 1_000, now: 1_000, fires: /request timeout of 1000 ms \(BackendTrafficPolicy default\/t\)/ },
   { name: 'the deadline holds while the client is slow', streaming: true, headersAt: 10, waitingForClient: true, deadline: 1_000, now: 1_000, fires: /request timeout/ },
-  { name: 'ejected endpoint, silent for the unavailable idle timeout', streaming: true, headersAt: 10, lastDataAt: 1_000, ejected: true, now: 6_000, fires: /unavailable idle timeout/ },
-  { name: 'ejected endpoint, not silent long enough', streaming: true, headersAt: 10, lastDataAt: 1_000, ejected: true, now: 5_999, fires: undefined },
+  { name: 'ejected endpoint, a stream without headers silent for the unavailable idle timeout', streaming: true, ejected: true, now: 5_000, fires: /unavailable idle timeout/ },
+  { name: 'ejected endpoint, a stream without headers not silent long enough', streaming: true, ejected: true, now: 4_999, fires: undefined },
+  // Silence is no evidence here: an ejected endpoint's stream may be queued or prefilling a long prompt, ...
+  { name: 'ejected endpoint, silent 5 s mid-stream', streaming: true, headersAt: 10, lastDataAt: 1_000, ejected: true, now: 6_000, fires: undefined },
+  // ... and a non-streamed answer sends nothing until it is whole.
+  { name: 'ejected endpoint, a non-streamed answer silent for minutes', streaming: false, ejected: true, now: 200_000, fires: undefined },
+  { name: 'failing scrapes, silent mid-stream', streaming: true, headersAt: 10, lastDataAt: 1_000, unhealthy: true, now: 6_000, fires: /unavailable idle timeout/ },
   { name: 'failing scrapes, silent before any header', streaming: false, unhealthy: true, now: 5_000, fires: /unavailable idle timeout/ },
   { name: 'healthy endpoint, silent 5 s mid-stream', streaming: true, headersAt: 10, lastDataAt: 1_000, now: 6_000, fires: undefined },
 ];
