@@ -1,6 +1,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
 import { readBoundedText } from './bounded-read.js';
+import { LoopLag } from './loop-lag.js';
 import { extractMetrics } from './metrics/index.js';
 
 /**
@@ -20,6 +21,13 @@ export const MAX_SCRAPE_BYTES = 4 * 1024 * 1024;
  * reading junk 20 times a second. A good scrape goes back to the normal interval at once.
  */
 export const MAX_SCRAPE_BACKOFF_MS = 2_000;
+
+/**
+ * A scrape that failed at its deadline while the gateway's own event loop ran this late (as a
+ * share of the scrape timeout) is inconclusive: neither a failure nor a success. At 1 s, a loop
+ * 200 ms late means the gateway, not the server, may have been the slow one.
+ */
+const STARVED_SHARE_OF_TIMEOUT = 0.2;
 
 /** Problem reports (log lines) allowed per endpoint per minute; more changes in that time wait. */
 const PROBLEM_REPORTS_PER_MINUTE = 3;
@@ -90,6 +98,7 @@ export class MetricsScraper {
   readonly #maxBackoff: number;
   readonly #events: ScrapeEvents;
   readonly #dispatcher: Dispatcher;
+  readonly #loopLag = new LoopLag();
 
   constructor(options: ScrapeOptions = {}, events: ScrapeEvents = {}) {
     this.#interval = options.intervalMs ?? 50;
@@ -141,6 +150,7 @@ export class MetricsScraper {
   async #scrape(endpoint: Endpoint): Promise<ScrapeResult> {
     let failure: string | undefined;
     let result: ScrapeResult = 'no-metrics';
+    const started = performance.now();
     try {
       const path = metricsPath(endpoint);
       const res = await this.#dispatcher.request({ origin: endpoint.origin, path, method: 'GET', signal: AbortSignal.timeout(this.#timeout) });
@@ -175,12 +185,22 @@ export class MetricsScraper {
       const code = (err as { code?: unknown }).code;
       failure = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
     }
+    if (failure !== undefined && this.#starvedAtDeadline(started)) {
+      // Not the server's doing, as far as anyone can tell: its health stays as it was.
+      endpoint.lastScrapeError = `${failure} (inconclusive: the gateway's event loop was ${Math.round(this.#loopLag.recentMaxMs())} ms late)`;
+      return 'failed';
+    }
     this.#record(endpoint, failure);
     if (failure === undefined) {
       endpoint.contacted();
       this.#events.onScrape?.(endpoint);
     }
     return failure === undefined ? result : 'failed';
+  }
+
+  /** The scrape ran into its deadline while the gateway's own event loop was starved. */
+  #starvedAtDeadline(started: number): boolean {
+    return performance.now() - started >= this.#timeout * 0.9 && this.#loopLag.recentMaxMs() >= this.#timeout * STARVED_SHARE_OF_TIMEOUT;
   }
 
   #record(endpoint: Endpoint, failure: string | undefined): void {
@@ -254,6 +274,7 @@ export class MetricsScraper {
       if (loop.timer !== undefined) clearTimeout(loop.timer);
     }
     this.#loops.clear();
+    this.#loopLag.close();
     await this.#dispatcher.close();
   }
 }

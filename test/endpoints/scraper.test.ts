@@ -97,3 +97,33 @@ test('scraper: a defaulted dialect follows the page; a configured one is kept an
   assert.ok(problems.some((p) => p.includes('the page has sglang metrics, but the endpoint is configured as vllm')), problems.join('\n'));
   await scraper.close();
 });
+
+test('scraper: a timeout while the gateway itself was starved is inconclusive; a server that hangs is still found out', async () => {
+  // A server that answers at once, and one that never answers.
+  const { server, port, answer } = await metricsServer();
+  servers.push(server);
+  answer.body = VLLM_PAGE;
+  const hanging = createServer(() => {});
+  await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', r));
+  servers.push(hanging);
+  const timeoutMs = 200;
+  const scraper = new MetricsScraper({ intervalMs: 1000, timeoutMs });
+  try {
+    const healthy = endpoint(port);
+    for (let i = 0; i < 4; i++) {
+      const scrape = scraper.scrapeOnce(healthy);
+      // The gateway's own event loop is busy for three timeouts (parsing a flood of large bodies, say).
+      const until = performance.now() + 3 * timeoutMs;
+      while (performance.now() < until);
+      await scrape;
+    }
+    assert.equal(healthy.healthy, true, `a healthy server is not marked down for the gateway's own starvation (${String(healthy.lastScrapeError)})`);
+
+    const hung = endpoint((hanging.address() as AddressInfo).port);
+    // Polled with a generous bound: on a busy machine a scrape may overlap a lag spike and be inconclusive.
+    for (let i = 0; i < 50 && hung.healthy; i++) await scraper.scrapeOnce(hung);
+    assert.equal(hung.healthy, false, 'a server that never answers is unhealthy');
+  } finally {
+    await scraper.close();
+  }
+});
