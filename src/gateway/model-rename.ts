@@ -23,9 +23,18 @@ export class ModelRenamer {
     this.#keep = Math.max(...this.#patterns.map((p) => p.length)) - 1;
   }
 
-  push(chunk: Buffer): Buffer {
+  /**
+   * One chunk; returns the bytes ready for the client. `whole`: the chunk ends where no pattern can
+   * continue (an SSE event boundary: the pattern has no line break), so nothing is held back and a
+   * stream that breaks after it has given the client every byte of its complete events.
+   */
+  push(chunk: Buffer, whole = false): Buffer {
     const data = this.#carry.length === 0 ? chunk : Buffer.concat([this.#carry, chunk]);
     const { out, replacedUpTo } = this.#replace(data);
+    if (whole) {
+      this.#carry = EMPTY;
+      return out;
+    }
     // Hold back a tail that could be the beginning of a pattern completed by the next chunk
     // (never bytes of a replacement already made: they are final).
     const hold = Math.min(this.#keep, out.length - replacedUpTo);

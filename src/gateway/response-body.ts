@@ -91,7 +91,8 @@ export class ResponseBody {
     if (this.#errorBody !== undefined) return this.#errorBody.push(chunk);
     let out = this.#observer === undefined ? chunk : this.#observer.push(chunk);
     if (this.#logprobs !== undefined && out.length > 0) out = this.#logprobs.push(out);
-    return this.#renamer === undefined || out.length === 0 ? out : this.#renamer.push(out);
+    // SSE arrives here in complete events (the framer): the renamer holds nothing across them.
+    return this.#renamer === undefined || out.length === 0 ? out : this.#renamer.push(out, this.#framer !== undefined);
   }
 
   /**

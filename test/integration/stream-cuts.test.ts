@@ -67,34 +67,47 @@ function sseEvents(text: string): { events: string[]; rest: string } {
   return { events, rest };
 }
 
+/** Requests for `renamed` go to the server as `m`; answers name `renamed` again. */
+const RENAMED = `---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata: {name: renamed}
+spec:
+  modelName: renamed
+  poolRef: {name: fake}
+  targetModels: [{name: m, weight: 1}]
+`;
+
 describe('a stream the server cuts at any byte ends well-formed', { timeout: 300_000 }, () => {
   let env: FakeEnv;
 
   before(async () => {
     const modes: Readonly<Record<string, (req: IncomingMessage, res: ServerResponse, seen: SeenRequest) => void>> = { json: cutJson, drop: dropEarly };
-    env = await startFakeEnv({ '127.0.6.80': (req, res, seen) => (modes[String(req.headers['x-mode'])] ?? cutter)(req, res, seen) }, { 'cut-0': '127.0.6.80' });
+    // `renamed` is served as `m`: the answer's model name is put back for the client, on bytes that
+    // may be cut anywhere too.
+    env = await startFakeEnv({ '127.0.6.80': (req, res, seen) => (modes[String(req.headers['x-mode'])] ?? cutter)(req, res, seen) }, { 'cut-0': '127.0.6.80' }, { extraYaml: RENAMED });
   });
 
   after(async () => {
     await env?.close();
   });
 
-  for (const kind of ['chat', 'completions']) {
+  for (const [kind, model] of [['chat', 'm'], ['completions', 'm'], ['chat', 'renamed']] as const) {
     for (const usage of [false, true]) {
-      test(`${kind}, include_usage ${usage ? 'on' : 'off'}: every cut gives complete events, then one error event and [DONE]`, async () => {
+      test(`${kind}${model === 'm' ? '' : ' (model renamed in the answer)'}, include_usage ${usage ? 'on' : 'off'}: every cut gives complete events, then one error event and [DONE]`, async () => {
         for (const [eolName, eol] of Object.entries(EOLS)) {
           // The server's stream is always asked for usage (the gateway injects it for vLLM).
           const length = streamBytes(kind, eol, true).length;
           const ks = Array.from({ length }, (_, k) => k);
           const check = async (k: number): Promise<void> => {
-            const payload = kind === 'chat' ? { model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] } : { model: 'm', stream: true, prompt: 'hi' };
+            const payload = kind === 'chat' ? { model, stream: true, messages: [{ role: 'user', content: 'hi' }] } : { model, stream: true, prompt: 'hi' };
             if (usage) Object.assign(payload, { stream_options: { include_usage: true } });
             const r = await fetch(`${env.base}/v1/${kind === 'chat' ? 'chat/completions' : 'completions'}`, {
               method: 'POST',
               headers: { 'content-type': 'application/json', 'x-kind': kind, 'x-eol': eolName, 'x-cut-at': String(k) },
               body: JSON.stringify(payload),
             });
-            const where = `${kind} usage=${usage} eol=${eolName} k=${k}`;
+            const where = `${kind} model=${model} usage=${usage} eol=${eolName} k=${k}`;
             assert.equal(r.status, 200, where);
             const text = await r.text();
             const { events, rest } = sseEvents(text);
@@ -111,7 +124,8 @@ describe('a stream the server cuts at any byte ends well-formed', { timeout: 300
             }
             for (const e of events.slice(0, whole ? -1 : -2)) {
               assert.ok(e.startsWith('data: '), `${where}: ${e}`);
-              const obj = JSON.parse(e.slice(6)) as { choices?: unknown[]; usage?: unknown };
+              const obj = JSON.parse(e.slice(6)) as { choices?: unknown[]; usage?: unknown; model?: string };
+              assert.equal(obj.model, model, `${where}: the client's model name`);
               if (!usage) assert.equal(obj.usage, undefined, `${where}: the usage the client did not ask for is not sent`);
             }
             assert.equal(events.filter((e) => e === 'data: [DONE]').length, 1, `${where}: one [DONE]`);
