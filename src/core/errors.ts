@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   upstream_reset: { status: 502, type: 'upstream_error' },
   /** The model server's answer broke a bound the gateway holds servers to (a compressed answer decoding past its limits). */
   upstream_invalid_response: { status: 502, type: 'upstream_error' },
+  upstream_event_too_large: { status: 502, type: 'upstream_error' },
   upstream_timeout: { status: 504, type: 'timeout_error' },
   /** A disaggregated request's prefill and decode legs did not complete their KV handshake in time. */
   kv_handshake_timeout: { status: 502, type: 'upstream_error' },

@@ -1,3 +1,13 @@
+import { GatewayError } from '../core/errors.js';
+
+/**
+ * Largest SSE event passed on, in bytes: an OpenAI chunk is a few hundred bytes, one with 20 top
+ * logprobs a few KiB, and vLLM's first chunk with prompt_logprobs of a long prompt can reach
+ * megabytes; 16 MiB (the body limit a listener accepts by default) leaves that room and bounds
+ * what one server's unending event can hold.
+ */
+export const MAX_SSE_EVENT_BYTES = 16 * 1024 * 1024;
+
 const LF = 0x0a;
 const CR = 0x0d;
 const EMPTY = Buffer.alloc(0);
@@ -15,31 +25,43 @@ const EMPTY = Buffer.alloc(0);
  * (the usual case: servers write whole events).
  */
 export class SseFramer {
-  /** Bytes of the event still arriving. */
-  #held: Buffer = EMPTY;
+  /** Bytes of the event still arriving, as they came (joined only when the event completes). */
+  #held: Buffer[] = [];
+  #heldBytes = 0;
   /** The bytes scanned so far end at the start of a line with nothing on it yet. */
   #lineEmpty = true;
   /** The last byte scanned was a CR: a following LF belongs to the same line ending. */
   #afterCr = false;
+  readonly #maxEventBytes: number;
+
+  /** `maxEventBytes`: the largest event accepted (MAX_SSE_EVENT_BYTES). */
+  constructor(maxEventBytes = MAX_SSE_EVENT_BYTES) {
+    this.#maxEventBytes = maxEventBytes;
+  }
 
   /** True while part of an event is held. */
   get holding(): boolean {
-    return this.#held.length > 0;
+    return this.#heldBytes > 0;
   }
 
-  /** One chunk from upstream; returns the complete events it finishes (maybe none). */
+  /**
+   * One chunk from upstream; returns the complete events it finishes (maybe none). Each byte is
+   * scanned once, whatever the chunking. Throws `upstream_event_too_large` when the event still
+   * arriving passes the bound: a server that never ends its event would otherwise hold memory
+   * and the client's stream without end.
+   */
   push(chunk: Buffer): Buffer {
     if (chunk.length === 0) return chunk;
-    if (this.#held.length === 0 && endsWithBlankLine(chunk)) {
+    if (this.#heldBytes === 0 && endsWithBlankLine(chunk)) {
       this.#lineEmpty = true;
       this.#afterCr = false;
       return chunk;
     }
-    const bytes = this.#held.length === 0 ? chunk : Buffer.concat([this.#held, chunk]);
-    // Scanning resumes where the held bytes ended: their state is in #lineEmpty/#afterCr.
-    let boundary = 0;
-    for (let i = this.#held.length; i < bytes.length; i++) {
-      const b = bytes[i] as number;
+    // The end (exclusive) of the last complete event in this chunk: 0 when nothing is held (the
+    // chunk starts at an event boundary), -1 when an event is still open and none ends here yet.
+    let boundary = this.#heldBytes === 0 ? 0 : -1;
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i] as number;
       if (this.#afterCr) {
         this.#afterCr = false;
         if (b === LF) {
@@ -56,8 +78,23 @@ export class SseFramer {
         this.#lineEmpty = false;
       }
     }
-    this.#held = boundary === bytes.length ? EMPTY : Buffer.from(bytes.subarray(boundary));
-    return boundary === 0 ? EMPTY : bytes.subarray(0, boundary);
+    if (boundary <= 0) {
+      this.#hold(chunk);
+      return EMPTY;
+    }
+    const events = this.#heldBytes === 0 ? chunk.subarray(0, boundary) : Buffer.concat([...this.#held, chunk.subarray(0, boundary)]);
+    this.#held = [];
+    this.#heldBytes = 0;
+    if (boundary < chunk.length) this.#hold(chunk.subarray(boundary));
+    return events;
+  }
+
+  #hold(bytes: Buffer): void {
+    this.#held.push(bytes);
+    this.#heldBytes += bytes.length;
+    if (this.#heldBytes > this.#maxEventBytes) {
+      throw new GatewayError('upstream_event_too_large', `the model server sent an SSE event of more than ${this.#maxEventBytes} bytes without ending it`);
+    }
   }
 
   /**
@@ -67,8 +104,9 @@ export class SseFramer {
    * which is completed: its meaning is not in doubt. `dropped` is true when bytes were dropped.
    */
   end(): { readonly rest: Buffer | undefined; readonly dropped: boolean } {
-    const held = this.#held;
-    this.#held = EMPTY;
+    const held = Buffer.concat(this.#held);
+    this.#held = [];
+    this.#heldBytes = 0;
     if (held.length === 0) return { rest: undefined, dropped: false };
     if (/^data: ?\[DONE\][\r\n]*$/.test(held.toString('latin1'))) return { rest: Buffer.from('data: [DONE]\n\n'), dropped: false };
     return { rest: undefined, dropped: true };

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { endsWithDone, SseFramer } from '../../src/gateway/sse-frames.js';
+import { GatewayError } from '../../src/core/errors.js';
 
 const EVENTS = ['data: {"a":1}', 'event: x\ndata: {"b":"é"}', ': comment', 'data: [DONE]'];
 
@@ -61,4 +62,15 @@ test('endsWithDone: only a last event that is data: [DONE]', () => {
   assert.ok(!endsWithDone(Buffer.from('data: {"t":"[DONE]"}\n\n')));
   assert.ok(!endsWithDone(Buffer.from('data: x [DONE]\n\n')));
   assert.ok(!endsWithDone(Buffer.from('data: {"a":1}\n\n')));
+});
+
+test('framer: an event that never ends is refused past its bound, however it is chunked; smaller ones pass', () => {
+  const framer = new SseFramer(64);
+  assert.deepEqual(framer.push(Buffer.from('data: {"a":1}\n\n')).toString(), 'data: {"a":1}\n\n');
+  // 60 bytes of an open event held, in pieces; the next piece takes it past 64.
+  for (let i = 0; i < 6; i++) assert.equal(framer.push(Buffer.from('x'.repeat(10))).length, 0);
+  assert.throws(() => framer.push(Buffer.from('x'.repeat(10))), (err: unknown) => err instanceof GatewayError && err.code === 'upstream_event_too_large');
+  const ok = new SseFramer(64);
+  assert.equal(ok.push(Buffer.from(`data: ${'y'.repeat(50)}`)).length, 0);
+  assert.equal(ok.push(Buffer.from('\n\n')).toString(), `data: ${'y'.repeat(50)}\n\n`, 'an event within the bound, completed by a later chunk, passes whole');
 });

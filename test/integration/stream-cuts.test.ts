@@ -44,6 +44,25 @@ function cutJson(_req: IncomingMessage, res: ServerResponse): void {
   res.write(text.slice(0, 20), () => setImmediate(() => res.socket?.destroy()));
 }
 
+/**
+ * One good event, then an event that never ends: 1 MiB writes of `data: xxx…` without a line
+ * break, for as long as the gateway reads them (at most 64 MiB).
+ */
+function endless(_req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { content: 'Hi' }, finish_reason: null }] })}\n\ndata: `);
+  const piece = Buffer.alloc(1024 * 1024, 'x');
+  let sent = 0;
+  const more = (): void => {
+    while (sent < 64 && !res.destroyed) {
+      sent++;
+      if (!res.write(piece)) return void res.once('drain', more);
+    }
+    res.end();
+  };
+  more();
+}
+
 /** Drops the connection once the request is read, before any answer. */
 function dropEarly(_req: IncomingMessage, res: ServerResponse): void {
   res.socket?.destroy();
@@ -82,7 +101,7 @@ describe('a stream the server cuts at any byte ends well-formed', { timeout: 300
   let env: FakeEnv;
 
   before(async () => {
-    const modes: Readonly<Record<string, (req: IncomingMessage, res: ServerResponse, seen: SeenRequest) => void>> = { json: cutJson, drop: dropEarly };
+    const modes: Readonly<Record<string, (req: IncomingMessage, res: ServerResponse, seen: SeenRequest) => void>> = { json: cutJson, drop: dropEarly, endless };
     // `renamed` is served as `m`: the answer's model name is put back for the client, on bytes that
     // may be cut anywhere too.
     env = await startFakeEnv({ '127.0.6.80': (req, res, seen) => (modes[String(req.headers['x-mode'])] ?? cutter)(req, res, seen) }, { 'cut-0': '127.0.6.80' }, { extraYaml: RENAMED });
@@ -144,6 +163,18 @@ describe('a stream the server cuts at any byte ends well-formed', { timeout: 300
     const r = await postJson('json');
     assert.equal(r.status, 200);
     await assert.rejects(r.text());
+  });
+
+  test('an event that never ends: the client gets the complete events, then an error event (the gateway holds at most 16 MiB of it)', async () => {
+    const r = await fetch(`${env.base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-mode': 'endless' }, body: JSON.stringify({ model: 'm', stream: true, messages: [] }) });
+    assert.equal(r.status, 200);
+    const text = await r.text();
+    const { events, rest } = sseEvents(text);
+    assert.equal(rest, '');
+    assert.equal(events.length, 3, text.slice(0, 500));
+    assert.match(events[0] ?? '', /"content":"Hi"/);
+    assert.equal((JSON.parse((events[1] ?? '').slice(6)) as { error: { code: string } }).error.code, 'upstream_event_too_large');
+    assert.equal(events[2], 'data: [DONE]');
   });
 
   test('an answer cut before its headers: 502 upstream_reset as JSON', async () => {
