@@ -84,6 +84,10 @@ export class PortListener {
     h1.keepAliveTimeout = CLIENT_LIMITS.keepAliveTimeoutMs;
     h1.headersTimeout = CLIENT_LIMITS.headersTimeoutMs;
     h1.requestTimeout = CLIENT_LIMITS.requestTimeoutMs;
+    // Node's default keeps the first 2000 header fields and silently drops the rest, a
+    // Content-Length or Authorization among them (the body is then framed by one length and read
+    // by another). The header size limit already bounds how many there can be.
+    h1.maxHeadersCount = 0;
     h1.on('request', (req, res) => {
       this.#track(req, res);
       handler(req, res, false);

@@ -16,6 +16,12 @@ export function errorCode(err: unknown): string | undefined {
 const RESETS: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'ECONNABORTED']);
 
 /**
+ * The model server's answer broke HTTP itself: headers over undici's limit, a body longer or
+ * shorter than its Content-Length, bytes the HTTP parser refuses (llhttp's `HPE_*` codes).
+ */
+const MALFORMED_ANSWER: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_EXCEEDED_MAX_SIZE']);
+
+/**
  * Undici refused the request before writing a byte: a method, target or header value it will not
  * send (`InvalidArgumentError`, `NotSupportedError`: `expect`, `upgrade`, control characters…).
  * The model server never saw it; the input came from the client.
@@ -30,7 +36,8 @@ const BUILT_WRONG: ReadonlySet<string> = new Set(['UND_ERR_REQ_CONTENT_LENGTH_MI
  * `internal_error` when the gateway built a request undici would not send (neither is the model
  * server's doing: gateway/blame.ts never counts them against it); `upstream_reset` when an open
  * connection was closed under the request (or its compressed answer could not be decoded),
- * `upstream_invalid_response` when a compressed answer decoded past its bounds (decode.ts),
+ * `upstream_invalid_response` when a compressed answer decoded past its bounds (decode.ts) or the
+ * answer is not valid HTTP (oversized headers, a wrong length, bytes the parser refuses),
  * `upstream_unavailable` when the endpoint could not be reached at all.
  */
 export function upstreamFailure(err: unknown, endpoint: Endpoint): GatewayError {
@@ -43,6 +50,9 @@ export function upstreamFailure(err: unknown, endpoint: Endpoint): GatewayError 
     return new GatewayError('unforwardable_request', `the request cannot be forwarded to a model server: ${why}`, { cause: err });
   }
   if (code !== undefined && BUILT_WRONG.has(code)) return new GatewayError('internal_error', 'internal gateway error', { cause: err });
+  if (code !== undefined && (MALFORMED_ANSWER.has(code) || code.startsWith('HPE_'))) {
+    return new GatewayError('upstream_invalid_response', `model server ${endpoint.name} sent an answer that is not valid HTTP (${code})`, { cause: err });
+  }
   if (code !== undefined && code.startsWith('Z_')) {
     return new GatewayError('upstream_reset', `the answer of model server ${endpoint.name} could not be decoded (${code})`, { cause: err });
   }

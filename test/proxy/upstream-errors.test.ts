@@ -22,6 +22,9 @@ const CASES: ReadonlyArray<{ name: string; err: Error; code: string; blamed: boo
   { name: 'connection reset', err: sys('ECONNRESET'), code: 'upstream_reset', blamed: true },
   { name: 'socket closed under the request', err: new errors.SocketError('other side closed'), code: 'upstream_reset', blamed: true },
   { name: 'connect timeout', err: new errors.ConnectTimeoutError(), code: 'upstream_unavailable', blamed: true },
+  { name: 'answer headers over the limit', err: new errors.HeadersOverflowError(), code: 'upstream_invalid_response', blamed: true },
+  { name: 'an answer longer than its Content-Length', err: new errors.ResponseContentLengthMismatchError(), code: 'upstream_invalid_response', blamed: true },
+  { name: 'bytes the HTTP parser refuses', err: Object.assign(new errors.HTTPParserError('Invalid header value char'), { code: 'HPE_INVALID_HEADER_TOKEN' }), code: 'upstream_invalid_response', blamed: true },
 ];
 
 for (const c of CASES) {
