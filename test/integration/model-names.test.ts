@@ -96,6 +96,8 @@ describe('the model name in answers: the served adapter for an InferenceModel, t
   test("an InferenceModelRewrite's answers name the model the client asked for, and each decision is counted", async () => {
     await bothDrawn('a', 'travel', false, () => 'travel');
     await bothDrawn('a', 'travel', true, () => 'travel');
+    const list = (await (await fetch(`${env.base}/v1/models`)).json()) as { data: Array<{ id: string }> };
+    assert.ok(list.data.some((m) => m.id === 'travel'), 'a rewritten name is a model clients may ask for');
     const metrics = await (await fetch(`http://127.0.0.1:${env.gateway.adminPort}/metrics`)).text();
     for (const target of ADAPTERS) {
       assert.match(metrics, new RegExp(`^inference_extension_model_rewrite_decisions_total\\{model_rewrite_name="travel-rollout-a",model_name="travel",target_model="${target}"\\} [1-9]`, 'm'));
