@@ -32,6 +32,15 @@ function describe(r: Resource): string {
     }
     case 'InferenceObjective':
       return `priority ${r.spec.priority ?? '0 (unset)'} in pool ${r.spec.poolRef.name}`;
+    case 'InferenceModelRewrite': {
+      const rules = r.spec.rules.map((rule) => {
+        const matches = rule.matches.length === 0 ? 'any model' : rule.matches.join(' | ');
+        const all = rule.targets.every((t) => t.weight === undefined);
+        const targets = rule.targets.map((t) => (all ? t.modelRewrite : `${t.modelRewrite} (${t.weight ?? 0})`)).join(', ');
+        return `[${matches} → ${targets}]`;
+      });
+      return `in pool ${r.spec.poolRef.name}${r.apiVersion.startsWith('llm-d.ai/') ? ' (llm-d.ai)' : ''}: ${rules.length === 0 ? 'no rules' : rules.join(' ')}`;
+    }
     case 'InferenceTrafficPolicy': {
       const pd = r.spec.profile?.pd;
       const parts = [`pool ${r.spec.poolRef.name}`];

@@ -195,6 +195,14 @@ export interface RoutingConfig {
    * the field before 25.11).
    */
   readonly streamUsage?: 'inject' | 'off';
+  /**
+   * Which model name the answers of a rewritten request carry: `served`, the target the model
+   * server ran (`travel-helper-v2`), or `requested`, the name the client sent (`travelhelper`).
+   * Unset: by what rewrote the name (an InferenceModel's targets stay visible, as the seeds and
+   * GIE v0.3–v0.5 show; an InferenceModelRewrite or the rewrite header is put back, as GIE's
+   * newer endpoint picker does). See docs/routing.md.
+   */
+  readonly responseModelName?: ResponseModelName;
   /** Prefill/decode pools (an InferenceTrafficPolicy with `profile.pd`). */
   readonly pd?: {
     /** Uncached prompt tokens on the decode endpoint at or below which a request runs there alone (vLLM). */
@@ -253,6 +261,9 @@ export interface InferencePool extends ResourceBase<'InferencePool'> {
 
 export type Criticality = 'Critical' | 'Standard' | 'Sheddable';
 
+/** The model name an answer carries: the target the server ran, or the name the client sent. */
+export type ResponseModelName = 'served' | 'requested';
+
 export interface TargetModel {
   readonly name: string;
   /** Either every target has a weight (1–1,000,000) or none has. */
@@ -273,6 +284,32 @@ export interface InferenceObjective extends ResourceBase<'InferenceObjective'> {
   readonly spec: {
     readonly priority?: number;
     readonly poolRef: ObjectRef;
+  };
+}
+
+/** One weighted target of an InferenceModelRewrite rule. */
+export interface RewriteTarget {
+  readonly modelRewrite: string;
+  /** 1–1,000,000; absent counts as 0 (never drawn) unless every target of the rule lacks one (then uniform). */
+  readonly weight?: number;
+}
+
+export interface InferenceModelRewriteRule {
+  /** Exact model names, any of which matches (OR); empty: the rule matches every model (generic). */
+  readonly matches: readonly string[];
+  /** At least one. */
+  readonly targets: readonly RewriteTarget[];
+}
+
+/**
+ * InferenceModelRewrite (`inference.networking.x-k8s.io/v1alpha2` or `llm-d.ai/v1alpha2`, one
+ * schema): rewrites the body's model to a weighted target within one pool. `matches[].model.type`
+ * is always `Exact` (the only value the CRD allows), so only the values are kept.
+ */
+export interface InferenceModelRewrite extends ResourceBase<'InferenceModelRewrite'> {
+  readonly spec: {
+    readonly poolRef: ObjectRef;
+    readonly rules: readonly InferenceModelRewriteRule[];
   };
 }
 
@@ -362,6 +399,7 @@ export type Resource =
   | InferencePool
   | InferenceModel
   | InferenceObjective
+  | InferenceModelRewrite
   | InferenceTrafficPolicy
   | ClientTrafficPolicy
   | BackendTrafficPolicy

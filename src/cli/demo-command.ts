@@ -91,6 +91,8 @@ LoRA canary (90% travel-helper-v1, 10% travel-helper-v2; the answer starts with 
 name), streaming token by token:
   curl -sN ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{"model":"travelhelper","stream":true,"messages":[{"role":"user","content":"I just arrived in Beijing"}]}'
+  Each answer's "model" field names the adapter that served it ("travel-helper-v1", or
+  "travel-helper-v2" about one time in ten), as seed 003 shows: count them to check the split.
 Models routable here:  curl -s ${base}/v1/models
 A model server's own metrics (vLLM names):  curl -s ${(engines[0] as RunningSimServer).url}/metrics
 Edit the weights in examples/canary/route.yaml or models.yaml and the split changes live.

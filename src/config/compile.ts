@@ -20,8 +20,9 @@ import {
 import { WeightedTable } from '../core/weighted.js';
 import { DEFAULT_BUFFER_LIMIT_BYTES } from './defaults.js';
 import { deepFreeze } from './freeze.js';
+import { compileRewrites, NO_REWRITES } from './model-rewrites.js';
 import { RouteTable, type RouteEntry } from './route-table.js';
-import { BASE_MODEL_NAME_HEADER, MODEL_NAME_HEADER, type BackendTarget, type ListenerConfig, type ModelConfig, type PoolConfig, type RuleConfig, type ServiceConfig, type Snapshot } from './snapshot.js';
+import { BASE_MODEL_NAME_HEADER, MODEL_NAME_HEADER, type BackendTarget, type ListenerConfig, type ModelConfig, type PoolConfig, type RewriteTable, type RuleConfig, type ServiceConfig, type Snapshot } from './snapshot.js';
 
 const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 const POOL_GROUPS = new Set(['inference.networking.x-k8s.io', 'inference.networking.k8s.io']);
@@ -120,6 +121,16 @@ function compilePools(idx: Index, warn: Warn): Map<string, PoolConfig> {
     models.set(poolKey, byName);
   }
 
+  const rewrites = compileRewrites(
+    [...idx.of('InferenceModelRewrite')].sort((a, b) => olderFirst(idx, a, b)),
+    (rw) => {
+      const ns = rw.spec.poolRef.namespace ?? rw.metadata.namespace;
+      return idx.find('InferencePool', ns, rw.spec.poolRef.name) === undefined ? undefined : `${ns}/${rw.spec.poolRef.name}`;
+    },
+    models,
+    warn,
+  );
+
   const objectives = new Map<string, Map<string, number>>();
   for (const o of idx.of('InferenceObjective')) addObjective(idx, o, objectives, warn);
 
@@ -148,7 +159,7 @@ function compilePools(idx: Index, warn: Warn): Map<string, PoolConfig> {
   const out = new Map<string, PoolConfig>();
   for (const p of idx.of('InferencePool')) {
     const key = `${p.metadata.namespace}/${p.metadata.name}`;
-    out.set(key, compilePool(p, key, models.get(key), objectives.get(key), trafficPolicies.get(key)));
+    out.set(key, compilePool(p, key, models.get(key), rewrites.get(key), objectives.get(key), trafficPolicies.get(key)));
   }
   return out;
 }
@@ -187,6 +198,7 @@ function compilePool(
   p: InferencePool,
   key: string,
   models: Map<string, ModelConfig> | undefined,
+  rewrites: RewriteTable | undefined,
   objectives: Map<string, number> | undefined,
   policy: InferenceTrafficPolicy | undefined,
 ): PoolConfig {
@@ -203,6 +215,7 @@ function compilePool(
     routingStrategy: p.routingStrategy,
     routing: p.routing,
     models: models ?? new Map(),
+    rewrites: rewrites ?? NO_REWRITES,
     objectives: objectives ?? new Map(),
     ...(policy === undefined ? {} : { trafficPolicy: policy.spec }),
     resource: p,
@@ -287,7 +300,7 @@ function compileListeners(
     const names = bound.filter((l) => l.port === port).map((l) => `${l.gateway.metadata.name}/${l.name}`);
     const models = new Set<string>();
     for (const e of entries) {
-      for (const b of e.rule.backends.items) if (b.type === 'pool') for (const m of b.pool.models.keys()) models.add(m);
+      for (const b of e.rule.backends.items) if (b.type === 'pool') for (const m of [...b.pool.models.keys(), ...b.pool.rewrites.exact.keys()]) models.add(m);
     }
     const maxBodyBytes = entries.reduce((max, e) => Math.max(max, e.rule.bufferLimitBytes), 0) || DEFAULT_BUFFER_LIMIT_BYTES;
     const matchesModelHeaders = entries.some((e) => e.match.headers.some((h) => MODEL_HEADERS.has(h.name.toLowerCase())));

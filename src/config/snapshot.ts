@@ -59,6 +59,25 @@ export interface ModelConfig {
   readonly targets: WeightedTable<string>;
 }
 
+/** One InferenceModelRewrite rule as a request meets it: the weighted targets to draw from. */
+export interface RewriteRuleConfig {
+  /** The InferenceModelRewrite's name (the metric's `model_rewrite_name`, logs). */
+  readonly resourceName: string;
+  /** Matches every model (no `matches`). */
+  readonly generic: boolean;
+  /** Never empty: a rule has at least one target, and all-unweighted targets share equally. */
+  readonly targets: WeightedTable<string>;
+}
+
+/**
+ * A pool's InferenceModelRewrite rules, precedence already applied (exact beats generic, then the
+ * oldest resource, then list order): a lookup is one map read, then the generic rule.
+ */
+export interface RewriteTable {
+  readonly exact: ReadonlyMap<string, RewriteRuleConfig>;
+  readonly generic: RewriteRuleConfig | undefined;
+}
+
 export interface PoolConfig {
   /** `namespace/name`. */
   readonly key: string;
@@ -74,6 +93,8 @@ export interface PoolConfig {
   /** The pool's `infergate.dev/routing` tunables, if any. */
   readonly routing: RoutingConfig | undefined;
   readonly models: ReadonlyMap<string, ModelConfig>;
+  /** InferenceModelRewrite rules (names an InferenceModel serves are decided by it, never by a rule). */
+  readonly rewrites: RewriteTable;
   /** InferenceObjective name → priority (bound by the `x-gateway-inference-objective` header). */
   readonly objectives: ReadonlyMap<string, number>;
   readonly trafficPolicy?: InferenceTrafficPolicy['spec'];

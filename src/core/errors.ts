@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   invalid_content_encoding: { status: 400, type: 'invalid_request_error' },
   /** More than one `Host`, or a `Host` that contradicts the request target's authority. */
   invalid_host: { status: 400, type: 'invalid_request_error' },
+  /** A control header the gateway reads (`x-gateway-model-name-rewrite`) has a value it does not accept. */
+  invalid_header: { status: 400, type: 'invalid_request_error' },
   /** The client stopped sending its body (idle between reads), or took longer than the upload bound. */
   request_body_timeout: { status: 408, type: 'invalid_request_error' },
   /** The gateway already holds as many request bodies as its memory budget allows. */

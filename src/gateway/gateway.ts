@@ -282,6 +282,10 @@ export class Gateway {
         known.add(m.modelName);
         for (const t of m.targets.items) known.add(t);
       }
+      // Rewrite rules' names and targets (a generic rule's matched name is the client's: not known).
+      const rules = [...pool.rewrites.exact.values(), ...(pool.rewrites.generic === undefined ? [] : [pool.rewrites.generic])];
+      for (const name of pool.rewrites.exact.keys()) known.add(name);
+      for (const rule of rules) for (const t of rule.targets.items) known.add(t);
     }
     for (const e of endpoints) for (const m of e.servedModels ?? []) known.add(m.id);
     this.#knownModels = known;

@@ -1,9 +1,11 @@
 /**
- * Puts the model name the client asked for back into a response. The gateway sent the server the
- * InferenceModel's target (`travel-v1`), so the server answers with that name; the client asked
- * for `assistant` and must see `assistant` (upstream's endpoint picker does the same, PROTOCOLS.md
- * §e). Works on bytes as they stream: `"model":"<target>"` (also with one space after the colon,
- * as Python's json module writes it) becomes `"model":"<requested>"`, across any chunk boundary.
+ * Puts the model name the client asked for back into a response. The gateway sent the server a
+ * rewritten target (`travel-v1`), so the server answers with that name; when the answer is to
+ * carry the client's name (`assistant`: an InferenceModelRewrite by default, or any rewrite under
+ * `responseModelName: requested`; model-target.ts says which), this swaps it back, as upstream's
+ * newer endpoint picker does. Works on bytes as they stream: `"model":"<target>"` (also with one
+ * space after the colon, as Python's json module writes it) becomes `"model":"<requested>"`,
+ * across any chunk boundary.
  *
  * Safe on any JSON: inside a JSON string quotes are escaped, so the pattern with bare quotes only
  * occurs as a `model` key and its value, never inside generated text or tool arguments.

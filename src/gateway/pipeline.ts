@@ -11,6 +11,7 @@ import type { SchedulingRequest, SchedulingResult } from '../scheduling/types.js
 import { parseInferenceBody, type InferenceBody } from './body.js';
 import { clientWantsUsage, includeUsageOptions } from './include-usage.js';
 import { editTopLevel } from './json-scan.js';
+import { MODEL_REWRITE_HEADER, resolveTarget, type TargetSource } from './model-target.js';
 import { GATEWAY_OWNED_FIELDS } from './owned-fields.js';
 import { injectsStreamUsage } from './stream-usage.js';
 import { serviceRuntimeKey, type BackendRuntime, type PoolRuntime, type Runtime } from './runtime.js';
@@ -30,6 +31,11 @@ export interface Prepared {
   readonly body: Buffer | undefined;
   readonly model: string | undefined;
   readonly targetModel: string | undefined;
+  /** The model name the answers carry (model-target.ts); undefined when the body has none. */
+  readonly answerModel: string | undefined;
+  /** What chose `targetModel`, and the InferenceModelRewrite (name, generic or exact) when one did. */
+  readonly targetSource: TargetSource;
+  readonly rewrite: { readonly name: string; readonly generic: boolean } | undefined;
   readonly criticality: Criticality | undefined;
   /** The InferenceObjective named by the request header, when it named a known one. */
   readonly objective: string | undefined;
@@ -60,7 +66,7 @@ function schedulingRequest(fields: Omit<SchedulingRequest, 'promptText' | 'state
  * ```
  * route()      route_not_found 404
  * backend()    backend_not_found 500 (invalid ref, or a rule with no usable backends)
- * prepare()    invalid_json / invalid_body / missing_model 400, no_ready_endpoint 503
+ * prepare()    invalid_json / invalid_body / missing_model / invalid_header 400, no_ready_endpoint 503
  * admit()      request_shed / queue_full 429, queue_timeout 503 (with Retry-After)
  * schedule()   no_ready_endpoint 503
  * ```
@@ -119,6 +125,9 @@ export class Pipeline {
       body,
       model: undefined,
       targetModel: undefined,
+      answerModel: undefined,
+      targetSource: 'none',
+      rewrite: undefined,
       criticality: undefined,
       objective: undefined,
       stream: false,
@@ -136,8 +145,10 @@ export class Pipeline {
   #preparePool(backend: PoolRuntime, parsed: InferenceBody, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path: string): Prepared {
     const pool = backend.config;
     const modelConfig = pool.models.get(parsed.model);
-    // No InferenceModel: the model passes through at Standard criticality (never shed).
-    const targetModel = modelConfig?.targets.pick(this.#random) ?? parsed.model;
+    // No InferenceModel: Standard criticality (never shed); the target from a rewrite rule, the
+    // header, or the client's name unchanged.
+    const chosen = resolveTarget(pool, parsed.model, modelConfig, headers[MODEL_REWRITE_HEADER], this.#random);
+    const targetModel = chosen.target;
     const { criticality, objective } = this.#criticality(pool, modelConfig?.criticality, headers[OBJECTIVE_HEADER]);
 
     // One edit of the client's bytes: the target model, the usage request, and no field that only
@@ -156,7 +167,8 @@ export class Pipeline {
       { requestId, model: parsed.model, targetModel, criticality, promptTokens: estimateTokens(prompt?.chars ?? parsed.raw.length), body: parsed.json },
       prompt?.text,
     );
-    return { backend, backendName: pool.key, body: forwarded, model: parsed.model, targetModel, criticality, objective, stream: parsed.stream, stripUsage, countTokens: unasked && !stripUsage, request };
+    const rewrite = chosen.rule === undefined ? undefined : { name: chosen.rule.resourceName, generic: chosen.rule.generic };
+    return { backend, backendName: pool.key, body: forwarded, model: parsed.model, targetModel, answerModel: chosen.answerModel, targetSource: chosen.source, rewrite, criticality, objective, stream: parsed.stream, stripUsage, countTokens: unasked && !stripUsage, request };
   }
 
   #resolve(runtime: Runtime, target: ResolvedBackend): BackendRuntime {

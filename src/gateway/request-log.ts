@@ -141,6 +141,17 @@ function roundTimes(pd: PdLog): PdLog {
   return { ...pd, prefillHeadersMs: r(pd.prefillHeadersMs), decodeHeadersMs: r(pd.decodeHeadersMs), ...(pd.kvTransferWaitMs === undefined ? {} : { kvTransferWaitMs: round(pd.kvTransferWaitMs) }) };
 }
 
+/**
+ * Counts an InferenceModelRewrite decision. The rewrite's name and target are configured; the
+ * model is too when an exact match chose the rule, but a generic rule matches any name a client
+ * sends, so there it is labelled only if known (else `other`).
+ */
+export function recordRewrite(deps: { readonly metrics: GatewayMetrics; readonly knownModel: (name: string) => boolean }, prepared: Prepared): void {
+  const { rewrite, model, targetModel } = prepared;
+  if (rewrite === undefined || model === undefined || targetModel === undefined) return;
+  deps.metrics.recordModelRewrite(rewrite.name, rewrite.generic ? label(deps, model) : model, targetModel);
+}
+
 /** Client-chosen names never become unbounded label sets. */
 function label(deps: { readonly knownModel: (name: string) => boolean }, name: string | undefined): string {
   if (name === undefined) return '';

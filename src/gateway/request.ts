@@ -8,7 +8,7 @@ import { EXPECTED_CACHED_TOKENS, MAX_ATTEMPTS, type SchedulingResult } from '../
 import type { InferenceBody } from './body.js';
 import { responseHeaderEdits, upstreamHeaderEdits } from './headers.js';
 import type { Prepared } from './pipeline.js';
-import { logRequest } from './request-log.js';
+import { logRequest, recordRewrite } from './request-log.js';
 import { prefillInputLogprobs, wantsLogprobs } from './logprob-merge.js';
 import { ResponseBody } from './response-body.js';
 import type { Runtime } from './runtime.js';
@@ -119,6 +119,7 @@ export class RequestHandle {
     const { pipeline } = this.#deps;
     const prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id, this.#init.path, this.#parsed);
     this.#prepared = prepared;
+    if (prepared.rewrite !== undefined) recordRewrite(this.#deps, prepared);
     this.#ticket = await pipeline.admit(prepared, signal);
     return this.#schedule(prepared, rule);
   }

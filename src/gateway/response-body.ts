@@ -15,7 +15,7 @@ const EMPTY = Buffer.alloc(0);
  * What one answer's body goes through on its way to the client, decided when its headers arrive:
  * an error answer from a pool's model server becomes OpenAI-shaped (held until the end); a success
  * is read for usage and, when some plugin wants it, the answer text (the usage event the gateway
- * asked for is removed), then gets the client's model name back when the model was rewritten.
+ * asked for is removed), then gets the client's model name back when the model was rewritten and the answer is to carry it.
  * It also times the chunks of a stream (the inter-token latency the client sees). An SSE answer
  * goes on in complete events only (sse-frames.ts): a stream cut mid-event never hands the client
  * half an event, and the data plane's error event follows whole ones.
@@ -50,8 +50,10 @@ export class ResponseBody {
     }
     const stripUsage = sse && prepared.stripUsage;
     this.#observer = new ResponseObserver({ sse, stripUsage, collectText: prepared.backend.controls.needsText, countChunks: this.#countTokens });
-    const renamed = prepared.model !== undefined && prepared.targetModel !== undefined && prepared.model !== prepared.targetModel;
-    if (renamed) this.#renamer = new ModelRenamer(prepared.targetModel as string, prepared.model as string);
+    // The server names the target it ran; the answer carries `answerModel` (model-target.ts).
+    const { targetModel, answerModel } = prepared;
+    const renamed = targetModel !== undefined && answerModel !== undefined && answerModel !== targetModel;
+    if (renamed) this.#renamer = new ModelRenamer(targetModel, answerModel);
     if (sse) this.#gaps = [];
     if (inputLogprobs !== undefined) this.#logprobs = new LogprobMerger(inputLogprobs, sse);
     this.changesLength = sse || renamed || this.#logprobs !== undefined;

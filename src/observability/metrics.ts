@@ -48,6 +48,7 @@ export class GatewayMetrics {
   readonly #scheduling: Histogram<'pool'>;
   readonly #pd: Counter<'pool' | 'reason'>;
   readonly #itl: Histogram<'pool' | 'model'>;
+  readonly #rewrites: Counter<'model_rewrite_name' | 'model_name' | 'target_model'>;
 
   constructor(sources: MetricsSources) {
     const r = this.registry;
@@ -58,6 +59,8 @@ export class GatewayMetrics {
     this.#queueWait = new Histogram({ name: 'infergate_queue_wait_seconds', help: 'Time requests waited in the gateway queue (0 when admitted at once).', labelNames: ['pool'], buckets: LATENCY_BUCKETS, registers: [r] });
     this.#pd = new Counter({ name: 'infergate_pd_requests_total', help: 'Requests to prefill/decode pools, by decision: disaggregated, or kept on decode and why.', labelNames: ['pool', 'reason'], registers: [r] });
     this.#itl = new Histogram({ name: 'infergate_inter_token_latency_seconds', help: 'Gaps between the chunks of streamed answers as the client got them (one chunk is one token on vLLM and SGLang).', labelNames: ['pool', 'model'], buckets: ITL_BUCKETS, registers: [r] });
+    // Upstream's name and labels (GIE pkg/epp/metrics), so its dashboards read ours.
+    this.#rewrites = new Counter({ name: 'inference_extension_model_rewrite_decisions_total', help: 'Requests whose model an InferenceModelRewrite rule rewrote, by rewrite, requested model and drawn target.', labelNames: ['model_rewrite_name', 'model_name', 'target_model'], registers: [r] });
     this.#scheduling = new Histogram({ name: 'infergate_scheduling_duration_seconds', help: 'Time to run the scheduling profile for a request.', labelNames: ['pool'], buckets: SCHEDULING_BUCKETS, registers: [r] });
 
     new Gauge({
@@ -119,6 +122,11 @@ export class GatewayMetrics {
       const itl = this.#itl.labels(labels);
       for (const gap of r.itlS) itl.observe(gap);
     }
+  }
+
+  /** One InferenceModelRewrite decision; every label must be a configured name (the caller bounds `model`). */
+  recordModelRewrite(rewriteName: string, model: string, target: string): void {
+    this.#rewrites.inc({ model_rewrite_name: rewriteName, model_name: model, target_model: target });
   }
 
   observeScheduling(pool: string, seconds: number): void {

@@ -57,7 +57,7 @@ describe('infergate demo', { timeout: 90_000 }, () => {
       assert.match(stderr(), new RegExp(`curl -si http://127\\.0\\.0\\.1:${port}/v1/chat/completions`));
       const r = await chat(port);
       assert.equal(r.status, 200);
-      const body = (await r.json()) as { choices: Array<{ message: { content: string } }> };
+      const body = (await r.json()) as { model: string; choices: Array<{ message: { content: string } }> };
       // The simulated engine's answer starts with the model (or adapter) that served it; pool v1's
       // qwen pods serve an adapter, pool v2's deepseek pod maps travelhelper to its base model.
       const pod = r.headers.get('x-sim-pod') ?? '';
@@ -66,7 +66,10 @@ describe('infergate demo', { timeout: 90_000 }, () => {
       else {
         assert.match(pod, /^qwen-[01]$/);
         assert.match(content, /^ travel-helper-v[12]:/);
+        // Seed 003 verifies the LoRA split by the adapter each answer names.
+        assert.match(body.model, /^travel-helper-v[12]$/);
       }
+      assert.match(stderr(), /"model" field names the adapter that served it/);
       assert.equal(r.headers.get('x-sim-runtime'), 'vllm');
     } finally {
       child.kill('SIGINT');

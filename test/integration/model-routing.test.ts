@@ -7,8 +7,8 @@ import { waitFor, type SimPods, startSmartEnv, type SmartEnv } from '../support/
 /**
  * Model-based routing (seed 001; ACK and upstream's body-based router): one listener, two pools
  * serving two base models, an HTTPRoute rule per model matching `X-Gateway-Model-Name`, which
- * the gateway fills from the body before matching. Also: answers carry the model name the client
- * asked for, error bodies arrive OpenAI-shaped, and client-chosen names stay bounded.
+ * the gateway fills from the body before matching. Also: answers carry the model name of the
+ * InferenceModel's target that served them, error bodies arrive OpenAI-shaped, and client-chosen names stay bounded.
  */
 function config(port: number, pods: SimPods): string {
   const route = (model: string, pool: string): string => poolRule(pool, { name: 'X-Gateway-Model-Name', value: model });
@@ -85,17 +85,17 @@ describe('model-based routing, model names in answers, error shapes, bounded nam
     }, 40_000);
   });
 
-  test('answers name the model the client asked for, in JSON and in streams', async () => {
+  test("an InferenceModel's answers name the target that served them, in JSON and in streams", async () => {
     const plain = await chat('assistant');
     assert.equal(plain.status, 200);
     const body = (await plain.json()) as { model: string; choices: Array<{ message: { content: string } }> };
-    assert.equal(body.model, 'assistant');
+    assert.equal(body.model, 'qwen', 'the served target stays visible (model-names.test.ts has the rest)');
     assert.match(body.choices[0]?.message.content ?? '', /^ qwen:/, 'the server did serve the target model');
     const streamed = await chat('assistant', { stream: true });
     const text = await streamed.text();
     const models = [...text.matchAll(/"model": ?"([^"]*)"/g)].map((m) => m[1]);
     assert.ok(models.length > 2);
-    assert.deepEqual([...new Set(models)], ['assistant']);
+    assert.deepEqual([...new Set(models)], ['qwen']);
     assert.ok(text.trimEnd().endsWith('data: [DONE]'));
   });
 

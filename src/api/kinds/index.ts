@@ -3,6 +3,7 @@ import { PodSchema, ServiceSchema } from './core.js';
 import { BackendTrafficPolicySchema, ClientTrafficPolicySchema } from './envoy-gateway.js';
 import { GatewayClassSchema, GatewaySchema, HTTPRouteSchema } from './gateway-api.js';
 import {
+  InferenceModelRewriteSchema,
   InferenceModelSchema,
   InferenceObjectiveSchema,
   InferencePoolV1Alpha2Schema,
@@ -37,6 +38,12 @@ export const KINDS: ReadonlyMap<string, KindSpec> = new Map<string, KindSpec>(
     }),
     spec('InferenceModel', { 'inference.networking.x-k8s.io/v1alpha2': InferenceModelSchema }),
     spec('InferenceObjective', { 'inference.networking.x-k8s.io/v1alpha2': InferenceObjectiveSchema }),
+    // Upstream's group and llm-d's (llm-d router v0.9 moved it, same schema); one name per
+    // namespace across both, as for any kind here.
+    spec('InferenceModelRewrite', {
+      'inference.networking.x-k8s.io/v1alpha2': InferenceModelRewriteSchema,
+      'llm-d.ai/v1alpha2': InferenceModelRewriteSchema,
+    }),
     spec('InferenceTrafficPolicy', { 'inferenceextension.alibabacloud.com/v1alpha1': InferenceTrafficPolicySchema }),
     spec('ClientTrafficPolicy', { 'gateway.envoyproxy.io/v1alpha1': ClientTrafficPolicySchema }),
     spec('BackendTrafficPolicy', { 'gateway.envoyproxy.io/v1alpha1': BackendTrafficPolicySchema }),

@@ -7,6 +7,7 @@ import {
   RUNTIME_ANNOTATION,
   type EndpointPickerRef,
   type InferenceModel,
+  type InferenceModelRewrite,
   type InferenceObjective,
   type InferencePool,
   type InferenceTrafficPolicy,
@@ -21,7 +22,7 @@ import type { KindBody } from './kind.js';
 /*
  * The Inference Extension kinds (PROTOCOLS.md §f.2–f.6): InferencePool in both API versions,
  * normalised to one shape; InferenceModel with the all-or-none weight rule; InferenceObjective;
- * and ACK's InferenceTrafficPolicy.
+ * InferenceModelRewrite (one schema for both of its groups); and ACK's InferenceTrafficPolicy.
  */
 
 export const RUNTIMES = ['vllm', 'sglang', 'trt-llm'] as const satisfies readonly ModelServerRuntime[];
@@ -36,6 +37,7 @@ const RoutingConfigSchema = z
   .strictObject({
     policy: z.enum(['random', 'round-robin']).optional(),
     streamUsage: z.enum(['inject', 'off']).optional(),
+    responseModelName: z.enum(['served', 'requested']).optional(),
     pd: z.strictObject({ uncachedThresholdTokens: z.number().int().min(0).optional(), bootstrapTimeout: DurationMs.optional() }).optional(),
     scorers: z.strictObject({ queue: Weight.optional(), kvCache: Weight.optional(), inflight: Weight.optional(), prefill: Weight.optional(), lora: Weight.optional(), prefix: Weight.optional() }).optional(),
     prefix: z
@@ -239,6 +241,38 @@ export const InferenceObjectiveSchema = z
     (r): KindBody<InferenceObjective> => ({
       metadata: r.metadata,
       spec: { poolRef: r.spec.poolRef, ...(r.spec.priority === undefined ? {} : { priority: r.spec.priority }) },
+    }),
+  );
+
+/**
+ * InferenceModelRewrite (GIE apix/v1alpha2, also served as `llm-d.ai/v1alpha2`): `rules[]`, each
+ * with `matches[]` (OR; none: a generic rule matching every model) of `model: {type: Exact,
+ * value}` and `targets[]` (at least one) of `{modelRewrite, weight 1–1,000,000}`. A target name is
+ * held to 256 characters, the longest model name a client may send (gateway/body.ts).
+ */
+export const InferenceModelRewriteSchema = z
+  .object({
+    metadata: Metadata,
+    spec: z.object({
+      poolRef: PoolRefSchema('inference.networking.k8s.io'),
+      rules: z.array(
+        z.object({
+          matches: z.array(z.object({ model: z.object({ type: z.enum(['Exact']).default('Exact'), value: z.string().min(1).max(256) }) })).default([]),
+          targets: z.array(z.object({ modelRewrite: z.string().min(1).max(256), weight: z.number().int().min(1).max(1_000_000).optional() })).min(1),
+        }),
+      ),
+    }),
+  })
+  .transform(
+    (r): KindBody<InferenceModelRewrite> => ({
+      metadata: r.metadata,
+      spec: {
+        poolRef: r.spec.poolRef,
+        rules: r.spec.rules.map((rule) => ({
+          matches: rule.matches.map((m) => m.model.value),
+          targets: rule.targets.map((t) => (t.weight === undefined ? { modelRewrite: t.modelRewrite } : { modelRewrite: t.modelRewrite, weight: t.weight })),
+        })),
+      },
     }),
   );
 
