@@ -86,15 +86,16 @@ function sseEvents(text: string): { events: string[]; rest: string } {
   return { events, rest };
 }
 
-/** Requests for `renamed` go to the server as `m`; answers name `renamed` again. */
+/** Requests for `renamed` go to the server as `m`; answers name `renamed` again (an InferenceModelRewrite's rule). */
 const RENAMED = `---
 apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferenceModel
+kind: InferenceModelRewrite
 metadata: {name: renamed}
 spec:
-  modelName: renamed
   poolRef: {name: fake}
-  targetModels: [{name: m, weight: 1}]
+  rules:
+  - matches: [{model: {value: renamed}}]
+    targets: [{modelRewrite: m, weight: 1}]
 `;
 
 describe('a stream the server cuts at any byte ends well-formed', { timeout: 300_000 }, () => {
