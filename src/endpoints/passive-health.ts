@@ -56,10 +56,19 @@ export const DEFAULT_PASSIVE_HEALTH: PassiveHealthOptions = {
 
 /** Weight of one answer in an endpoint's moving error share (about the last 10 answers count). */
 const ERROR_SHARE_WEIGHT = 0.1;
-/** Outcomes an endpoint must have before its error share is judged (a warm-up, not a verdict on one answer). */
-const MIN_OUTCOMES = 5;
-/** Outcomes a peer must have to be compared with: few, so a magnet is caught before it drew most requests. */
+/**
+ * Outcomes an endpoint must have before its error share is judged, and a peer before it is compared
+ * with: a few, so that a server failing everything at once (it looks idle and draws most requests
+ * meanwhile) is caught within about ten requests. A chance run of a client's bad requests on one
+ * healthy server is kept from counting by MIN_OUTLIER_SHARE and the cap on what is set aside.
+ */
+const MIN_OUTCOMES = 8;
 const MIN_PEER_OUTCOMES = 3;
+/**
+ * The least error share that can make an outlier: a server failing (nearly) everything. A healthy
+ * server's failures are its clients' mistakes, a share its peers see too.
+ */
+const MIN_OUTLIER_SHARE = 0.8;
 
 export interface PassiveHealthEvents {
   readonly onEjected?: (endpoint: Endpoint, failures: number, forMs: number, reason: string) => void;
@@ -141,7 +150,11 @@ export class PassiveHealth {
   }
 
   #judgeShare(endpoint: Endpoint): void {
-    if (this.#isErrorOutlier(endpoint)) this.#backOff(endpoint, this.#options.outlierBackoffMs, `error share ${endpoint.errorShare.toFixed(2)} far above its peers'`);
+    if (!this.#isErrorOutlier(endpoint)) return;
+    const now = this.#now();
+    // As for ejection: whatever its clients send, at most maxEjectionPercent of a pool is set aside.
+    if (now >= endpoint.backoffUntil && !this.#maySetAside(endpoint, now)) return;
+    this.#backOff(endpoint, this.#options.outlierBackoffMs, `error share ${errorShare(endpoint).toFixed(2)} far above its peers'`);
   }
 
   #failure(endpoint: Endpoint, reason: string): void {
@@ -163,10 +176,19 @@ export class PassiveHealth {
 
   /** Ejecting `endpoint` keeps every group it belongs to within `maxEjectionPercent`. */
   #mayEject(endpoint: Endpoint, now: number): boolean {
+    return this.#withinCap(endpoint, (e) => now < e.ejectedUntil);
+  }
+
+  /** Backing `endpoint` off as an outlier keeps every group within `maxEjectionPercent` set aside (ejected or backed off). */
+  #maySetAside(endpoint: Endpoint, now: number): boolean {
+    return this.#withinCap(endpoint, (e) => now < e.ejectedUntil || now < e.backoffUntil);
+  }
+
+  #withinCap(endpoint: Endpoint, out: (e: Endpoint) => boolean): boolean {
     for (const group of this.#peers(endpoint)) {
-      let ejected = 0;
-      for (const e of group) if (e !== endpoint && now < e.ejectedUntil) ejected++;
-      if (ejected + 1 > maxEjected(group.length, this.#options.maxEjectionPercent)) return false;
+      let n = 0;
+      for (const e of group) if (e !== endpoint && out(e)) n++;
+      if (n + 1 > maxEjected(group.length, this.#options.maxEjectionPercent)) return false;
     }
     return true;
   }
@@ -175,6 +197,7 @@ export class PassiveHealth {
   #isErrorOutlier(endpoint: Endpoint): boolean {
     if (endpoint.answers < MIN_OUTCOMES) return false;
     const own = errorShare(endpoint);
+    if (own < MIN_OUTLIER_SHARE) return false;
     for (const group of this.#peers(endpoint)) {
       for (const e of group) {
         if (e !== endpoint && e.answers >= MIN_PEER_OUTCOMES && own - errorShare(e) >= this.#options.outlierErrorGap) return true;

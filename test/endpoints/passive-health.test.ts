@@ -79,3 +79,25 @@ test("error share: a pod failing most requests while its peers serve is backed o
   assert.equal(p1.backoffUntil, 0);
   assert.equal(p2.backoffUntil, 0, 'a pod with a client\'s share of 400s is not');
 });
+
+test('error share: a client whose bad requests land unevenly backs off no healthy pod; outliers set aside stay within the cap', () => {
+  // A battery of malformed requests spread at random, most of them landing on p-0 by chance.
+  const [p0, p1, p2] = pool(3) as [Endpoint, Endpoint, Endpoint];
+  const h = health([p0, p1, p2]);
+  for (let i = 0; i < 12; i++) {
+    h.answered(p0, i % 3 === 0 ? 200 : 400);
+    h.answered(p1, i % 4 === 0 ? 400 : 200);
+    h.answered(p2, 200);
+  }
+  for (const e of [p0, p1, p2]) assert.equal(e.backoffUntil, 0, `${e.name} is not backed off for its clients' mistakes`);
+
+  // Three of four pods failing everything: at most half the pool is set aside.
+  const four = pool(4);
+  const h4 = health(four);
+  for (let i = 0; i < 20; i++) {
+    for (const [j, e] of four.entries()) h4.answered(e, j === 3 ? 200 : 404);
+  }
+  const aside = four.filter((e) => e.backoffUntil > 1_000_000).length;
+  assert.equal(aside, 2, 'half of four');
+  assert.equal(four[3]?.backoffUntil, 0);
+});
