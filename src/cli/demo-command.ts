@@ -1,10 +1,11 @@
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Resource } from '../api/types.js';
 import { createLogger, type LogLevel } from '../observability/logger.js';
 import { FileConfigSource } from '../config/file-source.js';
 import { startStandaloneGateway } from '../proxy/standalone.js';
-import { SimClock, startSimServer, type RunningSimServer, type SimServerOptions } from '../sim/index.js';
+import { SimClock, startSimServer, type RunningSimServer } from '../sim/index.js';
+import { examplePath, QWEN3_32B, type DemoEngine, type DemoExample } from './demo-example.js';
+import { SEED_002_EXAMPLES, SEED_002_VARIANTS } from './demo-seed-002.js';
 import { logFormatOption, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
 
@@ -12,58 +13,59 @@ export const DEMO_HELP = `infergate demo: simulated model servers behind the gat
 
 Examples (--example NAME, default canary):
   canary  seed 003's canary setup: three simulated vLLM servers (pods qwen-0 and qwen-1 in pool
-          mymodel-pool-v1 with LoRA adapters travel-helper-v1/v2 and --max-loras 2, pod
-          deepseek-r1-0 in pool mymodel-pool-v2) on 127.0.0.2-4:8000, each a Llama-3.1-8B-on-H100
-          engine in real time, and the gateway on port 8080 from examples/canary/.
+          mymodel-pool-v1, standing for /models/Qwen-2.5-7B-Instruct with LoRA adapters
+          travel-helper-v1/v2 and --max-loras 2; pod deepseek-r1-0 in pool mymodel-pool-v2,
+          standing for /models/DeepSeek-R1-Distill-Qwen-7B; all serve the name mymodel) on
+          127.0.0.2-4:8000, each a Llama-3.1-8B-on-H100 engine in real time, and the gateway on
+          port 8080 from examples/canary/. Answers start with the model that served them: "I am
+          Qwen-2.5-7B-Instruct." / "I am DeepSeek-R1-Distill-Qwen-7B.", plus " + LoRA
+          travel-helper-v1" when an adapter served.
   pd      seed 002's SGLang prefill/decode pool: two prefill servers (qwen-prefill-0/1, their
           bootstrap listeners on port 34000 of their own addresses, --bootstrap-port) and two decode servers
           (qwen-decode-0/1) on 127.0.0.12-15:8000, each a Qwen3-32B-on-2xH100 engine in real
-          time, and the gateway on port 8080 from examples/pd/. Every request is prefilled on a
-          prefill server and decoded on a decode server, which answers.
+          time standing for /models/Qwen3-32B, and the gateway on port 8080 from examples/pd/.
+          Every request is prefilled on a prefill server and decoded on a decode server, which
+          answers.
+  ${SEED_002_VARIANTS.slice(0, 4).join(', ')},
+  ${SEED_002_VARIANTS.slice(4, 8).join(', ')},
+  ${SEED_002_VARIANTS.slice(8).join(', ')}
+          seed 002's variants, each from examples/seed-002/gateway.yaml (the seed's Gateway and
+          route) and examples/seed-002/<variant>/ (the seed's pool, and the Pods it selects):
+          DEFAULT or PREFIX_CACHE routing over two single-node vLLM or SGLang servers (qwen-0/1 on
+          127.0.0.22-23), over the leaders of two multi-node groups (qwen-0/1 on 127.0.0.22 and
+          .24; the workers' Pods are not selected), or SGLang prefill/decode (as pd). Servers
+          stand for /models/Qwen3-32B. The seed's round1/round2 bodies: examples/seed-002/.
 The example's files are reloaded when they change. Runs until Ctrl-C, SIGTERM, or its parent exits.
 
 Options:
-  --example NAME     canary (default) or pd
+  --example NAME     canary (default), pd, or a seed 002 variant (above)
   --port N           the gateway's listener port (default 8080; the example's Gateway listener
                      is moved there)
   --admin-port N     /healthz, /readyz, /metrics and /debug/endpoints port (default 9090; 0 = any
                      free port)
   --sim-port N       port of the simulated servers (default 8000; the pools' target port follows)
-  --sim-hosts A,B,…  addresses of the example's pods, in the order above (canary: 3, default
-                     127.0.0.2,127.0.0.3,127.0.0.4; pd: 4, default 127.0.0.12-15; the Pods'
-                     podIP follow)
+  --sim-hosts A,B,…  addresses of the example's servers, in the order above (canary: 3, default
+                     127.0.0.2,127.0.0.3,127.0.0.4; pd and *-sglang-pd: 4, default
+                     127.0.0.12-15; other seed 002 variants: 2; the Pods' podIP follow)
   --address ADDR     address the gateway's listener binds (default 127.0.0.1)
-  --bootstrap-port N pd: the prefill servers' bootstrap port (default 34000; the traffic policy's
-                     kvTransfer.bootstrapPort follows)
+  --bootstrap-port N pd, *-sglang-pd: the prefill servers' bootstrap port (default 34000; the
+                     traffic policy's kvTransfer.bootstrapPort follows)
   --log-level LEVEL  default info (one "Request Handled" line per request)
   --log-format F     json (default: one JSON object per line) | pretty (readable lines for a terminal)
 `;
 
-/** A simulated pod of an example and what it runs. */
-interface DemoEngine {
-  readonly name: string;
-  readonly host: string;
-  readonly options: Omit<SimServerOptions, 'host' | 'port' | 'name' | 'clock'>;
-}
-
-/** One example the demo can run: its folder, its pods, and what to try. */
-interface DemoExample {
-  readonly dir: string;
-  readonly engines: readonly DemoEngine[];
-  /** The lines printed once everything runs. */
-  banner(ctx: { readonly base: string; readonly admin: string; readonly engines: readonly RunningSimServer[] }): string;
-}
-
-const exampleDir = (name: string): string => fileURLToPath(new URL(`../../../examples/${name}/`, import.meta.url));
-
 /** examples/pd/pool.yaml's `kvTransfer.bootstrapPort`: where the prefill servers' bootstrap listeners are. */
 const PD_BOOTSTRAP_PORT = 34_000;
 /** The model seed 002's clients ask for. */
-const QWEN = '/models/Qwen3-32B';
+const QWEN = QWEN3_32B;
+/** The models seed 003's pools stand for: its `vllm serve` model paths. */
+const QWEN_2_5 = '/models/Qwen-2.5-7B-Instruct';
+const DEEPSEEK_R1 = '/models/DeepSeek-R1-Distill-Qwen-7B';
 
-const vllmCanary = (loras: readonly string[], maxLoras: number | undefined): DemoEngine['options'] => ({
+const vllmCanary = (modelPath: string, loras: readonly string[], maxLoras: number | undefined): DemoEngine['options'] => ({
   runtime: 'vllm',
   model: 'mymodel',
+  modelPath,
   loras,
   ...(maxLoras === undefined ? {} : { maxLoras }),
   profile: 'llama-3.1-8b-h100',
@@ -72,23 +74,26 @@ const vllmCanary = (loras: readonly string[], maxLoras: number | undefined): Dem
 const sglangPd = (pdRole: 'prefill' | 'decode'): DemoEngine['options'] => ({
   runtime: 'sglang',
   model: QWEN,
+  modelPath: QWEN,
   profile: 'qwen3-32b-2xh100',
   pdRole,
 });
 
-export const EXAMPLES: Readonly<Record<'canary' | 'pd', DemoExample>> = {
+export const EXAMPLES: Readonly<Record<string, DemoExample>> = {
   canary: {
-    dir: exampleDir('canary'),
+    paths: [examplePath('canary/')],
     engines: [
-      { name: 'qwen-0', host: '127.0.0.2', options: vllmCanary(['travel-helper-v1', 'travel-helper-v2'], 2) },
-      { name: 'qwen-1', host: '127.0.0.3', options: vllmCanary(['travel-helper-v1', 'travel-helper-v2'], 2) },
-      { name: 'deepseek-r1-0', host: '127.0.0.4', options: vllmCanary([], undefined) },
+      { name: 'qwen-0', host: '127.0.0.2', options: vllmCanary(QWEN_2_5, ['travel-helper-v1', 'travel-helper-v2'], 2) },
+      { name: 'qwen-1', host: '127.0.0.3', options: vllmCanary(QWEN_2_5, ['travel-helper-v1', 'travel-helper-v2'], 2) },
+      { name: 'deepseek-r1-0', host: '127.0.0.4', options: vllmCanary(DEEPSEEK_R1, [], undefined) },
     ],
-    banner: ({ base, engines }) => `Try (90% of answers come from a qwen pod, 10% from deepseek-r1-0; header x-sim-pod names it):
+    banner: ({ base, engines }) => `Try (90% of answers come from a qwen pod and start "I am Qwen-2.5-7B-Instruct.", 10% from
+deepseek-r1-0 and start "I am DeepSeek-R1-Distill-Qwen-7B."; header x-sim-pod names the pod):
   curl -si ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{"model":"mymodel","max_tokens":24,"messages":[{"role":"user","content":"Who are you?"}]}'
-LoRA canary (90% travel-helper-v1, 10% travel-helper-v2; the answer starts with the adapter's
-name), streaming token by token:
+LoRA canary (90% travel-helper-v1, 10% travel-helper-v2; the answer starts with the base model
+and the adapter that served it, "I am Qwen-2.5-7B-Instruct + LoRA travel-helper-v1."), streaming
+token by token:
   curl -sN ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{"model":"travelhelper","stream":true,"messages":[{"role":"user","content":"I just arrived in Beijing"}]}'
   Each answer's "model" field names the adapter that served it ("travel-helper-v1", or
@@ -99,7 +104,7 @@ Edit the weights in examples/canary/route.yaml or models.yaml and the split chan
 `,
   },
   pd: {
-    dir: exampleDir('pd'),
+    paths: [examplePath('pd/')],
     engines: [
       { name: 'qwen-prefill-0', host: '127.0.0.12', options: sglangPd('prefill') },
       { name: 'qwen-prefill-1', host: '127.0.0.13', options: sglangPd('prefill') },
@@ -122,6 +127,7 @@ pod), a decode pod generates the answers:
 Edit examples/pd/pool.yaml (the policy, the role label) and the gateway reloads it.
 `,
   },
+  ...SEED_002_EXAMPLES,
 };
 
 /** Where the demo puts things; the example's files say 8080, 8000, 34000 and their pods' addresses. */
@@ -172,8 +178,9 @@ function simHosts(example: DemoExample, value: string | undefined): Map<string, 
 
 function exampleOf(value: string | undefined): DemoExample {
   const name = value ?? 'canary';
-  if (name !== 'canary' && name !== 'pd') throw new OptionError(`--example must be canary or pd (got "${name}")`);
-  return EXAMPLES[name];
+  const example = Object.hasOwn(EXAMPLES, name) ? EXAMPLES[name] : undefined;
+  if (example === undefined) throw new OptionError(`--example must be one of ${Object.keys(EXAMPLES).join(', ')} (got "${name}")`);
+  return example;
 }
 
 export async function runDemoCommand(argv: string[]): Promise<number> {
@@ -215,7 +222,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
       engines.push(await startSimServer({ ...e.options, ...bootstrap, host: placement.hosts.get(e.name) as string, port: placement.simPort, name: e.name, clock }));
     }
     const gateway = await startStandaloneGateway({
-      sources: [new FileConfigSource([example.dir], { transform: (resources) => placeResources(resources, placement) })],
+      sources: [new FileConfigSource([...example.paths], { transform: (resources) => placeResources(resources, placement) })],
       address,
       adminPort,
       logger,
@@ -228,7 +235,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     process.stderr.write(`
 Infergate demo is running.
   model servers: ${servers.join(',\n                 ')}
-  gateway:       ${base}  (config: ${example.dir}, reloaded on change)
+  gateway:       ${base}  (config: ${example.paths.join(', ')}, reloaded on change)
   health:        ${admin}/readyz
 
 ${example.banner({ base, admin, engines })}Press Ctrl-C to stop.

@@ -26,7 +26,7 @@ export interface ModelEntry {
   readonly id: string;
   /** Base model of a LoRA adapter; null for a base model. */
   readonly parent: string | null;
-  /** vLLM `root`: the model path (here the primary name) or the adapter's path. */
+  /** vLLM `root`: the model path (the primary name when the server knows none) or the adapter's path. */
   readonly root: string;
 }
 
@@ -185,9 +185,12 @@ const SGLANG: Face = {
   statusError: (status, message) => sglangError(status, message),
 };
 
-/** SGLang's `ModelCard`; adapters have no `max_model_len` (sgl-project/sglang: http_server.py). */
+/**
+ * SGLang's `ModelCard`; adapters have no `max_model_len`, and a served name's `root` is the served
+ * name itself, not the model path (sgl-project/sglang: http_server.py `available_models`).
+ */
 function sglangCard(e: ModelEntry, created: number, maxModelLen: number): Record<string, unknown> {
-  return { id: e.id, object: 'model', created, owned_by: 'sglang', root: e.root, parent: e.parent, max_model_len: e.parent === null ? maxModelLen : null };
+  return { id: e.id, object: 'model', created, owned_by: 'sglang', root: e.parent === null ? e.id : e.root, parent: e.parent, max_model_len: e.parent === null ? maxModelLen : null };
 }
 
 /**

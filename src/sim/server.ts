@@ -63,6 +63,15 @@ export interface SimServerOptions {
   name: string;
   /** Served model name(s) (vLLM `--served-model-name`); default 'mymodel'. */
   model?: string | readonly string[];
+  /**
+   * The model the server stands for: the path or hub id a real server was started with (vLLM's
+   * positional model, `vllm serve /models/Qwen-2.5-7B-Instruct --served-model-name mymodel`;
+   * SGLang's `--model-path`). Answers start with a self-introduction naming it ("I am
+   * Qwen-2.5-7B-Instruct.") and the LoRA adapter serving, if any; vLLM lists it as its served
+   * names' `root` in /v1/models. Default: unknown (answers start with the requested name, and
+   * `root` is the primary served name).
+   */
+  modelPath?: string;
   /** LoRA adapters served from the start (vLLM `--lora-modules`). */
   loras?: readonly string[];
   /** GPU adapter slots (vLLM `--max-loras`); default 1. */
@@ -232,6 +241,7 @@ class SimServer implements ExchangeHost {
     try {
       this.engine = new Engine({
         model: models,
+        ...(options.modelPath === undefined ? {} : { modelPath: options.modelPath }),
         loras,
         profile: profileOf(options.profile),
         clock: this.clock,
@@ -418,9 +428,13 @@ class SimServer implements ExchangeHost {
     return Math.floor(this.clock.toEpochMs() / 1000);
   }
 
-  /** The served base names, then every adapter (its parent the primary base name, as vLLM lists them). */
+  /**
+   * The served base names (their `root` the model path, as vLLM lists it, else the primary name),
+   * then every adapter (its parent the primary base name, as vLLM lists them).
+   */
   #modelEntries(): ModelEntry[] {
-    const entries: ModelEntry[] = this.engine.modelNames.map((id) => ({ id, parent: null, root: this.primaryModel }));
+    const root = this.engine.modelPath ?? this.primaryModel;
+    const entries: ModelEntry[] = this.engine.modelNames.map((id) => ({ id, parent: null, root }));
     for (const l of this.engine.loras) entries.push({ id: l, parent: this.primaryModel, root: this.loraPaths.get(l) ?? l });
     return entries;
   }

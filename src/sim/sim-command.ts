@@ -27,7 +27,12 @@ Options:
   --port-step N        replicas on one host, ports N apart, instead of consecutive hosts
   --replicas N         number of engines in this process (default 1), pods <prefix>-0, -1, …
   --name-prefix P      pod name prefix (default sim)
-  --model NAME[,NAME]  served model name(s) (default mymodel)
+  --model NAME[,NAME]  served model name(s) (default mymodel; vLLM --served-model-name)
+  --model-path PATH    the model the servers stand for, as a real server is started with it
+                       (vLLM's positional model, SGLang --model-path), e.g.
+                       /models/Qwen-2.5-7B-Instruct: answers start "I am Qwen-2.5-7B-Instruct."
+                       (" + LoRA <adapter>" when an adapter serves) and vLLM's /v1/models lists
+                       it as the served names' root (default: none; answers start "<model>:")
   --lora A,B           LoRA adapters served beside the model (vLLM --lora-modules)
   --max-loras N        GPU adapter slots (default 1)
   --allow-runtime-lora-updating
@@ -127,6 +132,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
         replicas: { type: 'string' },
         'name-prefix': { type: 'string' },
         model: { type: 'string' },
+        'model-path': { type: 'string' },
         lora: { type: 'string' },
         'max-loras': { type: 'string' },
         'allow-runtime-lora-updating': { type: 'boolean' },
@@ -171,6 +177,8 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     }
     if (pdRoles !== undefined && runtime !== 'sglang' && runtime !== 'vllm') throw new UsageError('--pd-role needs --runtime sglang or vllm (prefill/decode disaggregation)');
     const models = list(values.model);
+    const modelPath = values['model-path']?.trim();
+    if (modelPath === '') throw new UsageError('--model-path must not be empty');
     const loras = list(values.lora);
     const overrides: EngineProfileOverrides = {};
     const blocks = int('num-gpu-blocks', values['num-gpu-blocks'], 1, 2 ** 31);
@@ -220,6 +228,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
         replicas,
         namePrefix: values['name-prefix'] ?? 'sim',
         ...(models.length === 0 ? {} : { model: models }),
+        ...(modelPath === undefined ? {} : { modelPath }),
         loras,
         ...(maxLoras === undefined ? {} : { maxLoras }),
         runtimeLoraUpdating: values['allow-runtime-lora-updating'] === true || envLora === 'true' || envLora === '1',
@@ -251,7 +260,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     for (const s of fleet.servers) {
       const extra = s.bootstrapPort !== undefined ? `  bootstrap ${s.host}:${s.bootstrapPort}` : s.sideChannelPort !== undefined ? `  side channel ${s.host}:${s.sideChannelPort}` : '';
       const role = s.pdRole === undefined ? '' : ` ${s.pdRole}`;
-      process.stdout.write(`${s.name}  ${s.runtime}${role}  ${s.url}  model ${s.engine.modelNames.join(',')}${loras.length > 0 ? ` lora ${loras.join(',')}` : ''}${extra}\n`);
+      process.stdout.write(`${s.name}  ${s.runtime}${role}  ${s.url}  model ${s.engine.modelNames.join(',')}${modelPath === undefined ? '' : ` (${modelPath})`}${loras.length > 0 ? ` lora ${loras.join(',')}` : ''}${extra}\n`);
     }
     process.stdout.write(`profile ${profile}, time scale ${timeScale}; metrics at <url>/metrics\n`);
     const podsFile = values['pods-yaml'];

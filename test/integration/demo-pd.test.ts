@@ -79,7 +79,8 @@ describe('infergate demo --example pd', { timeout: 90_000 }, () => {
           assert.match(text, /data: \[DONE\]\n\n$/);
         } else {
           const body = JSON.parse(text) as { choices: Array<{ message: { content: string } }>; usage: { completion_tokens: number } };
-          assert.match(body.choices[0]?.message.content ?? '', /^ \/models\/Qwen3-32B:/);
+          // The servers stand for the seed's model and say so.
+          assert.match(body.choices[0]?.message.content ?? '', /^ I am Qwen3-32B\. /);
           assert.equal(body.usage.completion_tokens, 6);
           // Only PD legs carry the transfer time: the KV came from a prefill pod.
           assert.match(r.headers.get('x-sim-kv-transfer-ms') ?? '', /^\d+(\.\d+)?$/, 'a KV transfer happened');

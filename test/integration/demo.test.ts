@@ -37,7 +37,7 @@ async function chat(port: number): Promise<Response> {
   return fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'travelhelper', max_tokens: 8, messages: [{ role: 'user', content: 'I just arrived in Beijing' }] }),
+    body: JSON.stringify({ model: 'travelhelper', max_tokens: 24, messages: [{ role: 'user', content: 'I just arrived in Beijing' }] }),
   });
 }
 
@@ -58,19 +58,32 @@ describe('infergate demo', { timeout: 90_000 }, () => {
       const r = await chat(port);
       assert.equal(r.status, 200);
       const body = (await r.json()) as { model: string; choices: Array<{ message: { content: string } }> };
-      // The simulated engine's answer starts with the model (or adapter) that served it; pool v1's
-      // qwen pods serve an adapter, pool v2's deepseek pod maps travelhelper to its base model.
+      // The simulated server answers as the model it stands for (seed 003's model paths), naming
+      // the adapter when one served: pool v1's qwen pods serve an adapter, pool v2's deepseek pod
+      // (if the route sends it travelhelper) its base model.
       const pod = r.headers.get('x-sim-pod') ?? '';
       const content = body.choices[0]?.message.content ?? '';
-      if (pod === 'deepseek-r1-0') assert.match(content, /^ mymodel:/);
+      if (pod === 'deepseek-r1-0') assert.match(content, /^ I am DeepSeek-R1-Distill-Qwen-7B\. /);
       else {
         assert.match(pod, /^qwen-[01]$/);
-        assert.match(content, /^ travel-helper-v[12]:/);
+        assert.match(content, /^ I am Qwen-2\.5-7B-Instruct \+ LoRA travel-helper-v[12]\. /);
         // Seed 003 verifies the LoRA split by the adapter each answer names.
         assert.match(body.model, /^travel-helper-v[12]$/);
       }
       assert.match(stderr(), /"model" field names the adapter that served it/);
       assert.equal(r.headers.get('x-sim-runtime'), 'vllm');
+      // Seed 003's scenario 1, verified as the seed does: "Who are you?" to mymodel answers "I am
+      // Qwen…" from pool v1 and "I am DeepSeek-R1…" from pool v2.
+      for (let i = 0; i < 6; i++) {
+        const who = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'mymodel', max_tokens: 24, messages: [{ role: 'user', content: `Who are you? (${i})` }] }),
+        });
+        const answer = ((await who.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content ?? '';
+        const from = who.headers.get('x-sim-pod');
+        assert.match(answer, from === 'deepseek-r1-0' ? /^ I am DeepSeek-R1-Distill-Qwen-7B\. / : /^ I am Qwen-2\.5-7B-Instruct\. /, `${from}: ${answer}`);
+      }
     } finally {
       child.kill('SIGINT');
       const [code] = (await once(child, 'exit')) as [number | null];

@@ -154,6 +154,7 @@ describe('infergate sim', () => {
       [['--pd-role', 'middle'], /^infergate sim: --pd-role must be prefill or decode, or a list of them \(got "middle"\)\n$/],
       [['--pd-role', 'prefill,decode', '--replicas', '3'], /^infergate sim: --pd-role lists 2 roles for 3 replicas\n$/],
       [['--profile', 'huge'], /^infergate sim: --profile must be one of/],
+      [['--model-path', ' '], /^infergate sim: --model-path must not be empty\n$/],
       [['--bogus'], /^infergate sim: Unknown option '--bogus'/],
       [['--profile', 'tiny', '--max-model-len', '99999'], /^infergate sim: profile tiny: maxModelLen 99999 does not fit the KV cache/],
     ];
@@ -178,6 +179,22 @@ describe('infergate sim', () => {
       assert.deepEqual(await (await fetch(`${url}/sim/faults`)).json(), { generation: 'status:503', metrics: 'nan' });
       const emb = await post({ url }, '/v1/embeddings', { model: 'mymodel', input: 'x', encoding_format: 'float' }, { 'x-sim-fault': 'ok' });
       assert.equal(((await emb.json()) as { data: Array<{ embedding: number[] }> }).data[0]?.embedding.length, 64);
+    } finally {
+      assert.equal(await sim.stop(), 0, sim.stderr());
+    }
+  });
+
+  test('--model-path: the server answers as that model and lists it as root, beside its served name', async () => {
+    const port = await freePort('127.0.0.83');
+    const sim = await simProcess(['--host', '127.0.0.83', '--port', String(port), '--profile', 'tiny', '--time-scale', '20', '--model', 'mymodel', '--model-path', '/models/DeepSeek-R1-Distill-Qwen-7B']);
+    try {
+      assert.match(sim.stdout(), /model mymodel \(\/models\/DeepSeek-R1-Distill-Qwen-7B\)/);
+      const url = `http://127.0.0.83:${port}`;
+      const r = await post({ url }, '/v1/chat/completions', { model: 'mymodel', max_tokens: 20, messages: [{ role: 'user', content: 'Who are you?' }] });
+      const body = (await r.json()) as { choices: Array<{ message: { content: string } }> };
+      assert.match(body.choices[0]?.message.content ?? '', /^ I am DeepSeek-R1-Distill-Qwen-7B\. /, sim.stderr());
+      const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string; root: string }> };
+      assert.deepEqual(models.data.map((m) => [m.id, m.root]), [['mymodel', '/models/DeepSeek-R1-Distill-Qwen-7B']]);
     } finally {
       assert.equal(await sim.stop(), 0, sim.stderr());
     }

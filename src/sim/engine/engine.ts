@@ -37,6 +37,12 @@ import { tokenize } from './tokenizer.js';
 export interface EngineOptions {
   /** Served base-model name(s) (vLLM `--served-model-name`, may be a list); the first is the primary. */
   model: string | readonly string[];
+  /**
+   * The model this engine stands for: the path or hub id a real server was started with (vLLM's
+   * positional model, SGLang's `--model-path`). Answers introduce themselves with its last segment
+   * (output.ts). Default: unknown, answers start with the requested name.
+   */
+  modelPath?: string;
   /** Known LoRA adapter names (vLLM `--lora-modules`); more can be added with `loadLora`. Default none. */
   loras?: readonly string[];
   /** GPU adapter slots (vLLM `--max-loras`); default 1. */
@@ -147,6 +153,8 @@ export class Engine {
   readonly profile: EngineProfile;
   /** Served base-model names; `modelNames[0]` is the primary. */
   readonly modelNames: readonly string[];
+  /** The model this engine stands for (EngineOptions.modelPath); undefined when unknown. */
+  readonly modelPath: string | undefined;
   readonly clock: SimClock;
 
   readonly #baseNames: ReadonlySet<string>;
@@ -176,12 +184,14 @@ export class Engine {
   #loraUpdatedAtMs: number;
   readonly #inFlight = new Set<Seq>();
 
-  /** @throws RangeError for an invalid profile, no model name, or maxLoras < 1. */
+  /** @throws RangeError for an invalid profile, no model name, an empty modelPath, or maxLoras < 1. */
   constructor(options: EngineOptions) {
     this.profile = resolveProfile(options.profile, options.overrides);
     const names = typeof options.model === 'string' ? [options.model] : [...options.model];
     if (names.length === 0 || names.some((n) => n === '')) throw new RangeError('Engine needs at least one non-empty model name');
     this.modelNames = names;
+    if (options.modelPath === '') throw new RangeError('modelPath must not be empty');
+    this.modelPath = options.modelPath;
     this.#baseNames = new Set(names);
     this.#loras = new Set(options.loras ?? []);
     const maxLoras = options.maxLoras ?? 1;
@@ -273,7 +283,7 @@ export class Engine {
     const { promptTokens, maxTokens, adapter } = checked.request;
     const p = this.profile;
     const now = this.clock.now();
-    const answer = new AnswerStream(answerSeed(promptTokens, req.model), req.model);
+    const answer = new AnswerStream(answerSeed(promptTokens, req.model), req.model, { modelPath: this.modelPath, adapter });
     // A prefill-only leg emits exactly the first token (SGLang's prefill finishes with "length").
     const length =
       req.prefillOnly === true

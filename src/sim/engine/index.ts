@@ -18,6 +18,10 @@ export {
 export {
   AnswerStream,
   MAX_ANSWER_TOKENS,
+  MAX_HEADER_NAME,
+  answerHeader,
+  modelSelfName,
+  type AnswerVoice,
   MIN_ANSWER_TOKENS,
   answerLength,
   answerSeed,

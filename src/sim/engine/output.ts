@@ -1,13 +1,21 @@
 /**
- * Deterministic answers: the same (prompt, model) gives the same tokens on every simulated server.
+ * Deterministic answers: the same (prompt, model, voice) gives the same tokens on every simulated
+ * server.
  *
- * An answer is a readable header — the requested model name, so a demo shows which model or LoRA
- * adapter answered — followed by short words drawn by a PRNG seeded from the prompt. Every word
+ * An answer is a readable header, so a demo shows which model or LoRA adapter answered, followed
+ * by short words drawn by a PRNG seeded from the prompt. The header is a self-introduction when
+ * the server knows the model it stands for (its model path, `AnswerVoice.modelPath`):
+ * " I am Qwen-2.5-7B-Instruct." for the base model, " I am Qwen-2.5-7B-Instruct + LoRA
+ * travel-helper-v1." when an adapter serves, as a real model names itself when asked who it is;
+ * without a model path it is the requested name, " travel-helper-v1:". The header is tokens like
+ * the rest (cut by `max_tokens`, counted in usage). Every word
  * is a space plus at most 4 characters, i.e. exactly one token of our tokenizer, so the joined
  * answer text re-tokenizes to exactly the generated ids. That matters: when a client resends the
  * answer in its next turn, the server finds the answer's KV blocks in its prefix cache.
  *
- * The natural length (where the model would emit EOS) is 16–256 tokens, from the prompt hash.
+ * The natural length (where the model would emit EOS) is 16–256 tokens, from the prompt hash and
+ * the requested name (not the voice: a header longer than the natural length is cut there; the
+ * seeds' names take at most 14 tokens).
  */
 
 import { fmix32 } from './hash.js';
@@ -42,21 +50,55 @@ export function naturalAnswerLength(seed: number): number {
   return MIN_ANSWER_TOKENS + (fmix32(seed ^ 0x9e3779b9) % (MAX_ANSWER_TOKENS - MIN_ANSWER_TOKENS + 1));
 }
 
+/** Who speaks an answer: the model the server stands for and the adapter serving the request. */
+export interface AnswerVoice {
+  /**
+   * The model the server stands for: the path or hub id it was started with (vLLM's positional
+   * model, SGLang's `--model-path`), e.g. "/models/Qwen-2.5-7B-Instruct". Undefined: unknown.
+   */
+  readonly modelPath?: string | undefined;
+  /** The LoRA adapter serving the request; null or undefined for the base model. */
+  readonly adapter?: string | null | undefined;
+}
+
+/** Longest model or adapter name a header repeats, in characters (names come from flags and requests). */
+export const MAX_HEADER_NAME = 64;
+
+/** A name safe to embed: whitespace or '<' could merge with neighbours or form a special token. */
+function safeName(name: string): string {
+  return name.replace(/[\s<]/g, '-').slice(0, MAX_HEADER_NAME) || 'model';
+}
+
+/**
+ * The name a model calls itself: the last segment of its path or hub id
+ * ("/models/Qwen-2.5-7B-Instruct" and "Qwen/Qwen-2.5-7B-Instruct" → "Qwen-2.5-7B-Instruct").
+ */
+export function modelSelfName(modelPath: string): string {
+  const segments = modelPath.split('/').filter((s) => s !== '');
+  return safeName(segments[segments.length - 1] ?? modelPath);
+}
+
+/** The header's text for a requested model name and voice (see the file comment). */
+export function answerHeader(model: string, voice: AnswerVoice = {}): string {
+  if (voice.modelPath === undefined) return ` ${safeName(model)}:`;
+  const self = ` I am ${modelSelfName(voice.modelPath)}`;
+  return voice.adapter === null || voice.adapter === undefined ? `${self}.` : `${self} + LoRA ${safeName(voice.adapter)}.`;
+}
+
 interface Header {
   texts: readonly string[];
   ids: readonly number[];
 }
 const headers = new Map<string, Header>();
 
-/** The header pieces for a model name, e.g. " llam", "a-3.", "1-8b", ":" (cached per name). */
-function headerFor(model: string): Header {
-  let h = headers.get(model);
+/** The header pieces of a header text, e.g. " llam", "a-3.", "1-8b", ":" (cached per text). */
+function headerPieces(text: string): Header {
+  let h = headers.get(text);
   if (h === undefined) {
-    // Whitespace or '<' in a name could merge with neighbours or form a special token.
-    const texts = tokenizePieces(` ${model.replace(/[\s<]/g, '-') || 'model'}:`);
+    const texts = tokenizePieces(text);
     h = { texts, ids: texts.map(pieceId) };
     if (headers.size > 1000) headers.clear(); // bounded: names come from requests
-    headers.set(model, h);
+    headers.set(text, h);
   }
   return h;
 }
@@ -78,9 +120,10 @@ export class AnswerStream {
   readonly #header: Header;
   #rng: number;
 
-  constructor(seed: number, model: string) {
+  /** `model`: the requested name; `voice`: who answers (see the file comment). */
+  constructor(seed: number, model: string, voice: AnswerVoice = {}) {
     this.naturalLength = naturalAnswerLength(seed);
-    this.#header = headerFor(model);
+    this.#header = headerPieces(answerHeader(model, voice));
     this.#rng = seed >>> 0;
   }
 
@@ -125,8 +168,9 @@ export function generateAnswer(
   model: string,
   maxTokens: number,
   ignoreEos = false,
+  voice: AnswerVoice = {},
 ): { texts: string[]; ids: number[]; finishReason: 'stop' | 'length' } {
-  const stream = new AnswerStream(answerSeed(promptTokens, model), model);
+  const stream = new AnswerStream(answerSeed(promptTokens, model), model, voice);
   const { tokens, finishReason } = answerLength(stream.naturalLength, maxTokens, ignoreEos);
   const texts: string[] = [];
   const ids: number[] = [];
