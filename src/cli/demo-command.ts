@@ -87,8 +87,8 @@ export const EXAMPLES: Readonly<Record<'canary' | 'pd', DemoExample>> = {
     banner: ({ base, engines }) => `Try (90% of answers come from a qwen pod, 10% from deepseek-r1-0; header x-sim-pod names it):
   curl -si ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{"model":"mymodel","max_tokens":24,"messages":[{"role":"user","content":"Who are you?"}]}'
-LoRA canary (90% travel-helper-v1, 10% travel-helper-v2; the answer starts with the adapter's
-name), streaming token by token:
+LoRA canary (90% travel-helper-v1, 10% travel-helper-v2, all on a qwen pod: only pool v1 has
+the InferenceModel; the answer starts with the adapter's name), streaming token by token:
   curl -sN ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{"model":"travelhelper","stream":true,"messages":[{"role":"user","content":"I just arrived in Beijing"}]}'
 Models routable here:  curl -s ${base}/v1/models
