@@ -1,5 +1,5 @@
 import type { BackendTarget, RuleConfig } from '../config/snapshot.js';
-import type { Endpoint } from '../core/endpoint.js';
+import type { Endpoint, MetricsDialect } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
 import type { Runtime } from './runtime.js';
@@ -12,12 +12,21 @@ export interface PodModels {
   /** Every model id some pod of the pool lists. */
   readonly names: ReadonlySet<string>;
   /**
-   * Every pod of the pool has listed a non-empty model list: a name outside `names` is known not
-   * to be served there. False for a pool without pods, or with a pod that has not listed yet
-   * (just started, no `/v1/models`, an empty or unreadable list): the gateway does not know.
+   * Every pod of the pool has listed a non-empty model list, and its runtime refuses a name it
+   * does not list: a name outside `names` is known not to be served there. False for a pool
+   * without pods, or with a pod that has not listed yet (just started, no `/v1/models`, an empty
+   * or unreadable list), or whose runtime may serve names it does not list: the gateway does not know.
    */
   readonly complete: boolean;
 }
+
+/**
+ * Runtimes whose servers refuse a `model` they do not list: vLLM (404 "The model `X` does not
+ * exist.", serving_engine.py `_check_model`) and Triton's OpenAI frontend (400 "Unknown model").
+ * SGLang is left out (which versions check `model` differs; older ones ignore it and answer with
+ * their one model), and so is trtllm-serve: their lists say what they serve, not what they refuse.
+ */
+const REFUSES_UNLISTED: ReadonlySet<MetricsDialect> = new Set<MetricsDialect>(['vllm', 'trt-llm']);
 
 /** Pool key (`namespace/name`) → what its pods serve. */
 export type PoolModels = ReadonlyMap<string, PodModels>;
@@ -37,7 +46,7 @@ function podModels(endpoints: readonly Endpoint[]): PodModels {
   let complete = true;
   for (const e of endpoints) {
     const list = e.servedModels;
-    if (list === undefined || list.length === 0) complete = false;
+    if (list === undefined || list.length === 0 || !REFUSES_UNLISTED.has(e.dialect)) complete = false;
     for (const m of list ?? []) names.add(m.id);
   }
   return { names, complete };

@@ -160,8 +160,14 @@ test('a model no backend serves, where every backend is known, is a 404 model_no
   assert.ok(refusal(() => new Pipeline().backend(rule('/one'), 'x'.repeat(5000), pods)).message.length < 600);
 });
 
-test("what a pool's pods serve: complete only when every pod listed a non-empty list", async () => {
-  const yaml = `${pool('full', 'a')}${pool('half', 'b')}${pool('empty', 'c')}${pool('blank', 'd')}---
+test("what a pool's pods serve: complete only when every pod listed a non-empty list and refuses names it does not list", async () => {
+  const sglang = `---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: sg, annotations: {inference.networking.x-k8s.io/model-server-runtime: sglang}}
+spec: {selector: {release: e}, targetPortNumber: 8000}
+`;
+  const yaml = `${pool('full', 'a')}${pool('half', 'b')}${pool('empty', 'c')}${pool('blank', 'd')}${sglang}---
 apiVersion: v1
 kind: List
 items:
@@ -169,6 +175,7 @@ items:
 - {apiVersion: v1, kind: Pod, metadata: {name: b-0, labels: {release: b}}, status: {podIP: 127.0.2.2}}
 - {apiVersion: v1, kind: Pod, metadata: {name: b-1, labels: {release: b}}, status: {podIP: 127.0.2.3}}
 - {apiVersion: v1, kind: Pod, metadata: {name: d-0, labels: {release: d}}, status: {podIP: 127.0.2.4}}
+- {apiVersion: v1, kind: Pod, metadata: {name: e-0, labels: {release: e}}, status: {podIP: 127.0.2.5}}
 `;
   const gateway = await Gateway.start({ sources: [new MemorySource(yaml)], logger: memoryLogger().logger, scrapeIntervalMs: 0 });
   try {
@@ -177,11 +184,14 @@ items:
     endpoint('full', 0).servedModels = [{ id: 'mymodel', parent: null }, { id: 'lora-a', parent: 'mymodel' }];
     endpoint('half', 0).servedModels = [{ id: 'mymodel', parent: null }];
     endpoint('blank', 0).servedModels = [];
+    endpoint('sg', 0).servedModels = [{ id: 'qwen', parent: null }];
     const view = poolModels(runtime);
     assert.deepEqual(view.get('default/full'), { names: new Set(['mymodel', 'lora-a']), complete: true });
     assert.deepEqual(view.get('default/half'), { names: new Set(['mymodel']), complete: false }, 'a pod that has not listed');
     assert.equal(view.get('default/empty')?.complete, false, 'a pool without pods');
     assert.equal(view.get('default/blank')?.complete, false, 'a pod listing nothing does not say what it serves');
+    // Older SGLang servers ignore `model`: their list says what they serve, not what they refuse.
+    assert.deepEqual(view.get('default/sg'), { names: new Set(['qwen']), complete: false });
   } finally {
     await gateway.close();
   }
