@@ -91,9 +91,9 @@ export const EXAMPLES: Readonly<Record<string, DemoExample>> = {
 deepseek-r1-0 and start "I am DeepSeek-R1-Distill-Qwen-7B."; header x-sim-pod names the pod):
   curl -si ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{"model":"mymodel","max_tokens":24,"messages":[{"role":"user","content":"Who are you?"}]}'
-LoRA canary (90% travel-helper-v1, 10% travel-helper-v2; the answer starts with the base model
-and the adapter that served it, "I am Qwen-2.5-7B-Instruct + LoRA travel-helper-v1."), streaming
-token by token:
+LoRA canary (90% travel-helper-v1, 10% travel-helper-v2, all on a qwen pod: only pool v1 has
+the InferenceModel; the answer starts with the base model and the adapter that served it, "I am
+Qwen-2.5-7B-Instruct + LoRA travel-helper-v1."), streaming token by token:
   curl -sN ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{"model":"travelhelper","stream":true,"messages":[{"role":"user","content":"I just arrived in Beijing"}]}'
   Each answer's "model" field names the adapter that served it ("travel-helper-v1", or

@@ -279,6 +279,7 @@ function compileListeners(
             rule.requestTimeoutMs !== undefined ? `HTTPRoute ${route.metadata.namespace}/${route.metadata.name} spec.rules[${ri}].timeouts.request` : limits.requestTimeoutSetting,
           bufferLimitBytes: limits.bufferLimitBytes,
         };
+        if (listener === attached[0]) reportPartialModels(route, ri, compiled.backends, warn);
         const list = entriesByPort.get(listener.port) ?? [];
         for (const match of rule.matches) {
           list.push({
@@ -307,6 +308,24 @@ function compileListeners(
     out.set(port, { port, names, routes: new RouteTable(entries), models: [...models].sort(), maxBodyBytes, matchesModelHeaders });
   }
   return out;
+}
+
+/**
+ * A rule that splits by weight where an InferenceModel's `modelName` exists in only some of its
+ * backends: requests for that model go only to the pools that serve it (the gateway's backend
+ * choice, docs/routing.md), so the rule's weights do not split them as written. Said once per
+ * rule and model, as a warning: it is a working layout (seed 003's LoRA canary), not an error.
+ */
+function reportPartialModels(route: HTTPRoute, ri: number, backends: WeightedTable<BackendTarget>, warn: Warn): void {
+  if (backends.size < 2) return;
+  const names = new Set<string>();
+  for (const b of backends.items) if (b.type === 'pool') for (const m of b.pool.models.keys()) names.add(m);
+  for (const model of [...names].sort()) {
+    const serving = backends.items.filter((b): b is BackendTarget & { type: 'pool' } => b.type === 'pool' && b.pool.models.has(model));
+    if (serving.length === backends.size) continue;
+    const pools = serving.map((b) => b.pool.name).join(', ');
+    warn(route, `spec.rules[${ri}]`, `model ${model} is served by ${pools} only; requests for it go there (weights apply among the pools that serve it)`);
+  }
 }
 
 function attachRoute(idx: Index, route: HTTPRoute, bound: readonly BoundListener[], warn: Warn): BoundListener[] {

@@ -30,6 +30,34 @@ export class WeightedTable<T> {
     return this.#items;
   }
 
+  /**
+   * Draws among the items `keep` accepts, each with probability weight / (the kept weights' sum):
+   * the table's weights renormalised over a subset. `undefined` when `keep` accepts none.
+   */
+  pickWhere(random: Random, keep: (item: T, index: number) => boolean): T | undefined {
+    const n = this.#items.length;
+    let total = 0;
+    let last = -1;
+    for (let i = 0; i < n; i++) {
+      if (!keep(this.#items[i] as T, i)) continue;
+      total += this.#weight(i);
+      last = i;
+    }
+    if (last < 0) return undefined;
+    const x = random() * total;
+    let sum = 0;
+    for (let i = 0; i < last; i++) {
+      if (!keep(this.#items[i] as T, i)) continue;
+      sum += this.#weight(i);
+      if (x < sum) return this.#items[i];
+    }
+    return this.#items[last];
+  }
+
+  #weight(i: number): number {
+    return (this.#cumulative[i] ?? 0) - (i === 0 ? 0 : (this.#cumulative[i - 1] ?? 0));
+  }
+
   /** Draws an item with probability weight / total; `undefined` when the table is empty. */
   pick(random: Random): T | undefined {
     const n = this.#items.length;

@@ -17,6 +17,7 @@ import { PrefixIndex } from '../prefix/index.js';
 import { PluginConfigError, type PluginRegistry } from '../scheduling/registry.js';
 import { builtinRegistry } from '../scheduling/policies.js';
 import type { PluginHandle } from '../scheduling/types.js';
+import { poolModels, type PoolModels } from './backend-choice.js';
 import { debugEndpoints } from './debug-endpoints.js';
 import { baseModels, modelsAnswer } from './model-list.js';
 import { Pipeline } from './pipeline.js';
@@ -90,6 +91,8 @@ export class Gateway {
   readonly #lister: ModelLister | undefined;
   #baseModels = new Map<string, string>();
   #knownModels = new Set<string>();
+  /** What each pool's pods serve (backend-choice.ts): rebuilt when lists, members or config change. */
+  #poolModels: PoolModels = new Map();
   /** Pools already reported as selecting no pod (see #warnEmptyPools). */
   #emptyPools = new Set<string>();
   readonly #requestDeps: RequestDeps;
@@ -147,6 +150,7 @@ export class Gateway {
         this.#scraper?.sync(all);
         this.#lister?.sync(all);
         this.prefixIndex.retainOnly(all);
+        this.#poolModels = poolModels(this.#runtime);
         this.#wakeGates();
       },
     });
@@ -162,6 +166,7 @@ export class Gateway {
       timeouts: this.#timeouts,
       baseModelOf: (m) => this.#baseModels.get(m),
       knownModel: (m) => this.#knownModels.has(m),
+      poolModels: () => this.#poolModels,
     };
   }
 
@@ -289,6 +294,7 @@ export class Gateway {
     }
     for (const e of endpoints) for (const m of e.servedModels ?? []) known.add(m.id);
     this.#knownModels = known;
+    this.#poolModels = poolModels(this.#runtime);
   }
 
   /**

@@ -8,6 +8,7 @@ import type { Ticket } from '../flowcontrol/admission.js';
 import { estimateTokens, promptOf } from '../prefix/prompt-text.js';
 import { CycleState } from '../scheduling/cycle-state.js';
 import type { SchedulingRequest, SchedulingResult } from '../scheduling/types.js';
+import { chooseBackend, type PoolModels } from './backend-choice.js';
 import { parseInferenceBody, type InferenceBody } from './body.js';
 import { clientWantsUsage, includeUsageOptions } from './include-usage.js';
 import { editTopLevel } from './json-scan.js';
@@ -65,7 +66,8 @@ function schedulingRequest(fields: Omit<SchedulingRequest, 'promptText' | 'state
  *
  * ```
  * route()      route_not_found 404
- * backend()    backend_not_found 500 (invalid ref, or a rule with no usable backends)
+ * backend()    backend_not_found 500 (invalid ref, or a rule with no usable backends),
+ *              model_not_found 404 (no backend of the rule serves the model)
  * prepare()    invalid_json / invalid_body / missing_model / invalid_header 400, no_ready_endpoint 503
  * admit()      request_shed / queue_full 429, queue_timeout 503 (with Retry-After)
  * schedule()   no_ready_endpoint 503
@@ -104,9 +106,22 @@ export class Pipeline {
     return { rule, parsed };
   }
 
-  /** Draws a backendRef by weight. Gateway API: traffic drawn to an invalid backend gets 500. */
-  backend(rule: RuleConfig): ResolvedBackend {
-    const target = rule.backends.pick(this.#random);
+  /**
+   * The body parsed for the backend choice, when the rule reaches an InferencePool (a Service
+   * backend is plain balancing: its body is never read); undefined when it is no inference body
+   * (`prepare` refuses it then with its 400). `prepare` reuses it, so a body is parsed once.
+   */
+  parseForChoice(rule: RuleConfig, body: Buffer | undefined): InferenceBody | undefined {
+    return rule.backends.items.some((b) => b.type === 'pool') ? tryParse(body) : undefined;
+  }
+
+  /**
+   * Draws a backendRef by weight, among those that serve `model` when the gateway knows
+   * (backend-choice.ts; `pods`: what each pool's pods list). Gateway API: traffic drawn to an
+   * invalid backend gets 500. Throws `model_not_found` when no backend of the rule serves `model`.
+   */
+  backend(rule: RuleConfig, model?: string, pods: PoolModels = NO_POOL_MODELS): ResolvedBackend {
+    const target = chooseBackend(rule, model, pods, this.#random);
     if (target === undefined) throw new GatewayError('backend_not_found', `route rule ${rule.id} has no backend with a non-zero weight`);
     if (target.type === 'invalid') throw new GatewayError('backend_not_found', `route rule ${rule.id}: ${target.reason}`);
     return target;
@@ -204,6 +219,8 @@ export class Pipeline {
     return prepared.backend.scheduler.schedule(prepared.request, candidates, this.#random);
   }
 }
+
+const NO_POOL_MODELS: PoolModels = new Map();
 
 const PASS: Ticket = { waitedMs: 0, done: (): void => undefined };
 

@@ -4,6 +4,7 @@ import type { HeaderEdit } from '../core/headers.js';
 import type { PassiveHealth } from '../endpoints/passive-health.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
+import type { PoolModels } from './backend-choice.js';
 import type { PdPlan } from './pd.js';
 import type { Pipeline } from './pipeline.js';
 import type { UpstreamTimeouts } from './timeouts.js';
@@ -81,5 +82,7 @@ export interface RequestDeps {
   readonly baseModelOf: (model: string) => string | undefined;
   /** Whether a model name may become a metric label (see Gateway.knownModel). */
   readonly knownModel: (model: string) => boolean;
+  /** What each pool's pods serve now, for the backend choice (kept current by the Gateway). */
+  readonly poolModels: () => PoolModels;
 }
 

@@ -117,7 +117,8 @@ export class RequestHandle {
     const rule = this.#rule;
     if (rule === undefined) throw new Error('decide() before route()');
     const { pipeline } = this.#deps;
-    const prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id, this.#init.path, this.#parsed);
+    const parsed = this.#parsed ?? pipeline.parseForChoice(rule, body);
+    const prepared = pipeline.prepare(runtime, pipeline.backend(rule, parsed?.model, this.#deps.poolModels()), body, this.#init.headers, this.id, this.#init.path, parsed);
     this.#prepared = prepared;
     if (prepared.rewrite !== undefined) recordRewrite(this.#deps, prepared);
     this.#ticket = await pipeline.admit(prepared, signal);

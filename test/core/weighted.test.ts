@@ -42,3 +42,22 @@ test('seededRandom repeats for a seed and stays in [0, 1)', () => {
     assert.ok(x >= 0 && x < 1);
   }
 });
+
+test('pickWhere draws among a subset by its weights renormalised; none kept is undefined', () => {
+  const random = seededRandom(11);
+  const table = new WeightedTable([
+    { item: 'a', weight: 60 },
+    { item: 'b', weight: 10 },
+    { item: 'c', weight: 30 },
+  ]);
+  const n = 20_000;
+  const counts = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const x = table.pickWhere(random, (item) => item !== 'b') as string;
+    counts.set(x, (counts.get(x) ?? 0) + 1);
+  }
+  assert.equal(counts.get('b'), undefined);
+  assert.ok(Math.abs(binomialZ(counts.get('a') ?? 0, n, 60 / 90)) < 4.5, `a drawn ${counts.get('a')} of ${n}`);
+  assert.equal(table.pickWhere(random, (_, i) => i === 1), 'b');
+  assert.equal(table.pickWhere(random, () => false), undefined);
+});

@@ -40,6 +40,8 @@ describe('infergate command line', { timeout: 120_000 }, () => {
     assert.equal(ex.code, 0, ex.stderr);
     assert.match(ex.stdout, /resource\(s\) valid/);
     assert.match(ex.stdout, /^InferenceModel\/loramodel\b.*travel-helper-v1/m);
+    // Seed 003's LoRA canary: the 90/10 route, travelhelper in pool v1 only. Valid, and said.
+    assert.match(ex.stderr, /^warning: HTTPRoute\/inference-route: spec\.rules\[0\]: model travelhelper is served by mymodel-pool-v1 only; requests for it go there \(weights apply among the pools that serve it\)$/m);
   });
 
   test('validate: a prefill/decode pool is described as served, and role mistakes in its Pods are warnings', async () => {

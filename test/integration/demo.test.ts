@@ -59,17 +59,14 @@ describe('infergate demo', { timeout: 90_000 }, () => {
       assert.equal(r.status, 200);
       const body = (await r.json()) as { model: string; choices: Array<{ message: { content: string } }> };
       // The simulated server answers as the model it stands for (seed 003's model paths), naming
-      // the adapter when one served: pool v1's qwen pods serve an adapter, pool v2's deepseek pod
-      // (if the route sends it travelhelper) its base model.
+      // the adapter that served; only pool v1 has travelhelper, so a qwen pod serves it with an
+      // adapter, whatever the route's 90/10.
       const pod = r.headers.get('x-sim-pod') ?? '';
       const content = body.choices[0]?.message.content ?? '';
-      if (pod === 'deepseek-r1-0') assert.match(content, /^ I am DeepSeek-R1-Distill-Qwen-7B\. /);
-      else {
-        assert.match(pod, /^qwen-[01]$/);
-        assert.match(content, /^ I am Qwen-2\.5-7B-Instruct \+ LoRA travel-helper-v[12]\. /);
-        // Seed 003 verifies the LoRA split by the adapter each answer names.
-        assert.match(body.model, /^travel-helper-v[12]$/);
-      }
+      assert.match(pod, /^qwen-[01]$/);
+      assert.match(content, /^ I am Qwen-2\.5-7B-Instruct \+ LoRA travel-helper-v[12]\. /);
+      // Seed 003 verifies the LoRA split by the adapter each answer names.
+      assert.match(body.model, /^travel-helper-v[12]$/);
       assert.match(stderr(), /"model" field names the adapter that served it/);
       assert.equal(r.headers.get('x-sim-runtime'), 'vllm');
       // Seed 003's scenario 1, verified as the seed does: "Who are you?" to mymodel answers "I am
