@@ -22,7 +22,7 @@ import { DEFAULT_BUFFER_LIMIT_BYTES } from './defaults.js';
 import { deepFreeze } from './freeze.js';
 import { compileRewrites, NO_REWRITES } from './model-rewrites.js';
 import { RouteTable, type RouteEntry } from './route-table.js';
-import { BASE_MODEL_NAME_HEADER, MODEL_NAME_HEADER, type BackendTarget, type ListenerConfig, type ModelConfig, type PoolConfig, type RewriteTable, type RuleConfig, type ServiceConfig, type Snapshot } from './snapshot.js';
+import { BASE_MODEL_NAME_HEADER, MODEL_NAME_HEADER, poolTakesModel, type BackendTarget, type ListenerConfig, type ModelConfig, type PoolConfig, type RewriteTable, type RuleConfig, type ServiceConfig, type Snapshot } from './snapshot.js';
 
 const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 const POOL_GROUPS = new Set(['inference.networking.x-k8s.io', 'inference.networking.k8s.io']);
@@ -319,9 +319,9 @@ function compileListeners(
 function reportPartialModels(route: HTTPRoute, ri: number, backends: WeightedTable<BackendTarget>, warn: Warn): void {
   if (backends.size < 2) return;
   const names = new Set<string>();
-  for (const b of backends.items) if (b.type === 'pool') for (const m of b.pool.models.keys()) names.add(m);
+  for (const b of backends.items) if (b.type === 'pool') for (const m of [...b.pool.models.keys(), ...b.pool.rewrites.exact.keys()]) names.add(m);
   for (const model of [...names].sort()) {
-    const serving = backends.items.filter((b): b is BackendTarget & { type: 'pool' } => b.type === 'pool' && b.pool.models.has(model));
+    const serving = backends.items.filter((b): b is BackendTarget & { type: 'pool' } => b.type === 'pool' && poolTakesModel(b.pool, model));
     if (serving.length === backends.size) continue;
     const pools = serving.map((b) => b.pool.name).join(', ');
     warn(route, `spec.rules[${ri}]`, `model ${model} is served by ${pools} only; requests for it go there (weights apply among the pools that serve it)`);

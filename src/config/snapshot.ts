@@ -130,3 +130,11 @@ export interface RuleConfig {
   /** Request bodies above this many bytes are refused with 413. */
   readonly bufferLimitBytes: number;
 }
+
+/**
+ * The pool's own resources take `model`: an InferenceModel of that name, or an InferenceModelRewrite
+ * rule that rewrites it (a generic rule takes every name) to a target of the pool's.
+ */
+export function poolTakesModel(pool: PoolConfig, model: string): boolean {
+  return pool.models.has(model) || pool.rewrites.exact.has(model) || pool.rewrites.generic !== undefined;
+}

@@ -1,4 +1,4 @@
-import type { BackendTarget, RuleConfig } from '../config/snapshot.js';
+import { poolTakesModel, type BackendTarget, type RuleConfig } from '../config/snapshot.js';
 import type { Endpoint, MetricsDialect } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
@@ -62,7 +62,7 @@ type Knowledge = 'serves' | 'lacks' | 'unknown';
  */
 function knowledge(b: BackendTarget, model: string, pods: PoolModels): Knowledge {
   if (b.type !== 'pool') return 'unknown';
-  if (b.pool.models.has(model)) return 'serves';
+  if (poolTakesModel(b.pool, model)) return 'serves';
   const listed = pods.get(b.pool.key);
   if (listed === undefined) return 'unknown';
   if (listed.names.has(model)) return 'serves';

@@ -209,3 +209,31 @@ test('a split rule where a model exists in only some pools is a config warning n
     'mymodel in all three pools of rule 0 and the single-backend rule 1 say nothing',
   );
 });
+
+test('an InferenceModelRewrite takes a model into its pool: an exact rule its name, a generic rule every name', () => {
+  const rewrite = (name: string, poolName: string, match: string | undefined): string => `---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModelRewrite
+metadata: {name: ${name}}
+spec:
+  poolRef: {name: ${poolName}}
+  rules:
+  - ${match === undefined ? '' : `matches: [{model: {value: ${match}}}]\n    `}targets: [{modelRewrite: base, weight: 1}]
+`;
+  const yaml = `${YAML}${rewrite('travel-rollout', 'v2', 'travel')}${rewrite('catch-all', 'v3', undefined)}`;
+  const loaded = parseDocuments(yaml, 'test.yaml');
+  assert.deepEqual(loaded.problems.filter((p) => p.severity === 'error').map(formatProblem), []);
+  const { snapshot } = compileSnapshot(loaded.resources, 1);
+  const split = snapshot.listeners.get(8080)?.routes.match({ method: 'POST', path: '/v1/chat/completions', query: '', host: 'h', headers: {} });
+  assert.ok(split !== undefined);
+  // Every pod has listed only `mymodel`, yet v2's rule takes `travel` and v3's generic rule any name.
+  const pods = new Map([
+    ['default/v1', listed('mymodel')],
+    ['default/v2', listed('mymodel')],
+    ['default/v3', listed('mymodel')],
+  ]);
+  const travel = draws(split, 'travel', pods);
+  assert.deepEqual([...travel.keys()].sort(), ['v2', 'v3']);
+  assertShare(travel, 'v2', 10 / 40);
+  assert.deepEqual([...draws(split, 'anything-else', pods).keys()], ['v3']);
+});
