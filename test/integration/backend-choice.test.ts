@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { configDir } from '../support/config.js';
-import { startFleet } from '../support/fleet.js';
+import { startSeed003Fleet } from '../support/fleet.js';
 import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/smart.js';
@@ -35,19 +35,13 @@ async function seedConfig(listenerPort: number, podPort: number): Promise<string
 }
 
 describe('seed 003 scenario 2 as written: a model goes only to the pools that serve it', { timeout: 120_000 }, () => {
-  let fleet: Awaited<ReturnType<typeof startFleet>>;
+  let fleet: Awaited<ReturnType<typeof startSeed003Fleet>>;
   let gateway: GatewayProcess;
   let cfg: Awaited<ReturnType<typeof configDir>>;
   let base: string;
 
   before(async () => {
-    fleet = await startFleet([
-      // The seed's vLLM flags: --served-model-name mymodel --enable-lora --max-loras 2 --lora-modules travel-helper-v1=… travel-helper-v2=…
-      { host: '127.0.17.2', name: 'qwen-0', models: ['mymodel'], loras: ['travel-helper-v1', 'travel-helper-v2'], maxLoras: 2 },
-      { host: '127.0.17.3', name: 'qwen-1', models: ['mymodel'], loras: ['travel-helper-v1', 'travel-helper-v2'], maxLoras: 2 },
-      // --served-model-name mymodel, no adapters.
-      { host: '127.0.17.4', name: 'deepseek-r1-0', models: ['mymodel'] },
-    ]);
+    fleet = await startSeed003Fleet(['127.0.17.2', '127.0.17.3', '127.0.17.4'], 'deepseek-r1-0');
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     cfg = await configDir(await seedConfig(port, fleet.port));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { configDir, gatewayYaml, modelYaml, podYaml, poolYaml, routeYaml } from '../support/config.js';
-import { startFleet } from '../support/fleet.js';
+import { startSeed003Fleet } from '../support/fleet.js';
 import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
 import { waitFor } from '../support/smart.js';
 import { freePort } from '../support/ports.js';
@@ -11,19 +11,13 @@ import { binomialZ, runConcurrently } from '../support/stats.js';
 // 90/10 HTTPRoute; InferenceModel travelhelper splits 90/10 across two adapters in pool v1.
 // A third pool (unused) proves requests never leak to pods the route does not name.
 describe('routing by pool weight and InferenceModel weight', { timeout: 120_000 }, () => {
-  let fleet: Awaited<ReturnType<typeof startFleet>>;
+  let fleet: Awaited<ReturnType<typeof startSeed003Fleet>>;
   let gateway: GatewayProcess;
   let cfg: Awaited<ReturnType<typeof configDir>>;
   let base: string;
 
   before(async () => {
-    fleet = await startFleet([
-      // Seed 003's vLLM flags: --enable-lora --max-loras 2 --lora-modules travel-helper-v1=… travel-helper-v2=…
-      { host: '127.0.0.11', name: 'qwen-0', models: ['mymodel'], loras: ['travel-helper-v1', 'travel-helper-v2'], maxLoras: 2 },
-      { host: '127.0.0.12', name: 'qwen-1', models: ['mymodel'], loras: ['travel-helper-v1', 'travel-helper-v2'], maxLoras: 2 },
-      { host: '127.0.0.13', name: 'deepseek-0', models: ['mymodel'] },
-      { host: '127.0.0.14', name: 'other-0', models: ['mymodel'] },
-    ]);
+    fleet = await startSeed003Fleet(['127.0.0.11', '127.0.0.12', '127.0.0.13'], 'deepseek-0', [{ host: '127.0.0.14', name: 'other-0', models: ['mymodel'] }]);
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     cfg = await configDir(

@@ -51,3 +51,19 @@ export async function startFleet(members: readonly FleetMember[]): Promise<{ por
   }
   throw new Error('could not find a port free on every fleet address');
 }
+
+/**
+ * Seed 003's model servers, as its vLLM flags start them: two Qwen pods serving `mymodel` with
+ * adapters travel-helper-v1 and -v2 (`--enable-lora --max-loras 2 --lora-modules …`) and one
+ * DeepSeek pod serving `mymodel` alone, on `hosts` (qwen-0, qwen-1, then the DeepSeek pod, named
+ * `deepseekName`), plus any `extra` members.
+ */
+export function startSeed003Fleet(hosts: readonly [string, string, string], deepseekName: string, extra: readonly FleetMember[] = []): ReturnType<typeof startFleet> {
+  const adapters = { models: ['mymodel'], loras: ['travel-helper-v1', 'travel-helper-v2'], maxLoras: 2 };
+  return startFleet([
+    { host: hosts[0], name: 'qwen-0', ...adapters },
+    { host: hosts[1], name: 'qwen-1', ...adapters },
+    { host: hosts[2], name: deepseekName, models: ['mymodel'] },
+    ...extra,
+  ]);
+}
