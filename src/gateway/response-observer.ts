@@ -39,6 +39,16 @@ const EVENT_END = /(?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r)/;
 const EVENT_SPLIT = EVENT_END;
 const LINE_END = /\r\n|\n|\r/;
 
+/** Where the first event in `s` ends: the offset of its closing line break and that break's length. */
+function eventEnd(s: string): { index: number; length: number } | undefined {
+  if (!s.includes('\r')) {
+    const i = s.indexOf('\n\n');
+    return i === -1 ? undefined : { index: i, length: 2 };
+  }
+  const m = EVENT_END.exec(s);
+  return m === null ? undefined : { index: m.index, length: m[0].length };
+}
+
 function numberOr(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
@@ -132,9 +142,9 @@ export class ResponseObserver {
     this.#pending += this.#decoder.write(chunk);
     let out = '';
     for (;;) {
-      const m = EVENT_END.exec(this.#pending);
-      if (m === null) break;
-      const end = m.index + m[0].length;
+      const m = eventEnd(this.#pending);
+      if (m === undefined) break;
+      const end = m.index + m.length;
       const event = this.#pending.slice(0, end);
       this.#pending = this.#pending.slice(end);
       if (this.#event(event.slice(0, m.index)) || !this.#o.stripUsage) out += event;
@@ -170,7 +180,8 @@ export class ResponseObserver {
   /** Reads one event; returns false when it is the usage-only event (to be stripped). */
   #event(event: string): boolean {
     let keep = true;
-    for (const line of event.split(LINE_END)) {
+    // Servers end lines with LF; the CR forms are the spec's too, at a regex's price.
+    for (const line of event.includes('\r') ? event.split(LINE_END) : event.split('\n')) {
       if (!line.startsWith('data:')) continue;
       const payload = line.slice(line.charCodeAt(5) === 32 ? 6 : 5);
       if (payload === '[DONE]') continue;
