@@ -163,7 +163,7 @@ export class FileConfigSource implements ConfigSource {
           this.#held = key;
           this.#log.warn(
             { source: this.name, files: decision.files, removes: decision.removed, settleMs: Math.ceil(decision.untilMs - now) },
-            'config change would remove serving resources; waiting for the files to settle before applying it',
+            'config change would remove serving resources or shorten a file that serves; waiting for the files to settle before applying it',
           );
         }
         // +1: timers may fire a fraction of a millisecond early on the monotonic clock.

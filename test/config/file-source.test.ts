@@ -16,7 +16,7 @@ const QUICK: FileSourceOptions = { settleMs: 20, pollMs: 50 };
 /** "Until the file is rewritten": no test waits this long, so a held change cannot apply by itself. */
 const FOREVER_MS = 10 * 60_000;
 
-const HELD = 'config change would remove serving resources; waiting for the files to settle before applying it';
+const HELD = 'config change would remove serving resources or shorten a file that serves; waiting for the files to settle before applying it';
 
 const GATEWAY = gatewayYaml(8080);
 const POOL_A = poolYaml('a', 'a', 8000);
@@ -130,6 +130,21 @@ describe('FileConfigSource: a file caught mid-write never applies', () => {
       await writeFile(file, GATEWAY + POOL_A + POOL_B + ROUTE('b'));
       await h.until('the whole file serves', () => routed(h.gateway.runtime?.snapshot).includes('default/b'));
     }));
+
+  test('cut inside a resource (a route losing its last backendRef): nothing is removed, the shorter file is held all the same', () => {
+    const split = GATEWAY + POOL_A + POOL_B + routeYaml('all', [{ pool: 'a', weight: 90 }, { pool: 'b', weight: 10 }]);
+    return withGateway({ 'config.yaml': split }, { removalSettleMs: FOREVER_MS }, async (h) => {
+      const file = join(h.dir, 'config.yaml');
+      const cut = split.slice(0, split.lastIndexOf('    - {group'));
+      assert.ok(cut.length < split.length && routed(h.gateway.runtime?.snapshot).includes('default/b'));
+      await writeFile(file, cut);
+      const held = await h.log(HELD);
+      assert.deepEqual(held['removes'], [], 'every resource is still there');
+      await writeFile(file, split.replace('weight: 10', 'weight: 20'));
+      await h.until('the whole file serves', () => h.swapped.length > 0);
+      for (const s of h.swapped) assert.deepEqual(routed(s).sort(), ['default/a', 'default/b'], `snapshot ${s.version} served the cut route`);
+    });
+  });
 
   test('deleted and created again in a folder: held while gone; an editor rename-save applies at once', () =>
     withGateway({ 'config.yaml': FULL }, { removalSettleMs: FOREVER_MS }, async (h) => {

@@ -33,3 +33,20 @@ test('RemovalSettle: a resource moved to another file is no removal; a deleted f
   const decision = settle.decide(read({ 'b.yaml': poolYaml('b', 'b', 1) }), 20);
   assert.deepEqual(decision, { action: 'hold', untilMs: 1020, files: ['a.yaml'], removed: ['InferencePool/default/a'] });
 });
+
+test('RemovalSettle: a file that serves and got shorter is held like a removal, even if every resource is still there', () => {
+  // A route cut after its third rule still parses: the same resources, fewer rules.
+  const settle = new RemovalSettle(1000);
+  const whole = read({ 'r.yaml': poolYaml('a', 'a', 1) });
+  settle.observe(stamps({ 'r.yaml': '7:900:1' }), 0);
+  settle.applied(whole);
+  settle.observe(stamps({ 'r.yaml': '7:480:2' }), 100);
+  assert.deepEqual(settle.decide(whole, 100), { action: 'hold', untilMs: 1100, files: ['r.yaml'], removed: [] }, 'shorter: held');
+  settle.observe(stamps({ 'r.yaml': '7:950:3' }), 600);
+  assert.deepEqual(settle.decide(whole, 600), { action: 'apply' }, 'the rest arrived (longer than what served): applies at once');
+  settle.applied(whole);
+  settle.observe(stamps({ 'r.yaml': '7:940:4' }), 700);
+  assert.equal(settle.decide(whole, 700).action, 'hold', 'a shortening edit (weight: 90 → 9) waits too');
+  settle.observe(stamps({ 'r.yaml': '7:940:4' }), 1700);
+  assert.deepEqual(settle.decide(whole, 1700), { action: 'apply' }, 'and applies once it stayed so for the window');
+});

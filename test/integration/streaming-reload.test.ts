@@ -123,7 +123,7 @@ describe('streaming, client aborts and hot reload', { timeout: 60_000 }, () => {
   });
 
   test('a file truncated and written later (as many tools save) is held: no request fails meanwhile', async () => {
-    const held = (l: { msg?: string }): boolean => l.msg === 'config change would remove serving resources; waiting for the files to settle before applying it';
+    const held = (l: { msg?: string }): boolean => l.msg === 'config change would remove serving resources or shorten a file that serves; waiting for the files to settle before applying it';
     const heldBefore = gateway.logs.filter(held).length;
     const reloadsBefore = gateway.logs.filter((l) => l.msg === 'config reloaded').length;
     const failures: string[] = [];
