@@ -1,8 +1,12 @@
+import { readFileSync } from 'node:fs';
+
 /** What ends a long-running command: a signal, or the parent process going away. */
 export type StopCause = NodeJS.Signals | 'parent-exit';
 
 /** How often the parent process id is checked. */
 const PARENT_POLL_MS = 500;
+/** Processes above the parent watched too: npm → sh -c → us, npx → us. */
+const MAX_ANCESTORS = 2;
 
 /**
  * Resolves on the first SIGINT or SIGTERM, or (with `followParent`) when the process that started
@@ -16,9 +20,12 @@ const PARENT_POLL_MS = 500;
 export function untilSignal(options: { followParent: boolean }): Promise<StopCause> {
   return new Promise((resolve) => {
     const parent = process.ppid;
+    // `npm start` runs us under `sh -c`, which outlives an npm that was killed hard: the
+    // processes above the parent count too (Linux; elsewhere the parent alone).
+    const ancestors = options.followParent ? ancestorsOf(parent, MAX_ANCESTORS) : [];
     const poll = options.followParent
       ? setInterval(() => {
-          if (process.ppid !== parent) stop('parent-exit');
+          if (process.ppid !== parent || ancestors.some((pid) => !alive(pid))) stop('parent-exit');
         }, PARENT_POLL_MS)
       : undefined;
     poll?.unref();
@@ -35,4 +42,39 @@ export function untilSignal(options: { followParent: boolean }): Promise<StopCau
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+}
+
+/** Up to `n` processes above `pid` (its parent, its grandparent, …), stopping at init (Linux /proc). */
+function ancestorsOf(pid: number, n: number): number[] {
+  const out: number[] = [];
+  let current = pid;
+  for (let i = 0; i < n; i++) {
+    const next = parentOf(current);
+    if (next === undefined || next <= 1) break;
+    out.push(next);
+    current = next;
+  }
+  return out;
+}
+
+/** The parent of `pid` from /proc (field 4 of its stat line, after the parenthesised name). */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ppid = Number(fields[1]);
+    return Number.isInteger(ppid) ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, owned by someone else.
+    return (err as { code?: string }).code === 'EPERM';
+  }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -86,6 +86,39 @@ describe('infergate demo', { timeout: 90_000 }, () => {
       const [code] = (await once(child, 'exit')) as [number | null];
       assert.equal(code, 0, stderr());
     }
+  });
+
+  test('under npm start (npm → sh -c → demo), the demo exits when npm is killed, though sh lives on', async () => {
+    const { port, args } = await demoArgs();
+    // npm runs a script with `sh -c`; killed hard, npm leaves that shell behind. `; :` keeps the
+    // shell from replacing itself with the demo.
+    const script = `"${process.execPath}" ${[BIN, ...args].map((a) => `'${a}'`).join(' ')}; :`;
+    const npm = spawn(
+      process.execPath,
+      ['-e', `const c = require('node:child_process').spawn('sh', ['-c', ${JSON.stringify(script)}], { stdio: ['ignore', 'ignore', 'inherit'] }); console.log(c.pid); setInterval(() => {}, 1000);`],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const stderr = collect(npm);
+    let stdout = '';
+    npm.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    let shPid = 0;
+    try {
+      await waitFor('the demo to start', () => stderr().includes('Press Ctrl-C') || npm.exitCode !== null, 30_000);
+      shPid = Number(stdout.trim());
+      assert.ok(shPid > 0, `the shell's pid: ${stdout}`);
+      assert.equal((await chat(port)).status, 200);
+    } finally {
+      npm.kill('SIGKILL');
+    }
+    try {
+      // The demo was the shell's child; once it exits, the shell (its script done) exits too.
+      await waitFor('the demo (and so its shell) to exit', async () => !(await running(shPid)), 30_000);
+    } finally {
+      // A failed run leaves nothing behind: the shell's children, then the shell.
+      if (await running(shPid)) spawnSync('pkill', ['-KILL', '-P', String(shPid)]);
+      if (await running(shPid)) process.kill(shPid, 'SIGKILL');
+    }
+    assert.ok(await free('127.0.0.1', port), 'the listener port was released');
   });
 
   test('the demo exits when its parent dies, releasing every port', async () => {
