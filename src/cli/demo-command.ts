@@ -17,7 +17,7 @@ Examples (--example NAME, default canary):
           travel-helper-v1/v2 and --max-loras 2; pod deepseek-r1-0 in pool mymodel-pool-v2,
           standing for /models/DeepSeek-R1-Distill-Qwen-7B; all serve the name mymodel) on
           127.0.0.2-4:8000, each a Llama-3.1-8B-on-H100 engine in real time, and the gateway on
-          port 8080 from examples/canary/. Answers start with the model that served them: "I am
+          port 8080 from examples/canary/. Answers open with the words of the model that served them: "I am
           Qwen-2.5-7B-Instruct." / "I am DeepSeek-R1-Distill-Qwen-7B.", plus " + LoRA
           travel-helper-v1" when an adapter served.
   pd      seed 002's SGLang prefill/decode pool: two prefill servers (qwen-prefill-0/1, their
@@ -87,12 +87,12 @@ export const EXAMPLES: Readonly<Record<string, DemoExample>> = {
       { name: 'qwen-1', host: '127.0.0.3', options: vllmCanary(QWEN_2_5, ['travel-helper-v1', 'travel-helper-v2'], 2) },
       { name: 'deepseek-r1-0', host: '127.0.0.4', options: vllmCanary(DEEPSEEK_R1, [], undefined) },
     ],
-    banner: ({ base, engines }) => `Try (90% of answers come from a qwen pod and start "I am Qwen-2.5-7B-Instruct.", 10% from
-deepseek-r1-0 and start "I am DeepSeek-R1-Distill-Qwen-7B."; header x-sim-pod names the pod):
+    banner: ({ base, engines }) => `Try (90% of answers come from a qwen pod and open with "I am Qwen-2.5-7B-Instruct.", 10% from
+deepseek-r1-0 and open with "I am DeepSeek-R1-Distill-Qwen-7B."; header x-sim-pod names the pod):
   curl -si ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{"model":"mymodel","max_tokens":24,"messages":[{"role":"user","content":"Who are you?"}]}'
 LoRA canary (90% travel-helper-v1, 10% travel-helper-v2, all on a qwen pod: only pool v1 has
-the InferenceModel; the answer starts with the base model and the adapter that served it, "I am
+the InferenceModel; the answer opens with the base model and the adapter that served it, "I am
 Qwen-2.5-7B-Instruct + LoRA travel-helper-v1."), streaming token by token:
   curl -sN ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{"model":"travelhelper","stream":true,"messages":[{"role":"user","content":"I just arrived in Beijing"}]}'

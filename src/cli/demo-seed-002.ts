@@ -69,7 +69,7 @@ function seed002Example(variant: Seed002Variant): DemoExample {
     paths: [examplePath('seed-002/gateway.yaml'), examplePath(`seed-002/${variant}/`)],
     engines: enginesOf(runtime, shape),
     banner: ({ base, admin }) => `Seed 002, ${variant}: ${summary}. Each server stands for ${QWEN3_32B}.
-Try (header x-sim-pod names the pod that answered; the answer starts "I am Qwen3-32B."):
+Try (header x-sim-pod names the pod that answered; the answer opens with "I am Qwen3-32B."):
   curl -si ${base}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{"model":"${QWEN3_32B}","messages":[{"role":"user","content":"Hello, this is a test"}],"max_tokens":50}'
 The seed's prefix-cache check, two turns of one conversation (${prefix ? 'under PREFIX_CACHE both go to the same pod' : 'under DEFAULT they may go to different pods; compare with the prefix-* variants'}):

@@ -3,6 +3,7 @@ import { formatProblem, loadFiles, summarize, type Pod, type Problem } from '../
 import { compileSnapshot } from '../config/compile.js';
 import type { Snapshot } from '../config/snapshot.js';
 import { selectorMatches } from '../endpoints/discovery.js';
+import { didYouMean } from '../api/suggest.js';
 import { pdPoolReports } from './validate-pd.js';
 
 export const VALIDATE_HELP = `infergate validate: check resource files without serving them
@@ -32,7 +33,7 @@ export async function validatePaths(paths: readonly string[], out: Output): Prom
   for (const p of errors) out.stderr(formatProblem(p));
   for (const p of loaded.problems) if (p.severity === 'warning') out.stderr(`warning: ${formatProblem(p)}`);
   if (errors.length > 0) {
-    out.stderr(`${errors.length} error(s); nothing was applied`);
+    out.stderr(`${errors.length} error(s): serve would refuse this configuration`);
     return 1;
   }
   // Cross-resource checks (dangling references, unsupported filters) come from the compiler that
@@ -59,9 +60,24 @@ function emptySelectors(snapshot: Snapshot, pods: readonly Pod[]): Problem[] {
   for (const pool of snapshot.pools.values()) {
     if (pods.some((p) => p.metadata.namespace === pool.namespace && selectorMatches(pool.selector, p.metadata.labels))) continue;
     const selector = Object.entries(pool.selector).map(([k, v]) => `${k}=${v}`).join(', ');
-    out.push({ severity: 'warning', subject: `InferencePool/${pool.name}`, path: 'spec.selector', message: `matches no Pod in these files (${selector}${pods.length === 0 ? '; the files have no Pods' : ''}): served as is, every request to it gets 503` });
+    out.push({ severity: 'warning', subject: `InferencePool/${pool.name}`, path: 'spec.selector', message: `matches no Pod in these files (${selector}${pods.length === 0 ? '; the files have no Pods' : ''})${selectorHint(pool.selector, pods)}: served as is, every request to it gets 503` });
   }
   return out;
+}
+
+/** The first selector entry no Pod has, with the label key or value meant when one is close. */
+function selectorHint(selector: Readonly<Record<string, string>>, pods: readonly Pod[]): string {
+  for (const [key, value] of Object.entries(selector)) {
+    const values = pods.flatMap((p) => (p.metadata.labels[key] === undefined ? [] : [p.metadata.labels[key] as string]));
+    if (values.length === 0) {
+      const near = didYouMean(key, new Set(pods.flatMap((p) => Object.keys(p.metadata.labels))));
+      if (near !== '') return `; no Pod has label ${key}${near}`;
+    } else if (!values.includes(value)) {
+      const near = didYouMean(value, new Set(values));
+      if (near !== '') return `; no Pod has ${key}=${value}${near}`;
+    }
+  }
+  return '';
 }
 
 export async function runValidateCommand(argv: string[], out: Output = PROCESS_OUTPUT): Promise<number> {

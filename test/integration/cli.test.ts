@@ -131,7 +131,9 @@ status: {podIP: 127.0.0.2}
 `;
     const empty = await run(pool);
     assert.equal(empty.code, 0, 'a warning: the pods may come later');
-    assert.match(empty.stderr, /^warning: InferencePool\/p: spec\.selector: matches no Pod in these files \(app=qwen-infernce\): served as is, every request to it gets 503$/m);
+    assert.match(empty.stderr, /^warning: InferencePool\/p: spec\.selector: matches no Pod in these files \(app=qwen-infernce\); no Pod has app=qwen-infernce; did you mean "qwen-inference"\?: served as is, every request to it gets 503$/m);
+    const key = await run(pool.replace('{app: qwen-infernce}', '{aap: qwen-inference}'));
+    assert.match(key.stderr, /\(aap=qwen-inference\); no Pod has label aap; did you mean "app"\?: served as is/m);
     const fixed = await run(pool.replace('qwen-infernce', 'qwen-inference'));
     assert.equal(fixed.stderr, '');
   });
