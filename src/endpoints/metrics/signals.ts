@@ -44,7 +44,7 @@ export interface SignalRule {
 }
 
 /**
- * Bounds of what a server may report (PROTOCOLS-independent sanity limits, far above any real
+ * Bounds of what a server may report (sanity limits, far above any real
  * server, so only a broken or hostile page reaches them):
  * - requests waiting or running: 1,000,000 (vLLM's default batch is 256 sequences, and its queue
  *   is bounded by the memory of the requests it holds);
