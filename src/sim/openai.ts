@@ -61,6 +61,10 @@ export function parseGenerate(body: Readonly<Record<string, unknown>>, chat: boo
       if (content !== undefined && content !== null && typeof content !== 'string' && !Array.isArray(content)) {
         return bad('message content must be a string or a list of content parts.');
       }
+      // vLLM's pydantic models refuse a part that is not an object with a type (a 400, not a crash).
+      if (Array.isArray(content) && content.some((part) => part === null || typeof part !== 'object' || Array.isArray(part) || typeof (part as { type?: unknown }).type !== 'string')) {
+        return bad('every content part must be an object with a string type.');
+      }
     }
     return { ok: true, request: { ...common, prompt: renderChat(messages as ChatMessage[]) } };
   }

@@ -532,7 +532,8 @@ class SimServer implements ExchangeHost {
     if (text === undefined) return this.sendError(res, error(413, 'Request body too large.', 'BadRequestError'));
     if (body === undefined) return this.sendError(res, error(400, 'The request body must be a JSON object.', 'BadRequestError'));
     const modelField = body['model'];
-    res.setHeader('x-sim-model', typeof modelField === 'string' ? modelField : '');
+    // A header carries what a client sent only if it is a valid header value (bounded, visible ASCII).
+    res.setHeader('x-sim-model', typeof modelField === 'string' && /^[\x20-\x7e]{0,256}$/.test(modelField) ? modelField : '');
     if (route === 'embeddings') return this.#embed(res, body, fault.kind === 'stall-mid-stream');
     if (this.runtime === 'trtllm') {
       const refused = tritonStreamOptionsRefusal(this.tritonMinor, body);

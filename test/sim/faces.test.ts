@@ -84,6 +84,24 @@ describe('OpenAI routes', () => {
     }
   });
 
+  test('odd client input is a 400 or served, never a 500: content parts that are not objects, model names no header can carry', async () => {
+    const s = await tinyServer();
+    try {
+      for (const content of [[null], [1], ['text'], [[]], [{ text: 'no type' }]]) {
+        const r = await post(s, '/v1/chat/completions', { model: 'mymodel', max_tokens: 2, messages: [{ role: 'user', content }] });
+        assert.equal(r.status, 400, JSON.stringify(content));
+        assert.match(((await r.json()) as { error: { message: string } }).error.message, /content part/);
+      }
+      for (const model of ['mymodel\u0000x', 'mymodel\r\nX-Evil: 1', '\ud800', 'модель', '🦙']) {
+        const r = await post(s, '/v1/chat/completions', { model, max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] });
+        assert.ok(r.status < 500, `${JSON.stringify(model)}: ${r.status}`);
+        assert.equal(r.headers.get('x-sim-model'), '', 'not echoed where a header cannot carry it');
+      }
+    } finally {
+      await s.close();
+    }
+  });
+
   test('token-id prompts are served; batches of several prompts and n > 1 are refused clearly', async () => {
     const s = await tinyServer();
     try {
