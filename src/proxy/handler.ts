@@ -110,9 +110,10 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
       handle.finished({ status: line.status, bytesOut: 0 });
       return;
     }
-    const own = rr.method === 'GET' ? gateway.modelsAnswer(port, rr.path) : undefined;
+    // GET and HEAD of the gateway's own routes (`/v1/models`): a HEAD gets the GET's headers.
+    const own = rr.method === 'GET' || rr.method === 'HEAD' ? gateway.modelsAnswer(port, rr.path) : undefined;
     if (own !== undefined) {
-      const bytesOut = sendJson(res, own.status, own.body, handle.id, closeConnection());
+      const bytesOut = sendJson(res, own.status, own.body, handle.id, closeConnection(), rr.method === 'HEAD');
       handle.finished({ status: own.status, bytesOut });
       return;
     }

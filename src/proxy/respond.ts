@@ -61,11 +61,18 @@ export function resetResponse(res: ClientResponse, why: 'broken' | 'abandoned'):
   res.destroy();
 }
 
-/** Sends `value` as a JSON answer; returns the body's length in bytes (for the request log). */
-export function sendJson(res: ClientResponse, status: number, value: unknown, requestId: string, close?: boolean): number {
+/**
+ * Sends `value` as a JSON answer (`head`: the headers only, as a HEAD request gets them); returns
+ * the bytes of body sent (for the request log).
+ */
+export function sendJson(res: ClientResponse, status: number, value: unknown, requestId: string, close?: boolean, head = false): number {
   const body = JSON.stringify(value);
   const headers = jsonHeaders(body, requestId, close);
   res.writeHead(status, headers);
+  if (head) {
+    res.end();
+    return 0;
+  }
   res.end(body);
   return Number(headers['content-length']);
 }

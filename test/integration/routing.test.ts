@@ -127,6 +127,12 @@ describe('routing by pool weight and InferenceModel weight', { timeout: 120_000 
     const missing = await fetch(`${base}/v1/models/nope`);
     assert.equal(missing.status, 404);
     assert.equal(((await missing.json()) as { error: { code: string } }).error.code, 'model_not_found');
+    // HEAD gets GET's headers and no body, from the gateway too (no pod sees it).
+    const head = await fetch(`${base}/v1/models`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-type'), 'application/json');
+    assert.equal(head.headers.get('x-sim-pod'), null);
+    assert.equal(await head.text(), '');
     // The log line of an answer the gateway gave itself counts the bytes it sent.
     const id = 'models-list-bytes';
     const listed = await fetch(`${base}/v1/models`, { headers: { 'x-request-id': id } });
