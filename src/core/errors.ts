@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   body_too_large: { status: 413, type: 'invalid_request_error' },
   /** A request `Content-Encoding` the gateway does not decode. */
   unsupported_content_encoding: { status: 415, type: 'invalid_request_error' },
+  unsupported_transfer_encoding: { status: 501, type: 'invalid_request_error' },
   /** A request body that its `Content-Encoding` does not describe (corrupt, truncated, or not compressed). */
   invalid_content_encoding: { status: 400, type: 'invalid_request_error' },
   /** More than one `Host`, or a `Host` that contradicts the request target's authority. */

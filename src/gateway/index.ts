@@ -12,7 +12,7 @@ export type { UpstreamTimeouts } from './timeouts.js';
 export { DEFAULT_TIMEOUTS, silenceCondemns } from './timeouts.js';
 export { BodyBudget, BodyReservation, defaultBodyBudgetBytes } from './body-budget.js';
 export { hostProblem } from './host-header.js';
-export { requestCodings, undecodableBody } from './request-coding.js';
+export { requestCodings, transferCodingProblem, undecodableBody } from './request-coding.js';
 export { DEFAULT_UPLOAD_TIMEOUTS, uploadTimedOut, type UploadOptions, type UploadPolicy, type UploadTimeouts } from './upload.js';
 export type { RouteRequest } from '../config/route-table.js';
 export type { Snapshot } from '../config/snapshot.js';

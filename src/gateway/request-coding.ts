@@ -41,3 +41,20 @@ export function requestCodings(header: string | readonly string[] | undefined, c
 export function undecodableBody(coding: string, detail: string): GatewayError {
   return new GatewayError('invalid_content_encoding', `request body is not valid ${coding} data, as its Content-Encoding says: ${detail}`);
 }
+
+/**
+ * A request's `Transfer-Encoding` names a coding other than `chunked` (`gzip, chunked`): HTTP/1.1
+ * servers answer 501 to a transfer coding they do not understand (RFC 9112 §6.1), and reading
+ * the body as if it were not there would make the gateway and the model server read different
+ * bytes. Undefined when the header is absent or only `chunked`.
+ */
+export function transferCodingProblem(header: string | readonly string[] | undefined): GatewayError | undefined {
+  if (header === undefined) return undefined;
+  const joined = typeof header === 'string' ? header : header.join(',');
+  const other = joined
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .find((c) => c !== 'chunked');
+  if (other === undefined) return undefined;
+  return new GatewayError('unsupported_transfer_encoding', `the transfer coding "${other.slice(0, 32)}" is not supported; send the body chunked or with a Content-Length (a compressed body goes in Content-Encoding)`);
+}

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { asGatewayError, GatewayError } from '../core/errors.js';
-import { bodyTooLarge, hostProblem, parseRequestTarget, requestLineAnswer, type BodyReservation, type Gateway, type RequestTarget, type RouteRequest } from '../gateway/index.js';
+import { bodyTooLarge, hostProblem, parseRequestTarget, requestLineAnswer, transferCodingProblem, type BodyReservation, type Gateway, type RequestTarget, type RouteRequest } from '../gateway/index.js';
 import { authorityOf, isHttp2, type ClientRequest, type ClientResponse } from './client.js';
 import { forward } from './forward.js';
 import { forwardPd } from './forward-pd.js';
@@ -44,7 +44,7 @@ function routeRequest(req: ClientRequest, target: RequestTarget | GatewayError):
 const DURING_BODY: ReadonlySet<string> = new Set(['body_too_large', 'body_budget_exhausted', 'invalid_content_encoding']);
 
 /** Refusals after which the connection closes: its next request cannot be trusted (a stalled upload, an ambiguous authority). */
-const CLOSE_AFTER: ReadonlySet<string> = new Set(['invalid_host', 'request_body_timeout']);
+const CLOSE_AFTER: ReadonlySet<string> = new Set(['invalid_host', 'request_body_timeout', 'unsupported_transfer_encoding']);
 
 /** HTTP/1.1 connections closing after such a refusal: requests pipelined behind it are not served. */
 const closing = new WeakSet<object>();
@@ -100,7 +100,7 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
     // Requests no model server serves (OPTIONS *, TRACE, CONNECT, other schemes) are answered
     // here; the request line is judged first, then its authority (Host) and its path.
     const line = requestLineAnswer(rr.method, req.url ?? '');
-    const ambiguous = hostProblem(req.rawHeaders, req.url ?? '/');
+    const ambiguous = hostProblem(req.rawHeaders, req.url ?? '/') ?? (h2 ? undefined : transferCodingProblem(req.headers['transfer-encoding']));
     if (ambiguous !== undefined) throw ambiguous;
     if (target instanceof GatewayError) throw target;
     if (deps.inFlight.draining) throw new GatewayError('gateway_shutting_down', 'the gateway is shutting down; retry the request (another instance will serve it)');

@@ -52,3 +52,36 @@ describe('a request with more than one authority is refused with 400 invalid_hos
     assert.equal(finalStatus(text), 200, text.slice(0, 300));
   });
 });
+
+describe('a transfer coding other than chunked is refused with 501 (RFC 9112 §6.1)', { timeout: 120_000 }, () => {
+  let env: FakeEnv;
+
+  before(async () => {
+    env = await startFakeEnv({ '127.0.16.5': (_req, res, seen) => answer(res, seen) }, { 'fake-0': '127.0.16.5' });
+  });
+
+  after(async () => {
+    await env?.close();
+  });
+
+  for (const coding of ['gzip, chunked', 'deflate,chunked', 'x-custom , chunked']) {
+    test(`Transfer-Encoding: ${coding}: 501, not forwarded`, async () => {
+      const id = `te-${coding.replace(/\W+/g, '-')}`;
+      const conn = await rawConnect(env.port);
+      const chunk = Buffer.byteLength(BODY).toString(16);
+      conn.socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nX-Request-Id: ${id}\r\nContent-Type: application/json\r\nTransfer-Encoding: ${coding}\r\n\r\n${chunk}\r\n${BODY}\r\n0\r\n\r\n`);
+      const { text } = await conn.closed();
+      assert.equal(finalStatus(text), 501, text.slice(0, 300));
+      assert.match(text, /"code":"unsupported_transfer_encoding"/);
+      assert.equal(env.fakes.seen.find((s) => s.requestId === id), undefined);
+    });
+  }
+
+  test('Transfer-Encoding: chunked alone is served', async () => {
+    const conn = await rawConnect(env.port);
+    const chunk = Buffer.byteLength(BODY).toString(16);
+    conn.socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunk}\r\n${BODY}\r\n0\r\n\r\n`);
+    const { text } = await conn.closed();
+    assert.equal(finalStatus(text), 200, text.slice(0, 300));
+  });
+});
