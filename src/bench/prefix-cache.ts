@@ -4,7 +4,7 @@ import type { PrefixCacheDelta } from './summary.js';
 /*
  * The model servers' own prefix-cache counters, read before and after a run so the report can give
  * the hit rate the run caused. vLLM ≥ 0.9.2 exports `vllm:prefix_cache_{hits,queries}_total`,
- * 0.8.0–0.9.1 `vllm:gpu_prefix_cache_{hits,queries}_total` (both in tokens; PROTOCOLS.md §b.1).
+ * 0.8.0–0.9.1 `vllm:gpu_prefix_cache_{hits,queries}_total` (both in tokens; vLLM vllm/engine/metrics.py, vllm/v1/metrics/loggers.py).
  * When a server exports both (the transition releases), only the newer pair is read, so nothing is
  * counted twice. Series are summed over their labels (model_name, engine = DP rank). A line-based
  * read is enough: these are plain counters, no histograms.

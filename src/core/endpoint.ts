@@ -15,7 +15,7 @@ export interface LoraState {
   readonly waiting: readonly string[];
 }
 
-/** One scrape of a model server, in the gateway's units (PROTOCOLS.md §b). */
+/** One scrape of a model server, in the gateway's units (vLLM vllm/v1/metrics/loggers.py, SGLang python/sglang/srt/metrics/collector.py, Triton's TensorRT-LLM backend metrics). */
 export interface ModelServerMetrics {
   /** Requests queued in the server (summed over engines). */
   readonly waitingRequests: number;

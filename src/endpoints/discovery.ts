@@ -58,7 +58,7 @@ export type DiscoveryTarget =
       readonly targetPort: number | string;
     };
 
-/** SGLang's pod annotation announcing a prefill server's bootstrap port (PROTOCOLS.md §g). */
+/** SGLang's pod annotation announcing a prefill server's bootstrap port (SGLang docs/advanced_features/pd_disaggregation.md, python/sglang/srt/disaggregation; llm-d's P/D connector). */
 export const BOOTSTRAP_PORT_ANNOTATION = 'sglang.ai/bootstrap-port';
 
 /**

@@ -23,7 +23,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 /**
  * The models a `/v1/models` body lists (vLLM, SGLang, Triton and trtllm-serve all answer the
- * OpenAI `ModelList`, PROTOCOLS.md §a.1): ids, and for vLLM's LoRA cards the base model in
+ * OpenAI `ModelList`, the OpenAI API reference; vLLM vllm/entrypoints/openai/api_server.py): ids, and for vLLM's LoRA cards the base model in
  * `parent`. Malformed entries are skipped; at most MAX_MODELS_PER_ENDPOINT are kept.
  */
 export function parseModelList(text: string): ServedModel[] {

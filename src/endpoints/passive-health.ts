@@ -238,7 +238,7 @@ export function maxEjected(size: number, percent: number): number {
 }
 
 /**
- * A status that is evidence the server failed: 5xx, except 501 (Not Implemented: the method is
+ * A status that is evidence the server failed: 5xx, except 501 (the server does not support the method: it is
  * the request's) and 505 (HTTP Version Not Supported: the request's too).
  */
 export function isServerFaultStatus(status: number): boolean {

@@ -20,7 +20,7 @@ export const DEFAULT_SATURATION: Omit<SaturationThresholds, 'stalenessMs'> = { q
  *   KV cache mostly full by design and still admits requests; holding them then only lowers
  *   throughput (measured: 2 s of gateway queueing per request at 0.8 KV, bench shared-prefix).
  * - `shed`: may Sheddable requests be refused? When no endpoint has headroom on either signal
- *   (queue or KV), upstream's rule (PROTOCOLS.md §c.3).
+ *   (queue or KV), upstream's rule (Gateway API Inference Extension, pkg/epp saturation detector and flow control).
  */
 export type SaturationMode = 'queue' | 'shed';
 

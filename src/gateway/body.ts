@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { GatewayError } from '../core/errors.js';
 import { scanJsonObject, type ScannedObject } from './json-scan.js';
 
-/** Longest accepted `model` (InferenceModel's `modelName` limit, PROTOCOLS.md §f.4). */
+/** Longest accepted `model` (InferenceModel's `modelName` limit, Gateway API Inference Extension api/v1alpha2/inferencemodel_types.go). */
 export const MAX_MODEL_NAME = 256;
 
 /** A request body parsed once; `raw` is forwarded as is unless the gateway edits a top-level member. */

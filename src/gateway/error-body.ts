@@ -34,7 +34,7 @@ function detailMessage(detail: unknown): string | undefined {
 
 /**
  * An upstream error body in the nested OpenAI shape `{"error":{"message","type","param","code"}}`
- * that the OpenAI SDKs read, keeping the server's message, type and code (PROTOCOLS.md §a.4):
+ * that the OpenAI SDKs read, keeping the server's message, type and code (vLLM ≥ 0.10.1 nests errors under "error", vllm-project/vllm PR #22099; SGLang's and Triton's own shapes):
  * - already nested (vLLM ≥ 0.10.1, SGLang's /v1/responses): returned unchanged (undefined);
  * - flat `{"object":"error","message","type","param","code"}` (vLLM ≤ 0.10.0, SGLang);
  * - `{"error":"<text>"}` (trtllm-serve, Triton's generate extension);

@@ -1,5 +1,5 @@
 /**
- * SGLang PD logprob merge (PROTOCOLS.md §g, after SGLang's router): when a request asks for
+ * SGLang PD logprob merge (SGLang docs/advanced_features/pd_disaggregation.md, python/sglang/srt/disaggregation; llm-d's P/D connector, after SGLang's router): when a request asks for
  * logprobs (`logprobs`, or `return_logprob` on SGLang's native route), the input tokens' logprobs
  * are computed by the prefill server, so the prefill answer's `meta_info.input_token_logprobs`
  * is put in front of the decode answer's, in its JSON body or on every SSE `data:` event that

@@ -4,7 +4,7 @@ import { GatewayError } from '../core/errors.js';
 import { editTopLevel, scanJsonObject } from './json-scan.js';
 import { GATEWAY_OWNED_FIELDS } from './owned-fields.js';
 
-/** SGLang's `--disaggregation-bootstrap-port` default (PROTOCOLS.md §g). */
+/** SGLang's `--disaggregation-bootstrap-port` default (SGLang docs/advanced_features/pd_disaggregation.md, python/sglang/srt/disaggregation; llm-d's P/D connector). */
 export const DEFAULT_BOOTSTRAP_PORT = 8998;
 
 /**
@@ -18,7 +18,7 @@ export function bootstrapRoom(): number {
 
 /**
  * How many sequences SGLang will create for the request: a bootstrap field must be an array of
- * that length with a fresh room per item (PROTOCOLS.md §g): `n` parallel samples (`sampling_params.n`
+ * that length with a fresh room per item (SGLang docs/advanced_features/pd_disaggregation.md, python/sglang/srt/disaggregation; llm-d's P/D connector): `n` parallel samples (`sampling_params.n`
  * on `/generate`), times the number of prompts (a list of token ids is one prompt).
  */
 export function sequenceCount(json: Readonly<Record<string, unknown>>): number {
@@ -76,7 +76,7 @@ export function sglangPdBody(raw: Buffer, json: Readonly<Record<string, unknown>
 const PREFILL_KV_PARAMS = JSON.stringify({ do_remote_decode: true, do_remote_prefill: false, remote_engine_id: null, remote_block_ids: null, remote_host: null, remote_port: null });
 
 /**
- * The prefill leg of vLLM's NIXL-style P/D (llm-d's connector, PROTOCOLS.md §g): the client's body
+ * The prefill leg of vLLM's NIXL-style P/D (llm-d/llm-d-router: pkg/sidecar/proxy, its NIXL connector): the client's body
  * with `kv_transfer_params` asking for a remote decode, one token, not streamed, no
  * `stream_options`; every other member byte for byte.
  */

@@ -12,7 +12,7 @@ import { pdProfileOf, type PoolRuntime } from './runtime.js';
  * How long the decode leg of a disaggregated request may take to send its first byte, beyond the
  * prompt's own prefill: the KV handshake and transfer. Default 30 s: SGLang waits 300 s
  * (`SGLANG_DISAGGREGATION_BOOTSTRAP_TIMEOUT`) before it gives up on a missing partner, which is how
- * peers end up with requests hanging for minutes (PROTOCOLS.md §g); a real handshake is a few
+ * peers end up with requests hanging for minutes (SGLang docs/advanced_features/pd_disaggregation.md, python/sglang/srt/disaggregation; llm-d's P/D connector); a real handshake is a few
  * HTTP calls and an RDMA registration, done in well under a second, so 30 s only ever fires on a
  * dead or hung leg. Configurable per pool (`infergate.dev/routing` `pd.bootstrapTimeout`).
  */
@@ -104,7 +104,7 @@ export function legError(leg: 'prefill' | 'decode', endpoint: Endpoint, cause: G
 }
 
 /**
- * The prefill leg's answer decides what happens next (PROTOCOLS.md §g): SGLang's prefill answers
+ * The prefill leg's answer decides what happens next (SGLang docs/advanced_features/pd_disaggregation.md, python/sglang/srt/disaggregation; llm-d's P/D connector): SGLang's prefill answers
  * once its KV went to the decode server, so a 2xx is all it says and anything else fails the pair;
  * vLLM's answer carries the `kv_transfer_params` the decode leg needs, a 4xx goes to the client,
  * and a 5xx (or an answer without KV params) runs the whole request on the decode endpoint.

@@ -1,7 +1,7 @@
 import type { ModelServerRuntime, RoutingConfig } from '../api/types.js';
 
 /**
- * Which runtimes accept `stream_options.include_usage` (PROTOCOLS.md §a.3):
+ * Which runtimes accept `stream_options.include_usage` (vLLM vllm/entrypoints/openai/serving_chat.py, chat_completion_stream_generator):
  * - vLLM: since 0.5 (every version we target, ≥ 0.6.4);
  * - SGLang: its OpenAI server reads `stream_options` (≥ 0.3.6);
  * - Triton's OpenAI frontend (TensorRT-LLM): refuses the field before 25.11 (422 before server

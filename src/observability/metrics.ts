@@ -29,7 +29,7 @@ export interface RequestRecord {
 }
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160];
-/** vLLM's inter-token latency buckets (PROTOCOLS.md §b.2). */
+/** vLLM's inter-token latency buckets (vLLM vllm/v1/metrics/loggers.py, docs/design/metrics.md). */
 const ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
 const SCHEDULING_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1];
 

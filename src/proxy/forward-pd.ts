@@ -80,7 +80,7 @@ class Pair {
 }
 
 /**
- * A disaggregated request (issue 12; PROTOCOLS.md §g): its prefill and decode legs, the decode
+ * A disaggregated request (issue 12; SGLang docs/advanced_features/pd_disaggregation.md, python/sglang/srt/disaggregation; llm-d's P/D connector): its prefill and decode legs, the decode
  * answer streamed to the client. Each pair runs under its own scope, tied to the request's, so a
  * leg that fails (connect error, non-2xx, reset, a timeout, the KV handshake deadline) cancels
  * the other at once, and a client that leaves cancels both. The client's response starts only

@@ -40,8 +40,8 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, edits: rea
 }
 
 /**
- * Client headers a prefill/decode leg gets, as SGLang's model gateway forwards them (PROTOCOLS.md
- * §g): credentials, request ids and trace context, plus what describes the body. Anything else a
+ * Client headers a prefill/decode leg gets, as SGLang's model gateway forwards them (SMG
+ * model_gateway/src/routers/http/pd_router.rs): credentials, request ids and trace context, plus what describes the body. Anything else a
  * client sends (cookies, its own caching or encoding preferences) stays at the gateway: a PD leg
  * is the gateway's own request to a server that answers the gateway, not the client.
  */

@@ -25,7 +25,7 @@ export interface SchedulingRequest {
   /** Estimated prompt tokens (≈ characters / 4). */
   readonly promptTokens: number;
   /**
-   * The text the prompt is judged by (PROTOCOLS.md §c.5: the prompt, the rendered messages, the
+   * The text the prompt is judged by (as the Gateway API Inference Extension's approximate prefix cache judges it, pkg/epp/framework/plugins/requestcontrol/dataproducer/approximateprefix: the prompt, the rendered messages, the
    * Responses API input), computed once on first use; undefined for a body without a prompt.
    */
   promptText(): string | undefined;
@@ -128,7 +128,7 @@ export interface CompletedResponse {
 }
 
 /**
- * Lifecycle hooks a plugin may implement, after upstream's request control (PROTOCOLS.md §c):
+ * Lifecycle hooks a plugin may implement, after upstream's request control (Gateway API Inference Extension, pkg/epp/requestcontrol):
  * the gateway calls them as the request moves, whatever data plane carries it. Every hook is
  * optional; a pool whose plugins implement none pays nothing.
  */

@@ -1,6 +1,6 @@
 /**
  * `POST /v1/embeddings` (vLLM V1 and V0, SGLang): request fields, deterministic vectors and the
- * response (PROTOCOLS.md §a.1).
+ * response (the OpenAI API reference; vLLM vllm/entrypoints/openai/api_server.py).
  *
  * Each input is a prefill-only request through the engine: it waits in the queue, takes engine
  * steps and KV blocks like any prompt, and produces no text. (The engine's prefill-only mode

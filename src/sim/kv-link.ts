@@ -4,7 +4,7 @@
  *
  *     transfer_ms = tokens × kvBytesPerToken / link bytes per ms
  *
- * `kvBytesPerToken` comes from the engine profile (PROTOCOLS.md §i.2: Llama-3.1-8B BF16 128 KiB,
+ * `kvBytesPerToken` comes from the engine profile (2 × layers × KV heads × head dim × bytes per value, from the models' Hugging Face configs: Llama-3.1-8B BF16 128 KiB,
  * Qwen3-32B BF16 256 KiB). The link defaults to one 400 Gb/s RDMA NIC per GPU of the instance
  * (`tensorParallelSize × 400 Gb/s`). Cross-check: the 8B's 128 KiB at 400 Gb/s is 2.62 µs per
  * token, where llm-d-inference-sim's 8B-over-RDMA profile uses 3 µs (§i.1), i.e. ~87 % of line

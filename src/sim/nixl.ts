@@ -1,6 +1,6 @@
 /**
  * vLLM prefill/decode disaggregation through NixlConnector, as llm-d drives it, simulated
- * (PROTOCOLS.md §g "Other P/D dialects"; vllm-project/vllm: distributed/kv_transfer/kv_connector/
+ * (llm-d's P/D connector; vllm-project/vllm: distributed/kv_transfer/kv_connector/
  * v1/nixl_connector.py; docs/simulator.md "vLLM P/D").
  *
  * - The **prefill** server (kv producer) gets the client's body with `kv_transfer_params:

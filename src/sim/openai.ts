@@ -1,5 +1,5 @@
 /**
- * The OpenAI request fields the simulator reads (PROTOCOLS.md §a.2) and the responses it writes
+ * The OpenAI request fields the simulator reads (the OpenAI API reference; vLLM vllm/entrypoints/openai/protocol.py) and the responses it writes
  * (§a.3): `/v1/completions` and `/v1/chat/completions`, streaming (SSE) or not.
  */
 import type { ServerResponse } from 'node:http';

@@ -1,5 +1,5 @@
 /**
- * SGLang prefill/decode disaggregation, simulated (PROTOCOLS.md §g; docs/simulator.md "PD").
+ * SGLang prefill/decode disaggregation, simulated (SGLang docs/advanced_features/pd_disaggregation.md, python/sglang/srt/disaggregation; llm-d's P/D connector; docs/simulator.md "PD").
  *
  * The router posts the same body, with `bootstrap_host` / `bootstrap_port` / `bootstrap_room`,
  * to a prefill server and a decode server at once. Here:

@@ -16,7 +16,7 @@
  *
  * There is no `[DONE]` line (the OpenAI API sends none). Usage: `input_tokens`,
  * `input_tokens_details.cached_tokens`, `output_tokens`, `output_tokens_details.reasoning_tokens`
- * (0), `total_tokens` (PROTOCOLS.md §a.2).
+ * (0), `total_tokens` (the OpenAI API reference; vLLM vllm/entrypoints/openai/protocol.py).
  */
 import type { ServerResponse } from 'node:http';
 import { renderChat, type ChatMessage, type RequestResult } from './engine/index.js';

@@ -1,6 +1,6 @@
 /**
  * What differs between the simulated runtimes on the outside: error bodies, validation wording,
- * health routes, `/v1/models` cards and a few response details (PROTOCOLS.md §a.1, §a.4, §i.5).
+ * health routes, `/v1/models` cards and a few response details (the OpenAI API reference; vLLM vllm/entrypoints/openai/api_server.py; vLLM ≥ 0.10.1 nests errors under "error", vllm-project/vllm PR #22099; SGLang's and Triton's own shapes; vLLM's and SGLang's /health and /health_generate routes).
  * The metric pages live in metrics/. Everything here is data plus tiny formatters, so a face is
  * one table entry, not a branch in the request handler.
  */
@@ -154,7 +154,7 @@ const VLLM_V0: Face = {
   statusError: (status, message) => flatError(status, message, vllmErrorType(status)),
 };
 
-/** SGLang's `ErrorResponse`: flat, `type` is the HTTP reason phrase (PROTOCOLS §a.4). */
+/** SGLang's `ErrorResponse`: flat, `type` is the HTTP reason phrase (sgl-project/sglang: python/sglang/srt/entrypoints/openai/protocol.py ErrorResponse). */
 function sglangError(status: number, message: string): ErrorAnswer {
   return flatError(status, message, statusPhrase(status));
 }

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { apiUrl, parseErrorBody, requestBody } from '../../src/bench/client.js';
 import { SseParser } from '../../src/bench/sse.js';
 
-// PROTOCOLS.md §a.3's illustrative sequence, plus a non-ASCII token.
+// vLLM vllm/entrypoints/openai/serving_chat.py, chat_completion_stream_generator's illustrative sequence, plus a non-ASCII token.
 const EVENTS = [
   '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}',
   '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":null,"finish_reason":null}]}',

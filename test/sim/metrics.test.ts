@@ -64,7 +64,7 @@ describe('/metrics text', () => {
     });
   }
 
-  test('the ≥ 0.9.2 vLLM names on V1, the old ones on V0; SGLang and Triton extras (PROTOCOLS §b)', async () => {
+  test('the ≥ 0.9.2 vLLM names on V1, the old ones on V0; SGLang and Triton extras (vLLM, SGLang and Triton metric names)', async () => {
     const families = async (runtime: SimRuntime): Promise<Map<string, { type: string | undefined; labelKeys: ReadonlySet<string> }>> => {
       const s = await warmServer(runtime);
       try {

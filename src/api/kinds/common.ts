@@ -4,7 +4,7 @@ import { parseQuantityBytes } from '../quantity.js';
 import type { ObjectMeta } from '../types.js';
 
 /*
- * Building blocks shared by the kind schemas, with the limits the CRDs state (PROTOCOLS.md §f.1).
+ * Building blocks shared by the kind schemas, with the limits the CRDs state (Gateway API Inference Extension api/v1alpha2/shared_types.go, api/v1/shared_types.go).
  * Messages are written for people: they finish the sentence `Kind/name: field.path: …`.
  */
 

@@ -20,7 +20,7 @@ import { DnsLabel, DurationMs, Group, Kind, LabelKey, LabelMap, Metadata, Object
 import type { KindBody } from './kind.js';
 
 /*
- * The Inference Extension kinds (PROTOCOLS.md §f.2–f.6): InferencePool in both API versions,
+ * The Inference Extension kinds (Gateway API Inference Extension api/v1alpha2, api/v1 and apix/v1alpha2 types; Alibaba Cloud ACK's inference extension docs): InferencePool in both API versions,
  * normalised to one shape; InferenceModel with the all-or-none weight rule; InferenceObjective;
  * InferenceModelRewrite (one schema for both of its groups); and ACK's InferenceTrafficPolicy.
  */

@@ -130,7 +130,7 @@ const QWEN3_32B_KV_TOKENS = 290_000;
 const SWEEP_REPLICAS = 4;
 
 function sharedPrefix(quick: boolean): SweepScenario {
-  // llm-d's 73 %-capacity design (PROTOCOLS.md §j.2): 5 users per group, 6,000-token system
+  // llm-d's 73 %-capacity design (llm-d/llm-d-kv-cache benchmarking/73-capacity/README.md): 5 users per group, 6,000-token system
   // prompts, 1,200-token questions (GIE's high-cache suite, output 1,000), and enough groups that
   // every distinct prompt token together fills 73 % of the pool's real KV. Spread by prefix, every
   // engine keeps its share cached; sent round-robin, every engine sees every prompt and thrashes.
@@ -165,7 +165,7 @@ function sharedPrefix(quick: boolean): SweepScenario {
 const MAX_CONVERSATIONS = 128;
 
 function multiTurn(): SweepScenario {
-  // vLLM's multi-turn benchmark shape (PROTOCOLS.md §j.1) at its means: a 500-token prefix common
+  // vLLM's multi-turn benchmark shape (vllm-project/vllm: benchmarks/multi_turn) at its means: a 500-token prefix common
   // to all, a 1,000-token one per conversation, 140-token user turns, 100-token answers; 10 turns.
   const turns = 10;
   const perConversation = 500 + 1_000 + turns * (140 + 100);

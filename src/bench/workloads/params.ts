@@ -10,7 +10,7 @@ import { z } from 'zod';
 const count = z.number().int().min(1);
 const tokens = z.number().int().min(0);
 
-/** Shared-prefix presets: the field's published settings (PROTOCOLS.md §j.1). */
+/** Shared-prefix presets: the field's published settings (inference-perf, vLLM benchmarks and the Gateway API Inference Extension's benchmark guides). */
 export const SHARED_PREFIX_PRESETS = {
   /** inference-perf `shared_prefix` defaults. */
   'inference-perf': { groups: 10, usersPerGroup: 10, systemTokens: 100, questionTokens: 50, outputTokens: 50 },

@@ -1,5 +1,5 @@
 /**
- * Where each load signal lives on each runtime's `/metrics` page (PROTOCOLS §b.1–b.3), as data:
+ * Where each load signal lives on each runtime's `/metrics` page (vLLM vllm/v1/metrics/loggers.py, SGLang python/sglang/srt/metrics/collector.py, Triton's TensorRT-LLM backend and trtllm-serve metrics), as data:
  * supporting a new runtime, or a runtime's renamed metric, adds an entry or a fallback source,
  * never a branch in the extractor.
  */

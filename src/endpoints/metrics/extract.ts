@@ -35,7 +35,7 @@ export interface ExtractResult {
   /**
    * The scrape's metrics when every required signal (waiting, running, KV) was found; undefined
    * otherwise, and `problems` names the metrics that were tried, so the caller can mark the
-   * scrape failed (stale metrics count as saturated, PROTOCOLS §c.1).
+   * scrape failed (stale metrics count as saturated, as upstream's endpoint picker counts them).
    */
   readonly metrics: ModelServerMetrics | undefined;
   /** Every signal that was found, even when a required one is missing (`=== metrics` if complete). */

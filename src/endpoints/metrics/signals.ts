@@ -1,6 +1,6 @@
 /**
  * The gateway's view of one endpoint's load, and how each signal is combined when a page carries
- * several series for it (PROTOCOLS §b.4). Runtime-neutral: dialects (dialects.ts) say where each
+ * several series for it (vLLM's data-parallel engines each export their own series, labelled `engine`). Runtime-neutral: dialects (dialects.ts) say where each
  * signal lives on a page; this file says what it means.
  */
 

@@ -5,7 +5,7 @@ import type { Scorer, SchedulingRequest, TypedName } from '../types.js';
 export const LORA_AFFINITY_SCORER = 'lora-affinity-scorer';
 
 /**
- * Keeps a LoRA adapter's requests where the adapter is loaded (PROTOCOLS.md §c.2):
+ * Keeps a LoRA adapter's requests where the adapter is loaded (Gateway API Inference Extension, pkg/epp/framework/plugins/scheduling):
  * 1.0 the adapter is running there (scraped, or this gateway has requests for it in flight there);
  * 0.8 it is not, but a slot is free (`running + waiting < max_lora`); 0.6 it is waiting there;
  * 0 otherwise. A base model needs no slot: an endpoint that labels its metrics with the requested

@@ -60,7 +60,7 @@ export type PrefixScorerParameters = z.output<typeof Parameters>;
  * its traffic on one endpoint, so a much busier endpoint scores 0 and the prefix spreads to the
  * next endpoint chosen by load (which then holds it too).
  *
- * It also keeps the index ("estimate mode", PROTOCOLS.md §c.5) through its request-control hooks:
+ * It also keeps the index ("estimate mode", Gateway API Inference Extension, approximate prefix cache: pkg/epp/framework/plugins/requestcontrol/dataproducer/approximateprefix) through its request-control hooks:
  * the prompt's blocks are recorded on the endpoint a request is sent to, and the prompt plus the
  * answer when the response completes, so a conversation's next turn matches its whole history.
  * Enabling or disabling prefix affinity is this one plugin.

@@ -1,6 +1,6 @@
 /**
  * The simulator's calibration: every published GPU measurement the profiles are fitted to
- * (PROTOCOLS.md §i.6), the same experiment re-run on the engine in modelled time, and the allowed
+ * (the published measurements listed in docs/simulator.md), the same experiment re-run on the engine in modelled time, and the allowed
  * ratio between the two. docs/simulator.md prints the table (`node dist/bench/calibrate.js`
  * regenerates it) and test/sim/engine/calibration.test.ts fails when a point leaves its tolerance.
  *

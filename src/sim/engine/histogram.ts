@@ -1,5 +1,5 @@
 /**
- * Prometheus-style histograms in seconds, with vLLM V1's bucket boundaries (PROTOCOLS.md §b.2,
+ * Prometheus-style histograms in seconds, with vLLM V1's bucket boundaries (vLLM vllm/v1/metrics/loggers.py, docs/design/metrics.md,
  * vllm/v1/metrics/loggers.py), so a /metrics face can print them unchanged.
  */
 

@@ -1,7 +1,7 @@
 /**
  * Latency and capacity profiles of simulated model servers.
  *
- * Sources are PROTOCOLS.md §i (simulator realism) and §i.6 (calibration points); each number says
+ * Sources are published vLLM/SGLang H100 measurements and vLLM's scheduler docs, and the calibration points in docs/simulator.md; each number says
  * where it comes from, and docs/simulator.md's calibration table compares the model with every
  * published measurement it was fitted to (calibration.ts recomputes it; a test keeps it in bounds).
  *
@@ -59,7 +59,7 @@ export interface EngineProfile {
   readonly loraLoadMs: number;
   /**
    * Bytes of KV cache one token takes on the whole instance (every tensor-parallel rank together):
-   * `2 (K and V) × layers × KV heads × head dim × bytes per value` (PROTOCOLS.md §i.2). What a
+   * `2 (K and V) × layers × KV heads × head dim × bytes per value` (from the models' Hugging Face configs; llm-d-inference-sim docs/latency-profiles.md). What a
    * prefill/decode KV transfer moves per prompt token (kv-link.ts).
    */
   readonly kvBytesPerToken: number;

@@ -1,6 +1,6 @@
 /**
  * One scheduler step, after vLLM V1's `Scheduler.schedule()` (vllm/v1/core/sched/scheduler.py;
- * PROTOCOLS.md §i.3). Pure bookkeeping: no clock, no callbacks. The engine calls `schedule()` at
+ * vLLM docs/configuration/optimization.md, vllm/v1/core/sched/scheduler.py). Pure bookkeeping: no clock, no callbacks. The engine calls `schedule()` at
  * the start of a step and `complete()` at its end.
  *
  * schedule():

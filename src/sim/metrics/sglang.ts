@@ -1,5 +1,5 @@
 /**
- * SGLang's `/metrics` (`--enable-metrics`; PROTOCOLS.md §b.1, §b.3; test/fixtures/metrics/
+ * SGLang's `/metrics` (`--enable-metrics`; SGLang python/sglang/srt/metrics/collector.py; test/fixtures/metrics/
  * sglang-docs.txt): label `model_name`, queue/running gauges, `sglang:token_usage` (KV use),
  * `sglang:num_used_tokens`, `sglang:max_total_num_tokens`, `sglang:cache_hit_rate`,
  * `sglang:gen_throughput`, token counters, TTFT / TPOT / e2e histograms with SGLang's bucket

@@ -1,5 +1,5 @@
 /**
- * Triton + TensorRT-LLM backend `/metrics` (PROTOCOLS.md §b.1, §b.3; test/fixtures/metrics/
+ * Triton + TensorRT-LLM backend `/metrics` (Triton's TensorRT-LLM backend metrics docs; test/fixtures/metrics/
  * triton-trtllm-docs.txt), as the OpenAI frontend serves it (`server.metrics()`), with the model
  * labels of the backend model: `model="tensorrt_llm",version="1"`.
  *

@@ -1,5 +1,5 @@
 /**
- * vLLM's `/metrics` (PROTOCOLS.md §b.1, §b.2; test/fixtures/metrics/vllm-*.txt):
+ * vLLM's `/metrics` (vLLM vllm/engine/metrics.py (v0), vllm/v1/metrics/loggers.py, docs/design/metrics.md; test/fixtures/metrics/vllm-*.txt):
  *
  * - V1 (runtime `vllm`, the ≥ 0.9.2 names): labels `model_name` + `engine="0"`;
  *   `vllm:kv_cache_usage_perc`, prefix-cache query/hit counters in tokens,

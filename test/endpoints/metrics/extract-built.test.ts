@@ -7,7 +7,7 @@ import { numeric } from './fixtures.js';
 // HAND-BUILT pages. No complete published sample exists for vLLM >= 0.9.2 names, vLLM with
 // several DP engines, Triton before 25.03, trtllm-serve or sglang:cache_config_info
 // (test/fixtures/metrics/README.md, "Missing and why"), so these pages are written from the
-// names and labels in PROTOCOLS §b.1-b.3. Values are made up; shapes follow the table.
+// names and labels the runtimes' metric sources define (vLLM loggers.py, SGLang collector.py, trtllm-serve). Values are made up; shapes follow the table.
 
 const page = (...lines: string[]): string => `${lines.join('\n')}\n`;
 const M = 'model_name="meta-llama/Llama-3.1-8B-Instruct"';

@@ -5,7 +5,7 @@ import { numeric } from './fixtures.js';
 import { scanMetrics } from '../../../src/endpoints/metrics/prometheus-text.js';
 
 // A realistic-size vLLM v1 page (two DP engines, every histogram with its full v1 bucket list
-// from PROTOCOLS §b.2), built here because no published page is complete. This checks that a
+// from vLLM's vllm/v1/metrics/loggers.py), built here because no published page is complete. This checks that a
 // page of the size the gateway scrapes every 50 ms parses and yields the right numbers; speed
 // belongs in bench/, not in a timed test.
 
