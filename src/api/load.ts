@@ -1,4 +1,5 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { errorMap, formatPath, issueToProblem } from './issues.js';
@@ -166,18 +167,41 @@ function parseInto(text: string, file: string, acc: Accumulator): void {
 }
 
 /** Files to read for a path: the file itself, or every *.yaml / *.yml / *.json under a folder, in path order. */
-async function expand(path: string): Promise<string[]> {
+async function expand(path: string, visited = new Set<string>()): Promise<string[]> {
   const info = await stat(path);
   if (!info.isDirectory()) return [path];
+  // A symbolic link back up the tree must not loop.
+  const real = await realpath(path);
+  if (visited.has(real)) return [];
+  visited.add(real);
   const entries = await readdir(path, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const out: string[] = [];
   for (const e of entries) {
     const full = join(path, e.name);
-    if (e.isDirectory() && !e.name.startsWith('.')) out.push(...(await expand(full)));
-    else if (e.isFile() && CONFIG_FILE.test(e.name)) out.push(full);
+    const kind = await configEntryKind(full, e);
+    if (kind === 'folder') out.push(...(await expand(full, visited)));
+    else if (kind === 'file') out.push(full);
   }
   return out;
+}
+
+/**
+ * What a folder entry is to the loader: a config file (*.yaml, *.yml, *.json), a folder to walk
+ * (its name not starting with a dot), or nothing. A symbolic link counts as what it points at:
+ * Kubernetes mounts each key of a ConfigMap as a link through the hidden `..data` folder (which is
+ * itself skipped, so nothing is read twice); a dangling link is nothing.
+ */
+export async function configEntryKind(full: string, entry: Dirent): Promise<'file' | 'folder' | undefined> {
+  let isDirectory = entry.isDirectory();
+  let isFile = entry.isFile();
+  if (entry.isSymbolicLink()) {
+    const target = await stat(full).catch(() => undefined);
+    isDirectory = target?.isDirectory() === true;
+    isFile = target?.isFile() === true;
+  }
+  if (isDirectory) return entry.name.startsWith('.') ? undefined : 'folder';
+  return isFile && CONFIG_FILE.test(entry.name) ? 'file' : undefined;
 }
 
 /**

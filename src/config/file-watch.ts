@@ -1,6 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { configEntryKind } from '../api/load.js';
 import { RELOAD_DEBOUNCE_MS } from './defaults.js';
 
 /**
@@ -76,13 +77,19 @@ export async function watchPaths(paths: readonly string[], onChange: () => void,
       const s = await stat(file).catch(() => undefined);
       if (s?.isFile() === true) signatures.set(file, `${s.ino}:${s.size}:${s.mtimeMs}`);
     };
+    const walked = new Set<string>();
     const folder = async (dir: string): Promise<void> => {
+      // A linked folder that leads back up the tree is walked once.
+      const real = await realpath(dir).catch(() => dir);
+      if (walked.has(real)) return;
+      walked.add(real);
       interest(dir).all = true;
       const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
       for (const e of entries) {
         const full = join(dir, e.name);
-        if (e.isDirectory() && !e.name.startsWith('.')) await folder(full);
-        else if (e.isFile() && CONFIG_FILE.test(e.name)) await sign(full);
+        const kind = await configEntryKind(full, e);
+        if (kind === 'folder') await folder(full);
+        else if (kind === 'file') await sign(full);
       }
     };
     for (const root of roots) {
