@@ -1,6 +1,6 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
-import { DECODE_PROFILE, PD_DECISION, PREFILL_PROFILE, type PdDecision } from '../scheduling/plugins/pd-profile-handler.js';
+import { DECODE_PROFILE, PD_DECISION, PREFILL_PROFILE, type PdDecision } from '../scheduling/pd-keys.js';
 import type { SchedulingResult } from '../scheduling/types.js';
 import { openAIErrorBody } from './error-body.js';
 import { wantsLogprobs } from './logprob-merge.js';
