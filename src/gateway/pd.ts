@@ -80,13 +80,23 @@ export function pdDecision(prepared: Prepared): PdDecision | undefined {
  * (not a PD pool, or the decider kept it on decode).
  */
 export function planPd(prepared: Prepared, result: SchedulingResult): PdPlan | undefined {
-  const pool = prepared.backend;
-  if (pool.kind !== 'pool' || prepared.body === undefined || prepared.request.body === undefined) return undefined;
-  const protocol = pdProtocol(pool);
   const prefill = result.profiles.get(PREFILL_PROFILE)?.endpoints[0];
   const decode = result.profiles.get(DECODE_PROFILE)?.endpoints[0];
   // A pod with role `both` may win both profiles: it then serves the request alone.
-  if (protocol === undefined || prefill === undefined || decode === undefined || prefill === decode) return undefined;
+  if (prefill === undefined || decode === undefined || prefill === decode) return undefined;
+  return planPair(prepared, prefill, decode);
+}
+
+/**
+ * The two legs of a request on this prefill and this decode endpoint, whoever chose them (the
+ * scheduler, or the endpoint picker for a PD sidecar: pd-pinned.ts); undefined when the request's
+ * pool is not a PD pool whose protocol the gateway speaks, or the request has no JSON body.
+ */
+export function planPair(prepared: Prepared, prefill: Endpoint, decode: Endpoint): PdPlan | undefined {
+  const pool = prepared.backend;
+  if (pool.kind !== 'pool' || prepared.body === undefined || prepared.request.body === undefined) return undefined;
+  const protocol = pdProtocol(pool);
+  if (protocol === undefined) return undefined;
   const pd = pool.config.trafficPolicy?.profile?.pd;
   const bootstrapMs = pool.config.routing?.pd?.bootstrapTimeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS;
   const deadline = bootstrapMs + prepared.request.promptTokens * PREFILL_ALLOWANCE_MS_PER_TOKEN;

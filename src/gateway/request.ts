@@ -135,9 +135,14 @@ export class RequestHandle {
       this.#deps.metrics.observeScheduling(prepared.backendName, (performance.now() - scheduledAt) / 1000);
     }
     this.#pd = planPd(prepared, this.#result);
+    return this.#decision(prepared, rule, this.#pd === undefined ? this.#result.primary.endpoints.slice(0, MAX_ATTEMPTS) : [this.#pd.decode]);
+  }
+
+  /** Where the request goes: `endpoints`, or the current PD plan's pair. */
+  #decision(prepared: Prepared, rule: RuleConfig, endpoints: readonly Endpoint[]): Decision {
     const body = this.#pd?.decodeBody ?? prepared.body;
     return {
-      endpoints: this.#pd === undefined ? this.#result.primary.endpoints.slice(0, MAX_ATTEMPTS) : [this.#pd.decode],
+      endpoints,
       body,
       headers: upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body?.length, modifier: rule.requestHeaders }),
       stream: prepared.stream,
@@ -291,6 +296,13 @@ export class RequestHandle {
         if (d !== undefined) d.judged = true;
         this.#release('main');
       },
+      pin: (decode, plan) => {
+        const prepared = this.#prepared;
+        const rule = this.#rule;
+        if (prepared === undefined || rule === undefined) throw new Error('pin() before decide()');
+        this.#pd = plan;
+        return this.#decision(prepared, rule, [decode]);
+      },
       release: (leg) => this.#release(leg),
       judgeFailure: (endpoint, code) => this.#judgeFailure(endpoint, code),
     };
@@ -438,6 +450,8 @@ export interface HandleInternals {
   endPrefill(judge?: (endpoint: Endpoint) => void): void;
   /** The decode attempt ends unanswered: judged with `code` (when given, evidence, and not judged before), marked judged, released. */
   endDecode(code?: string): void;
+  /** The request runs on `decode`, as the pair `plan` when given (a PD sidecar's pinned pair: pd-pinned.ts). */
+  pin(decode: Endpoint, plan: PdPlan | undefined): Decision;
   release(leg: Leg): void;
   /** A failure with `code` counts against `endpoint` when it is evidence (blame.ts). */
   judgeFailure(endpoint: Endpoint, code: string): void;
