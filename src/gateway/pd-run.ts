@@ -236,11 +236,10 @@ export class PdPair {
   /** The prefill was ended by the machine (the decode's answer made it moot): not the leg's failure. */
   #prefillCancelled = false;
   #prefillOutcome: PrefillOutcome | undefined;
-  /** Why the pair failed, once it did. */
-  failure: PairFailure | undefined;
-  /** The prefill endpoint, when its leg failed (a retry leaves it out). */
-  failedPrefill: Endpoint | undefined;
+  #failure: PairFailure | undefined;
+  #failedPrefill: Endpoint | undefined;
 
+  /** Created by `PdRun.next` (its `pd` facts are the handle's, not a data plane's). */
   constructor(handle: RequestHandle, pd: PdFacts, decision: Decision, plan: PdPlan, control: PairControl, facts: PdRunFacts) {
     this.#handle = handle;
     this.#h = handleInternals(handle);
@@ -250,6 +249,16 @@ export class PdPair {
     this.concurrent = plan.protocol === 'sglang';
     this.#control = control;
     this.#facts = facts;
+  }
+
+  /** Why the pair failed, once it did (a `failed` or `answer` step). */
+  get failure(): PairFailure | undefined {
+    return this.#failure;
+  }
+
+  /** The prefill endpoint, when its leg failed (a retry leaves it out). */
+  get failedPrefill(): Endpoint | undefined {
+    return this.#failedPrefill;
   }
 
   /** True once the client's answer comes from this pair's decode leg. */
@@ -317,7 +326,7 @@ export class PdPair {
     if (outcome.kind === 'alone') this.#pd.fallback = outcome.reason;
     // Logprob merge: SGLang's prefill computed the input tokens' logprobs; they go in front of the decode's.
     if (outcome.kind === 'decode' && plan.protocol === 'sglang' && wantsLogprobs(prepared.request.body)) this.#pd.inputLogprobs = prefillInputLogprobs(body);
-    if (outcome.kind === 'fail') this.failedPrefill = plan.prefill;
+    if (outcome.kind === 'fail') this.#failedPrefill = plan.prefill;
     return this.#afterPrefill(this.#judged(outcome));
   }
 
@@ -340,7 +349,7 @@ export class PdPair {
       return this.#afterPrefill({ kind: 'fail', error: failure });
     }
     this.#h.endPrefill((e) => this.#h.judgeFailure(e, failure.code));
-    this.failedPrefill = plan.prefill;
+    this.#failedPrefill = plan.prefill;
     const outcome = onPrefillFailure(plan, prepared.body, failure);
     if (outcome.kind === 'alone') this.#pd.fallback = outcome.reason;
     return this.#afterPrefill(this.#judged(outcome));
@@ -364,7 +373,7 @@ export class PdPair {
       case 'refused':
         return refusal(outcome.status, outcome.body);
       case 'fail':
-        this.failure = { error: outcome.error, blame: this.#blame ?? 'prefill' };
+        this.#failure = { error: outcome.error, blame: this.#blame ?? 'prefill' };
         return { kind: 'failed' };
       // A decode that runs the whole request alone is an ordinary request (no handshake).
       case 'alone':
@@ -388,7 +397,7 @@ export class PdPair {
 
   /** The pair failed; an SGLang pair stopped by the prefill's refusal answers the client with it. */
   #failed(failure: PairFailure): PairStep {
-    this.failure = failure;
+    this.#failure = failure;
     if (this.concurrent && this.#refused !== undefined) return refusal(this.#refused.status, this.#refused.body);
     return { kind: 'failed' };
   }

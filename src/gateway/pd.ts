@@ -61,7 +61,7 @@ export type PrefillOutcome =
   /** The pair failed (SGLang: a leg cannot be replaced). */
   | { readonly kind: 'fail'; readonly error: GatewayError };
 
-/** Which leg broke a pair (see RequestHandle.pairFailed): `both` for a KV handshake that never completed, `none` for a refusal. */
+/** Which leg broke a pair (judged by PdRun.pairFailed, pd-run.ts): `both` for a KV handshake that never completed, `none` for a refusal. */
 export type PairBlame = 'prefill' | 'decode' | 'both' | 'none';
 
 /** The pool is a prefill/decode pool whose runtime's protocol the gateway speaks. */
