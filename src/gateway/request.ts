@@ -263,7 +263,6 @@ export class RequestHandle {
   #internals(): HandleInternals {
     return {
       prepared: this.#prepared,
-      plan: this.#pd,
       passiveHealth: this.#deps.passiveHealth,
       attachPd: (facts) => {
         this.#pdFacts = facts;
@@ -436,8 +435,6 @@ export interface PdFacts {
  */
 export interface HandleInternals {
   readonly prepared: Prepared | undefined;
-  /** The plan of the latest scheduling, if it disaggregated. */
-  readonly plan: PdPlan | undefined;
   readonly passiveHealth: PassiveHealth;
   attachPd(facts: PdFacts): void;
   /** Both legs released, the prefill forgotten; schedules again without `exclude` and every endpoint that failed this request. Throws the scheduler's refusal. */
