@@ -37,6 +37,8 @@ export const ERROR_CODES = {
   request_body_timeout: { status: 408, type: 'invalid_request_error' },
   /** The gateway already holds as many request bodies as its memory budget allows. */
   body_budget_exhausted: { status: 503, type: 'service_unavailable_error' },
+  /** A PD sidecar was asked (`x-prefiller-host-port`) to send a prefill leg to an endpoint that is not a prefill endpoint of its pool. */
+  prefill_not_allowed: { status: 403, type: 'permission_error' },
   backend_not_found: { status: 500, type: 'server_error' },
   request_shed: { status: 429, type: 'rate_limit_error' },
   queue_full: { status: 429, type: 'rate_limit_error' },

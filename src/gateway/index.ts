@@ -6,10 +6,12 @@ export { Gateway, type AfterSwap, type BeforeSwap, type GatewayOptions } from '.
 export { isServerFault, retryAfterMs } from './blame.js';
 export { requestLineAnswer, type OwnAnswer } from './request-line.js';
 export { handshakeTimeout, legError, type PairBlame, type PdPlan, type PrefillOutcome } from './pd.js';
+export { parsePrefillerHostPort, pinnedPair, pinnedPrefill, PREFILLER_HEADER, type HostPort } from './pd-pinned.js';
+export { PdPair, PdRun, PREFILL_GRACE_MS, type LegRequest, type PairControl, type PairFailure, type PairStep, type PdLeg, type PdNext, type PdRunFacts } from './pd-run.js';
 export { bodyTooLarge, RequestHandle, type Decision, type Outcome, type RequestInit, type ResponsePlan } from './request.js';
 export { MAX_REQUEST_TARGET_BYTES, normalizeRequestTarget, parseRequestTarget, type RequestTarget } from './request-path.js';
 export type { UpstreamTimeouts } from './timeouts.js';
-export { DEFAULT_TIMEOUTS, silenceCondemns } from './timeouts.js';
+export { DEFAULT_TIMEOUTS, phaseTimeout, requestDeadline, silenceCondemns, type PhaseFacts, type PhaseLimits, type PhaseVerdict, type RequestDeadline } from './timeouts.js';
 export { BodyBudget, BodyReservation, defaultBodyBudgetBytes } from './body-budget.js';
 export { hostProblem } from './host-header.js';
 export { requestCodings, transferCodingProblem, undecodableBody } from './request-coding.js';

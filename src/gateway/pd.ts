@@ -1,6 +1,6 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
-import { DECODE_PROFILE, PD_DECISION, PREFILL_PROFILE, type PdDecision } from '../scheduling/plugins/pd-profile-handler.js';
+import { DECODE_PROFILE, PD_DECISION, PREFILL_PROFILE, type PdDecision } from '../scheduling/pd-keys.js';
 import type { SchedulingResult } from '../scheduling/types.js';
 import { openAIErrorBody } from './error-body.js';
 import { wantsLogprobs } from './logprob-merge.js';
@@ -61,7 +61,7 @@ export type PrefillOutcome =
   /** The pair failed (SGLang: a leg cannot be replaced). */
   | { readonly kind: 'fail'; readonly error: GatewayError };
 
-/** Which leg broke a pair (see RequestHandle.pairFailed): `both` for a KV handshake that never completed, `none` for a refusal. */
+/** Which leg broke a pair (judged by PdRun.pairFailed, pd-run.ts): `both` for a KV handshake that never completed, `none` for a refusal. */
 export type PairBlame = 'prefill' | 'decode' | 'both' | 'none';
 
 /** The pool is a prefill/decode pool whose runtime's protocol the gateway speaks. */
@@ -80,13 +80,23 @@ export function pdDecision(prepared: Prepared): PdDecision | undefined {
  * (not a PD pool, or the decider kept it on decode).
  */
 export function planPd(prepared: Prepared, result: SchedulingResult): PdPlan | undefined {
-  const pool = prepared.backend;
-  if (pool.kind !== 'pool' || prepared.body === undefined || prepared.request.body === undefined) return undefined;
-  const protocol = pdProtocol(pool);
   const prefill = result.profiles.get(PREFILL_PROFILE)?.endpoints[0];
   const decode = result.profiles.get(DECODE_PROFILE)?.endpoints[0];
   // A pod with role `both` may win both profiles: it then serves the request alone.
-  if (protocol === undefined || prefill === undefined || decode === undefined || prefill === decode) return undefined;
+  if (prefill === undefined || decode === undefined || prefill === decode) return undefined;
+  return planPair(prepared, prefill, decode);
+}
+
+/**
+ * The two legs of a request on this prefill and this decode endpoint, whoever chose them (the
+ * scheduler, or the endpoint picker for a PD sidecar: pd-pinned.ts); undefined when the request's
+ * pool is not a PD pool whose protocol the gateway speaks, or the request has no JSON body.
+ */
+export function planPair(prepared: Prepared, prefill: Endpoint, decode: Endpoint): PdPlan | undefined {
+  const pool = prepared.backend;
+  if (pool.kind !== 'pool' || prepared.body === undefined || prepared.request.body === undefined) return undefined;
+  const protocol = pdProtocol(pool);
+  if (protocol === undefined) return undefined;
   const pd = pool.config.trafficPolicy?.profile?.pd;
   const bootstrapMs = pool.config.routing?.pd?.bootstrapTimeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS;
   const deadline = bootstrapMs + prepared.request.promptTokens * PREFILL_ALLOWANCE_MS_PER_TOKEN;

@@ -43,7 +43,7 @@ export interface Decision {
   readonly timeouts: UpstreamTimeouts;
   /**
    * Set when the request is disaggregated: its prefill and decode legs (then `endpoints` is the
-   * decode endpoint alone; a failed pair is retried with `retryPair`).
+   * decode endpoint alone; the PD machine, pd-run.ts, runs the legs and retries a failed pair).
    */
   readonly pd: PdPlan | undefined;
 }

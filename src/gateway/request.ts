@@ -9,16 +9,19 @@ import type { InferenceBody } from './body.js';
 import { responseHeaderEdits, upstreamHeaderEdits } from './headers.js';
 import type { Prepared } from './pipeline.js';
 import { logRequest, recordRewrite } from './request-log.js';
-import { prefillInputLogprobs, wantsLogprobs } from './logprob-merge.js';
 import { ResponseBody } from './response-body.js';
 import type { Runtime } from './runtime.js';
-import { onPrefillAnswer, onPrefillFailure, pdDecision, planPd, type PairBlame, type PdPlan, type PrefillOutcome } from './pd.js';
+import { pdDecision, planPd, type PdPlan } from './pd.js';
 import { isServerFault, retryAfterMs } from './blame.js';
 import { type Decision, type Leg, type Outcome, type RequestDeps, type RequestInit, type ResponsePlan } from './request-types.js';
 
 export type { Decision, Leg, Outcome, RequestDeps, RequestInit, ResponsePlan } from './request-types.js';
 import type { FailedPair, PdLog } from './request-log.js';
-import { PREFILL_PROFILE } from '../scheduling/plugins/pd-profile-handler.js';
+import type { PassiveHealth } from '../endpoints/passive-health.js';
+import { PREFILL_PROFILE } from '../scheduling/pd-keys.js';
+
+/** Set by RequestHandle's static block: the one way to its internals (see handleInternals). */
+let internalsOf: (handle: RequestHandle) => HandleInternals;
 
 interface Attempt {
   readonly endpoint: Endpoint;
@@ -66,14 +69,9 @@ export class RequestHandle {
   #attempt: Attempt | undefined;
   #prefill: Attempt | undefined;
   #attempts = 0;
-  #failedPairs: FailedPair[] = [];
-  /** Endpoints of pairs whose KV handshake never completed: avoided by a retry when it can be. */
-  readonly #suspects = new Set<Endpoint>();
   #pd: PdPlan | undefined;
-  /** SGLang PD with logprobs asked: the prefill's input-token logprobs, merged into the decode answer. */
-  #inputLogprobs: unknown[] | undefined;
-  #pdFallback: string | undefined;
-  #pairsTried = 0;
+  /** A disaggregated request's run (pd-run.ts): its fallback, failed pairs and merged logprobs. */
+  #pdFacts: PdFacts | undefined;
   readonly #failedEndpoints = new Set<Endpoint>();
   #body: ResponseBody | undefined;
   #upstreamStatus: number | undefined;
@@ -81,6 +79,10 @@ export class RequestHandle {
   #retryAfterMs: number | undefined;
   #ttftMs: number | undefined;
   #ended = false;
+
+  static {
+    internalsOf = (h) => h.#internals();
+  }
 
   constructor(init: RequestInit, runtime: Runtime | undefined, deps: RequestDeps, id: string) {
     this.#init = init;
@@ -125,39 +127,6 @@ export class RequestHandle {
     return this.#schedule(prepared, rule);
   }
 
-  /**
-   * A disaggregated request's pair failed before any byte reached the client: schedule once more
-   * on a fresh pair (the failed endpoints excluded). Throws `no_ready_endpoint` when no other pair
-   * exists, or when a pair was already retried.
-   */
-  retryPair(): Decision {
-    const prepared = this.#prepared;
-    const rule = this.#rule;
-    if (prepared === undefined || rule === undefined || this.#pd === undefined) throw new Error('retryPair() without a disaggregated decision');
-    if (this.#pairsTried >= MAX_ATTEMPTS) throw new GatewayError('no_ready_endpoint', 'the retry with a fresh prefill/decode pair failed too');
-    this.#release('main');
-    this.#release('prefill');
-    // The fresh pair starts clean: the failed pair's fallback (vLLM decode-alone) is not its own.
-    this.#pdFallback = undefined;
-    this.#prefill = undefined;
-    this.#inputLogprobs = undefined;
-    // Suspects of a handshake that never completed are avoided while another pair exists; when
-    // one of them is the only pod of its role, the retry may use it (with a fresh partner).
-    const suspects = [...this.#suspects];
-    const tries = [
-      new Set([...this.#failedEndpoints, ...suspects]),
-      new Set([...this.#failedEndpoints, ...suspects.filter((e) => e.role !== 'prefill')]),
-      new Set([...this.#failedEndpoints, ...suspects.filter((e) => e.role !== 'decode')]),
-    ];
-    for (let i = 0; ; i++) {
-      try {
-        return this.#schedule(prepared, rule, tries[i]);
-      } catch (err) {
-        if (i + 1 >= tries.length || suspects.length === 0 || !(err instanceof GatewayError) || err.code !== 'no_ready_endpoint') throw err;
-      }
-    }
-  }
-
   #schedule(prepared: Prepared, rule: RuleConfig, exclude?: ReadonlySet<Endpoint>): Decision {
     const scheduledAt = performance.now();
     try {
@@ -166,10 +135,14 @@ export class RequestHandle {
       this.#deps.metrics.observeScheduling(prepared.backendName, (performance.now() - scheduledAt) / 1000);
     }
     this.#pd = planPd(prepared, this.#result);
-    if (this.#pd !== undefined) this.#pairsTried++;
+    return this.#decision(prepared, rule, this.#pd === undefined ? this.#result.primary.endpoints.slice(0, MAX_ATTEMPTS) : [this.#pd.decode]);
+  }
+
+  /** Where the request goes: `endpoints`, or the current PD plan's pair. */
+  #decision(prepared: Prepared, rule: RuleConfig, endpoints: readonly Endpoint[]): Decision {
     const body = this.#pd?.decodeBody ?? prepared.body;
     return {
-      endpoints: this.#pd === undefined ? this.#result.primary.endpoints.slice(0, MAX_ATTEMPTS) : [this.#pd.decode],
+      endpoints,
       body,
       headers: upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body?.length, modifier: rule.requestHeaders }),
       stream: prepared.stream,
@@ -177,98 +150,6 @@ export class RequestHandle {
       timeouts: this.#deps.timeouts,
       pd: this.#pd,
     };
-  }
-
-  /** Header edits for a body other than the decision's (a PD leg's): same edits, its own length. */
-  headersFor(body: Buffer): readonly HeaderEdit[] {
-    return upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body.length, modifier: this.#rule?.requestHeaders ?? null });
-  }
-
-  /**
-   * A disaggregated request's pair failed before any byte reached the client; `blame` says which
-   * leg: `decode` counts against the decode endpoint's passive health; `prefill` was judged when
-   * its leg ended; `both` (a KV handshake that never completed: either side may have hung) counts
-   * against both, so the one that keeps failing with every partner is the one ejected (its
-   * partners' successes with other pods reset their counts); `none` (the prefill refused the
-   * request, a 4xx) judges no one. Only a failure that is evidence against a server counts
-   * (blame.ts): a pair that failed for the client's input or the gateway's own refusal judges no
-   * one whatever `blame` says. Both legs are released, and a retry avoids the blamed endpoints.
-   */
-  pairFailed(blame: PairBlame, error: unknown): void {
-    const failure = asGatewayError(error);
-    const code = failure.code;
-    const plan = this.#pd;
-    // Logged with the request, so a retried request shows the pair that failed and why (at most MAX_ATTEMPTS).
-    if (plan !== undefined) this.#failedPairs.push({ prefillPod: plan.prefill.podName, decodePod: plan.decode.podName, blame, error: failure.message.slice(0, 300) });
-    if (blame === 'decode') this.attemptFailed(error);
-    if (blame === 'both' && plan !== undefined) {
-      const d = this.#attempt;
-      if (d !== undefined && !d.released && d.judged !== true) this.#judgeFailure(d.endpoint, code);
-      const p = this.#prefill;
-      if (p !== undefined && p.endedAt === undefined) {
-        p.endedAt = performance.now();
-        this.#judgeFailure(p.endpoint, code);
-      }
-      this.#suspects.add(plan.prefill);
-      this.#suspects.add(plan.decode);
-    }
-    // Released unjudged: the request's end must not blame the decode endpoint for the pair.
-    const d = this.#attempt;
-    if (d !== undefined) d.judged = true;
-    this.#release('main');
-    this.#release('prefill');
-  }
-
-  /**
-   * The decode leg's answer is complete (PD): its endpoint stops carrying the request's load now,
-   * though the request ends only once the prefill leg's answer is in (or given up).
-   */
-  decodeDone(): void {
-    this.#release('main');
-  }
-
-  /** The prefill leg's response headers arrived (PD). */
-  prefillStarted(): void {
-    const a = this.#prefill;
-    if (a !== undefined && a.headersMs === undefined) a.headersMs = performance.now() - a.dispatchedAt;
-  }
-
-  /**
-   * The prefill leg answered (its body read whole, bounded by the data plane): releases it and
-   * says what comes next (see PrefillOutcome). Its passive health hears the status (a 5xx counts
-   * against it, a 429 backs it off for `retryAfter`, the answer's `Retry-After` header).
-   */
-  prefillAnswered(status: number, body: Buffer, retryAfter?: string | string[]): PrefillOutcome {
-    const plan = this.#pd;
-    const prepared = this.#prepared;
-    if (plan === undefined || prepared?.body === undefined) throw new Error('prefillAnswered() without a disaggregated decision');
-    this.#prefillEnded((e) => this.#deps.passiveHealth.answered(e, status, retryAfterMs(retryAfter)));
-    const outcome = onPrefillAnswer(plan, prepared.body, status, body);
-    if (outcome.kind === 'alone') this.#pdFallback = outcome.reason;
-    if (outcome.kind === 'decode' && plan.protocol === 'sglang' && wantsLogprobs(prepared.request.body)) this.#inputLogprobs = prefillInputLogprobs(body);
-    if (outcome.kind === 'fail') this.#failedEndpoints.add(plan.prefill);
-    return outcome;
-  }
-
-  /** The prefill leg could not be reached, reset, or timed out. */
-  prefillFailed(error: unknown): PrefillOutcome {
-    const plan = this.#pd;
-    const prepared = this.#prepared;
-    if (plan === undefined || prepared?.body === undefined) throw new Error('prefillFailed() without a disaggregated decision');
-    const failure = asGatewayError(error);
-    this.#prefillEnded((e) => this.#judgeFailure(e, failure.code));
-    this.#failedEndpoints.add(plan.prefill);
-    const outcome = onPrefillFailure(plan, prepared.body, failure);
-    if (outcome.kind === 'alone') this.#pdFallback = outcome.reason;
-    return outcome;
-  }
-
-  #prefillEnded(judge: (endpoint: Endpoint) => void): void {
-    const a = this.#prefill;
-    if (a === undefined || a.endedAt !== undefined) return;
-    a.endedAt = performance.now();
-    judge(a.endpoint);
-    this.#release('prefill');
   }
 
   /** A failure without an answer: counts against `endpoint` only when it is evidence (blame.ts). */
@@ -287,7 +168,7 @@ export class RequestHandle {
     if (prepared === undefined) throw new Error('dispatched() before decide()');
     const tokens = prepared.request.promptTokens;
     const cached = prepared.request.state.read(EXPECTED_CACHED_TOKENS)?.get(endpoint) ?? 0;
-    const computesPrompt = leg === 'prefill' || this.#pd === undefined || this.#pdFallback !== undefined;
+    const computesPrompt = leg === 'prefill' || this.#pd === undefined || this.#pdFacts?.fallback !== undefined;
     const attempt: Attempt = { endpoint, leg, prefillTokens: computesPrompt ? Math.max(0, tokens - cached) : 0, released: false, dispatchedAt: performance.now() };
     if (leg === 'prefill') this.#prefill = attempt;
     else this.#attempt = attempt;
@@ -331,7 +212,7 @@ export class RequestHandle {
     if (prepared === undefined || this.#attempt === undefined) return { headers: edits, sse };
     this.#attempt.headersMs ??= performance.now() - this.#attempt.dispatchedAt;
     for (const c of prepared.backend.controls.responseHeaders) c.responseHeaders?.(prepared.request, this.#attempt.endpoint, status);
-    const body = new ResponseBody(prepared, status, sse, this.#inputLogprobs);
+    const body = new ResponseBody(prepared, status, sse, this.#pdFacts?.inputLogprobs);
     this.#body = body;
     if (body.changesLength) edits.push({ op: 'remove', name: 'content-length' });
     if (body.normalizesError) edits.push({ op: 'set', name: 'content-type', value: 'application/json' });
@@ -378,6 +259,54 @@ export class RequestHandle {
     return this.#prepared;
   }
 
+  /** What the PD machine drives (see HandleInternals); reached through `handleInternals`, not the data plane. */
+  #internals(): HandleInternals {
+    return {
+      prepared: this.#prepared,
+      passiveHealth: this.#deps.passiveHealth,
+      attachPd: (facts) => {
+        this.#pdFacts = facts;
+      },
+      reschedule: (exclude) => {
+        const prepared = this.#prepared;
+        const rule = this.#rule;
+        if (prepared === undefined || rule === undefined) throw new Error('reschedule() before decide()');
+        this.#release('main');
+        this.#release('prefill');
+        this.#prefill = undefined;
+        return this.#schedule(prepared, rule, new Set([...this.#failedEndpoints, ...exclude]));
+      },
+      headersFor: (body) => upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body.length, modifier: this.#rule?.requestHeaders ?? null }),
+      legHeaders: () => {
+        const a = this.#prefill;
+        if (a !== undefined && a.headersMs === undefined) a.headersMs = performance.now() - a.dispatchedAt;
+      },
+      endPrefill: (judge) => {
+        const a = this.#prefill;
+        if (a === undefined || a.endedAt !== undefined) return;
+        a.endedAt = performance.now();
+        judge?.(a.endpoint);
+        this.#release('prefill');
+      },
+      endDecode: (code) => {
+        const d = this.#attempt;
+        if (d !== undefined && code !== undefined && !d.released && d.judged !== true) this.#judgeFailure(d.endpoint, code);
+        // Released judged: the request's end must not judge the decode endpoint again.
+        if (d !== undefined) d.judged = true;
+        this.#release('main');
+      },
+      pin: (decode, plan) => {
+        const prepared = this.#prepared;
+        const rule = this.#rule;
+        if (prepared === undefined || rule === undefined) throw new Error('pin() before decide()');
+        this.#pd = plan;
+        return this.#decision(prepared, rule, [decode]);
+      },
+      release: (leg) => this.#release(leg),
+      judgeFailure: (endpoint, code) => this.#judgeFailure(endpoint, code),
+    };
+  }
+
   #requireRuntime(): Runtime {
     if (this.#runtime === undefined) throw new GatewayError('no_ready_endpoint', 'the gateway has no configuration loaded yet');
     return this.#runtime;
@@ -418,11 +347,13 @@ export class RequestHandle {
     if (decision === undefined) return undefined;
     const p = this.#prefill;
     const d = this.#attempt;
+    const fallback = this.#pdFacts?.fallback;
+    const failedPairs = this.#pdFacts?.failedPairs ?? [];
     const decodeFirstByteAt = this.#ttftMs === undefined ? undefined : this.startedAt + this.#ttftMs;
     return {
-      disaggregated: decision.disaggregated && this.#pdFallback === undefined,
-      reason: this.#pdFallback === undefined ? decision.reason : 'prefill-fallback',
-      ...(this.#pdFallback === undefined ? {} : { fallback: this.#pdFallback }),
+      disaggregated: decision.disaggregated && fallback === undefined,
+      reason: fallback === undefined ? decision.reason : 'prefill-fallback',
+      ...(fallback === undefined ? {} : { fallback: fallback }),
       uncachedOnDecode: decision.uncachedOnDecode,
       ...(p === undefined ? {} : { prefillPod: p.endpoint.podName, prefillRole: p.endpoint.role, prefillHeadersMs: p.headersMs }),
       ...(d === undefined ? {} : { decodePod: d.endpoint.podName, decodeRole: d.endpoint.role, decodeHeadersMs: d.headersMs }),
@@ -430,8 +361,8 @@ export class RequestHandle {
       // leg starts after it, so its time to first byte is the wait.
       // Only a stream's first byte says when the KV arrived (an unstreamed answer comes whole at the
       // end), and only a decode that read a prefill's KV waited for one.
-      ...(this.#failedPairs.length === 0 ? {} : { failedPairs: this.#failedPairs }),
-      ...(p?.endedAt === undefined || decodeFirstByteAt === undefined || this.#prepared?.stream !== true || this.#pdFallback !== undefined
+      ...(failedPairs.length === 0 ? {} : { failedPairs }),
+      ...(p?.endedAt === undefined || decodeFirstByteAt === undefined || this.#prepared?.stream !== true || fallback !== undefined
         ? {}
         : { kvTransferWaitMs: Math.max(0, decodeFirstByteAt - Math.max(p.endedAt, d?.dispatchedAt ?? 0)) }),
     };
@@ -482,4 +413,48 @@ export class RequestHandle {
 /** The refusal of a body over a listener's limit (ClientTrafficPolicy `connection.bufferLimit`). */
 export function bodyTooLarge(limit: number): GatewayError {
   return new GatewayError('body_too_large', `request body exceeds the listener limit of ${limit} bytes (ClientTrafficPolicy connection.bufferLimit)`);
+}
+
+/**
+ * A disaggregated request's facts kept by its run (pd-run.ts) and read by the handle for the
+ * answer's body and the log line.
+ */
+export interface PdFacts {
+  /** vLLM: why the decode endpoint ran the whole request alone; undefined while disaggregated. */
+  fallback: string | undefined;
+  /** SGLang with logprobs asked: the prefill's input-token logprobs, merged into the decode answer. */
+  inputLogprobs: unknown[] | undefined;
+  /** Pairs that failed before any byte reached the client (at most MAX_ATTEMPTS). */
+  readonly failedPairs: FailedPair[];
+}
+
+/**
+ * The handle's accounting as the PD machine (pd-run.ts) drives it: not part of the data planes'
+ * door (index.ts does not export `handleInternals`), so a data plane reports events to the
+ * machine and never accounts a leg itself.
+ */
+export interface HandleInternals {
+  readonly prepared: Prepared | undefined;
+  readonly passiveHealth: PassiveHealth;
+  attachPd(facts: PdFacts): void;
+  /** Both legs released, the prefill forgotten; schedules again without `exclude` and every endpoint that failed this request. Throws the scheduler's refusal. */
+  reschedule(exclude: ReadonlySet<Endpoint>): Decision;
+  /** The request's upstream header edits for a body of its own (a PD leg's: its own length). */
+  headersFor(body: Buffer): readonly HeaderEdit[];
+  /** The prefill leg's response headers arrived. */
+  legHeaders(): void;
+  /** The prefill leg's exchange ended (once): `judge` hears its endpoint, then it is released. */
+  endPrefill(judge?: (endpoint: Endpoint) => void): void;
+  /** The decode attempt ends unanswered: judged with `code` (when given, evidence, and not judged before), marked judged, released. */
+  endDecode(code?: string): void;
+  /** The request runs on `decode`, as the pair `plan` when given (a PD sidecar's pinned pair: pd-pinned.ts). */
+  pin(decode: Endpoint, plan: PdPlan | undefined): Decision;
+  release(leg: Leg): void;
+  /** A failure with `code` counts against `endpoint` when it is evidence (blame.ts). */
+  judgeFailure(endpoint: Endpoint, code: string): void;
+}
+
+/** The internals of `handle`, for the PD machine in this layer. */
+export function handleInternals(handle: RequestHandle): HandleInternals {
+  return internalsOf(handle);
 }

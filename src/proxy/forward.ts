@@ -6,13 +6,13 @@ import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError, isGatewayError } from '../core/errors.js';
 import { isServerFault, type Decision, type Outcome, type RequestHandle } from '../gateway/index.js';
 import { flushHeaders, type ClientRequest, type ClientResponse } from './client.js';
-import { decodeResponse, holdDecoded, type DecodedResponse } from './decode.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { decodeResponse, holdDecoded, type DecodedResponse } from '../upstream/decode.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from '../upstream/headers.js';
 import { resetResponse, sendError } from './respond.js';
-import type { RequestScope } from './scope.js';
-import { UpstreamAttempt, type UpstreamResponse } from './upstream.js';
-import { upstreamFailure } from './upstream-errors.js';
-import type { Deadline, Watchdog, Watched } from './watchdog.js';
+import type { Scope } from '../upstream/scope.js';
+import { UpstreamAttempt, type UpstreamResponse } from '../upstream/attempt.js';
+import { upstreamFailure } from '../upstream/errors.js';
+import type { Deadline, Watchdog, Watched } from '../upstream/watchdog.js';
 
 export interface ForwardInput {
   readonly req: ClientRequest;
@@ -22,7 +22,7 @@ export interface ForwardInput {
   readonly handle: RequestHandle;
   readonly decision: Decision;
   readonly dispatcher: Dispatcher;
-  readonly scope: RequestScope;
+  readonly scope: Scope;
   readonly watchdog: Watchdog;
   /** True when the response must ask the client to close the connection (HTTP/1.1 while draining). */
   readonly closeConnection: () => boolean;

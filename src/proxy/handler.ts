@@ -9,7 +9,7 @@ import { admitBody, declaredLength, readBody } from './read-body.js';
 import { refuseUpload } from './refuse.js';
 import { sendError, sendJson } from './respond.js';
 import { RequestScope } from './scope.js';
-import type { Watchdog } from './watchdog.js';
+import type { Watchdog } from '../upstream/watchdog.js';
 
 export interface HandlerDeps {
   /** The gateway core; undefined until it has started. */

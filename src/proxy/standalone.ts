@@ -8,7 +8,7 @@ import { createHandler } from './handler.js';
 import { InFlight } from './in-flight.js';
 import { ListenerSet } from './listeners.js';
 import { ListenError } from './port-listener.js';
-import { Watchdog } from './watchdog.js';
+import { Watchdog } from '../upstream/watchdog.js';
 
 export interface StandaloneOptions {
   /** Where the configuration comes from (files with watch, resources built in code). */

@@ -8,7 +8,7 @@ const SRC = fileURLToPath(new URL('../../../src/', import.meta.url));
 
 /**
  * DESIGN.md §2's dependency order as data: what each top-level folder of src/ may import.
- * `cli` → `proxy`/`extproc` → `gateway` → `scheduling`/`flowcontrol`/`prefix` → `endpoints` →
+ * `cli` → `proxy`/`extproc`/`sidecar` → `upstream` → `gateway` → `scheduling`/`flowcontrol`/`prefix` → `endpoints` →
  * `config` → `api` → `core`; `sim` and `bench` are programs beside the gateway.
  */
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
@@ -21,13 +21,20 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   scheduling: ['prefix', 'endpoints', 'config', 'api', 'core'],
   observability: ['prefix', 'core'],
   gateway: ['scheduling', 'flowcontrol', 'prefix', 'endpoints', 'config', 'api', 'core', 'observability'],
-  // Data planes carry bytes: they see the core only through gateway/index.ts.
-  proxy: ['gateway', 'core', 'observability'],
+  // The HTTP client side towards model servers (undici attempts, answer decoding, timeouts, PD
+  // legs), shared by the data planes that send to model servers; sees the core only through gateway/index.ts.
+  upstream: ['gateway', 'core'],
+  // Data planes carry bytes: they see the core only through gateway/index.ts, and none imports another.
+  proxy: ['upstream', 'gateway', 'core', 'observability'],
   extproc: ['gateway', 'core', 'observability'],
+  sidecar: ['upstream', 'gateway', 'core', 'observability'],
   sim: ['core', 'cli'],
   bench: ['core'],
   cli: ['*'],
 };
+
+/** Layers that reach the core only through its door, gateway/index.ts. */
+const THROUGH_INDEX: ReadonlySet<string> = new Set(['proxy', 'extproc', 'sidecar', 'upstream']);
 
 async function* tsFiles(dir: string): AsyncGenerator<string> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -50,7 +57,7 @@ test('every import follows the layer order of DESIGN.md; data planes reach the c
       const to = target.split('/')[0] as string;
       if (to === layer || allowed.includes('*')) continue;
       if (!allowed.includes(to)) violations.push(`src/${rel} imports src/${target}`);
-      else if ((layer === 'proxy' || layer === 'extproc') && to === 'gateway' && target !== 'gateway/index.js') violations.push(`src/${rel} imports src/${target} (data planes use gateway/index.ts)`);
+      else if (THROUGH_INDEX.has(layer) && to === 'gateway' && target !== 'gateway/index.js') violations.push(`src/${rel} imports src/${target} (data planes use gateway/index.ts)`);
     }
   }
   assert.deepEqual(violations, []);

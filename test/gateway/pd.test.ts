@@ -5,8 +5,8 @@ import { GatewayError } from '../../src/core/errors.js';
 import { seededRandom } from '../../src/core/weighted.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { bootstrapRoom, sequenceCount, sglangPdBody, vllmDecodeBody, vllmPrefillBody } from '../../src/gateway/pd-body.js';
-import { gatewayAndRoute } from '../support/config.js';
-import { memoryLogger, MemorySource, type LogRecord } from '../support/memory-source.js';
+import { chat, decideChat, machine, pdConfig, pdGateway } from '../support/pd-gateway.js';
+import { memoryLogger, MemorySource } from '../support/memory-source.js';
 
 const prefillAt = (address: string, bootstrapPort?: number): Endpoint =>
   new Endpoint({ address, port: 8000, name: 'p', podName: 'p', labels: {}, role: 'prefill', ...(bootstrapPort === undefined ? {} : { bootstrapPort }) });
@@ -72,59 +72,6 @@ test('vLLM P/D bodies: the prefill asks for a remote decode of one token, unstre
   assert.equal(vllmDecodeBody(forwarded, Buffer.from('{"choices":[]}')), undefined, 'no params: no decode body (the request runs on decode alone)');
 });
 
-function pdConfig(runtime: 'sglang' | 'vllm', extra = ''): string {
-  return `${gatewayAndRoute(8080, ['  - backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: pd}]'])}apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferencePool
-metadata: {name: pd}
-spec: {targetPortNumber: 8000, selector: {app: pd}}
----
-apiVersion: inferenceextension.alibabacloud.com/v1alpha1
-kind: InferenceTrafficPolicy
-metadata: {name: pd-policy}
-spec:
-  poolRef: {name: pd}
-  modelServerRuntime: ${runtime}
-  profile:
-    pd:
-      pdRoleLabelName: role
-      kvTransfer: {bootstrapPort: 34000}
-      trafficPolicy: {prefixCache: {mode: estimate}}
-      prefillPolicyRef: prefixCache
-${extra}---
-apiVersion: v1
-kind: Pod
-metadata: {name: prefill-0, labels: {app: pd, role: prefill}}
-status: {podIP: 127.0.5.1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: decode-0, labels: {app: pd, role: decode}}
-status: {podIP: 127.0.5.2}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: nobody-0, labels: {app: pd}}
-status: {podIP: 127.0.5.3}
-`;
-}
-
-async function pdGateway(runtime: 'sglang' | 'vllm'): Promise<{ gateway: Gateway; lines: LogRecord[] }> {
-  const { logger, lines } = memoryLogger();
-  const gateway = await Gateway.start({ sources: [new MemorySource(pdConfig(runtime))], logger, scrapeIntervalMs: 0, random: seededRandom(1) });
-  return { gateway, lines };
-}
-
-const route = { method: 'POST', path: '/v1/chat/completions', query: '', host: 'gw', headers: {} };
-const chat = (content: string): Buffer => Buffer.from(JSON.stringify({ model: 'qwen', stream: true, messages: [{ role: 'system', content: 'Answer carefully. '.repeat(60) }, { role: 'user', content }] }));
-
-type Handle = ReturnType<Gateway['begin']>;
-
-/** A chat request through the gateway's core up to its decision: the handle and the decision. */
-async function decideChat(gateway: Gateway, body: Buffer): Promise<{ h: Handle; d: Awaited<ReturnType<Handle['decide']>> }> {
-  const h = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: {} });
-  h.route(8080, route);
-  return { h, d: await h.decide(body, new AbortController().signal) };
-}
 
 test('a PD pool: role-less pods are left out with one warning; SGLang requests get a pair with the same body', async () => {
   const { gateway, lines } = await pdGateway('sglang');
@@ -144,15 +91,19 @@ test('a PD pool: role-less pods are left out with one warning; SGLang requests g
     assert.equal(sent['bootstrap_port'], 34000);
     // Both legs carry load until they end; the decode leg computes no prompt of its own.
     const [prefill, decode] = [d.pd?.prefill as Endpoint, d.pd?.decode as Endpoint];
-    h.dispatched(prefill, 'prefill');
-    h.dispatched(decode);
+    const { pair } = machine(h, d);
+    assert.equal(pair.concurrent, true, 'SGLang: both legs at once');
+    pair.prefill();
+    pair.decode();
     assert.equal(prefill.inFlight, 1);
     assert.equal(decode.inFlight, 1);
     assert.ok(prefill.pendingPrefillTokens > 0);
     assert.equal(decode.pendingPrefillTokens, 0);
-    h.prefillStarted();
-    assert.deepEqual(h.prefillAnswered(200, Buffer.from('data: [DONE]\n\n')), { kind: 'decode', body: undefined });
+    pair.prefillHeaders();
+    assert.deepEqual(pair.prefillAnswered(200, Buffer.from('data: [DONE]\n\n')), { kind: 'wait' });
     assert.equal(prefill.inFlight, 0);
+    assert.equal(pair.decodeAnswered(200).kind, 'first-byte');
+    assert.equal(pair.decodeFirstByte().kind, 'relay');
     h.responseStarted(200, { 'content-type': 'text/event-stream' });
     h.responseData(Buffer.from('data: {"choices":[{"delta":{"content":"x"}}]}\n\n'));
     h.responseEnd();
@@ -176,16 +127,21 @@ test('a PD pool: a failed SGLang prefill fails the pair; vLLM falls back to deco
     try {
       const { h: h, d: d } = await decideChat(gateway, chat(`a long enough question for ${runtime}: ${'why '.repeat(900)}`));
       assert.ok(d.pd !== undefined, 'disaggregated');
-      h.dispatched(d.pd.prefill, 'prefill');
+      const m = machine(h, d);
+      m.pair.prefill();
       if (runtime === 'sglang') {
-        const out = h.prefillAnswered(500, Buffer.from('{}'));
-        assert.equal(out.kind, 'fail');
-        if (out.kind === 'fail') assert.match(out.error.message, /^prefill leg on prefill-0/);
+        m.pair.decode();
+        assert.equal(m.pair.prefillAnswered(500, Buffer.from('{}')).kind, 'wait');
+        assert.match(m.pairStops[0]?.message ?? '', /^prefill leg on prefill-0/, 'the pair (its decode leg) is stopped');
+        assert.equal(m.pair.decodeFailed(new GatewayError('upstream_unavailable', 'aborted')).kind, 'failed');
+        assert.equal(m.pair.failure?.blame, 'prefill');
       } else {
-        assert.equal(h.prefillAnswered(503, Buffer.from('{}')).kind, 'alone');
+        const step = m.pair.prefillAnswered(503, Buffer.from('{}'));
+        assert.ok(step.kind === 'send' && step.leg.leg === 'decode' && step.leg.firstByte === undefined, 'decode alone, an ordinary request');
         const { h: h2, d: d2 } = await decideChat(gateway, chat(`another question: ${'how '.repeat(900)}`));
-        h2.dispatched(d2.pd?.prefill as Endpoint, 'prefill');
-        assert.equal(h2.prefillAnswered(400, Buffer.from('{"error":{"message":"bad"}}')).kind, 'refused');
+        const m2 = machine(h2, d2);
+        m2.pair.prefill();
+        assert.equal(m2.pair.prefillAnswered(400, Buffer.from('{"error":{"message":"bad"}}')).kind, 'answer');
         h2.failed(new Error('done'));
       }
       h.failed(new Error('done'));
@@ -203,10 +159,10 @@ test('vLLM PD: a prompt the decode pod received before runs there alone the next
     const decide = (): ReturnType<typeof decideChat> => decideChat(gateway, body);
     const first = await decide();
     assert.ok(first.d.pd !== undefined, 'cold: disaggregated');
-    first.h.dispatched(first.d.pd.prefill, 'prefill');
-    const outcome = first.h.prefillAnswered(200, Buffer.from('{"choices":[],"kv_transfer_params":{"do_remote_prefill":true,"remote_block_ids":[1]}}'));
-    assert.equal(outcome.kind, 'decode');
-    first.h.dispatched(first.d.pd.decode);
+    const { pair } = machine(first.h, first.d);
+    pair.prefill();
+    const step = pair.prefillAnswered(200, Buffer.from('{"choices":[],"kv_transfer_params":{"do_remote_prefill":true,"remote_block_ids":[1]}}'));
+    assert.ok(step.kind === 'send' && step.leg.leg === 'decode' && step.leg.endpoint === first.d.pd.decode);
     first.h.responseStarted(200, { 'content-type': 'application/json' });
     first.h.responseData(Buffer.from('{"choices":[{"message":{"content":"Because."}}],"usage":{"prompt_tokens":900,"completion_tokens":2}}'));
     first.h.responseEnd();
@@ -229,10 +185,19 @@ test('a failed pair is judged by its blame: decode, both (a handshake that never
     const [prefill, decode] = ['prefill-0', 'decode-0'].map((n) => pool?.members.endpoints.find((e) => e.podName === n) as Endpoint) as [Endpoint, Endpoint];
     const fail = async (blame: 'prefill' | 'decode' | 'both' | 'none', prefillStatus?: number): Promise<void> => {
       const { h: h, d: d } = await decideChat(gateway, chat(`question for ${blame}`));
-      h.dispatched(d.pd?.prefill as Endpoint, 'prefill');
-      h.dispatched(d.pd?.decode as Endpoint);
-      if (prefillStatus !== undefined) h.prefillAnswered(prefillStatus, Buffer.from('{"message":"no such model","code":404}'));
-      h.pairFailed(blame, new GatewayError('upstream_unavailable', 'x'));
+      const { run, pair } = machine(h, d);
+      pair.prefill();
+      pair.decode();
+      if (prefillStatus !== undefined) pair.prefillAnswered(prefillStatus, Buffer.from('{"message":"no such model","code":404}'));
+      if (blame === 'both') pair.timedOut('decode', new GatewayError('kv_handshake_timeout', 'x'));
+      const step = pair.decodeFailed(new GatewayError('upstream_unavailable', 'x'));
+      assert.equal(pair.failure?.blame, blame);
+      if (step.kind === 'answer') {
+        // A refusal is the client's answer: the request ends answered.
+        h.finished({ status: step.status, bytesOut: step.raw.length });
+        return;
+      }
+      run.pairFailed(pair);
       h.failed(new GatewayError('upstream_unavailable', 'x'));
     };
     await fail('none', 404);
@@ -253,12 +218,16 @@ test('SGLang PD: a prefill that refuses the request (4xx) is the client\'s answe
   const { gateway } = await pdGateway('sglang');
   try {
     const { h: h, d: d } = await decideChat(gateway, chat('which model?'));
-    h.dispatched(d.pd?.prefill as Endpoint, 'prefill');
-    const out = h.prefillAnswered(404, Buffer.from('{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError","code":404}'));
-    assert.equal(out.kind, 'refused');
-    if (out.kind === 'refused') {
+    const { pair } = machine(h, d);
+    pair.prefill();
+    pair.decode();
+    assert.equal(pair.prefillAnswered(404, Buffer.from('{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError","code":404}')).kind, 'wait');
+    // The decode leg, stopped by the refusal, gives way to it.
+    const out = pair.decodeFailed(new GatewayError('upstream_unavailable', 'aborted'));
+    assert.equal(out.kind, 'answer');
+    if (out.kind === 'answer') {
       assert.equal(out.status, 404);
-      assert.match((JSON.parse(out.body.toString()) as { error: { message: string } }).error.message, /does not exist/);
+      assert.match((out.body as { error: { message: string } }).error.message, /does not exist/);
     }
     h.failed(new GatewayError('upstream_unavailable', 'x'));
   } finally {
@@ -288,13 +257,19 @@ test('after a KV handshake that never completed, the retry avoids both pods whil
   try {
     const { h: h, d: d } = await decideChat(gateway, chat('a handshake that hangs'));
     const first = d.pd?.decode.podName;
-    h.dispatched(d.pd?.prefill as Endpoint, 'prefill');
-    h.dispatched(d.pd?.decode as Endpoint);
-    h.pairFailed('both', new GatewayError('kv_handshake_timeout', 'x'));
+    const m = machine(h, d);
+    m.pair.prefill();
+    m.pair.decode();
+    m.pair.timedOut('decode', new GatewayError('kv_handshake_timeout', 'x'));
+    assert.equal(m.pair.decodeFailed(new GatewayError('upstream_unavailable', 'aborted')).kind, 'failed');
+    m.run.pairFailed(m.pair);
     // One prefill pod: avoiding it too would leave no pair at all.
-    const retry = h.retryPair();
-    assert.equal(retry.pd?.prefill.podName, 'prefill-0');
-    assert.notEqual(retry.pd?.decode.podName, first, 'a fresh decode partner');
+    const retry = m.next();
+    assert.equal(retry.kind, 'pair');
+    if (retry.kind === 'pair') {
+      assert.equal(retry.pair.plan.prefill.podName, 'prefill-0');
+      assert.notEqual(retry.pair.plan.decode.podName, first, 'a fresh decode partner');
+    }
     h.failed(new GatewayError('upstream_unavailable', 'x'));
   } finally {
     await gateway.close();

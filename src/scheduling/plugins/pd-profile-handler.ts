@@ -2,26 +2,13 @@ import { z } from 'zod';
 import type { Endpoint } from '../../core/endpoint.js';
 import { blockHashes, TOKENS_PER_BLOCK } from '../../prefix/block-hash.js';
 import { withAnswer } from '../../prefix/prompt-text.js';
-import { stateKey } from '../cycle-state.js';
+import { DECODE_PROFILE, PD_DECISION, PREFILL_PROFILE, type PdDecision } from '../pd-keys.js';
 import type { CompletedResponse, PluginHandle, ProfileHandler, ProfileResult, RequestControl, RunnableProfile, SchedulingRequest, TypedName } from '../types.js';
 import { promptHashes } from './prefix-cache-scorer.js';
 
 export const PD_PROFILE_HANDLER = 'pd-profile-handler';
-export const PREFILL_PROFILE = 'prefill';
-export const DECODE_PROFILE = 'decode';
-
-/** Why a request ran disaggregated or not; a label of the log line and of a metric. */
-export type PdReason = 'disaggregated' | 'cached-on-decode' | 'prefill-saturated';
-
-/** The per-request prefill/decode decision, for the gateway core and the log line. */
-export interface PdDecision {
-  readonly disaggregated: boolean;
-  readonly reason: PdReason;
-  /** Prompt tokens the decode endpoint is not expected to hold (the prefix index's estimate). */
-  readonly uncachedOnDecode: number;
-}
-
-export const PD_DECISION = stateKey<PdDecision>('pd.decision');
+// The names and the decision's key live in a neutral module the gateway core imports too.
+export { DECODE_PROFILE, PD_DECISION, PREFILL_PROFILE, type PdDecision, type PdReason } from '../pd-keys.js';
 
 const Parameters = z
   .object({

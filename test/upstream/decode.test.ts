@@ -3,8 +3,8 @@ import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import * as zlib from 'node:zlib';
 import { Endpoint } from '../../src/core/endpoint.js';
-import { decodeResponse } from '../../src/proxy/decode.js';
-import { upstreamFailure } from '../../src/proxy/upstream-errors.js';
+import { decodeResponse } from '../../src/upstream/decode.js';
+import { upstreamFailure } from '../../src/upstream/errors.js';
 
 const TEXT = 'data: {"choices":[],"usage":{"prompt_tokens":3}}\n\ndata: [DONE]\n\n'.repeat(50);
 

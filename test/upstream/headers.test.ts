@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { responseHeaderEdits, upstreamHeaderEdits } from '../../src/gateway/headers.js';
-import { clientResponseHeaders, pdLegRequestHeaders, upstreamRequestHeaders } from '../../src/proxy/headers.js';
+import { clientResponseHeaders, pdLegRequestHeaders, upstreamRequestHeaders } from '../../src/upstream/headers.js';
 
 test('upstream headers: hop-by-hop, host, content-length and x-gateway-* are dropped; ids and forwarding added', () => {
   const incoming = {

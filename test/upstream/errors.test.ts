@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { errors } from 'undici';
 import { Endpoint } from '../../src/core/endpoint.js';
 import { isServerFault } from '../../src/gateway/index.js';
-import { upstreamFailure } from '../../src/proxy/upstream-errors.js';
+import { upstreamFailure } from '../../src/upstream/errors.js';
 
 const endpoint = new Endpoint({ address: '127.0.0.1', port: 8000, name: 'e', podName: 'e', labels: {} });
 

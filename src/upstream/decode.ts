@@ -5,7 +5,7 @@ import { canDecode, contentCodings, DecodeGuard, decoderStages, type DecodeLimit
 /**
  * Bounds of a decoded answer (a compressed answer is a model server's mistake or a middlebox's:
  * the gateway asks for `identity`). Past either, the answer fails with `upstream_invalid_response`
- * (502, counted against the server; upstream-errors.ts):
+ * (502, counted against the server; errors.ts):
  * - at most 64 MiB decoded, four times the largest request body a listener accepts by default
  *   (16 MiB); answers sent as identity are not limited;
  * - past 8 MiB decoded, at most 100 times the compressed bytes read so far. Text and JSON
