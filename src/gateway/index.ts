@@ -6,7 +6,15 @@ export { Gateway, type AfterSwap, type BeforeSwap, type GatewayOptions } from '.
 export { isServerFault, retryAfterMs } from './blame.js';
 export { requestLineAnswer, type OwnAnswer } from './request-line.js';
 export { handshakeTimeout, legError, type PairBlame, type PdPlan, type PrefillOutcome } from './pd.js';
-export { bodyTooLarge, RequestHandle, type Decision, type Outcome, type RequestInit, type ResponsePlan } from './request.js';
+export { RequestHandle, type Decision, type Outcome, type RequestInit, type ResponsePlan } from './request.js';
+export { BodyCollector, bodyTooLarge, type BodyCollectorOptions } from './body-collector.js';
+export type { DecideOptions } from './subset.js';
+export { DEFAULT_POOL_BODY_LIMIT_BYTES, type PoolBodyLimits } from './pool-entry.js';
+export { errorResponse, sseErrorEvent, type ErrorResponse } from './error-answer.js';
+export { CLIENT_GONE_STATUS, clientGone, clientGoneOutcome, isClientGone } from './client-gone.js';
+export { RequestScope, Stopped, type Stoppable } from './request-scope.js';
+export { InFlight } from './in-flight.js';
+export { CONTROL_HEADERS, controlHeader, isControlHeader, type ControlSetting } from './control-headers.js';
 export { MAX_REQUEST_TARGET_BYTES, normalizeRequestTarget, parseRequestTarget, type RequestTarget } from './request-path.js';
 export type { UpstreamTimeouts } from './timeouts.js';
 export { DEFAULT_TIMEOUTS, silenceCondemns } from './timeouts.js';

@@ -1,38 +1,6 @@
-import type { GatewayError } from '../core/errors.js';
-
-/** The reason a request's scope was stopped, carried as its AbortSignal's reason. */
-export class Stopped extends Error {
-  constructor(readonly error: GatewayError) {
-    super(error.message);
-  }
-}
-
-/**
- * One request's life on the data plane, from the first header to the last byte sent. Whatever
- * ends it early stops it with the error that says why: the client leaving (`client_gone`), a
- * timeout of the upstream watchdog (`upstream_timeout`), the end of the shutdown grace period
- * (`gateway_shutting_down`). Everything the request waits on (the queue, the body, the upstream
- * exchange, a slow client) listens to `signal`, so one call ends all of it; the first stop wins.
+/*
+ * The request scope moved to the core (gateway/request-scope.ts) so every data plane shares it;
+ * this name stays for the proxy files that still import it from here. New code imports it from
+ * gateway/index.ts.
  */
-export class RequestScope {
-  readonly #controller = new AbortController();
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  /** Why the request was stopped; undefined while it runs. */
-  get stopped(): GatewayError | undefined {
-    const reason: unknown = this.#controller.signal.reason;
-    return reason instanceof Stopped ? reason.error : undefined;
-  }
-
-  /** True when the client went away (nothing more can be sent to it). */
-  get clientGone(): boolean {
-    return this.stopped?.code === 'client_gone';
-  }
-
-  stop(error: GatewayError): void {
-    if (!this.#controller.signal.aborted) this.#controller.abort(new Stopped(error));
-  }
-}
+export { RequestScope, Stopped } from '../gateway/index.js';

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { Endpoint } from '../../src/core/endpoint.js';
 import { GatewayError } from '../../src/core/errors.js';
 import { DEFAULT_TIMEOUTS } from '../../src/gateway/index.js';
-import { RequestScope } from '../../src/proxy/scope.js';
+import { RequestScope } from '../../src/gateway/index.js';
 import { UpstreamAttempt } from '../../src/proxy/upstream.js';
 import { overdue, Watchdog, type Deadline } from '../../src/proxy/watchdog.js';
 
