@@ -26,7 +26,7 @@ import { buildRuntime, peerGroups, RuntimeBuildError, type Runtime } from './run
 import type { Endpoint } from '../core/endpoint.js';
 import { DEFAULT_TIMEOUTS, type UpstreamTimeouts } from './timeouts.js';
 import { uploadPolicy, type UploadOptions, type UploadPolicy } from './upload.js';
-import { poolBodyLimit, type PoolBodyLimits } from './pool-entry.js';
+import { checkPoolBodyLimits, poolBodyLimit, type PoolBodyLimits } from './pool-entry.js';
 
 export interface GatewayOptions {
   /** Where configuration comes from (files, code, later Kubernetes); at least one. */
@@ -135,6 +135,7 @@ export class Gateway {
         : undefined;
     this.#timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
     this.uploads = uploadPolicy(options.uploads);
+    checkPoolBodyLimits(options.poolBodyLimitBytes);
     this.#poolBodyLimits = options.poolBodyLimitBytes;
     this.#passiveHealth = new PassiveHealth(
       { ...DEFAULT_PASSIVE_HEALTH, ...options.passiveHealth },

@@ -27,6 +27,13 @@ export function poolBodyLimit(limits: PoolBodyLimits | undefined, poolKey: strin
   return own ?? DEFAULT_POOL_BODY_LIMIT_BYTES;
 }
 
+/** Throws RangeError unless every limit is a positive integer of bytes (checked once, at start). */
+export function checkPoolBodyLimits(limits: PoolBodyLimits | undefined): void {
+  if (limits === undefined) return;
+  const entries = typeof limits === 'number' ? [['every pool', limits] as const] : Object.entries(limits);
+  for (const [pool, n] of entries) if (!Number.isSafeInteger(n) || n <= 0) throw new RangeError(`pool body limit of ${pool} must be a positive integer of bytes (got ${n})`);
+}
+
 /** Per snapshot pool: its rule (the snapshot is immutable; a reload brings new PoolConfigs). */
 const rules = new WeakMap<PoolConfig, RuleConfig>();
 
