@@ -15,6 +15,15 @@ export function bodyTooLarge(limit: number, what: string = LISTENER_LIMIT, note?
   return new GatewayError('body_too_large', `request body exceeds ${what} of ${limit} bytes${note === undefined ? '' : ` ${note}`}${setting}`);
 }
 
+/**
+ * Refuses up front a body whose declared length (`Content-Length`, or Envoy's request headers)
+ * is over `limit`: 413 `body_too_large` before a byte is read. An undeclared length passes (the
+ * BodyCollector holds it to the limit as it arrives).
+ */
+export function refuseDeclaredOver(declared: number | undefined, limit: number, what?: string): void {
+  if (declared !== undefined && declared > limit) throw bodyTooLarge(limit, what);
+}
+
 /** Options of a BodyCollector beside its limit. */
 export interface BodyCollectorOptions {
   /**

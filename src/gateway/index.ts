@@ -7,7 +7,7 @@ export { isServerFault, retryAfterMs } from './blame.js';
 export { requestLineAnswer, type OwnAnswer } from './request-line.js';
 export { handshakeTimeout, legError, type PairBlame, type PdPlan, type PrefillOutcome } from './pd.js';
 export { RequestHandle, type Decision, type Outcome, type RequestInit, type ResponsePlan } from './request.js';
-export { BodyCollector, bodyTooLarge, type BodyCollectorOptions } from './body-collector.js';
+export { BodyCollector, bodyTooLarge, refuseDeclaredOver, type BodyCollectorOptions } from './body-collector.js';
 export type { DecideOptions } from './subset.js';
 export { DEFAULT_POOL_BODY_LIMIT_BYTES, type PoolBodyLimits } from './pool-entry.js';
 export { errorResponse, sseErrorEvent, type ErrorResponse } from './error-answer.js';

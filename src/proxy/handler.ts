@@ -1,11 +1,11 @@
 import type { Dispatcher } from 'undici';
 import { asGatewayError, GatewayError } from '../core/errors.js';
 import {
-  bodyTooLarge,
   clientGone,
   hostProblem,
   isClientGone,
   parseRequestTarget,
+  refuseDeclaredOver,
   RequestScope,
   requestLineAnswer,
   transferCodingProblem,
@@ -138,8 +138,7 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
     if (expectContinue) {
       // The client waits for our word before uploading: refuse a declared body over the limit
       // now (no 100), otherwise invite the body. The expectation is ours; it is never forwarded.
-      const declared = declaredLength(req);
-      if (declared !== undefined && declared > limit) throw bodyTooLarge(limit);
+      refuseDeclaredOver(declaredLength(req), limit);
       res.writeContinue();
     }
     reading = true;

@@ -1,5 +1,5 @@
 import { GatewayError } from '../core/errors.js';
-import { BodyCollector, bodyTooLarge, clientGone, requestCodings, undecodableBody, uploadTimedOut, type BodyReservation, type UploadPolicy, type UploadTimeouts } from '../gateway/index.js';
+import { BodyCollector, clientGone, refuseDeclaredOver, requestCodings, undecodableBody, uploadTimedOut, type BodyReservation, type UploadPolicy, type UploadTimeouts } from '../gateway/index.js';
 import { isHttp2, type ClientRequest } from './client.js';
 import { canDecodeRequest, requestDecoder } from '../core/content-coding.js';
 
@@ -25,7 +25,7 @@ export interface AdmittedBody {
  */
 export function admitBody(req: ClientRequest, limit: number, uploads: UploadPolicy): AdmittedBody {
   const declared = declaredLength(req);
-  if (declared !== undefined && declared > limit) throw bodyTooLarge(limit);
+  refuseDeclaredOver(declared, limit);
   const codings = requestCodings(req.headers['content-encoding'], canDecodeRequest);
   return { codings, reservation: uploads.budget.reserve(declared ?? 0) };
 }
