@@ -346,7 +346,6 @@ export class RequestHandle {
     // Envoy's retry is not another attempt of ours: the count, the times and the prompt still
     // pending (none once the first byte came) move over as they are.
     const pending = current.prefillTokens;
-    current.judged = true;
     this.#release('main');
     const moved: Attempt = { endpoint, leg: 'main', prefillTokens: pending, released: false, dispatchedAt: current.dispatchedAt };
     if (current.headersMs !== undefined) moved.headersMs = current.headersMs;
