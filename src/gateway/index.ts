@@ -9,7 +9,7 @@ export { handshakeTimeout, legError, type PairBlame, type PdPlan, type PrefillOu
 export { RequestHandle, type Decision, type Outcome, type RequestInit, type ResponsePlan } from './request.js';
 export { BodyCollector, bodyTooLarge, refuseDeclaredOver, type BodyCollectorOptions } from './body-collector.js';
 export type { DecideOptions } from './subset.js';
-export { DEFAULT_POOL_BODY_LIMIT_BYTES, type PoolBodyLimits } from './pool-entry.js';
+export { DEFAULT_POOL_BODY_LIMIT_BYTES, poolLimitName, type PoolBodyLimits } from './pool-entry.js';
 export { errorResponse, sseErrorEvent, type ErrorResponse } from './error-answer.js';
 export { CLIENT_GONE_STATUS, clientGone, clientGoneOutcome, isClientGone } from './client-gone.js';
 export { RequestScope, Stopped, type Stoppable } from './request-scope.js';

@@ -1,4 +1,5 @@
 import type { GatewayError } from '../core/errors.js';
+import { isClientGone } from './client-gone.js';
 
 /** The reason a request's scope was stopped, carried as its AbortSignal's reason. */
 export class Stopped extends Error {
@@ -35,7 +36,7 @@ export class RequestScope implements Stoppable {
 
   /** True when the client went away (nothing more can be sent to it). */
   get clientGone(): boolean {
-    return this.stopped?.code === 'client_gone';
+    return isClientGone(this.stopped);
   }
 
   stop(error: GatewayError): void {

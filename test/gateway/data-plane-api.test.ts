@@ -10,6 +10,7 @@ import {
   errorResponse,
   Gateway,
   isControlHeader,
+  poolLimitName,
   sseErrorEvent,
   type GatewayOptions,
 } from '../../src/gateway/index.js';
@@ -214,6 +215,8 @@ test('BodyCollector: up to the limit, then body_too_large (413); its reservation
   reservation.release();
   d.push(Buffer.alloc(30));
   assert.equal(budget.reservedBytes, 30);
+  const pool = new BodyCollector(10, undefined, { what: poolLimitName(POOL) });
+  assert.throws(() => pool.push(Buffer.alloc(11)), (err: unknown) => refusal('body_too_large', 413)(err) && (err as Error).message.includes(`InferencePool ${POOL} of 10 bytes`));
   assert.deepEqual(new BodyCollector(5).finish(), Buffer.alloc(0));
   const one = Buffer.from('abc');
   const e = new BodyCollector(5);
