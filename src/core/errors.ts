@@ -44,6 +44,8 @@ export const ERROR_CODES = {
   queue_full: { status: 429, type: 'rate_limit_error' },
   queue_timeout: { status: 503, type: 'service_unavailable_error' },
   no_ready_endpoint: { status: 503, type: 'service_unavailable_error' },
+  /** An endpoint picker was asked for a pool its configuration does not hold (Envoy routed to a pool the gateway does not serve). */
+  pool_not_found: { status: 503, type: 'service_unavailable_error' },
   upstream_unavailable: { status: 502, type: 'upstream_error' },
   upstream_reset: { status: 502, type: 'upstream_error' },
   /** The model server's answer broke a bound the gateway holds servers to (a compressed answer decoding past its limits). */

@@ -26,6 +26,7 @@ import { buildRuntime, peerGroups, RuntimeBuildError, type Runtime } from './run
 import type { Endpoint } from '../core/endpoint.js';
 import { DEFAULT_TIMEOUTS, type UpstreamTimeouts } from './timeouts.js';
 import { uploadPolicy, type UploadOptions, type UploadPolicy } from './upload.js';
+import { checkPoolBodyLimits, poolBodyLimit, type PoolBodyLimits } from './pool-entry.js';
 
 export interface GatewayOptions {
   /** Where configuration comes from (files, code, later Kubernetes); at least one. */
@@ -46,6 +47,12 @@ export interface GatewayOptions {
   readonly passiveHealth?: Partial<PassiveHealthOptions>;
   /** The body budget and upload timeouts; unset fields keep their defaults. */
   readonly uploads?: UploadOptions;
+  /**
+   * Body limits of pools served by pool key (the endpoint picker, where Envoy routed and no
+   * listener's limit applies), in bytes: one for every pool, or per `namespace/name`. Default
+   * DEFAULT_POOL_BODY_LIMIT_BYTES (16 MiB, a listener's default).
+   */
+  readonly poolBodyLimitBytes?: PoolBodyLimits;
 }
 
 /**
@@ -96,6 +103,7 @@ export class Gateway {
   /** Pools already reported as selecting no pod (see #warnEmptyPools). */
   #emptyPools = new Set<string>();
   readonly #requestDeps: RequestDeps;
+  readonly #poolBodyLimits: PoolBodyLimits | undefined;
   #runtime: Runtime | undefined;
   /** Batches apply one at a time, in arrival order. */
   #applying: Promise<unknown> = Promise.resolve();
@@ -127,6 +135,8 @@ export class Gateway {
         : undefined;
     this.#timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
     this.uploads = uploadPolicy(options.uploads);
+    checkPoolBodyLimits(options.poolBodyLimitBytes);
+    this.#poolBodyLimits = options.poolBodyLimitBytes;
     this.#passiveHealth = new PassiveHealth(
       { ...DEFAULT_PASSIVE_HEALTH, ...options.passiveHealth },
       {
@@ -167,6 +177,7 @@ export class Gateway {
       baseModelOf: (m) => this.#baseModels.get(m),
       knownModel: (m) => this.#knownModels.has(m),
       poolModels: () => this.#poolModels,
+      poolBodyLimit: (poolKey) => this.poolBodyLimit(poolKey),
     };
   }
 
@@ -209,6 +220,17 @@ export class Gateway {
    */
   afterSwap(hook: AfterSwap): void {
     this.#afterSwap.push(hook);
+  }
+
+  /**
+   * The largest body, in bytes, a request for the InferencePool `poolKey` (`namespace/name`) may
+   * send when the data plane serves pools rather than listeners (the endpoint picker: read no more
+   * before `RequestHandle.routePool`). From GatewayOptions `poolBodyLimitBytes`, else 16 MiB
+   * (DEFAULT_POOL_BODY_LIMIT_BYTES, a listener's default); an unknown pool gets the default too
+   * (routePool refuses it).
+   */
+  poolBodyLimit(poolKey: string): number {
+    return poolBodyLimit(this.#poolBodyLimits, poolKey);
   }
 
   /** A new request: its handle captures the runtime live now and keeps it to the end. */

@@ -1,5 +1,6 @@
 import type { HeaderModifier } from '../api/types.js';
 import type { HeaderEdit } from '../core/headers.js';
+import { isControlHeader } from './control-headers.js';
 
 type Incoming = Readonly<Record<string, string | string[] | undefined>>;
 
@@ -14,8 +15,8 @@ export function modifierEdits(m: HeaderModifier | null): HeaderEdit[] {
 }
 
 /**
- * What the gateway changes in the request headers before the model server: its own `x-gateway-*`
- * control headers go (they are for the gateway), `content-length` follows the body actually sent
+ * What the gateway changes in the request headers before the model server: its control headers
+ * go (every `x-gateway-*` and llm-d's `x-llm-d-*` names of control-headers.ts: they are for the gateway), `content-length` follows the body actually sent
  * and `content-encoding` goes (the body is forwarded decoded),
  * the request id, `accept-encoding: identity` and `x-forwarded-for` are set, then the route's
  * RequestHeaderModifier applies.
@@ -26,7 +27,7 @@ export function upstreamHeaderEdits(
 ): HeaderEdit[] {
   const edits: HeaderEdit[] = [];
   // The body goes on decoded (identity): its coding and length are the gateway's to state.
-  for (const name of Object.keys(incoming)) if (name.startsWith('x-gateway-') || name === 'content-length' || name === 'content-encoding') edits.push({ op: 'remove', name });
+  for (const name of Object.keys(incoming)) if (isControlHeader(name) || name === 'content-length' || name === 'content-encoding') edits.push({ op: 'remove', name });
   edits.push({ op: 'set', name: 'x-request-id', value: opts.requestId });
   // The gateway reads and edits answers (usage, model names, error bodies): they must arrive
   // uncompressed. Identity is always acceptable to the client in turn (RFC 9110 §12.5.3).

@@ -3,15 +3,17 @@ import type { ModelConfig, PoolConfig, RewriteRuleConfig } from '../config/snaps
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
 import { MAX_MODEL_NAME } from './body.js';
+import { CONTROL_HEADERS } from './control-headers.js';
 
 /**
  * Header naming the target model outright (upstream's endpoint picker reads the same name). It
  * applies only where no configuration names the model: an InferenceModel or a rewrite rule of the
  * pool wins over it, as upstream's rewrite overrides it. It can name any model, exactly as the
  * body's `model` can, so it grants a client nothing the body does not; it is held to the body's
- * bound (MAX_MODEL_NAME) and is never forwarded (every `x-gateway-*` header is removed).
+ * bound (MAX_MODEL_NAME) and is never forwarded (control-headers.ts: llm-d's
+ * `x-llm-d-model-name-rewrite` is its alias).
  */
-export const MODEL_REWRITE_HEADER = 'x-gateway-model-name-rewrite';
+export const MODEL_REWRITE_HEADER = CONTROL_HEADERS.modelRewrite[0];
 
 /** What decided the target: an InferenceModel, a rewrite rule, the header, or nothing (pass-through). */
 export type TargetSource = 'inference-model' | 'rewrite' | 'header' | 'none';

@@ -12,15 +12,17 @@ import { chooseBackend, type PoolModels } from './backend-choice.js';
 import { parseInferenceBody, type InferenceBody } from './body.js';
 import { clientWantsUsage, includeUsageOptions } from './include-usage.js';
 import { editTopLevel } from './json-scan.js';
-import { MODEL_REWRITE_HEADER, resolveTarget, type TargetSource } from './model-target.js';
+import { resolveTarget, type TargetSource } from './model-target.js';
+import { CONTROL_HEADERS, controlHeader, fairnessId } from './control-headers.js';
 import { GATEWAY_OWNED_FIELDS } from './owned-fields.js';
 import { injectsStreamUsage } from './stream-usage.js';
+import { restrictTo } from './subset.js';
 import { serviceRuntimeKey, type BackendRuntime, type PoolRuntime, type Runtime } from './runtime.js';
 
 export type ResolvedBackend = Exclude<BackendTarget, { type: 'invalid' }>;
 
 /** Header naming an InferenceObjective of the pool (its priority sets the request's band). */
-export const OBJECTIVE_HEADER = 'x-gateway-inference-objective';
+export const OBJECTIVE_HEADER = CONTROL_HEADERS.objective[0];
 
 /** A request after its body was read and its model resolved: what admission and scheduling need. */
 export interface Prepared {
@@ -40,6 +42,8 @@ export interface Prepared {
   readonly criticality: Criticality | undefined;
   /** The InferenceObjective named by the request header, when it named a known one. */
   readonly objective: string | undefined;
+  /** The request's fairness id (control-headers.ts), when it sent one. */
+  readonly fairnessId?: string;
   readonly stream: boolean;
   /** The gateway asked for the usage event; it must be removed before the client sees it. */
   readonly stripUsage: boolean;
@@ -162,9 +166,10 @@ export class Pipeline {
     const modelConfig = pool.models.get(parsed.model);
     // No InferenceModel: Standard criticality (never shed); the target from a rewrite rule, the
     // header, or the client's name unchanged.
-    const chosen = resolveTarget(pool, parsed.model, modelConfig, headers[MODEL_REWRITE_HEADER], this.#random);
+    const chosen = resolveTarget(pool, parsed.model, modelConfig, controlHeader(headers, 'modelRewrite')?.value, this.#random);
     const targetModel = chosen.target;
-    const { criticality, objective } = this.#criticality(pool, modelConfig?.criticality, headers[OBJECTIVE_HEADER]);
+    const { criticality, objective } = this.#criticality(pool, modelConfig?.criticality, controlHeader(headers, 'objective')?.value);
+    const flow = fairnessId(headers);
 
     // One edit of the client's bytes: the target model, the usage request, and no field that only
     // the gateway may set (owned-fields.ts); keys are matched by decoded name and unique (body.ts),
@@ -183,7 +188,7 @@ export class Pipeline {
       prompt?.text,
     );
     const rewrite = chosen.rule === undefined ? undefined : { name: chosen.rule.resourceName, generic: chosen.rule.generic };
-    return { backend, backendName: pool.key, body: forwarded, model: parsed.model, targetModel, answerModel: chosen.answerModel, targetSource: chosen.source, rewrite, criticality, objective, stream: parsed.stream, stripUsage, countTokens: unasked && !stripUsage, request };
+    return { backend, backendName: pool.key, body: forwarded, model: parsed.model, targetModel, answerModel: chosen.answerModel, targetSource: chosen.source, rewrite, criticality, objective, ...(flow === undefined ? {} : { fairnessId: flow }), stream: parsed.stream, stripUsage, countTokens: unasked && !stripUsage, request };
   }
 
   #resolve(runtime: Runtime, target: ResolvedBackend): BackendRuntime {
@@ -198,8 +203,8 @@ export class Pipeline {
   }
 
   /** The request header's InferenceObjective wins over the InferenceModel; unknown or none is Standard. */
-  #criticality(pool: PoolConfig, fromModel: Criticality | undefined, header: string | string[] | undefined): { criticality: Criticality; objective: string | undefined } {
-    const name = Array.isArray(header) ? header[0] : header;
+  #criticality(pool: PoolConfig, fromModel: Criticality | undefined, header: string | undefined): { criticality: Criticality; objective: string | undefined } {
+    const name = header;
     const priority = name === undefined ? undefined : pool.objectives.get(name);
     if (priority !== undefined) return { criticality: bandOf(priority), objective: name };
     return { criticality: fromModel ?? 'Standard', objective: undefined };
@@ -211,9 +216,12 @@ export class Pipeline {
     return prepared.backend.gate.admit(prepared.criticality ?? 'Standard', signal);
   }
 
-  /** Runs the backend's scheduler; `exclude`: endpoints that already failed this request (a retry). */
-  schedule(prepared: Prepared, exclude?: ReadonlySet<Endpoint>): SchedulingResult {
-    const all = prepared.backend.candidates();
+  /**
+   * Runs the backend's scheduler; `exclude`: endpoints that already failed this request (a retry);
+   * `only`: when given, the endpoint keys (`ip:port`) the choice is limited to (subset.ts).
+   */
+  schedule(prepared: Prepared, exclude?: ReadonlySet<Endpoint>, only?: ReadonlySet<string>): SchedulingResult {
+    const all = restrictTo(prepared.backend.candidates(), only, prepared.backendName);
     const candidates = exclude === undefined || exclude.size === 0 ? all : all.filter((e) => !exclude.has(e));
     if (candidates.length === 0) throw new GatewayError('no_ready_endpoint', `no endpoint of ${prepared.backendName} is left to try`);
     return prepared.backend.scheduler.schedule(prepared.request, candidates, this.#random);

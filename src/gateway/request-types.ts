@@ -84,5 +84,7 @@ export interface RequestDeps {
   readonly knownModel: (model: string) => boolean;
   /** What each pool's pods serve now, for the backend choice (kept current by the Gateway). */
   readonly poolModels: () => PoolModels;
+  /** The body limit of a pool served by pool key, in bytes (Gateway.poolBodyLimit). */
+  readonly poolBodyLimit: (poolKey: string) => number;
 }
 

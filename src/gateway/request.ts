@@ -14,6 +14,10 @@ import type { Runtime } from './runtime.js';
 import { pdDecision, planPd, type PdPlan } from './pd.js';
 import { isServerFault, retryAfterMs } from './blame.js';
 import { type Decision, type Leg, type Outcome, type RequestDeps, type RequestInit, type ResponsePlan } from './request-types.js';
+import { bodyTooLarge } from './body-collector.js';
+import { CLIENT_GONE_STATUS, isClientGone } from './client-gone.js';
+import { poolRule } from './pool-entry.js';
+import type { DecideOptions } from './subset.js';
 
 export type { Decision, Leg, Outcome, RequestDeps, RequestInit, ResponsePlan } from './request-types.js';
 import type { FailedPair, PdLog } from './request-log.js';
@@ -43,8 +47,10 @@ interface Attempt {
  *
  * ```
  * route(port, request)        → rule (body limit)               route_not_found 404
- * decide(body, signal)        → Decision                        400 / 429 / 503 / 500 refusals
+ *   | routePool(poolKey)      → rule (Envoy already routed)     pool_not_found 503
+ * decide(body, signal, {only})→ Decision                        400 / 429 / 503 / 500 refusals
  * dispatched(endpoint)        per attempt: in-flight and pending-prefill accounting, plugins' preRequest
+ * served(endpointKey)         Envoy's retry landed elsewhere: accounting moves to that endpoint
  * responseStarted(status, h)  → ResponsePlan                    plugins' responseHeaders
  * responseData(chunk)         → bytes for the client           first byte: TTFT, prefill done; usage read
  * responseEnd()               → held bytes, if any
@@ -79,6 +85,8 @@ export class RequestHandle {
   #retryAfterMs: number | undefined;
   #ttftMs: number | undefined;
   #ended = false;
+  /** The endpoint keys the data plane limited the choice to (DecideOptions.only). */
+  #only: ReadonlySet<string> | undefined;
 
   static {
     internalsOf = (h) => h.#internals();
@@ -105,6 +113,21 @@ export class RequestHandle {
     return rule;
   }
 
+  /**
+   * The rule of a request Envoy already routed to the InferencePool `poolKey` (`namespace/name`),
+   * for the endpoint picker: the pool is its only backend (its InferenceModels, rewrite rules,
+   * criticality, admission and scheduling apply as in the proxy); no header modifiers and no
+   * request timeout (Envoy's route owns those); its body limit is Gateway.poolBodyLimit(poolKey).
+   * Throws `pool_not_found` (503) when the configuration holds no such pool, `no_ready_endpoint`
+   * before any configuration is loaded.
+   */
+  routePool(poolKey: string): RuleConfig {
+    const rule = poolRule(this.#requireRuntime(), poolKey, this.#deps.poolBodyLimit(poolKey));
+    this.#rule = rule;
+    this.#parsed = undefined;
+    return rule;
+  }
+
   /** The largest body a request on `port` may send (read no more before routing). */
   maxBodyBytes(port: number): number {
     return this.#runtime?.snapshot.listeners.get(port)?.maxBodyBytes ?? 0;
@@ -112,12 +135,15 @@ export class RequestHandle {
 
   /**
    * Resolves the backend, parses the body, admits the request (it may wait in the pool's queue
-   * until `signal` aborts) and schedules it. Throws the refusal's GatewayError.
+   * until `signal` aborts) and schedules it. Throws the refusal's GatewayError. `options.only`
+   * limits the choice to those endpoint keys (subset.ts: empty or none eligible is 503
+   * `no_ready_endpoint`); it holds for the request's retries too.
    */
-  async decide(body: Buffer | undefined, signal: AbortSignal): Promise<Decision> {
+  async decide(body: Buffer | undefined, signal: AbortSignal, options?: DecideOptions): Promise<Decision> {
     const runtime = this.#requireRuntime();
     const rule = this.#rule;
     if (rule === undefined) throw new Error('decide() before route()');
+    this.#only = options?.only;
     const { pipeline } = this.#deps;
     const parsed = this.#parsed ?? pipeline.parseForChoice(rule, body);
     const prepared = pipeline.prepare(runtime, pipeline.backend(rule, parsed?.model, this.#deps.poolModels()), body, this.#init.headers, this.id, this.#init.path, parsed);
@@ -130,7 +156,7 @@ export class RequestHandle {
   #schedule(prepared: Prepared, rule: RuleConfig, exclude?: ReadonlySet<Endpoint>): Decision {
     const scheduledAt = performance.now();
     try {
-      this.#result = this.#deps.pipeline.schedule(prepared, exclude);
+      this.#result = this.#deps.pipeline.schedule(prepared, exclude, this.#only);
     } finally {
       this.#deps.metrics.observeScheduling(prepared.backendName, (performance.now() - scheduledAt) / 1000);
     }
@@ -180,6 +206,36 @@ export class RequestHandle {
     for (const c of prepared.backend.controls.preRequest) c.preRequest?.(prepared.request, endpoint, profile);
     // The endpoint now carries this request's load: the next queued request may be decided.
     this.#ticket?.done();
+  }
+
+  /**
+   * The data plane learned that `endpointKey` (`ip:port`) served the request, not the endpoint it
+   * dispatched to (Envoy reports it after its own retries: `x-gateway-destination-endpoint-served`).
+   * From now on the request's accounting follows that endpoint: the dispatched one is released
+   * (in flight, pending prefill) without being judged (the report says nothing of why), the served
+   * one carries the load until the end, and its passive health, the plugins' `responseComplete`
+   * (the prefix index) and the log line name it. The same endpoint, a key that is no endpoint of
+   * the request's pool, a call before `dispatched` or after the end: ignored (the key comes from
+   * outside and is not trusted to name anything).
+   */
+  served(endpointKey: string): void {
+    const current = this.#attempt;
+    const prepared = this.#prepared;
+    if (this.#ended || current === undefined || prepared === undefined || current.endpoint.key === endpointKey) return;
+    const endpoint = prepared.backend.members.endpoints.find((e) => e.key === endpointKey);
+    if (endpoint === undefined) return;
+    // Envoy's retry is not another attempt of ours: the count, the times and the prompt still
+    // pending (none once the first byte came) move over as they are.
+    const pending = current.prefillTokens;
+    this.#release('main');
+    const moved: Attempt = { endpoint, leg: 'main', prefillTokens: pending, released: false, dispatchedAt: current.dispatchedAt };
+    if (current.headersMs !== undefined) moved.headersMs = current.headersMs;
+    this.#attempt = moved;
+    endpoint.acquire(prepared.targetModel ?? '', prepared.request.promptTokens);
+    endpoint.pendingPrefillTokens += pending;
+    // The served endpoint computed the prompt: the plugins' indexes (prefix) learn it of that one.
+    const profile = this.#result?.primaryProfile ?? '';
+    for (const c of prepared.backend.controls.preRequest) c.preRequest?.(prepared.request, endpoint, profile);
   }
 
   /**
@@ -377,9 +433,9 @@ export class RequestHandle {
     this.#release();
     const prepared = this.#prepared;
     const endpoint = this.#attempt?.endpoint;
-    const interrupted = failure?.code === 'client_gone' ? 'client_gone' : outcome?.interrupted;
+    const interrupted = isClientGone(failure) ? 'client_gone' : outcome?.interrupted;
     // 499 (nginx's convention) when the client left before the response was complete.
-    const status = interrupted === 'client_gone' ? 499 : (outcome?.status ?? failure?.status ?? this.#upstreamStatus ?? 0);
+    const status = isClientGone(interrupted) ? CLIENT_GONE_STATUS : (outcome?.status ?? failure?.status ?? this.#upstreamStatus ?? 0);
     const complete = failure === undefined && interrupted === undefined;
     if (this.#attempt?.judged !== true) this.#recordHealth(endpoint, failure?.code ?? interrupted);
     if (prepared !== undefined && endpoint !== undefined) {
@@ -408,11 +464,6 @@ export class RequestHandle {
       ...(this.#body?.gaps === undefined || this.#body.gaps.length === 0 ? {} : { itlS: this.#body.gaps }),
     });
   }
-}
-
-/** The refusal of a body over a listener's limit (ClientTrafficPolicy `connection.bufferLimit`). */
-export function bodyTooLarge(limit: number): GatewayError {
-  return new GatewayError('body_too_large', `request body exceeds the listener limit of ${limit} bytes (ClientTrafficPolicy connection.bufferLimit)`);
 }
 
 /**

@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError, isGatewayError } from '../core/errors.js';
-import { isServerFault, type Decision, type Outcome, type RequestHandle } from '../gateway/index.js';
+import { clientGoneOutcome, isClientGone, isServerFault, type Decision, type Outcome, type RequestHandle } from '../gateway/index.js';
 import { flushHeaders, type ClientRequest, type ClientResponse } from './client.js';
 import { decodeResponse, holdDecoded, type DecodedResponse } from '../upstream/decode.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../upstream/headers.js';
@@ -61,7 +61,7 @@ export async function forward(input: ForwardInput, startedDeadline?: Deadline): 
         response = await attempt.response;
       } catch (err) {
         const stopped = scope.stopped;
-        if (stopped?.code === 'client_gone') return { status: 499, bytesOut: 0, interrupted: 'client_gone' };
+        if (isClientGone(stopped)) return clientGoneOutcome(0);
         if (stopped !== undefined) throw stopped;
         const failure = upstreamFailure(err, endpoint);
         // Only a server's failure is worth another server (a request undici refused fails the same everywhere).
@@ -81,7 +81,7 @@ export async function forward(input: ForwardInput, startedDeadline?: Deadline): 
         } catch (err) {
           decoded.body.destroy();
           const stopped = scope.stopped;
-          if (stopped?.code === 'client_gone') return { status: 499, bytesOut: 0, interrupted: 'client_gone' };
+          if (isClientGone(stopped)) return clientGoneOutcome(0);
           throw stopped ?? upstreamFailure(err, endpoint);
         }
         return await relay(input, attempt, response.status, decoded, held);
@@ -151,7 +151,7 @@ export async function relay(
   } catch (err) {
     decoded.body.destroy();
     const stopped = scope.stopped;
-    if (stopped?.code === 'client_gone') return { status: 499, bytesOut, interrupted: 'client_gone' };
+    if (isClientGone(stopped)) return clientGoneOutcome(bytesOut);
     if (stopped?.code === 'client_stalled') {
       // Nothing more can reach a client that reads nothing: close its connection (HTTP/2: its stream).
       resetResponse(res, 'abandoned');

@@ -1,14 +1,26 @@
 import type { Dispatcher } from 'undici';
 import { asGatewayError, GatewayError } from '../core/errors.js';
-import { bodyTooLarge, hostProblem, parseRequestTarget, requestLineAnswer, transferCodingProblem, type BodyReservation, type Gateway, type RequestTarget, type RouteRequest } from '../gateway/index.js';
+import {
+  clientGone,
+  hostProblem,
+  isClientGone,
+  parseRequestTarget,
+  refuseDeclaredOver,
+  RequestScope,
+  requestLineAnswer,
+  transferCodingProblem,
+  type BodyReservation,
+  type Gateway,
+  type InFlight,
+  type RequestTarget,
+  type RouteRequest,
+} from '../gateway/index.js';
 import { authorityOf, isHttp2, type ClientRequest, type ClientResponse } from './client.js';
 import { forward } from './forward.js';
 import { forwardPd } from './forward-pd.js';
-import type { InFlight } from './in-flight.js';
 import { admitBody, declaredLength, readBody } from './read-body.js';
 import { refuseUpload } from './refuse.js';
 import { sendError, sendJson } from './respond.js';
-import { RequestScope } from './scope.js';
 import type { Watchdog } from '../upstream/watchdog.js';
 
 export interface HandlerDeps {
@@ -89,7 +101,7 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
   deps.inFlight.add(scope);
   // The client went away before the response was complete: everything the request waits on ends.
   const onClose = (): void => {
-    if (!res.writableFinished) scope.stop(new GatewayError('client_gone', 'the client went away'));
+    if (!res.writableFinished) scope.stop(clientGone());
   };
   res.on('close', onClose);
   let stream = false;
@@ -126,8 +138,7 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
     if (expectContinue) {
       // The client waits for our word before uploading: refuse a declared body over the limit
       // now (no 100), otherwise invite the body. The expectation is ours; it is never forwarded.
-      const declared = declaredLength(req);
-      if (declared !== undefined && declared > limit) throw bodyTooLarge(limit);
+      refuseDeclaredOver(declaredLength(req), limit);
       res.writeContinue();
     }
     reading = true;
@@ -142,7 +153,7 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
   } catch (err) {
     // A stopped request failed because of why it was stopped, whatever the symptom was.
     const failure = scope.stopped ?? asGatewayError(err);
-    if (failure.code !== 'client_gone') {
+    if (!isClientGone(failure)) {
       const close = CLOSE_AFTER.has(failure.code);
       if (close && !h2) closing.add(req.socket);
       if (!reading || DURING_BODY.has(failure.code)) refuseUpload(req, res, failure, { requestId: handle.id, draining: deps.inFlight.draining || close });

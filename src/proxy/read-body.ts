@@ -1,5 +1,5 @@
 import { GatewayError } from '../core/errors.js';
-import { bodyTooLarge, requestCodings, undecodableBody, uploadTimedOut, type BodyReservation, type UploadPolicy, type UploadTimeouts } from '../gateway/index.js';
+import { BodyCollector, clientGone, refuseDeclaredOver, requestCodings, undecodableBody, uploadTimedOut, type BodyReservation, type UploadPolicy, type UploadTimeouts } from '../gateway/index.js';
 import { isHttp2, type ClientRequest } from './client.js';
 import { canDecodeRequest, requestDecoder } from '../core/content-coding.js';
 
@@ -25,7 +25,7 @@ export interface AdmittedBody {
  */
 export function admitBody(req: ClientRequest, limit: number, uploads: UploadPolicy): AdmittedBody {
   const declared = declaredLength(req);
-  if (declared !== undefined && declared > limit) throw bodyTooLarge(limit);
+  refuseDeclaredOver(declared, limit);
   const codings = requestCodings(req.headers['content-encoding'], canDecodeRequest);
   return { codings, reservation: uploads.budget.reserve(declared ?? 0) };
 }
@@ -58,8 +58,7 @@ export async function readBody(req: ClientRequest, limit: number, signal: AbortS
 /** The raw body, bounded by `limit`, the budget and the upload timeouts. */
 function collect(req: ClientRequest, limit: number, signal: AbortSignal, reservation: BodyReservation, timeouts: UploadTimeouts): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
+    const body = new BodyCollector(limit, reservation);
     let settled = false;
     const finish = (err: GatewayError | undefined): void => {
       if (settled) return;
@@ -71,22 +70,19 @@ function collect(req: ClientRequest, limit: number, signal: AbortSignal, reserva
       req.off('end', onEnd);
       req.off('error', onGone);
       req.off('close', onClose);
-      if (err === undefined) resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+      if (err === undefined) resolve(body.finish());
       else reject(err);
     };
     const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) return finish(bodyTooLarge(limit));
       try {
-        reservation.cover(size);
+        body.push(chunk);
       } catch (err) {
         return finish(err as GatewayError);
       }
-      chunks.push(chunk);
       idle.refresh();
     };
     const onEnd = (): void => finish(undefined);
-    const onGone = (err?: unknown): void => finish(new GatewayError('client_gone', 'the client went away while sending the request body', { cause: err }));
+    const onGone = (err?: unknown): void => finish(clientGone('while sending the request body', err));
     const onClose = (): void => {
       if (!req.complete) onGone();
     };
@@ -116,8 +112,7 @@ function inflate(input: Buffer, coding: string, limit: number, reservation: Body
   return new Promise((resolve, reject) => {
     const decoder = requestDecoder(coding);
     if (decoder === undefined) return reject(undecodableBody(coding, 'no decoder'));
-    const chunks: Buffer[] = [];
-    let size = 0;
+    const output = new BodyCollector(limit, reservation, { alsoHeld: input.length, note: `once decoded (${coding})` });
     let settled = false;
     const fail = (err: GatewayError): void => {
       if (settled) return;
@@ -127,20 +122,17 @@ function inflate(input: Buffer, coding: string, limit: number, reservation: Body
     };
     decoder.on('data', (chunk: Buffer) => {
       if (settled) return;
-      size += chunk.length;
-      if (size > limit) return fail(new GatewayError('body_too_large', `request body exceeds the listener limit of ${limit} bytes once decoded (${coding}) (ClientTrafficPolicy connection.bufferLimit)`));
       try {
-        reservation.cover(input.length + size);
+        output.push(chunk);
       } catch (err) {
         return fail(err as GatewayError);
       }
-      chunks.push(chunk);
     });
     decoder.on('error', (err: Error) => fail(undecodableBody(coding, err.message)));
     decoder.on('end', () => {
       if (settled) return;
       settled = true;
-      resolve(Buffer.concat(chunks, size));
+      resolve(output.finish());
     });
     decoder.end(input);
   });

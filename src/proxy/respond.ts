@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { constants as h2 } from 'node:http2';
-import { toOpenAIError, type GatewayError } from '../core/errors.js';
+import type { GatewayError } from '../core/errors.js';
+import { errorResponse, sseErrorEvent } from '../gateway/index.js';
 import type { ClientResponse } from './client.js';
 
 export interface ErrorResponseOptions {
@@ -9,11 +10,6 @@ export interface ErrorResponseOptions {
   readonly sse: boolean;
   /** Ask the client to close the connection (HTTP/1.1 only: `Connection: close`). */
   readonly close?: boolean;
-}
-
-/** The SSE error event and terminator that end a stream which has already started (vLLM's shape). */
-export function sseErrorEvent(err: GatewayError): string {
-  return `data: ${JSON.stringify(toOpenAIError(err))}\n\ndata: [DONE]\n\n`;
 }
 
 /** Headers of a JSON answer the gateway writes itself. */
@@ -40,13 +36,10 @@ export function sendError(res: ClientResponse, err: GatewayError, opts: ErrorRes
   res.end(body);
 }
 
-/** A gateway error's OpenAI-style body and its headers (`Retry-After`, `Allow` when it carries them). */
-export function errorAnswer(err: GatewayError, requestId: string, close: boolean | undefined): { body: string; headers: OutgoingHttpHeaders } {
-  const body = JSON.stringify(toOpenAIError(err));
-  const headers = jsonHeaders(body, requestId, close);
-  if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
-  if (err.allow !== undefined) headers['allow'] = err.allow;
-  return { body, headers };
+/** The core's answer to `err` (errorResponse), with `Connection: close` when asked (HTTP/1.1 framing). */
+export function errorAnswer(err: GatewayError, requestId: string, close: boolean | undefined): { body: Buffer; headers: OutgoingHttpHeaders } {
+  const { body, headers } = errorResponse(err, requestId);
+  return { body, headers: close === true ? { ...headers, connection: 'close' } : headers };
 }
 
 /**

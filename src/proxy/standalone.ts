@@ -1,11 +1,10 @@
 import { Agent } from 'undici';
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
-import { Gateway, type ApplyOutcome, type ConfigSource, type UploadOptions, type UpstreamTimeouts } from '../gateway/index.js';
+import { Gateway, InFlight, type ApplyOutcome, type ConfigSource, type UploadOptions, type UpstreamTimeouts } from '../gateway/index.js';
 import { startAdminServer, type AdminServer } from '../observability/admin-server.js';
 import type { Logger } from '../observability/logger.js';
 import { createHandler } from './handler.js';
-import { InFlight } from './in-flight.js';
 import { ListenerSet } from './listeners.js';
 import { ListenError } from './port-listener.js';
 import { Watchdog } from '../upstream/watchdog.js';

@@ -1,12 +1,12 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '../core/errors.js';
-import { PdRun, type Decision, type LegRequest, type Outcome, type PairStep, type PdPair, type RequestDeadline, type RequestHandle, type UpstreamTimeouts } from '../gateway/index.js';
+import { PdRun, RequestScope, type Decision, type LegRequest, type Outcome, type PairStep, type PdPair, type RequestDeadline, type RequestHandle, type UpstreamTimeouts } from '../gateway/index.js';
 import { UpstreamAttempt, type UpstreamResponse } from './attempt.js';
 import { decodeResponse, type DecodedResponse } from './decode.js';
 import { upstreamFailure } from './errors.js';
 import { pdLegRequestHeaders } from './headers.js';
-import { LegScope, type Scope } from './scope.js';
+import type { Scope } from './scope.js';
 import type { Watchdog, Watched } from './watchdog.js';
 
 /** What the PD leg runner needs from its data plane (the proxy, a PD sidecar). */
@@ -49,8 +49,8 @@ class Stop extends Error {
 export async function runPd(input: PdLegsInput): Promise<Outcome> {
   const run = new PdRun(input.handle, input.decision, { requestStopped: () => input.scope.stopped });
   for (;;) {
-    const pairScope = new LegScope();
-    const prefillScope = new LegScope();
+    const pairScope = new RequestScope();
+    const prefillScope = new RequestScope();
     const next = run.next({ stopPair: (e) => pairScope.stop(e), stopPrefill: (e) => prefillScope.stop(e) });
     if (next.kind === 'fail') throw next.error;
     if (next.kind === 'single') return input.single(next.decision, run.deadline);
@@ -67,15 +67,15 @@ export async function runPd(input: PdLegsInput): Promise<Outcome> {
 interface Legs {
   readonly input: PdLegsInput;
   readonly pair: PdPair;
-  readonly pairScope: LegScope;
-  readonly prefillScope: LegScope;
+  readonly pairScope: RequestScope;
+  readonly prefillScope: RequestScope;
   readonly deadline: RequestDeadline | undefined;
   readonly timeouts: UpstreamTimeouts;
   /** Watches an attempt until the returned function is called (or the pair ends). */
   readonly watch: (w: Watched) => () => void;
 }
 
-async function runPair(input: PdLegsInput, deadline: RequestDeadline | undefined, pair: PdPair, pairScope: LegScope, prefillScope: LegScope): Promise<Outcome> {
+async function runPair(input: PdLegsInput, deadline: RequestDeadline | undefined, pair: PdPair, pairScope: RequestScope, prefillScope: RequestScope): Promise<Outcome> {
   // The client left, or the request was stopped: both legs end with it.
   const onRequestStop = (): void => pair.requestStopped(input.scope.stopped);
   input.scope.signal.addEventListener('abort', onRequestStop, { once: true });
@@ -121,7 +121,7 @@ function settle(input: PdLegsInput, step: PairStep): Outcome {
 }
 
 /** Dispatches one leg under `scope`, watched; the first byte deadline counted from its dispatch. */
-function dispatch(legs: Legs, leg: LegRequest, scope: LegScope, stop: (error: GatewayError, whole: boolean) => void): { attempt: UpstreamAttempt; unwatch: () => void } {
+function dispatch(legs: Legs, leg: LegRequest, scope: RequestScope, stop: (error: GatewayError, whole: boolean) => void): { attempt: UpstreamAttempt; unwatch: () => void } {
   const { input } = legs;
   const attempt = new UpstreamAttempt(leg.endpoint, scope.signal, leg.stream);
   const firstByte = leg.firstByte;

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { Endpoint } from '../../src/core/endpoint.js';
 import { GatewayError } from '../../src/core/errors.js';
 import { DEFAULT_TIMEOUTS } from '../../src/gateway/index.js';
-import { LegScope } from '../../src/upstream/scope.js';
+import { RequestScope } from '../../src/gateway/index.js';
 import { UpstreamAttempt } from '../../src/upstream/attempt.js';
 import { overdue, Watchdog, type Deadline } from '../../src/upstream/watchdog.js';
 
@@ -50,7 +50,7 @@ const CASES: readonly Case[] = [
 for (const c of CASES) {
   test(`overdue: ${c.name}`, () => {
     const endpoint = new Endpoint({ address: '127.0.0.1', port: 8000, name: 'e', podName: 'e', labels: {} });
-    const scope = new LegScope();
+    const scope = new RequestScope();
     // Whole numbers: the boundaries are exact (performance.now() fractions would round).
     const t0 = 1_000_000;
     const attempt = new UpstreamAttempt(endpoint, scope.signal, c.streaming, t0);
@@ -73,8 +73,8 @@ for (const c of CASES) {
 test('the watchdog stops the request of an overdue attempt and leaves the others running', () => {
   const endpoint = new Endpoint({ address: '127.0.0.1', port: 8000, name: 'e', podName: 'e', labels: {} });
   const watchdog = new Watchdog(60_000);
-  const late = new LegScope();
-  const onTime = new LegScope();
+  const late = new RequestScope();
+  const onTime = new RequestScope();
   const a = new UpstreamAttempt(endpoint, late.signal, true, 1_000);
   const b = new UpstreamAttempt(endpoint, onTime.signal, true, 1_000);
   watchdog.watch({ attempt: a, timeouts: DEFAULT_TIMEOUTS, deadline: undefined, scope: late });
@@ -90,7 +90,7 @@ test('an attempt with its own stop gets the timeout, told whether it is the whol
   const endpoint = new Endpoint({ address: '127.0.0.1', port: 8000, name: 'e', podName: 'e', labels: {} });
   const watchdog = new Watchdog(60_000);
   const seen: Array<{ code: string; whole: boolean }> = [];
-  const legTimeout = new LegScope();
+  const legTimeout = new RequestScope();
   const leg = new UpstreamAttempt(endpoint, legTimeout.signal, true, 1_000);
   watchdog.watch({ attempt: leg, timeouts: DEFAULT_TIMEOUTS, deadline: { at: 1_000_000, ms: 999_000, setting: 's' }, scope: legTimeout, stop: (e, whole) => seen.push({ code: e.code, whole }) });
   watchdog.sweep(leg.startedAt + 30_000);
@@ -103,7 +103,7 @@ test('an attempt with its own stop gets the timeout, told whether it is the whol
 
 test('a leg with a first-byte deadline is timed by it alone until its first byte (a long prefill may outlast the stream idle timeout)', () => {
   const endpoint = new Endpoint({ address: '127.0.0.1', port: 8000, name: 'e', podName: 'e', labels: {} });
-  const scope = new LegScope();
+  const scope = new RequestScope();
   const t0 = 1_000_000;
   const attempt = new UpstreamAttempt(endpoint, scope.signal, true, t0);
   attempt.headersAt = t0 + 10;
@@ -120,7 +120,7 @@ test('a stalled client ends the whole request, also of a leg with its own stop (
   const endpoint = new Endpoint({ address: '127.0.0.1', port: 8000, name: 'e', podName: 'e', labels: {} });
   const watchdog = new Watchdog(60_000);
   const seen: Array<{ code: string; whole: boolean }> = [];
-  const scope = new LegScope();
+  const scope = new RequestScope();
   const leg = new UpstreamAttempt(endpoint, scope.signal, true, 1_000);
   leg.headersAt = 1_010;
   leg.waitingForClient = true;

@@ -1,13 +1,13 @@
 import type { GatewayError } from '../core/errors.js';
-import type { RequestScope } from './scope.js';
+import type { Stoppable } from './request-scope.js';
 
 /**
- * The requests the data plane is serving, and whether it is draining for shutdown. Draining is a
- * one-way switch: from then on new requests are refused and responses ask HTTP/1.1 clients to
- * close their connection.
+ * The requests a data plane is serving (each one's scope, or anything it can stop), and whether
+ * it is draining for shutdown. Draining is a one-way switch: from then on new requests are
+ * refused (the proxy also asks HTTP/1.1 clients to close their connection).
  */
 export class InFlight {
-  readonly #scopes = new Set<RequestScope>();
+  readonly #scopes = new Set<Stoppable>();
   readonly #whenEmpty: Array<() => void> = [];
   #draining = false;
 
@@ -19,11 +19,11 @@ export class InFlight {
     return this.#scopes.size;
   }
 
-  add(scope: RequestScope): void {
+  add(scope: Stoppable): void {
     this.#scopes.add(scope);
   }
 
-  delete(scope: RequestScope): void {
+  delete(scope: Stoppable): void {
     if (!this.#scopes.delete(scope)) return;
     if (this.#scopes.size === 0) for (const wake of this.#whenEmpty.splice(0)) wake();
   }
