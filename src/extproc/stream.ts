@@ -1,4 +1,5 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
+import { isGatewayError } from '../core/errors.js';
 import { DEFAULT_HEADER_LIMITS, filterMetadata, headerMutation, headerRecord, HeaderLimitError, pbStruct, type FilterMetadata, type HeaderLimits, type JsonValue } from './headers.js';
 import type { BodySendMode, PbHttpBody, PbStruct, ProcessingRequest, ProcessingResponse } from './messages.js';
 import type { AwaitBody, RequestProcessor, RequestProcessorFactory, RequestVerdict } from './processor.js';
@@ -119,7 +120,7 @@ export class ExtProcStream {
     } catch (err) {
       if (err instanceof StreamError) throw err;
       if (err instanceof HeaderLimitError) throw new StreamError(GrpcStatus.RESOURCE_EXHAUSTED, err.message);
-      if ((err as { name?: unknown }).name !== 'GatewayError') this.#options.onInternalError?.(err);
+      if (!isGatewayError(err)) this.#options.onInternalError?.(err);
       return this.#refuse(refusalOf(err));
     }
   }
@@ -156,7 +157,9 @@ export class ExtProcStream {
     const processor = this.newProcessor();
     this.#processor = processor;
     let answer = await processor.headers(headers, eos, filterMetadata(msg.metadata_context));
-    if (answer.kind === 'await-body' && eos) answer = (await processor.bodyChunk(Buffer.alloc(0), true)) ?? internalNoVerdict();
+    if (answer.kind === 'await-body' && eos && !this.#finished) answer = (await processor.bodyChunk(Buffer.alloc(0), true)) ?? internalNoVerdict();
+    // The stream may have ended while the processor decided (end() already told it cancelled()).
+    if (this.#finished) return [];
     if (answer.kind === 'refuse') return this.#refuse(answer);
     if (answer.kind === 'forward') {
       // Decided without the body: a body that follows passes through unchanged.
@@ -190,6 +193,7 @@ export class ExtProcStream {
         if (this.#received > this.#limit) return this.#refuse(processor.bodyTooLarge(this.#limit));
         this.#chunks.push(chunk);
         const verdict = await processor.bodyChunk(chunk, eos);
+        if (this.#finished) return [];
         if (verdict?.kind === 'refuse') return this.#refuse(verdict);
         if (!eos) return [];
         return this.#bodyDecided(verdict ?? internalNoVerdict());
@@ -225,6 +229,7 @@ export class ExtProcStream {
     if (this.#state === 'collect') {
       // Trailers end a body whose last chunk said end_of_stream false.
       const verdict = await this.#processor?.bodyChunk(Buffer.alloc(0), true);
+      if (this.#finished) return [];
       out.push(...this.#bodyDecided(verdict ?? internalNoVerdict()));
       if (this.#finished) return out;
     } else if (this.#state === 'pass-body') this.#state = 'forwarded';
@@ -240,6 +245,7 @@ export class ExtProcStream {
     const headers = headerRecord(h.headers, this.#options.headerLimits);
     const eos = h.end_of_stream === true;
     const edits = await this.#processor.responseHeaders(headers, eos, filterMetadata(msg.metadata_context));
+    if (this.#finished) return [];
     const mutation = headerMutation(edits);
     const answer: ProcessingResponse = { response_headers: { response: mutation === undefined ? {} : { header_mutation: mutation } } };
     this.#state = 'response';
@@ -253,6 +259,7 @@ export class ExtProcStream {
     const buffered = this.#responseMode === 'BUFFERED';
     const eos = body.end_of_stream === true || buffered;
     const out = await this.#processor.responseBody(chunk, eos);
+    if (this.#finished) return [];
     if (eos) this.#complete();
     if (buffered) return [{ response_body: { response: out === chunk || out.equals(chunk) ? {} : { body_mutation: { body: out } } } }];
     return streamedChunks('response_body', out, body.end_of_stream === true, false);

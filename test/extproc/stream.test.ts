@@ -169,3 +169,24 @@ test('protocol violations end the stream with a clear gRPC status, and the serve
   call.end();
   assert.equal((await call.status).code, status.OK);
 });
+
+test('hundreds of concurrent streams on one connection are all answered', async () => {
+  const body = Buffer.alloc(20_000, 'z');
+  const one = async (): Promise<number> => {
+    const call = envoy.open();
+    call.send(headersMsg(envoy, false));
+    for (const m of bodyMessages('request_body', body, ENVOY_BODY_CHUNK_BYTES)) call.send(m);
+    assert.equal((await call.next(60_000)).response, 'request_headers');
+    let bytes = 0;
+    for (;;) {
+      const s = (await call.next(60_000)).request_body?.response?.body_mutation?.streamed_response;
+      bytes += s?.body?.length ?? 0;
+      if (s?.end_of_stream === true) break;
+    }
+    call.cancel();
+    return bytes;
+  };
+  const sizes = await Promise.all(Array.from({ length: 300 }, one));
+  assert.ok(sizes.every((n) => n === body.length));
+  await until(() => server.activeStreams() === 0, 30_000, 'all streams closed');
+});
