@@ -95,3 +95,20 @@ test('a client that leaves mid-body cancels the stream: cancelled() once, no str
   await until(() => epp.activeStreams() === 0, 20_000, 'no open streams');
   assert.equal(picker.log.cancelled, cancelled + 1);
 });
+
+test('the subset hint in metadata_context reaches the processor; a broken ext_proc stream is a 500 (FailClose)', async () => {
+  const hinted = await startEnvoyStandin({ target: `127.0.0.1:${epp.grpcPort}`, requestMetadata: () => ({ 'envoy.lb.subset_hint': { 'x-gateway-destination-endpoint-subset': [endpoint] } }) });
+  try {
+    const res = await request(`${hinted.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat(false) });
+    await res.body.text();
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(picker.log.requests.at(-1)?.metadata['envoy.lb.subset_hint'], { 'x-gateway-destination-endpoint-subset': [endpoint] });
+    // 300 headers: past the picker's header bound, the stream ends RESOURCE_EXHAUSTED and Envoy fails closed.
+    const many = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`x-h${i}`, 'v']));
+    const broken = await request(`${hinted.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...many }, body: chat(false) });
+    assert.equal(broken.statusCode, 500);
+    assert.match(await broken.body.text(), /ext_proc failed/);
+  } finally {
+    await hinted.close();
+  }
+});
