@@ -88,6 +88,8 @@ export async function startExtProcServer(options: ExtProcServerOptions): Promise
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
   };
   const log = options.logger;
+  // The certificate first: a read error leaves nothing started behind.
+  const cert = options.tls === false ? undefined : await serverCertificate(options.tls.certPath);
   const health = new PickerHealth(options.ready);
   const grpc = new Server(channel);
   const healthServer = new Server({ 'grpc.max_receive_message_length': 4096, 'grpc.max_concurrent_streams': 100 });
@@ -99,7 +101,6 @@ export async function startExtProcServer(options: ExtProcServerOptions): Promise
   health.implementation.addToServer(grpc);
   health.implementation.addToServer(healthServer);
 
-  const cert = options.tls === false ? undefined : await serverCertificate(options.tls.certPath);
   const creds = cert === undefined ? ServerCredentials.createInsecure() : ServerCredentials.createSsl(null, [{ cert_chain: cert.cert, private_key: cert.key }], false);
   let grpcPort: number;
   let healthPort: number;

@@ -107,3 +107,33 @@ test('a port in use is a bind error, not a crash', async () => {
     await first.close(1000);
   }
 });
+
+test('--cert-path: the certificate in DIR/tls.crt and DIR/tls.key is served; a missing one is a read error', async () => {
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { generate } = await import('selfsigned');
+  const dir = await mkdtemp(join(tmpdir(), 'epp-cert-'));
+  const picker = fixedPicker({ endpoint: '10.0.0.1:8000' });
+  try {
+    const pems = await generate([{ name: 'commonName', value: 'epp.test' }], { keyType: 'ec', algorithm: 'sha256' });
+    await writeFile(join(dir, 'tls.crt'), pems.cert);
+    await writeFile(join(dir, 'tls.key'), pems.private);
+    const server = await startExtProcServer({ address: '127.0.0.1', grpcPort: 0, healthPort: 0, tls: { certPath: dir }, processor: picker.factory, ready: () => true, logger: createLogger('silent') });
+    const envoy = new EnvoyExtProcClient({ target: `127.0.0.1:${server.grpcPort}` });
+    try {
+      assert.equal(server.tls, true);
+      assert.equal(server.selfSigned, false);
+      const call = envoy.open();
+      call.send({ request_headers: { headers: headerMap(envoyRequestHeaders('GET', '/v1/models', {})), end_of_stream: true }, protocol_config: envoy.protocolConfig() });
+      assert.equal((await call.next()).response, 'request_headers');
+      call.end();
+    } finally {
+      envoy.close();
+      await server.close(1000);
+    }
+    await assert.rejects(startExtProcServer({ address: '127.0.0.1', grpcPort: 0, healthPort: 0, tls: { certPath: join(dir, 'missing') }, processor: picker.factory, ready: () => true, logger: createLogger('silent') }), /ENOENT/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
