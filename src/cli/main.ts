@@ -3,6 +3,7 @@ import { BENCH_HELP, runBenchCommand } from '../bench/bench-command.js';
 import { runSuiteCommand, SUITE_HELP } from '../bench/suite/suite-command.js';
 import { ListenError } from '../proxy/port-listener.js';
 import { DEMO_HELP, runDemoCommand } from './demo-command.js';
+import { EPP_HELP, runEppCommand } from './epp-command.js';
 import { OptionError } from './options.js';
 import { runServeCommand, SERVE_HELP } from './serve-command.js';
 import { runValidateCommand, VALIDATE_HELP } from './validate-command.js';
@@ -14,6 +15,7 @@ Usage: infergate <command> [options]
 
 Commands:
   serve      run the gateway (from Kubernetes YAML with -f, or --backend URLs)
+  epp        the endpoint picker for Envoy (ext_proc gRPC): one pool, the same core as serve
   validate   check resource files: prints Kind/name: field.path: reason per problem
   demo       simulated model servers behind the gateway (what \`npm start\` runs)
   sim        simulated model servers (vLLM, SGLang, Triton TRT-LLM faces; engines in modelled time)
@@ -36,6 +38,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'serve':
         return await runServeCommand(rest);
+      case 'epp':
+        return await runEppCommand(rest);
       case 'validate':
         return await runValidateCommand(rest);
       case 'demo':
@@ -76,4 +80,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-export { BENCH_HELP, DEMO_HELP, SERVE_HELP, SUITE_HELP, VALIDATE_HELP };
+export { BENCH_HELP, DEMO_HELP, EPP_HELP, SERVE_HELP, SUITE_HELP, VALIDATE_HELP };

@@ -1,0 +1,162 @@
+import { access } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { GatewayError } from '../core/errors.js';
+import type { RequestProcessorFactory } from '../extproc/processor.js';
+import { refusalOf } from '../extproc/refusal.js';
+import { DEFAULT_DRAIN_MS, DEFAULT_GRPC_HEALTH_PORT, DEFAULT_GRPC_PORT, startExtProcServer, type ExtProcServer } from '../extproc/server.js';
+import type { BodyMode } from '../extproc/stream.js';
+import { startAdminServer, type AdminServer } from '../observability/admin-server.js';
+import { createLogger, type LogLevel } from '../observability/logger.js';
+import { ListenError } from '../proxy/port-listener.js';
+import { eppPool, type EppPool } from './epp-options.js';
+import { durationOption, logFormatOption, OptionError, portOption } from './options.js';
+import { untilSignal } from './signals.js';
+
+export const EPP_HELP = `infergate epp: the endpoint picker for Envoy (External Processing gRPC)
+
+Envoy (or Envoy Gateway, for an InferencePool's extensionRef) calls it for every request; it picks
+the endpoint with the same core as \`infergate serve\` and names it in x-gateway-destination-endpoint.
+
+Usage:
+  infergate epp --pool-name NAME -f FILE_OR_DIR [options]
+  infergate epp --endpoint-selector k=v[,k=v] --endpoint-target-ports P[,P] -f FILE_OR_DIR [options]
+
+Options:
+  -f, --file PATH              YAML/JSON file or folder of resources (repeatable)
+      --pool-name NAME         the InferencePool this picker serves (one picker per pool)
+      --pool-namespace NS      its namespace (default: env NAMESPACE, else "default")
+      --endpoint-selector K=V  standalone mode: the model-server pods by label, no InferencePool
+      --endpoint-target-ports P  with --endpoint-selector: 1-8 ports, one endpoint per port
+      --grpc-port N            ext_proc gRPC port (default 9002; 0 = any free port)
+      --grpc-health-port N     gRPC health port, plaintext, services liveness, readiness and
+                               envoy.service.ext_proc.v3.ExternalProcessor (default 9003)
+      --metrics-port N         admin port: /healthz, /readyz, /metrics (default 9090)
+      --metrics-address A      admin bind address (default 127.0.0.1)
+      --address ADDR           address the gRPC ports bind (default 0.0.0.0)
+      --cert-path DIR          TLS certificate: DIR/tls.crt and DIR/tls.key (a Kubernetes TLS
+                               Secret's layout); without it a self-signed one is made at start
+      --insecure               plaintext gRPC instead of TLS
+      --body-mode MODE         body mode when Envoy does not say (Envoy < 1.32 sends no
+                               protocol_config): FULL_DUPLEX_STREAMED (default) | BUFFERED
+      --shutdown-grace T       time open streams get after SIGTERM/SIGINT (default 30s)
+      --log-level LEVEL        fatal|error|warn|info|debug|trace|silent (default info)
+      --log-format F           json (default) | pretty
+      --exit-with-parent       stop when the process that started this one exits
+`;
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const BODY_MODES: readonly BodyMode[] = ['FULL_DUPLEX_STREAMED', 'BUFFERED'];
+
+/** What `infergate epp` was asked to run, after validation. */
+export interface EppSettings {
+  readonly pool: EppPool;
+  readonly files: readonly string[];
+}
+
+/**
+ * INTEGRATION POINT: the per-request processor. The next phase replaces this with a
+ * RequestProcessor written against src/gateway/index.ts (the pool-keyed core entry, loaded from
+ * `settings.files` for `settings.pool`), and `ready` with the core's readiness. Until then every
+ * request is refused with 503 `no_ready_endpoint` and readiness stays NOT_SERVING, so Envoy's
+ * health check keeps traffic away.
+ */
+function pickerFor(settings: EppSettings): { processor: RequestProcessorFactory; ready: () => boolean; close: () => Promise<void> } {
+  void settings;
+  const refusal = refusalOf(new GatewayError('no_ready_endpoint', 'the endpoint picker is not connected to a gateway core yet'));
+  const processor: RequestProcessorFactory = () => ({
+    headers: async () => ({ kind: 'refuse', ...refusal }),
+    bodyChunk: async () => ({ kind: 'refuse', ...refusal }),
+    bodyTooLarge: () => refusal,
+    responseHeaders: async () => [],
+    responseBody: async (chunk) => chunk,
+    responseTrailers: async () => undefined,
+    completed: () => undefined,
+    cancelled: () => undefined,
+  });
+  return { processor, ready: () => false, close: async () => undefined };
+}
+
+export async function runEppCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      file: { type: 'string', short: 'f', multiple: true },
+      'pool-name': { type: 'string' },
+      'pool-namespace': { type: 'string' },
+      'endpoint-selector': { type: 'string' },
+      'endpoint-target-ports': { type: 'string' },
+      'grpc-port': { type: 'string' },
+      'grpc-health-port': { type: 'string' },
+      'metrics-port': { type: 'string' },
+      'metrics-address': { type: 'string' },
+      address: { type: 'string' },
+      'cert-path': { type: 'string' },
+      insecure: { type: 'boolean' },
+      'body-mode': { type: 'string' },
+      'shutdown-grace': { type: 'string' },
+      'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
+      'exit-with-parent': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help === true) {
+    process.stdout.write(EPP_HELP);
+    return 0;
+  }
+  const pool = eppPool({ poolName: values['pool-name'], poolNamespace: values['pool-namespace'], selector: values['endpoint-selector'], targetPorts: values['endpoint-target-ports'] });
+  const files = values.file ?? [];
+  // The Kubernetes source (a later issue) will make -f optional; it plugs in as another ConfigSource.
+  if (files.length === 0) throw new OptionError('epp needs -f FILE_OR_DIR: the resources of the pool it serves (see infergate epp --help)');
+  for (const f of files) {
+    try {
+      await access(f);
+    } catch {
+      throw new OptionError(`-f ${f}: no such file or folder`);
+    }
+  }
+  if (values.insecure === true && values['cert-path'] !== undefined) throw new OptionError('--cert-path and --insecure exclude each other: one asks for TLS, the other turns it off');
+  const level = values['log-level'] ?? 'info';
+  if (!LOG_LEVELS.has(level)) throw new OptionError(`--log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
+  const bodyMode = values['body-mode'] ?? 'FULL_DUPLEX_STREAMED';
+  if (!BODY_MODES.includes(bodyMode as BodyMode)) throw new OptionError(`--body-mode must be one of ${BODY_MODES.join(', ')} (got "${bodyMode}")`);
+  const grpcPort = portOption('grpc-port', values['grpc-port'], DEFAULT_GRPC_PORT, 0);
+  const healthPort = portOption('grpc-health-port', values['grpc-health-port'], DEFAULT_GRPC_HEALTH_PORT, 0);
+  const metricsPort = portOption('metrics-port', values['metrics-port'], 9090, 0);
+  const metricsAddress = values['metrics-address'] ?? '127.0.0.1';
+  const address = values.address ?? '0.0.0.0';
+  const drainMs = durationOption('shutdown-grace', values['shutdown-grace'], 0) ?? DEFAULT_DRAIN_MS;
+  const logger = createLogger(level as LogLevel, undefined, logFormatOption(values['log-format']));
+
+  const picker = pickerFor({ pool, files });
+  let server: ExtProcServer | undefined;
+  let admin: AdminServer | undefined;
+  try {
+    try {
+      admin = await startAdminServer(metricsAddress, metricsPort, {
+        live: () => true,
+        ready: () => (server !== undefined && picker.ready() ? { ready: true } : { ready: false, reason: server === undefined ? 'starting' : 'not connected to a gateway core' }),
+        // INTEGRATION POINT: the core's registry (GatewayMetrics) once the processor is wired.
+        metrics: () => undefined,
+      });
+    } catch (err) {
+      throw new ListenError('metrics port', metricsAddress, metricsPort, err);
+    }
+    try {
+      server = await startExtProcServer({ address, grpcPort, healthPort, tls: values.insecure === true ? false : { ...(values['cert-path'] === undefined ? {} : { certPath: values['cert-path'] }) }, processor: picker.processor, ready: picker.ready, stream: { defaultBodyMode: bodyMode as BodyMode }, logger });
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 'ENOENT' || code === 'EACCES') throw new OptionError(`--cert-path ${values['cert-path'] ?? ''}: cannot read tls.crt and tls.key (${(err as Error).message})`);
+      throw new ListenError('gRPC ports', address, grpcPort, err);
+    }
+    logger.info({ pool, grpcPort: server.grpcPort, healthPort: server.healthPort, metricsPort: admin.port, tls: server.tls, selfSigned: server.selfSigned }, 'endpoint picker started');
+    const cause = await untilSignal({ followParent: values['exit-with-parent'] === true });
+    logger.info({ signal: cause }, 'shutting down');
+    return 0;
+  } finally {
+    await server?.close(drainMs);
+    await picker.close();
+    await admin?.close();
+  }
+}

@@ -1,0 +1,209 @@
+import { Server, ServerCredentials, type ChannelOptions, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { Logger } from '../observability/logger.js';
+import { PickerHealth } from './health.js';
+import type { ProcessingRequest, ProcessingResponse } from './messages.js';
+import type { RequestProcessorFactory } from './processor.js';
+import { extProcService } from './proto.js';
+import { ExtProcStream, StreamError, type StreamOptions } from './stream.js';
+import { serverCertificate } from './tls.js';
+
+/** Upstream's defaults (GIE pkg/epp/server/options.go): ext_proc on 9002, gRPC health on 9003. */
+export const DEFAULT_GRPC_PORT = 9002;
+export const DEFAULT_GRPC_HEALTH_PORT = 9003;
+
+/**
+ * Largest gRPC message accepted or sent, bytes. BUFFERED mode sends a whole request body in one
+ * message, so this bounds the bodies that mode can carry; 16 MiB is four times gRPC's 4 MiB
+ * default and above Envoy's own 1 MiB default buffer (per_connection_buffer_limit_bytes).
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** HTTP/2 streams one Envoy connection may hold open at once (one per HTTP request in flight; Envoy multiplexes them on few connections). */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 4096;
+
+/** Time streams get to finish on close() before they are cut (upstream's Helm chart gives the pod 130 s; the caller passes its own). */
+export const DEFAULT_DRAIN_MS = 30_000;
+
+/** Messages queued on one stream before reading from it pauses (gRPC flow control then holds Envoy back). */
+const QUEUE_HIGH_WATER = 32;
+
+export interface ExtProcServerOptions {
+  /** Address both ports bind; default 0.0.0.0. */
+  readonly address?: string;
+  /** ext_proc port (0 = any free port); default 9002. */
+  readonly grpcPort?: number;
+  /** gRPC health port, plaintext for kubelet probes (0 = any free port); default 9003. */
+  readonly healthPort?: number;
+  /** false: plaintext (`--insecure`). Otherwise TLS with `tls.crt`/`tls.key` from `certPath`, or self-signed when absent. */
+  readonly tls: false | { readonly certPath?: string };
+  /** Makes the processor of each stream. The integration phase passes one backed by the core. */
+  readonly processor: RequestProcessorFactory;
+  /** Readiness (config loaded, endpoints known): drives the `readiness` and ext_proc health services. */
+  readonly ready: () => boolean;
+  readonly stream?: StreamOptions;
+  readonly maxMessageBytes?: number;
+  readonly maxConcurrentStreams?: number;
+  readonly logger: Logger;
+}
+
+/** A running endpoint picker gRPC server. */
+export interface ExtProcServer {
+  readonly grpcPort: number;
+  readonly healthPort: number;
+  /** True when serving TLS with a certificate generated at start. */
+  readonly selfSigned: boolean;
+  readonly tls: boolean;
+  /** Streams open now. */
+  activeStreams(): number;
+  /**
+   * Drains: readiness goes NOT_SERVING, no new streams are accepted, open streams get up to
+   * `drainMs` (default 30 s) to finish and are then cut (their processors hear cancelled()).
+   */
+  close(drainMs?: number): Promise<void>;
+}
+
+function bind(server: Server, address: string, port: number, creds: ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(`${address.includes(':') ? `[${address}]` : address}:${port}`, creds, (err, bound) => (err === null ? resolve(bound) : reject(err)));
+  });
+}
+
+/**
+ * Starts `envoy.service.ext_proc.v3.ExternalProcessor` (plus grpc.health.v1 on the same port, for
+ * Envoy's cluster health check) on the gRPC port and grpc.health.v1 alone on the health port.
+ * Rejects with the bind error (address in use, …) or a certificate read error.
+ */
+export async function startExtProcServer(options: ExtProcServerOptions): Promise<ExtProcServer> {
+  const address = options.address ?? '0.0.0.0';
+  const maxMessage = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const channel: ChannelOptions = {
+    'grpc.max_receive_message_length': maxMessage,
+    'grpc.max_send_message_length': maxMessage,
+    'grpc.max_concurrent_streams': options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+    // Pings find a dead Envoy connection (its streams' processors then hear cancelled()).
+    'grpc.keepalive_time_ms': 60_000,
+    'grpc.keepalive_timeout_ms': 20_000,
+    'grpc.keepalive_permit_without_calls': 1,
+    // Envoy's connection_keepalive may ping every few seconds; refusing that would drop its connection.
+    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+  };
+  const log = options.logger;
+  // The certificate first: a read error leaves nothing started behind.
+  const cert = options.tls === false ? undefined : await serverCertificate(options.tls.certPath);
+  const health = new PickerHealth(options.ready);
+  const grpc = new Server(channel);
+  const healthServer = new Server({ 'grpc.max_receive_message_length': 4096, 'grpc.max_concurrent_streams': 100 });
+  const open = new Set<ExtProcStream>();
+
+  grpc.addService(extProcService(), {
+    Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => serveStream(call, new ExtProcStream(options.processor, { ...options.stream, onInternalError: (err) => log.error({ err }, 'request processor failed') }), open, log),
+  });
+  health.implementation.addToServer(grpc);
+  health.implementation.addToServer(healthServer);
+
+  const creds = cert === undefined ? ServerCredentials.createInsecure() : ServerCredentials.createSsl(null, [{ cert_chain: cert.cert, private_key: cert.key }], false);
+  let grpcPort: number;
+  let healthPort: number;
+  try {
+    grpcPort = await bind(grpc, address, options.grpcPort ?? DEFAULT_GRPC_PORT, creds);
+    healthPort = await bind(healthServer, address, options.healthPort ?? DEFAULT_GRPC_HEALTH_PORT, ServerCredentials.createInsecure());
+  } catch (err) {
+    health.close();
+    grpc.forceShutdown();
+    healthServer.forceShutdown();
+    throw err;
+  }
+  log.info({ grpcPort, healthPort, tls: cert !== undefined, selfSigned: cert?.selfSigned ?? false }, 'endpoint picker listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    grpcPort,
+    healthPort,
+    selfSigned: cert?.selfSigned ?? false,
+    tls: cert !== undefined,
+    activeStreams: () => open.size,
+    close(drainMs = DEFAULT_DRAIN_MS) {
+      closing ??= (async () => {
+        health.drain();
+        await new Promise<void>((resolve) => {
+          const cut = setTimeout(() => {
+            log.warn({ streams: open.size }, 'drain deadline passed: cutting open streams');
+            grpc.forceShutdown();
+          }, drainMs);
+          grpc.tryShutdown(() => {
+            clearTimeout(cut);
+            resolve();
+          });
+        });
+        for (const s of open) s.end();
+        health.close();
+        healthServer.forceShutdown();
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Carries one gRPC stream: Envoy's messages go through the state machine one at a time (reading
+ * pauses while a backlog waits), answers are written with backpressure, a StreamError ends the
+ * stream with its status, and however the stream ends the state machine hears end() once.
+ */
+function serveStream(call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>, stream: ExtProcStream, open: Set<ExtProcStream>, log: Logger): void {
+  open.add(stream);
+  let over = false;
+  let queued = 0;
+  let chain: Promise<void> = Promise.resolve();
+  const finish = (): void => {
+    if (over) return;
+    over = true;
+    open.delete(stream);
+    stream.end();
+  };
+  const writeAll = async (answers: readonly ProcessingResponse[]): Promise<void> => {
+    for (const a of answers) {
+      if (over) return;
+      if (!call.write(a)) await new Promise<void>((resolve) => {
+        const done = (): void => {
+          call.off('drain', done);
+          call.off('close', done);
+          resolve();
+        };
+        call.once('drain', done);
+        call.once('close', done);
+      });
+    }
+  };
+  const step = async (msg: ProcessingRequest): Promise<void> => {
+    try {
+      if (over) return;
+      await writeAll(await stream.receive(msg));
+    } catch (err) {
+      if (over) return;
+      const e = err instanceof StreamError ? err : undefined;
+      if (e === undefined) log.error({ err }, 'ext_proc stream failed');
+      else log.warn({ code: e.code, reason: e.message }, 'ext_proc stream ended: protocol error');
+      finish();
+      call.emit('error', { code: e?.code ?? 13, details: e?.message ?? 'internal error' });
+    } finally {
+      queued--;
+      if (queued < QUEUE_HIGH_WATER / 2 && call.isPaused()) call.resume();
+    }
+  };
+  call.on('data', (msg: ProcessingRequest) => {
+    queued++;
+    if (queued >= QUEUE_HIGH_WATER) call.pause();
+    chain = chain.then(() => step(msg));
+  });
+  call.on('end', () => {
+    // Envoy half-closed: answer what is queued, then close our side.
+    chain = chain.then(() => {
+      if (over) return;
+      finish();
+      call.end();
+    });
+  });
+  call.on('cancelled', finish);
+  call.on('error', finish);
+  call.on('close', finish);
+}
