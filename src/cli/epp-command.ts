@@ -1,8 +1,14 @@
 import { access } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { GatewayError } from '../core/errors.js';
+import { stringify } from 'yaml';
+import { parseDocuments, type Resource } from '../api/index.js';
+import { FileConfigSource, StaticConfigSource } from '../config/file-source.js';
+import type { ConfigSource } from '../config/source.js';
+import { ConfigRejectedError } from '../config/store.js';
+import { corePicker } from '../extproc/picker.js';
+import { Gateway, InFlight } from '../gateway/index.js';
+import type { Logger } from '../observability/logger.js';
 import type { RequestProcessorFactory } from '../extproc/processor.js';
-import { refusalOf } from '../extproc/refusal.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_GRPC_HEALTH_PORT, DEFAULT_GRPC_PORT, startExtProcServer, type ExtProcServer } from '../extproc/server.js';
 import type { BodyMode } from '../extproc/stream.js';
 import { startAdminServer, type AdminServer } from '../observability/admin-server.js';
@@ -53,27 +59,38 @@ export interface EppSettings {
   readonly files: readonly string[];
 }
 
+/** The pool a standalone picker (`--endpoint-selector`) serves: built from the flags, named for logs. */
+export const STANDALONE_POOL_NAME = 'epp-standalone';
+
 /**
- * INTEGRATION POINT: the per-request processor. The next phase replaces this with a
- * RequestProcessor written against src/gateway/index.ts (the pool-keyed core entry, loaded from
- * `settings.files` for `settings.pool`), and `ready` with the core's readiness. Until then every
- * request is refused with 503 `no_ready_endpoint` and readiness stays NOT_SERVING, so Envoy's
- * health check keeps traffic away.
+ * Upstream's standalone mode (`--endpoint-selector` + `--endpoint-target-ports`, no InferencePool):
+ * the pool the flags describe, as a resource beside the files' Pods. Its runtime and policy are the
+ * defaults (vLLM, DEFAULT); a pool that needs others is configured as an InferencePool.
  */
-function pickerFor(settings: EppSettings): { processor: RequestProcessorFactory; ready: () => boolean; close: () => Promise<void> } {
-  void settings;
-  const refusal = refusalOf(new GatewayError('no_ready_endpoint', 'the endpoint picker is not connected to a gateway core yet'));
-  const processor: RequestProcessorFactory = () => ({
-    headers: async () => ({ kind: 'refuse', ...refusal }),
-    bodyChunk: async () => ({ kind: 'refuse', ...refusal }),
-    bodyTooLarge: () => refusal,
-    responseHeaders: async () => [],
-    responseBody: async (chunk) => chunk,
-    responseTrailers: async () => undefined,
-    completed: () => undefined,
-    cancelled: () => undefined,
-  });
-  return { processor, ready: () => false, close: async () => undefined };
+function standalonePool(pool: Extract<EppPool, { kind: 'selector' }>): Resource {
+  return parseDocuments(
+    stringify({
+      apiVersion: 'inference.networking.k8s.io/v1',
+      kind: 'InferencePool',
+      metadata: { name: STANDALONE_POOL_NAME, namespace: pool.namespace },
+      spec: { selector: { matchLabels: pool.selector }, targetPorts: pool.targetPorts.map((number) => ({ number })), endpointPickerRef: { name: STANDALONE_POOL_NAME, port: { number: DEFAULT_GRPC_PORT } } },
+    }),
+    '--endpoint-selector',
+  ).resources[0] as Resource;
+}
+
+/**
+ * The picker: the gateway core started on the files (plus the standalone pool), and the
+ * per-request processor backed by it (extproc/picker.ts). Throws ConfigRejectedError when the
+ * files do not hold a valid configuration, and says at start when the pool is not among them.
+ */
+async function startPicker(settings: EppSettings, logger: Logger, inFlight: InFlight): Promise<{ gateway: Gateway; processor: RequestProcessorFactory; poolKey: string }> {
+  const poolKey = settings.pool.kind === 'pool' ? `${settings.pool.namespace}/${settings.pool.name}` : `${settings.pool.namespace}/${STANDALONE_POOL_NAME}`;
+  const sources: ConfigSource[] = [new FileConfigSource(settings.files, { watch: true })];
+  if (settings.pool.kind === 'selector') sources.push(new StaticConfigSource([standalonePool(settings.pool)], '--endpoint-selector'));
+  const gateway = await Gateway.start({ sources, logger });
+  if (gateway.runtime?.pools.has(poolKey) !== true) logger.warn({ pool: poolKey }, 'the InferencePool this picker serves is not in its configuration: requests get 503 pool_not_found until it appears');
+  return { gateway, processor: corePicker(gateway, { poolKey, inFlight }), poolKey };
 }
 
 export async function runEppCommand(argv: string[]): Promise<number> {
@@ -129,22 +146,41 @@ export async function runEppCommand(argv: string[]): Promise<number> {
   const drainMs = durationOption('shutdown-grace', values['shutdown-grace'], 0) ?? DEFAULT_DRAIN_MS;
   const logger = createLogger(level as LogLevel, undefined, logFormatOption(values['log-format']));
 
-  const picker = pickerFor({ pool, files });
+  const inFlight = new InFlight();
+  let picker: Awaited<ReturnType<typeof startPicker>> | undefined;
   let server: ExtProcServer | undefined;
   let admin: AdminServer | undefined;
   try {
     try {
+      picker = await startPicker({ pool, files }, logger, inFlight);
+    } catch (err) {
+      if (err instanceof ConfigRejectedError) {
+        process.stderr.write(`${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    }
+    const { gateway, poolKey } = picker;
+    // Ready once serving, with a configuration that holds the pool (Envoy's gRPC health check and
+    // the Kubernetes probe keep traffic away until then, and again while draining).
+    const readiness = (): { ready: boolean; reason?: string } => {
+      if (server === undefined) return { ready: false, reason: 'starting' };
+      if (inFlight.draining) return { ready: false, reason: 'shutting down' };
+      if (gateway.runtime?.pools.has(poolKey) !== true) return { ready: false, reason: `InferencePool ${poolKey} is not in the configuration` };
+      return gateway.ready();
+    };
+    try {
       admin = await startAdminServer(metricsAddress, metricsPort, {
         live: () => true,
-        ready: () => (server !== undefined && picker.ready() ? { ready: true } : { ready: false, reason: server === undefined ? 'starting' : 'not connected to a gateway core' }),
-        // INTEGRATION POINT: the core's registry (GatewayMetrics) once the processor is wired.
-        metrics: () => undefined,
+        ready: readiness,
+        metrics: () => gateway.metrics.registry,
+        endpoints: () => gateway.debugEndpoints(),
       });
     } catch (err) {
       throw new ListenError('metrics port', metricsAddress, metricsPort, err);
     }
     try {
-      server = await startExtProcServer({ address, grpcPort, healthPort, tls: values.insecure === true ? false : { ...(values['cert-path'] === undefined ? {} : { certPath: values['cert-path'] }) }, processor: picker.processor, ready: picker.ready, stream: { defaultBodyMode: bodyMode as BodyMode }, logger });
+      server = await startExtProcServer({ address, grpcPort, healthPort, tls: values.insecure === true ? false : { ...(values['cert-path'] === undefined ? {} : { certPath: values['cert-path'] }) }, processor: picker.processor, ready: () => readiness().ready, stream: { defaultBodyMode: bodyMode as BodyMode }, logger });
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (code === 'ENOENT' || code === 'EACCES') throw new OptionError(`--cert-path ${values['cert-path'] ?? ''}: cannot read tls.crt and tls.key (${(err as Error).message})`);
@@ -153,10 +189,12 @@ export async function runEppCommand(argv: string[]): Promise<number> {
     logger.info({ pool, grpcPort: server.grpcPort, healthPort: server.healthPort, metricsPort: admin.port, tls: server.tls, selfSigned: server.selfSigned }, 'endpoint picker started');
     const cause = await untilSignal({ followParent: values['exit-with-parent'] === true });
     logger.info({ signal: cause }, 'shutting down');
+    // Readiness turns NOT_SERVING first, so Envoy's health check moves new requests elsewhere.
+    inFlight.drain();
     return 0;
   } finally {
     await server?.close(drainMs);
-    await picker.close();
+    await picker?.gateway.close();
     await admin?.close();
   }
 }

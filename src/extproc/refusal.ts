@@ -1,4 +1,5 @@
-import { asGatewayError, toOpenAIError } from '../core/errors.js';
+import { asGatewayError } from '../core/errors.js';
+import { errorResponse } from '../gateway/index.js';
 import type { HeaderEdit } from '../core/headers.js';
 
 /**
@@ -16,16 +17,16 @@ export interface Refusal {
 }
 
 /**
- * A thrown value as a Refusal: a GatewayError with its status, OpenAI-style body and
- * `Retry-After`, anything else as a 500 `internal_error` that leaks nothing.
- *
- * Integration phase: the core gains one `GatewayError → {status, headers, body}` renderer shared by
- * every data plane; this function then calls it instead of building the answer here.
+ * A thrown value as a Refusal: a GatewayError with the status, OpenAI-style body and headers
+ * (`Retry-After`, `Allow`) the core renders for every data plane (errorResponse), so a client
+ * sees the same answer from the picker as from the standalone proxy; anything else as a 500
+ * `internal_error` that leaks nothing.
  */
 export function refusalOf(err: unknown): Refusal {
   const e = asGatewayError(err);
-  const headers: HeaderEdit[] = [{ op: 'set', name: 'content-type', value: 'application/json' }];
-  if (e.retryAfterSeconds !== undefined) headers.push({ op: 'set', name: 'retry-after', value: String(e.retryAfterSeconds) });
-  if (e.allow !== undefined) headers.push({ op: 'set', name: 'allow', value: e.allow });
-  return { status: e.status, headers, body: JSON.stringify(toOpenAIError(e)), details: e.code };
+  const answer = errorResponse(e, '');
+  const headers: HeaderEdit[] = [];
+  // x-request-id is Envoy's to carry (the request's own); the rest is the core's answer.
+  for (const [name, value] of Object.entries(answer.headers)) if (name !== 'x-request-id' && name !== 'content-length') headers.push({ op: 'set', name, value });
+  return { status: answer.status, headers, body: answer.body, details: e.code };
 }

@@ -1,0 +1,249 @@
+import type { Endpoint } from '../core/endpoint.js';
+import type { HeaderEdit } from '../core/headers.js';
+import {
+  BodyCollector,
+  poolLimitName,
+  bodyTooLarge,
+  clientGone,
+  PREFILLER_HEADER,
+  RequestScope,
+  type BodyReservation,
+  type Decision,
+  type Gateway,
+  type InFlight,
+  type RequestHandle,
+} from '../gateway/index.js';
+import type { FilterMetadata, HeaderRecord, JsonValue } from './headers.js';
+import type { AwaitBody, Refusal, RequestProcessor, RequestProcessorFactory, RequestVerdict } from './processor.js';
+import { refusalOf } from './refusal.js';
+
+/**
+ * The endpoint picker's names on the wire (Gateway API Inference Extension, endpoint picker
+ * protocol, docs/proposals/004-endpoint-picker-protocol): the destination the picker chose (request
+ * header and dynamic metadata, same value), the subset Envoy allows (filter metadata), and the
+ * endpoint that actually served after Envoy's own retries (response metadata).
+ */
+export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
+export const SUBSET_HEADER = 'x-gateway-destination-endpoint-subset';
+export const SERVED_HEADER = 'x-gateway-destination-endpoint-served';
+/** Envoy's load-balancer metadata namespace: ORIGINAL_DST and subset load balancing read it. */
+export const LB_NAMESPACE = 'envoy.lb';
+export const SUBSET_NAMESPACE = 'envoy.lb.subset_hint';
+
+/** At most this many subset entries are read (upstream allows one per endpoint; a pool rarely has more). */
+const MAX_SUBSET_ENTRIES = 1024;
+/** An `ip:port` (IPv6 in brackets) is never longer than this. */
+const MAX_ENDPOINT_KEY = 64;
+
+export interface PickerOptions {
+  /** The InferencePool the picker serves, `namespace/name` (Envoy already routed to it). */
+  readonly poolKey: string;
+  /** Per-request scopes, for draining at shutdown. */
+  readonly inFlight?: InFlight;
+}
+
+/**
+ * The endpoint picker's per-request processor, backed by the gateway core: the same route →
+ * decide → account calls as the standalone proxy, through the pool-keyed entry (`routePool`).
+ * Envoy carries the bytes; this turns the core's Decision into Envoy's header mutation and
+ * metadata, and feeds the answer back through the core (TTFT, usage, the client's model name, the
+ * prefix index, the `Request Handled` line).
+ *
+ * A prefill/decode decision goes to the decode endpoint (its sidecar) with the chosen prefill
+ * endpoint in `x-prefiller-host-port` (llm-d's routing sidecar protocol); the sidecar runs both legs.
+ */
+export function corePicker(gateway: Gateway, options: PickerOptions): RequestProcessorFactory {
+  return () => new CorePicker(gateway, options);
+}
+
+class CorePicker implements RequestProcessor {
+  readonly #gateway: Gateway;
+  readonly #options: PickerOptions;
+  readonly #scope = new RequestScope();
+  #handle: RequestHandle | undefined;
+  #collector: BodyCollector | undefined;
+  #reservation: BodyReservation | undefined;
+  #only: ReadonlySet<string> | undefined;
+  #status = 0;
+  #bytesOut = 0;
+  #responding = false;
+  #done = false;
+
+  constructor(gateway: Gateway, options: PickerOptions) {
+    this.#gateway = gateway;
+    this.#options = options;
+    options.inFlight?.add(this.#scope);
+  }
+
+  async headers(headers: HeaderRecord, endOfStream: boolean, metadata: FilterMetadata): Promise<RequestVerdict | AwaitBody> {
+    const rawPath = headers[':path'] ?? '/';
+    const q = rawPath.indexOf('?');
+    const handle = this.#gateway.begin({
+      ...(headers['x-request-id'] === undefined ? {} : { requestId: headers['x-request-id'] }),
+      method: headers[':method'] ?? 'GET',
+      path: q === -1 ? rawPath : rawPath.slice(0, q),
+      headers: withoutPseudo(headers),
+      ...(headers['x-forwarded-for'] === undefined ? {} : { clientAddress: headers['x-forwarded-for'].split(',')[0]?.trim() ?? '' }),
+    });
+    this.#handle = handle;
+    return this.#guard(async () => {
+      handle.routePool(this.#options.poolKey);
+      this.#only = subsetOf(metadata);
+      if (endOfStream) return this.#decide(undefined);
+      const limit = this.#gateway.poolBodyLimit(this.#options.poolKey);
+      const declared = Number(headers['content-length']);
+      // The body is held until the decision: it counts against the global body budget like the proxy's.
+      this.#reservation = this.#gateway.uploads.budget.reserve(Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, limit) : 0);
+      this.#collector = new BodyCollector(limit, this.#reservation);
+      return { kind: 'await-body', maxBodyBytes: limit };
+    });
+  }
+
+  async bodyChunk(chunk: Buffer, endOfStream: boolean): Promise<RequestVerdict | undefined> {
+    return this.#guard(async () => {
+      const collector = this.#collector;
+      if (collector === undefined) throw new Error('body before headers');
+      if (chunk.length > 0) collector.push(chunk);
+      if (!endOfStream) return undefined;
+      return this.#decide(collector.finish());
+    });
+  }
+
+  bodyTooLarge(maxBodyBytes: number): Refusal {
+    const refusal = bodyTooLarge(maxBodyBytes, poolLimitName(this.#options.poolKey));
+    this.#handle?.failed(refusal);
+    this.#release();
+    return refusalOf(refusal);
+  }
+
+  async responseHeaders(headers: HeaderRecord, endOfStream: boolean, metadata: FilterMetadata): Promise<readonly HeaderEdit[]> {
+    const handle = this.#handle;
+    if (handle === undefined) return [];
+    const served = servedOf(metadata);
+    if (served !== undefined) handle.served(served);
+    this.#status = Number(headers[':status'] ?? 0);
+    this.#responding = true;
+    const plan = handle.responseStarted(this.#status, withoutPseudo(headers));
+    if (endOfStream) this.#finish();
+    return plan.headers;
+  }
+
+  async responseBody(chunk: Buffer, endOfStream: boolean): Promise<Buffer> {
+    const handle = this.#handle;
+    if (handle === undefined) return chunk;
+    let out = chunk.length > 0 ? handle.responseData(chunk) : chunk;
+    if (endOfStream) {
+      const rest = handle.responseEnd();
+      if (rest !== undefined && rest.length > 0) out = out.length === 0 ? rest : Buffer.concat([out, rest]);
+    }
+    this.#bytesOut += out.length;
+    if (endOfStream) this.#finish();
+    return out;
+  }
+
+  async responseTrailers(): Promise<void> {
+    this.#finish();
+  }
+
+  completed(): void {
+    this.#finish();
+  }
+
+  cancelled(): void {
+    if (this.#done) return;
+    this.#done = true;
+    const gone = clientGone('Envoy closed the ext_proc stream');
+    this.#scope.stop(gone);
+    if (this.#responding) this.#handle?.finished({ status: this.#status, bytesOut: this.#bytesOut, interrupted: 'client_gone' });
+    else this.#handle?.failed(gone);
+    this.#release();
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    // A request refused before any answer was already ended by #guard; `finished` is then a no-op.
+    this.#handle?.finished({ status: this.#status, bytesOut: this.#bytesOut });
+    this.#release();
+  }
+
+  #release(): void {
+    this.#reservation?.release();
+    this.#reservation = undefined;
+    this.#collector = undefined;
+    this.#options.inFlight?.delete(this.#scope);
+  }
+
+  /** A refusal ends the request in the core (its log line) before the stream sends it as immediate_response. */
+  async #guard<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      this.#handle?.failed(this.#scope.stopped ?? err);
+      this.#release();
+      throw this.#scope.stopped ?? err;
+    }
+  }
+
+  async #decide(body: Buffer | undefined): Promise<RequestVerdict> {
+    const handle = this.#handle as RequestHandle;
+    const decision = await handle.decide(body, this.#scope.signal, this.#only === undefined ? undefined : { only: this.#only });
+    return this.#forward(handle, decision);
+  }
+
+  #forward(handle: RequestHandle, decision: Decision): RequestVerdict {
+    const pd = decision.pd;
+    const primary = pd === undefined ? decision.endpoints : [pd.decode];
+    const destination = primary.map((e) => e.key).join(',');
+    // A disaggregated request goes to the decode pod's sidecar with the client's (edited) body; the
+    // sidecar builds both legs' bodies itself (it never trusts steering fields it did not set).
+    const body = pd === undefined ? decision.body : (handle.prepared?.body ?? decision.body);
+    const edits: HeaderEdit[] = [...decision.headers];
+    if (pd !== undefined && body !== decision.body) edits.push({ op: 'set', name: 'content-length', value: String(body?.length ?? 0) });
+    edits.push({ op: 'set', name: DESTINATION_HEADER, value: destination });
+    // Only the picker names a prefill endpoint: a client's value never reaches a sidecar.
+    edits.push(pd === undefined ? { op: 'remove', name: PREFILLER_HEADER } : { op: 'set', name: PREFILLER_HEADER, value: pd.prefill.key });
+    // Envoy tries the list in order; the core accounts the primary until Envoy says who served.
+    handle.dispatched(primary[0] as Endpoint);
+    if (pd !== undefined) handle.dispatched(pd.prefill, 'prefill');
+    return {
+      kind: 'forward',
+      headerEdits: edits,
+      ...(body === undefined ? {} : { body }),
+      metadata: { [LB_NAMESPACE]: { [DESTINATION_HEADER]: destination } },
+    };
+  }
+}
+
+/** Request headers without Envoy's pseudo-headers (`:method`, `:path`, …), as the core reads them. */
+function withoutPseudo(headers: HeaderRecord): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (!k.startsWith(':')) out[k] = v;
+  return out;
+}
+
+/**
+ * The endpoints Envoy allows (`envoy.lb.subset_hint` → `x-gateway-destination-endpoint-subset`): a
+ * list of `ip:port` strings (or one comma-joined string). Undefined when Envoy sent no hint; an
+ * empty set (every entry malformed, or an empty list) leaves no endpoint eligible: 503.
+ */
+export function subsetOf(metadata: FilterMetadata): ReadonlySet<string> | undefined {
+  const ns = metadata[SUBSET_NAMESPACE];
+  if (ns === undefined) return undefined;
+  const value: JsonValue | undefined = ns[SUBSET_HEADER];
+  if (value === undefined) return undefined;
+  const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : [];
+  const out = new Set<string>();
+  for (const item of items.slice(0, MAX_SUBSET_ENTRIES)) {
+    if (typeof item !== 'string') continue;
+    const key = item.trim();
+    if (key.length > 0 && key.length <= MAX_ENDPOINT_KEY) out.add(key);
+  }
+  return out;
+}
+
+/** The endpoint Envoy reports as having served (`envoy.lb` → `x-gateway-destination-endpoint-served`). */
+export function servedOf(metadata: FilterMetadata): string | undefined {
+  const value = metadata[LB_NAMESPACE]?.[SERVED_HEADER];
+  return typeof value === 'string' && value.length <= MAX_ENDPOINT_KEY ? value.trim() : undefined;
+}

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { request } from 'undici';
+import { FileConfigSource } from '../../src/config/file-source.js';
+import { corePicker } from '../../src/extproc/picker.js';
+import { startExtProcServer, type ExtProcServer } from '../../src/extproc/server.js';
+import { Gateway, InFlight } from '../../src/gateway/index.js';
+import { configDir, modelYaml, podYaml, poolYaml } from '../support/config.js';
+import { startEnvoyStandin, type EnvoyStandin } from '../support/envoy-standin.js';
+import { until } from '../support/fixed-picker.js';
+import { startFleet } from '../support/fleet.js';
+import { memoryLogger } from '../support/memory-source.js';
+
+// The core-backed picker end to end: client → Envoy stand-in → picker (the gateway core) → simulators.
+
+let fleet: Awaited<ReturnType<typeof startFleet>>;
+let gateway: Gateway;
+let epp: ExtProcServer;
+let envoy: EnvoyStandin;
+let buffered: EnvoyStandin;
+let config: Awaited<ReturnType<typeof configDir>>;
+const inFlight = new InFlight();
+const { logger, lines } = memoryLogger();
+
+before(async () => {
+  fleet = await startFleet([
+    { host: '127.0.0.2', name: 'sim-a' },
+    { host: '127.0.0.3', name: 'sim-b' },
+  ]);
+  config = await configDir(
+    poolYaml('pool', 'r1', fleet.port) + podYaml('a', 'r1', '127.0.0.2') + podYaml('b', 'r1', '127.0.0.3') + modelYaml('m', 'food-review', 'pool', [{ name: 'mymodel', weight: 1 }]),
+  );
+  gateway = await Gateway.start({ sources: [new FileConfigSource([config.dir], { watch: false })], logger });
+  epp = await startExtProcServer({ address: '127.0.0.1', grpcPort: 0, healthPort: 0, tls: false, processor: corePicker(gateway, { poolKey: 'default/pool', inFlight }), ready: () => true, logger });
+  envoy = await startEnvoyStandin({ target: `127.0.0.1:${epp.grpcPort}`, tls: false });
+  buffered = await startEnvoyStandin({ target: `127.0.0.1:${epp.grpcPort}`, tls: false, bodyMode: 'BUFFERED' });
+  await until(() => gateway.debugEndpoints() !== undefined && JSON.stringify(gateway.debugEndpoints()).includes('127.0.0.3'), 20_000, 'endpoints');
+});
+
+after(async () => {
+  await envoy.close();
+  await buffered.close();
+  await epp.close(1000);
+  await gateway.close();
+  await fleet.close();
+  await config.remove();
+});
+
+for (const mode of ['FULL_DUPLEX_STREAMED', 'BUFFERED'] as const) {
+  test(`${mode}: the core picks, rewrites the model, and logs Request Handled`, async () => {
+    const through = mode === 'BUFFERED' ? buffered : envoy;
+    const res = await request(`${through.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'food-review', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 }) });
+    const text = await res.body.text();
+    assert.equal(res.statusCode, 200, text);
+    const ex = through.exchanges.at(-1)!;
+    assert.match(ex.destination ?? '', /^127\.0\.0\.[23]:\d+$/);
+    assert.equal((JSON.parse(ex.upstreamBody.toString()) as { model: string }).model, 'mymodel', 'the InferenceModel target reached the server');
+    await until(() => lines.some((l) => l['msg'] === 'Request Handled' && l['requestId'] === ex.upstreamHeaders['x-request-id']), 20_000, 'Request Handled');
+    await until(() => inFlight.size === 0, 20_000, 'in-flight back to zero');
+  });
+}
