@@ -11,7 +11,6 @@ export const MAX_SSE_EVENT_BYTES = 16 * 1024 * 1024;
 const LF = 0x0a;
 const CR = 0x0d;
 const EMPTY = Buffer.alloc(0);
-const BLANK_LF = Buffer.from('\n\n');
 
 /**
  * Cuts an SSE byte stream at event boundaries, so that only complete events go on to the client:
@@ -74,16 +73,18 @@ export class SseFramer {
   /**
    * `push`'s boundary for a chunk without CR, and no CR just before it (what servers send: LF
    * line endings): an event ends right after an LF that follows an LF, or that starts the chunk
-   * when the bytes before it ended a line. The last such LF is found by the native
-   * `lastIndexOf` from the chunk's end, instead of a JavaScript loop over every byte: the same
-   * answer as `#scan`, at memchr's cost (a chunk cut mid-event by the socket took 10 ns a byte).
+   * when the bytes before it ended a line. The last such LF is found by native `lastIndexOf`
+   * from the chunk's end, instead of a JavaScript loop over every byte: the same answer as
+   * `#scan`, usually after one search (a chunk cut mid-event by the socket took 10 ns a byte).
    */
   #scanLf(chunk: Buffer): number {
     const atLineStart = this.#lineEmpty;
     this.#lineEmpty = chunk[chunk.length - 1] === LF;
-    const last = chunk.lastIndexOf(BLANK_LF);
-    if (last !== -1) return last + 2;
-    if (atLineStart && chunk[0] === LF) return 1;
+    // The last LF that follows an LF: from the last LF back, one native search per line (a
+    // two-byte needle's lastIndexOf walks the whole chunk; one byte's is memrchr).
+    for (let lf = chunk.lastIndexOf(LF); lf !== -1; lf = lf === 0 ? -1 : chunk.lastIndexOf(LF, lf - 1)) {
+      if (lf > 0 ? chunk[lf - 1] === LF : atLineStart) return lf + 1;
+    }
     return this.#heldBytes === 0 ? 0 : -1;
   }
 
