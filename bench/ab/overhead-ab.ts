@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { runBench } from '../../src/bench/runner.js';
 import { summarize } from '../../src/bench/summary.js';
 import { answers, cpuSeconds, startChild } from '../../src/bench/suite/processes.js';
@@ -9,25 +9,23 @@ import { fleetHosts, startFleet, type Context } from '../../src/bench/suite/syst
 import { createWorkload, resolveWorkloadParams } from '../../src/bench/workloads/index.js';
 
 /*
- * The overhead scenario's shapes, through two builds of the gateway in one session, alternately:
- * `node dist/bench/ab/overhead-ab.js BEFORE_ROOT AFTER_ROOT` (each root a checkout with dist/
+ * The overhead scenario's shapes through two or more builds of the gateway in one session, in
+ * turn: `node dist/bench/ab/overhead-ab.js ROOT ROOT [ROOT...]` (each root a checkout with dist/
  * built, e.g. `git worktree add /tmp/before 7700a27` then `npx tsc` there). Each run sends a
  * fixed number of requests (not a fixed time: a gateway slowed by the machine's other load then
  * still does the same work) and reads the gateway's own CPU time from /proc, so it is CPU seconds
- * per 1,000 requests, not wall time, that is compared. Both builds share one simulated engine
+ * per 1,000 requests, not wall time, that is compared. All builds share one simulated engine
  * (this checkout's). ROUNDS (default 3) rounds, the order reversed every other round; one JSON
  * line per run on stdout. `--cpu-prof` profiles land in PROF_DIR when it is set.
  */
 
-const [beforeRoot, afterRoot] = process.argv.slice(2);
-if (beforeRoot === undefined || afterRoot === undefined) {
-  process.stderr.write('usage: node dist/bench/ab/overhead-ab.js BEFORE_ROOT AFTER_ROOT\n');
+const roots = process.argv.slice(2);
+if (roots.length < 2) {
+  process.stderr.write('usage: node dist/bench/ab/overhead-ab.js ROOT ROOT [ROOT...]  (the first is "before")\n');
   process.exit(2);
 }
-const builds = [
-  { name: 'before', root: beforeRoot },
-  { name: 'after', root: afterRoot },
-];
+/** Each build is named by its root's last path segment. */
+const builds = roots.map((root) => ({ name: basename(root), root }));
 const rounds = Number(process.env['ROUNDS'] ?? 3);
 const profDir = process.env['PROF_DIR'];
 /** The overhead scenario's shapes (src/bench/suite/scenarios.ts), with a request count each. */
