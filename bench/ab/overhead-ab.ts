@@ -27,7 +27,7 @@ if (roots.length < 2) {
 /** Each build is named by its root's last path segment. */
 const builds = roots.map((root) => ({ name: basename(root), root }));
 const rounds = Number(process.env['ROUNDS'] ?? 3);
-const profDir = process.env['PROF_DIR'];
+const profDir = process.env['PROF_DIR'] || undefined;
 /** The overhead scenario's shapes (src/bench/suite/scenarios.ts), with a request count each. */
 const shapes = [
   { name: 'small', workload: { type: 'random', count: 100_000, inputTokens: 64, outputTokens: 16 }, concurrency: 32, requests: 3000 },
