@@ -46,10 +46,11 @@ export class SseFramer {
   }
 
   /**
-   * One chunk from upstream; returns the complete events it finishes (maybe none). Each byte is
-   * looked at at most once, whatever the chunking. Throws `upstream_event_too_large` when the event still
-   * arriving passes the bound: a server that never ends its event would otherwise hold memory
-   * and the client's stream without end.
+   * One chunk from upstream; returns the complete events it finishes (maybe none). Each chunk
+   * is searched once, when it arrives (held bytes are never searched again), so the cost is
+   * linear in the stream whatever the chunking. Throws `upstream_event_too_large` when the event
+   * still arriving passes the bound: a server that never ends its event would otherwise hold
+   * memory and the client's stream without end.
    */
   push(chunk: Buffer): Buffer {
     if (chunk.length === 0) return chunk;
