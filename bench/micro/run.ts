@@ -6,6 +6,8 @@ import { blockHashes } from '../../src/prefix/block-hash.js';
 import { PrefixIndex } from '../../src/prefix/index.js';
 import { promptText } from '../../src/prefix/prompt-text.js';
 import { ResponseObserver } from '../../src/gateway/response-observer.js';
+import { SseFramer } from '../../src/gateway/sse-frames.js';
+import { ByteLoopFramer } from './sse-framer-before.js';
 import { CycleState } from '../../src/scheduling/cycle-state.js';
 import { buildScheduler } from '../../src/scheduling/config.js';
 import { builtinRegistry, policyFor } from '../../src/scheduling/policies.js';
@@ -64,6 +66,28 @@ comparisons.push({
     { name: 'observe usage (ours, default)', fn: () => { const o = new ResponseObserver({ sse: true, stripUsage: false, collectText: false }); for (const c of chunks) o.push(c); return o.end(); } },
     { name: 'observe usage + strip it (client did not ask)', fn: () => { const o = new ResponseObserver({ sse: true, stripUsage: true, collectText: false }); for (const c of chunks) o.push(c); return o.end(); } },
     { name: 'observe usage + collect text (PREFIX_CACHE)', fn: () => { const o = new ResponseObserver({ sse: true, stripUsage: false, collectText: true }); for (const c of chunks) o.push(c); return o.end(); } },
+  ],
+});
+
+// What a long stream's socket delivers: 512-token streams cut into pieces that end mid-event
+// (a 64-token-prompt, 512-token answer is ~100 KB of events; the overhead scenario's long streams).
+const longStream = Buffer.from(`${Array.from({ length: 512 }, (_, i) => event(i)).join('')}data: [DONE]\n\n`);
+const cutEvery = (bytes: Buffer, size: number): Buffer[] => Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, (i + 1) * size));
+const cutChunks = cutEvery(longStream, 16_384);
+const crlfStream = Buffer.from(longStream.toString('latin1').replaceAll('\n', '\r\n'), 'latin1');
+const crlfChunks = cutEvery(crlfStream, 16_384);
+const frame = (framer: { push(c: Buffer): Buffer }, pieces: readonly Buffer[]): number => {
+  let n = 0;
+  for (const c of pieces) n += framer.push(c).length;
+  return n;
+};
+comparisons.push({
+  title: 'SSE framing of a 512-event stream (~100 KB) in 16 KiB chunks cut mid-event',
+  baseline: { name: 'byte loop over every chunk (5eef24f, before)', fn: () => frame(new ByteLoopFramer(), cutChunks) },
+  cases: [
+    { name: 'LF endings: native lastIndexOf from the end (ours, after)', fn: () => frame(new SseFramer(), cutChunks) },
+    { name: 'CRLF endings: byte scan, state in locals (ours, after)', fn: () => frame(new SseFramer(), crlfChunks) },
+    { name: 'CRLF endings: byte loop (before)', fn: () => frame(new ByteLoopFramer(), crlfChunks) },
   ],
 });
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { endsWithDone, SseFramer } from '../../src/gateway/sse-frames.js';
 import { GatewayError } from '../../src/core/errors.js';
+import { seededRandom } from '../../src/core/weighted.js';
 
 const EVENTS = ['data: {"a":1}', 'event: x\ndata: {"b":"é"}', ': comment', 'data: [DONE]'];
 
@@ -73,4 +74,51 @@ test('framer: an event that never ends is refused past its bound, however it is 
   const ok = new SseFramer(64);
   assert.equal(ok.push(Buffer.from(`data: ${'y'.repeat(50)}`)).length, 0);
   assert.equal(ok.push(Buffer.from('\n\n')).toString(), `data: ${'y'.repeat(50)}\n\n`, 'an event within the bound, completed by a later chunk, passes whole');
+});
+
+/**
+ * The event-stream grammar byte by byte (the HTML Living Standard: a line ends with CRLF, LF or
+ * CR; an empty line ends an event): the end of the last complete event in `bytes`, whole stream.
+ */
+function lastEventEnd(bytes: Buffer): number {
+  let end = 0;
+  let lineEmpty = true;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b === 0x0a && i > 0 && bytes[i - 1] === 0x0d) {
+      if (end === i) end = i + 1;
+      continue;
+    }
+    if (b === 0x0a || b === 0x0d) {
+      if (lineEmpty) end = i + 1;
+      lineEmpty = true;
+    } else lineEmpty = false;
+  }
+  return end;
+}
+
+test('framer: however a stream of LF, CR and CRLF lines is cut, what has gone out is exactly its complete events so far', () => {
+  const random = seededRandom(16);
+  // Mostly LF-only streams (the native search) and some with CR (the byte scan), mixed mid-stream.
+  const alphabets = ['ab\n', 'ab\n\n\n', 'a\r\n', 'a\n\r', 'ab\n\r\r\n'];
+  for (let round = 0; round < 2000; round++) {
+    const alphabet = alphabets[round % alphabets.length] as string;
+    const length = 1 + Math.floor(random() * 60);
+    let text = '';
+    for (let i = 0; i < length; i++) text += alphabet[Math.floor(random() * alphabet.length)];
+    const bytes = Buffer.from(text, 'latin1');
+    const cuts = Array.from({ length: Math.floor(random() * 6) }, () => Math.floor(random() * bytes.length)).sort((a, b) => a - b);
+    const framer = new SseFramer();
+    let sent = 0;
+    let at = 0;
+    for (const cut of [...cuts, bytes.length]) {
+      const out = framer.push(bytes.subarray(at, cut));
+      at = cut;
+      // A CR at the end of what arrived may yet be followed by the LF of its CRLF: both reference
+      // and framer decide at the CR (its event is complete), and the LF goes with the next bytes.
+      const expected = lastEventEnd(bytes.subarray(0, at));
+      assert.deepEqual(out, bytes.subarray(sent, Math.max(sent, expected)), `${JSON.stringify(text)} cut at ${JSON.stringify(cuts)}, piece ending ${at}`);
+      sent = Math.max(sent, expected);
+    }
+  }
 });
