@@ -58,8 +58,13 @@ test('a pinned pair that fails is not replaced by another pair: the request fail
     const decode = pool?.members.endpoints.find((e) => e.podName === 'decode-0') as Endpoint;
     const { h, d } = pinned(gateway, '127.0.5.1:8000', decode);
     const m = machine(h, d);
+    // As the leg runner reports it: both legs out (SGLang), the prefill refused, the decode leg stopped with it.
     m.pair.prefill();
+    m.pair.decode();
     m.pair.prefillFailed(new GatewayError('upstream_unavailable', 'connection refused'));
+    m.pair.decodeFailed(new GatewayError('upstream_unavailable', 'aborted'));
+    m.pair.end();
+    assert.equal(m.pair.failure?.blame, 'prefill');
     m.run.pairFailed(m.pair);
     const next = m.next();
     assert.equal(next.kind, 'fail', 'another prefill (prefill-1) exists, but the picker chose this pair');
