@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
-import { clientGone, isControlHeader, PREFILLER_HEADER, RequestScope, type InFlight } from '../gateway/index.js';
+import { GatewayError } from '../core/errors.js';
+import { clientGone, isControlHeader, parseRequestTarget, PREFILLER_HEADER, RequestScope, type InFlight } from '../gateway/index.js';
 import { upstreamFailure } from '../upstream/errors.js';
 import { forwardable } from '../upstream/headers.js';
 import { sendError } from '../upstream/respond.js';
@@ -24,13 +25,22 @@ export async function passThrough(req: IncomingMessage, res: ServerResponse, dec
   };
   res.on('close', onClose);
   try {
+    // The target as received (origin-form); an absolute-form one is reduced to its path, a target
+    // that is no path (`*`, an authority) is refused: the origin is always the decode server's.
+    const raw = req.url ?? '/';
+    const parsed = raw.startsWith('/') ? undefined : parseRequestTarget(raw);
+    if (parsed instanceof GatewayError) {
+      sendError(res, parsed, { requestId: requestIdOf(req), sse: false, close: true });
+      return;
+    }
+    const path = parsed?.target ?? raw;
     const headers = forwardable(req.headers);
     for (const name of Object.keys(headers)) if (isControlHeader(name) || name === PREFILLER_HEADER) delete headers[name];
     headers['host'] = req.headers.host ?? decode.key;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     let answer: Dispatcher.ResponseData;
     try {
-      answer = await dispatcher.request({ origin: decode.origin, path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, body: hasBody ? req : null, signal: scope.signal });
+      answer = await dispatcher.request({ origin: decode.origin, path, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, body: hasBody ? req : null, signal: scope.signal });
     } catch (err) {
       if (scope.stopped === undefined) sendError(res, upstreamFailure(err, decode), { requestId: requestIdOf(req), sse: false });
       return;

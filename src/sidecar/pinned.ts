@@ -6,6 +6,7 @@ import {
   BodyCollector,
   clientGone,
   isClientGone,
+  parseRequestTarget,
   poolLimitName,
   refuseDeclaredOver,
   RequestScope,
@@ -52,11 +53,12 @@ export interface PinnedDeps {
 export async function servePinned(deps: PinnedDeps, req: IncomingMessage, res: ServerResponse, prefiller: string | string[]): Promise<void> {
   const { gateway } = deps;
   const incomingId = req.headers['x-request-id'];
-  const q = (req.url ?? '/').indexOf('?');
+  // Normalised before anything uses it (request-path.ts); a refused target fails below.
+  const target = parseRequestTarget(req.url ?? '/');
   const handle = gateway.begin({
     ...(typeof incomingId === 'string' ? { requestId: incomingId } : {}),
     method: req.method ?? 'POST',
-    path: q === -1 ? (req.url ?? '/') : (req.url ?? '/').slice(0, q),
+    path: target instanceof GatewayError ? (req.url ?? '/').split('?')[0] ?? '/' : target.path,
     headers: req.headers,
     ...(req.socket.remoteAddress === undefined ? {} : { clientAddress: req.socket.remoteAddress }),
   });
@@ -71,6 +73,7 @@ export async function servePinned(deps: PinnedDeps, req: IncomingMessage, res: S
   let reservation: BodyReservation | undefined;
   let bodyRead = false;
   try {
+    if (target instanceof GatewayError) throw target;
     if (deps.inFlight.draining) throw new GatewayError('gateway_shutting_down', 'the sidecar is shutting down; retry the request');
     handle.routePool(deps.poolKey);
     const limit = gateway.poolBodyLimit(deps.poolKey);
@@ -87,14 +90,14 @@ export async function servePinned(deps: PinnedDeps, req: IncomingMessage, res: S
       handle,
       decision,
       method: req.method ?? 'POST',
-      target: req.url ?? '/',
+      target: target.target,
       headers: req.headers,
       dispatcher: deps.dispatcher,
       watchdog: deps.watchdog,
       scope,
       relay: (attempt, status, decoded, chunks, exchange, name) => relay(relayInput(exchange, decision), attempt, status, decoded, chunks, name),
       answer: (status, answer) => sendJson(res, status, answer, handle.id, closeConnection()),
-      single: (d, deadline) => sendSingle(deps, req, relayInput(scope, d), handle, d, deadline),
+      single: (d, deadline) => sendSingle(deps, req, target.target, relayInput(scope, d), handle, d, deadline),
     });
     handle.finished(outcome);
   } catch (err) {
@@ -147,7 +150,7 @@ async function readBody(req: IncomingMessage, collector: BodyCollector, gateway:
  * disaggregate (no JSON body, a pool whose PD protocol it does not speak). One attempt, watched
  * for the core's timeouts, the answer relayed.
  */
-async function sendSingle(deps: PinnedDeps, req: IncomingMessage, input: RelayInput, handle: RequestHandle, decision: Decision, deadline: RequestDeadline | undefined): Promise<Outcome> {
+async function sendSingle(deps: PinnedDeps, req: IncomingMessage, path: string, input: RelayInput, handle: RequestHandle, decision: Decision, deadline: RequestDeadline | undefined): Promise<Outcome> {
   const endpoint = decision.endpoints[0] ?? deps.decode;
   handle.dispatched(endpoint);
   const attempt = new UpstreamAttempt(endpoint, input.scope.signal, decision.stream);
@@ -155,7 +158,7 @@ async function sendSingle(deps: PinnedDeps, req: IncomingMessage, input: RelayIn
   deps.watchdog.watch(watched);
   try {
     const headers = upstreamRequestHeaders(req.headers, decision.headers);
-    deps.dispatcher.dispatch({ origin: endpoint.origin, path: req.url ?? '/', method: (req.method ?? 'POST') as Dispatcher.HttpMethod, headers, body: decision.body ?? null }, attempt);
+    deps.dispatcher.dispatch({ origin: endpoint.origin, path, method: (req.method ?? 'POST') as Dispatcher.HttpMethod, headers, body: decision.body ?? null }, attempt);
     let response;
     try {
       response = await attempt.response;
