@@ -6,6 +6,7 @@ import {
   BodyCollector,
   clientGone,
   isClientGone,
+  parsePrefillerHostPort,
   parseRequestTarget,
   poolLimitName,
   refuseDeclaredOver,
@@ -76,6 +77,8 @@ export async function servePinned(deps: PinnedDeps, req: IncomingMessage, res: S
     if (target instanceof GatewayError) throw target;
     if (deps.inFlight.draining) throw new GatewayError('gateway_shutting_down', 'the sidecar is shutting down; retry the request');
     handle.routePool(deps.poolKey);
+    // A malformed header is refused before the body is read (the allow-list is checked with the body's plan).
+    parsePrefillerHostPort(prefiller);
     const limit = gateway.poolBodyLimit(deps.poolKey);
     const declared = Number(req.headers['content-length']);
     // A declared length over the limit is refused before a byte is read.
