@@ -6,6 +6,7 @@ import { DEMO_HELP, runDemoCommand } from './demo-command.js';
 import { EPP_HELP, runEppCommand } from './epp-command.js';
 import { OptionError } from './options.js';
 import { runServeCommand, SERVE_HELP } from './serve-command.js';
+import { runSidecarCommand, SIDECAR_HELP } from './sidecar-command.js';
 import { runValidateCommand, VALIDATE_HELP } from './validate-command.js';
 import { runSimCommand } from '../sim/index.js';
 
@@ -16,6 +17,7 @@ Usage: infergate <command> [options]
 Commands:
   serve      run the gateway (from Kubernetes YAML with -f, or --backend URLs)
   epp        the endpoint picker for Envoy (ext_proc gRPC): one pool, the same core as serve
+  pd-sidecar beside a decode server behind Envoy: runs the prefill/decode pair the picker names
   validate   check resource files: prints Kind/name: field.path: reason per problem
   demo       simulated model servers behind the gateway (what \`npm start\` runs)
   sim        simulated model servers (vLLM, SGLang, Triton TRT-LLM faces; engines in modelled time)
@@ -40,6 +42,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runServeCommand(rest);
       case 'epp':
         return await runEppCommand(rest);
+      case 'pd-sidecar':
+        return await runSidecarCommand(rest);
       case 'validate':
         return await runValidateCommand(rest);
       case 'demo':
@@ -80,4 +84,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-export { BENCH_HELP, DEMO_HELP, EPP_HELP, SERVE_HELP, SUITE_HELP, VALIDATE_HELP };
+export { BENCH_HELP, DEMO_HELP, EPP_HELP, SERVE_HELP, SIDECAR_HELP, SUITE_HELP, VALIDATE_HELP };

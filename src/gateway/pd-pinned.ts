@@ -78,13 +78,14 @@ export function pinnedPrefill(value: string | readonly string[] | undefined, mem
  * `x-prefiller-host-port`, validated against the pool's members (pinnedPrefill), and the PD plan
  * for it (SGLang: bootstrap fields naming that prefill; vLLM: the prefill body), as the Decision
  * the PD machine (PdRun) runs. Without the header, or when the pool is not a PD pool the gateway
- * speaks, the decision runs on `decode` alone. Call after `handle.decide()`. Throws
+ * speaks, the decision runs on `decode` alone. Call after `handle.decide()` (a sidecar calls
+ * `handle.decidePinned`, which needs no decision before it). Throws
  * `invalid_header` (400) or `prefill_not_allowed` (403).
  */
 export function pinnedPair(handle: RequestHandle, value: string | readonly string[] | undefined, decode: Endpoint): Decision {
   const h = handleInternals(handle);
   const prepared = h.prepared;
-  if (prepared === undefined) throw new Error('pinnedPair() before decide()');
+  if (prepared === undefined) throw new Error('pinnedPair() before decide() or decidePinned()');
   const members = prepared.backend.kind === 'pool' ? prepared.backend.members.endpoints : [];
   const prefill = pinnedPrefill(value, members);
   const plan = prefill === undefined || prefill === decode ? undefined : planPair(prepared, prefill, decode);

@@ -12,7 +12,7 @@ import { chooseBackend, type PoolModels } from './backend-choice.js';
 import { parseInferenceBody, type InferenceBody } from './body.js';
 import { clientWantsUsage, includeUsageOptions } from './include-usage.js';
 import { editTopLevel } from './json-scan.js';
-import { resolveTarget, type TargetSource } from './model-target.js';
+import { resolveTarget, type ModelTarget, type TargetSource } from './model-target.js';
 import { CONTROL_HEADERS, controlHeader, fairnessId } from './control-headers.js';
 import { GATEWAY_OWNED_FIELDS } from './owned-fields.js';
 import { injectsStreamUsage } from './stream-usage.js';
@@ -136,7 +136,7 @@ export class Pipeline {
    * `path` is the request path (what usage handling applies depends on the route); `parsed` is
    * the body already parsed for model-based routing, so it is parsed once.
    */
-  prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path = '/v1/completions', parsed?: InferenceBody): Prepared {
+  prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path = '/v1/completions', parsed?: InferenceBody, pinned = false): Prepared {
     const backend = this.#resolve(runtime, target);
     const plain = (): Prepared => ({
       backend,
@@ -158,24 +158,29 @@ export class Pipeline {
     if (backend.kind === 'service' || body === undefined || body.length === 0) return plain();
 
     const inference = parsed?.raw === body ? parsed : parseInferenceBody(body);
-    return this.#preparePool(backend, inference, headers, requestId, path);
+    return this.#preparePool(backend, inference, headers, requestId, path, pinned);
   }
 
-  #preparePool(backend: PoolRuntime, parsed: InferenceBody, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path: string): Prepared {
+  /**
+   * `pinned`: a PD sidecar's request, already prepared by the endpoint picker in front of it (the
+   * model step, the usage request and the priority are the picker's, and the answer goes back
+   * through it): the body's model is the target as it stands, nothing is asked or stripped again.
+   */
+  #preparePool(backend: PoolRuntime, parsed: InferenceBody, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path: string, pinned: boolean): Prepared {
     const pool = backend.config;
     const modelConfig = pool.models.get(parsed.model);
     // No InferenceModel: Standard criticality (never shed); the target from a rewrite rule, the
     // header, or the client's name unchanged.
-    const chosen = resolveTarget(pool, parsed.model, modelConfig, controlHeader(headers, 'modelRewrite')?.value, this.#random);
+    const chosen = pinned ? asSent(parsed.model) : resolveTarget(pool, parsed.model, modelConfig, controlHeader(headers, 'modelRewrite')?.value, this.#random);
     const targetModel = chosen.target;
-    const { criticality, objective } = this.#criticality(pool, modelConfig?.criticality, controlHeader(headers, 'objective')?.value);
+    const { criticality, objective } = pinned ? { criticality: undefined, objective: undefined } : this.#criticality(pool, modelConfig?.criticality, controlHeader(headers, 'objective')?.value);
     const flow = fairnessId(headers);
 
     // One edit of the client's bytes: the target model, the usage request, and no field that only
     // the gateway may set (owned-fields.ts); keys are matched by decoded name and unique (body.ts),
     // so the server reads what the gateway read.
     const unasked = parsed.stream && !clientWantsUsage(parsed.json);
-    const stripUsage = unasked && injectsStreamUsage(pool.runtime, pool.routing, path);
+    const stripUsage = !pinned && unasked && injectsStreamUsage(pool.runtime, pool.routing, path);
     const set = new Map<string, string>();
     if (targetModel !== parsed.model) set.set('model', JSON.stringify(targetModel));
     if (stripUsage) set.set('stream_options', includeUsageOptions(parsed.json));
@@ -184,7 +189,7 @@ export class Pipeline {
     // Only the prompt's first blocks are hashed: the text is built that far, its length counted whole.
     const prompt = promptOf(parsed.json);
     const request = schedulingRequest(
-      { requestId, model: parsed.model, targetModel, criticality, promptTokens: estimateTokens(prompt?.chars ?? parsed.raw.length), body: parsed.json },
+      { requestId, model: parsed.model, targetModel, criticality: criticality ?? 'Standard', promptTokens: estimateTokens(prompt?.chars ?? parsed.raw.length), body: parsed.json },
       prompt?.text,
     );
     const rewrite = chosen.rule === undefined ? undefined : { name: chosen.rule.resourceName, generic: chosen.rule.generic };
@@ -229,6 +234,11 @@ export class Pipeline {
 }
 
 const NO_POOL_MODELS: PoolModels = new Map();
+
+/** The model step of a pinned request: the model as the picker sent it, answered under that name. */
+function asSent(model: string): ModelTarget {
+  return { target: model, source: 'none', answerModel: model, rule: undefined };
+}
 
 const PASS: Ticket = { waitedMs: 0, done: (): void => undefined };
 

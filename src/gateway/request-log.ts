@@ -33,7 +33,7 @@ export interface RequestRecordInput {
 /** A prefill/decode pool's fields of the log line. */
 export interface PdLog {
   readonly disaggregated: boolean;
-  /** `disaggregated`, `cached-on-decode`, `prefill-saturated`, or `prefill-fallback` (vLLM ran on decode after the prefill failed). */
+  /** `disaggregated`, `cached-on-decode`, `prefill-saturated`, `pinned` (a PD sidecar ran the picker's pair), or `prefill-fallback` (vLLM ran on decode after the prefill failed). */
   readonly reason: string;
   readonly fallback?: string;
   readonly uncachedOnDecode: number;

@@ -22,7 +22,8 @@ import type { DecideOptions } from './subset.js';
 export type { Decision, Leg, Outcome, RequestDeps, RequestInit, ResponsePlan } from './request-types.js';
 import type { FailedPair, PdLog } from './request-log.js';
 import type { PassiveHealth } from '../endpoints/passive-health.js';
-import { PREFILL_PROFILE } from '../scheduling/pd-keys.js';
+import { PD_DECISION, PREFILL_PROFILE } from '../scheduling/pd-keys.js';
+import { pinnedPair } from './pd-pinned.js';
 
 /** Set by RequestHandle's static block: the one way to its internals (see handleInternals). */
 let internalsOf: (handle: RequestHandle) => HandleInternals;
@@ -87,6 +88,8 @@ export class RequestHandle {
   #ended = false;
   /** The endpoint keys the data plane limited the choice to (DecideOptions.only). */
   #only: ReadonlySet<string> | undefined;
+  /** A PD sidecar's pinned pair (decidePinned): the endpoint picker chose it; never scheduled again. */
+  #pinned = false;
 
   static {
     internalsOf = (h) => h.#internals();
@@ -151,6 +154,30 @@ export class RequestHandle {
     if (prepared.rewrite !== undefined) recordRewrite(this.#deps, prepared);
     this.#ticket = await pipeline.admit(prepared, signal);
     return this.#schedule(prepared, rule);
+  }
+
+  /**
+   * A PD sidecar's entry (after `routePool`): the endpoint picker in front of it already admitted
+   * and scheduled the request and prepared its body, so nothing is admitted, scheduled or
+   * rewritten again (the body's model is the target as sent). `prefiller` is the request's
+   * `x-prefiller-host-port`: the prefill it names is checked against the pool's prefill endpoints
+   * (pinnedPrefill: never an open relay) and planned with `decode`, the sidecar's local decode
+   * server (SGLang: bootstrap fields naming that prefill; vLLM: the prefill body); absent, or in a
+   * pool whose PD protocol the gateway does not speak, the request runs on `decode` alone. A
+   * failed pair is not retried on another pair (the picker chose this one). Throws GatewayError:
+   * `invalid_header` (400), `prefill_not_allowed` (403), the body's 400s, `no_ready_endpoint`
+   * (503) for a pool with no endpoint.
+   */
+  decidePinned(body: Buffer | undefined, prefiller: string | readonly string[] | undefined, decode: Endpoint): Decision {
+    const runtime = this.#requireRuntime();
+    const rule = this.#rule;
+    if (rule === undefined) throw new Error('decidePinned() before routePool()');
+    const { pipeline } = this.#deps;
+    this.#pinned = true;
+    this.#prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id, this.#init.path, undefined, true);
+    const decision = pinnedPair(this, prefiller, decode);
+    this.#prepared.request.state.write(PD_DECISION, { disaggregated: decision.pd !== undefined, reason: 'pinned', uncachedOnDecode: 0 });
+    return decision;
   }
 
   #schedule(prepared: Prepared, rule: RuleConfig, exclude?: ReadonlySet<Endpoint>): Decision {
@@ -327,6 +354,8 @@ export class RequestHandle {
         const prepared = this.#prepared;
         const rule = this.#rule;
         if (prepared === undefined || rule === undefined) throw new Error('reschedule() before decide()');
+        // The endpoint picker chose a pinned pair: no other is this request's to take.
+        if (this.#pinned) throw new GatewayError('no_ready_endpoint', 'a pinned prefill/decode pair is not replaced');
         this.#release('main');
         this.#release('prefill');
         this.#prefill = undefined;

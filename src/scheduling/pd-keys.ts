@@ -12,7 +12,8 @@ export const PREFILL_PROFILE = 'prefill';
 export const DECODE_PROFILE = 'decode';
 
 /** Why a request ran disaggregated or not; a label of the log line and of a metric. */
-export type PdReason = 'disaggregated' | 'cached-on-decode' | 'prefill-saturated';
+/** `pinned`: a PD sidecar ran the pair the endpoint picker chose (x-prefiller-host-port). */
+export type PdReason = 'disaggregated' | 'cached-on-decode' | 'prefill-saturated' | 'pinned';
 
 /** The per-request prefill/decode decision, for the gateway core and the log line. */
 export interface PdDecision {

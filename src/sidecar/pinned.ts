@@ -1,0 +1,176 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { Endpoint } from '../core/endpoint.js';
+import { asGatewayError, GatewayError } from '../core/errors.js';
+import {
+  BodyCollector,
+  clientGone,
+  isClientGone,
+  parsePrefillerHostPort,
+  parseRequestTarget,
+  poolLimitName,
+  refuseDeclaredOver,
+  RequestScope,
+  uploadTimedOut,
+  type BodyReservation,
+  type Decision,
+  type Gateway,
+  type InFlight,
+  type Outcome,
+  type RequestDeadline,
+  type RequestHandle,
+} from '../gateway/index.js';
+import { UpstreamAttempt } from '../upstream/attempt.js';
+import { decodeResponse } from '../upstream/decode.js';
+import { upstreamFailure } from '../upstream/errors.js';
+import { upstreamRequestHeaders } from '../upstream/headers.js';
+import { runPd } from '../upstream/pd-legs.js';
+import { relay, type RelayInput } from '../upstream/relay.js';
+import { sendError, sendJson } from '../upstream/respond.js';
+import type { Scope } from '../upstream/scope.js';
+import type { Watchdog, Watched } from '../upstream/watchdog.js';
+
+/** What a pinned request needs from the sidecar. */
+export interface PinnedDeps {
+  readonly gateway: Gateway;
+  /** The decode pod's InferencePool, `namespace/name`: its prefill endpoints are the allow-list. */
+  readonly poolKey: string;
+  readonly decode: Endpoint;
+  readonly dispatcher: Dispatcher;
+  readonly watchdog: Watchdog;
+  readonly inFlight: InFlight;
+}
+
+/**
+ * A request with `x-prefiller-host-port`: the endpoint picker disaggregated it and chose this
+ * pod's decode server and the named prefill. The core checks the prefill against the pool's
+ * prefill endpoints and plans the pair (`handle.decidePinned`); the upstream layer's leg runner
+ * carries both legs as the core's PD machine directs (SGLang: both at once with the bootstrap
+ * fields; vLLM: prefill, then decode with its `kv_transfer_params`), the decode leg on the local
+ * decode server, and its answer is relayed with backpressure. The body is read within the pool's
+ * body limit and the body budget, under the upload timeouts. Refusals are the core's OpenAI-style
+ * answers; the request ends in one `Request Handled` line.
+ */
+export async function servePinned(deps: PinnedDeps, req: IncomingMessage, res: ServerResponse, prefiller: string | string[]): Promise<void> {
+  const { gateway } = deps;
+  const incomingId = req.headers['x-request-id'];
+  // Normalised before anything uses it (request-path.ts); a refused target fails below.
+  const target = parseRequestTarget(req.url ?? '/');
+  const handle = gateway.begin({
+    ...(typeof incomingId === 'string' ? { requestId: incomingId } : {}),
+    method: req.method ?? 'POST',
+    path: target instanceof GatewayError ? (req.url ?? '/').split('?')[0] ?? '/' : target.path,
+    headers: req.headers,
+    ...(req.socket.remoteAddress === undefined ? {} : { clientAddress: req.socket.remoteAddress }),
+  });
+  const scope = new RequestScope();
+  deps.inFlight.add(scope);
+  const onClose = (): void => {
+    if (!res.writableFinished) scope.stop(clientGone());
+  };
+  res.on('close', onClose);
+  const closeConnection = (): boolean => deps.inFlight.draining;
+  let stream = false;
+  let reservation: BodyReservation | undefined;
+  let bodyRead = false;
+  try {
+    if (target instanceof GatewayError) throw target;
+    if (deps.inFlight.draining) throw new GatewayError('gateway_shutting_down', 'the sidecar is shutting down; retry the request');
+    handle.routePool(deps.poolKey);
+    // A malformed header is refused before the body is read (the allow-list is checked with the body's plan).
+    parsePrefillerHostPort(prefiller);
+    const limit = gateway.poolBodyLimit(deps.poolKey);
+    const declared = Number(req.headers['content-length']);
+    // A declared length over the limit is refused before a byte is read.
+    refuseDeclaredOver(Number.isSafeInteger(declared) ? declared : undefined, limit, poolLimitName(deps.poolKey));
+    reservation = gateway.uploads.budget.reserve(Number.isSafeInteger(declared) && declared >= 0 ? declared : 0);
+    const body = await readBody(req, new BodyCollector(limit, reservation, { what: poolLimitName(deps.poolKey) }), gateway, scope);
+    bodyRead = true;
+    const decision = handle.decidePinned(body.length === 0 ? undefined : body, prefiller, deps.decode);
+    stream = decision.stream;
+    const relayInput = (exchange: Scope, d: Decision): RelayInput => ({ res, handle, decision: d, scope: exchange, closeConnection });
+    const outcome = await runPd({
+      handle,
+      decision,
+      method: req.method ?? 'POST',
+      target: target.target,
+      headers: req.headers,
+      dispatcher: deps.dispatcher,
+      watchdog: deps.watchdog,
+      scope,
+      relay: (attempt, status, decoded, chunks, exchange, name) => relay(relayInput(exchange, decision), attempt, status, decoded, chunks, name),
+      answer: (status, answer) => sendJson(res, status, answer, handle.id, closeConnection()),
+      single: (d, deadline) => sendSingle(deps, req, target.target, relayInput(scope, d), handle, d, deadline),
+    });
+    handle.finished(outcome);
+  } catch (err) {
+    const failure = scope.stopped ?? asGatewayError(err);
+    if (!isClientGone(failure)) {
+      // A refusal before the whole upload was read leaves the rest unread: the connection closes after it.
+      const close = !bodyRead || closeConnection();
+      sendError(res, failure, { requestId: handle.id, sse: stream, close });
+      if (!bodyRead) res.once('finish', () => req.destroy());
+    }
+    handle.failed(failure);
+  } finally {
+    reservation?.release();
+    res.off('close', onClose);
+    deps.inFlight.delete(scope);
+  }
+}
+
+/** Reads the body into `collector`, within the upload idle and total timeouts; the request's stop ends the read. */
+async function readBody(req: IncomingMessage, collector: BodyCollector, gateway: Gateway, scope: RequestScope): Promise<Buffer> {
+  const t = gateway.uploads.timeouts;
+  let idle: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    clearTimeout(idle);
+    idle = setTimeout(() => scope.stop(uploadTimedOut('idle', t)), t.idleMs);
+  };
+  const total = setTimeout(() => scope.stop(uploadTimedOut('total', t)), t.totalMs);
+  const onStop = (): void => {
+    req.destroy();
+  };
+  scope.signal.addEventListener('abort', onStop, { once: true });
+  try {
+    arm();
+    for await (const chunk of req) {
+      collector.push(chunk as Buffer);
+      arm();
+    }
+    return collector.finish();
+  } catch (err) {
+    throw scope.stopped ?? err;
+  } finally {
+    clearTimeout(idle);
+    clearTimeout(total);
+    scope.signal.removeEventListener('abort', onStop);
+  }
+}
+
+/**
+ * The request on one endpoint (the local decode server): a pinned request the core does not
+ * disaggregate (no JSON body, a pool whose PD protocol it does not speak). One attempt, watched
+ * for the core's timeouts, the answer relayed.
+ */
+async function sendSingle(deps: PinnedDeps, req: IncomingMessage, path: string, input: RelayInput, handle: RequestHandle, decision: Decision, deadline: RequestDeadline | undefined): Promise<Outcome> {
+  const endpoint = decision.endpoints[0] ?? deps.decode;
+  handle.dispatched(endpoint);
+  const attempt = new UpstreamAttempt(endpoint, input.scope.signal, decision.stream);
+  const watched: Watched = { attempt, timeouts: decision.timeouts, deadline, scope: input.scope };
+  deps.watchdog.watch(watched);
+  try {
+    const headers = upstreamRequestHeaders(req.headers, decision.headers);
+    deps.dispatcher.dispatch({ origin: endpoint.origin, path, method: (req.method ?? 'POST') as Dispatcher.HttpMethod, headers, body: decision.body ?? null }, attempt);
+    let response;
+    try {
+      response = await attempt.response;
+    } catch (err) {
+      throw input.scope.stopped ?? upstreamFailure(err, endpoint);
+    }
+    const decoded = decodeResponse(response.headers, response.body);
+    return await relay(input, attempt, response.status, decoded, decoded.body);
+  } finally {
+    deps.watchdog.unwatch(watched);
+  }
+}

@@ -1,0 +1,96 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Agent } from 'undici';
+import { GatewayError } from '../core/errors.js';
+import { InFlight, PREFILLER_HEADER, type Gateway } from '../gateway/index.js';
+import type { Logger } from '../observability/logger.js';
+import { Watchdog } from '../upstream/watchdog.js';
+import { localDecodeEndpoint } from './local-decode.js';
+import { passThrough } from './passthrough.js';
+import { servePinned, type PinnedDeps } from './pinned.js';
+
+export interface SidecarOptions {
+  /** The core, started on the same configuration as the endpoint picker (the pool and its pods). */
+  readonly gateway: Gateway;
+  /** The decode pod's InferencePool, `namespace/name`. */
+  readonly poolKey: string;
+  /** The local decode server's origin (`--decode-url`). */
+  readonly decodeUrl: URL;
+  /** The name the local decode server has in log lines (default `local-decode`). */
+  readonly decodeName?: string;
+  readonly address: string;
+  /** 0 = any free port. */
+  readonly port: number;
+  readonly logger: Logger;
+}
+
+export interface RunningSidecar {
+  readonly port: number;
+  /** Requests being served (pinned pairs and pass-through exchanges). */
+  readonly inFlight: InFlight;
+  /**
+   * Stops accepting connections, lets requests in flight finish for up to `graceMs`, then stops
+   * those left (a stream gets an SSE error event, `gateway_shutting_down`) and closes everything.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+/** Time the requests stopped at the end of the grace period get to write their last bytes. */
+const STOP_FLUSH_MS = 1000;
+
+/** Idle upstream connections are closed after this, below uvicorn's 5 s keep-alive (as the proxy does). */
+const UPSTREAM_KEEP_ALIVE_MS = 4000;
+
+/**
+ * `infergate pd-sidecar`: an HTTP/1.1 server beside one decode server. Requests carrying
+ * `x-prefiller-host-port` run as a pinned prefill/decode pair (pinned.ts); every other request
+ * passes to the decode server unchanged (passthrough.ts). Throws when the port cannot be bound.
+ */
+export async function startSidecar(options: SidecarOptions): Promise<RunningSidecar> {
+  const dispatcher = new Agent({ keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS, keepAliveMaxTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
+  const watchdog = new Watchdog();
+  const inFlight = new InFlight();
+  const decode = localDecodeEndpoint(options.decodeUrl, options.decodeName ?? 'local-decode');
+  const deps: PinnedDeps = { gateway: options.gateway, poolKey: options.poolKey, decode, dispatcher, watchdog, inFlight };
+  const { logger } = options;
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const prefiller = req.headers[PREFILLER_HEADER];
+    const served = prefiller === undefined ? passThrough(req, res, decode, dispatcher, inFlight) : servePinned(deps, req, res, prefiller);
+    served.catch((err: unknown) => {
+      logger.error({ err }, 'sidecar request failed unexpectedly');
+      if (!res.headersSent) res.writeHead(500).end();
+      else res.destroy();
+    });
+  };
+  const server: Server = createServer(handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.address, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  let closed: Promise<void> | undefined;
+  return {
+    port,
+    inFlight,
+    close: (graceMs) => {
+      closed ??= (async () => {
+        inFlight.drain();
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        if (!(await inFlight.settled(graceMs))) {
+          logger.warn({ inFlight: inFlight.size }, 'shutdown grace period over: stopping the requests still in flight');
+          inFlight.stopAll(new GatewayError('gateway_shutting_down', `the sidecar is shutting down: the request outlived the ${graceMs} ms grace period`));
+          await inFlight.settled(STOP_FLUSH_MS);
+        }
+        server.closeAllConnections();
+        await stopped;
+        watchdog.close();
+        await dispatcher.close();
+      })();
+      return closed;
+    },
+  };
+}
