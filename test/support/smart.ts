@@ -202,7 +202,8 @@ export interface SmartEnv {
  * staleness) the gateway would then see healthy pods as unhealthy or stale and route around
  * them, and a test of routing on load would test the machine's speed instead.
  */
-const PATIENT_SCRAPES = ['--scrape-timeout', '10000', '--metrics-staleness', '10000'];
+export const PATIENT_SCRAPE_MS = 10_000;
+const PATIENT_SCRAPES = ['--scrape-timeout', String(PATIENT_SCRAPE_MS), '--metrics-staleness', String(PATIENT_SCRAPE_MS)];
 
 /**
  * Starts the pods, writes the gateway config `config(listenerPort, pods)` to a temporary folder,
