@@ -75,6 +75,27 @@ export const CASES: readonly RoutingCase[] = [
     },
   },
   {
+    name: 'DEFAULT: new requests avoid the pod whose own metrics show a full KV cache (no queue anywhere)',
+    setup: {
+      // Real-time pods with a small KV cache (1024 blocks of 16 tokens) and room for every request
+      // to run: six 1000-token prompts fill over a third of it without anything waiting, and take
+      // seconds of decoding to fill the rest.
+      pods: ['k-0', 'k-1', 'k-2'].map((name, i) => ({ name, host: `127.0.9.${i + 14}`, labels: { pool: 'kv' }, profile: 'llama-3.1-8b-h100' as const, timeScale: 1, overrides: { maxNumSeqs: 64, numGpuBlocks: 1024, maxModelLen: 16_384 } })),
+      pools: [{ name: 'kv' }],
+      routes: [{ backends: [{ pool: 'kv' }] }],
+    },
+    run: async (plane) => {
+      const load = loadDirectly(plane.pods.get('k-0'), 6, { ...ENDLESS, prompt: 'load '.repeat(1000), max_tokens: 15_000 });
+      try {
+        await waitForView(plane, 'k-0', 'a third of its KV cache in use, nothing waiting', (e) => (e.metrics?.kvCacheUsage ?? 0) >= 0.3 && e.metrics?.waitingRequests === 0);
+        const served = await servedBy(plane, 12, 'mymodel');
+        assert.deepEqual(served.filter((p) => p === 'k-0'), [], `no request to k-0, whose KV cache is filling: ${served.join(',')}`);
+      } finally {
+        await stopAll([load]);
+      }
+    },
+  },
+  {
     name: 'LoRA affinity: an adapter goes to the pod running it; another adapter avoids that full slot',
     setup: { pods: loraPods, pools: [{ name: 'lora' }], routes: [{ backends: [{ pool: 'lora' }] }] },
     run: async (plane) => {
@@ -228,11 +249,12 @@ export const CASES: readonly RoutingCase[] = [
     },
   },
   {
-    name: 'PD: a cold prompt gets a prefill and a decode endpoint; a prompt the decode pod holds stays there alone',
+    name: 'PD: a cold prompt gets a prefill and a decode endpoint; a prompt the decode pod holds goes there alone',
     setup: {
       pods: [
         ...['vp-0', 'vp-1'].map((name, i) => ({ name, host: `127.0.9.${i + 60}`, runtime: 'vllm' as const, ...TINY, pdRole: 'prefill' as const, labels: { pool: 'pd', 'llm-d.ai/role': 'prefill' } })),
-        ...['vd-0', 'vd-1'].map((name, i) => ({ name, host: `127.0.9.${i + 62}`, runtime: 'vllm' as const, ...TINY, pdRole: 'decode' as const, labels: { pool: 'pd', 'llm-d.ai/role': 'decode' } })),
+        // One decode pod, so the second request's decode pod is known to hold the prompt.
+        ...['vd-0'].map((name, i) => ({ name, host: `127.0.9.${i + 62}`, runtime: 'vllm' as const, ...TINY, pdRole: 'decode' as const, labels: { pool: 'pd', 'llm-d.ai/role': 'decode' } })),
       ],
       pools: [{ name: 'pd' }],
       routes: [{ backends: [{ pool: 'pd' }] }],
@@ -255,7 +277,10 @@ spec:
       if (plane.kind === 'proxy') assert.equal(cold.status, 200, cold.text);
       const first = await plane.landing(`cold-${plane.kind}`);
       assert.match(first.prefillPod ?? '', /^vp-[01]$/, `a prefill pod was chosen: ${JSON.stringify(first)}`);
-      assert.match(first.pod ?? '', /^vd-[01]$/, `a decode pod was chosen: ${JSON.stringify(first)}`);
+      assert.equal(first.pod, 'vd-0', `a decode pod was chosen: ${JSON.stringify(first)}`);
+      // The core's Request Handled line records the same pair (behind Envoy: what the EPP's headers said).
+      const pd = (await plane.handled(`cold-${plane.kind}`))['pd'] as { reason?: string; prefillPod?: string; decodePod?: string } | undefined;
+      assert.deepEqual({ reason: pd?.reason, prefill: pd?.prefillPod, decode: pd?.decodePod }, { reason: 'disaggregated', prefill: first.prefillPod, decode: first.pod });
       const warm = await post(plane.url, body, { 'x-request-id': `warm-${plane.kind}` });
       if (plane.kind === 'proxy') assert.equal(warm.status, 200, warm.text);
       const second = await plane.landing(`warm-${plane.kind}`);

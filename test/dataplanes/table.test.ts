@@ -1,5 +1,6 @@
 import { describe, test } from 'node:test';
 import { PLANE_KINDS, startPlane } from '../support/planes.js';
+import { waitFor } from '../support/smart.js';
 import { CASES } from './cases.js';
 
 // One table of routing cases (cases.ts), two data planes: every case runs against the standalone
@@ -11,6 +12,8 @@ for (const c of CASES) {
         const plane = await startPlane(kind, c.setup);
         try {
           await c.run(plane);
+          // Whatever the case did, the core's per-request state is released in both planes.
+          await waitFor('in-flight back to zero', async () => (await plane.debugPools()).every((p) => p.endpoints.every((e) => e.inFlight === 0)));
         } finally {
           await plane.close();
         }
