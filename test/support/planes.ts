@@ -4,6 +4,7 @@ import { Gateway, InFlight } from '../../src/gateway/index.js';
 import { gatewayAndRoute } from './config.js';
 import { startEnvoyRouter, type EnvoyRouter, type RoutedExchange } from './envoy-routes.js';
 import type { LogLine } from './gateway-process.js';
+import type { EnvoyStandinOptions, StandinBodyMode } from './envoy-standin.js';
 import { memoryLogger } from './memory-source.js';
 import { MemorySource } from './memory-source.js';
 import { PATIENT_SCRAPE_MS, poolYaml, startPods, startSmartEnv, waitFor, type DebugEndpoint, type DebugPool, type PodSpec, type SimPods } from './smart.js';
@@ -17,7 +18,6 @@ import { PATIENT_SCRAPE_MS, poolYaml, startPods, startSmartEnv, waitFor, type De
  */
 
 export type PlaneKind = 'proxy' | 'epp';
-export const PLANE_KINDS: readonly PlaneKind[] = ['proxy', 'epp'];
 
 /** One HTTPRoute rule on `/v1`: an optional exact header match, and weighted InferencePool backends. */
 export interface PlaneRoute {
@@ -104,7 +104,7 @@ async function startProxyPlane(setup: PlaneSetup): Promise<Plane> {
   };
 }
 
-async function startEppPlane(setup: PlaneSetup): Promise<Plane> {
+async function startEppPlane(setup: PlaneSetup, options: PlaneOptions): Promise<Plane> {
   const pods = await startPods(setup.pods);
   const { logger, lines } = memoryLogger();
   const inFlight = new InFlight();
@@ -125,11 +125,11 @@ async function startEppPlane(setup: PlaneSetup): Promise<Plane> {
     const scraped = setup.scraped ?? ((e: DebugEndpoint) => e.metrics !== null);
     await waitFor('first scrapes', () => view().length === setup.pools.length && view().every((p) => p.endpoints.length > 0 && p.endpoints.every(scraped)), 20_000);
     // One EPP per pool, as each InferencePool's extensionRef names its own.
-    const clusters: Record<string, { target: string; tls: false }> = {};
+    const clusters: Record<string, EnvoyStandinOptions> = {};
     for (const p of setup.pools) {
       const epp = await startExtProcServer({ address: '127.0.0.1', grpcPort: 0, healthPort: 0, tls: false, processor: corePicker(core, { poolKey: `default/${p.name}`, inFlight }), ready: () => true, logger });
       epps.push(epp);
-      clusters[p.name] = { target: `127.0.0.1:${epp.grpcPort}`, tls: false };
+      clusters[p.name] = { target: `127.0.0.1:${epp.grpcPort}`, tls: false, bodyMode: options.bodyMode ?? 'FULL_DUPLEX_STREAMED' };
     }
     router = await startEnvoyRouter({
       clusters,
@@ -166,7 +166,12 @@ async function startEppPlane(setup: PlaneSetup): Promise<Plane> {
   };
 }
 
+export interface PlaneOptions {
+  /** EPP plane: Envoy's request_body_mode and response_body_mode. Default FULL_DUPLEX_STREAMED (what upstream requires). */
+  readonly bodyMode?: StandinBodyMode;
+}
+
 /** Starts pods and the plane over them. `close` stops everything it started. */
-export function startPlane(kind: PlaneKind, setup: PlaneSetup): Promise<Plane> {
-  return kind === 'proxy' ? startProxyPlane(setup) : startEppPlane(setup);
+export function startPlane(kind: PlaneKind, setup: PlaneSetup, options: PlaneOptions = {}): Promise<Plane> {
+  return kind === 'proxy' ? startProxyPlane(setup) : startEppPlane(setup, options);
 }
