@@ -169,6 +169,35 @@ export const CASES: readonly RoutingCase[] = [
     },
   },
   {
+    name: 'queueing: a full queue refuses with 429 queue_full; a wait past the TTL ends with 503 queue_timeout; both with Retry-After',
+    setup: {
+      pods: [{ name: 'q-0', host: '127.0.9.35', labels: { pool: 'small' }, ...BUSY(2) }],
+      // A one-request queue with a short TTL, to see both refusals. The TTL must outlast the test's
+      // look at the queue (a poll of the endpoint view), which takes seconds on a busy machine.
+      pools: [{ name: 'small', annotations: { 'infergate.dev/routing': 'queue: {maxRequests: 1, ttl: 5s}' } }],
+      routes: [{ backends: [{ pool: 'small' }] }],
+      extra: modelYaml('small-std', 'std', 'small', [{ name: 'mymodel', weight: 1 }], 'Standard'),
+    },
+    run: async (plane) => {
+      const loads = [loadDirectly(plane.pods.get('q-0'), 8, ENDLESS)];
+      try {
+        await waitFor('pool saturated', async () => (await plane.debugPools()).find((p) => p.pool === 'default/small')?.saturated === true);
+        const first = post(plane.url, chatBody('std', 'first in line'));
+        await waitFor('one request queued', async () => (await plane.debugPools()).find((p) => p.pool === 'default/small')?.queued['Standard'] === 1);
+        const second = await post(plane.url, chatBody('std', 'no room'));
+        assert.equal(second.status, 429, second.text);
+        assert.equal(errorCode(second.text), 'queue_full');
+        assert.match(second.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
+        const timedOut = await first;
+        assert.equal(timedOut.status, 503, timedOut.text);
+        assert.equal(errorCode(timedOut.text), 'queue_timeout');
+        assert.match(timedOut.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
+      } finally {
+        await stopAll(loads);
+      }
+    },
+  },
+  {
     name: 'canary weights: HTTPRoute 90/10 across two pools, InferenceModel 90/10 across two LoRA adapters',
     setup: {
       pods: [
