@@ -13,9 +13,10 @@ const PLANES: ReadonlyArray<{ readonly name: string; readonly kind: PlaneKind; r
   { name: 'epp (BUFFERED)', kind: 'epp', options: { bodyMode: 'BUFFERED' } },
 ];
 for (const c of CASES) {
-  describe(c.name, { timeout: 180_000 }, () => {
+  describe(c.name, () => {
     for (const p of PLANES) {
-      test(p.name, async () => {
+      // Bounds a hang; not a speed the machine must reach.
+      test(p.name, { timeout: 300_000 }, async () => {
         const plane = await startPlane(p.kind, c.setup, p.options);
         try {
           await c.run(plane);
