@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { GatewayProcess } from '../support/gateway-process.js';
-import { chatBody, gatewayForPools, handled, loadDirectly, poolYaml, post, startSmartEnv, waitFor, waitForView, type SimPods, type SmartEnv } from '../support/smart.js';
+import { gatewayForPools, handled, loadDirectly, poolYaml, servedBy as servedByPods, startSmartEnv, waitFor, waitForView, type SimPods, type SmartEnv } from '../support/smart.js';
 
 // Load-aware routing from the model servers' own metrics, for each runtime dialect. Load is put
 // on one pod by sending it requests directly, past the gateway: the gateway can only learn of it
@@ -45,16 +45,8 @@ describe('smart routing: load, LoRA, runtimes, failures', { timeout: 180_000 }, 
     await env?.close();
   });
 
-  /** `n` requests one after another through the gateway; the pods that served them. */
-  async function servedBy(n: number, model: string, pool?: string): Promise<string[]> {
-    const out: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const r = await post(base, chatBody(model, `question ${i}`), pool === undefined ? {} : { 'x-pool': pool });
-      assert.equal(r.status, 200, r.text);
-      out.push(r.pod ?? '');
-    }
-    return out;
-  }
+  /** `n` requests one after another through the gateway (to `pool`); the pods that served them. */
+  const servedBy = (n: number, model: string, pool?: string): Promise<string[]> => servedByPods(base, n, model, pool === undefined ? {} : { 'x-pool': pool });
 
   for (const [pool, loaded, other] of [
     ['vllm', 'v-0', 'v-1|v-2'],

@@ -147,9 +147,13 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
   }
 }
 
+/** Where a `/debug/endpoints` view comes from: a gateway process, or anything that reads one (a test plane). */
+export type ViewSource = GatewayProcess | { debugPools(): Promise<DebugPool[]> };
+
 /** Waits until the gateway's view of `endpoint` satisfies `pred` (a scrape has shown it). */
-export async function waitForView(gateway: GatewayProcess, endpoint: string, what: string, pred: (e: DebugEndpoint) => boolean, timeoutMs?: number): Promise<void> {
-  await waitFor(`${endpoint}: ${what}`, async () => (await debugPools(gateway)).some((p) => p.endpoints.some((e) => e.name === endpoint && pred(e))), timeoutMs);
+export async function waitForView(source: ViewSource, endpoint: string, what: string, pred: (e: DebugEndpoint) => boolean, timeoutMs?: number): Promise<void> {
+  const view = (): Promise<DebugPool[]> => ('debugPools' in source ? source.debugPools() : debugPools(source));
+  await waitFor(`${endpoint}: ${what}`, async () => (await view()).some((p) => p.endpoints.some((e) => e.name === endpoint && pred(e))), timeoutMs);
 }
 
 export interface Loader {
@@ -184,6 +188,17 @@ export async function post(base: string, body: string, headers: Record<string, s
   return { status: r.status, pod: r.headers.get('x-sim-pod'), text, headers: r.headers };
 }
 
+/** `n` chat requests for `model` one after another (each must answer 200); the pods that served them, in order. */
+export async function servedBy(base: string, n: number, model: string, headers: Record<string, string> = {}): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await post(base, chatBody(model, `question ${i}`), headers);
+    if (r.status !== 200) throw new Error(`request ${i} for ${model}: ${r.status} ${r.text}`);
+    out.push(r.pod ?? '');
+  }
+  return out;
+}
+
 export function handled(gateway: GatewayProcess, requestId: string): Promise<LogLine> {
   return gateway.waitForLog((l) => l.msg === 'Request Handled' && l['requestId'] === requestId);
 }
@@ -202,7 +217,8 @@ export interface SmartEnv {
  * staleness) the gateway would then see healthy pods as unhealthy or stale and route around
  * them, and a test of routing on load would test the machine's speed instead.
  */
-const PATIENT_SCRAPES = ['--scrape-timeout', '10000', '--metrics-staleness', '10000'];
+export const PATIENT_SCRAPE_MS = 10_000;
+const PATIENT_SCRAPES = ['--scrape-timeout', String(PATIENT_SCRAPE_MS), '--metrics-staleness', String(PATIENT_SCRAPE_MS)];
 
 /**
  * Starts the pods, writes the gateway config `config(listenerPort, pods)` to a temporary folder,
