@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { percentile, sortedAscending } from '../bench/stats.js';
 import { startEnvoyStandin, type DecisionTiming, type StandinBodyMode } from '../extproc/envoy-standin.js';
@@ -25,7 +26,8 @@ Options:
       --address ADDR        HTTP listen address (default 127.0.0.1)
       --port N              HTTP port (default 0: any free port)
       --stats-port N        stats port on the same address (default 0): GET /decisions gives
-                            {count, dropped, fromHeadersMs, fromBodyEndMs} (p50/p99/max, ms);
+                            {count, dropped, fromHeadersMs, fromBodyEndMs, loopDelayMs}
+                            (p50/p99/max, ms; loopDelayMs is this process's own event-loop lag);
                             DELETE /decisions forgets the samples so far
       --exit-with-parent    stop when the process that started this one exits
 `;
@@ -39,6 +41,8 @@ export interface DecisionStats {
   readonly dropped: number;
   readonly fromHeadersMs: { readonly p50?: number; readonly p99?: number; readonly max?: number };
   readonly fromBodyEndMs: { readonly p50?: number; readonly p99?: number; readonly max?: number };
+  /** This process's own event-loop delay since the last reset (it is inside every time above), ms. */
+  readonly loopDelayMs: { readonly p50: number; readonly p99: number };
 }
 
 function quantiles(values: readonly number[]): DecisionStats['fromHeadersMs'] {
@@ -79,6 +83,9 @@ export async function runEnvoyStandinCommand(argv: string[]): Promise<number> {
   let fromHeaders: number[] = [];
   let fromBodyEnd: number[] = [];
   let dropped = 0;
+  // The stand-in's own lag is inside every decision time it measures: it is reported beside them.
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
   const record = (t: DecisionTiming): void => {
     if (fromHeaders.length >= MAX_SAMPLES) {
       dropped++;
@@ -90,13 +97,14 @@ export async function runEnvoyStandinCommand(argv: string[]): Promise<number> {
   const standin = await startEnvoyStandin({ target, tls: values.insecure !== true, bodyMode: bodyMode as StandinBodyMode, host: address, port, onDecision: record });
   const stats: Server = createServer((req, res) => {
     if (req.url === '/decisions' && req.method === 'GET') {
-      const body: DecisionStats = { count: fromHeaders.length, dropped, fromHeadersMs: quantiles(fromHeaders), fromBodyEndMs: quantiles(fromBodyEnd) };
+      const body: DecisionStats = { count: fromHeaders.length, dropped, fromHeadersMs: quantiles(fromHeaders), fromBodyEndMs: quantiles(fromBodyEnd), loopDelayMs: { p50: lag.percentile(50) / 1e6, p99: lag.percentile(99) / 1e6 } };
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     } else if (req.url === '/decisions' && req.method === 'DELETE') {
       fromHeaders = [];
       fromBodyEnd = [];
       dropped = 0;
+      lag.reset();
       res.writeHead(204);
       res.end();
     } else {
@@ -113,6 +121,7 @@ export async function runEnvoyStandinCommand(argv: string[]): Promise<number> {
     void cause;
     return 0;
   } finally {
+    lag.disable();
     stats.close();
     await standin.close();
   }

@@ -26,7 +26,7 @@ export interface OverheadRow {
    * (from the request_headers message, so the body's streaming is inside; and from the body's
    * end_of_stream). Undefined for the other systems.
    */
-  readonly decision?: { readonly p50Ms?: number; readonly p99Ms?: number; readonly afterBodyP50Ms?: number; readonly afterBodyP99Ms?: number; readonly count: number };
+  readonly decision?: { readonly p50Ms?: number; readonly p99Ms?: number; readonly afterBodyP50Ms?: number; readonly afterBodyP99Ms?: number; readonly count: number; readonly standinLagP99Ms: number; readonly standinCpuSecondsPer1000: number | undefined };
 }
 
 export interface OverheadResult {
@@ -55,6 +55,7 @@ export async function runOverhead(scenario: OverheadScenario, ctx: Context): Pro
           await front.decisions?.reset();
           const pid = front.child?.pid;
           const cpuBefore = pid === undefined ? undefined : cpuSeconds(pid);
+          const dataPathBefore = front.dataPath === undefined ? undefined : cpuSeconds(front.dataPath.pid);
           const run = await runBench({
             ...common,
             workload: createWorkload(params, ctx.seed, 'mymodel'),
@@ -63,10 +64,11 @@ export async function runOverhead(scenario: OverheadScenario, ctx: Context): Pro
             progress: { label: `${scenario.name} ${shape.name} ${SYSTEM_NAMES[system]}` },
           });
           const cpuAfter = pid === undefined ? undefined : cpuSeconds(pid);
+          const dataPathAfter = front.dataPath === undefined ? undefined : cpuSeconds(front.dataPath.pid);
           const s = summarize(run.records);
           const d = await front.decisions?.read();
           const r = row(shape.name, system, s, cpuBefore, cpuAfter, pid === undefined ? undefined : peakRssBytes(pid));
-          rows.push(d === undefined ? r : { ...r, decision: { count: d.count, p50Ms: round(d.fromHeadersMs.p50), p99Ms: round(d.fromHeadersMs.p99), afterBodyP50Ms: round(d.fromBodyEndMs.p50), afterBodyP99Ms: round(d.fromBodyEndMs.p99) } });
+          rows.push(d === undefined ? r : { ...r, decision: { count: d.count, p50Ms: round(d.fromHeadersMs.p50), p99Ms: round(d.fromHeadersMs.p99), afterBodyP50Ms: round(d.fromBodyEndMs.p50), afterBodyP99Ms: round(d.fromBodyEndMs.p99), standinLagP99Ms: round(d.loopDelayMs.p99), standinCpuSecondsPer1000: dataPathBefore === undefined || dataPathAfter === undefined || s.ok === 0 ? undefined : round(((dataPathAfter - dataPathBefore) / s.ok) * 1000) } });
         } finally {
           await front.stop();
         }
@@ -147,9 +149,9 @@ function eppComparison(rows: readonly OverheadRow[], latencyGoalMs: number | und
   const ratio = epp.cpuSecondsPer1000 !== undefined && proxy?.cpuSecondsPer1000 !== undefined && proxy.cpuSecondsPer1000 > 0 ? Math.round((epp.cpuSecondsPer1000 / proxy.cpuSecondsPer1000) * 100) / 100 : undefined;
   const d = epp.decision;
   return [
-    '| EPP decision p50 / p99 (from request headers) | after the body p50 / p99 | EPP CPU s / 1k req | gateway DEFAULT CPU s / 1k req | EPP / gateway CPU |',
-    '|---:|---:|---:|---:|---:|',
-    `| ${fmt(d?.p50Ms, ' ms')} / ${fmt(d?.p99Ms, ' ms')}${latencyGoalMs === undefined ? '' : ` (goal ≤ ${latencyGoalMs} ms)`} | ${fmt(d?.afterBodyP50Ms, ' ms')} / ${fmt(d?.afterBodyP99Ms, ' ms')} | ${fmt(epp.cpuSecondsPer1000)} | ${fmt(proxy?.cpuSecondsPer1000)} | ${ratio === undefined ? '–' : `${ratio}× (goal ≤ ${EPP_CPU_GOAL_RATIO}×)`} |`,
+    '| EPP decision p50 / p99 (from request headers) | after the body p50 / p99 | stand-in loop lag p99 | EPP CPU s / 1k req | gateway DEFAULT CPU s / 1k req | EPP / gateway CPU | stand-in CPU s / 1k req |',
+    '|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${fmt(d?.p50Ms, ' ms')} / ${fmt(d?.p99Ms, ' ms')}${latencyGoalMs === undefined ? '' : ` (goal ≤ ${latencyGoalMs} ms)`} | ${fmt(d?.afterBodyP50Ms, ' ms')} / ${fmt(d?.afterBodyP99Ms, ' ms')} | ${fmt(d?.standinLagP99Ms, ' ms')} | ${fmt(epp.cpuSecondsPer1000)} | ${fmt(proxy?.cpuSecondsPer1000)} | ${ratio === undefined ? '–' : `${ratio}× (goal ≤ ${EPP_CPU_GOAL_RATIO}×)`} | ${fmt(d?.standinCpuSecondsPer1000)} |`,
     '',
   ];
 }

@@ -137,12 +137,16 @@ export interface DecisionStats {
   readonly dropped: number;
   readonly fromHeadersMs: { readonly p50?: number; readonly p99?: number; readonly max?: number };
   readonly fromBodyEndMs: { readonly p50?: number; readonly p99?: number; readonly max?: number };
+  /** The stand-in's own event-loop delay (inside the times above). */
+  readonly loopDelayMs: { readonly p50: number; readonly p99: number };
 }
 
 export interface Front {
   readonly url: string;
   /** The proxy's process (for CPU and memory); undefined for direct connections. For `epp`, the picker's. */
   readonly child: Child | undefined;
+  /** For `epp`: the Envoy stand-in's process (its CPU is reported apart: a real Envoy's would differ). */
+  readonly dataPath?: Child;
   /** For `epp`: the stand-in's timing of the picker's answers (forget the samples so far, read them). */
   readonly decisions?: { reset(): Promise<void>; read(): Promise<DecisionStats> };
   stop(): Promise<void>;
@@ -178,6 +182,7 @@ async function startEpp(fleet: Fleet, ctx: Context): Promise<Front> {
   return {
     url: `http://127.0.0.1:${ctx.frontPort}`,
     child: epp,
+    dataPath: standin,
     decisions: {
       async reset() {
         const r = await fetch(statsUrl, { method: 'DELETE' });
