@@ -36,7 +36,7 @@ export function headerRecord(map: PbHeaderMap | undefined, limits: HeaderLimits 
   let bytes = 0;
   for (const h of list) {
     const name = (h.key ?? '').toLowerCase();
-    const value = h.raw_value !== undefined && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString('latin1') : (h.value ?? '');
+    const value = h.raw_value !== undefined && h.raw_value.length > 0 ? latin1(h.raw_value) : (h.value ?? '');
     bytes += name.length + value.length;
     if (bytes > limits.maxBytes) throw new HeaderLimitError(`headers larger than the ${limits.maxBytes} bytes accepted`);
     if (name === '') continue;
@@ -44,6 +44,11 @@ export function headerRecord(map: PbHeaderMap | undefined, limits: HeaderLimits 
     out[name] = prior === undefined ? value : `${prior}${name === 'set-cookie' ? '\n' : ','}${value}`;
   }
   return out;
+}
+
+/** Bytes as latin1 text, without copying them first (Buffer.from(buffer) would: once per header, per message). */
+function latin1(b: Buffer | Uint8Array): string {
+  return (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString('latin1');
 }
 
 /** A HeaderRecord as Envoy's HeaderMap (raw_value bytes), e.g. for the stand-in playing Envoy. */

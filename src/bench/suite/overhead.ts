@@ -21,6 +21,12 @@ export interface OverheadRow {
   readonly cpuSecondsPer1000: number | undefined;
   /** Peak resident memory of the proxy process, MiB. */
   readonly peakRssMiB: number | undefined;
+  /**
+   * For the EPP: how long it took to answer a request's headers, as Envoy's filter sees it, ms
+   * (from the request_headers message, so the body's streaming is inside; and from the body's
+   * end_of_stream). Undefined for the other systems.
+   */
+  readonly decision?: { readonly p50Ms?: number; readonly p99Ms?: number; readonly afterBodyP50Ms?: number; readonly afterBodyP99Ms?: number; readonly count: number; readonly standinLagP99Ms: number; readonly standinCpuSecondsPer1000: number | undefined };
 }
 
 export interface OverheadResult {
@@ -46,8 +52,10 @@ export async function runOverhead(scenario: OverheadScenario, ctx: Context): Pro
         try {
           const common = { baseUrl: front.url, ignoreEos: true, endpointHeader: 'x-sim-pod', seed: ctx.seed } as const;
           await runBench({ ...common, workload: createWorkload(params, ctx.seed + 1, 'mymodel'), arrivals: { kind: 'closed', concurrency: 4 }, maxRequests: 40, progress: false });
+          await front.decisions?.reset();
           const pid = front.child?.pid;
           const cpuBefore = pid === undefined ? undefined : cpuSeconds(pid);
+          const dataPathBefore = front.dataPath === undefined ? undefined : cpuSeconds(front.dataPath.pid);
           const run = await runBench({
             ...common,
             workload: createWorkload(params, ctx.seed, 'mymodel'),
@@ -56,8 +64,11 @@ export async function runOverhead(scenario: OverheadScenario, ctx: Context): Pro
             progress: { label: `${scenario.name} ${shape.name} ${SYSTEM_NAMES[system]}` },
           });
           const cpuAfter = pid === undefined ? undefined : cpuSeconds(pid);
+          const dataPathAfter = front.dataPath === undefined ? undefined : cpuSeconds(front.dataPath.pid);
           const s = summarize(run.records);
-          rows.push(row(shape.name, system, s, cpuBefore, cpuAfter, pid === undefined ? undefined : peakRssBytes(pid)));
+          const d = await front.decisions?.read();
+          const r = row(shape.name, system, s, cpuBefore, cpuAfter, pid === undefined ? undefined : peakRssBytes(pid));
+          rows.push(d === undefined ? r : { ...r, decision: { count: d.count, p50Ms: round(d.fromHeadersMs.p50), p99Ms: round(d.fromHeadersMs.p99), afterBodyP50Ms: round(d.fromBodyEndMs.p50), afterBodyP99Ms: round(d.fromBodyEndMs.p99), standinLagP99Ms: round(d.loopDelayMs.p99), standinCpuSecondsPer1000: dataPathBefore === undefined || dataPathAfter === undefined || s.ok === 0 ? undefined : round(((dataPathAfter - dataPathBefore) / s.ok) * 1000) } });
         } finally {
           await front.stop();
         }
@@ -116,6 +127,31 @@ export function overheadMarkdown(scenario: OverheadScenario, result: OverheadRes
       );
     }
     out.push('');
+    out.push(...eppComparison(rows, shape.name.startsWith('large') ? EPP_LATENCY_GOAL_MS[shape.concurrency] : undefined));
   }
   return `${out.join('\n')}\n`;
+}
+
+/** The issue's goals for the EPP's added decision latency at 20 and 200 concurrent 200 KB prompts: 10× below GIE #2928's ~154 ms and ~1.45 s. */
+const EPP_LATENCY_GOAL_MS: Readonly<Record<number, number>> = { 20: 15, 200: 145 };
+/** The issue's goal for the EPP's CPU per request against the standalone gateway's in the same run. */
+const EPP_CPU_GOAL_RATIO = 1.5;
+
+/**
+ * What users compare for the EPP: its decision time and its CPU per request against the
+ * standalone gateway's (gateway DEFAULT, the same core and policy) in the same run, with the
+ * issue's goals beside them. Reported, never asserted.
+ */
+function eppComparison(rows: readonly OverheadRow[], latencyGoalMs: number | undefined): string[] {
+  const epp = rows.find((r) => r.system === SYSTEM_NAMES.epp);
+  if (epp === undefined) return [];
+  const proxy = rows.find((r) => r.system === SYSTEM_NAMES.default);
+  const ratio = epp.cpuSecondsPer1000 !== undefined && proxy?.cpuSecondsPer1000 !== undefined && proxy.cpuSecondsPer1000 > 0 ? Math.round((epp.cpuSecondsPer1000 / proxy.cpuSecondsPer1000) * 100) / 100 : undefined;
+  const d = epp.decision;
+  return [
+    '| EPP decision p50 / p99 (from request headers) | after the body p50 / p99 | stand-in loop lag p99 | EPP CPU s / 1k req | gateway DEFAULT CPU s / 1k req | EPP / gateway CPU | stand-in CPU s / 1k req |',
+    '|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${fmt(d?.p50Ms, ' ms')} / ${fmt(d?.p99Ms, ' ms')}${latencyGoalMs === undefined ? '' : ` (goal ≤ ${latencyGoalMs} ms)`} | ${fmt(d?.afterBodyP50Ms, ' ms')} / ${fmt(d?.afterBodyP99Ms, ' ms')} | ${fmt(d?.standinLagP99Ms, ' ms')} | ${fmt(epp.cpuSecondsPer1000)} | ${fmt(proxy?.cpuSecondsPer1000)} | ${ratio === undefined ? '–' : `${ratio}× (goal ≤ ${EPP_CPU_GOAL_RATIO}×)`} | ${fmt(d?.standinCpuSecondsPer1000)} |`,
+    '',
+  ];
 }

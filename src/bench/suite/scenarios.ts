@@ -11,7 +11,7 @@ import type { WorkloadInput } from '../workloads/index.js';
  */
 
 /** A system a workload is run through. */
-export type SystemId = 'nginx' | 'random' | 'default' | 'prefix' | 'direct' | 'pd';
+export type SystemId = 'nginx' | 'random' | 'default' | 'prefix' | 'direct' | 'pd' | 'epp';
 
 export const SYSTEM_NAMES: Readonly<Record<SystemId, string>> = {
   direct: 'direct (no proxy)',
@@ -20,6 +20,7 @@ export const SYSTEM_NAMES: Readonly<Record<SystemId, string>> = {
   default: 'gateway DEFAULT',
   prefix: 'gateway PREFIX_CACHE',
   pd: 'gateway PD (2 prefill + 2 decode)',
+  epp: 'Envoy stand-in + EPP',
 };
 
 export interface FleetSpec {
@@ -244,14 +245,16 @@ function overhead(quick: boolean): OverheadScenario {
     kind: 'overhead',
     name: 'overhead',
     title: 'Proxy overhead against a zero-latency engine',
-    why: 'An engine that answers at once leaves only the proxy: the latency it adds, the requests per second it passes, its CPU per 1,000 requests and its memory. Large prompts cost upstream’s picker >100 ms each at 20 concurrent (GIE #2928).',
+    why: 'An engine that answers at once leaves only the proxy: the latency it adds, the requests per second it passes, its CPU per 1,000 requests and its memory. Large prompts cost upstream’s picker ~154 ms each at 20 concurrent and ~1.45 s at 200 (GIE #2928). For Envoy stand-in + EPP, CPU and memory are the picker’s process alone (the stand-in plays Envoy, in Node, in a process of its own), and the decision time is measured in the stand-in from the request_headers message to the picker’s answer.',
     fleet: { replicas: 1, profile: 'zero' },
     shapes: [
       { name: 'small', title: 'small requests (64-token prompt, 16 tokens out, streamed)', workload: { type: 'random', count: 100_000, inputTokens: 64, outputTokens: 16 }, concurrency: 32, seconds },
       { name: 'stream', title: 'long streams (64-token prompt, 512 tokens out)', workload: { type: 'random', count: 100_000, inputTokens: 64, outputTokens: 512 }, concurrency: 16, seconds },
       { name: 'large', title: '200 KB prompts (50k tokens, 16 out) at 20 concurrent', workload: { type: 'random', count: 100_000, inputTokens: 50_000, outputTokens: 16 }, concurrency: 20, seconds },
+      // GIE #2928's second point: upstream's EPP adds ~1.45 s per 220 KB prompt at 200 concurrent.
+      { name: 'large-200', title: '200 KB prompts (50k tokens, 16 out) at 200 concurrent', workload: { type: 'random', count: 100_000, inputTokens: 50_000, outputTokens: 16 }, concurrency: 200, seconds },
     ],
-    systems: ['direct', 'nginx', 'default'],
+    systems: ['direct', 'nginx', 'default', 'epp'],
   };
 }
 

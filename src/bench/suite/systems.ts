@@ -2,6 +2,7 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNginx } from './nginx.js';
+import { freePort } from './ports.js';
 import { answers, startInfergate, type Child } from './processes.js';
 import type { FleetSpec, SystemId } from './scenarios.js';
 
@@ -130,11 +131,70 @@ spec:
 ${fleet.podsYaml}`;
 }
 
+/** Decision latencies the Envoy stand-in measured (its stats port, `infergate envoy-standin`), ms. */
+export interface DecisionStats {
+  readonly count: number;
+  readonly dropped: number;
+  readonly fromHeadersMs: { readonly p50?: number; readonly p99?: number; readonly max?: number };
+  readonly fromBodyEndMs: { readonly p50?: number; readonly p99?: number; readonly max?: number };
+  /** The stand-in's own event-loop delay (inside the times above). */
+  readonly loopDelayMs: { readonly p50: number; readonly p99: number };
+}
+
 export interface Front {
   readonly url: string;
-  /** The proxy's process (for CPU and memory); undefined for direct connections. */
+  /** The proxy's process (for CPU and memory); undefined for direct connections. For `epp`, the picker's. */
   readonly child: Child | undefined;
+  /** For `epp`: the Envoy stand-in's process (its CPU is reported apart: a real Envoy's would differ). */
+  readonly dataPath?: Child;
+  /** For `epp`: the stand-in's timing of the picker's answers (forget the samples so far, read them). */
+  readonly decisions?: { reset(): Promise<void>; read(): Promise<DecisionStats> };
   stop(): Promise<void>;
+}
+
+/** Ready once the admin port says ready and every engine has been scraped: the core then routes on real load. */
+async function coreReady(admin: string): Promise<boolean> {
+  if (!(await answers(`${admin}/readyz`))) return false;
+  const view = (await (await fetch(`${admin}/debug/endpoints`)).json()) as { pools: Array<{ endpoints: Array<{ metrics: unknown }> }> };
+  return view.pools.length > 0 && view.pools.every((p) => p.endpoints.length > 0 && p.endpoints.every((e) => e.metrics !== null));
+}
+
+/**
+ * `infergate epp` in standalone mode (`--endpoint-selector app=bench`, the fleet's Pods file) with
+ * TLS as upstream's Envoy config has it, and Envoy's data path played by `infergate envoy-standin`
+ * on the front port, each in its own process: the picker's CPU is measured apart from the data path's.
+ */
+async function startEpp(fleet: Fleet, ctx: Context): Promise<Front> {
+  const dir = join(ctx.work, 'epp');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'pods.yaml'), fleet.podsYaml);
+  const [grpc, health, stats] = [await freePort(), await freePort(), await freePort()];
+  const admin = `http://127.0.0.1:${ctx.adminPort}`;
+  const epp = await startInfergate('epp', ['epp', '--exit-with-parent', '-f', dir, '--endpoint-selector', 'app=bench', '--endpoint-target-ports', String(fleet.simPort), '--address', '127.0.0.1', '--grpc-port', String(grpc), '--grpc-health-port', String(health), '--metrics-port', String(ctx.adminPort)], () => coreReady(admin));
+  const statsUrl = `http://127.0.0.1:${stats}/decisions`;
+  let standin: Child;
+  try {
+    standin = await startInfergate('envoy-standin', ['envoy-standin', '--exit-with-parent', '--ext-proc', `127.0.0.1:${grpc}`, '--port', String(ctx.frontPort), '--stats-port', String(stats)], () => answers(`http://127.0.0.1:${stats}/healthz`));
+  } catch (err) {
+    await epp.stop();
+    throw err;
+  }
+  return {
+    url: `http://127.0.0.1:${ctx.frontPort}`,
+    child: epp,
+    dataPath: standin,
+    decisions: {
+      async reset() {
+        const r = await fetch(statsUrl, { method: 'DELETE' });
+        await r.arrayBuffer();
+      },
+      read: async () => (await (await fetch(statsUrl)).json()) as DecisionStats,
+    },
+    stop: async () => {
+      await standin.stop();
+      await epp.stop();
+    },
+  };
 }
 
 /** Starts the system under test in front of the fleet. */
@@ -143,6 +203,7 @@ export async function startFront(system: SystemId, fleet: Fleet, ctx: Context): 
     if (fleet.urls.length !== 1) throw new Error('direct connections need a one-engine fleet');
     return { url: fleet.urls[0] as string, child: undefined, stop: async () => undefined };
   }
+  if (system === 'epp') return startEpp(fleet, ctx);
   const url = `http://127.0.0.1:${ctx.frontPort}`;
   if (system === 'nginx') {
     if (ctx.nginx === undefined) throw new Error('nginx is not available');
@@ -153,12 +214,7 @@ export async function startFront(system: SystemId, fleet: Fleet, ctx: Context): 
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.yaml'), await gatewayYaml(fleet, ctx.frontPort, system, fleet.runtime));
   const admin = `http://127.0.0.1:${ctx.adminPort}`;
-  const child = await startInfergate('gateway', ['serve', '--exit-with-parent', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], async () => {
-    if (!(await answers(`${admin}/readyz`))) return false;
-    // Start measuring once every engine has been scraped: the gateway then routes on real load.
-    const view = (await (await fetch(`${admin}/debug/endpoints`)).json()) as { pools: Array<{ endpoints: Array<{ metrics: unknown }> }> };
-    return view.pools.every((p) => p.endpoints.every((e) => e.metrics !== null));
-  });
+  const child = await startInfergate('gateway', ['serve', '--exit-with-parent', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], () => coreReady(admin));
   return { url, child, stop: () => child.stop() };
 }
 
