@@ -126,6 +126,13 @@ for (const n of [1, 2, 3]) {
     const seen = await hundred(envoy, chosen.map(keyOf).join(','));
     const want = chosen.map((h) => `${podOf.get(`${h}:`)}:${fleet.port}`).sort();
     assert.ok(served(seen).every((s) => want.includes(s)), `landed on ${served(seen).join(', ')}; allowed ${want.join(', ')}`);
+    // Fallbacks too: Envoy's own retries walk the list, so every entry must be in the subset.
+    for (const ex of envoy.exchanges.slice(-100)) {
+      const named = (ex.upstreamHeaders['x-gateway-destination-endpoint'] ?? '').split(',');
+      assert.ok(named.every((k) => chosen.map(keyOf).includes(k)), `named ${named.join(',')}`);
+      const lb = ex.dynamicMetadata?.fields?.['envoy.lb']?.structValue?.fields?.['x-gateway-destination-endpoint']?.stringValue;
+      assert.equal(lb, named.join(','), 'the envoy.lb metadata says the same as the header');
+    }
     await until(() => inFlight.size === 0 && totalInFlight() === 0, 20_000, 'in-flight back to zero');
   });
 }
