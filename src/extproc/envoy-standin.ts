@@ -294,6 +294,11 @@ export async function startEnvoyStandin(options: EnvoyStandinOptions): Promise<E
       } else res.destroy();
       call.cancel();
     };
+    // The ext_proc stream failing (picker gone, restarted, protocol error) fails the request at
+    // once, as Envoy's filter does, even while the client is still sending its body.
+    void call.status.then((s) => {
+      if (!finished && s.code !== 0) failed(`stream ended ${s.code}: ${s.details}`);
+    });
     try {
       const bodyless = req.headers['content-length'] === undefined ? req.headers['transfer-encoding'] === undefined : req.headers['content-length'] === '0';
       const reqHeaders = envoyRequestHeaders(req.method ?? 'GET', req.url ?? '/', req.headers);

@@ -94,9 +94,15 @@ export async function startExtProcServer(options: ExtProcServerOptions): Promise
   const grpc = new Server(channel);
   const healthServer = new Server({ 'grpc.max_receive_message_length': 4096, 'grpc.max_concurrent_streams': 100 });
   const open = new Set<ExtProcStream>();
+  // A body-mode mismatch repeats on every request: said once per process, then counted.
+  let mismatches = 0;
+  const onModeMismatch = (hint: string): void => {
+    if (mismatches++ === 0) log.warn({ hint }, 'ext_proc body mode mismatch');
+  };
 
   grpc.addService(extProcService(), {
-    Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => serveStream(call, new ExtProcStream(options.processor, { ...options.stream, onInternalError: (err) => log.error({ err }, 'request processor failed') }), open, log),
+    Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) =>
+      serveStream(call, new ExtProcStream(options.processor, { ...options.stream, onInternalError: (err) => log.error({ err }, 'request processor failed'), onModeMismatch }), open, log),
   });
   health.implementation.addToServer(grpc);
   health.implementation.addToServer(healthServer);

@@ -23,6 +23,11 @@ export interface StreamOptions {
   readonly maxMessages?: number;
   /** Told of a processor failure that is not a GatewayError (it becomes a 500 to the client). */
   readonly onInternalError?: (err: unknown) => void;
+  /**
+   * Told when a stream without protocol_config looks like Envoy uses another body mode than the
+   * default (`hint` says which flag fixes it). Called at most once per stream; the server logs it.
+   */
+  readonly onModeMismatch?: (hint: string) => void;
 }
 
 /** The stream must end with this gRPC status (Envoy then applies its failure mode). */
@@ -72,14 +77,18 @@ export class ExtProcStream {
   #modeFromEnvoy = false;
   #limit = 0;
   #received = 0;
+  /** Request body messages seen (a guessed FULL_DUPLEX_STREAMED that never gets one was BUFFERED). */
+  #bodyMessages = 0;
+  /** The request's declared content-length, when it had a valid one. */
+  #declared: number | undefined;
   #chunks: Buffer[] = [];
-  readonly #options: Required<Omit<StreamOptions, 'onInternalError'>> & Pick<StreamOptions, 'onInternalError'>;
+  readonly #options: Required<Omit<StreamOptions, 'onInternalError' | 'onModeMismatch'>> & Pick<StreamOptions, 'onInternalError' | 'onModeMismatch'>;
 
   constructor(
     private readonly newProcessor: RequestProcessorFactory,
     options: StreamOptions = {},
   ) {
-    this.#options = { defaultBodyMode: options.defaultBodyMode ?? 'FULL_DUPLEX_STREAMED', headerLimits: options.headerLimits ?? DEFAULT_HEADER_LIMITS, maxMessages: options.maxMessages ?? 1_000_000, onInternalError: options.onInternalError };
+    this.#options = { defaultBodyMode: options.defaultBodyMode ?? 'FULL_DUPLEX_STREAMED', headerLimits: options.headerLimits ?? DEFAULT_HEADER_LIMITS, maxMessages: options.maxMessages ?? 1_000_000, onInternalError: options.onInternalError, onModeMismatch: options.onModeMismatch };
     this.#requestMode = this.#options.defaultBodyMode;
     this.#responseMode = this.#options.defaultBodyMode;
   }
@@ -128,6 +137,13 @@ export class ExtProcStream {
   /** The gRPC stream is over (Envoy half-closed, cancelled, or it broke the protocol). Idempotent. */
   end(): void {
     if (this.#finished) return;
+    // Without protocol_config (Envoy < 1.32, older than FULL_DUPLEX_STREAMED itself) a BUFFERED or
+    // STREAMED filter waits for the headers answer before it sends any body, while a picker that
+    // guessed FULL_DUPLEX_STREAMED waits for the body: Envoy's message timeout ends the stream.
+    // Nothing in the headers tells the modes apart, so say what would have fixed it.
+    if (!this.#modeFromEnvoy && this.#state === 'collect' && this.#bodyMessages === 0) {
+      this.#options.onModeMismatch?.('Envoy sent no protocol_config and no request body after the request headers (it waits for the headers answer): if its ext_proc filter uses request_body_mode BUFFERED, start the picker with --body-mode BUFFERED');
+    }
     this.#finished = true;
     this.#state = 'done';
     this.#chunks = [];
@@ -154,6 +170,8 @@ export class ExtProcStream {
     const h = msg.request_headers ?? {};
     const headers = headerRecord(h.headers, this.#options.headerLimits);
     const eos = h.end_of_stream === true;
+    const declared = Number(headers['content-length']);
+    this.#declared = headers['content-length'] !== undefined && Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined;
     const processor = this.newProcessor();
     this.#processor = processor;
     let answer = await processor.headers(headers, eos, filterMetadata(msg.metadata_context));
@@ -187,6 +205,15 @@ export class ExtProcStream {
       case 'collect':
       case 'buffered-body': {
         if (processor === undefined) break;
+        this.#bodyMessages++;
+        // A guessed BUFFERED (no protocol_config) whose one body message is short of the declared
+        // length and not the end: Envoy streams the body. Deciding on a piece of it would route
+        // (or refuse) the wrong request; the headers already went on unrouted, so end the stream.
+        if (this.#state === 'buffered-body' && !this.#modeFromEnvoy && body.end_of_stream !== true && this.#declared !== undefined && chunk.length < this.#declared) {
+          const hint = 'the request body arrives in pieces although the picker assumed BUFFERED (Envoy sent no protocol_config): start the picker with --body-mode matching the ext_proc filter\'s request_body_mode';
+          this.#options.onModeMismatch?.(hint);
+          throw new StreamError(GrpcStatus.FAILED_PRECONDITION, hint);
+        }
         // BUFFERED sends the whole body in one message, so that message ends the body whatever its flag says.
         const eos = body.end_of_stream === true || this.#state === 'buffered-body';
         this.#received += chunk.length;

@@ -2,6 +2,7 @@ import { poolTakesModel, type BackendTarget, type RuleConfig } from '../config/s
 import type { Endpoint, MetricsDialect } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
+import { isPoolRule, poolKeyOf } from './pool-entry.js';
 import type { Runtime } from './runtime.js';
 
 /**
@@ -100,8 +101,7 @@ export function chooseBackend(rule: RuleConfig, model: string | undefined, pods:
 function notServed(rule: RuleConfig, model: string): GatewayError {
   const shown = model.length > 256 ? `${model.slice(0, 256)}…` : model;
   const pools = rule.backends.items.map((b) => (b.type === 'pool' ? b.pool.name : '?')).join(', ');
-  return new GatewayError(
-    'model_not_found',
-    `The model \`${shown}\` is not served here: no InferencePool of HTTPRoute ${rule.routeName}'s rule (${pools}) has an InferenceModel or a pod serving it (GET /v1/models lists the models served).`,
-  );
+  // Envoy routed a picker's request: there is no HTTPRoute of ours to name, only the pool.
+  const where = isPoolRule(rule) ? `InferencePool ${poolKeyOf(rule)} has no InferenceModel or pod serving it` : `no InferencePool of HTTPRoute ${rule.routeName}'s rule (${pools}) has an InferenceModel or a pod serving it`;
+  return new GatewayError('model_not_found', `The model \`${shown}\` is not served here: ${where} (GET /v1/models lists the models served).`);
 }

@@ -34,6 +34,18 @@ export function checkPoolBodyLimits(limits: PoolBodyLimits | undefined): void {
   for (const [pool, n] of entries) if (!Number.isSafeInteger(n) || n <= 0) throw new RangeError(`pool body limit of ${pool} must be a positive integer of bytes (got ${n})`);
 }
 
+const POOL_RULE_PREFIX = 'pool:';
+
+/** True for the rule of a request Envoy already routed to a pool (poolRule), not an HTTPRoute's. */
+export function isPoolRule(rule: RuleConfig): boolean {
+  return rule.id.startsWith(POOL_RULE_PREFIX);
+}
+
+/** The pool key (`namespace/name`) of a pool rule. */
+export function poolKeyOf(rule: RuleConfig): string {
+  return rule.id.slice(POOL_RULE_PREFIX.length);
+}
+
 /** Per snapshot pool: its rule (the snapshot is immutable; a reload brings new PoolConfigs). */
 const rules = new WeakMap<PoolConfig, RuleConfig>();
 
@@ -52,8 +64,8 @@ export function poolRule(runtime: Runtime, poolKey: string, limitBytes: number):
   const cached = rules.get(pool);
   if (cached !== undefined && cached.bufferLimitBytes === limitBytes) return cached;
   const rule: RuleConfig = {
-    id: `pool:${pool.key}`,
-    routeName: `pool:${pool.key}`,
+    id: `${POOL_RULE_PREFIX}${pool.key}`,
+    routeName: `${POOL_RULE_PREFIX}${pool.key}`,
     backends: new WeightedTable([{ item: { type: 'pool', pool }, weight: 1 }]),
     requestHeaders: null,
     responseHeaders: null,

@@ -26,6 +26,54 @@ export async function startGatewayProcess(args: string[]): Promise<GatewayProces
   const child: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--exit-with-parent', '--address', '127.0.0.1', '--admin-port', String(adminPort), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const { logs, stderr, waitForLog, exited } = watchLogs(child);
+
+  const proc: GatewayProcess = {
+    adminPort,
+    logs,
+    stderr,
+    waitForLog,
+    kill(signal) {
+      child.kill(signal);
+    },
+    exited,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+
+  // Ready when /readyz says so (config loaded, every listener bound), or fail if the process dies.
+  // The bound is generous: on a busy machine a process takes seconds to start.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}: ${stderr()}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+      if (r.status === 200) return proc;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await proc.stop();
+      throw new Error(`gateway not ready within 30 s: ${stderr()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A child process's JSON log lines (stdout) and stderr, collected as they come. */
+export interface LogWatch {
+  readonly logs: LogLine[];
+  readonly stderr: () => string;
+  /** Resolves with the first log line (already seen or future) satisfying `pred`. */
+  waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Resolves with the exit code when the process has exited. */
+  readonly exited: Promise<number | null>;
+}
+
+export function watchLogs(child: ChildProcess): LogWatch {
   const logs: LogLine[] = [];
   const waiters: Array<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
   let buffered = '';
@@ -53,9 +101,7 @@ export async function startGatewayProcess(args: string[]): Promise<GatewayProces
   });
   child.stderr?.setEncoding('utf8').on('data', (c: string) => (errText += c));
   const exited = once(child, 'exit').then(([code]) => code as number | null);
-
-  const proc: GatewayProcess = {
-    adminPort,
+  return {
     logs,
     stderr: () => errText,
     waitForLog(pred, timeoutMs = 30_000) {
@@ -66,32 +112,7 @@ export async function startGatewayProcess(args: string[]): Promise<GatewayProces
         waiters.push({ pred, resolve: (l) => (clearTimeout(timer), resolve(l)) });
       });
     },
-    kill(signal) {
-      child.kill(signal);
-    },
     exited,
-    async stop() {
-      if (child.exitCode !== null) return child.exitCode;
-      child.kill('SIGTERM');
-      return exited;
-    },
   };
-
-  // Ready when /readyz says so (config loaded, every listener bound), or fail if the process dies.
-  // The bound is generous: on a busy machine a process takes seconds to start.
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}: ${errText}`);
-    try {
-      const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
-      if (r.status === 200) return proc;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await proc.stop();
-      throw new Error(`gateway not ready within 30 s: ${errText}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
+
