@@ -14,7 +14,7 @@ import {
   type RequestHandle,
 } from '../gateway/index.js';
 import type { FilterMetadata, HeaderRecord, JsonValue } from './headers.js';
-import type { AwaitBody, Refusal, RequestProcessor, RequestProcessorFactory, RequestVerdict } from './processor.js';
+import type { AwaitBody, Refusal, Refuse, RequestProcessor, RequestProcessorFactory, RequestVerdict } from './processor.js';
 import { refusalOf } from './refusal.js';
 
 /**
@@ -113,7 +113,7 @@ class CorePicker implements RequestProcessor {
     const refusal = bodyTooLarge(maxBodyBytes, poolLimitName(this.#options.poolKey));
     this.#handle?.failed(refusal);
     this.#release();
-    return refusalOf(refusal);
+    return refusalOf(refusal, this.#handle?.id);
   }
 
   async responseHeaders(headers: HeaderRecord, endOfStream: boolean, metadata: FilterMetadata): Promise<readonly HeaderEdit[]> {
@@ -174,14 +174,18 @@ class CorePicker implements RequestProcessor {
     this.#options.inFlight?.delete(this.#scope);
   }
 
-  /** A refusal ends the request in the core (its log line) before the stream sends it as immediate_response. */
-  async #guard<T>(run: () => Promise<T>): Promise<T> {
+  /**
+   * A refusal ends the request in the core (its log line) and goes back as the verdict Envoy sends
+   * as `immediate_response`: the core's status, OpenAI-style body and headers, with the request id.
+   */
+  async #guard<T>(run: () => Promise<T>): Promise<T | Refuse> {
     try {
       return await run();
     } catch (err) {
-      this.#handle?.failed(this.#scope.stopped ?? err);
+      const failure = this.#scope.stopped ?? err;
+      this.#handle?.failed(failure);
       this.#release();
-      throw this.#scope.stopped ?? err;
+      return { kind: 'refuse', ...refusalOf(failure, this.#handle?.id) };
     }
   }
 

@@ -20,13 +20,14 @@ export interface Refusal {
  * A thrown value as a Refusal: a GatewayError with the status, OpenAI-style body and headers
  * (`Retry-After`, `Allow`) the core renders for every data plane (errorResponse), so a client
  * sees the same answer from the picker as from the standalone proxy; anything else as a 500
- * `internal_error` that leaks nothing.
+ * `internal_error` that leaks nothing. `requestId`: the request's `x-request-id`, echoed as the
+ * standalone proxy does (unknown when the stream failed before a request began).
  */
-export function refusalOf(err: unknown): Refusal {
+export function refusalOf(err: unknown, requestId?: string): Refusal {
   const e = asGatewayError(err);
-  const answer = errorResponse(e, '');
+  const answer = errorResponse(e, requestId ?? '');
   const headers: HeaderEdit[] = [];
-  // x-request-id is Envoy's to carry (the request's own); the rest is the core's answer.
-  for (const [name, value] of Object.entries(answer.headers)) if (name !== 'x-request-id' && name !== 'content-length') headers.push({ op: 'set', name, value });
+  // Envoy sets the length of an immediate_response itself; the request id only when the request has one.
+  for (const [name, value] of Object.entries(answer.headers)) if (name !== 'content-length' && (name !== 'x-request-id' || requestId !== undefined)) headers.push({ op: 'set', name, value });
   return { status: answer.status, headers, body: answer.body, details: e.code };
 }

@@ -115,6 +115,7 @@ interface Answer {
   body: unknown;
   retryAfter: string | undefined;
   contentType: string | undefined;
+  requestId: string | undefined;
 }
 
 async function ask(base: string, body: string, headers: Record<string, string> = {}): Promise<Answer> {
@@ -128,7 +129,8 @@ async function ask(base: string, body: string, headers: Record<string, string> =
   }
   const ra = res.headers['retry-after'];
   const ct = res.headers['content-type'];
-  return { status: res.statusCode, body: parsed, retryAfter: typeof ra === 'string' ? ra : undefined, contentType: typeof ct === 'string' ? ct : undefined };
+  const id = res.headers['x-request-id'];
+  return { status: res.statusCode, body: parsed, retryAfter: typeof ra === 'string' ? ra : undefined, contentType: typeof ct === 'string' ? ct : undefined, requestId: typeof id === 'string' ? id : undefined };
 }
 
 /** The same request through both planes: the answers must match. */
@@ -148,8 +150,13 @@ test('bad JSON (400), an unknown model (404), a pool without endpoints (503) and
     ['no endpoint', 'empty', chat('mymodel'), 503],
     ['a body over the limit (several Envoy chunks)', 'pool', chat('mymodel', { pad: 'x'.repeat(100_000) }), 413],
   ];
+  let n = 0;
   for (const [name, pool, body, status] of cases) {
-    const { proxy: p, epp: e } = await bothPlanes(pool, body);
+    // The client's request id comes back on a refusal from either plane, as it does on an answer.
+    const requestId = `refusal-${++n}`;
+    const { proxy: p, epp: e } = await bothPlanes(pool, body, { 'x-request-id': requestId });
+    assert.equal(p.requestId, requestId, `${name} (proxy): x-request-id`);
+    assert.equal(e.requestId, requestId, `${name} (picker): x-request-id`);
     assert.equal(p.status, status, `${name} (proxy): ${JSON.stringify(p.body)}`);
     assert.equal(e.status, p.status, `${name}: status`);
     if (status === 413) {
