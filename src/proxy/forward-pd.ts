@@ -1,13 +1,14 @@
 import type { Outcome } from '../gateway/index.js';
 import { runPd } from '../upstream/pd-legs.js';
-import { forward, relay, type ForwardInput } from './forward.js';
-import { sendJson } from './respond.js';
+import { relay } from '../upstream/relay.js';
+import { forward, type ForwardInput } from './forward.js';
+import { sendJson } from '../upstream/respond.js';
 
 /**
  * A disaggregated request on the standalone proxy: the core's PD machine decides (blame, retry
  * with a fresh pair, the prefill grace, the KV handshake deadline, refusals), the upstream layer's
  * leg runner carries the legs' bytes, and the decode leg's answer reaches the client through
- * forward.ts's relay, like any answer. A request the machine runs on one endpoint is forwarded.
+ * the upstream layer's relay, like any answer. A request the machine runs on one endpoint is forwarded.
  */
 export async function forwardPd(input: ForwardInput): Promise<Outcome> {
   return runPd({

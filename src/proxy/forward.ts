@@ -11,7 +11,6 @@ import { UpstreamAttempt, type UpstreamResponse } from '../upstream/attempt.js';
 import { upstreamFailure } from '../upstream/errors.js';
 import type { Deadline, Watchdog, Watched } from '../upstream/watchdog.js';
 
-export { relay };
 
 export interface ForwardInput {
   readonly req: ClientRequest;

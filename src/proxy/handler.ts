@@ -20,7 +20,7 @@ import { forward } from './forward.js';
 import { forwardPd } from './forward-pd.js';
 import { admitBody, declaredLength, readBody } from './read-body.js';
 import { refuseUpload } from './refuse.js';
-import { sendError, sendJson } from './respond.js';
+import { sendError, sendJson } from '../upstream/respond.js';
 import type { Watchdog } from '../upstream/watchdog.js';
 
 export interface HandlerDeps {

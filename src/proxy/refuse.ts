@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import type { GatewayError } from '../core/errors.js';
 import { isHttp2, type ClientRequest, type ClientResponse } from './client.js';
-import { errorAnswer, sendError } from './respond.js';
+import { errorAnswer, sendError } from '../upstream/respond.js';
 
 /**
  * How much of a refused upload the gateway still reads and discards before closing, so the
