@@ -12,10 +12,9 @@ import type { RequestProcessorFactory } from '../extproc/processor.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_GRPC_HEALTH_PORT, DEFAULT_GRPC_PORT, startExtProcServer, type ExtProcServer } from '../extproc/server.js';
 import type { BodyMode } from '../extproc/stream.js';
 import { startAdminServer, type AdminServer } from '../observability/admin-server.js';
-import { createLogger, type LogLevel } from '../observability/logger.js';
 import { ListenError } from '../proxy/port-listener.js';
 import { eppPool, type EppPool } from './epp-options.js';
-import { durationOption, logFormatOption, OptionError, portOption } from './options.js';
+import { durationOption, loggerOption, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const EPP_HELP = `infergate epp: the endpoint picker for Envoy (External Processing gRPC)
@@ -50,7 +49,6 @@ Options:
       --exit-with-parent       stop when the process that started this one exits
 `;
 
-const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const BODY_MODES: readonly BodyMode[] = ['FULL_DUPLEX_STREAMED', 'BUFFERED'];
 
 /** What `infergate epp` was asked to run, after validation. */
@@ -134,8 +132,6 @@ export async function runEppCommand(argv: string[]): Promise<number> {
     }
   }
   if (values.insecure === true && values['cert-path'] !== undefined) throw new OptionError('--cert-path and --insecure exclude each other: one asks for TLS, the other turns it off');
-  const level = values['log-level'] ?? 'info';
-  if (!LOG_LEVELS.has(level)) throw new OptionError(`--log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
   const bodyMode = values['body-mode'] ?? 'FULL_DUPLEX_STREAMED';
   if (!BODY_MODES.includes(bodyMode as BodyMode)) throw new OptionError(`--body-mode must be one of ${BODY_MODES.join(', ')} (got "${bodyMode}")`);
   const grpcPort = portOption('grpc-port', values['grpc-port'], DEFAULT_GRPC_PORT, 0);
@@ -144,7 +140,7 @@ export async function runEppCommand(argv: string[]): Promise<number> {
   const metricsAddress = values['metrics-address'] ?? '127.0.0.1';
   const address = values.address ?? '0.0.0.0';
   const drainMs = durationOption('shutdown-grace', values['shutdown-grace'], 0) ?? DEFAULT_DRAIN_MS;
-  const logger = createLogger(level as LogLevel, undefined, logFormatOption(values['log-format']));
+  const logger = loggerOption(values);
 
   const inFlight = new InFlight();
   let picker: Awaited<ReturnType<typeof startPicker>> | undefined;

@@ -1,4 +1,4 @@
-import { LOG_FORMATS, type LogFormat } from '../observability/logger.js';
+import { createLogger, LOG_FORMATS, type LogFormat, type Logger, type LogLevel } from '../observability/logger.js';
 import { parseDurationMs } from '../api/duration.js';
 import { parseQuantityBytes } from '../api/quantity.js';
 
@@ -37,6 +37,21 @@ export function logFormatOption(value: string | undefined): LogFormat {
   const format = LOG_FORMATS.find((f) => f === value);
   if (format === undefined) throw new OptionError(`--log-format must be one of ${LOG_FORMATS.join(', ')} (got "${value}")`);
   return format;
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** `--log-level LEVEL` (default info). */
+export function logLevelOption(value: string | undefined): LogLevel {
+  if (value === undefined) return 'info';
+  const level = LOG_LEVELS.find((l) => l === value);
+  if (level === undefined) throw new OptionError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  return level;
+}
+
+/** The logger `--log-level` and `--log-format` ask for, on stdout; a bad value is an OptionError. */
+export function loggerOption(values: { readonly 'log-level'?: string | undefined; readonly 'log-format'?: string | undefined }): Logger {
+  return createLogger(logLevelOption(values['log-level']), undefined, logFormatOption(values['log-format']));
 }
 
 /**

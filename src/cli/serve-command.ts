@@ -2,13 +2,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createLogger, type LogLevel } from '../observability/logger.js';
 import { FileConfigSource } from '../config/file-source.js';
 import { ConfigRejectedError } from '../config/store.js';
 import type { UploadOptions, UpstreamTimeouts } from '../gateway/index.js';
 import { DEFAULT_SHUTDOWN_GRACE_MS, startStandaloneGateway, UPSTREAM_CONNECTIONS_PER_ENDPOINT } from '../proxy/standalone.js';
 import { backendsYaml } from './backends.js';
-import { durationOption, intOption, logFormatOption, OptionError, portOption, sizeOption } from './options.js';
+import { durationOption, intOption, loggerOption, OptionError, portOption, sizeOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const SERVE_HELP = `infergate serve: run the standalone gateway
@@ -57,7 +56,6 @@ Memory:
                                    Retry-After (default 1/16 of the V8 heap limit)
 `;
 
-const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 /** The upstream timeout flags, as `GatewayOptions.timeouts` (unset flags keep the defaults). */
 function timeoutOptions(values: Readonly<Record<string, string | boolean | string[] | undefined>>): Partial<UpstreamTimeouts> {
@@ -115,8 +113,6 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   for (const flag of ['port', 'print-config'] as const) {
     if (files.length > 0 && values[flag] !== undefined) throw new OptionError(`--${flag} goes with --backend; with -f the Gateway resources give the listeners (infergate validate -f … prints them)`);
   }
-  const level = values['log-level'] ?? 'info';
-  if (!LOG_LEVELS.has(level)) throw new OptionError(`--log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
   const timeouts = timeoutOptions(values);
   const shutdownGraceMs = durationOption('shutdown-grace', values['shutdown-grace'], 0) ?? DEFAULT_SHUTDOWN_GRACE_MS;
   const adminPort = portOption('admin-port', values['admin-port'], 9090, 0);
@@ -140,7 +136,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
     await writeFile(files[0] as string, yaml);
   }
 
-  const logger = createLogger(level as LogLevel, undefined, logFormatOption(values['log-format']));
+  const logger = loggerOption(values);
   try {
     const gateway = await startStandaloneGateway({
       sources: [new FileConfigSource(files, { watch: values['no-watch'] !== true && tempDir === undefined })],

@@ -4,12 +4,11 @@ import { parseArgs } from 'node:util';
 import { FileConfigSource } from '../config/file-source.js';
 import { ConfigRejectedError } from '../config/store.js';
 import { Gateway } from '../gateway/index.js';
-import { createLogger, type LogLevel } from '../observability/logger.js';
 import { ListenError } from '../proxy/port-listener.js';
 import { parseDecodeUrl } from '../sidecar/local-decode.js';
 import { startSidecar, type RunningSidecar } from '../sidecar/server.js';
 import { eppPool } from './epp-options.js';
-import { durationOption, logFormatOption, OptionError, portOption } from './options.js';
+import { durationOption, loggerOption, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const SIDECAR_HELP = `infergate pd-sidecar: the prefill/decode sidecar beside one decode server, behind Envoy
@@ -37,7 +36,6 @@ Options:
       --exit-with-parent       stop when the process that started this one exits
 `;
 
-const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const DEFAULT_DRAIN_MS = 30_000;
 
 export async function runSidecarCommand(argv: string[]): Promise<number> {
@@ -81,12 +79,10 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
       throw new OptionError(`-f ${f}: no such file or folder`);
     }
   }
-  const level = values['log-level'] ?? 'info';
-  if (!LOG_LEVELS.has(level)) throw new OptionError(`--log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
   const port = portOption('port', values.port, 8000, 0);
   const address = values.address ?? '0.0.0.0';
   const drainMs = durationOption('shutdown-grace', values['shutdown-grace'], 0) ?? DEFAULT_DRAIN_MS;
-  const logger = createLogger(level as LogLevel, undefined, logFormatOption(values['log-format']));
+  const logger = loggerOption(values);
   const poolKey = `${pool.namespace}/${pool.name}`;
 
   let gateway: Gateway | undefined;
