@@ -14,7 +14,7 @@ import type { BodyMode } from '../extproc/stream.js';
 import { startAdminServer, type AdminServer } from '../observability/admin-server.js';
 import { ListenError } from '../proxy/port-listener.js';
 import { eppPool, type EppPool } from './epp-options.js';
-import { durationOption, loggerOption, OptionError, portOption } from './options.js';
+import { durationOption, loggerOption, SERVER_FLAGS, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const EPP_HELP = `infergate epp: the endpoint picker for Envoy (External Processing gRPC)
@@ -95,7 +95,7 @@ export async function runEppCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      file: { type: 'string', short: 'f', multiple: true },
+      ...SERVER_FLAGS,
       'pool-name': { type: 'string' },
       'pool-namespace': { type: 'string' },
       'endpoint-selector': { type: 'string' },
@@ -104,15 +104,9 @@ export async function runEppCommand(argv: string[]): Promise<number> {
       'grpc-health-port': { type: 'string' },
       'metrics-port': { type: 'string' },
       'metrics-address': { type: 'string' },
-      address: { type: 'string' },
       'cert-path': { type: 'string' },
       insecure: { type: 'boolean' },
       'body-mode': { type: 'string' },
-      'shutdown-grace': { type: 'string' },
-      'log-level': { type: 'string' },
-      'log-format': { type: 'string' },
-      'exit-with-parent': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });

@@ -2,6 +2,20 @@ import { createLogger, LOG_FORMATS, type LogFormat, type Logger, type LogLevel }
 import { parseDurationMs } from '../api/duration.js';
 import { parseQuantityBytes } from '../api/quantity.js';
 
+/**
+ * The flags every long-running command takes (serve, epp, pd-sidecar), for their `parseArgs`
+ * tables: config files, the bind address, the shutdown grace, logging, following the parent, help.
+ */
+export const SERVER_FLAGS = {
+  file: { type: 'string', short: 'f', multiple: true },
+  address: { type: 'string' },
+  'shutdown-grace': { type: 'string' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  'exit-with-parent': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 /** A command-line option with a bad value: printed as one line, exit code 2. */
 export class OptionError extends Error {
   override readonly name = 'OptionError';

@@ -7,7 +7,7 @@ import { ConfigRejectedError } from '../config/store.js';
 import type { UploadOptions, UpstreamTimeouts } from '../gateway/index.js';
 import { DEFAULT_SHUTDOWN_GRACE_MS, startStandaloneGateway, UPSTREAM_CONNECTIONS_PER_ENDPOINT } from '../proxy/standalone.js';
 import { backendsYaml } from './backends.js';
-import { durationOption, intOption, loggerOption, OptionError, portOption, sizeOption } from './options.js';
+import { durationOption, intOption, loggerOption, SERVER_FLAGS, OptionError, portOption, sizeOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const SERVE_HELP = `infergate serve: run the standalone gateway
@@ -74,11 +74,10 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      file: { type: 'string', short: 'f', multiple: true },
+      ...SERVER_FLAGS,
       backend: { type: 'string', multiple: true },
       port: { type: 'string' },
       'print-config': { type: 'boolean' },
-      address: { type: 'string' },
       'admin-port': { type: 'string' },
       'admin-address': { type: 'string' },
       'no-watch': { type: 'boolean' },
@@ -91,13 +90,8 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       'stream-idle-timeout': { type: 'string' },
       'unavailable-idle-timeout': { type: 'string' },
       'client-stall-timeout': { type: 'string' },
-      'shutdown-grace': { type: 'string' },
       'body-idle-timeout': { type: 'string' },
       'body-budget': { type: 'string' },
-      'log-level': { type: 'string' },
-      'log-format': { type: 'string' },
-      'exit-with-parent': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });

@@ -8,7 +8,7 @@ import { ListenError } from '../proxy/port-listener.js';
 import { parseDecodeUrl } from '../sidecar/local-decode.js';
 import { startSidecar, type RunningSidecar } from '../sidecar/server.js';
 import { eppPool } from './epp-options.js';
-import { durationOption, loggerOption, OptionError, portOption } from './options.js';
+import { durationOption, loggerOption, SERVER_FLAGS, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const SIDECAR_HELP = `infergate pd-sidecar: the prefill/decode sidecar beside one decode server, behind Envoy
@@ -42,17 +42,11 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      file: { type: 'string', short: 'f', multiple: true },
+      ...SERVER_FLAGS,
       'pool-name': { type: 'string' },
       'pool-namespace': { type: 'string' },
       'decode-url': { type: 'string' },
       port: { type: 'string' },
-      address: { type: 'string' },
-      'shutdown-grace': { type: 'string' },
-      'log-level': { type: 'string' },
-      'log-format': { type: 'string' },
-      'exit-with-parent': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
