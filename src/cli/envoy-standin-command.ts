@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import type { DecisionStats } from '../core/decision-stats.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { percentile, sortedAscending } from '../bench/stats.js';
@@ -34,16 +35,6 @@ Options:
 
 /** Samples kept between resets: a benchmark stage of minutes at thousands of requests/s fits; more are counted as dropped. */
 const MAX_SAMPLES = 1_000_000;
-
-/** The stats port's answer. Times in ms; undefined percentiles when no request was timed. */
-export interface DecisionStats {
-  readonly count: number;
-  readonly dropped: number;
-  readonly fromHeadersMs: { readonly p50?: number; readonly p99?: number; readonly max?: number };
-  readonly fromBodyEndMs: { readonly p50?: number; readonly p99?: number; readonly max?: number };
-  /** This process's own event-loop delay since the last reset (it is inside every time above), ms. */
-  readonly loopDelayMs: { readonly p50: number; readonly p99: number };
-}
 
 function quantiles(values: readonly number[]): DecisionStats['fromHeadersMs'] {
   const s = sortedAscending(values);

@@ -1,4 +1,5 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import type { DecisionStats } from '../../core/decision-stats.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNginx } from './nginx.js';
@@ -129,16 +130,6 @@ spec:
   targetPorts: [{number: ${fleet.simPort}}]
 ---
 ${fleet.podsYaml}`;
-}
-
-/** Decision latencies the Envoy stand-in measured (its stats port, `infergate envoy-standin`), ms. */
-export interface DecisionStats {
-  readonly count: number;
-  readonly dropped: number;
-  readonly fromHeadersMs: { readonly p50?: number; readonly p99?: number; readonly max?: number };
-  readonly fromBodyEndMs: { readonly p50?: number; readonly p99?: number; readonly max?: number };
-  /** The stand-in's own event-loop delay (inside the times above). */
-  readonly loopDelayMs: { readonly p50: number; readonly p99: number };
 }
 
 export interface Front {
