@@ -83,7 +83,8 @@ class CorePicker implements RequestProcessor {
       method: headers[':method'] ?? 'GET',
       path: q === -1 ? rawPath : rawPath.slice(0, q),
       headers: withoutPseudo(headers),
-      ...(headers['x-forwarded-for'] === undefined ? {} : { clientAddress: headers['x-forwarded-for'].split(',')[0]?.trim() ?? '' }),
+      ...(clientOf(headers) === undefined ? {} : { clientAddress: clientOf(headers) as string }),
+      forwarder: 'envoy',
     });
     this.#handle = handle;
     return this.#guard(async () => {
@@ -217,6 +218,18 @@ class CorePicker implements RequestProcessor {
       metadata: { [LB_NAMESPACE]: { [DESTINATION_HEADER]: destination } },
     };
   }
+}
+
+/**
+ * The client's address for the log line: the last `X-Forwarded-For` hop, the one Envoy appended
+ * (with `use_remote_address`); the entries before it are whatever the client sent. At most the
+ * header's last 64 characters are read.
+ */
+function clientOf(headers: HeaderRecord): string | undefined {
+  const xff = headers['x-forwarded-for'];
+  if (xff === undefined) return undefined;
+  const last = xff.slice(-MAX_ENDPOINT_KEY).split(',').at(-1)?.trim();
+  return last === undefined || last === '' ? undefined : last;
 }
 
 /** Request headers without Envoy's pseudo-headers (`:method`, `:path`, …), as the core reads them. */

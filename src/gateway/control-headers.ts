@@ -39,6 +39,16 @@ export function isControlHeader(name: string): boolean {
 }
 
 /**
+ * True for the control table's own names (objective, fairness id, model rewrite, in both
+ * spellings): what the gateway reads and no model server may see. Behind Envoy these alone are
+ * removed; other `x-gateway-*` headers (`x-gateway-model-name`, set by the Body-Based Router for
+ * route matching) must survive the route match Envoy runs again after the picker's edits.
+ */
+export function isReadControlHeader(name: string): boolean {
+  return ALL.has(name);
+}
+
+/**
  * The value of a control setting: the first of its names (`x-gateway-*` first) that carries a
  * non-empty value; a repeated header counts its first value. Undefined when none does.
  */

@@ -1,6 +1,6 @@
 import type { HeaderModifier } from '../api/types.js';
 import type { HeaderEdit } from '../core/headers.js';
-import { isControlHeader } from './control-headers.js';
+import { isControlHeader, isReadControlHeader } from './control-headers.js';
 
 type Incoming = Readonly<Record<string, string | string[] | undefined>>;
 
@@ -23,16 +23,25 @@ export function modifierEdits(m: HeaderModifier | null): HeaderEdit[] {
  */
 export function upstreamHeaderEdits(
   incoming: Incoming,
-  opts: { readonly requestId: string; readonly clientAddress: string | undefined; readonly bodyLength: number | undefined; readonly modifier: HeaderModifier | null },
+  opts: {
+    readonly requestId: string;
+    readonly clientAddress: string | undefined;
+    readonly bodyLength: number | undefined;
+    readonly modifier: HeaderModifier | null;
+    /** Envoy forwards (the endpoint picker): only the control table's names go, X-Forwarded-For is Envoy's. */
+    readonly forwarder?: 'gateway' | 'envoy';
+  },
 ): HeaderEdit[] {
   const edits: HeaderEdit[] = [];
+  const envoy = opts.forwarder === 'envoy';
+  const removed = envoy ? isReadControlHeader : isControlHeader;
   // The body goes on decoded (identity): its coding and length are the gateway's to state.
-  for (const name of Object.keys(incoming)) if (isControlHeader(name) || name === 'content-length' || name === 'content-encoding') edits.push({ op: 'remove', name });
+  for (const name of Object.keys(incoming)) if (removed(name) || name === 'content-length' || name === 'content-encoding') edits.push({ op: 'remove', name });
   edits.push({ op: 'set', name: 'x-request-id', value: opts.requestId });
   // The gateway reads and edits answers (usage, model names, error bodies): they must arrive
   // uncompressed. Identity is always acceptable to the client in turn (RFC 9110 §12.5.3).
   edits.push({ op: 'set', name: 'accept-encoding', value: 'identity' });
-  if (opts.clientAddress !== undefined) {
+  if (opts.clientAddress !== undefined && !envoy) {
     const prior = incoming['x-forwarded-for'];
     edits.push({ op: 'set', name: 'x-forwarded-for', value: prior === undefined ? opts.clientAddress : `${String(prior)}, ${opts.clientAddress}` });
   }

@@ -25,6 +25,13 @@ export interface RequestInit {
   readonly clientAddress?: string;
   /** The listener port, for the log line. */
   readonly port?: number;
+  /**
+   * Who carries the request to the model server: the gateway itself (the proxy, the PD sidecar;
+   * the default) or Envoy (the endpoint picker). Envoy owns `X-Forwarded-For` and, told to clear
+   * its route cache, matches routes again on the edited headers, so behind Envoy only the control
+   * headers the gateway reads are removed (route-matching ones like `x-gateway-model-name` stay).
+   */
+  readonly forwarder?: 'gateway' | 'envoy';
 }
 
 /** Where and how to send a request: the endpoints to try in order, the body and headers. */

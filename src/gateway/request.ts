@@ -197,7 +197,7 @@ export class RequestHandle {
     return {
       endpoints,
       body,
-      headers: upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body?.length, modifier: rule.requestHeaders }),
+      headers: upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body?.length, modifier: rule.requestHeaders, forwarder: this.#init.forwarder }),
       stream: prepared.stream,
       timeout: rule.requestTimeoutMs === undefined ? undefined : { ms: rule.requestTimeoutMs, setting: rule.requestTimeoutSetting ?? 'request timeout' },
       timeouts: this.#deps.timeouts,
@@ -361,7 +361,7 @@ export class RequestHandle {
         this.#prefill = undefined;
         return this.#schedule(prepared, rule, new Set([...this.#failedEndpoints, ...exclude]));
       },
-      headersFor: (body) => upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body.length, modifier: this.#rule?.requestHeaders ?? null }),
+      headersFor: (body) => upstreamHeaderEdits(this.#init.headers, { requestId: this.id, clientAddress: this.#init.clientAddress, bodyLength: body.length, modifier: this.#rule?.requestHeaders ?? null, forwarder: this.#init.forwarder }),
       legHeaders: () => {
         const a = this.#prefill;
         if (a !== undefined && a.headersMs === undefined) a.headersMs = performance.now() - a.dispatchedAt;

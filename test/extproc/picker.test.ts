@@ -59,3 +59,25 @@ for (const mode of ['FULL_DUPLEX_STREAMED', 'BUFFERED'] as const) {
     await until(() => inFlight.size === 0, 20_000, 'in-flight back to zero');
   });
 }
+
+test('behind Envoy the picker leaves what Envoy owns: route-matching x-gateway-* headers stay (Envoy matches again after clear_route_cache), X-Forwarded-For is untouched, only the control headers go', async () => {
+  const res = await request(`${envoy.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-gateway-model-name': 'food-review',
+      'x-gateway-base-model-name': 'mymodel',
+      'x-forwarded-for': '6.6.6.6, 10.0.0.9',
+      'x-gateway-inference-objective': 'gold',
+      'x-llm-d-inference-fairness-id': 'tenant-a',
+      'x-gateway-model-name-rewrite': 'mymodel',
+    },
+    body: JSON.stringify({ model: 'food-review', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
+  });
+  assert.equal(res.statusCode, 200, await res.body.text());
+  const ex = envoy.exchanges.at(-1)!;
+  assert.equal(ex.upstreamHeaders['x-gateway-model-name'], 'food-review', 'BBR’s route-matching header survives the mutation');
+  assert.equal(ex.upstreamHeaders['x-gateway-base-model-name'], 'mymodel');
+  assert.equal(ex.upstreamHeaders['x-forwarded-for'], '6.6.6.6, 10.0.0.9', 'X-Forwarded-For is Envoy’s: the picker neither appends nor repeats a hop');
+  for (const name of ['x-gateway-inference-objective', 'x-llm-d-inference-fairness-id', 'x-gateway-model-name-rewrite']) assert.equal(ex.upstreamHeaders[name], undefined, `${name} removed`);
+});
