@@ -1,4 +1,5 @@
 import { GatewayError } from '../core/errors.js';
+import { BASE_MODEL_NAME_HEADER, MODEL_NAME_HEADER } from '../config/snapshot.js';
 
 type Incoming = Readonly<Record<string, string | string[] | undefined>>;
 
@@ -39,13 +40,16 @@ export function isControlHeader(name: string): boolean {
 }
 
 /**
- * True for the control table's own names (objective, fairness id, model rewrite, in both
- * spellings): what the gateway reads and no model server may see. Behind Envoy these alone are
- * removed; other `x-gateway-*` headers (`x-gateway-model-name`, set by the Body-Based Router for
- * route matching) must survive the route match Envoy runs again after the picker's edits.
+ * The headers Envoy routes on that the gateway's side fills: the Body-Based Router copies the
+ * body's `model` (and the adapter's base model) into them before route matching (Gateway API
+ * Inference Extension, body-based routing). Behind Envoy they must survive the picker's edits:
+ * told to clear its route cache, Envoy matches routes again on the edited headers.
  */
-export function isReadControlHeader(name: string): boolean {
-  return ALL.has(name);
+const ROUTE_MATCH_HEADERS: ReadonlySet<string> = new Set([MODEL_NAME_HEADER, BASE_MODEL_NAME_HEADER]);
+
+/** What the picker removes behind Envoy: every control header but the route-matching ones. */
+export function isControlHeaderBehindEnvoy(name: string): boolean {
+  return isControlHeader(name) && !ROUTE_MATCH_HEADERS.has(name);
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { HeaderModifier } from '../api/types.js';
 import type { HeaderEdit } from '../core/headers.js';
-import { isControlHeader, isReadControlHeader } from './control-headers.js';
+import { isControlHeader, isControlHeaderBehindEnvoy } from './control-headers.js';
 
 type Incoming = Readonly<Record<string, string | string[] | undefined>>;
 
@@ -28,13 +28,13 @@ export function upstreamHeaderEdits(
     readonly clientAddress: string | undefined;
     readonly bodyLength: number | undefined;
     readonly modifier: HeaderModifier | null;
-    /** Envoy forwards (the endpoint picker): only the control table's names go, X-Forwarded-For is Envoy's. */
+    /** Envoy forwards (the endpoint picker): the route-matching headers stay, X-Forwarded-For is Envoy's. */
     readonly forwarder?: 'gateway' | 'envoy';
   },
 ): HeaderEdit[] {
   const edits: HeaderEdit[] = [];
   const envoy = opts.forwarder === 'envoy';
-  const removed = envoy ? isReadControlHeader : isControlHeader;
+  const removed = envoy ? isControlHeaderBehindEnvoy : isControlHeader;
   // The body goes on decoded (identity): its coding and length are the gateway's to state.
   for (const name of Object.keys(incoming)) if (removed(name) || name === 'content-length' || name === 'content-encoding') edits.push({ op: 'remove', name });
   edits.push({ op: 'set', name: 'x-request-id', value: opts.requestId });

@@ -28,8 +28,8 @@ export interface RequestInit {
   /**
    * Who carries the request to the model server: the gateway itself (the proxy, the PD sidecar;
    * the default) or Envoy (the endpoint picker). Envoy owns `X-Forwarded-For` and, told to clear
-   * its route cache, matches routes again on the edited headers, so behind Envoy only the control
-   * headers the gateway reads are removed (route-matching ones like `x-gateway-model-name` stay).
+   * its route cache, matches routes again on the edited headers, so behind Envoy the route-matching
+   * headers (`x-gateway-model-name`, `x-gateway-base-model-name`) stay; the other control headers go.
    */
   readonly forwarder?: 'gateway' | 'envoy';
 }
