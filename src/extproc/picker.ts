@@ -1,10 +1,13 @@
 import type { Endpoint } from '../core/endpoint.js';
+import { asGatewayError } from '../core/errors.js';
 import type { HeaderEdit } from '../core/headers.js';
 import {
   BodyCollector,
   poolLimitName,
   bodyTooLarge,
   clientGone,
+  clientGoneOutcome,
+  sseErrorEvent,
   PREFILLER_HEADER,
   RequestScope,
   type BodyReservation,
@@ -29,6 +32,8 @@ export const SERVED_HEADER = 'x-gateway-destination-endpoint-served';
 /** Envoy's load-balancer metadata namespace: ORIGINAL_DST and subset load balancing read it. */
 export const LB_NAMESPACE = 'envoy.lb';
 export const SUBSET_NAMESPACE = 'envoy.lb.subset_hint';
+
+const EMPTY = Buffer.alloc(0);
 
 /** At most this many subset entries are read (upstream allows one per endpoint; a pool rarely has more). */
 const MAX_SUBSET_ENTRIES = 1024;
@@ -67,6 +72,8 @@ class CorePicker implements RequestProcessor {
   #status = 0;
   #bytesOut = 0;
   #responding = false;
+  /** The answer is an SSE stream (a failure after it started becomes an SSE error event). */
+  #sse = false;
   #done = false;
 
   constructor(gateway: Gateway, options: PickerOptions) {
@@ -125,6 +132,7 @@ class CorePicker implements RequestProcessor {
     this.#status = Number(headers[':status'] ?? 0);
     this.#responding = true;
     const plan = handle.responseStarted(this.#status, withoutPseudo(headers));
+    this.#sse = plan.sse;
     if (endOfStream) this.#finish();
     return plan.headers;
   }
@@ -132,10 +140,17 @@ class CorePicker implements RequestProcessor {
   async responseBody(chunk: Buffer, endOfStream: boolean): Promise<Buffer> {
     const handle = this.#handle;
     if (handle === undefined) return chunk;
-    let out = chunk.length > 0 ? handle.responseData(chunk) : chunk;
-    if (endOfStream) {
-      const rest = handle.responseEnd();
-      if (rest !== undefined && rest.length > 0) out = out.length === 0 ? rest : Buffer.concat([out, rest]);
+    // After a failure the rest of the server's answer is dropped: the client's answer has ended.
+    if (this.#done) return EMPTY;
+    let out: Buffer;
+    try {
+      out = chunk.length > 0 ? handle.responseData(chunk) : chunk;
+      if (endOfStream) {
+        const rest = handle.responseEnd();
+        if (rest !== undefined && rest.length > 0) out = out.length === 0 ? rest : Buffer.concat([out, rest]);
+      }
+    } catch (err) {
+      return this.#failAnswer(handle, err);
     }
     this.#bytesOut += out.length;
     if (endOfStream) this.#finish();
@@ -143,6 +158,17 @@ class CorePicker implements RequestProcessor {
   }
 
   async responseTrailers(): Promise<void> {
+    const handle = this.#handle;
+    if (handle !== undefined && !this.#done) {
+      // The body is complete: settle what the core held (usage, a cut event). Nothing more can be
+      // sent after trailers, so a held tail is dropped; a cut stream is logged as what it was.
+      try {
+        handle.responseEnd();
+      } catch (err) {
+        this.#failAnswer(handle, err, false);
+        return;
+      }
+    }
     this.#finish();
   }
 
@@ -153,11 +179,30 @@ class CorePicker implements RequestProcessor {
   cancelled(): void {
     if (this.#done) return;
     this.#done = true;
-    const gone = clientGone('Envoy closed the ext_proc stream');
+    // Envoy ended the stream: its client left, its upstream reset, or its message timeout fired.
+    // The picker cannot tell which; the request ends as an abandoned one (499), blaming no server.
+    const gone = clientGone('Envoy ended the ext_proc stream (client gone, upstream reset or message timeout)');
     this.#scope.stop(gone);
-    if (this.#responding) this.#handle?.finished({ status: this.#status, bytesOut: this.#bytesOut, interrupted: 'client_gone' });
+    if (this.#responding) this.#handle?.finished(clientGoneOutcome(this.#bytesOut));
     else this.#handle?.failed(gone);
     this.#release();
+  }
+
+  /**
+   * The answer broke after it started (a stream cut mid-event, an event past its bound, an
+   * undecodable body): the request fails in the core. An SSE stream ends with one error event, as
+   * the standalone proxy's does (not after its `[DONE]`: the answer was whole); any other body
+   * can only be cut, so the error is thrown and the stream ends with a gRPC error, which makes
+   * Envoy reset the client's stream.
+   */
+  #failAnswer(handle: RequestHandle, err: unknown, send = true): Buffer {
+    const failure = asGatewayError(err);
+    this.#done = true;
+    const tail = send && this.#sse && !handle.streamDone ? sseErrorEvent(failure) : EMPTY;
+    handle.failed(failure, { status: this.#status, bytesOut: this.#bytesOut + tail.length, interrupted: failure.code, detail: failure.message });
+    this.#release();
+    if (send && !this.#sse) throw failure;
+    return tail;
   }
 
   #finish(): void {

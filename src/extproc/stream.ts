@@ -1,5 +1,5 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { isGatewayError } from '../core/errors.js';
+import { asGatewayError, isGatewayError } from '../core/errors.js';
 import { DEFAULT_HEADER_LIMITS, filterMetadata, headerMutation, headerRecord, HeaderLimitError, pbStruct, type FilterMetadata, type HeaderLimits, type JsonValue } from './headers.js';
 import type { BodySendMode, PbHttpBody, PbStruct, ProcessingRequest, ProcessingResponse } from './messages.js';
 import type { AwaitBody, RequestProcessor, RequestProcessorFactory, RequestVerdict } from './processor.js';
@@ -130,6 +130,9 @@ export class ExtProcStream {
       if (err instanceof StreamError) throw err;
       if (err instanceof HeaderLimitError) throw new StreamError(GrpcStatus.RESOURCE_EXHAUSTED, err.message);
       if (!isGatewayError(err)) this.#options.onInternalError?.(err);
+      // Once the answer's headers went to the client an immediate_response cannot replace it:
+      // the stream ends with an error, and Envoy resets the client's stream.
+      if (this.#state === 'response') throw new StreamError(GrpcStatus.ABORTED, `the answer failed after it started: ${asGatewayError(err).message}`);
       return this.#refuse(refusalOf(err));
     }
   }
