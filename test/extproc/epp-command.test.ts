@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -11,11 +12,24 @@ import { BIN, cli } from '../support/cli.js';
 import { EnvoyExtProcClient, envoyRequestHeaders } from '../support/envoy-standin.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../examples/canary', import.meta.url));
+const DOCS = fileURLToPath(new URL('../../../docs/ext-proc.md', import.meta.url));
 
 test('epp --help lists upstream\'s flags and defaults', async () => {
   const r = await cli(['epp', '--help']);
   assert.equal(r.code, 0);
   for (const flag of ['--grpc-port', '9002', '--grpc-health-port', '9003', '--metrics-port', '9090', '--pool-name', '--pool-namespace', '--endpoint-selector', '--endpoint-target-ports', '--insecure', '--cert-path', '--log-format', '-f, --file']) assert.ok(r.stdout.includes(flag), flag);
+});
+
+test('every flag epp --help lists is in docs/ext-proc.md\'s flag table, and every flag of the table is in the help', async () => {
+  const r = await cli(['epp', '--help']);
+  const help = new Set([...r.stdout.matchAll(/^\s+(?:-\w, )?(--[a-z-]+)/gm)].map((m) => m[1] as string));
+  help.delete('--help');
+  const docs = await readFile(DOCS, 'utf8');
+  const table = docs.slice(docs.indexOf('## Running `infergate epp`'), docs.indexOf('The defaults are upstream'));
+  const documented = new Set([...table.matchAll(/`(--[a-z-]+)/g)].map((m) => m[1] as string));
+  if (table.includes('`-f ')) documented.add('--file');
+  assert.deepEqual([...help].filter((f) => !documented.has(f)), [], 'flags the help lists and the docs do not');
+  assert.deepEqual([...documented].filter((f) => !help.has(f)), [], 'flags the docs list and the help does not');
 });
 
 test('epp refuses bad flags with one line and exit code 2', async () => {
