@@ -248,8 +248,10 @@ class CorePicker implements RequestProcessor {
     // A disaggregated request goes to the decode pod's sidecar with the client's (edited) body; the
     // sidecar builds both legs' bodies itself (it never trusts steering fields it did not set).
     const body = pd === undefined ? decision.body : (handle.prepared?.body ?? decision.body);
-    const edits: HeaderEdit[] = [...decision.headers];
-    if (pd !== undefined && body !== decision.body) edits.push({ op: 'set', name: 'content-length', value: String(body?.length ?? 0) });
+    const rebodied = body !== decision.body;
+    // One content-length, the body's that goes: the decision's states the decode leg's.
+    const edits: HeaderEdit[] = rebodied ? decision.headers.filter((e) => e.name !== 'content-length') : [...decision.headers];
+    if (rebodied) edits.push({ op: 'set', name: 'content-length', value: String(body?.length ?? 0) });
     edits.push({ op: 'set', name: DESTINATION_HEADER, value: destination });
     // Only the picker names a prefill endpoint: a client's value never reaches a sidecar.
     edits.push(pd === undefined ? { op: 'remove', name: PREFILLER_HEADER } : { op: 'set', name: PREFILLER_HEADER, value: pd.prefill.key });
