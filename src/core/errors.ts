@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   /** The request has a method, target or header the upstream HTTP client refuses to send. */
   unforwardable_request: { status: 400, type: 'invalid_request_error' },
   body_too_large: { status: 413, type: 'invalid_request_error' },
+  /** Request headers past the endpoint picker's bounds (their count or total size). */
+  request_headers_too_large: { status: 431, type: 'invalid_request_error' },
   /** A request `Content-Encoding` the gateway does not decode. */
   unsupported_content_encoding: { status: 415, type: 'invalid_request_error' },
   unsupported_transfer_encoding: { status: 501, type: 'invalid_request_error' },

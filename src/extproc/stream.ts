@@ -1,5 +1,5 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { asGatewayError, isGatewayError } from '../core/errors.js';
+import { asGatewayError, GatewayError, isGatewayError } from '../core/errors.js';
 import { DEFAULT_HEADER_LIMITS, filterMetadata, headerMutation, headerRecord, HeaderLimitError, pbStruct, type FilterMetadata, type HeaderLimits, type JsonValue } from './headers.js';
 import type { BodySendMode, PbHttpBody, PbStruct, ProcessingRequest, ProcessingResponse } from './messages.js';
 import type { AwaitBody, RequestProcessor, RequestProcessorFactory, RequestVerdict } from './processor.js';
@@ -128,7 +128,12 @@ export class ExtProcStream {
       }
     } catch (err) {
       if (err instanceof StreamError) throw err;
-      if (err instanceof HeaderLimitError) throw new StreamError(GrpcStatus.RESOURCE_EXHAUSTED, err.message);
+      // A client's headers past the bounds are its own mistake (431, RFC 6585 §5); a server's
+      // response headers past them end the stream (Envoy resets the client's).
+      if (err instanceof HeaderLimitError) {
+        if (this.#state === 'idle') return this.#refuse(refusalOf(new GatewayError('request_headers_too_large', `request ${err.message}`)));
+        throw new StreamError(GrpcStatus.RESOURCE_EXHAUSTED, err.message);
+      }
       if (!isGatewayError(err)) this.#options.onInternalError?.(err);
       // Once the answer's headers went to the client an immediate_response cannot replace it:
       // the stream ends with an error, and Envoy resets the client's stream.

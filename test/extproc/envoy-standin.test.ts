@@ -103,11 +103,11 @@ test('the subset hint in metadata_context reaches the processor; a broken ext_pr
     await res.body.text();
     assert.equal(res.statusCode, 200);
     assert.deepEqual(picker.log.requests.at(-1)?.metadata['envoy.lb.subset_hint'], { 'x-gateway-destination-endpoint-subset': [endpoint] });
-    // 300 headers: past the picker's header bound, the stream ends RESOURCE_EXHAUSTED and Envoy fails closed.
+    // 300 headers: past the picker's header bound, the client's own 431, sent as Envoy would.
     const many = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`x-h${i}`, 'v']));
-    const broken = await request(`${hinted.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...many }, body: chat(false) });
-    assert.equal(broken.statusCode, 500);
-    assert.match(await broken.body.text(), /ext_proc failed/);
+    const refused = await request(`${hinted.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...many }, body: chat(false) });
+    assert.equal(refused.statusCode, 431);
+    assert.match(await refused.body.text(), /request_headers_too_large/);
   } finally {
     await hinted.close();
   }
