@@ -1,5 +1,5 @@
 import { access } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { FileConfigSource } from '../config/file-source.js';
 import { ConfigRejectedError } from '../config/store.js';
@@ -38,6 +38,20 @@ Options:
 
 const DEFAULT_DRAIN_MS = 30_000;
 
+/**
+ * The decode URL names the sidecar's own listener: the same port on its bind address, on a
+ * loopback address, or (bound to every interface) on any of this machine's addresses. Other loops
+ * (through another sidecar) are caught per request by the `Via` check.
+ */
+function pointsAtItself(decode: URL, address: string, port: number): boolean {
+  const decodePort = Number(decode.port || (decode.protocol === 'https:' ? 443 : 80));
+  if (decodePort !== port) return false;
+  const host = decode.hostname.replace(/^\[|\]$/g, '');
+  if (host === address || host === 'localhost' || host.startsWith('127.') || host === '::1') return true;
+  if (address !== '0.0.0.0' && address !== '::') return false;
+  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address === host) === true);
+}
+
 export async function runSidecarCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -75,6 +89,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   }
   const port = portOption('port', values.port, 8000, 0);
   const address = values.address ?? '0.0.0.0';
+  if (pointsAtItself(decodeUrl, address, port)) throw new OptionError(`--decode-url ${decodeUrl.origin} is this sidecar's own address (--address ${address} --port ${port}): it must name the decode server beside it, on another port`);
   const drainMs = durationOption('shutdown-grace', values['shutdown-grace'], 0) ?? DEFAULT_DRAIN_MS;
   const logger = loggerOption(values);
   const poolKey = `${pool.namespace}/${pool.name}`;

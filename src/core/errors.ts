@@ -56,6 +56,8 @@ export const ERROR_CODES = {
   upstream_timeout: { status: 504, type: 'timeout_error' },
   /** A disaggregated request's prefill and decode legs did not complete their KV handshake in time. */
   kv_handshake_timeout: { status: 502, type: 'upstream_error' },
+  /** A request came back to a pd-sidecar it already passed (a `--decode-url` pointing at a sidecar). */
+  forwarding_loop: { status: 508, type: 'server_error' },
   gateway_shutting_down: { status: 503, type: 'service_unavailable_error' },
   internal_error: { status: 500, type: 'server_error' },
   /** Never sent (nobody is listening): the status logged when the client left first (nginx's 499). */

@@ -7,6 +7,7 @@ import { clientGone, isControlHeader, parseRequestTarget, PREFILLER_HEADER, Requ
 import { upstreamFailure } from '../upstream/errors.js';
 import { forwardable } from '../upstream/headers.js';
 import { sendError } from '../upstream/respond.js';
+import { viaWith } from './loop.js';
 
 /**
  * A request without `x-prefiller-host-port` (the endpoint picker kept it on this pod, a metrics
@@ -37,6 +38,7 @@ export async function passThrough(req: IncomingMessage, res: ServerResponse, dec
     const headers = forwardable(req.headers);
     for (const name of Object.keys(headers)) if (isControlHeader(name) || name === PREFILLER_HEADER) delete headers[name];
     headers['host'] = req.headers.host ?? decode.key;
+    headers['via'] = viaWith(req.headers['via']);
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     let answer: Dispatcher.ResponseData;
     try {

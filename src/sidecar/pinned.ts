@@ -24,6 +24,7 @@ import { UpstreamAttempt } from '../upstream/attempt.js';
 import { decodeResponse } from '../upstream/decode.js';
 import { upstreamFailure } from '../upstream/errors.js';
 import { upstreamRequestHeaders } from '../upstream/headers.js';
+import { viaWith } from './loop.js';
 import { runPd } from '../upstream/pd-legs.js';
 import { relay, type RelayInput } from '../upstream/relay.js';
 import { sendError, sendJson } from '../upstream/respond.js';
@@ -94,7 +95,8 @@ export async function servePinned(deps: PinnedDeps, req: IncomingMessage, res: S
       decision,
       method: req.method ?? 'POST',
       target: target.target,
-      headers: req.headers,
+      // The legs carry the sidecar's Via entry: a decode URL that leads to a sidecar ends there (loop.ts).
+      headers: { ...req.headers, via: viaWith(req.headers['via']) },
       dispatcher: deps.dispatcher,
       watchdog: deps.watchdog,
       scope,
@@ -160,7 +162,7 @@ async function sendSingle(deps: PinnedDeps, req: IncomingMessage, path: string, 
   const watched: Watched = { attempt, timeouts: decision.timeouts, deadline, scope: input.scope };
   deps.watchdog.watch(watched);
   try {
-    const headers = upstreamRequestHeaders(req.headers, decision.headers);
+    const headers = upstreamRequestHeaders({ ...req.headers, via: viaWith(req.headers['via']) }, decision.headers);
     deps.dispatcher.dispatch({ origin: endpoint.origin, path, method: (req.method ?? 'POST') as Dispatcher.HttpMethod, headers, body: decision.body ?? null }, attempt);
     let response;
     try {

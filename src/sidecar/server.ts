@@ -4,8 +4,10 @@ import { Agent } from 'undici';
 import { GatewayError } from '../core/errors.js';
 import { InFlight, PREFILLER_HEADER, type Gateway } from '../gateway/index.js';
 import type { Logger } from '../observability/logger.js';
+import { sendError } from '../upstream/respond.js';
 import { Watchdog } from '../upstream/watchdog.js';
 import { localDecodeEndpoint } from './local-decode.js';
+import { loopOf } from './loop.js';
 import { passThrough } from './passthrough.js';
 import { servePinned, type PinnedDeps } from './pinned.js';
 
@@ -54,6 +56,13 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   const deps: PinnedDeps = { gateway: options.gateway, poolKey: options.poolKey, decode, dispatcher, watchdog, inFlight };
   const { logger } = options;
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const loop = loopOf(req.headers);
+    if (loop !== undefined) {
+      // Refused before a byte goes on: the loop ends here, whichever turn it is.
+      sendError(res, loop, { requestId: typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : '', sse: false, close: true });
+      req.resume();
+      return;
+    }
     const prefiller = req.headers[PREFILLER_HEADER];
     const served = prefiller === undefined ? passThrough(req, res, decode, dispatcher, inFlight) : servePinned(deps, req, res, prefiller);
     served.catch((err: unknown) => {

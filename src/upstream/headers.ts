@@ -45,7 +45,7 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, edits: rea
  * client sends (cookies, its own caching or encoding preferences) stays at the gateway: a PD leg
  * is the gateway's own request to a server that answers the gateway, not the client.
  */
-const PD_LEG_HEADERS = new Set(['authorization', 'content-type', 'accept', 'x-request-id', 'x-correlation-id', 'traceparent', 'tracestate', 'baggage']);
+const PD_LEG_HEADERS = new Set(['authorization', 'content-type', 'accept', 'x-request-id', 'x-correlation-id', 'traceparent', 'tracestate', 'baggage', 'via']);
 
 /** Headers for a prefill or decode leg: the client's, filtered as SGLang's router does, with the core's edits applied. */
 export function pdLegRequestHeaders(incoming: IncomingHttpHeaders, edits: readonly HeaderEdit[]): HeaderMap {
