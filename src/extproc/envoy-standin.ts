@@ -433,6 +433,8 @@ export async function startEnvoyStandin(options: EnvoyStandinOptions): Promise<E
           if (s.end_of_stream === true) return;
         }
       })();
+      // An upstream that breaks first ends the exchange below; the pump's own end is then moot.
+      pump.catch(() => undefined);
       for await (const c of upstream) for (const m of bodyMessages('response_body', c as Buffer, chunkBytes, false)) call.send(m);
       call.send({ response_body: { body: Buffer.alloc(0), end_of_stream: true } });
       await pump;

@@ -181,7 +181,7 @@ class CorePicker implements RequestProcessor {
     this.#done = true;
     // Envoy ended the stream: its client left, its upstream reset, or its message timeout fired.
     // The picker cannot tell which; the request ends as an abandoned one (499), blaming no server.
-    const gone = clientGone('Envoy ended the ext_proc stream (client gone, upstream reset or message timeout)');
+    const gone = clientGone('(as Envoy saw it: it ended the ext_proc stream, for its client leaving, its upstream resetting or its message timeout)');
     this.#scope.stop(gone);
     if (this.#responding) this.#handle?.finished(clientGoneOutcome(this.#bytesOut));
     else this.#handle?.failed(gone);
