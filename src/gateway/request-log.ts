@@ -118,7 +118,12 @@ export function logRequest(deps: { readonly logger: Logger; readonly metrics: Ga
     },
     'Request Handled',
   );
-  if (prepared === undefined) return;
+  if (prepared === undefined) {
+    // Refused before a backend was chosen (no route, invalid JSON, a body over the limit, an
+    // unknown model): counted too, without pool or model (the request named none the gateway took).
+    deps.metrics.record({ pool: '', model: '', targetModel: '', status: a.status, code: a.code ?? '', durationS: a.durationMs / 1000, ttftS: undefined, queueWaitS: undefined, promptTokens: undefined, completionTokens: undefined, cachedTokens: undefined });
+    return;
+  }
   deps.metrics.record({
     pool: prepared.backendName,
     model: label(deps, prepared.model),

@@ -276,3 +276,28 @@ test('control headers: llm-d’s x-llm-d-* names are read, x-gateway-* wins when
     await gateway.close();
   }
 });
+
+test('refusals before a backend was chosen count in infergate_requests_total too (invalid JSON, unknown pool), with their code and no pool or model label', async () => {
+  const { gateway } = await start();
+  try {
+    const cases: Array<[string, Buffer]> = [
+      [POOL, Buffer.from('{"model": "m", ')],
+      ['default/nope', Buffer.from('{"model": "m"}')],
+    ];
+    for (const [pool, body] of cases) {
+      const handle = gateway.begin({ method: 'POST', path: '/v1/completions', headers: {} });
+      try {
+        handle.routePool(pool);
+        await handle.decide(body, new AbortController().signal);
+        assert.fail('refused');
+      } catch (err) {
+        handle.failed(err);
+      }
+    }
+    const text = await gateway.metrics.registry.metrics();
+    assert.match(text, /^infergate_requests_total\{pool="",model="",target_model="",status="400",code="invalid_json"\} 1$/m);
+    assert.match(text, /^infergate_requests_total\{pool="",model="",target_model="",status="503",code="pool_not_found"\} 1$/m);
+  } finally {
+    await gateway.close();
+  }
+});
