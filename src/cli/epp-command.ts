@@ -6,7 +6,7 @@ import { FileConfigSource, StaticConfigSource } from '../config/file-source.js';
 import type { ConfigSource } from '../config/source.js';
 import { ConfigRejectedError } from '../config/store.js';
 import { corePicker } from '../extproc/picker.js';
-import { Gateway, InFlight } from '../gateway/index.js';
+import { Gateway, InFlight, type UploadOptions } from '../gateway/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { RequestProcessorFactory } from '../extproc/processor.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_GRPC_HEALTH_PORT, DEFAULT_GRPC_PORT, startExtProcServer, type ExtProcServer } from '../extproc/server.js';
@@ -14,7 +14,7 @@ import type { BodyMode } from '../extproc/stream.js';
 import { startAdminServer, type AdminServer } from '../observability/admin-server.js';
 import { ListenError } from '../proxy/port-listener.js';
 import { eppPool, type EppPool } from './epp-options.js';
-import { durationOption, loggerOption, SERVER_FLAGS, OptionError, portOption } from './options.js';
+import { durationOption, loggerOption, SERVER_FLAGS, UPLOAD_FLAGS, uploadsOption, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const EPP_HELP = `infergate epp: the endpoint picker for Envoy (External Processing gRPC)
@@ -44,6 +44,11 @@ Options:
       --body-mode MODE         body mode when Envoy does not say (Envoy < 1.32 sends no
                                protocol_config): FULL_DUPLEX_STREAMED (default) | BUFFERED
       --shutdown-grace T       time open streams get after SIGTERM/SIGINT (default 30s)
+      --body-idle-timeout T    silence between two request body messages; the request gets 408
+                               (default 30s)
+      --body-budget SIZE       request bodies held at once, all requests together (bytes or a
+                               quantity such as 256Mi); past it 503 with Retry-After (default
+                               1/16 of the V8 heap limit)
       --log-level LEVEL        fatal|error|warn|info|debug|trace|silent (default info)
       --log-format F           json (default) | pretty
       --exit-with-parent       stop when the process that started this one exits
@@ -55,6 +60,8 @@ const BODY_MODES: readonly BodyMode[] = ['FULL_DUPLEX_STREAMED', 'BUFFERED'];
 export interface EppSettings {
   readonly pool: EppPool;
   readonly files: readonly string[];
+  /** Request-body bounds (--body-idle-timeout, --body-budget). */
+  readonly uploads: UploadOptions;
 }
 
 /** The pool a standalone picker (`--endpoint-selector`) serves: built from the flags, named for logs. */
@@ -86,7 +93,7 @@ async function startPicker(settings: EppSettings, logger: Logger, inFlight: InFl
   const poolKey = settings.pool.kind === 'pool' ? `${settings.pool.namespace}/${settings.pool.name}` : `${settings.pool.namespace}/${STANDALONE_POOL_NAME}`;
   const sources: ConfigSource[] = [new FileConfigSource(settings.files, { watch: true })];
   if (settings.pool.kind === 'selector') sources.push(new StaticConfigSource([standalonePool(settings.pool)], '--endpoint-selector'));
-  const gateway = await Gateway.start({ sources, logger });
+  const gateway = await Gateway.start({ sources, logger, uploads: settings.uploads });
   if (gateway.runtime?.pools.has(poolKey) !== true) logger.warn({ pool: poolKey }, 'the InferencePool this picker serves is not in its configuration: requests get 503 pool_not_found until it appears');
   return { gateway, processor: corePicker(gateway, { poolKey, inFlight }), poolKey };
 }
@@ -96,6 +103,7 @@ export async function runEppCommand(argv: string[]): Promise<number> {
     args: argv,
     options: {
       ...SERVER_FLAGS,
+      ...UPLOAD_FLAGS,
       'pool-name': { type: 'string' },
       'pool-namespace': { type: 'string' },
       'endpoint-selector': { type: 'string' },
@@ -135,6 +143,7 @@ export async function runEppCommand(argv: string[]): Promise<number> {
   const address = values.address ?? '0.0.0.0';
   const drainMs = durationOption('shutdown-grace', values['shutdown-grace'], 0) ?? DEFAULT_DRAIN_MS;
   const logger = loggerOption(values);
+  const uploads = uploadsOption(values);
 
   const inFlight = new InFlight();
   let picker: Awaited<ReturnType<typeof startPicker>> | undefined;
@@ -142,7 +151,7 @@ export async function runEppCommand(argv: string[]): Promise<number> {
   let admin: AdminServer | undefined;
   try {
     try {
-      picker = await startPicker({ pool, files }, logger, inFlight);
+      picker = await startPicker({ pool, files, uploads }, logger, inFlight);
     } catch (err) {
       if (err instanceof ConfigRejectedError) {
         process.stderr.write(`${err.message}\n`);

@@ -1,5 +1,6 @@
 import { createLogger, LOG_FORMATS, type LogFormat, type Logger, type LogLevel } from '../observability/logger.js';
 import { parseDurationMs } from '../api/duration.js';
+import type { UploadOptions } from '../gateway/index.js';
 import { parseQuantityBytes } from '../api/quantity.js';
 
 /**
@@ -14,6 +15,12 @@ export const SERVER_FLAGS = {
   'log-format': { type: 'string' },
   'exit-with-parent': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** The request-body bounds a data plane that reads bodies takes (serve, epp): `uploadsOption` reads them. */
+export const UPLOAD_FLAGS = {
+  'body-idle-timeout': { type: 'string' },
+  'body-budget': { type: 'string' },
 } as const;
 
 /** A command-line option with a bad value: printed as one line, exit code 2. */
@@ -77,4 +84,11 @@ export function sizeOption(name: string, value: string | undefined): number | un
   const bytes = parseQuantityBytes(value);
   if (bytes === undefined || bytes < 1) throw new OptionError(`--${name} must be bytes or a quantity such as 256Mi or 1Gi, at least 1 byte (got "${value}")`);
   return bytes;
+}
+
+/** `--body-idle-timeout` and `--body-budget` as the core's upload options (unset: the core's defaults). */
+export function uploadsOption(values: { readonly 'body-idle-timeout'?: string | undefined; readonly 'body-budget'?: string | undefined }): UploadOptions {
+  const idleMs = durationOption('body-idle-timeout', values['body-idle-timeout']);
+  const budgetBytes = sizeOption('body-budget', values['body-budget']);
+  return { ...(budgetBytes === undefined ? {} : { budgetBytes }), ...(idleMs === undefined ? {} : { timeouts: { idleMs } }) };
 }

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FileConfigSource } from '../config/file-source.js';
 import { ConfigRejectedError } from '../config/store.js';
-import type { UploadOptions, UpstreamTimeouts } from '../gateway/index.js';
+import type { UpstreamTimeouts } from '../gateway/index.js';
 import { DEFAULT_SHUTDOWN_GRACE_MS, startStandaloneGateway, UPSTREAM_CONNECTIONS_PER_ENDPOINT } from '../proxy/standalone.js';
 import { backendsYaml } from './backends.js';
-import { durationOption, intOption, loggerOption, SERVER_FLAGS, OptionError, portOption, sizeOption } from './options.js';
+import { durationOption, intOption, loggerOption, SERVER_FLAGS, UPLOAD_FLAGS, uploadsOption, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
 
 export const SERVE_HELP = `infergate serve: run the standalone gateway
@@ -90,8 +90,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       'stream-idle-timeout': { type: 'string' },
       'unavailable-idle-timeout': { type: 'string' },
       'client-stall-timeout': { type: 'string' },
-      'body-idle-timeout': { type: 'string' },
-      'body-budget': { type: 'string' },
+      ...UPLOAD_FLAGS,
     },
     strict: true,
   });
@@ -114,9 +113,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   const scrapeTimeoutMs = intOption('scrape-timeout', values['scrape-timeout'], 1000, 1);
   const stalenessMs = durationOption('metrics-staleness', values['metrics-staleness']);
   const upstreamConnections = intOption('upstream-connections', values['upstream-connections'], UPSTREAM_CONNECTIONS_PER_ENDPOINT, 1);
-  const bodyIdleMs = durationOption('body-idle-timeout', values['body-idle-timeout']);
-  const budgetBytes = sizeOption('body-budget', values['body-budget']);
-  const uploads: UploadOptions = { ...(budgetBytes === undefined ? {} : { budgetBytes }), ...(bodyIdleMs === undefined ? {} : { timeouts: { idleMs: bodyIdleMs } }) };
+  const uploads = uploadsOption(values);
 
   let tempDir: string | undefined;
   if (backends.length > 0) {

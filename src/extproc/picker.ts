@@ -9,7 +9,9 @@ import {
   clientGoneOutcome,
   sseErrorEvent,
   PREFILLER_HEADER,
+  refuseDeclaredOver,
   RequestScope,
+  UploadClock,
   type BodyReservation,
   type Decision,
   type Gateway,
@@ -68,6 +70,7 @@ class CorePicker implements RequestProcessor {
   #handle: RequestHandle | undefined;
   #collector: BodyCollector | undefined;
   #reservation: BodyReservation | undefined;
+  #clock: UploadClock | undefined;
   #only: ReadonlySet<string> | undefined;
   #status = 0;
   #bytesOut = 0;
@@ -99,20 +102,35 @@ class CorePicker implements RequestProcessor {
       this.#only = subsetOf(metadata);
       if (endOfStream) return this.#decide(undefined);
       const limit = this.#gateway.poolBodyLimit(this.#options.poolKey);
-      const declared = Number(headers['content-length']);
-      // The body is held until the decision: it counts against the global body budget like the proxy's.
-      this.#reservation = this.#gateway.uploads.budget.reserve(Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, limit) : 0);
+      const length = Number(headers['content-length']);
+      const declared = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
+      // As the proxy does: a declared length over the limit is refused before a byte is read, and
+      // the body, held until the decision, counts against the global body budget from its start.
+      refuseDeclaredOver(declared, limit, poolLimitName(this.#options.poolKey));
+      this.#reservation = this.#gateway.uploads.budget.reserve(declared ?? 0);
       this.#collector = new BodyCollector(limit, this.#reservation);
+      // A client that stops sending mid-body would hold its budget share until Envoy's message
+      // timeout (1000 s upstream): the upload timeouts end it, as the proxy's do (408).
+      this.#clock = new UploadClock(this.#gateway.uploads.timeouts, (error) => {
+        this.#scope.stop(error);
+        this.#handle?.failed(error);
+        this.#release();
+      });
       return { kind: 'await-body', maxBodyBytes: limit };
     });
   }
 
   async bodyChunk(chunk: Buffer, endOfStream: boolean): Promise<RequestVerdict | undefined> {
     return this.#guard(async () => {
+      // The upload already timed out: the piece that arrives late gets the 408.
+      const stopped = this.#scope.stopped;
+      if (stopped !== undefined) throw stopped;
       const collector = this.#collector;
       if (collector === undefined) throw new Error('body before headers');
+      this.#clock?.touch();
       if (chunk.length > 0) collector.push(chunk);
       if (!endOfStream) return undefined;
+      this.#clock?.stop();
       return this.#decide(collector.finish());
     });
   }
@@ -214,6 +232,7 @@ class CorePicker implements RequestProcessor {
   }
 
   #release(): void {
+    this.#clock?.stop();
     this.#reservation?.release();
     this.#reservation = undefined;
     this.#collector = undefined;

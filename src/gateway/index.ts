@@ -23,7 +23,7 @@ export { DEFAULT_TIMEOUTS, phaseTimeout, requestDeadline, silenceCondemns, type 
 export { BodyBudget, BodyReservation, defaultBodyBudgetBytes } from './body-budget.js';
 export { hostProblem } from './host-header.js';
 export { requestCodings, transferCodingProblem, undecodableBody } from './request-coding.js';
-export { DEFAULT_UPLOAD_TIMEOUTS, uploadTimedOut, type UploadOptions, type UploadPolicy, type UploadTimeouts } from './upload.js';
+export { DEFAULT_UPLOAD_TIMEOUTS, UploadClock, uploadTimedOut, type UploadOptions, type UploadPolicy, type UploadTimeouts } from './upload.js';
 export type { RouteRequest } from '../config/route-table.js';
 export type { Snapshot } from '../config/snapshot.js';
 export type { ApplyOutcome, ConfigSource } from '../config/source.js';

@@ -45,3 +45,46 @@ export interface UploadPolicy {
 export function uploadPolicy(options: UploadOptions = {}): UploadPolicy {
   return { budget: new BodyBudget(options.budgetBytes), timeouts: { ...DEFAULT_UPLOAD_TIMEOUTS, ...options.timeouts } };
 }
+
+/**
+ * The upload timeouts as timers, for a data plane that is handed a body piece by piece (the
+ * endpoint picker gets Envoy's body messages): `touch()` on every piece, `stop()` once the body is
+ * whole or the request ended. Past either timeout `onExpired` gets the 408 (`uploadTimedOut`) once;
+ * the data plane then releases what the upload holds (its body budget share) and ends the request.
+ */
+export class UploadClock {
+  readonly #timeouts: UploadTimeouts;
+  readonly #onExpired: (error: GatewayError) => void;
+  #idle: NodeJS.Timeout | undefined;
+  #total: NodeJS.Timeout | undefined;
+
+  constructor(timeouts: UploadTimeouts, onExpired: (error: GatewayError) => void) {
+    this.#timeouts = timeouts;
+    this.#onExpired = onExpired;
+    this.#total = setTimeout(() => this.#expire('total'), timeouts.totalMs);
+    this.#total.unref();
+    this.touch();
+  }
+
+  /** A piece of the body arrived: the idle timeout starts again. */
+  touch(): void {
+    if (this.#total === undefined) return;
+    if (this.#idle === undefined) {
+      this.#idle = setTimeout(() => this.#expire('idle'), this.#timeouts.idleMs);
+      this.#idle.unref();
+    } else this.#idle.refresh();
+  }
+
+  stop(): void {
+    clearTimeout(this.#idle);
+    clearTimeout(this.#total);
+    this.#idle = undefined;
+    this.#total = undefined;
+  }
+
+  #expire(which: 'idle' | 'total'): void {
+    if (this.#total === undefined) return;
+    this.stop();
+    this.#onExpired(uploadTimedOut(which, this.#timeouts));
+  }
+}
