@@ -18,18 +18,14 @@ import {
   type InFlight,
   type Outcome,
   type RequestDeadline,
-  type RequestHandle,
 } from '../gateway/index.js';
-import { UpstreamAttempt } from '../upstream/attempt.js';
-import { decodeResponse } from '../upstream/decode.js';
-import { upstreamFailure } from '../upstream/errors.js';
-import { upstreamRequestHeaders } from '../upstream/headers.js';
-import { viaWith } from './loop.js';
 import { runPd } from '../upstream/pd-legs.js';
 import { relay, type RelayInput } from '../upstream/relay.js';
 import { sendError, sendJson } from '../upstream/respond.js';
 import type { Scope } from '../upstream/scope.js';
-import type { Watchdog, Watched } from '../upstream/watchdog.js';
+import { sendToEndpoints } from '../upstream/send.js';
+import type { Watchdog } from '../upstream/watchdog.js';
+import { viaWith } from './loop.js';
 
 /** What a pinned request needs from the sidecar. */
 export interface PinnedDeps {
@@ -102,7 +98,7 @@ export async function servePinned(deps: PinnedDeps, req: IncomingMessage, res: S
       scope,
       relay: (attempt, status, decoded, chunks, exchange, name) => relay(relayInput(exchange, decision), attempt, status, decoded, chunks, name),
       answer: (status, answer) => sendJson(res, status, answer, handle.id, closeConnection()),
-      single: (d, deadline) => sendSingle(deps, req, target.target, relayInput(scope, d), handle, d, deadline),
+      single: (d, deadline) => sendSingle(deps, req, target.target, relayInput(scope, d), d, deadline),
     });
     handle.finished(outcome);
   } catch (err) {
@@ -152,27 +148,11 @@ async function readBody(req: IncomingMessage, collector: BodyCollector, gateway:
 
 /**
  * The request on one endpoint (the local decode server): a pinned request the core does not
- * disaggregate (no JSON body, a pool whose PD protocol it does not speak). One attempt, watched
- * for the core's timeouts, the answer relayed.
+ * disaggregate (no JSON body, a pool whose PD protocol it does not speak), sent and relayed as the
+ * proxy sends any request (upstream/send.ts: timeouts watched, a compressed whole answer decoded
+ * within bounds before its status goes out).
  */
-async function sendSingle(deps: PinnedDeps, req: IncomingMessage, path: string, input: RelayInput, handle: RequestHandle, decision: Decision, deadline: RequestDeadline | undefined): Promise<Outcome> {
-  const endpoint = decision.endpoints[0] ?? deps.decode;
-  handle.dispatched(endpoint);
-  const attempt = new UpstreamAttempt(endpoint, input.scope.signal, decision.stream);
-  const watched: Watched = { attempt, timeouts: decision.timeouts, deadline, scope: input.scope };
-  deps.watchdog.watch(watched);
-  try {
-    const headers = upstreamRequestHeaders({ ...req.headers, via: viaWith(req.headers['via']) }, decision.headers);
-    deps.dispatcher.dispatch({ origin: endpoint.origin, path, method: (req.method ?? 'POST') as Dispatcher.HttpMethod, headers, body: decision.body ?? null }, attempt);
-    let response;
-    try {
-      response = await attempt.response;
-    } catch (err) {
-      throw input.scope.stopped ?? upstreamFailure(err, endpoint);
-    }
-    const decoded = decodeResponse(response.headers, response.body);
-    return await relay(input, attempt, response.status, decoded, decoded.body);
-  } finally {
-    deps.watchdog.unwatch(watched);
-  }
+function sendSingle(deps: PinnedDeps, req: IncomingMessage, path: string, input: RelayInput, decision: Decision, deadline: RequestDeadline | undefined): Promise<Outcome> {
+  const single = decision.endpoints.length > 0 ? decision : { ...decision, endpoints: [deps.decode] };
+  return sendToEndpoints({ ...input, decision: single, method: req.method ?? 'POST', headers: { ...req.headers, via: viaWith(req.headers['via']) }, target: path, dispatcher: deps.dispatcher, watchdog: deps.watchdog }, deadline);
 }
