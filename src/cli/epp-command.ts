@@ -183,6 +183,10 @@ export async function runEppCommand(argv: string[]): Promise<number> {
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (code === 'ENOENT' || code === 'EACCES') throw new OptionError(`--cert-path ${values['cert-path'] ?? ''}: cannot read tls.crt and tls.key (${(err as Error).message})`);
+      // OpenSSL's refusal of the files (not PEM, a key that does not match the certificate).
+      if (values['cert-path'] !== undefined && /PEM|X509|key values mismatch|certificate|private key/i.test((err as Error).message)) {
+        throw new OptionError(`--cert-path ${values['cert-path']}: tls.crt and tls.key are not a usable PEM certificate and matching key (${(err as Error).message})`);
+      }
       throw new ListenError('gRPC ports', address, grpcPort, err);
     }
     logger.info({ pool, grpcPort: server.grpcPort, healthPort: server.healthPort, metricsPort: admin.port, tls: server.tls, selfSigned: server.selfSigned }, 'endpoint picker started');
