@@ -13,10 +13,11 @@ export const DEFAULT_GRPC_HEALTH_PORT = 9003;
 
 /**
  * Largest gRPC message accepted or sent, bytes. BUFFERED mode sends a whole request body in one
- * message, so this bounds the bodies that mode can carry; 16 MiB is four times gRPC's 4 MiB
- * default and above Envoy's own 1 MiB default buffer (per_connection_buffer_limit_bytes).
+ * message, so this bounds the bodies that mode can carry: the pool's default body limit (16 MiB)
+ * plus 1 MiB, so a buffered body just over the limit still arrives and gets the pool's 413 (a body
+ * past this ends the stream, which Envoy answers itself); four times gRPC's 4 MiB default.
  */
-export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_MESSAGE_BYTES = 17 * 1024 * 1024;
 
 /** HTTP/2 streams one Envoy connection may hold open at once (one per HTTP request in flight; Envoy multiplexes them on few connections). */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 4096;
