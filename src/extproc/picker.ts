@@ -1,4 +1,5 @@
 import type { Endpoint } from '../core/endpoint.js';
+import { canDecodeRequest } from '../core/content-coding.js';
 import { asGatewayError } from '../core/errors.js';
 import type { HeaderEdit } from '../core/headers.js';
 import {
@@ -7,6 +8,8 @@ import {
   bodyTooLarge,
   clientGone,
   clientGoneOutcome,
+  decodeRequestBody,
+  requestCodings,
   sseErrorEvent,
   PREFILLER_HEADER,
   refuseDeclaredOver,
@@ -71,6 +74,8 @@ class CorePicker implements RequestProcessor {
   #collector: BodyCollector | undefined;
   #reservation: BodyReservation | undefined;
   #clock: UploadClock | undefined;
+  /** The request's content codings, in the order applied (none: identity). */
+  #codings: readonly string[] = [];
   #only: ReadonlySet<string> | undefined;
   #status = 0;
   #bytesOut = 0;
@@ -107,6 +112,9 @@ class CorePicker implements RequestProcessor {
       // As the proxy does: a declared length over the limit is refused before a byte is read, and
       // the body, held until the decision, counts against the global body budget from its start.
       refuseDeclaredOver(declared, limit, poolLimitName(this.#options.poolKey));
+      // A compressed body is decoded before it is read and forwarded decoded, as the proxy does
+      // (the decision's edits drop Content-Encoding): a coding the gateway cannot decode is 415 now.
+      this.#codings = requestCodings(headers['content-encoding'], canDecodeRequest);
       this.#reservation = this.#gateway.uploads.budget.reserve(declared ?? 0);
       this.#collector = new BodyCollector(limit, this.#reservation);
       // A client that stops sending mid-body would hold its budget share until Envoy's message
@@ -131,7 +139,10 @@ class CorePicker implements RequestProcessor {
       if (chunk.length > 0) collector.push(chunk);
       if (!endOfStream) return undefined;
       this.#clock?.stop();
-      return this.#decide(collector.finish());
+      const raw = collector.finish();
+      const reservation = this.#reservation;
+      const body = this.#codings.length === 0 || reservation === undefined ? raw : await decodeRequestBody(raw, this.#codings, collector.limit, reservation, poolLimitName(this.#options.poolKey));
+      return this.#decide(body);
     });
   }
 

@@ -22,7 +22,7 @@ export type { UpstreamTimeouts } from './timeouts.js';
 export { DEFAULT_TIMEOUTS, phaseTimeout, requestDeadline, silenceCondemns, type PhaseFacts, type PhaseLimits, type PhaseVerdict, type RequestDeadline } from './timeouts.js';
 export { BodyBudget, BodyReservation, defaultBodyBudgetBytes } from './body-budget.js';
 export { hostProblem } from './host-header.js';
-export { requestCodings, transferCodingProblem, undecodableBody } from './request-coding.js';
+export { decodeRequestBody, requestCodings, transferCodingProblem, undecodableBody } from './request-coding.js';
 export { DEFAULT_UPLOAD_TIMEOUTS, UploadClock, uploadTimedOut, type UploadOptions, type UploadPolicy, type UploadTimeouts } from './upload.js';
 export type { RouteRequest } from '../config/route-table.js';
 export type { Snapshot } from '../config/snapshot.js';

@@ -1,4 +1,7 @@
+import { requestDecoder } from '../core/content-coding.js';
 import { GatewayError } from '../core/errors.js';
+import { BodyCollector } from './body-collector.js';
+import type { BodyReservation } from './body-budget.js';
 
 /**
  * The request content codings the gateway decodes (RFC 9110 §8.4.1): gzip (and its old name
@@ -57,4 +60,55 @@ export function transferCodingProblem(header: string | readonly string[] | undef
     .find((c) => c !== 'chunked');
   if (other === undefined) return undefined;
   return new GatewayError('unsupported_transfer_encoding', `the transfer coding "${other.slice(0, 32)}" is not supported; send the body chunked or with a Content-Length (a compressed body goes in Content-Encoding)`);
+}
+
+/**
+ * A request body with its content codings undone (`codings` as `requestCodings` gave them: the
+ * last applied is undone first), bounded as the raw body was: decoded output past `limit` stops
+ * the decoder at once (413 `body_too_large`), every decoded byte is reserved in the body budget on
+ * top of the input still held, and data its coding does not describe is 400
+ * `invalid_content_encoding`. Every data plane decodes with this, so a model server reads what the
+ * gateway read whichever plane carried the request.
+ */
+export async function decodeRequestBody(raw: Buffer, codings: readonly string[], limit: number, reservation: BodyReservation, limitName?: string): Promise<Buffer> {
+  let body = raw;
+  for (const coding of [...codings].reverse()) {
+    body = await inflate(body, coding, limit, reservation, limitName);
+    reservation.shrinkTo(body.length);
+  }
+  return body;
+}
+
+/**
+ * Undoes one content coding of `input`, bounded: output past `limit` stops the decoder at once
+ * (413), and every decoded byte is reserved in the budget on top of the input still held.
+ */
+function inflate(input: Buffer, coding: string, limit: number, reservation: BodyReservation, limitName?: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const decoder = requestDecoder(coding);
+    if (decoder === undefined) return reject(undecodableBody(coding, 'no decoder'));
+    const output = new BodyCollector(limit, reservation, { alsoHeld: input.length, note: `once decoded (${coding})`, ...(limitName === undefined ? {} : { what: limitName }) });
+    let settled = false;
+    const fail = (err: GatewayError): void => {
+      if (settled) return;
+      settled = true;
+      decoder.destroy();
+      reject(err);
+    };
+    decoder.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      try {
+        output.push(chunk);
+      } catch (err) {
+        return fail(err as GatewayError);
+      }
+    });
+    decoder.on('error', (err: Error) => fail(undecodableBody(coding, err.message)));
+    decoder.on('end', () => {
+      if (settled) return;
+      settled = true;
+      resolve(output.finish());
+    });
+    decoder.end(input);
+  });
 }

@@ -1,7 +1,7 @@
 import { GatewayError } from '../core/errors.js';
-import { BodyCollector, clientGone, refuseDeclaredOver, requestCodings, undecodableBody, uploadTimedOut, type BodyReservation, type UploadPolicy, type UploadTimeouts } from '../gateway/index.js';
+import { BodyCollector, clientGone, refuseDeclaredOver, decodeRequestBody, requestCodings, uploadTimedOut, type BodyReservation, type UploadPolicy, type UploadTimeouts } from '../gateway/index.js';
 import { isHttp2, type ClientRequest } from './client.js';
-import { canDecodeRequest, requestDecoder } from '../core/content-coding.js';
+import { canDecodeRequest } from '../core/content-coding.js';
 
 /** The declared Content-Length, if any (a malformed one is refused by Node's parser). */
 export function declaredLength(req: ClientRequest): number | undefined {
@@ -47,12 +47,7 @@ export async function readBody(req: ClientRequest, limit: number, signal: AbortS
   const raw = await collect(req, limit, signal, admitted.reservation, timeouts);
   if (raw.length === 0 && declared === undefined) return undefined;
   let body = raw;
-  // Codings were applied in the order listed: the last one is undone first.
-  for (const coding of [...admitted.codings].reverse()) {
-    body = await inflate(body, coding, limit, admitted.reservation);
-    admitted.reservation.shrinkTo(body.length);
-  }
-  return body;
+  return decodeRequestBody(body, admitted.codings, limit, admitted.reservation);
 }
 
 /** The raw body, bounded by `limit`, the budget and the upload timeouts. */
@@ -104,36 +99,3 @@ function collect(req: ClientRequest, limit: number, signal: AbortSignal, reserva
   });
 }
 
-/**
- * Undoes one content coding of `input`, bounded: output past `limit` stops the decoder at once
- * (413), and every decoded byte is reserved in the budget on top of the input still held.
- */
-function inflate(input: Buffer, coding: string, limit: number, reservation: BodyReservation): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const decoder = requestDecoder(coding);
-    if (decoder === undefined) return reject(undecodableBody(coding, 'no decoder'));
-    const output = new BodyCollector(limit, reservation, { alsoHeld: input.length, note: `once decoded (${coding})` });
-    let settled = false;
-    const fail = (err: GatewayError): void => {
-      if (settled) return;
-      settled = true;
-      decoder.destroy();
-      reject(err);
-    };
-    decoder.on('data', (chunk: Buffer) => {
-      if (settled) return;
-      try {
-        output.push(chunk);
-      } catch (err) {
-        return fail(err as GatewayError);
-      }
-    });
-    decoder.on('error', (err: Error) => fail(undecodableBody(coding, err.message)));
-    decoder.on('end', () => {
-      if (settled) return;
-      settled = true;
-      resolve(output.finish());
-    });
-    decoder.end(input);
-  });
-}

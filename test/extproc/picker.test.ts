@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { request } from 'undici';
 import { FileConfigSource } from '../../src/config/file-source.js';
@@ -80,4 +81,24 @@ test('behind Envoy the picker leaves what Envoy owns: route-matching x-gateway-*
   assert.equal(ex.upstreamHeaders['x-gateway-base-model-name'], 'mymodel');
   assert.equal(ex.upstreamHeaders['x-forwarded-for'], '6.6.6.6, 10.0.0.9', 'X-Forwarded-For is Envoy’s: the picker neither appends nor repeats a hop');
   for (const name of ['x-gateway-inference-objective', 'x-llm-d-inference-fairness-id', 'x-gateway-model-name-rewrite']) assert.equal(ex.upstreamHeaders[name], undefined, `${name} removed`);
+});
+
+test('a compressed request body behind Envoy is decoded as the proxy decodes it: the server reads plain JSON without Content-Encoding; an unknown coding is 415, a bomb past the limit 413', async () => {
+  const json = JSON.stringify({ model: 'food-review', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+  const res = await request(`${envoy.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync(json) });
+  assert.equal(res.statusCode, 200, await res.body.text());
+  const ex = envoy.exchanges.at(-1)!;
+  assert.equal(ex.upstreamHeaders['content-encoding'], undefined);
+  assert.equal((JSON.parse(ex.upstreamBody.toString()) as { model: string }).model, 'mymodel', 'the server got the decoded body, model rewritten');
+  assert.equal(ex.upstreamHeaders['content-length'], String(ex.upstreamBody.length));
+
+  const unknown = await request(`${envoy.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'compress' }, body: json });
+  assert.equal(unknown.statusCode, 415);
+  assert.match(await unknown.body.text(), /unsupported_content_encoding/);
+
+  // 17 MiB of zeros gzip to ~17 KB: decoding stops at the pool's 16 MiB limit.
+  const bomb = await request(`${envoy.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync(Buffer.alloc(17 * 1024 * 1024)) });
+  assert.equal(bomb.statusCode, 413);
+  assert.match(await bomb.body.text(), /body_too_large/);
+  await until(() => inFlight.size === 0 && gateway.uploads.budget.reservedBytes === 0, 20_000, 'everything released');
 });
