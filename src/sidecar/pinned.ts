@@ -11,7 +11,7 @@ import {
   poolLimitName,
   refuseDeclaredOver,
   RequestScope,
-  uploadTimedOut,
+  UploadClock,
   type BodyReservation,
   type Decision,
   type Gateway,
@@ -119,29 +119,22 @@ export async function servePinned(deps: PinnedDeps, req: IncomingMessage, res: S
 
 /** Reads the body into `collector`, within the upload idle and total timeouts; the request's stop ends the read. */
 async function readBody(req: IncomingMessage, collector: BodyCollector, gateway: Gateway, scope: RequestScope): Promise<Buffer> {
-  const t = gateway.uploads.timeouts;
-  let idle: NodeJS.Timeout | undefined;
-  const arm = (): void => {
-    clearTimeout(idle);
-    idle = setTimeout(() => scope.stop(uploadTimedOut('idle', t)), t.idleMs);
-  };
-  const total = setTimeout(() => scope.stop(uploadTimedOut('total', t)), t.totalMs);
+  // The core's upload timeouts (idle between pieces, the whole body): past either, 408.
+  const clock = new UploadClock(gateway.uploads.timeouts, (error) => scope.stop(error));
   const onStop = (): void => {
     req.destroy();
   };
   scope.signal.addEventListener('abort', onStop, { once: true });
   try {
-    arm();
     for await (const chunk of req) {
       collector.push(chunk as Buffer);
-      arm();
+      clock.touch();
     }
     return collector.finish();
   } catch (err) {
     throw scope.stopped ?? err;
   } finally {
-    clearTimeout(idle);
-    clearTimeout(total);
+    clock.stop();
     scope.signal.removeEventListener('abort', onStop);
   }
 }
