@@ -1,5 +1,5 @@
 import { GatewayError } from '../core/errors.js';
-import { BodyCollector, clientGone, refuseDeclaredOver, decodeRequestBody, requestCodings, uploadTimedOut, type BodyReservation, type UploadPolicy, type UploadTimeouts } from '../gateway/index.js';
+import { BodyCollector, clientGone, refuseDeclaredOver, decodeRequestBody, requestCodings, UploadClock, type BodyReservation, type UploadPolicy, type UploadTimeouts } from '../gateway/index.js';
 import { isHttp2, type ClientRequest } from './client.js';
 import { canDecodeRequest } from '../core/content-coding.js';
 
@@ -58,8 +58,7 @@ function collect(req: ClientRequest, limit: number, signal: AbortSignal, reserva
     const finish = (err: GatewayError | undefined): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(idle);
-      clearTimeout(total);
+      clock.stop();
       signal.removeEventListener('abort', onAbort);
       req.off('data', onData);
       req.off('end', onEnd);
@@ -74,7 +73,7 @@ function collect(req: ClientRequest, limit: number, signal: AbortSignal, reserva
       } catch (err) {
         return finish(err as GatewayError);
       }
-      idle.refresh();
+      clock.touch();
     };
     const onEnd = (): void => finish(undefined);
     const onGone = (err?: unknown): void => finish(clientGone('while sending the request body', err));
@@ -86,10 +85,8 @@ function collect(req: ClientRequest, limit: number, signal: AbortSignal, reserva
       req.destroy();
       onGone(signal.reason);
     };
-    const idle = setTimeout(() => finish(uploadTimedOut('idle', timeouts)), timeouts.idleMs);
-    const total = setTimeout(() => finish(uploadTimedOut('total', timeouts)), timeouts.totalMs);
-    idle.unref();
-    total.unref();
+    // The core's upload timeouts: silence between reads, the whole body (408).
+    const clock = new UploadClock(timeouts, finish);
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     req.on('data', onData);
