@@ -5,14 +5,19 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
+import { parseDurationMs } from '../../src/api/duration.js';
+import { HEALTH_SERVICES } from '../../src/extproc/health.js';
+import { startAdminServer } from '../../src/observability/admin-server.js';
 import { cli } from '../support/cli.js';
 
 /*
  * deploy/ is what users apply to a cluster; nothing else runs it here, so these tests keep it from
- * rotting: every file parses, every inference resource passes `infergate validate` (the ConfigMaps'
- * embedded files as the EPP reads them), the copies the EPP reads agree with what is applied to
- * the cluster, and the names that tie the manifests together (Service, ports, pool, ConfigMap
- * keys, policy targets) agree.
+ * rotting: every file parses, every inference resource passes `infergate validate` (the PD
+ * sidecars' ConfigMap as the sidecar reads it, and the same as what is applied to the cluster),
+ * the gateway Deployments run unprivileged with probes the servers answer and a grace period
+ * that lets streams drain, and the names that tie the manifests together (Services, ports, pool,
+ * Lease, ConfigMap keys, policy targets) agree. test/deploy/kustomize.test.ts renders the
+ * kustomizations as kubectl does.
  */
 
 const DEPLOY = fileURLToPath(new URL('../../../deploy/', import.meta.url));
@@ -102,71 +107,170 @@ test('every file of deploy/ with an inference resource passes infergate validate
     const docs = parseAll(await readFile(file, 'utf8'), file);
     if (docs.some((d) => INFERENCE_KINDS.has(String(d['kind'])))) files.push(file);
   }
-  assert.deepEqual(files.map((f) => relative(DEPLOY, f)).sort(), ['pd/inference-pool.yaml', 'pool/inference-pool.yaml', 'variants/inference-pool-v1.yaml']);
+  assert.deepEqual(files.map((f) => relative(DEPLOY, f)).sort(), ['examples/pd/inference-pool.yaml', 'examples/pool/inference-pool.yaml', 'examples/variants/inference-pool-v1.yaml']);
   for (const f of files) await assertValid([f], relative(DEPLOY, f));
 });
 
-test("the EPP's ConfigMaps hold valid files, the same resources as those applied to the cluster", async () => {
+test("the PD sidecars' ConfigMap holds valid files, the same resources as those applied to the cluster", async () => {
   const dir = await mkdtemp(join(tmpdir(), 'infergate-deploy-'));
   try {
-    for (const [configMap, applied] of [['pool/epp-config.yaml', 'pool/inference-pool.yaml'], ['pd/epp-config.yaml', 'pd/inference-pool.yaml']] as const) {
-      const cm = find(await docsOf(configMap), 'ConfigMap', 'inference-gateway-ext-proc-config');
-      const data = cm['data'] as Record<string, string>;
-      assert.deepEqual(Object.keys(data).sort(), ['pods.yaml', 'pool.yaml'], configMap);
-      assert.deepEqual(parseAll(data['pool.yaml'] ?? '', configMap), await docsOf(applied), `${configMap} pool.yaml must equal ${applied}`);
-      // As the pod sees them: one file per key, given to validate as the EPP's -f flags are.
-      const files = Object.keys(data).map((key) => join(dir, key));
-      for (const [key, text] of Object.entries(data)) await writeFile(join(dir, key), text);
-      const out = await assertValid(files, configMap);
-      assert.match(out, /InferencePool\/qwen-inference-pool/);
-    }
+    const decodePod = at(find(await docsOf('examples/pd/decode.yaml'), 'Deployment'), 'spec', 'template', 'spec') as Doc;
+    const volume = (decodePod['volumes'] as Doc[]).find((v) => v['name'] === 'config');
+    const cm = find(await docsOf('examples/pd/sidecar-config.yaml'), 'ConfigMap', String(at(volume, 'configMap', 'name')));
+    const data = cm['data'] as Record<string, string>;
+    assert.deepEqual(Object.keys(data).sort(), ['pods.yaml', 'pool.yaml']);
+    assert.deepEqual(parseAll(data['pool.yaml'] ?? '', 'pool.yaml'), await docsOf('examples/pd/inference-pool.yaml'), 'pool.yaml must equal examples/pd/inference-pool.yaml');
+    // As the pod sees them: one file per key, given to validate as the sidecar's -f flags are.
+    const files = Object.keys(data).map((key) => join(dir, key));
+    for (const [key, text] of Object.entries(data)) await writeFile(join(dir, key), text);
+    assert.match(await assertValid(files, 'sidecar-config.yaml'), /InferencePool\/qwen-inference-pool/);
+    const sidecar = (decodePod['containers'] as Doc[])[0];
+    const mount = at(sidecar, 'volumeMounts', 0) as Doc;
+    const args = (sidecar?.['args'] ?? []) as string[];
+    assert.deepEqual(args.filter((_, i) => args[i - 1] === '-f').sort(), Object.keys(data).map((k) => `${String(mount['mountPath'])}/${k}`).sort());
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 });
 
-test('the EPP Deployment, its Service, ConfigMap and the pool name each other consistently', async () => {
+/** A duration flag's value in milliseconds (`120s`, `2m`, or milliseconds), as the CLI reads it. */
+function durationMs(text: string | undefined): number {
+  const ms = text === undefined ? undefined : parseDurationMs(text);
+  assert.ok(ms !== undefined, `not a duration: ${String(text)}`);
+  return ms;
+}
+
+/**
+ * What every gateway Deployment here must hold: a non-root, read-only pod whose downward API gives
+ * the Lease identity, and a termination grace that covers the preStop pause, the drain deadline
+ * (--shutdown-grace) and a few seconds to flush.
+ */
+function assertRunsSafely(deployment: Doc, label: string): { pod: Doc; container: Doc; args: string[] } {
+  const pod = at(deployment, 'spec', 'template', 'spec') as Doc;
+  const container = at(pod, 'containers', 0) as Doc;
+  const args = container['args'] as string[];
+  assert.ok(args.includes('--kubernetes'), `${label}: --kubernetes`);
+  assert.ok(!args.includes('-f') && !args.includes('--file'), `${label}: no files: the configuration comes from the API server`);
+  assert.equal(pod['volumes'] === undefined ? undefined : (pod['volumes'] as Doc[]).find((v) => v['configMap'] !== undefined), undefined, `${label}: no ConfigMap`);
+  assert.equal(at(pod, 'securityContext', 'runAsNonRoot'), true, `${label}: runAsNonRoot`);
+  assert.equal(at(container, 'securityContext', 'readOnlyRootFilesystem'), true, `${label}: readOnlyRootFilesystem`);
+  assert.equal(at(container, 'securityContext', 'allowPrivilegeEscalation'), false, `${label}: allowPrivilegeEscalation`);
+  assert.deepEqual(at(container, 'securityContext', 'capabilities', 'drop'), ['ALL'], `${label}: capabilities`);
+  const env = container['env'] as Doc[];
+  for (const [name, field] of [['POD_NAME', 'metadata.name'], ['POD_NAMESPACE', 'metadata.namespace']]) {
+    assert.equal(at(env.find((e) => e['name'] === name), 'valueFrom', 'fieldRef', 'fieldPath'), field, `${label}: ${name} from the downward API`);
+  }
+  assert.ok(at(container, 'resources', 'requests', 'cpu') !== undefined && at(container, 'resources', 'limits', 'memory') !== undefined, `${label}: resources`);
+  const preStop = at(container, 'lifecycle', 'preStop', 'exec', 'command') as string[];
+  assert.equal(preStop[0], 'sleep');
+  const needMs = Number(preStop[1]) * 1000 + durationMs(flag(args, '--shutdown-grace')) + 5_000;
+  assert.ok(Number(pod['terminationGracePeriodSeconds']) * 1000 >= needMs, `${label}: terminationGracePeriodSeconds ${String(pod['terminationGracePeriodSeconds'])} s < preStop + --shutdown-grace + 5 s`);
+  return { pod, container, args };
+}
+
+/** Every Service port reaches a named container port. */
+function assertServicePorts(service: Doc, container: Doc, deployment: Doc): void {
+  assert.deepEqual(at(service, 'spec', 'selector'), at(deployment, 'spec', 'selector', 'matchLabels'), `${String(at(service, 'metadata', 'name'))}: selector`);
+  for (const p of at(service, 'spec', 'ports') as Doc[]) {
+    assert.ok((container['ports'] as Doc[]).some((c) => c['name'] === p['targetPort'] || c['containerPort'] === p['targetPort']), `targetPort ${String(p['targetPort'])}`);
+  }
+}
+
+/** The PodDisruptionBudget that selects the Deployment's pods lets at most one go at a time. */
+function assertBudget(pdb: Doc, deployment: Doc): void {
+  const labels = at(deployment, 'spec', 'template', 'metadata', 'labels') as Record<string, string>;
+  for (const [k, v] of Object.entries(at(pdb, 'spec', 'selector', 'matchLabels') as Record<string, string>)) assert.equal(labels[k], v, `PDB selects ${k}`);
+  assert.equal(at(pdb, 'spec', 'maxUnavailable'), 1);
+}
+
+test('the EPP Deployment, its Service, RBAC, budget and the pool name each other consistently', async () => {
   const deployment = find(await docsOf('epp/deployment.yaml'), 'Deployment', 'inference-gateway-ext-proc');
   const service = find(await docsOf('epp/service.yaml'), 'Service', 'inference-gateway-ext-proc');
   const account = find(await docsOf('epp/serviceaccount.yaml'), 'ServiceAccount');
-  const pool = find(await docsOf('pool/inference-pool.yaml'), 'InferencePool');
-  const poolV1 = find(await docsOf('variants/inference-pool-v1.yaml'), 'InferencePool');
-  const cm = find(await docsOf('pool/epp-config.yaml'), 'ConfigMap');
+  const role = find(await docsOf('epp/rbac.yaml'), 'Role');
+  const binding = find(await docsOf('epp/rbac.yaml'), 'RoleBinding');
+  const pool = find(await docsOf('examples/pool/inference-pool.yaml'), 'InferencePool');
+  const poolV1 = find(await docsOf('examples/variants/inference-pool-v1.yaml'), 'InferencePool');
 
-  const pod = at(deployment, 'spec', 'template', 'spec') as Doc;
-  const epp = at(pod, 'containers', 0) as Doc;
-  const args = epp['args'];
-  assert.equal(at(args, 0), 'epp');
+  const { pod, container: epp, args } = assertRunsSafely(deployment, 'epp');
+  assert.equal(args[0], 'epp');
   assert.equal(flag(args, '--grpc-port'), '9002');
   assert.equal(flag(args, '--grpc-health-port'), '9003');
   assert.equal(flag(args, '--metrics-port'), '9090');
+  assert.equal(flag(args, '--metrics-address'), '0.0.0.0');
   assert.equal(flag(args, '--pool-name'), at(pool, 'metadata', 'name'));
   assert.equal(pod['serviceAccountName'], at(account, 'metadata', 'name'));
-  // Native gRPC probes on the health port, with upstream's service names.
-  assert.deepEqual(at(epp, 'livenessProbe', 'grpc'), { port: 9003, service: 'liveness' });
-  assert.deepEqual(at(epp, 'readinessProbe', 'grpc'), { port: 9003, service: 'readiness' });
-  // Each -f is a file of the mounted ConfigMap (a folder would hold only symbolic links).
-  const mount = at(epp, 'volumeMounts', 0) as Doc;
-  const volume = (pod['volumes'] as Doc[]).find((v) => v['name'] === mount['name']);
-  assert.equal(at(volume, 'configMap', 'name'), at(cm, 'metadata', 'name'));
-  const files = (args as string[]).filter((_, i, a) => a[i - 1] === '-f');
-  assert.deepEqual(files.sort(), Object.keys(cm['data'] as Doc).map((k) => `${String(mount['mountPath'])}/${k}`).sort());
+  assert.equal(account['automountServiceAccountToken'], true, 'the token the watch needs');
+  assert.deepEqual(at(binding, 'subjects', 0, 'name'), at(account, 'metadata', 'name'));
+  assert.deepEqual(at(binding, 'roleRef', 'name'), at(role, 'metadata', 'name'));
+  // Native gRPC probes on the health port, with the service names the health server answers.
+  assert.deepEqual(at(epp, 'livenessProbe', 'grpc'), { port: 9003, service: HEALTH_SERVICES.liveness });
+  assert.deepEqual(at(epp, 'readinessProbe', 'grpc'), { port: 9003, service: HEALTH_SERVICES.readiness });
+  // The Lease it may renew is the one it uses by default: `<pool-name>-epp`.
+  const leaseRule = (role['rules'] as Doc[]).find((r) => (r['resources'] as string[]).includes('leases') && r['resourceNames'] !== undefined);
+  assert.deepEqual(leaseRule?.['resourceNames'], [`${String(flag(args, '--pool-name'))}-epp`]);
+  assertBudget(find(await docsOf('epp/pdb.yaml'), 'PodDisruptionBudget'), deployment);
 
   // The pool's EPP reference (both API versions) is this Service's ext_proc port, HTTP/2.
   const ports = at(service, 'spec', 'ports') as Doc[];
   const grpc = ports.find((p) => p['port'] === 9002);
   assert.equal(grpc?.['appProtocol'], 'http2');
   assert.ok(ports.some((p) => p['port'] === 9003) && ports.some((p) => p['port'] === 9090));
-  assert.deepEqual(at(service, 'spec', 'selector'), at(deployment, 'spec', 'selector', 'matchLabels'));
+  assertServicePorts(service, epp, deployment);
   assert.equal(at(pool, 'spec', 'extensionRef', 'name'), at(service, 'metadata', 'name'));
   assert.equal(at(pool, 'spec', 'extensionRef', 'portNumber'), 9002);
   assert.equal(at(poolV1, 'spec', 'endpointPickerRef', 'name'), at(service, 'metadata', 'name'));
   assert.equal(at(poolV1, 'spec', 'endpointPickerRef', 'port', 'number'), 9002);
-  for (const p of ports) if (typeof p['targetPort'] === 'string') assert.ok((epp['ports'] as Doc[]).some((c) => c['name'] === p['targetPort']), `targetPort ${String(p['targetPort'])}`);
+});
+
+test("the standalone Deployment: probes on the admin server's health routes, Services on its ports, its Lease and class", async () => {
+  const deployment = find(await docsOf('standalone/deployment.yaml'), 'Deployment', 'infergate');
+  const services = await docsOf('standalone/service.yaml');
+  const rbac = await docsOf('standalone/rbac.yaml');
+  const { pod, container, args } = assertRunsSafely(deployment, 'standalone');
+  assert.equal(args[0], 'serve');
+  assert.equal(pod['serviceAccountName'], at(find(await docsOf('standalone/serviceaccount.yaml'), 'ServiceAccount'), 'metadata', 'name'));
+  assert.equal(flag(args, '--admin-address'), '0.0.0.0', 'kubelet and Prometheus reach the admin port on the pod address');
+  const adminPort = Number(flag(args, '--admin-port'));
+  const admin = (container['ports'] as Doc[]).find((p) => p['containerPort'] === adminPort);
+  assert.ok(admin, 'the admin port is a container port');
+  assertBudget(find(await docsOf('standalone/pdb.yaml'), 'PodDisruptionBudget'), deployment);
+  for (const s of services) assertServicePorts(s, container, deployment);
+
+  // The probe paths are routes the admin server answers: liveness 200, readiness 200 when ready
+  // and 503 when not.
+  let ready = false;
+  const server = await startAdminServer('127.0.0.1', 0, { live: () => true, ready: () => ({ ready }) });
+  try {
+    for (const probe of ['livenessProbe', 'readinessProbe']) {
+      const get = at(container, probe, 'httpGet') as Doc;
+      assert.ok(get['port'] === admin['name'] || get['port'] === adminPort, `${probe} on the admin port`);
+      const url = `http://127.0.0.1:${server.port}${String(get['path'])}`;
+      ready = false;
+      const before = (await fetch(url)).status;
+      ready = true;
+      const after = (await fetch(url)).status;
+      assert.deepEqual([before, after], probe === 'livenessProbe' ? [200, 200] : [503, 200], `${probe} ${String(get['path'])}`);
+    }
+  } finally {
+    await server.close();
+  }
+
+  // The Lease it may renew is its default one; the GatewayClass it ships is the default class.
+  const lease = find(rbac, 'Role', 'infergate-lease');
+  assert.deepEqual((lease['rules'] as Doc[]).find((r) => r['resourceNames'] !== undefined)?.['resourceNames'], ['infergate-status']);
+  assert.equal(flag(args, '--lease-name'), undefined, 'the Role names the default Lease');
+  const gatewayClass = find(await docsOf('standalone/gatewayclass.yaml'), 'GatewayClass');
+  assert.equal(flag(args, '--gateway-class'), undefined, 'the class shipped is the default one');
+  assert.equal(at(gatewayClass, 'metadata', 'name'), 'infergate');
+  assert.equal(at(gatewayClass, 'spec', 'controllerName'), 'infergate.dev/gateway-controller');
+  // The all-namespaces binding grants the same ClusterRole the base binds in one namespace.
+  const wide = find(await docsOf('standalone/all-namespaces.yaml'), 'ClusterRoleBinding');
+  assert.deepEqual(at(wide, 'roleRef'), at(find(rbac, 'RoleBinding', 'infergate-config'), 'roleRef'));
 });
 
 test('the Envoy Gateway policies point at the route, the Gateway listener and the EPP Service', async () => {
-  const gateway = await docsOf('gateway/gateway.yaml');
+  const gateway = await docsOf('examples/gateway/gateway.yaml');
   const route = find(gateway, 'HTTPRoute');
   const gw = find(gateway, 'Gateway');
   const policy = find(await docsOf('envoy-gateway/extension-policy.yaml'), 'EnvoyExtensionPolicy');
@@ -189,25 +293,33 @@ test('the Envoy Gateway policies point at the route, the Gateway listener and th
   assert.deepEqual(at(dst, 'operation', 'value', 'original_dst_lb_config'), { use_http_header: true, http_header_name: 'x-gateway-destination-endpoint' });
 });
 
-test('kustomization.yaml lists files that exist', async () => {
-  const k = find(await docsOf('kustomization.yaml'), 'Kustomization');
-  for (const r of k['resources'] as string[]) assert.ok((await stat(join(DEPLOY, r))).isFile(), r);
+test('every kustomization.yaml lists files that exist, and deploy/kustomization.yaml has every file of deploy/epp', async () => {
+  const kustomizations = (await yamlFiles(DEPLOY)).filter((f) => f.endsWith('kustomization.yaml'));
+  assert.deepEqual(kustomizations.map((f) => relative(DEPLOY, f)).sort(), ['crds/kustomization.yaml', 'epp/kustomization.yaml', 'kustomization.yaml', 'standalone/kustomization.yaml']);
+  for (const file of kustomizations) {
+    const k = find(parseAll(await readFile(file, 'utf8'), file), 'Kustomization');
+    for (const r of k['resources'] as string[]) assert.ok((await stat(join(file, '..', r))).isFile(), `${relative(DEPLOY, file)}: ${r}`);
+  }
+  const root = find(await docsOf('kustomization.yaml'), 'Kustomization');
+  const epp = find(await docsOf('epp/kustomization.yaml'), 'Kustomization');
+  for (const r of epp['resources'] as string[]) assert.ok((root['resources'] as string[]).includes(`epp/${r}`), `deploy/kustomization.yaml lacks epp/${r}`);
+  assert.deepEqual(root['images'], epp['images']);
 });
 
 test('the PD decode pod: the sidecar on the target port, the decode server behind it, both roles labelled', async () => {
-  const pool = find(await docsOf('pd/inference-pool.yaml'), 'InferencePool');
-  const policy = find(await docsOf('pd/inference-pool.yaml'), 'InferenceTrafficPolicy');
+  const pool = find(await docsOf('examples/pd/inference-pool.yaml'), 'InferencePool');
+  const policy = find(await docsOf('examples/pd/inference-pool.yaml'), 'InferenceTrafficPolicy');
   const roleLabel = String(at(policy, 'spec', 'profile', 'pd', 'pdRoleLabelName'));
   const targetPort = String(at(pool, 'spec', 'targetPortNumber'));
   const selector = at(pool, 'spec', 'selector') as Record<string, string>;
 
-  for (const [file, role] of [['pd/decode.yaml', 'decode'], ['pd/prefill.yaml', 'prefill']] as const) {
+  for (const [file, role] of [['examples/pd/decode.yaml', 'decode'], ['examples/pd/prefill.yaml', 'prefill']] as const) {
     const labels = at(find(await docsOf(file), 'Deployment'), 'spec', 'template', 'metadata', 'labels') as Record<string, string>;
     assert.equal(labels[roleLabel], role, `${file}: role label`);
     for (const [k, v] of Object.entries(selector)) assert.equal(labels[k], v, `${file}: selected by the pool`);
   }
 
-  const decodePod = at(find(await docsOf('pd/decode.yaml'), 'Deployment'), 'spec', 'template', 'spec') as Doc;
+  const decodePod = at(find(await docsOf('examples/pd/decode.yaml'), 'Deployment'), 'spec', 'template', 'spec') as Doc;
   const [sidecar, engine] = decodePod['containers'] as Doc[];
   assert.equal(at(sidecar, 'args', 0), 'pd-sidecar');
   assert.equal(flag(sidecar?.['args'], '--port'), targetPort, 'the sidecar owns the pool target port');
@@ -218,7 +330,7 @@ test('the PD decode pod: the sidecar on the target port, the decode server behin
   assert.notEqual(decodeUrl.port, targetPort);
   assert.equal(flag(engine?.['command'], '--disaggregation-mode'), 'decode');
 
-  const prefill = at(find(await docsOf('pd/prefill.yaml'), 'Deployment'), 'spec', 'template', 'spec', 'containers', 0) as Doc;
+  const prefill = at(find(await docsOf('examples/pd/prefill.yaml'), 'Deployment'), 'spec', 'template', 'spec', 'containers', 0) as Doc;
   assert.equal(flag(prefill['command'], '--port'), targetPort);
   assert.equal(flag(prefill['command'], '--disaggregation-bootstrap-port'), String(at(policy, 'spec', 'profile', 'pd', 'kvTransfer', 'bootstrapPort')));
 });

@@ -12,9 +12,9 @@ import { configDir } from '../support/config.js';
 import { freePortOnAll } from '../support/ports.js';
 import { sidecarPoolYaml, startSidecarEnv } from '../support/sidecar-env.js';
 
-const DECODE_YAML = fileURLToPath(new URL('../../../deploy/pd/decode.yaml', import.meta.url));
+const DECODE_YAML = fileURLToPath(new URL('../../../deploy/examples/pd/decode.yaml', import.meta.url));
 
-test('pd-sidecar --help lists the flags deploy/pd/decode.yaml uses', async () => {
+test('pd-sidecar --help lists the flags deploy/examples/pd/decode.yaml uses', async () => {
   const r = await cli(['pd-sidecar', '--help']);
   assert.equal(r.code, 0);
   const doc = parse(await readFile(DECODE_YAML, 'utf8')) as { spec: { template: { spec: { containers: { args?: string[] }[] } } } };

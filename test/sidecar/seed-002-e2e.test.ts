@@ -19,7 +19,7 @@ import { handledLine } from '../support/sidecar-env.js';
 // Seed 002's SGLang PD pool behind Envoy, end to end: client → Envoy stand-in → the endpoint
 // picker (the core: it picks the decode pod and names the prefill in x-prefiller-host-port) →
 // the decode pod's pd-sidecar → the prefill leg on the prefill simulator and the decode leg on
-// the decode simulator beside the sidecar. Picker and sidecar read the same files (deploy/pd/).
+// the decode simulator beside the sidecar. Picker and sidecar read the same files (deploy/examples/pd/).
 
 const SEED_PD = await readFile(fileURLToPath(new URL('../../../test/fixtures/seeds/002-prefix-sglang-pd.yaml', import.meta.url)), 'utf8');
 const ROLE = 'rolebasedgroup.workloads.x-k8s.io/role';
