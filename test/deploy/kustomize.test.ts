@@ -58,7 +58,7 @@ function nameOf(d: Doc): string {
   return String((d['metadata'] as Doc | undefined)?.['name']);
 }
 
-const BASES = ['standalone', 'epp', 'crds', '.'] as const;
+const BASES = ['standalone', 'epp', 'crds', 'observability', '.'] as const;
 
 test('every kustomization renders, and every rendered document of a kind the gateway reads passes its loader', { skip }, async () => {
   for (const dir of BASES) {

@@ -295,7 +295,7 @@ test('the Envoy Gateway policies point at the route, the Gateway listener and th
 
 test('every kustomization.yaml lists files that exist, and deploy/kustomization.yaml has every file of deploy/epp', async () => {
   const kustomizations = (await yamlFiles(DEPLOY)).filter((f) => f.endsWith('kustomization.yaml'));
-  assert.deepEqual(kustomizations.map((f) => relative(DEPLOY, f)).sort(), ['crds/kustomization.yaml', 'epp/kustomization.yaml', 'kustomization.yaml', 'standalone/kustomization.yaml']);
+  assert.deepEqual(kustomizations.map((f) => relative(DEPLOY, f)).sort(), ['crds/kustomization.yaml', 'epp/kustomization.yaml', 'kustomization.yaml', 'observability/kustomization.yaml', 'standalone/kustomization.yaml']);
   for (const file of kustomizations) {
     const k = find(parseAll(await readFile(file, 'utf8'), file), 'Kustomization');
     for (const r of k['resources'] as string[]) assert.ok((await stat(join(file, '..', r))).isFile(), `${relative(DEPLOY, file)}: ${r}`);
