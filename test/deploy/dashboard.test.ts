@@ -31,6 +31,21 @@ function queryableNames(exposition: string): Set<string> {
   return names;
 }
 
+let scraped: Promise<string> | undefined;
+
+/** `/metrics` of a real `infergate serve` (one model server that need not exist), once per file. */
+function scrapeGateway(): Promise<string> {
+  scraped ??= (async () => {
+    const gateway = await startGatewayProcess(['--backend', `http://127.0.0.1:${await freePort()}`, '--port', String(await freePort()), '--log-level', 'warn']);
+    try {
+      return await (await fetch(`http://127.0.0.1:${gateway.adminPort}/metrics`)).text();
+    } finally {
+      await gateway.stop();
+    }
+  })();
+  return scraped;
+}
+
 const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset', 'inf', 'nan']);
 
 /**
@@ -79,13 +94,7 @@ function unknownMetrics(dashboard: Json, known: ReadonlySet<string>): string[] {
 }
 
 test('every query of the Grafana dashboard names only metrics a running gateway exports', async () => {
-  const gateway = await startGatewayProcess(['--backend', `http://127.0.0.1:${await freePort()}`, '--port', String(await freePort()), '--log-level', 'warn']);
-  let exposition: string;
-  try {
-    exposition = await (await fetch(`http://127.0.0.1:${gateway.adminPort}/metrics`)).text();
-  } finally {
-    await gateway.stop();
-  }
+  const exposition = await scrapeGateway();
   const known = queryableNames(exposition);
   assert.ok(known.has('infergate_requests_total') && known.has('infergate_time_to_first_token_seconds_bucket'), `the exposition lists the gateway's metrics:\n${exposition.slice(0, 400)}`);
 
@@ -139,4 +148,12 @@ test('the ServiceMonitor and PodMonitor select the gateways and scrape the ports
     const svcPort = ((svc['spec'] as Json)['ports'] as Json[]).find((p) => p['targetPort'] === portName);
     assert.ok(svcPort !== undefined && scraped(serviceMonitor, 'endpoints').includes(String(svcPort['name'])), `the ServiceMonitor scrapes ${service}'s admin port`);
   }
+});
+
+test('docs/metrics.md lists every metric a running gateway exports', async () => {
+  const exposition = await scrapeGateway();
+  const doc = await readFile(fileURLToPath(new URL('../../../docs/metrics.md', import.meta.url)), 'utf8');
+  const exported = [...exposition.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1] ?? '');
+  assert.ok(exported.length > 10);
+  assert.deepEqual(exported.filter((name) => !doc.includes(`| \`${name}\` |`)), [], 'exported but missing from the table in docs/metrics.md');
 });
