@@ -264,6 +264,12 @@ test("the standalone Deployment: probes on the admin server's health routes, Ser
   assert.equal(flag(args, '--gateway-class'), undefined, 'the class shipped is the default one');
   assert.equal(at(gatewayClass, 'metadata', 'name'), 'infergate');
   assert.equal(at(gatewayClass, 'spec', 'controllerName'), 'infergate.dev/gateway-controller');
+  // Seed 003's Gateway for this mode is in that class, on a port the Deployment and Service open.
+  const seedGateway = find(await docsOf('examples/standalone/gateway.yaml'), 'Gateway');
+  assert.equal(at(seedGateway, 'spec', 'gatewayClassName'), at(gatewayClass, 'metadata', 'name'));
+  const listenerPort = at(seedGateway, 'spec', 'listeners', 0, 'port');
+  assert.ok((container['ports'] as Doc[]).some((p) => p['containerPort'] === listenerPort), 'the listener port is a container port');
+  assert.ok(services.some((s) => (at(s, 'spec', 'ports') as Doc[]).some((p) => p['port'] === listenerPort)), 'and a Service port');
   // The all-namespaces binding grants the same ClusterRole the base binds in one namespace.
   const wide = find(await docsOf('standalone/all-namespaces.yaml'), 'ClusterRoleBinding');
   assert.deepEqual(at(wide, 'roleRef'), at(find(rbac, 'RoleBinding', 'infergate-config'), 'roleRef'));
