@@ -71,6 +71,8 @@ export class LeaseElector {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #stopped = false;
+  /** The API is failing: said once when it starts and once when it ends, not every retry period. */
+  #failing = false;
 
   constructor(opts: LeaseOptions) {
     this.#opts = opts;
@@ -125,8 +127,11 @@ export class LeaseElector {
   async #tick(): Promise<void> {
     try {
       await this.#tryAcquireOrRenew();
+      if (this.#failing) this.#opts.log.info({ lease: this.#opts.name }, 'lease: API reachable again');
+      this.#failing = false;
     } catch (err) {
-      this.#opts.log.warn({ lease: this.#opts.name, error: err instanceof Error ? err.message : String(err) }, 'lease: API call failed');
+      if (!this.#failing) this.#opts.log.warn({ lease: this.#opts.name, error: err instanceof Error ? err.message : String(err) }, 'lease: API call failed; retrying every retry period');
+      this.#failing = true;
     }
     this.isLeader();
   }
