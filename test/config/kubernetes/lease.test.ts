@@ -11,8 +11,11 @@ import { memoryLog, ReplicaApi } from '../../support/status-kube.js';
  * without releasing. Timings are short so the tests run fast; deadlines are generous.
  */
 
-/** Expiry in about a second; a holder cut off stops after 600 ms, before anyone may take over. */
-const FAST: LeaseTimings = { leaseDurationMs: 1_000, renewDeadlineMs: 600, retryPeriodMs: 100 };
+/**
+ * Expiry after 3 s; a holder cut off stops after 2 s, before anyone may take over. Short for a
+ * quick test, long enough that a busy machine's pauses do not move the Lease on their own.
+ */
+const FAST: LeaseTimings = { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 200 };
 /** A Lease that would take a minute to expire: a takeover within the test's deadline must come from a release. */
 const SLOW_EXPIRY: LeaseTimings = { leaseDurationMs: 60_000, renewDeadlineMs: 10_000, retryPeriodMs: 100 };
 
@@ -82,7 +85,7 @@ test('a holder that dies without releasing stops on its own at the renew deadlin
     a.elector.start();
     await until(() => a.elector.isLeader(), 20_000, 'a leads');
     b.elector.start();
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 600));
     assert.equal(b.elector.isLeader(), false, 'b waits while a renews');
 
     a.api.dead = true;
@@ -94,7 +97,7 @@ test('a holder that dies without releasing stops on its own at the renew deadlin
 
     // a comes back: it sees b's Lease and stays a follower.
     a.api.dead = false;
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, 600));
     assert.equal(a.elector.isLeader(), false);
     assert.equal(b.elector.isLeader(), true);
   } finally {
