@@ -36,6 +36,13 @@ export interface StatusReportingOptions {
   readonly writeBackoffMs?: number;
   /** After a failed write, try again after this many ms. Default 5,000. */
   readonly retryFailedMs?: number;
+  /**
+   * The view holds every Service in scope (the gateway's Kubernetes source watches them), so a
+   * Service absent from it does not exist: an endpointPickerRef or backendRef to it is reported
+   * unresolved. Default true in gateway mode, false in epp mode (the picker's view holds its
+   * pool's resources only, and its endpointPickerRef is most likely the picker itself).
+   */
+  readonly servicesWatched?: boolean;
 }
 
 export interface StatusReporting {
@@ -171,7 +178,8 @@ class Reporter implements StatusReporting {
     if (!this.#elector.isLeader()) return;
     let desired: DesiredStatus[];
     try {
-      desired = desiredStatuses({ resources: this.#view() }, this.#scope);
+      const servicesWatched = this.#opts.servicesWatched ?? this.#scope.mode === 'gateway';
+      desired = desiredStatuses({ resources: this.#view(), ...(servicesWatched ? { serviceExists: () => false } : {}) }, this.#scope);
     } catch (err) {
       this.#opts.log.warn({ error: err instanceof Error ? err.message : String(err) }, 'status not computed');
       return;
