@@ -1,3 +1,4 @@
+import type { RequestOptions } from 'node:https';
 import { Agent, request } from 'undici';
 
 /**
@@ -35,6 +36,8 @@ export interface KubeConnection {
    * (bound service-account tokens), so the file must be re-read, not cached for the process's life.
    */
   readonly token?: string | (() => string | undefined);
+  /** The whole `Authorization` header, asked for on every call (wins over `token`): exec and OIDC credentials. */
+  readonly authorization?: () => Promise<string | undefined>;
   /** kubeconfig `insecure-skip-tls-verify`. */
   readonly insecureSkipTlsVerify?: boolean;
   /** One call's deadline, in ms. Default 10,000 (client-go leader election's renew deadline). */
@@ -63,9 +66,14 @@ export function httpKubeApi(conn: KubeConnection): KubeApi & { close(): Promise<
     bodyTimeout: timeoutMs,
   });
   const call = async (method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown): Promise<KubeApiResponse> => {
-    const token = typeof conn.token === 'function' ? conn.token() : conn.token;
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (token !== undefined && token !== '') headers['authorization'] = `Bearer ${token}`;
+    if (conn.authorization !== undefined) {
+      const value = await conn.authorization();
+      if (value !== undefined && value !== '') headers['authorization'] = value;
+    } else {
+      const token = typeof conn.token === 'function' ? conn.token() : conn.token;
+      if (token !== undefined && token !== '') headers['authorization'] = `Bearer ${token}`;
+    }
     if (body !== undefined) headers['content-type'] = 'application/json';
     const url = new URL(path, base);
     const answer = await request(url, {
@@ -101,6 +109,47 @@ export function httpKubeApi(conn: KubeConnection): KubeApi & { close(): Promise<
     post: (path, body) => call('POST', path, body),
     close: () => dispatcher.close(),
   };
+}
+
+/**
+ * What status reporting needs of `@kubernetes/client-node`'s KubeConfig (1.x), typed structurally
+ * so this file does not load the library: the current cluster, and TLS material and credentials
+ * applied to request options (fresh on every call, so rotating tokens and exec plugins work).
+ */
+export interface KubeConfigLike {
+  getCurrentCluster(): { readonly server: string; readonly skipTLSVerify?: boolean } | null;
+  applyToHTTPSOptions(opts: RequestOptions): Promise<void>;
+}
+
+/**
+ * A KubeApi for a loaded KubeConfig (in-cluster, `--kubeconfig`, $KUBECONFIG): TLS material is
+ * read once (certificate rotation needs a restart, as with client-go's transport cache), the
+ * Authorization header on every call. Throws when the current context names no cluster.
+ */
+export async function kubeApiFromKubeConfig(kc: KubeConfigLike, timeoutMs?: number): Promise<KubeApi & { close(): Promise<void> }> {
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new Error('the kubeconfig\'s current context names no cluster');
+  const tls: RequestOptions = {};
+  await kc.applyToHTTPSOptions(tls);
+  const pem = (v: unknown): string | Buffer | undefined => (typeof v === 'string' || Buffer.isBuffer(v) ? v : undefined);
+  const ca = pem(tls.ca);
+  const cert = pem(tls.cert);
+  const key = pem(tls.key);
+  return httpKubeApi({
+    server: cluster.server,
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+    insecureSkipTlsVerify: cluster.skipTLSVerify === true || tls.rejectUnauthorized === false,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    authorization: async () => {
+      const opts: RequestOptions = {};
+      await kc.applyToHTTPSOptions(opts);
+      const headers = opts.headers as Record<string, unknown> | undefined;
+      const value = headers?.['Authorization'] ?? headers?.['authorization'];
+      return typeof value === 'string' ? value : undefined;
+    },
+  });
 }
 
 /** The `message` of a Kubernetes `Status` answer, for logs; else the HTTP status. */

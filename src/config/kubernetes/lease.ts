@@ -71,6 +71,7 @@ export class LeaseElector {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #stopped = false;
+  #started = false;
   /** The API is failing: said once when it starts and once when it ends, not every retry period. */
   #failing = false;
 
@@ -96,7 +97,8 @@ export class LeaseElector {
 
   /** Starts trying (at once, then every retry period). */
   start(): void {
-    if (this.#running !== undefined || this.#stopped) return;
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
     this.#schedule(0);
   }
 
