@@ -1,5 +1,6 @@
 import type { Gateway, HTTPRoute, InferencePool, ParentRef, Resource } from '../../api/types.js';
 import { GATEWAY_GROUP, POOL_GROUPS } from '../compile.js';
+import { hostnamesIntersect } from '../route-table.js';
 
 /*
  * What the gateway reports in Kubernetes status, computed from the resources it serves (pure: no
@@ -136,7 +137,7 @@ export function desiredStatuses(input: StatusInput, scope: StatusScope): Desired
       const key = parentKey(statusRef, route.metadata.namespace);
       if (seen.has(key)) return;
       seen.add(key);
-      const accepted = routeAccepted(ref, gateway);
+      const accepted = routeAccepted(ref, gateway, route.spec.hostnames);
       parents.push({ parentRef: statusRef, conditions: [accepted, resolved] });
       const gwKey = `${gateway.metadata.namespace}/${gateway.metadata.name}`;
       for (const poolKey of poolsOfRoute(route)) {
@@ -252,7 +253,7 @@ function routeParentRef(ref: ParentRef): StatusParentRef {
 }
 
 /** Accepted by the Gateway when some listener the parentRef selects is one the gateway serves (HTTP), as compile.ts attaches routes. */
-function routeAccepted(ref: ParentRef, gateway: Gateway): StatusCondition {
+function routeAccepted(ref: ParentRef, gateway: Gateway, hostnames: readonly string[]): StatusCondition {
   const gw = `Gateway ${gateway.metadata.namespace}/${gateway.metadata.name}`;
   const selected = gateway.spec.listeners.filter((l) => (ref.sectionName === undefined || l.name === ref.sectionName) && (ref.port === undefined || l.port === ref.port));
   if (selected.length === 0) {
@@ -264,7 +265,11 @@ function routeAccepted(ref: ParentRef, gateway: Gateway): StatusCondition {
     const protocols = [...new Set(selected.map((l) => l.protocol))].join(', ');
     return { type: 'Accepted', status: 'False', reason: 'NotAllowedByListeners', message: `${gw}: listener protocol ${protocols} is not served (only HTTP)` };
   }
-  return { type: 'Accepted', status: 'True', reason: 'Accepted', message: `attached to ${gw} (${http.map((l) => l.name).join(', ')})` };
+  const hosts = http.filter((l) => hostnamesIntersect(l.hostname, hostnames));
+  if (hosts.length === 0) {
+    return { type: 'Accepted', status: 'False', reason: 'NoMatchingListenerHostname', message: `${gw}: no listener hostname matches the route's hostnames (${hostnames.join(', ')})` };
+  }
+  return { type: 'Accepted', status: 'True', reason: 'Accepted', message: `attached to ${gw} (${hosts.map((l) => l.name).join(', ')})` };
 }
 
 /** ResolvedRefs of a route: every backendRef names a kind we serve and an object that exists. */

@@ -164,6 +164,15 @@ test('a route naming a listener the Gateway lacks: Accepted False NoMatchingPare
   assert.deepEqual(summary(statusOf(all, 'InferencePool', 'p')), ['infra/primary: Accepted=False/HTTPRouteNotAccepted, ResolvedRefs=True/ResolvedRefs']);
 });
 
+test('a route whose hostnames miss every listener hostname: Accepted False NoMatchingListenerHostname; a wildcard listener takes a matching host', () => {
+  const listeners = '  - {name: http, protocol: HTTP, port: 8080, hostname: "*.example.com"}';
+  const withHosts = (hosts: string): string => route('r', ['primary'], ['p']).replace('  rules:', `  hostnames: [${hosts}]\n  rules:`);
+  const miss = desiredStatuses({ resources: load(CLASS + gateway('primary', 'infergate', listeners) + pool('p') + service('epp') + withHosts('other.org')) }, GATEWAY_SCOPE);
+  assert.deepEqual(summary(statusOf(miss, 'HTTPRoute', 'r')), ['infra/primary: Accepted=False/NoMatchingListenerHostname, ResolvedRefs=True/ResolvedRefs']);
+  const hit = desiredStatuses({ resources: load(CLASS + gateway('primary', 'infergate', listeners) + pool('p') + service('epp') + withHosts('api.example.com')) }, GATEWAY_SCOPE);
+  assert.deepEqual(summary(statusOf(hit, 'HTTPRoute', 'r')), ['infra/primary: Accepted=True/Accepted, ResolvedRefs=True/ResolvedRefs']);
+});
+
 test('a GatewayClass of our name that names another controller is not ours: no entries', () => {
   const theirs = CLASS.replace('infergate.dev/gateway-controller', 'example.com/controller');
   const all = desiredStatuses({ resources: load(theirs + gateway('primary') + pool('p') + service('epp') + route('r', ['primary'], ['p'])) }, GATEWAY_SCOPE);
