@@ -125,6 +125,7 @@ test('gateway mode: a pool routed through two Gateways gets two entries next to 
     assert.deepEqual(summary('HTTPRoute/default/r1'), ['infergate.dev/gateway-controller Gateway/gw1: Accepted=True,ResolvedRefs=True']);
 
     // A change that moves no status (a model added) writes nothing.
+    await reporting.idle();
     const writes = api.statusPuts.length;
     await source.set(`${cluster(['r1', 'r2'])}---
 apiVersion: inference.networking.x-k8s.io/v1alpha2
