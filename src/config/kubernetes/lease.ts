@@ -129,10 +129,11 @@ export class LeaseElector {
   async #tick(): Promise<void> {
     try {
       await this.#tryAcquireOrRenew();
-      if (this.#failing) this.#opts.log.info({ lease: this.#opts.name }, 'lease: API reachable again');
+      if (this.#failing) this.#opts.log.info({ lease: this.#opts.name }, 'lease: API calls succeed again');
       this.#failing = false;
     } catch (err) {
-      if (!this.#failing) this.#opts.log.warn({ lease: this.#opts.name, error: err instanceof Error ? err.message : String(err) }, 'lease: API call failed; retrying every retry period');
+      // Said once per outage (a missing RBAC rule would otherwise log every retry period).
+      if (!this.#failing) this.#opts.log.warn({ lease: this.#opts.name, error: err instanceof Error ? err.message : String(err) }, 'lease: cannot read or write the Lease; retrying every retry period (status is not written meanwhile)');
       this.#failing = true;
     }
     this.isLeader();
@@ -150,18 +151,12 @@ export class LeaseElector {
         spec: this.#spec(microTime(), microTime(), 0),
       });
       if (created.status === 200 || created.status === 201) this.#won(created.body, now);
-      else if (created.status !== 409) this.#opts.log.warn({ lease: this.#opts.name, error: kubeErrorMessage(created) }, 'lease: create failed');
+      else if (created.status !== 409) throw new Error(`create: ${kubeErrorMessage(created)}`);
       return;
     }
-    if (read.status !== 200) {
-      this.#opts.log.warn({ lease: this.#opts.name, error: kubeErrorMessage(read) }, 'lease: read failed');
-      return;
-    }
+    if (read.status !== 200) throw new Error(`read: ${kubeErrorMessage(read)}`);
     const record = parseLease(read.body);
-    if (record === undefined) {
-      this.#opts.log.warn({ lease: this.#opts.name }, 'lease: object is not a Lease; not taking it');
-      return;
-    }
+    if (record === undefined) throw new Error('the object read is not a Lease (no metadata.resourceVersion); not taking it');
     if (this.#observed?.resourceVersion !== record.resourceVersion) this.#observed = { resourceVersion: record.resourceVersion, at: now };
     const expired = now - (this.#observed?.at ?? now) >= record.durationSeconds * 1000;
     const mine = record.holder === identity;
@@ -175,7 +170,7 @@ export class LeaseElector {
     const meta = isRecord(record.object['metadata']) ? record.object['metadata'] : {};
     const put = await api.put(this.#path, { ...record.object, metadata: { ...meta, resourceVersion: record.resourceVersion }, spec: this.#spec(acquireTime, microTime(), transitions) });
     if (put.status === 200) this.#won(put.body, now);
-    else if (put.status !== 409) this.#opts.log.warn({ lease: this.#opts.name, error: kubeErrorMessage(put) }, 'lease: write failed');
+    else if (put.status !== 409) throw new Error(`write: ${kubeErrorMessage(put)}`);
     // 409: another replica wrote first; it holds the Lease (or we renew next period while within the deadline).
   }
 

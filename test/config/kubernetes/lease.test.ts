@@ -113,3 +113,21 @@ test('identity is $POD_NAME, else the hostname; MicroTime has microseconds', () 
   assert.notEqual(leaseIdentity({}), '');
   assert.equal(microTime(new Date('2026-12-07T12:00:00.123Z')), '2026-12-07T12:00:00.123000Z');
 });
+
+test('a Lease the replica may not read (403, a missing RBAC rule) is reported once, and the replica never writes status', async () => {
+  server.failNext({ pathIncludes: '/leases/forbidden' }, 403, 1_000);
+  const log = memoryLog();
+  const api = new ReplicaApi(server);
+  const elector = new LeaseElector({ api, namespace: 'default', name: 'forbidden', identity: 'pod-a', log, timings: { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 50 } });
+  try {
+    elector.start();
+    await until(() => server.requestsWhere((r) => r.path.includes('/leases/forbidden')).length >= 5, 20_000, 'several attempts');
+    assert.equal(elector.isLeader(), false);
+    const said = log.lines.filter((l) => l.message.startsWith('lease: cannot read or write the Lease'));
+    assert.equal(said.length, 1, 'said once, not every retry');
+    assert.match(String(said[0]?.fields['error']), /403/);
+  } finally {
+    await elector.stop();
+    await api.close();
+  }
+});
