@@ -34,7 +34,7 @@ export interface StatusReportingOptions {
   /** Attempts per object and first backoff, in ms (StatusWriter). Defaults 5 and 100. */
   readonly writeAttempts?: number;
   readonly writeBackoffMs?: number;
-  /** After a failed write, try again after this many ms. Default 5,000. */
+  /** After a failed write, try again after this many ms, doubling while writes keep failing (at most 5 minutes). Default 5,000. */
   readonly retryFailedMs?: number;
   /**
    * The view holds every Service in scope (the gateway's Kubernetes source watches them), so a
@@ -90,6 +90,8 @@ class Reporter implements StatusReporting {
   #pass: Promise<void> | undefined;
   #again = false;
   #stopped = false;
+  /** Passes in a row with a failed write (the retry waits longer each time). */
+  #failedPasses = 0;
 
   constructor(opts: StatusReportingOptions, scope: StatusScope, view: () => readonly Resource[]) {
     this.#opts = opts;
@@ -200,6 +202,10 @@ class Reporter implements StatusReporting {
       else if (outcome === 'failed') failed = true;
     }
     for (const key of this.#confirmed.keys()) if (!live.has(key)) this.#confirmed.delete(key);
-    if (failed && !this.#stopped) setTimeout(() => this.#kick(0), this.#opts.retryFailedMs ?? 5_000).unref?.();
+    this.#failedPasses = failed ? this.#failedPasses + 1 : 0;
+    if (failed && !this.#stopped) {
+      const wait = Math.min((this.#opts.retryFailedMs ?? 5_000) * 2 ** (this.#failedPasses - 1), 300_000);
+      setTimeout(() => this.#kick(0), wait).unref?.();
+    }
   }
 }

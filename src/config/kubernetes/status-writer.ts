@@ -81,6 +81,7 @@ export class StatusWriter {
       if (read.status === 404) return 'gone';
       if (read.status !== 200 || !isRecord(read.body)) {
         lastError = kubeErrorMessage(read);
+        if (isFinal(read.status)) break;
         continue;
       }
       const object = read.body;
@@ -113,10 +114,16 @@ export class StatusWriter {
       if (put.status === 404) return 'gone';
       // 409: written by someone else since our read; read and merge again.
       lastError = kubeErrorMessage(put);
+      if (isFinal(put.status)) break;
     }
     log.warn({ object: objectKey, attempts, error: lastError }, 'status not written: giving up until the next change or resync');
     return 'failed';
   }
+}
+
+/** Answers trying again cannot change (bad request, forbidden, invalid): 4xx other than 404, 409 and 429. */
+function isFinal(status: number): boolean {
+  return status >= 400 && status < 500 && status !== 404 && status !== 409 && status !== 429;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -143,6 +143,12 @@ test('conflicts without end give up after the bounded attempts; without the Leas
     assert.equal(api.statusPuts.length, 3);
     assert.ok(log.lines.some((l) => l.message.startsWith('status not written')));
 
+    // Forbidden (no RBAC rule for the status subresource) is not retried: trying again cannot help.
+    server.failNext({ method: 'PUT', pathIncludes: '/inferencepools/pool/status' }, 403, 1);
+    assert.equal(await writer.write(poolStatus()), 'failed');
+    assert.deepEqual(api.statusPuts.slice(3).map((p) => p.status), [403]);
+    api.statusPuts.splice(3);
+
     const follower = new StatusWriter({ api, log, mayWrite: () => false });
     assert.equal(await follower.write(poolStatus()), 'not-leader');
     assert.equal(api.statusPuts.length, 3);
