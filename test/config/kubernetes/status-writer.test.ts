@@ -188,3 +188,27 @@ spec:
     await api.close();
   }
 });
+
+test('a view older than the object (a lower generation) writes nothing: the next view will', async () => {
+  const stalePool = `apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: moving, namespace: default, generation: 1}
+spec:
+  selector: {matchLabels: {app: m}}
+  targetPorts: [{number: 8000}]
+`;
+  applyYaml(server, stalePool);
+  applyYaml(server, stalePool.replace('number: 8000', 'number: 8001'));
+  assert.equal(server.get('InferencePool/default/moving')?.metadata.generation, 2);
+  const all = desiredStatuses({ resources: parseDocuments(CLUSTER + '---\n' + stalePool, 'cluster.yaml').resources }, { mode: 'gateway', gatewayClass: 'infergate' });
+  const moving = all.find((s) => s.target.name === 'moving');
+  assert.equal(moving?.target.generation, 1);
+  const api = new ReplicaApi(server);
+  try {
+    const writer = new StatusWriter({ api, log: memoryLog(), mayWrite: () => true });
+    assert.equal(await writer.write(moving as DesiredStatus), 'stale');
+    assert.equal(api.statusPuts.length, 0);
+  } finally {
+    await api.close();
+  }
+});
