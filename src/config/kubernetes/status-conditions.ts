@@ -223,14 +223,13 @@ class ResourceIndex {
 }
 
 /**
- * Gateways of `gatewayClass`, unless a GatewayClass of that name names another controller (then
- * they are another implementation's). A class we cannot see (GatewayClasses not watched, or not
- * created yet) does not disown them: `--gateway-class` is the operator's word that they are ours.
+ * Gateways of `gatewayClass`, when a GatewayClass of that name names our controller (Gateway API:
+ * a Gateway belongs to the implementation its class names). Without such a class no Gateway is
+ * ours, as the Kubernetes source serves none then either.
  */
 function ownedGateways(idx: ResourceIndex, gatewayClass: string): Map<string, Gateway> {
-  const controller = idx.classes.get(gatewayClass);
   const out = new Map<string, Gateway>();
-  if (controller !== undefined && controller !== GATEWAY_CONTROLLER_NAME) return out;
+  if (idx.classes.get(gatewayClass) !== GATEWAY_CONTROLLER_NAME) return out;
   for (const [key, g] of idx.gateways) if (g.spec.gatewayClassName === gatewayClass) out.set(key, g);
   return out;
 }

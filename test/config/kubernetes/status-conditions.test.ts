@@ -173,11 +173,13 @@ test('a route whose hostnames miss every listener hostname: Accepted False NoMat
   assert.deepEqual(summary(statusOf(hit, 'HTTPRoute', 'r')), ['infra/primary: Accepted=True/Accepted, ResolvedRefs=True/ResolvedRefs']);
 });
 
-test('a GatewayClass of our name that names another controller is not ours: no entries', () => {
+test('a GatewayClass of our name that names another controller, or none at all: not ours, no entries', () => {
   const theirs = CLASS.replace('infergate.dev/gateway-controller', 'example.com/controller');
-  const all = desiredStatuses({ resources: load(theirs + gateway('primary') + pool('p') + service('epp') + route('r', ['primary'], ['p'])) }, GATEWAY_SCOPE);
-  assert.deepEqual(statusOf(all, 'InferencePool', 'p').parents, []);
-  assert.deepEqual(statusOf(all, 'HTTPRoute', 'r').parents, []);
+  for (const cls of [theirs, '']) {
+    const all = desiredStatuses({ resources: load(cls + gateway('primary') + pool('p') + service('epp') + route('r', ['primary'], ['p'])) }, GATEWAY_SCOPE);
+    assert.deepEqual(statusOf(all, 'InferencePool', 'p').parents, []);
+    assert.deepEqual(statusOf(all, 'HTTPRoute', 'r').parents, []);
+  }
 });
 
 test('epp mode: only its pool, under the default parent and the endpoint picker controller name; no route status', () => {
