@@ -24,6 +24,11 @@ export interface ObjectMeta {
   readonly annotations: Readonly<Record<string, string>>;
   /** RFC 3339 as Kubernetes prints it; absent in hand-written files (then file order decides ties). */
   readonly creationTimestamp?: string;
+  /**
+   * `metadata.generation` as the API server sets it (bumped on each spec change); absent in
+   * hand-written files. Status conditions carry it back as `observedGeneration`.
+   */
+  readonly generation?: number;
 }
 
 interface ResourceBase<K extends string> {

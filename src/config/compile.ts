@@ -24,8 +24,10 @@ import { compileRewrites, NO_REWRITES } from './model-rewrites.js';
 import { RouteTable, type RouteEntry } from './route-table.js';
 import { BASE_MODEL_NAME_HEADER, MODEL_NAME_HEADER, poolTakesModel, type BackendTarget, type ListenerConfig, type ModelConfig, type PoolConfig, type RewriteTable, type RuleConfig, type ServiceConfig, type Snapshot } from './snapshot.js';
 
-const GATEWAY_GROUP = 'gateway.networking.k8s.io';
-const POOL_GROUPS = new Set(['inference.networking.x-k8s.io', 'inference.networking.k8s.io']);
+/** The Gateway API group (parentRefs and policy targetRefs name Gateways and HTTPRoutes in it). */
+export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+/** The groups an HTTPRoute backendRef may name an InferencePool in (GIE api/v1alpha2 and api/v1). */
+export const POOL_GROUPS: ReadonlySet<string> = new Set(['inference.networking.x-k8s.io', 'inference.networking.k8s.io']);
 const SUPPORTED_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier']);
 const MODEL_HEADERS = new Set([MODEL_NAME_HEADER, BASE_MODEL_NAME_HEADER]);
 

@@ -37,6 +37,22 @@ function hostnameMatches(pattern: string, host: string): boolean {
   return pattern === host;
 }
 
+/**
+ * Whether a listener's hostname and a route's hostnames have a host in common (Gateway API: a
+ * route whose hostnames all miss the listener's is not accepted there, NoMatchingListenerHostname).
+ * Undefined or empty means any host.
+ */
+export function hostnamesIntersect(listener: string | undefined, route: readonly string[]): boolean {
+  if (listener === undefined || route.length === 0) return true;
+  return route.some((r) => {
+    if (r === listener) return true;
+    const lw = listener.startsWith('*.');
+    const rw = r.startsWith('*.');
+    if (lw && rw) return listener.endsWith(r.slice(1)) || r.endsWith(listener.slice(1));
+    return lw ? hostnameMatches(listener, r) : rw ? hostnameMatches(r, listener) : false;
+  });
+}
+
 /** Exact hostnames outrank wildcards, longer wildcards outrank shorter, any-host ranks last. */
 function hostnameRank(patterns: readonly string[]): number {
   if (patterns.length === 0) return 0;

@@ -64,6 +64,13 @@ export class ConfigStore {
     return out;
   }
 
+  /** Every resource but the Pods, of every source: what the live snapshot was compiled from. */
+  resources(): Resource[] {
+    const out: Resource[] = [];
+    for (const entries of this.#bySource.values()) for (const r of entries.values()) if (r.kind !== 'Pod') out.push(r);
+    return out;
+  }
+
   /**
    * Compiles what the store would hold after `batch` from `source`. Throws ConfigRejectedError when
    * the batch carries errors or does not compile; the store is unchanged until `commit`.

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { formatProblem, type Problem } from '../api/types.js';
+import { formatProblem, type Problem, type Resource } from '../api/types.js';
 import { ConfigRejectedError, ConfigStore } from '../config/store.js';
 import type { ApplyOutcome, ConfigBatch, ConfigSource } from '../config/source.js';
 import type { Snapshot } from '../config/snapshot.js';
@@ -220,6 +220,15 @@ export class Gateway {
    */
   afterSwap(hook: AfterSwap): void {
     this.#afterSwap.push(hook);
+  }
+
+  /**
+   * The resources (every kind but Pods, of every source) the live configuration was compiled from:
+   * what Kubernetes status reporting judges after each swap. A new array per call; the resources
+   * are the store's own, read only.
+   */
+  configResources(): readonly Resource[] {
+    return this.#store.resources();
   }
 
   /**

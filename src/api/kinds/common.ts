@@ -71,6 +71,7 @@ export const Metadata = z
     // strict loader must not refuse an object exported from a cluster) and not read.
     uid: z.unknown().optional(),
     resourceVersion: z.unknown().optional(),
+    // Kept when it is what the API server writes (a non-negative integer); status reports it back.
     generation: z.unknown().optional(),
     generateName: z.unknown().optional(),
     selfLink: z.unknown().optional(),
@@ -86,6 +87,7 @@ export const Metadata = z
     labels: m.labels,
     annotations: m.annotations,
     ...(m.creationTimestamp === undefined ? {} : { creationTimestamp: m.creationTimestamp }),
+    ...(typeof m.generation === 'number' && Number.isSafeInteger(m.generation) && m.generation >= 0 ? { generation: m.generation } : {}),
   }));
 
 /** A Kubernetes quantity (`20Mi`, `1G`, `1048576`) parsed to bytes. */

@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import type { RequestOptions } from 'node:https';
+import { test } from 'node:test';
+import { httpKubeApi, kubeApiFromKubeConfig } from '../../../src/config/kubernetes/kube-api.js';
+import { FakeApiServer } from '../../support/fake-apiserver.js';
+
+test('a KubeApi from a KubeConfig asks for the Authorization header on every call (rotating tokens); without it the server refuses', async () => {
+  const server = await FakeApiServer.start({ token: 'rotating-2' });
+  let calls = 0;
+  const kc = {
+    getCurrentCluster: () => ({ server: server.url, skipTLSVerify: true }),
+    applyToHTTPSOptions: async (opts: RequestOptions) => {
+      calls++;
+      // The first token has rotated away by the time the first request is sent.
+      opts.headers = { ...(opts.headers ?? {}), Authorization: `Bearer rotating-${Math.min(calls, 2)}` };
+    },
+  };
+  const api = await kubeApiFromKubeConfig(kc);
+  const anonymous = httpKubeApi({ server: server.url });
+  try {
+    const read = await api.get('/apis/coordination.k8s.io/v1/namespaces/default/leases/none');
+    assert.equal(read.status, 404);
+    assert.equal((read.body as { reason?: string }).reason, 'NotFound');
+    const created = await api.post('/apis/coordination.k8s.io/v1/namespaces/default/leases', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'l' }, spec: {} });
+    assert.equal(created.status, 201);
+    assert.ok(calls >= 3, 'credentials applied per call');
+    assert.equal((await anonymous.get('/apis/coordination.k8s.io/v1/namespaces/default/leases/l')).status, 401);
+  } finally {
+    await api.close();
+    await anonymous.close();
+    await server.close();
+  }
+});
