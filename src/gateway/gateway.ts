@@ -447,7 +447,6 @@ export class Gateway {
     const targets = this.#discovery.applyPods(change.podUpserts, change.podDeletes);
     for (const p of change.warnings) this.#logger.warn({ problem: formatProblem(p), source: p.source }, 'config warning');
     const pools = this.#poolsOf(targets);
-    for (const p of pools) this.#warnIfEmpty(p);
     const pods = change.podUpserts.length + change.podDeletes.length;
     if (pods > 0) {
       const fields = endpointsChangedFields(change.podUpserts, change.podDeletes, pools, targets.size - pools.length);
@@ -458,6 +457,7 @@ export class Gateway {
     } else {
       this.#logger.debug({ source: source.name }, 'config batch changed nothing');
     }
+    for (const p of pools) this.#warnIfEmpty(p);
     return { ok: true, version: runtime.snapshot.version, warnings: change.warnings, configChanged: false };
   }
 
