@@ -181,8 +181,11 @@ export class EndpointDiscovery {
   readonly #members = new Map<string, Members>();
   /** Keys of the targets each pod has endpoints in. */
   readonly #podTargets = new Map<string, Set<string>>();
-  /** How many (target, pod) placements use each endpoint; an endpoint at 0 leaves the registry. */
-  readonly #uses = new Map<Endpoint, number>();
+  /**
+   * The targets each endpoint is in, with how many of the target's pods place it there (two
+   * pods may briefly share an IP); an endpoint in no target leaves the registry.
+   */
+  readonly #uses = new Map<Endpoint, Map<string, number>>();
   readonly #registry: EndpointRegistry;
   readonly #events: DiscoveryEvents;
   /** Role-less pods already reported: pod key → target key → label value reported (entries leave with their pod). */
@@ -246,7 +249,7 @@ export class EndpointDiscovery {
       for (const tk of this.#podTargets.get(key) ?? []) {
         const m = this.#members.get(tk);
         if (m === undefined) continue;
-        this.#release(m.byPod.get(key) ?? [], touched);
+        this.#release(m.byPod.get(key) ?? [], tk, touched);
         m.byPod.delete(key);
         changed.add(tk);
       }
@@ -274,6 +277,11 @@ export class EndpointDiscovery {
     }
     if (changed.size > 0) this.#events.onChange?.(changed, delta);
     return changed;
+  }
+
+  /** Keys of the targets `endpoint` is in now (none once it left discovery). */
+  targetsOf(endpoint: Endpoint): IterableIterator<string> {
+    return (this.#uses.get(endpoint) ?? new Map<string, number>()).keys();
   }
 
   /** Every endpoint of every target, each once. */
@@ -312,11 +320,15 @@ export class EndpointDiscovery {
     const next = inits.map((i) => this.#registry.acquire(i));
     // Take the new ones before releasing the old: an endpoint in both never touches zero.
     for (const e of next) {
-      const n = this.#uses.get(e) ?? 0;
-      if (!touched.has(e)) touched.set(e, n > 0);
-      this.#uses.set(e, n + 1);
+      let uses = this.#uses.get(e);
+      if (!touched.has(e)) touched.set(e, uses !== undefined);
+      if (uses === undefined) {
+        uses = new Map();
+        this.#uses.set(e, uses);
+      }
+      uses.set(target.key, (uses.get(target.key) ?? 0) + 1);
     }
-    this.#release(old, touched);
+    this.#release(old, target.key, touched);
     let targets = this.#podTargets.get(podKey);
     if (next.length === 0) {
       m.byPod.delete(podKey);
@@ -333,12 +345,15 @@ export class EndpointDiscovery {
   }
 
   /** One placement fewer for each endpoint. */
-  #release(endpoints: readonly Endpoint[], touched: Touched): void {
+  #release(endpoints: readonly Endpoint[], targetKey: string, touched: Touched): void {
     for (const e of endpoints) {
-      const n = this.#uses.get(e) ?? 0;
-      if (!touched.has(e)) touched.set(e, n > 0);
-      if (n > 1) this.#uses.set(e, n - 1);
-      else this.#uses.delete(e);
+      const uses = this.#uses.get(e);
+      if (!touched.has(e)) touched.set(e, uses !== undefined);
+      if (uses === undefined) continue;
+      const n = (uses.get(targetKey) ?? 0) - 1;
+      if (n > 0) uses.set(targetKey, n);
+      else uses.delete(targetKey);
+      if (uses.size === 0) this.#uses.delete(e);
     }
   }
 }

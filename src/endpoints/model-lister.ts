@@ -58,9 +58,10 @@ export class ModelLister {
   readonly #interval: number;
   readonly #timeout: number;
   readonly #dispatcher: Dispatcher;
-  readonly #onChange: () => void;
+  readonly #onChange: (endpoint: Endpoint) => void;
 
-  constructor(options: ModelListOptions = {}, onChange: () => void = () => undefined) {
+  /** `onChange` is told of each endpoint whose list changed (its `servedModels` is the new one). */
+  constructor(options: ModelListOptions = {}, onChange: (endpoint: Endpoint) => void = () => undefined) {
     this.#interval = options.intervalMs ?? 30_000;
     this.#timeout = options.timeoutMs ?? 2000;
     this.#onChange = onChange;
@@ -112,7 +113,7 @@ export class ModelLister {
   #schedule(endpoint: Endpoint, delayMs: number): void {
     const timer = setTimeout(() => {
       void this.listOnce(endpoint).then((changed) => {
-        if (changed) this.#onChange();
+        if (changed) this.#onChange(endpoint);
         if (this.#timers.get(endpoint) === timer) this.#schedule(endpoint, this.#interval * (0.9 + Math.random() * 0.2));
       });
     }, delayMs);

@@ -152,7 +152,7 @@ export class Gateway {
       () => performance.now(),
       (e) => this.#peerGroups(e),
     );
-    this.#lister = scrapeIntervalMs > 0 ? new ModelLister({}, () => this.#refreshModels()) : undefined;
+    this.#lister = scrapeIntervalMs > 0 ? new ModelLister({}, (e) => this.#listChanged(e)) : undefined;
     this.#discovery = new EndpointDiscovery(this.#registry, {
       onRoleless: (pod, target, value) =>
         logger.warn(
@@ -323,6 +323,19 @@ export class Gateway {
     }
     this.#configModels = known;
     this.#poolModels = poolModels(this.#runtime);
+  }
+
+  /**
+   * One endpoint's model list changed (a new pod listed its models, an adapter loaded): recount
+   * that endpoint and recompute only its pools. O(its list and its pools), not O(all endpoints).
+   */
+  #listChanged(endpoint: Endpoint): void {
+    this.#served.remove(endpoint);
+    const targets = new Set(this.#discovery.targetsOf(endpoint));
+    // A listing that finished after its endpoint left discovery counts for nothing.
+    if (targets.size === 0) return;
+    this.#served.add(endpoint);
+    for (const pool of this.#poolsOf(targets)) this.#poolModels.set(pool.config.key, podModels(pool.members.endpoints));
   }
 
   /**
