@@ -353,7 +353,7 @@ export class Gateway {
   }
 
   /** The runtime's pools among discovery target keys (`pool:namespace/name`; Service targets skipped). */
-  #poolsOf(targets: ReadonlySet<string>): Array<PoolRuntime> {
+  #poolsOf(targets: ReadonlySet<string>): PoolRuntime[] {
     const out: PoolRuntime[] = [];
     for (const tk of targets) {
       const pool = tk.startsWith('pool:') ? this.#runtime?.pools.get(tk.slice('pool:'.length)) : undefined;
