@@ -37,6 +37,11 @@ export type StopReason = 'requests' | 'duration' | 'schedule' | 'workload' | 'si
 export interface RunOptions {
   /** Server root, e.g. `http://127.0.0.1:8080`. */
   readonly baseUrl: string;
+  /**
+   * Several server roots taking turns (request n goes to the n-th, modulo their number): active
+   * gateway replicas behind a round-robin load balancer. When given, `baseUrl` is not used.
+   */
+  readonly baseUrls?: readonly string[];
   readonly workload: Workload;
   readonly arrivals: ArrivalSpec;
   /** Seed of the arrival times (workloads carry their own). Default 1. */
@@ -198,8 +203,9 @@ export async function runBench(options: RunOptions): Promise<RunResult> {
     progress?.sent();
     const now = (performance.now() - t0) * scale;
     const queuedMs = arrival === undefined ? 0 : Math.max(0, now - arrival.atMs);
+    const urls = options.baseUrls;
     void sendRequest(spec, {
-      baseUrl: options.baseUrl,
+      baseUrl: urls === undefined || urls.length === 0 ? options.baseUrl : (urls[(sent - 1) % urls.length] as string),
       api: options.api ?? 'chat',
       dispatcher: agent,
       signal: runAbort.signal,

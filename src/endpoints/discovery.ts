@@ -136,9 +136,19 @@ export class Members {
   }
 }
 
+/** Endpoints that entered or left discovery altogether (no target used them before / uses them now). */
+export interface EndpointDelta {
+  readonly added: ReadonlySet<Endpoint>;
+  readonly removed: ReadonlySet<Endpoint>;
+}
+
 export interface DiscoveryEvents {
-  /** After a change of some targets' endpoints (pods came, went or changed). */
-  readonly onChange?: (targets: ReadonlySet<string>) => void;
+  /**
+   * After a change of some targets' endpoints (pods came, went or changed). `delta` says which
+   * endpoints entered or left discovery when pods changed (`applyPods`); it is undefined after new
+   * targets (`setTargets`), when any endpoint may have come or gone.
+   */
+  readonly onChange?: (targets: ReadonlySet<string>, delta?: EndpointDelta) => void;
   /**
    * A pod a prefill/decode pool selects has no usable role label: it gets no traffic. Reported
    * once per pod and role-label value (again only if the pod's label changes).
@@ -146,20 +156,40 @@ export interface DiscoveryEvents {
   readonly onRoleless?: (pod: Pod, target: DiscoveryTarget & { kind: 'pool' }, value: string | undefined) => void;
 }
 
+/** Endpoints whose use count a batch changed, each with whether it was in use before the batch. */
+type Touched = Map<Endpoint, boolean>;
+
+/** Index key of a target (or a pod label): its namespace and one `label=value` pair. */
+function indexKey(namespace: string, label: string, value: string): string {
+  return `${namespace}\u0000${label}=${value}`;
+}
+
 /**
  * Endpoint discovery: pods × targets (pools and Service ports) → live endpoint lists. Pod changes
- * are applied incrementally (only the changed pod is matched against the targets); a new set of
- * targets (a configuration change) matches every pod again. Endpoints come from the registry, so
- * an endpoint that stays keeps its counters and metrics whatever changes around it.
+ * are applied incrementally: a changed pod is matched only against the targets it is in and the
+ * targets whose selector shares one of its labels (targets are indexed by namespace and one
+ * selector entry), so a pod event costs O(the pod's labels + the targets it matches), not
+ * O(all targets or all pods). A new set of targets (a configuration change) matches every pod
+ * again. Endpoints come from the registry, so an endpoint that stays keeps its counters and
+ * metrics whatever changes around it; one no target uses any more leaves the registry.
  */
 export class EndpointDiscovery {
   readonly #pods = new Map<string, Pod>();
   #targets = new Map<string, DiscoveryTarget>();
+  /** Targets by `indexKey(namespace, k, v)` of their selector's first entry (an empty selector matches nothing: not indexed). */
+  #index = new Map<string, Set<DiscoveryTarget>>();
   readonly #members = new Map<string, Members>();
+  /** Keys of the targets each pod has endpoints in. */
+  readonly #podTargets = new Map<string, Set<string>>();
+  /**
+   * The targets each endpoint is in, with how many of the target's pods place it there (two
+   * pods may briefly share an IP); an endpoint in no target leaves the registry.
+   */
+  readonly #uses = new Map<Endpoint, Map<string, number>>();
   readonly #registry: EndpointRegistry;
   readonly #events: DiscoveryEvents;
-  /** Role-less pods already reported, with the label value reported (entries leave with their pod). */
-  readonly #warned = new Map<string, string>();
+  /** Role-less pods already reported: pod key → target key → label value reported (entries leave with their pod). */
+  readonly #warned = new Map<string, Map<string, string>>();
 
   constructor(registry: EndpointRegistry, events: DiscoveryEvents = {}) {
     this.#registry = registry;
@@ -179,39 +209,79 @@ export class EndpointDiscovery {
   /** Replaces the targets (a new configuration) and matches every pod against them. */
   setTargets(targets: readonly DiscoveryTarget[]): void {
     this.#targets = new Map(targets.map((t) => [t.key, t]));
+    this.#index = new Map();
+    for (const t of this.#targets.values()) {
+      const first = Object.keys(t.selector)[0];
+      if (first === undefined) continue;
+      const key = indexKey(t.namespace, first, t.selector[first] as string);
+      let set = this.#index.get(key);
+      if (set === undefined) {
+        set = new Set();
+        this.#index.set(key, set);
+      }
+      set.add(t);
+    }
     for (const key of this.#members.keys()) if (!this.#targets.has(key)) this.#members.delete(key);
+    this.#uses.clear();
+    this.#podTargets.clear();
+    const ignored = new Map<Endpoint, boolean>();
     for (const target of this.#targets.values()) {
       const m = this.members(target.key);
       m.byPod.clear();
-      for (const [podKey, pod] of this.#pods) this.#place(m, target, podKey, pod);
+      for (const [podKey, pod] of this.#pods) this.#place(m, target, podKey, pod, ignored);
       m.rebuild();
     }
-    this.#retain();
+    this.#registry.retainOnly(new Set([...this.#uses.keys()].map((e) => e.key)));
     this.#events.onChange?.(new Set(this.#targets.keys()));
   }
 
-  /** Applies pod upserts and deletes (keys `namespace/name`), touching only those pods' endpoints. */
-  applyPods(upserts: readonly Pod[], deletes: readonly string[]): void {
-    if (upserts.length === 0 && deletes.length === 0) return;
+  /**
+   * Applies pod upserts and deletes (keys `namespace/name`), touching only those pods' endpoints.
+   * Returns the keys of the targets whose endpoints changed.
+   */
+  applyPods(upserts: readonly Pod[], deletes: readonly string[]): ReadonlySet<string> {
     const changed = new Set<string>();
+    if (upserts.length === 0 && deletes.length === 0) return changed;
+    const touched: Touched = new Map();
     for (const key of deletes) {
       this.#pods.delete(key);
-      for (const w of this.#warned.keys()) if (w.endsWith(`|${key}`)) this.#warned.delete(w);
-      for (const [tk, m] of this.#members) if (m.byPod.delete(key)) changed.add(tk);
+      this.#warned.delete(key);
+      for (const tk of this.#podTargets.get(key) ?? []) {
+        const m = this.#members.get(tk);
+        if (m === undefined) continue;
+        this.#release(m.byPod.get(key) ?? [], tk, touched);
+        m.byPod.delete(key);
+        changed.add(tk);
+      }
+      this.#podTargets.delete(key);
     }
     for (const pod of upserts) {
       const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
       this.#pods.set(key, pod);
-      for (const target of this.#targets.values()) {
+      for (const target of this.#candidates(key, pod)) {
         const m = this.members(target.key);
         const had = m.byPod.get(key);
-        this.#place(m, target, key, pod);
+        this.#place(m, target, key, pod, touched);
         if (had !== undefined || m.byPod.has(key)) changed.add(target.key);
       }
     }
     for (const tk of changed) this.#members.get(tk)?.rebuild();
-    this.#retain();
-    if (changed.size > 0) this.#events.onChange?.(changed);
+    // Judged once the whole batch is in: an endpoint released and taken again in the same batch
+    // (an IP handed from one pod to another) stays the same object, counters and all.
+    const delta = { added: new Set<Endpoint>(), removed: new Set<Endpoint>() };
+    for (const [e, wasUsed] of touched) {
+      const used = this.#uses.has(e);
+      if (!used) this.#registry.drop(e);
+      if (used && !wasUsed) delta.added.add(e);
+      else if (!used && wasUsed) delta.removed.add(e);
+    }
+    if (changed.size > 0) this.#events.onChange?.(changed, delta);
+    return changed;
+  }
+
+  /** Keys of the targets `endpoint` is in now (none once it left discovery). */
+  targetsOf(endpoint: Endpoint): IterableIterator<string> {
+    return (this.#uses.get(endpoint) ?? new Map<string, number>()).keys();
   }
 
   /** Every endpoint of every target, each once. */
@@ -221,22 +291,69 @@ export class EndpointDiscovery {
     return all;
   }
 
-  #place(m: Members, target: DiscoveryTarget, podKey: string, pod: Pod): void {
-    const inits = podEndpoints(pod, target);
-    if (inits.length === 0 && target.kind === 'pool' && target.roleLabel !== undefined && podIsServing(pod) && pod.metadata.namespace === target.namespace && selectorMatches(target.selector, pod.metadata.labels)) {
-      const value = pod.metadata.labels[target.roleLabel];
-      const key = `${target.key}|${podKey}`;
-      if (this.#warned.get(key) !== (value ?? '')) {
-        this.#warned.set(key, value ?? '');
-        this.#events.onRoleless?.(pod, target, value);
-      }
+  /** The targets a pod may be in: those it is in now and those whose indexed selector entry it carries. */
+  #candidates(podKey: string, pod: Pod): Set<DiscoveryTarget> {
+    const out = new Set<DiscoveryTarget>();
+    for (const tk of this.#podTargets.get(podKey) ?? []) {
+      const t = this.#targets.get(tk);
+      if (t !== undefined) out.add(t);
     }
-    if (inits.length === 0) m.byPod.delete(podKey);
-    else m.byPod.set(podKey, inits.map((i) => this.#registry.acquire(i)));
+    for (const [label, value] of Object.entries(pod.metadata.labels)) for (const t of this.#index.get(indexKey(pod.metadata.namespace, label, value)) ?? []) out.add(t);
+    return out;
   }
 
-  /** Drops from the registry the endpoints no target uses any more. */
-  #retain(): void {
-    this.#registry.retainOnly(new Set([...this.endpoints()].map((e) => e.key)));
+  #place(m: Members, target: DiscoveryTarget, podKey: string, pod: Pod, touched: Touched): void {
+    const inits = podEndpoints(pod, target);
+    if (inits.length === 0 && target.kind === 'pool' && target.roleLabel !== undefined && podIsServing(pod) && pod.metadata.namespace === target.namespace && selectorMatches(target.selector, pod.metadata.labels)) {
+      const value = pod.metadata.labels[target.roleLabel] ?? '';
+      let warned = this.#warned.get(podKey);
+      if (warned?.get(target.key) !== value) {
+        if (warned === undefined) {
+          warned = new Map();
+          this.#warned.set(podKey, warned);
+        }
+        warned.set(target.key, value);
+        this.#events.onRoleless?.(pod, target, pod.metadata.labels[target.roleLabel]);
+      }
+    }
+    const old = m.byPod.get(podKey) ?? [];
+    const next = inits.map((i) => this.#registry.acquire(i));
+    // Take the new ones before releasing the old: an endpoint in both never touches zero.
+    for (const e of next) {
+      let uses = this.#uses.get(e);
+      if (!touched.has(e)) touched.set(e, uses !== undefined);
+      if (uses === undefined) {
+        uses = new Map();
+        this.#uses.set(e, uses);
+      }
+      uses.set(target.key, (uses.get(target.key) ?? 0) + 1);
+    }
+    this.#release(old, target.key, touched);
+    let targets = this.#podTargets.get(podKey);
+    if (next.length === 0) {
+      m.byPod.delete(podKey);
+      targets?.delete(target.key);
+      if (targets?.size === 0) this.#podTargets.delete(podKey);
+    } else {
+      m.byPod.set(podKey, next);
+      if (targets === undefined) {
+        targets = new Set();
+        this.#podTargets.set(podKey, targets);
+      }
+      targets.add(target.key);
+    }
+  }
+
+  /** One placement fewer for each endpoint. */
+  #release(endpoints: readonly Endpoint[], targetKey: string, touched: Touched): void {
+    for (const e of endpoints) {
+      const uses = this.#uses.get(e);
+      if (!touched.has(e)) touched.set(e, uses !== undefined);
+      if (uses === undefined) continue;
+      const n = (uses.get(targetKey) ?? 0) - 1;
+      if (n > 0) uses.set(targetKey, n);
+      else uses.delete(targetKey);
+      if (uses.size === 0) this.#uses.delete(e);
+    }
   }
 }

@@ -58,9 +58,10 @@ export class ModelLister {
   readonly #interval: number;
   readonly #timeout: number;
   readonly #dispatcher: Dispatcher;
-  readonly #onChange: () => void;
+  readonly #onChange: (endpoint: Endpoint) => void;
 
-  constructor(options: ModelListOptions = {}, onChange: () => void = () => undefined) {
+  /** `onChange` is told of each endpoint whose list changed (its `servedModels` is the new one). */
+  constructor(options: ModelListOptions = {}, onChange: (endpoint: Endpoint) => void = () => undefined) {
     this.#interval = options.intervalMs ?? 30_000;
     this.#timeout = options.timeoutMs ?? 2000;
     this.#onChange = onChange;
@@ -76,6 +77,15 @@ export class ModelLister {
       this.#timers.delete(endpoint);
     }
     for (const endpoint of wanted) if (!this.#timers.has(endpoint)) this.#schedule(endpoint, 0);
+  }
+
+  /** Starts listing `added` (at once) and stops `removed`: costs O(the change), not O(all endpoints). */
+  update(added: Iterable<Endpoint>, removed: Iterable<Endpoint>): void {
+    for (const endpoint of removed) {
+      clearTimeout(this.#timers.get(endpoint));
+      this.#timers.delete(endpoint);
+    }
+    for (const endpoint of added) if (!this.#timers.has(endpoint)) this.#schedule(endpoint, 0);
   }
 
   /** Lists one endpoint now; true when its list changed. */
@@ -103,7 +113,7 @@ export class ModelLister {
   #schedule(endpoint: Endpoint, delayMs: number): void {
     const timer = setTimeout(() => {
       void this.listOnce(endpoint).then((changed) => {
-        if (changed) this.#onChange();
+        if (changed) this.#onChange(endpoint);
         if (this.#timers.get(endpoint) === timer) this.#schedule(endpoint, this.#interval * (0.9 + Math.random() * 0.2));
       });
     }, delayMs);

@@ -35,6 +35,11 @@ export class EndpointRegistry {
     return created;
   }
 
+  /** Forgets `endpoint` (no target uses it any more), unless another object holds its key now. */
+  drop(endpoint: Endpoint): void {
+    if (this.#byKey.get(endpoint.key) === endpoint) this.#byKey.delete(endpoint.key);
+  }
+
   retainOnly(keys: ReadonlySet<string>): void {
     for (const key of this.#byKey.keys()) {
       if (!keys.has(key)) this.#byKey.delete(key);

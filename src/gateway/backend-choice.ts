@@ -41,7 +41,8 @@ export function poolModels(runtime: Runtime | undefined): Map<string, PodModels>
   return out;
 }
 
-function podModels(endpoints: readonly Endpoint[]): PodModels {
+/** What one pool serves by its members' lists. */
+export function podModels(endpoints: readonly Endpoint[]): PodModels {
   if (endpoints.length === 0) return UNKNOWN;
   const names = new Set<string>();
   let complete = true;

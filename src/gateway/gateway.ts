@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { formatProblem, type Problem, type Resource } from '../api/types.js';
-import { ConfigRejectedError, ConfigStore } from '../config/store.js';
+import { ConfigRejectedError, ConfigStore, type PreparedChange } from '../config/store.js';
 import type { ApplyOutcome, ConfigBatch, ConfigSource } from '../config/source.js';
 import type { Snapshot } from '../config/snapshot.js';
 import type { Random } from '../core/weighted.js';
 import { GatewayError } from '../core/errors.js';
-import { EndpointDiscovery } from '../endpoints/discovery.js';
+import { EndpointDiscovery, type EndpointDelta } from '../endpoints/discovery.js';
 import { DEFAULT_PASSIVE_HEALTH, PassiveHealth, type PassiveHealthOptions } from '../endpoints/passive-health.js';
 import { EndpointRegistry } from '../endpoints/registry.js';
 import { ModelLister } from '../endpoints/model-lister.js';
@@ -17,12 +17,14 @@ import { PrefixIndex } from '../prefix/index.js';
 import { PluginConfigError, type PluginRegistry } from '../scheduling/registry.js';
 import { builtinRegistry } from '../scheduling/policies.js';
 import type { PluginHandle } from '../scheduling/types.js';
-import { poolModels, type PoolModels } from './backend-choice.js';
+import { podModels, poolModels, type PodModels } from './backend-choice.js';
 import { debugEndpoints } from './debug-endpoints.js';
-import { baseModels, modelsAnswer } from './model-list.js';
+import { modelsAnswer } from './model-list.js';
+import { endpointsChangedFields } from './endpoints-changed.js';
+import { ServedModels } from './served-models.js';
 import { Pipeline } from './pipeline.js';
 import { RequestHandle, type RequestDeps, type RequestInit } from './request.js';
-import { buildRuntime, peerGroups, RuntimeBuildError, type Runtime } from './runtime.js';
+import { buildRuntime, peerGroups, RuntimeBuildError, type PoolRuntime, type Runtime } from './runtime.js';
 import type { Endpoint } from '../core/endpoint.js';
 import { DEFAULT_TIMEOUTS, type UpstreamTimeouts } from './timeouts.js';
 import { uploadPolicy, type UploadOptions, type UploadPolicy } from './upload.js';
@@ -96,12 +98,14 @@ export class Gateway {
   readonly #passiveHealth: PassiveHealth;
   readonly #timeouts: UpstreamTimeouts;
   readonly #lister: ModelLister | undefined;
-  #baseModels = new Map<string, string>();
-  #knownModels = new Set<string>();
+  /** What the pods' own model lists serve (adapters' base models, ids known by listing). */
+  readonly #served = new ServedModels();
+  /** Model names the configuration gives (InferenceModel names and targets, rewrite rules). */
+  #configModels = new Set<string>();
   /** What each pool's pods serve (backend-choice.ts): rebuilt when lists, members or config change. */
-  #poolModels: PoolModels = new Map();
+  #poolModels = new Map<string, PodModels>();
   /** Pools already reported as selecting no pod (see #warnEmptyPools). */
-  #emptyPools = new Set<string>();
+  readonly #emptyPools = new Set<string>();
   readonly #requestDeps: RequestDeps;
   readonly #poolBodyLimits: PoolBodyLimits | undefined;
   #runtime: Runtime | undefined;
@@ -148,19 +152,23 @@ export class Gateway {
       () => performance.now(),
       (e) => this.#peerGroups(e),
     );
-    this.#lister = scrapeIntervalMs > 0 ? new ModelLister({}, () => this.#refreshModels()) : undefined;
+    this.#lister = scrapeIntervalMs > 0 ? new ModelLister({}, (e) => this.#listChanged(e)) : undefined;
     this.#discovery = new EndpointDiscovery(this.#registry, {
       onRoleless: (pod, target, value) =>
         logger.warn(
           { pool: target.key.replace(/^pool:/, ''), pod: `${pod.metadata.namespace}/${pod.metadata.name}`, label: target.roleLabel, value: value === undefined ? null : value.slice(0, 63) },
           'pod has no prefill/decode role: not routable in this prefill/decode pool',
         ),
-      onChange: () => {
-        const all = this.#discovery.endpoints();
-        this.#scraper?.sync(all);
-        this.#lister?.sync(all);
-        this.prefixIndex.retainOnly(all);
-        this.#poolModels = poolModels(this.#runtime);
+      onChange: (targets, delta) => {
+        if (delta === undefined) {
+          const all = this.#discovery.endpoints();
+          this.#scraper?.sync(all);
+          this.#lister?.sync(all);
+          this.prefixIndex.retainOnly(all);
+          this.#poolModels = poolModels(this.#runtime);
+        } else {
+          this.#endpointsMoved(targets, delta);
+        }
         this.#wakeGates();
       },
     });
@@ -174,8 +182,8 @@ export class Gateway {
       metrics: this.metrics,
       passiveHealth: this.#passiveHealth,
       timeouts: this.#timeouts,
-      baseModelOf: (m) => this.#baseModels.get(m),
-      knownModel: (m) => this.#knownModels.has(m),
+      baseModelOf: (m) => this.#served.baseOf(m),
+      knownModel: (m) => this.knownModel(m),
       poolModels: () => this.#poolModels,
       poolBodyLimit: (poolKey) => this.poolBodyLimit(poolKey),
     };
@@ -258,7 +266,7 @@ export class Gateway {
 
   /** The base model of a LoRA adapter, as the serving pods list it. */
   baseModelOf(model: string): string | undefined {
-    return this.#baseModels.get(model);
+    return this.#served.baseOf(model);
   }
 
   /**
@@ -266,7 +274,7 @@ export class Gateway {
    * list): only those become metric labels; any other name a client sends counts as `other`.
    */
   knownModel(name: string): boolean {
-    return this.#knownModels.has(name);
+    return this.#configModels.has(name) || this.#served.has(name);
   }
 
   /** Re-reads every source now; resolves with each source's outcome. */
@@ -310,8 +318,7 @@ export class Gateway {
 
   /** Rebuilds what depends on the models the pods list (after a listing changed, or a config swap). */
   #refreshModels(): void {
-    const endpoints = this.#discovery.endpoints();
-    this.#baseModels = baseModels(endpoints);
+    this.#served.reset(this.#discovery.endpoints());
     const known = new Set<string>();
     for (const pool of this.#runtime?.snapshot.pools.values() ?? []) {
       for (const m of pool.models.values()) {
@@ -323,9 +330,45 @@ export class Gateway {
       for (const name of pool.rewrites.exact.keys()) known.add(name);
       for (const rule of rules) for (const t of rule.targets.items) known.add(t);
     }
-    for (const e of endpoints) for (const m of e.servedModels ?? []) known.add(m.id);
-    this.#knownModels = known;
+    this.#configModels = known;
     this.#poolModels = poolModels(this.#runtime);
+  }
+
+  /**
+   * One endpoint's model list changed (a new pod listed its models, an adapter loaded): recount
+   * that endpoint and recompute only its pools. O(its list and its pools), not O(all endpoints).
+   */
+  #listChanged(endpoint: Endpoint): void {
+    this.#served.remove(endpoint);
+    const targets = new Set(this.#discovery.targetsOf(endpoint));
+    // A listing that finished after its endpoint left discovery counts for nothing.
+    if (targets.size === 0) return;
+    this.#served.add(endpoint);
+    for (const pool of this.#poolsOf(targets)) this.#poolModels.set(pool.config.key, podModels(pool.members.endpoints));
+  }
+
+  /**
+   * Pods changed the endpoints of `targets` (discovery keys): start and stop scraping and listing
+   * only the endpoints that came and went, and recompute what only those pools serve. O(the
+   * change), so a pod event costs the same with 10 pods or 10,000.
+   */
+  #endpointsMoved(targets: ReadonlySet<string>, delta: EndpointDelta): void {
+    this.#scraper?.update(delta.added, delta.removed);
+    this.#lister?.update(delta.added, delta.removed);
+    this.prefixIndex.forget(delta.removed);
+    for (const e of delta.removed) this.#served.remove(e);
+    for (const e of delta.added) this.#served.add(e);
+    for (const pool of this.#poolsOf(targets)) this.#poolModels.set(pool.config.key, podModels(pool.members.endpoints));
+  }
+
+  /** The runtime's pools among discovery target keys (`pool:namespace/name`; Service targets skipped). */
+  #poolsOf(targets: ReadonlySet<string>): PoolRuntime[] {
+    const out: PoolRuntime[] = [];
+    for (const tk of targets) {
+      const pool = tk.startsWith('pool:') ? this.#runtime?.pools.get(tk.slice('pool:'.length)) : undefined;
+      if (pool !== undefined) out.push(pool);
+    }
+    return out;
   }
 
   /**
@@ -334,15 +377,20 @@ export class Gateway {
    * time it becomes empty.
    */
   #warnEmptyPools(runtime: Runtime): void {
-    const empty = new Set<string>();
-    for (const p of runtime.pools.values()) {
-      if (p.members.endpoints.length > 0) continue;
-      empty.add(p.config.key);
-      if (this.#emptyPools.has(p.config.key)) continue;
-      const selector = Object.entries(p.config.selector).map(([k, v]) => `${k}=${v}`).join(',');
-      this.#logger.warn({ pool: p.config.key, selector }, 'pool selects no serving pod: its requests get 503 until one appears');
+    for (const key of this.#emptyPools) if (!runtime.pools.has(key)) this.#emptyPools.delete(key);
+    for (const p of runtime.pools.values()) this.#warnIfEmpty(p);
+  }
+
+  /** #warnEmptyPools for one pool (after pods changed its members). */
+  #warnIfEmpty(p: PoolRuntime): void {
+    if (p.members.endpoints.length > 0) {
+      this.#emptyPools.delete(p.config.key);
+      return;
     }
-    this.#emptyPools = empty;
+    if (this.#emptyPools.has(p.config.key)) return;
+    this.#emptyPools.add(p.config.key);
+    const selector = Object.entries(p.config.selector).map(([k, v]) => `${k}=${v}`).join(',');
+    this.#logger.warn({ pool: p.config.key, selector }, 'pool selects no serving pod: its requests get 503 until one appears');
   }
 
   /** The groups passive health judges an endpoint with (runtime.ts `peerGroups`). */
@@ -385,36 +433,63 @@ export class Gateway {
         }
       }
       change.commit();
-      if (built !== undefined) {
-        built.commit();
-        this.#runtime = built.runtime;
-      }
+      if (built === undefined) return this.#applyPods(source, batch, change);
+      built.commit();
+      this.#runtime = built.runtime;
       this.#discovery.applyPods(change.podUpserts, change.podDeletes);
       this.#refreshModels();
-      if (built !== undefined) {
-        for (const hook of this.#afterSwap) {
-          try {
-            hook(built.runtime.snapshot, previous?.snapshot);
-          } catch (err) {
-            this.#logger.error({ err: err instanceof Error ? err.message : String(err) }, 'after-swap hook failed');
-          }
+      for (const hook of this.#afterSwap) {
+        try {
+          hook(built.runtime.snapshot, previous?.snapshot);
+        } catch (err) {
+          this.#logger.error({ err: err instanceof Error ? err.message : String(err) }, 'after-swap hook failed');
         }
       }
       const runtime = this.#runtime as Runtime;
       for (const p of change.warnings) this.#logger.warn({ problem: formatProblem(p), source: p.source }, 'config warning');
       this.#warnEmptyPools(runtime);
-      const pools = [...runtime.pools.values()].map((p) => ({ pool: p.config.key, endpoints: p.members.endpoints.length, policy: p.policy, profile: p.scheduler.describe(), runtime: p.config.runtime }));
-      this.#logger.info(
-        { source: source.name, version: runtime.snapshot.version, resources: runtime.snapshot.resourceCount, ignored: batch.ignored, ports: [...runtime.snapshot.listeners.keys()], pools },
-        initial ? 'config loaded' : 'config reloaded',
-      );
-      return { ok: true, version: runtime.snapshot.version, warnings: change.warnings, configChanged: change.compiled !== undefined };
+      this.#logReloaded(source, batch, runtime, initial);
+      return { ok: true, version: runtime.snapshot.version, warnings: change.warnings, configChanged: true };
     } catch (err) {
       const errors = rejectionProblems(err);
       for (const p of errors) this.#logger.error({ problem: formatProblem(p), source: p.source }, 'config error');
       if (!initial) this.#logger.error({ servingVersion: previous?.snapshot.version }, 'config change rejected; the last good configuration keeps serving');
       return { ok: false, errors, servingVersion: previous?.snapshot.version };
     }
+  }
+
+  /**
+   * The rest of a batch that compiled nothing (only Pods changed, or nothing did): the endpoints
+   * move, and the log says which pods and pools, not the whole configuration. O(the batch and
+   * the pools it touched). A whole-state batch (a file reload) that changed nothing is still
+   * confirmed as "config reloaded".
+   */
+  #applyPods(source: ConfigSource, batch: ConfigBatch, change: PreparedChange): ApplyOutcome {
+    const runtime = this.#runtime as Runtime;
+    const targets = this.#discovery.applyPods(change.podUpserts, change.podDeletes);
+    for (const p of change.warnings) this.#logger.warn({ problem: formatProblem(p), source: p.source }, 'config warning');
+    const pools = this.#poolsOf(targets);
+    const pods = change.podUpserts.length + change.podDeletes.length;
+    if (pods > 0) {
+      const fields = endpointsChangedFields(change.podUpserts, change.podDeletes, pools, targets.size - pools.length);
+      if (targets.size > 0) this.#logger.info({ source: source.name, ...fields }, 'endpoints changed');
+      else this.#logger.debug({ source: source.name, ...fields }, 'pods changed; no pool or Service selects them');
+    } else if (batch.replace) {
+      this.#logReloaded(source, batch, runtime, false);
+    } else {
+      this.#logger.debug({ source: source.name }, 'config batch changed nothing');
+    }
+    for (const p of pools) this.#warnIfEmpty(p);
+    return { ok: true, version: runtime.snapshot.version, warnings: change.warnings, configChanged: false };
+  }
+
+  /** "config loaded" / "config reloaded", with every pool's summary (after a compile, or a reload confirmed). */
+  #logReloaded(source: ConfigSource, batch: ConfigBatch, runtime: Runtime, initial: boolean): void {
+    const pools = [...runtime.pools.values()].map((p) => ({ pool: p.config.key, endpoints: p.members.endpoints.length, policy: p.policy, profile: p.scheduler.describe(), runtime: p.config.runtime }));
+    this.#logger.info(
+      { source: source.name, version: runtime.snapshot.version, resources: runtime.snapshot.resourceCount, ignored: batch.ignored, ports: [...runtime.snapshot.listeners.keys()], pools },
+      initial ? 'config loaded' : 'config reloaded',
+    );
   }
 }
 

@@ -1,4 +1,3 @@
-import type { ServedModel } from '../core/endpoint.js';
 import { GatewayError, toOpenAIError } from '../core/errors.js';
 import type { Runtime } from './runtime.js';
 
@@ -52,9 +51,3 @@ export function modelsAnswer(runtime: Runtime | undefined, port: number, path: s
   return { status: 404, body: toOpenAIError(new GatewayError('model_not_found', `The model \`${shown}\` does not exist on this listener (GET /v1/models lists them).`)) };
 }
 
-/** Adapter → base model, over every endpoint's list (first seen wins). */
-export function baseModels(endpoints: Iterable<{ readonly servedModels: readonly ServedModel[] | undefined }>): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const e of endpoints) for (const m of e.servedModels ?? []) if (m.parent !== null && !out.has(m.id)) out.set(m.id, m.parent);
-  return out;
-}

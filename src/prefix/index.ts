@@ -132,6 +132,16 @@ export class PrefixIndex {
     }
   }
 
+  /** Drops what the index holds for `endpoints` (they left discovery): O(their number). */
+  forget(endpoints: Iterable<Endpoint>): void {
+    for (const endpoint of endpoints) {
+      const lru = this.#lru.get(endpoint);
+      if (lru === undefined) continue;
+      this.#size -= lru.size;
+      this.#lru.delete(endpoint);
+    }
+  }
+
   /** Total entries across endpoints. */
   get size(): number {
     return this.#size;

@@ -74,3 +74,43 @@ test('store: two sources are merged; each replaces only its own resources', () =
   change.commit();
   assert.deepEqual(store.pods().map((p) => p.metadata.name), ['p']);
 });
+
+test('store: an incremental batch reads only the resources it names (a pod event costs O(1), not O(all resources))', () => {
+  const store = new ConfigStore();
+  const loaded = parseDocuments(POOL + Array.from({ length: 50 }, (_, i) => pod(`p${i}`, `10.0.1.${i + 1}`)).join(''), 'x.yaml');
+  // Count every time the store serialises (fingerprints) a resource it was given at first.
+  let reads = 0;
+  for (const r of loaded.resources) Object.defineProperty(r, 'toJSON', { enumerable: false, value: () => (reads++, { ...r }) });
+  store.prepare('k8s', { upserts: loaded.resources, deletes: [], replace: true, problems: [], ignored: 0 }).commit();
+  reads = 0;
+
+  const moved = store.prepare('k8s', batch(pod('p7', '10.0.2.7'), false));
+  assert.equal(moved.compiled, undefined);
+  assert.deepEqual(moved.podUpserts.map((p) => p.status.podIP), ['10.0.2.7']);
+  moved.commit();
+  assert.ok(reads <= 1, `one resource compared (the pod named), not all 51: ${reads} reads`);
+  reads = 0;
+  const gone = store.prepare('k8s', { upserts: [], deletes: [{ kind: 'Pod', namespace: 'default', name: 'p9' }], replace: false, problems: [], ignored: 0 });
+  assert.deepEqual(gone.podDeletes, ['default/p9']);
+  gone.commit();
+  assert.equal(reads, 0);
+  assert.equal(store.pods().length, 49);
+
+  // A whole state is still diffed against everything held.
+  const again = store.prepare('k8s', { upserts: store.pods(), deletes: [], replace: true, problems: [], ignored: 0 });
+  assert.ok(again.compiled !== undefined, 'the pool is not in this whole state: removed, so recompiled');
+  assert.equal(again.compiled.snapshot.pools.size, 0);
+});
+
+test('store: an incremental batch that deletes and re-adds a resource keeps the re-added one; order of resources is kept for the compiler', () => {
+  const store = new ConfigStore();
+  store.prepare('k8s', batch(POOL + pod('a', '10.0.0.1'))).commit();
+  const readd = store.prepare('k8s', { ...batch(pod('a', '10.0.0.2'), false), deletes: [{ kind: 'Pod', namespace: 'default', name: 'a' }] });
+  assert.deepEqual(readd.podUpserts.map((p) => p.status.podIP), ['10.0.0.2']);
+  assert.deepEqual(readd.podDeletes, []);
+  readd.commit();
+  assert.deepEqual(store.pods().map((p) => p.status.podIP), ['10.0.0.2']);
+  const pool2 = store.prepare('k8s', batch(POOL.replace('name: pool', 'name: pool2'), false));
+  assert.ok(pool2.compiled !== undefined);
+  assert.deepEqual([...pool2.compiled.snapshot.pools.keys()], ['default/pool', 'default/pool2']);
+});

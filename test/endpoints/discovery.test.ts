@@ -66,3 +66,62 @@ test('discovery: new targets match every known pod; a Service port resolves a na
   assert.deepEqual(discovery.members(POOL.key).endpoints.map((e) => e.key), ['10.0.0.1:8000']);
   assert.deepEqual(discovery.members(svc.key).endpoints.map((e) => e.key), ['10.0.0.7:9000']);
 });
+
+test('discovery: a pod event reads only the targets it may belong to (indexed by namespace and selector), not every target', () => {
+  let reads = 0;
+  const counted = (t: DiscoveryTarget): DiscoveryTarget => new Proxy(t, { get: (target, prop, receiver) => (reads++, Reflect.get(target, prop, receiver)) });
+  const targets = Array.from({ length: 100 }, (_, i) => counted({ ...POOL, key: `pool:default/p${i}`, selector: { app: `m${i}`, tier: 'gpu' } }));
+  const { discovery, registry } = setup(targets);
+  reads = 0;
+  discovery.applyPods([pod('a', { app: 'm42', tier: 'gpu' }, '{podIP: 10.0.0.1}')], []);
+  assert.deepEqual(discovery.members('pool:default/p42').endpoints.map((e) => e.key), ['10.0.0.1:8000']);
+  const one = reads;
+  assert.ok(one > 0 && one < 50, `only pool p42 was read (${one} property reads), not the 100 targets`);
+  reads = 0;
+  discovery.applyPods([], ['default/a']);
+  assert.deepEqual(discovery.members('pool:default/p42').endpoints, []);
+  assert.ok(reads < 50, `a delete reads only the targets the pod was in (${reads} reads)`);
+  assert.equal(registry.size, 0);
+  // A pod lacking one of a selector's labels matches nothing.
+  discovery.applyPods([pod('b', { app: 'm1' }, '{podIP: 10.0.0.2}')], []);
+  assert.equal(registry.size, 0);
+});
+
+test('discovery: a relabelled pod leaves the pool it no longer matches and joins the one it does; the delta names endpoints that came and went', () => {
+  const other: DiscoveryTarget = { ...POOL, key: 'pool:default/b', selector: { app: 'n' } };
+  const registry = new EndpointRegistry();
+  const deltas: Array<{ targets: string[]; added: string[]; removed: string[] }> = [];
+  const discovery = new EndpointDiscovery(registry, { onChange: (t, d) => d !== undefined && deltas.push({ targets: [...t].sort(), added: [...d.added].map((e) => e.key), removed: [...d.removed].map((e) => e.key) }) });
+  discovery.setTargets([POOL, other]);
+  discovery.applyPods([pod('a', { app: 'm' }, '{podIP: 10.0.0.1}')], []);
+  const e = discovery.members(POOL.key).endpoints[0];
+  assert.ok(e !== undefined);
+  e.inFlight = 2;
+  discovery.applyPods([pod('a', { app: 'n' }, '{podIP: 10.0.0.1}')], []);
+  assert.deepEqual(discovery.members(POOL.key).endpoints, []);
+  assert.equal(discovery.members(other.key).endpoints[0], e, 'the same address keeps its endpoint object (and counters) across pools');
+  assert.equal(registry.size, 1);
+  // One pod's IP handed to another in the same batch: the endpoint stays, nothing came or went.
+  discovery.applyPods([pod('c', { app: 'n' }, '{podIP: 10.0.0.1}')], ['default/a']);
+  assert.equal(discovery.members(other.key).endpoints[0], e);
+  discovery.applyPods([pod('c', { app: 'n' }, '{podIP: 10.0.0.3}')], []);
+  assert.equal(registry.size, 1);
+  assert.deepEqual(deltas, [
+    { targets: [POOL.key], added: ['10.0.0.1:8000'], removed: [] },
+    { targets: [other.key, POOL.key].sort(), added: [], removed: [] },
+    { targets: [other.key], added: [], removed: [] },
+    { targets: [other.key], added: ['10.0.0.3:8000'], removed: ['10.0.0.1:8000'] },
+  ]);
+});
+
+test('discovery: an endpoint two targets share leaves the registry only when the last one lets it go', () => {
+  const svc: DiscoveryTarget = { kind: 'service', key: 'service:default/s|8000', namespace: 'default', selector: { app: 'm' }, targetPort: 8000 };
+  const { discovery, registry } = setup([POOL, svc]);
+  discovery.applyPods([pod('a', { app: 'm' }, '{podIP: 10.0.0.1}')], []);
+  assert.equal(discovery.members(POOL.key).endpoints[0], discovery.members(svc.key).endpoints[0]);
+  assert.equal(registry.size, 1);
+  discovery.setTargets([svc]);
+  assert.equal(registry.size, 1, 'the Service still uses it');
+  discovery.applyPods([], ['default/a']);
+  assert.equal(registry.size, 0);
+});

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { parseDocuments } from '../../src/api/index.js';
-import type { ApplyOutcome, ConfigSink, ConfigSource } from '../../src/config/source.js';
+import type { ApplyOutcome, ConfigBatch, ConfigSink, ConfigSource } from '../../src/config/source.js';
 import { createLogger, type Logger } from '../../src/observability/logger.js';
 
 /** A configuration source held in memory: `set(yaml)` delivers a new whole state, as a file reload would. */
@@ -28,6 +28,16 @@ export class MemorySource implements ConfigSource {
   set(yaml: string): Promise<ApplyOutcome> {
     this.#yaml = yaml;
     return this.resync();
+  }
+
+  /**
+   * Delivers one batch as is (a Kubernetes watch event: upserts and deletes, `replace: false`).
+   * The YAML `set` keeps is not updated: a later `set` or `resync` replaces whatever came here.
+   */
+  apply(batch: Partial<ConfigBatch>): Promise<ApplyOutcome> {
+    const sink = this.#sink;
+    if (sink === undefined) throw new Error('not started');
+    return sink({ upserts: [], deletes: [], replace: false, problems: [], ignored: 0, ...batch });
   }
 
   async stop(): Promise<void> {}
