@@ -24,6 +24,11 @@ export interface ObjectMeta {
   readonly annotations: Readonly<Record<string, string>>;
   /** RFC 3339 as Kubernetes prints it; absent in hand-written files (then file order decides ties). */
   readonly creationTimestamp?: string;
+  /**
+   * RFC 3339; set by the API server once a graceful deletion began (Kubernetes API conventions,
+   * "graceful deletion"): a Pod with it is terminating and takes no new requests.
+   */
+  readonly deletionTimestamp?: string;
 }
 
 interface ResourceBase<K extends string> {

@@ -14,11 +14,21 @@ export function selectorMatches(selector: Readonly<Record<string, string>>, labe
 }
 
 /**
+ * A pod is terminating once the API server set its `metadata.deletionTimestamp` (a graceful
+ * deletion began; it may stay Ready for its whole grace period): it takes no new requests, and the
+ * requests it has in flight complete (an endpoint leaving discovery does not abort them).
+ */
+export function podIsTerminating(pod: Pod): boolean {
+  return pod.metadata.deletionTimestamp !== undefined;
+}
+
+/**
  * A pod serves traffic when it has an IP, is Running (or reports no phase, as hand-written pods
- * do) and is not reported unready.
+ * do), is not reported unready and is not terminating.
  */
 export function podIsServing(pod: Pod): boolean {
   if (pod.status.podIP === undefined || pod.status.podIP === '') return false;
+  if (podIsTerminating(pod)) return false;
   if (pod.status.phase !== undefined && pod.status.phase !== 'Running') return false;
   return pod.status.ready !== false;
 }
