@@ -32,6 +32,9 @@ const SILENT: SourceLog = { info: () => undefined, warn: () => undefined };
 /** A batch that failed outright is retried this long after (ms). */
 const RETRY_MS = 1000;
 
+/** Longest a picker holds its pool's selector change for the new selector's Pods to be listed (ms). */
+const SELECTOR_SWITCH_WAIT_MS = 10_000;
+
 /**
  * The Kubernetes API as a configuration source: a list-then-watch reflector per kind (reflector.ts)
  * feeding one view (view.ts), delivered to the gateway in batches. `start` resolves once every
@@ -49,6 +52,8 @@ export class KubernetesSource implements ConfigSource {
   readonly #reflectors = new Map<WatchedType, Reflector>();
   #podReflector: Reflector | undefined;
   #podSelector: string | undefined;
+  /** The first list of a picker's new Pod watch, while a selector change waits for it. */
+  #podsPending: Promise<void> | undefined;
   #sink: ConfigSink | undefined;
   #log: SourceLog = SILENT;
   #started = false;
@@ -190,6 +195,7 @@ export class KubernetesSource implements ConfigSource {
     const old = this.#podReflector;
     this.#podReflector = this.#reflector(POD, selector, undefined);
     this.#podReflector.start();
+    if (this.#started) this.#podsPending = this.#podReflector.synced;
     void old?.stop();
   }
 
@@ -212,24 +218,42 @@ export class KubernetesSource implements ConfigSource {
     }, this.#opts.batchWindowMs ?? 5);
   }
 
-  /** Delivers what changed: the configuration first (new pools before their pods), then the Pods. */
+  /**
+   * Delivers what changed, ordered so that traffic never sees a pool without its pods: new and
+   * changed Pods first (a Pod no pool selects yet just waits in discovery), then the configuration
+   * (a pool's new selector matches them at once), then the Pods that left. Without a configuration
+   * change, one Pod batch.
+   */
   async #flush(): Promise<void> {
     const sink = this.#sink;
     if (sink === undefined || this.#stopped) return;
+    // A picker whose pool's selector just changed waits (bounded) for the Pods of the new selector,
+    // so the switch is one step rather than a pool with no pods in between.
+    const pending = this.#podsPending;
+    if (pending !== undefined) {
+      await Promise.race([pending, new Promise((r) => setTimeout(r, SELECTOR_SWITCH_WAIT_MS).unref())]);
+      this.#podsPending = undefined;
+    }
     const { config, pods } = this.#view.pending();
     const warnings = this.#view.takeWarnings();
-    if (config.upserts.length + config.deletes.length > 0 || warnings.length > 0) {
+    const configChanged = config.upserts.length + config.deletes.length > 0 || warnings.length > 0;
+    const podSteps: Delta[] = configChanged ? [{ upserts: pods.upserts, deletes: [] }, { upserts: [], deletes: pods.deletes }] : [pods];
+    await this.#deliverPods(sink, podSteps[0]!);
+    if (configChanged) {
       const outcome = await this.#deliver(sink, config, warnings);
       if (outcome?.ok === true) this.#view.applied(config);
       else this.#view.retryConfig();
+      await this.#deliverPods(sink, podSteps[1]!);
     }
-    if (pods.upserts.length + pods.deletes.length > 0) {
-      const outcome = await this.#deliver(sink, pods, []);
-      if (outcome?.ok === true) this.#view.applied(pods);
-      else {
-        this.#view.retryPods(pods);
-        setTimeout(() => this.#schedule(), RETRY_MS).unref();
-      }
+  }
+
+  async #deliverPods(sink: ConfigSink, pods: Delta): Promise<void> {
+    if (pods.upserts.length + pods.deletes.length === 0) return;
+    const outcome = await this.#deliver(sink, pods, []);
+    if (outcome?.ok === true) this.#view.applied(pods);
+    else {
+      this.#view.retryPods(pods);
+      setTimeout(() => this.#schedule(), RETRY_MS).unref();
     }
   }
 

@@ -56,7 +56,10 @@ export class KubernetesView {
   #config = new Map<string, Resource>();
   /** Pod selectors of the derived config, by namespace. */
   #selectors = new Map<string, Readonly<Record<string, string>>[]>();
+  /** The derived configuration must be recomputed. */
   #configDirty = true;
+  /** The derived configuration must be compared with what the gateway holds (at the next `pending`). */
+  #configUnsent = true;
   readonly #dirtyPods = new Set<string>();
   /** What the gateway holds from this source. */
   readonly #appliedConfig = new Map<string, Resource>();
@@ -83,7 +86,10 @@ export class KubernetesView {
 
   #touch(type: WatchedType, key: string): void {
     if (type.kind === 'Pod') this.#dirtyPods.add(key);
-    else this.#configDirty = true;
+    else {
+      this.#configDirty = true;
+      this.#configUnsent = true;
+    }
   }
 
   /** Accepts one object, or keeps the last good version and reports why not. */
@@ -199,6 +205,7 @@ export class KubernetesView {
   /** After a replacing batch was refused: everything is compared again at the next flush. */
   invalidate(): void {
     this.#configDirty = true;
+    this.#configUnsent = true;
   }
 
   /**
@@ -207,7 +214,8 @@ export class KubernetesView {
    * waits for, or fails with, a configuration change the gateway refused.
    */
   pending(): { config: Delta; pods: Delta } {
-    const configWasDirty = this.#configDirty;
+    const configWasDirty = this.#configUnsent;
+    this.#configUnsent = false;
     this.#derive();
     const config: Delta = { upserts: [], deletes: [] };
     if (configWasDirty) {
@@ -250,7 +258,7 @@ export class KubernetesView {
   }
 
   get hasPending(): boolean {
-    return this.#configDirty || this.#dirtyPods.size > 0;
+    return this.#configUnsent || this.#dirtyPods.size > 0;
   }
 
   #pod(key: string): Pod | undefined {

@@ -261,6 +261,10 @@ describe('Kubernetes source', () => {
     // The selector moves: the pod watch follows it.
     h.api.apply(poolObj('pool', { app: 'other' }, 8000));
     await until('the pods of the new selector', () => podsIn(h.state).join() === 'z');
+    await until('the pool\'s new selector', () => {
+      const p = h.state.get('InferencePool/default/pool');
+      return p?.kind === 'InferencePool' && p.spec.selector['app'] === 'other';
+    });
     assert.ok(h.api.requests.some((r) => r.path === '/api/v1/namespaces/default/pods' && r.query['labelSelector'] === 'app=other'));
   });
 });
