@@ -67,7 +67,7 @@ export class KubernetesSource implements ConfigSource {
   constructor(opts: KubernetesSourceOptions) {
     this.#opts = opts;
     this.#limits = { ...DEFAULT_LIMITS, ...opts.limits };
-    this.#view = new KubernetesView(opts.scope, () => this.#log);
+    this.#view = new KubernetesView(opts.scope, () => this.#log, this.#limits.maxObjectsPerKind);
     const scope = opts.scope;
     this.name =
       scope.kind === 'pool'

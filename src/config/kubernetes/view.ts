@@ -69,9 +69,15 @@ export class KubernetesView {
   /** The warning about a missing or foreign GatewayClass, logged when it changes. */
   #classNote = '';
 
-  constructor(scope: ViewScope, log: () => SourceLog) {
+  readonly #maxObjectsPerKind: number;
+  /** Kinds whose cap was reported (until they are under it again). */
+  readonly #overCap = new Set<string>();
+
+  /** `maxObjectsPerKind` bounds each watched type (a watch can add past what a list was allowed). */
+  constructor(scope: ViewScope, log: () => SourceLog, maxObjectsPerKind = Number.POSITIVE_INFINITY) {
     this.#scope = scope;
     this.#log = log;
+    this.#maxObjectsPerKind = maxObjectsPerKind;
   }
 
   #objects(type: WatchedType): Map<string, Resource> {
@@ -110,6 +116,14 @@ export class KubernetesView {
       return;
     }
     this.#reported.delete(`${typeKey(type)}|${key}`);
+    if (!objects.has(key) && objects.size >= this.#maxObjectsPerKind) {
+      if (!this.#overCap.has(typeKey(type))) {
+        this.#overCap.add(typeKey(type));
+        this.#log().warn({ resource: resourceName(type), limit: this.#maxObjectsPerKind }, `more than ${this.#maxObjectsPerKind} ${resourceName(type)}: new ones are not served until some go`);
+      }
+      return;
+    }
+    if (objects.size < this.#maxObjectsPerKind - 1) this.#overCap.delete(typeKey(type));
     this.#warnings.push(...converted.problems.filter((p) => p.severity === 'warning'));
     if (raw.metadata.resourceVersion !== undefined) revisions.set(converted.resource, String(raw.metadata.resourceVersion));
     objects.set(key, converted.resource);
@@ -133,27 +147,25 @@ export class KubernetesView {
    */
   replace(type: WatchedType, objects: readonly RawObject[], refused: readonly RefusedObject[]): void {
     const known = this.#objects(type);
-    const present = new Set<string>();
+    const present = new Set<string>([...objects.map((o) => podKeyOf(o.metadata.namespace, o.metadata.name)), ...refused.map((r) => podKeyOf(r.namespace, r.name))]);
+    // The vanished go first, so the cap counts what exists now.
+    for (const key of [...known.keys()]) {
+      if (present.has(key)) continue;
+      known.delete(key);
+      this.#touch(type, key);
+    }
     for (const o of objects) {
-      const key = podKeyOf(o.metadata.namespace, o.metadata.name);
-      present.add(key);
-      const had = known.get(key);
+      const had = known.get(podKeyOf(o.metadata.namespace, o.metadata.name));
       if (had !== undefined && sameRevision(had, o)) continue;
       this.#accept(type, o);
     }
     for (const r of refused) {
       const key = podKeyOf(r.namespace, r.name);
-      present.add(key);
       const id = `${typeKey(type)}|${key}`;
       if (this.#reported.get(id) !== r.reason) {
         this.#reported.set(id, r.reason);
         this.#log().warn({ object: `${resourceName(type)} ${key}`, reason: r.reason }, `Kubernetes object refused; ${known.has(key) ? 'its last good version keeps serving' : 'it is not served'}`);
       }
-    }
-    for (const key of [...known.keys()]) {
-      if (present.has(key)) continue;
-      known.delete(key);
-      this.#touch(type, key);
     }
   }
 

@@ -241,6 +241,32 @@ describe('Kubernetes source', () => {
     await until('the Gateway withdrawn', () => !h.state.has('Gateway/default/gw') && !h.state.has('HTTPRoute/default/r'));
   });
 
+  test('bookmarks move the revision a dropped watch resumes from', async () => {
+    const h = await harness((api) => basics(api), {}, { bookmarkIntervalMs: 0 });
+    await h.started;
+    await until('the pod watch', () => h.api.watchCount('Pod') === 1);
+    // Changes to other kinds move the global revision; only a bookmark tells the pod watch.
+    for (let i = 0; i < 5; i++) h.api.apply(modelObj(`m${i}`, `model-${i}`, 'pool', [{ name: 'x', weight: 1 }]));
+    h.api.bookmark();
+    const rv = String(h.api.resourceVersion);
+    await new Promise((r) => setTimeout(r, 200));
+    const before = h.api.requests.length;
+    h.api.cutWatches();
+    const resumed = await until('the resumed pod watch', () => h.api.requests.slice(before).find((r) => r.watch && r.path === '/api/v1/namespaces/default/pods'));
+    assert.equal(resumed.query['resourceVersion'], rv);
+  });
+
+  test('objects of one kind past the cap are problems, not memory: additions past it are refused', async () => {
+    const h = await harness((api) => basics(api, 3), { limits: { maxObjectsPerKind: 4 } });
+    await h.started;
+    assert.equal(podsIn(h.state).length, 3);
+    for (let i = 3; i < 7; i++) h.api.apply(podObj(`p${i}`, { app: 'sim' }, `10.0.0.${i}`));
+    await until('the cap warning', () => h.logs.find((l) => /more than 4 pods/.test(l.msg)));
+    await until('four pods', () => podsIn(h.state).length === 4);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(podsIn(h.state).length, 4, 'never more than the cap');
+  });
+
   test('an endpoint picker watches its pool by name and its pods by the pool\'s label selector', async () => {
     const h = await harness(
       (api) => {
