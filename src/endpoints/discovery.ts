@@ -6,12 +6,9 @@ import type { EndpointRegistry } from './registry.js';
 /** Upstream's per-pod engine label (`vllm`, `sglang`, `trtllm-serve`, `triton-tensorrt-llm`); wins over the pool's runtime. */
 export const ENGINE_TYPE_LABEL = 'inference.networking.k8s.io/engine-type';
 
-/** True when every selector entry is among the labels (an empty selector matches nothing). */
-export function selectorMatches(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
-  const keys = Object.keys(selector);
-  if (keys.length === 0) return false;
-  return keys.every((k) => labels[k] === selector[k]);
-}
+// Label matching lives with the resource model (the Kubernetes source filters Pods with it too).
+export { selectorMatches } from '../api/labels.js';
+import { selectorMatches } from '../api/labels.js';
 
 /**
  * A pod is terminating once the API server set its `metadata.deletionTimestamp` (a graceful

@@ -13,7 +13,7 @@ import { MetricsScraper } from '../endpoints/scraper.js';
 import type { AdmissionGate } from '../flowcontrol/admission.js';
 import type { Logger } from '../observability/logger.js';
 import { GatewayMetrics } from '../observability/metrics.js';
-import { registerSourceStaleGauge } from '../observability/source-metrics.js';
+import { registerSourceStaleGauge } from './source-metrics.js';
 import { PrefixIndex } from '../prefix/index.js';
 import { PluginConfigError, type PluginRegistry } from '../scheduling/registry.js';
 import { builtinRegistry } from '../scheduling/policies.js';

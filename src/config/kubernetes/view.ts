@@ -1,5 +1,5 @@
 import { formatProblem, type Gateway, type HTTPRoute, type Pod, type Problem, type Resource } from '../../api/types.js';
-import { selectorMatches } from '../../endpoints/discovery.js';
+import { selectorMatches } from '../../api/labels.js';
 import { resourceKey } from '../source.js';
 import type { SourceLog } from '../source.js';
 import { convertObject } from './objects.js';
