@@ -166,6 +166,35 @@ describe('Kubernetes source', () => {
     assert.ok(h.logs.some((l) => /reachable again/.test(l.msg)));
   });
 
+  test('started while the API server is down: the first state is delivered once it answers, never an empty one', async () => {
+    const h = await harness((a) => basics(a, 2));
+    await h.started;
+    // A second source, started while the API server is down.
+    await h.api.stop();
+    const kc = await kubeconfigFor(h.api);
+    cleanups.push(kc.remove);
+    const again = new KubernetesSource({
+      connection: new ApiConnection(loadKubeConfig(kc.path).config),
+      namespace: 'default',
+      scope: { kind: 'gateway', gatewayClass: 'infergate' },
+      backoff: () => new Backoff(20, 200),
+    });
+    const batches: ConfigBatch[] = [];
+    let done = false;
+    const started = again.start(async (b) => {
+      batches.push(b);
+      return { ok: true, version: 1, warnings: [], configChanged: true };
+    }).then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(done, false, 'not started (not ready) while nothing could be listed');
+    assert.equal(batches.length, 0);
+    await h.api.restart();
+    await started;
+    assert.equal(batches[0]?.replace, true);
+    assert.equal(batches[0]?.upserts.filter((r) => r.kind === 'Pod').length, 2);
+    await again.stop();
+  });
+
   test('a missing CRD is skipped with one warning and picked up once installed', async () => {
     const h = await harness(
       (api) => {
