@@ -26,6 +26,10 @@ function slimPod(o: RawObject): RawObject {
   const spec = isRecord(o['spec']) ? o['spec'] : {};
   const status = isRecord(o['status']) ? o['status'] : {};
   const containers = Array.isArray(spec['containers']) ? spec['containers'] : [];
+  // A Pod from the API server is Ready only when the kubelet says so: no Ready condition yet (just
+  // scheduled) is not ready, unlike a hand-written Pod in a file (which reports no conditions at all).
+  const conditions = Array.isArray(status['conditions']) ? status['conditions'] : [];
+  const reportsReady = conditions.some((c: unknown) => isRecord(c) && c['type'] === 'Ready');
   const keep = (src: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> => Object.fromEntries(keys.filter((k) => src[k] !== undefined).map((k) => [k, src[k]]));
   return {
     apiVersion: o.apiVersion,
@@ -39,7 +43,7 @@ function slimPod(o: RawObject): RawObject {
     },
     status: {
       ...keep(status, ['podIP', 'phase']),
-      ...(Array.isArray(status['conditions']) ? { conditions: status['conditions'].map((c: unknown) => (isRecord(c) ? keep(c, ['type', 'status']) : c)) } : {}),
+      conditions: [...conditions.map((c: unknown) => (isRecord(c) ? keep(c, ['type', 'status']) : c)), ...(reportsReady ? [] : [{ type: 'Ready', status: 'False' }])],
     },
   };
 }

@@ -103,10 +103,21 @@ describe('Kubernetes source', () => {
     // Pods are slimmed to what discovery reads.
     const p0 = h.state.get('Pod/default/p0');
     assert.equal(p0?.kind === 'Pod' && p0.status.podIP, '10.0.0.0');
+    assert.equal(p0?.kind === 'Pod' && p0.status.ready, true);
+    // A Pod whose kubelet has not reported Ready yet is not ready (a file's Pod without conditions is).
+    const fresh = podObj('fresh', { app: 'sim' }, '10.0.9.1');
+    (fresh['status'] as Record<string, unknown>)['conditions'] = [{ type: 'PodScheduled', status: 'True' }];
+    h.api.apply(fresh);
+    await until('the fresh pod', () => h.state.get('Pod/default/fresh'));
+    const f = h.state.get('Pod/default/fresh');
+    assert.equal(f?.kind === 'Pod' && f.status.ready, false);
+    h.api.delete('Pod/default/fresh');
+    await until('the fresh pod gone', () => !h.state.has('Pod/default/fresh'));
+    const settled = h.batches.length;
 
     h.api.apply(podObj('p1', { app: 'sim' }, '10.0.0.1', false));
-    await until('the pod change', () => h.batches.length === 2);
-    const b = h.batches[1]!;
+    await until('the pod change', () => h.batches.length === settled + 1);
+    const b = h.batches[settled]!;
     assert.equal(b.replace, false);
     assert.deepEqual(b.upserts.map((r) => r.metadata.name), ['p1']);
     assert.equal(b.deletes.length, 0);
