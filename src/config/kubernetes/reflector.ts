@@ -79,7 +79,7 @@ const QUICK_END_MS = 1000;
 
 export class Reflector {
   readonly type: WatchedType;
-  /** Resolves once the first list was delivered (or the kind found not served). */
+  /** Resolves once the first list was delivered (or the kind found not served), or on `stop`. */
   readonly synced: Promise<void>;
   readonly #conn: ApiConnection;
   readonly #sink: ReflectorSink;
@@ -116,10 +116,12 @@ export class Reflector {
     this.#running ??= this.#run();
   }
 
+  /** Stops; `synced` resolves too (a source stopped while starting must not wait for a list that will never come). */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#abort.abort();
     this.#wake?.();
+    this.#markSynced();
     await this.#running;
   }
 
