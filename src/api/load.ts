@@ -146,6 +146,17 @@ export function parseDocuments(text: string, file: string): LoadResult {
   return acc;
 }
 
+/**
+ * Validates one object that is already a plain value (a Kubernetes API response's item, say) as a
+ * document of the YAML loader: the same schemas, unknown-field checks and problems, with `source`
+ * naming where it came from. A `List` is unpacked; duplicates are the caller's to judge.
+ */
+export function parseObject(value: unknown, source: Source): LoadResult {
+  const acc: Accumulator = { resources: [], problems: [], ignored: [] };
+  addDocument(value, source, acc);
+  return acc;
+}
+
 function parseInto(text: string, file: string, acc: Accumulator): void {
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lines });

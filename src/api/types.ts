@@ -29,6 +29,11 @@ export interface ObjectMeta {
    * hand-written files. Status conditions carry it back as `observedGeneration`.
    */
   readonly generation?: number;
+  /**
+   * RFC 3339; set by the API server once a graceful deletion began (Kubernetes API conventions,
+   * "graceful deletion"): a Pod with it is terminating and takes no new requests.
+   */
+  readonly deletionTimestamp?: string;
 }
 
 interface ResourceBase<K extends string> {

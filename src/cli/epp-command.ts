@@ -16,6 +16,8 @@ import { ListenError } from '../proxy/port-listener.js';
 import { eppPool, type EppPool } from './epp-options.js';
 import { durationOption, loggerOption, SERVER_FLAGS, UPLOAD_FLAGS, uploadsOption, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
+import { EPP_KUBERNETES_HELP, KUBERNETES_FLAGS, kubernetesOptions, kubernetesSource } from './kubernetes-options.js';
+import type { KubernetesOptions } from '../config/kubernetes/options.js';
 
 export const EPP_HELP = `infergate epp: the endpoint picker for Envoy (External Processing gRPC)
 
@@ -25,6 +27,7 @@ the endpoint with the same core as \`infergate serve\` and names it in x-gateway
 Usage:
   infergate epp --pool-name NAME -f FILE_OR_DIR [options]
   infergate epp --endpoint-selector k=v[,k=v] --endpoint-target-ports P[,P] -f FILE_OR_DIR [options]
+  infergate epp --pool-name NAME --kubernetes [options]
 
 Options:
   -f, --file PATH              YAML/JSON file or folder of resources (repeatable)
@@ -32,7 +35,7 @@ Options:
       --pool-namespace NS      its namespace (default: env NAMESPACE, else "default")
       --endpoint-selector K=V  standalone mode: the model-server pods by label, no InferencePool
       --endpoint-target-ports P  with --endpoint-selector: 1-8 ports, one endpoint per port
-      --grpc-port N            ext_proc gRPC port (default 9002; 0 = any free port)
+${EPP_KUBERNETES_HELP}      --grpc-port N            ext_proc gRPC port (default 9002; 0 = any free port)
       --grpc-health-port N     gRPC health port, plaintext, services liveness, readiness and
                                envoy.service.ext_proc.v3.ExternalProcessor (default 9003)
       --metrics-port N         admin port: /healthz, /readyz, /metrics (default 9090)
@@ -60,6 +63,8 @@ const BODY_MODES: readonly BodyMode[] = ['FULL_DUPLEX_STREAMED', 'BUFFERED'];
 export interface EppSettings {
   readonly pool: EppPool;
   readonly files: readonly string[];
+  /** `--kubernetes`: the pool and its Pods from the API instead of `files`. */
+  readonly kubernetes?: KubernetesOptions;
   /** Request-body bounds (--body-idle-timeout, --body-budget). */
   readonly uploads: UploadOptions;
 }
@@ -91,7 +96,12 @@ function standalonePool(pool: Extract<EppPool, { kind: 'selector' }>): Resource 
  */
 async function startPicker(settings: EppSettings, logger: Logger, inFlight: InFlight): Promise<{ gateway: Gateway; processor: RequestProcessorFactory; poolKey: string }> {
   const poolKey = settings.pool.kind === 'pool' ? `${settings.pool.namespace}/${settings.pool.name}` : `${settings.pool.namespace}/${STANDALONE_POOL_NAME}`;
-  const sources: ConfigSource[] = [new FileConfigSource(settings.files, { watch: true })];
+  const pool = settings.pool;
+  const k8s = settings.kubernetes;
+  const sources: ConfigSource[] =
+    k8s === undefined
+      ? [new FileConfigSource(settings.files, { watch: true })]
+      : [kubernetesSource(k8s, pool.kind === 'pool' ? { kind: 'pool', namespace: pool.namespace, name: pool.name } : { kind: 'selector', namespace: pool.namespace, selector: pool.selector })];
   if (settings.pool.kind === 'selector') sources.push(new StaticConfigSource([standalonePool(settings.pool)], '--endpoint-selector'));
   const gateway = await Gateway.start({ sources, logger, uploads: settings.uploads });
   if (gateway.runtime?.pools.has(poolKey) !== true) logger.warn({ pool: poolKey }, 'the InferencePool this picker serves is not in its configuration: requests get 503 pool_not_found until it appears');
@@ -115,6 +125,7 @@ export async function runEppCommand(argv: string[]): Promise<number> {
       'cert-path': { type: 'string' },
       insecure: { type: 'boolean' },
       'body-mode': { type: 'string' },
+      ...KUBERNETES_FLAGS,
     },
     strict: true,
   });
@@ -122,10 +133,13 @@ export async function runEppCommand(argv: string[]): Promise<number> {
     process.stdout.write(EPP_HELP);
     return 0;
   }
-  const pool = eppPool({ poolName: values['pool-name'], poolNamespace: values['pool-namespace'], selector: values['endpoint-selector'], targetPorts: values['endpoint-target-ports'] });
+  const kubernetes = kubernetesOptions(values, 'epp', values['pool-name'] ?? STANDALONE_POOL_NAME);
+  // With --kubernetes the pool's namespace falls back to --namespace (the pod's own) before "default".
+  const envNamespace = process.env['NAMESPACE'];
+  const poolNamespace = values['pool-namespace'] ?? (envNamespace !== undefined && envNamespace !== '' ? undefined : kubernetes?.namespace);
+  const pool = eppPool({ poolName: values['pool-name'], poolNamespace, selector: values['endpoint-selector'], targetPorts: values['endpoint-target-ports'] });
   const files = values.file ?? [];
-  // The Kubernetes source (a later issue) will make -f optional; it plugs in as another ConfigSource.
-  if (files.length === 0) throw new OptionError('epp needs -f FILE_OR_DIR: the resources of the pool it serves (see infergate epp --help)');
+  if (files.length === 0 && kubernetes === undefined) throw new OptionError('epp needs -f FILE_OR_DIR or --kubernetes: the resources of the pool it serves (see infergate epp --help)');
   for (const f of files) {
     try {
       await access(f);
@@ -151,7 +165,7 @@ export async function runEppCommand(argv: string[]): Promise<number> {
   let admin: AdminServer | undefined;
   try {
     try {
-      picker = await startPicker({ pool, files, uploads }, logger, inFlight);
+      picker = await startPicker({ pool, files, uploads, ...(kubernetes === undefined ? {} : { kubernetes }) }, logger, inFlight);
     } catch (err) {
       if (err instanceof ConfigRejectedError) {
         process.stderr.write(`${err.message}\n`);

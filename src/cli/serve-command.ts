@@ -9,12 +9,15 @@ import { DEFAULT_SHUTDOWN_GRACE_MS, startStandaloneGateway, UPSTREAM_CONNECTIONS
 import { backendsYaml } from './backends.js';
 import { durationOption, intOption, loggerOption, SERVER_FLAGS, UPLOAD_FLAGS, uploadsOption, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
+import { KUBERNETES_FLAGS, kubernetesOptions, kubernetesSource, SERVE_KUBERNETES_HELP } from './kubernetes-options.js';
+import type { ConfigSource } from '../config/source.js';
 
 export const SERVE_HELP = `infergate serve: run the standalone gateway
 
 Usage:
   infergate serve -f FILE_OR_DIR [-f ...]       config from Kubernetes YAML, hot-reloaded
   infergate serve --backend URL [--backend ...]  quick start: one pool, one route, model pass-through
+  infergate serve --kubernetes [--namespace NS]  config from the Kubernetes API, watched
 
 Options:
   -f, --file PATH        YAML/JSON file or folder of resources (repeatable)
@@ -38,6 +41,7 @@ Options:
       --exit-with-parent stop when the process that started this one exits (for a program
                          that owns the gateway; a script's \`nohup … &\` needs it off, the default)
 
+${SERVE_KUBERNETES_HELP}
 Timeouts (milliseconds, or durations such as 30s; docs/configuration.md says why):
       --stream-headers-timeout T   a streamed request's response headers (default 30s)
       --response-timeout T         a non-streamed request's whole answer (default 300s)
@@ -91,6 +95,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       'unavailable-idle-timeout': { type: 'string' },
       'client-stall-timeout': { type: 'string' },
       ...UPLOAD_FLAGS,
+      ...KUBERNETES_FLAGS,
     },
     strict: true,
   });
@@ -100,7 +105,13 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   }
   const files = values.file ?? [];
   const backends = values.backend ?? [];
-  if (files.length === 0 && backends.length === 0) throw new Error('serve needs -f FILE or --backend URL (see infergate serve --help)');
+  const kubernetes = kubernetesOptions(values, 'serve');
+  if (kubernetes !== undefined) {
+    for (const flag of ['port', 'print-config', 'no-watch'] as const) {
+      if (values[flag] !== undefined) throw new OptionError(`--${flag} does not go with --kubernetes`);
+    }
+  }
+  if (files.length === 0 && backends.length === 0 && kubernetes === undefined) throw new Error('serve needs -f FILE, --backend URL or --kubernetes (see infergate serve --help)');
   if (files.length > 0 && backends.length > 0) throw new Error('use either -f or --backend, not both');
   // With -f the listeners are the Gateways' own: a flag that would not apply is refused, not ignored.
   for (const flag of ['port', 'print-config'] as const) {
@@ -128,9 +139,13 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   }
 
   const logger = loggerOption(values);
+  const sources: ConfigSource[] =
+    kubernetes === undefined
+      ? [new FileConfigSource(files, { watch: values['no-watch'] !== true && tempDir === undefined })]
+      : [kubernetesSource(kubernetes, { kind: 'gateway', gatewayClass: kubernetes.gatewayClass })];
   try {
     const gateway = await startStandaloneGateway({
-      sources: [new FileConfigSource(files, { watch: values['no-watch'] !== true && tempDir === undefined })],
+      sources,
       address: values.address ?? '0.0.0.0',
       adminPort,
       adminAddress: values['admin-address'] ?? '127.0.0.1',

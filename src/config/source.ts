@@ -51,6 +51,19 @@ export interface SourceLog {
 }
 
 /**
+ * How current a source's view is, for `/readyz` and the `infergate_config_source_stale` gauge.
+ * A stale source keeps serving its last view; the gateway stays ready and says so.
+ */
+export interface SourceHealth {
+  /** The source type for the metric label (`kubernetes`). */
+  readonly type: string;
+  /** True while the source cannot follow its origin (an API server unreachable past its backoff). */
+  readonly stale: boolean;
+  /** Why, for a person reading `/readyz` (absent when fresh). */
+  readonly detail?: string;
+}
+
+/**
  * Where configuration comes from: files (with watch), code (the `--backend` quick start, tests),
  * later the Kubernetes API. A source delivers its first complete state from `start` (resolving
  * once the sink has taken it), then a batch per change until `stop`. The gateway core knows
@@ -67,4 +80,6 @@ export interface ConfigSource {
   /** Re-reads the source now and delivers its whole state (a reload on demand). */
   resync(): Promise<ApplyOutcome>;
   stop(): Promise<void>;
+  /** How current the source's view is; sources that cannot go stale (files) leave it out. */
+  health?(): SourceHealth;
 }

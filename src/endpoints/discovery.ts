@@ -6,19 +6,26 @@ import type { EndpointRegistry } from './registry.js';
 /** Upstream's per-pod engine label (`vllm`, `sglang`, `trtllm-serve`, `triton-tensorrt-llm`); wins over the pool's runtime. */
 export const ENGINE_TYPE_LABEL = 'inference.networking.k8s.io/engine-type';
 
-/** True when every selector entry is among the labels (an empty selector matches nothing). */
-export function selectorMatches(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
-  const keys = Object.keys(selector);
-  if (keys.length === 0) return false;
-  return keys.every((k) => labels[k] === selector[k]);
+// Label matching lives with the resource model (the Kubernetes source filters Pods with it too).
+export { selectorMatches } from '../api/labels.js';
+import { selectorMatches } from '../api/labels.js';
+
+/**
+ * A pod is terminating once the API server set its `metadata.deletionTimestamp` (a graceful
+ * deletion began; it may stay Ready for its whole grace period): it takes no new requests, and the
+ * requests it has in flight complete (an endpoint leaving discovery does not abort them).
+ */
+export function podIsTerminating(pod: Pod): boolean {
+  return pod.metadata.deletionTimestamp !== undefined;
 }
 
 /**
  * A pod serves traffic when it has an IP, is Running (or reports no phase, as hand-written pods
- * do) and is not reported unready.
+ * do), is not reported unready and is not terminating.
  */
 export function podIsServing(pod: Pod): boolean {
   if (pod.status.podIP === undefined || pod.status.podIP === '') return false;
+  if (podIsTerminating(pod)) return false;
   if (pod.status.phase !== undefined && pod.status.phase !== 'Running') return false;
   return pod.status.ready !== false;
 }

@@ -13,6 +13,7 @@ import { MetricsScraper } from '../endpoints/scraper.js';
 import type { AdmissionGate } from '../flowcontrol/admission.js';
 import type { Logger } from '../observability/logger.js';
 import { GatewayMetrics } from '../observability/metrics.js';
+import { registerSourceStaleGauge } from './source-metrics.js';
 import { PrefixIndex } from '../prefix/index.js';
 import { PluginConfigError, type PluginRegistry } from '../scheduling/registry.js';
 import { builtinRegistry } from '../scheduling/policies.js';
@@ -176,6 +177,7 @@ export class Gateway {
       pools: () => [...(this.#runtime?.pools.values() ?? [])].map((p) => ({ key: p.config.key, endpoints: p.members.endpoints, queued: (band) => p.gate.sizeOf(band) })),
       prefixIndex: this.prefixIndex,
     });
+    registerSourceStaleGauge(this.metrics.registry, options.sources);
     this.#requestDeps = {
       pipeline: this.#pipeline,
       logger,
@@ -282,11 +284,19 @@ export class Gateway {
     return Promise.all(this.#sources.map((s) => s.resync()));
   }
 
-  /** Readiness of the core: a configuration is loaded. */
-  ready(): { ready: boolean; reason?: string; version?: number } {
+  /**
+   * Readiness of the core: a configuration is loaded. A source serving a stale view (see
+   * SourceHealth) leaves the gateway ready and is named in `stale`.
+   */
+  ready(): { ready: boolean; reason?: string; version?: number; stale?: Array<{ source: string; detail: string }> } {
     const s = this.#runtime?.snapshot;
     if (s === undefined) return { ready: false, reason: 'no configuration loaded' };
-    return { ready: true, version: s.version };
+    const stale: Array<{ source: string; detail: string }> = [];
+    for (const src of this.#sources) {
+      const h = src.health?.();
+      if (h?.stale === true) stale.push({ source: src.name, detail: h.detail ?? 'stale' });
+    }
+    return stale.length === 0 ? { ready: true, version: s.version } : { ready: true, version: s.version, stale };
   }
 
   /** `GET /debug/endpoints`: every pool and endpoint as the scheduler sees them now. */

@@ -78,7 +78,9 @@ export const Metadata = z
     managedFields: z.unknown().optional(),
     ownerReferences: z.unknown().optional(),
     finalizers: z.unknown().optional(),
-    deletionTimestamp: z.unknown().optional(),
+    // Set by the API server when a graceful deletion began (a Pod in its grace period): kept, so
+    // endpoint discovery can stop sending new requests to a pod that is shutting down.
+    deletionTimestamp: z.union([z.string(), z.date().transform((d) => d.toISOString())]).optional(),
     deletionGracePeriodSeconds: z.unknown().optional(),
   })
   .transform((m): ObjectMeta => ({
@@ -88,6 +90,7 @@ export const Metadata = z
     annotations: m.annotations,
     ...(m.creationTimestamp === undefined ? {} : { creationTimestamp: m.creationTimestamp }),
     ...(typeof m.generation === 'number' && Number.isSafeInteger(m.generation) && m.generation >= 0 ? { generation: m.generation } : {}),
+    ...(m.deletionTimestamp === undefined ? {} : { deletionTimestamp: m.deletionTimestamp }),
   }));
 
 /** A Kubernetes quantity (`20Mi`, `1G`, `1048576`) parsed to bytes. */

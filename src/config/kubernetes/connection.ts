@@ -1,0 +1,138 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import type { RequestOptions } from 'node:https';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Agent, request, type Dispatcher } from 'undici';
+
+/*
+ * How the gateway reaches the API server. @kubernetes/client-node's KubeConfig does what it is good
+ * at: finding and reading the configuration (in-cluster service account, a kubeconfig file, exec
+ * and token-file credentials that rotate) and turning it into TLS material and an Authorization
+ * header. The requests themselves go through undici (already the proxy's HTTP client): client-node's
+ * own fetch/watch machinery (node-fetch) reads watch lines and list bodies without any bound, and
+ * every byte the API server sends is bounded here (limits.ts).
+ */
+
+/** The kubeconfig could not be found or read, or names nothing usable. */
+export class KubeConfigError extends Error {
+  override readonly name = 'KubeConfigError';
+}
+
+/** Where the in-cluster service account token is mounted (Kubernetes docs, "Accessing the API from a Pod"). */
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * The client configuration, in the order the flags promise: `--kubeconfig PATH`; else the in-cluster
+ * service account (when $KUBERNETES_SERVICE_HOST is set and the token is mounted); else
+ * $KUBECONFIG, else ~/.kube/config. Throws KubeConfigError naming what was tried.
+ */
+export function loadKubeConfig(path: string | undefined, env: NodeJS.ProcessEnv = process.env): { config: KubeConfig; from: string } {
+  const kc = new KubeConfig();
+  let from: string;
+  try {
+    if (path !== undefined) {
+      kc.loadFromFile(path);
+      from = `--kubeconfig ${path}`;
+    } else if (env['KUBERNETES_SERVICE_HOST'] !== undefined && env['KUBERNETES_SERVICE_HOST'] !== '' && existsSync(SERVICE_ACCOUNT_TOKEN)) {
+      kc.loadFromCluster();
+      from = 'in-cluster service account';
+    } else {
+      const file = env['KUBECONFIG'];
+      if (file === undefined || file === '') {
+        const home = env['HOME'] ?? env['USERPROFILE'];
+        const def = home === undefined ? undefined : `${home}/.kube/config`;
+        if (def === undefined || !existsSync(def)) throw new KubeConfigError('no Kubernetes client configuration: not in a pod, $KUBECONFIG is not set and ~/.kube/config does not exist (use --kubeconfig PATH)');
+        kc.loadFromFile(def);
+        from = def;
+      } else {
+        // $KUBECONFIG may list several files, merged as kubectl does.
+        kc.loadFromDefault();
+        from = `$KUBECONFIG ${file}`;
+      }
+    }
+  } catch (err) {
+    if (err instanceof KubeConfigError) throw err;
+    throw new KubeConfigError(`cannot read the Kubernetes client configuration (${path === undefined ? 'default' : `--kubeconfig ${path}`}): ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new KubeConfigError(`${from}: the current context names no cluster`);
+  if (cluster.proxyUrl !== undefined && cluster.proxyUrl !== '') throw new KubeConfigError(`${from}: cluster ${cluster.name} uses proxy-url, which infergate does not support`);
+  if (cluster.server.startsWith('http:') && cluster.skipTLSVerify !== true) {
+    // client-node's own rule: plaintext only when the kubeconfig says TLS is not wanted.
+    throw new KubeConfigError(`${from}: server ${cluster.server} is plain HTTP; set insecure-skip-tls-verify: true on the cluster to allow it`);
+  }
+  return { config: kc, from };
+}
+
+/** A response whose body the caller must consume or destroy. */
+export type ApiResponse = Dispatcher.ResponseData;
+
+/** Per-request timeouts (ms). */
+export interface RequestTimeouts {
+  /** Until the response headers. */
+  readonly headersMs: number;
+  /** Silence between two body chunks (a watch's bookmarks and the server-side timeout keep it busy). */
+  readonly bodyMs: number;
+}
+
+/**
+ * One API server: its base URL, a connection pool, and the credentials applied per request (so a
+ * rotated token or client certificate is picked up without a restart).
+ */
+export class ApiConnection {
+  readonly server: string;
+  readonly #kc: KubeConfig;
+  #agent: Agent | undefined;
+  #tlsKey = '';
+
+  constructor(kc: KubeConfig) {
+    const cluster = kc.getCurrentCluster();
+    if (cluster === null) throw new KubeConfigError('the current context names no cluster');
+    this.#kc = kc;
+    this.server = cluster.server.replace(/\/+$/, '');
+  }
+
+  /** GET `path` (with `query`); resolves once the headers arrived. */
+  async get(path: string, query: Readonly<Record<string, string>>, signal: AbortSignal, timeouts: RequestTimeouts): Promise<ApiResponse> {
+    const opts: RequestOptions = {};
+    // applyToHTTPSOptions also builds an https.Agent we do not use: the TLS material is what we take.
+    await this.#kc.applyToHTTPSOptions(opts);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    for (const [k, v] of Object.entries(opts.headers ?? {})) if (typeof v === 'string' || typeof v === 'number') headers[k.toLowerCase()] = String(v);
+    if (opts.auth !== undefined && opts.auth !== null) headers['authorization'] = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+    const qs = new URLSearchParams(query).toString();
+    return request(`${this.server}${path}${qs === '' ? '' : `?${qs}`}`, {
+      method: 'GET',
+      headers,
+      signal,
+      dispatcher: this.#dispatcher(opts),
+      headersTimeout: timeouts.headersMs,
+      bodyTimeout: timeouts.bodyMs,
+    });
+  }
+
+  async close(): Promise<void> {
+    const a = this.#agent;
+    this.#agent = undefined;
+    await a?.close().catch(() => undefined);
+  }
+
+  /** The pool for the current TLS material; a new one when it changed (certificate rotation). */
+  #dispatcher(opts: RequestOptions): Agent {
+    const material = [opts.ca, opts.cert, opts.key, String(opts.rejectUnauthorized), opts.servername].map((v) => (v === undefined ? '' : Buffer.isBuffer(v) ? v.toString('base64') : String(v)));
+    const key = createHash('sha256').update(material.join('|')).digest('hex');
+    if (this.#agent !== undefined && key === this.#tlsKey) return this.#agent;
+    const old = this.#agent;
+    this.#tlsKey = key;
+    const connect: Record<string, unknown> = {};
+    if (opts.ca !== undefined) connect['ca'] = opts.ca;
+    if (opts.cert !== undefined) connect['cert'] = opts.cert;
+    if (opts.key !== undefined) connect['key'] = opts.key;
+    if (opts.rejectUnauthorized === false) connect['rejectUnauthorized'] = false;
+    if (opts.servername !== undefined) connect['servername'] = opts.servername;
+    this.#agent = new Agent({ connect, keepAliveTimeout: 30_000 });
+    // Requests already on the old pool finish there.
+    void old?.close().catch(() => undefined);
+    return this.#agent;
+  }
+}
