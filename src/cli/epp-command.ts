@@ -16,7 +16,8 @@ import { ListenError } from '../proxy/port-listener.js';
 import { eppPool, type EppPool } from './epp-options.js';
 import { durationOption, loggerOption, SERVER_FLAGS, UPLOAD_FLAGS, uploadsOption, OptionError, portOption } from './options.js';
 import { untilSignal } from './signals.js';
-import { EPP_KUBERNETES_HELP, KUBERNETES_FLAGS, kubernetesOptions, kubernetesSource } from './kubernetes-options.js';
+import { EPP_KUBERNETES_HELP, KUBERNETES_FLAGS, kubernetesOptions, kubernetesSource, type KubernetesMode } from './kubernetes-options.js';
+import type { StatusReporting } from '../config/kubernetes/status-reporting.js';
 import type { KubernetesOptions } from '../config/kubernetes/options.js';
 
 export const EPP_HELP = `infergate epp: the endpoint picker for Envoy (External Processing gRPC)
@@ -94,18 +95,16 @@ function standalonePool(pool: Extract<EppPool, { kind: 'selector' }>): Resource 
  * per-request processor backed by it (extproc/picker.ts). Throws ConfigRejectedError when the
  * files do not hold a valid configuration, and says at start when the pool is not among them.
  */
-async function startPicker(settings: EppSettings, logger: Logger, inFlight: InFlight): Promise<{ gateway: Gateway; processor: RequestProcessorFactory; poolKey: string }> {
+async function startPicker(settings: EppSettings, logger: Logger, inFlight: InFlight): Promise<{ gateway: Gateway; processor: RequestProcessorFactory; poolKey: string; cluster: KubernetesMode | undefined }> {
   const poolKey = settings.pool.kind === 'pool' ? `${settings.pool.namespace}/${settings.pool.name}` : `${settings.pool.namespace}/${STANDALONE_POOL_NAME}`;
   const pool = settings.pool;
   const k8s = settings.kubernetes;
-  const sources: ConfigSource[] =
-    k8s === undefined
-      ? [new FileConfigSource(settings.files, { watch: true })]
-      : [kubernetesSource(k8s, pool.kind === 'pool' ? { kind: 'pool', namespace: pool.namespace, name: pool.name } : { kind: 'selector', namespace: pool.namespace, selector: pool.selector })];
+  const cluster = k8s === undefined ? undefined : kubernetesSource(k8s, pool.kind === 'pool' ? { kind: 'pool', namespace: pool.namespace, name: pool.name } : { kind: 'selector', namespace: pool.namespace, selector: pool.selector });
+  const sources: ConfigSource[] = cluster === undefined ? [new FileConfigSource(settings.files, { watch: true })] : [cluster.source];
   if (settings.pool.kind === 'selector') sources.push(new StaticConfigSource([standalonePool(settings.pool)], '--endpoint-selector'));
   const gateway = await Gateway.start({ sources, logger, uploads: settings.uploads });
   if (gateway.runtime?.pools.has(poolKey) !== true) logger.warn({ pool: poolKey }, 'the InferencePool this picker serves is not in its configuration: requests get 503 pool_not_found until it appears');
-  return { gateway, processor: corePicker(gateway, { poolKey, inFlight }), poolKey };
+  return { gateway, processor: corePicker(gateway, { poolKey, inFlight }), poolKey, cluster };
 }
 
 export async function runEppCommand(argv: string[]): Promise<number> {
@@ -163,6 +162,7 @@ export async function runEppCommand(argv: string[]): Promise<number> {
   let picker: Awaited<ReturnType<typeof startPicker>> | undefined;
   let server: ExtProcServer | undefined;
   let admin: AdminServer | undefined;
+  let status: StatusReporting | undefined;
   try {
     try {
       picker = await startPicker({ pool, files, uploads, ...(kubernetes === undefined ? {} : { kubernetes }) }, logger, inFlight);
@@ -204,12 +204,17 @@ export async function runEppCommand(argv: string[]): Promise<number> {
       throw new ListenError('gRPC ports', address, grpcPort, err);
     }
     logger.info({ pool, grpcPort: server.grpcPort, healthPort: server.healthPort, metricsPort: admin.port, tls: server.tls, selfSigned: server.selfSigned }, 'endpoint picker started');
+    // The pool's status (an --endpoint-selector picker has no InferencePool to report on).
+    if (pool.kind === 'pool') status = picker.cluster?.reportStatus(gateway, logger, { mode: 'epp', poolName: pool.name, poolNamespace: pool.namespace });
     const cause = await untilSignal({ followParent: values['exit-with-parent'] === true });
     logger.info({ signal: cause }, 'shutting down');
-    // Readiness turns NOT_SERVING first, so Envoy's health check moves new requests elsewhere.
+    // Readiness turns NOT_SERVING first, so Envoy's health check moves new requests elsewhere;
+    // the Lease is released at once, so another replica writes status while this one drains.
     inFlight.drain();
+    await status?.stop();
     return 0;
   } finally {
+    await status?.stop();
     await server?.close(drainMs);
     await picker?.gateway.close();
     await admin?.close();

@@ -1,6 +1,10 @@
 import { ApiConnection, KubeConfigError, loadKubeConfig } from '../config/kubernetes/connection.js';
 import { DEFAULT_GATEWAY_CLASS, DEFAULT_SERVE_LEASE, defaultIdentity, defaultNamespace, type KubernetesOptions } from '../config/kubernetes/options.js';
+import { connectionKubeApi } from '../config/kubernetes/kube-api.js';
 import { KubernetesSource } from '../config/kubernetes/source.js';
+import { startStatusReporting, type StatusReporting } from '../config/kubernetes/status-reporting.js';
+import type { SourceLog } from '../config/source.js';
+import type { Gateway } from '../gateway/index.js';
 import type { ViewScope } from '../config/kubernetes/view.js';
 import { OptionError } from './options.js';
 
@@ -85,12 +89,26 @@ export function kubernetesOptions(values: Values, command: 'serve' | 'epp', leas
   };
 }
 
+/** What status reporting writes for: the Gateways of `--gateway-class` (serve), or one pool (epp). */
+export type StatusTarget = { readonly mode: 'gateway' } | { readonly mode: 'epp'; readonly poolName: string; readonly poolNamespace: string };
+
+/** `--kubernetes`'s source and, once the gateway runs, its status reporting over the same connection. */
+export interface KubernetesMode {
+  readonly source: KubernetesSource;
+  /**
+   * Starts status reporting for `gateway` (every replica computes it; the Lease holder writes it).
+   * Stop the result before the gateway closes (the source closes the connection): that releases
+   * the Lease, so another replica takes over while this one drains.
+   */
+  reportStatus(gateway: Gateway, log: SourceLog, target: StatusTarget): StatusReporting;
+}
+
 /**
  * The configuration source `--kubernetes` asks for: `serve` watches `--namespace` (or all) for the
  * Gateways of `--gateway-class`; `epp` watches one pool's namespace. A kubeconfig that cannot be
  * read is an OptionError (one line).
  */
-export function kubernetesSource(options: KubernetesOptions, scope: ViewScope): KubernetesSource {
+export function kubernetesSource(options: KubernetesOptions, scope: ViewScope): KubernetesMode {
   let connection: ApiConnection;
   try {
     connection = new ApiConnection(loadKubeConfig(options.kubeconfig).config);
@@ -98,5 +116,21 @@ export function kubernetesSource(options: KubernetesOptions, scope: ViewScope): 
     if (err instanceof KubeConfigError) throw new OptionError(err.message);
     throw err;
   }
-  return new KubernetesSource({ connection, namespace: options.allNamespaces ? undefined : options.namespace, scope });
+  const source = new KubernetesSource({ connection, namespace: options.allNamespaces ? undefined : options.namespace, scope });
+  return {
+    source,
+    reportStatus: (gateway, log, target) =>
+      startStatusReporting(
+        {
+          api: connectionKubeApi(connection),
+          identity: options.identity,
+          leaseName: options.leaseName,
+          namespace: options.namespace,
+          log,
+          ...(target.mode === 'gateway' ? { mode: 'gateway', gatewayClass: options.gatewayClass } : { mode: 'epp', poolName: target.poolName, poolNamespace: target.poolNamespace }),
+        },
+        () => gateway.configResources(),
+        (changed) => gateway.afterSwap(() => changed()),
+      ),
+  };
 }

@@ -139,10 +139,8 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   }
 
   const logger = loggerOption(values);
-  const sources: ConfigSource[] =
-    kubernetes === undefined
-      ? [new FileConfigSource(files, { watch: values['no-watch'] !== true && tempDir === undefined })]
-      : [kubernetesSource(kubernetes, { kind: 'gateway', gatewayClass: kubernetes.gatewayClass })];
+  const cluster = kubernetes === undefined ? undefined : kubernetesSource(kubernetes, { kind: 'gateway', gatewayClass: kubernetes.gatewayClass });
+  const sources: ConfigSource[] = cluster === undefined ? [new FileConfigSource(files, { watch: values['no-watch'] !== true && tempDir === undefined })] : [cluster.source];
   try {
     const gateway = await startStandaloneGateway({
       sources,
@@ -158,8 +156,11 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       shutdownGraceMs,
       logger,
     });
+    const status = cluster?.reportStatus(gateway.gateway, logger, { mode: 'gateway' });
     const cause = await untilSignal({ followParent: values['exit-with-parent'] === true });
     logger.info({ signal: cause }, 'shutting down');
+    // The Lease is released first, so another replica writes status while this one drains.
+    await status?.stop();
     await gateway.close();
     return 0;
   } catch (err) {

@@ -108,6 +108,18 @@ test('epp --kubernetes and serve --kubernetes from one API server at once: both 
       }
       assert.deepEqual([...seen].sort(), ['sim-0', 'sim-1'], base);
     }
+    // Each writes its own entry in the pool's status, through its own Lease, and neither removes
+    // the other's: the picker under its controller name with upstream's default parent, the
+    // gateway under its own for its Gateway.
+    await until('both status entries on the pool', async () => {
+      const pool = api.get({ apiVersion: 'inference.networking.k8s.io/v1', kind: 'InferencePool', namespace: 'default', name: 'pool' });
+      const parents = ((pool?.['status'] as { parents?: Array<{ controllerName?: string; parentRef?: { kind?: string; name?: string } }> } | undefined)?.parents ?? []);
+      const picker = parents.find((p) => p.controllerName === 'infergate.dev/endpoint-picker');
+      const gateway = parents.find((p) => p.controllerName === 'infergate.dev/gateway-controller');
+      return picker?.parentRef?.kind === 'Status' && picker.parentRef.name === 'default' && gateway !== undefined;
+    });
+    assert.ok(api.get({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespace: 'default', name: 'pool-epp' }) !== undefined);
+    assert.ok(api.get({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespace: 'default', name: 'infergate-status' }) !== undefined);
     // The picker asked only for its pool (by name) and its pool's pods (by label).
     assert.ok(api.requests.some((r) => r.path === '/api/v1/namespaces/default/pods' && r.query['labelSelector'] === 'app=sim'));
     assert.ok(api.requests.some((r) => r.path === '/apis/inference.networking.k8s.io/v1/namespaces/default/inferencepools' && r.query['fieldSelector'] === 'metadata.name=pool'));

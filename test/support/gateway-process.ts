@@ -21,10 +21,12 @@ export interface GatewayProcess {
   stop(): Promise<number | null>;
 }
 
-export async function startGatewayProcess(args: string[]): Promise<GatewayProcess> {
+/** Starts `infergate serve` with `args` (after defaults they may override); `env` adds to the environment. */
+export async function startGatewayProcess(args: string[], env: Readonly<Record<string, string>> = {}): Promise<GatewayProcess> {
   const adminPort = await freePort();
   const child: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--exit-with-parent', '--address', '127.0.0.1', '--admin-port', String(adminPort), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   const { logs, stderr, waitForLog, exited } = watchLogs(child);
 

@@ -1,5 +1,6 @@
 import { parseAllDocuments } from 'yaml';
-import { httpKubeApi, type KubeApi, type KubeApiResponse } from '../../src/config/kubernetes/kube-api.js';
+import { ApiConnection } from '../../src/config/kubernetes/connection.js';
+import { connectionKubeApi, type KubeApi, type KubeApiResponse } from '../../src/config/kubernetes/kube-api.js';
 import type { SourceLog } from '../../src/config/source.js';
 import type { FakeApiServer } from './fake-apiserver.js';
 
@@ -15,10 +16,13 @@ export class ReplicaApi implements KubeApi {
   dead = false;
   /** Runs before the next status PUT is sent (once). */
   beforeStatusPut: (() => void) | undefined;
-  readonly #inner: KubeApi & { close(): Promise<void> };
+  readonly #connection: ApiConnection;
+  readonly #inner: KubeApi;
 
   constructor(server: FakeApiServer) {
-    this.#inner = httpKubeApi({ server: server.url, timeoutMs: 5_000 });
+    // The fake server takes any client: no credentials to apply.
+    this.#connection = new ApiConnection({ getCurrentCluster: () => ({ server: server.url }), applyToHTTPSOptions: async () => undefined });
+    this.#inner = connectionKubeApi(this.#connection, 5_000);
   }
 
   async get(path: string): Promise<KubeApiResponse> {
@@ -45,7 +49,7 @@ export class ReplicaApi implements KubeApi {
   }
 
   close(): Promise<void> {
-    return this.#inner.close();
+    return this.#connection.close();
   }
 
   #check(): void {

@@ -64,6 +64,16 @@ export function loadKubeConfig(path: string | undefined, env: NodeJS.ProcessEnv 
   return { config: kc, from };
 }
 
+/**
+ * What a connection needs of client-node's KubeConfig: the current cluster, and TLS material and
+ * credentials applied to request options (asked for on every request, so rotating tokens and exec
+ * plugins work). Structural, so a test can stand in for the credentials.
+ */
+export interface KubeConfigLike {
+  getCurrentCluster(): { readonly server: string } | null;
+  applyToHTTPSOptions(opts: RequestOptions): Promise<void>;
+}
+
 /** A response whose body the caller must consume or destroy. */
 export type ApiResponse = Dispatcher.ResponseData;
 
@@ -81,11 +91,11 @@ export interface RequestTimeouts {
  */
 export class ApiConnection {
   readonly server: string;
-  readonly #kc: KubeConfig;
+  readonly #kc: KubeConfigLike;
   #agent: Agent | undefined;
   #tlsKey = '';
 
-  constructor(kc: KubeConfig) {
+  constructor(kc: KubeConfigLike) {
     const cluster = kc.getCurrentCluster();
     if (cluster === null) throw new KubeConfigError('the current context names no cluster');
     this.#kc = kc;
@@ -93,21 +103,31 @@ export class ApiConnection {
   }
 
   /** GET `path` (with `query`); resolves once the headers arrived. */
-  async get(path: string, query: Readonly<Record<string, string>>, signal: AbortSignal, timeouts: RequestTimeouts): Promise<ApiResponse> {
+  get(path: string, query: Readonly<Record<string, string>>, signal: AbortSignal, timeouts: RequestTimeouts): Promise<ApiResponse> {
+    return this.send('GET', path, { query, signal, timeouts });
+  }
+
+  /**
+   * One request with the current credentials: `body` is sent as JSON. Resolves once the headers
+   * arrived; the caller reads (bounded) or destroys the body.
+   */
+  async send(method: 'GET' | 'PUT' | 'POST', path: string, options: { readonly query?: Readonly<Record<string, string>>; readonly body?: unknown; readonly signal: AbortSignal; readonly timeouts: RequestTimeouts }): Promise<ApiResponse> {
     const opts: RequestOptions = {};
     // applyToHTTPSOptions also builds an https.Agent we do not use: the TLS material is what we take.
     await this.#kc.applyToHTTPSOptions(opts);
     const headers: Record<string, string> = { accept: 'application/json' };
     for (const [k, v] of Object.entries(opts.headers ?? {})) if (typeof v === 'string' || typeof v === 'number') headers[k.toLowerCase()] = String(v);
     if (opts.auth !== undefined && opts.auth !== null) headers['authorization'] = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
-    const qs = new URLSearchParams(query).toString();
+    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    const qs = options.query === undefined ? '' : new URLSearchParams(options.query).toString();
     return request(`${this.server}${path}${qs === '' ? '' : `?${qs}`}`, {
-      method: 'GET',
+      method,
       headers,
-      signal,
+      signal: options.signal,
       dispatcher: this.#dispatcher(opts),
-      headersTimeout: timeouts.headersMs,
-      bodyTimeout: timeouts.bodyMs,
+      headersTimeout: options.timeouts.headersMs,
+      bodyTimeout: options.timeouts.bodyMs,
+      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
     });
   }
 

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import type { RequestOptions } from 'node:https';
 import { test } from 'node:test';
-import { httpKubeApi, kubeApiFromKubeConfig } from '../../../src/config/kubernetes/kube-api.js';
+import { ApiConnection } from '../../../src/config/kubernetes/connection.js';
+import { connectionKubeApi } from '../../../src/config/kubernetes/kube-api.js';
 import { FakeApiServer } from '../../support/fake-apiserver.js';
 
-test('a KubeApi from a KubeConfig asks for the Authorization header on every call (rotating tokens); without it the server refuses', async () => {
+test('a KubeApi over the API connection asks for the Authorization header on every call (rotating tokens); without it the server refuses', async () => {
   const server = await FakeApiServer.start({ token: 'rotating-2' });
   let calls = 0;
   const kc = {
@@ -15,8 +16,10 @@ test('a KubeApi from a KubeConfig asks for the Authorization header on every cal
       opts.headers = { ...(opts.headers ?? {}), Authorization: `Bearer rotating-${Math.min(calls, 2)}` };
     },
   };
-  const api = await kubeApiFromKubeConfig(kc);
-  const anonymous = httpKubeApi({ server: server.url });
+  const connection = new ApiConnection(kc);
+  const api = connectionKubeApi(connection);
+  const anonymousConnection = new ApiConnection({ getCurrentCluster: () => ({ server: server.url }), applyToHTTPSOptions: async () => undefined });
+  const anonymous = connectionKubeApi(anonymousConnection);
   try {
     const read = await api.get('/apis/coordination.k8s.io/v1/namespaces/default/leases/none');
     assert.equal(read.status, 404);
@@ -26,8 +29,8 @@ test('a KubeApi from a KubeConfig asks for the Authorization header on every cal
     assert.ok(calls >= 3, 'credentials applied per call');
     assert.equal((await anonymous.get('/apis/coordination.k8s.io/v1/namespaces/default/leases/l')).status, 401);
   } finally {
-    await api.close();
-    await anonymous.close();
+    await connection.close();
+    await anonymousConnection.close();
     await server.close();
   }
 });
