@@ -12,7 +12,8 @@ test('a KubeApi over the API connection asks for the Authorization header on eve
     getCurrentCluster: () => ({ server: server.url, skipTLSVerify: true }),
     applyToHTTPSOptions: async (opts: RequestOptions) => {
       calls++;
-      // The first token has rotated away by the time the first request is sent.
+      // A token that rotates: the first one has expired (the server takes only the second), and
+      // the second stays valid from then on.
       opts.headers = { ...(opts.headers ?? {}), Authorization: `Bearer rotating-${Math.min(calls, 2)}` };
     },
   };
@@ -21,12 +22,14 @@ test('a KubeApi over the API connection asks for the Authorization header on eve
   const anonymousConnection = new ApiConnection({ getCurrentCluster: () => ({ server: server.url }), applyToHTTPSOptions: async () => undefined });
   const anonymous = connectionKubeApi(anonymousConnection);
   try {
+    assert.equal((await api.get('/apis/coordination.k8s.io/v1/namespaces/default/leases/none')).status, 401, 'the expired token is refused');
+    // The next call asks for credentials again and gets the rotated token.
     const read = await api.get('/apis/coordination.k8s.io/v1/namespaces/default/leases/none');
     assert.equal(read.status, 404);
     assert.equal((read.body as { reason?: string }).reason, 'NotFound');
     const created = await api.post('/apis/coordination.k8s.io/v1/namespaces/default/leases', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'l' }, spec: {} });
     assert.equal(created.status, 201);
-    assert.ok(calls >= 3, 'credentials applied per call');
+    assert.equal(calls, 3, 'credentials applied per call');
     assert.equal((await anonymous.get('/apis/coordination.k8s.io/v1/namespaces/default/leases/l')).status, 401);
   } finally {
     await connection.close();
