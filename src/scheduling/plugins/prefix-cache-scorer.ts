@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Endpoint } from '../../core/endpoint.js';
 import { blockHashes, TOKENS_PER_BLOCK } from '../../prefix/block-hash.js';
+import { homeAnchor, rendezvousHome } from '../../prefix/home.js';
 import { withAnswer } from '../../prefix/prompt-text.js';
 import { stateKey, type StateKey } from '../cycle-state.js';
 import { EXPECTED_CACHED_TOKENS, type CompletedResponse, type PluginHandle, type RequestControl, type Scorer, type SchedulingRequest, type TypedName } from '../types.js';
@@ -12,8 +13,12 @@ export interface PrefixMatch {
   readonly totalBlocks: number;
   /** Matched leading blocks per candidate. */
   readonly matched: ReadonlyMap<Endpoint, number>;
-  /** Candidates whose affinity was dropped because they were much busier than the least busy. */
+  /** Candidates whose affinity (a match, or the home bonus) was dropped because they were much busier than the least busy. */
   readonly guarded: readonly Endpoint[];
+  /** The prompt's prefix home among the candidates (src/prefix/home.ts), if it has one. */
+  readonly home: Endpoint | undefined;
+  /** True when the home got the bonus (it was not caught by the hot-spot guard). */
+  readonly homeBonus: boolean;
 }
 
 /** Chained block hashes of the request's prompt, computed once and shared by every prefix scorer of the request. */
@@ -48,6 +53,22 @@ const Parameters = z
     hotspotQueueDelta: z.number().min(0).default(5),
     /** Hot-spot guard on KV utilisation: more than this above the emptiest candidate. Default 0.3. */
     hotspotKvDelta: z.number().min(0).max(1).default(0.3),
+    /**
+     * Score of the prompt's prefix home (src/prefix/home.ts), the endpoint every gateway replica
+     * picks for the prompt's first `minBlocksForFullScore` blocks by rendezvous hashing, so that
+     * active-active replicas, each learning its index only from its own requests, still send a
+     * shared prefix to the same engine. Scaled like a match (× min(blocks, minBlocks) / minBlocks),
+     * withheld from a home the hot-spot guard catches, and combined with the index match by max,
+     * not sum: the home is a guess of where the prefix is, a match is this replica's knowledge; a
+     * known match elsewhere (≥ the bonus) keeps winning, and a match on the home is one piece of
+     * evidence, not two, so affinity never weighs more against load than a full match does today.
+     * At most 1 for the same reason. 0 disables. Default 0.5 (chosen by bench/k8s/replicas.ts,
+     * docs/benchmarks.md "Replicas"): at weight 3 it is 1.5 points, more than the in-flight
+     * scorer's whole range (1; each replica counts only its own requests), so with equal load
+     * every replica picks the home; less than the queue scorer's range (2), so a home with a
+     * longer queue than the others loses the request to load.
+     */
+    homeBonus: z.number().min(0).max(1).default(0.5),
   })
   .strict();
 
@@ -58,7 +79,9 @@ export type PrefixScorerParameters = z.output<typeof Parameters>;
  * of leading prompt blocks the endpoint is believed to hold (from the gateway's prefix index),
  * over the prompt's blocks. Protects against hot-spots: a very popular prefix must not pin all
  * its traffic on one endpoint, so a much busier endpoint scores 0 and the prefix spreads to the
- * next endpoint chosen by load (which then holds it too).
+ * next endpoint chosen by load (which then holds it too). The prompt's prefix home (`homeBonus`,
+ * src/prefix/home.ts) scores like a partial match on every gateway replica, so replicas that do
+ * not share their indexes still agree where a new shared prefix goes.
  *
  * It also keeps the index ("estimate mode", Gateway API Inference Extension, approximate prefix cache: pkg/epp/framework/plugins/requestcontrol/dataproducer/approximateprefix) through its request-control hooks:
  * the prompt's blocks are recorded on the endpoint a request is sent to, and the prompt plus the
@@ -104,17 +127,24 @@ export class PrefixCacheScorer implements Scorer, RequestControl {
     const matched = new Map<Endpoint, number>();
     const guarded: Endpoint[] = [];
     let best = 0;
-    const denominator = Math.max(total, this.#p.minBlocksForFullScore);
+    const minBlocks = this.#p.minBlocksForFullScore;
+    const denominator = Math.max(total, minBlocks);
+    const anchor = this.#p.homeBonus > 0 ? homeAnchor(hashes, minBlocks) : undefined;
+    const homeAt = anchor === undefined ? -1 : rendezvousHome(anchor, endpoints);
+    const bonus = (this.#p.homeBonus * Math.min(total, minBlocks)) / minBlocks;
+    let homeBonus = false;
     endpoints.forEach((e, i) => {
       const n = counts[i] ?? 0;
       matched.set(e, n);
       best = Math.max(best, n);
       const hot = e.estimatedWaiting() - minQueue > this.#p.hotspotQueueDelta || e.estimatedKvUsage() - minKv > this.#p.hotspotKvDelta;
-      if (hot && n > 0) guarded.push(e);
-      out[i] = hot ? 0 : n / denominator;
+      if (hot && (n > 0 || i === homeAt)) guarded.push(e);
+      if (i === homeAt && !hot) homeBonus = true;
+      out[i] = hot ? 0 : Math.max(n / denominator, i === homeAt ? bonus : 0);
     });
     this.#handle.prefixIndex.countLookup(best, total);
-    request.state.write(this.#match, { totalBlocks: total, matched, guarded });
+    const home = endpoints[homeAt];
+    request.state.write(this.#match, { totalBlocks: total, matched, guarded, home, homeBonus });
     // Merged with what another prefix scorer of the request (the other PD role's) found.
     const cached = new Map<Endpoint, number>(request.state.read(EXPECTED_CACHED_TOKENS) ?? []);
     for (const [e, n] of matched) cached.set(e, Math.min(request.promptTokens, n * TOKENS_PER_BLOCK));
@@ -141,7 +171,10 @@ export class PrefixCacheScorer implements Scorer, RequestControl {
   logFields(request: SchedulingRequest, endpoint: Endpoint): Readonly<Record<string, string>> | undefined {
     const m = this.matchOf(request);
     if (m === undefined) return undefined;
-    return { prefixBlocks: `${m.matched.get(endpoint) ?? 0}/${m.totalBlocks}` };
+    const fields: Record<string, string> = { prefixBlocks: `${m.matched.get(endpoint) ?? 0}/${m.totalBlocks}` };
+    // Whether the request went to its prefix home, so a log shows replicas agreeing (or load overriding).
+    if (m.home !== undefined) fields['prefixHome'] = m.home === endpoint ? 'yes' : 'no';
+    return fields;
   }
 }
 
