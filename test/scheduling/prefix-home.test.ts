@@ -98,22 +98,37 @@ test('prefix home: a home caught by the hot-spot guard loses the bonus, and load
   assert.equal(score(warm.scorer, warm.eps, prompt)[homeAt], 0.5);
 });
 
-test('prefix home: an index match combines with the home by max, so a replica that knows better keeps its knowledge', () => {
+test('prefix home: a replica that knows where the prefix is keeps it there; the home is only a guess, combined with a match by max', () => {
   const r = replica();
   const prompt = groupPrompt(5);
   const hashes = blockHashes(prompt, 'm');
+  const total = hashes.length;
   const homeAt = r.eps.findIndex((e) => e.key === winner(score(r.scorer, r.eps, prompt), r.eps));
   const elsewhere = (homeAt + 1) % r.eps.length;
-  // This replica sent the whole prompt elsewhere before (the home was busy then): it matches there in full.
-  r.index.record(r.eps[elsewhere] as Endpoint, hashes);
-  const s = score(r.scorer, r.eps, prompt);
-  assert.equal(s[elsewhere], 1);
+  // Part of the anchor elsewhere (8 of its 16 blocks) is not knowledge of the prefix: the home keeps its bonus.
+  r.index.record(r.eps[elsewhere] as Endpoint, hashes.subarray(0, 8));
+  let s = score(r.scorer, r.eps, prompt);
+  assert.equal(s[elsewhere], 8 / total);
   assert.equal(s[homeAt], 0.5);
-  // A match on the home itself is not counted twice: max(match, bonus), never above a full match.
-  r.index.record(r.eps[homeAt] as Endpoint, hashes.subarray(0, 8));
-  assert.equal(score(r.scorer, r.eps, prompt)[homeAt], 0.5);
-  r.index.record(r.eps[homeAt] as Endpoint, hashes);
-  assert.equal(score(r.scorer, r.eps, prompt)[homeAt], 1);
+  // A match on the home below the anchor is not added to the bonus: max(match, bonus).
+  const other = replica();
+  other.index.record(other.eps[homeAt] as Endpoint, hashes.subarray(0, 8));
+  assert.equal(score(other.scorer, other.eps, prompt)[homeAt], 0.5);
+  // This replica sent the whole prompt elsewhere before (its home was busy then): it keeps it there, no bonus.
+  r.index.record(r.eps[elsewhere] as Endpoint, hashes);
+  const req = request({ prompt });
+  const out = new Float64Array(r.eps.length);
+  r.scorer.score(req, r.eps, out);
+  s = [...out];
+  assert.equal(s[elsewhere], 1);
+  assert.equal(s[homeAt], 0);
+  assert.equal(r.scorer.matchOf(req)?.homeBonus, false);
+  // ... unless that endpoint is now caught by the hot-spot guard: then the home takes the prefix, as every replica would.
+  const hot = replica(r.eps.map((_, i) => ({ metrics: { waitingRequests: i === elsewhere ? 6 : 0 } })));
+  hot.index.record(hot.eps[elsewhere] as Endpoint, hashes);
+  s = score(hot.scorer, hot.eps, prompt);
+  assert.equal(s[elsewhere], 0);
+  assert.equal(s[homeAt], 0.5);
 });
 
 test('prefix home: homeBonus 0 gives the index match alone, as before the home existed', () => {

@@ -17,7 +17,7 @@ export interface PrefixMatch {
   readonly guarded: readonly Endpoint[];
   /** The prompt's prefix home among the candidates (src/prefix/home.ts), if it has one. */
   readonly home: Endpoint | undefined;
-  /** True when the home got the bonus (it was not caught by the hot-spot guard). */
+  /** True when the home got the bonus: the hot-spot guard did not catch it, and no candidate outside the guard holds the whole anchor. */
   readonly homeBonus: boolean;
 }
 
@@ -58,11 +58,14 @@ const Parameters = z
      * picks for the prompt's first `minBlocksForFullScore` blocks by rendezvous hashing, so that
      * active-active replicas, each learning its index only from its own requests, still send a
      * shared prefix to the same engine. Scaled like a match (× min(blocks, minBlocks) / minBlocks),
-     * withheld from a home the hot-spot guard catches, and combined with the index match by max,
-     * not sum: the home is a guess of where the prefix is, a match is this replica's knowledge; a
-     * known match elsewhere (≥ the bonus) keeps winning, and a match on the home is one piece of
-     * evidence, not two, so affinity never weighs more against load than a full match does today.
-     * At most 1 for the same reason. 0 disables. Default 0.5 (chosen by bench/k8s/replicas.ts,
+     * withheld from a home the hot-spot guard catches, withheld when a candidate outside the guard
+     * already holds the prompt's whole anchor, and combined with the home's own match by max, not
+     * sum: the home is a guess of where the other replicas put the prefix, a match is this
+     * replica's knowledge of where it put it, and the guess must neither override the knowledge
+     * (a single gateway would split its groups between where it put them and their homes:
+     * measured, 1.21 engines per group instead of 1.00) nor add to it (one piece of evidence
+     * counted twice would weigh affinity more against load than a full match does). At most 1,
+     * a full match. 0 disables. Default 0.5 (chosen by bench/k8s/replicas.ts,
      * docs/benchmarks.md "Replicas"): at weight 3 it is 1.5 points, more than the in-flight
      * scorer's whole range (1; each replica counts only its own requests), so with equal load
      * every replica picks the home; less than the queue scorer's range (2), so a home with a
@@ -131,17 +134,26 @@ export class PrefixCacheScorer implements Scorer, RequestControl {
     const denominator = Math.max(total, minBlocks);
     const anchor = this.#p.homeBonus > 0 ? homeAnchor(hashes, minBlocks) : undefined;
     const homeAt = anchor === undefined ? -1 : rendezvousHome(anchor, endpoints);
-    const bonus = (this.#p.homeBonus * Math.min(total, minBlocks)) / minBlocks;
-    let homeBonus = false;
+    const anchorBlocks = Math.min(total, minBlocks);
+    let homeHot = false;
+    /** Most blocks a candidate outside the hot-spot guard holds. */
+    let bestCool = 0;
     endpoints.forEach((e, i) => {
       const n = counts[i] ?? 0;
       matched.set(e, n);
       best = Math.max(best, n);
       const hot = e.estimatedWaiting() - minQueue > this.#p.hotspotQueueDelta || e.estimatedKvUsage() - minKv > this.#p.hotspotKvDelta;
       if (hot && (n > 0 || i === homeAt)) guarded.push(e);
-      if (i === homeAt && !hot) homeBonus = true;
-      out[i] = hot ? 0 : Math.max(n / denominator, i === homeAt ? bonus : 0);
+      if (i === homeAt) homeHot = hot;
+      if (!hot) bestCool = Math.max(bestCool, n);
+      out[i] = hot ? 0 : n / denominator;
     });
+    // The home is where the other replicas send a prefix they do not know; this replica needs the
+    // guess only while it does not know better itself: once a candidate it may use holds the whole
+    // anchor, where this replica put the prefix wins, as before the home existed (a single gateway
+    // then routes exactly as without homes, except for the first request of each prefix).
+    const homeBonus = homeAt >= 0 && !homeHot && bestCool < anchorBlocks;
+    if (homeBonus) out[homeAt] = Math.max(out[homeAt] as number, (this.#p.homeBonus * anchorBlocks) / minBlocks);
     this.#handle.prefixIndex.countLookup(best, total);
     const home = endpoints[homeAt];
     request.state.write(this.#match, { totalBlocks: total, matched, guarded, home, homeBonus });
