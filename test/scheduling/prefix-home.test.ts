@@ -43,8 +43,8 @@ test('prefix home: two replicas that share nothing pick the same home for the sa
     // Every user of the group shares its first 16 blocks, so its anchor and its home.
     assert.equal(winner(score(b.scorer, bEps, groupPrompt(g, 7)), bEps), homeA, `group ${g}, another user`);
   }
-  // The home scores the bonus (0.5 by default), the others nothing: the indexes are empty.
-  assert.deepEqual([...score(a.scorer, a.eps, groupPrompt(0))].sort(), [0, 0, 0, 0.5]);
+  // The home scores the bonus (1 by default), the others nothing: the indexes are empty.
+  assert.deepEqual([...score(a.scorer, a.eps, groupPrompt(0))].sort(), [0, 0, 0, 1]);
 });
 
 test('prefix home: many anchors spread about evenly over the endpoints', () => {
@@ -95,7 +95,7 @@ test('prefix home: a home caught by the hot-spot guard loses the bonus, and load
   assert.deepEqual(match?.guarded.map((e) => e.key), [homeKey]);
   // A queue 5 deeper is still within the guard: the home keeps its bonus.
   const warm = replica(idle.eps.map((_, i) => ({ metrics: { waitingRequests: i === homeAt ? 5 : 0 } })));
-  assert.equal(score(warm.scorer, warm.eps, prompt)[homeAt], 0.5);
+  assert.equal(score(warm.scorer, warm.eps, prompt)[homeAt], 1);
 });
 
 test('prefix home: a replica that knows where the prefix is keeps it there; the home is only a guess, combined with a match by max', () => {
@@ -109,12 +109,13 @@ test('prefix home: a replica that knows where the prefix is keeps it there; the 
   r.index.record(r.eps[elsewhere] as Endpoint, hashes.subarray(0, 8));
   let s = score(r.scorer, r.eps, prompt);
   assert.equal(s[elsewhere], 8 / total);
-  assert.equal(s[homeAt], 0.5);
+  assert.equal(s[homeAt], 1);
   // A match on the home below the anchor is not added to the bonus: max(match, bonus).
   const other = replica();
   other.index.record(other.eps[homeAt] as Endpoint, hashes.subarray(0, 8));
-  assert.equal(score(other.scorer, other.eps, prompt)[homeAt], 0.5);
-  // This replica sent the whole prompt elsewhere before (its home was busy then): it keeps it there, no bonus.
+  assert.equal(score(other.scorer, other.eps, prompt)[homeAt], 1);
+  // This replica sent the whole prompt elsewhere before (its home was busy then): it keeps it there, no bonus,
+  // though the bonus equals a full match: the guess never competes with what this replica knows.
   r.index.record(r.eps[elsewhere] as Endpoint, hashes);
   const req = request({ prompt });
   const out = new Float64Array(r.eps.length);
@@ -128,7 +129,7 @@ test('prefix home: a replica that knows where the prefix is keeps it there; the 
   hot.index.record(hot.eps[elsewhere] as Endpoint, hashes);
   s = score(hot.scorer, hot.eps, prompt);
   assert.equal(s[elsewhere], 0);
-  assert.equal(s[homeAt], 0.5);
+  assert.equal(s[homeAt], 1);
 });
 
 test('prefix home: homeBonus 0 gives the index match alone, as before the home existed', () => {
@@ -149,7 +150,7 @@ test('prefix home: homeBonus 0 gives the index match alone, as before the home e
     on.scorer.score(req, on.eps, withHome);
     const homeAt = on.eps.indexOf(on.scorer.matchOf(req)?.home as Endpoint);
     assert.ok(homeAt >= 0);
-    withHome.forEach((s, i) => assert.equal(s, i === homeAt ? Math.max(expected[i] as number, 0.5) : expected[i]));
+    withHome.forEach((s, i) => assert.equal(s, i === homeAt ? Math.max(expected[i] as number, 1) : expected[i]));
   }
 });
 
@@ -160,7 +161,7 @@ test('prefix home: short prompts have a smaller bonus or none; the target model 
   assert.deepEqual(score(r.scorer, r.eps, tiny), [0, 0, 0, 0]);
   assert.equal(homeAnchor(blockHashes(tiny, 'm'), 16), undefined);
   // 8 blocks of the 16 that earn full marks: half the bonus, as a match would get half marks.
-  assert.deepEqual([...score(r.scorer, r.eps, 'q'.repeat(64 * 8))].sort(), [0, 0, 0, 0.25]);
+  assert.deepEqual([...score(r.scorer, r.eps, 'q'.repeat(64 * 8))].sort(), [0, 0, 0, 0.5]);
   // The same text for another target model is another chain, so another anchor.
   const prompt = groupPrompt(1);
   assert.notEqual(homeAnchor(blockHashes(prompt, 'adapter-a'), 16), homeAnchor(blockHashes(prompt, 'm'), 16));

@@ -65,13 +65,15 @@ const Parameters = z
      * (a single gateway would split its groups between where it put them and their homes:
      * measured, 1.21 engines per group instead of 1.00) nor add to it (one piece of evidence
      * counted twice would weigh affinity more against load than a full match does). At most 1,
-     * a full match. 0 disables. Default 0.5 (chosen by bench/k8s/replicas.ts,
-     * docs/benchmarks.md "Replicas"): at weight 3 it is 1.5 points, more than the in-flight
-     * scorer's whole range (1; each replica counts only its own requests), so with equal load
-     * every replica picks the home; less than the queue scorer's range (2), so a home with a
-     * longer queue than the others loses the request to load.
+     * a full match. 0 disables. Default 1, a full match's worth (chosen by bench/k8s/replicas.ts,
+     * docs/benchmarks.md "Replicas": 0.5 left 1.69 engines per group with 2 replicas, 1 left 1.41).
+     * At the prefix weight 3 it is 3 points: more than the load differences a replica's own recent
+     * dispatches make (in-flight range 1, one pending 7,000-token prefill 1.6), so with equal
+     * server load every replica picks the home; less than a home busier on every load signal
+     * loses (queue range 2 + in-flight 1 + pending prefill up to 2), and the hot-spot guard
+     * withdraws it outright.
      */
-    homeBonus: z.number().min(0).max(1).default(0.5),
+    homeBonus: z.number().min(0).max(1).default(1),
   })
   .strict();
 
