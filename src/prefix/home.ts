@@ -10,7 +10,7 @@ import { hashText } from './block-hash.js';
  * prompt and the candidate endpoints, so replicas agree on it without sharing any state:
  *
  * ```
- *   anchor = chained block hash at index min(total, anchorBlocks) − 1   (the first ~256 tokens)
+ *   anchor = chained block hash at index anchorBlocks − 1   (the first ~256 tokens; shorter prompts: none)
  *   home   = argmax over candidates e of  mix(anchor, e.key)            (rendezvous hashing)
  * ```
  *
@@ -21,16 +21,16 @@ import { hashText } from './block-hash.js';
  */
 
 /**
- * Prompts with fewer full blocks than this have no home: 4 blocks of 64 characters ≈ 64 tokens.
- * Their anchor would be (nearly) the whole prompt, so a home would only scatter one-off prompts by
- * hash, and a cache hit on them saves next to no prefill.
+ * The anchor hash of a prompt's block chain: its block `anchorBlocks` − 1, which stands for the
+ * prompt's first `anchorBlocks` blocks. Undefined for a prompt with fewer blocks: its anchor
+ * would be its last block, which changes with every turn of a short conversation, so the home
+ * would pull turn 2 away from the endpoint that caches turn 1 (test/integration/smart-prefix, seed
+ * 002: measured); and a prompt under `anchorBlocks` (the scorer's `minBlocksForFullScore`, ≈ 256
+ * tokens) saves little prefill from a cache hit anyway.
  */
-export const HOME_MIN_BLOCKS = 4;
-
-/** The anchor hash of a prompt's block chain, or undefined when it is shorter than `HOME_MIN_BLOCKS`. */
 export function homeAnchor(hashes: Uint32Array, anchorBlocks: number): number | undefined {
-  if (hashes.length < HOME_MIN_BLOCKS) return undefined;
-  return hashes[Math.min(hashes.length, Math.max(1, anchorBlocks)) - 1];
+  const at = Math.max(1, anchorBlocks) - 1;
+  return at < hashes.length ? hashes[at] : undefined;
 }
 
 /**

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Endpoint } from '../../src/core/endpoint.js';
 import { blockHashes } from '../../src/prefix/block-hash.js';
-import { HOME_MIN_BLOCKS, homeAnchor, rendezvousHome } from '../../src/prefix/home.js';
+import { homeAnchor, rendezvousHome } from '../../src/prefix/home.js';
 import { PrefixIndex } from '../../src/prefix/index.js';
 import { createPrefixCacheScorer, type PrefixCacheScorer } from '../../src/scheduling/plugins/prefix-cache-scorer.js';
 import { endpoints, handle, request, type EndpointSpec } from './support.js';
@@ -154,14 +154,17 @@ test('prefix home: homeBonus 0 gives the index match alone, as before the home e
   }
 });
 
-test('prefix home: short prompts have a smaller bonus or none; the target model (a LoRA adapter) seeds the anchor', () => {
+test('prefix home: prompts shorter than minBlocksForFullScore have none, so a short conversation stays where its last turn is cached; the target model (a LoRA adapter) seeds the anchor', () => {
   const r = replica();
-  // Fewer than HOME_MIN_BLOCKS blocks: no home.
-  const tiny = 'q'.repeat(64 * (HOME_MIN_BLOCKS - 1));
-  assert.deepEqual(score(r.scorer, r.eps, tiny), [0, 0, 0, 0]);
-  assert.equal(homeAnchor(blockHashes(tiny, 'm'), 16), undefined);
-  // 8 blocks of the 16 that earn full marks: half the bonus, as a match would get half marks.
-  assert.deepEqual([...score(r.scorer, r.eps, 'q'.repeat(64 * 8))].sort(), [0, 0, 0, 0.5]);
+  const short = 'q'.repeat(64 * 15);
+  assert.deepEqual(score(r.scorer, r.eps, short), [0, 0, 0, 0]);
+  assert.equal(homeAnchor(blockHashes(short, 'm'), 16), undefined);
+  assert.notEqual(homeAnchor(blockHashes('q'.repeat(64 * 16), 'm'), 16), undefined);
+  // Turn 1 (6 blocks) is cached on pod 2; turn 2 (12 blocks) resends it: it stays on pod 2.
+  const turn1 = 't'.repeat(64 * 6);
+  const turn2 = turn1 + 'u'.repeat(64 * 6);
+  r.index.record(r.eps[2] as Endpoint, blockHashes(turn1, 'm'));
+  assert.deepEqual(score(r.scorer, r.eps, turn2), [0, 0, 6 / 16, 0]);
   // The same text for another target model is another chain, so another anchor.
   const prompt = groupPrompt(1);
   assert.notEqual(homeAnchor(blockHashes(prompt, 'adapter-a'), 16), homeAnchor(blockHashes(prompt, 'm'), 16));

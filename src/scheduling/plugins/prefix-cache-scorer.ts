@@ -57,8 +57,8 @@ const Parameters = z
      * Score of the prompt's prefix home (src/prefix/home.ts), the endpoint every gateway replica
      * picks for the prompt's first `minBlocksForFullScore` blocks by rendezvous hashing, so that
      * active-active replicas, each learning its index only from its own requests, still send a
-     * shared prefix to the same engine. Scaled like a match (× min(blocks, minBlocks) / minBlocks),
-     * withheld from a home the hot-spot guard catches, withheld when a candidate outside the guard
+     * shared prefix to the same engine. Only prompts of at least `minBlocksForFullScore` blocks
+     * have a home (src/prefix/home.ts says why). Withheld from a home the hot-spot guard catches, withheld when a candidate outside the guard
      * already holds the prompt's whole anchor, and combined with the home's own match by max, not
      * sum: the home is a guess of where the other replicas put the prefix, a match is this
      * replica's knowledge of where it put it, and the guess must neither override the knowledge
@@ -136,7 +136,6 @@ export class PrefixCacheScorer implements Scorer, RequestControl {
     const denominator = Math.max(total, minBlocks);
     const anchor = this.#p.homeBonus > 0 ? homeAnchor(hashes, minBlocks) : undefined;
     const homeAt = anchor === undefined ? -1 : rendezvousHome(anchor, endpoints);
-    const anchorBlocks = Math.min(total, minBlocks);
     let homeHot = false;
     /** Most blocks a candidate outside the hot-spot guard holds. */
     let bestCool = 0;
@@ -154,8 +153,8 @@ export class PrefixCacheScorer implements Scorer, RequestControl {
     // guess only while it does not know better itself: once a candidate it may use holds the whole
     // anchor, where this replica put the prefix wins, as before the home existed (a single gateway
     // then routes exactly as without homes, except for the first request of each prefix).
-    const homeBonus = homeAt >= 0 && !homeHot && bestCool < anchorBlocks;
-    if (homeBonus) out[homeAt] = Math.max(out[homeAt] as number, (this.#p.homeBonus * anchorBlocks) / minBlocks);
+    const homeBonus = homeAt >= 0 && !homeHot && bestCool < minBlocks;
+    if (homeBonus) out[homeAt] = Math.max(out[homeAt] as number, this.#p.homeBonus);
     this.#handle.prefixIndex.countLookup(best, total);
     const home = endpoints[homeAt];
     request.state.write(this.#match, { totalBlocks: total, matched, guarded, home, homeBonus });
