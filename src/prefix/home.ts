@@ -10,8 +10,8 @@ import { hashText } from './block-hash.js';
  * prompt and the candidate endpoints, so replicas agree on it without sharing any state:
  *
  * ```
- *   anchor = chained block hash at index anchorBlocks − 1   (the first ~256 tokens; shorter prompts: none)
- *   home   = argmax over candidates e of  mix(anchor, e.key)            (rendezvous hashing)
+ *   anchor = chained block hash at index anchorBlocks − 1   (the first ~256 tokens; shorter: none)
+ *   home   = argmax over candidates e of mix(anchor, e.key) (rendezvous hashing)
  * ```
  *
  * Rendezvous (highest-random-weight) hashing, Thaler & Ravishankar 1998: every (anchor, endpoint)

@@ -5,6 +5,7 @@ import { blockHashes } from '../../src/prefix/block-hash.js';
 import { homeAnchor, rendezvousHome } from '../../src/prefix/home.js';
 import { PrefixIndex } from '../../src/prefix/index.js';
 import { createPrefixCacheScorer, type PrefixCacheScorer } from '../../src/scheduling/plugins/prefix-cache-scorer.js';
+import { policyFor } from '../../src/scheduling/policies.js';
 import { endpoints, handle, request, type EndpointSpec } from './support.js';
 
 /** 16 blocks (the default `minBlocksForFullScore`) of a group's system prompt, then one user's question. */
@@ -200,4 +201,9 @@ test('rendezvousHome: no candidates give -1, one candidate is its own home', () 
   assert.equal(rendezvousHome(1234, []), -1);
   const e = new Endpoint({ address: '10.0.0.1', port: 8000, name: 'a', podName: 'a', labels: {} });
   assert.equal(rendezvousHome(1234, [e]), 0);
+});
+
+test("prefix home: the pool's infergate.dev/routing `prefix.homeBonus` reaches the prefix scorer", () => {
+  const prefix = policyFor('PREFIX_CACHE', { prefix: { homeBonus: 0 } }).config.plugins.find((p) => p.name === 'prefix');
+  assert.deepEqual(prefix?.parameters, { homeBonus: 0 });
 });
