@@ -10,7 +10,10 @@
  * (1 is perfect affinity).
  *
  *   npx tsc -p tsconfig.json
- *   node dist/bench/k8s/replicas.js [--replicas 1,2,3] [--engines 4] [--rate 5] [--seconds 90] [--output 200] [--time-scale 2] [--json FILE]
+ *   node dist/bench/k8s/replicas.js [--replicas 1,2,3] [--engines 4] [--rate 5] [--seconds 90] [--output 200] [--time-scale 2] [--home-bonus B] [--json FILE]
+ *
+ * `--home-bonus` sets the prefix scorer's `homeBonus` on the pool (0 = no prefix home, the
+ * behaviour before it existed); unset, the scorer's default.
  *
  * The workload is the suite's shared-prefix shape at real KV capacity (llm-d's 73 %-capacity
  * design: 6,000-token system prompts, 5 users per group asking their own 1,200-token question,
@@ -39,6 +42,7 @@ const { values } = parseArgs({
     output: { type: 'string', default: '200' },
     'time-scale': { type: 'string', default: '2' },
     seed: { type: 'string', default: '1' },
+    'home-bonus': { type: 'string' },
     json: { type: 'string' },
   },
 });
@@ -137,7 +141,8 @@ async function runOne(n: number, base: Context): Promise<Row> {
 }
 
 const work = await mkdtemp(join(tmpdir(), 'infergate-replicas-'));
-const ctx: Context = { work, log, nginx: undefined, seed: SEED, frontPort: 0, adminPort: 0, simPort: await freePortOnAll(fleetHosts()), bootstrapPort: await freePortOnAll(fleetHosts()) };
+const routing = values['home-bonus'] === undefined ? undefined : `prefix: {homeBonus: ${Number(values['home-bonus'])}}`;
+const ctx: Context = { work, log, nginx: undefined, seed: SEED, frontPort: 0, adminPort: 0, simPort: await freePortOnAll(fleetHosts()), bootstrapPort: await freePortOnAll(fleetHosts()), ...(routing === undefined ? {} : { routing }) };
 const rows: Row[] = [];
 const started = Date.now();
 try {
@@ -150,7 +155,7 @@ const pct = (v: number | undefined): string => (v === undefined ? '–' : `${(v 
 const ms = (v: number | undefined): string => (v === undefined ? '–' : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${Math.round(v)} ms`);
 const one = rows[0];
 const lines = [
-  `${ENGINES} engines (Qwen3-32B profile, real KV), ${GROUPS} groups × ${USERS} users, ${SYSTEM.toLocaleString('en-US')}-token system prompts, ${QUESTION.toLocaleString('en-US')}-token questions, ${values.output}-token answers; Poisson ${RATE} req/s for ${SECONDS} s (modelled; engines at ${TIME_SCALE}× real time), after one warm-up prompt per group. ${cpus().length} cores, Node ${process.version}, ${Math.round((Date.now() - started) / 1000)} s in all.`,
+  `${routing === undefined ? '' : `(${routing}) `}${ENGINES} engines (Qwen3-32B profile, real KV), ${GROUPS} groups × ${USERS} users, ${SYSTEM.toLocaleString('en-US')}-token system prompts, ${QUESTION.toLocaleString('en-US')}-token questions, ${values.output}-token answers; Poisson ${RATE} req/s for ${SECONDS} s (modelled; engines at ${TIME_SCALE}× real time), after one warm-up prompt per group. ${cpus().length} cores, Node ${process.version}, ${Math.round((Date.now() - started) / 1000)} s in all.`,
   '',
   '| gateway replicas | prefix hit rate (engines) | TTFT p50 | TTFT p90 | TTFT p90 vs 1 replica | output tok/s | engines per group (mean / max) | failed |',
   '|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -164,6 +169,6 @@ process.stdout.write(`${lines.join('\n')}\n`);
 if (values.json !== undefined) {
   await writeFile(
     values.json,
-    `${JSON.stringify({ engines: ENGINES, groups: GROUPS, rate: RATE, seconds: SECONDS, timeScale: TIME_SCALE, rows: rows.map((r) => ({ replicas: r.replicas, perReplica: r.perReplica, gatewayCpuS: r.gatewayCpuS, enginesPerGroup: r.enginesPerGroup, summary: { ...r.summary, endpoints: r.summary.endpoints } })) }, null, 2)}\n`,
+    `${JSON.stringify({ homeBonus: values['home-bonus'] === undefined ? 'default' : Number(values['home-bonus']), engines: ENGINES, groups: GROUPS, rate: RATE, seconds: SECONDS, timeScale: TIME_SCALE, rows: rows.map((r) => ({ replicas: r.replicas, perReplica: r.perReplica, gatewayCpuS: r.gatewayCpuS, enginesPerGroup: r.enginesPerGroup, summary: { ...r.summary, endpoints: r.summary.endpoints } })) }, null, 2)}\n`,
   );
 }

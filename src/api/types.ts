@@ -233,6 +233,8 @@ export interface RoutingConfig {
     readonly minBlocksForFullScore?: number;
     readonly hotspotQueueDelta?: number;
     readonly hotspotKvDelta?: number;
+    /** Score of the prompt's prefix home in [0, 1]; 0 disables (src/scheduling/plugins/prefix-cache-scorer.ts). */
+    readonly homeBonus?: number;
   };
   /** When the pool counts as saturated (requests then queue at the gateway, Sheddable is refused). */
   readonly saturation?: {

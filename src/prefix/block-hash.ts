@@ -23,6 +23,11 @@ function fnv(text: string, start: number, end: number, seed: number): number {
   return h >>> 0;
 }
 
+/** 32-bit FNV-1a of the whole of `text`, chained from `seed` (the block hash's H). */
+export function hashText(text: string, seed: number): number {
+  return fnv(text, 0, text.length, seed);
+}
+
 /** Default block: 64 characters ≈ 16 tokens, vLLM's default KV block size. */
 export const DEFAULT_BLOCK_CHARS = 64;
 /** Tokens one default block stands for (≈ 4 characters per token). */

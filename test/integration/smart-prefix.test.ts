@@ -61,7 +61,7 @@ describe('smart routing: prefix-cache aware (PREFIX_CACHE)', { timeout: 120_000 
     const system = (g: number): string => `You are assistant number ${g}. ${'Follow these long instructions carefully. '.repeat(40)}`;
     const body = (g: number, u: number): string =>
       JSON.stringify({ model: 'mymodel', max_tokens: 8, messages: [{ role: 'system', content: system(g) }, { role: 'user', content: `User ${u} asks question ${u * 7 + g}?` }] });
-    // First one request per group at once: the load scorers spread the groups.
+    // First one request per group at once.
     await runConcurrently(groups, groups, async (g) => assert.equal((await send(body(g, 0), `group-${g}-0`)).status, 200));
     // Then the rest, interleaved, a few at a time.
     const rest = Array.from({ length: groups * (users - 1) }, (_, i) => ({ g: i % groups, u: 1 + Math.floor(i / groups) }));
@@ -78,8 +78,11 @@ describe('smart routing: prefix-cache aware (PREFIX_CACHE)', { timeout: 120_000 
       const top = Math.max(...[...new Set(served)].map((p) => served.filter((x) => x === p).length));
       assert.ok(top >= users - 1, `group ${g} stayed on one pod: ${served.join(',')}`);
     }
+    // New groups go to their prefix homes (rendezvous hashing, docs/routing.md §4) unless load
+    // differs clearly, not to whichever pod is idlest: 8 groups are spread by hash, so all 4 pods
+    // are not always used, but all on one pod has probability 4^-7.
     const homes = new Set([...podOf.values()].map((served) => served[0]));
-    assert.equal(homes.size, 4, `groups spread over every pod: ${[...homes].join(',')}`);
+    assert.ok(homes.size >= 2, `groups spread over the pool: ${[...homes].join(',')}`);
   });
 
   test('hot-spot guard: one very hot prefix does not pin all its traffic on one pod', async () => {

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import type { Endpoint, EndpointRole } from '../../src/core/endpoint.js';
 import { seededRandom } from '../../src/core/weighted.js';
 import { blockHashes } from '../../src/prefix/block-hash.js';
+import type { RoutingConfig } from '../../src/api/types.js';
 import { PrefixIndex } from '../../src/prefix/index.js';
 import { buildScheduler } from '../../src/scheduling/config.js';
 import { PD_DECISION } from '../../src/scheduling/plugins/pd-profile-handler.js';
@@ -19,8 +20,8 @@ function roles(specs: Array<EndpointSpec & { role: EndpointRole }>): Endpoint[] 
 
 const PROMPT = 'Summarise the following report carefully. '.repeat(100);
 
-function scheduler(decodeCanServeAlone: boolean, index = new PrefixIndex(), prefix = true): ReturnType<typeof buildScheduler>['scheduler'] {
-  const { config } = pdPolicy({ prefillPolicy: prefix ? 'prefixCache' : undefined, decodePolicy: undefined, decodeCanServeAlone }, undefined);
+function scheduler(decodeCanServeAlone: boolean, index = new PrefixIndex(), prefix = true, routing?: RoutingConfig): ReturnType<typeof buildScheduler>['scheduler'] {
+  const { config } = pdPolicy({ prefillPolicy: prefix ? 'prefixCache' : undefined, decodePolicy: undefined, decodeCanServeAlone }, routing);
   return buildScheduler(config, builtinRegistry(), handle(index)).scheduler;
 }
 
@@ -32,7 +33,9 @@ test('PD handler: prefill and decode profiles each pick from their role; decode 
     { role: 'decode', metrics: { waitingRequests: 3 } },
   ]);
   const req = request({ prompt: PROMPT, promptTokens: 1100 });
-  const result = scheduler(false).schedule(req, eps, seededRandom(1));
+  // Load alone within each role: without the prefix home, whose bonus (a full match's worth)
+  // outweighs a queue 2 deeper for a prompt no replica has placed yet (prefix-home.test.ts).
+  const result = scheduler(false, new PrefixIndex(), true, { prefix: { homeBonus: 0 } }).schedule(req, eps, seededRandom(1));
   assert.equal(result.primaryProfile, 'decode');
   assert.equal(result.profiles.get('prefill')?.endpoints[0]?.name, 'pod-1');
   assert.equal(result.profiles.get('decode')?.endpoints[0]?.name, 'pod-2');

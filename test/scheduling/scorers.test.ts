@@ -111,7 +111,8 @@ test('prefix scorer: matched blocks over the prompt, full marks only for long ma
   index.record(eps[0] as Endpoint, hashes);
   index.record(eps[1] as Endpoint, hashes.subarray(0, 8));
   const req = request({ prompt: text });
-  const scorer = createPrefixCacheScorer('p', {}, handle(index));
+  // The index match alone (the prefix home is tested in prefix-home.test.ts).
+  const scorer = createPrefixCacheScorer('p', { homeBonus: 0 }, handle(index));
   assert.deepEqual(scores(scorer, eps, req), [1, 0.25, 0]);
   const match = scorer.matchOf(req);
   assert.equal(match?.totalBlocks, 32);

@@ -45,6 +45,7 @@ const RoutingConfigSchema = z
         minBlocksForFullScore: z.number().int().min(1).optional(),
         hotspotQueueDelta: z.number().min(0).optional(),
         hotspotKvDelta: z.number().min(0).max(1).optional(),
+        homeBonus: z.number().min(0).max(1).optional(),
       })
       .optional(),
     saturation: z.strictObject({ queueDepth: z.number().min(0).optional(), kvCacheUtilization: z.number().min(0).max(1).optional() }).optional(),

@@ -38,6 +38,8 @@ export interface Context {
   readonly simPort: number;
   /** The SGLang prefill engines' bootstrap port (free on all of fleetHosts()). */
   readonly bootstrapPort: number;
+  /** The pool's `infergate.dev/routing` YAML for the `prefix` system (e.g. `prefix: {homeBonus: 0}`); default none. */
+  readonly routing?: string;
 }
 
 export interface Fleet {
@@ -106,7 +108,7 @@ spec:
 }
 
 /** The gateway over the fleet: one listener, one route, one pool with the system's policy. */
-async function gatewayYaml(fleet: Fleet, port: number, system: SystemId, runtime: FleetSpec['runtime']): Promise<string> {
+async function gatewayYaml(fleet: Fleet, port: number, system: SystemId, runtime: FleetSpec['runtime'], routing?: string): Promise<string> {
   if (system === 'pd') {
     // Seed 002's pool and traffic policy, its ports (8000, bootstrap 34000) moved to the fleet's.
     const pool = (await readFile(PD_POOL_FILE, 'utf8')).replace(/targetPortNumber: 8000\b/, `targetPortNumber: ${fleet.simPort}`).replace(/bootstrapPort: 34000\b/, `bootstrapPort: ${fleet.bootstrapPort}`);
@@ -117,6 +119,7 @@ ${fleet.podsYaml}`;
   }
   const annotations: Record<string, string> = {};
   if (system === 'prefix') annotations['inference.networking.x-k8s.io/routing-strategy'] = 'PREFIX_CACHE';
+  if (system === 'prefix' && routing !== undefined) annotations['infergate.dev/routing'] = routing;
   if (system === 'random') annotations['infergate.dev/routing'] = 'policy: random';
   if (runtime === 'sglang') annotations['inference.networking.x-k8s.io/model-server-runtime'] = 'sglang';
   return `${gatewayAndRoute(port, '{group: inference.networking.k8s.io, kind: InferencePool, name: bench}')}---
@@ -203,7 +206,7 @@ export async function startFront(system: SystemId, fleet: Fleet, ctx: Context): 
   }
   const dir = join(ctx.work, 'gateway');
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'config.yaml'), await gatewayYaml(fleet, ctx.frontPort, system, fleet.runtime));
+  await writeFile(join(dir, 'config.yaml'), await gatewayYaml(fleet, ctx.frontPort, system, fleet.runtime, ctx.routing));
   const admin = `http://127.0.0.1:${ctx.adminPort}`;
   const child = await startInfergate('gateway', ['serve', '--exit-with-parent', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], () => coreReady(admin));
   return { url, child, stop: () => child.stop() };

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Endpoint } from '../../core/endpoint.js';
 import { blockHashes, TOKENS_PER_BLOCK } from '../../prefix/block-hash.js';
+import { homeAnchor, rendezvousHome } from '../../prefix/home.js';
 import { withAnswer } from '../../prefix/prompt-text.js';
 import { stateKey, type StateKey } from '../cycle-state.js';
 import { EXPECTED_CACHED_TOKENS, type CompletedResponse, type PluginHandle, type RequestControl, type Scorer, type SchedulingRequest, type TypedName } from '../types.js';
@@ -12,8 +13,12 @@ export interface PrefixMatch {
   readonly totalBlocks: number;
   /** Matched leading blocks per candidate. */
   readonly matched: ReadonlyMap<Endpoint, number>;
-  /** Candidates whose affinity was dropped because they were much busier than the least busy. */
+  /** Candidates whose affinity (a match, or the home bonus) was dropped because they were much busier than the least busy. */
   readonly guarded: readonly Endpoint[];
+  /** The prompt's prefix home among the candidates (src/prefix/home.ts), if it has one. */
+  readonly home: Endpoint | undefined;
+  /** True when the home got the bonus: the hot-spot guard did not catch it, and no candidate outside the guard holds the whole anchor. */
+  readonly homeBonus: boolean;
 }
 
 /** Chained block hashes of the request's prompt, computed once and shared by every prefix scorer of the request. */
@@ -48,6 +53,27 @@ const Parameters = z
     hotspotQueueDelta: z.number().min(0).default(5),
     /** Hot-spot guard on KV utilisation: more than this above the emptiest candidate. Default 0.3. */
     hotspotKvDelta: z.number().min(0).max(1).default(0.3),
+    /**
+     * Score of the prompt's prefix home (src/prefix/home.ts), the endpoint every gateway replica
+     * picks for the prompt's first `minBlocksForFullScore` blocks by rendezvous hashing, so that
+     * active-active replicas, each learning its index only from its own requests, still send a
+     * shared prefix to the same engine. Only prompts of at least `minBlocksForFullScore` blocks
+     * have a home (src/prefix/home.ts says why). Withheld from a home the hot-spot guard catches, withheld when a candidate outside the guard
+     * already holds the prompt's whole anchor, and combined with the home's own match by max, not
+     * sum: the home is a guess of where the other replicas put the prefix, a match is this
+     * replica's knowledge of where it put it, and the guess must neither override the knowledge
+     * (a single gateway would split its groups between where it put them and their homes:
+     * measured, 1.21 engines per group instead of 1.00) nor add to it (one piece of evidence
+     * counted twice would weigh affinity more against load than a full match does). At most 1,
+     * a full match. 0 disables. Default 1, a full match's worth (chosen by bench/k8s/replicas.ts,
+     * docs/benchmarks.md "Replicas": 0.5 left 1.69 engines per group with 2 replicas, 1 left 1.41).
+     * At the prefix weight 3 it is 3 points: more than the load differences a replica's own recent
+     * dispatches make (in-flight range 1, one pending 7,000-token prefill 1.6), so with equal
+     * server load every replica picks the home; less than a home busier on every load signal
+     * loses (queue range 2 + in-flight 1 + pending prefill up to 2), and the hot-spot guard
+     * withdraws it outright.
+     */
+    homeBonus: z.number().min(0).max(1).default(1),
   })
   .strict();
 
@@ -58,7 +84,9 @@ export type PrefixScorerParameters = z.output<typeof Parameters>;
  * of leading prompt blocks the endpoint is believed to hold (from the gateway's prefix index),
  * over the prompt's blocks. Protects against hot-spots: a very popular prefix must not pin all
  * its traffic on one endpoint, so a much busier endpoint scores 0 and the prefix spreads to the
- * next endpoint chosen by load (which then holds it too).
+ * next endpoint chosen by load (which then holds it too). The prompt's prefix home (`homeBonus`,
+ * src/prefix/home.ts) scores like a partial match on every gateway replica, so replicas that do
+ * not share their indexes still agree where a new shared prefix goes.
  *
  * It also keeps the index ("estimate mode", Gateway API Inference Extension, approximate prefix cache: pkg/epp/framework/plugins/requestcontrol/dataproducer/approximateprefix) through its request-control hooks:
  * the prompt's blocks are recorded on the endpoint a request is sent to, and the prompt plus the
@@ -104,17 +132,32 @@ export class PrefixCacheScorer implements Scorer, RequestControl {
     const matched = new Map<Endpoint, number>();
     const guarded: Endpoint[] = [];
     let best = 0;
-    const denominator = Math.max(total, this.#p.minBlocksForFullScore);
+    const minBlocks = this.#p.minBlocksForFullScore;
+    const denominator = Math.max(total, minBlocks);
+    const anchor = this.#p.homeBonus > 0 ? homeAnchor(hashes, minBlocks) : undefined;
+    const homeAt = anchor === undefined ? -1 : rendezvousHome(anchor, endpoints);
+    let homeHot = false;
+    /** Most blocks a candidate outside the hot-spot guard holds. */
+    let bestCool = 0;
     endpoints.forEach((e, i) => {
       const n = counts[i] ?? 0;
       matched.set(e, n);
       best = Math.max(best, n);
       const hot = e.estimatedWaiting() - minQueue > this.#p.hotspotQueueDelta || e.estimatedKvUsage() - minKv > this.#p.hotspotKvDelta;
-      if (hot && n > 0) guarded.push(e);
+      if (hot && (n > 0 || i === homeAt)) guarded.push(e);
+      if (i === homeAt) homeHot = hot;
+      if (!hot) bestCool = Math.max(bestCool, n);
       out[i] = hot ? 0 : n / denominator;
     });
+    // The home is where the other replicas send a prefix they do not know; this replica needs the
+    // guess only while it does not know better itself: once a candidate it may use holds the whole
+    // anchor, where this replica put the prefix wins, as before the home existed (a single gateway
+    // then routes exactly as without homes, except for the first request of each prefix).
+    const homeBonus = homeAt >= 0 && !homeHot && bestCool < minBlocks;
+    if (homeBonus) out[homeAt] = Math.max(out[homeAt] as number, this.#p.homeBonus);
     this.#handle.prefixIndex.countLookup(best, total);
-    request.state.write(this.#match, { totalBlocks: total, matched, guarded });
+    const home = endpoints[homeAt];
+    request.state.write(this.#match, { totalBlocks: total, matched, guarded, home, homeBonus });
     // Merged with what another prefix scorer of the request (the other PD role's) found.
     const cached = new Map<Endpoint, number>(request.state.read(EXPECTED_CACHED_TOKENS) ?? []);
     for (const [e, n] of matched) cached.set(e, Math.min(request.promptTokens, n * TOKENS_PER_BLOCK));
@@ -141,7 +184,10 @@ export class PrefixCacheScorer implements Scorer, RequestControl {
   logFields(request: SchedulingRequest, endpoint: Endpoint): Readonly<Record<string, string>> | undefined {
     const m = this.matchOf(request);
     if (m === undefined) return undefined;
-    return { prefixBlocks: `${m.matched.get(endpoint) ?? 0}/${m.totalBlocks}` };
+    const fields: Record<string, string> = { prefixBlocks: `${m.matched.get(endpoint) ?? 0}/${m.totalBlocks}` };
+    // Whether the request went to its prefix home, so a log shows replicas agreeing (or load overriding).
+    if (m.home !== undefined) fields['prefixHome'] = m.home === endpoint ? 'yes' : 'no';
+    return fields;
   }
 }
 
