@@ -197,7 +197,13 @@ export class Reflector {
     let refused: RefusedObject[] = [];
     let cont: string | undefined;
     let rv = '';
-    for (;;) {
+    // A real API server fills every page but the last (it reads on until `limit` objects match),
+    // so a complete list takes ceil(maxObjectsPerKind / listPageSize) pages; twice that, and a
+    // continue token handed back unchanged, are a server looping, not a large list.
+    const maxPages = Math.max(16, 2 * Math.ceil(limits.maxObjectsPerKind / limits.listPageSize));
+    const tokens = new Set<string>();
+    for (let pageNo = 1; ; pageNo++) {
+      if (pageNo > maxPages) throw new RefusedError(`list ${this.description}: more than ${maxPages} pages of ${limits.listPageSize} without the end of the list; the last view of this kind keeps serving`);
       const q = this.#query({ limit: String(limits.listPageSize), ...(cont === undefined ? {} : { continue: cont }) });
       const res = await this.#conn.get(this.#path, q, this.#abort.signal, { headersMs: this.#opts.headersTimeoutMs ?? 30_000, bodyMs: 60_000 });
       if (res.statusCode === 404) {
@@ -210,6 +216,7 @@ export class Reflector {
         items = [];
         refused = [];
         cont = undefined;
+        tokens.clear();
         continue;
       }
       if (res.statusCode < 200 || res.statusCode > 299) throw await statusError(res.statusCode, res.body, `list ${this.description}`);
@@ -241,6 +248,8 @@ export class Reflector {
       rv = meta['resourceVersion'];
       cont = typeof meta['continue'] === 'string' && meta['continue'] !== '' ? meta['continue'] : undefined;
       if (cont === undefined) return { items, refused, rv };
+      if (tokens.has(cont)) throw new RefusedError(`list ${this.description}: the API server handed back a continue token already followed (a list that never ends); the last view of this kind keeps serving`);
+      tokens.add(cont);
     }
   }
 
@@ -346,6 +355,17 @@ export class Reflector {
     }
     if (meta['namespace'] !== undefined && typeof meta['namespace'] !== 'string') {
       this.#sink.problem(`${this.description}: ${meta['name'].slice(0, 253)}: metadata.namespace is not a string; skipped`);
+      return undefined;
+    }
+    // Only what was asked for: an object of another namespace (or a namespaced kind without one,
+    // or a cluster-scoped kind with one) would be served as if it were in scope, or keyed apart
+    // from the resource the loader makes of it (which defaults a missing namespace).
+    const ns = meta['namespace'] as string | undefined;
+    const want = this.#opts.namespace;
+    const misplaced = this.type.namespaced ? ns === undefined || ns === '' || (want !== undefined && ns !== want) : ns !== undefined && ns !== '';
+    if (misplaced) {
+      const where = ns === undefined || ns === '' ? 'no namespace' : `namespace ${ns.slice(0, 63)}`;
+      this.#sink.problem(`${this.description}: ${meta['name'].slice(0, 253)} came with ${where}, outside what was asked for; skipped`);
       return undefined;
     }
     item['apiVersion'] = apiVersionOf(this.type);
