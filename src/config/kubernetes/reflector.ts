@@ -64,9 +64,21 @@ class ApiStatusError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The server's `Retry-After` (429 from API Priority and Fairness, 503), ms; 0 when it said none. */
+    readonly retryAfterMs = 0,
   ) {
     super(message);
   }
+}
+
+/** The longest `Retry-After` honoured (ms): a hostile value must not park a kind for hours. */
+const MAX_RETRY_AFTER_MS = 60_000;
+
+/** `Retry-After` in seconds (RFC 9110 §10.2.3; the API server sends seconds), as ms within MAX_RETRY_AFTER_MS. */
+function retryAfterMs(header: string | string[] | undefined): number {
+  const text = Array.isArray(header) ? header[0] : header;
+  if (text === undefined || !/^\s*\d{1,9}\s*$/.test(text)) return 0;
+  return Math.min(Number(text) * 1000, MAX_RETRY_AFTER_MS);
 }
 
 /** What the API server sent was refused outright (the view keeps what it had). */
@@ -164,7 +176,8 @@ export class Reflector {
         } else {
           this.#setStale(true, err instanceof ApiStatusError ? err.message : `${resourceName(this.type)}: ${describeError(err)}`);
         }
-        await this.#sleep(this.#backoff.next());
+        // A throttled request (429, 503) waits at least as long as the server asked.
+        await this.#sleep(Math.max(this.#backoff.next(), err instanceof ApiStatusError ? err.retryAfterMs : 0));
       }
     }
   }
@@ -219,7 +232,7 @@ export class Reflector {
         tokens.clear();
         continue;
       }
-      if (res.statusCode < 200 || res.statusCode > 299) throw await statusError(res.statusCode, res.body, `list ${this.description}`);
+      if (res.statusCode < 200 || res.statusCode > 299) throw await statusError(res.statusCode, res.body, `list ${this.description}`, res.headers['retry-after']);
       const bytes = await readBounded(res.body, limits.maxPageBytes);
       if (bytes === undefined) throw new RefusedError(`list ${this.description}: a page of ${limits.listPageSize} objects is over ${limits.maxPageBytes} bytes; the last view of this kind keeps serving`);
       const page = parseJson(bytes);
@@ -267,7 +280,7 @@ export class Reflector {
       await drain(res.body);
       return 'expired';
     }
-    if (res.statusCode < 200 || res.statusCode > 299) throw await statusError(res.statusCode, res.body, `watch ${this.description}`);
+    if (res.statusCode < 200 || res.statusCode > 299) throw await statusError(res.statusCode, res.body, `watch ${this.description}`, res.headers['retry-after']);
     this.#healthy();
     const maxLine = maxWatchLineBytes(this.#opts.limits);
     let buf: Buffer[] = [];
@@ -426,10 +439,10 @@ async function drain(body: Readable): Promise<void> {
 }
 
 /** A failure status with the Status message the API server sent (its first 500 characters). */
-async function statusError(status: number, body: Readable, what: string): Promise<ApiStatusError> {
+async function statusError(status: number, body: Readable, what: string, retryAfter?: string | string[]): Promise<ApiStatusError> {
   const bytes = await readBounded(body, 64 * 1024).catch(() => undefined);
   const parsed = bytes === undefined ? undefined : parseJson(bytes);
   const message = isRecord(parsed) && typeof parsed['message'] === 'string' ? parsed['message'].slice(0, 500) : '';
   const hint = status === 401 ? ' (the credentials were refused)' : status === 403 ? ' (RBAC: the service account may not do this)' : '';
-  return new ApiStatusError(status, `${what}: HTTP ${status}${hint}${message === '' ? '' : `: ${message}`}`);
+  return new ApiStatusError(status, `${what}: HTTP ${status}${hint}${message === '' ? '' : `: ${message}`}`, retryAfterMs(retryAfter));
 }

@@ -136,6 +136,28 @@ describe('Reflector against a hostile API server', () => {
     assert.ok(rec.problems.some((p) => p.includes('nowhere') && p.includes('no namespace')), rec.problems.join('\n'));
   });
 
+  test("429 with Retry-After: the next try waits at least as long as the server asked", async () => {
+    const at: number[] = [];
+    const { conn } = await hostile((_req, res, url) => {
+      if (url.searchParams.get('watch') === '1') return silentWatch(res);
+      at.push(Date.now());
+      if (at.length === 1) {
+        res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '2' });
+        res.end(JSON.stringify({ kind: 'Status', code: 429, message: 'too many requests' }));
+        return;
+      }
+      json(res, { kind: 'PodList', metadata: { resourceVersion: '7' }, items: [] });
+    });
+    const rec = recorder();
+    // Its own backoff would try again within 20 ms.
+    const r = new Reflector(conn, POD, rec.sink, { namespace: 'default', limits: DEFAULT_LIMITS, backoff: new Backoff(20, 20) });
+    r.start();
+    cleanups.push(() => r.stop());
+    await r.synced;
+    assert.equal(at.length, 2);
+    assert.ok(at[1]! - at[0]! >= 1900, `tried again after ${at[1]! - at[0]!} ms; the server asked for 2 s`);
+  });
+
   test('a cluster-scoped kind with a namespace is skipped', async () => {
     const { conn } = await hostile((_req, res, url) => {
       if (url.searchParams.get('watch') === '1') return silentWatch(res);
