@@ -163,12 +163,12 @@ export class Reflector {
           rv = next;
           events++;
         });
-        if (end === 'expired') {
-          rv = undefined;
-          continue;
-        }
-        if (end === 'relist') rv = undefined;
-        if (end === 'relist' || (events === 0 && Date.now() - started < QUICK_END_MS)) await this.#sleep(this.#backoff.next());
+        const quick = events === 0 && Date.now() - started < QUICK_END_MS;
+        if (end === 'expired' || end === 'relist') rv = undefined;
+        // A 410 on a watch that ran is the normal way to a fresh list, at once; a watch refused as
+        // soon as it opened (a server answering every watch with 410 or 404) waits like any failure,
+        // or list-watch-410 would spin as fast as the network allows.
+        if (end === 'relist' || quick) await this.#sleep(this.#backoff.next());
       } catch (err) {
         if (this.#stopped) break;
         if (err instanceof RefusedError) {

@@ -158,6 +158,34 @@ describe('Reflector against a hostile API server', () => {
     assert.ok(at[1]! - at[0]! >= 1900, `tried again after ${at[1]! - at[0]!} ms; the server asked for 2 s`);
   });
 
+  for (const answer of ['an ERROR 410 event', 'HTTP 410', 'HTTP 404'] as const) {
+    test(`a watch refused at once with ${answer}, every time, does not spin list-watch`, async () => {
+      let lists = 0;
+      const { conn } = await hostile((_req, res, url) => {
+        if (url.searchParams.get('watch') !== '1') {
+          lists++;
+          return json(res, { kind: 'PodList', metadata: { resourceVersion: '7' }, items: [] });
+        }
+        if (answer === 'an ERROR 410 event') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } })}\n`);
+        } else {
+          res.writeHead(answer === 'HTTP 410' ? 410 : 404, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ kind: 'Status', code: answer === 'HTTP 410' ? 410 : 404 }));
+        }
+      });
+      const rec = recorder();
+      const r = new Reflector(conn, POD, rec.sink, { namespace: 'default', limits: DEFAULT_LIMITS, backoff: new Backoff(200, 200) });
+      r.start();
+      cleanups.push(() => r.stop());
+      await r.synced;
+      const from = lists;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // A wait of 100–200 ms between rounds allows at most 10 in a second; a spin makes hundreds.
+      assert.ok(lists - from <= 12, `${lists - from} lists in one second`);
+    });
+  }
+
   test('a cluster-scoped kind with a namespace is skipped', async () => {
     const { conn } = await hostile((_req, res, url) => {
       if (url.searchParams.get('watch') === '1') return silentWatch(res);
