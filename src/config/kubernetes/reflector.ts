@@ -57,6 +57,12 @@ export interface ReflectorOptions {
   readonly watchTimeoutSeconds?: () => number;
   /** Time until response headers (default 30 s). */
   readonly headersTimeoutMs?: number;
+  /**
+   * Longest one list page may take, headers to last byte (default 60 s, the API server's own
+   * --request-timeout default: a real API server has ended the request by then). Bounds a server
+   * that trickles a body a byte at a time, which the idle timeout between chunks never catches.
+   */
+  readonly listPageTimeoutMs?: number;
 }
 
 /** A request the API server answered with a failure status. */
@@ -218,7 +224,9 @@ export class Reflector {
     for (let pageNo = 1; ; pageNo++) {
       if (pageNo > maxPages) throw new RefusedError(`list ${this.description}: more than ${maxPages} pages of ${limits.listPageSize} without the end of the list; the last view of this kind keeps serving`);
       const q = this.#query({ limit: String(limits.listPageSize), ...(cont === undefined ? {} : { continue: cont }) });
-      const res = await this.#conn.get(this.#path, q, this.#abort.signal, { headersMs: this.#opts.headersTimeoutMs ?? 30_000, bodyMs: 60_000 });
+      const deadline = this.#opts.listPageTimeoutMs ?? 60_000;
+      const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(deadline)]);
+      const res = await this.#conn.get(this.#path, q, signal, { headersMs: this.#opts.headersTimeoutMs ?? 30_000, bodyMs: 60_000 });
       if (res.statusCode === 404) {
         await drain(res.body);
         return 'missing';
@@ -270,8 +278,10 @@ export class Reflector {
   async #watch(rv: string, seen: (rv: string) => void): Promise<WatchEnd> {
     const timeout = this.#opts.watchTimeoutSeconds?.() ?? Math.round(300 + Math.random() * 300);
     const q = this.#query({ watch: '1', resourceVersion: rv, allowWatchBookmarks: 'true', timeoutSeconds: String(timeout) });
-    // A silent connection longer than the server-side timeout (plus a margin) is a dead one.
-    const res = await this.#conn.get(this.#path, q, this.#abort.signal, { headersMs: this.#opts.headersTimeoutMs ?? 30_000, bodyMs: (timeout + 60) * 1000 });
+    // A silent connection longer than the server-side timeout (plus a margin) is a dead one, and so
+    // is one the server keeps open (trickling) past it: the watch is resumed from the last revision.
+    const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout((timeout + 60) * 1000)]);
+    const res = await this.#conn.get(this.#path, q, signal, { headersMs: this.#opts.headersTimeoutMs ?? 30_000, bodyMs: (timeout + 60) * 1000 });
     if (res.statusCode === 410) {
       await drain(res.body);
       return 'expired';

@@ -186,6 +186,25 @@ describe('Reflector against a hostile API server', () => {
     });
   }
 
+  test('a list trickled a byte at a time is cut at its deadline and reported stale, not waited on forever', async () => {
+    const timers: NodeJS.Timeout[] = [];
+    const { conn } = await hostile((_req, res, url) => {
+      if (url.searchParams.get('watch') === '1') return silentWatch(res);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // Each byte well within the idle timeout between chunks; the body never ends.
+      timers.push(setInterval(() => res.write(' '), 100));
+      res.on('close', () => timers.forEach(clearInterval));
+    });
+    cleanups.push(async () => timers.forEach(clearInterval));
+    const stale: string[] = [];
+    const rec = recorder();
+    const r = new Reflector(conn, POD, { ...rec.sink, health: (s, reason) => (s ? stale.push(reason ?? '') : undefined) }, { namespace: 'default', limits: DEFAULT_LIMITS, backoff: new Backoff(60_000, 60_000), listPageTimeoutMs: 500 });
+    r.start();
+    cleanups.push(() => r.stop());
+    await until('the trickled list reported', () => stale.length > 0);
+    assert.equal(rec.lists.length, 0);
+  });
+
   test('a cluster-scoped kind with a namespace is skipped', async () => {
     const { conn } = await hostile((_req, res, url) => {
       if (url.searchParams.get('watch') === '1') return silentWatch(res);
