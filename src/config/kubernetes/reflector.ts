@@ -169,12 +169,15 @@ export class Reflector {
           rv = next;
           events++;
         });
-        const quick = events === 0 && Date.now() - started < QUICK_END_MS;
+        const elapsed = Date.now() - started;
         if (end === 'expired' || end === 'relist') rv = undefined;
         // A 410 on a watch that ran is the normal way to a fresh list, at once; a watch refused as
         // soon as it opened (a server answering every watch with 410 or 404) waits like any failure,
-        // or list-watch-410 would spin as fast as the network allows.
-        if (end === 'relist' || quick) await this.#sleep(this.#backoff.next());
+        // or list-watch-410 would spin as fast as the network allows. A watch that did bring events
+        // but ended within QUICK_END_MS (a server closing after every event) is resumed no sooner
+        // than QUICK_END_MS after it began: at most one watch a second per kind.
+        if (end === 'relist' || (events === 0 && elapsed < QUICK_END_MS)) await this.#sleep(this.#backoff.next());
+        else if (elapsed < QUICK_END_MS) await this.#sleep(QUICK_END_MS - elapsed);
       } catch (err) {
         if (this.#stopped) break;
         if (err instanceof RefusedError) {

@@ -205,6 +205,27 @@ describe('Reflector against a hostile API server', () => {
     assert.equal(rec.lists.length, 0);
   });
 
+  test('a server that closes every watch after one event does not make the reflector spin', async () => {
+    let watches = 0;
+    let rv = 100;
+    const { conn } = await hostile((_req, res, url) => {
+      if (url.searchParams.get('watch') !== '1') return json(res, { kind: 'PodList', metadata: { resourceVersion: '7' }, items: [] });
+      watches++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: 'Pod', metadata: { resourceVersion: String(rv++) } } })}\n`);
+    });
+    const rec = recorder();
+    const r = new Reflector(conn, POD, rec.sink, { namespace: 'default', limits: DEFAULT_LIMITS, backoff: new Backoff(20, 20) });
+    r.start();
+    cleanups.push(() => r.stop());
+    await r.synced;
+    await until('a watch', () => watches > 0);
+    const from = watches;
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // One a second; a spin makes hundreds.
+    assert.ok(watches - from <= 4, `${watches - from} watches in two seconds`);
+  });
+
   test('a cluster-scoped kind with a namespace is skipped', async () => {
     const { conn } = await hostile((_req, res, url) => {
       if (url.searchParams.get('watch') === '1') return silentWatch(res);
