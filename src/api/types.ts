@@ -176,6 +176,10 @@ export const RUNTIME_ANNOTATION = 'inference.networking.x-k8s.io/model-server-ru
 export const ROUTING_STRATEGY_ANNOTATION = 'inference.networking.x-k8s.io/routing-strategy';
 /** Pod annotation limiting which of a pool's target ports are live on that pod ("8000,8002"). */
 export const ACTIVE_PORTS_ANNOTATION = 'inference.networking.k8s.io/active-ports';
+/** SGLang's pod annotation announcing a prefill server's bootstrap port (SGLang docs/advanced_features/pd_disaggregation.md, python/sglang/srt/disaggregation; llm-d's P/D connector). */
+export const BOOTSTRAP_PORT_ANNOTATION = 'sglang.ai/bootstrap-port';
+/** Every Pod annotation the gateway reads (endpoint discovery); the others are neither kept nor checked. */
+export const POD_ANNOTATIONS_READ: readonly string[] = [ACTIVE_PORTS_ANNOTATION, BOOTSTRAP_PORT_ANNOTATION];
 
 /** Pool annotation holding Infergate's routing tunables as a YAML mapping (see docs/routing.md). */
 export const ROUTING_CONFIG_ANNOTATION = 'infergate.dev/routing';

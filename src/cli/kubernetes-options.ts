@@ -50,6 +50,8 @@ type Values = Readonly<Record<string, string | boolean | string[] | undefined>>;
 
 /** A Kubernetes namespace is an RFC 1123 label (Kubernetes API conventions). */
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** A Lease's name is an RFC 1123 subdomain: lower-case labels joined by dots, at most 253 characters (Kubernetes API conventions). */
+const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /**
  * The Kubernetes flags as KubernetesOptions, or undefined without `--kubernetes` (then none of its
@@ -77,7 +79,12 @@ export function kubernetesOptions(values: Values, command: 'serve' | 'epp', leas
   const gatewayClass = str('gateway-class') ?? DEFAULT_GATEWAY_CLASS;
   if (gatewayClass.trim() === '') throw new OptionError('--gateway-class must not be empty');
   const leaseName = str('lease-name') ?? (command === 'serve' ? DEFAULT_SERVE_LEASE : `${leaseBase ?? 'infergate'}-epp`);
-  if (leaseName.trim() === '') throw new OptionError('--lease-name must not be empty');
+  // The API server refuses any other name (422) on every try: status would never be written, with
+  // one warning in the log. Said at start instead, naming where the name came from.
+  if (leaseName.length > 253 || !SUBDOMAIN.test(leaseName)) {
+    const from = str('lease-name') !== undefined ? '--lease-name' : `the default Lease name (<pool-name>-epp, from --pool-name)`;
+    throw new OptionError(`${from} must be a Kubernetes object name (lower-case letters, digits, '-' and '.', at most 253 characters), got "${leaseName.slice(0, 300)}"${str('lease-name') === undefined ? '; give --lease-name' : ''}`);
+  }
   const kubeconfig = str('kubeconfig');
   return {
     ...(kubeconfig === undefined ? {} : { kubeconfig }),

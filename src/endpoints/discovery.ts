@@ -1,4 +1,4 @@
-import { ACTIVE_PORTS_ANNOTATION, type ModelServerRuntime, type Pod } from '../api/types.js';
+import { ACTIVE_PORTS_ANNOTATION, BOOTSTRAP_PORT_ANNOTATION, type ModelServerRuntime, type Pod } from '../api/types.js';
 import type { Endpoint, EndpointInit, EndpointRole, MetricsDialect } from '../core/endpoint.js';
 import { resolveDialect } from './metrics/index.js';
 import type { EndpointRegistry } from './registry.js';
@@ -65,8 +65,7 @@ export type DiscoveryTarget =
       readonly targetPort: number | string;
     };
 
-/** SGLang's pod annotation announcing a prefill server's bootstrap port (SGLang docs/advanced_features/pd_disaggregation.md, python/sglang/srt/disaggregation; llm-d's P/D connector). */
-export const BOOTSTRAP_PORT_ANNOTATION = 'sglang.ai/bootstrap-port';
+export { BOOTSTRAP_PORT_ANNOTATION } from '../api/types.js';
 
 /**
  * The role a pod's role label gives it in a prefill/decode pool: `prefill` or `decode` (any case;

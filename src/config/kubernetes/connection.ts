@@ -114,7 +114,10 @@ export class ApiConnection {
   async send(method: 'GET' | 'PUT' | 'POST', path: string, options: { readonly query?: Readonly<Record<string, string>>; readonly body?: unknown; readonly signal: AbortSignal; readonly timeouts: RequestTimeouts }): Promise<ApiResponse> {
     const opts: RequestOptions = {};
     // applyToHTTPSOptions also builds an https.Agent we do not use: the TLS material is what we take.
-    await this.#kc.applyToHTTPSOptions(opts);
+    // It may run the kubeconfig's exec plugin, which client-node waits on without a deadline (one
+    // waiting for an interactive login would hang start-up without a word): it gets the headers
+    // timeout, and the request's abort signal.
+    await withDeadline(this.#kc.applyToHTTPSOptions(opts), options.timeouts.headersMs, options.signal);
     const headers: Record<string, string> = { accept: 'application/json' };
     for (const [k, v] of Object.entries(opts.headers ?? {})) if (typeof v === 'string' || typeof v === 'number') headers[k.toLowerCase()] = String(v);
     if (opts.auth !== undefined && opts.auth !== null) headers['authorization'] = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
@@ -154,5 +157,23 @@ export class ApiConnection {
     // Requests already on the old pool finish there.
     void old?.close().catch(() => undefined);
     return this.#agent;
+  }
+}
+
+/** `work`, or a KubeConfigError once `ms` pass (or the signal's reason once it aborts). */
+async function withDeadline(work: Promise<void>, ms: number, signal: AbortSignal): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const bounded = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new KubeConfigError(`the kubeconfig's credentials did not come within ${ms} ms (an exec plugin waiting for a login?)`)), ms);
+    onAbort = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([work, bounded]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
   }
 }

@@ -1,5 +1,5 @@
 import { parseObject } from '../../api/load.js';
-import type { Problem, Resource } from '../../api/types.js';
+import { POD_ANNOTATIONS_READ, type Problem, type Resource } from '../../api/types.js';
 import type { RawObject } from './reflector.js';
 import { resourceName, type WatchedType } from './watched-kinds.js';
 
@@ -31,10 +31,14 @@ function slimPod(o: RawObject): RawObject {
   const conditions = Array.isArray(status['conditions']) ? status['conditions'] : [];
   const reportsReady = conditions.some((c: unknown) => isRecord(c) && c['type'] === 'Ready');
   const keep = (src: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> => Object.fromEntries(keys.filter((k) => src[k] !== undefined).map((k) => [k, src[k]]));
+  // Only the annotations discovery reads: a Pod's others (up to 256 KiB of them, Kubernetes'
+  // annotation limit, times every pod watched) are memory nothing uses, and one under a prefix the
+  // loader checks for typos (another controller's `inference.networking.k8s.io/…`) would refuse the Pod.
+  const annotations = isRecord(meta['annotations']) ? keep(meta['annotations'], POD_ANNOTATIONS_READ) : undefined;
   return {
     apiVersion: o.apiVersion,
     kind: o.kind,
-    metadata: keep(meta, ['name', 'namespace', 'labels', 'annotations', 'creationTimestamp', 'deletionTimestamp', 'resourceVersion']) as RawObject['metadata'],
+    metadata: { ...keep(meta, ['name', 'namespace', 'labels', 'creationTimestamp', 'deletionTimestamp', 'resourceVersion']), ...(annotations === undefined ? {} : { annotations }) } as RawObject['metadata'],
     spec: {
       containers: containers.map((c: unknown) => {
         const ports = isRecord(c) && Array.isArray(c['ports']) ? c['ports'] : [];

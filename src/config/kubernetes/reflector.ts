@@ -57,6 +57,12 @@ export interface ReflectorOptions {
   readonly watchTimeoutSeconds?: () => number;
   /** Time until response headers (default 30 s). */
   readonly headersTimeoutMs?: number;
+  /**
+   * Longest one list page may take, headers to last byte (default 60 s, the API server's own
+   * --request-timeout default: a real API server has ended the request by then). Bounds a server
+   * that trickles a body a byte at a time, which the idle timeout between chunks never catches.
+   */
+  readonly listPageTimeoutMs?: number;
 }
 
 /** A request the API server answered with a failure status. */
@@ -64,9 +70,21 @@ class ApiStatusError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The server's `Retry-After` (429 from API Priority and Fairness, 503), ms; 0 when it said none. */
+    readonly retryAfterMs = 0,
   ) {
     super(message);
   }
+}
+
+/** The longest `Retry-After` honoured (ms): a hostile value must not park a kind for hours. */
+const MAX_RETRY_AFTER_MS = 60_000;
+
+/** `Retry-After` in seconds (RFC 9110 §10.2.3; the API server sends seconds), as ms within MAX_RETRY_AFTER_MS. */
+function retryAfterMs(header: string | string[] | undefined): number {
+  const text = Array.isArray(header) ? header[0] : header;
+  if (text === undefined || !/^\s*\d{1,9}\s*$/.test(text)) return 0;
+  return Math.min(Number(text) * 1000, MAX_RETRY_AFTER_MS);
 }
 
 /** What the API server sent was refused outright (the view keeps what it had). */
@@ -151,12 +169,15 @@ export class Reflector {
           rv = next;
           events++;
         });
-        if (end === 'expired') {
-          rv = undefined;
-          continue;
-        }
-        if (end === 'relist') rv = undefined;
-        if (end === 'relist' || (events === 0 && Date.now() - started < QUICK_END_MS)) await this.#sleep(this.#backoff.next());
+        const elapsed = Date.now() - started;
+        if (end === 'expired' || end === 'relist') rv = undefined;
+        // A 410 on a watch that ran is the normal way to a fresh list, at once; a watch refused as
+        // soon as it opened (a server answering every watch with 410 or 404) waits like any failure,
+        // or list-watch-410 would spin as fast as the network allows. A watch that did bring events
+        // but ended within QUICK_END_MS (a server closing after every event) is resumed no sooner
+        // than QUICK_END_MS after it began: at most one watch a second per kind.
+        if (end === 'relist' || (events === 0 && elapsed < QUICK_END_MS)) await this.#sleep(this.#backoff.next());
+        else if (elapsed < QUICK_END_MS) await this.#sleep(QUICK_END_MS - elapsed);
       } catch (err) {
         if (this.#stopped) break;
         if (err instanceof RefusedError) {
@@ -164,7 +185,8 @@ export class Reflector {
         } else {
           this.#setStale(true, err instanceof ApiStatusError ? err.message : `${resourceName(this.type)}: ${describeError(err)}`);
         }
-        await this.#sleep(this.#backoff.next());
+        // A throttled request (429, 503) waits at least as long as the server asked.
+        await this.#sleep(Math.max(this.#backoff.next(), err instanceof ApiStatusError ? err.retryAfterMs : 0));
       }
     }
   }
@@ -197,9 +219,17 @@ export class Reflector {
     let refused: RefusedObject[] = [];
     let cont: string | undefined;
     let rv = '';
-    for (;;) {
+    // A real API server fills every page but the last (it reads on until `limit` objects match),
+    // so a complete list takes ceil(maxObjectsPerKind / listPageSize) pages; twice that, and a
+    // continue token handed back unchanged, are a server looping, not a large list.
+    const maxPages = Math.max(16, 2 * Math.ceil(limits.maxObjectsPerKind / limits.listPageSize));
+    const tokens = new Set<string>();
+    for (let pageNo = 1; ; pageNo++) {
+      if (pageNo > maxPages) throw new RefusedError(`list ${this.description}: more than ${maxPages} pages of ${limits.listPageSize} without the end of the list; the last view of this kind keeps serving`);
       const q = this.#query({ limit: String(limits.listPageSize), ...(cont === undefined ? {} : { continue: cont }) });
-      const res = await this.#conn.get(this.#path, q, this.#abort.signal, { headersMs: this.#opts.headersTimeoutMs ?? 30_000, bodyMs: 60_000 });
+      const deadline = this.#opts.listPageTimeoutMs ?? 60_000;
+      const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(deadline)]);
+      const res = await this.#conn.get(this.#path, q, signal, { headersMs: this.#opts.headersTimeoutMs ?? 30_000, bodyMs: 60_000 });
       if (res.statusCode === 404) {
         await drain(res.body);
         return 'missing';
@@ -210,9 +240,10 @@ export class Reflector {
         items = [];
         refused = [];
         cont = undefined;
+        tokens.clear();
         continue;
       }
-      if (res.statusCode < 200 || res.statusCode > 299) throw await statusError(res.statusCode, res.body, `list ${this.description}`);
+      if (res.statusCode < 200 || res.statusCode > 299) throw await statusError(res.statusCode, res.body, `list ${this.description}`, res.headers['retry-after']);
       const bytes = await readBounded(res.body, limits.maxPageBytes);
       if (bytes === undefined) throw new RefusedError(`list ${this.description}: a page of ${limits.listPageSize} objects is over ${limits.maxPageBytes} bytes; the last view of this kind keeps serving`);
       const page = parseJson(bytes);
@@ -241,6 +272,8 @@ export class Reflector {
       rv = meta['resourceVersion'];
       cont = typeof meta['continue'] === 'string' && meta['continue'] !== '' ? meta['continue'] : undefined;
       if (cont === undefined) return { items, refused, rv };
+      if (tokens.has(cont)) throw new RefusedError(`list ${this.description}: the API server handed back a continue token already followed (a list that never ends); the last view of this kind keeps serving`);
+      tokens.add(cont);
     }
   }
 
@@ -248,8 +281,10 @@ export class Reflector {
   async #watch(rv: string, seen: (rv: string) => void): Promise<WatchEnd> {
     const timeout = this.#opts.watchTimeoutSeconds?.() ?? Math.round(300 + Math.random() * 300);
     const q = this.#query({ watch: '1', resourceVersion: rv, allowWatchBookmarks: 'true', timeoutSeconds: String(timeout) });
-    // A silent connection longer than the server-side timeout (plus a margin) is a dead one.
-    const res = await this.#conn.get(this.#path, q, this.#abort.signal, { headersMs: this.#opts.headersTimeoutMs ?? 30_000, bodyMs: (timeout + 60) * 1000 });
+    // A silent connection longer than the server-side timeout (plus a margin) is a dead one, and so
+    // is one the server keeps open (trickling) past it: the watch is resumed from the last revision.
+    const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout((timeout + 60) * 1000)]);
+    const res = await this.#conn.get(this.#path, q, signal, { headersMs: this.#opts.headersTimeoutMs ?? 30_000, bodyMs: (timeout + 60) * 1000 });
     if (res.statusCode === 410) {
       await drain(res.body);
       return 'expired';
@@ -258,7 +293,7 @@ export class Reflector {
       await drain(res.body);
       return 'expired';
     }
-    if (res.statusCode < 200 || res.statusCode > 299) throw await statusError(res.statusCode, res.body, `watch ${this.description}`);
+    if (res.statusCode < 200 || res.statusCode > 299) throw await statusError(res.statusCode, res.body, `watch ${this.description}`, res.headers['retry-after']);
     this.#healthy();
     const maxLine = maxWatchLineBytes(this.#opts.limits);
     let buf: Buffer[] = [];
@@ -348,6 +383,17 @@ export class Reflector {
       this.#sink.problem(`${this.description}: ${meta['name'].slice(0, 253)}: metadata.namespace is not a string; skipped`);
       return undefined;
     }
+    // Only what was asked for: an object of another namespace (or a namespaced kind without one,
+    // or a cluster-scoped kind with one) would be served as if it were in scope, or keyed apart
+    // from the resource the loader makes of it (which defaults a missing namespace).
+    const ns = meta['namespace'] as string | undefined;
+    const want = this.#opts.namespace;
+    const misplaced = this.type.namespaced ? ns === undefined || ns === '' || (want !== undefined && ns !== want) : ns !== undefined && ns !== '';
+    if (misplaced) {
+      const where = ns === undefined || ns === '' ? 'no namespace' : `namespace ${ns.slice(0, 63)}`;
+      this.#sink.problem(`${this.description}: ${meta['name'].slice(0, 253)} came with ${where}, outside what was asked for; skipped`);
+      return undefined;
+    }
     item['apiVersion'] = apiVersionOf(this.type);
     item['kind'] = this.type.kind;
     return item as RawObject;
@@ -406,10 +452,10 @@ async function drain(body: Readable): Promise<void> {
 }
 
 /** A failure status with the Status message the API server sent (its first 500 characters). */
-async function statusError(status: number, body: Readable, what: string): Promise<ApiStatusError> {
+async function statusError(status: number, body: Readable, what: string, retryAfter?: string | string[]): Promise<ApiStatusError> {
   const bytes = await readBounded(body, 64 * 1024).catch(() => undefined);
   const parsed = bytes === undefined ? undefined : parseJson(bytes);
   const message = isRecord(parsed) && typeof parsed['message'] === 'string' ? parsed['message'].slice(0, 500) : '';
   const hint = status === 401 ? ' (the credentials were refused)' : status === 403 ? ' (RBAC: the service account may not do this)' : '';
-  return new ApiStatusError(status, `${what}: HTTP ${status}${hint}${message === '' ? '' : `: ${message}`}`);
+  return new ApiStatusError(status, `${what}: HTTP ${status}${hint}${message === '' ? '' : `: ${message}`}`, retryAfterMs(retryAfter));
 }

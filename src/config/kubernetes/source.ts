@@ -19,6 +19,13 @@ export interface KubernetesSourceOptions {
    * list of 1,000 pods is one batch, a single pod change a small one.
    */
   readonly batchWindowMs?: number;
+  /**
+   * Least time between the starts of two batches, ms (default 100): a change after a quiet spell
+   * goes out within `batchWindowMs`, but a storm (a pod flapping Ready a thousand times a second, a
+   * controller rewriting an object in a loop) is delivered at most ten times a second, each batch
+   * the net change, so neither the gateway's work nor its log grows with the API server's event rate.
+   */
+  readonly minBatchIntervalMs?: number;
   /** Backoff after failed requests, per reflector (default 250 ms doubling to 10 s, jittered). */
   readonly backoff?: () => Backoff;
   /** Backoff between checks of a kind not served (default 1 s doubling to 30 s). */
@@ -61,6 +68,8 @@ export class KubernetesSource implements ConfigSource {
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   #again = false;
+  /** When the last batch started (performance.now()), for minBatchIntervalMs. */
+  #lastFlushAt = -Infinity;
   readonly #stale = new Map<string, string>();
   readonly #missing = new Set<string>();
 
@@ -206,8 +215,11 @@ export class KubernetesSource implements ConfigSource {
       return;
     }
     if (this.#timer !== undefined) return;
+    const windowMs = this.#opts.batchWindowMs ?? 5;
+    const spacing = this.#lastFlushAt + (this.#opts.minBatchIntervalMs ?? 100) - performance.now();
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      this.#lastFlushAt = performance.now();
       this.#flushing = this.#flush().finally(() => {
         this.#flushing = undefined;
         if (this.#again) {
@@ -215,7 +227,7 @@ export class KubernetesSource implements ConfigSource {
           this.#schedule();
         }
       });
-    }, this.#opts.batchWindowMs ?? 5);
+    }, Math.max(windowMs, spacing));
   }
 
   /**

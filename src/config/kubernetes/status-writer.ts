@@ -52,6 +52,8 @@ export class StatusWriter {
   readonly #opts: StatusWriterOptions;
   /** v1alpha2 pools: the parentRef keys we wrote per object, so we may remove them later (no controllerName to tell). */
   readonly #written = new Map<string, Set<string>>();
+  /** Objects found without a status subresource, already reported (once each). */
+  readonly #noSubresource = new Set<string>();
 
   constructor(opts: StatusWriterOptions) {
     this.#opts = opts;
@@ -78,7 +80,10 @@ export class StatusWriter {
         lastError = errText(err);
         continue;
       }
-      if (read.status === 404) return 'gone';
+      if (read.status === 404) {
+        await this.#reportMissingSubresource(path, objectKey);
+        return 'gone';
+      }
       if (read.status !== 200 || !isRecord(read.body)) {
         lastError = kubeErrorMessage(read);
         if (isFinal(read.status)) break;
@@ -119,6 +124,24 @@ export class StatusWriter {
     log.warn({ object: objectKey, attempts, error: lastError }, 'status not written: giving up until the next change or resync');
     return 'failed';
   }
+
+  /**
+   * The status subresource answered 404. When the object itself exists, its CRD declares no
+   * `subresources: status` (an old or hand-made CRD): nothing can be written, which a user should
+   * hear once rather than find an empty status without a word.
+   */
+  async #reportMissingSubresource(path: string, objectKey: string): Promise<void> {
+    if (this.#noSubresource.has(objectKey)) return;
+    const object = await this.#opts.api.get(objectPath(path)).catch(() => undefined);
+    if (object?.status !== 200) return;
+    this.#noSubresource.add(objectKey);
+    this.#opts.log.warn({ object: objectKey, path }, "status not written: the object exists but has no status subresource (its CRD lacks 'subresources: status'; install the CRD release docs/kubernetes.md names)");
+  }
+}
+
+/** The object path a status path is the subresource of. */
+function objectPath(statusPath: string): string {
+  return statusPath.replace(/\/status$/, '');
 }
 
 /** Answers trying again cannot change (bad request, forbidden, invalid): 4xx other than 404, 409 and 429. */

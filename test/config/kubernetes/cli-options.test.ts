@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { kubernetesOptions } from '../../../src/cli/kubernetes-options.js';
+import { OptionError } from '../../../src/cli/options.js';
 import { loadKubeConfig, KubeConfigError } from '../../../src/config/kubernetes/connection.js';
 import { defaultIdentity, defaultNamespace } from '../../../src/config/kubernetes/options.js';
 import { cli } from '../../support/cli.js';
@@ -53,6 +54,15 @@ test('defaults: namespace from the service account file else default; lease per 
   assert.equal(kubernetesOptions({ kubernetes: true, namespace: 'ns1' }, 'epp', 'qwen-pool')?.leaseName, 'qwen-pool-epp');
   assert.equal(kubernetesOptions({ kubernetes: true, 'lease-name': 'mine', 'gateway-class': 'gc', 'all-namespaces': true }, 'serve')?.gatewayClass, 'gc');
   assert.equal(kubernetesOptions({}, 'serve'), undefined);
+});
+
+test('a Lease name the API server would refuse is an option error at start, not a warning and no status forever', () => {
+  for (const bad of ['My_Lease', 'lease name', '-lease', 'a'.repeat(254)]) {
+    assert.throws(() => kubernetesOptions({ kubernetes: true, 'lease-name': bad }, 'serve'), (e: unknown) => e instanceof OptionError && /--lease-name must be a Kubernetes object name/.test(e.message), bad);
+  }
+  // The epp's default, from a pool name the loader would accept but a Lease name may not hold.
+  assert.throws(() => kubernetesOptions({ kubernetes: true }, 'epp', 'Qwen_Pool'), (e: unknown) => e instanceof OptionError && /<pool-name>-epp.*give --lease-name/.test(e.message));
+  assert.equal(kubernetesOptions({ kubernetes: true, 'lease-name': 'gw.status-1' }, 'serve')?.leaseName, 'gw.status-1');
 });
 
 test('a plain-HTTP server is refused unless the kubeconfig turns TLS verification off (client-node\'s rule)', async () => {

@@ -37,3 +37,17 @@ test('a KubeApi over the API connection asks for the Authorization header on eve
     await server.close();
   }
 });
+
+test('credentials that never come (an exec plugin waiting for a login) fail the request at its headers timeout, with a reason', async () => {
+  const connection = new ApiConnection({ getCurrentCluster: () => ({ server: 'http://127.0.0.1:9' }), applyToHTTPSOptions: () => new Promise<void>(() => undefined) });
+  try {
+    await assert.rejects(connection.get('/api/v1/pods', {}, new AbortController().signal, { headersMs: 200, bodyMs: 200 }), /credentials did not come within 200 ms/);
+    // And a stop (the reflector's abort) ends the wait at once.
+    const abort = new AbortController();
+    const pending = connection.get('/api/v1/pods', {}, abort.signal, { headersMs: 60_000, bodyMs: 60_000 });
+    abort.abort(new Error('stopped'));
+    await assert.rejects(pending, /stopped/);
+  } finally {
+    await connection.close();
+  }
+});

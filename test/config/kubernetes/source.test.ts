@@ -123,6 +123,35 @@ describe('Kubernetes source', () => {
     assert.equal(b.deletes.length, 0);
   });
 
+  test('a pod flapping Ready as fast as the API server can say it: a bounded number of batches, ending in its last state', async () => {
+    const h = await harness((api) => basics(api, 1));
+    await h.started;
+    const before = h.batches.length;
+    // A second of flapping: one change per timer tick (~1 ms), hundreds in all.
+    let ready = true;
+    let flips = 0;
+    const end = Date.now() + 1000;
+    while (Date.now() < end) {
+      ready = !ready;
+      flips++;
+      h.api.apply(podObj('p0', { app: 'sim' }, '10.0.0.0', ready));
+      await new Promise((r) => setImmediate(r));
+      if (flips % 5 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    h.api.apply(podObj('p0', { app: 'sim' }, '10.0.0.0', true));
+    await until('the last state', () => {
+      const p = h.state.get('Pod/default/p0');
+      return p?.kind === 'Pod' && p.status.ready === true && h.batches.length > before;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const p = h.state.get('Pod/default/p0');
+    assert.equal(p?.kind === 'Pod' && p.status.ready, true);
+    // About ten a second (minBatchIntervalMs 100) however many events; a batch per 5 ms window would be hundreds.
+    const batches = h.batches.length - before;
+    assert.ok(flips > 100, `${flips} flips`);
+    assert.ok(batches <= 30, `${batches} batches for ${flips} flips`);
+  });
+
   test('a pool selector change brings the newly selected pods and drops the others', async () => {
     const h = await harness((api) => {
       basics(api);

@@ -212,3 +212,20 @@ spec:
     await api.close();
   }
 });
+
+test('an object whose CRD has no status subresource: said once in the log, nothing written', async () => {
+  const log = memoryLog();
+  const inner = new ReplicaApi(server);
+  // The API server of a CRD without `subresources: status` answers 404 on /status only.
+  const api = { get: (path: string) => (path.endsWith('/status') ? Promise.resolve({ status: 404, body: { kind: 'Status', code: 404 } }) : inner.get(path)), put: inner.put.bind(inner), post: inner.post.bind(inner) };
+  try {
+    const writer = new StatusWriter({ api, log, mayWrite: () => true });
+    assert.equal(await writer.write(poolStatus()), 'gone');
+    assert.equal(await writer.write(poolStatus()), 'gone');
+    const said = log.lines.filter((l) => l.message.includes('no status subresource'));
+    assert.equal(said.length, 1, JSON.stringify(log.lines));
+    assert.equal(said[0]?.fields['object'], 'InferencePool/default/pool');
+  } finally {
+    await inner.close();
+  }
+});
