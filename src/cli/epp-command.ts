@@ -18,6 +18,7 @@ import { durationOption, loggerOption, SERVER_FLAGS, UPLOAD_FLAGS, uploadsOption
 import { untilSignal } from './signals.js';
 import { EPP_KUBERNETES_HELP, KUBERNETES_FLAGS, kubernetesOptions, kubernetesSource, type KubernetesMode } from './kubernetes-options.js';
 import type { StatusReporting } from '../config/kubernetes/status-reporting.js';
+import { notReadyProcessor } from '../extproc/not-ready.js';
 import type { KubernetesOptions } from '../config/kubernetes/options.js';
 
 export const EPP_HELP = `infergate epp: the endpoint picker for Envoy (External Processing gRPC)
@@ -164,36 +165,30 @@ export async function runEppCommand(argv: string[]): Promise<number> {
   let admin: AdminServer | undefined;
   let status: StatusReporting | undefined;
   try {
-    try {
-      picker = await startPicker({ pool, files, uploads, ...(kubernetes === undefined ? {} : { kubernetes }) }, logger, inFlight);
-    } catch (err) {
-      if (err instanceof ConfigRejectedError) {
-        process.stderr.write(`${err.message}\n`);
-        return 1;
-      }
-      throw err;
-    }
-    const { gateway, poolKey } = picker;
-    // Ready once serving, with a configuration that holds the pool (Envoy's gRPC health check and
-    // the Kubernetes probe keep traffic away until then, and again while draining).
+    // The health and metrics ports come up first, answering "not ready" until the configuration
+    // is loaded: a picker waiting for an unreachable API server is not ready, but alive (its
+    // liveness probe must not restart it in a loop).
     const readiness = (): { ready: boolean; reason?: string } => {
       if (server === undefined) return { ready: false, reason: 'starting' };
       if (inFlight.draining) return { ready: false, reason: 'shutting down' };
-      if (gateway.runtime?.pools.has(poolKey) !== true) return { ready: false, reason: `InferencePool ${poolKey} is not in the configuration` };
-      return gateway.ready();
+      if (picker === undefined) return { ready: false, reason: 'loading the configuration' };
+      if (picker.gateway.runtime?.pools.has(picker.poolKey) !== true) return { ready: false, reason: `InferencePool ${picker.poolKey} is not in the configuration` };
+      return picker.gateway.ready();
     };
     try {
       admin = await startAdminServer(metricsAddress, metricsPort, {
         live: () => true,
         ready: readiness,
-        metrics: () => gateway.metrics.registry,
-        endpoints: () => gateway.debugEndpoints(),
+        metrics: () => picker?.gateway.metrics.registry,
+        endpoints: () => picker?.gateway.debugEndpoints() ?? { pools: [] },
       });
     } catch (err) {
       throw new ListenError('metrics port', metricsAddress, metricsPort, err);
     }
+    // Until the picker exists, a stream (which Envoy's health check should keep away) is refused.
+    const processor = (): ReturnType<typeof notReadyProcessor> => (picker === undefined ? notReadyProcessor() : picker.processor());
     try {
-      server = await startExtProcServer({ address, grpcPort, healthPort, tls: values.insecure === true ? false : { ...(values['cert-path'] === undefined ? {} : { certPath: values['cert-path'] }) }, processor: picker.processor, ready: () => readiness().ready, stream: { defaultBodyMode: bodyMode as BodyMode }, logger });
+      server = await startExtProcServer({ address, grpcPort, healthPort, tls: values.insecure === true ? false : { ...(values['cert-path'] === undefined ? {} : { certPath: values['cert-path'] }) }, processor, ready: () => readiness().ready, stream: { defaultBodyMode: bodyMode as BodyMode }, logger });
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (code === 'ENOENT' || code === 'EACCES') throw new OptionError(`--cert-path ${values['cert-path'] ?? ''}: cannot read tls.crt and tls.key (${(err as Error).message})`);
@@ -203,6 +198,16 @@ export async function runEppCommand(argv: string[]): Promise<number> {
       }
       throw new ListenError('gRPC ports', address, grpcPort, err);
     }
+    try {
+      picker = await startPicker({ pool, files, uploads, ...(kubernetes === undefined ? {} : { kubernetes }) }, logger, inFlight);
+    } catch (err) {
+      if (err instanceof ConfigRejectedError) {
+        process.stderr.write(`${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    }
+    const { gateway } = picker;
     logger.info({ pool, grpcPort: server.grpcPort, healthPort: server.healthPort, metricsPort: admin.port, tls: server.tls, selfSigned: server.selfSigned }, 'endpoint picker started');
     // The pool's status (an --endpoint-selector picker has no InferencePool to report on).
     if (pool.kind === 'pool') status = picker.cluster?.reportStatus(gateway, logger, { mode: 'epp', poolName: pool.name, poolNamespace: pool.namespace });

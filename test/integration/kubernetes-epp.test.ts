@@ -146,3 +146,33 @@ test('epp --kubernetes and serve --kubernetes from one API server at once: both 
     await epp.close();
   }
 });
+
+test('epp --kubernetes while the API server is down: alive but not ready, then ready once it answers', { timeout: 120_000 }, async () => {
+  await api.stop();
+  const metricsPort = await freePort();
+  const child = spawn(process.execPath, [BIN, 'epp', '--exit-with-parent', '--address', '127.0.0.1', '--grpc-port', '0', '--grpc-health-port', '0', '--metrics-port', String(metricsPort), '--insecure', '--kubernetes', '--kubeconfig', kube.path, '--pool-name', 'pool', '--namespace', 'default'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const watch = watchLogs(child);
+  const probe = async (path: string): Promise<{ status: number; body: string } | undefined> => {
+    try {
+      const r = await request(`http://127.0.0.1:${metricsPort}${path}`);
+      return { status: r.statusCode, body: await r.body.text() };
+    } catch {
+      return undefined;
+    }
+  };
+  try {
+    // Alive (a liveness probe must not restart it in a loop), not ready, and says why.
+    await until('the picker answering /healthz', async () => (await probe('/healthz'))?.status === 200);
+    const notReady = await probe('/readyz');
+    assert.equal(notReady?.status, 503);
+    assert.match(notReady?.body ?? '', /loading the configuration/);
+    assert.equal(child.exitCode, null);
+    await api.restart();
+    await until('the picker ready once the API server answers', async () => (await probe('/readyz'))?.status === 200);
+    await watch.waitForLog((l) => l.msg === 'endpoint picker started', 30_000);
+  } finally {
+    if (!api.listening) await api.restart();
+    if (child.exitCode === null) child.kill('SIGTERM');
+    await watch.exited;
+  }
+});
