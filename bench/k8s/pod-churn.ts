@@ -38,6 +38,7 @@ import { parseArgs } from 'node:util';
 import { parseDocuments } from '../../src/api/index.js';
 import type { Pod, Resource } from '../../src/api/types.js';
 import type { ApplyOutcome, ConfigBatch, ConfigSink, ConfigSource } from '../../src/config/source.js';
+import { seededRandom } from '../../src/core/weighted.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { createLogger } from '../../src/observability/logger.js';
 
@@ -106,17 +107,6 @@ function load(objects: readonly Obj[]): Resource[] {
   return [...loaded.resources];
 }
 
-/** Deterministic draws (mulberry32), so before/after runs see the same event sequence. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A ConfigSource driven by code: the whole state first, then one incremental batch per call. */
 class ProgrammaticSource implements ConfigSource {
@@ -155,7 +145,8 @@ class Cluster {
     seed: number,
   ) {
     for (let n = 0; n < size; n++) this.#live.set(n, { ready: true, generation: 0 });
-    this.#random = prng(seed);
+    // Deterministic draws, so before/after runs see the same event sequence.
+    this.#random = seededRandom(seed);
   }
 
   /** Endpoints the gateway should hold now: one per live, ready pod (one target port). */

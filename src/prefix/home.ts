@@ -1,4 +1,5 @@
 import type { Endpoint } from '../core/endpoint.js';
+import { fmix32 } from '../core/hash32.js';
 import { hashText } from './block-hash.js';
 
 /**
@@ -60,12 +61,3 @@ export function homeWeight(anchor: number, key: string): number {
   return fmix32(hashText(key, anchor));
 }
 
-/** MurmurHash3's 32-bit finaliser (public domain, Austin Appleby). */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}

@@ -160,11 +160,18 @@ describe('/metrics → the gateway extractor', () => {
         assert.equal(m.metrics.numGpuBlocks, 128);
         if (runtime !== 'trtllm') assert.deepEqual(m.metrics.servedModels, ['mymodel']);
 
-        // The HTTP page says the same kind of thing.
-        const scraped = extractMetrics(await scrape(s), DIALECT[runtime]);
-        assert.ok((scraped.metrics?.runningRequests ?? 0) > 0);
-
         for (const r of await Promise.all(all)) assert.equal(r.status, 200);
+
+        // The HTTP page says the same kind of thing while requests run: longer ones this time
+        // (about 2 s of wall time at 5×), so a scrape delayed by a busy machine still lands in it.
+        let done = false;
+        const longer = Promise.all(Array.from({ length: 20 }, (_, i) => post(s, '/v1/completions', { model: 'mymodel', prompt: filler(30, i + 1), max_tokens: 160, ignore_eos: true }))).finally(() => {
+          done = true;
+        });
+        let seenRunning = 0;
+        while (!done && seenRunning === 0) seenRunning = extractMetrics(await scrape(s), DIALECT[runtime]).metrics?.runningRequests ?? 0;
+        for (const r of await longer) assert.equal(r.status, 200);
+        assert.ok(seenRunning > 0, 'the scraped page showed the running requests');
         const idle = extractMetrics(await scrape(s), DIALECT[runtime]).metrics;
         assert.equal(idle?.waitingRequests, 0);
         assert.equal(idle?.runningRequests, 0);

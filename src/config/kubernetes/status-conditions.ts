@@ -42,15 +42,8 @@ export interface StatusCondition {
   readonly message: string;
 }
 
-/** A status parentRef (Gateway API ParentReference; GIE ParentReference has no sectionName/port). */
-export interface StatusParentRef {
-  readonly group: string;
-  readonly kind: string;
-  readonly name: string;
-  readonly namespace?: string;
-  readonly sectionName?: string;
-  readonly port?: number;
-}
+/** A status parentRef: the Gateway API ParentReference (GIE's has no sectionName/port, which stay unset). */
+export type StatusParentRef = ParentRef;
 
 /** One of our entries in an object's status parents. */
 export interface DesiredParent {

@@ -14,12 +14,5 @@ export function fnv1a32(s: string, seed: number = FNV_OFFSET): number {
   return h >>> 0;
 }
 
-/** Murmur3's final avalanche: spreads a 32-bit hash's bits (unsigned result). */
-export function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+/** Murmur3's final avalanche (core/hash32.ts). */
+export { fmix32 } from '../../core/hash32.js';
