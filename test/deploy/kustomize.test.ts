@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { RUNTIMES } from '../../src/api/kinds/inference.js';
+import { GATEWAY_TYPES, POD, POOL_TYPES } from '../../src/config/kubernetes/watched-kinds.js';
 import { KINDS } from '../../src/api/kinds/index.js';
 import { parseDocuments } from '../../src/api/load.js';
 import { validateStructural } from '../support/structural-schema.js';
@@ -113,43 +114,10 @@ function allows(grants: readonly Grant[], group: string, resource: string, verb:
   return grants.some((g) => g.rule.apiGroups.includes(group) && g.rule.resources.includes(resource) && g.rule.verbs.includes(verb) && g.rule.resourceNames === undefined);
 }
 
-/** A kind's resource name: its lower-case plural (Kubernetes API conventions). */
-function plural(kind: string): string {
-  const lower = kind.toLowerCase();
-  if (/[^aeiou]y$/.test(lower)) return `${lower.slice(0, -1)}ies`;
-  if (lower.endsWith('s')) return `${lower}es`;
-  return `${lower}s`;
-}
-
-/** The API group of an apiVersion (`v1` is the core group, ""). */
-function groupOf(apiVersion: string): string {
-  return apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
-}
-
-/**
- * The kinds each mode watches, with every group the loader reads them in (from KINDS, so a group
- * added there is demanded here too). The list of kinds per mode is this test's own table: the
- * Kubernetes source's module is written beside this change. The standalone gateway reads every
- * kind; an EPP reads its pool, what refers to the pool, and the Pods. Upstream moved InferenceModel,
- * InferenceObjective and InferenceModelRewrite to the llm-d.ai group too (llm-d router v0.9), so
- * that group is watched for all three whether or not the loader reads it yet.
- */
-const WATCHED: Record<'standalone' | 'epp', readonly string[]> = {
-  standalone: [...KINDS.keys()],
-  epp: ['InferencePool', 'InferenceModel', 'InferenceObjective', 'InferenceModelRewrite', 'InferenceTrafficPolicy', 'Pod'],
-};
-const LLM_D_KINDS = ['InferenceModel', 'InferenceObjective', 'InferenceModelRewrite'];
-
+/** What each mode's Kubernetes source lists and watches (the source's own table), Pods included. */
 function watchedResources(mode: 'standalone' | 'epp'): { group: string; resource: string }[] {
-  const out = new Map<string, { group: string; resource: string }>();
-  for (const kind of WATCHED[mode]) {
-    const spec = KINDS.get(kind);
-    assert.ok(spec, `${kind} is not a kind the loader reads`);
-    const groups = new Set(Object.keys(spec.versions).map(groupOf));
-    if (LLM_D_KINDS.includes(kind)) groups.add('llm-d.ai');
-    for (const group of groups) out.set(`${group}/${plural(kind)}`, { group, resource: plural(kind) });
-  }
-  return [...out.values()];
+  const types = [...(mode === 'standalone' ? GATEWAY_TYPES : POOL_TYPES), POD];
+  return types.map((t) => ({ group: t.group, resource: t.plural }));
 }
 
 const READ = new Set(['get', 'list', 'watch']);

@@ -77,6 +77,7 @@ export const TYPES: readonly ResourceType[] = [
   t('inference.networking.x-k8s.io', 'v1alpha2', 'inferenceobjectives', 'InferenceObjective'),
   t('inference.networking.x-k8s.io', 'v1alpha2', 'inferencemodelrewrites', 'InferenceModelRewrite'),
   t('llm-d.ai', 'v1alpha2', 'inferencemodelrewrites', 'InferenceModelRewrite'),
+  t('llm-d.ai', 'v1alpha2', 'inferenceobjectives', 'InferenceObjective'),
   t('inferenceextension.alibabacloud.com', 'v1alpha1', 'inferencetrafficpolicies', 'InferenceTrafficPolicy'),
   t('gateway.envoyproxy.io', 'v1alpha1', 'clienttrafficpolicies', 'ClientTrafficPolicy'),
   t('gateway.envoyproxy.io', 'v1alpha1', 'backendtrafficpolicies', 'BackendTrafficPolicy'),

@@ -37,9 +37,12 @@ export const KINDS: ReadonlyMap<string, KindSpec> = new Map<string, KindSpec>(
       'inference.networking.k8s.io/v1': InferencePoolV1Schema,
     }),
     spec('InferenceModel', { 'inference.networking.x-k8s.io/v1alpha2': InferenceModelSchema }),
-    spec('InferenceObjective', { 'inference.networking.x-k8s.io/v1alpha2': InferenceObjectiveSchema }),
-    // Upstream's group and llm-d's (llm-d router v0.9 moved it, same schema); one name per
-    // namespace across both, as for any kind here.
+    // InferenceObjective and InferenceModelRewrite: upstream's group and llm-d's (llm-d router
+    // v0.9 moved both, same schemas); one name per namespace across both, as for any kind here.
+    spec('InferenceObjective', {
+      'inference.networking.x-k8s.io/v1alpha2': InferenceObjectiveSchema,
+      'llm-d.ai/v1alpha2': InferenceObjectiveSchema,
+    }),
     spec('InferenceModelRewrite', {
       'inference.networking.x-k8s.io/v1alpha2': InferenceModelRewriteSchema,
       'llm-d.ai/v1alpha2': InferenceModelRewriteSchema,

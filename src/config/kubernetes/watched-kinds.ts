@@ -27,7 +27,9 @@ export const HTTP_ROUTE = t('gateway.networking.k8s.io', 'v1', 'httproutes', 'HT
 export const INFERENCE_POOL_V1 = t('inference.networking.k8s.io', 'v1', 'inferencepools', 'InferencePool', 0);
 export const INFERENCE_POOL_V1ALPHA2 = t('inference.networking.x-k8s.io', 'v1alpha2', 'inferencepools', 'InferencePool', 1);
 export const INFERENCE_MODEL = t('inference.networking.x-k8s.io', 'v1alpha2', 'inferencemodels', 'InferenceModel');
-export const INFERENCE_OBJECTIVE = t('inference.networking.x-k8s.io', 'v1alpha2', 'inferenceobjectives', 'InferenceObjective');
+/** InferenceObjective: llm-d's newer group wins over upstream's where both hold one name (llm-d router v0.9 moved it, same schema). */
+export const INFERENCE_OBJECTIVE_LLMD = t('llm-d.ai', 'v1alpha2', 'inferenceobjectives', 'InferenceObjective', 0);
+export const INFERENCE_OBJECTIVE = t('inference.networking.x-k8s.io', 'v1alpha2', 'inferenceobjectives', 'InferenceObjective', 1);
 /** InferenceModelRewrite: llm-d's newer group wins over upstream's where both hold one name (llm-d router v0.9 moved it, same schema). */
 export const MODEL_REWRITE_LLMD = t('llm-d.ai', 'v1alpha2', 'inferencemodelrewrites', 'InferenceModelRewrite', 0);
 export const MODEL_REWRITE_XK8S = t('inference.networking.x-k8s.io', 'v1alpha2', 'inferencemodelrewrites', 'InferenceModelRewrite', 1);
@@ -38,7 +40,7 @@ export const SERVICE = t('', 'v1', 'services', 'Service');
 export const POD = t('', 'v1', 'pods', 'Pod');
 
 /** What a pool's endpoint picker reads: its pool, the models, objectives and rewrites that name it, its traffic policy, and Pods. */
-export const POOL_TYPES: readonly WatchedType[] = [INFERENCE_POOL_V1, INFERENCE_POOL_V1ALPHA2, INFERENCE_MODEL, INFERENCE_OBJECTIVE, MODEL_REWRITE_LLMD, MODEL_REWRITE_XK8S, TRAFFIC_POLICY];
+export const POOL_TYPES: readonly WatchedType[] = [INFERENCE_POOL_V1, INFERENCE_POOL_V1ALPHA2, INFERENCE_MODEL, INFERENCE_OBJECTIVE_LLMD, INFERENCE_OBJECTIVE, MODEL_REWRITE_LLMD, MODEL_REWRITE_XK8S, TRAFFIC_POLICY];
 
 /** What the standalone gateway reads (Pods apart: their watch is set up by the source). */
 export const GATEWAY_TYPES: readonly WatchedType[] = [GATEWAY_CLASS, GATEWAY, HTTP_ROUTE, ...POOL_TYPES, CLIENT_TRAFFIC_POLICY, BACKEND_TRAFFIC_POLICY, SERVICE];

@@ -292,6 +292,19 @@ describe('Kubernetes source', () => {
     await until('the fallback', () => h.state.get('InferenceModelRewrite/default/rw')?.apiVersion === 'inference.networking.x-k8s.io/v1alpha2');
   });
 
+  test('InferenceObjective in both groups too (llm-d router v0.9 moved it): the newer served, then the older', async () => {
+    const objective = (apiVersion: string, priority: number): Record<string, unknown> => ({ apiVersion, kind: 'InferenceObjective', metadata: { name: 'obj' }, spec: { priority, poolRef: { name: 'pool' } } });
+    const h = await harness((api) => {
+      basics(api);
+      api.apply(objective('inference.networking.x-k8s.io/v1alpha2', 1));
+      api.apply(objective('llm-d.ai/v1alpha2', 7));
+    });
+    await h.started;
+    assert.equal(h.state.get('InferenceObjective/default/obj')?.apiVersion, 'llm-d.ai/v1alpha2');
+    h.api.delete({ apiVersion: 'llm-d.ai/v1alpha2', kind: 'InferenceObjective', namespace: 'default', name: 'obj' });
+    await until('the fallback', () => h.state.get('InferenceObjective/default/obj')?.apiVersion === 'inference.networking.x-k8s.io/v1alpha2');
+  });
+
   test('only Gateways of our GatewayClass, and the routes attached to them, are served', async () => {
     const h = await harness((api) => {
       basics(api);
