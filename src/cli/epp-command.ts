@@ -19,7 +19,6 @@ import { untilSignal } from './signals.js';
 import { EPP_KUBERNETES_HELP, KUBERNETES_FLAGS, kubernetesOptions, kubernetesSource, type KubernetesMode } from './kubernetes-options.js';
 import type { StatusReporting } from '../config/kubernetes/status-reporting.js';
 import { notReadyProcessor } from '../extproc/not-ready.js';
-import type { KubernetesOptions } from '../config/kubernetes/options.js';
 
 export const EPP_HELP = `infergate epp: the endpoint picker for Envoy (External Processing gRPC)
 
@@ -65,8 +64,8 @@ const BODY_MODES: readonly BodyMode[] = ['FULL_DUPLEX_STREAMED', 'BUFFERED'];
 export interface EppSettings {
   readonly pool: EppPool;
   readonly files: readonly string[];
-  /** `--kubernetes`: the pool and its Pods from the API instead of `files`. */
-  readonly kubernetes?: KubernetesOptions;
+  /** `--kubernetes`: the pool and its Pods from the API instead of `files` (kubeconfig already read). */
+  readonly cluster?: KubernetesMode;
   /** Request-body bounds (--body-idle-timeout, --body-budget). */
   readonly uploads: UploadOptions;
 }
@@ -98,9 +97,7 @@ function standalonePool(pool: Extract<EppPool, { kind: 'selector' }>): Resource 
  */
 async function startPicker(settings: EppSettings, logger: Logger, inFlight: InFlight): Promise<{ gateway: Gateway; processor: RequestProcessorFactory; poolKey: string; cluster: KubernetesMode | undefined }> {
   const poolKey = settings.pool.kind === 'pool' ? `${settings.pool.namespace}/${settings.pool.name}` : `${settings.pool.namespace}/${STANDALONE_POOL_NAME}`;
-  const pool = settings.pool;
-  const k8s = settings.kubernetes;
-  const cluster = k8s === undefined ? undefined : kubernetesSource(k8s, pool.kind === 'pool' ? { kind: 'pool', namespace: pool.namespace, name: pool.name } : { kind: 'selector', namespace: pool.namespace, selector: pool.selector });
+  const cluster = settings.cluster;
   const sources: ConfigSource[] = cluster === undefined ? [new FileConfigSource(settings.files, { watch: true })] : [cluster.source];
   if (settings.pool.kind === 'selector') sources.push(new StaticConfigSource([standalonePool(settings.pool)], '--endpoint-selector'));
   const gateway = await Gateway.start({ sources, logger, uploads: settings.uploads });
@@ -140,6 +137,8 @@ export async function runEppCommand(argv: string[]): Promise<number> {
   const pool = eppPool({ poolName: values['pool-name'], poolNamespace, selector: values['endpoint-selector'], targetPorts: values['endpoint-target-ports'] });
   const files = values.file ?? [];
   if (files.length === 0 && kubernetes === undefined) throw new OptionError('epp needs -f FILE_OR_DIR or --kubernetes: the resources of the pool it serves (see infergate epp --help)');
+  // The kubeconfig is read now: one that cannot be read is an option error before any port binds.
+  const cluster = kubernetes === undefined ? undefined : kubernetesSource(kubernetes, pool.kind === 'pool' ? { kind: 'pool', namespace: pool.namespace, name: pool.name } : { kind: 'selector', namespace: pool.namespace, selector: pool.selector });
   for (const f of files) {
     try {
       await access(f);
@@ -199,7 +198,7 @@ export async function runEppCommand(argv: string[]): Promise<number> {
       throw new ListenError('gRPC ports', address, grpcPort, err);
     }
     try {
-      picker = await startPicker({ pool, files, uploads, ...(kubernetes === undefined ? {} : { kubernetes }) }, logger, inFlight);
+      picker = await startPicker({ pool, files, uploads, ...(cluster === undefined ? {} : { cluster }) }, logger, inFlight);
     } catch (err) {
       if (err instanceof ConfigRejectedError) {
         process.stderr.write(`${err.message}\n`);

@@ -27,7 +27,7 @@ export const SERVE_KUBERNETES_HELP = `Kubernetes (instead of -f; docs/kubernetes
                              $KUBECONFIG, else ~/.kube/config)
       --namespace NS         the namespace watched and the Lease's (default: the pod's own,
                              else "default")
-      --all-namespaces       watch every namespace
+      --all-namespaces       watch every namespace (--namespace then places only the Lease)
       --gateway-class NAME   serve the Gateways of this GatewayClass, whose controllerName must
                              be infergate.dev/gateway-controller (default infergate)
       --lease-name NAME      the Lease electing the replica that writes status (default

@@ -28,31 +28,30 @@ const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/tok
  */
 export function loadKubeConfig(path: string | undefined, env: NodeJS.ProcessEnv = process.env): { config: KubeConfig; from: string } {
   const kc = new KubeConfig();
-  let from: string;
+  let from = path === undefined ? 'default' : `--kubeconfig ${path}`;
   try {
     if (path !== undefined) {
       kc.loadFromFile(path);
-      from = `--kubeconfig ${path}`;
     } else if (env['KUBERNETES_SERVICE_HOST'] !== undefined && env['KUBERNETES_SERVICE_HOST'] !== '' && existsSync(SERVICE_ACCOUNT_TOKEN)) {
-      kc.loadFromCluster();
       from = 'in-cluster service account';
+      kc.loadFromCluster();
     } else {
       const file = env['KUBECONFIG'];
       if (file === undefined || file === '') {
         const home = env['HOME'] ?? env['USERPROFILE'];
         const def = home === undefined ? undefined : `${home}/.kube/config`;
         if (def === undefined || !existsSync(def)) throw new KubeConfigError('no Kubernetes client configuration: not in a pod, $KUBECONFIG is not set and ~/.kube/config does not exist (use --kubeconfig PATH)');
-        kc.loadFromFile(def);
         from = def;
+        kc.loadFromFile(def);
       } else {
         // $KUBECONFIG may list several files, merged as kubectl does.
-        kc.loadFromDefault();
         from = `$KUBECONFIG ${file}`;
+        kc.loadFromDefault();
       }
     }
   } catch (err) {
     if (err instanceof KubeConfigError) throw err;
-    throw new KubeConfigError(`cannot read the Kubernetes client configuration (${path === undefined ? 'default' : `--kubeconfig ${path}`}): ${err instanceof Error ? err.message : String(err)}`);
+    throw new KubeConfigError(`cannot read the Kubernetes client configuration (${from}): ${err instanceof Error ? err.message : String(err)}`);
   }
   const cluster = kc.getCurrentCluster();
   if (cluster === null) throw new KubeConfigError(`${from}: the current context names no cluster`);

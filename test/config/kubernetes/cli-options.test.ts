@@ -29,12 +29,15 @@ test('-f and --kubernetes exclude each other, and the Kubernetes flags need --ku
     ['epp', ['--pool-name', 'p', '--kubernetes', '-f', '/tmp'], /-f and --kubernetes exclude each other/],
     ['epp', ['--pool-name', 'p', '--kubernetes', '--gateway-class', 'x'], /--gateway-class is for infergate serve/],
     ['epp', ['--pool-name', 'p', '--kubernetes', '--all-namespaces'], /--all-namespaces is for infergate serve/],
+    ['epp', ['--pool-name', 'p', '--kubernetes', '--kubeconfig', '/no/such/kubeconfig', '--grpc-port', '0', '--grpc-health-port', '0', '--metrics-port', '0'], /cannot read the Kubernetes client configuration/],
   ];
   for (const [command, args, message] of cases) {
     const r = await cli([command, ...args]);
     assert.equal(r.code, 2, `${command} ${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    // Refused before anything started: no port bound, nothing logged as listening.
+    assert.doesNotMatch(r.stdout, /listening|started/, `${command} ${args.join(' ')}`);
   }
 });
 
@@ -81,5 +84,18 @@ current-context: x
     assert.equal(loadKubeConfig(file).config.getCurrentCluster()?.server, 'http://127.0.0.1:1');
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a kubeconfig that cannot be read is named as where it came from: --kubeconfig, or $KUBECONFIG', () => {
+  assert.throws(() => loadKubeConfig('/no/such/kubeconfig', {}), (e: unknown) => e instanceof KubeConfigError && /\(--kubeconfig \/no\/such\/kubeconfig\)/.test(e.message));
+  const saved = process.env['KUBECONFIG'];
+  // client-node's loadFromDefault reads $KUBECONFIG from the process environment.
+  process.env['KUBECONFIG'] = '/no/such/kubeconfig';
+  try {
+    assert.throws(() => loadKubeConfig(undefined, { KUBECONFIG: '/no/such/kubeconfig', HOME: '/nonexistent' }), (e: unknown) => e instanceof KubeConfigError && /\(\$KUBECONFIG \/no\/such\/kubeconfig\)/.test(e.message));
+  } finally {
+    if (saved === undefined) delete process.env['KUBECONFIG'];
+    else process.env['KUBECONFIG'] = saved;
   }
 });
