@@ -1,3 +1,4 @@
+import { Backoff } from './backoff.js';
 import type { Resource } from '../../api/types.js';
 import type { SourceLog } from '../source.js';
 import type { KubeApi } from './kube-api.js';
@@ -90,13 +91,15 @@ class Reporter implements StatusReporting {
   #pass: Promise<void> | undefined;
   #again = false;
   #stopped = false;
-  /** Passes in a row with a failed write (the retry waits longer each time). */
-  #failedPasses = 0;
+  /** The wait before retrying after a failed pass: doubles while passes keep failing, reset by one that succeeds. */
+  readonly #failedPasses: Backoff;
 
   constructor(opts: StatusReportingOptions, scope: StatusScope, view: () => readonly Resource[]) {
     this.#opts = opts;
     this.#scope = scope;
     this.#view = view;
+    // Without jitter: one holder retries, no herd to spread.
+    this.#failedPasses = new Backoff(opts.retryFailedMs ?? 5_000, 300_000, () => 1);
     this.#elector = new LeaseElector({
       api: opts.api,
       namespace: opts.namespace,
@@ -202,10 +205,7 @@ class Reporter implements StatusReporting {
       else if (outcome === 'failed') failed = true;
     }
     for (const key of this.#confirmed.keys()) if (!live.has(key)) this.#confirmed.delete(key);
-    this.#failedPasses = failed ? this.#failedPasses + 1 : 0;
-    if (failed && !this.#stopped) {
-      const wait = Math.min((this.#opts.retryFailedMs ?? 5_000) * 2 ** (this.#failedPasses - 1), 300_000);
-      setTimeout(() => this.#kick(0), wait).unref?.();
-    }
+    if (!failed) this.#failedPasses.reset();
+    else if (!this.#stopped) setTimeout(() => this.#kick(0), this.#failedPasses.next()).unref?.();
   }
 }

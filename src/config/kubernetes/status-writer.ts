@@ -1,3 +1,4 @@
+import { Backoff } from './backoff.js';
 import type { SourceLog } from '../source.js';
 import { kubeErrorMessage, type KubeApi } from './kube-api.js';
 import { parentKey, type DesiredStatus, type StatusTarget } from './status-conditions.js';
@@ -65,13 +66,10 @@ export class StatusWriter {
     const field = isV1Alpha2Pool(desired.target) ? 'parent' : 'parents';
     const objectKey = `${desired.target.kind}/${desired.target.namespace}/${desired.target.name}`;
     const attempts = this.#opts.maxAttempts ?? 5;
-    let wait = this.#opts.backoffMs ?? 100;
+    const backoff = new Backoff(this.#opts.backoffMs ?? 100, Number.MAX_SAFE_INTEGER);
     let lastError = '';
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      if (attempt > 1) {
-        await sleep(wait * (0.5 + Math.random()));
-        wait *= 2;
-      }
+      if (attempt > 1) await sleep(backoff.next());
       if (!this.#opts.mayWrite()) return 'not-leader';
       let read;
       try {
