@@ -47,7 +47,7 @@ export interface KvEventSubscriptionStats {
 
 interface Entry {
   target: KvEventTarget;
-  readonly subscriber: KvEventSubscriber;
+  subscriber: KvEventSubscriber;
   removed: boolean;
 }
 
