@@ -244,6 +244,8 @@ test('wrong types in every field skip that event only (malformed_event); the res
     ['BlockRemoved', 1, 'GPU'],
     ['BlockRemoved', [true], 'GPU'],
     ['BlockRemoved', [1], ['GPU']],
+    ['BlockRemoved', [1], 'GPU', 'g'], // group_idx
+    ['BlockStored', [1], null, tokens(4), 4, null, 'GPU', null, null, -1], // group_idx
     [],
     [7, [1]], // tag not a string
   ];
@@ -254,7 +256,7 @@ test('wrong types in every field skip that event only (malformed_event); the res
   }
 });
 
-test('unknown tags and unmodelled tiers are unknown_event; the rest of the batch applies', () => {
+test('unknown tags, unmodelled tiers and other KV-cache groups are unknown_event; the rest of the batch applies', () => {
   const decoded = decodeEventBatch(
     encode([
       0,
@@ -264,11 +266,15 @@ test('unknown tags and unmodelled tiers are unknown_event; the rest of the batch
         { type: 'SomethingNew', x: 1 },
         ['BlockRemoved', [1], 'DISK'],
         ['BlockRemoved', [1], 'CPU_PINNED'],
+        // A hybrid model's other KV-cache groups (e.g. sliding window): not the prefix's blocks.
+        ['BlockStored', [1], null, tokens(2), 2, null, 'GPU', null, null, 1],
+        { type: 'BlockRemoved', block_hashes: [1], medium: 'GPU', group_idx: 2 },
+        ['BlockRemoved', [1], 'GPU', 0],
       ],
     ]),
   );
-  assert.deepEqual(problemsOf(decoded), { unknown_event: 3 });
-  assert.deepEqual(ok(decoded).batch.events.map((e) => e.type), ['BlockStored', 'BlockRemoved']);
+  assert.deepEqual(problemsOf(decoded), { unknown_event: 5 });
+  assert.deepEqual(ok(decoded).batch.events.map((e) => e.type), ['BlockStored', 'BlockRemoved', 'BlockRemoved']);
 });
 
 test('a batch over the event bound: the first maxEventsPerBatch apply, the excess is too_many_events', () => {
