@@ -201,9 +201,10 @@ function decodeUnchecked(payload: Uint8Array, limits: WireLimits): DecodedBatch 
   let events: unknown;
   let rank: unknown = null;
   if (Array.isArray(root)) {
-    if (root.length < 2 || root.length > 3) return { ok: false, reason: 'EventBatch array of wrong length' };
+    // Fields a later version appends are ignored, as unknown map keys are.
+    if (root.length < 2) return { ok: false, reason: 'EventBatch array too short' };
     [ts, events] = root;
-    if (root.length === 3) rank = root[2];
+    if (root.length >= 3) rank = root[2];
   } else if (isRecord(root)) {
     ts = field(root, 'ts');
     events = field(root, 'events');

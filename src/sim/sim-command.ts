@@ -269,6 +269,11 @@ export async function runSimCommand(argv: string[]): Promise<number> {
       });
     } catch (err) {
       const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+      if (typeof e.address === 'string' && /^(tcp|ipc):\/\//.test(e.address)) {
+        // A KV-events socket (zeromq names the endpoint it could not bind).
+        process.stderr.write(`infergate sim: cannot bind kv events ${e.address}: ${e.code ?? e.message}\n`);
+        return 1;
+      }
       if (e.code === 'EADDRINUSE' || e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') {
         process.stderr.write(`infergate sim: cannot listen on ${e.address ?? host}:${e.port ?? port}: ${e.code}\n`);
         return 1;

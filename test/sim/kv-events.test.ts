@@ -339,6 +339,10 @@ describe('KV events configuration', () => {
       const replayed = await replay(`tcp://${host}:${replayPort}`, 0n);
       assert.equal(replayed[0]?.[0], 0n);
       assert.equal(replayed[0]?.[1][0], 0x83, 'map encoding');
+      // The events port taken (by this sim): one line naming the endpoint, exit 1.
+      const taken = await cli(['sim', '--host', host, '--port', String(await freePort(host)), '--profile', 'tiny', '--kv-events-config', config]);
+      assert.equal(taken.code, 1, taken.stderr);
+      assert.match(taken.stderr, new RegExp(`^infergate sim: cannot bind kv events tcp://127\\.0\\.0\\.91:${events}: EADDRINUSE\n$`));
     } finally {
       child.kill('SIGTERM');
       assert.equal((await exited)[0], 0, stderr);
