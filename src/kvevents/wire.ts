@@ -103,7 +103,8 @@ export interface EncodeOptions {
  * Decodes one payload frame. Never throws: a payload that is not an `EventBatch` in either form,
  * or over a bound (size, depth, a container or string length) is `{ ok: false, reason }` (the
  * caller counts it as `malformed_batch`); bad events inside a good batch are skipped and counted
- * in `problems`.
+ * in `problems`. `limits` is read once per distinct object (its decoder is cached): pass a new
+ * object to change a bound.
  */
 export function decodeEventBatch(payload: Uint8Array, limits: WireLimits = WIRE_LIMITS): DecodedBatch {
   try {

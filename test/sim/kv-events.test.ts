@@ -314,6 +314,7 @@ describe('KV events configuration', () => {
     assert.deepEqual(resolveEndpoint('tcp://10.1.2.3:5557', '127.0.0.2', 0, true), { endpoint: 'tcp://10.1.2.3:5557', bind: true }, 'replay always binds');
     assert.deepEqual(resolveEndpoint('tcp://127.0.0.1:*', '127.0.0.1', 2), { endpoint: 'tcp://127.0.0.1:*', bind: true }, 'a free port stays free');
     assert.deepEqual(resolveEndpoint('tcp://*:5557', '::1', 0), { endpoint: 'tcp://[::1]:5557', bind: true });
+    assert.deepEqual(resolveEndpoint('tcp://*:*', '127.0.0.5', 0), { endpoint: 'tcp://127.0.0.5:*', bind: true }, 'own host, free port');
     assert.throws(() => resolveEndpoint('udp://x:1', 'h', 0), /tcp:\/\/HOST:PORT/);
     assert.throws(() => resolveEndpoint('tcp://*:65535', 'h', 1), /past 65535/);
     assert.throws(() => resolveEndpoint('ipc:///tmp/kv', 'h', 1), /needs a tcp endpoint/);
