@@ -151,6 +151,19 @@ export class ModelTokenizer {
     return template.render(templateMessages(messages), extras?.tools);
   }
 
+  /**
+   * Token ids of `text` (add_special_tokens=false, whole, uncached) with each token's decoded text:
+   * for short texts whose tokens a simulator emits one by one. A token that is part of a UTF-8
+   * character decodes to U+FFFD, so the texts then do not join to `text`.
+   * @throws TokenizeError too-large | busy | worker | closed
+   */
+  async encodePieces(text: string): Promise<{ ids: Uint32Array; texts: readonly string[] }> {
+    if (this.#closed) throw new TokenizeError('closed', 'the tokenizer was closed');
+    if (text.length > this.#maxJobChars) throw new TokenizeError('too-large', `${text.length} characters, over the limit of ${this.#maxJobChars}`);
+    const reply = await this.#request([text], false, true);
+    return { ids: reply.ids[0]!, texts: reply.texts?.[0] ?? [] };
+  }
+
   counters(): TokenizerCounters {
     return {
       jobs: this.#jobs,
@@ -233,6 +246,14 @@ export class ModelTokenizer {
   }
 
   async #job(texts: string[], addSpecialTokens: boolean): Promise<readonly Uint32Array[]> {
+    return (await this.#request(texts, addSpecialTokens, false)).ids;
+  }
+
+  async #request(
+    texts: string[],
+    addSpecialTokens: boolean,
+    pieces: boolean,
+  ): Promise<{ ids: readonly Uint32Array[]; texts?: readonly (readonly string[])[] | undefined }> {
     let chars = 0;
     for (const t of texts) chars += t.length;
     if (this.#queuedJobs >= this.#maxQueuedJobs || (this.#queuedJobs > 0 && this.#queuedChars + chars > this.#maxQueuedChars)) {
@@ -252,10 +273,11 @@ export class ModelTokenizer {
         limits: this.#parts.limits,
         texts,
         addSpecialTokens,
+        ...(pieces ? { pieces: true } : {}),
       });
       if (!reply.ok) throw new TokenizeError('worker', `the tokenizer worker failed: ${reply.message}`);
       if (!('ids' in reply) || reply.ids.length !== texts.length) throw new TokenizeError('worker', 'the tokenizer worker answered out of turn');
-      return reply.ids;
+      return { ids: reply.ids, texts: reply.texts };
     } catch (err) {
       if (err instanceof TokenizeError && err.reason === 'worker') this.#workerErrors++;
       throw err;
