@@ -49,7 +49,9 @@ export class SimTokenizer {
 
   /** Loads the tokenizer in `dir`. @throws TokenizerLoadError naming the file at fault. */
   static async load(dir: string): Promise<SimTokenizer> {
-    const tok = await loadTokenizer(dir);
+    // A vLLM pod queues every request it accepts: no queue bound of our own (a job still ends
+    // on the worker's stall bound).
+    const tok = await loadTokenizer(dir, { maxQueuedJobs: Number.MAX_SAFE_INTEGER, maxQueuedChars: Number.MAX_SAFE_INTEGER });
     try {
       const texts: string[] = [];
       const ids: number[] = [];

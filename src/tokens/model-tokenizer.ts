@@ -38,6 +38,12 @@ export interface TokenizerOptions {
   readonly cacheTokens?: number;
   /** Bounds on the files read (files.ts `TOKENIZER_FILE_LIMITS`). */
   readonly fileLimits?: Partial<FileLimits>;
+  /**
+   * A job the worker has not answered within this many ms once it is running fails, and the
+   * worker is replaced (default 10 000: a 1 MiB text takes ~1.2 s; pathological text, such as one
+   * 1 MiB word, ~20 s).
+   */
+  readonly stallMs?: number;
 }
 
 export const TOKENIZER_DEFAULTS = {
@@ -45,6 +51,7 @@ export const TOKENIZER_DEFAULTS = {
   maxQueuedJobs: 64,
   maxQueuedChars: 4 * 1024 * 1024,
   cacheTokens: 1024 * 1024,
+  stallMs: 10_000,
 } as const;
 
 /** Counters of one tokenizer (worker ones are the process's). */
@@ -90,6 +97,7 @@ export class ModelTokenizer {
   readonly #maxJobChars: number;
   readonly #maxQueuedJobs: number;
   readonly #maxQueuedChars: number;
+  readonly #stallMs: number;
   #queuedJobs = 0;
   #queuedChars = 0;
   #closed = false;
@@ -110,6 +118,7 @@ export class ModelTokenizer {
     this.#maxJobChars = o.maxJobChars ?? TOKENIZER_DEFAULTS.maxJobChars;
     this.#maxQueuedJobs = o.maxQueuedJobs ?? TOKENIZER_DEFAULTS.maxQueuedJobs;
     this.#maxQueuedChars = o.maxQueuedChars ?? TOKENIZER_DEFAULTS.maxQueuedChars;
+    this.#stallMs = o.stallMs ?? TOKENIZER_DEFAULTS.stallMs;
   }
 
   /** Whether the model has a chat template (encodeChat refuses with `no-template` otherwise). */
@@ -274,7 +283,7 @@ export class ModelTokenizer {
         texts,
         addSpecialTokens,
         ...(pieces ? { pieces: true } : {}),
-      });
+      }, this.#stallMs);
       if (!reply.ok) throw new TokenizeError('worker', `the tokenizer worker failed: ${reply.message}`);
       if (!('ids' in reply) || reply.ids.length !== texts.length) throw new TokenizeError('worker', 'the tokenizer worker answered out of turn');
       return { ids: reply.ids, texts: reply.texts };
