@@ -95,7 +95,14 @@ export class TokenizerThread {
         this.#progressAt = now;
         this.#watchdog ??= setInterval(() => this.#checkStall(), WATCHDOG_MS).unref();
       }
-      worker.postMessage({ ...job, id }, transfer as ArrayBuffer[]);
+      try {
+        worker.postMessage({ ...job, id }, transfer as ArrayBuffer[]);
+      } catch (err) {
+        // Not cloneable: nothing was sent, so nothing will answer.
+        this.#pending.delete(id);
+        if (this.#pending.size === 0) worker.unref();
+        reject(new TokenizeError('invalid-message', `cannot send the job to the worker: ${(err as Error).message}`));
+      }
     });
   }
 
