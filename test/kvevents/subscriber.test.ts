@@ -206,6 +206,30 @@ test('a publisher that restarts on the same port: the subscriber reconnects and 
   }
 });
 
+test('a new process already past the old seq on reconnect is not mistaken for the old one', async () => {
+  let pub = await TestKvPublisher.start();
+  const { index, subs } = await setup(pub);
+  try {
+    await pub.publish(storeSeq(1));
+    await pub.publish(storeSeq(2));
+    await waitFor('indexed', () => held(index, 2) === 2);
+    const ports = { events: pub.eventsPort, replay: pub.replayPort! };
+    await pub.close();
+    await waitFor('disconnected', () => subs.stats().connected === 0);
+    // The new process has published seq 0..2 before the subscriber is back: a replay from seq 1
+    // returns ITS batch 1, not the one the subscriber applied.
+    pub = await TestKvPublisher.start({ ports, history: [storeSeq(5), storeSeq(6), storeSeq(7)] });
+    await waitFor('reset on reconnect', () => subs.stats().resets.get('reconnect') === 1);
+    await pub.publish(storeSeq(8));
+    await waitFor('the new process indexed', () => held(index, 8) === 2);
+    assert.equal(held(index, 2), 0, 'the old process’s blocks are gone');
+    assert.equal(held(index, 7), 0, 'nothing applied on top of the old state');
+  } finally {
+    await subs.close();
+    await pub.close();
+  }
+});
+
 test('a publisher that comes back without losing anything keeps the entries (replay proves continuity)', async () => {
   // The replay socket stays; only the events socket's connection drops and comes back.
   const pub = await TestKvPublisher.start();
