@@ -124,8 +124,8 @@ export class KvEventSubscriber {
       maxMessageSize: options.maxMessageSize ?? SUBSCRIBER_DEFAULTS.maxMessageSize,
       receiveHighWaterMark: options.receiveHighWaterMark ?? SUBSCRIBER_DEFAULTS.receiveHighWaterMark,
     });
-    this.#sub.events.on('connect', () => this.#onConnect());
-    this.#sub.events.on('disconnect', () => this.#onDisconnect());
+    this.#sub.events.on('connect', () => this.#guard(() => this.#onConnect()));
+    this.#sub.events.on('disconnect', () => this.#guard(() => this.#onDisconnect()));
     this.#sub.subscribe(); // every topic: a mismatch is counted, not silently filtered out
     this.#sub.connect(options.events);
     this.#done = this.#run();
@@ -151,7 +151,7 @@ export class KvEventSubscriber {
     try {
       for await (const frames of this.#sub) {
         if (this.#closed) break;
-        this.#onMessage(frames);
+        this.#guard(() => this.#onMessage(frames));
       }
     } catch (err) {
       if (!this.#closed) this.#warn('receive', `kv events: receive failed on ${this.#o.events}: ${errorName(err)}`);
@@ -293,7 +293,20 @@ export class KvEventSubscriber {
     for (const item of buffered) {
       // Batches the replay already applied come again live: skip them (not a restart).
       if (!this.#replaying && this.#last !== undefined && item.seq <= this.#last && ok) continue;
-      this.#handle(item);
+      this.#guard(() => this.#handle(item));
+    }
+  }
+
+  /**
+   * Runs `fn`; a throw (a bug downstream, in the index) must not end the subscription, and what
+   * it half-applied cannot be trusted, so the endpoint starts clean.
+   */
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#warn('apply', `kv events from ${this.#o.events}: applying a batch failed (${errorName(err)}); the endpoint's entries were dropped`);
+      if (!this.#replaying) this.#reset('gap');
     }
   }
 
