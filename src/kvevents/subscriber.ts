@@ -79,6 +79,8 @@ export interface KvEventSubscriberOptions {
   readonly onWarning?: (message: string) => void;
   /** The SUB socket connected (true) or lost its connection (false). */
   readonly onConnection?: (connected: boolean) => void;
+  /** Ask the replay socket for its whole buffer on the first message (default true; see above). */
+  readonly catchUp?: boolean;
   readonly limits?: WireLimits;
   readonly maxMessageSize?: number;
   readonly receiveHighWaterMark?: number;
@@ -186,7 +188,7 @@ export class KvEventSubscriber {
       return;
     }
     const last = this.#last;
-    if (last === undefined && !this.#caughtUp && this.#o.replay !== undefined) {
+    if (last === undefined && !this.#caughtUp && this.#o.replay !== undefined && this.#o.catchUp !== false) {
       this.#caughtUp = true;
       this.#startReplay('catchup', item);
     } else if (last === undefined || item.seq === last + 1n) {
