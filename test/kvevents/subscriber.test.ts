@@ -302,6 +302,32 @@ function exposeGc(): () => void {
   return runInNewContext('gc') as () => void;
 }
 
+test('an endpoint that leaves is unsubscribed and its entries dropped; a new block size drops them too', async () => {
+  const pub = await TestKvPublisher.start();
+  const { index, subs } = await setup(pub);
+  try {
+    await pub.publish(storeSeq(1));
+    await waitFor('indexed', () => held(index, 1) === 2);
+    const t = kvEventTargets({ endpoint: `tcp://{ip}:${pub.eventsPort}`, replayEndpoint: `tcp://{ip}:${pub.replayPort}` }, { address: '127.0.0.1', port: 8000, name: 'p' });
+    subs.upsert(EP, { ...t, blockSize: 32 });
+    assert.equal(index.entriesOf(EP), 0, 'keys of another block size no longer match requests');
+    subs.upsert(EP, { ...t, blockSize: BS });
+    await pub.publish(storeSeq(2));
+    await waitFor('indexed again', () => held(index, 2) === 2);
+    subs.remove(EP);
+    assert.equal(index.has(EP), false);
+    assert.equal(subs.stats().subscribers, 0);
+    await pub.publish(storeSeq(3));
+    await pub.publish(storeSeq(4));
+    // Nothing arrives for a removed endpoint (give the sockets time to prove it wrong).
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(index.has(EP), false);
+  } finally {
+    await subs.close();
+    await pub.close();
+  }
+});
+
 test('close() leaves no open handles: a process that subscribes, receives and closes exits by itself', async () => {
   const dist = fileURLToPath(new URL('../../', import.meta.url));
   const script = `
