@@ -29,7 +29,9 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   proxy: ['upstream', 'gateway', 'core', 'observability'],
   extproc: ['gateway', 'core', 'observability'],
   sidecar: ['upstream', 'gateway', 'core', 'observability'],
-  sim: ['core', 'cli'],
+  // vLLM KV events: the wire format, the block index and subscribers; pure data over core.
+  kvevents: ['core'],
+  sim: ['core', 'cli', 'kvevents'],
   bench: ['core'],
   cli: ['*'],
 };
