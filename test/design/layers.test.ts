@@ -17,7 +17,6 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   config: ['api', 'core'],
   endpoints: ['config', 'api', 'core'],
   prefix: ['core'],
-  kvevents: ['core'],
   flowcontrol: ['endpoints', 'config', 'api', 'core'],
   scheduling: ['prefix', 'endpoints', 'config', 'api', 'core'],
   observability: ['prefix', 'core'],
