@@ -14,7 +14,10 @@ import { decodeEventBatch, decodeSeq, encodeSeq, WIRE_LIMITS, type WireLimits } 
  * `seq ≥ start_seq`, then `["", -1, ""]`.
  *
  * Sequence rules (the index must never hold blocks the engine no longer has):
- * - the first message applies as it is (the index is empty for this endpoint);
+ * - the first message ever asks the replay socket from seq 0 (a catch-up: what the engine stored
+ *   before this gateway subscribed, as far as its replay buffer reaches) and applies whatever comes
+ *   back in order, then the live batches; without a replay socket it applies as it is (the index
+ *   is empty for this endpoint, nothing can be stale);
  * - `seq == last + 1` applies;
  * - a gap (`seq > last + 1`) asks the replay socket from `last` while live batches wait in a
  *   bounded buffer; the replay must return batch `last` byte-identical (proof that it is the same
@@ -76,6 +79,8 @@ export interface KvEventSubscriberOptions {
   readonly onWarning?: (message: string) => void;
   /** The SUB socket connected (true) or lost its connection (false). */
   readonly onConnection?: (connected: boolean) => void;
+  /** Ask the replay socket for its whole buffer on the first message (default true; see above). */
+  readonly catchUp?: boolean;
   readonly limits?: WireLimits;
   readonly maxMessageSize?: number;
   readonly receiveHighWaterMark?: number;
@@ -84,6 +89,11 @@ export interface KvEventSubscriberOptions {
   readonly maxBufferedBatches?: number;
   readonly maxBufferedBytes?: number;
 }
+
+/** Longest topic frame decoded, bytes. */
+const MAX_TOPIC_BYTES = 1_024;
+
+type ReplayReason = KvResetReason | 'catchup';
 
 interface Pending {
   readonly seq: bigint;
@@ -103,6 +113,8 @@ export class KvEventSubscriber {
   #last: bigint | undefined;
   #lastPayload: Buffer | undefined;
   #replaying = false;
+  /** The first message has started the catch-up replay (once per subscriber). */
+  #caughtUp = false;
   #buffer: Pending[] = [];
   #bufferedBytes = 0;
   #overflow = false;
@@ -114,8 +126,8 @@ export class KvEventSubscriber {
       maxMessageSize: options.maxMessageSize ?? SUBSCRIBER_DEFAULTS.maxMessageSize,
       receiveHighWaterMark: options.receiveHighWaterMark ?? SUBSCRIBER_DEFAULTS.receiveHighWaterMark,
     });
-    this.#sub.events.on('connect', () => this.#onConnect());
-    this.#sub.events.on('disconnect', () => this.#onDisconnect());
+    this.#sub.events.on('connect', () => this.#guard(() => this.#onConnect()));
+    this.#sub.events.on('disconnect', () => this.#guard(() => this.#onDisconnect()));
     this.#sub.subscribe(); // every topic: a mismatch is counted, not silently filtered out
     this.#sub.connect(options.events);
     this.#done = this.#run();
@@ -141,7 +153,7 @@ export class KvEventSubscriber {
     try {
       for await (const frames of this.#sub) {
         if (this.#closed) break;
-        this.#onMessage(frames);
+        this.#guard(() => this.#onMessage(frames));
       }
     } catch (err) {
       if (!this.#closed) this.#warn('receive', `kv events: receive failed on ${this.#o.events}: ${errorName(err)}`);
@@ -155,7 +167,8 @@ export class KvEventSubscriber {
       return;
     }
     const topic = frames[0]!;
-    const topicOk = this.#o.topic === undefined || this.#o.topic(topic.toString('utf8'));
+    // A topic longer than any real one (`kv@<ip>:<port>@<model>`) is not decoded at all.
+    const topicOk = this.#o.topic === undefined || (topic.length <= MAX_TOPIC_BYTES && this.#o.topic(topic.toString('utf8')));
     this.#handle({ seq, topicOk, payload: frames[2]! });
   }
 
@@ -175,7 +188,10 @@ export class KvEventSubscriber {
       return;
     }
     const last = this.#last;
-    if (last === undefined || item.seq === last + 1n) {
+    if (last === undefined && !this.#caughtUp && this.#o.replay !== undefined && this.#o.catchUp !== false) {
+      this.#caughtUp = true;
+      this.#startReplay('catchup', item);
+    } else if (last === undefined || item.seq === last + 1n) {
       this.#deliver(item);
     } else if (item.seq <= last) {
       this.#reset('restart');
@@ -211,7 +227,7 @@ export class KvEventSubscriber {
     this.#o.onReset(reason);
   }
 
-  #startReplay(reason: 'gap' | 'reconnect', first?: Pending): void {
+  #startReplay(reason: ReplayReason, first?: Pending): void {
     this.#replaying = true;
     this.#overflow = false;
     this.#buffer = [];
@@ -221,9 +237,10 @@ export class KvEventSubscriber {
   }
 
   /** Replays from `last`; then applies the buffered live batches, or resets. Never throws. */
-  async #replay(reason: 'gap' | 'reconnect'): Promise<void> {
-    const from = this.#last!;
-    const expected = this.#lastPayload!;
+  async #replay(reason: ReplayReason): Promise<void> {
+    const catchup = reason === 'catchup';
+    const from = catchup ? 0n : this.#last!;
+    const expected = this.#lastPayload;
     const timeoutMs = this.#o.replayTimeoutMs ?? SUBSCRIBER_DEFAULTS.replayTimeoutMs;
     const maxBatches = this.#o.maxReplayBatches ?? SUBSCRIBER_DEFAULTS.maxReplayBatches;
     const deadline = performance.now() + timeoutMs;
@@ -238,7 +255,7 @@ export class KvEventSubscriber {
     try {
       dealer.connect(this.#o.replay!);
       await dealer.send(['', encodeSeq(from)]);
-      let proven = false;
+      let proven = catchup; // a catch-up has nothing to prove: the index holds nothing yet
       for (let n = 0; n <= maxBatches && !this.#closed; n++) {
         const left = Math.floor(deadline - performance.now());
         if (left <= 0) break;
@@ -253,11 +270,11 @@ export class KvEventSubscriber {
         }
         if (seq === undefined) break;
         if (!proven) {
-          if (seq !== from || !payload.equals(expected)) break; // another process, or `from` is gone
+          if (seq !== from || expected === undefined || !payload.equals(expected)) break; // another process, or `from` is gone
           proven = true;
           continue;
         }
-        if (seq !== this.#last! + 1n) break;
+        if (this.#last !== undefined && seq !== this.#last + 1n) break;
         this.#deliver({ seq, topicOk: true, payload });
       }
     } catch {
@@ -268,14 +285,30 @@ export class KvEventSubscriber {
     }
     if (this.#closed) return;
     const buffered = this.#overflow ? [] : this.#buffer;
-    if (!ok || this.#overflow) this.#reset(reason);
+    // A catch-up that ends early still applied a consistent prefix of the history; lost live
+    // batches (overflow) are another matter: they may have removed blocks.
+    if (catchup ? this.#overflow : !ok || this.#overflow) this.#reset(catchup ? 'gap' : reason);
+    else if (catchup) ok = true;
     this.#replaying = false;
     this.#buffer = [];
     this.#bufferedBytes = 0;
     for (const item of buffered) {
       // Batches the replay already applied come again live: skip them (not a restart).
       if (!this.#replaying && this.#last !== undefined && item.seq <= this.#last && ok) continue;
-      this.#handle(item);
+      this.#guard(() => this.#handle(item));
+    }
+  }
+
+  /**
+   * Runs `fn`; a throw (a bug downstream, in the index) must not end the subscription, and what
+   * it half-applied cannot be trusted, so the endpoint starts clean.
+   */
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#warn('apply', `kv events from ${this.#o.events}: applying a batch failed (${errorName(err)}); the endpoint's entries were dropped`);
+      if (!this.#replaying) this.#reset('gap');
     }
   }
 
