@@ -1,4 +1,5 @@
-import { Dealer, Subscriber } from 'zeromq';
+import type { Dealer, Subscriber } from 'zeromq';
+import { zmq } from './zmq.js';
 import type { KvEventBatch, KvEventProblem } from './events.js';
 import { decodeEventBatch, decodeSeq, encodeSeq, WIRE_LIMITS, type WireLimits } from './wire.js';
 
@@ -121,7 +122,7 @@ export class KvEventSubscriber {
 
   constructor(options: KvEventSubscriberOptions) {
     this.#o = options;
-    this.#sub = new Subscriber({
+    this.#sub = new (zmq().Subscriber)({
       linger: 0,
       maxMessageSize: options.maxMessageSize ?? SUBSCRIBER_DEFAULTS.maxMessageSize,
       receiveHighWaterMark: options.receiveHighWaterMark ?? SUBSCRIBER_DEFAULTS.receiveHighWaterMark,
@@ -194,8 +195,10 @@ export class KvEventSubscriber {
     } else if (last === undefined || item.seq === last + 1n) {
       this.#deliver(item);
     } else if (item.seq <= last) {
+      // A new process: its whole history so far may still be in its replay buffer.
       this.#reset('restart');
-      this.#deliver(item);
+      if (this.#o.replay !== undefined && this.#o.catchUp !== false) this.#startReplay('catchup', item);
+      else this.#deliver(item);
     } else if (this.#o.replay !== undefined) {
       this.#startReplay('gap', item);
     } else {
@@ -244,7 +247,7 @@ export class KvEventSubscriber {
     const timeoutMs = this.#o.replayTimeoutMs ?? SUBSCRIBER_DEFAULTS.replayTimeoutMs;
     const maxBatches = this.#o.maxReplayBatches ?? SUBSCRIBER_DEFAULTS.maxReplayBatches;
     const deadline = performance.now() + timeoutMs;
-    const dealer = new Dealer({
+    const dealer = new (zmq().Dealer)({
       linger: 0,
       maxMessageSize: this.#o.maxMessageSize ?? SUBSCRIBER_DEFAULTS.maxMessageSize,
       receiveHighWaterMark: this.#o.receiveHighWaterMark ?? SUBSCRIBER_DEFAULTS.receiveHighWaterMark,
@@ -287,11 +290,21 @@ export class KvEventSubscriber {
     const buffered = this.#overflow ? [] : this.#buffer;
     // A catch-up that ends early still applied a consistent prefix of the history; lost live
     // batches (overflow) are another matter: they may have removed blocks.
-    if (catchup ? this.#overflow : !ok || this.#overflow) this.#reset(catchup ? 'gap' : reason);
+    const failed = catchup ? this.#overflow : !ok || this.#overflow;
+    if (failed) this.#reset(catchup ? 'gap' : reason);
     else if (catchup) ok = true;
     this.#replaying = false;
     this.#buffer = [];
     this.#bufferedBytes = 0;
+    // Continuity was not proven (a restarted engine, or history past its buffer): what the engine
+    // holds now is its replay buffer read from the start (a new process's whole history, the
+    // batches it published before this subscriber reconnected included), then the live batches.
+    // Never from a catch-up's own failure, so a flood cannot loop catch-ups.
+    if (failed && !catchup && this.#o.catchUp !== false && !this.#overflow) {
+      this.#startReplay('catchup');
+      for (const item of buffered) this.#handle(item);
+      return;
+    }
     for (const item of buffered) {
       // Batches the replay already applied come again live: skip them (not a restart).
       if (!this.#replaying && this.#last !== undefined && item.seq <= this.#last && ok) continue;
