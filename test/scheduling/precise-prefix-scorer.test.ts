@@ -148,6 +148,7 @@ test('what precise mode cannot judge is judged in estimate mode and counted by r
     ['tokenising fails', { '/tok/m': broken }, {}, { model: 'm', messages: [{ role: 'user', content: 'x' }] }, 'tokenize_failed'],
     ['several prompts', { '/tok/m': fakeTokenizer() }, {}, { model: 'm', prompt: ['a', 'b'] }, 'unmatchable'],
     ['the Responses API', { '/tok/m': fakeTokenizer() }, {}, { model: 'm', input: 'hello' }, 'unmatchable'],
+    ['a chat of more messages than are matched', { '/tok/m': fakeTokenizer() }, {}, { model: 'm', messages: Array.from({ length: 1025 }, () => ({ role: 'user', content: 'x' })) }, 'unmatchable'],
   ];
   for (const [what, tokenizers, params, body, reason] of cases) {
     await t.test(what, async () => {
