@@ -15,10 +15,11 @@ import { decodeEventBatch, decodeSeq, encodeSeq, WIRE_LIMITS, type WireLimits } 
  * `seq ≥ start_seq`, then `["", -1, ""]`.
  *
  * Sequence rules (the index must never hold blocks the engine no longer has):
- * - the first message ever asks the replay socket from seq 0 (a catch-up: what the engine stored
- *   before this gateway subscribed, as far as its replay buffer reaches) and applies whatever comes
- *   back in order, then the live batches; without a replay socket it applies as it is (the index
- *   is empty for this endpoint, nothing can be stale);
+ * - first contact (the socket's first connection, else the first message) asks the replay socket
+ *   from seq 0 (a catch-up: what the engine stored before this gateway subscribed, as far as its
+ *   replay buffer reaches) and applies whatever comes back in order, then the live batches;
+ *   without a replay socket it applies as it is (the index is empty for this endpoint, nothing can
+ *   be stale);
  * - `seq == last + 1` applies;
  * - a gap (`seq > last + 1`) asks the replay socket from `last` while live batches wait in a
  *   bounded buffer; the replay must return batch `last` byte-identical (proof that it is the same
@@ -26,9 +27,16 @@ import { decodeEventBatch, decodeSeq, encodeSeq, WIRE_LIMITS, type WireLimits } 
  *   apply, then the buffered ones. No replay socket, no answer within `replayTimeoutMs`, a replay
  *   that does not reach back, or a buffer overflow: `onReset('gap')` (the caller drops the
  *   endpoint's entries) and the index is rebuilt from what follows;
- * - `seq ≤ last` is a new engine process: `onReset('restart')`, then it applies;
+ * - `seq ≤ last` is a new engine process: `onReset('restart')`, then its history is read from its
+ *   replay buffer from the start (a catch-up);
  * - the socket reconnected (the publisher went away and came back): the same replay from `last`,
- *   whose failure is `onReset('reconnect')`; without a replay socket, reset at once.
+ *   whose failure is `onReset('reconnect')` and a catch-up of the (new) process's history; without
+ *   a replay socket, reset at once;
+ * - a live batch whose topic does not match the pool's pattern: `onReset('topic')` (a catch-up
+ *   may have applied batches before the first live one showed the topic wrong) and nothing more
+ *   is applied from this publisher;
+ * - not connected `connectWarningMs` after the start: one warning (a wrong address is otherwise
+ *   silent: the index simply never hears from the endpoint).
  *
  * Hostile streams: ZeroMQ's `maxMessageSize` disconnects a peer sending a bigger frame, the
  * receive high-water mark bounds what waits in ZeroMQ (excess is dropped, which shows up as a gap),
@@ -40,8 +48,8 @@ import { decodeEventBatch, decodeSeq, encodeSeq, WIRE_LIMITS, type WireLimits } 
  */
 
 /** Why an endpoint's entries were dropped (a fixed set: metric labels). */
-export type KvResetReason = 'gap' | 'restart' | 'reconnect';
-export const KV_RESET_REASONS: readonly KvResetReason[] = ['gap', 'restart', 'reconnect'];
+export type KvResetReason = 'gap' | 'restart' | 'reconnect' | 'topic';
+export const KV_RESET_REASONS: readonly KvResetReason[] = ['gap', 'restart', 'reconnect', 'topic'];
 
 /**
  * Defaults, and why:
@@ -61,6 +69,8 @@ export const SUBSCRIBER_DEFAULTS = Object.freeze({
   maxReplayBatches: 10_000,
   maxBufferedBatches: 1_024,
   maxBufferedBytes: 64 * 1024 * 1024,
+  /** A subscriber not connected this long after it started says so once (a wrong address or port is otherwise silent). */
+  connectWarningMs: 10_000,
 });
 
 export interface KvEventSubscriberOptions {
@@ -80,8 +90,10 @@ export interface KvEventSubscriberOptions {
   readonly onWarning?: (message: string) => void;
   /** The SUB socket connected (true) or lost its connection (false). */
   readonly onConnection?: (connected: boolean) => void;
-  /** Ask the replay socket for its whole buffer on the first message (default true; see above). */
+  /** Ask the replay socket for its whole buffer on first contact (default true; see above). */
   readonly catchUp?: boolean;
+  /** Default SUBSCRIBER_DEFAULTS.connectWarningMs. */
+  readonly connectWarningMs?: number;
   readonly limits?: WireLimits;
   readonly maxMessageSize?: number;
   readonly receiveHighWaterMark?: number;
@@ -117,11 +129,19 @@ export class KvEventSubscriber {
   /** The first message has started the catch-up replay (once per subscriber). */
   #caughtUp = false;
   #buffer: Pending[] = [];
+  /** A live batch's topic matched the pool's pattern (replays are trusted only after one did). */
+  #topicSeen = false;
+  /** The first live batch's topic did not match: no catch-up replay for this publisher. */
+  #topicMismatched = false;
+  /** Set while a replay runs when its result must be thrown away (the topic proved wrong meanwhile). */
+  #abandonReplay = false;
+  readonly #connectWarning: NodeJS.Timeout;
   #bufferedBytes = 0;
   #overflow = false;
 
   constructor(options: KvEventSubscriberOptions) {
     this.#o = options;
+    const connectWarningMs = options.connectWarningMs ?? SUBSCRIBER_DEFAULTS.connectWarningMs;
     this.#sub = new (zmq().Subscriber)({
       linger: 0,
       maxMessageSize: options.maxMessageSize ?? SUBSCRIBER_DEFAULTS.maxMessageSize,
@@ -132,6 +152,10 @@ export class KvEventSubscriber {
     this.#sub.subscribe(); // every topic: a mismatch is counted, not silently filtered out
     this.#sub.connect(options.events);
     this.#done = this.#run();
+    this.#connectWarning = setTimeout(() => {
+      if (!this.#everConnected && !this.#closed) this.#warn('connect', `kv events: not connected to ${options.events} after ${Math.round(connectWarningMs / 1000)} s; precise routing sees no blocks of this endpoint (is the pod publishing there?)`);
+    }, connectWarningMs);
+    this.#connectWarning.unref();
   }
 
   /** Whether the SUB socket is connected to the publisher now. */
@@ -143,6 +167,7 @@ export class KvEventSubscriber {
   async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
+      clearTimeout(this.#connectWarning);
       this.#buffer = [];
       this.#dealer?.close();
       this.#sub.close();
@@ -170,6 +195,15 @@ export class KvEventSubscriber {
     const topic = frames[0]!;
     // A topic longer than any real one (`kv@<ip>:<port>@<model>`) is not decoded at all.
     const topicOk = this.#o.topic === undefined || (topic.length <= MAX_TOPIC_BYTES && this.#o.topic(topic.toString('utf8')));
+    if (topicOk) {
+      this.#topicSeen = true;
+    } else if (!this.#topicSeen && !this.#topicMismatched) {
+      // The first live batch says this is not the stream the pool describes (the configured topic
+      // is wrong): a catch-up replay (whose frames carry no topic) must not have applied it.
+      this.#topicMismatched = true;
+      if (this.#replaying) this.#abandonReplay = true;
+      else if (this.#caughtUp) this.#reset('topic');
+    }
     this.#handle({ seq, topicOk, payload: frames[2]! });
   }
 
@@ -189,7 +223,9 @@ export class KvEventSubscriber {
       return;
     }
     const last = this.#last;
-    if (last === undefined && !this.#caughtUp && this.#o.replay !== undefined && this.#o.catchUp !== false) {
+    // Replay frames carry no topic: a publisher whose live topic proved wrong is never replayed.
+    const replay = this.#o.replay !== undefined && !this.#topicMismatched;
+    if (last === undefined && !this.#caughtUp && item.topicOk && replay && this.#o.catchUp !== false) {
       this.#caughtUp = true;
       this.#startReplay('catchup', item);
     } else if (last === undefined || item.seq === last + 1n) {
@@ -197,9 +233,9 @@ export class KvEventSubscriber {
     } else if (item.seq <= last) {
       // A new process: its whole history so far may still be in its replay buffer.
       this.#reset('restart');
-      if (this.#o.replay !== undefined && this.#o.catchUp !== false) this.#startReplay('catchup', item);
+      if (replay && this.#o.catchUp !== false) this.#startReplay('catchup', item);
       else this.#deliver(item);
-    } else if (this.#o.replay !== undefined) {
+    } else if (replay) {
       this.#startReplay('gap', item);
     } else {
       this.#reset('gap');
@@ -287,6 +323,14 @@ export class KvEventSubscriber {
       if (this.#dealer === dealer) this.#dealer = undefined;
     }
     if (this.#closed) return;
+    if (this.#abandonReplay) {
+      this.#abandonReplay = false;
+      this.#replaying = false;
+      this.#buffer = [];
+      this.#bufferedBytes = 0;
+      this.#reset('topic');
+      return;
+    }
     const buffered = this.#overflow ? [] : this.#buffer;
     // A catch-up that ends early still applied a consistent prefix of the history; lost live
     // batches (overflow) are another matter: they may have removed blocks.
@@ -300,7 +344,7 @@ export class KvEventSubscriber {
     // holds now is its replay buffer read from the start (a new process's whole history, the
     // batches it published before this subscriber reconnected included), then the live batches.
     // Never from a catch-up's own failure, so a flood cannot loop catch-ups.
-    if (failed && !catchup && this.#o.catchUp !== false && !this.#overflow) {
+    if (failed && !catchup && this.#o.catchUp !== false && !this.#overflow && !this.#topicMismatched) {
       this.#startReplay('catchup');
       for (const item of buffered) this.#handle(item);
       return;
@@ -330,7 +374,16 @@ export class KvEventSubscriber {
     this.#o.onConnection?.(true);
     const again = this.#everConnected;
     this.#everConnected = true;
-    if (!again || this.#last === undefined || this.#replaying || this.#closed) return;
+    if (this.#closed || this.#replaying || this.#topicMismatched) return;
+    // First contact: what the engine cached before this gateway subscribed is in its replay
+    // buffer; read it now, not at the engine's next batch (a quiet pod's warm cache would stay
+    // invisible until then).
+    if (!again && this.#last === undefined && !this.#caughtUp && this.#o.replay !== undefined && this.#o.catchUp !== false) {
+      this.#caughtUp = true;
+      this.#startReplay('catchup');
+      return;
+    }
+    if (!again || this.#last === undefined) return;
     // Batches published while we were away are lost from the SUB stream, and a new process may
     // have replaced the old one: only a replay that proves continuity keeps the entries.
     if (this.#o.replay !== undefined) this.#startReplay('reconnect');

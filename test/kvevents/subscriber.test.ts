@@ -358,3 +358,68 @@ test('close() leaves no open handles: a process that subscribes, receives and cl
   assert.equal(code, 0);
   assert.match(out, /closed/);
 });
+
+test('a warm cache is read at first contact, before the engine publishes anything new', async () => {
+  // The engine stored two sequences before this gateway subscribed; it stays quiet afterwards.
+  const pub = await TestKvPublisher.start({ history: [storeSeq(1), storeSeq(2)] });
+  const { index, subs } = await setup(pub);
+  try {
+    await waitFor('the history indexed from the replay buffer', () => held(index, 1) === 2 && held(index, 2) === 2);
+    await pub.publish(storeSeq(3));
+    await waitFor('the live batch after it', () => held(index, 3) === 2);
+    assert.equal(subs.stats().resets.size, 0);
+  } finally {
+    await subs.close();
+    await pub.close();
+  }
+});
+
+test('a publisher whose topic does not match: what the catch-up read is dropped at its first live batch, and nothing of it applies afterwards', async () => {
+  const pub = await TestKvPublisher.start({ topic: 'kv@10.9.9.9:9999@other', history: [storeSeq(1)] });
+  const { index, subs, warnings } = await setup(pub);
+  try {
+    await waitFor('the catch-up read the buffer', () => held(index, 1) === 2);
+    await pub.publish(storeSeq(2)); // live, with the foreign topic
+    await waitFor('the catch-up dropped', () => held(index, 1) === 0 && subs.stats().resets.get('topic') === 1);
+    await pub.publish(storeSeq(3), { send: false }); // a gap: never repaired through replay
+    await pub.publish(storeSeq(4));
+    await waitFor('both foreign batches counted', () => (subs.stats().problems.get('topic_mismatch') ?? 0) >= 2);
+    assert.equal(held(index, 2) + held(index, 3) + held(index, 4), 0);
+    assert.equal(warnings.filter((w) => w.includes('topic')).length, 1);
+  } finally {
+    await subs.close();
+    await pub.close();
+  }
+});
+
+test('an address nothing publishes on is said once, after the connect warning delay', async () => {
+  const index = new KvBlockIndex();
+  const warnings: string[] = [];
+  const subs = new KvEventSubscriptions(index, { onWarning: (_k, m) => warnings.push(m), tuning: { connectWarningMs: 50 } });
+  try {
+    // A port nothing listens on (taken and released a moment ago).
+    const pub = await TestKvPublisher.start();
+    const port = pub.eventsPort;
+    await pub.close();
+    subs.upsert(EP, { events: `tcp://127.0.0.1:${port}`, blockSize: BS });
+    await waitFor('the warning', () => warnings.some((w) => /not connected to tcp:\/\/127\.0\.0\.1:\d+ after/.test(w)));
+    assert.equal(subs.connected(EP), false);
+  } finally {
+    await subs.close();
+  }
+});
+
+test('blocks the pool block size does not divide are warned once, then counted', async () => {
+  const pub = await TestKvPublisher.start();
+  const { subs, warnings } = await setup(pub);
+  try {
+    const odd: KvEventBatch = { ...storeSeq(1), events: [{ ...(storeSeq(1).events[0] as Extract<KvEventBatch['events'][number], { type: 'BlockStored' }>), blockSize: 24, tokenIds: tokens(1, 3).slice(0, 48) }] };
+    await pub.publish(odd);
+    await pub.publish({ ...odd, ts: 1 });
+    await waitFor('both counted', () => (subs.stats().problems.get('block_size_mismatch') ?? 0) >= 2);
+    assert.equal(warnings.filter((w) => w.includes('block size')).length, 1);
+  } finally {
+    await subs.close();
+    await pub.close();
+  }
+});

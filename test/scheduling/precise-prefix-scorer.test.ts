@@ -162,6 +162,7 @@ test('what precise mode cannot judge is judged in estimate mode and counted by r
       s.score(req, eps, out);
       assert.deepEqual(e.fallbacks, [reason]);
       assert.equal(s.logFields(req, eps[0] as Endpoint)?.['prefixMode'], 'estimate');
+      assert.equal(s.logFields(req, eps[0] as Endpoint)?.['prefixFallback'], reason);
       // Estimate mode still learns and matches: the pick is recorded, the next request matches it.
       s.preRequest(req, eps[1] as Endpoint);
       const next = request({ body, prompt: PROMPT.repeat(8) });

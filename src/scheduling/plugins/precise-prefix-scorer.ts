@@ -131,6 +131,9 @@ export class PrecisePrefixScorer implements Scorer, RequestControl, DataProducer
     const m = request.state.read(this.#match);
     if (m === undefined) return undefined;
     const fields: Record<string, string> = { prefixBlocks: `${m.matched.get(endpoint) ?? 0}/${m.totalBlocks}`, prefixMode: m.mode };
+    // Why a request of a precise pool was judged in estimate mode (a fixed set of reasons).
+    const prepared = request.state.read(PRECISE_KEYS);
+    if (m.mode === 'estimate' && prepared !== undefined && 'fallback' in prepared) fields['prefixFallback'] = prepared.fallback;
     if (m.home !== undefined) fields['prefixHome'] = m.home === endpoint ? 'yes' : 'no';
     return fields;
   }
