@@ -104,8 +104,6 @@ interface EndpointBlocks {
   readonly held: Map<number, number>;
   /** Block key → expiry (ms); insertion order ≈ expiry order. */
   readonly speculative: FifoMap<number>;
-  /** Sub-blocks per engine block at the last BlockStored (what BlockRemoved must remove). */
-  ratio: number;
 }
 
 export class KvBlockIndex {
@@ -151,8 +149,10 @@ export class KvBlockIndex {
           const cpu = ev.medium === 'CPU' ? 1 : 0;
           for (const h of ev.blockHashes) {
             const base = engineEntry(h, cpu);
-            for (let s = 0; s < st.ratio - 1; s++) this.#remove(st, subEntry(base, s));
-            this.#remove(st, base);
+            // A hash the index does not hold costs one lookup, whatever a stored block's size
+            // was: its sub-blocks exist only beside it, and are removed until the first missing.
+            if (!this.#remove(st, base)) continue;
+            for (let s = 0; s < MAX_SUB_BLOCKS - 1; s++) if (!this.#remove(st, subEntry(base, s))) break;
           }
           break;
         }
@@ -263,7 +263,7 @@ export class KvBlockIndex {
   #state(endpoint: string): EndpointBlocks {
     let st = this.#endpoints.get(endpoint);
     if (st === undefined) {
-      st = { engine: new FifoMap(), held: new Map(), speculative: new FifoMap(), ratio: 1 };
+      st = { engine: new FifoMap(), held: new Map(), speculative: new FifoMap() };
       this.#endpoints.set(endpoint, st);
     }
     return st;
@@ -271,7 +271,7 @@ export class KvBlockIndex {
 
   #store(st: EndpointBlocks, ev: BlockStoredEvent, blockSize: number): KvEventProblem | undefined {
     const eventBlockSize = ev.blockSize;
-    if (!Number.isInteger(eventBlockSize) || eventBlockSize <= 0 || eventBlockSize % blockSize !== 0) return 'block_size_mismatch';
+    if (!Number.isInteger(eventBlockSize) || eventBlockSize <= 0 || eventBlockSize % blockSize !== 0 || eventBlockSize / blockSize > MAX_SUB_BLOCKS) return 'block_size_mismatch';
     const n = ev.blockHashes.length;
     if (ev.tokenIds.length !== n * eventBlockSize) return 'malformed_event';
     let parent = ROOT_BLOCK_KEY;
@@ -282,7 +282,6 @@ export class KvBlockIndex {
       parent = known;
     }
     const ratio = eventBlockSize / blockSize;
-    st.ratio = ratio;
     const keys = blockKeys(ev.tokenIds, blockSize, ev.loraName, { parent, extraDigest: ev.extraKeysDigest });
     const cpu = ev.medium === 'CPU' ? 1 : 0;
     for (let j = 0; j < n; j++) {
@@ -304,12 +303,14 @@ export class KvBlockIndex {
     if (this.#entries > this.#maxBlocks) this.#evictGlobal(st);
   }
 
-  #remove(st: EndpointBlocks, entry: number): void {
+  /** Removes one engine entry; false when the index did not hold it. */
+  #remove(st: EndpointBlocks, entry: number): boolean {
     const key = st.engine.get(entry);
-    if (key === undefined) return; // stored before we listened, or already evicted
+    if (key === undefined) return false; // stored before we listened, or already evicted
     st.engine.delete(entry);
     this.#entries--;
     this.#unref(st, key, entry % 2);
+    return true;
   }
 
   #unref(st: EndpointBlocks, key: number, cpu: number): void {
@@ -358,6 +359,14 @@ function engineEntry(h: EngineBlockHash, cpu: number): number {
 }
 
 /** Entry of sub-block `s` (0-based, not the last) of the engine block whose entry is `base`; same medium bit. */
+/**
+ * Most pool blocks one engine block may split into: engine blocks up to 64 times the pool's block
+ * size (1,024 tokens over 16-token blocks; vLLM's sizes are 8 to 128, llm-d's guides use 64).
+ * Bounds the work a BlockStored or BlockRemoved costs per hash: an engine block size of 1 Mi over a
+ * 16-token pool made every removed hash cost 65,536 lookups (20 KB of events held the loop 30 s).
+ */
+const MAX_SUB_BLOCKS = 64;
+
 function subEntry(base: number, s: number): number {
   const lo = Math.imul((base >>> 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(s + 1, 0xc2b2ae35);
   const hi = Math.imul((Math.floor(base / TWO_32) >>> 0) ^ lo, 0x27d4eb2f) ^ (lo >>> 15);

@@ -53,17 +53,19 @@ export const KV_RESET_REASONS: readonly KvResetReason[] = ['gap', 'restart', 're
 
 /**
  * Defaults, and why:
- * - `maxMessageSize` 8 MiB: ZeroMQ disconnects a peer that sends a larger frame. A batch is one
- *   engine step's events, typically KBs; 8 MiB holds a 1.6 M-token BlockStored (wire.ts counts ≤ 5
- *   bytes per token id), more than any prompt an engine stores in one step.
+ * - `maxMessageSize` 1 MiB: a larger frame disconnects its peer. A batch is one engine step's
+ *   events: a step computes at most `max_num_batched_tokens` tokens (vLLM's defaults 2,048 to
+ *   16,384), so its BlockStored events carry at most that many token ids, ~80 KB (wire.ts counts ≤ 5
+ *   bytes per token id); 1 MiB is over 200,000 token ids, more than 10 of the largest steps. The
+ *   bound is also what one batch costs the event loop: decoding and applying 8 MiB took 150–350 ms.
  * - `receiveHighWaterMark` 128 messages: over a second of an engine publishing every step (~10 ms)
  *   while the gateway is busy; beyond it ZeroMQ drops, and the gap is replayed. With the frame
- *   bound, at most 1 GiB waits in ZeroMQ for a hostile publisher, ~MBs for a real one.
+ *   bound, at most 128 MiB waits for a hostile publisher, ~MBs for a real one.
  * - `replayTimeoutMs` 5,000, `maxReplayBatches` 10,000 (vLLM's `buffer_steps`: it never has more).
  * - `maxBufferedBatches` 1,024 and `maxBufferedBytes` 64 MiB: live batches held during a replay.
  */
 export const SUBSCRIBER_DEFAULTS = Object.freeze({
-  maxMessageSize: 8 * 1024 * 1024,
+  maxMessageSize: 1024 * 1024,
   receiveHighWaterMark: 128,
   replayTimeoutMs: 5_000,
   maxReplayBatches: 10_000,
@@ -180,6 +182,9 @@ export class KvEventSubscriber {
       for await (const frames of this.#sub) {
         if (this.#closed) break;
         this.#guard(() => this.#onMessage(frames));
+        // Queued messages resolve the next receive at once: without a turn of the event loop a
+        // publisher that keeps the queue full would starve every request (measured: 30 s stalls).
+        await yieldToEventLoop();
       }
     } catch (err) {
       if (!this.#closed) this.#warn('receive', `kv events: receive failed on ${this.#o.events}: ${errorName(err)}`);
@@ -315,6 +320,7 @@ export class KvEventSubscriber {
         }
         if (this.#last !== undefined && seq !== this.#last + 1n) break;
         this.#deliver({ seq, topicOk: true, payload });
+        await yieldToEventLoop();
       }
     } catch {
       // A timeout (EAGAIN), or the socket closed under us: the replay failed.
@@ -406,6 +412,10 @@ export class KvEventSubscriber {
     this.#warned.add(kind);
     this.#o.onWarning?.(message);
   }
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function errorName(err: unknown): string {

@@ -244,6 +244,9 @@ const MAX_DP_RANK = 65_535;
 type EventProblem = 'malformed_event' | 'unknown_event';
 
 /** Field names of each struct in array order, after the tag (vLLM kv_events.py). */
+/** Extra keys one block may carry (a LoRA name, a cache salt, a few multimodal hashes). */
+const MAX_EXTRA_KEYS_PER_BLOCK = 64;
+
 const STORED_FIELDS = ['block_hashes', 'parent_block_hash', 'token_ids', 'block_size', 'lora_id', 'medium', 'lora_name', 'extra_keys', 'group_idx'] as const;
 const REMOVED_FIELDS = ['block_hashes', 'medium', 'group_idx'] as const;
 /** Fields BlockStored must have: the four the first vLLM publisher sent (lora_id joined them there too). */
@@ -323,6 +326,9 @@ function decodeStored(
   }
   const extraRaw = at(7);
   if (extraRaw !== null && extraRaw !== undefined && !Array.isArray(extraRaw)) return 'malformed_event';
+  // vLLM sends one entry (a tuple, or null) per block, each a few keys (LoRA name, multimodal
+  // hashes, cache salt): more is not an engine's, and a million entries cost 1.5 s to digest.
+  if (Array.isArray(extraRaw) && (extraRaw.length > blockHashes.length || extraRaw.some((t) => Array.isArray(t) && t.length > MAX_EXTRA_KEYS_PER_BLOCK))) return 'malformed_event';
   const group = groupOf(at(8));
   if (group !== 'applies') return group;
   return {

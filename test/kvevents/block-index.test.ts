@@ -202,3 +202,18 @@ test('dropEndpoint forgets one endpoint entirely', () => {
   assert.equal(s.endpoints, 1);
   assert.equal(s.speculative, 0);
 });
+
+test('an engine block over 64 pool blocks is a mismatch; removing hashes the index does not hold costs nothing and changes nothing', () => {
+  const index = new KvBlockIndex();
+  const huge = BS * 65;
+  const problems = index.apply(A, batch(stored([1n], null, tokens(huge), { blockSize: huge })), BS);
+  assert.equal(problems.get('block_size_mismatch'), 1);
+  assert.equal(index.entriesOf(A), 0);
+  // A 4-block engine block (64 tokens over 16), then a flood of removals of unknown hashes.
+  index.apply(A, batch(stored([7n], null, tokens(64), { blockSize: 64 })), BS);
+  assert.equal(index.entriesOf(A), 4);
+  index.apply(A, batch(removed(Array.from({ length: 20_000 }, (_, i) => BigInt(i + 100)))), BS);
+  assert.equal(index.entriesOf(A), 4, 'unknown hashes remove nothing');
+  index.apply(A, batch(removed([7n])), BS);
+  assert.equal(index.entriesOf(A), 0, 'the known one goes with its sub-blocks');
+});

@@ -389,3 +389,16 @@ test('seq frames: 8-byte big-endian signed; the replay end marker is −1', () =
   offset.set(encodeSeq(7n), 4);
   assert.equal(decodeSeq(offset.subarray(4, 12)), 7n, 'a view into a larger buffer');
 });
+
+test('extra keys: more entries than blocks, or a block with more than 64 keys, is a malformed event', () => {
+  const event = (extra: unknown): Uint8Array =>
+    encode([0, [['BlockStored', [1], null, Array.from({ length: 16 }, (_, i) => i), 16, null, 'GPU', null, extra]], null]);
+  const ok = decodeEventBatch(event([['salt']]));
+  assert.ok(ok.ok && ok.batch.events.length === 1);
+  for (const bad of [[['a'], ['b']], [Array.from({ length: 65 }, (_, i) => `k${i}`)]]) {
+    const r = decodeEventBatch(event(bad));
+    assert.ok(r.ok);
+    assert.equal(r.batch.events.length, 0);
+    assert.equal(r.problems.get('malformed_event'), 1);
+  }
+});
