@@ -8,6 +8,15 @@ import { loadTokenizer } from '../tokens/index.js';
 import type { PoolRuntime, Runtime } from './runtime.js';
 import { TokenizerCatalog, type ClosableTokenizer, type TokenizerState } from './tokenizer-catalog.js';
 
+/**
+ * The gateway's tokenizer bounds. Tokenising costs about 1 µs per character, so 1 M characters
+ * waiting is about the precise scorer's 1 s deadline: a request that would wait longer is refused
+ * at once (judged in estimate mode, `tokenize_failed`) instead of waiting the whole deadline
+ * behind a few huge prompts (measured: four 1 M-character prompts made the next requests wait
+ * 1 s each). 512 K characters (~128 K tokens) is the longest prompt matched.
+ */
+const GATEWAY_TOKENIZER_OPTIONS = { maxJobChars: 512 * 1024, maxQueuedChars: 1_000_000 } as const;
+
 /** A pool's prefix-cache mode as `/debug/endpoints` and `infergate_prefix_cache_mode` show it. */
 export interface PoolPrefixMode {
   readonly mode: 'estimate' | 'precise';
@@ -45,7 +54,7 @@ export class PrecisePrefix {
 
   constructor(options: PrecisePrefixOptions) {
     this.#logger = options.logger;
-    this.tokenizers = new TokenizerCatalog(options.loadTokenizer ?? ((dir) => loadTokenizer(dir)), options.logger);
+    this.tokenizers = new TokenizerCatalog(options.loadTokenizer ?? ((dir) => loadTokenizer(dir, GATEWAY_TOKENIZER_OPTIONS)), options.logger);
     this.#subscriptions = new KvEventSubscriptions(this.index, {
       // At most once per kind per endpoint subscription (subscriptions.ts): a log line, never a flood.
       onWarning: (endpoint, message) => this.#logger.warn({ endpoint, warning: message.slice(0, 300) }, 'kv events: precise prefix routing for this endpoint is impaired'),

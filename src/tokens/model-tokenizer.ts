@@ -144,8 +144,12 @@ export class ModelTokenizer {
     if (this.#parts.template === undefined) throw new TokenizeError('no-template', `${this.dir}: tokenizer_config.json has no chat_template`);
     // Checking the messages' shape is linear and cheap; rendering them is not (the worker's job).
     const turns = templateMessages(messages);
-    let chars = 0;
-    for (const t of turns) chars += t.content.length;
+    // Everything the worker is sent counts against the bounds, not only the contents.
+    let chars = extras?.tools === undefined ? 0 : (JSON.stringify(extras.tools)?.length ?? 0);
+    for (const t of turns) {
+      chars += t.content.length + t.role.length + (t.name?.length ?? 0) + (t.tool_call_id?.length ?? 0);
+      if (t.tool_calls !== undefined) chars += JSON.stringify(t.tool_calls)?.length ?? 0;
+    }
     if (chars > this.#maxJobChars) throw new TokenizeError('too-large', `${chars} characters of messages, over the limit of ${this.#maxJobChars}`);
     const text = await this.#render(turns, extras?.tools, chars);
     return this.#encode(text, false);
