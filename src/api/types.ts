@@ -239,7 +239,7 @@ export interface RoutingConfig {
     readonly hotspotKvDelta?: number;
     /** Score of the prompt's prefix home in [0, 1]; 0 disables (src/scheduling/plugins/prefix-cache-scorer.ts). */
     readonly homeBonus?: number;
-  };
+  } & PrefixCacheModeSettings;
   /** When the pool counts as saturated (requests then queue at the gateway, Sheddable is refused). */
   readonly saturation?: {
     readonly queueDepth?: number;
@@ -330,6 +330,37 @@ export interface InferenceModelRewrite extends ResourceBase<'InferenceModelRewri
 }
 
 /** ACK's InferenceTrafficPolicy; kept for the PD issue. Unknown keys under `profile` are dropped. */
+/**
+ * How a pool's prefix affinity knows what the engines cache: `estimate` (default) learns from the
+ * gateway's own routing; `precise` reads the engines' KV events (vLLM ≥ 0.10
+ * `--kv-events-config`) and matches the request's token ids (docs/routing.md). The same fields in
+ * an InferenceTrafficPolicy's `trafficPolicy.prefixCache` and in the routing annotation's `prefix`.
+ */
+export interface PrefixCacheModeSettings {
+  readonly mode?: 'estimate' | 'precise';
+  /** Tokens per KV block; default 16, vLLM's default on CUDA. Must divide the engines' block size. */
+  readonly blockSize?: number;
+  readonly kvEvents?: KvEventsSettings;
+  /** Tokenizer directory per served model (`tokenizer.json` + `tokenizer_config.json`, as a cluster mounts them). */
+  readonly tokenizers?: readonly TokenizerRef[];
+}
+
+/** Where each pod publishes its KV events. `{ip}`: the pod IP; `{port}`: the endpoint's target port; `{model}` (topic only): any model. */
+export interface KvEventsSettings {
+  /** Default `tcp://{ip}:5557` (vLLM's `endpoint` default, `tcp://*:5557`, seen from outside). */
+  readonly endpoint?: string;
+  /** The replay (ROUTER) socket; default `tcp://{ip}:5558`; `""` turns replay off. */
+  readonly replayEndpoint?: string;
+  /** Default `kv@{ip}:{port}@{model}` (llm-d's convention; vLLM's own default is no topic). */
+  readonly topic?: string;
+}
+
+export interface TokenizerRef {
+  /** The base model name the pods serve (`--served-model-name`); its LoRA adapters use the same tokenizer. */
+  readonly model: string;
+  readonly path: string;
+}
+
 export interface InferenceTrafficPolicy extends ResourceBase<'InferenceTrafficPolicy'> {
   readonly spec: {
     readonly poolRef: { readonly name: string };
@@ -339,7 +370,7 @@ export interface InferenceTrafficPolicy extends ResourceBase<'InferenceTrafficPo
         readonly pdRoleLabelName?: string;
         readonly kvTransfer?: { readonly bootstrapPort?: number };
         readonly trafficPolicy?: {
-          readonly prefixCache?: { readonly mode?: string };
+          readonly prefixCache?: PrefixCacheModeSettings;
         };
         readonly prefillPolicyRef?: string;
         readonly decodePolicyRef?: string;

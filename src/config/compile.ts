@@ -20,6 +20,7 @@ import {
 import { WeightedTable } from '../core/weighted.js';
 import { DEFAULT_BUFFER_LIMIT_BYTES } from './defaults.js';
 import { deepFreeze } from './freeze.js';
+import { precisePrefixConfig } from './prefix-mode.js';
 import { compileRewrites, NO_REWRITES } from './model-rewrites.js';
 import { RouteTable, type RouteEntry } from './route-table.js';
 import { BASE_MODEL_NAME_HEADER, MODEL_NAME_HEADER, poolTakesModel, type BackendTarget, type ListenerConfig, type ModelConfig, type PoolConfig, type RewriteTable, type RuleConfig, type ServiceConfig, type Snapshot } from './snapshot.js';
@@ -151,8 +152,6 @@ function compilePools(idx: Index, warn: Warn): Map<string, PoolConfig> {
   for (const [key, policy] of trafficPolicies) {
     const pd = policy.spec.profile?.pd;
     if (pd === undefined) continue;
-    const mode = pd.trafficPolicy?.prefixCache?.mode;
-    if (mode !== undefined && mode !== 'estimate') warn(policy, 'spec.profile.pd.trafficPolicy.prefixCache.mode', `mode "${mode}" is not supported; estimate mode is used`);
     const pool = idx.find('InferencePool', key.split('/')[0] ?? '', policy.spec.poolRef.name);
     const runtime = policy.spec.modelServerRuntime ?? pool?.runtime;
     if (runtime === 'trt-llm') warn(policy, 'spec.profile.pd', 'prefill/decode disaggregation is served for sglang and vllm pools only; this trt-llm pool is routed as one pool (roles ignored)');
@@ -161,7 +160,7 @@ function compilePools(idx: Index, warn: Warn): Map<string, PoolConfig> {
   const out = new Map<string, PoolConfig>();
   for (const p of idx.of('InferencePool')) {
     const key = `${p.metadata.namespace}/${p.metadata.name}`;
-    out.set(key, compilePool(p, key, models.get(key), rewrites.get(key), objectives.get(key), trafficPolicies.get(key)));
+    out.set(key, compilePool(p, key, models.get(key), rewrites.get(key), objectives.get(key), trafficPolicies.get(key), warn));
   }
   return out;
 }
@@ -203,7 +202,10 @@ function compilePool(
   rewrites: RewriteTable | undefined,
   objectives: Map<string, number> | undefined,
   policy: InferenceTrafficPolicy | undefined,
+  warn: Warn,
 ): PoolConfig {
+  const runtime = policy?.spec.modelServerRuntime ?? p.runtime;
+  const precise = precisePrefixConfig(p, policy, hasPrefixAffinity(p, policy, runtime), warn);
   return {
     key,
     namespace: p.metadata.namespace,
@@ -220,8 +222,22 @@ function compilePool(
     rewrites: rewrites ?? NO_REWRITES,
     objectives: objectives ?? new Map(),
     ...(policy === undefined ? {} : { trafficPolicy: policy.spec }),
+    ...(precise === undefined ? {} : { precise }),
     resource: p,
   };
+}
+
+/**
+ * Whether the pool's scheduling has prefix affinity (policies.ts): a prefill/decode policy whose
+ * role names `prefixCache`, else the PREFIX_CACHE strategy or a positive prefix weight, and no
+ * baseline policy.
+ */
+function hasPrefixAffinity(p: InferencePool, policy: InferenceTrafficPolicy | undefined, runtime: string): boolean {
+  const pd = runtime === 'trt-llm' ? undefined : policy?.spec.profile?.pd;
+  const weight = p.routing?.scorers?.prefix;
+  if (pd !== undefined) return weight !== 0 && pd.trafficPolicy?.prefixCache !== undefined && (pd.prefillPolicyRef === 'prefixCache' || pd.decodePolicyRef === 'prefixCache');
+  if (p.routing?.policy !== undefined) return false;
+  return weight === undefined ? p.routingStrategy === 'PREFIX_CACHE' : weight > 0;
 }
 
 function compileService(s: Service): ServiceConfig {

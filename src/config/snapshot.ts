@@ -9,6 +9,7 @@ import type {
   RoutingStrategy,
 } from '../api/types.js';
 import type { WeightedTable } from '../core/weighted.js';
+import type { PrecisePrefixConfig } from './prefix-mode.js';
 import type { RouteTable } from './route-table.js';
 
 /**
@@ -98,6 +99,8 @@ export interface PoolConfig {
   /** InferenceObjective name → priority (bound by the `x-gateway-inference-objective` header). */
   readonly objectives: ReadonlyMap<string, number>;
   readonly trafficPolicy?: InferenceTrafficPolicy['spec'];
+  /** Set when the pool's prefix affinity runs in precise mode (from the engines' KV events); absent: estimate mode. */
+  readonly precise?: PrecisePrefixConfig;
   readonly resource: InferencePool;
 }
 

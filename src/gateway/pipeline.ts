@@ -215,6 +215,15 @@ export class Pipeline {
     return { criticality: fromModel ?? 'Standard', objective: undefined };
   }
 
+  /**
+   * The backend scheduler's data producers for the request (scheduling/types.ts `DataProducer`:
+   * tokenising the prompt for precise prefix scoring), or undefined when there are none. Never
+   * rejects; run it beside admission so the wait in the queue hides its cost.
+   */
+  prepareData(prepared: Prepared): Promise<void> | undefined {
+    return prepared.backend.kind === 'service' || prepared.model === undefined ? undefined : prepared.backend.scheduler.prepare(prepared.request);
+  }
+
   /** Waits for the pool's gate (pools only; Services are plain balancing and never queue). */
   admit(prepared: Prepared, signal: AbortSignal): Promise<Ticket> {
     if (prepared.backend.kind === 'service') return Promise.resolve(PASS);

@@ -152,7 +152,10 @@ export class RequestHandle {
     const prepared = pipeline.prepare(runtime, pipeline.backend(rule, parsed?.model, this.#deps.poolModels()), body, this.#init.headers, this.id, this.#init.path, parsed);
     this.#prepared = prepared;
     if (prepared.rewrite !== undefined) recordRewrite(this.#deps, prepared);
+    // Producers (the prompt's tokens for precise prefix scoring) work while the request queues.
+    const data = pipeline.prepareData(prepared);
     this.#ticket = await pipeline.admit(prepared, signal);
+    if (data !== undefined) await data;
     return this.#schedule(prepared, rule);
   }
 

@@ -192,7 +192,7 @@ export function pdProfileOf(pool: PoolConfig): NonNullable<NonNullable<PoolConfi
  */
 export function poolSchedulerConfig(pool: PoolConfig): { name: PolicyName; config: SchedulerConfig } {
   const pd = pdProfileOf(pool);
-  if (pd === undefined) return policyFor(pool.routingStrategy, pool.routing);
+  if (pd === undefined) return policyFor(pool.routingStrategy, pool.routing, pool.precise);
   const ref = (name: string | undefined): PdRolePolicy | undefined => (name !== undefined && pd.trafficPolicy?.prefixCache !== undefined && name === 'prefixCache' ? 'prefixCache' : undefined);
   return pdPolicy(
     {
@@ -202,6 +202,7 @@ export function poolSchedulerConfig(pool: PoolConfig): { name: PolicyName; confi
       ...(pool.routing?.pd?.uncachedThresholdTokens === undefined ? {} : { uncachedThresholdTokens: pool.routing.pd.uncachedThresholdTokens }),
     },
     pool.routing,
+    pool.precise,
   );
 }
 

@@ -1,4 +1,5 @@
 import type { RoutingConfig, RoutingStrategy } from '../api/types.js';
+import type { PrecisePrefixConfig } from '../config/prefix-mode.js';
 import type { PluginSpec, ProfileSpec, SchedulerConfig } from './config.js';
 import { createInflightScorer, INFLIGHT_SCORER } from './plugins/inflight-scorer.js';
 import { createKvCacheScorer, KV_CACHE_SCORER } from './plugins/kv-cache-scorer.js';
@@ -6,6 +7,7 @@ import { createLoraAffinityScorer, LORA_AFFINITY_SCORER } from './plugins/lora-a
 import { createMaxScorePicker, MAX_SCORE_PICKER } from './plugins/max-score-picker.js';
 import { createPrefillLoadScorer, PREFILL_LOAD_SCORER } from './plugins/prefill-load-scorer.js';
 import { createPrefixCacheScorer, PREFIX_CACHE_SCORER } from './plugins/prefix-cache-scorer.js';
+import { createPrecisePrefixScorer, PRECISE_PREFIX_SCORER } from './plugins/precise-prefix-scorer.js';
 import { createQueueScorer, QUEUE_SCORER } from './plugins/queue-scorer.js';
 import { createRoundRobinPicker, ROUND_ROBIN_PICKER } from './plugins/round-robin-picker.js';
 import { createPdProfileHandler, DECODE_PROFILE, PD_PROFILE_HANDLER, PREFILL_PROFILE } from './plugins/pd-profile-handler.js';
@@ -22,6 +24,7 @@ export function builtinRegistry(): PluginRegistry {
   registry.register(LORA_AFFINITY_SCORER, createLoraAffinityScorer);
   registry.register(PREFILL_LOAD_SCORER, createPrefillLoadScorer);
   registry.register(PREFIX_CACHE_SCORER, createPrefixCacheScorer);
+  registry.register(PRECISE_PREFIX_SCORER, createPrecisePrefixScorer);
   registry.register(MAX_SCORE_PICKER, createMaxScorePicker);
   registry.register(ROUND_ROBIN_PICKER, createRoundRobinPicker);
   registry.register(SINGLE_PROFILE_HANDLER, createSingleProfileHandler);
@@ -84,9 +87,16 @@ export function strategyScorers(strategy: RoutingStrategy, routing: RoutingConfi
     .filter((s) => s.weight > 0);
 }
 
-/** The plugin instance of a built-in scorer, with the pool's tunables as its parameters. */
-export function scorerPlugin(s: ScorerDefault, routing: RoutingConfig | undefined, name: string = s.name): { name: string; type: string; parameters?: Readonly<Record<string, unknown>> } {
-  return s.type === PREFIX_CACHE_SCORER ? { name, type: s.type, parameters: { ...(routing?.prefix ?? {}) } } : { name, type: s.type };
+/**
+ * The plugin instance of a built-in scorer, with the pool's tunables as its parameters. Prefix
+ * affinity is the estimate-mode scorer, or the precise one when the pool runs in precise mode
+ * (`precise`, config/prefix-mode.ts), which keeps the estimate tunables for its fallback.
+ */
+export function scorerPlugin(s: ScorerDefault, routing: RoutingConfig | undefined, name: string = s.name, precise?: PrecisePrefixConfig): { name: string; type: string; parameters?: Readonly<Record<string, unknown>> } {
+  if (s.type !== PREFIX_CACHE_SCORER) return { name, type: s.type };
+  const { mode: _mode, blockSize: _blockSize, kvEvents: _kvEvents, tokenizers: _tokenizers, ...estimate } = routing?.prefix ?? {};
+  if (precise === undefined) return { name, type: s.type, parameters: estimate };
+  return { name, type: PRECISE_PREFIX_SCORER, parameters: { ...estimate, blockSize: precise.blockSize, tokenizers: precise.tokenizers } };
 }
 
 /**
@@ -94,14 +104,14 @@ export function scorerPlugin(s: ScorerDefault, routing: RoutingConfig | undefine
  * the pool's `infergate.dev/routing` tunables, or one of the baselines. Pure data; build it with
  * `buildScheduler`.
  */
-export function policyFor(strategy: RoutingStrategy, routing: RoutingConfig | undefined): { name: PolicyName; config: SchedulerConfig } {
+export function policyFor(strategy: RoutingStrategy, routing: RoutingConfig | undefined, precise?: PrecisePrefixConfig): { name: PolicyName; config: SchedulerConfig } {
   if (routing?.policy === 'random') return { name: 'RANDOM', config: baseline(MAX_SCORE_PICKER) };
   if (routing?.policy === 'round-robin') return { name: 'ROUND_ROBIN', config: baseline(ROUND_ROBIN_PICKER) };
   const scorers = strategyScorers(strategy, routing);
   return {
     name: strategy,
     config: {
-      plugins: scorers.map((s) => scorerPlugin(s.scorer, routing)),
+      plugins: scorers.map((s) => scorerPlugin(s.scorer, routing, s.scorer.name, precise)),
       profiles: [{ name: DEFAULT_PROFILE, plugins: scorers.map((s) => ({ pluginRef: s.scorer.name, weight: s.weight })) }],
     },
   };
@@ -118,7 +128,7 @@ export interface PdPolicyInput {
   readonly uncachedThresholdTokens?: number;
 }
 
-/** A role's policy under `trafficPolicy`: today `prefixCache` (estimate mode), i.e. prefix affinity on top of load. */
+/** A role's policy under `trafficPolicy`: `prefixCache`, i.e. prefix affinity (estimate or precise mode) on top of load. */
 export type PdRolePolicy = 'prefixCache';
 
 /**
@@ -128,13 +138,13 @@ export type PdRolePolicy = 'prefixCache';
  * pool's `infergate.dev/routing` weights apply to both profiles; instance names are prefixed with
  * the role (`prefill-queue`, `decode-prefix`, …) so each role keeps its own plugin state.
  */
-export function pdPolicy(pd: PdPolicyInput, routing: RoutingConfig | undefined): { name: PolicyName; config: SchedulerConfig } {
+export function pdPolicy(pd: PdPolicyInput, routing: RoutingConfig | undefined, precise?: PrecisePrefixConfig): { name: PolicyName; config: SchedulerConfig } {
   const plugins: PluginSpec[] = [];
   const profile = (role: 'prefill' | 'decode', policy: PdRolePolicy | undefined): ProfileSpec => {
     const filter = `${role}-filter`;
     plugins.push({ name: filter, type: ROLE_FILTER, parameters: { role } });
     const scorers = strategyScorers(policy === 'prefixCache' ? 'PREFIX_CACHE' : 'DEFAULT', routing);
-    for (const s of scorers) plugins.push(scorerPlugin(s.scorer, routing, `${role}-${s.scorer.name}`));
+    for (const s of scorers) plugins.push(scorerPlugin(s.scorer, routing, `${role}-${s.scorer.name}`, precise));
     return { name: role === 'prefill' ? PREFILL_PROFILE : DECODE_PROFILE, plugins: [{ pluginRef: filter }, ...scorers.map((s) => ({ pluginRef: `${role}-${s.scorer.name}`, weight: s.weight }))] };
   };
   const profiles = [profile('prefill', pd.prefillPolicy), profile('decode', pd.decodePolicy)];

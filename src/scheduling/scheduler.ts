@@ -1,7 +1,7 @@
 import type { Endpoint } from '../core/endpoint.js';
 import type { Random } from '../core/weighted.js';
 import type { SchedulerProfile } from './profile.js';
-import type { Plugin, ProfileHandler, ProfileResult, SchedulingRequest, SchedulingResult } from './types.js';
+import { isDataProducer, type DataProducer, type Plugin, type ProfileHandler, type ProfileResult, type SchedulingRequest, type SchedulingResult } from './types.js';
 
 /**
  * Runs a pool's scheduling profiles for one request, as its profile handler directs, and returns
@@ -20,10 +20,26 @@ import type { Plugin, ProfileHandler, ProfileResult, SchedulingRequest, Scheduli
 export class Scheduler {
   readonly #handler: ProfileHandler;
   readonly #profiles: ReadonlyMap<string, SchedulerProfile>;
+  readonly #producers: readonly DataProducer[];
 
   constructor(handler: ProfileHandler, profiles: readonly SchedulerProfile[]) {
     this.#handler = handler;
     this.#profiles = new Map(profiles.map((p) => [p.name, p]));
+    this.#producers = this.plugins().filter(isDataProducer);
+  }
+
+  /**
+   * Runs the plugins' data producers for `request` (types.ts `DataProducer`); undefined when none
+   * has asynchronous work, so a pool without them adds no promise to the request's path.
+   */
+  prepare(request: SchedulingRequest): Promise<void> | undefined {
+    let pending: Promise<void>[] | undefined;
+    for (const p of this.#producers) {
+      const work = p.prepareRequestData(request);
+      if (work !== undefined) (pending ??= []).push(work);
+    }
+    if (pending === undefined) return undefined;
+    return pending.length === 1 ? pending[0] : Promise.all(pending).then(() => undefined);
   }
 
   get handler(): ProfileHandler {

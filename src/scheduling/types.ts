@@ -2,6 +2,7 @@ import type { Criticality } from '../api/types.js';
 import type { Endpoint } from '../core/endpoint.js';
 import type { Random } from '../core/weighted.js';
 import type { PrefixIndex } from '../prefix/index.js';
+import type { PreciseServices } from './precise-services.js';
 import { stateKey, type CycleState } from './cycle-state.js';
 
 /** Every plugin names its type (kebab-case constant) and its instance name. */
@@ -42,6 +43,8 @@ export interface PluginHandle {
   /** Metrics older than this are not trusted (stale endpoints count as saturated). */
   readonly stalenessMs: number;
   readonly now: () => number;
+  /** The engines' KV blocks and the models' tokenizers, for precise prefix scoring; absent, precise pools score in estimate mode. */
+  readonly precise?: PreciseServices;
 }
 
 // ---------------------------------------------------------------- scheduling plugins
@@ -143,6 +146,20 @@ export interface RequestControl extends Plugin {
   logFields?(request: SchedulingRequest, endpoint: Endpoint): Readonly<Record<string, string | number>> | undefined;
   /** Ask the gateway to collect the answer text for `responseComplete` (costs a parse per event). */
   readonly needsResponseText?: boolean;
+}
+
+/**
+ * A plugin that prepares per-request data before the scheduling cycle, which may take time off the
+ * event loop (upstream's PrepareData plugins): the precise prefix scorer tokenises the prompt
+ * here. Runs once per request (retries reuse it), while the request waits for admission. Never
+ * rejects: a producer that cannot produce leaves its scorer to judge without the data.
+ */
+export interface DataProducer extends Plugin {
+  prepareRequestData(request: SchedulingRequest): Promise<void> | undefined;
+}
+
+export function isDataProducer(p: Plugin): p is DataProducer {
+  return typeof (p as Partial<DataProducer>).prepareRequestData === 'function';
 }
 
 export function isRequestControl(p: Plugin): p is RequestControl {

@@ -221,6 +221,9 @@ test("the InferenceTrafficPolicy CRD accepts every policy the project ships, and
     ['no role label', (s) => delete ((s['profile'] as Doc)['pd'] as Doc)['pdRoleLabelName']],
     ['a bootstrap port out of range', (s) => (((s['profile'] as Doc)['pd'] as Doc)['kvTransfer'] = { bootstrapPort: 70000 })],
     ['no pool', (s) => delete s['poolRef']],
+    ['an unknown prefix-cache mode', (s) => ((((s['profile'] as Doc)['pd'] as Doc)['trafficPolicy'] as Doc)['prefixCache'] = { mode: 'exact' })],
+    ['a zero block size', (s) => ((((s['profile'] as Doc)['pd'] as Doc)['trafficPolicy'] as Doc)['prefixCache'] = { mode: 'precise', blockSize: 0 })],
+    ['a tokenizer without a path', (s) => ((((s['profile'] as Doc)['pd'] as Doc)['trafficPolicy'] as Doc)['prefixCache'] = { mode: 'precise', tokenizers: [{ model: 'm' }] })],
     ['an unknown field', (s) => (s['poolRefs'] = { name: 'x' })],
   ];
   for (const [what, change] of variants) {

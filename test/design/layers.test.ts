@@ -28,7 +28,9 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   proxy: ['upstream', 'gateway', 'core', 'observability'],
   extproc: ['gateway', 'core', 'observability'],
   sidecar: ['upstream', 'gateway', 'core', 'observability'],
-  sim: ['core', 'cli'],
+  // Request token ids as a model server computes them (tokenizer files, chat template, worker).
+  tokens: [],
+  sim: ['core', 'cli', 'tokens'],
   bench: ['core'],
   cli: ['*'],
 };

@@ -32,6 +32,28 @@ const FailureModeSchema = z.enum(['FailOpen', 'FailClose']).default('FailClose')
 
 const Weight = z.number().min(0).max(100);
 
+/** `prefixCache` of an InferenceTrafficPolicy and the mode fields of the routing annotation's `prefix` (types.ts PrefixCacheModeSettings). */
+const ZmqEndpoint = z
+  .string()
+  .max(256)
+  .regex(/^(tcp:\/\/[^\s/]+:(\d{1,5}|\{port\})|ipc:\/\/\S+)$/, { message: 'must be tcp://HOST:PORT (HOST may be {ip}) or ipc://PATH' });
+const PrefixCacheModeFields = {
+  mode: z.enum(['estimate', 'precise']).optional(),
+  blockSize: z.number().int().min(1).max(1024).optional(),
+  kvEvents: z
+    .strictObject({
+      endpoint: ZmqEndpoint.optional(),
+      replayEndpoint: z.union([ZmqEndpoint, z.literal('')]).optional(),
+      topic: z.string().max(256).optional(),
+    })
+    .optional(),
+  tokenizers: z
+    .array(z.strictObject({ model: z.string().min(1).max(256), path: z.string().min(1).max(4096) }))
+    .max(64)
+    .refine((list) => new Set(list.map((t) => t.model)).size === list.length, { message: 'names a model twice' })
+    .optional(),
+};
+
 /** The `infergate.dev/routing` annotation's YAML, with its own field paths in messages. */
 const RoutingConfigSchema = z
   .strictObject({
@@ -46,6 +68,7 @@ const RoutingConfigSchema = z
         hotspotQueueDelta: z.number().min(0).optional(),
         hotspotKvDelta: z.number().min(0).max(1).optional(),
         homeBonus: z.number().min(0).max(1).optional(),
+        ...PrefixCacheModeFields,
       })
       .optional(),
     saturation: z.strictObject({ queueDepth: z.number().min(0).optional(), kvCacheUtilization: z.number().min(0).max(1).optional() }).optional(),
@@ -282,7 +305,7 @@ const PdProfileSchema = z
     /** Without it prefill and decode pods cannot be told apart. */
     pdRoleLabelName: LabelKey,
     kvTransfer: z.object({ bootstrapPort: PortNumber.optional() }).optional(),
-    trafficPolicy: z.object({ prefixCache: z.object({ mode: z.string().min(1).optional() }).optional() }).optional(),
+    trafficPolicy: z.object({ prefixCache: z.object(PrefixCacheModeFields).optional() }).optional(),
     prefillPolicyRef: z.string().min(1).optional(),
     decodePolicyRef: z.string().min(1).optional(),
   })

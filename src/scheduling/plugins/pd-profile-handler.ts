@@ -3,7 +3,7 @@ import type { Endpoint } from '../../core/endpoint.js';
 import { blockHashes, TOKENS_PER_BLOCK } from '../../prefix/block-hash.js';
 import { withAnswer } from '../../prefix/prompt-text.js';
 import { DECODE_PROFILE, PD_DECISION, PREFILL_PROFILE, type PdDecision } from '../pd-keys.js';
-import type { CompletedResponse, PluginHandle, ProfileHandler, ProfileResult, RequestControl, RunnableProfile, SchedulingRequest, TypedName } from '../types.js';
+import { EXPECTED_CACHED_TOKENS, type CompletedResponse, type PluginHandle, type ProfileHandler, type ProfileResult, type RequestControl, type RunnableProfile, type SchedulingRequest, type TypedName } from '../types.js';
 import { promptHashes } from './prefix-cache-scorer.js';
 
 export const PD_PROFILE_HANDLER = 'pd-profile-handler';
@@ -115,7 +115,10 @@ export class PdProfileHandler implements ProfileHandler, RequestControl {
     const hashes = promptHashes(request);
     const matched = new Int32Array(1);
     if (hashes.length > 0) this.#handle.prefixIndex.match(hashes, [decodeEndpoint], matched);
-    const uncachedOnDecode = Math.max(0, request.promptTokens - (matched[0] ?? 0) * TOKENS_PER_BLOCK);
+    // What the decode profile's prefix scorer expects cached there, when it scored (precise mode
+    // knows it from the engine's events), else this handler's own estimate.
+    const expected = request.state.read(EXPECTED_CACHED_TOKENS)?.get(decodeEndpoint) ?? 0;
+    const uncachedOnDecode = Math.max(0, request.promptTokens - Math.max(expected, (matched[0] ?? 0) * TOKENS_PER_BLOCK));
     if (!this.#p.decodeCanServeAlone) return { disaggregated: true, reason: 'disaggregated', uncachedOnDecode };
     if (uncachedOnDecode <= this.#p.uncachedThresholdTokens) return { disaggregated: false, reason: 'cached-on-decode', uncachedOnDecode };
     if (roleSaturated(prefillPool, this.#p.queueDepth, this.#handle) && !roleSaturated(decodePool, this.#p.queueDepth, this.#handle)) {

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import type { Endpoint } from '../../core/endpoint.js';
 import { blockHashes, TOKENS_PER_BLOCK } from '../../prefix/block-hash.js';
-import { homeAnchor, rendezvousHome } from '../../prefix/home.js';
+import { homeAnchor } from '../../prefix/home.js';
 import { withAnswer } from '../../prefix/prompt-text.js';
 import { stateKey, type StateKey } from '../cycle-state.js';
+import { scoreAffinity } from './prefix-affinity.js';
 import { EXPECTED_CACHED_TOKENS, type CompletedResponse, type PluginHandle, type RequestControl, type Scorer, type SchedulingRequest, type TypedName } from '../types.js';
 
 export const PREFIX_CACHE_SCORER = 'prefix-cache-scorer';
@@ -36,7 +37,8 @@ export function promptHashes(request: SchedulingRequest): Uint32Array {
   return hashes;
 }
 
-const Parameters = z
+/** The estimate scorer's parameters (the precise scorer extends them: src/scheduling/plugins/precise-prefix-scorer.ts). */
+export const PrefixScorerParametersSchema = z
   .object({
     /**
      * A match is worth full marks only from this many blocks (64 characters ≈ 16 tokens each):
@@ -77,7 +79,7 @@ const Parameters = z
   })
   .strict();
 
-export type PrefixScorerParameters = z.output<typeof Parameters>;
+export type PrefixScorerParameters = z.output<typeof PrefixScorerParametersSchema>;
 
 /**
  * Pulls requests towards endpoints that already hold their prompt prefix in KV cache: the number
@@ -123,41 +125,11 @@ export class PrefixCacheScorer implements Scorer, RequestControl {
     }
     const counts = new Int32Array(endpoints.length);
     this.#handle.prefixIndex.match(hashes, endpoints, counts);
-    let minQueue = Infinity;
-    let minKv = Infinity;
-    for (const e of endpoints) {
-      minQueue = Math.min(minQueue, e.estimatedWaiting());
-      minKv = Math.min(minKv, e.estimatedKvUsage());
-    }
-    const matched = new Map<Endpoint, number>();
-    const guarded: Endpoint[] = [];
-    let best = 0;
-    const minBlocks = this.#p.minBlocksForFullScore;
-    const denominator = Math.max(total, minBlocks);
-    const anchor = this.#p.homeBonus > 0 ? homeAnchor(hashes, minBlocks) : undefined;
-    const homeAt = anchor === undefined ? -1 : rendezvousHome(anchor, endpoints);
-    let homeHot = false;
-    /** Most blocks a candidate outside the hot-spot guard holds. */
-    let bestCool = 0;
-    endpoints.forEach((e, i) => {
-      const n = counts[i] ?? 0;
-      matched.set(e, n);
-      best = Math.max(best, n);
-      const hot = e.estimatedWaiting() - minQueue > this.#p.hotspotQueueDelta || e.estimatedKvUsage() - minKv > this.#p.hotspotKvDelta;
-      if (hot && (n > 0 || i === homeAt)) guarded.push(e);
-      if (i === homeAt) homeHot = hot;
-      if (!hot) bestCool = Math.max(bestCool, n);
-      out[i] = hot ? 0 : n / denominator;
-    });
-    // The home is where the other replicas send a prefix they do not know; this replica needs the
-    // guess only while it does not know better itself: once a candidate it may use holds the whole
-    // anchor, where this replica put the prefix wins, as before the home existed (a single gateway
-    // then routes exactly as without homes, except for the first request of each prefix).
-    const homeBonus = homeAt >= 0 && !homeHot && bestCool < minBlocks;
-    if (homeBonus) out[homeAt] = Math.max(out[homeAt] as number, this.#p.homeBonus);
+    const anchor = this.#p.homeBonus > 0 ? homeAnchor(hashes, this.#p.minBlocksForFullScore) : undefined;
+    const { best, ...match } = scoreAffinity(endpoints, counts, total, anchor, this.#p, out);
     this.#handle.prefixIndex.countLookup(best, total);
-    const home = endpoints[homeAt];
-    request.state.write(this.#match, { totalBlocks: total, matched, guarded, home, homeBonus });
+    request.state.write(this.#match, match);
+    const matched = match.matched;
     // Merged with what another prefix scorer of the request (the other PD role's) found.
     const cached = new Map<Endpoint, number>(request.state.read(EXPECTED_CACHED_TOKENS) ?? []);
     for (const [e, n] of matched) cached.set(e, Math.min(request.promptTokens, n * TOKENS_PER_BLOCK));
@@ -192,5 +164,5 @@ export class PrefixCacheScorer implements Scorer, RequestControl {
 }
 
 export function createPrefixCacheScorer(name: string, parameters: Readonly<Record<string, unknown>>, handle: PluginHandle): PrefixCacheScorer {
-  return new PrefixCacheScorer(name, handle, Parameters.parse(parameters));
+  return new PrefixCacheScorer(name, handle, PrefixScorerParametersSchema.parse(parameters));
 }

@@ -1,0 +1,48 @@
+/**
+ * Messages between the main thread and the tokenizer worker (worker.ts). Structured-cloned;
+ * token ids come back as Uint32Arrays whose buffers are transferred, not copied.
+ */
+
+import type { AddedTokenEntry } from './added-tokens.js';
+
+export interface FileLimits {
+  /** Bound on tokenizer.json, bytes. */
+  readonly tokenizerJsonBytes: number;
+  /** Bound on tokenizer_config.json, bytes. */
+  readonly tokenizerConfigBytes: number;
+}
+
+/** What the worker learned from a tokenizer directory, for the main thread. */
+export interface TokenizerInfo {
+  readonly addedTokens: readonly AddedTokenEntry[];
+  /** Piecewise tokenisation is exact (added-tokens.ts); otherwise texts go whole. */
+  readonly exact: boolean;
+  readonly inexactWhy?: string;
+  /**
+   * The ids the post-processor adds around one sequence with add_special_tokens=true (Llama 3.1's
+   * TemplateProcessing: prefix [128000]; BERT: [CLS] … [SEP]); undefined when they could not be
+   * determined (then prompts are tokenised whole).
+   */
+  readonly promptSpecials?: { readonly prefix: readonly number[]; readonly suffix: readonly number[] };
+  /** tokenizer_config.json's `chat_template` as found (a string, a list of {name, template}, or absent). */
+  readonly chatTemplate: unknown;
+  /** tokenizer_config.json's special tokens as found (strings or {content} objects). */
+  readonly specialTokens: Readonly<Record<string, unknown>>;
+}
+
+export type WorkerRequest =
+  | { readonly id: number; readonly op: 'load'; readonly dir: string; readonly limits: FileLimits }
+  | {
+      readonly id: number;
+      readonly op: 'encode';
+      readonly dir: string;
+      readonly limits: FileLimits;
+      /** Each text tokenised on its own. */
+      readonly texts: readonly string[];
+      readonly addSpecialTokens: boolean;
+    };
+
+export type WorkerReply =
+  | { readonly id: number; readonly ok: true; readonly info: TokenizerInfo }
+  | { readonly id: number; readonly ok: true; readonly ids: readonly Uint32Array[] }
+  | { readonly id: number; readonly ok: false; readonly load?: { readonly path: string; readonly reason: string }; readonly message: string };
