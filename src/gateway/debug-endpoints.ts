@@ -1,13 +1,14 @@
 import type { Runtime } from './runtime.js';
 import type { PrefixIndex } from '../prefix/index.js';
 import type { PluginHandle } from '../scheduling/types.js';
+import type { PrecisePrefix } from './precise-prefix.js';
 
 /**
  * `GET /debug/endpoints` (admin port): every pool with its policy and queue, and every endpoint as
  * the scheduler sees it now: the last scrape and its age, the gateway's own in-flight accounting,
  * the estimates scoring uses, health, and the prefix index's size for it.
  */
-export function debugEndpoints(runtime: Runtime, prefixIndex: PrefixIndex, handle: PluginHandle): unknown {
+export function debugEndpoints(runtime: Runtime, prefixIndex: PrefixIndex, handle: PluginHandle, precise?: PrecisePrefix): unknown {
   const now = handle.now();
   return {
     version: runtime.snapshot.version,
@@ -17,6 +18,8 @@ export function debugEndpoints(runtime: Runtime, prefixIndex: PrefixIndex, handl
       runtime: p.config.runtime,
       policy: p.policy,
       profile: p.scheduler.describe(),
+      // estimate or precise, and a precise pool's tokenizers (a failed or loading one: its requests are judged in estimate mode).
+      prefixCache: precise?.modeOf(p) ?? { mode: 'estimate' },
       saturated: p.gate.saturated(),
       shedding: p.gate.shedding(),
       queued: { Critical: p.gate.sizeOf('Critical'), Standard: p.gate.sizeOf('Standard'), Sheddable: p.gate.sizeOf('Sheddable') },
@@ -48,6 +51,8 @@ export function debugEndpoints(runtime: Runtime, prefixIndex: PrefixIndex, handl
           estimatedKvUsage: round(e.estimatedKvUsage()),
           prefixIndexEntries: prefixIndex.entriesOf(e),
           prefixIndexCapacity: prefixIndex.capacityOf(e),
+          // Precise pools: the endpoint's KV-event subscription and the blocks its events put in the index.
+          kvEvents: precise?.endpointState(e) ?? null,
         };
       }),
     })),

@@ -15,6 +15,9 @@ import type { Logger } from '../observability/logger.js';
 import { GatewayMetrics } from '../observability/metrics.js';
 import { registerSourceStaleGauge } from './source-metrics.js';
 import { PrefixIndex } from '../prefix/index.js';
+import { registerPreciseMetrics } from './precise-metrics.js';
+import { PrecisePrefix } from './precise-prefix.js';
+import type { ClosableTokenizer } from './tokenizer-catalog.js';
 import { PluginConfigError, type PluginRegistry } from '../scheduling/registry.js';
 import { builtinRegistry } from '../scheduling/policies.js';
 import type { PluginHandle } from '../scheduling/types.js';
@@ -44,6 +47,8 @@ export interface GatewayOptions {
   readonly random?: Random;
   /** Plugin types available to policies. Default: every built-in plugin. */
   readonly plugins?: PluginRegistry;
+  /** Loads the tokenizer directory a precise pool names; default src/tokens `loadTokenizer` (a worker thread per directory's model). */
+  readonly loadTokenizer?: (dir: string) => Promise<ClosableTokenizer>;
   /** How long to wait for model servers, by phase; unset fields keep their defaults. */
   readonly timeouts?: Partial<UpstreamTimeouts>;
   /** When request failures eject an endpoint; unset fields keep their defaults. */
@@ -81,6 +86,8 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly prefixIndex = new PrefixIndex();
+  /** Precise prefix-cache routing: the engines' KV blocks from their events, and the tokenizers (precise-prefix.ts). */
+  readonly precise: PrecisePrefix;
   /** What bounds request bodies while a data plane reads them: the global budget, the upload timeouts. */
   readonly uploads: UploadPolicy;
   readonly #logger: Logger;
@@ -123,7 +130,8 @@ export class Gateway {
     this.#pipeline = new Pipeline(options.random);
     const scrapeIntervalMs = options.scrapeIntervalMs ?? 50;
     this.#recheckMs = Math.max(10, scrapeIntervalMs || 50);
-    this.#handle = { prefixIndex: this.prefixIndex, stalenessMs: options.stalenessMs ?? Math.max(200, 4 * scrapeIntervalMs), now: () => performance.now() };
+    this.precise = new PrecisePrefix({ logger, ...(options.loadTokenizer === undefined ? {} : { loadTokenizer: options.loadTokenizer }) });
+    this.#handle = { prefixIndex: this.prefixIndex, stalenessMs: options.stalenessMs ?? Math.max(200, 4 * scrapeIntervalMs), now: () => performance.now(), precise: this.precise.services };
     this.#scraper =
       scrapeIntervalMs > 0
         ? new MetricsScraper(
@@ -166,6 +174,7 @@ export class Gateway {
           this.#scraper?.sync(all);
           this.#lister?.sync(all);
           this.prefixIndex.retainOnly(all);
+          this.precise.sync(this.#runtime);
           this.#poolModels = poolModels(this.#runtime);
         } else {
           this.#endpointsMoved(targets, delta);
@@ -178,6 +187,7 @@ export class Gateway {
       prefixIndex: this.prefixIndex,
     });
     registerSourceStaleGauge(this.metrics.registry, options.sources);
+    registerPreciseMetrics(this.metrics.registry, this.precise, () => this.#runtime);
     this.#requestDeps = {
       pipeline: this.#pipeline,
       logger,
@@ -301,7 +311,7 @@ export class Gateway {
 
   /** `GET /debug/endpoints`: every pool and endpoint as the scheduler sees them now. */
   debugEndpoints(): unknown {
-    return this.#runtime === undefined ? { pools: [] } : debugEndpoints(this.#runtime, this.prefixIndex, this.#handle);
+    return this.#runtime === undefined ? { pools: [] } : debugEndpoints(this.#runtime, this.prefixIndex, this.#handle, this.precise);
   }
 
   /**
@@ -324,6 +334,7 @@ export class Gateway {
     await this.drain();
     await this.#scraper?.close();
     await this.#lister?.close();
+    await this.precise.close();
   }
 
   /** Rebuilds what depends on the models the pods list (after a listing changed, or a config swap). */
@@ -366,6 +377,7 @@ export class Gateway {
     this.#scraper?.update(delta.added, delta.removed);
     this.#lister?.update(delta.added, delta.removed);
     this.prefixIndex.forget(delta.removed);
+    this.precise.moved(this.#poolsOf(targets), delta.added, delta.removed);
     for (const e of delta.removed) this.#served.remove(e);
     for (const e of delta.added) this.#served.add(e);
     for (const pool of this.#poolsOf(targets)) this.#poolModels.set(pool.config.key, podModels(pool.members.endpoints));
@@ -448,6 +460,7 @@ export class Gateway {
       this.#runtime = built.runtime;
       this.#discovery.applyPods(change.podUpserts, change.podDeletes);
       this.#refreshModels();
+      this.precise.sync(this.#runtime);
       for (const hook of this.#afterSwap) {
         try {
           hook(built.runtime.snapshot, previous?.snapshot);

@@ -46,6 +46,10 @@ export class TokenizerCatalog implements TokenizerLookup {
     return this.#entries.get(path)?.tokenizer;
   }
 
+  failed(path: string): boolean {
+    return this.#entries.get(path)?.state.state === 'failed';
+  }
+
   stateOf(path: string): TokenizerState | undefined {
     return this.#entries.get(path)?.state;
   }

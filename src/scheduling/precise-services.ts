@@ -27,6 +27,8 @@ export interface RequestTokenizer {
 /** Loaded tokenizers by directory; undefined while loading or after a failed load (the scorer falls back to estimate mode). */
 export interface TokenizerLookup {
   get(path: string): RequestTokenizer | undefined;
+  /** The directory's last load failed (logged; retried on a later configuration change). */
+  failed(path: string): boolean;
 }
 
 export interface PreciseServices {
@@ -34,7 +36,11 @@ export interface PreciseServices {
   readonly tokenizers: TokenizerLookup;
   /** Counts a precise request that had to be judged in estimate mode, by bounded reason. */
   fellBack(reason: PreciseFallbackReason): void;
+  /** Counts a request sent where precise mode judged it: the chosen endpoint held `matchedBlocks` of its `promptBlocks`. */
+  picked(matchedBlocks: number, promptBlocks: number): void;
 }
 
 /** Why a request of a precise pool was judged in estimate mode (a fixed set: metric labels). */
-export type PreciseFallbackReason = 'no_tokenizer' | 'tokenizer_loading' | 'tokenize_failed' | 'tokenize_timeout' | 'no_prompt' | 'unmatchable';
+export type PreciseFallbackReason = 'no_tokenizer' | 'tokenizer_loading' | 'tokenizer_failed' | 'tokenize_failed' | 'tokenize_timeout' | 'no_prompt' | 'unmatchable';
+
+export const PRECISE_FALLBACK_REASONS: readonly PreciseFallbackReason[] = ['no_tokenizer', 'tokenizer_loading', 'tokenizer_failed', 'tokenize_failed', 'tokenize_timeout', 'no_prompt', 'unmatchable'];

@@ -111,8 +111,11 @@ export class PrecisePrefixScorer implements Scorer, RequestControl, DataProducer
   /** The endpoint computes the prompt now: count its blocks there until the engine's own events say so. */
   preRequest(request: SchedulingRequest, endpoint: Endpoint): void {
     const prepared = request.state.read(PRECISE_KEYS);
-    if (prepared !== undefined && 'keys' in prepared && this.#handle.precise !== undefined) {
-      if (prepared.keys.length > 0) this.#handle.precise.blocks.speculate(endpoint.key, prepared.keys);
+    const precise = this.#handle.precise;
+    if (prepared !== undefined && 'keys' in prepared && precise !== undefined) {
+      if (prepared.keys.length > 0) precise.blocks.speculate(endpoint.key, prepared.keys);
+      const m = request.state.read(this.#match);
+      if (m?.mode === 'precise') precise.picked(Math.floor(m.matched.get(endpoint) ?? 0), m.totalBlocks);
       return;
     }
     this.#estimate.preRequest(request, endpoint);
@@ -143,8 +146,9 @@ export class PrecisePrefixScorer implements Scorer, RequestControl, DataProducer
     if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((t) => Number.isInteger(t) && (t as number) >= 0)) {
       ids = prompt as number[];
     } else {
-      const tokenizer = this.#handle.precise?.tokenizers.get(which.path);
-      if (tokenizer === undefined) return { fallback: 'tokenizer_loading' };
+      const tokenizers = this.#handle.precise?.tokenizers;
+      const tokenizer = tokenizers?.get(which.path);
+      if (tokenizer === undefined) return { fallback: tokenizers?.failed(which.path) === true ? 'tokenizer_failed' : 'tokenizer_loading' };
       const work = encode(tokenizer, body);
       if (work === undefined) return { fallback: 'unmatchable' };
       const result = await withTimeout(work, this.#p.tokenizeTimeoutMs);
