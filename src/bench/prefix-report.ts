@@ -136,7 +136,7 @@ export function prefixCacheTable(result: SweepResult): string[] {
   if (oracle !== undefined) {
     out.push(
       '',
-      `The oracle is an upper bound, not a product: for each of its ${oracle.requests} requests it asked every engine how much of the prompt it caches (${oracle.queries} queries with the whole body, ${oracle.failedQueries} failed; each engine tokenised the prompt once more to answer) and waited ${ms(oracle.meanDecisionMs)} on average (wall clock) before forwarding. No real model server answers such a query.`,
+      `The oracle is a reference, not a product: for each of its ${oracle.requests} requests it asked every engine how much of the prompt it caches (${oracle.queries} queries with the whole body, ${oracle.failedQueries} failed; each engine tokenised the prompt once more to answer) and waited ${ms(oracle.meanDecisionMs)} on average (wall clock) before forwarding. No real model server answers such a query. It is the best placement per request, greedy: over a whole run a router that also weighs load or groups a new prefix's first requests can come out a little above it, most visibly over traffic the oracle does not place (the bypassing share).`,
     );
   }
   if (result.tokenizer !== undefined) out.push('', 'Every system’s engines tokenised with Llama 3’s tokenizer (the one the precise gateway loads), so every row counts the same tokens.');

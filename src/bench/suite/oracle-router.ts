@@ -10,11 +10,13 @@ import { performance } from 'node:perf_hooks';
  * (no hit anywhere included) go to the least loaded pod (running + waiting requests as the pod
  * reports them, then the requests this router has in flight there, then the lowest index).
  *
- * It is an upper bound for the hit rate a router can reach by choosing pods, not a product: it
+ * It is the reference for the hit rate a router can reach by choosing pods, not a product: it
  * costs one extra round trip to EVERY pod per request, with the whole body, and each pod
- * tokenises the prompt once more to answer; no real model server offers such a query. Greedy and
- * exact at decision time only: two requests of a new prefix arriving together both see no hit and
- * may land apart, and what a pod caches can still be evicted before the request is admitted.
+ * tokenises the prompt once more to answer; no real model server offers such a query. It is the
+ * best choice per request, not over a run (greedy, exact at decision time only): two requests of
+ * a new prefix arriving together both see no hit and may land apart, and what a pod caches can
+ * still be evicted before the request is admitted, so a router that weighs load as well can come
+ * out slightly above it.
  */
 
 /** Largest request body forwarded (the simulator's own limit). */
