@@ -7,7 +7,8 @@
  * by default so the simulator's API surface stays the runtime's.
  *
  * The body is a chat or completion request as the generation routes take it (a body with
- * `messages` is chat); it is tokenised the same way and nothing is scheduled. Answer (200, JSON):
+ * `messages` is chat); it is tokenised the same way (with the real tokenizer when the server has
+ * one) and nothing is scheduled. Answer (200, JSON):
  * `{"promptTokens": n, "cachedTokens": k, "running": r, "waiting": w, "kvUsage": u}` with k a
  * multiple of the block size below n, r and w the engine's running and waiting requests (the
  * oracle's load tie-break) and u its KV use (0..1). An invalid request gets the status and error
@@ -16,7 +17,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkErrorMessage, checkErrorStatus, checkErrorType, type Engine, type EngineRequest } from './engine/index.js';
 import { parseObject, readBody, sendJson } from './http.js';
-import { parseGenerate } from './openai.js';
+import { parseGenerate, type GenerateRequest } from './openai.js';
 import type { Face } from './runtimes.js';
 
 /** The route's path. */
@@ -36,6 +37,8 @@ export interface PrefixMatchHost {
   readonly engine: Engine;
   readonly face: Face;
   readonly primaryModel: string;
+  /** The model's real tokenizer (`infergate sim --tokenizer`), as the generation routes use it; undefined: the stand-in. */
+  readonly tokenizer?: { promptTokens(g: GenerateRequest): Promise<readonly number[]> } | undefined;
 }
 
 /** Handles `POST /debug/prefix-match` (see the file comment). */
@@ -48,9 +51,17 @@ export async function prefixMatchRoute(req: IncomingMessage, res: ServerResponse
   const parsed = parseGenerate(body, chat, host.face, host.primaryModel);
   if (!parsed.ok) return sendError(res, host, parsed.status, parsed.message, parsed.type);
   const g = parsed.request;
+  let promptTokens = g.promptTokens;
+  if (promptTokens === undefined && host.tokenizer !== undefined) {
+    try {
+      promptTokens = await host.tokenizer.promptTokens(g);
+    } catch (err) {
+      return sendError(res, host, 400, `The prompt cannot be tokenised: ${err instanceof Error ? err.message : String(err)}`.slice(0, 500));
+    }
+  }
   const engineReq: EngineRequest = {
     model: g.model,
-    ...(g.promptTokens !== undefined ? { promptTokens: g.promptTokens } : { prompt: g.prompt ?? '' }),
+    ...(promptTokens !== undefined ? { promptTokens } : { prompt: g.prompt ?? '' }),
     ...(g.maxTokens === undefined ? {} : { maxTokens: g.maxTokens }),
     ...(g.cacheSalt === undefined ? {} : { cacheSalt: g.cacheSalt }),
   };

@@ -112,11 +112,13 @@ export async function startFleet(spec: FleetSpec, ctx: Context, system?: SystemI
 }
 
 /**
- * `infergate sim` options that make every engine publish its KV events (vLLM's ZMQ publisher:
- * events on `port`, replay on `replayPort`, each engine on its own host).
+ * `infergate sim` options that make every engine publish its KV events as vLLM's
+ * `--kv-events-config` has it (vllm/config/kv_events.py: the ZMQ publisher, events on `port`,
+ * replay on `replayPort`; `*` is each engine's own host).
  */
 function kvEventArgs(port: number, replayPort: number): string[] {
-  return ['--kv-events', `tcp://*:${port}`, '--kv-events-replay', `tcp://*:${replayPort}`];
+  const config = { enable_kv_cache_events: true, publisher: 'zmq', endpoint: `tcp://*:${port}`, replay_endpoint: `tcp://*:${replayPort}` };
+  return ['--kv-events-config', JSON.stringify(config)];
 }
 
 /**
