@@ -10,6 +10,7 @@ import { summarize } from '../summary.js';
 import { createWorkload, resolveWorkloadParams } from '../workloads/index.js';
 import { ensureNginx } from './nginx.js';
 import { overheadMarkdown, runOverhead, type OverheadResult } from './overhead.js';
+import { prefixGoals } from '../prefix-report.js';
 import { goodputTable, prefixSection, writeSweepReport } from '../sweep-report.js';
 import { optionalScenarios, scenarios, SYSTEM_NAMES, type RoutingScenario, type Scenario, type SystemId } from './scenarios.js';
 import { runSweep } from './sweep.js';
@@ -133,6 +134,8 @@ export async function runSuiteCommand(argv: string[]): Promise<number> {
   const command = `infergate bench-suite ${argv.join(' ')}`.trim();
   await mkdir(outDir, { recursive: true });
   const sections: string[] = [];
+  // Issue 20's goals for precise mode, one line per sweep that measured them, at the top of the summary.
+  const goals: string[] = [];
   const started = Date.now();
   try {
     for (const scenario of chosen) {
@@ -143,6 +146,7 @@ export async function runSuiteCommand(argv: string[]): Promise<number> {
         const result = await runSweep(scenario, ctx);
         await writeSweepReport(result, outDir, command);
         const prefix = prefixSection(result).map((line) => line.replace(/^### /, '#### '));
+        goals.push(...prefixGoals(result).map((line) => line.replace(/^- /, `- ${scenario.name}: `)));
         sections.push(`### ${scenario.title}\n\n${scenario.capacity}\n\n${goodputTable(result).join('\n')}\n${prefix.length > 0 ? `\n${prefix.join('\n')}` : ''}`);
       } else {
         const result: OverheadResult = await runOverhead(scenario, ctx);
@@ -161,7 +165,7 @@ export async function runSuiteCommand(argv: string[]): Promise<number> {
 
 Run ${new Date().toISOString()} with \`${command}\` in ${Math.round((Date.now() - started) / 1000)} s on ${machine.cpus} × ${machine.cpuModel}, Node ${machine.nodeVersion}.
 Each scenario's own report (tables, charts, raw JSON) is beside this file.
-
+${goals.length > 0 ? `\n**Precise prefix-cache mode against its goals (issue 20):**\n\n${goals.join('\n')}\n` : ''}
 ${sections.join('\n')}`;
   await writeFile(join(outDir, 'suite.md'), summary);
   process.stdout.write(summary);
