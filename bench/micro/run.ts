@@ -12,6 +12,9 @@ import { CycleState } from '../../src/scheduling/cycle-state.js';
 import { buildScheduler } from '../../src/scheduling/config.js';
 import { builtinRegistry, policyFor } from '../../src/scheduling/policies.js';
 import { StringDecoder } from 'node:string_decoder';
+import { decode as msgpackDecode } from '@msgpack/msgpack';
+import { decodeEventBatch, encodeEventBatch } from '../../src/kvevents/wire.js';
+import type { KvEvent } from '../../src/kvevents/events.js';
 import { run, type Comparison } from './harness.js';
 
 /*
@@ -115,6 +118,31 @@ for (const n of [8, 64]) {
     cases: [
       { name: 'DEFAULT (queue, KV, in-flight, prefill, LoRA)', fn: () => def.schedule(request(undefined), eps, random) },
       { name: 'PREFIX_CACHE, 250-block prompt (hashing included)', fn: () => pre.schedule(request(text), eps, random) },
+    ],
+  });
+}
+
+// One engine step's KV events: 32 requests storing 16 blocks of 16 tokens each, 32 evictions,
+// 64-bit hashes (vLLM's builtin hash), as a vLLM publisher sends them.
+{
+  const r = seededRandom(3);
+  const hash = (): bigint => (BigInt(Math.floor(r() * 2 ** 32)) << 32n) | BigInt(Math.floor(r() * 2 ** 32));
+  const events: KvEvent[] = [];
+  for (let i = 0; i < 32; i++) {
+    events.push({ type: 'BlockStored', blockHashes: Array.from({ length: 16 }, hash), parentBlockHash: hash(), tokenIds: Array.from({ length: 256 }, () => Math.floor(r() * 128_000)), blockSize: 16, loraName: null, medium: 'GPU', extraKeysDigest: null });
+  }
+  for (let i = 0; i < 32; i++) events.push({ type: 'BlockRemoved', blockHashes: [hash()], medium: 'GPU' });
+  const batch = { ts: 1_733_000_000, events, dataParallelRank: 0 };
+  const asArray = encodeEventBatch(batch, { encoding: 'array', hashes: 'int' });
+  const asMap = encodeEventBatch(batch, { encoding: 'map', hashes: 'int' });
+  const asBytes = encodeEventBatch(batch, { encoding: 'array', hashes: 'bytes' });
+  comparisons.push({
+    title: `KV event batch decode: 64 events, 8,192 token ids (${Math.round(asArray.length / 1024)} KB array form)`,
+    baseline: { name: '@msgpack/msgpack decode only (no bounds, no checks)', fn: () => msgpackDecode(asArray, { useBigInt64: true }) },
+    cases: [
+      { name: 'decodeEventBatch, array form, int hashes (ours)', fn: () => decodeEventBatch(asArray) },
+      { name: 'decodeEventBatch, map form, int hashes (ours)', fn: () => decodeEventBatch(asMap) },
+      { name: 'decodeEventBatch, array form, 32-byte hashes (ours)', fn: () => decodeEventBatch(asBytes) },
     ],
   });
 }

@@ -16,6 +16,7 @@
  *     medium (since 0.10), lora_name (later), then optional extra_keys, group_idx,
  *     kv_cache_spec_kind, kv_cache_spec_sliding_window. Older publishers stop after lora_id.
  *   - `BlockRemoved`: block_hashes, medium (since 0.10), then optional group_idx.
+ *   Events of a hybrid model's other KV-cache groups (group_idx > 0) are skipped (see groupOf).
  *   - `AllBlocksCleared`: no fields.
  * - Hashes (`ExternalBlockHash = bytes | int`): a Python int (the builtin hash: may be negative,
  *   may exceed 2^53; taken modulo 2^64) or bytes (the sha256 family: the low 64 bits of the
@@ -102,7 +103,8 @@ export interface EncodeOptions {
  * Decodes one payload frame. Never throws: a payload that is not an `EventBatch` in either form,
  * or over a bound (size, depth, a container or string length) is `{ ok: false, reason }` (the
  * caller counts it as `malformed_batch`); bad events inside a good batch are skipped and counted
- * in `problems`.
+ * in `problems`. `limits` is read once per distinct object (its decoder is cached): pass a new
+ * object to change a bound.
  */
 export function decodeEventBatch(payload: Uint8Array, limits: WireLimits = WIRE_LIMITS): DecodedBatch {
   try {
@@ -200,9 +202,10 @@ function decodeUnchecked(payload: Uint8Array, limits: WireLimits): DecodedBatch 
   let events: unknown;
   let rank: unknown = null;
   if (Array.isArray(root)) {
-    if (root.length < 2 || root.length > 3) return { ok: false, reason: 'EventBatch array of wrong length' };
+    // Fields a later version appends are ignored, as unknown map keys are.
+    if (root.length < 2) return { ok: false, reason: 'EventBatch array too short' };
     [ts, events] = root;
-    if (root.length === 3) rank = root[2];
+    if (root.length >= 3) rank = root[2];
   } else if (isRecord(root)) {
     ts = field(root, 'ts');
     events = field(root, 'events');
@@ -241,8 +244,8 @@ const MAX_DP_RANK = 65_535;
 type EventProblem = 'malformed_event' | 'unknown_event';
 
 /** Field names of each struct in array order, after the tag (vLLM kv_events.py). */
-const STORED_FIELDS = ['block_hashes', 'parent_block_hash', 'token_ids', 'block_size', 'lora_id', 'medium', 'lora_name', 'extra_keys'] as const;
-const REMOVED_FIELDS = ['block_hashes', 'medium'] as const;
+const STORED_FIELDS = ['block_hashes', 'parent_block_hash', 'token_ids', 'block_size', 'lora_id', 'medium', 'lora_name', 'extra_keys', 'group_idx'] as const;
+const REMOVED_FIELDS = ['block_hashes', 'medium', 'group_idx'] as const;
 /** Fields BlockStored must have: the four the first vLLM publisher sent (lora_id joined them there too). */
 const STORED_REQUIRED = 4;
 
@@ -320,6 +323,8 @@ function decodeStored(
   }
   const extraRaw = at(7);
   if (extraRaw !== null && extraRaw !== undefined && !Array.isArray(extraRaw)) return 'malformed_event';
+  const group = groupOf(at(8));
+  if (group !== 'applies') return group;
   return {
     type: 'BlockStored',
     blockHashes,
@@ -338,7 +343,23 @@ function decodeRemoved(get: (name: string, index: number) => unknown, limits: Wi
   const medium = toMedium(get(REMOVED_FIELDS[1], 1));
   if (medium === undefined) return 'malformed_event';
   if (medium === 'other') return 'unknown_event';
+  const group = groupOf(get(REMOVED_FIELDS[2], 2));
+  if (group !== 'applies') return group;
   return { type: 'BlockRemoved', blockHashes, medium };
+}
+
+/**
+ * `group_idx`: the KV-cache group of a hybrid model (full attention, sliding window, mamba…;
+ * vLLM sends one event per group, and a sliding-window group evicts blocks the full-attention
+ * group still holds). The gateway models one group, the first: events of other groups are
+ * skipped (`unknown_event`), so a window's eviction never removes a prefix block. Absent/null/0
+ * (every non-hybrid model) applies.
+ */
+function groupOf(raw: unknown): 'applies' | EventProblem {
+  if (raw === null || raw === undefined) return 'applies';
+  const group = toUint(raw, 0xffff);
+  if (group === undefined) return 'malformed_event';
+  return group === 0 ? 'applies' : 'unknown_event';
 }
 
 /** null/absent ⇒ GPU (vLLM before 0.10 had no medium; its constant MEDIUM_GPU is "GPU"). */
@@ -356,16 +377,15 @@ function toMedium(raw: unknown): KvMedium | 'other' | undefined {
   }
 }
 
-const UINT64_MASK = (1n << 64n) - 1n;
-
 function toHash(raw: unknown, limits: WireLimits): EngineBlockHash | undefined {
   if (typeof raw === 'bigint') return BigInt.asUintN(64, raw);
   if (typeof raw === 'number') return Number.isSafeInteger(raw) ? BigInt.asUintN(64, BigInt(raw)) : undefined;
   if (raw instanceof Uint8Array) {
     if (raw.length === 0 || raw.length > Math.min(limits.maxBinBytes, 64)) return undefined;
+    if (raw.length >= 8) return new DataView(raw.buffer, raw.byteOffset + raw.length - 8, 8).getBigUint64(0);
     let value = 0n;
-    for (let i = Math.max(0, raw.length - 8); i < raw.length; i++) value = (value << 8n) | BigInt(raw[i] ?? 0);
-    return value & UINT64_MASK;
+    for (let i = 0; i < raw.length; i++) value = (value << 8n) | BigInt(raw[i] ?? 0);
+    return value;
   }
   return undefined;
 }

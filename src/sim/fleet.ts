@@ -4,6 +4,7 @@
  * or, with `portStep`, one host and consecutive ports. They share one modelled clock.
  */
 import { SimClock } from './engine/index.js';
+import { stepKvEvents } from './kv-events/config.js';
 import { DEFAULT_SIDE_CHANNEL_PORT } from './nixl.js';
 import { DEFAULT_BOOTSTRAP_PORT } from './pd.js';
 import type { PdRole } from './pd-leg.js';
@@ -103,6 +104,7 @@ export async function startSimFleet(options: SimFleetOptions): Promise<SimFleet>
           host: portStep > 0 ? host : nextAddress(host, i),
           port: port + step,
           ...(role === undefined ? {} : { pdRole: role }),
+          ...(common.kvEvents === undefined ? {} : { kvEvents: stepKvEvents(common.kvEvents, i, portStep) }),
           ...(role === 'prefill'
             ? { bootstrapPort: sidePort(common.bootstrapPort, DEFAULT_BOOTSTRAP_PORT), sideChannelPort: sidePort(common.sideChannelPort, DEFAULT_SIDE_CHANNEL_PORT) }
             : {}),

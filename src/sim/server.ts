@@ -43,6 +43,8 @@ import { parseObject, pathOf, readBody, send, sendJson } from './http.js';
 import { createMetricsPage, HttpRequestCounts, METRICS_CONTENT_TYPE, type MetricsFault, type MetricsPage } from './metrics/index.js';
 import { AnswerWriter, parseGenerate, SSE_HEADERS, type AnswerSink, type GenerateRequest } from './openai.js';
 import { KvLink, linkMsPerToken } from './kv-link.js';
+import { defaultTopic, type SimKvEventsOptions } from './kv-events/config.js';
+import { KvEventPublisher, type KvEventsInfo } from './kv-events/publisher.js';
 import { DEFAULT_KV_ABORT_TIMEOUT_MS, DEFAULT_SIDE_CHANNEL_PORT, NixlSideChannel } from './nixl.js';
 import { BootstrapServer, DEFAULT_BOOTSTRAP_PORT, DEFAULT_BOOTSTRAP_TIMEOUT_MS } from './pd.js';
 import { engineFlags, parsePdLeg, type PdLeg, type PdRole } from './pd-leg.js';
@@ -53,6 +55,8 @@ import { parseTritonVersion, TRITON_LATEST_MINOR, tritonStreamOptionsRefusal } f
 
 export type { SimStats } from './exchange.js';
 export type { PdRole } from './pd-leg.js';
+export type { KvEventsInfo } from './kv-events/publisher.js';
+export type { SimKvEventsOptions } from './kv-events/config.js';
 
 export interface SimServerOptions {
   /** Default 'vllm' (V1, ≥ 0.9.2 metric names, nested error bodies). */
@@ -134,6 +138,11 @@ export interface SimServerOptions {
   embeddingDimension?: number;
   /** Serve `POST /debug/prefix-match` (prefix-match.ts: the benchmark's oracle asks it); default false. */
   prefixMatch?: boolean;
+  /**
+   * Publish vLLM KV events over ZeroMQ (vLLM `--kv-events-config`; kv-events/): BlockStored,
+   * BlockRemoved, AllBlocksCleared in EventBatches, a replay socket. Default off.
+   */
+  kvEvents?: SimKvEventsOptions;
 }
 
 export interface RunningSimServer {
@@ -149,6 +158,8 @@ export interface RunningSimServer {
   readonly bootstrapPort: number | undefined;
   /** A vLLM prefill server's NIXL side channel port; undefined otherwise. */
   readonly sideChannelPort: number | undefined;
+  /** The KV-event publisher's bound endpoints and topic, when `kvEvents` is on. */
+  readonly kvEvents: KvEventsInfo | undefined;
   /** SGLang prefill: a decode leg has registered for `room` at the bootstrap listener (the handshake began). */
   decodeRegistered(room: number): boolean;
   stats(): SimStats;
@@ -223,6 +234,8 @@ class SimServer implements ExchangeHost {
   /** Adapter name → `root` in /v1/models (its path when loaded at runtime). */
   readonly loraPaths = new Map<string, string>();
   readonly http: Server;
+  /** KV-event publisher, from `listen` on (its topic names the bound port). */
+  kvPublisher: KvEventPublisher | undefined;
   port = 0;
   #nextId = 1;
   #closing: Promise<void> | undefined;
@@ -251,6 +264,7 @@ class SimServer implements ExchangeHost {
         ...(options.maxLoras === undefined ? {} : { maxLoras: options.maxLoras }),
         ...(options.overrides === undefined ? {} : { overrides: options.overrides }),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
+        ...(options.kvEvents === undefined ? {} : { onKvEvent: (e) => this.kvPublisher?.add(e) }),
       });
     } catch (err) {
       if (this.ownsClock) this.clock.close();
@@ -324,6 +338,22 @@ class SimServer implements ExchangeHost {
     this.port = (this.http.address() as AddressInfo).port;
     if (this.bootstrap !== undefined) await this.bootstrap.listen(host, this.options.bootstrapPort ?? DEFAULT_BOOTSTRAP_PORT);
     if (this.nixl !== undefined) await this.nixl.listen(this.options.sideChannelPort ?? DEFAULT_SIDE_CHANNEL_PORT);
+    const kv = this.options.kvEvents;
+    if (kv !== undefined) {
+      this.kvPublisher = new KvEventPublisher({
+        endpoint: kv.endpoint,
+        replayEndpoint: kv.replayEndpoint ?? null,
+        topic: kv.topic ?? defaultTopic(host, this.port, this.primaryModel),
+        host,
+        encoding: kv.encoding ?? 'array',
+        hashes: kv.hashes ?? 'int',
+        ...(kv.bufferSteps === undefined ? {} : { bufferSteps: kv.bufferSteps }),
+        ...(kv.hwm === undefined ? {} : { hwm: kv.hwm }),
+        dataParallelRank: kv.dataParallelRank ?? 0,
+        toEpochMs: (ms) => this.clock.toEpochMs(ms),
+      });
+      await this.kvPublisher.start(this.clock.now());
+    }
   }
 
   handle(): RunningSimServer {
@@ -341,6 +371,7 @@ class SimServer implements ExchangeHost {
       pdRole: this.pdRole,
       bootstrapPort: this.bootstrap?.port,
       sideChannelPort: this.nixl?.port,
+      kvEvents: this.kvPublisher?.info,
       decodeRegistered: (room) => self.bootstrap?.decodeRegistered(room) ?? false,
       stats: () => ({ ...self.counters }),
       faults: () => self.faultSettings.snapshot(),
@@ -360,6 +391,7 @@ class SimServer implements ExchangeHost {
       await this.bootstrap?.close();
       await this.nixl?.close();
       this.engine.close();
+      await this.kvPublisher?.close();
       await closed;
       if (this.ownsClock) this.clock.close();
     })();
@@ -421,6 +453,8 @@ class SimServer implements ExchangeHost {
       if (path === '/health_generate') return route('GET', () => this.#healthGenerate(res));
       return route(method === 'POST' && path === '/ping' ? 'POST' : 'GET', () => send(res, 200, '', 'application/json'));
     }
+    if (path === '/reset_prefix_cache' && this.runtime.startsWith('vllm')) return route('POST', () => this.#resetPrefixCache(res, false));
+    if (path === '/flush_cache' && this.runtime === 'sglang') return route(method === 'POST' ? 'POST' : 'GET', () => this.#resetPrefixCache(res, true));
     if (this.loraAdmin && path === '/v1/load_lora_adapter') return route('POST', () => this.#loadLora(req, res));
     if (this.options.prefixMatch === true && path === PREFIX_MATCH_PATH) return route('POST', () => prefixMatchRoute(req, res, this));
     if (this.loraAdmin && path === '/v1/unload_lora_adapter') return route('POST', () => this.#unloadLora(req, res));
@@ -467,6 +501,16 @@ class SimServer implements ExchangeHost {
     } catch {
       send(res, 503, '', 'application/json');
     }
+  }
+
+  /**
+   * vLLM `POST /reset_prefix_cache` (an empty 200) and SGLang `/flush_cache` (its text): drops the
+   * cached blocks no request holds; with KV events on, publishes the change (engine.ts).
+   */
+  #resetPrefixCache(res: ServerResponse, sglang: boolean): void {
+    this.engine.resetPrefixCache();
+    if (!sglang) return send(res, 200, '', 'application/json');
+    send(res, 200, 'Cache flushed.\nPlease check backend logs for more details. (When there are running or waiting requests, the operation will not be performed.)\n', 'text/plain; charset=utf-8');
   }
 
   async #loadLora(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -5,6 +5,7 @@ import { PROFILES, type EngineProfileOverrides, type ProfileName } from './engin
 import { startSimFleet, type SimFleet } from './fleet.js';
 import { DEFAULT_EMBEDDING_DIMENSION, MAX_EMBEDDING_DIMENSION } from './embeddings.js';
 import { GENERATION_FAULT_MODES, generationFaultHelp, isMetricsFault, METRICS_FAULTS, parseGenerationFault, type GenerationFaultMode } from './faults.js';
+import { KV_EVENTS_HELP, kvEventsFromFlags } from './kv-events/flags.js';
 import { RDMA_GBPS_PER_GPU } from './kv-link.js';
 import { DEFAULT_KV_ABORT_TIMEOUT_MS, DEFAULT_SIDE_CHANNEL_PORT } from './nixl.js';
 import type { PdRole } from './pd-leg.js';
@@ -61,7 +62,7 @@ Options:
                        of the profile: one RDMA NIC each)
   --kv-transfer-ms-per-token X
                        prefill: a fixed modelled KV transfer cost per prompt token instead
-  --embedding-dim N    length of /v1/embeddings vectors (default ${DEFAULT_EMBEDDING_DIMENSION})
+${KV_EVENTS_HELP}  --embedding-dim N    length of /v1/embeddings vectors (default ${DEFAULT_EMBEDDING_DIMENSION})
   --triton-version V   Triton server version 2.N (runtime trtllm): before 2.60 stream_options is
                        refused with 422, 2.60-2.62 include_usage with 400 (default: newest, accepted)
   --gzip               gzip responses for clients whose Accept-Encoding allows it (SSE flushed per
@@ -153,6 +154,11 @@ export async function runSimCommand(argv: string[]): Promise<number> {
         'kv-transfer-ms-per-token': { type: 'string' },
         'kv-link-gbps': { type: 'string' },
         'embedding-dim': { type: 'string' },
+        'kv-events': { type: 'boolean' },
+        'kv-events-config': { type: 'string' },
+        'kv-events-encoding': { type: 'string' },
+        'kv-events-hashes': { type: 'string' },
+        'data-parallel-rank': { type: 'string' },
         'triton-version': { type: 'string' },
         gzip: { type: 'boolean' },
         'debug-prefix-match': { type: 'boolean' },
@@ -204,6 +210,18 @@ export async function runSimCommand(argv: string[]): Promise<number> {
       throw new UsageError(`--kv-transfer-ms-per-token must be a number >= 0 (got "${kvMs}")`);
     }
     const kvLinkGbps = positive('kv-link-gbps', values['kv-link-gbps']);
+    let kvEvents;
+    try {
+      kvEvents = kvEventsFromFlags({
+        enable: values['kv-events'],
+        config: values['kv-events-config'],
+        encoding: values['kv-events-encoding'],
+        hashes: values['kv-events-hashes'],
+        dataParallelRank: values['data-parallel-rank'],
+      });
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
     const embeddingDimension = int('embedding-dim', values['embedding-dim'], 1, MAX_EMBEDDING_DIMENSION);
     const tritonVersion = values['triton-version'];
     if (tritonVersion !== undefined && runtime !== 'trtllm') throw new UsageError('--triton-version needs --runtime trtllm');
@@ -246,6 +264,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
         ...(kvTransferMsPerToken === undefined ? {} : { kvTransferMsPerToken }),
         ...(kvLinkGbps === undefined ? {} : { kvLinkGbps }),
         ...(embeddingDimension === undefined ? {} : { embeddingDimension }),
+        ...(kvEvents === undefined ? {} : { kvEvents }),
         ...(tritonVersion === undefined ? {} : { tritonVersion }),
         ...(values.gzip === true ? { compress: true } : {}),
         ...(values['debug-prefix-match'] === true ? { prefixMatch: true } : {}),
@@ -254,6 +273,11 @@ export async function runSimCommand(argv: string[]): Promise<number> {
       });
     } catch (err) {
       const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+      if (typeof e.address === 'string' && /^(tcp|ipc):\/\//.test(e.address)) {
+        // A KV-events socket (zeromq names the endpoint it could not bind).
+        process.stderr.write(`infergate sim: cannot bind kv events ${e.address}: ${e.code ?? e.message}\n`);
+        return 1;
+      }
       if (e.code === 'EADDRINUSE' || e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') {
         process.stderr.write(`infergate sim: cannot listen on ${e.address ?? host}:${e.port ?? port}: ${e.code}\n`);
         return 1;
@@ -265,6 +289,8 @@ export async function runSimCommand(argv: string[]): Promise<number> {
       const extra = s.bootstrapPort !== undefined ? `  bootstrap ${s.host}:${s.bootstrapPort}` : s.sideChannelPort !== undefined ? `  side channel ${s.host}:${s.sideChannelPort}` : '';
       const role = s.pdRole === undefined ? '' : ` ${s.pdRole}`;
       process.stdout.write(`${s.name}  ${s.runtime}${role}  ${s.url}  model ${s.engine.modelNames.join(',')}${modelPath === undefined ? '' : ` (${modelPath})`}${loras.length > 0 ? ` lora ${loras.join(',')}` : ''}${extra}\n`);
+      const kv = s.kvEvents;
+      if (kv !== undefined) process.stdout.write(`${s.name}  kv events ${kv.endpoint}${kv.replayEndpoint === null ? '' : `  replay ${kv.replayEndpoint}`}  topic ${kv.topic}\n`);
     }
     process.stdout.write(`profile ${profile}, time scale ${timeScale}; metrics at <url>/metrics\n`);
     const podsFile = values['pods-yaml'];

@@ -18,9 +18,9 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   endpoints: ['config', 'api', 'core'],
   prefix: ['core'],
   flowcontrol: ['endpoints', 'config', 'api', 'core'],
-  scheduling: ['prefix', 'endpoints', 'config', 'api', 'core'],
+  scheduling: ['prefix', 'kvevents', 'endpoints', 'config', 'api', 'core'],
   observability: ['prefix', 'core'],
-  gateway: ['scheduling', 'flowcontrol', 'prefix', 'endpoints', 'config', 'api', 'core', 'observability'],
+  gateway: ['scheduling', 'flowcontrol', 'prefix', 'kvevents', 'tokens', 'endpoints', 'config', 'api', 'core', 'observability'],
   // The HTTP client side towards model servers (undici attempts, answer decoding, timeouts, PD
   // legs), shared by the data planes that send to model servers; sees the core only through gateway/index.ts.
   upstream: ['gateway', 'core'],
@@ -30,7 +30,9 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   sidecar: ['upstream', 'gateway', 'core', 'observability'],
   // Request token ids as a model server computes them (tokenizer files, chat template, worker).
   tokens: [],
-  sim: ['core', 'cli', 'tokens'],
+  // vLLM KV events: the wire format, the block index and subscribers; pure data over core.
+  kvevents: ['core'],
+  sim: ['core', 'cli', 'tokens', 'kvevents'],
   bench: ['core'],
   cli: ['*'],
 };

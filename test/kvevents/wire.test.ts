@@ -179,6 +179,13 @@ test('a hand-built vLLM map-form batch (newer vLLM, msgspec tag field "type")', 
   assert.deepEqual(batch.events[1], { type: 'BlockRemoved', blockHashes: [low64(sha)], medium: 'CPU' });
 });
 
+test('fields a later vLLM appends are ignored: batch array elements, map keys, event fields', () => {
+  const payload = encode([3.5, [['BlockRemoved', [1], 'GPU', 0, [1], 'future']], 0, 'future'], { useBigInt64: true });
+  assert.deepEqual(ok(decodeEventBatch(payload)).batch, { ts: 3.5, events: [{ type: 'BlockRemoved', blockHashes: [1n], medium: 'GPU' }], dataParallelRank: 0 });
+  const map = encode({ ts: 1, events: [{ type: 'AllBlocksCleared', reason: 'x' }], data_parallel_rank: null, producer: 'v2' });
+  assert.deepEqual(ok(decodeEventBatch(map)).batch, { ts: 1, events: [{ type: 'AllBlocksCleared' }], dataParallelRank: null });
+});
+
 test('an array-like batch carrying map-form events (a vLLM in-between version) decodes', () => {
   const payload = encode([2.0, [{ type: 'BlockRemoved', block_hashes: [5], medium: null }]]);
   assert.deepEqual(ok(decodeEventBatch(payload)).batch.events, [{ type: 'BlockRemoved', blockHashes: [5n], medium: 'GPU' }]);
@@ -244,6 +251,8 @@ test('wrong types in every field skip that event only (malformed_event); the res
     ['BlockRemoved', 1, 'GPU'],
     ['BlockRemoved', [true], 'GPU'],
     ['BlockRemoved', [1], ['GPU']],
+    ['BlockRemoved', [1], 'GPU', 'g'], // group_idx
+    ['BlockStored', [1], null, tokens(4), 4, null, 'GPU', null, null, -1], // group_idx
     [],
     [7, [1]], // tag not a string
   ];
@@ -254,7 +263,7 @@ test('wrong types in every field skip that event only (malformed_event); the res
   }
 });
 
-test('unknown tags and unmodelled tiers are unknown_event; the rest of the batch applies', () => {
+test('unknown tags, unmodelled tiers and other KV-cache groups are unknown_event; the rest of the batch applies', () => {
   const decoded = decodeEventBatch(
     encode([
       0,
@@ -264,11 +273,15 @@ test('unknown tags and unmodelled tiers are unknown_event; the rest of the batch
         { type: 'SomethingNew', x: 1 },
         ['BlockRemoved', [1], 'DISK'],
         ['BlockRemoved', [1], 'CPU_PINNED'],
+        // A hybrid model's other KV-cache groups (e.g. sliding window): not the prefix's blocks.
+        ['BlockStored', [1], null, tokens(2), 2, null, 'GPU', null, null, 1],
+        { type: 'BlockRemoved', block_hashes: [1], medium: 'GPU', group_idx: 2 },
+        ['BlockRemoved', [1], 'GPU', 0],
       ],
     ]),
   );
-  assert.deepEqual(problemsOf(decoded), { unknown_event: 3 });
-  assert.deepEqual(ok(decoded).batch.events.map((e) => e.type), ['BlockStored', 'BlockRemoved']);
+  assert.deepEqual(problemsOf(decoded), { unknown_event: 5 });
+  assert.deepEqual(ok(decoded).batch.events.map((e) => e.type), ['BlockStored', 'BlockRemoved', 'BlockRemoved']);
 });
 
 test('a batch over the event bound: the first maxEventsPerBatch apply, the excess is too_many_events', () => {
@@ -291,7 +304,7 @@ test('hostile payloads: answered without throwing, {ok:false} when no batch can 
     ['events not a list', encode([1, { a: 1 }])],
     ['rank not an int', encode([1, [], 'zero'])],
     ['rank negative', encode([1, [], -1])],
-    ['too many batch fields', encode([1, [], 0, 0])],
+    ['too few batch fields', encode([1])],
     ['trailing bytes', Uint8Array.from([...encode([1, []]), 0x00])],
     ['__proto__ key', Uint8Array.from([0x82, 0xa2, 0x74, 0x73, 0x01, 0xa9, ...Buffer.from('__proto__'), 0x90])],
     // A 5-byte header declaring 2^32−1 elements, and a map declaring 2^32−1 pairs.

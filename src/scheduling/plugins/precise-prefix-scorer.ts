@@ -91,8 +91,9 @@ export class PrecisePrefixScorer implements Scorer, RequestControl, DataProducer
     const blocks = this.#handle.precise?.blocks;
     if ('fallback' in prepared || blocks === undefined) {
       this.#estimate.score(request, endpoints, out);
-      const m = this.#estimate.matchOf(request);
-      if (m !== undefined) request.state.write(this.#match, { ...m, mode: 'estimate' });
+      // The log line says the request was judged in estimate mode, even when its prompt was too short to match.
+      const m = this.#estimate.matchOf(request) ?? { totalBlocks: 0, matched: new Map<Endpoint, number>(), guarded: [], home: undefined, homeBonus: false };
+      request.state.write(this.#match, { ...m, mode: 'estimate' });
       return;
     }
     const { keys } = prepared;
@@ -186,7 +187,6 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<undefined>((resolve) => {
     timer = setTimeout(resolve, ms, undefined);
-    timer.unref();
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

@@ -72,10 +72,17 @@ export type KvEvent =
       tokenIds: number[];
       blockSize: number;
       loraName: string | null;
+      /**
+       * The cache salt's hash key when this is a salted sequence's first block (vLLM puts
+       * `cache_salt` in the first block's extra keys), else null.
+       */
+      saltKey: number | null;
       /** Modelled time (ms). */
       timeMs: number;
     }
-  | { type: 'BlockRemoved'; blockHashes: [number]; timeMs: number };
+  | { type: 'BlockRemoved'; blockHashes: [number]; timeMs: number }
+  /** The whole prefix cache was dropped (`resetPrefixCache` with no block in use). */
+  | { type: 'AllBlocksCleared'; timeMs: number };
 
 /** Finished-request counts by reason (vLLM `request_success_total{finished_reason}`). */
 export interface FinishCounts {
@@ -167,6 +174,8 @@ export class Engine {
   #numArriving = 0;
   readonly #random: Random;
   readonly #onKvEvent: ((event: KvEvent) => void) | undefined;
+  /** During `resetPrefixCache`: the hashes the reset drops (reported after it, see there). */
+  #resetting: number[] | null = null;
   readonly #onCallbackError: (err: unknown, requestId: string) => void;
 
   #stepTimer: SimTimer | null = null; // the step in flight
@@ -209,7 +218,10 @@ export class Engine {
     const onEvict =
       this.#onKvEvent === undefined
         ? undefined
-        : (hash: number) => this.#emitKvEvent({ type: 'BlockRemoved', blockHashes: [hash], timeMs: this.clock.now() });
+        : (hash: number) => {
+            if (this.#resetting !== null) this.#resetting.push(hash);
+            else this.#emitKvEvent({ type: 'BlockRemoved', blockHashes: [hash], timeMs: this.clock.now() });
+          };
     this.#kv = new KvCache(this.profile.numGpuBlocks, this.profile.blockSize, onEvict);
     this.#slots = new LoraSlots(maxLoras);
     this.#scheduler = new Scheduler(this.#kv, this.#slots, this.profile);
@@ -370,9 +382,26 @@ export class Engine {
     return true;
   }
 
-  /** Drops every cached block that no running request holds (vLLM `reset_prefix_cache`, SGLang `flush_cache`). */
+  /**
+   * Drops every cached block that no running request holds (vLLM `reset_prefix_cache`, SGLang
+   * `flush_cache`). KV events: when no cached block is left, one `AllBlocksCleared` (as vLLM's
+   * BlockPool.reset_prefix_cache sends); when blocks in use keep theirs (vLLM would refuse the
+   * reset then), a `BlockRemoved` per dropped block, so a subscriber's view stays exact.
+   */
   resetPrefixCache(): number {
-    return this.#kv.clearCache();
+    if (this.#onKvEvent === undefined) return this.#kv.clearCache();
+    const dropped: number[] = [];
+    this.#resetting = dropped;
+    let n: number;
+    try {
+      n = this.#kv.clearCache();
+    } finally {
+      this.#resetting = null;
+    }
+    const timeMs = this.clock.now();
+    if (this.#kv.numCached === 0) this.#emitKvEvent({ type: 'AllBlocksCleared', timeMs });
+    else for (const hash of dropped) this.#emitKvEvent({ type: 'BlockRemoved', blockHashes: [hash], timeMs });
+    return n;
   }
 
   /** A snapshot for /metrics; cheap (no scan of blocks or queues). */
@@ -553,6 +582,7 @@ export class Engine {
         tokenIds: seq.tokens.slice(index * bs, (index + 1) * bs),
         blockSize: bs,
         loraName: seq.adapter,
+        saltKey: index === 0 && seq.firstBlockKey !== seq.loraKey ? (seq.firstBlockKey ^ seq.loraKey) >>> 0 : null,
         timeMs: this.clock.now(),
       });
     },

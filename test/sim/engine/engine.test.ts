@@ -456,6 +456,33 @@ test('KV events: BlockStored for computed full blocks (prompt and answer), Block
   }
 });
 
+test('KV events on resetPrefixCache: one AllBlocksCleared when nothing is left; BlockRemoved per dropped block while blocks are in use', async () => {
+  const events: KvEvent[] = [];
+  const { clock, engine, done } = tinyEngine({ onKvEvent: (e) => events.push(e), overrides: { numGpuBlocks: 64, maxModelLen: 1024 } });
+  try {
+    await inClock(clock, () => run(engine, { model: 'tiny-model', promptTokens: ids(48), maxTokens: 1 }));
+    const finished = events.filter((e) => e.type === 'BlockStored').map((e) => e.blockHashes[0]);
+    assert.equal(finished.length, 3);
+    // A long request keeps its blocks while the cache is reset: only the finished one's go.
+    events.length = 0;
+    const long = inClock(clock, () => run(engine, { model: 'tiny-model', promptTokens: ids(40, 99), maxTokens: 200, ignoreEos: true }));
+    await later(clock, 50, () => {
+      const held = events.filter((e) => e.type === 'BlockStored').map((e) => e.blockHashes[0]);
+      assert.ok(held.length > 0, 'the long request stored blocks');
+      events.length = 0;
+      assert.equal(engine.resetPrefixCache(), finished.length);
+      assert.deepEqual(events.map((e) => e.type === 'BlockRemoved' && e.blockHashes[0]), finished);
+    });
+    await long;
+    events.length = 0;
+    engine.resetPrefixCache();
+    assert.deepEqual(events.map((e) => e.type), ['AllBlocksCleared']);
+    assert.equal(engine.stats().cachedBlocks, 0);
+  } finally {
+    done();
+  }
+});
+
 test('llama-3.1-8b-h100: a 550-token prompt alone is one prefill step, then batch-1 decode steps that read a growing context', async () => {
   const { clock, engine, done } = tinyEngine({ profile: PROFILES['llama-3.1-8b-h100'] }, 1000);
   try {
