@@ -200,11 +200,26 @@ export interface Front {
   stop(): Promise<void>;
 }
 
-/** Ready once the admin port says ready and every engine has been scraped: the core then routes on real load. */
-async function coreReady(admin: string): Promise<boolean> {
+/** What coreReady reads of `/debug/endpoints`. */
+interface DebugView {
+  readonly pools: ReadonlyArray<{
+    readonly prefixCache?: { readonly mode: string; readonly tokenizers?: ReadonlyArray<{ readonly state: string }> };
+    readonly endpoints: ReadonlyArray<{ readonly metrics: unknown; readonly kvEvents?: { readonly subscribed: boolean } | null }>;
+  }>;
+}
+
+/**
+ * Ready once the admin port says ready and every engine has been scraped: the core then routes on
+ * real load. With `precise`, also once every pool runs in precise mode (its tokenizers loaded) and
+ * every engine's KV events are subscribed, so no request of the run is judged in estimate mode
+ * for want of them.
+ */
+async function coreReady(admin: string, precise = false): Promise<boolean> {
   if (!(await answers(`${admin}/readyz`))) return false;
-  const view = (await (await fetch(`${admin}/debug/endpoints`)).json()) as { pools: Array<{ endpoints: Array<{ metrics: unknown }> }> };
-  return view.pools.length > 0 && view.pools.every((p) => p.endpoints.length > 0 && p.endpoints.every((e) => e.metrics !== null));
+  const view = (await (await fetch(`${admin}/debug/endpoints`)).json()) as DebugView;
+  const scraped = view.pools.length > 0 && view.pools.every((p) => p.endpoints.length > 0 && p.endpoints.every((e) => e.metrics !== null));
+  if (!scraped || !precise) return scraped;
+  return view.pools.every((p) => p.prefixCache?.mode === 'precise' && (p.prefixCache.tokenizers ?? []).every((t) => t.state === 'ready') && p.endpoints.every((e) => e.kvEvents?.subscribed === true));
 }
 
 /**
@@ -266,7 +281,8 @@ export async function startFront(system: SystemId, fleet: Fleet, ctx: Context): 
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.yaml'), await gatewayYaml(fleet, ctx.frontPort, system, fleet.runtime, ctx.routing));
   const admin = `http://127.0.0.1:${ctx.adminPort}`;
-  const child = await startInfergate('gateway', ['serve', '--exit-with-parent', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], () => coreReady(admin));
+  // A tokenizer takes seconds to load on a busy machine: precise gateways get longer to be ready.
+  const child = await startInfergate('gateway', ['serve', '--exit-with-parent', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], () => coreReady(admin, system === 'precise'), system === 'precise' ? 120_000 : undefined);
   return { url, child, stop: () => child.stop() };
 }
 
