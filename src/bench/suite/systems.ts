@@ -98,7 +98,8 @@ export async function startFleet(spec: FleetSpec, ctx: Context, system?: SystemI
   const urls = Array.from({ length: spec.replicas }, (_, i) => `http://${host(i)}:${ctx.simPort}`);
   // Ready when every engine answers and the Pods file is written (the sim writes it after listening).
   const written = async (): Promise<boolean> => (await stat(pods).catch(() => undefined)) !== undefined;
-  const child = await startInfergate('sim', args, async () => (await Promise.all(urls.map((u) => answers(`${u}/health`)))).every(Boolean) && (await written()));
+  // Every engine loads the tokenizer (seconds each on a busy machine): such a fleet gets longer to start.
+  const child = await startInfergate('sim', args, async () => (await Promise.all(urls.map((u) => answers(`${u}/health`)))).every(Boolean) && (await written()), spec.tokenizer === undefined ? undefined : 180_000);
   return {
     child,
     urls,
