@@ -13,6 +13,10 @@ export interface GenerateRequest {
   readonly prompt?: string;
   /** …token ids sent as the completion prompt. */
   readonly promptTokens?: readonly number[];
+  /** The chat messages behind `prompt` (chat and responses), for a real chat template (real-tokens.ts). */
+  readonly chatMessages?: readonly ChatMessage[];
+  /** The request's `tools` (chat), passed to a real chat template. */
+  readonly tools?: unknown;
   readonly maxTokens: number | undefined;
   readonly ignoreEos: boolean;
   readonly stream: boolean;
@@ -66,7 +70,11 @@ export function parseGenerate(body: Readonly<Record<string, unknown>>, chat: boo
         return bad('every content part must be an object with a string type.');
       }
     }
-    return { ok: true, request: { ...common, prompt: renderChat(messages as ChatMessage[]) } };
+    const tools = body['tools'];
+    return {
+      ok: true,
+      request: { ...common, prompt: renderChat(messages as ChatMessage[]), chatMessages: messages as ChatMessage[], ...(tools === undefined || tools === null ? {} : { tools }) },
+    };
   }
 
   const prompt = body['prompt'];

@@ -114,6 +114,7 @@ export function parseResponses(body: Readonly<Record<string, unknown>>, face: Fa
   const request: GenerateRequest = {
     model,
     prompt: renderChat(messages),
+    chatMessages: messages,
     maxTokens: rawMax === null ? face.defaultMaxTokens : (rawMax as number),
     ignoreEos: false,
     stream,

@@ -20,6 +20,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  answerHeader,
   answerLength,
   answerSeed,
   checkErrorMessage,
@@ -36,6 +37,7 @@ import {
   type ProfileName,
 } from './engine/index.js';
 import { compressResponse } from './compress.js';
+import { SimTokenizer, tokenizeRefusal } from './real-tokens.js';
 import { DEFAULT_EMBEDDING_DIMENSION, EmbeddingJob, MAX_EMBEDDING_DIMENSION, parseEmbeddings } from './embeddings.js';
 import { Exchange, RequestLife, type AnswerCut, type ExchangeHost, type SimStats } from './exchange.js';
 import { FaultSettings, generationFaultHelp, parseGenerationFault, type GenerationFault, type GenerationFaultMode, type SimFaults } from './faults.js';
@@ -61,6 +63,12 @@ export type { SimKvEventsOptions } from './kv-events/config.js';
 export interface SimServerOptions {
   /** Default 'vllm' (V1, ≥ 0.9.2 metric names, nested error bodies). */
   runtime?: SimRuntime;
+  /**
+   * A directory with the model's tokenizer.json and tokenizer_config.json: prompts are tokenised
+   * with it and its chat template, as a vLLM pod would (real-tokens.ts). Default: the simulator's
+   * stand-in tokenizer and ChatML template.
+   */
+  tokenizer?: string;
   host: string;
   /** 0 = any free port. */
   port: number;
@@ -183,7 +191,14 @@ export function profileOf(profile: ProfileName | EngineProfile | undefined): Eng
 
 /** Starts a simulated model server; resolves once it listens. */
 export async function startSimServer(options: SimServerOptions): Promise<RunningSimServer> {
-  const server = new SimServer(options);
+  const tokenizer = options.tokenizer === undefined ? undefined : await SimTokenizer.load(options.tokenizer);
+  let server: SimServer;
+  try {
+    server = new SimServer(options, tokenizer);
+  } catch (err) {
+    tokenizer?.close();
+    throw err;
+  }
   try {
     await server.listen();
   } catch (err) {
@@ -240,8 +255,12 @@ class SimServer implements ExchangeHost {
   #nextId = 1;
   #closing: Promise<void> | undefined;
 
-  constructor(options: SimServerOptions) {
+  /** The model's real tokenizer (`tokenizer` option); undefined: the stand-in. */
+  readonly tokenizer: SimTokenizer | undefined;
+
+  constructor(options: SimServerOptions, tokenizer?: SimTokenizer) {
     this.options = options;
+    this.tokenizer = tokenizer;
     this.runtime = options.runtime ?? 'vllm';
     this.face = FACES[this.runtime];
     if (this.face === undefined) throw new RangeError(`unknown runtime "${String(options.runtime)}"`);
@@ -265,6 +284,7 @@ class SimServer implements ExchangeHost {
         ...(options.overrides === undefined ? {} : { overrides: options.overrides }),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
         ...(options.kvEvents === undefined ? {} : { onKvEvent: (e) => this.kvPublisher?.add(e) }),
+        ...(tokenizer === undefined ? {} : { answerWords: tokenizer.answerWords }),
       });
     } catch (err) {
       if (this.ownsClock) this.clock.close();
@@ -392,6 +412,7 @@ class SimServer implements ExchangeHost {
       await this.nixl?.close();
       this.engine.close();
       await this.kvPublisher?.close();
+      this.tokenizer?.close();
       await closed;
       if (this.ownsClock) this.clock.close();
     })();
@@ -608,9 +629,19 @@ class SimServer implements ExchangeHost {
       leg = parsed.leg;
     }
 
+    let realTokens: readonly number[] | undefined;
+    if (this.tokenizer !== undefined && g.promptTokens === undefined) {
+      try {
+        realTokens = await this.tokenizer.promptTokens(g);
+      } catch (err) {
+        const r = tokenizeRefusal(err);
+        return this.sendError(res, route === 'responses' ? this.face.responsesError(r.status, r.message, r.type) : this.face.error(r.status, r.message, r.type));
+      }
+    }
+    const promptTokens = g.promptTokens ?? realTokens;
     const engineReq: EngineRequest = {
       model: g.model,
-      ...(g.promptTokens !== undefined ? { promptTokens: g.promptTokens } : { prompt: g.prompt ?? '' }),
+      ...(promptTokens !== undefined ? { promptTokens } : { prompt: g.prompt ?? '' }),
       ...(g.maxTokens === undefined ? {} : { maxTokens: g.maxTokens }),
       ...(g.ignoreEos ? { ignoreEos: true } : {}),
       ...(g.cacheSalt === undefined ? {} : { cacheSalt: g.cacheSalt }),
@@ -624,7 +655,11 @@ class SimServer implements ExchangeHost {
     }
     const checked = check.request;
     const { prompt: _text, ...rest } = engineReq;
-    const submitted: EngineRequest = { ...rest, promptTokens: checked.promptTokens };
+    const header =
+      this.tokenizer === undefined
+        ? undefined
+        : await this.tokenizer.header(answerHeader(g.model, { modelPath: this.engine.modelPath, adapter: checked.adapter })).catch(() => undefined);
+    const submitted: EngineRequest = { ...rest, promptTokens: checked.promptTokens, ...(header === undefined ? {} : { answerHeader: header }) };
     const created = this.#created();
     const sink: AnswerSink =
       echo === undefined

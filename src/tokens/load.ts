@@ -10,7 +10,7 @@ import { TokenizeError, TokenizerLoadError } from './errors.js';
 import { TOKENIZER_FILE_LIMITS } from './files.js';
 import { ModelTokenizer, type TokenizerOptions } from './model-tokenizer.js';
 import type { FileLimits } from './protocol.js';
-import { tokenizerThread } from './thread.js';
+import { LOAD_STALL_MS, tokenizerThread } from './thread.js';
 
 /**
  * Loads the tokenizer in `dir`.
@@ -24,7 +24,7 @@ export async function loadTokenizer(dir: string, options: TokenizerOptions = {})
   const thread = tokenizerThread();
   thread.acquire();
   try {
-    const reply = await thread.request({ op: 'load', dir: abs, limits });
+    const reply = await thread.request({ op: 'load', dir: abs, limits }, Math.max(LOAD_STALL_MS, options.stallMs ?? 0));
     if (!reply.ok) {
       throw reply.load !== undefined ? new TokenizerLoadError(reply.load.path, reply.load.reason) : new TokenizerLoadError(abs, reply.message);
     }

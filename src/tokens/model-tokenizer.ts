@@ -38,6 +38,12 @@ export interface TokenizerOptions {
   readonly cacheTokens?: number;
   /** Bounds on the files read (files.ts `TOKENIZER_FILE_LIMITS`). */
   readonly fileLimits?: Partial<FileLimits>;
+  /**
+   * A job the worker has not answered within this many ms once it is running fails, and the
+   * worker is replaced (default 10 000: a 1 MiB text takes ~1.2 s; pathological text, such as one
+   * 1 MiB word, ~20 s).
+   */
+  readonly stallMs?: number;
 }
 
 export const TOKENIZER_DEFAULTS = {
@@ -45,6 +51,7 @@ export const TOKENIZER_DEFAULTS = {
   maxQueuedJobs: 64,
   maxQueuedChars: 4 * 1024 * 1024,
   cacheTokens: 1024 * 1024,
+  stallMs: 10_000,
 } as const;
 
 /** Counters of one tokenizer (worker ones are the process's). */
@@ -90,6 +97,7 @@ export class ModelTokenizer {
   readonly #maxJobChars: number;
   readonly #maxQueuedJobs: number;
   readonly #maxQueuedChars: number;
+  readonly #stallMs: number;
   #queuedJobs = 0;
   #queuedChars = 0;
   #closed = false;
@@ -110,6 +118,7 @@ export class ModelTokenizer {
     this.#maxJobChars = o.maxJobChars ?? TOKENIZER_DEFAULTS.maxJobChars;
     this.#maxQueuedJobs = o.maxQueuedJobs ?? TOKENIZER_DEFAULTS.maxQueuedJobs;
     this.#maxQueuedChars = o.maxQueuedChars ?? TOKENIZER_DEFAULTS.maxQueuedChars;
+    this.#stallMs = o.stallMs ?? TOKENIZER_DEFAULTS.stallMs;
   }
 
   /** Whether the model has a chat template (encodeChat refuses with `no-template` otherwise). */
@@ -149,6 +158,19 @@ export class ModelTokenizer {
       throw new TokenizeError('no-template', `${this.dir}: tokenizer_config.json has no chat_template`);
     }
     return template.render(templateMessages(messages), extras?.tools);
+  }
+
+  /**
+   * Token ids of `text` (add_special_tokens=false, whole, uncached) with each token's decoded text:
+   * for short texts whose tokens a simulator emits one by one. A token that is part of a UTF-8
+   * character decodes to U+FFFD, so the texts then do not join to `text`.
+   * @throws TokenizeError too-large | busy | worker | closed
+   */
+  async encodePieces(text: string): Promise<{ ids: Uint32Array; texts: readonly string[] }> {
+    if (this.#closed) throw new TokenizeError('closed', 'the tokenizer was closed');
+    if (text.length > this.#maxJobChars) throw new TokenizeError('too-large', `${text.length} characters, over the limit of ${this.#maxJobChars}`);
+    const reply = await this.#request([text], false, true);
+    return { ids: reply.ids[0]!, texts: reply.texts?.[0] ?? [] };
   }
 
   counters(): TokenizerCounters {
@@ -233,6 +255,14 @@ export class ModelTokenizer {
   }
 
   async #job(texts: string[], addSpecialTokens: boolean): Promise<readonly Uint32Array[]> {
+    return (await this.#request(texts, addSpecialTokens, false)).ids;
+  }
+
+  async #request(
+    texts: string[],
+    addSpecialTokens: boolean,
+    pieces: boolean,
+  ): Promise<{ ids: readonly Uint32Array[]; texts?: readonly (readonly string[])[] | undefined }> {
     let chars = 0;
     for (const t of texts) chars += t.length;
     if (this.#queuedJobs >= this.#maxQueuedJobs || (this.#queuedJobs > 0 && this.#queuedChars + chars > this.#maxQueuedChars)) {
@@ -252,10 +282,11 @@ export class ModelTokenizer {
         limits: this.#parts.limits,
         texts,
         addSpecialTokens,
-      });
+        ...(pieces ? { pieces: true } : {}),
+      }, this.#stallMs);
       if (!reply.ok) throw new TokenizeError('worker', `the tokenizer worker failed: ${reply.message}`);
       if (!('ids' in reply) || reply.ids.length !== texts.length) throw new TokenizeError('worker', 'the tokenizer worker answered out of turn');
-      return reply.ids;
+      return { ids: reply.ids, texts: reply.texts };
     } catch (err) {
       if (err instanceof TokenizeError && err.reason === 'worker') this.#workerErrors++;
       throw err;

@@ -40,9 +40,11 @@ export type WorkerRequest =
       /** Each text tokenised on its own. */
       readonly texts: readonly string[];
       readonly addSpecialTokens: boolean;
+      /** Also answer each token's decoded text (`texts`, parallel to `ids`). */
+      readonly pieces?: boolean;
     };
 
 export type WorkerReply =
   | { readonly id: number; readonly ok: true; readonly info: TokenizerInfo }
-  | { readonly id: number; readonly ok: true; readonly ids: readonly Uint32Array[] }
+  | { readonly id: number; readonly ok: true; readonly ids: readonly Uint32Array[]; readonly texts?: readonly (readonly string[])[] }
   | { readonly id: number; readonly ok: false; readonly load?: { readonly path: string; readonly reason: string }; readonly message: string };

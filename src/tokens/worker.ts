@@ -90,7 +90,8 @@ async function handle(req: WorkerRequest): Promise<void> {
       return;
     }
     const ids = req.texts.map((text) => Uint32Array.from(tokenizer.encode(text, { add_special_tokens: req.addSpecialTokens }).ids));
-    port.postMessage({ id: req.id, ok: true, ids } satisfies WorkerReply, ids.map((a) => a.buffer as ArrayBuffer));
+    const texts = req.pieces === true ? ids.map((a) => Array.from(a, (id) => tokenizer.decode([id], { clean_up_tokenization_spaces: false }))) : undefined;
+    port.postMessage({ id: req.id, ok: true, ids, ...(texts !== undefined ? { texts } : {}) } satisfies WorkerReply, ids.map((a) => a.buffer as ArrayBuffer));
   } catch (err) {
     const reply: WorkerReply =
       err instanceof TokenizerLoadError

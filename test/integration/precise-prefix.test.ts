@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startSimServer, type RunningSimServer } from '../../src/sim/index.js';
+import { startSimServer, type RunningSimServer, type SimServerOptions } from '../../src/sim/index.js';
 import { configDir } from '../support/config.js';
 import { startGatewayProcess, type GatewayProcess, type LogLine } from '../support/gateway-process.js';
 import { LLAMA3_TOKENIZER_DIR } from '../support/llama3-tokenizer.js';
@@ -60,7 +60,7 @@ describe('precise prefix-cache routing from the pods KV events', { timeout: 240_
   let eventsPort: number;
   let replayPort: number;
   const gateways: Array<{ gateway: GatewayProcess; base: string; remove: () => Promise<void> }> = [];
-  const simOptions = (i: number): Parameters<typeof startSimServer>[0] => ({
+  const simOptions = (i: number): Pick<SimServerOptions, 'kvEvents'> & { tokenizer: string } => ({
     tokenizer: LLAMA3_TOKENIZER_DIR,
     kvEvents: {
       endpoint: `tcp://${HOSTS[i]}:${eventsPort}`,

@@ -171,3 +171,17 @@ describe('the worker queue and the worker itself', () => {
     await rejectsWith(b.encodePrompt('x'), 'closed');
   });
 });
+
+describe('a job the worker does not answer in time', () => {
+  it('fails (worker), the stuck worker is replaced, and the next job is served', async () => {
+    const tok = await loadTokenizer(LLAMA3_TOKENIZER_DIR, { stallMs: 300, cacheTokens: 0 });
+    try {
+      // One 200 000-letter word: byte-pair merging it takes seconds (~20 µs per character).
+      await rejectsWith(tok.encodePrompt('a'.repeat(200_000)), 'worker');
+      assert.deepEqual([...(await tok.encodePrompt('Hello World'))], [9906, 4435]);
+      assert.ok(tok.counters().workerRestarts >= 1);
+    } finally {
+      tok.close();
+    }
+  });
+});

@@ -18,7 +18,7 @@ import { Deque } from './deque.js';
 import { Histogram, ITL_BUCKETS_S, REQUEST_LATENCY_BUCKETS_S, TTFT_BUCKETS_S, type HistogramSnapshot } from './histogram.js';
 import { KvCache } from './kv-cache.js';
 import { LoraSlots } from './lora-slots.js';
-import { AnswerStream, answerLength, answerSeed } from './output.js';
+import { AnswerStream, answerLength, answerSeed, type AnswerPieces } from './output.js';
 import { resolveProfile, stepDurationMs, type EngineProfile, type EngineProfileOverrides } from './profiles.js';
 import {
   EngineRequestError,
@@ -60,6 +60,11 @@ export interface EngineOptions {
   onKvEvent?: (event: KvEvent) => void;
   /** Errors thrown by request callbacks; default: rethrown asynchronously. */
   onCallbackError?: (err: unknown, requestId: string) => void;
+  /**
+   * The words answers are drawn from, as a real tokenizer's single tokens (sim/real-tokens.ts);
+   * default: the simulator tokenizer's word list (output.ts).
+   */
+  answerWords?: AnswerPieces;
 }
 
 /** A prefix-cache change, shaped like vLLM's KV events (one block per event). */
@@ -193,6 +198,7 @@ export class Engine {
   readonly #queue = new Histogram(REQUEST_LATENCY_BUCKETS_S);
   #loraUpdatedAtMs: number;
   readonly #inFlight = new Set<Seq>();
+  readonly #answerWords: AnswerPieces | undefined;
 
   /** @throws RangeError for an invalid profile, no model name, an empty modelPath, or maxLoras < 1. */
   constructor(options: EngineOptions) {
@@ -202,6 +208,7 @@ export class Engine {
     this.modelNames = names;
     if (options.modelPath === '') throw new RangeError('modelPath must not be empty');
     this.modelPath = options.modelPath;
+    this.#answerWords = options.answerWords;
     this.#baseNames = new Set(names);
     this.#loras = new Set(options.loras ?? []);
     const maxLoras = options.maxLoras ?? 1;
@@ -296,7 +303,12 @@ export class Engine {
     const { promptTokens, maxTokens, adapter } = checked.request;
     const p = this.profile;
     const now = this.clock.now();
-    const answer = new AnswerStream(answerSeed(promptTokens, req.model), req.model, { modelPath: this.modelPath, adapter });
+    const answer = new AnswerStream(
+      answerSeed(promptTokens, req.model),
+      req.model,
+      { modelPath: this.modelPath, adapter },
+      { header: req.answerHeader, words: this.#answerWords },
+    );
     // A prefill-only leg emits exactly the first token (SGLang's prefill finishes with "length").
     const length =
       req.prefillOnly === true

@@ -28,6 +28,8 @@ export {
   generateAnswer,
   naturalAnswerLength,
   type AnswerLength,
+  type AnswerPieces,
+  WORDS as ANSWER_WORDS,
 } from './output.js';
 export { fmix32, fnv1a32 } from './hash.js';
 export { extraKey, hashBlock, hashFullBlocks } from './block-hash.js';

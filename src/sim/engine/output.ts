@@ -26,7 +26,7 @@ export const MIN_ANSWER_TOKENS = 16;
 export const MAX_ANSWER_TOKENS = 256;
 
 /** Words ≤ 4 characters; each entry (with its leading space) is one token. */
-const WORDS: readonly string[] = [
+export const WORDS: readonly string[] = [
   ' the', ' of', ' and', ' to', ' a', ' in', ' is', ' it', ' you', ' that', ' was', ' for', ' on',
   ' are', ' with', ' as', ' they', ' be', ' at', ' one', ' have', ' this', ' from', ' or', ' by',
   ' word', ' but', ' what', ' some', ' we', ' can', ' out', ' all', ' when', ' up', ' use', ' how',
@@ -85,11 +85,14 @@ export function answerHeader(model: string, voice: AnswerVoice = {}): string {
   return voice.adapter === null || voice.adapter === undefined ? `${self}.` : `${self} + LoRA ${safeName(voice.adapter)}.`;
 }
 
-interface Header {
-  texts: readonly string[];
-  ids: readonly number[];
+/** Tokens as parallel texts and ids: an answer's header, or the words an answer is drawn from. */
+export interface AnswerPieces {
+  readonly texts: readonly string[];
+  readonly ids: readonly number[];
 }
+type Header = AnswerPieces;
 const headers = new Map<string, Header>();
+const DEFAULT_WORDS: AnswerPieces = { texts: WORDS, ids: WORD_IDS };
 
 /** The header pieces of a header text, e.g. " llam", "a-3.", "1-8b", ":" (cached per text). */
 function headerPieces(text: string): Header {
@@ -118,12 +121,18 @@ export class AnswerStream {
   index = -1;
 
   readonly #header: Header;
+  readonly #words: AnswerPieces;
   #rng: number;
 
-  /** `model`: the requested name; `voice`: who answers (see the file comment). */
-  constructor(seed: number, model: string, voice: AnswerVoice = {}) {
+  /**
+   * `model`: the requested name; `voice`: who answers (see the file comment). `script` replaces
+   * the header's tokens and the word list, for a server with a real tokenizer (their ids are then
+   * that tokenizer's; sim/real-tokens.ts).
+   */
+  constructor(seed: number, model: string, voice: AnswerVoice = {}, script: { header?: AnswerPieces | undefined; words?: AnswerPieces | undefined } = {}) {
     this.naturalLength = naturalAnswerLength(seed);
-    this.#header = headerPieces(answerHeader(model, voice));
+    this.#header = script.header ?? headerPieces(answerHeader(model, voice));
+    this.#words = script.words !== undefined && script.words.ids.length > 0 ? script.words : DEFAULT_WORDS;
     this.#rng = seed >>> 0;
   }
 
@@ -141,9 +150,10 @@ export class AnswerStream {
     let t = this.#rng;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const w = ((t ^ (t >>> 14)) >>> 0) % WORDS.length;
-    this.text = WORDS[w]!;
-    this.id = WORD_IDS[w]!;
+    const words = this.#words;
+    const w = ((t ^ (t >>> 14)) >>> 0) % words.ids.length;
+    this.text = words.texts[w]!;
+    this.id = words.ids[w]!;
   }
 }
 

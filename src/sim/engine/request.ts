@@ -4,6 +4,8 @@
  * OpenAI error (unknown model ⇒ 404, context too long ⇒ 400).
  */
 
+import type { AnswerPieces } from './output.js';
+
 /** One generation request. Exactly one of `prompt` / `promptTokens` must be given. */
 export interface EngineRequest {
   /** Id for logs and results; the engine makes one up when absent. */
@@ -48,6 +50,8 @@ export interface EngineRequest {
   holdKv?: boolean;
   /** vLLM V1 `cache_salt`: salts the first block hash, so only requests with the same salt share blocks. */
   cacheSalt?: string;
+  /** The answer header's tokens, when the face tokenised it with a real tokenizer (output.ts). */
+  answerHeader?: AnswerPieces;
 }
 
 /** Why a request ended; 'abort' when the client (or `close()`) cancelled it. */
