@@ -165,10 +165,11 @@ export function prefixGoals(result: SweepResult): string[] {
   const estimate = byId.get('prefix');
   if (result.scenario.topology?.kind === 'gateways' && estimate !== undefined) {
     const r = goodputRatio(precise.goodput, estimate.goodput);
-    const text = r === undefined ? 'not measured (precise sustained no stage)' : r === Number.POSITIVE_INFINITY ? `${goodputRate(precise.goodput as Goodput)} against none` : `${goodputRate(precise.goodput as Goodput)} against ${goodputRate(estimate.goodput as Goodput)} (${r.toFixed(2)}×)`;
-    const holds = r !== undefined && r >= REPLICAS_GOODPUT_GOAL;
-    const capped = precise.goodput?.bounded === false ? ' (precise met the top stage: the ratio is a lower bound)' : '';
-    out.push(`- Goal: with ${result.scenario.topology.replicas} replicas, precise at least ${REPLICAS_GOODPUT_GOAL}× estimate mode's goodput — ${text}${capped}: **${holds ? 'holds' : 'does not hold'}**.`);
+    const text = r === undefined ? 'precise sustained no stage' : r === Number.POSITIVE_INFINITY ? `${goodputRate(precise.goodput as Goodput)} against none` : `${goodputRate(precise.goodput as Goodput)} against ${goodputRate(estimate.goodput as Goodput)} (${r.toFixed(2)}×)`;
+    // A goodput that met the top stage is only a lower bound: the ratio decides nothing when estimate mode's is one.
+    const verdict = estimate.goodput?.bounded === false && r !== undefined ? 'undecided: estimate mode met the highest stage offered' : r !== undefined && r >= REPLICAS_GOODPUT_GOAL ? 'holds' : 'does not hold';
+    const note = precise.goodput?.bounded === false && estimate.goodput?.bounded === true ? ' (precise met the highest stage offered: the ratio is a lower bound)' : '';
+    out.push(`- Goal: with ${result.scenario.topology.replicas} replicas, precise at least ${REPLICAS_GOODPUT_GOAL}× estimate mode's goodput — ${text}${note}: **${verdict}**.`);
   }
   return out;
 }
