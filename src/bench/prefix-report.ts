@@ -73,6 +73,8 @@ export interface PrefixRow {
   readonly outputTokensPerS: number | undefined;
   /** Under the headline SLO. */
   readonly goodput: Goodput | undefined;
+  /** CPU ms of the front processes (all gateway replicas) per request sent, over the whole sweep. */
+  readonly frontCpuMsPerRequest: number | undefined;
 }
 
 /** The headline SLO: the 200 ms ITL one where the scenario has it (docs/benchmarks.md), else the first. */
@@ -100,6 +102,7 @@ export function prefixRows(result: SweepResult): PrefixRow[] {
       ttftP90Ms: summary.ttftMs?.p90,
       outputTokensPerS: seconds > 0 ? summary.outputTokens / seconds : undefined,
       goodput: s.goodput[slo],
+      frontCpuMsPerRequest: s.frontCpuS === undefined || s.records.length === 0 ? undefined : (s.frontCpuS * 1000) / s.records.length,
     };
   });
 }
@@ -120,6 +123,7 @@ export function prefixCacheTable(result: SweepResult): string[] {
     `goodput (${slo === undefined ? '–' : sloLabel(slo)})`,
     'output tok/s there',
     'output tok/s (common stages)',
+    'front CPU per request',
   ];
   const cells = rows.map((r) => [
     r.name,
@@ -130,6 +134,7 @@ export function prefixCacheTable(result: SweepResult): string[] {
     r.goodput === undefined ? '–' : goodputRate(r.goodput),
     r.goodput?.outputTokensPerS === undefined ? '–' : shortNumber(r.goodput.outputTokensPerS),
     r.outputTokensPerS === undefined ? '–' : shortNumber(r.outputTokensPerS),
+    ms(r.frontCpuMsPerRequest),
   ]);
   const out = table(head, cells, ['l']);
   const oracle = result.systems.find((s) => s.oracle !== undefined)?.oracle;

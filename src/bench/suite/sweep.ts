@@ -5,6 +5,7 @@ import type { PrefixCacheDelta } from '../summary.js';
 import { keyedRandom } from '../workloads/text.js';
 import { createWorkload, resolveWorkloadParams, type WorkloadParams } from '../workloads/index.js';
 import type { OracleStats } from './oracle-router.js';
+import { cpuSeconds } from './processes.js';
 import { SYSTEM_NAMES, type SweepScenario, type SweepTopology, type SystemId } from './scenarios.js';
 import { startFleet, startFronts, type Context, type Fleet, type Fronts } from './systems.js';
 import { llama3TokenizerDir } from './tokenizer-dir.js';
@@ -30,6 +31,8 @@ export interface SweepSystemResult {
   readonly skippedStages: number;
   /** The oracle's own counters (its queries to the engines and decision time), for its row. */
   readonly oracle?: OracleStats;
+  /** CPU seconds the front processes (every gateway replica, nginx, the oracle) used over the measured run; undefined off Linux. */
+  readonly frontCpuS?: number;
 }
 
 /** A sweep scenario's results. */
@@ -154,6 +157,18 @@ async function closedLoopSweep(scenario: SweepScenario, params: WorkloadParams, 
   return { points, records, skipped: levels.length - points.length };
 }
 
+/** CPU seconds of every front process so far (their process trees); undefined when one cannot be read. */
+function frontCpu(fronts: Fronts): number | undefined {
+  let total = 0;
+  for (const f of fronts.fronts) {
+    if (f.child === undefined) return undefined;
+    const s = cpuSeconds(f.child.pid);
+    if (s === undefined) return undefined;
+    total += s;
+  }
+  return total;
+}
+
 /** The oracle's counters, read before it stops; undefined for other systems or when it does not answer. */
 async function oracleStats(system: SystemId, fronts: Fronts): Promise<OracleStats | undefined> {
   if (system !== 'oracle') return undefined;
@@ -197,7 +212,9 @@ export async function runSweep(scenario: SweepScenario, ctx: Context): Promise<S
         await warmUp(params, fronts.urls, ctx, scenario.fleet.timeScale ?? 1, scenario.fleet.replicas, label);
         const route = measuredRoute(scenario.topology, fronts, fleet, ctx.seed);
         const before = await scrapePrefixCacheStats(fleet.urls);
+        const cpuBefore = frontCpu(fronts);
         const run = scenario.load.kind === 'rates' ? await openLoopSweep(scenario, params, route(), ctx, label) : await closedLoopSweep(scenario, params, route, ctx, label);
+        const cpuAfter = frontCpu(fronts);
         const after = await scrapePrefixCacheStats(fleet.urls);
         const oracle = await oracleStats(system, fronts);
         results.push({
@@ -209,6 +226,7 @@ export async function runSweep(scenario: SweepScenario, ctx: Context): Promise<S
           records: run.records,
           skippedStages: run.skipped,
           ...(oracle === undefined ? {} : { oracle }),
+          ...(cpuBefore === undefined || cpuAfter === undefined ? {} : { frontCpuS: cpuAfter - cpuBefore }),
         });
       } finally {
         await fronts.stop();
