@@ -2,12 +2,14 @@
  * Memory cost of the KV block index per block (not a test): inserts `--blocks` distinct GPU blocks
  * (default 1 Mi) on one endpoint through `KvBlockIndex.apply`, as `BlockStored` events of 16
  * blocks chained by parent, and prints the heap growth per block after a full GC. The per-endpoint
- * bound is lifted so every block stays. The number is quoted in src/kvevents/block-index.ts.
+ * bound is lifted so every block stays. The number is quoted in src/kvevents/block-index.ts. Also
+ * times one lookup of a 4,096-token prompt (256 blocks) against 8 candidates, and its block keys.
  *
  *   npx tsc -p tsconfig.json && node --expose-gc dist/bench/kvevents/index-memory.js [--blocks 1048576]
  */
 import { parseArgs } from 'node:util';
 import { KvBlockIndex } from '../../src/kvevents/block-index.js';
+import { blockKeys } from '../../src/kvevents/block-keys.js';
 import type { BlockStoredEvent } from '../../src/kvevents/events.js';
 
 const { values } = parseArgs({ options: { blocks: { type: 'string', default: String(1 << 20) }, endpoints: { type: 'string', default: '1' } } });
@@ -47,11 +49,30 @@ for (let e = 0; e < endpoints; e++) {
 const ms = performance.now() - t0;
 const after = heap();
 const s = index.stats();
+
+// Lookup cost: a 4,096-token prompt (256 blocks) fully held by one endpoint, against 8 candidates.
+const promptTokens = Array.from({ length: 4096 }, (_, i) => i); // the first sequence's tokens
+const keys = blockKeys(promptTokens, BS, null);
+const candidates = Array.from({ length: 8 }, (_, e) => `10.0.0.${e}:8000`);
+const out = new Float64Array(candidates.length);
+const rounds = 2_000;
+const t1 = performance.now();
+for (let r = 0; r < rounds; r++) index.match(keys, candidates, out);
+const matchUs = ((performance.now() - t1) * 1000) / rounds;
 console.log(JSON.stringify({
   blocks: s.entries,
   endpoints,
   heapMiB: Math.round((after - before) / 1048576),
   bytesPerBlock: Math.round((after - before) / s.entries),
   insertNsPerBlock: Math.round((ms * 1e6) / s.entries),
+  matchedBlocks: out[0],
+  matchUsPer256BlockLookup: Math.round(matchUs),
+  blockKeysUsPer4096Tokens: Math.round(timeKeys(promptTokens)),
   node: process.version,
 }));
+
+function timeKeys(t: number[]): number {
+  const t2 = performance.now();
+  for (let r = 0; r < 2_000; r++) blockKeys(t, BS, null);
+  return ((performance.now() - t2) * 1000) / 2_000;
+}

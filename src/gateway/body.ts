@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { GatewayError } from '../core/errors.js';
-import { scanJsonObject, type ScannedObject } from './json-scan.js';
+import { isTooDeep, scanJsonObject, type ScannedObject } from './json-scan.js';
 
 /** Longest accepted `model` (InferenceModel's `modelName` limit, Gateway API Inference Extension api/v1alpha2/inferencemodel_types.go). */
 export const MAX_MODEL_NAME = 256;
@@ -26,6 +26,17 @@ export interface InferenceBody {
 export function parseInferenceBody(raw: Buffer): InferenceBody {
   // Node would replace invalid bytes with U+FFFD, a model server refuses them: both must read alike.
   if (!isUtf8(raw)) throw new GatewayError('invalid_json', 'request body is not valid UTF-8');
+  // The scan stops at the first level past MAX_JSON_DEPTH, so a body nested millions deep is
+  // refused before JSON.parse builds it (measured: 14 MB of nested arrays held the event loop 18 s).
+  // Its other findings wait until the body is known to be JSON, so invalid JSON is said as such.
+  let scanned: ScannedObject | undefined;
+  let scanError: unknown;
+  try {
+    scanned = scanJsonObject(raw);
+  } catch (err) {
+    if (isTooDeep(err)) throw err;
+    scanError = err;
+  }
   let json: unknown;
   try {
     json = JSON.parse(raw.toString('utf8'));
@@ -36,7 +47,7 @@ export function parseInferenceBody(raw: Buffer): InferenceBody {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     throw new GatewayError('invalid_body', 'request body must be a JSON object');
   }
-  const scanned = scanJsonObject(raw);
+  if (scanned === undefined) throw scanError;
   const obj = json as Record<string, unknown>;
   const model = obj['model'];
   if (model === undefined) throw new GatewayError('missing_model', 'request body has no "model" field');

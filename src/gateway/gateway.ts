@@ -47,7 +47,7 @@ export interface GatewayOptions {
   readonly random?: Random;
   /** Plugin types available to policies. Default: every built-in plugin. */
   readonly plugins?: PluginRegistry;
-  /** Loads the tokenizer directory a precise pool names; default src/tokens `loadTokenizer` (a worker thread per directory's model). */
+  /** Loads the tokenizer directory a precise pool names; default src/tokens `loadTokenizer` (on the process's tokenizer worker thread). */
   readonly loadTokenizer?: (dir: string) => Promise<ClosableTokenizer>;
   /** How long to wait for model servers, by phase; unset fields keep their defaults. */
   readonly timeouts?: Partial<UpstreamTimeouts>;

@@ -95,7 +95,7 @@ export function scanJsonObject(buf: Buffer): ScannedObject {
     if (c === OPEN_OBJ || c === OPEN_ARR) {
       if (stack.length === 1 && valueStart === -1) valueStart = i;
       if (stack.length === 0) open = i;
-      if (stack.length >= MAX_JSON_DEPTH) throw new GatewayError('invalid_body', `request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`);
+      if (stack.length >= MAX_JSON_DEPTH) throw tooDeep();
       stack.push({ object: c === OPEN_OBJ, keys: undefined, expectKey: c === OPEN_OBJ });
       i++;
       continue;
@@ -135,10 +135,24 @@ export function scanJsonObject(buf: Buffer): ScannedObject {
 }
 
 /** The key's name as JSON decodes it; only escaped keys pay for a parse. */
+const TOO_DEEP = new WeakSet<object>();
+
+function tooDeep(): GatewayError {
+  const err = new GatewayError('invalid_body', `request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`);
+  TOO_DEEP.add(err);
+  return err;
+}
+
+/** Whether `err` is the scan's refusal of a body nested past MAX_JSON_DEPTH (found before the scan reads further). */
+export function isTooDeep(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && TOO_DEEP.has(err);
+}
+
 function decodeKey(buf: Buffer, start: number, end: number): string {
-  const slash = buf.indexOf(BACKSLASH, start + 1);
-  if (slash === -1 || slash >= end) return buf.toString('utf8', start + 1, end - 1);
-  return JSON.parse(buf.toString('utf8', start, end)) as string;
+  // Only the key's own bytes are searched: a search to the end of the body for every key made a
+  // body of many small keys cost the square of its size (2.4 MB of `{"a":0}` held the event loop 26 s).
+  for (let i = start + 1; i < end - 1; i++) if (buf[i] === BACKSLASH) return JSON.parse(buf.toString('utf8', start, end)) as string;
+  return buf.toString('utf8', start + 1, end - 1);
 }
 
 /** Offset just past the string that opens at `start`. */

@@ -109,10 +109,10 @@ export class PrecisePrefix {
     };
   }
 
-  /** The endpoint's subscription (`events` socket, connected) and its blocks in the index, for `/debug/endpoints`. */
-  endpointState(endpoint: Endpoint): { readonly subscribed: boolean; readonly blocks: number } | undefined {
+  /** The endpoint's subscription (whether its events socket is connected now) and its blocks in the index, for `/debug/endpoints`. */
+  endpointState(endpoint: Endpoint): { readonly subscribed: boolean; readonly connected: boolean; readonly blocks: number } | undefined {
     if (!this.#subscribed.has(endpoint.key)) return undefined;
-    return { subscribed: true, blocks: this.index.entriesOf(endpoint.key) };
+    return { subscribed: true, connected: this.#subscriptions.connected(endpoint.key) === true, blocks: this.index.entriesOf(endpoint.key) };
   }
 
   stats(): ReturnType<KvEventSubscriptions['stats']> {

@@ -39,7 +39,12 @@ import type { BlockStoredEvent, EngineBlockHash, KvEventBatch, KvEventProblem, K
  */
 export const DEFAULT_MAX_BLOCKS_PER_ENDPOINT = 262_144;
 
-/** Engine entries kept across all endpoints by default: 2 Mi (about 180 MiB at the measured 88 bytes per block). */
+/**
+ * Engine entries kept across all endpoints by default: 2 Mi (about 180 MiB at the measured 88 bytes
+ * per block). A server with ~500 K tokens of KV (Llama 3 8B on an H100, upstream's sizing) holds
+ * ~31 K blocks of 16 tokens, so about 67 such servers fit before the global bound trims; raise it
+ * for larger pools (each further Mi blocks costs ~88 MiB).
+ */
 export const DEFAULT_MAX_BLOCKS = 2_097_152;
 
 /**

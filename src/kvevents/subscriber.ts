@@ -1,4 +1,5 @@
-import { Dealer, Subscriber } from 'zeromq';
+import type { Dealer, Subscriber } from 'zeromq';
+import { zmq } from './zmq.js';
 import type { KvEventBatch, KvEventProblem } from './events.js';
 import { decodeEventBatch, decodeSeq, encodeSeq, WIRE_LIMITS, type WireLimits } from './wire.js';
 
@@ -14,7 +15,11 @@ import { decodeEventBatch, decodeSeq, encodeSeq, WIRE_LIMITS, type WireLimits } 
  * `seq ≥ start_seq`, then `["", -1, ""]`.
  *
  * Sequence rules (the index must never hold blocks the engine no longer has):
- * - the first message applies as it is (the index is empty for this endpoint);
+ * - first contact (the socket's first connection, else the first message) asks the replay socket
+ *   from seq 0 (a catch-up: what the engine stored before this gateway subscribed, as far as its
+ *   replay buffer reaches) and applies whatever comes back in order, then the live batches;
+ *   without a replay socket it applies as it is (the index is empty for this endpoint, nothing can
+ *   be stale);
  * - `seq == last + 1` applies;
  * - a gap (`seq > last + 1`) asks the replay socket from `last` while live batches wait in a
  *   bounded buffer; the replay must return batch `last` byte-identical (proof that it is the same
@@ -22,9 +27,16 @@ import { decodeEventBatch, decodeSeq, encodeSeq, WIRE_LIMITS, type WireLimits } 
  *   apply, then the buffered ones. No replay socket, no answer within `replayTimeoutMs`, a replay
  *   that does not reach back, or a buffer overflow: `onReset('gap')` (the caller drops the
  *   endpoint's entries) and the index is rebuilt from what follows;
- * - `seq ≤ last` is a new engine process: `onReset('restart')`, then it applies;
+ * - `seq ≤ last` is a new engine process: `onReset('restart')`, then its history is read from its
+ *   replay buffer from the start (a catch-up);
  * - the socket reconnected (the publisher went away and came back): the same replay from `last`,
- *   whose failure is `onReset('reconnect')`; without a replay socket, reset at once.
+ *   whose failure is `onReset('reconnect')` and a catch-up of the (new) process's history; without
+ *   a replay socket, reset at once;
+ * - a live batch whose topic does not match the pool's pattern: `onReset('topic')` (a catch-up
+ *   may have applied batches before the first live one showed the topic wrong) and nothing more
+ *   is applied from this publisher;
+ * - not connected `connectWarningMs` after the start: one warning (a wrong address is otherwise
+ *   silent: the index simply never hears from the endpoint).
  *
  * Hostile streams: ZeroMQ's `maxMessageSize` disconnects a peer sending a bigger frame, the
  * receive high-water mark bounds what waits in ZeroMQ (excess is dropped, which shows up as a gap),
@@ -36,8 +48,8 @@ import { decodeEventBatch, decodeSeq, encodeSeq, WIRE_LIMITS, type WireLimits } 
  */
 
 /** Why an endpoint's entries were dropped (a fixed set: metric labels). */
-export type KvResetReason = 'gap' | 'restart' | 'reconnect';
-export const KV_RESET_REASONS: readonly KvResetReason[] = ['gap', 'restart', 'reconnect'];
+export type KvResetReason = 'gap' | 'restart' | 'reconnect' | 'topic';
+export const KV_RESET_REASONS: readonly KvResetReason[] = ['gap', 'restart', 'reconnect', 'topic'];
 
 /**
  * Defaults, and why:
@@ -57,6 +69,8 @@ export const SUBSCRIBER_DEFAULTS = Object.freeze({
   maxReplayBatches: 10_000,
   maxBufferedBatches: 1_024,
   maxBufferedBytes: 64 * 1024 * 1024,
+  /** A subscriber not connected this long after it started says so once (a wrong address or port is otherwise silent). */
+  connectWarningMs: 10_000,
 });
 
 export interface KvEventSubscriberOptions {
@@ -76,6 +90,10 @@ export interface KvEventSubscriberOptions {
   readonly onWarning?: (message: string) => void;
   /** The SUB socket connected (true) or lost its connection (false). */
   readonly onConnection?: (connected: boolean) => void;
+  /** Ask the replay socket for its whole buffer on first contact (default true; see above). */
+  readonly catchUp?: boolean;
+  /** Default SUBSCRIBER_DEFAULTS.connectWarningMs. */
+  readonly connectWarningMs?: number;
   readonly limits?: WireLimits;
   readonly maxMessageSize?: number;
   readonly receiveHighWaterMark?: number;
@@ -84,6 +102,11 @@ export interface KvEventSubscriberOptions {
   readonly maxBufferedBatches?: number;
   readonly maxBufferedBytes?: number;
 }
+
+/** Longest topic frame decoded, bytes. */
+const MAX_TOPIC_BYTES = 1_024;
+
+type ReplayReason = KvResetReason | 'catchup';
 
 interface Pending {
   readonly seq: bigint;
@@ -103,22 +126,36 @@ export class KvEventSubscriber {
   #last: bigint | undefined;
   #lastPayload: Buffer | undefined;
   #replaying = false;
+  /** The first message has started the catch-up replay (once per subscriber). */
+  #caughtUp = false;
   #buffer: Pending[] = [];
+  /** A live batch's topic matched the pool's pattern (replays are trusted only after one did). */
+  #topicSeen = false;
+  /** The first live batch's topic did not match: no catch-up replay for this publisher. */
+  #topicMismatched = false;
+  /** Set while a replay runs when its result must be thrown away (the topic proved wrong meanwhile). */
+  #abandonReplay = false;
+  readonly #connectWarning: NodeJS.Timeout;
   #bufferedBytes = 0;
   #overflow = false;
 
   constructor(options: KvEventSubscriberOptions) {
     this.#o = options;
-    this.#sub = new Subscriber({
+    const connectWarningMs = options.connectWarningMs ?? SUBSCRIBER_DEFAULTS.connectWarningMs;
+    this.#sub = new (zmq().Subscriber)({
       linger: 0,
       maxMessageSize: options.maxMessageSize ?? SUBSCRIBER_DEFAULTS.maxMessageSize,
       receiveHighWaterMark: options.receiveHighWaterMark ?? SUBSCRIBER_DEFAULTS.receiveHighWaterMark,
     });
-    this.#sub.events.on('connect', () => this.#onConnect());
-    this.#sub.events.on('disconnect', () => this.#onDisconnect());
+    this.#sub.events.on('connect', () => this.#guard(() => this.#onConnect()));
+    this.#sub.events.on('disconnect', () => this.#guard(() => this.#onDisconnect()));
     this.#sub.subscribe(); // every topic: a mismatch is counted, not silently filtered out
     this.#sub.connect(options.events);
     this.#done = this.#run();
+    this.#connectWarning = setTimeout(() => {
+      if (!this.#everConnected && !this.#closed) this.#warn('connect', `kv events: not connected to ${options.events} after ${Math.round(connectWarningMs / 1000)} s; precise routing sees no blocks of this endpoint (is the pod publishing there?)`);
+    }, connectWarningMs);
+    this.#connectWarning.unref();
   }
 
   /** Whether the SUB socket is connected to the publisher now. */
@@ -130,6 +167,7 @@ export class KvEventSubscriber {
   async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
+      clearTimeout(this.#connectWarning);
       this.#buffer = [];
       this.#dealer?.close();
       this.#sub.close();
@@ -141,7 +179,7 @@ export class KvEventSubscriber {
     try {
       for await (const frames of this.#sub) {
         if (this.#closed) break;
-        this.#onMessage(frames);
+        this.#guard(() => this.#onMessage(frames));
       }
     } catch (err) {
       if (!this.#closed) this.#warn('receive', `kv events: receive failed on ${this.#o.events}: ${errorName(err)}`);
@@ -155,7 +193,17 @@ export class KvEventSubscriber {
       return;
     }
     const topic = frames[0]!;
-    const topicOk = this.#o.topic === undefined || this.#o.topic(topic.toString('utf8'));
+    // A topic longer than any real one (`kv@<ip>:<port>@<model>`) is not decoded at all.
+    const topicOk = this.#o.topic === undefined || (topic.length <= MAX_TOPIC_BYTES && this.#o.topic(topic.toString('utf8')));
+    if (topicOk) {
+      this.#topicSeen = true;
+    } else if (!this.#topicSeen && !this.#topicMismatched) {
+      // The first live batch says this is not the stream the pool describes (the configured topic
+      // is wrong): a catch-up replay (whose frames carry no topic) must not have applied it.
+      this.#topicMismatched = true;
+      if (this.#replaying) this.#abandonReplay = true;
+      else if (this.#caughtUp) this.#reset('topic');
+    }
     this.#handle({ seq, topicOk, payload: frames[2]! });
   }
 
@@ -175,12 +223,19 @@ export class KvEventSubscriber {
       return;
     }
     const last = this.#last;
-    if (last === undefined || item.seq === last + 1n) {
+    // Replay frames carry no topic: a publisher whose live topic proved wrong is never replayed.
+    const replay = this.#o.replay !== undefined && !this.#topicMismatched;
+    if (last === undefined && !this.#caughtUp && item.topicOk && replay && this.#o.catchUp !== false) {
+      this.#caughtUp = true;
+      this.#startReplay('catchup', item);
+    } else if (last === undefined || item.seq === last + 1n) {
       this.#deliver(item);
     } else if (item.seq <= last) {
+      // A new process: its whole history so far may still be in its replay buffer.
       this.#reset('restart');
-      this.#deliver(item);
-    } else if (this.#o.replay !== undefined) {
+      if (replay && this.#o.catchUp !== false) this.#startReplay('catchup', item);
+      else this.#deliver(item);
+    } else if (replay) {
       this.#startReplay('gap', item);
     } else {
       this.#reset('gap');
@@ -211,7 +266,7 @@ export class KvEventSubscriber {
     this.#o.onReset(reason);
   }
 
-  #startReplay(reason: 'gap' | 'reconnect', first?: Pending): void {
+  #startReplay(reason: ReplayReason, first?: Pending): void {
     this.#replaying = true;
     this.#overflow = false;
     this.#buffer = [];
@@ -221,13 +276,14 @@ export class KvEventSubscriber {
   }
 
   /** Replays from `last`; then applies the buffered live batches, or resets. Never throws. */
-  async #replay(reason: 'gap' | 'reconnect'): Promise<void> {
-    const from = this.#last!;
-    const expected = this.#lastPayload!;
+  async #replay(reason: ReplayReason): Promise<void> {
+    const catchup = reason === 'catchup';
+    const from = catchup ? 0n : this.#last!;
+    const expected = this.#lastPayload;
     const timeoutMs = this.#o.replayTimeoutMs ?? SUBSCRIBER_DEFAULTS.replayTimeoutMs;
     const maxBatches = this.#o.maxReplayBatches ?? SUBSCRIBER_DEFAULTS.maxReplayBatches;
     const deadline = performance.now() + timeoutMs;
-    const dealer = new Dealer({
+    const dealer = new (zmq().Dealer)({
       linger: 0,
       maxMessageSize: this.#o.maxMessageSize ?? SUBSCRIBER_DEFAULTS.maxMessageSize,
       receiveHighWaterMark: this.#o.receiveHighWaterMark ?? SUBSCRIBER_DEFAULTS.receiveHighWaterMark,
@@ -238,7 +294,7 @@ export class KvEventSubscriber {
     try {
       dealer.connect(this.#o.replay!);
       await dealer.send(['', encodeSeq(from)]);
-      let proven = false;
+      let proven = catchup; // a catch-up has nothing to prove: the index holds nothing yet
       for (let n = 0; n <= maxBatches && !this.#closed; n++) {
         const left = Math.floor(deadline - performance.now());
         if (left <= 0) break;
@@ -253,11 +309,11 @@ export class KvEventSubscriber {
         }
         if (seq === undefined) break;
         if (!proven) {
-          if (seq !== from || !payload.equals(expected)) break; // another process, or `from` is gone
+          if (seq !== from || expected === undefined || !payload.equals(expected)) break; // another process, or `from` is gone
           proven = true;
           continue;
         }
-        if (seq !== this.#last! + 1n) break;
+        if (this.#last !== undefined && seq !== this.#last + 1n) break;
         this.#deliver({ seq, topicOk: true, payload });
       }
     } catch {
@@ -267,15 +323,49 @@ export class KvEventSubscriber {
       if (this.#dealer === dealer) this.#dealer = undefined;
     }
     if (this.#closed) return;
+    if (this.#abandonReplay) {
+      this.#abandonReplay = false;
+      this.#replaying = false;
+      this.#buffer = [];
+      this.#bufferedBytes = 0;
+      this.#reset('topic');
+      return;
+    }
     const buffered = this.#overflow ? [] : this.#buffer;
-    if (!ok || this.#overflow) this.#reset(reason);
+    // A catch-up that ends early still applied a consistent prefix of the history; lost live
+    // batches (overflow) are another matter: they may have removed blocks.
+    const failed = catchup ? this.#overflow : !ok || this.#overflow;
+    if (failed) this.#reset(catchup ? 'gap' : reason);
+    else if (catchup) ok = true;
     this.#replaying = false;
     this.#buffer = [];
     this.#bufferedBytes = 0;
+    // Continuity was not proven (a restarted engine, or history past its buffer): what the engine
+    // holds now is its replay buffer read from the start (a new process's whole history, the
+    // batches it published before this subscriber reconnected included), then the live batches.
+    // Never from a catch-up's own failure, so a flood cannot loop catch-ups.
+    if (failed && !catchup && this.#o.catchUp !== false && !this.#overflow && !this.#topicMismatched) {
+      this.#startReplay('catchup');
+      for (const item of buffered) this.#handle(item);
+      return;
+    }
     for (const item of buffered) {
       // Batches the replay already applied come again live: skip them (not a restart).
       if (!this.#replaying && this.#last !== undefined && item.seq <= this.#last && ok) continue;
-      this.#handle(item);
+      this.#guard(() => this.#handle(item));
+    }
+  }
+
+  /**
+   * Runs `fn`; a throw (a bug downstream, in the index) must not end the subscription, and what
+   * it half-applied cannot be trusted, so the endpoint starts clean.
+   */
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#warn('apply', `kv events from ${this.#o.events}: applying a batch failed (${errorName(err)}); the endpoint's entries were dropped`);
+      if (!this.#replaying) this.#reset('gap');
     }
   }
 
@@ -284,7 +374,16 @@ export class KvEventSubscriber {
     this.#o.onConnection?.(true);
     const again = this.#everConnected;
     this.#everConnected = true;
-    if (!again || this.#last === undefined || this.#replaying || this.#closed) return;
+    if (this.#closed || this.#replaying || this.#topicMismatched) return;
+    // First contact: what the engine cached before this gateway subscribed is in its replay
+    // buffer; read it now, not at the engine's next batch (a quiet pod's warm cache would stay
+    // invisible until then).
+    if (!again && this.#last === undefined && !this.#caughtUp && this.#o.replay !== undefined && this.#o.catchUp !== false) {
+      this.#caughtUp = true;
+      this.#startReplay('catchup');
+      return;
+    }
+    if (!again || this.#last === undefined) return;
     // Batches published while we were away are lost from the SUB stream, and a new process may
     // have replaced the old one: only a replay that proves continuity keeps the entries.
     if (this.#o.replay !== undefined) this.#startReplay('reconnect');

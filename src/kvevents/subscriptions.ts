@@ -49,6 +49,8 @@ interface Entry {
   target: KvEventTarget;
   subscriber: KvEventSubscriber;
   removed: boolean;
+  /** The block-size mismatch was warned about (once per subscription). */
+  warnedBlockSize?: boolean;
 }
 
 export class KvEventSubscriptions {
@@ -95,7 +97,14 @@ export class KvEventSubscriptions {
         if (entry.removed) return;
         this.#batches++;
         for (const ev of batch.events) this.#events[ev.type]++;
-        for (const [p, n] of this.#index.apply(endpointKey, batch, entry.target.blockSize)) count(this.#problems, p, n);
+        for (const [p, n] of this.#index.apply(endpointKey, batch, entry.target.blockSize)) {
+          count(this.#problems, p, n);
+          if (p === 'block_size_mismatch' && entry.warnedBlockSize !== true) {
+            entry.warnedBlockSize = true;
+            // Otherwise silent: the endpoint would simply never match a request.
+            this.#options.onWarning?.(endpointKey, `kv events: stored blocks whose size the pool's block size (${entry.target.blockSize} tokens) does not divide are skipped; set prefix.blockSize to a divisor of the engine's block size`);
+          }
+        }
       },
       onReset: (reason) => {
         if (entry.removed) return;
@@ -122,6 +131,11 @@ export class KvEventSubscriptions {
     const closing = entry.subscriber.close();
     this.#closing.add(closing);
     void closing.finally(() => this.#closing.delete(closing));
+  }
+
+  /** Whether `endpointKey`'s socket is connected now; undefined when it is not subscribed. */
+  connected(endpointKey: string): boolean | undefined {
+    return this.#entries.get(endpointKey)?.subscriber.connected;
   }
 
   /** Endpoint keys subscribed now. */

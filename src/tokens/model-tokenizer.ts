@@ -20,7 +20,7 @@
 
 import { AddedTokenSplitter } from './added-tokens.js';
 import type { ChatTemplate } from './chat-template.js';
-import { templateMessages, type ChatTurn } from './chat-turn.js';
+import { templateMessages, type ChatTurn, type TemplateMessage } from './chat-turn.js';
 import { TokenizeError } from './errors.js';
 import type { FileLimits, TokenizerInfo } from './protocol.js';
 import { pieceKey, SegmentCache } from './segment-cache.js';
@@ -139,16 +139,22 @@ export class ModelTokenizer {
    * add_generation_prompt (and `tools` when given), tokenised with add_special_tokens=false.
    * @throws TokenizeError multimodal | invalid-message | no-template | template | too-large | busy | worker | closed
    */
-  encodeChat(messages: readonly ChatTurn[], extras?: { readonly tools?: unknown }): Promise<Uint32Array> {
-    try {
-      return this.#encode(this.renderChat(messages, extras), false);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  async encodeChat(messages: readonly ChatTurn[], extras?: { readonly tools?: unknown }): Promise<Uint32Array> {
+    if (this.#closed) throw new TokenizeError('closed', 'the tokenizer was closed');
+    if (this.#parts.template === undefined) throw new TokenizeError('no-template', `${this.dir}: tokenizer_config.json has no chat_template`);
+    // Checking the messages' shape is linear and cheap; rendering them is not (the worker's job).
+    const turns = templateMessages(messages);
+    let chars = 0;
+    for (const t of turns) chars += t.content.length;
+    if (chars > this.#maxJobChars) throw new TokenizeError('too-large', `${chars} characters of messages, over the limit of ${this.#maxJobChars}`);
+    const text = await this.#render(turns, extras?.tools, chars);
+    return this.#encode(text, false);
   }
 
   /**
-   * The prompt text the chat template makes of these messages (what encodeChat tokenises).
+   * The prompt text the chat template makes of these messages (what encodeChat tokenises),
+   * rendered on the calling thread: for tests and tools, not the request path (encodeChat renders
+   * on the worker).
    * @throws TokenizeError multimodal | invalid-message | no-template | template | closed
    */
   renderChat(messages: readonly ChatTurn[], extras?: { readonly tools?: unknown }): string {
@@ -254,6 +260,40 @@ export class ModelTokenizer {
     return out;
   }
 
+  /** The chat template over `messages`, rendered on the worker, within the queue's bounds. */
+  async #render(messages: readonly TemplateMessage[], tools: unknown, chars: number): Promise<string> {
+    this.#admit(chars);
+    try {
+      const reply = await this.#parts.thread.request({ op: 'render', dir: this.dir, limits: this.#parts.limits, messages, ...(tools === undefined ? {} : { tools }) }, this.#stallMs);
+      if (!reply.ok) {
+        if (reply.failure !== undefined) throw new TokenizeError(reply.failure, reply.message);
+        throw new TokenizeError('worker', `the tokenizer worker failed: ${reply.message}`);
+      }
+      if (!('text' in reply)) throw new TokenizeError('worker', 'the tokenizer worker answered out of turn');
+      return reply.text;
+    } catch (err) {
+      if (err instanceof TokenizeError && err.reason === 'worker') this.#workerErrors++;
+      throw err;
+    } finally {
+      this.#release(chars);
+    }
+  }
+
+  /** Counts a job in the queue, or refuses it (`busy`) when the queue is full. */
+  #admit(chars: number): void {
+    if (this.#queuedJobs >= this.#maxQueuedJobs || (this.#queuedJobs > 0 && this.#queuedChars + chars > this.#maxQueuedChars)) {
+      this.#rejections++;
+      throw new TokenizeError('busy', `the tokenizer queue is full (${this.#queuedJobs} jobs, ${this.#queuedChars} characters waiting)`);
+    }
+    this.#queuedJobs++;
+    this.#queuedChars += chars;
+  }
+
+  #release(chars: number): void {
+    this.#queuedJobs--;
+    this.#queuedChars -= chars;
+  }
+
   async #job(texts: string[], addSpecialTokens: boolean): Promise<readonly Uint32Array[]> {
     return (await this.#request(texts, addSpecialTokens, false)).ids;
   }
@@ -265,15 +305,7 @@ export class ModelTokenizer {
   ): Promise<{ ids: readonly Uint32Array[]; texts?: readonly (readonly string[])[] | undefined }> {
     let chars = 0;
     for (const t of texts) chars += t.length;
-    if (this.#queuedJobs >= this.#maxQueuedJobs || (this.#queuedJobs > 0 && this.#queuedChars + chars > this.#maxQueuedChars)) {
-      this.#rejections++;
-      throw new TokenizeError(
-        'busy',
-        `the tokenizer queue is full (${this.#queuedJobs} jobs, ${this.#queuedChars} characters waiting)`,
-      );
-    }
-    this.#queuedJobs++;
-    this.#queuedChars += chars;
+    this.#admit(chars);
     this.#jobs++;
     try {
       const reply = await this.#parts.thread.request({
@@ -291,8 +323,7 @@ export class ModelTokenizer {
       if (err instanceof TokenizeError && err.reason === 'worker') this.#workerErrors++;
       throw err;
     } finally {
-      this.#queuedJobs--;
-      this.#queuedChars -= chars;
+      this.#release(chars);
     }
   }
 }

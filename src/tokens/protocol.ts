@@ -4,6 +4,7 @@
  */
 
 import type { AddedTokenEntry } from './added-tokens.js';
+import type { TemplateMessage } from './chat-turn.js';
 
 export interface FileLimits {
   /** Bound on tokenizer.json, bytes. */
@@ -42,9 +43,26 @@ export type WorkerRequest =
       readonly addSpecialTokens: boolean;
       /** Also answer each token's decoded text (`texts`, parallel to `ids`). */
       readonly pieces?: boolean;
+    }
+  | {
+      readonly id: number;
+      readonly op: 'render';
+      readonly dir: string;
+      readonly limits: FileLimits;
+      /** Validated on the main thread (chat-turn.ts); the template's cost is the worker's. */
+      readonly messages: readonly TemplateMessage[];
+      readonly tools?: unknown;
     };
 
 export type WorkerReply =
   | { readonly id: number; readonly ok: true; readonly info: TokenizerInfo }
   | { readonly id: number; readonly ok: true; readonly ids: readonly Uint32Array[]; readonly texts?: readonly (readonly string[])[] }
-  | { readonly id: number; readonly ok: false; readonly load?: { readonly path: string; readonly reason: string }; readonly message: string };
+  | { readonly id: number; readonly ok: true; readonly text: string }
+  | {
+      readonly id: number;
+      readonly ok: false;
+      readonly load?: { readonly path: string; readonly reason: string };
+      /** A TokenizeError's reason (a template that refused the messages, a model without one). */
+      readonly failure?: 'template' | 'no-template';
+      readonly message: string;
+    };

@@ -9,13 +9,19 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { segmentPlan } from './added-tokens.js';
-import { TokenizerLoadError } from './errors.js';
+import { ChatTemplate } from './chat-template.js';
+import { TokenizeError, TokenizerLoadError } from './errors.js';
 import { readJsonObject } from './files.js';
 import type { FileLimits, TokenizerInfo, WorkerReply, WorkerRequest } from './protocol.js';
 
 interface Loaded {
   readonly tokenizer: Tokenizer;
   readonly info: TokenizerInfo;
+  /**
+   * The chat template, compiled here as well: rendering costs tens of ms for a few thousand
+   * messages (the jinja interpreter), client-sized work the main thread must not do.
+   */
+  readonly template: ChatTemplate | undefined;
 }
 
 const loaded = new Map<string, Promise<Loaded>>();
@@ -67,7 +73,7 @@ async function load(dir: string, limits: FileLimits): Promise<Loaded> {
     chatTemplate: config['chat_template'],
     specialTokens,
   };
-  return { tokenizer, info };
+  return { tokenizer, info, template: ChatTemplate.compile(info.chatTemplate, info.specialTokens, configPath) };
 }
 
 function loadOnce(dir: string, limits: FileLimits): Promise<Loaded> {
@@ -84,9 +90,14 @@ function loadOnce(dir: string, limits: FileLimits): Promise<Loaded> {
 async function handle(req: WorkerRequest): Promise<void> {
   const port = parentPort!;
   try {
-    const { tokenizer, info } = await loadOnce(req.dir, req.limits);
+    const { tokenizer, info, template } = await loadOnce(req.dir, req.limits);
     if (req.op === 'load') {
       port.postMessage({ id: req.id, ok: true, info } satisfies WorkerReply);
+      return;
+    }
+    if (req.op === 'render') {
+      if (template === undefined) throw new TokenizeError('no-template', `${req.dir}: tokenizer_config.json has no chat_template`);
+      port.postMessage({ id: req.id, ok: true, text: template.render(req.messages, req.tools) } satisfies WorkerReply);
       return;
     }
     const ids = req.texts.map((text) => Uint32Array.from(tokenizer.encode(text, { add_special_tokens: req.addSpecialTokens }).ids));
@@ -96,7 +107,9 @@ async function handle(req: WorkerRequest): Promise<void> {
     const reply: WorkerReply =
       err instanceof TokenizerLoadError
         ? { id: req.id, ok: false, load: { path: err.path, reason: err.reason }, message: err.message }
-        : { id: req.id, ok: false, message: err instanceof Error ? err.message : String(err) };
+        : err instanceof TokenizeError && (err.reason === 'template' || err.reason === 'no-template')
+          ? { id: req.id, ok: false, failure: err.reason, message: err.message }
+          : { id: req.id, ok: false, message: err instanceof Error ? err.message : String(err) };
     port.postMessage(reply);
   }
 }

@@ -126,7 +126,7 @@ test('bad precise settings are refused naming the field', () => {
     [`prefix: {mode: exact}`, /prefix\.mode/],
     [`prefix: {mode: precise, blockSize: 0}`, /prefix\.blockSize/],
     [`prefix: {mode: precise, kvEvents: {endpoint: "http://x:1"}}`, /prefix\.kvEvents\.endpoint.*tcp:\/\//],
-    [`prefix: {mode: precise, tokenizers: [{model: a, path: /x}, {model: a, path: /y}]}`, /tokenizers.*twice/],
+    [`prefix: {mode: precise, tokenizers: [{model: a, path: /x}, {model: a, path: /y}]}`, /tokenizers\[1\]\.model.*"a" a second time/],
     [`prefix: {mode: precise, tokenizers: [{model: a}]}`, /tokenizers/],
   ];
   for (const [routing, expected] of cases) {

@@ -114,7 +114,7 @@ describe('precise prefix-cache routing from the pods KV events', { timeout: 240_
       const line = await handled(g.gateway, `bypass-${i}`);
       assert.equal(line['prefixMode'], 'precise');
       const [matched, total] = String(line['prefixBlocks']).split('/').map(Number);
-      assert.ok((total ?? 0) >= 16 && matched === total, `matched every full block: ${String(line['prefixBlocks'])}`);
+      assert.ok((total ?? 0) >= 8 && matched === total, `matched every full block: ${String(line['prefixBlocks'])}`);
     }
   });
 
@@ -150,10 +150,14 @@ describe('precise prefix-cache routing from the pods KV events', { timeout: 240_
       const other = chat('life after a restart');
       await fetch(`${fresh.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(other) });
       // The old process's blocks are gone (not trusted stale); the new one's arrive.
-      await waitFor('only the new process blocks', async () => {
-        const res = await send(g.base, other, `restart-${Date.now()}`);
-        return res.pod === 'pod-2';
+      // The request reached the new process before the gateway's subscriber reconnected: its
+      // events come from the new process's replay buffer, which the subscriber reads from the start.
+      await waitFor("the old process's blocks dropped and the new one's in", async () => {
+        const metrics = await (await fetch(`http://127.0.0.1:${g.gateway.adminPort}/metrics`)).text();
+        return /infergate_kv_event_resets_total\{reason="(reconnect|restart|gap)"\} [1-9]/.test(metrics) && (await blocksOn(g.gateway, 'pod-2')) > 0;
       });
+      const res = await send(g.base, other, 'restart-new-prompt');
+      assert.equal(res.pod, 'pod-2', (await handled(g.gateway, 'restart-new-prompt'))['prefixBlocks'] as string);
       const line = await send(g.base, body, 'old-prompt');
       const log = await handled(g.gateway, 'old-prompt');
       assert.equal(line.status, 200);

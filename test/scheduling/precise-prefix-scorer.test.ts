@@ -148,6 +148,7 @@ test('what precise mode cannot judge is judged in estimate mode and counted by r
     ['tokenising fails', { '/tok/m': broken }, {}, { model: 'm', messages: [{ role: 'user', content: 'x' }] }, 'tokenize_failed'],
     ['several prompts', { '/tok/m': fakeTokenizer() }, {}, { model: 'm', prompt: ['a', 'b'] }, 'unmatchable'],
     ['the Responses API', { '/tok/m': fakeTokenizer() }, {}, { model: 'm', input: 'hello' }, 'unmatchable'],
+    ['a chat of more messages than are matched', { '/tok/m': fakeTokenizer() }, {}, { model: 'm', messages: Array.from({ length: 1025 }, () => ({ role: 'user', content: 'x' })) }, 'unmatchable'],
   ];
   for (const [what, tokenizers, params, body, reason] of cases) {
     await t.test(what, async () => {
@@ -161,6 +162,7 @@ test('what precise mode cannot judge is judged in estimate mode and counted by r
       s.score(req, eps, out);
       assert.deepEqual(e.fallbacks, [reason]);
       assert.equal(s.logFields(req, eps[0] as Endpoint)?.['prefixMode'], 'estimate');
+      assert.equal(s.logFields(req, eps[0] as Endpoint)?.['prefixFallback'], reason);
       // Estimate mode still learns and matches: the pick is recorded, the next request matches it.
       s.preRequest(req, eps[1] as Endpoint);
       const next = request({ body, prompt: PROMPT.repeat(8) });

@@ -99,7 +99,7 @@ describe('infergate sim', () => {
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     try {
-      for (let i = 0; i < 200 && !stdout.includes('Press Ctrl-C'); i++) await new Promise((r) => setTimeout(r, 25));
+      for (let i = 0; i < 800 && !stdout.includes("Press Ctrl-C"); i++) await new Promise((r) => setTimeout(r, 25));
       assert.match(stdout, new RegExp(`^sim-0  sglang  http://127\\.0\\.0\\.71:${port}  model mymodel`, 'm'), stderr);
       assert.match(stdout, new RegExp(`^sim-1  sglang  http://127\\.0\\.0\\.72:${port}`, 'm'));
       for (const host of ['127.0.0.71', '127.0.0.72']) {

@@ -40,10 +40,12 @@ export class TestKvPublisher {
 
   /**
    * Binds on 127.0.0.1: a free port, or `ports` (a publisher restarting in place). Retries a bind
-   * that fails while the previous process's port is being released.
+   * that fails while the previous process's port is being released. A small `sendHighWaterMark`
+   * makes the publisher drop what a slow subscriber cannot take (vLLM's `hwm` is 100,000).
+   * `history`: batches published (and so replayable) before any subscriber can connect.
    */
-  static async start(options: { topic?: string; replay?: boolean; encoding?: 'array' | 'map'; ports?: { events: number; replay?: number } } = {}): Promise<TestKvPublisher> {
-    const pub = new XPublisher({ linger: 0, sendHighWaterMark: 1_000_000 });
+  static async start(options: { topic?: string; replay?: boolean; encoding?: 'array' | 'map'; ports?: { events: number; replay?: number }; sendHighWaterMark?: number; history?: readonly KvEventBatch[] } = {}): Promise<TestKvPublisher> {
+    const pub = new XPublisher({ linger: 0, sendHighWaterMark: options.sendHighWaterMark ?? 1_000_000 });
     await bindRetrying(pub, options.ports?.events);
     let router: Router | undefined;
     if (options.replay ?? true) {
@@ -51,6 +53,7 @@ export class TestKvPublisher {
       await bindRetrying(router, options.ports?.replay);
     }
     const p = new TestKvPublisher(pub, router, options.topic ?? 'kv@127.0.0.1:8000@m', options.encoding ?? 'array');
+    for (const batch of options.history ?? []) await p.publish(batch, { send: false });
     p.#subLoop = p.#watchSubscriptions();
     if (router !== undefined) p.#replayLoop = p.#serveReplays(router);
     return p;

@@ -50,7 +50,13 @@ const PrefixCacheModeFields = {
   tokenizers: z
     .array(z.strictObject({ model: z.string().min(1).max(256), path: z.string().min(1).max(4096) }))
     .max(64)
-    .refine((list) => new Set(list.map((t) => t.model)).size === list.length, { message: 'names a model twice' })
+    .superRefine((list, ctx) => {
+      const seen = new Set<string>();
+      list.forEach((t, i) => {
+        if (seen.has(t.model)) ctx.addIssue({ code: 'custom', path: [i, 'model'], message: `names model "${t.model.slice(0, 64)}" a second time (each served base model has one tokenizer)`, input: t.model });
+        seen.add(t.model);
+      });
+    })
     .optional(),
 };
 

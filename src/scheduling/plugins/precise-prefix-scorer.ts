@@ -131,6 +131,9 @@ export class PrecisePrefixScorer implements Scorer, RequestControl, DataProducer
     const m = request.state.read(this.#match);
     if (m === undefined) return undefined;
     const fields: Record<string, string> = { prefixBlocks: `${m.matched.get(endpoint) ?? 0}/${m.totalBlocks}`, prefixMode: m.mode };
+    // Why a request of a precise pool was judged in estimate mode (a fixed set of reasons).
+    const prepared = request.state.read(PRECISE_KEYS);
+    if (m.mode === 'estimate' && prepared !== undefined && 'fallback' in prepared) fields['prefixFallback'] = prepared.fallback;
     if (m.home !== undefined) fields['prefixHome'] = m.home === endpoint ? 'yes' : 'no';
     return fields;
   }
@@ -172,9 +175,18 @@ export class PrecisePrefixScorer implements Scorer, RequestControl, DataProducer
   }
 }
 
-/** The tokens a request's body asks the engine to compute; undefined for a body precise mode cannot match (several prompts, images, the Responses API). */
+/**
+ * Most chat messages a request may have to be matched precisely. The template renders on the
+ * tokenizer's worker, but the main thread still checks each message, posts them and splits the
+ * rendered text at every turn's special tokens: measured, 2,000 messages held the event loop up to
+ * 9 ms and 10,000 up to 34 ms; 1,024 keeps it near 5 ms. Longer chats are judged in estimate mode.
+ */
+const MAX_MESSAGES_TO_MATCH = 1024;
+
+/** The tokens a request's body asks the engine to compute; undefined for a body precise mode cannot match (several prompts, images, the Responses API, a chat past MAX_MESSAGES_TO_MATCH). */
 function encode(tokenizer: RequestTokenizer, body: Readonly<Record<string, unknown>>): Promise<Uint32Array> | undefined {
   const messages = body['messages'];
+  if (Array.isArray(messages) && messages.length > MAX_MESSAGES_TO_MATCH) return undefined;
   if (Array.isArray(messages)) return tokenizer.encodeChat(messages, body['tools'] === undefined ? undefined : { tools: body['tools'] });
   const prompt = body['prompt'];
   if (typeof prompt === 'string') return tokenizer.encodePrompt(prompt);
