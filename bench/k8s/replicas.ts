@@ -31,7 +31,7 @@ import { summarize, type BenchSummary } from '../../src/bench/summary.js';
 import { createWorkload, resolveWorkloadParams, type WorkloadParams } from '../../src/bench/workloads/index.js';
 import { freePort, freePortOnAll } from '../../src/bench/suite/ports.js';
 import { cpuSeconds } from '../../src/bench/suite/processes.js';
-import { fleetHosts, startFleet, startFront, type Context, type Front } from '../../src/bench/suite/systems.js';
+import { fleetHosts, startFleet, startFronts, type Context, type Fronts } from '../../src/bench/suite/systems.js';
 
 const { values } = parseArgs({
   options: {
@@ -94,12 +94,11 @@ async function runOne(n: number, base: Context): Promise<Row> {
   await mkdir(ctx.work, { recursive: true });
   log(`${n} replica(s): starting ${ENGINES} engines (cold caches)`);
   const fleet = await startFleet({ replicas: ENGINES, profile: 'qwen3-32b-2xh100', timeScale: TIME_SCALE }, ctx);
-  const fronts: Front[] = [];
+  // Each replica: its own listener and admin port, the same configuration (PREFIX_CACHE pool over the same engines).
+  let started: Fronts | undefined;
   try {
-    for (let i = 0; i < n; i++) {
-      // Each replica: its own listener and admin port, the same configuration (PREFIX_CACHE pool over the same engines).
-      fronts.push(await startFront('prefix', fleet, { ...ctx, work: join(ctx.work, `replica-${i}`), frontPort: await freePort(), adminPort: await freePort() }));
-    }
+    started = await startFronts('prefix', fleet, ctx, n);
+    const { fronts } = started;
     const urls = fronts.map((f) => f.url);
     // As the suite's sweeps do: every group's first prompt once (1 output token), through the
     // replicas in turn, so no N starts cold and each replica learns only what it placed.
@@ -135,14 +134,14 @@ async function runOne(n: number, base: Context): Promise<Row> {
     run.records.forEach((r) => (perReplica[r.seq % urls.length] = (perReplica[r.seq % urls.length] ?? 0) + 1));
     return { replicas: n, summary: summarize(run.records, { prefixCache: prefixCacheDelta(before, after) }), enginesPerGroup: enginesPerGroup(run.records), perReplica, gatewayCpuS: cpu };
   } finally {
-    for (const f of fronts) await f.stop();
+    await started?.stop();
     await fleet.child.stop();
   }
 }
 
 const work = await mkdtemp(join(tmpdir(), 'infergate-replicas-'));
 const routing = values['home-bonus'] === undefined ? undefined : `prefix: {homeBonus: ${Number(values['home-bonus'])}}`;
-const ctx: Context = { work, log, nginx: undefined, seed: SEED, frontPort: 0, adminPort: 0, simPort: await freePortOnAll(fleetHosts()), bootstrapPort: await freePortOnAll(fleetHosts()), ...(routing === undefined ? {} : { routing }) };
+const ctx: Context = { work, log, nginx: undefined, seed: SEED, frontPort: await freePort(), adminPort: await freePort(), simPort: await freePortOnAll(fleetHosts()), bootstrapPort: await freePortOnAll(fleetHosts()), ...(routing === undefined ? {} : { routing }) };
 const rows: Row[] = [];
 const started = Date.now();
 try {

@@ -35,6 +35,8 @@ export interface RequestResult {
   readonly e2eMs: number;
   /** `usage.prompt_tokens`, when the server sent usage. */
   readonly promptTokens: number | undefined;
+  /** `usage.prompt_tokens_details.cached_tokens` (prompt tokens served from the prefix cache), when the server sent it. */
+  readonly cachedTokens?: number;
   /** `usage.completion_tokens`, else the number of content chunks. */
   readonly outputTokens: number;
   readonly outputTokensSource: 'usage' | 'chunks';
@@ -142,6 +144,7 @@ class StreamState {
   text = '';
   chunks = 0;
   promptTokens: number | undefined;
+  cachedTokens: number | undefined;
   usageTokens: number | undefined;
   done = false;
   error: { code: string | undefined; message: string | undefined } | undefined;
@@ -174,6 +177,8 @@ class StreamState {
     if (isObject(usage)) {
       if (typeof usage['prompt_tokens'] === 'number') this.promptTokens = usage['prompt_tokens'];
       if (typeof usage['completion_tokens'] === 'number') this.usageTokens = usage['completion_tokens'];
+      const details = usage['prompt_tokens_details'];
+      if (isObject(details) && typeof details['cached_tokens'] === 'number') this.cachedTokens = details['cached_tokens'];
     }
     const choices = value['choices'];
     if (!Array.isArray(choices)) return;
@@ -288,6 +293,7 @@ export async function sendRequest(spec: RequestSpec, options: ClientOptions): Pr
     itlMs: state.itl,
     e2eMs: end - start,
     promptTokens: state.promptTokens,
+    ...(state.cachedTokens === undefined ? {} : { cachedTokens: state.cachedTokens }),
     outputTokens: state.usageTokens ?? state.chunks,
     outputTokensSource: fromUsage ? 'usage' : 'chunks',
     status,

@@ -23,6 +23,8 @@ export interface RequestRecord extends RequestResult {
   readonly user?: number;
   readonly conversationId?: number;
   readonly turn?: number;
+  /** With `RunOptions.target`: the label of where the request was sent (e.g. `gateway`, `bypass`). */
+  readonly via?: string;
   /** Send time − planned arrival time (open loop); 0 in closed loop. */
   readonly queuedMs: number;
   /** `startMs` and `endMs` are relative to the run's start here. */
@@ -42,6 +44,12 @@ export interface RunOptions {
    * gateway replicas behind a round-robin load balancer. When given, `baseUrl` is not used.
    */
   readonly baseUrls?: readonly string[];
+  /**
+   * Where the n-th request sent (from 0) goes, and a label recorded as its `via`: a traffic split
+   * (say 30 % straight to the pods, the rest through a gateway). When given, `baseUrl` and
+   * `baseUrls` are not used.
+   */
+  readonly target?: (n: number) => { readonly url: string; readonly via: string };
   readonly workload: Workload;
   readonly arrivals: ArrivalSpec;
   /** Seed of the arrival times (workloads carry their own). Default 1. */
@@ -204,8 +212,9 @@ export async function runBench(options: RunOptions): Promise<RunResult> {
     const now = (performance.now() - t0) * scale;
     const queuedMs = arrival === undefined ? 0 : Math.max(0, now - arrival.atMs);
     const urls = options.baseUrls;
+    const target = options.target?.(sent - 1);
     void sendRequest(spec, {
-      baseUrl: urls === undefined || urls.length === 0 ? options.baseUrl : (urls[(sent - 1) % urls.length] as string),
+      baseUrl: target !== undefined ? target.url : urls === undefined || urls.length === 0 ? options.baseUrl : (urls[(sent - 1) % urls.length] as string),
       api: options.api ?? 'chat',
       dispatcher: agent,
       signal: runAbort.signal,
@@ -225,6 +234,7 @@ export async function runBench(options: RunOptions): Promise<RunResult> {
         stage: arrival?.stage ?? 0,
         ...(spec.group === undefined ? {} : { group: spec.group, user: spec.user }),
         ...(spec.conversationId === undefined ? {} : { conversationId: spec.conversationId, turn: spec.turn }),
+        ...(target === undefined ? {} : { via: target.via }),
         queuedMs,
         startMs: (wall.startMs - t0) * scale,
         endMs: (wall.endMs - t0) * scale,

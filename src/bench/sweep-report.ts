@@ -5,6 +5,7 @@ import { MIN_COMPLETED_SHARE, meetsSlo, type Goodput, type Slo } from './goodput
 import { compactRecord, machineInfo, ms, pct, ratio, table, type MachineInfo } from './report.js';
 import type { SweepResult, SweepSystemResult } from './suite/sweep.js';
 import { lineChart, shortNumber } from './svg.js';
+import { prefixCacheTable, prefixGoals, prefixRows } from './prefix-report.js';
 
 /*
  * A sweep's report. Its first line says how much KV the engines have against the workload (and,
@@ -59,6 +60,14 @@ function loadDescription(result: SweepResult): string {
   return `Closed loop, ${load.levels.join(', ')} conversations at once (one level after the other on the same pool, ${load.seconds} s each, new conversations per level), ${pace}. The rate of a level is the one the system achieved. A system's sweep stops after a level misses the TTFT limit.`;
 }
 
+/** The prefix-cache section (hit rates against the oracle, the goals), with its heading; empty when the sweep has none. */
+export function prefixSection(result: SweepResult): string[] {
+  const rows = prefixCacheTable(result);
+  if (rows.length === 0) return [];
+  const goals = prefixGoals(result);
+  return ['### Prefix cache against the oracle', '', ...rows, '', ...(goals.length > 0 ? [...goals, ''] : [])];
+}
+
 /** The Markdown report (starts with a `##` heading, the capacity statement right under it). */
 export function sweepMarkdown(result: SweepResult, command: string, machine: MachineInfo, charts: SweepCharts): string {
   const sc = result.scenario;
@@ -79,6 +88,7 @@ export function sweepMarkdown(result: SweepResult, command: string, machine: Mac
     '',
     ...goodputTable(result),
     '',
+    ...prefixSection(result),
     '### Every stage',
     '',
   ];
@@ -194,6 +204,7 @@ export async function writeSweepReport(result: SweepResult, dir: string, command
     scenario: result.scenario,
     params: result.params,
     systems: result.systems.map((s) => ({ ...s, records: s.records.map(compactRecord) })),
+    ...(prefixCacheTable(result).length === 0 ? {} : { prefixCache: { rows: prefixRows(result), goals: prefixGoals(result) } }),
   };
   await Promise.all([
     writeFile(join(dir, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`),

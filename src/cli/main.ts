@@ -4,6 +4,7 @@ import { runSuiteCommand, SUITE_HELP } from '../bench/suite/suite-command.js';
 import { ListenError } from '../proxy/port-listener.js';
 import { DEMO_HELP, runDemoCommand } from './demo-command.js';
 import { EPP_HELP, runEppCommand } from './epp-command.js';
+import { runBenchOracleCommand } from './bench-oracle-command.js';
 import { runEnvoyStandinCommand } from './envoy-standin-command.js';
 import { OptionError } from './options.js';
 import { runServeCommand, SERVE_HELP } from './serve-command.js';
@@ -58,6 +59,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'envoy-standin':
         // Hidden (not in HELP): the benchmark's Envoy stand-in, a tool and not a proxy to deploy.
         return await runEnvoyStandinCommand(rest);
+      case 'bench-oracle':
+        // Hidden (not in HELP): the benchmark's oracle placement, an upper bound and not a router to deploy.
+        return await runBenchOracleCommand(rest);
       case 'version':
       case '--version':
         process.stdout.write(`${await version()}\n`);

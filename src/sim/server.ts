@@ -50,6 +50,7 @@ import { KvEventPublisher, type KvEventsInfo } from './kv-events/publisher.js';
 import { DEFAULT_KV_ABORT_TIMEOUT_MS, DEFAULT_SIDE_CHANNEL_PORT, NixlSideChannel } from './nixl.js';
 import { BootstrapServer, DEFAULT_BOOTSTRAP_PORT, DEFAULT_BOOTSTRAP_TIMEOUT_MS } from './pd.js';
 import { engineFlags, parsePdLeg, type PdLeg, type PdRole } from './pd-leg.js';
+import { PREFIX_MATCH_PATH, prefixMatchRoute } from './prefix-match.js';
 import { parseResponses, ResponsesWriter, type ResponsesEcho } from './responses.js';
 import { FACES, METHOD_NOT_ALLOWED_BODY, NOT_FOUND_BODY, type ErrorAnswer, type Face, type ModelEntry, type SimRuntime } from './runtimes.js';
 import { parseTritonVersion, TRITON_LATEST_MINOR, tritonStreamOptionsRefusal } from './triton-version.js';
@@ -143,6 +144,8 @@ export interface SimServerOptions {
   fault?: GenerationFaultMode;
   /** Length of `/v1/embeddings` vectors; default 384, at most 16 384. */
   embeddingDimension?: number;
+  /** Serve `POST /debug/prefix-match` (prefix-match.ts: the benchmark's oracle asks it); default false. */
+  prefixMatch?: boolean;
   /**
    * Publish vLLM KV events over ZeroMQ (vLLM `--kv-events-config`; kv-events/): BlockStored,
    * BlockRemoved, AllBlocksCleared in EventBatches, a replay socket. Default off.
@@ -474,6 +477,7 @@ class SimServer implements ExchangeHost {
     if (path === '/reset_prefix_cache' && this.runtime.startsWith('vllm')) return route('POST', () => this.#resetPrefixCache(res, false));
     if (path === '/flush_cache' && this.runtime === 'sglang') return route(method === 'POST' ? 'POST' : 'GET', () => this.#resetPrefixCache(res, true));
     if (this.loraAdmin && path === '/v1/load_lora_adapter') return route('POST', () => this.#loadLora(req, res));
+    if (this.options.prefixMatch === true && path === PREFIX_MATCH_PATH) return route('POST', () => prefixMatchRoute(req, res, this));
     if (this.loraAdmin && path === '/v1/unload_lora_adapter') return route('POST', () => this.#unloadLora(req, res));
     sendJson(res, 404, NOT_FOUND_BODY);
   }

@@ -76,6 +76,8 @@ ${KV_EVENTS_HELP}  --embedding-dim N    length of /v1/embeddings vectors (defaul
                        (vLLM --disable-log-stats), nan prints the load gauges as NaN
   --fault MODE         server-wide generation fault: ${GENERATION_FAULT_MODES.slice(0, 3).join(' | ')} |
                        ${GENERATION_FAULT_MODES.slice(3).join(' | ')}
+  --debug-prefix-match serve POST /debug/prefix-match: the prompt tokens a request would hit in
+                       the prefix cache now (the benchmark's oracle placement; no real server has it)
   --labels k=v,...     pod labels written to --pods-yaml (default app=sim)
   --pods-yaml FILE     write the matching Pod resources (labels + podIP, a kind: List)
   --exit-with-parent   stop when the process that started this one exits (for a program that
@@ -165,6 +167,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
         'data-parallel-rank': { type: 'string' },
         'triton-version': { type: 'string' },
         gzip: { type: 'boolean' },
+        'debug-prefix-match': { type: 'boolean' },
         'metrics-fault': { type: 'string' },
         fault: { type: 'string' },
         labels: { type: 'string' },
@@ -273,6 +276,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
         ...(kvEvents === undefined ? {} : { kvEvents }),
         ...(tritonVersion === undefined ? {} : { tritonVersion }),
         ...(values.gzip === true ? { compress: true } : {}),
+        ...(values['debug-prefix-match'] === true ? { prefixMatch: true } : {}),
         ...(metricsFault === undefined ? {} : { metricsFault }),
         ...(fault === undefined ? {} : { fault: fault as GenerationFaultMode }),
       });

@@ -11,14 +11,18 @@ import type { WorkloadInput } from '../workloads/index.js';
  */
 
 /** A system a workload is run through. */
-export type SystemId = 'nginx' | 'random' | 'default' | 'prefix' | 'direct' | 'pd' | 'epp';
+export type SystemId = 'nginx' | 'random' | 'round-robin' | 'default' | 'prefix' | 'prefix-nohome' | 'precise' | 'oracle' | 'direct' | 'pd' | 'epp';
 
 export const SYSTEM_NAMES: Readonly<Record<SystemId, string>> = {
   direct: 'direct (no proxy)',
   nginx: 'nginx round-robin',
   random: 'gateway random',
   default: 'gateway DEFAULT',
+  'round-robin': 'gateway ROUND_ROBIN',
   prefix: 'gateway PREFIX_CACHE',
+  'prefix-nohome': 'gateway PREFIX_CACHE, no prefix homes',
+  precise: 'gateway PREFIX_CACHE precise',
+  oracle: 'oracle (knows every cache)',
   pd: 'gateway PD (2 prefill + 2 decode)',
   epp: 'Envoy stand-in + EPP',
 };
@@ -37,6 +41,11 @@ export interface FleetSpec {
   readonly maxLoras?: number;
   /** The engines' face; default vllm. */
   readonly runtime?: 'vllm' | 'sglang';
+  /**
+   * A Hugging Face tokenizer directory the engines tokenise with (`infergate sim --tokenizer`);
+   * default the simulator's own. A sweep with the precise system sets it for every system.
+   */
+  readonly tokenizer?: string;
   /**
    * For the `pd` system: how many of the replicas are prefill servers (the first ones) and how
    * many decode servers (SGLang PD, the gateway with seed 002's InferenceTrafficPolicy). Other
@@ -84,6 +93,15 @@ export type SweepLoad =
   /** Closed loop: one run per level with that many clients (conversations), `seconds` each. */
   | { readonly kind: 'concurrency'; readonly levels: readonly number[]; readonly seconds: number };
 
+/**
+ * How the load generator reaches the system under test. Default: one front (one gateway, nginx,
+ * the oracle). `gateways`: that many copies of the front, each with its own state, taking turns
+ * (request n goes to copy n mod N: active-active replicas behind a round-robin balancer).
+ * `bypass`: a seeded `share` of the requests goes straight to the pods (round-robin over them),
+ * the rest through the front, as when some clients know the pods' addresses.
+ */
+export type SweepTopology = { readonly kind: 'gateways'; readonly replicas: number } | { readonly kind: 'bypass'; readonly share: number };
+
 /** A goodput sweep (see goodput.ts): rising load per system until it misses the SLO. */
 export interface SweepScenario {
   readonly kind: 'sweep';
@@ -100,13 +118,19 @@ export interface SweepScenario {
   /** Stop a system's sweep once this many stages certainly missed the first SLO's TTFT limit. */
   readonly stopAfterMissed: number;
   readonly systems: readonly SystemId[];
+  /** Default: one front. */
+  readonly topology?: SweepTopology;
 }
 
 export type Scenario = RoutingScenario | OverheadScenario | SweepScenario;
 
 const ROUTING_SYSTEMS: readonly SystemId[] = ['nginx', 'random', 'default', 'prefix'];
-/** Sweeps leave out gateway random: it only shows what any load balancer does, and costs minutes. */
-const SWEEP_SYSTEMS: readonly SystemId[] = ['nginx', 'default', 'prefix'];
+/**
+ * Sweeps leave out gateway random: it only shows what any load balancer does, and costs minutes.
+ * The prefix-cache sweeps run both modes of PREFIX_CACHE (estimate, precise) beside the oracle,
+ * the placement that knows every engine's cache (oracle-router.ts): the hit rate a router could reach.
+ */
+const SWEEP_SYSTEMS: readonly SystemId[] = ['nginx', 'round-robin', 'default', 'prefix', 'precise', 'oracle'];
 
 /**
  * The goodput SLOs: TTFT p90 ≤ 2 s (interactive chat) with ITL p99 ≤ 100 ms (the issue's example),
@@ -159,6 +183,69 @@ function sharedPrefix(quick: boolean): SweepScenario {
     slos: GOODPUT_SLOS,
     stopAfterMissed: 1,
     systems: quick ? ['nginx', 'prefix'] : SWEEP_SYSTEMS,
+  };
+}
+
+/**
+ * The shared-prefix sweep on a small pool for `--smoke`: 2 tiny engines (2,048 KV tokens each)
+ * and prompts that fill most of one engine, so a router that spreads a group over both engines
+ * misses where one that keeps it in place hits.
+ */
+function smokeSharedPrefix(): SweepScenario {
+  return {
+    kind: 'sweep',
+    name: 'shared-prefix-sweep',
+    title: 'Smoke: a goodput sweep, 6 system prompts × 2 users',
+    why: 'CI smoke run of a prefix-cache sweep.',
+    capacity: 'Engines run at the tiny profile’s real KV capacity (2 × 2,048 tokens); the distinct prompt tokens, 6 × (240 + 2 × 20), fill 41 % of it.',
+    fleet: { replicas: 2, profile: 'tiny' },
+    workload: { type: 'shared-prefix', groups: 6, usersPerGroup: 2, systemTokens: 240, questionTokens: 20, outputTokens: 8 },
+    load: { kind: 'rates', stages: [{ rate: 10, seconds: 2 }, { rate: 20, seconds: 2 }], drainSeconds: 3 },
+    slos: GOODPUT_SLOS,
+    stopAfterMissed: 1,
+    systems: ['round-robin', 'prefix', 'precise', 'oracle'],
+  };
+}
+
+/** The shared-prefix sweep the two blind-spot scenarios reuse, at the suite's size. */
+function prefixBase(size: SuiteSize): SweepScenario {
+  return size === 'smoke' ? smokeSharedPrefix() : sharedPrefix(size === 'quick');
+}
+
+/**
+ * Where estimate mode is blind (issue 20), 1: two gateway replicas with independent state behind
+ * a round-robin balancer, over one pool. Each replica's estimate index sees only the requests it
+ * placed; precise mode reads what every engine actually caches from the engines' KV events.
+ */
+export function prefixReplicas(size: SuiteSize): SweepScenario {
+  const base = prefixBase(size);
+  return {
+    ...base,
+    name: 'prefix-replicas',
+    title: `Two gateway replicas behind round-robin, one pool: ${base.title.replace(/^Smoke: a goodput sweep, /, 'smoke, ')}`,
+    why: `${base.why} Here two gateway processes with the same configuration and independent state serve the pool, taking turns (request n goes to replica n mod 2), as active-active replicas behind a round-robin load balancer do: each estimate-mode replica learns only where it sent its own half of a group's prompts.`,
+    topology: { kind: 'gateways', replicas: 2 },
+    systems: ['round-robin', 'prefix', 'prefix-nohome', 'precise', 'oracle'],
+  };
+}
+
+/** Share of the requests that bypass the gateway in the bypass scenario. */
+export const BYPASS_SHARE = 0.3;
+
+/**
+ * Where estimate mode is blind, 2: 30 % of the traffic goes straight to the pods (round-robin
+ * over them), the rest through one gateway. The engines cache what the bypassing requests bring;
+ * an estimate index never hears of it.
+ */
+export function prefixBypass(size: SuiteSize): SweepScenario {
+  const base = prefixBase(size);
+  return {
+    ...base,
+    name: 'prefix-bypass',
+    title: `${Math.round(BYPASS_SHARE * 100)} % of the traffic bypasses the gateway: ${base.title.replace(/^Smoke: a goodput sweep, /, 'smoke, ')}`,
+    why: `${base.why} Here a seeded ${Math.round(BYPASS_SHARE * 100)} % of the requests go straight to the engines (round-robin over them), the rest through one gateway, as when some clients know the pods' addresses. Hit rates are given over all traffic (the engines' counters) and for the gateway's share alone (the prompt tokens its answers report cached).`,
+    topology: { kind: 'bypass', share: BYPASS_SHARE },
+    systems: ['round-robin', 'prefix', 'precise', 'oracle'],
   };
 }
 
@@ -311,7 +398,18 @@ export type SuiteSize = 'smoke' | 'quick' | 'full';
 
 export function scenarios(size: SuiteSize): Scenario[] {
   if (size === 'smoke') return smoke();
-  return size === 'quick' ? [sharedPrefix(true), pdScenario(true), overhead(true)] : [sharedPrefix(false), multiTurn(), pdScenario(false), random(), lora(), overhead(false)];
+  return size === 'quick'
+    ? [sharedPrefix(true), pdScenario(true), overhead(true)]
+    : [sharedPrefix(false), multiTurn(), prefixReplicas('full'), prefixBypass('full'), pdScenario(false), random(), lora(), overhead(false)];
+}
+
+/**
+ * Scenarios `--only` may name beyond the size's own list: the prefix-cache blind spots at the
+ * smoke and quick sizes, and the shrunk-KV stress case (not at the smoke size).
+ */
+export function optionalScenarios(size: SuiteSize): Scenario[] {
+  if (size === 'smoke') return [prefixReplicas('smoke'), prefixBypass('smoke')];
+  return size === 'quick' ? [prefixReplicas('quick'), prefixBypass('quick'), sharedPrefixStress()] : [sharedPrefixStress()];
 }
 
 /**

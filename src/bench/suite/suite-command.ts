@@ -10,8 +10,9 @@ import { summarize } from '../summary.js';
 import { createWorkload, resolveWorkloadParams } from '../workloads/index.js';
 import { ensureNginx } from './nginx.js';
 import { overheadMarkdown, runOverhead, type OverheadResult } from './overhead.js';
-import { goodputTable, writeSweepReport } from '../sweep-report.js';
-import { scenarios, sharedPrefixStress, SYSTEM_NAMES, type RoutingScenario } from './scenarios.js';
+import { prefixGoals } from '../prefix-report.js';
+import { goodputTable, prefixSection, writeSweepReport } from '../sweep-report.js';
+import { optionalScenarios, scenarios, SYSTEM_NAMES, type RoutingScenario, type Scenario, type SystemId } from './scenarios.js';
 import { runSweep } from './sweep.js';
 import { freePort, freePortOnAll } from './ports.js';
 import { fleetHosts, startFleet, startFront, type Context, type Front } from './systems.js';
@@ -30,8 +31,12 @@ Options:
   --quick           the shared-prefix and pd sweeps (shorter answers, fewer stages) and overhead,
                     under 3 minutes
   --smoke           seconds of each kind on two tiny engines (what CI runs)
-  --only a,b        only these scenarios (shared-prefix, multi-turn, pd, random, lora, overhead, or
-                    shared-prefix-stress: the old shrunk-KV stress case, not in the suite)
+  --only a,b        only these scenarios (shared-prefix, multi-turn, prefix-replicas, prefix-bypass,
+                    pd, random, lora, overhead; prefix-replicas and prefix-bypass also at --quick
+                    and --smoke size; shared-prefix-stress: the old shrunk-KV stress case, not in
+                    the suite)
+  --skip a,b        leave these systems out (nginx, random, round-robin, default, prefix,
+                    prefix-nohome, precise, oracle, pd, direct, epp)
   --out DIR         results folder (default bench/results/quick or bench/results/full)
   --seed N          workload seed (default 1)
 `;
@@ -95,7 +100,7 @@ function headline(report: BenchReport): string {
 export async function runSuiteCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, only: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, only: { type: 'string' }, skip: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     strict: true,
   });
   if (values.help === true) {
@@ -104,14 +109,21 @@ export async function runSuiteCommand(argv: string[]): Promise<number> {
   }
   const size = values.smoke === true ? 'smoke' : values.quick === true ? 'quick' : 'full';
   const only = values.only?.split(',').filter((s) => s !== '');
+  const skip = new Set(values.skip?.split(',').filter((s) => s !== ''));
+  const badSkip = [...skip].filter((s) => !(s in SYSTEM_NAMES));
+  if (badSkip.length > 0) {
+    process.stderr.write(`--skip: unknown system(s) ${badSkip.join(', ')} (known: ${Object.keys(SYSTEM_NAMES).join(', ')})\n`);
+    return 2;
+  }
   const all = scenarios(size);
-  const known = [...all, ...(size === 'smoke' ? [] : [sharedPrefixStress()])];
+  const known = [...all, ...optionalScenarios(size)];
   const unknown = (only ?? []).filter((n) => !known.some((s) => s.name === n));
   if (unknown.length > 0) {
     process.stderr.write(`--only: unknown scenario(s) ${unknown.join(', ')} (known: ${known.map((s) => s.name).join(', ')})\n`);
     return 2;
   }
-  const chosen = only === undefined ? all : known.filter((s) => only.includes(s.name));
+  const without = (s: Scenario): Scenario => ({ ...s, systems: s.systems.filter((id: SystemId) => !skip.has(id)) }) as Scenario;
+  const chosen = (only === undefined ? all : known.filter((s) => only.includes(s.name))).map(without);
   const outDir = values.out ?? join('bench', 'results', size);
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const work = await mkdtemp(join(tmpdir(), 'infergate-bench-'));
@@ -122,6 +134,8 @@ export async function runSuiteCommand(argv: string[]): Promise<number> {
   const command = `infergate bench-suite ${argv.join(' ')}`.trim();
   await mkdir(outDir, { recursive: true });
   const sections: string[] = [];
+  // Issue 20's goals for precise mode, one line per sweep that measured them, at the top of the summary.
+  const goals: string[] = [];
   const started = Date.now();
   try {
     for (const scenario of chosen) {
@@ -131,7 +145,9 @@ export async function runSuiteCommand(argv: string[]): Promise<number> {
       } else if (scenario.kind === 'sweep') {
         const result = await runSweep(scenario, ctx);
         await writeSweepReport(result, outDir, command);
-        sections.push(`### ${scenario.title}\n\n${scenario.capacity}\n\n${goodputTable(result).join('\n')}\n`);
+        const prefix = prefixSection(result).map((line) => line.replace(/^### /, '#### '));
+        goals.push(...prefixGoals(result).map((line) => line.replace(/^- /, `- ${scenario.name}: `)));
+        sections.push(`### ${scenario.title}\n\n${scenario.capacity}\n\n${goodputTable(result).join('\n')}\n${prefix.length > 0 ? `\n${prefix.join('\n')}` : ''}`);
       } else {
         const result: OverheadResult = await runOverhead(scenario, ctx);
         await writeFile(join(outDir, `${scenario.name}.json`), `${JSON.stringify(result, null, 2)}\n`);
@@ -149,7 +165,7 @@ export async function runSuiteCommand(argv: string[]): Promise<number> {
 
 Run ${new Date().toISOString()} with \`${command}\` in ${Math.round((Date.now() - started) / 1000)} s on ${machine.cpus} × ${machine.cpuModel}, Node ${machine.nodeVersion}.
 Each scenario's own report (tables, charts, raw JSON) is beside this file.
-
+${goals.length > 0 ? `\n**Precise prefix-cache mode against its goals (issue 20):**\n\n${goals.join('\n')}\n` : ''}
 ${sections.join('\n')}`;
   await writeFile(join(outDir, 'suite.md'), summary);
   process.stdout.write(summary);

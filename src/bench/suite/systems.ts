@@ -3,7 +3,7 @@ import type { DecisionStats } from '../../core/decision-stats.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNginx } from './nginx.js';
-import { freePort } from './ports.js';
+import { freePort, freePortOnAll } from './ports.js';
 import { answers, startInfergate, type Child } from './processes.js';
 import type { FleetSpec, SystemId } from './scenarios.js';
 
@@ -44,6 +44,10 @@ export interface Context {
 
 export interface Fleet {
   readonly child: Child;
+  /** Started for the `precise` system: the engines' KV event publisher and replay ports (every engine on its own host). */
+  readonly kvEvents?: { readonly port: number; readonly replayPort: number };
+  /** The tokenizer directory the engines use, if not the simulator's own. */
+  readonly tokenizer?: string;
   readonly urls: readonly string[];
   readonly podsYaml: string;
   readonly runtime: FleetSpec['runtime'];
@@ -81,12 +85,58 @@ export async function startFleet(spec: FleetSpec, ctx: Context, system?: SystemI
   if (spec.maxNumSeqs !== undefined) args.push('--max-num-seqs', String(spec.maxNumSeqs));
   if (spec.timeScale !== undefined) args.push('--time-scale', String(spec.timeScale));
   if (spec.loras !== undefined) args.push('--lora', spec.loras.join(','), '--max-loras', String(spec.maxLoras ?? 1));
+  if (spec.tokenizer !== undefined) args.push('--tokenizer', spec.tokenizer);
+  // The oracle asks every engine what it caches (src/sim/prefix-match.ts); no other system may.
+  if (system === 'oracle') args.push('--debug-prefix-match');
+  let kvEvents: Fleet['kvEvents'];
+  if (system === 'precise') {
+    const hosts = fleetHosts(spec.replicas);
+    kvEvents = { port: await freePortOnAll(hosts), replayPort: await freePortOnAll(hosts) };
+    args.push(...kvEventArgs(kvEvents.port, kvEvents.replayPort));
+  }
   if (spec.replicas > MAX_REPLICAS) throw new Error(`a fleet has at most ${MAX_REPLICAS} engines`);
   const urls = Array.from({ length: spec.replicas }, (_, i) => `http://${host(i)}:${ctx.simPort}`);
   // Ready when every engine answers and the Pods file is written (the sim writes it after listening).
   const written = async (): Promise<boolean> => (await stat(pods).catch(() => undefined)) !== undefined;
-  const child = await startInfergate('sim', args, async () => (await Promise.all(urls.map((u) => answers(`${u}/health`)))).every(Boolean) && (await written()));
-  return { child, urls, podsYaml: await readFile(pods, 'utf8'), runtime: spec.runtime, simPort: ctx.simPort, bootstrapPort: ctx.bootstrapPort };
+  // Every engine loads the tokenizer (seconds each on a busy machine): such a fleet gets longer to start.
+  const child = await startInfergate('sim', args, async () => (await Promise.all(urls.map((u) => answers(`${u}/health`)))).every(Boolean) && (await written()), spec.tokenizer === undefined ? undefined : 180_000);
+  return {
+    child,
+    urls,
+    podsYaml: await readFile(pods, 'utf8'),
+    runtime: spec.runtime,
+    simPort: ctx.simPort,
+    bootstrapPort: ctx.bootstrapPort,
+    ...(kvEvents === undefined ? {} : { kvEvents }),
+    ...(spec.tokenizer === undefined ? {} : { tokenizer: spec.tokenizer }),
+  };
+}
+
+/**
+ * `infergate sim` options that make every engine publish its KV events as vLLM's
+ * `--kv-events-config` has it (vllm/config/kv_events.py: the ZMQ publisher, events on `port`,
+ * replay on `replayPort`; `*` is each engine's own host).
+ */
+function kvEventArgs(port: number, replayPort: number): string[] {
+  const config = { enable_kv_cache_events: true, publisher: 'zmq', endpoint: `tcp://*:${port}`, replay_endpoint: `tcp://*:${replayPort}` };
+  return ['--kv-events-config', JSON.stringify(config)];
+}
+
+/**
+ * The pool's `infergate.dev/routing` for the precise system: PREFIX_CACHE's scorers and weights,
+ * its prefix scorer fed by the engines' KV events (the pod IP in `{ip}`), requests tokenised with
+ * the engines' tokenizer.
+ */
+export function preciseRouting(fleet: Fleet, model = 'mymodel'): string {
+  if (fleet.kvEvents === undefined) throw new Error('the precise system needs a fleet started for it (KV events on)');
+  if (fleet.tokenizer === undefined) throw new Error('the precise system needs the engines to use a real tokenizer (FleetSpec.tokenizer)');
+  return JSON.stringify({
+    prefix: {
+      mode: 'precise',
+      kvEvents: { endpoint: `tcp://{ip}:${fleet.kvEvents.port}`, replayEndpoint: `tcp://{ip}:${fleet.kvEvents.replayPort}` },
+      tokenizers: [{ model, path: fleet.tokenizer }],
+    },
+  });
 }
 
 /** The gateway's listener and route to one pool. */
@@ -118,9 +168,14 @@ ${pool}
 ${fleet.podsYaml}`;
   }
   const annotations: Record<string, string> = {};
-  if (system === 'prefix') annotations['inference.networking.x-k8s.io/routing-strategy'] = 'PREFIX_CACHE';
+  const prefixCache = system === 'prefix' || system === 'prefix-nohome' || system === 'precise';
+  if (prefixCache) annotations['inference.networking.x-k8s.io/routing-strategy'] = 'PREFIX_CACHE';
   if (system === 'prefix' && routing !== undefined) annotations['infergate.dev/routing'] = routing;
+  // Estimate mode without prefix homes: the behaviour before they existed (docs/routing.md).
+  if (system === 'prefix-nohome') annotations['infergate.dev/routing'] = 'prefix: {homeBonus: 0}';
+  if (system === 'precise') annotations['infergate.dev/routing'] = preciseRouting(fleet);
   if (system === 'random') annotations['infergate.dev/routing'] = 'policy: random';
+  if (system === 'round-robin') annotations['infergate.dev/routing'] = 'policy: round-robin';
   if (runtime === 'sglang') annotations['inference.networking.x-k8s.io/model-server-runtime'] = 'sglang';
   return `${gatewayAndRoute(port, '{group: inference.networking.k8s.io, kind: InferencePool, name: bench}')}---
 apiVersion: inference.networking.k8s.io/v1
@@ -146,11 +201,26 @@ export interface Front {
   stop(): Promise<void>;
 }
 
-/** Ready once the admin port says ready and every engine has been scraped: the core then routes on real load. */
-async function coreReady(admin: string): Promise<boolean> {
+/** What coreReady reads of `/debug/endpoints`. */
+interface DebugView {
+  readonly pools: ReadonlyArray<{
+    readonly prefixCache?: { readonly mode: string; readonly tokenizers?: ReadonlyArray<{ readonly state: string }> };
+    readonly endpoints: ReadonlyArray<{ readonly metrics: unknown; readonly kvEvents?: { readonly subscribed: boolean } | null }>;
+  }>;
+}
+
+/**
+ * Ready once the admin port says ready and every engine has been scraped: the core then routes on
+ * real load. With `precise`, also once every pool runs in precise mode (its tokenizers loaded) and
+ * every engine's KV events are subscribed, so no request of the run is judged in estimate mode
+ * for want of them.
+ */
+async function coreReady(admin: string, precise = false): Promise<boolean> {
   if (!(await answers(`${admin}/readyz`))) return false;
-  const view = (await (await fetch(`${admin}/debug/endpoints`)).json()) as { pools: Array<{ endpoints: Array<{ metrics: unknown }> }> };
-  return view.pools.length > 0 && view.pools.every((p) => p.endpoints.length > 0 && p.endpoints.every((e) => e.metrics !== null));
+  const view = (await (await fetch(`${admin}/debug/endpoints`)).json()) as DebugView;
+  const scraped = view.pools.length > 0 && view.pools.every((p) => p.endpoints.length > 0 && p.endpoints.every((e) => e.metrics !== null));
+  if (!scraped || !precise) return scraped;
+  return view.pools.every((p) => p.prefixCache?.mode === 'precise' && (p.prefixCache.tokenizers ?? []).every((t) => t.state === 'ready') && p.endpoints.every((e) => e.kvEvents?.subscribed === true));
 }
 
 /**
@@ -199,6 +269,10 @@ export async function startFront(system: SystemId, fleet: Fleet, ctx: Context): 
   }
   if (system === 'epp') return startEpp(fleet, ctx);
   const url = `http://127.0.0.1:${ctx.frontPort}`;
+  if (system === 'oracle') {
+    const child = await startInfergate('oracle', ['bench-oracle', '--exit-with-parent', '--port', String(ctx.frontPort), '--pods', fleet.urls.join(',')], () => answers(`${url}/healthz`));
+    return { url, child, stop: () => child.stop() };
+  }
   if (system === 'nginx') {
     if (ctx.nginx === undefined) throw new Error('nginx is not available');
     const child = await startNginx(ctx.nginx, join(ctx.work, 'nginx'), ctx.frontPort, fleet.urls.map((u) => u.slice('http://'.length)));
@@ -208,7 +282,39 @@ export async function startFront(system: SystemId, fleet: Fleet, ctx: Context): 
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.yaml'), await gatewayYaml(fleet, ctx.frontPort, system, fleet.runtime, ctx.routing));
   const admin = `http://127.0.0.1:${ctx.adminPort}`;
-  const child = await startInfergate('gateway', ['serve', '--exit-with-parent', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], () => coreReady(admin));
+  // A tokenizer takes seconds to load on a busy machine: precise gateways get longer to be ready.
+  const child = await startInfergate('gateway', ['serve', '--exit-with-parent', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], () => coreReady(admin, system === 'precise'), system === 'precise' ? 120_000 : undefined);
   return { url, child, stop: () => child.stop() };
 }
 
+
+/** Several fronts of one system over one fleet, each with its own state, ports and files. */
+export interface Fronts {
+  readonly fronts: readonly Front[];
+  readonly urls: readonly string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * `count` copies of the system under test in front of the fleet (gateway replicas with the same
+ * configuration and independent state, as N replicas of one Deployment run). One copy uses the
+ * context's ports; more take free ones.
+ */
+export async function startFronts(system: SystemId, fleet: Fleet, ctx: Context, count: number): Promise<Fronts> {
+  const fronts: Front[] = [];
+  const stop = async (): Promise<void> => {
+    for (const f of fronts) await f.stop();
+  };
+  try {
+    if (count === 1) fronts.push(await startFront(system, fleet, ctx));
+    else {
+      for (let i = 0; i < count; i++) {
+        fronts.push(await startFront(system, fleet, { ...ctx, work: join(ctx.work, `replica-${i}`), frontPort: await freePort(), adminPort: await freePort() }));
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { fronts, urls: fronts.map((f) => f.url), stop };
+}

@@ -22,6 +22,7 @@ import { AnswerStream, answerLength, answerSeed, type AnswerPieces } from './out
 import { resolveProfile, stepDurationMs, type EngineProfile, type EngineProfileOverrides } from './profiles.js';
 import {
   EngineRequestError,
+  type CheckError,
   type CheckResult,
   type EngineRequest,
   type FinishReason,
@@ -358,6 +359,22 @@ export class Engine {
         this.#wakeIfWaiting();
       },
     };
+  }
+
+  /**
+   * Prompt tokens of `req` the prefix cache would serve if it were admitted now: the longest run
+   * of cached full blocks at the prompt's start, never the last prompt token (the scheduler's own
+   * count at admission, scheduler.ts). Changes nothing. For the bench's oracle placement
+   * (src/sim/prefix-match.ts); `ok: false` with the reason `check` gives for an invalid request.
+   */
+  prefixHitTokens(req: EngineRequest): { ok: true; promptTokens: number; cachedTokens: number } | { ok: false; error: CheckError } {
+    const checked = this.check(req);
+    if (!checked.ok) return checked;
+    const { promptTokens, adapter } = checked.request;
+    const bs = this.#kv.blockSize;
+    const hashes = hashFullBlocks(promptTokens, bs, adapter, req.cacheSalt ?? null);
+    const blocks = this.#kv.matchPrefix(hashes, Math.floor((promptTokens.length - 1) / bs));
+    return { ok: true, promptTokens: promptTokens.length, cachedTokens: blocks * bs };
   }
 
   /** Adds a LoRA adapter name at runtime (vLLM `/v1/load_lora_adapter`); false if already known. */
