@@ -10,32 +10,18 @@ import type { Runtime } from './runtime.js';
  * reasons) or a configured pool, never from what a server or client sends.
  */
 export function registerPreciseMetrics(registry: Registry, precise: PrecisePrefix, runtime: () => Runtime | undefined): void {
-  const total = (name: string, help: string, labelNames: readonly string[], read: (set: (labels: Record<string, string>, v: number) => void) => void): void => {
-    new Counter({
-      name,
-      help,
-      labelNames: [...labelNames],
-      registers: [registry],
-      collect() {
-        this.reset();
-        read((labels, v) => {
-          if (v > 0) this.inc(labels, v);
-        });
-      },
-    });
+  type Read = (set: (labels: Record<string, string>, v: number) => void) => void;
+  // Both kinds are read whole at scrape time: reset, then every current value.
+  const series = (kind: 'counter' | 'gauge', name: string, help: string, labelNames: readonly string[], read: Read): void => {
+    const options = { name, help, labelNames: [...labelNames], registers: [registry] };
+    if (kind === 'gauge') {
+      new Gauge({ ...options, collect() { this.reset(); read((labels, v) => this.set(labels, v)); } });
+    } else {
+      new Counter({ ...options, collect() { this.reset(); read((labels, v) => { if (v > 0) this.inc(labels, v); }); } });
+    }
   };
-  const gauge = (name: string, help: string, labelNames: readonly string[], read: (set: (labels: Record<string, string>, v: number) => void) => void): void => {
-    new Gauge({
-      name,
-      help,
-      labelNames: [...labelNames],
-      registers: [registry],
-      collect() {
-        this.reset();
-        read((labels, v) => this.set(labels, v));
-      },
-    });
-  };
+  const total = (name: string, help: string, labelNames: readonly string[], read: Read): void => series('counter', name, help, labelNames, read);
+  const gauge = (name: string, help: string, labelNames: readonly string[], read: Read): void => series('gauge', name, help, labelNames, read);
 
   gauge('infergate_prefix_cache_mode', 'Prefix-cache mode a pool with prefix affinity runs in now (1): precise (its tokenizers loaded) or estimate (configured so, or falling back).', ['pool', 'mode'], (set) => {
     for (const pool of runtime()?.pools.values() ?? []) {

@@ -6,18 +6,10 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { segmentPlan } from '../../src/tokens/added-tokens.js';
 import { loadTokenizer, type ModelTokenizer } from '../../src/tokens/index.js';
 import { LLAMA3_TOKENIZER_DIR } from '../support/llama3-tokenizer.js';
+import { seededRandom } from '../../src/core/weighted.js';
 
-/** mulberry32: a seeded PRNG, so a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG, so a failure reproduces. */
+const rng = seededRandom;
 
 const PIECES = [
   'Hello', ' world', 'the', ' quick', 'BROWN', "'s", "'ll", " don't", 'I', "'M", ' ', '  ', '   ', '\t', '\n', '\n\n', '\r\n', ' \n', '\n ',
