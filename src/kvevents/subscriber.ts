@@ -1,5 +1,4 @@
-import type { Dealer, Subscriber } from 'zeromq';
-import { zmq } from './zmq.js';
+import { kvDealerSocket, kvSubSocket, type KvDealerSocket, type KvSubSocket } from './zmq.js';
 import type { KvEventBatch, KvEventProblem } from './events.js';
 import { decodeEventBatch, decodeSeq, encodeSeq, WIRE_LIMITS, type WireLimits } from './wire.js';
 
@@ -38,13 +37,15 @@ import { decodeEventBatch, decodeSeq, encodeSeq, WIRE_LIMITS, type WireLimits } 
  * - not connected `connectWarningMs` after the start: one warning (a wrong address is otherwise
  *   silent: the index simply never hears from the endpoint).
  *
- * Hostile streams: ZeroMQ's `maxMessageSize` disconnects a peer sending a bigger frame, the
- * receive high-water mark bounds what waits in ZeroMQ (excess is dropped, which shows up as a gap),
+ * Hostile streams: the sockets are our own ZMTP reader for tcp:// (zmtp/, through zmq.ts), which
+ * disconnects a peer sending a frame over `maxMessageSize` or a message of more than 3 frames
+ * (checked on each frame's header, before allocating: zeromq.js gathers any number of frames),
+ * the receive high-water mark bounds what waits unread (excess is dropped, which shows up as a gap),
  * the replay buffer and the replay itself are bounded in batches, bytes and time; a message that
  * is not three frames, a bad seq frame or an undecodable payload is counted (`malformed_batch`)
  * and skipped; a topic that does not match is counted (`topic_mismatch`) and skipped with one
  * warning per subscriber. Worst-case memory held for one endpoint: `receiveHighWaterMark ×
- * maxMessageSize` in ZeroMQ plus `maxBufferedBytes`.
+ * maxMessageSize` in the socket plus `maxBufferedBytes`.
  */
 
 /** Why an endpoint's entries were dropped (a fixed set: metric labels). */
@@ -118,9 +119,9 @@ interface Pending {
 
 export class KvEventSubscriber {
   readonly #o: KvEventSubscriberOptions;
-  readonly #sub: Subscriber;
+  readonly #sub: KvSubSocket;
   readonly #done: Promise<void>;
-  #dealer: Dealer | undefined;
+  #dealer: KvDealerSocket | undefined;
   #closed = false;
   #connected = false;
   #everConnected = false;
@@ -144,8 +145,7 @@ export class KvEventSubscriber {
   constructor(options: KvEventSubscriberOptions) {
     this.#o = options;
     const connectWarningMs = options.connectWarningMs ?? SUBSCRIBER_DEFAULTS.connectWarningMs;
-    this.#sub = new (zmq().Subscriber)({
-      linger: 0,
+    this.#sub = kvSubSocket(options.events, {
       maxMessageSize: options.maxMessageSize ?? SUBSCRIBER_DEFAULTS.maxMessageSize,
       receiveHighWaterMark: options.receiveHighWaterMark ?? SUBSCRIBER_DEFAULTS.receiveHighWaterMark,
     });
@@ -288,8 +288,7 @@ export class KvEventSubscriber {
     const timeoutMs = this.#o.replayTimeoutMs ?? SUBSCRIBER_DEFAULTS.replayTimeoutMs;
     const maxBatches = this.#o.maxReplayBatches ?? SUBSCRIBER_DEFAULTS.maxReplayBatches;
     const deadline = performance.now() + timeoutMs;
-    const dealer = new (zmq().Dealer)({
-      linger: 0,
+    const dealer = kvDealerSocket(this.#o.replay!, {
       maxMessageSize: this.#o.maxMessageSize ?? SUBSCRIBER_DEFAULTS.maxMessageSize,
       receiveHighWaterMark: this.#o.receiveHighWaterMark ?? SUBSCRIBER_DEFAULTS.receiveHighWaterMark,
       sendTimeout: timeoutMs,

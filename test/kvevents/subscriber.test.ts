@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import v8 from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { KvBlockIndex } from '../../src/kvevents/block-index.js';
@@ -10,6 +8,7 @@ import { blockKeys } from '../../src/kvevents/block-keys.js';
 import type { KvEventBatch } from '../../src/kvevents/events.js';
 import { KvEventSubscriptions, kvEventTargets } from '../../src/kvevents/subscriptions.js';
 import { TestKvPublisher } from '../support/kv-publisher.js';
+import { exposeGc, memory } from '../support/memory.js';
 import { waitFor } from '../support/smart.js';
 
 const BS = 16;
@@ -290,19 +289,6 @@ test('a flood the subscriber cannot keep up with: memory stays bounded, gaps rec
     await pub.close();
   }
 });
-
-/** Heap plus Buffers (ZeroMQ frames are Buffers outside the heap). */
-function memory(): number {
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-}
-
-function exposeGc(): () => void {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (g !== undefined) return g;
-  v8.setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-}
 
 test('an endpoint that leaves is unsubscribed and its entries dropped; a new block size drops them too', async () => {
   const pub = await TestKvPublisher.start();
