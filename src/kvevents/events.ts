@@ -73,7 +73,8 @@ export type KvEventProblem =
   | 'too_many_events' // a batch over the event bound: the excess is skipped
   | 'block_size_mismatch' // blocks whose size the pool's block size does not divide
   | 'orphan_block' // a stored block whose parent the index does not know
-  | 'topic_mismatch'; // a message whose topic does not match the pool's topic pattern
+  | 'topic_mismatch' // a message whose topic does not match the pool's topic pattern
+  | 'oversized_message'; // a message over the frame, frame-count or byte bounds: its publisher is cut off (and reconnected to)
 
 export const KV_EVENT_PROBLEMS: readonly KvEventProblem[] = [
   'malformed_batch',
@@ -83,4 +84,5 @@ export const KV_EVENT_PROBLEMS: readonly KvEventProblem[] = [
   'block_size_mismatch',
   'orphan_block',
   'topic_mismatch',
+  'oversized_message',
 ];

@@ -151,6 +151,13 @@ export class KvEventSubscriber {
     });
     this.#sub.events.on('connect', () => this.#guard(() => this.#onConnect()));
     this.#sub.events.on('disconnect', () => this.#guard(() => this.#onDisconnect()));
+    // The socket cut the publisher off for a message over its bounds (zmtp/): count and say so once.
+    this.#sub.events.on('violation', () =>
+      this.#guard(() => {
+        this.#problem('oversized_message', 1);
+        this.#warn('violation', `kv events from ${this.#o.events}: a message over the size or frame bounds; the publisher was cut off and is reconnected to after a backoff`);
+      }),
+    );
     this.#sub.subscribe(); // every topic: a mismatch is counted, not silently filtered out
     this.#sub.connect(options.events);
     this.#done = this.#run();

@@ -17,7 +17,7 @@ export function zmq(): Zmq {
 
 /** What the KV events subscriber uses of a SUB socket (zeromq.js's `Subscriber` or ZmtpSubscriber). */
 export interface KvSubSocket extends AsyncIterable<Buffer[]> {
-  readonly events: { on(type: 'connect' | 'disconnect', listener: () => void): unknown };
+  readonly events: { on(type: 'connect' | 'disconnect' | 'violation', listener: () => void): unknown };
   subscribe(): void;
   connect(endpoint: string): void;
   close(): void;
@@ -38,7 +38,17 @@ export interface KvDealerSocket {
  * process can reach) stays on zeromq.js.
  */
 export function kvSubSocket(endpoint: string, options: ZmtpSocketOptions): KvSubSocket {
-  if (endpoint.startsWith('ipc://')) return new (zmq().Subscriber)({ linger: 0, ...zmqOptions(options) });
+  if (endpoint.startsWith('ipc://')) {
+    const sub = new (zmq().Subscriber)({ linger: 0, ...zmqOptions(options) });
+    // zeromq.js cuts no peer off for a message's size, so it has no 'violation' to report.
+    return {
+      events: { on: (type: 'connect' | 'disconnect' | 'violation', listener: () => void): unknown => (type === 'violation' ? undefined : sub.events.on(type, listener)) },
+      subscribe: () => sub.subscribe(),
+      connect: (address: string) => sub.connect(address),
+      close: () => sub.close(),
+      [Symbol.asyncIterator]: () => sub[Symbol.asyncIterator](),
+    };
+  }
   return new ZmtpSubscriber(options);
 }
 

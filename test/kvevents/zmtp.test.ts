@@ -5,7 +5,9 @@ import { Publisher, Router } from 'zeromq';
 import { FrameDecoder, encodeMessage } from '../../src/kvevents/zmtp/frames.js';
 import { encodeGreeting } from '../../src/kvevents/zmtp/greeting.js';
 import { ZmtpDealer, ZmtpSubscriber } from '../../src/kvevents/zmtp/index.js';
-import { encodeSeq } from '../../src/kvevents/wire.js';
+import { KvBlockIndex } from '../../src/kvevents/block-index.js';
+import { KvEventSubscriptions } from '../../src/kvevents/subscriptions.js';
+import { encodeEventBatch, encodeSeq } from '../../src/kvevents/wire.js';
 import { exposeGc, memory } from '../support/memory.js';
 import { waitFor } from '../support/smart.js';
 
@@ -297,4 +299,28 @@ test('close() leaves nothing running: no sockets, no reconnect timers', async ()
   await new Promise<void>((r) => server.close(() => r()));
   await waitFor('no handles', () => !process.getActiveResourcesInfo().some((k) => k === 'TCPSocketWrap' || k === 'TCPServerWrap'));
   assert.throws(() => new ZmtpSubscriber().connect('ipc:///tmp/kv'), /only tcp:\/\/HOST:PORT/);
+});
+
+test('through the KV-event subscriber: a publisher cut off for an oversized message is counted and warned once, and nothing of the message applies', async () => {
+  const good = encodeEventBatch(
+    { ts: 0, dataParallelRank: null, events: [{ type: 'BlockStored', blockHashes: [1n], parentBlockHash: null, tokenIds: Array.from({ length: 16 }, (_, i) => i), blockSize: 16, loraName: null, medium: 'GPU', extraKeysDigest: null }] },
+    { encoding: 'array', hashes: 'int' },
+  );
+  const peer = await hostilePublisher(() => encodeMessage(['t', encodeSeq(0n), Buffer.from(good), Buffer.from('a fourth frame')]));
+  const index = new KvBlockIndex();
+  const warnings: string[] = [];
+  const subs = new KvEventSubscriptions(index, { onWarning: (_k, m) => warnings.push(m) });
+  try {
+    subs.upsert('127.0.0.1:8000', { events: peer.endpoint, blockSize: 16 });
+    const deadline = Date.now() + 30_000;
+    while ((subs.stats().problems.get('oversized_message') ?? 0) < 1) {
+      if (Date.now() > deadline) throw new Error('no oversized_message counted');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(warnings.filter((w) => w.includes('cut off')).length, 1);
+    assert.equal(index.entriesOf('127.0.0.1:8000'), 0, 'nothing of the oversized message applied');
+  } finally {
+    await subs.close();
+    await peer.close();
+  }
 });

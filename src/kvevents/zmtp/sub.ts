@@ -20,7 +20,7 @@ import { codeError, MessageQueue } from './queue.js';
  * applied here, since a publisher may ignore them.
  */
 export class ZmtpSubscriber {
-  /** 'connect' (handshake done) and 'disconnect' (a connected peer went away), each with `{ address }`. */
+  /** 'connect' (handshake done) and 'disconnect' (a connected peer went away), each with `{ address }`; 'violation' (the peer was cut off) with its `ConnectionViolation`. */
   readonly events = new EventEmitter();
   readonly #options: ZmtpSocketOptions;
   readonly #queue: MessageQueue;
@@ -76,7 +76,10 @@ export class ZmtpSubscriber {
         return true; // a SUB never stops reading: it drops
       },
       onLost: () => this.events.emit('disconnect', { address }),
-      onViolation: (reason) => this.#violations.set(reason, (this.#violations.get(reason) ?? 0) + 1),
+      onViolation: (reason) => {
+        this.#violations.set(reason, (this.#violations.get(reason) ?? 0) + 1);
+        this.events.emit('violation', reason);
+      },
     });
   }
 
