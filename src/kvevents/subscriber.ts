@@ -54,11 +54,12 @@ export const KV_RESET_REASONS: readonly KvResetReason[] = ['gap', 'restart', 're
 
 /**
  * Defaults, and why:
- * - `maxMessageSize` 1 MiB: a larger frame disconnects its peer. A batch is one engine step's
+ * - `maxMessageSize` 512 KiB: a larger frame disconnects its peer. A batch is one engine step's
  *   events: a step computes at most `max_num_batched_tokens` tokens (vLLM's defaults 2,048 to
  *   16,384), so its BlockStored events carry at most that many token ids, ~80 KB (wire.ts counts ≤ 5
- *   bytes per token id); 1 MiB is over 200,000 token ids, more than 10 of the largest steps. The
- *   bound is also what one batch costs the event loop: decoding and applying 8 MiB took 150–350 ms.
+ *   bytes per token id); 512 KiB is over 100,000 token ids, six of the largest default steps. The
+ *   bound is also what one batch costs the event loop between two yields: decoding and applying
+ *   1 MiB took 100–150 ms on a busy 2-core machine, 8 MiB 150–350 ms on a quieter one.
  * - `receiveHighWaterMark` 128 messages: over a second of an engine publishing every step (~10 ms)
  *   while the gateway is busy; beyond it ZeroMQ drops, and the gap is replayed. With the frame
  *   bound, at most 128 MiB waits for a hostile publisher, ~MBs for a real one.
@@ -66,7 +67,7 @@ export const KV_RESET_REASONS: readonly KvResetReason[] = ['gap', 'restart', 're
  * - `maxBufferedBatches` 1,024 and `maxBufferedBytes` 64 MiB: live batches held during a replay.
  */
 export const SUBSCRIBER_DEFAULTS = Object.freeze({
-  maxMessageSize: 1024 * 1024,
+  maxMessageSize: 512 * 1024,
   receiveHighWaterMark: 128,
   replayTimeoutMs: 5_000,
   maxReplayBatches: 10_000,
