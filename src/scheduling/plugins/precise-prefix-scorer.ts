@@ -99,6 +99,7 @@ export class PrecisePrefixScorer implements Scorer, RequestControl, DataProducer
     const { keys } = prepared;
     const counts = new Float64Array(endpoints.length);
     if (keys.length > 0) blocks.match(keys, endpoints.map((e) => e.key), counts);
+    // Tier-weighted block counts (CPU blocks 0.8 each): two decimals keep the log line readable.
     for (let i = 0; i < counts.length; i++) counts[i] = Math.round((counts[i] as number) * 100) / 100;
     const anchorAt = Math.max(1, this.#p.minBlocksForFullScore) - 1;
     const anchor = this.#p.homeBonus > 0 && anchorAt < keys.length ? (keys[anchorAt] as number) >>> 0 : undefined;
