@@ -205,7 +205,8 @@ function compilePool(
   warn: Warn,
 ): PoolConfig {
   const runtime = policy?.spec.modelServerRuntime ?? p.runtime;
-  const precise = precisePrefixConfig(p, policy, hasPrefixAffinity(p, policy, runtime), warn);
+  const mode = precisePrefixConfig(p, policy, hasPrefixAffinity(p, policy, runtime), warn);
+  const precise = typeof mode === 'object' ? mode : undefined;
   return {
     key,
     namespace: p.metadata.namespace,
@@ -223,6 +224,7 @@ function compilePool(
     objectives: objectives ?? new Map(),
     ...(policy === undefined ? {} : { trafficPolicy: policy.spec }),
     ...(precise === undefined ? {} : { precise }),
+    ...(typeof mode === 'string' ? { preciseUnavailable: mode } : {}),
     resource: p,
   };
 }

@@ -19,6 +19,9 @@ export interface PrecisePrefixConfig {
   readonly tokenizers: readonly TokenizerRef[];
 }
 
+/** Why a pool asked for precise mode runs in estimate mode (said at load time, shown in `/debug/endpoints` and `infergate_prefix_cache_mode`). */
+export type PreciseUnavailable = 'no_tokenizer' | 'no_prefix_affinity';
+
 /** vLLM's `--kv-events-config` endpoint default `tcp://*:5557` (vllm/config/kv_events.py), as a subscriber reaches it. */
 export const DEFAULT_KV_EVENTS_ENDPOINT = 'tcp://{ip}:5557';
 /** vLLM has no replay socket unless `replay_endpoint` is set; the port after the events port is the convention here (docs/routing.md). */
@@ -31,13 +34,13 @@ export const DEFAULT_BLOCK_SIZE_TOKENS = 16;
 type Warn = (r: Resource, path: string, message: string) => void;
 
 /**
- * The precise settings of `pool`, or undefined when it runs in estimate mode (the default, a
- * pool without prefix affinity, or a precise mode that cannot run: no tokenizer, which is warned).
+ * The precise settings of `pool`; undefined when it runs in estimate mode as configured; why not,
+ * when precise mode was asked for and cannot run (warned).
  * `policy`: the pool's InferenceTrafficPolicy when it disaggregates prefill/decode (its
  * `trafficPolicy.prefixCache` wins over the annotation's `prefix`); `prefixScored`: the pool's
  * policy has prefix affinity at all.
  */
-export function precisePrefixConfig(pool: InferencePool, policy: InferenceTrafficPolicy | undefined, prefixScored: boolean, warn: Warn): PrecisePrefixConfig | undefined {
+export function precisePrefixConfig(pool: InferencePool, policy: InferenceTrafficPolicy | undefined, prefixScored: boolean, warn: Warn): PrecisePrefixConfig | PreciseUnavailable | undefined {
   const fromPolicy = policy?.spec.profile?.pd?.trafficPolicy?.prefixCache;
   const fromAnnotation = pool.routing?.prefix;
   const settings: PrefixCacheModeSettings = { ...pickMode(fromAnnotation), ...pickMode(fromPolicy) };
@@ -48,12 +51,12 @@ export function precisePrefixConfig(pool: InferencePool, policy: InferenceTraffi
       : [pool as Resource, `metadata.annotations["${ROUTING_CONFIG_ANNOTATION}"].prefix`];
   if (!prefixScored) {
     warn(resource, `${field}.mode`, 'precise mode has no effect: the pool has no prefix affinity (routing strategy PREFIX_CACHE, a prefix scorer weight, or a PD policy ref naming prefixCache)');
-    return undefined;
+    return 'no_prefix_affinity';
   }
   const tokenizers = settings.tokenizers ?? [];
   if (tokenizers.length === 0) {
     warn(resource, `${field}.tokenizers`, 'precise mode needs the tokenizer of each served model (a directory with tokenizer.json and tokenizer_config.json); without one the pool runs in estimate mode');
-    return undefined;
+    return 'no_tokenizer';
   }
   const ev = settings.kvEvents;
   return {

@@ -9,7 +9,7 @@ import type {
   RoutingStrategy,
 } from '../api/types.js';
 import type { WeightedTable } from '../core/weighted.js';
-import type { PrecisePrefixConfig } from './prefix-mode.js';
+import type { PrecisePrefixConfig, PreciseUnavailable } from './prefix-mode.js';
 import type { RouteTable } from './route-table.js';
 
 /**
@@ -101,6 +101,8 @@ export interface PoolConfig {
   readonly trafficPolicy?: InferenceTrafficPolicy['spec'];
   /** Set when the pool's prefix affinity runs in precise mode (from the engines' KV events); absent: estimate mode. */
   readonly precise?: PrecisePrefixConfig;
+  /** Precise mode was asked for and cannot run (config/prefix-mode.ts): the pool runs in estimate mode. */
+  readonly preciseUnavailable?: PreciseUnavailable;
   readonly resource: InferencePool;
 }
 

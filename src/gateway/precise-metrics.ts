@@ -23,9 +23,10 @@ export function registerPreciseMetrics(registry: Registry, precise: PrecisePrefi
   const total = (name: string, help: string, labelNames: readonly string[], read: Read): void => series('counter', name, help, labelNames, read);
   const gauge = (name: string, help: string, labelNames: readonly string[], read: Read): void => series('gauge', name, help, labelNames, read);
 
-  gauge('infergate_prefix_cache_mode', 'Prefix-cache mode a pool with prefix affinity runs in now (1): precise (its tokenizers loaded) or estimate (configured so, or falling back).', ['pool', 'mode'], (set) => {
+  gauge('infergate_prefix_cache_mode', 'Prefix-cache mode a pool asked for precise mode runs in now (1): precise (a tokenizer loaded), or estimate (tokenizers loading or failed, none configured, or no prefix affinity).', ['pool', 'mode'], (set) => {
     for (const pool of runtime()?.pools.values() ?? []) {
       const m = precise.modeOf(pool);
+      if (m.preciseUnavailable !== undefined) set({ pool: pool.config.key, mode: 'estimate' }, 1);
       if (m.mode === 'estimate') continue;
       const ready = m.tokenizers?.some((t) => t.state === 'ready') === true;
       set({ pool: pool.config.key, mode: ready ? 'precise' : 'estimate' }, 1);

@@ -20,6 +20,8 @@ const GATEWAY_TOKENIZER_OPTIONS = { maxJobChars: 512 * 1024, maxQueuedChars: 1_0
 /** A pool's prefix-cache mode as `/debug/endpoints` and `infergate_prefix_cache_mode` show it. */
 export interface PoolPrefixMode {
   readonly mode: 'estimate' | 'precise';
+  /** Precise mode was asked for and cannot run: why (the pool runs in estimate mode). */
+  readonly preciseUnavailable?: string;
   /** Precise pools: each configured model's tokenizer and its state (a failed one makes its requests fall back). */
   readonly tokenizers?: ReadonlyArray<{ readonly model: string; readonly path: string } & TokenizerState>;
   readonly blockSize?: number;
@@ -110,7 +112,7 @@ export class PrecisePrefix {
   /** The pool's mode and, when precise, its tokenizers' states. */
   modeOf(pool: PoolRuntime): PoolPrefixMode {
     const precise = pool.config.precise;
-    if (precise === undefined) return { mode: 'estimate' };
+    if (precise === undefined) return pool.config.preciseUnavailable === undefined ? { mode: 'estimate' } : { mode: 'estimate', preciseUnavailable: pool.config.preciseUnavailable };
     return {
       mode: 'precise',
       blockSize: precise.blockSize,

@@ -90,6 +90,7 @@ test('estimate mode (the default, and written out) keeps the estimate scorer and
 test('precise without a tokenizer, or without prefix affinity, is warned naming the field, and the pool runs in estimate mode', () => {
   const noTokenizer = compile(pool(`    inference.networking.x-k8s.io/routing-strategy: PREFIX_CACHE\n    infergate.dev/routing: "prefix: {mode: precise}"\n`));
   assert.equal(noTokenizer.snapshot.pools.get('default/pool')?.precise, undefined);
+  assert.equal(noTokenizer.snapshot.pools.get('default/pool')?.preciseUnavailable, 'no_tokenizer');
   assert.match(noTokenizer.warnings.map(formatProblem).join('\n'), /InferencePool\/pool.*prefix\.tokenizers.*estimate mode/);
   assert.deepEqual(
     prefixPlugins(noTokenizer.snapshot).map((p) => p.type),
@@ -98,6 +99,7 @@ test('precise without a tokenizer, or without prefix affinity, is warned naming 
 
   const noAffinity = compile(pool(`    infergate.dev/routing: |\n      prefix: {mode: precise, tokenizers: [{model: m, path: /t}]}\n`));
   assert.equal(noAffinity.snapshot.pools.get('default/pool')?.precise, undefined);
+  assert.equal(noAffinity.snapshot.pools.get('default/pool')?.preciseUnavailable, 'no_prefix_affinity');
   assert.match(noAffinity.warnings.map(formatProblem).join('\n'), /prefix\.mode.*no effect/);
   // A prefix weight alone gives a DEFAULT pool prefix affinity, and so precise mode.
   const weighted = compile(pool(`    infergate.dev/routing: |\n      scorers: {prefix: 2}\n      prefix: {mode: precise, tokenizers: [{model: m, path: /t}]}\n`));
