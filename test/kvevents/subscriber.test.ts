@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import net from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { KvBlockIndex } from '../../src/kvevents/block-index.js';
@@ -382,16 +383,20 @@ test('an address nothing publishes on is said once, after the connect warning de
   const index = new KvBlockIndex();
   const warnings: string[] = [];
   const subs = new KvEventSubscriptions(index, { onWarning: (_k, m) => warnings.push(m), tuning: { connectWarningMs: 50 } });
+  // A port we hold where nothing publishes: every connection is closed at once. (A port taken
+  // from a closed publisher is not enough: libzmq unbinds on its own thread a moment after close,
+  // so on a busy machine the subscriber could still complete a handshake there.)
+  const refuser = net.createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => refuser.listen(0, '127.0.0.1', resolve));
+  const port = (refuser.address() as net.AddressInfo).port;
   try {
-    // A port nothing listens on (taken and released a moment ago).
-    const pub = await TestKvPublisher.start();
-    const port = pub.eventsPort;
-    await pub.close();
     subs.upsert(EP, { events: `tcp://127.0.0.1:${port}`, blockSize: BS });
     await waitFor('the warning', () => warnings.some((w) => /not connected to tcp:\/\/127\.0\.0\.1:\d+ after/.test(w)));
     assert.equal(subs.connected(EP), false);
+    assert.equal(warnings.filter((w) => w.includes('not connected')).length, 1);
   } finally {
     await subs.close();
+    await new Promise((resolve) => refuser.close(resolve));
   }
 });
 
