@@ -11,6 +11,10 @@ import { durationOption, intOption, loggerOption, SERVER_FLAGS, UPLOAD_FLAGS, up
 import { untilSignal } from './signals.js';
 import { KUBERNETES_FLAGS, kubernetesOptions, kubernetesSource, SERVE_KUBERNETES_HELP } from './kubernetes-options.js';
 import type { ConfigSource } from '../config/source.js';
+import { runPrimary } from '../workers/primary.js';
+import { workerScrape } from '../workers/scrape.js';
+import { WorkerLink } from '../workers/worker.js';
+import { workersOption } from './workers-option.js';
 
 export const SERVE_HELP = `infergate serve: run the standalone gateway
 
@@ -25,6 +29,9 @@ Options:
       --port N           with --backend: the listener port (default 8080)
       --print-config     with --backend: print the equivalent YAML and exit
       --address ADDR     address the listeners bind (default 0.0.0.0)
+      --workers N        processes serving the listeners (default: $INFERGATE_WORKERS, else one
+                         per core, os.availableParallelism()); 1 = one process, no primary.
+                         docs/configuration.md "Workers" says what they share
       --admin-port N     admin port: /healthz, /readyz, /metrics, /debug/endpoints
                          (default 9090; 0 = any free port)
       --admin-address A  admin bind address (default 127.0.0.1)
@@ -94,6 +101,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       'stream-idle-timeout': { type: 'string' },
       'unavailable-idle-timeout': { type: 'string' },
       'client-stall-timeout': { type: 'string' },
+      workers: { type: 'string' },
       ...UPLOAD_FLAGS,
       ...KUBERNETES_FLAGS,
     },
@@ -125,20 +133,34 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   const stalenessMs = durationOption('metrics-staleness', values['metrics-staleness']);
   const upstreamConnections = intOption('upstream-connections', values['upstream-connections'], UPSTREAM_CONNECTIONS_PER_ENDPOINT, 1);
   const uploads = uploadsOption(values);
+  const workers = workersOption(values.workers);
+  // A worker forked by a primary (below) runs this same command: it is one gateway of N.
+  const link = WorkerLink.join();
+  const scrape = link === undefined ? { scrapeIntervalMs, stalenessMs } : workerScrape(link.count, scrapeIntervalMs, stalenessMs);
 
   let tempDir: string | undefined;
-  if (backends.length > 0) {
-    const yaml = backendsYaml(backends, portOption('port', values.port, 8080));
-    if (values['print-config'] === true) {
-      process.stdout.write(yaml);
-      return 0;
-    }
+  const yaml = backends.length > 0 ? backendsYaml(backends, portOption('port', values.port, 8080)) : undefined;
+  if (yaml !== undefined && values['print-config'] === true) {
+    process.stdout.write(yaml);
+    return 0;
+  }
+  if (link === undefined && workers > 1) {
+    return runPrimary({
+      count: workers,
+      logger: loggerOption(values).child({ process: 'primary' }),
+      adminAddress: values['admin-address'] ?? '127.0.0.1',
+      adminPort,
+      shutdownGraceMs,
+      untilStop: () => untilSignal({ followParent: values['exit-with-parent'] === true }),
+    });
+  }
+  if (yaml !== undefined) {
     tempDir = await mkdtemp(join(tmpdir(), 'infergate-'));
     files.push(join(tempDir, 'backends.yaml'));
     await writeFile(files[0] as string, yaml);
   }
 
-  const logger = loggerOption(values);
+  const logger = link === undefined ? loggerOption(values) : loggerOption(values).child({ worker: link.id });
   const cluster = kubernetes === undefined ? undefined : kubernetesSource(kubernetes, { kind: 'gateway', gatewayClass: kubernetes.gatewayClass });
   const sources: ConfigSource[] = cluster === undefined ? [new FileConfigSource(files, { watch: values['no-watch'] !== true && tempDir === undefined })] : [cluster.source];
   try {
@@ -147,20 +169,26 @@ export async function runServeCommand(argv: string[]): Promise<number> {
       address: values.address ?? '0.0.0.0',
       adminPort,
       adminAddress: values['admin-address'] ?? '127.0.0.1',
-      scrapeIntervalMs,
+      // A worker's admin port is its primary's.
+      admin: link === undefined,
+      scrapeIntervalMs: scrape.scrapeIntervalMs,
       scrapeTimeoutMs,
       upstreamConnections,
-      ...(stalenessMs === undefined ? {} : { stalenessMs }),
+      ...(scrape.stalenessMs === undefined ? {} : { stalenessMs: scrape.stalenessMs }),
       timeouts,
       uploads,
       shutdownGraceMs,
       logger,
     });
-    const status = cluster?.reportStatus(gateway.gateway, logger, { mode: 'gateway' });
-    const cause = await untilSignal({ followParent: values['exit-with-parent'] === true });
+    // Workers share one Lease identity (the pod's): only worker 0 reports status.
+    const status = link === undefined || link.id === 0 ? cluster?.reportStatus(gateway.gateway, logger, { mode: 'gateway' }) : undefined;
+    link?.started(gateway);
+    const signal = untilSignal({ followParent: link === undefined && values['exit-with-parent'] === true });
+    const cause = await (link === undefined ? signal : Promise.race([signal, link.shutdown]));
     logger.info({ signal: cause }, 'shutting down');
     // The Lease is released first, so another replica writes status while this one drains.
     await status?.stop();
+    link?.stopSharing();
     await gateway.close();
     return 0;
   } catch (err) {
@@ -170,6 +198,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
     }
     throw err;
   } finally {
+    link?.close();
     if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true });
   }
 }

@@ -1,4 +1,4 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Aggregator, type Registry } from 'prom-client';
 import { KV_EVENT_PROBLEMS } from '../kvevents/events.js';
 import { PRECISE_FALLBACK_REASONS } from '../scheduling/precise-services.js';
 import type { PrecisePrefix } from './precise-prefix.js';
@@ -12,16 +12,18 @@ import type { Runtime } from './runtime.js';
 export function registerPreciseMetrics(registry: Registry, precise: PrecisePrefix, runtime: () => Runtime | undefined): void {
   type Read = (set: (labels: Record<string, string>, v: number) => void) => void;
   // Both kinds are read whole at scrape time: reset, then every current value.
-  const series = (kind: 'counter' | 'gauge', name: string, help: string, labelNames: readonly string[], read: Read): void => {
+  // Workers of `serve --workers N` (each subscribes to every engine's events) combine into one
+  // answer: counters sum, gauges take the highest worker's value (a pool's mode: the first's).
+  const series = (kind: 'counter' | 'gauge', name: string, help: string, labelNames: readonly string[], read: Read, aggregator: Aggregator = 'max'): void => {
     const options = { name, help, labelNames: [...labelNames], registers: [registry] };
     if (kind === 'gauge') {
-      new Gauge({ ...options, collect() { this.reset(); read((labels, v) => this.set(labels, v)); } });
+      new Gauge({ ...options, aggregator, collect() { this.reset(); read((labels, v) => this.set(labels, v)); } });
     } else {
       new Counter({ ...options, collect() { this.reset(); read((labels, v) => { if (v > 0) this.inc(labels, v); }); } });
     }
   };
   const total = (name: string, help: string, labelNames: readonly string[], read: Read): void => series('counter', name, help, labelNames, read);
-  const gauge = (name: string, help: string, labelNames: readonly string[], read: Read): void => series('gauge', name, help, labelNames, read);
+  const gauge = (name: string, help: string, labelNames: readonly string[], read: Read, aggregator?: Aggregator): void => series('gauge', name, help, labelNames, read, aggregator);
 
   gauge('infergate_prefix_cache_mode', 'Prefix-cache mode a pool asked for precise mode runs in now (1): precise (a tokenizer loaded), or estimate (tokenizers loading or failed, none configured, or no prefix affinity).', ['pool', 'mode'], (set) => {
     for (const pool of runtime()?.pools.values() ?? []) {
@@ -31,7 +33,7 @@ export function registerPreciseMetrics(registry: Registry, precise: PrecisePrefi
       const ready = m.tokenizers?.some((t) => t.state === 'ready') === true;
       set({ pool: pool.config.key, mode: ready ? 'precise' : 'estimate' }, 1);
     }
-  });
+  }, 'first');
   total('infergate_prefix_precise_fallbacks_total', 'Requests of precise pools judged in estimate mode, by reason.', ['reason'], (set) => {
     for (const r of PRECISE_FALLBACK_REASONS) set({ reason: r }, precise.fallbacks.get(r) ?? 0);
   });

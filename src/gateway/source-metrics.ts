@@ -13,6 +13,8 @@ export function registerSourceStaleGauge(registry: Registry, sources: readonly C
     name: 'infergate_config_source_stale',
     help: 'Whether a configuration source is serving a stale view (1: its origin, the Kubernetes API server, cannot be followed; the last view keeps serving).',
     labelNames: ['source'],
+    // Workers of `serve --workers N` each follow the source: stale when any of them is.
+    aggregator: 'max',
     registers: [registry],
     collect() {
       this.reset();

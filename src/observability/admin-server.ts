@@ -1,14 +1,29 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+
+/** What `/metrics` answers from: a prom-client Registry, or the workers' metrics combined. */
+export interface MetricsText {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
+/** `/readyz`'s answer: 200 when `ready`, else 503; every field is shown as JSON. */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reason?: string;
+  readonly version?: number;
+}
 
 export interface AdminStatus {
   /** Alive: the process answers. Always true while the server runs. */
   readonly live: () => boolean;
-  /** Ready: a config is loaded, every listener is bound, and the gateway is not shutting down. */
-  readonly ready: () => { ready: boolean; reason?: string; version?: number };
+  /**
+   * Ready: a config is loaded, every listener is bound, and the gateway is not shutting down.
+   * A promise when the answer is gathered (the primary of `serve --workers N` asks its workers).
+   */
+  readonly ready: () => Readiness | Promise<Readiness>;
   /** Prometheus registry for `/metrics`; undefined while the gateway starts. */
-  readonly metrics?: () => Registry | undefined;
+  readonly metrics?: () => MetricsText | undefined;
   /** The JSON for `/debug/endpoints`: every pool's endpoints as the gateway sees them now. */
   readonly endpoints?: () => unknown;
 }
@@ -37,8 +52,11 @@ export async function startAdminServer(address: string, port: number, status: Ad
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') return send(res, 200, 'application/json', JSON.stringify({ status: 'ok' }));
     if (path === '/readyz') {
+      const answer = (r: Readiness): void => send(res, r.ready ? 200 : 503, 'application/json', JSON.stringify({ status: r.ready ? 'ready' : 'not ready', ...r }));
       const r = status.ready();
-      return send(res, r.ready ? 200 : 503, 'application/json', JSON.stringify({ status: r.ready ? 'ready' : 'not ready', ...r }));
+      if (!(r instanceof Promise)) return answer(r);
+      void r.then(answer, (err: unknown) => answer({ ready: false, reason: String(err) }));
+      return;
     }
     const registry = path === '/metrics' ? status.metrics?.() : undefined;
     if (registry !== undefined) {
@@ -48,7 +66,15 @@ export async function startAdminServer(address: string, port: number, status: Ad
       );
       return;
     }
-    if (path === '/debug/endpoints' && status.endpoints !== undefined) return send(res, 200, 'application/json', JSON.stringify(status.endpoints(), null, 2));
+    if (path === '/debug/endpoints' && status.endpoints !== undefined) {
+      const view = status.endpoints();
+      if (!(view instanceof Promise)) return send(res, 200, 'application/json', JSON.stringify(view, null, 2));
+      void view.then(
+        (v: unknown) => send(res, 200, 'application/json', JSON.stringify(v, null, 2)),
+        (err: unknown) => send(res, 503, 'application/json', JSON.stringify({ error: { message: String(err), type: 'unavailable', param: null, code: 'debug_unavailable' } })),
+      );
+      return;
+    }
     send(res, 404, 'application/json', JSON.stringify({ error: { message: `no admin route ${path}`, type: 'not_found_error', param: null, code: 'route_not_found' } }));
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 import type { Endpoint } from '../core/endpoint.js';
 import type { PrefixIndex } from '../prefix/index.js';
 
@@ -37,6 +37,12 @@ const SCHEDULING_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.0
  * The gateway's own Prometheus metrics (`/metrics` on the admin port). Per-request series are
  * updated once per request in `record`; per-endpoint and per-queue gauges are read from the live
  * objects only when Prometheus scrapes, so the hot path pays nothing for them.
+ *
+ * Each series names how the workers of `infergate serve --workers N` combine into the one answer
+ * the admin port gives (prom-client's `aggregator`, read by `AggregatorRegistry.aggregate`):
+ * counters and histograms sum (the default), as do the gateway's own queues and in-flight
+ * counts; what each worker only estimates of a server takes the highest estimate; health the
+ * lowest (0 when any worker does not schedule the endpoint).
  */
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -68,17 +74,19 @@ export class GatewayMetrics {
       help: 'Requests waiting in the gateway queue, by pool and criticality band.',
       labelNames: ['pool', 'criticality'],
       registers: [r],
+      aggregator: 'sum',
       collect() {
         this.reset();
         for (const p of sources.pools()) for (const band of ['Critical', 'Standard', 'Sheddable'] as const) this.set({ pool: p.key, criticality: band }, p.queued(band));
       },
     });
-    const perEndpoint = (name: string, help: string, value: (e: Endpoint) => number | undefined): void => {
+    const perEndpoint = (name: string, help: string, aggregator: Aggregator, value: (e: Endpoint) => number | undefined): void => {
       new Gauge({
         name,
         help,
         labelNames: ['pool', 'endpoint', 'address', 'role'],
         registers: [r],
+        aggregator,
         collect() {
           this.reset();
           for (const p of sources.pools()) {
@@ -90,18 +98,20 @@ export class GatewayMetrics {
         },
       });
     };
-    perEndpoint('infergate_endpoint_waiting_requests', 'Server queue as the gateway estimates it (last scrape, plus requests sent since when it was queueing).', (e) => e.estimatedWaiting());
-    perEndpoint('infergate_endpoint_running_requests', 'Running requests from the last scrape.', (e) => e.metrics?.runningRequests);
-    perEndpoint('infergate_endpoint_kv_cache_usage', 'KV-cache utilisation as the gateway estimates it (0..1).', (e) => (e.metrics === undefined ? undefined : e.estimatedKvUsage()));
-    perEndpoint('infergate_endpoint_inflight_requests', 'Requests this gateway has in flight on the endpoint.', (e) => e.inFlight);
-    perEndpoint('infergate_endpoint_pending_prefill_tokens', 'Prompt tokens sent to the endpoint that have not produced a first byte yet.', (e) => e.pendingPrefillTokens);
-    perEndpoint('infergate_endpoint_healthy', '1 when the endpoint is scheduled, 0 after repeated scrape failures or while ejected by passive health.', (e) => (e.ready(performance.now()) ? 1 : 0));
-    perEndpoint('infergate_endpoint_metrics_age_seconds', 'Age of the last successful scrape.', (e) => (e.metrics === undefined ? undefined : (performance.now() - e.metricsAt) / 1000));
-    perEndpoint('infergate_prefix_index_entries', 'Prefix blocks the index believes the endpoint caches.', (e) => sources.prefixIndex.entriesOf(e));
+    perEndpoint('infergate_endpoint_waiting_requests', 'Server queue as the gateway estimates it (last scrape, plus requests sent since when it was queueing).', 'max', (e) => e.estimatedWaiting());
+    perEndpoint('infergate_endpoint_running_requests', 'Running requests from the last scrape.', 'max', (e) => e.metrics?.runningRequests);
+    perEndpoint('infergate_endpoint_kv_cache_usage', 'KV-cache utilisation as the gateway estimates it (0..1).', 'max', (e) => (e.metrics === undefined ? undefined : e.estimatedKvUsage()));
+    perEndpoint('infergate_endpoint_inflight_requests', 'Requests this gateway has in flight on the endpoint.', 'sum', (e) => e.inFlight);
+    perEndpoint('infergate_endpoint_pending_prefill_tokens', 'Prompt tokens sent to the endpoint that have not produced a first byte yet.', 'sum', (e) => e.pendingPrefillTokens);
+    perEndpoint('infergate_endpoint_healthy', '1 when the endpoint is scheduled, 0 after repeated scrape failures or while ejected by passive health.', 'min', (e) => (e.ready(performance.now()) ? 1 : 0));
+    perEndpoint('infergate_endpoint_metrics_age_seconds', 'Age of the last successful scrape.', 'min', (e) => (e.metrics === undefined ? undefined : (performance.now() - e.metricsAt) / 1000));
+    perEndpoint('infergate_prefix_index_entries', 'Prefix blocks the index believes the endpoint caches.', 'max', (e) => sources.prefixIndex.entriesOf(e));
     new Gauge({
       name: 'infergate_prefix_index_hit_ratio',
       help: 'Share of prompt blocks found on some candidate at scheduling time, since start.',
       registers: [r],
+      // Workers see similar shares of similar traffic (connections are dealt round-robin).
+      aggregator: 'average',
       collect() {
         this.set(sources.prefixIndex.hitRatio);
       },

@@ -54,6 +54,8 @@ export class PrefixIndex {
   #lookups = 0;
   #lookupBlocks = 0;
   #hitBlocks = 0;
+  /** Told of every record this process's own routing makes (see `onRecord`); undefined: nobody listens. */
+  #listener: ((endpoint: Endpoint, hashes: Uint32Array) => void) | undefined;
 
   constructor(options: PrefixIndexOptions = {}) {
     this.#maxCapacity = Math.max(1, options.maxCapacity ?? MAX_BLOCKS_PER_ENDPOINT);
@@ -94,9 +96,32 @@ export class PrefixIndex {
     this.#hitBlocks += hit;
   }
 
+  /**
+   * Tells `listener` of every `record` from now on (not of `recordShared`): how the workers of
+   * `infergate serve --workers N` let their siblings know where they routed a prefix
+   * (src/workers/prefix-share.ts). One listener; undefined removes it. The listener must not keep
+   * `hashes` past the call without copying it.
+   */
+  onRecord(listener: ((endpoint: Endpoint, hashes: Uint32Array) => void) | undefined): void {
+    this.#listener = listener;
+  }
+
   /** Records that `endpoint` now caches `hashes` (most recent last), evicting its oldest entries. */
   record(endpoint: Endpoint, hashes: Uint32Array): void {
     if (hashes.length === 0) return;
+    this.#insert(endpoint, hashes);
+    this.#listener?.(endpoint, hashes);
+  }
+
+  /**
+   * `record` for a routing decision another worker of the same gateway made: the same effect on
+   * the index, without telling the `onRecord` listener (which would send it back).
+   */
+  recordShared(endpoint: Endpoint, hashes: Uint32Array): void {
+    if (hashes.length > 0) this.#insert(endpoint, hashes);
+  }
+
+  #insert(endpoint: Endpoint, hashes: Uint32Array): void {
     let lru = this.#lru.get(endpoint);
     if (lru === undefined) {
       lru = new Map();

@@ -2,7 +2,7 @@ import { Agent } from 'undici';
 import { GatewayError } from '../core/errors.js';
 import type { Random } from '../core/weighted.js';
 import { Gateway, InFlight, type ApplyOutcome, type ConfigSource, type UploadOptions, type UpstreamTimeouts } from '../gateway/index.js';
-import { startAdminServer, type AdminServer } from '../observability/admin-server.js';
+import { startAdminServer, type AdminServer, type Readiness } from '../observability/admin-server.js';
 import type { Logger } from '../observability/logger.js';
 import { createHandler } from './handler.js';
 import { ListenerSet } from './listeners.js';
@@ -18,6 +18,11 @@ export interface StandaloneOptions {
   readonly adminPort?: number;
   /** Address of the admin port. Default `127.0.0.1`: health endpoints are for the local host. */
   readonly adminAddress?: string;
+  /**
+   * False: no admin port (a worker of `infergate serve --workers N`, whose primary answers the
+   * admin port for every worker from their `ready`, metrics and debug views). Default true.
+   */
+  readonly admin?: boolean;
   readonly logger: Logger;
   /** Milliseconds requests in flight get to finish on shutdown. Default 30 000. */
   readonly shutdownGraceMs?: number;
@@ -37,7 +42,10 @@ export interface StandaloneOptions {
 }
 
 export interface RunningGateway {
+  /** The admin port bound; 0 with `admin: false`. */
   readonly adminPort: number;
+  /** What `/readyz` answers: not ready while starting or shutting down, else the core's readiness. */
+  readonly ready: () => Readiness;
   readonly ports: () => number[];
   /** Re-reads the sources and swaps the configuration if it is valid. */
   readonly reload: () => Promise<ApplyOutcome[]>;
@@ -100,17 +108,20 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
   // The admin port binds first: a gateway that cannot report its health must not serve.
   const adminAddress = opts.adminAddress ?? '127.0.0.1';
   const adminPort = opts.adminPort ?? 9090;
-  let admin: AdminServer;
+  const ready = (): Readiness => {
+    if (inFlight.draining) return { ready: false, reason: 'shutting down' };
+    return core === undefined ? { ready: false, reason: 'starting' } : core.ready();
+  };
+  let admin: AdminServer | undefined;
   try {
-    admin = await startAdminServer(adminAddress, adminPort, {
-      live: () => true,
-      ready: () => {
-        if (inFlight.draining) return { ready: false, reason: 'shutting down' };
-        return core === undefined ? { ready: false, reason: 'starting' } : core.ready();
-      },
-      metrics: () => core?.metrics.registry,
-      endpoints: () => core?.debugEndpoints() ?? { pools: [] },
-    });
+    if (opts.admin !== false) {
+      admin = await startAdminServer(adminAddress, adminPort, {
+        live: () => true,
+        ready,
+        metrics: () => core?.metrics.registry,
+        endpoints: () => core?.debugEndpoints() ?? { pools: [] },
+      });
+    }
   } catch (err) {
     await dispatcher.close();
     throw new ListenError('admin port', adminAddress, adminPort, err);
@@ -130,7 +141,7 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
   } catch (err) {
     await core?.close();
     listeners.close();
-    await admin.close();
+    await admin?.close();
     await dispatcher.close();
     throw err;
   }
@@ -139,12 +150,13 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
   // it drops are drained once it is committed.
   started.beforeSwap((snapshot) => listeners.open(new Set(snapshot.listeners.keys())));
   started.afterSwap((snapshot) => listeners.retireUnwanted(new Set(snapshot.listeners.keys())));
-  logger.info({ adminPort: admin.port }, 'admin server started');
+  if (admin !== undefined) logger.info({ adminPort: admin.port }, 'admin server started');
 
   const graceMs = opts.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
   let closed: Promise<void> | undefined;
   return {
-    adminPort: admin.port,
+    adminPort: admin?.port ?? 0,
+    ready,
     ports: () => listeners.ports,
     reload: () => started.reload(),
     gateway: started,
@@ -164,7 +176,7 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
         await started.close();
         listeners.close();
         watchdog.close();
-        await admin.close();
+        await admin?.close();
         await dispatcher.destroy();
         logger.info('gateway stopped');
       })();

@@ -32,13 +32,15 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   tokens: [],
   // vLLM KV events: the wire format, the block index and subscribers; pure data over core.
   kvevents: ['core'],
+  // `serve --workers N`: the primary (fork, admin port, log lines, relays) and each worker's link to it.
+  workers: ['proxy', 'gateway', 'observability', 'core'],
   sim: ['core', 'cli', 'tokens', 'kvevents'],
   bench: ['core'],
   cli: ['*'],
 };
 
 /** Layers that reach the core only through its door, gateway/index.ts. */
-const THROUGH_INDEX: ReadonlySet<string> = new Set(['proxy', 'extproc', 'sidecar', 'upstream']);
+const THROUGH_INDEX: ReadonlySet<string> = new Set(['proxy', 'extproc', 'sidecar', 'upstream', 'workers']);
 
 async function* tsFiles(dir: string): AsyncGenerator<string> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
