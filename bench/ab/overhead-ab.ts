@@ -19,6 +19,10 @@ import { createWorkload, resolveWorkloadParams } from '../../src/bench/workloads
  * line per run on stdout. `--cpu-prof` profiles land in PROF_DIR when it is set.
  */
 
+// One gateway process per build (a build with `serve --workers` would otherwise fork one per
+// core, and the CPU read from /proc would be its primary's alone): bench/workers/ measures workers.
+process.env['INFERGATE_WORKERS'] ??= '1';
+
 const roots = process.argv.slice(2);
 if (roots.length < 2) {
   process.stderr.write('usage: node dist/bench/ab/overhead-ab.js ROOT ROOT [ROOT...]  (the first is "before")\n');

@@ -127,7 +127,7 @@ async function main(): Promise<void> {
   const adminPort = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'infergate-stress-'));
   await writeFile(join(dir, 'config.yaml'), config(listenPort, podPort, policy));
-  const child = spawn(process.execPath, [BIN, 'serve', '-f', dir, '--address', '127.0.0.1', '--admin-port', String(adminPort), '--log-level', 'warn', ...positionals], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '-f', dir, '--workers', '1', '--address', '127.0.0.1', '--admin-port', String(adminPort), '--log-level', 'warn', ...positionals], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as string | null }));

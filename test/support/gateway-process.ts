@@ -21,10 +21,14 @@ export interface GatewayProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts `infergate serve` with `args` (after defaults they may override); `env` adds to the environment. */
+/**
+ * Starts `infergate serve` with `args` (after defaults they may override); `env` adds to the
+ * environment. One process (`--workers 1`) unless `args` say otherwise: a gateway of one worker
+ * per core would fork in every test and slow the suite (test/workers/ asks for 2).
+ */
 export async function startGatewayProcess(args: string[], env: Readonly<Record<string, string>> = {}): Promise<GatewayProcess> {
   const adminPort = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--exit-with-parent', '--address', '127.0.0.1', '--admin-port', String(adminPort), ...args], {
+  const child: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--exit-with-parent', '--workers', '1', '--address', '127.0.0.1', '--admin-port', String(adminPort), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
