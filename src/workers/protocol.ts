@@ -19,7 +19,8 @@ export type ToWorker =
   /** Drain and exit, as on SIGTERM. */
   | { readonly t: 'infergate:shutdown' }
   | { readonly t: 'infergate:ask'; readonly id: number; readonly what: Question }
-  | { readonly t: 'infergate:prefix'; readonly batch: PrefixBatch };
+  /** The siblings' batches of one relay tick; a worker skips its own (`from` is its slot). */
+  | { readonly t: 'infergate:prefix'; readonly batches: ReadonlyArray<{ readonly from: number; readonly batch: PrefixBatch }> };
 
 export type ToPrimary =
   /** The worker's gateway is up: configuration loaded, listeners bound. */

@@ -31,7 +31,7 @@ export class WorkerLink {
       if (!isToWorker(m)) return;
       if (m.t === 'infergate:shutdown') stop('primary');
       else if (m.t === 'infergate:ask') void this.#answer(m.id, m.what);
-      else this.#applyPrefix(m.batch);
+      else for (const { from, batch } of m.batches) if (from !== this.id) this.#applyPrefix(batch);
     };
     process.on('message', this.#onMessage);
   }

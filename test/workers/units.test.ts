@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { OptionError } from '../../src/cli/options.js';
-import { workersOption } from '../../src/cli/workers-option.js';
+import { cpuLimit, workersOption } from '../../src/cli/workers-option.js';
 import { Endpoint } from '../../src/core/endpoint.js';
 import { PrefixIndex } from '../../src/prefix/index.js';
 import { forwardLines } from '../../src/workers/log-lines.js';
@@ -18,8 +18,18 @@ describe('serve --workers: the count', () => {
     assert.equal(workersOption('3', { INFERGATE_WORKERS: '5' }), 3);
     assert.equal(workersOption(undefined, { INFERGATE_WORKERS: '5' }), 5);
     assert.ok(workersOption(undefined, {}) >= 1);
+    assert.equal(workersOption(undefined, {}, 1), 1, 'a CPU limit of 1 means one worker');
     assert.throws(() => workersOption('0', {}), OptionError);
     assert.throws(() => workersOption(undefined, { INFERGATE_WORKERS: 'many' }), /INFERGATE_WORKERS must be an integer/);
+  });
+
+  test("the container's CPU limit, from cgroup v2 or v1", () => {
+    const files = (m: Record<string, string>) => (p: string): string | undefined => m[p];
+    assert.equal(cpuLimit(files({ '/sys/fs/cgroup/cpu.max': '150000 100000\n' })), 2);
+    assert.equal(cpuLimit(files({ '/sys/fs/cgroup/cpu.max': 'max 100000\n' })), undefined);
+    assert.equal(cpuLimit(files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '400000', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000' })), 4);
+    assert.equal(cpuLimit(files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000' })), undefined);
+    assert.equal(cpuLimit(files({})), undefined);
   });
 
   test('each worker scrapes at N x the interval, so a server sees the interval overall; staleness follows unless given', () => {
