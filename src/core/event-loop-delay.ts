@@ -37,8 +37,8 @@ export interface LoopDelayTotals {
  * The monitor's own histogram is folded into the totals and reset at each read, so it never grows
  * past the samples between two reads. Node gives no per-value counts, only percentiles, so a
  * bucket's count is found by bisecting `percentile()` over the samples' ranks; buckets outside the
- * samples' [min, max] need none. A fold costs well under a millisecond for a scrape interval's
- * ~100 samples per second.
+ * samples' [min, max] need none. A fold costs about a millisecond, once per scrape (0.5–1.5 ms on a
+ * busy 2-core machine, from 3,000 samples to 360,000 with outliers).
  */
 export class EventLoopDelay {
   readonly #monitor: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
