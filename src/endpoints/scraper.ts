@@ -1,7 +1,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
 import { readBoundedText } from './bounded-read.js';
-import { LoopLag } from './loop-lag.js';
+import { EventLoopDelay } from '../core/event-loop-delay.js';
 import { extractMetrics } from './metrics/index.js';
 
 /**
@@ -48,6 +48,11 @@ export interface ScrapeOptions {
   readonly maxPageBytes?: number;
   /** Longest pause between scrapes of a server whose scrapes keep failing. Default MAX_SCRAPE_BACKOFF_MS. */
   readonly maxBackoffMs?: number;
+  /**
+   * The process's event-loop delay monitor (the gateway shares its own with `/metrics`); the
+   * scraper reads it to tell a timeout of its own making. Default: one of its own, closed with it.
+   */
+  readonly loopDelay?: EventLoopDelay;
 }
 
 /** What the scraper reports: a health change, or a change in what a page's problems are. */
@@ -98,7 +103,8 @@ export class MetricsScraper {
   readonly #maxBackoff: number;
   readonly #events: ScrapeEvents;
   readonly #dispatcher: Dispatcher;
-  readonly #loopLag = new LoopLag();
+  readonly #loopLag: EventLoopDelay;
+  readonly #ownsLoopLag: boolean;
 
   constructor(options: ScrapeOptions = {}, events: ScrapeEvents = {}) {
     this.#interval = options.intervalMs ?? 50;
@@ -107,6 +113,8 @@ export class MetricsScraper {
     this.#maxPageBytes = options.maxPageBytes ?? MAX_SCRAPE_BYTES;
     this.#maxBackoff = Math.max(this.#interval, options.maxBackoffMs ?? MAX_SCRAPE_BACKOFF_MS);
     this.#events = events;
+    this.#ownsLoopLag = options.loopDelay === undefined;
+    this.#loopLag = options.loopDelay ?? new EventLoopDelay();
     // A connection pool of its own, so scrapes never queue behind long inference streams.
     this.#dispatcher = new Agent({ connections: 2, keepAliveTimeout: 10_000, headersTimeout: this.#timeout, bodyTimeout: this.#timeout });
   }
@@ -285,7 +293,7 @@ export class MetricsScraper {
       if (loop.timer !== undefined) clearTimeout(loop.timer);
     }
     this.#loops.clear();
-    this.#loopLag.close();
+    if (this.#ownsLoopLag) this.#loopLag.close();
     await this.#dispatcher.close();
   }
 }

@@ -5,6 +5,7 @@ import type { ApplyOutcome, ConfigBatch, ConfigSource } from '../config/source.j
 import type { Snapshot } from '../config/snapshot.js';
 import type { Random } from '../core/weighted.js';
 import { GatewayError } from '../core/errors.js';
+import { EventLoopDelay } from '../core/event-loop-delay.js';
 import { EndpointDiscovery, type EndpointDelta } from '../endpoints/discovery.js';
 import { DEFAULT_PASSIVE_HEALTH, PassiveHealth, type PassiveHealthOptions } from '../endpoints/passive-health.js';
 import { EndpointRegistry } from '../endpoints/registry.js';
@@ -104,6 +105,8 @@ export class Gateway {
   readonly #beforeSwap: BeforeSwap[] = [];
   readonly #afterSwap: AfterSwap[] = [];
   readonly #passiveHealth: PassiveHealth;
+  /** The event-loop delay monitor (one per gateway): the scraper's starvation check and `/metrics` read it. */
+  readonly #loopDelay = new EventLoopDelay();
   readonly #timeouts: UpstreamTimeouts;
   readonly #lister: ModelLister | undefined;
   /** What the pods' own model lists serve (adapters' base models, ids known by listing). */
@@ -135,7 +138,7 @@ export class Gateway {
     this.#scraper =
       scrapeIntervalMs > 0
         ? new MetricsScraper(
-            { intervalMs: scrapeIntervalMs, ...(options.scrapeTimeoutMs === undefined ? {} : { timeoutMs: options.scrapeTimeoutMs }) },
+            { intervalMs: scrapeIntervalMs, loopDelay: this.#loopDelay, ...(options.scrapeTimeoutMs === undefined ? {} : { timeoutMs: options.scrapeTimeoutMs }) },
             {
               onHealthChange: (e, healthy, reason) =>
                 healthy ? logger.info({ endpoint: e.name, address: e.key }, 'endpoint healthy again') : logger.warn({ endpoint: e.name, address: e.key, reason }, 'endpoint unhealthy: scrapes failing; not scheduled'),
@@ -185,6 +188,7 @@ export class Gateway {
     this.metrics = new GatewayMetrics({
       pools: () => [...(this.#runtime?.pools.values() ?? [])].map((p) => ({ key: p.config.key, endpoints: p.members.endpoints, queued: (band) => p.gate.sizeOf(band) })),
       prefixIndex: this.prefixIndex,
+      loopDelay: this.#loopDelay,
     });
     registerSourceStaleGauge(this.metrics.registry, options.sources);
     registerPreciseMetrics(this.metrics.registry, this.precise, () => this.#runtime);
@@ -335,6 +339,7 @@ export class Gateway {
     await this.#scraper?.close();
     await this.#lister?.close();
     await this.precise.close();
+    this.#loopDelay.close();
   }
 
   /** Rebuilds what depends on the models the pods list (after a listing changed, or a config swap). */

@@ -1,11 +1,15 @@
 import { Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 import type { Endpoint } from '../core/endpoint.js';
 import type { PrefixIndex } from '../prefix/index.js';
+import type { EventLoopDelay } from '../core/event-loop-delay.js';
+import { registerEventLoopDelay } from './event-loop-delay.js';
 
 /** What the metrics need to read at scrape time: the live pools and the prefix index. */
 export interface MetricsSources {
   readonly pools: () => Iterable<{ readonly key: string; readonly endpoints: readonly Endpoint[]; readonly queued: (band: 'Critical' | 'Standard' | 'Sheddable') => number }>;
   readonly prefixIndex: PrefixIndex;
+  /** The process's event-loop delay monitor, exported as `infergate_event_loop_delay_seconds`; none, no such series. */
+  readonly loopDelay?: EventLoopDelay;
 }
 
 /** One finished request, as the metrics see it. */
@@ -106,6 +110,7 @@ export class GatewayMetrics {
     perEndpoint('infergate_endpoint_healthy', '1 when the endpoint is scheduled, 0 after repeated scrape failures or while ejected by passive health.', 'min', (e) => (e.ready(performance.now()) ? 1 : 0));
     perEndpoint('infergate_endpoint_metrics_age_seconds', 'Age of the last successful scrape.', 'min', (e) => (e.metrics === undefined ? undefined : (performance.now() - e.metricsAt) / 1000));
     perEndpoint('infergate_prefix_index_entries', 'Prefix blocks the index believes the endpoint caches.', 'max', (e) => sources.prefixIndex.entriesOf(e));
+    if (sources.loopDelay !== undefined) registerEventLoopDelay(r, sources.loopDelay);
     new Gauge({
       name: 'infergate_prefix_index_hit_ratio',
       help: 'Share of prompt blocks found on some candidate at scheduling time, since start.',

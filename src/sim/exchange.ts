@@ -4,7 +4,7 @@
  * the HTTP-level counting behind `RunningSimServer.stats()`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Engine, EngineRequest, RequestHandle, RequestResult, SimClock } from './engine/index.js';
+import { estimateTokens, type Engine, type EngineRequest, type RequestHandle, type RequestResult, type SimClock } from './engine/index.js';
 import { truncateEnd } from './faults.js';
 import type { RequestObserver } from './metrics/index.js';
 import type { AnswerSink } from './openai.js';
@@ -162,7 +162,7 @@ export class Exchange {
     if (leg?.kind === 'bootstrap-decode' || leg?.kind === 'nixl-consume') {
       // A decode leg: the engine allocates the prompt's blocks, the KV comes from the prefill
       // server into them, then the engine decodes.
-      const common = { clock: srv.clock, decodeName: srv.name, model: this.#engineReq.model, promptTokens: this.#engineReq.promptTokens?.length ?? 0 };
+      const common = { clock: srv.clock, decodeName: srv.name, model: this.#engineReq.model, promptTokens: this.#promptLength() };
       return this.#submit({
         fetchKv: () =>
           leg.kind === 'bootstrap-decode'
@@ -289,6 +289,11 @@ export class Exchange {
     }
   }
 
+  /** The prompt's tokens: its ids, as the face submits a tokenised prompt, or a counted prompt's estimate (profile `tokenizePrompts: false`). */
+  #promptLength(): number {
+    return this.#engineReq.promptTokens?.length ?? estimateTokens(this.#engineReq.prompt ?? '');
+  }
+
   /** SGLang prefill leg: compute the prompt, wait for the decode leg, transfer, answer one token. */
   #submitPrefill(fields: BootstrapFields): void {
     const srv = this.#srv;
@@ -297,7 +302,7 @@ export class Exchange {
     const clock = srv.clock;
     let firstText = '';
     let result: RequestResult | null = null;
-    const leg = bootstrap.openPrefill(fields.room, this.#engineReq.model, this.#engineReq.promptTokens?.length ?? 0, {
+    const leg = bootstrap.openPrefill(fields.room, this.#engineReq.model, this.#promptLength(), {
       transferred: (transferMs) => {
         this.#cancelWait = null;
         this.#handle?.releaseKv(); // the decode engine has the KV now

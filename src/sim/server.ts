@@ -30,6 +30,7 @@ import {
   findProfile,
   naturalAnswerLength,
   SimClock,
+  tokenize,
   type CheckError,
   type EngineProfile,
   type EngineProfileOverrides,
@@ -654,12 +655,13 @@ class SimServer implements ExchangeHost {
       return;
     }
     const checked = check.request;
+    // Tokenised once: the ids go to `submit`. A counted prompt goes as it came (counting is O(1)).
     const { prompt: _text, ...rest } = engineReq;
     const header =
       this.tokenizer === undefined
         ? undefined
         : await this.tokenizer.header(answerHeader(g.model, { modelPath: this.engine.modelPath, adapter: checked.adapter })).catch(() => undefined);
-    const submitted: EngineRequest = { ...rest, promptTokens: checked.promptTokens, ...(header === undefined ? {} : { answerHeader: header }) };
+    const submitted: EngineRequest = { ...(checked.promptTokens === undefined ? engineReq : { ...rest, promptTokens: checked.promptTokens }), ...(header === undefined ? {} : { answerHeader: header }) };
     const created = this.#created();
     const sink: AnswerSink =
       echo === undefined
@@ -678,7 +680,7 @@ class SimServer implements ExchangeHost {
     let cut: AnswerCut | undefined;
     if (mode !== undefined) {
       const tokens =
-        engineReq.prefillOnly === true ? 1 : answerLength(naturalAnswerLength(answerSeed(checked.promptTokens, g.model)), checked.maxTokens, g.ignoreEos).tokens;
+        engineReq.prefillOnly === true ? 1 : answerLength(naturalAnswerLength(answerSeed(checked.promptTokens ?? checked.promptLength, g.model)), checked.maxTokens, g.ignoreEos).tokens;
       cut = { at: Math.max(1, Math.ceil(tokens / 2)), mode };
     }
     await new Exchange(this, req, res, sink, submitted, leg, cut).run();
@@ -713,7 +715,8 @@ class SimServer implements ExchangeHost {
         return this.sendError(res, this.face.error(400, message, 'BadRequestError'));
       }
       if (!check.ok) return this.sendError(res, this.#checkError(check.error, request.model, 'embeddings'));
-      prompts.push(check.request.promptTokens);
+      // An embedding is drawn from the input's ids, even where the engine only counts prompts.
+      prompts.push(check.request.promptTokens ?? ('text' in input ? tokenize(input.text) : input.tokens));
     }
     const id = this.runtime.startsWith('vllm') ? this.nextId('embd-') : undefined;
     new EmbeddingJob(this, res, request, { id, created: this.#created(), dimension: this.embeddingDimension, stall }).run(prompts);

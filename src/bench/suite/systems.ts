@@ -192,6 +192,8 @@ ${fleet.podsYaml}`;
 
 export interface Front {
   readonly url: string;
+  /** The proxy's own Prometheus page, for its event-loop delay (the gateway's and the picker's); undefined for others. */
+  readonly metricsUrl?: string;
   /** The proxy's process (for CPU and memory); undefined for direct connections. For `epp`, the picker's. */
   readonly child: Child | undefined;
   /** For `epp`: the Envoy stand-in's process (its CPU is reported apart: a real Envoy's would differ). */
@@ -245,6 +247,7 @@ async function startEpp(fleet: Fleet, ctx: Context): Promise<Front> {
   }
   return {
     url: `http://127.0.0.1:${ctx.frontPort}`,
+    metricsUrl: `${admin}/metrics`,
     child: epp,
     dataPath: standin,
     decisions: {
@@ -282,9 +285,11 @@ export async function startFront(system: SystemId, fleet: Fleet, ctx: Context): 
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.yaml'), await gatewayYaml(fleet, ctx.frontPort, system, fleet.runtime, ctx.routing));
   const admin = `http://127.0.0.1:${ctx.adminPort}`;
+  // One process per core the gateway may use: `default-workers` asks for two (the CPU and memory read are the process tree's).
+  const workers = system === 'default-workers' ? ['--workers', '2'] : ['--workers', '1'];
   // A tokenizer takes seconds to load on a busy machine: precise gateways get longer to be ready.
-  const child = await startInfergate('gateway', ['serve', '--exit-with-parent', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)], () => coreReady(admin, system === 'precise'), system === 'precise' ? 120_000 : undefined);
-  return { url, child, stop: () => child.stop() };
+  const child = await startInfergate('gateway', ['serve', '--exit-with-parent', '-f', dir, '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort), ...workers], () => coreReady(admin, system === 'precise'), system === 'precise' ? 120_000 : undefined);
+  return { url, metricsUrl: `${admin}/metrics`, child, stop: () => child.stop() };
 }
 
 

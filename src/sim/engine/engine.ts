@@ -32,7 +32,7 @@ import {
 } from './request.js';
 import { Scheduler, type StepSink } from './scheduler.js';
 import { Seq } from './seq.js';
-import { tokenize } from './tokenizer.js';
+import { estimateTokens, tokenize } from './tokenizer.js';
 
 /** Construction options of an {@link Engine}. */
 export interface EngineOptions {
@@ -267,8 +267,10 @@ export class Engine {
     if (req.awaitKv === true && req.remotePrefill !== true) {
       return { ok: false, error: { kind: 'invalid_request', message: 'awaitKv needs remotePrefill.' } };
     }
-    const promptTokens = req.promptTokens ?? tokenize(req.prompt ?? '');
-    const p = promptTokens.length;
+    // A profile that counts prompts keeps no ids, whether the face gave them or text.
+    const counted = this.profile.tokenizePrompts === false;
+    const promptTokens = counted ? undefined : (req.promptTokens ?? tokenize(req.prompt ?? ''));
+    const p = promptTokens?.length ?? req.promptTokens?.length ?? estimateTokens(req.prompt ?? '');
     if (p === 0) return { ok: false, error: { kind: 'empty_prompt' } };
     const maxLen = this.profile.maxModelLen;
     const completion = req.maxTokens;
@@ -287,7 +289,7 @@ export class Engine {
       };
       return { ok: false, error };
     }
-    return { ok: true, request: { promptTokens, maxTokens: completion ?? maxLen - p, adapter } };
+    return { ok: true, request: { promptTokens, promptLength: p, maxTokens: completion ?? maxLen - p, adapter } };
   }
 
   /**
@@ -300,11 +302,11 @@ export class Engine {
     if (this.#closed) throw new Error('Engine is closed');
     const checked = this.check(req);
     if (!checked.ok) throw new EngineRequestError(checked.error);
-    const { promptTokens, maxTokens, adapter } = checked.request;
+    const { promptTokens, promptLength, maxTokens, adapter } = checked.request;
     const p = this.profile;
     const now = this.clock.now();
     const answer = new AnswerStream(
-      answerSeed(promptTokens, req.model),
+      answerSeed(promptTokens ?? promptLength, req.model),
       req.model,
       { modelPath: this.modelPath, adapter },
       { header: req.answerHeader, words: this.#answerWords },
@@ -320,6 +322,7 @@ export class Engine {
       model: req.model,
       adapter,
       promptTokens,
+      promptLength,
       target: length.tokens,
       finishReason: length.finishReason,
       answer,
@@ -330,7 +333,7 @@ export class Engine {
       blockSize: p.blockSize,
       loraKey: extraKey(adapter),
       firstBlockKey: extraKey(adapter) ^ extraKey(salt),
-      promptBlockHashes: hashFullBlocks(promptTokens, p.blockSize, adapter, salt),
+      promptBlockHashes: promptTokens === undefined ? [] : hashFullBlocks(promptTokens, p.blockSize, adapter, salt),
       arrivalMs: now,
       readyMs: now + p.requestOverheadMs,
       callbacks,
@@ -370,7 +373,8 @@ export class Engine {
   prefixHitTokens(req: EngineRequest): { ok: true; promptTokens: number; cachedTokens: number } | { ok: false; error: CheckError } {
     const checked = this.check(req);
     if (!checked.ok) return checked;
-    const { promptTokens, adapter } = checked.request;
+    const { promptTokens, promptLength, adapter } = checked.request;
+    if (promptTokens === undefined) return { ok: true, promptTokens: promptLength, cachedTokens: 0 }; // nothing is cached
     const bs = this.#kv.blockSize;
     const hashes = hashFullBlocks(promptTokens, bs, adapter, req.cacheSalt ?? null);
     const blocks = this.#kv.matchPrefix(hashes, Math.floor((promptTokens.length - 1) / bs));

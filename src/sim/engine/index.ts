@@ -7,6 +7,7 @@ export {
   IM_END,
   IM_START,
   countTokens,
+  estimateTokens,
   messageText,
   pieceId,
   renderChat,

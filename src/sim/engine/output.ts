@@ -37,10 +37,14 @@ export const WORDS: readonly string[] = [
 const WORD_IDS: readonly number[] = WORDS.map(pieceId);
 for (const w of WORDS) if (tokenizePieces(w).length !== 1) throw new Error(`output word ${JSON.stringify(w)} is not one token`);
 
-/** A 32-bit seed from the prompt's token ids and the requested model name. */
-export function answerSeed(promptTokens: ArrayLike<number>, model: string): number {
+/**
+ * A 32-bit seed from the prompt's token ids and the requested model name; given a number, from
+ * the length alone of a prompt that was counted, not tokenised (`tokenizePrompts: false`).
+ */
+export function answerSeed(promptTokens: ArrayLike<number> | number, model: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < model.length; i++) h = Math.imul(h ^ model.charCodeAt(i), 0x01000193);
+  if (typeof promptTokens === 'number') return fmix32(h ^ promptTokens);
   for (let i = 0; i < promptTokens.length; i++) h = Math.imul(h ^ (promptTokens[i] ?? 0), 0x01000193);
   return fmix32(h ^ promptTokens.length);
 }

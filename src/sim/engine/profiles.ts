@@ -70,6 +70,14 @@ export interface EngineProfile {
    * factor uniform in [1 − jitter, 1 + jitter] from a seeded PRNG, so runs stay reproducible.
    */
   readonly jitter: number;
+  /**
+   * `false`: prompts are counted, not tokenised (⌈characters / 4⌉, `estimateTokens`), so the engine
+   * keeps no token ids and caches no prefix (vLLM with `--no-enable-prefix-caching`), and an answer
+   * depends on its prompt's length only. A 200 KB prompt then costs the simulator little more than
+   * its JSON parse, where tokenising and hashing it cost 5–10× that: the zero profile's engine must
+   * stay far cheaper than any proxy put in front of it, or a benchmark measures the engine. Default true.
+   */
+  readonly tokenizePrompts?: boolean;
 }
 
 /** Fields an engine may override (everything but the identity). */
@@ -207,7 +215,8 @@ const TINY: EngineProfile = {
 /**
  * No latency at all (every step costs 0 modelled ms) and ample capacity, so a benchmark measures
  * the gateway's own overhead. Scheduling still runs; tokens of a request arrive in one burst.
- * KV transfers are free too (0 bytes per token).
+ * KV transfers are free too (0 bytes per token). Prompts are counted, not tokenised, and nothing
+ * is prefix-cached (`tokenizePrompts`), so large prompts cost the simulator little CPU.
  */
 const ZERO: EngineProfile = {
   name: 'zero',
@@ -228,6 +237,7 @@ const ZERO: EngineProfile = {
   kvBytesPerToken: 0,
   tensorParallelSize: 1,
   jitter: 0,
+  tokenizePrompts: false,
 };
 
 /** Built-in profiles by name. */
@@ -281,7 +291,7 @@ export function resolveProfile(base: EngineProfile, overrides: EngineProfileOver
 }
 
 function stripUndefined(o: EngineProfileOverrides): EngineProfileOverrides {
-  const out: Record<string, number> = {};
+  const out: Record<string, number | boolean> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
   return out as EngineProfileOverrides;
 }

@@ -130,7 +130,10 @@ export type CheckError =
 
 /** A request that passed `check`, with everything the engine needs. */
 export interface CheckedRequest {
-  promptTokens: readonly number[];
+  /** The prompt's token ids; undefined when the profile counts prompts instead (`tokenizePrompts: false`). */
+  promptTokens: readonly number[] | undefined;
+  /** Prompt tokens: the ids' count, or the estimate of a counted prompt. */
+  promptLength: number;
   maxTokens: number;
   /** The adapter the request runs with, or null for the base model. */
   adapter: string | null;

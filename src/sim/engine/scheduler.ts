@@ -329,6 +329,7 @@ export class Scheduler {
   }
 
   #registerComputedBlocks(seq: Seq, sink: StepSink): void {
+    if (!seq.cached) return;
     const full = Math.floor(seq.numComputed / seq.blockSize);
     for (let b = seq.numRegistered; b < full; b++) {
       if (this.#kv.cacheBlock(seq.blocks[b]!, seq.blockHashes[b]!)) sink.stored?.(seq, b);

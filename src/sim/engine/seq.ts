@@ -23,7 +23,9 @@ export interface SeqInit {
   id: string;
   model: string;
   adapter: string | null;
-  promptTokens: readonly number[];
+  /** The prompt's ids; undefined for a prompt that was counted (nothing of it is cached). */
+  promptTokens: readonly number[] | undefined;
+  promptLength: number;
   /** Completion tokens to generate before finishing with `finishReason`. */
   target: number;
   finishReason: 'stop' | 'length';
@@ -37,7 +39,7 @@ export interface SeqInit {
   loraKey: number;
   /** Extra hash key of the first block (adapter ^ cache salt). */
   firstBlockKey: number;
-  /** Hashes of the prompt's full blocks (see block-hash.ts). */
+  /** Hashes of the prompt's full blocks (see block-hash.ts); empty for a counted prompt. */
   promptBlockHashes: number[];
   arrivalMs: number;
   readyMs: number;
@@ -68,10 +70,16 @@ export class Seq {
   readonly callbacks: RequestCallbacks;
 
   state: SeqState = 'arriving';
-  /** Prompt ids followed by sampled ids. */
+  /**
+   * Whether the request's blocks are hashed and prefix-cached: its prompt was tokenised. A counted
+   * prompt (profile `tokenizePrompts: false`) keeps no ids, so `tokens` and `blockHashes` stay empty.
+   */
+  readonly cached: boolean;
+  /** Prompt ids followed by sampled ids (empty unless `cached`). */
   readonly tokens: number[];
   /** Chained hashes of every *full* block of `tokens` (known, not necessarily computed). */
   readonly blockHashes: number[];
+  #sampled = 0;
   /** Tokens whose KV is on the GPU. */
   numComputed = 0;
   /** Leading blocks of `blocks` that are registered in the prefix cache (or were hits). */
@@ -94,7 +102,7 @@ export class Seq {
     this.id = init.id;
     this.model = init.model;
     this.adapter = init.adapter;
-    this.promptLen = init.promptTokens.length;
+    this.promptLen = init.promptLength;
     this.target = init.target;
     this.naturalFinish = init.finishReason;
     this.answer = init.answer;
@@ -106,7 +114,8 @@ export class Seq {
     this.loraKey = init.loraKey;
     this.firstBlockKey = init.firstBlockKey;
     this.callbacks = init.callbacks;
-    this.tokens = init.promptTokens.slice();
+    this.cached = init.promptTokens !== undefined;
+    this.tokens = init.promptTokens?.slice() ?? [];
     this.blockHashes = init.promptBlockHashes;
     this.arrivalMs = init.arrivalMs;
     this.readyMs = init.readyMs;
@@ -114,17 +123,19 @@ export class Seq {
 
   /** Prompt plus sampled tokens. */
   get numTokens(): number {
-    return this.tokens.length;
+    return this.promptLen + this.#sampled;
   }
 
   /** Completion tokens sampled so far. */
   get numOutput(): number {
-    return this.tokens.length - this.promptLen;
+    return this.#sampled;
   }
 
   /** Samples the next answer token: appends its id and, when a block fills, that block's hash. */
   sample(): void {
     this.answer.next();
+    this.#sampled++;
+    if (!this.cached) return;
     const tokens = this.tokens;
     tokens.push(this.answer.id);
     const bs = this.blockSize;

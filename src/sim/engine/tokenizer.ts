@@ -98,6 +98,17 @@ function scan(text: string, emit: (start: number, end: number, id: number) => vo
   }
 }
 
+/** Characters per token of English text: the rule of thumb the benchmark workloads are sized by. */
+const CHARS_PER_TOKEN = 4;
+
+/**
+ * A prompt's token count without tokenising it, ⌈characters / 4⌉, in O(1): for profiles that count
+ * prompts (`tokenizePrompts: false`). Within ~10 % of `countTokens` on English text.
+ */
+export function estimateTokens(text: string): number {
+  return Math.ceil(text.length / CHARS_PER_TOKEN);
+}
+
 /** Token ids of `text` (see the file comment for the rules). */
 export function tokenize(text: string): number[] {
   const ids: number[] = [];

@@ -589,3 +589,24 @@ test('close() aborts unfinished requests and stops the loop', async () => {
     done();
   }
 });
+
+test('zero profile: prompts are counted, not tokenised; nothing is cached; the answers still come', async () => {
+  const { clock, engine, done } = tinyEngine({ profile: PROFILES.zero }, 1);
+  try {
+    const prompt = renderChat([{ role: 'user', content: filler(2_000, 3) }]);
+    const a = (await inClock(clock, () => run(engine, { model: 'tiny-model', prompt, maxTokens: 8, ignoreEos: true }))).result;
+    assert.equal(a.promptTokens, Math.ceil(prompt.length / 4), '⌈characters / 4⌉');
+    assert.equal(a.completionTokens, 8);
+    const b = await run(engine, { model: 'tiny-model', prompt, maxTokens: 8, ignoreEos: true });
+    assert.equal(b.result.cachedTokens, 0, 'the same prompt again: no prefix cache');
+    assert.equal(b.texts.join(''), (await run(engine, { model: 'tiny-model', prompt, maxTokens: 8, ignoreEos: true })).texts.join(''), 'the same prompt, the same answer');
+    const s = engine.stats();
+    assert.equal(s.cachedBlocks, 0);
+    assert.equal(s.usedBlocks, 0, 'every block freed');
+    // Ids given by the client are counted too.
+    assert.equal((await run(engine, { model: 'tiny-model', promptTokens: ids(300), maxTokens: 1 })).result.promptTokens, 300);
+    assert.deepEqual(engine.prefixHitTokens({ model: 'tiny-model', prompt, maxTokens: 1 }), { ok: true, promptTokens: a.promptTokens, cachedTokens: 0 });
+  } finally {
+    done();
+  }
+});
