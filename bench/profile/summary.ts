@@ -12,7 +12,8 @@ import { basename, join } from 'node:path';
  *
  * Options: `--since NAME` counts only from the first sample with the function NAME on its stack
  * (`--since serve`: from the first request on, without the process's start-up and module
- * loading); `--callers NAME` adds the stacks (four frames up) that NAME's self time came from.
+ * loading); `--skip S` drops the first S seconds of each profile (a warm-up); `--callers NAME`
+ * adds the stacks (four frames up) that NAME's self time came from.
  */
 
 interface CallFrame {
@@ -57,6 +58,7 @@ function category(f: CallFrame): string {
 
 interface Options {
   readonly since: string | undefined;
+  readonly skipUs: number;
   readonly callers: string | undefined;
 }
 
@@ -86,11 +88,13 @@ function addProfile(p: CpuProfile, t: Totals, o: Options): void {
     return frames;
   };
   let counting = o.since === undefined;
+  let elapsedUs = 0;
   // Each sample's interval: V8 records the time since the previous sample with each sample.
   for (let i = 0; i < p.samples.length; i++) {
     const node = byId.get(p.samples[i] as number);
     const us = p.timeDeltas[i] ?? 0;
-    if (node === undefined || us <= 0) continue;
+    elapsedUs += us;
+    if (node === undefined || us <= 0 || elapsedUs < o.skipUs) continue;
     if (!counting) {
       if (!stack(node.id).some((f) => f.functionName === o.since)) continue;
       counting = true;
@@ -133,10 +137,10 @@ function option(flag: string): string | undefined {
   if (at === -1) return undefined;
   return args.splice(at, 2)[1];
 }
-const options: Options = { since: option('--since'), callers: option('--callers') };
+const options: Options = { since: option('--since'), skipUs: Number(option('--skip') ?? 0) * 1e6, callers: option('--callers') };
 const [path, topArg] = args;
 if (path === undefined) {
-  process.stderr.write('usage: node dist/bench/profile/summary.js [--since FUNCTION] [--callers FUNCTION] PROFILE.cpuprofile|DIR [TOP]\n');
+  process.stderr.write('usage: node dist/bench/profile/summary.js [--since FUNCTION] [--skip SECONDS] [--callers FUNCTION] PROFILE.cpuprofile|DIR [TOP]\n');
   process.exit(2);
 }
 const top = Number(topArg ?? 25);
