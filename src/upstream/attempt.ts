@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { util, type Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
+import type { StopSource } from './scope.js';
 
 /**
  * An upstream answer: status, headers, and the body as it arrives (with backpressure). `body` is
@@ -46,8 +47,9 @@ const BODY_HIGH_WATER_MARK = 64 * 1024;
  *   (since then); upstream silence is then not the model server's fault, and a wait past the
  *   client stall timeout ends the request as the client's.
  *
- * `signal` aborts the attempt at any point: before the answer the response promise rejects with
- * its reason at once (even while undici is still connecting), after it the body errors.
+ * The scope's stop (`scope`) aborts the attempt at any point: before the answer the response
+ * promise rejects with its reason at once (even while undici is still connecting), after it the
+ * body errors.
  */
 export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   readonly endpoint: Endpoint;
@@ -63,7 +65,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   waitingSince = 0;
   /** The response is streamed (SSE, or the client asked for a stream): idle time counts per chunk. */
   streaming: boolean;
-  readonly #signal: AbortSignal;
+  readonly #scope: StopSource;
   #abort: ((err?: Error) => void) | undefined;
   #resume: (() => void) | undefined;
   /** The body's reader, once there is one: a stream (`response.body`) or a sink (`take`). */
@@ -77,26 +79,26 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   #done = false;
 
   /** `startedAt`: when it was dispatched (`performance.now()`; tests pass their own). */
-  constructor(endpoint: Endpoint, signal: AbortSignal, streaming: boolean, startedAt = performance.now()) {
+  constructor(endpoint: Endpoint, scope: StopSource, streaming: boolean, startedAt = performance.now()) {
     this.endpoint = endpoint;
     this.startedAt = startedAt;
     this.lastDataAt = startedAt;
-    this.#signal = signal;
+    this.#scope = scope;
     this.streaming = streaming;
     this.response = new Promise((resolve, reject) => {
       this.#settle = { resolve, reject };
     });
     // Callers may attach their handlers later: a rejection here is always read by `await`.
     this.response.catch(() => undefined);
-    // A signal aborted already fires no 'abort' event: settle now (onConnect aborts undici).
-    if (signal.aborted) this.#onAbort();
-    else signal.addEventListener('abort', this.#onAbort, { once: true });
+    // A scope stopped already calls no listener: settle now (onConnect aborts undici).
+    if (scope.stopped !== undefined) this.#onAbort();
+    else scope.onStop(this.#onAbort);
   }
 
   /** Undici is ready to write the request on a connection; `abort` cancels it from now on. */
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
-    if (this.#signal.aborted) abort(this.#reason());
+    if (this.#scope.stopped !== undefined) abort(this.#reason());
   }
 
   /** Called by undici once the whole request (headers and body) was written to the connection. */
@@ -217,12 +219,11 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
 
   #finish(): void {
     this.#done = true;
-    this.#signal.removeEventListener('abort', this.#onAbort);
+    this.#scope.offStop(this.#onAbort);
   }
 
   #reason(): Error {
-    const reason: unknown = this.#signal.reason;
-    return reason instanceof Error ? reason : new Error('aborted');
+    return this.#scope.reason ?? new Error('aborted');
   }
 
   readonly #onAbort = (): void => {

@@ -42,7 +42,7 @@ export async function sendToEndpoints(input: SendInput, startedDeadline?: Deadli
   for (let i = 0; i < decision.endpoints.length; i++) {
     const endpoint = decision.endpoints[i] as Endpoint;
     handle.dispatched(endpoint);
-    const attempt = new UpstreamAttempt(endpoint, scope.signal, decision.stream);
+    const attempt = new UpstreamAttempt(endpoint, scope, decision.stream);
     const watched: Watched = { attempt, timeouts: decision.timeouts, deadline, scope };
     input.watchdog.watch(watched);
     try {
