@@ -71,6 +71,7 @@ export function relayTaken(input: RelayInput, attempt: UpstreamAttempt, status: 
     let waiting = false;
     const settle = (outcome: Outcome): void => {
       settled = true;
+      if (waiting) input.res.off('drain', onDrain);
       resolve(outcome);
     };
     const fail = (err: unknown): void => {
@@ -91,17 +92,17 @@ export function relayTaken(input: RelayInput, attempt: UpstreamAttempt, status: 
         fail(err);
         return;
       }
+      // The client is full: the exchange stays paused until it drains. A stop meanwhile fails
+      // the exchange (`error` below), which ends the wait.
       waiting = true;
-      answer.drained().then(
-        () => {
-          waiting = false;
-          if (settled) return;
-          flush();
-          if (!waiting) attempt.resume();
-        },
-        // Stopped while waiting: the exchange fails with the stop's reason (`error` below).
-        () => undefined,
-      );
+      input.res.once('drain', onDrain);
+    };
+    const onDrain = (): void => {
+      waiting = false;
+      if (settled) return;
+      answer.drainedNow();
+      flush();
+      if (!waiting) attempt.resume();
     };
     attempt.take({
       data: (chunk) => {
@@ -179,6 +180,11 @@ class Answer {
   /** Resolves when the client has drained; rejects when the request is stopped meanwhile. */
   async drained(): Promise<void> {
     await once(this.#sink, 'drain', { signal: this.#input.scope.signal });
+    this.drainedNow();
+  }
+
+  /** The client has drained: upstream silence counts against the server again. */
+  drainedNow(): void {
     this.#attempt.waitingForClient = false;
     this.#attempt.lastDataAt = performance.now();
   }
