@@ -11,9 +11,10 @@ export type HeaderEdit =
 
 export type HeaderMap = Record<string, string | string[]>;
 
-/** Applies `edits` to `headers` in place and returns it. */
-export function applyHeaderEdits(headers: HeaderMap, edits: readonly HeaderEdit[]): HeaderMap {
-  for (const e of edits) {
+/** Applies `edits` (from index `from` on) to `headers` in place and returns it. */
+export function applyHeaderEdits(headers: HeaderMap, edits: readonly HeaderEdit[], from = 0): HeaderMap {
+  for (let i = from; i < edits.length; i++) {
+    const e = edits[i] as HeaderEdit;
     if (e.op === 'remove') delete headers[e.name];
     else if (e.op === 'set') headers[e.name] = e.value;
     else {

@@ -90,8 +90,11 @@ export class AdmissionGate {
     return this.#groups().some((g) => isSaturated(g, this.#options, now, 'shed'));
   }
 
-  /** Resolves when the request may be scheduled; rejects with the refusal's GatewayError. */
-  admit(band: Criticality, signal: AbortSignal): Promise<Ticket> {
+  /**
+   * Resolves when the request may be scheduled; rejects with the refusal's GatewayError. `signal`
+   * (or a function giving it, called only if the request must wait) takes a waiting request out.
+   */
+  admit(band: Criticality, signal: AbortSignal | (() => AbortSignal)): Promise<Ticket> {
     if (band === 'Sheddable' && this.#options.sheddable === 'reject' && this.shedding()) {
       return Promise.reject(new GatewayError('request_shed', 'the pool is saturated and the request is Sheddable', { retryAfterSeconds: this.#retryAfter() }));
     }
@@ -100,6 +103,7 @@ export class AdmissionGate {
       return Promise.reject(new GatewayError('queue_full', `the pool's queue holds its limit of ${this.#options.maxRequests} requests`, { retryAfterSeconds: this.#retryAfter() }));
     }
     return new Promise<Ticket>((resolve, reject) => {
+      const abort = typeof signal === 'function' ? signal() : signal;
       const waiter: Waiter = { band, enqueuedAt: this.#now(), resolve, reject, timer: undefined, cleanup: () => undefined };
       const leave = (err: GatewayError): void => {
         const list = this.#bands[band];
@@ -114,10 +118,10 @@ export class AdmissionGate {
         this.#options.ttlMs,
       );
       const onAbort = (): void => leave(new GatewayError('client_gone', 'the client went away while queued'));
-      signal.addEventListener('abort', onAbort, { once: true });
+      abort.addEventListener('abort', onAbort, { once: true });
       waiter.cleanup = () => {
         if (waiter.timer !== undefined) clearTimeout(waiter.timer);
-        signal.removeEventListener('abort', onAbort);
+        abort.removeEventListener('abort', onAbort);
       };
       this.#bands[band].push(waiter);
       this.#armRecheck();

@@ -224,8 +224,8 @@ export class Pipeline {
     return prepared.backend.kind === 'service' || prepared.model === undefined ? undefined : prepared.backend.scheduler.prepare(prepared.request);
   }
 
-  /** Waits for the pool's gate (pools only; Services are plain balancing and never queue). */
-  admit(prepared: Prepared, signal: AbortSignal): Promise<Ticket> {
+  /** Waits for the pool's gate (pools only; Services are plain balancing and never queue). `signal`: see AdmissionGate.admit. */
+  admit(prepared: Prepared, signal: AbortSignal | (() => AbortSignal)): Promise<Ticket> {
     if (prepared.backend.kind === 'service') return Promise.resolve(PASS);
     return prepared.backend.gate.admit(prepared.criticality ?? 'Standard', signal);
   }

@@ -138,11 +138,12 @@ export class RequestHandle {
 
   /**
    * Resolves the backend, parses the body, admits the request (it may wait in the pool's queue
-   * until `signal` aborts) and schedules it. Throws the refusal's GatewayError. `options.only`
+   * until `signal` aborts; a function giving the signal is called only if the request queues)
+   * and schedules it. Throws the refusal's GatewayError. `options.only`
    * limits the choice to those endpoint keys (subset.ts: empty or none eligible is 503
    * `no_ready_endpoint`); it holds for the request's retries too.
    */
-  async decide(body: Buffer | undefined, signal: AbortSignal, options?: DecideOptions): Promise<Decision> {
+  async decide(body: Buffer | undefined, signal: AbortSignal | (() => AbortSignal), options?: DecideOptions): Promise<Decision> {
     const runtime = this.#requireRuntime();
     const rule = this.#rule;
     if (rule === undefined) throw new Error('decide() before route()');

@@ -1,8 +1,9 @@
-import { Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
+import { Counter, Gauge, Registry, type Aggregator } from 'prom-client';
 import type { Endpoint } from '../core/endpoint.js';
 import type { PrefixIndex } from '../prefix/index.js';
 import type { EventLoopDelay } from '../core/event-loop-delay.js';
 import { registerEventLoopDelay } from './event-loop-delay.js';
+import { CounterFamily, HistogramFamily } from './series.js';
 
 /** What the metrics need to read at scrape time: the live pools and the prefix index. */
 export interface MetricsSources {
@@ -39,7 +40,8 @@ const SCHEDULING_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.0
 
 /**
  * The gateway's own Prometheus metrics (`/metrics` on the admin port). Per-request series are
- * updated once per request in `record`; per-endpoint and per-queue gauges are read from the live
+ * updated once per request in `record` (series.ts: found without hashing label objects);
+ * per-endpoint and per-queue gauges are read from the live
  * objects only when Prometheus scrapes, so the hot path pays nothing for them.
  *
  * Each series names how the workers of `infergate serve --workers N` combine into the one answer
@@ -50,28 +52,28 @@ const SCHEDULING_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.0
  */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly #requests: Counter<'pool' | 'model' | 'target_model' | 'status' | 'code'>;
-  readonly #tokens: Counter<'pool' | 'model' | 'kind'>;
-  readonly #ttft: Histogram<'pool' | 'model'>;
-  readonly #duration: Histogram<'pool' | 'model'>;
-  readonly #queueWait: Histogram<'pool'>;
-  readonly #scheduling: Histogram<'pool'>;
-  readonly #pd: Counter<'pool' | 'reason'>;
-  readonly #itl: Histogram<'pool' | 'model'>;
+  readonly #requests: CounterFamily;
+  readonly #tokens: CounterFamily;
+  readonly #ttft: HistogramFamily;
+  readonly #duration: HistogramFamily;
+  readonly #queueWait: HistogramFamily;
+  readonly #scheduling: HistogramFamily;
+  readonly #pd: CounterFamily;
+  readonly #itl: HistogramFamily;
   readonly #rewrites: Counter<'model_rewrite_name' | 'model_name' | 'target_model'>;
 
   constructor(sources: MetricsSources) {
     const r = this.registry;
-    this.#requests = new Counter({ name: 'infergate_requests_total', help: 'Requests handled, by outcome (code is empty on success).', labelNames: ['pool', 'model', 'target_model', 'status', 'code'], registers: [r] });
-    this.#tokens = new Counter({ name: 'infergate_tokens_total', help: 'Tokens from response usage: prompt, completion, and prompt tokens served from the prefix cache.', labelNames: ['pool', 'model', 'kind'], registers: [r] });
-    this.#ttft = new Histogram({ name: 'infergate_time_to_first_token_seconds', help: 'From request arrival to the first response byte.', labelNames: ['pool', 'model'], buckets: LATENCY_BUCKETS, registers: [r] });
-    this.#duration = new Histogram({ name: 'infergate_request_duration_seconds', help: 'From request arrival to the last response byte.', labelNames: ['pool', 'model'], buckets: LATENCY_BUCKETS, registers: [r] });
-    this.#queueWait = new Histogram({ name: 'infergate_queue_wait_seconds', help: 'Time requests waited in the gateway queue (0 when admitted at once).', labelNames: ['pool'], buckets: LATENCY_BUCKETS, registers: [r] });
-    this.#pd = new Counter({ name: 'infergate_pd_requests_total', help: 'Requests to prefill/decode pools, by decision: disaggregated, or kept on decode and why.', labelNames: ['pool', 'reason'], registers: [r] });
-    this.#itl = new Histogram({ name: 'infergate_inter_token_latency_seconds', help: 'Gaps between the chunks of streamed answers as the client got them (one chunk is one token on vLLM and SGLang).', labelNames: ['pool', 'model'], buckets: ITL_BUCKETS, registers: [r] });
+    this.#requests = new CounterFamily({ name: 'infergate_requests_total', help: 'Requests handled, by outcome (code is empty on success).', labelNames: ['pool', 'model', 'target_model', 'status', 'code'], registers: [r] });
+    this.#tokens = new CounterFamily({ name: 'infergate_tokens_total', help: 'Tokens from response usage: prompt, completion, and prompt tokens served from the prefix cache.', labelNames: ['pool', 'model', 'kind'], registers: [r] });
+    this.#ttft = new HistogramFamily({ name: 'infergate_time_to_first_token_seconds', help: 'From request arrival to the first response byte.', labelNames: ['pool', 'model'], buckets: LATENCY_BUCKETS, registers: [r] });
+    this.#duration = new HistogramFamily({ name: 'infergate_request_duration_seconds', help: 'From request arrival to the last response byte.', labelNames: ['pool', 'model'], buckets: LATENCY_BUCKETS, registers: [r] });
+    this.#queueWait = new HistogramFamily({ name: 'infergate_queue_wait_seconds', help: 'Time requests waited in the gateway queue (0 when admitted at once).', labelNames: ['pool'], buckets: LATENCY_BUCKETS, registers: [r] });
+    this.#pd = new CounterFamily({ name: 'infergate_pd_requests_total', help: 'Requests to prefill/decode pools, by decision: disaggregated, or kept on decode and why.', labelNames: ['pool', 'reason'], registers: [r] });
+    this.#itl = new HistogramFamily({ name: 'infergate_inter_token_latency_seconds', help: 'Gaps between the chunks of streamed answers as the client got them (one chunk is one token on vLLM and SGLang).', labelNames: ['pool', 'model'], buckets: ITL_BUCKETS, registers: [r] });
     // Upstream's name and labels (GIE pkg/epp/metrics), so its dashboards read ours.
     this.#rewrites = new Counter({ name: 'inference_extension_model_rewrite_decisions_total', help: 'Requests whose model an InferenceModelRewrite rule rewrote, by rewrite, requested model and drawn target.', labelNames: ['model_rewrite_name', 'model_name', 'target_model'], registers: [r] });
-    this.#scheduling = new Histogram({ name: 'infergate_scheduling_duration_seconds', help: 'Time to run the scheduling profile for a request.', labelNames: ['pool'], buckets: SCHEDULING_BUCKETS, registers: [r] });
+    this.#scheduling = new HistogramFamily({ name: 'infergate_scheduling_duration_seconds', help: 'Time to run the scheduling profile for a request.', labelNames: ['pool'], buckets: SCHEDULING_BUCKETS, registers: [r] });
 
     new Gauge({
       name: 'infergate_queue_size',
@@ -124,17 +126,17 @@ export class GatewayMetrics {
   }
 
   record(r: RequestRecord): void {
-    this.#requests.inc({ pool: r.pool, model: r.model, target_model: r.targetModel, status: String(r.status), code: r.code });
-    const labels = { pool: r.pool, model: r.model };
+    this.#requests.inc([r.pool, r.model, r.targetModel, String(r.status), r.code]);
+    const labels = [r.pool, r.model];
     this.#duration.observe(labels, r.durationS);
     if (r.ttftS !== undefined) this.#ttft.observe(labels, r.ttftS);
-    if (r.queueWaitS !== undefined) this.#queueWait.observe({ pool: r.pool }, r.queueWaitS);
-    if (r.promptTokens !== undefined) this.#tokens.inc({ ...labels, kind: 'prompt' }, r.promptTokens);
-    if (r.completionTokens !== undefined) this.#tokens.inc({ ...labels, kind: 'completion' }, r.completionTokens);
-    if (r.cachedTokens !== undefined) this.#tokens.inc({ ...labels, kind: 'cached' }, r.cachedTokens);
-    if (r.pdReason !== undefined) this.#pd.inc({ pool: r.pool, reason: r.pdReason });
+    if (r.queueWaitS !== undefined) this.#queueWait.observe([r.pool], r.queueWaitS);
+    if (r.promptTokens !== undefined) this.#tokens.inc([r.pool, r.model, 'prompt'], r.promptTokens);
+    if (r.completionTokens !== undefined) this.#tokens.inc([r.pool, r.model, 'completion'], r.completionTokens);
+    if (r.cachedTokens !== undefined) this.#tokens.inc([r.pool, r.model, 'cached'], r.cachedTokens);
+    if (r.pdReason !== undefined) this.#pd.inc([r.pool, r.pdReason]);
     if (r.itlS !== undefined && r.itlS.length > 0) {
-      const itl = this.#itl.labels(labels);
+      const itl = this.#itl.child(labels);
       for (const gap of r.itlS) itl.observe(gap);
     }
   }
@@ -145,6 +147,6 @@ export class GatewayMetrics {
   }
 
   observeScheduling(pool: string, seconds: number): void {
-    this.#scheduling.observe({ pool }, seconds);
+    this.#scheduling.observe([pool], seconds);
   }
 }

@@ -142,9 +142,10 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
       res.writeContinue();
     }
     reading = true;
-    const body = admitted !== undefined ? await readBody(req, limit, scope.signal, admitted, gateway.uploads.timeouts) : undefined;
+    const body = admitted !== undefined ? await readBody(req, limit, scope, admitted, gateway.uploads.timeouts) : undefined;
     handle.route(port, rr, body);
-    const decision = await handle.decide(body, scope.signal);
+    // The signal is made only if the request must queue (request-scope.ts).
+    const decision = await handle.decide(body, () => scope.signal);
     stream = decision.stream;
     const input = { req, res, target: target.target, handle, decision, dispatcher: deps.dispatcher, scope, watchdog: deps.watchdog, closeConnection };
     // A disaggregated request has two legs (prefill, decode); any other, one endpoint and a fallback.

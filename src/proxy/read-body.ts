@@ -1,6 +1,7 @@
 import { GatewayError } from '../core/errors.js';
 import { BodyCollector, clientGone, refuseDeclaredOver, decodeRequestBody, requestCodings, UploadClock, type BodyReservation, type UploadPolicy, type UploadTimeouts } from '../gateway/index.js';
 import { isHttp2, type ClientRequest } from './client.js';
+import type { StopSource } from '../upstream/scope.js';
 import { canDecodeRequest } from '../core/content-coding.js';
 
 /** The declared Content-Length, if any (a malformed one is refused by Node's parser). */
@@ -37,21 +38,21 @@ export function admitBody(req: ClientRequest, limit: number, uploads: UploadPoli
  * A decoded body is held to the same limit: inflating stops as soon as it crosses it (413), and
  * data its coding does not describe is 400 `invalid_content_encoding`. A client silent for
  * `timeouts.idleMs` between two reads, or slower than `timeouts.totalMs` in all, gets 408
- * `request_body_timeout`; one that goes away is `client_gone`; `signal` ends the read with its
- * stop reason. Returns undefined for a request without a body.
+ * `request_body_timeout`; one that goes away is `client_gone`; the request's stop (`scope`) ends
+ * the read with its reason. Returns undefined for a request without a body.
  */
-export async function readBody(req: ClientRequest, limit: number, signal: AbortSignal, admitted: AdmittedBody, timeouts: UploadTimeouts): Promise<Buffer | undefined> {
+export async function readBody(req: ClientRequest, limit: number, scope: StopSource, admitted: AdmittedBody, timeouts: UploadTimeouts): Promise<Buffer | undefined> {
   const declared = declaredLength(req);
   // HTTP/1.1 says up front whether a body follows; HTTP/2 says it with the stream's end.
   if (declared === undefined && !isHttp2(req) && req.headers['transfer-encoding'] === undefined) return undefined;
-  const raw = await collect(req, limit, signal, admitted.reservation, timeouts);
+  const raw = await collect(req, limit, scope, admitted.reservation, timeouts);
   if (raw.length === 0 && declared === undefined) return undefined;
   let body = raw;
   return decodeRequestBody(body, admitted.codings, limit, admitted.reservation);
 }
 
 /** The raw body, bounded by `limit`, the budget and the upload timeouts. */
-function collect(req: ClientRequest, limit: number, signal: AbortSignal, reservation: BodyReservation, timeouts: UploadTimeouts): Promise<Buffer> {
+function collect(req: ClientRequest, limit: number, scope: StopSource, reservation: BodyReservation, timeouts: UploadTimeouts): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const body = new BodyCollector(limit, reservation);
     let settled = false;
@@ -59,7 +60,7 @@ function collect(req: ClientRequest, limit: number, signal: AbortSignal, reserva
       if (settled) return;
       settled = true;
       clock.stop();
-      signal.removeEventListener('abort', onAbort);
+      scope.offStop(onAbort);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onGone);
@@ -81,14 +82,14 @@ function collect(req: ClientRequest, limit: number, signal: AbortSignal, reserva
       if (!req.complete) onGone();
     };
     // The scope was stopped (the client left, shutdown): the upload is abandoned.
-    const onAbort = (): void => {
+    const onAbort = (reason: Error): void => {
       req.destroy();
-      onGone(signal.reason);
+      onGone(reason);
     };
     // The core's upload timeouts: silence between reads, the whole body (408).
     const clock = new UploadClock(timeouts, finish);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
+    if (scope.reason !== undefined) return onAbort(scope.reason);
+    scope.onStop(onAbort);
     req.on('data', onData);
     req.once('end', onEnd);
     req.once('error', onGone);

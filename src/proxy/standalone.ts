@@ -179,6 +179,8 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
         await admin?.close();
         await dispatcher.destroy();
         logger.info('gateway stopped');
+        // Log lines are written in batches (observability/logger.ts): the last ones go out now.
+        await new Promise<void>((resolve) => logger.flush(() => resolve()));
       })();
       return closed;
     },

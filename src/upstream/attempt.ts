@@ -2,12 +2,30 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { util, type Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
+import type { StopSource } from './scope.js';
 
-/** An upstream answer: status, headers, and the body as it arrives (with backpressure). */
+/**
+ * An upstream answer: status, headers, and the body as it arrives (with backpressure). `body` is
+ * made when first read; an answer taken with `UpstreamAttempt.take` never makes one.
+ */
 export interface UpstreamResponse {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
   readonly body: Readable;
+}
+
+/**
+ * Where an answer's body goes when it is taken straight from the exchange (`take`), with no
+ * stream in between: each call comes from undici's own callback, in order, and after `end` or
+ * `error` none comes.
+ */
+export interface BodySink {
+  /** A chunk as it arrived; false pauses the exchange until `UpstreamAttempt.resume`. */
+  data(chunk: Buffer): boolean;
+  /** The body ended whole. */
+  end(): void;
+  /** The exchange failed (or was aborted) after its headers. */
+  error(err: Error): void;
 }
 
 /** Bytes of upstream body buffered before the model server's connection is paused. */
@@ -29,8 +47,9 @@ const BODY_HIGH_WATER_MARK = 64 * 1024;
  *   (since then); upstream silence is then not the model server's fault, and a wait past the
  *   client stall timeout ends the request as the client's.
  *
- * `signal` aborts the attempt at any point: before the answer the response promise rejects with
- * its reason at once (even while undici is still connecting), after it the body errors.
+ * The scope's stop (`scope`) aborts the attempt at any point: before the answer the response
+ * promise rejects with its reason at once (even while undici is still connecting), after it the
+ * body errors.
  */
 export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   readonly endpoint: Endpoint;
@@ -46,34 +65,40 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   waitingSince = 0;
   /** The response is streamed (SSE, or the client asked for a stream): idle time counts per chunk. */
   streaming: boolean;
-  readonly #signal: AbortSignal;
+  readonly #scope: StopSource;
   #abort: ((err?: Error) => void) | undefined;
   #resume: (() => void) | undefined;
+  /** The body's reader, once there is one: a stream (`response.body`) or a sink (`take`). */
   #body: Readable | undefined;
+  #sink: BodySink | undefined;
+  /** Chunks that arrived before the body had a reader, and how the exchange ended meanwhile. */
+  #early: Buffer[] = [];
+  #earlyBytes = 0;
+  #earlyEnd: { readonly error: Error | undefined } | undefined;
   #settle: { resolve: (r: UpstreamResponse) => void; reject: (e: unknown) => void } | undefined;
   #done = false;
 
   /** `startedAt`: when it was dispatched (`performance.now()`; tests pass their own). */
-  constructor(endpoint: Endpoint, signal: AbortSignal, streaming: boolean, startedAt = performance.now()) {
+  constructor(endpoint: Endpoint, scope: StopSource, streaming: boolean, startedAt = performance.now()) {
     this.endpoint = endpoint;
     this.startedAt = startedAt;
     this.lastDataAt = startedAt;
-    this.#signal = signal;
+    this.#scope = scope;
     this.streaming = streaming;
     this.response = new Promise((resolve, reject) => {
       this.#settle = { resolve, reject };
     });
     // Callers may attach their handlers later: a rejection here is always read by `await`.
     this.response.catch(() => undefined);
-    // A signal aborted already fires no 'abort' event: settle now (onConnect aborts undici).
-    if (signal.aborted) this.#onAbort();
-    else signal.addEventListener('abort', this.#onAbort, { once: true });
+    // A scope stopped already calls no listener: settle now (onConnect aborts undici).
+    if (scope.stopped !== undefined) this.#onAbort();
+    else scope.onStop(this.#onAbort);
   }
 
   /** Undici is ready to write the request on a connection; `abort` cancels it from now on. */
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
-    if (this.#signal.aborted) abort(this.#reason());
+    if (this.#scope.stopped !== undefined) abort(this.#reason());
   }
 
   /** Called by undici once the whole request (headers and body) was written to the connection. */
@@ -87,17 +112,14 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     this.headersAt = performance.now();
     this.lastDataAt = this.headersAt;
     this.#resume = resume;
-    const body = new Readable({
-      highWaterMark: BODY_HIGH_WATER_MARK,
-      read: () => this.#resume?.(),
-      destroy: (err, callback) => {
-        // The reader gave up (client gone, timeout): stop the upstream exchange too.
-        if (!this.#done) this.#abort?.(err ?? new Error('upstream body discarded'));
-        callback(err);
+    const attempt = this;
+    this.#settle?.resolve({
+      status: statusCode,
+      headers: util.parseHeaders(rawHeaders) as IncomingHttpHeaders,
+      get body(): Readable {
+        return attempt.#stream();
       },
     });
-    this.#body = body;
-    this.#settle?.resolve({ status: statusCode, headers: util.parseHeaders(rawHeaders) as IncomingHttpHeaders, body });
     this.#settle = undefined;
     return true;
   }
@@ -105,12 +127,19 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   onData(chunk: Buffer): boolean {
     this.lastDataAt = performance.now();
     this.firstDataAt ??= this.lastDataAt;
-    return this.#body?.push(chunk) ?? true;
+    if (this.#sink !== undefined) return this.#sink.data(chunk);
+    if (this.#body !== undefined) return this.#body.push(chunk);
+    // No reader yet (the answer is on its way to one): held, within the stream's bound.
+    this.#early.push(chunk);
+    this.#earlyBytes += chunk.length;
+    return this.#earlyBytes < BODY_HIGH_WATER_MARK;
   }
 
   onComplete(): void {
     this.#finish();
-    this.#body?.push(null);
+    if (this.#sink !== undefined) this.#sink.end();
+    else if (this.#body !== undefined) this.#body.push(null);
+    else this.#earlyEnd = { error: undefined };
   }
 
   onError(err: Error): void {
@@ -118,19 +147,83 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     if (this.#settle !== undefined) {
       this.#settle.reject(err);
       this.#settle = undefined;
+    } else if (this.#sink !== undefined) {
+      this.#sink.error(err);
+    } else if (this.#body !== undefined) {
+      this.#body.destroy(err);
     } else {
-      this.#body?.destroy(err);
+      this.#earlyEnd = { error: err };
     }
+  }
+
+  /**
+   * Takes the answer's body straight from the exchange (instead of `response.body`): what already
+   * arrived goes to `sink` now, the rest as it arrives, with no stream, promise or tick between
+   * the socket and the sink. The data plane's relay of an uncompressed answer reads it this way.
+   */
+  take(sink: BodySink): void {
+    if (this.#sink !== undefined || this.#body !== undefined) throw new Error('the answer already has a reader');
+    this.#sink = sink;
+    const early = this.#early;
+    this.#early = [];
+    this.#earlyBytes = 0;
+    let more = true;
+    for (const chunk of early) {
+      // A sink that said "enough" resumes the exchange itself when it is ready again.
+      const ok = sink.data(chunk);
+      more &&= ok;
+    }
+    const end = this.#earlyEnd;
+    if (end !== undefined) {
+      if (end.error === undefined) sink.end();
+      else sink.error(end.error);
+    } else if (more) {
+      this.resume();
+    }
+  }
+
+  /** Resumes an exchange paused by a sink's `data` returning false. */
+  resume(): void {
+    if (!this.#done) this.#resume?.();
+  }
+
+  /** Ends the exchange (the reader of a taken body gave up: client gone, timeout, a refused event). */
+  cancel(err: Error): void {
+    if (!this.#done) this.#abort?.(err);
+  }
+
+  /** The body as a stream, made on first use with what already arrived. */
+  #stream(): Readable {
+    if (this.#body !== undefined) return this.#body;
+    if (this.#sink !== undefined) throw new Error('the answer was taken by a sink');
+    const body = new Readable({
+      highWaterMark: BODY_HIGH_WATER_MARK,
+      read: () => this.resume(),
+      destroy: (err, callback) => {
+        // The reader gave up (client gone, timeout): stop the upstream exchange too.
+        if (!this.#done) this.#abort?.(err ?? new Error('upstream body discarded'));
+        callback(err);
+      },
+    });
+    this.#body = body;
+    for (const chunk of this.#early) body.push(chunk);
+    this.#early = [];
+    this.#earlyBytes = 0;
+    const end = this.#earlyEnd;
+    if (end !== undefined) {
+      if (end.error === undefined) body.push(null);
+      else body.destroy(end.error);
+    }
+    return body;
   }
 
   #finish(): void {
     this.#done = true;
-    this.#signal.removeEventListener('abort', this.#onAbort);
+    this.#scope.offStop(this.#onAbort);
   }
 
   #reason(): Error {
-    const reason: unknown = this.#signal.reason;
-    return reason instanceof Error ? reason : new Error('aborted');
+    return this.#scope.reason ?? new Error('aborted');
   }
 
   readonly #onAbort = (): void => {

@@ -36,18 +36,26 @@ export interface DecodedResponse {
  * The decoded body errors with DecodedTooLargeError past `limits` (default ANSWER_DECODE_LIMITS).
  */
 export function decodeResponse(headers: IncomingHttpHeaders, body: Readable, limits: DecodeLimits = ANSWER_DECODE_LIMITS): DecodedResponse {
+  const identity = identityHeaders(headers);
+  if (identity !== undefined) return { headers: identity, body, readable: true, decoded: false };
   const applied = contentCodings(headers['content-encoding']);
-  if (applied.length === 0) {
-    if (headers['content-encoding'] === undefined) return { headers, body, readable: true, decoded: false };
-    const { 'content-encoding': _identity, ...rest } = headers;
-    return { headers: rest, body, readable: true, decoded: false };
-  }
   if (!canDecode(applied)) return { headers, body, readable: false, decoded: false };
   const guard = new DecodeGuard(limits);
   // Errors of any stage (a corrupt body, a bomb, the upstream going away) surface on the last one.
   const decoded = pipeline([body, guard.meter, ...decoderStages(applied), guard.limit], () => undefined) as unknown as Readable;
   const { 'content-encoding': _coding, 'content-length': _length, ...rest } = headers;
   return { headers: rest, body: decoded, readable: true, decoded: true };
+}
+
+/**
+ * The headers of an answer sent uncompressed (no content coding but `identity`), as
+ * `decodeResponse` gives them (no `content-encoding: identity`); undefined for a coded answer.
+ */
+export function identityHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders | undefined {
+  if (headers['content-encoding'] === undefined) return headers;
+  if (contentCodings(headers['content-encoding']).length > 0) return undefined;
+  const { 'content-encoding': _identity, ...rest } = headers;
+  return rest;
 }
 
 /**

@@ -22,21 +22,34 @@ const HOP_BY_HOP = new Set([
 /**
  * The headers of one HTTP hop that may travel to the next: hop-by-hop ones (and those the
  * `Connection` header names) go, and so do `host` (the upstream client sets its own) and HTTP/2
- * pseudo-headers (`:authority`, `:path`, …).
+ * pseudo-headers (`:authority`, `:path`, …). `removed`: more names to leave out (the leading
+ * `remove` edits of `upstreamRequestHeaders`).
  */
-export function forwardable(incoming: Readonly<Record<string, string | string[] | undefined>>): HeaderMap {
+export function forwardable(incoming: Readonly<Record<string, string | string[] | undefined>>, removed: readonly HeaderEdit[] = NO_EDITS): HeaderMap {
   const out: HeaderMap = {};
-  const dropByConnection = connectionTokens(incoming['connection']);
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || dropByConnection.has(name) || name === 'host' || name.startsWith(':')) continue;
+  const connection = incoming['connection'];
+  const dropByConnection = connection === undefined ? NO_TOKENS : connectionTokens(connection);
+  for (const name of Object.keys(incoming)) {
+    const value = incoming[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || dropByConnection.has(name) || name === 'host' || name.startsWith(':') || removed.some((e) => e.name === name)) continue;
     out[name] = value;
   }
   return out;
 }
 
-/** Headers for the upstream request: the client's forwardable headers with the core's edits applied. */
+const NO_EDITS: readonly HeaderEdit[] = [];
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
+/**
+ * Headers for the upstream request: the client's forwardable headers with the core's edits
+ * applied. The edits' leading removes (the gateway's control headers, the body's length) are
+ * left out of the copy instead of deleted from it: a deleted property turns the object into a
+ * slow dictionary for undici to read. The result is the same headers in the same order.
+ */
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, edits: readonly HeaderEdit[]): HeaderMap {
-  return applyHeaderEdits(forwardable(incoming), edits);
+  let leading = 0;
+  while (leading < edits.length && (edits[leading] as HeaderEdit).op === 'remove') leading++;
+  return applyHeaderEdits(forwardable(incoming, leading === 0 ? NO_EDITS : edits.slice(0, leading)), edits, leading);
 }
 
 /**
@@ -61,8 +74,7 @@ export function clientResponseHeaders(upstream: Readonly<Record<string, string |
   return applyHeaderEdits(forwardable(upstream), edits);
 }
 
-function connectionTokens(value: string | string[] | undefined): Set<string> {
-  if (value === undefined) return new Set();
+function connectionTokens(value: string | string[]): Set<string> {
   const joined = Array.isArray(value) ? value.join(',') : value;
   return new Set(joined.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
 }

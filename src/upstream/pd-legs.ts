@@ -78,7 +78,7 @@ interface Legs {
 async function runPair(input: PdLegsInput, deadline: RequestDeadline | undefined, pair: PdPair, pairScope: RequestScope, prefillScope: RequestScope): Promise<Outcome> {
   // The client left, or the request was stopped: both legs end with it.
   const onRequestStop = (): void => pair.requestStopped(input.scope.stopped);
-  input.scope.signal.addEventListener('abort', onRequestStop, { once: true });
+  input.scope.onStop(onRequestStop);
   const watched = new Set<Watched>();
   const watch = (w: Watched): (() => void) => {
     watched.add(w);
@@ -103,7 +103,7 @@ async function runPair(input: PdLegsInput, deadline: RequestDeadline | undefined
     if (step.kind !== 'send') return settle(input, step);
     return await sendDecode(legs, step.leg, prefill);
   } finally {
-    input.scope.signal.removeEventListener('abort', onRequestStop);
+    input.scope.offStop(onRequestStop);
     for (const w of watched) input.watchdog.unwatch(w);
     pair.end();
   }
@@ -123,7 +123,7 @@ function settle(input: PdLegsInput, step: PairStep): Outcome {
 /** Dispatches one leg under `scope`, watched; the first byte deadline counted from its dispatch. */
 function dispatch(legs: Legs, leg: LegRequest, scope: RequestScope, stop: (error: GatewayError, whole: boolean) => void): { attempt: UpstreamAttempt; unwatch: () => void } {
   const { input } = legs;
-  const attempt = new UpstreamAttempt(leg.endpoint, scope.signal, leg.stream);
+  const attempt = new UpstreamAttempt(leg.endpoint, scope, leg.stream);
   const firstByte = leg.firstByte;
   const unwatch = legs.watch({
     attempt,

@@ -1,8 +1,8 @@
 import { once } from 'node:events';
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import { isGatewayError, type GatewayError } from '../core/errors.js';
-import { clientGoneOutcome, isClientGone, type Decision, type Outcome, type RequestHandle } from '../gateway/index.js';
+import { clientGoneOutcome, isClientGone, type Decision, type Outcome, type RequestHandle, type ResponsePlan } from '../gateway/index.js';
 import type { UpstreamAttempt } from './attempt.js';
 import { flushHeaders, type ClientResponse } from './client-response.js';
 import type { DecodedResponse } from './decode.js';
@@ -22,6 +22,11 @@ export interface RelayInput {
   readonly closeConnection: () => boolean;
 }
 
+/** Words an upstream failure mid-body for the client (a PD pair names the decode leg). */
+type Namer = (failure: GatewayError) => GatewayError;
+
+const asIs: Namer = (failure) => failure;
+
 /**
  * Streams an upstream answer to the client through the core's response hooks. `chunks` is the
  * decoded body (a caller that already read its first chunk passes the rest behind it). `name`
@@ -33,47 +38,178 @@ export async function relay(
   status: number,
   decoded: DecodedResponse,
   chunks: AsyncIterable<Buffer> | Iterable<Buffer>,
-  name: (failure: GatewayError) => GatewayError = (failure) => failure,
+  name: Namer = asIs,
 ): Promise<Outcome> {
-  const { res, handle, scope, decision } = input;
-  const upstream = { status };
-  const plan = handle.responseStarted(upstream.status, decoded.headers);
-  attempt.streaming = plan.sse || decision.stream;
-  const out: OutgoingHttpHeaders = clientResponseHeaders(decoded.headers, plan.headers);
-  if (input.closeConnection()) out['connection'] = 'close';
-  res.writeHead(upstream.status, out);
-  flushHeaders(res);
-  // Both response kinds are Writables; the union's overloaded `write` is not callable as one.
-  const sink: Writable = res;
-  let bytesOut = 0;
+  const answer = new Answer(input, attempt, status, decoded.headers, decoded.readable, name);
   try {
     for await (const received of chunks) {
-      // A body the gateway cannot decode passes through unread (it would read garbage).
-      let chunk = received;
-      if (decoded.readable) chunk = handle.responseData(received);
-      else handle.firstByte();
-      if (chunk.length === 0) continue;
-      bytesOut += chunk.length;
-      if (!sink.write(chunk)) {
-        // The client is the slow side now: upstream silence is not the server's fault.
-        attempt.waitingForClient = true;
-        attempt.waitingSince = performance.now();
-        await once(sink, 'drain', { signal: scope.signal });
-        attempt.waitingForClient = false;
-        attempt.lastDataAt = performance.now();
-      }
+      if (!answer.chunk(received)) await answer.drained();
     }
-    const rest = decoded.readable ? handle.responseEnd() : undefined;
+    return answer.end();
+  } catch (err) {
+    decoded.body.destroy();
+    return answer.failed(err);
+  }
+}
+
+/**
+ * `relay` for an uncompressed answer taken straight from the exchange (UpstreamAttempt.take),
+ * with no stream and no promise per chunk between undici and the client. The body pieces undici
+ * parses out of one socket read (an HTTP chunk each: one SSE event each, as servers write them)
+ * go to the client as one chunk, a microtask later, as a stream's reader gets them; the end of
+ * the answer goes out in the same tick as its last bytes (one write to the client, not two).
+ * Backpressure pauses the exchange until the client drains.
+ */
+export function relayTaken(input: RelayInput, attempt: UpstreamAttempt, status: number, headers: IncomingHttpHeaders): Promise<Outcome> {
+  const answer = new Answer(input, attempt, status, headers, true, asIs);
+  return new Promise((resolve) => {
+    let settled = false;
+    /** Pieces received and not yet relayed, and whether a flush is queued. */
+    let pending: Buffer[] = [];
+    let queued = false;
+    /** The client is full: relaying waits for its drain, the exchange is paused. */
+    let waiting = false;
+    const settle = (outcome: Outcome): void => {
+      settled = true;
+      if (waiting) input.res.off('drain', onDrain);
+      resolve(outcome);
+    };
+    const fail = (err: unknown): void => {
+      if (settled) return;
+      // Whatever failed, the exchange ends with the request (a no-op once it ended).
+      attempt.cancel(err instanceof Error ? err : new Error(String(err)));
+      settle(answer.failed(err));
+    };
+    /** Relays what is pending; `last`: the body ended, so a full client is not waited for (the response holds the bytes). */
+    const flush = (last = false): void => {
+      queued = false;
+      if (settled || (waiting && !last) || pending.length === 0) return;
+      const chunk = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
+      pending = [];
+      try {
+        if (answer.chunk(chunk) || last) return;
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      // The client is full: the exchange stays paused until it drains. A stop meanwhile fails
+      // the exchange (`error` below), which ends the wait.
+      waiting = true;
+      input.res.once('drain', onDrain);
+    };
+    const onDrain = (): void => {
+      waiting = false;
+      if (settled) return;
+      answer.drainedNow();
+      flush();
+      if (!waiting) attempt.resume();
+    };
+    attempt.take({
+      data: (chunk) => {
+        if (settled) return false;
+        pending.push(chunk);
+        if (!queued) {
+          queued = true;
+          queueMicrotask(flush);
+        }
+        return !waiting;
+      },
+      end: () => {
+        if (settled) return;
+        flush(true);
+        if (settled) return;
+        let outcome: Outcome;
+        try {
+          outcome = answer.end();
+        } catch (err) {
+          fail(err);
+          return;
+        }
+        settle(outcome);
+      },
+      error: fail,
+    });
+  });
+}
+
+/** One answer on its way to the client: the status and headers at once, then its body chunk by chunk. */
+class Answer {
+  readonly #input: RelayInput;
+  readonly #attempt: UpstreamAttempt;
+  readonly #status: number;
+  readonly #readable: boolean;
+  readonly #name: Namer;
+  readonly #plan: ResponsePlan;
+  /** Both response kinds are Writables; the union's overloaded `write` is not callable as one. */
+  readonly #sink: Writable;
+  #bytesOut = 0;
+
+  constructor(input: RelayInput, attempt: UpstreamAttempt, status: number, headers: IncomingHttpHeaders, readable: boolean, name: Namer) {
+    this.#input = input;
+    this.#attempt = attempt;
+    this.#status = status;
+    this.#readable = readable;
+    this.#name = name;
+    const { res, handle, decision } = input;
+    const plan = handle.responseStarted(status, headers);
+    this.#plan = plan;
+    attempt.streaming = plan.sse || decision.stream;
+    const out: OutgoingHttpHeaders = clientResponseHeaders(headers, plan.headers);
+    if (input.closeConnection()) out['connection'] = 'close';
+    res.writeHead(status, out);
+    flushHeaders(res);
+    this.#sink = res;
+  }
+
+  /** One upstream chunk to the client; false when the client is full (wait for `drained`). Throws the core's verdict on the body. */
+  chunk(received: Buffer): boolean {
+    const { handle } = this.#input;
+    // A body the gateway cannot decode passes through unread (it would read garbage).
+    let chunk = received;
+    if (this.#readable) chunk = handle.responseData(received);
+    else handle.firstByte();
+    if (chunk.length === 0) return true;
+    this.#bytesOut += chunk.length;
+    if (this.#sink.write(chunk)) return true;
+    // The client is the slow side now: upstream silence is not the server's fault.
+    this.#attempt.waitingForClient = true;
+    this.#attempt.waitingSince = performance.now();
+    return false;
+  }
+
+  /** Resolves when the client has drained; rejects when the request is stopped meanwhile. */
+  async drained(): Promise<void> {
+    await once(this.#sink, 'drain', { signal: this.#input.scope.signal });
+    this.drainedNow();
+  }
+
+  /** The client has drained: upstream silence counts against the server again. */
+  drainedNow(): void {
+    this.#attempt.waitingForClient = false;
+    this.#attempt.lastDataAt = performance.now();
+  }
+
+  /** The upstream body ended: held bytes out, the response ended. Throws the core's verdict (a stream cut mid-event). */
+  end(): Outcome {
+    const { res, handle, decision } = this.#input;
+    const rest = this.#readable ? handle.responseEnd() : undefined;
     if (rest !== undefined) {
-      bytesOut += rest.length;
-      sink.write(rest);
+      this.#bytesOut += rest.length;
+      this.#sink.write(rest);
     }
     res.end();
     // The last bytes wait for a client that stopped reading: its connection is not kept forever.
-    if (sink.writableLength > 0) closeIfStalled(res, decision.timeouts.clientStallMs);
-    return { status: upstream.status, bytesOut };
-  } catch (err) {
-    decoded.body.destroy();
+    if (this.#sink.writableLength > 0) closeIfStalled(res, decision.timeouts.clientStallMs);
+    return { status: this.#status, bytesOut: this.#bytesOut };
+  }
+
+  /**
+   * The answer failed after its status went out: the outcome, and the client's response ended as
+   * it must be (an SSE error event, a reset, or nothing more for a client that left).
+   */
+  failed(err: unknown): Outcome {
+    const { res, handle, scope } = this.#input;
+    const bytesOut = this.#bytesOut;
     const stopped = scope.stopped;
     if (isClientGone(stopped)) return clientGoneOutcome(bytesOut);
     if (stopped?.code === 'client_stalled') {
@@ -82,16 +218,16 @@ export async function relay(
       return { status: 499, bytesOut, interrupted: 'client_stalled', detail: stopped.message };
     }
     // The core's own verdict on the body (a stream ended mid-event) is already a GatewayError.
-    const failure = stopped ?? name(isGatewayError(err) ? err : upstreamFailure(err, attempt.endpoint));
+    const failure = stopped ?? this.#name(isGatewayError(err) ? err : upstreamFailure(err, this.#attempt.endpoint));
     if (stopped === undefined && handle.streamDone) {
       // The stream's `[DONE]` already reached the client: its answer is whole, only the model
       // server's connection broke after it. End the stream as it is (an error event after [DONE]
       // would be read by no one, or break a client); the log line still says what happened.
       res.end();
-      return { status: upstream.status, bytesOut, interrupted: failure.code, detail: failure.message };
+      return { status: this.#status, bytesOut, interrupted: failure.code, detail: failure.message };
     }
-    sendError(res, failure, { requestId: handle.id, sse: plan.sse });
-    return { status: upstream.status, bytesOut, interrupted: failure.code, detail: failure.message };
+    sendError(res, failure, { requestId: handle.id, sse: this.#plan.sse });
+    return { status: this.#status, bytesOut, interrupted: failure.code, detail: failure.message };
   }
 }
 

@@ -4,10 +4,10 @@ import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import { clientGoneOutcome, isClientGone, isServerFault, requestDeadline, type Outcome } from '../gateway/index.js';
 import { UpstreamAttempt, type UpstreamResponse } from './attempt.js';
-import { decodeResponse, holdDecoded } from './decode.js';
+import { decodeResponse, holdDecoded, identityHeaders } from './decode.js';
 import { upstreamFailure } from './errors.js';
 import { upstreamRequestHeaders } from './headers.js';
-import { relay, type RelayInput } from './relay.js';
+import { relay, relayTaken, type RelayInput } from './relay.js';
 import type { Deadline, Watchdog, Watched } from './watchdog.js';
 
 /** A request for one or more endpoints in order (the decision's), and where its answer goes. */
@@ -42,7 +42,7 @@ export async function sendToEndpoints(input: SendInput, startedDeadline?: Deadli
   for (let i = 0; i < decision.endpoints.length; i++) {
     const endpoint = decision.endpoints[i] as Endpoint;
     handle.dispatched(endpoint);
-    const attempt = new UpstreamAttempt(endpoint, scope.signal, decision.stream);
+    const attempt = new UpstreamAttempt(endpoint, scope, decision.stream);
     const watched: Watched = { attempt, timeouts: decision.timeouts, deadline, scope };
     input.watchdog.watch(watched);
     try {
@@ -63,6 +63,9 @@ export async function sendToEndpoints(input: SendInput, startedDeadline?: Deadli
         }
         throw failure;
       }
+      // Uncompressed (what the gateway asks for): the body goes from the exchange to the client directly.
+      const identity = identityHeaders(response.headers);
+      if (identity !== undefined) return await relayTaken(input, attempt, response.status, identity);
       const decoded = decodeResponse(response.headers, response.body);
       if (decoded.decoded && !decision.stream && !isEventStream(decoded.headers['content-type'])) {
         // A compressed whole answer is decoded before its status goes out: a bomb or a corrupt

@@ -51,6 +51,27 @@ test('SSE, usage only: read from the stream tail at the end, for any chunking an
   assert.equal(none.usage, undefined, 'no usage event, no usage');
 });
 
+test('SSE, usage only: the last event that states usage wins; events with "usage": null and CRLF streams read alike', () => {
+  const nullUsage = 'data: {"id":"c","choices":[{"index":0,"delta":{"content":"x"}}],"usage":null}\n\n';
+  const early = 'data: {"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}\n\n';
+  const late = 'data: {"id":"c","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7}}\n\n';
+  const cases: Array<[string, number | undefined]> = [
+    [`${nullUsage}${late}${nullUsage}data: [DONE]\n\n`, 7],
+    [`${early}${nullUsage}${late}data: [DONE]\n\n`, 7],
+    [`${late}${early}\n\n\ndata: [DONE]\n\n`, 1],
+    [`${nullUsage}${nullUsage}data: [DONE]\n\n`, undefined],
+    [`${early}data: {"usage": broken\n\ndata: [DONE]\n\n`, 1],
+  ];
+  for (const [text, completion] of cases) {
+    for (const stream of [text, text.replaceAll('\n', '\r\n')]) {
+      const bytes = Buffer.from(stream);
+      const o = new ResponseObserver({ sse: true, stripUsage: false, collectText: false });
+      assert.ok(feed(o, bytes, [3]).equals(bytes));
+      assert.equal(o.usage?.completionTokens, completion, JSON.stringify(stream));
+    }
+  }
+});
+
 test('SSE: the usage event the gateway asked for is removed, everything else is kept in order', () => {
   for (const cuts of [[], [7], Array.from({ length: 40 }, (_, i) => i * 13 + 1)]) {
     const o = new ResponseObserver({ sse: true, stripUsage: true, collectText: false });

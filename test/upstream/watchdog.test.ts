@@ -53,7 +53,7 @@ for (const c of CASES) {
     const scope = new RequestScope();
     // Whole numbers: the boundaries are exact (performance.now() fractions would round).
     const t0 = 1_000_000;
-    const attempt = new UpstreamAttempt(endpoint, scope.signal, c.streaming, t0);
+    const attempt = new UpstreamAttempt(endpoint, scope, c.streaming, t0);
     if (c.headersAt !== undefined) attempt.headersAt = t0 + c.headersAt;
     attempt.lastDataAt = t0 + (c.lastDataAt ?? c.headersAt ?? 0);
     attempt.waitingForClient = c.waitingForClient ?? false;
@@ -75,8 +75,8 @@ test('the watchdog stops the request of an overdue attempt and leaves the others
   const watchdog = new Watchdog(60_000);
   const late = new RequestScope();
   const onTime = new RequestScope();
-  const a = new UpstreamAttempt(endpoint, late.signal, true, 1_000);
-  const b = new UpstreamAttempt(endpoint, onTime.signal, true, 1_000);
+  const a = new UpstreamAttempt(endpoint, late, true, 1_000);
+  const b = new UpstreamAttempt(endpoint, onTime, true, 1_000);
   watchdog.watch({ attempt: a, timeouts: DEFAULT_TIMEOUTS, deadline: undefined, scope: late });
   watchdog.watch({ attempt: b, timeouts: { ...DEFAULT_TIMEOUTS, streamHeadersMs: 60_000 }, deadline: undefined, scope: onTime });
   watchdog.sweep(a.startedAt + 30_000);
@@ -91,7 +91,7 @@ test('an attempt with its own stop gets the timeout, told whether it is the whol
   const watchdog = new Watchdog(60_000);
   const seen: Array<{ code: string; whole: boolean }> = [];
   const legTimeout = new RequestScope();
-  const leg = new UpstreamAttempt(endpoint, legTimeout.signal, true, 1_000);
+  const leg = new UpstreamAttempt(endpoint, legTimeout, true, 1_000);
   watchdog.watch({ attempt: leg, timeouts: DEFAULT_TIMEOUTS, deadline: { at: 1_000_000, ms: 999_000, setting: 's' }, scope: legTimeout, stop: (e, whole) => seen.push({ code: e.code, whole }) });
   watchdog.sweep(leg.startedAt + 30_000);
   assert.deepEqual(seen, [{ code: 'upstream_timeout', whole: false }]);
@@ -105,7 +105,7 @@ test('a leg with a first-byte deadline is timed by it alone until its first byte
   const endpoint = new Endpoint({ address: '127.0.0.1', port: 8000, name: 'e', podName: 'e', labels: {} });
   const scope = new RequestScope();
   const t0 = 1_000_000;
-  const attempt = new UpstreamAttempt(endpoint, scope.signal, true, t0);
+  const attempt = new UpstreamAttempt(endpoint, scope, true, t0);
   attempt.headersAt = t0 + 10;
   attempt.lastDataAt = t0 + 10;
   const w = { attempt, timeouts: DEFAULT_TIMEOUTS, deadline: undefined, scope, firstByte: { at: t0 + 130_000, error: () => new GatewayError('kv_handshake_timeout', 'handshake') } };
@@ -121,7 +121,7 @@ test('a stalled client ends the whole request, also of a leg with its own stop (
   const watchdog = new Watchdog(60_000);
   const seen: Array<{ code: string; whole: boolean }> = [];
   const scope = new RequestScope();
-  const leg = new UpstreamAttempt(endpoint, scope.signal, true, 1_000);
+  const leg = new UpstreamAttempt(endpoint, scope, true, 1_000);
   leg.headersAt = 1_010;
   leg.waitingForClient = true;
   leg.waitingSince = 2_000;
