@@ -139,7 +139,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   }
 
   const logger = loggerOption(values);
-  const cluster = kubernetes === undefined ? undefined : kubernetesSource(kubernetes, { kind: 'gateway', gatewayClass: kubernetes.gatewayClass });
+  const cluster = kubernetes === undefined ? undefined : await kubernetesSource(kubernetes, { kind: 'gateway', gatewayClass: kubernetes.gatewayClass });
   const sources: ConfigSource[] = cluster === undefined ? [new FileConfigSource(files, { watch: values['no-watch'] !== true && tempDir === undefined })] : [cluster.source];
   try {
     const gateway = await startStandaloneGateway({
