@@ -1,8 +1,5 @@
-import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-
-/** pino-pretty, loaded only for `--log-format pretty` (a JSON logger never needs it). */
-const loadPinoPretty = (): typeof import('pino-pretty') => createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
+import pinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
@@ -22,7 +19,7 @@ export function createLogger(level: LogLevel = 'info', destination?: NodeJS.Writ
   const options = { level, base: { service: 'infergate' }, timestamp: pino.stdTimeFunctions.isoTime };
   if (format === 'pretty') {
     // Synchronous, in this thread: a worker-thread transport would lose the last lines on exit.
-    const pretty = loadPinoPretty()({ sync: true, colorize: destination === undefined && process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'service,pid,hostname', ...(destination === undefined ? {} : { destination }) });
+    const pretty = pinoPretty({ sync: true, colorize: destination === undefined && process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'service,pid,hostname', ...(destination === undefined ? {} : { destination }) });
     return pino(options, pretty);
   }
   return destination === undefined ? pino(options) : pino(options, destination);
