@@ -130,7 +130,7 @@ try {
           }
           await new Promise((r) => setTimeout(r, 300)); // the probe writes every 200 ms
           const proc = status(gateway.pid);
-          const sampled = JSON.parse(await readFile(probeOut, 'utf8').catch(() => '{}')) as { peak?: Record<string, number>; now?: Record<string, number> };
+          const sampled = JSON.parse(await readFile(probeOut, 'utf8').catch(() => '{}')) as { peak?: Record<string, number>; now?: Record<string, number>; spaces?: Record<string, [number, number]> };
           if (heapDir !== undefined) {
             // After the reading: writing a snapshot takes memory of its own.
             process.kill(gateway.pid, 'SIGUSR2');
@@ -149,6 +149,7 @@ try {
             anonMiB: Math.round(proc['RssAnon']! * 10) / 10,
             fileMiB: Math.round(proc['RssFile']! * 10) / 10,
             peak: { heapUsed: mib(p['heapUsed'] ?? 0), heapTotal: mib(p['heapTotal'] ?? 0), external: mib(p['external'] ?? 0), arrayBuffers: mib(p['arrayBuffers'] ?? 0) },
+            spacesAtPeak: process.env['SPACES'] === undefined ? undefined : sampled.spaces,
             now: { heapUsed: mib(n['heapUsed'] ?? 0), heapTotal: mib(n['heapTotal'] ?? 0), external: mib(n['external'] ?? 0), arrayBuffers: mib(n['arrayBuffers'] ?? 0) },
           };
           process.stdout.write(`${JSON.stringify(line)}\n`);
