@@ -138,7 +138,7 @@ export async function runEppCommand(argv: string[]): Promise<number> {
   const files = values.file ?? [];
   if (files.length === 0 && kubernetes === undefined) throw new OptionError('epp needs -f FILE_OR_DIR or --kubernetes: the resources of the pool it serves (see infergate epp --help)');
   // The kubeconfig is read now: one that cannot be read is an option error before any port binds.
-  const cluster = kubernetes === undefined ? undefined : kubernetesSource(kubernetes, pool.kind === 'pool' ? { kind: 'pool', namespace: pool.namespace, name: pool.name } : { kind: 'selector', namespace: pool.namespace, selector: pool.selector });
+  const cluster = kubernetes === undefined ? undefined : await kubernetesSource(kubernetes, pool.kind === 'pool' ? { kind: 'pool', namespace: pool.namespace, name: pool.name } : { kind: 'selector', namespace: pool.namespace, selector: pool.selector });
   for (const f of files) {
     try {
       await access(f);

@@ -1,8 +1,6 @@
-import { ApiConnection, KubeConfigError, loadKubeConfig } from '../config/kubernetes/connection.js';
 import { DEFAULT_GATEWAY_CLASS, DEFAULT_SERVE_LEASE, defaultIdentity, defaultNamespace, type KubernetesOptions } from '../config/kubernetes/options.js';
-import { connectionKubeApi } from '../config/kubernetes/kube-api.js';
-import { KubernetesSource } from '../config/kubernetes/source.js';
-import { startStatusReporting, type StatusReporting } from '../config/kubernetes/status-reporting.js';
+import type { KubernetesSource } from '../config/kubernetes/source.js';
+import type { StatusReporting } from '../config/kubernetes/status-reporting.js';
 import type { SourceLog } from '../config/source.js';
 import type { Gateway } from '../gateway/index.js';
 import type { ViewScope } from '../config/kubernetes/view.js';
@@ -113,31 +111,10 @@ export interface KubernetesMode {
 /**
  * The configuration source `--kubernetes` asks for: `serve` watches `--namespace` (or all) for the
  * Gateways of `--gateway-class`; `epp` watches one pool's namespace. A kubeconfig that cannot be
- * read is an OptionError (one line).
+ * read is an OptionError (one line). The Kubernetes client is loaded here, on first use, and not
+ * when the CLI starts (kubernetes-source.ts says what it costs).
  */
-export function kubernetesSource(options: KubernetesOptions, scope: ViewScope): KubernetesMode {
-  let connection: ApiConnection;
-  try {
-    connection = new ApiConnection(loadKubeConfig(options.kubeconfig).config);
-  } catch (err) {
-    if (err instanceof KubeConfigError) throw new OptionError(err.message);
-    throw err;
-  }
-  const source = new KubernetesSource({ connection, namespace: options.allNamespaces ? undefined : options.namespace, scope });
-  return {
-    source,
-    reportStatus: (gateway, log, target) =>
-      startStatusReporting(
-        {
-          api: connectionKubeApi(connection),
-          identity: options.identity,
-          leaseName: options.leaseName,
-          namespace: options.namespace,
-          log,
-          ...(target.mode === 'gateway' ? { mode: 'gateway', gatewayClass: options.gatewayClass } : { mode: 'epp', poolName: target.poolName, poolNamespace: target.poolNamespace }),
-        },
-        () => gateway.configResources(),
-        (changed) => gateway.afterSwap(() => changed()),
-      ),
-  };
+export async function kubernetesSource(options: KubernetesOptions, scope: ViewScope): Promise<KubernetesMode> {
+  const { openKubernetesSource } = await import('./kubernetes-source.js');
+  return openKubernetesSource(options, scope);
 }

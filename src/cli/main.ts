@@ -1,16 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { BENCH_HELP, runBenchCommand } from '../bench/bench-command.js';
-import { runSuiteCommand, SUITE_HELP } from '../bench/suite/suite-command.js';
-import { ListenError } from '../proxy/port-listener.js';
-import { DEMO_HELP, runDemoCommand } from './demo-command.js';
-import { EPP_HELP, runEppCommand } from './epp-command.js';
-import { runBenchOracleCommand } from './bench-oracle-command.js';
-import { runEnvoyStandinCommand } from './envoy-standin-command.js';
 import { OptionError } from './options.js';
-import { runServeCommand, SERVE_HELP } from './serve-command.js';
-import { runSidecarCommand, SIDECAR_HELP } from './sidecar-command.js';
-import { runValidateCommand, VALIDATE_HELP } from './validate-command.js';
-import { runSimCommand } from '../sim/index.js';
+
+/*
+ * Each command's module is imported when that command runs, not here: a process pays only for the
+ * code its command uses (`serve` never loads the simulator, the benchmark suite or gRPC; `sim`
+ * never loads the gateway). bench/memory/rss-ab.ts measures what `serve` holds.
+ */
 
 const HELP = `infergate: an LLM inference gateway for vLLM, SGLang and TensorRT-LLM
 
@@ -41,27 +36,27 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'serve':
-        return await runServeCommand(rest);
+        return await (await import('./serve-command.js')).runServeCommand(rest);
       case 'epp':
-        return await runEppCommand(rest);
+        return await (await import('./epp-command.js')).runEppCommand(rest);
       case 'pd-sidecar':
-        return await runSidecarCommand(rest);
+        return await (await import('./sidecar-command.js')).runSidecarCommand(rest);
       case 'validate':
-        return await runValidateCommand(rest);
+        return await (await import('./validate-command.js')).runValidateCommand(rest);
       case 'demo':
-        return await runDemoCommand(rest);
+        return await (await import('./demo-command.js')).runDemoCommand(rest);
       case 'sim':
-        return await runSimCommand(rest);
+        return await (await import('../sim/index.js')).runSimCommand(rest);
       case 'bench':
-        return await runBenchCommand(rest);
+        return await (await import('../bench/bench-command.js')).runBenchCommand(rest);
       case 'bench-suite':
-        return await runSuiteCommand(rest);
+        return await (await import('../bench/suite/suite-command.js')).runSuiteCommand(rest);
       case 'envoy-standin':
         // Hidden (not in HELP): the benchmark's Envoy stand-in, a tool and not a proxy to deploy.
-        return await runEnvoyStandinCommand(rest);
+        return await (await import('./envoy-standin-command.js')).runEnvoyStandinCommand(rest);
       case 'bench-oracle':
         // Hidden (not in HELP): the benchmark's oracle placement, an upper bound and not a router to deploy.
-        return await runBenchOracleCommand(rest);
+        return await (await import('./bench-oracle-command.js')).runBenchOracleCommand(rest);
       case 'version':
       case '--version':
         process.stdout.write(`${await version()}\n`);
@@ -84,7 +79,9 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     // A port that cannot be bound: one line saying which and why, exit 1.
-    if (err instanceof ListenError) {
+    // (By name: proxy/port-listener.ts's ListenError, whose module this file does not import, so
+    // that a command that binds no gateway port does not load the gateway.)
+    if (err instanceof Error && err.name === 'ListenError') {
       process.stderr.write(`infergate ${command}: ${err.message}\n`);
       return 1;
     }
@@ -92,4 +89,3 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-export { BENCH_HELP, DEMO_HELP, EPP_HELP, SERVE_HELP, SIDECAR_HELP, SUITE_HELP, VALIDATE_HELP };

@@ -161,7 +161,7 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   }
 
   const logger = link === undefined ? loggerOption(values) : loggerOption(values).child({ worker: link.id });
-  const cluster = kubernetes === undefined ? undefined : kubernetesSource(kubernetes, { kind: 'gateway', gatewayClass: kubernetes.gatewayClass });
+  const cluster = kubernetes === undefined ? undefined : await kubernetesSource(kubernetes, { kind: 'gateway', gatewayClass: kubernetes.gatewayClass });
   const sources: ConfigSource[] = cluster === undefined ? [new FileConfigSource(files, { watch: values['no-watch'] !== true && tempDir === undefined })] : [cluster.source];
   try {
     const gateway = await startStandaloneGateway({

@@ -7,15 +7,24 @@ import type { Endpoint } from '../core/endpoint.js';
  * the next turn of a conversation matches its whole history.
  *
  * ```
- *   endpoint ─► LRU Map<blockHash, 1>   (insertion order = recency; oldest evicted first)
+ *   endpoint ─► LRU Set<blockHash>   (insertion order = recency; oldest evicted first)
  *               capacity = the server's KV capacity in our blocks, else `defaultCapacity`
  * ```
  *
- * Memory is bounded whatever the servers report: an endpoint's capacity is clamped to
- * `maxCapacity` blocks, and the whole index never holds more than `maxEntries` (past it, every
- * endpoint is trimmed to an equal share, oldest entries first). Entries of endpoints that leave
- * every pool are dropped. Matching walks each candidate's LRU along the request's chain and stops
- * at the first miss, so a lookup costs O(candidates × matched blocks).
+ * Memory is bounded whatever the servers report and the clients send: an endpoint's capacity is
+ * clamped to `maxCapacity` blocks, and the whole index never holds more than `maxEntries` after a
+ * `record` (past it, every endpoint is trimmed to an equal share, oldest entries first; within one
+ * call it may pass the bound by that call's chain, at most `maxCapacity` and in the gateway at most
+ * DEFAULT_MAX_BLOCKS = 2,048 hashes). Entries of endpoints that leave every pool are dropped.
+ * Matching walks each candidate's LRU along the request's chain and stops at the first miss, so a
+ * lookup costs O(candidates × matched blocks).
+ *
+ * Measured cost per block held (bench/prefix/index-memory.ts: 2 Mi blocks over 8 endpoints, V8 heap
+ * after a full GC, Node 20.20 x64): 28 bytes once filled, 48 bytes once the LRU has turned over (a
+ * Set keeps deleted slots until it rehashes, and its table then sits at up to twice the next power
+ * of two; keys above 2^30 are heap numbers of their own). So an endpoint at the default 31,250
+ * blocks costs about 1.5 MiB, one at MAX_BLOCKS_PER_ENDPOINT about 12 MiB, and the whole index at
+ * MAX_INDEX_ENTRIES about 96 MiB.
  */
 
 /**
@@ -26,9 +35,9 @@ import type { Endpoint } from '../core/endpoint.js';
 export const MAX_BLOCKS_PER_ENDPOINT = 262_144;
 
 /**
- * Most entries in the whole index: 2 Mi entries. An entry costs about 70 bytes of V8 heap (a Map
- * with number keys: 11 M entries measured 773 MB), so the index stays under about 150 MB
- * however many endpoints report however large a cache.
+ * Most entries in the whole index: 2 Mi entries (32 Mi tokens of KV: 64 servers of ~500 K tokens
+ * each). At the measured 48 bytes a block (above) the index stays under about 96 MiB however many
+ * endpoints report however large a cache.
  */
 export const MAX_INDEX_ENTRIES = 2_097_152;
 export interface PrefixIndexOptions {
@@ -44,7 +53,7 @@ export interface PrefixIndexOptions {
 }
 
 export class PrefixIndex {
-  readonly #lru = new Map<Endpoint, Map<number, 1>>();
+  readonly #lru = new Map<Endpoint, Set<number>>();
   readonly #defaultCapacity: number;
   readonly #tokensPerBlock: number;
   readonly #maxCapacity: number;
@@ -124,7 +133,7 @@ export class PrefixIndex {
   #insert(endpoint: Endpoint, hashes: Uint32Array): void {
     let lru = this.#lru.get(endpoint);
     if (lru === undefined) {
-      lru = new Map();
+      lru = new Set();
       this.#lru.set(endpoint, lru);
     }
     const capacity = this.capacityOf(endpoint);
@@ -134,7 +143,7 @@ export class PrefixIndex {
     for (let i = from; i < hashes.length; i++) {
       const h = hashes[i] as number;
       lru.delete(h);
-      lru.set(h, 1);
+      lru.add(h);
     }
     this.#size += trim(lru, capacity) - before;
     if (this.#size > this.#maxEntries) this.#shrinkToShare();
@@ -187,7 +196,7 @@ export class PrefixIndex {
 }
 
 /** Evicts the oldest entries of `lru` beyond `capacity`; returns its size after. */
-function trim(lru: Map<number, 1>, capacity: number): number {
+function trim(lru: Set<number>, capacity: number): number {
   let excess = lru.size - capacity;
   if (excess <= 0) return lru.size;
   for (const key of lru.keys()) {

@@ -113,3 +113,24 @@ test('index: the default caps bound one endpoint reporting 2^53 − 1 blocks', (
   assert.equal(index.capacityOf(a), MAX_BLOCKS_PER_ENDPOINT);
   assert.ok(MAX_BLOCKS_PER_ENDPOINT <= MAX_INDEX_ENTRIES);
 });
+
+test('index: what clients send cannot grow it past its bounds: a chain longer than the capacity keeps its newest blocks, endpoints share maxEntries', () => {
+  const index = new PrefixIndex({ maxCapacity: 64, defaultCapacity: 64, maxEntries: 200 });
+  const all = endpoints(Array.from({ length: 10 }, () => ({})));
+  let seed = 1;
+  for (let i = 0; i < 300; i++) {
+    const e = all[i % all.length] as Endpoint;
+    // Chains of every length up to 5× the whole index: one huge prompt, many short ones.
+    const h = blockHashes(`${seed++}`.padEnd(64 * ((i * 37) % 1000 + 1), 'x'), 'm');
+    index.record(e, h);
+    assert.ok(index.entriesOf(e) <= 64, `an endpoint holds ${index.entriesOf(e)}`);
+    assert.ok(index.size <= 200, `the whole index holds ${index.size}`);
+    let sum = 0;
+    for (const x of all) sum += index.entriesOf(x);
+    assert.equal(index.size, sum, 'size is the sum of what endpoints hold');
+    // The newest block of the newest chain is always held.
+    const out = new Int32Array(1);
+    index.match(h.subarray(h.length - 1), [e], out);
+    assert.equal(out[0], 1);
+  }
+});
