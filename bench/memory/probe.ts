@@ -6,7 +6,7 @@
  * is V8's heap spaces (size and used, MiB) at the sample of highest RSS. The timer is unref'd, so
  * it keeps no process alive.
  */
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { getHeapSpaceStatistics } from 'node:v8';
 
 const out = process.env['MEM_PROBE_OUT'];
@@ -20,14 +20,19 @@ if (out !== undefined && out !== '') {
     if (last.rss > peak.rss) spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, [mib(s.space_size), mib(s.space_used_size)]]));
     for (const k of Object.keys(peak) as Array<keyof typeof peak>) peak[k] = Math.max(peak[k], last[k]);
   };
+  // Written whole, then renamed: a reader never sees half a file.
+  const write = (): void => {
+    writeFileSync(`${out}.tmp`, JSON.stringify({ peak, now: last, spaces }));
+    renameSync(`${out}.tmp`, out);
+  };
   let ticks = 0;
   const timer = setInterval(() => {
     sample();
-    if (++ticks % 10 === 0) writeFileSync(out, JSON.stringify({ peak, now: last, spaces }));
+    if (++ticks % 10 === 0) write();
   }, 20);
   timer.unref();
   process.on('exit', () => {
     sample();
-    writeFileSync(out, JSON.stringify({ peak, now: last, spaces }));
+    write();
   });
 }
