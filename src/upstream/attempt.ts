@@ -125,9 +125,9 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    this.lastDataAt = performance.now();
-    this.firstDataAt ??= this.lastDataAt;
+    // A taken body's reader times the pieces of one socket read once (`dataArrived`), not each.
     if (this.#sink !== undefined) return this.#sink.data(chunk);
+    this.dataArrived(performance.now());
     if (this.#body !== undefined) return this.#body.push(chunk);
     // No reader yet (the answer is on its way to one): held, within the stream's bound.
     this.#early.push(chunk);
@@ -160,6 +160,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
    * Takes the answer's body straight from the exchange (instead of `response.body`): what already
    * arrived goes to `sink` now, the rest as it arrives, with no stream, promise or tick between
    * the socket and the sink. The data plane's relay of an uncompressed answer reads it this way.
+   * The sink times the pieces (`dataArrived`) for the watchdog.
    */
   take(sink: BodySink): void {
     if (this.#sink !== undefined || this.#body !== undefined) throw new Error('the answer already has a reader');
@@ -180,6 +181,12 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     } else if (more) {
       this.resume();
     }
+  }
+
+  /** Body bytes arrived at `now` (`performance.now()`): the idle timeouts count from there. */
+  dataArrived(now: number): void {
+    this.lastDataAt = now;
+    this.firstDataAt ??= now;
   }
 
   /** Resumes an exchange paused by a sink's `data` returning false. */

@@ -83,7 +83,10 @@ export function relayTaken(input: RelayInput, attempt: UpstreamAttempt, status: 
     /** Relays what is pending; `last`: the body ended, so a full client is not waited for (the response holds the bytes). */
     const flush = (last = false): void => {
       queued = false;
-      if (settled || (waiting && !last) || pending.length === 0) return;
+      if (settled || pending.length === 0 || (waiting && !last)) return;
+      // The pieces came in the socket read this microtask follows (at the end: in this one); a
+      // client being waited for has the watchdog's attention instead.
+      if (!waiting) attempt.dataArrived(performance.now());
       const chunk = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
       pending = [];
       try {
