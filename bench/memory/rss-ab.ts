@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { runBench } from '../../src/bench/runner.js';
 import { summarize } from '../../src/bench/summary.js';
 import { answers, startChild } from '../../src/bench/suite/processes.js';
-import { freePort, freePortOnAll } from '../../src/bench/suite/ports.js';
-import { fleetHosts, startFleet, type Context } from '../../src/bench/suite/systems.js';
+import { startFleet } from '../../src/bench/suite/systems.js';
+import { benchContext, benchGatewayYaml } from '../support/bench-gateway.js';
 import { createWorkload, resolveWorkloadParams } from '../../src/bench/workloads/index.js';
 
 /*
@@ -74,33 +74,9 @@ const mib = (b: number): number => Math.round((b / 2 ** 20) * 10) / 10;
 
 const work = join(tmpdir(), `infergate-mem-${process.pid}`);
 await mkdir(join(work, 'gateway'), { recursive: true });
-const ctx: Context = { work, log: () => undefined, nginx: undefined, seed: 1, frontPort: await freePort(), adminPort: await freePort(), simPort: await freePortOnAll(fleetHosts()), bootstrapPort: await freePortOnAll(fleetHosts()) };
+const ctx = await benchContext(work);
 const fleet = await startFleet({ replicas: ENGINES, profile: 'zero' }, ctx);
-await writeFile(
-  join(work, 'gateway', 'config.yaml'),
-  `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: bench}
-spec:
-  gatewayClassName: infergate
-  listeners: [{name: http, protocol: HTTP, port: ${ctx.frontPort}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: bench}
-spec:
-  parentRefs: [{name: bench}]
-  rules: [{backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: bench}]}]
----
-apiVersion: inference.networking.k8s.io/v1
-kind: InferencePool
-metadata: {name: bench}
-spec:
-  selector: {matchLabels: {app: bench}}
-  targetPorts: [{number: ${ctx.simPort}}]
----
-${fleet.podsYaml}`,
-);
+await writeFile(join(work, 'gateway', 'config.yaml'), benchGatewayYaml(ctx, fleet));
 const admin = `http://127.0.0.1:${ctx.adminPort}`;
 try {
   for (let round = 1; round <= rounds; round++) {

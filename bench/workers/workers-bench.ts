@@ -6,8 +6,8 @@ import { prefixCacheDelta, scrapePrefixCacheStats } from '../../src/bench/prefix
 import { runBench } from '../../src/bench/runner.js';
 import { summarize } from '../../src/bench/summary.js';
 import { answers, cpuSeconds, startInfergate, type Child } from '../../src/bench/suite/processes.js';
-import { freePort, freePortOnAll } from '../../src/bench/suite/ports.js';
-import { fleetHosts, startFleet, type Context, type Fleet } from '../../src/bench/suite/systems.js';
+import { startFleet, type Fleet } from '../../src/bench/suite/systems.js';
+import { benchContext, benchGatewayYaml } from '../support/bench-gateway.js';
 import { createWorkload, resolveWorkloadParams } from '../../src/bench/workloads/index.js';
 
 /*
@@ -37,39 +37,12 @@ const scenarios = (process.env['SCENARIOS'] ?? 'throughput,prefix').split(',');
 
 const work = join(tmpdir(), `infergate-workers-bench-${process.pid}`);
 await mkdir(join(work, 'gateway'), { recursive: true });
-const ctx: Context = { work, log: () => undefined, nginx: undefined, seed: 1, frontPort: await freePort(), adminPort: await freePort(), simPort: await freePortOnAll(fleetHosts()), bootstrapPort: await freePortOnAll(fleetHosts()) };
+const ctx = await benchContext(work);
 const admin = `http://127.0.0.1:${ctx.adminPort}`;
-
-function config(fleet: Fleet, policy: string): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: bench}
-spec:
-  gatewayClassName: infergate
-  listeners: [{name: http, protocol: HTTP, port: ${ctx.frontPort}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: bench}
-spec:
-  parentRefs: [{name: bench}]
-  rules: [{backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: bench}]}]
----
-apiVersion: inference.networking.k8s.io/v1
-kind: InferencePool
-metadata:
-  name: bench
-  annotations: {inference.networking.x-k8s.io/routing-strategy: ${policy}}
-spec:
-  selector: {matchLabels: {app: bench}}
-  targetPorts: [{number: ${ctx.simPort}}]
----
-${fleet.podsYaml}`;
-}
 
 /** `serve --workers N` over `fleet`, ready once every worker has scraped every engine. */
 async function startGateway(workers: number, fleet: Fleet, policy: string): Promise<Child> {
-  await writeFile(join(work, 'gateway', 'config.yaml'), config(fleet, policy));
+  await writeFile(join(work, 'gateway', 'config.yaml'), benchGatewayYaml(ctx, fleet, policy));
   return startInfergate(`gateway x${workers}`, ['serve', '-f', join(work, 'gateway'), '--no-watch', '--workers', String(workers), '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort), '--log-level', 'warn'], async () => {
     if (!(await answers(`${admin}/readyz`))) return false;
     const view = (await (await fetch(`${admin}/debug/endpoints`)).json()) as { pools: Array<{ endpoints: Array<{ metrics: unknown }> }> };
