@@ -124,8 +124,10 @@ export const CASES: readonly RoutingCase[] = [
       // Groups sharing a long system prompt: each stays on one pod; the load scorers spread the groups.
       const groups = 4;
       const users = 4;
+      // The groups' first requests answer longer, so that they are in flight together even on a
+      // busy machine: the load scorers see each other's dispatches only while they overlap.
       const body = (g: number, u: number): string =>
-        JSON.stringify({ model: 'mymodel', max_tokens: 8, messages: [{ role: 'system', content: `You are assistant number ${g}. ${'Follow these long instructions carefully. '.repeat(40)}` }, { role: 'user', content: `User ${u} asks question ${u * 7 + g}?` }] });
+        JSON.stringify({ model: 'mymodel', max_tokens: u === 0 ? 64 : 8, messages: [{ role: 'system', content: `You are assistant number ${g}. ${'Follow these long instructions carefully. '.repeat(40)}` }, { role: 'user', content: `User ${u} asks question ${u * 7 + g}?` }] });
       const first = await runConcurrently(groups, groups, async (g) => (await post(plane.url, body(g, 0))).pod ?? '');
       const rest = await runConcurrently(groups * (users - 1), 4, async (i) => ({ g: i % groups, pod: (await post(plane.url, body(i % groups, 1 + Math.floor(i / groups)))).pod ?? '' }));
       for (let g = 0; g < groups; g++) {
