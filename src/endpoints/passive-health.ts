@@ -61,6 +61,11 @@ const ERROR_SHARE_WEIGHT = 0.1;
  * with: a few, so that a server failing everything at once (it looks idle and draws most requests
  * meanwhile) is caught within about ten requests. A chance run of a client's bad requests on one
  * healthy server is kept from counting by MIN_OUTLIER_SHARE and the cap on what is set aside.
+ *
+ * A peer that has fewer outcomes but requests in flight counts too, with the share of the outcomes
+ * it has (0 for none): it is serving what it was given. Without this, a server failing every
+ * request in a millisecond drew every request until its slower peers had finished three each —
+ * on a busy machine or with long generations, dozens to hundreds of failed requests.
  */
 const MIN_OUTCOMES = 8;
 const MIN_PEER_OUTCOMES = 3;
@@ -193,14 +198,15 @@ export class PassiveHealth {
     return true;
   }
 
-  /** Its error share is `outlierErrorGap` above the lowest of a group's peers with enough outcomes. */
+  /** Its error share is `outlierErrorGap` above that of a peer with enough outcomes, or with requests in flight. */
   #isErrorOutlier(endpoint: Endpoint): boolean {
     if (endpoint.answers < MIN_OUTCOMES) return false;
     const own = errorShare(endpoint);
     if (own < MIN_OUTLIER_SHARE) return false;
     for (const group of this.#peers(endpoint)) {
       for (const e of group) {
-        if (e !== endpoint && e.answers >= MIN_PEER_OUTCOMES && own - errorShare(e) >= this.#options.outlierErrorGap) return true;
+        if (e === endpoint || (e.answers < MIN_PEER_OUTCOMES && e.inFlight === 0)) continue;
+        if (own - errorShare(e) >= this.#options.outlierErrorGap) return true;
       }
     }
     return false;

@@ -80,6 +80,28 @@ test("error share: a pod failing most requests while its peers serve is backed o
   assert.equal(p2.backoffUntil, 0, 'a pod with a client\'s share of 400s is not');
 });
 
+test('error share: a pod failing fast is backed off while its slower peers are still serving their first requests', () => {
+  // The failing pod answers in a millisecond and looks idle; its peers have not finished a request yet.
+  const [bad, p1, p2] = pool(3) as [Endpoint, Endpoint, Endpoint];
+  const h = health([bad, p1, p2]);
+  p1.acquire('m', 10);
+  for (let i = 0; i < 7; i++) h.answered(bad, 404);
+  assert.equal(bad.backoffUntil, 0, 'not judged before it has eight outcomes');
+  h.answered(bad, 503);
+  assert.ok(bad.backoffUntil > 1_000_000, 'backed off at its eighth failure: p-1 is serving what it was given');
+
+  // Peers with nothing in flight and no outcomes are no evidence: all three failing alike backs off nobody.
+  const idle = pool(3);
+  const hi = health(idle);
+  for (let i = 0; i < 20; i++) hi.answered(idle[0] as Endpoint, 400);
+  assert.equal(idle[0]?.backoffUntil, 0, 'nothing to compare with');
+  // A peer whose few outcomes failed as well is no evidence either, requests in flight or not.
+  idle[1]?.acquire('m', 10);
+  hi.answered(idle[1] as Endpoint, 400);
+  hi.answered(idle[0] as Endpoint, 400);
+  assert.equal(idle[0]?.backoffUntil, 0, 'its peer fails the same requests');
+});
+
 test('error share: a client whose bad requests land unevenly backs off no healthy pod; outliers set aside stay within the cap', () => {
   // A battery of malformed requests spread at random, most of them landing on p-0 by chance.
   const [p0, p1, p2] = pool(3) as [Endpoint, Endpoint, Endpoint];
