@@ -79,6 +79,9 @@ describe('a pod that never answered gets no traffic while another is ready', { t
     env = await startFakeEnv({ '127.0.16.3': good, '127.0.16.4': blackHole }, { 'fake-good': '127.0.16.3', 'fake-hole': '127.0.16.4' }, { args: ['--scrape-interval', '50', '--scrape-timeout', '10000'] });
   });
   after(async () => {
+    // The black hole's connections first: the gateway's shutdown waits for its scrape in flight,
+    // which would hang for the whole 10 s scrape timeout.
+    await env?.fakes.close();
     await env?.close();
   });
 
