@@ -124,6 +124,7 @@ export class ModelLister {
   async close(): Promise<void> {
     for (const timer of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
-    await this.#dispatcher.close();
+    // A listing in flight is of no use any more: ended, not waited for (up to its timeout).
+    await this.#dispatcher.destroy();
   }
 }

@@ -105,6 +105,7 @@ export class MetricsScraper {
   readonly #dispatcher: Dispatcher;
   readonly #loopLag: EventLoopDelay;
   readonly #ownsLoopLag: boolean;
+  #closed = false;
 
   constructor(options: ScrapeOptions = {}, events: ScrapeEvents = {}) {
     this.#interval = options.intervalMs ?? 50;
@@ -204,6 +205,7 @@ export class MetricsScraper {
       const code = (err as { code?: unknown }).code;
       failure = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
     }
+    if (this.#closed) return 'failed';
     if (failure !== undefined && this.#starvedAtDeadline(started)) {
       // Not the server's doing, as far as anyone can tell: its health stays as it was.
       endpoint.lastScrapeError = `${failure} (inconclusive: the gateway's event loop was ${Math.round(this.#loopLag.recentMaxMs())} ms late)`;
@@ -293,7 +295,10 @@ export class MetricsScraper {
       if (loop.timer !== undefined) clearTimeout(loop.timer);
     }
     this.#loops.clear();
+    this.#closed = true;
     if (this.#ownsLoopLag) this.#loopLag.close();
-    await this.#dispatcher.close();
+    // Scrapes in flight are of no use any more: ended, not waited for (a silent server would hold
+    // the gateway's shutdown for the whole scrape timeout).
+    await this.#dispatcher.destroy();
   }
 }

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { Endpoint } from '../../src/core/endpoint.js';
+import { ModelLister } from '../../src/endpoints/model-lister.js';
 import { MetricsScraper } from '../../src/endpoints/scraper.js';
 import { readFixture } from './metrics/fixtures.js';
 
@@ -126,4 +127,29 @@ test('scraper: a timeout while the gateway itself was starved is inconclusive; a
   } finally {
     await scraper.close();
   }
+});
+
+test('closing the scraper and the model lister ends their requests to a silent server at once, not at their timeouts', async () => {
+  // A server that takes the requests and never answers: a hung engine.
+  const seen: string[] = [];
+  const silent = createServer((req) => seen.push(req.url ?? ''));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  servers.push(silent);
+  const e = endpoint((silent.address() as AddressInfo).port);
+  const health: boolean[] = [];
+  const scraper = new MetricsScraper({ intervalMs: 10, timeoutMs: 120_000 }, { onHealthChange: (_e, healthy) => health.push(healthy) });
+  const lister = new ModelLister({ timeoutMs: 120_000 });
+  scraper.sync([e]);
+  lister.sync([e]);
+  for (const deadline = Date.now() + 60_000; !(seen.includes('/metrics') && seen.includes('/v1/models')); ) {
+    assert.ok(Date.now() < deadline, `both requests reached the server (seen: ${seen.join(', ')})`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  // Far shorter than the 120 s timeouts the requests would otherwise wait for.
+  const closed = Promise.all([scraper.close(), lister.close()]).then(() => 'closed' as const);
+  const late = new Promise<'late'>((r) => setTimeout(r, 60_000, 'late').unref());
+  assert.equal(await Promise.race([closed, late]), 'closed');
+  assert.deepEqual(health, [], 'an ended scrape is not held against the server');
+  assert.equal(e.consecutiveScrapeFailures, 0);
+  silent.closeAllConnections();
 });

@@ -73,7 +73,10 @@ async function simProcess(args: readonly string[]): Promise<{ stdout: () => stri
   child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   const exited = once(child, 'exit') as Promise<[number | null]>;
-  for (let i = 0; i < 400 && !stdout.includes('Press Ctrl-C') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 25));
+  // Started once it says so. The bound is generous: a process takes seconds to start on a busy
+  // machine, and one stopped before its signal handlers are installed exits without a code.
+  const deadline = Date.now() + 60_000;
+  while (!stdout.includes('Press Ctrl-C') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
   return {
     stdout: () => stdout,
     stderr: () => stderr,
@@ -99,7 +102,8 @@ describe('infergate sim', () => {
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     try {
-      for (let i = 0; i < 800 && !stdout.includes("Press Ctrl-C"); i++) await new Promise((r) => setTimeout(r, 25));
+      const deadline = Date.now() + 60_000;
+      while (!stdout.includes('Press Ctrl-C') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
       assert.match(stdout, new RegExp(`^sim-0  sglang  http://127\\.0\\.0\\.71:${port}  model mymodel`, 'm'), stderr);
       assert.match(stdout, new RegExp(`^sim-1  sglang  http://127\\.0\\.0\\.72:${port}`, 'm'));
       for (const host of ['127.0.0.71', '127.0.0.72']) {
