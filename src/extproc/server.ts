@@ -1,9 +1,9 @@
 import { Server, ServerCredentials, type ChannelOptions, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from '../observability/logger.js';
+import { extProcServerService } from './codec.js';
 import { PickerHealth } from './health.js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
 import type { RequestProcessorFactory } from './processor.js';
-import { extProcService } from './proto.js';
 import { ExtProcStream, StreamError, type StreamOptions } from './stream.js';
 import { serverCertificate } from './tls.js';
 
@@ -101,7 +101,7 @@ export async function startExtProcServer(options: ExtProcServerOptions): Promise
     if (mismatches++ === 0) log.warn({ hint }, 'ext_proc body mode mismatch');
   };
 
-  grpc.addService(extProcService(), {
+  grpc.addService(extProcServerService(), {
     Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) =>
       serveStream(call, new ExtProcStream(options.processor, { ...options.stream, onInternalError: (err) => log.error({ err }, 'request processor failed'), onModeMismatch }), open, log),
   });

@@ -3,6 +3,7 @@ import { asGatewayError, GatewayError, isGatewayError } from '../core/errors.js'
 import { DEFAULT_HEADER_LIMITS, filterMetadata, headerMutation, headerRecord, HeaderLimitError, pbStruct, type FilterMetadata, type HeaderLimits, type JsonValue } from './headers.js';
 import type { BodySendMode, PbHttpBody, PbStruct, ProcessingRequest, ProcessingResponse } from './messages.js';
 import type { AwaitBody, RequestProcessor, RequestProcessorFactory, RequestVerdict } from './processor.js';
+import { constantAnswer, streamedAnswer } from './codec.js';
 import { refusalOf, type Refusal } from './refusal.js';
 
 /**
@@ -58,6 +59,14 @@ type State =
   | 'done';
 
 const SUPPORTED: ReadonlySet<BodySendMode> = new Set<BodySendMode>(['FULL_DUPLEX_STREAMED', 'BUFFERED']);
+
+/** Answers that never change (CONTINUE without mutations), encoded once (codec.ts). */
+const CONTINUE_HEADERS = constantAnswer({ request_headers: { response: {} } });
+const CONTINUE_BODY = constantAnswer({ request_body: { response: {} } });
+const CONTINUE_RESPONSE_HEADERS = constantAnswer({ response_headers: { response: {} } });
+const CONTINUE_RESPONSE_BODY = constantAnswer({ response_body: { response: {} } });
+const REQUEST_TRAILERS_DONE = constantAnswer({ request_trailers: {} });
+const RESPONSE_TRAILERS_DONE = constantAnswer({ response_trailers: {} });
 
 /**
  * One ext_proc stream (one HTTP request through Envoy) as a state machine: Envoy's messages in,
@@ -195,7 +204,7 @@ export class ExtProcStream {
     this.#awaitBody(answer);
     if (this.#requestMode === 'BUFFERED') {
       this.#state = 'buffered-body';
-      return [{ request_headers: { response: {} } }];
+      return [CONTINUE_HEADERS];
     }
     this.#state = 'collect';
     return [];
@@ -236,7 +245,7 @@ export class ExtProcStream {
       case 'pass-body': {
         const eos = body.end_of_stream === true;
         if (eos) this.#state = 'forwarded';
-        if (this.#requestMode === 'BUFFERED') return [{ request_body: { response: {} } }];
+        if (this.#requestMode === 'BUFFERED') return [CONTINUE_BODY];
         return streamedChunks('request_body', chunk, eos, eos);
       }
       default:
@@ -269,7 +278,7 @@ export class ExtProcStream {
       if (this.#finished) return out;
     } else if (this.#state === 'pass-body') this.#state = 'forwarded';
     else if (this.#state !== 'forwarded') throw new StreamError(GrpcStatus.INVALID_ARGUMENT, `request_trailers out of order (${this.#state})`);
-    out.push({ request_trailers: {} });
+    out.push(REQUEST_TRAILERS_DONE);
     return out;
   }
 
@@ -282,7 +291,7 @@ export class ExtProcStream {
     const edits = await this.#processor.responseHeaders(headers, eos, filterMetadata(msg.metadata_context));
     if (this.#finished) return [];
     const mutation = headerMutation(edits);
-    const answer: ProcessingResponse = { response_headers: { response: mutation === undefined ? {} : { header_mutation: mutation } } };
+    const answer: ProcessingResponse = mutation === undefined ? CONTINUE_RESPONSE_HEADERS : { response_headers: { response: { header_mutation: mutation } } };
     this.#state = 'response';
     if (eos || this.#responseMode === 'NONE') this.#complete();
     return [answer];
@@ -296,7 +305,7 @@ export class ExtProcStream {
     const out = await this.#processor.responseBody(chunk, eos);
     if (this.#finished) return [];
     if (eos) this.#complete();
-    if (buffered) return [{ response_body: { response: out === chunk || out.equals(chunk) ? {} : { body_mutation: { body: out } } } }];
+    if (buffered) return [out === chunk || out.equals(chunk) ? CONTINUE_RESPONSE_BODY : { response_body: { response: { body_mutation: { body: out } } } }];
     return streamedChunks('response_body', out, body.end_of_stream === true, false);
   }
 
@@ -304,7 +313,7 @@ export class ExtProcStream {
     if (this.#state !== 'response' || this.#processor === undefined) throw new StreamError(GrpcStatus.INVALID_ARGUMENT, `response_trailers out of order (${this.#state})`);
     await this.#processor.responseTrailers(headerRecord(msg.response_trailers?.trailers, this.#options.headerLimits));
     this.#complete();
-    return [{ response_trailers: {} }];
+    return [RESPONSE_TRAILERS_DONE];
   }
 
   #refuse(r: Refusal): ProcessingResponse[] {
@@ -363,7 +372,7 @@ function streamedChunks(kind: 'request_body' | 'response_body', body: Buffer, eo
     const piece = body.subarray(offset, offset + STREAMED_CHUNK_BYTES);
     offset += piece.length;
     const last = offset >= body.length;
-    out.push({ [kind]: { response: { body_mutation: { streamed_response: { body: piece, ...(last && eos ? { end_of_stream: true } : {}) } } } } });
+    out.push(streamedAnswer(kind, piece, last && eos));
   } while (offset < body.length);
   return out;
 }
