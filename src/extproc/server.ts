@@ -1,5 +1,6 @@
 import { Server, ServerCredentials, type ChannelOptions, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from '../observability/logger.js';
+import { AnswerQueue } from './answer-queue.js';
 import { extProcServerService } from './codec.js';
 import { PickerHealth } from './health.js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
@@ -153,38 +154,29 @@ export async function startExtProcServer(options: ExtProcServerOptions): Promise
 
 /**
  * Carries one gRPC stream: Envoy's messages go through the state machine one at a time (reading
- * pauses while a backlog waits), answers are written with backpressure, a StreamError ends the
- * stream with its status, and however the stream ends the state machine hears end() once.
+ * pauses while a backlog waits), answers are written in order with backpressure (streamed
+ * response-body pieces ready together merged: answer-queue.ts), a StreamError ends the stream
+ * with its status, and however the stream ends the state machine hears end() once.
  */
 function serveStream(call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>, stream: ExtProcStream, open: Set<ExtProcStream>, log: Logger): void {
   open.add(stream);
   let over = false;
   let queued = 0;
   let chain: Promise<void> = Promise.resolve();
+  const answers = new AnswerQueue(call);
   const finish = (): void => {
     if (over) return;
     over = true;
+    answers.close();
     open.delete(stream);
     stream.end();
-  };
-  const writeAll = async (answers: readonly ProcessingResponse[]): Promise<void> => {
-    for (const a of answers) {
-      if (over) return;
-      if (!call.write(a)) await new Promise<void>((resolve) => {
-        const done = (): void => {
-          call.off('drain', done);
-          call.off('close', done);
-          resolve();
-        };
-        call.once('drain', done);
-        call.once('close', done);
-      });
-    }
   };
   const step = async (msg: ProcessingRequest): Promise<void> => {
     try {
       if (over) return;
-      await writeAll(await stream.receive(msg));
+      const out = await stream.receive(msg);
+      if (over) return;
+      await answers.send(out);
     } catch (err) {
       if (over) return;
       const e = err instanceof StreamError ? err : undefined;
@@ -206,6 +198,7 @@ function serveStream(call: ServerDuplexStream<ProcessingRequest, ProcessingRespo
     // Envoy half-closed: answer what is queued, then close our side.
     chain = chain.then(() => {
       if (over) return;
+      answers.flush();
       finish();
       call.end();
     });
