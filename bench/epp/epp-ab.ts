@@ -19,8 +19,11 @@ import { createWorkload, resolveWorkloadParams } from '../../src/bench/workloads
  * Each run sends a fixed number of requests after a 40-request warm-up and reads the process's
  * own CPU time from /proc: CPU seconds per 1,000 requests, not wall time, is what a shared machine
  * can compare. ROUNDS (default 3) rounds, the pickers' order reversed every other round; SHAPES
- * picks shapes (small, stream, large, large200); one JSON line per run on stdout. With PROF_DIR the
- * pickers run under `--cpu-prof` and their profiles land there (one folder per run).
+ * picks shapes (small, stream, large, large200, paced); one JSON line per run on stdout. With
+ * PROF_DIR the pickers run under `--cpu-prof` and their profiles land there (one folder per run).
+ * The engine is the zero-latency simulator (a 512-token answer reaches the proxy in a few reads);
+ * FLEET_PROFILE and TIME_SCALE pick a timed one instead (e.g. llama-3.1-8b-h100 at 5× real time:
+ * one read per token, as from a real server; the `paced` shape is meant for it).
  */
 
 const roots = process.argv.slice(2);
@@ -40,13 +43,16 @@ const shapes = [
   { name: 'stream', workload: { type: 'random', count: 100_000, inputTokens: 64, outputTokens: 512 }, concurrency: 16, requests: 600 },
   { name: 'large', workload: { type: 'random', count: 100_000, inputTokens: 50_000, outputTokens: 16 }, concurrency: 20, requests: 400 },
   { name: 'large200', workload: { type: 'random', count: 100_000, inputTokens: 50_000, outputTokens: 16 }, concurrency: 200, requests: 600 },
+  // With a timed engine (FLEET_PROFILE, TIME_SCALE) its tokens arrive one by one, as from a real server.
+  { name: 'paced', workload: { type: 'random', count: 100_000, inputTokens: 64, outputTokens: 128 }, concurrency: 16, requests: 300 },
 ].filter((s) => (process.env['SHAPES'] ?? 'small,stream,large').split(',').includes(s.name));
 
 const work = join(tmpdir(), `infergate-epp-ab-${process.pid}`);
 await mkdir(join(work, 'gateway'), { recursive: true });
 await mkdir(join(work, 'epp'), { recursive: true });
 const ctx: Context = { work, log: () => undefined, nginx: undefined, seed: 1, frontPort: await freePort(), adminPort: await freePort(), simPort: await freePortOnAll(fleetHosts()), bootstrapPort: await freePortOnAll(fleetHosts()) };
-const fleet = await startFleet({ replicas: 1, profile: 'zero' }, ctx);
+const timeScale = process.env['TIME_SCALE'] === undefined ? undefined : Number(process.env['TIME_SCALE']);
+const fleet = await startFleet({ replicas: 1, profile: process.env['FLEET_PROFILE'] ?? 'zero', ...(timeScale === undefined ? {} : { timeScale }) }, ctx);
 await writeFile(join(work, 'epp', 'pods.yaml'), fleet.podsYaml);
 await writeFile(
   join(work, 'gateway', 'config.yaml'),
@@ -74,6 +80,8 @@ spec:
 ${fleet.podsYaml}`,
 );
 const admin = `http://127.0.0.1:${ctx.adminPort}`;
+/** Time a process gets to be ready: a picker makes its certificate and loads at start, slowly on a loaded machine. */
+const START_MS = 180_000;
 
 /** Ready once the admin port says ready and the engine has been scraped (the core routes on real load). */
 async function coreReady(): Promise<boolean> {
@@ -91,19 +99,19 @@ interface System {
 
 async function startGateway(): Promise<System> {
   const args = [join(reference, 'bin/infergate.js'), 'serve', '-f', join(work, 'gateway'), '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)];
-  const gateway = await startChild('gateway', process.execPath, args, coreReady);
+  const gateway = await startChild('gateway', process.execPath, args, coreReady, START_MS);
   return { measured: gateway, stop: () => gateway.stop() };
 }
 
 async function startPicker(root: string, prof: readonly string[]): Promise<System> {
   const [grpc, health, stats] = [await freePort(), await freePort(), await freePort()];
   const args = [...prof, join(root, 'bin/infergate.js'), 'epp', '--exit-with-parent', '-f', join(work, 'epp'), '--endpoint-selector', 'app=bench', '--endpoint-target-ports', String(fleet.simPort), '--address', '127.0.0.1', '--grpc-port', String(grpc), '--grpc-health-port', String(health), '--metrics-port', String(ctx.adminPort)];
-  const epp = await startChild('epp', process.execPath, args, coreReady);
+  const epp = await startChild('epp', process.execPath, args, coreReady, START_MS);
   const statsUrl = `http://127.0.0.1:${stats}/decisions`;
   let standin: Child;
   try {
     const standinArgs = [join(standinRoot, 'bin/infergate.js'), 'envoy-standin', '--exit-with-parent', '--ext-proc', `127.0.0.1:${grpc}`, '--port', String(ctx.frontPort), '--stats-port', String(stats)];
-    standin = await startChild('envoy-standin', process.execPath, standinArgs, () => answers(`http://127.0.0.1:${stats}/healthz`));
+    standin = await startChild('envoy-standin', process.execPath, standinArgs, () => answers(`http://127.0.0.1:${stats}/healthz`), START_MS);
   } catch (err) {
     await epp.stop();
     throw err;

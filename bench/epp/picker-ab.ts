@@ -80,7 +80,8 @@ async function coreReady(admin: string): Promise<boolean> {
 async function startPicker(root: string, prof: readonly string[]): Promise<{ child: Child; grpcPort: number }> {
   const [grpc, health, admin] = [await freePort(), await freePort(), await freePort()];
   const args = [...prof, join(root, 'bin/infergate.js'), 'epp', '--exit-with-parent', '-f', join(work, 'epp'), '--endpoint-selector', 'app=bench', '--endpoint-target-ports', String(fleet.simPort), '--address', '127.0.0.1', '--grpc-port', String(grpc), '--grpc-health-port', String(health), '--metrics-port', String(admin)];
-  return { child: await startChild('epp', process.execPath, args, () => coreReady(`http://127.0.0.1:${admin}`)), grpcPort: grpc };
+  // A picker makes its certificate and loads at start, slowly on a loaded machine.
+  return { child: await startChild('epp', process.execPath, args, () => coreReady(`http://127.0.0.1:${admin}`), 180_000), grpcPort: grpc };
 }
 
 /** A chat completion request as a client sends it (streamed, usage asked by the gateway itself). */
