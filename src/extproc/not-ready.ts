@@ -14,7 +14,7 @@ export const notReadyProcessor: RequestProcessorFactory = (): RequestProcessor =
   bodyChunk: () => Promise.resolve(undefined),
   bodyTooLarge: (max) => refusalOf(new GatewayError('body_too_large', `request body is larger than ${max} bytes`)),
   responseHeaders: () => Promise.resolve([]),
-  responseBody: (chunk) => Promise.resolve(chunk),
+  responseBody: (chunk) => chunk,
   responseTrailers: () => Promise.resolve(),
   completed: () => undefined,
   cancelled: () => undefined,

@@ -166,7 +166,8 @@ class CorePicker implements RequestProcessor {
     return plan.headers;
   }
 
-  async responseBody(chunk: Buffer, endOfStream: boolean): Promise<Buffer> {
+  /** Synchronous: the core's answer path never waits, and each streamed chunk would otherwise pay a promise. */
+  responseBody(chunk: Buffer, endOfStream: boolean): Buffer {
     const handle = this.#handle;
     if (handle === undefined) return chunk;
     // After a failure the rest of the server's answer is dropped: the client's answer has ended.

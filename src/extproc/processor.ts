@@ -67,9 +67,10 @@ export interface RequestProcessor {
   /**
    * A piece of the response body. Returns the bytes to send on now: `chunk` itself to pass it
    * through, an empty buffer to hold it back; whatever was held back must be returned by the
-   * `endOfStream` call (e.g. a non-streamed answer rewritten once complete).
+   * `endOfStream` call (e.g. a non-streamed answer rewritten once complete). May answer at once
+   * (no promise): a streamed answer's chunks then cost no promise each.
    */
-  responseBody(chunk: Buffer, endOfStream: boolean): Promise<Buffer>;
+  responseBody(chunk: Buffer, endOfStream: boolean): Buffer | Promise<Buffer>;
   /** The response's trailers (gRPC responses, rarely HTTP): the response is complete. */
   responseTrailers(trailers: HeaderRecord): Promise<void>;
   /** The response went through to its end (or the request was refused): release per-request state. */

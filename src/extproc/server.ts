@@ -1,9 +1,10 @@
 import { Server, ServerCredentials, type ChannelOptions, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from '../observability/logger.js';
+import { AnswerQueue } from './answer-queue.js';
+import { extProcServerService } from './codec.js';
 import { PickerHealth } from './health.js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
 import type { RequestProcessorFactory } from './processor.js';
-import { extProcService } from './proto.js';
 import { ExtProcStream, StreamError, type StreamOptions } from './stream.js';
 import { serverCertificate } from './tls.js';
 
@@ -101,7 +102,7 @@ export async function startExtProcServer(options: ExtProcServerOptions): Promise
     if (mismatches++ === 0) log.warn({ hint }, 'ext_proc body mode mismatch');
   };
 
-  grpc.addService(extProcService(), {
+  grpc.addService(extProcServerService(), {
     Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) =>
       serveStream(call, new ExtProcStream(options.processor, { ...options.stream, onInternalError: (err) => log.error({ err }, 'request processor failed'), onModeMismatch }), open, log),
   });
@@ -152,63 +153,97 @@ export async function startExtProcServer(options: ExtProcServerOptions): Promise
 }
 
 /**
- * Carries one gRPC stream: Envoy's messages go through the state machine one at a time (reading
- * pauses while a backlog waits), answers are written with backpressure, a StreamError ends the
+ * Carries one gRPC stream: Envoy's messages go through the state machine one at a time, in order
+ * (reading pauses while a backlog waits; a message the state machine answers at once, such as a
+ * streamed response chunk, costs no promise), answers are written in order with backpressure
+ * (streamed response-body pieces ready together merged: answer-queue.ts), a StreamError ends the
  * stream with its status, and however the stream ends the state machine hears end() once.
  */
 function serveStream(call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>, stream: ExtProcStream, open: Set<ExtProcStream>, log: Logger): void {
   open.add(stream);
   let over = false;
-  let queued = 0;
-  let chain: Promise<void> = Promise.resolve();
+  /** Envoy half-closed: once the inbox is handled, our side closes too. */
+  let halfClosed = false;
+  /** A message (or a full sink) is being waited for; the inbox waits behind it. */
+  let waiting = false;
+  /** pump() is running (a message that arrives meanwhile is left to its loop, keeping the order). */
+  let pumping = false;
+  const inbox: ProcessingRequest[] = [];
+  const answers = new AnswerQueue(call);
   const finish = (): void => {
     if (over) return;
     over = true;
+    inbox.length = 0;
+    answers.close();
     open.delete(stream);
     stream.end();
   };
-  const writeAll = async (answers: readonly ProcessingResponse[]): Promise<void> => {
-    for (const a of answers) {
-      if (over) return;
-      if (!call.write(a)) await new Promise<void>((resolve) => {
-        const done = (): void => {
-          call.off('drain', done);
-          call.off('close', done);
-          resolve();
-        };
-        call.once('drain', done);
-        call.once('close', done);
-      });
+  const fail = (err: unknown): void => {
+    if (over) return;
+    const e = err instanceof StreamError ? err : undefined;
+    if (e === undefined) log.error({ err }, 'ext_proc stream failed');
+    else log.warn({ code: e.code, reason: e.message }, 'ext_proc stream ended: protocol error');
+    finish();
+    call.emit('error', { code: e?.code ?? 13, details: e?.message ?? 'internal error' });
+  };
+  const resumeAfter = (wait: Promise<unknown>): void => {
+    waiting = true;
+    wait.then(
+      () => {
+        waiting = false;
+        pump();
+      },
+      (err: unknown) => {
+        waiting = false;
+        fail(err);
+      },
+    );
+  };
+  const pump = (): void => {
+    if (pumping) return;
+    pumping = true;
+    try {
+      drain();
+    } finally {
+      pumping = false;
     }
   };
-  const step = async (msg: ProcessingRequest): Promise<void> => {
-    try {
-      if (over) return;
-      await writeAll(await stream.receive(msg));
-    } catch (err) {
-      if (over) return;
-      const e = err instanceof StreamError ? err : undefined;
-      if (e === undefined) log.error({ err }, 'ext_proc stream failed');
-      else log.warn({ code: e.code, reason: e.message }, 'ext_proc stream ended: protocol error');
+  const drain = (): void => {
+    while (!over && !waiting) {
+      const msg = inbox.shift();
+      if (msg === undefined) break;
+      let out: ProcessingResponse[] | Promise<ProcessingResponse[]>;
+      try {
+        out = stream.receiveNow(msg);
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      if (!Array.isArray(out)) {
+        resumeAfter(out.then((a) => (over ? undefined : answers.send(a))));
+        break;
+      }
+      const full = answers.send(out);
+      if (full !== undefined) resumeAfter(full);
+    }
+    if (over || waiting) return;
+    if (call.isPaused()) call.resume();
+    if (halfClosed) {
+      answers.flush();
       finish();
-      call.emit('error', { code: e?.code ?? 13, details: e?.message ?? 'internal error' });
-    } finally {
-      queued--;
-      if (queued < QUEUE_HIGH_WATER / 2 && call.isPaused()) call.resume();
+      call.end();
     }
   };
   call.on('data', (msg: ProcessingRequest) => {
-    queued++;
-    if (queued >= QUEUE_HIGH_WATER) call.pause();
-    chain = chain.then(() => step(msg));
+    if (over) return;
+    inbox.push(msg);
+    if (inbox.length >= QUEUE_HIGH_WATER) call.pause();
+    if (!waiting) pump();
   });
   call.on('end', () => {
     // Envoy half-closed: answer what is queued, then close our side.
-    chain = chain.then(() => {
-      if (over) return;
-      finish();
-      call.end();
-    });
+    halfClosed = true;
+    if (!waiting) pump();
   });
   call.on('cancelled', finish);
   call.on('error', finish);

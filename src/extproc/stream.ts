@@ -3,6 +3,7 @@ import { asGatewayError, GatewayError, isGatewayError } from '../core/errors.js'
 import { DEFAULT_HEADER_LIMITS, filterMetadata, headerMutation, headerRecord, HeaderLimitError, pbStruct, type FilterMetadata, type HeaderLimits, type JsonValue } from './headers.js';
 import type { BodySendMode, PbHttpBody, PbStruct, ProcessingRequest, ProcessingResponse } from './messages.js';
 import type { AwaitBody, RequestProcessor, RequestProcessorFactory, RequestVerdict } from './processor.js';
+import { constantAnswer, streamedAnswer } from './codec.js';
 import { refusalOf, type Refusal } from './refusal.js';
 
 /**
@@ -59,6 +60,14 @@ type State =
 
 const SUPPORTED: ReadonlySet<BodySendMode> = new Set<BodySendMode>(['FULL_DUPLEX_STREAMED', 'BUFFERED']);
 
+/** Answers that never change (CONTINUE without mutations), encoded once (codec.ts). */
+const CONTINUE_HEADERS = constantAnswer({ request_headers: { response: {} } });
+const CONTINUE_BODY = constantAnswer({ request_body: { response: {} } });
+const CONTINUE_RESPONSE_HEADERS = constantAnswer({ response_headers: { response: {} } });
+const CONTINUE_RESPONSE_BODY = constantAnswer({ response_body: { response: {} } });
+const REQUEST_TRAILERS_DONE = constantAnswer({ request_trailers: {} });
+const RESPONSE_TRAILERS_DONE = constantAnswer({ response_trailers: {} });
+
 /**
  * One ext_proc stream (one HTTP request through Envoy) as a state machine: Envoy's messages in,
  * the answers to send out, calls on a RequestProcessor in between. `receive` must not be called
@@ -105,41 +114,61 @@ export class ExtProcStream {
 
   /** Handles one message from Envoy; resolves to the messages to send back, in order. */
   async receive(msg: ProcessingRequest): Promise<ProcessingResponse[]> {
+    return this.receiveNow(msg);
+  }
+
+  /**
+   * receive() without the promise where none is needed: a response body chunk whose processor
+   * answers synchronously (the core does) is answered at once, so a long streamed answer costs no
+   * promise chain per chunk. Returns the answers, or a promise of them; throws StreamError (or
+   * rejects with it) where receive() rejects.
+   */
+  receiveNow(msg: ProcessingRequest): ProcessingResponse[] | Promise<ProcessingResponse[]> {
     if (++this.#messages > this.#options.maxMessages) throw new StreamError(GrpcStatus.RESOURCE_EXHAUSTED, `more than ${this.#options.maxMessages} messages on one stream`);
     if (msg.protocol_config !== undefined) this.#applyProtocol(msg);
     if (this.#state === 'done') return [];
     try {
-      switch (msg.request) {
-        case 'request_headers':
-          return await this.#requestHeaders(msg);
-        case 'request_body':
-          return await this.#requestBody(msg.request_body ?? {});
-        case 'request_trailers':
-          return await this.#requestTrailers();
-        case 'response_headers':
-          return await this.#responseHeaders(msg);
-        case 'response_body':
-          return await this.#responseBody(msg.response_body ?? {});
-        case 'response_trailers':
-          return await this.#responseTrailers(msg);
-        default:
-          // A oneof member this subset does not know (a newer Envoy): nothing to answer.
-          return [];
-      }
+      const out = this.#dispatch(msg);
+      return Array.isArray(out) ? out : out.catch((err: unknown) => this.#failed(err));
     } catch (err) {
-      if (err instanceof StreamError) throw err;
-      // A client's headers past the bounds are its own mistake (431, RFC 6585 §5); a server's
-      // response headers past them end the stream (Envoy resets the client's).
-      if (err instanceof HeaderLimitError) {
-        if (this.#state === 'idle') return this.#refuse(refusalOf(new GatewayError('request_headers_too_large', `request ${err.message}`)));
-        throw new StreamError(GrpcStatus.RESOURCE_EXHAUSTED, err.message);
-      }
-      if (!isGatewayError(err)) this.#options.onInternalError?.(err);
-      // Once the answer's headers went to the client an immediate_response cannot replace it:
-      // the stream ends with an error, and Envoy resets the client's stream.
-      if (this.#state === 'response') throw new StreamError(GrpcStatus.ABORTED, `the answer failed after it started: ${asGatewayError(err).message}`);
-      return this.#refuse(refusalOf(err));
+      return this.#failed(err);
     }
+  }
+
+  #dispatch(msg: ProcessingRequest): ProcessingResponse[] | Promise<ProcessingResponse[]> {
+    switch (msg.request) {
+      case 'request_headers':
+        return this.#requestHeaders(msg);
+      case 'request_body':
+        return this.#requestBody(msg.request_body ?? {});
+      case 'request_trailers':
+        return this.#requestTrailers();
+      case 'response_headers':
+        return this.#responseHeaders(msg);
+      case 'response_body':
+        return this.#responseBody(msg.response_body ?? {});
+      case 'response_trailers':
+        return this.#responseTrailers(msg);
+      default:
+        // A oneof member this subset does not know (a newer Envoy): nothing to answer.
+        return [];
+    }
+  }
+
+  /** What a failure in handling a message becomes: a refusal to send, or a StreamError thrown. */
+  #failed(err: unknown): ProcessingResponse[] {
+    if (err instanceof StreamError) throw err;
+    // A client's headers past the bounds are its own mistake (431, RFC 6585 §5); a server's
+    // response headers past them end the stream (Envoy resets the client's).
+    if (err instanceof HeaderLimitError) {
+      if (this.#state === 'idle') return this.#refuse(refusalOf(new GatewayError('request_headers_too_large', `request ${err.message}`)));
+      throw new StreamError(GrpcStatus.RESOURCE_EXHAUSTED, err.message);
+    }
+    if (!isGatewayError(err)) this.#options.onInternalError?.(err);
+    // Once the answer's headers went to the client an immediate_response cannot replace it:
+    // the stream ends with an error, and Envoy resets the client's stream.
+    if (this.#state === 'response') throw new StreamError(GrpcStatus.ABORTED, `the answer failed after it started: ${asGatewayError(err).message}`);
+    return this.#refuse(refusalOf(err));
   }
 
   /** The gRPC stream is over (Envoy half-closed, cancelled, or it broke the protocol). Idempotent. */
@@ -195,7 +224,7 @@ export class ExtProcStream {
     this.#awaitBody(answer);
     if (this.#requestMode === 'BUFFERED') {
       this.#state = 'buffered-body';
-      return [{ request_headers: { response: {} } }];
+      return [CONTINUE_HEADERS];
     }
     this.#state = 'collect';
     return [];
@@ -236,7 +265,7 @@ export class ExtProcStream {
       case 'pass-body': {
         const eos = body.end_of_stream === true;
         if (eos) this.#state = 'forwarded';
-        if (this.#requestMode === 'BUFFERED') return [{ request_body: { response: {} } }];
+        if (this.#requestMode === 'BUFFERED') return [CONTINUE_BODY];
         return streamedChunks('request_body', chunk, eos, eos);
       }
       default:
@@ -269,7 +298,7 @@ export class ExtProcStream {
       if (this.#finished) return out;
     } else if (this.#state === 'pass-body') this.#state = 'forwarded';
     else if (this.#state !== 'forwarded') throw new StreamError(GrpcStatus.INVALID_ARGUMENT, `request_trailers out of order (${this.#state})`);
-    out.push({ request_trailers: {} });
+    out.push(REQUEST_TRAILERS_DONE);
     return out;
   }
 
@@ -282,21 +311,26 @@ export class ExtProcStream {
     const edits = await this.#processor.responseHeaders(headers, eos, filterMetadata(msg.metadata_context));
     if (this.#finished) return [];
     const mutation = headerMutation(edits);
-    const answer: ProcessingResponse = { response_headers: { response: mutation === undefined ? {} : { header_mutation: mutation } } };
+    const answer: ProcessingResponse = mutation === undefined ? CONTINUE_RESPONSE_HEADERS : { response_headers: { response: { header_mutation: mutation } } };
     this.#state = 'response';
     if (eos || this.#responseMode === 'NONE') this.#complete();
     return [answer];
   }
 
-  async #responseBody(body: PbHttpBody): Promise<ProcessingResponse[]> {
-    if (this.#state !== 'response' || this.#processor === undefined) throw new StreamError(GrpcStatus.INVALID_ARGUMENT, `response_body out of order (${this.#state})`);
+  #responseBody(body: PbHttpBody): ProcessingResponse[] | Promise<ProcessingResponse[]> {
+    const processor = this.#processor;
+    if (this.#state !== 'response' || processor === undefined) throw new StreamError(GrpcStatus.INVALID_ARGUMENT, `response_body out of order (${this.#state})`);
     const chunk = asBuffer(body.body);
     const buffered = this.#responseMode === 'BUFFERED';
     const eos = body.end_of_stream === true || buffered;
-    const out = await this.#processor.responseBody(chunk, eos);
+    const out = processor.responseBody(chunk, eos);
+    return out instanceof Promise ? out.then((o) => this.#responseBodyAnswer(chunk, o, body, eos, buffered)) : this.#responseBodyAnswer(chunk, out, body, eos, buffered);
+  }
+
+  #responseBodyAnswer(chunk: Buffer, out: Buffer, body: PbHttpBody, eos: boolean, buffered: boolean): ProcessingResponse[] {
     if (this.#finished) return [];
     if (eos) this.#complete();
-    if (buffered) return [{ response_body: { response: out === chunk || out.equals(chunk) ? {} : { body_mutation: { body: out } } } }];
+    if (buffered) return [out === chunk || out.equals(chunk) ? CONTINUE_RESPONSE_BODY : { response_body: { response: { body_mutation: { body: out } } } }];
     return streamedChunks('response_body', out, body.end_of_stream === true, false);
   }
 
@@ -304,7 +338,7 @@ export class ExtProcStream {
     if (this.#state !== 'response' || this.#processor === undefined) throw new StreamError(GrpcStatus.INVALID_ARGUMENT, `response_trailers out of order (${this.#state})`);
     await this.#processor.responseTrailers(headerRecord(msg.response_trailers?.trailers, this.#options.headerLimits));
     this.#complete();
-    return [{ response_trailers: {} }];
+    return [RESPONSE_TRAILERS_DONE];
   }
 
   #refuse(r: Refusal): ProcessingResponse[] {
@@ -363,7 +397,7 @@ function streamedChunks(kind: 'request_body' | 'response_body', body: Buffer, eo
     const piece = body.subarray(offset, offset + STREAMED_CHUNK_BYTES);
     offset += piece.length;
     const last = offset >= body.length;
-    out.push({ [kind]: { response: { body_mutation: { streamed_response: { body: piece, ...(last && eos ? { end_of_stream: true } : {}) } } } } });
+    out.push(streamedAnswer(kind, piece, last && eos));
   } while (offset < body.length);
   return out;
 }
