@@ -141,10 +141,11 @@ describe('/metrics → the gateway extractor', () => {
 
   for (const runtime of ['vllm', 'vllm-v0', 'sglang', 'trtllm'] as const) {
     test(`${runtime}: waiting, running, KV use and capacity read back exactly, under load and after`, async () => {
-      // 20 ms steps at 5× real time: 20 requests of 16 tokens on 8 sequences keep a queue for ~130 ms.
+      // 20 ms steps at 5× real time: 20 requests of 128 tokens on 8 sequences keep a queue for about
+      // a second, so requests that reach the server far apart on a busy machine still queue.
       const s = await tinyServer({ runtime, timeScale: 5, overrides: { decodeFloorMs: 20 } });
       try {
-        const all = Array.from({ length: 20 }, (_, i) => post(s, '/v1/completions', { model: 'mymodel', prompt: filler(30, i + 1), max_tokens: 16, ignore_eos: true }));
+        const all = Array.from({ length: 20 }, (_, i) => post(s, '/v1/completions', { model: 'mymodel', prompt: filler(30, i + 1), max_tokens: 128, ignore_eos: true }));
         await until('a queue', () => (s.engine.stats().waiting > 0 && s.engine.stats().running > 0 ? true : undefined));
         const busy = sameTick(s, runtime, false);
         const m = extractMetrics(busy.text, DIALECT[runtime]);
@@ -226,9 +227,13 @@ describe('/metrics → the gateway extractor', () => {
   });
 
   test('LoRA slots: with max_loras 1 a second adapter waits, and lora_requests_info says so', async () => {
-    const s = await tinyServer({ runtime: 'vllm', loras: ['ad-a', 'ad-b'], maxLoras: 1, timeScale: 4, overrides: { decodeFloorMs: 20 } });
+    const s = await tinyServer({ runtime: 'vllm', loras: ['ad-a', 'ad-b'], maxLoras: 1, timeScale: 4, overrides: { decodeFloorMs: 40 } });
     try {
-      const a = post(s, '/v1/completions', { model: 'ad-a', prompt: 'one', max_tokens: 20, ignore_eos: true });
+      // ad-a decodes for about 10 s of real time (1,000 tokens × 40 ms / 4; the tiny profile's context
+      // is 1,024 tokens): however busy the machine,
+      // ad-b is still waiting when /metrics is read. Its client then leaves, which frees the slot.
+      const leave = new AbortController();
+      const a = post(s, '/v1/completions', { model: 'ad-a', prompt: 'one', max_tokens: 1_000, ignore_eos: true, stream: true }, {}, leave.signal);
       await until('ad-a running', () => (s.engine.stats().lora.running.includes('ad-a') ? true : undefined));
       const b = post(s, '/v1/completions', { model: 'ad-b', prompt: 'two', max_tokens: 4 });
       const lora = await until('ad-b waiting on /metrics', async () => {
@@ -236,9 +241,9 @@ describe('/metrics → the gateway extractor', () => {
         return l !== undefined && l.waiting.includes('ad-b') ? l : undefined;
       });
       assert.deepEqual(lora, { maxLoras: 1, running: ['ad-a'], waiting: ['ad-b'] });
-      const [ra, rb] = await Promise.all([a, b]);
-      assert.equal(ra.status, 200);
-      assert.equal(rb.status, 200);
+      assert.equal((await a).status, 200);
+      leave.abort();
+      assert.equal((await b).status, 200, 'ad-b runs once ad-a is gone');
       const idle = extractMetrics(await scrape(s), 'vllm');
       assert.deepEqual(idle.metrics?.lora, { maxLoras: 1, running: [], waiting: [] }, 'the newest series wins');
       assert.ok(((await scrape(s)).match(/^vllm:lora_requests_info\{/gm) ?? []).length >= 2, 'older label combinations stay on the page');

@@ -504,7 +504,7 @@ test('llama-3.1-8b-h100: a 550-token prompt alone is one prefill step, then batc
 });
 
 test('a cached prefix saves its GEMMs but its attention is still paid', async () => {
-  const { clock, engine, done } = tinyEngine({ profile: PROFILES['llama-3.1-8b-h100'] }, 1e6);
+  const { clock, engine, done } = tinyEngine({ profile: PROFILES['llama-3.1-8b-h100'] }, 'virtual');
   try {
     const p = engine.profile;
     const prompt = ids(4096);

@@ -13,12 +13,17 @@ export function keepAlive(): () => void {
   return () => clearInterval(t);
 }
 
-/** A clock + engine on the tiny profile, fast (timeScale 200) unless told otherwise. */
+/**
+ * A clock + engine on the tiny profile, fast (timeScale 200) unless told otherwise. `'virtual'`:
+ * a discrete-event clock that never reads the wall clock, for tests whose arithmetic must be exact
+ * however busy the machine is (a huge time scale is not: a millisecond of CPU contention there is
+ * many modelled seconds).
+ */
 export function tinyEngine(
   options: Partial<Omit<EngineOptions, 'clock'>> = {},
-  timeScale = 200,
+  timeScale: number | 'virtual' = 200,
 ): { clock: SimClock; engine: Engine; done: () => void } {
-  const clock = new SimClock({ timeScale, epochMs: 1_700_000_000_000 });
+  const clock = new SimClock(timeScale === 'virtual' ? { virtual: true, epochMs: 1_700_000_000_000 } : { timeScale, epochMs: 1_700_000_000_000 });
   const engine = new Engine({ model: 'tiny-model', profile: PROFILES.tiny, clock, ...options });
   const release = keepAlive();
   return {
