@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { runBench } from '../../src/bench/runner.js';
+import { warmUp } from '../../src/bench/suite/overhead.js';
 import { summarize } from '../../src/bench/summary.js';
 import { answers, cpuSeconds, startChild } from '../../src/bench/suite/processes.js';
 import { startFleet } from '../../src/bench/suite/systems.js';
@@ -60,7 +61,7 @@ try {
         try {
           const common = { baseUrl: `http://127.0.0.1:${ctx.frontPort}`, ignoreEos: true, endpointHeader: 'x-sim-pod', seed: 1 } as const;
           // Warm-up (connection pools, JIT), not measured.
-          await runBench({ ...common, workload: createWorkload(params, 2, 'mymodel'), arrivals: { kind: 'closed', concurrency: 4 }, maxRequests: 40, progress: false });
+          await warmUp({ ...common, workload: createWorkload(params, 2, 'mymodel') }, shape.concurrency);
           const cpuBefore = cpuSeconds(gateway.pid) ?? Number.NaN;
           const started = performance.now();
           const run = await runBench({ ...common, workload: createWorkload(params, 1, 'mymodel'), arrivals: { kind: 'closed', concurrency: shape.concurrency }, maxRequests: shape.requests, progress: false });

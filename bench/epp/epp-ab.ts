@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { DecisionStats } from '../../src/core/decision-stats.js';
 import { runBench } from '../../src/bench/runner.js';
+import { warmUp } from '../../src/bench/suite/overhead.js';
 import { summarize } from '../../src/bench/summary.js';
 import { answers, cpuSeconds, startChild, type Child } from '../../src/bench/suite/processes.js';
 import { freePort, freePortOnAll } from '../../src/bench/suite/ports.js';
@@ -140,7 +141,7 @@ try {
         try {
           const common = { baseUrl: `http://127.0.0.1:${ctx.frontPort}`, ignoreEos: true, endpointHeader: 'x-sim-pod', seed: 1 } as const;
           // Warm-up (connections, JIT), not measured.
-          await runBench({ ...common, workload: createWorkload(params, 2, 'mymodel'), arrivals: { kind: 'closed', concurrency: 4 }, maxRequests: 40, progress: false });
+          await warmUp({ ...common, workload: createWorkload(params, 2, 'mymodel') }, shape.concurrency);
           await system.resetDecisions?.();
           const cpuBefore = cpuSeconds(system.measured.pid) ?? Number.NaN;
           const started = performance.now();

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runBench } from '../../src/bench/runner.js';
+import { warmUp } from '../../src/bench/suite/overhead.js';
 import { summarize } from '../../src/bench/summary.js';
 import { answers, startChild } from '../../src/bench/suite/processes.js';
 import { startFleet } from '../../src/bench/suite/systems.js';
@@ -100,7 +101,7 @@ try {
           } else {
             const params = resolveWorkloadParams(shape.workload);
             const common = { baseUrl: `http://127.0.0.1:${ctx.frontPort}`, ignoreEos: true, endpointHeader: 'x-sim-pod', seed: 1 } as const;
-            await runBench({ ...common, workload: createWorkload(params, 2, 'mymodel'), arrivals: { kind: 'closed', concurrency: 4 }, maxRequests: 40, progress: false });
+            await warmUp({ ...common, workload: createWorkload(params, 2, 'mymodel') }, shape.concurrency ?? 1);
             const run = await runBench({ ...common, workload: createWorkload(params, 1, 'mymodel'), arrivals: { kind: 'closed', concurrency: shape.concurrency ?? 1 }, maxRequests: shape.requests ?? 100, progress: false });
             ok = summarize(run.records).ok;
           }
