@@ -57,6 +57,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'bench-oracle':
         // Hidden (not in HELP): the benchmark's oracle placement, an upper bound and not a router to deploy.
         return await (await import('./bench-oracle-command.js')).runBenchOracleCommand(rest);
+      case 'bench-node-floor':
+        // Hidden (not in HELP): the overhead scenario's bare Node proxy, a baseline and not a proxy to deploy.
+        return await (await import('./bench-node-floor-command.js')).runBenchNodeFloorCommand(rest);
       case 'version':
       case '--version':
         process.stdout.write(`${await version()}\n`);

@@ -73,6 +73,11 @@ test('bench-suite --smoke: every scenario reports every system, with sane number
     assert.ok(gateway !== undefined && gateway.requests > 0 && gateway.failed === 0);
     assert.ok((gateway.cpuSecondsPer1000 ?? 0) > 0, 'the gateway CPU was measured');
     assert.ok(overhead.rows.some((r) => r.system === 'direct (no proxy)'));
+    // The bare Node proxy is the floor the gateway's own CPU is read against.
+    const floor = overhead.rows.find((r) => r.system === 'bare Node proxy (http + undici)');
+    assert.ok(floor !== undefined && floor.requests > 0 && floor.failed === 0, `the bare Node proxy served every request (${JSON.stringify(floor)})`);
+    assert.ok((floor.cpuSecondsPer1000 ?? 0) > 0, 'its CPU was measured');
+    assert.match(await readFile(join(out, 'overhead.md'), 'utf8'), /\| gateway DEFAULT \|.*CPU vs bare Node \d+(\.\d+)?×/);
   } finally {
     await rm(out, { recursive: true, force: true });
   }

@@ -160,6 +160,7 @@ export function overheadMarkdown(scenario: OverheadScenario, result: OverheadRes
     const direct = rows.find((r) => r.system === SYSTEM_NAMES.direct);
     const nginx = rows.find((r) => r.system === SYSTEM_NAMES.nginx);
     const oneWorker = rows.find((r) => r.system === SYSTEM_NAMES.default);
+    const nodeFloor = rows.find((r) => r.system === SYSTEM_NAMES['node-floor']);
     const goals = shape.goals;
     out.push(`**${shape.title}**, ${shape.rate === undefined ? `${shape.concurrency} clients, ` : ''}${shape.seconds} s`, '');
     out.push(`| system | requests/s | output tok/s | TTFT p50 | TTFT p99 (added) | E2E p50 (added) | E2E p99 (added) | CPU s / 1k req | peak RSS | loop delay p99 / max | failed |${goals === undefined ? '' : ' goals (issue 21) |'}`);
@@ -167,7 +168,8 @@ export function overheadMarkdown(scenario: OverheadScenario, result: OverheadRes
     for (const r of rows) {
       const isDirect = r === direct;
       const withAdded = (v: number | undefined, d: number | undefined): string => `${fmt(v, ' ms')}${isDirect ? '' : ` (${added(v, d)})`}`;
-      const goalCell = goals === undefined ? '' : ` ${isDirect || r === nginx ? '–' : goalChecks(goals, r, direct, nginx, r.system === SYSTEM_NAMES['default-workers'] ? oneWorker : undefined)} |`;
+      const baseline = isDirect || r === nginx || r === nodeFloor;
+      const goalCell = goals === undefined ? '' : ` ${baseline ? '–' : goalChecks(goals, r, direct, nginx, r.system === SYSTEM_NAMES['default-workers'] ? oneWorker : undefined, nodeFloor)} |`;
       out.push(
         `| ${r.system} | ${fmt(r.requestsPerS)} | ${fmt(r.outputTokensPerS)} | ${fmt(r.ttftP50Ms, ' ms')} | ${withAdded(r.ttftP99Ms, direct?.ttftP99Ms)} | ${withAdded(r.e2eP50Ms, direct?.e2eP50Ms)} | ${withAdded(r.e2eP99Ms, direct?.e2eP99Ms)} | ${fmt(r.cpuSecondsPer1000)} | ${fmt(r.peakRssMiB, ' MiB')} | ${loopDelayCell(r.loopDelay)} | ${r.failed} |${goalCell}`,
       );
@@ -180,9 +182,10 @@ export function overheadMarkdown(scenario: OverheadScenario, result: OverheadRes
 
 /**
  * One proxy row against its shape's goals: each goal's measured value, ✓ or ✗ (– when what it
- * needs is missing), and for the 2-worker gateway its requests per second against one worker's.
+ * needs is missing); its CPU against the bare Node proxy's; and for the 2-worker gateway its
+ * requests per second against one worker's.
  */
-function goalChecks(goals: OverheadGoals, r: OverheadRow, direct: OverheadRow | undefined, nginx: OverheadRow | undefined, oneWorker: OverheadRow | undefined): string {
+function goalChecks(goals: OverheadGoals, r: OverheadRow, direct: OverheadRow | undefined, nginx: OverheadRow | undefined, oneWorker: OverheadRow | undefined, nodeFloor: OverheadRow | undefined): string {
   const checks: string[] = [];
   const check = (label: string, value: number | undefined, ok: (v: number) => boolean, unit: string, limit: string): void => {
     if (value === undefined || !Number.isFinite(value)) checks.push(`${label} – (${limit})`);
@@ -199,6 +202,9 @@ function goalChecks(goals: OverheadGoals, r: OverheadRow, direct: OverheadRow | 
   if (g.cpuVsNginx !== undefined) check('CPU vs nginx', ratio(r.cpuSecondsPer1000, nginx?.cpuSecondsPer1000), (v) => v <= (g.cpuVsNginx as number), '×', `≤ ${g.cpuVsNginx}×`);
   if (g.addedE2eP99VsNginx !== undefined) check('added E2E p99 vs nginx', ratio(diff(r.e2eP99Ms, direct?.e2eP99Ms), diff(nginx?.e2eP99Ms, direct?.e2eP99Ms)), (v) => v <= (g.addedE2eP99VsNginx as number), '×', `≤ ${g.addedE2eP99VsNginx}×`);
   if (g.outputTokensVsNginx !== undefined) check('output tok/s vs nginx', ratio(r.outputTokensPerS, nginx?.outputTokensPerS), (v) => v >= (g.outputTokensVsNginx as number), '×', `≥ ${g.outputTokensVsNginx}×`);
+  // Not a goal: how much of the CPU is the gateway's own work beyond what Node's HTTP stack costs.
+  const vsFloor = ratio(r.cpuSecondsPer1000, nodeFloor?.cpuSecondsPer1000);
+  if (vsFloor !== undefined) checks.push(`CPU vs bare Node ${Math.round(vsFloor * 100) / 100}×`);
   if (oneWorker !== undefined) {
     const vs = ratio(r.requestsPerS, oneWorker.requestsPerS);
     if (vs !== undefined) checks.push(`req/s vs 1 worker ${Math.round(vs * 100) / 100}×`);

@@ -11,11 +11,12 @@ import type { WorkloadInput } from '../workloads/index.js';
  */
 
 /** A system a workload is run through. */
-export type SystemId = 'nginx' | 'random' | 'round-robin' | 'default' | 'default-workers' | 'prefix' | 'prefix-nohome' | 'precise' | 'oracle' | 'direct' | 'pd' | 'epp';
+export type SystemId = 'nginx' | 'node-floor' | 'random' | 'round-robin' | 'default' | 'default-workers' | 'prefix' | 'prefix-nohome' | 'precise' | 'oracle' | 'direct' | 'pd' | 'epp';
 
 export const SYSTEM_NAMES: Readonly<Record<SystemId, string>> = {
   direct: 'direct (no proxy)',
   nginx: 'nginx round-robin',
+  'node-floor': 'bare Node proxy (http + undici)',
   random: 'gateway random',
   default: 'gateway DEFAULT',
   'default-workers': 'gateway DEFAULT, 2 workers',
@@ -370,7 +371,7 @@ function overhead(quick: boolean): OverheadScenario {
     kind: 'overhead',
     name: 'overhead',
     title: 'Proxy overhead against a zero-latency engine',
-    why: 'An engine that answers at once leaves only the proxy: the latency it adds, the requests per second it passes, its CPU per 1,000 requests, its memory, and how late its event loop ran (p99 and worst over the run, from its own infergate_event_loop_delay_seconds; the buckets bound them, hence ≤). The engine counts prompts rather than tokenising them (the zero profile), so a 200 KB prompt costs it little more than its JSON parse and the direct row is the floor. Closed-loop shapes measure capacity; the 1,000 req/s shape is open loop (Poisson arrivals), the latency a proxy adds at a given load. Large prompts cost upstream’s picker ~154 ms each at 20 concurrent and ~1.45 s at 200 (GIE #2928). For Envoy stand-in + EPP, CPU and memory are the picker’s process alone (the stand-in plays Envoy, in Node, in a process of its own), and the decision time is measured in the stand-in from the request_headers message to the picker’s answer. Goals are issue 21’s, reported, never asserted.',
+    why: 'An engine that answers at once leaves only the proxy: the latency it adds, the requests per second it passes, its CPU per 1,000 requests, its memory, and how late its event loop ran (p99 and worst over the run, from its own infergate_event_loop_delay_seconds; the buckets bound them, hence ≤). The engine counts prompts rather than tokenising them (the zero profile), so a 200 KB prompt costs it little more than its JSON parse and the direct row is the floor. The bare Node proxy (Node’s http server and undici relaying to the one engine, nothing else) is the floor any proxy written on Node starts from: a gateway’s CPU beyond it is its own work. Each proxy is warmed for 3 s at the shape’s concurrency first (a fresh Node process runs unoptimised code for its first few thousand requests). Closed-loop shapes measure capacity; the 1,000 req/s shape is open loop (Poisson arrivals), the latency a proxy adds at a given load. Large prompts cost upstream’s picker ~154 ms each at 20 concurrent and ~1.45 s at 200 (GIE #2928). For Envoy stand-in + EPP, CPU and memory are the picker’s process alone (the stand-in plays Envoy, in Node, in a process of its own), and the decision time is measured in the stand-in from the request_headers message to the picker’s answer. Goals are issue 21’s, reported, never asserted.',
     fleet: { replicas: 1, profile: 'zero' },
     shapes: [
       { name: 'small', title: 'small requests (64-token prompt, 16 tokens out, streamed)', workload: SMALL, concurrency: 32, seconds, goals: { throughputVsNginx: 0.9, cpuVsNginx: 2 } },
@@ -397,7 +398,7 @@ function overhead(quick: boolean): OverheadScenario {
       // GIE #2928's second point: upstream's EPP adds ~1.45 s per 220 KB prompt at 200 concurrent.
       { name: 'large-200', title: '200 KB prompts (50k tokens, 16 out) at 200 concurrent', workload: LARGE_PROMPT, concurrency: 200, seconds, goals: LARGE_GOALS, ...(quick ? { systems: ['direct', 'nginx', 'default', 'epp'] } : {}) },
     ],
-    systems: ['direct', 'nginx', 'default', 'default-workers', 'epp'],
+    systems: ['direct', 'nginx', 'node-floor', 'default', 'default-workers', 'epp'],
   };
 }
 
@@ -445,8 +446,8 @@ function smoke(): Scenario[] {
     },
     {
       ...overhead(true),
-      shapes: [{ name: 'small', title: 'small requests (64-token prompt, 16 tokens out, streamed)', workload: SMALL, concurrency: 4, seconds: 1 }],
-      systems: ['direct', 'nginx', 'default', 'epp'],
+      shapes: [{ name: 'small', title: 'small requests (64-token prompt, 16 tokens out, streamed)', workload: SMALL, concurrency: 4, seconds: 1, goals: { cpuVsNginx: 2 } }],
+      systems: ['direct', 'nginx', 'node-floor', 'default', 'epp'],
     },
   ];
 }

@@ -35,7 +35,7 @@ Options:
                     pd, random, lora, overhead; prefix-replicas and prefix-bypass also at --quick
                     and --smoke size; shared-prefix-stress: the old shrunk-KV stress case, not in
                     the suite)
-  --skip a,b        leave these systems out (nginx, random, round-robin, default,
+  --skip a,b        leave these systems out (nginx, node-floor, random, round-robin, default,
                     default-workers, prefix, prefix-nohome, precise, oracle, pd, direct, epp)
   --out DIR         results folder (default bench/results/quick or bench/results/full)
   --seed N          workload seed (default 1)

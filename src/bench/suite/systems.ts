@@ -276,6 +276,11 @@ export async function startFront(system: SystemId, fleet: Fleet, ctx: Context): 
     const child = await startInfergate('oracle', ['bench-oracle', '--exit-with-parent', '--port', String(ctx.frontPort), '--pods', fleet.urls.join(',')], () => answers(`${url}/healthz`));
     return { url, child, stop: () => child.stop() };
   }
+  if (system === 'node-floor') {
+    if (fleet.urls.length !== 1) throw new Error('the bare Node proxy needs a one-engine fleet');
+    const child = await startInfergate('node-floor', ['bench-node-floor', '--exit-with-parent', '--port', String(ctx.frontPort), '--upstream', fleet.urls[0] as string], () => answers(`${url}/v1/models`));
+    return { url, child, stop: () => child.stop() };
+  }
   if (system === 'nginx') {
     if (ctx.nginx === undefined) throw new Error('nginx is not available');
     const child = await startNginx(ctx.nginx, join(ctx.work, 'nginx'), ctx.frontPort, fleet.urls.map((u) => u.slice('http://'.length)));
