@@ -61,12 +61,18 @@ export async function relay(
  * Backpressure pauses the exchange until the client drains.
  */
 export function relayTaken(input: RelayInput, attempt: UpstreamAttempt, status: number, headers: IncomingHttpHeaders): Promise<Outcome> {
-  const answer = new Answer(input, attempt, status, headers, true, asIs);
+  // The status and headers go out with the body pieces of the same socket read, in one write to
+  // the client (a short answer usually arrives whole in one read: headers, body and end), or on
+  // their own at the end of that read when no piece came with them (a server that sends its
+  // headers before its first token). One write fewer per request than sending them at once, and
+  // the client sees them in the same event-loop turn either way.
+  const answer = new Answer(input, attempt, status, headers, true, asIs, false);
   return new Promise((resolve) => {
     let settled = false;
-    /** Pieces received and not yet relayed, and whether a flush is queued. */
+    /** Pieces received and not yet relayed, and whether a flush is queued (one is, for the headers). */
     let pending: Buffer[] = [];
-    let queued = false;
+    let queued = true;
+    queueMicrotask(() => flush());
     /** The client is full: relaying waits for its drain, the exchange is paused. */
     let waiting = false;
     const settle = (outcome: Outcome): void => {
@@ -83,7 +89,13 @@ export function relayTaken(input: RelayInput, attempt: UpstreamAttempt, status: 
     /** Relays what is pending; `last`: the body ended, so a full client is not waited for (the response holds the bytes). */
     const flush = (last = false): void => {
       queued = false;
-      if (settled || pending.length === 0 || (waiting && !last)) return;
+      if (settled) return;
+      if (pending.length === 0) {
+        // At the end, the response's end sends them (with its last bytes, in one write).
+        if (!last) answer.sendHeaders();
+        return;
+      }
+      if (waiting && !last) return;
       // The pieces came in the socket read this microtask follows (at the end: in this one); a
       // client being waited for has the watchdog's attention instead.
       if (!waiting) attempt.dataArrived(performance.now());
@@ -147,7 +159,8 @@ class Answer {
   readonly #sink: Writable;
   #bytesOut = 0;
 
-  constructor(input: RelayInput, attempt: UpstreamAttempt, status: number, headers: IncomingHttpHeaders, readable: boolean, name: Namer) {
+  /** `sendNow`: the status and headers are sent at once; else with the first body bytes or by `sendHeaders`. */
+  constructor(input: RelayInput, attempt: UpstreamAttempt, status: number, headers: IncomingHttpHeaders, readable: boolean, name: Namer, sendNow = true) {
     this.#input = input;
     this.#attempt = attempt;
     this.#status = status;
@@ -160,8 +173,13 @@ class Answer {
     const out: OutgoingHttpHeaders = clientResponseHeaders(headers, plan.headers);
     if (input.closeConnection()) out['connection'] = 'close';
     res.writeHead(status, out);
-    flushHeaders(res);
+    if (sendNow) flushHeaders(res);
     this.#sink = res;
+  }
+
+  /** Sends the status and headers now if nothing has sent them yet (a body write or the end sends them too). */
+  sendHeaders(): void {
+    if (!this.#input.res.headersSent) flushHeaders(this.#input.res);
   }
 
   /** One upstream chunk to the client; false when the client is full (wait for `drained`). Throws the core's verdict on the body. */
