@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 
 /** The response side lives with the upstream layer's response writing, shared with the PD sidecar. */
-export { flushHeaders, type ClientResponse } from '../upstream/client-response.js';
+export { closedEarly, flushHeaders, type ClientResponse } from '../upstream/client-response.js';
 
 /**
  * A client's request as either listener protocol delivers it: HTTP/1.1 (`node:http`) or HTTP/2

@@ -15,7 +15,7 @@ import {
   type RequestTarget,
   type RouteRequest,
 } from '../gateway/index.js';
-import { authorityOf, isHttp2, type ClientRequest, type ClientResponse } from './client.js';
+import { authorityOf, closedEarly, isHttp2, type ClientRequest, type ClientResponse } from './client.js';
 import { forward } from './forward.js';
 import { forwardPd } from './forward-pd.js';
 import { admitBody, declaredLength, readBody } from './read-body.js';
@@ -101,7 +101,7 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
   deps.inFlight.add(scope);
   // The client went away before the response was complete: everything the request waits on ends.
   const onClose = (): void => {
-    if (!res.writableFinished) scope.stop(clientGone());
+    if (closedEarly(res)) scope.stop(clientGone());
   };
   res.on('close', onClose);
   let stream = false;

@@ -117,6 +117,12 @@ export class PortListener {
       sniffProtocol(socket, CLIENT_LIMITS.headersTimeoutMs, (protocol) => {
         this.#sniffing.delete(socket);
         if (protocol === 'h2') {
+          // The listening server keeps a connection half-open after the client's FIN (HTTP/1.1 may
+          // still finish an answer then). HTTP/2 has no half-close: a client that stopped sending
+          // has dropped the connection, and nothing else may tell (with its flow-control window
+          // full the gateway writes nothing that could fail), so its streams would stay in flight
+          // for ever. Ended here: the session closes and aborts them.
+          socket.once('end', () => socket.destroy());
           // Node's HTTP/2 session reads bytes already buffered in the socket first.
           h2.emit('connection', socket);
         } else {

@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import { clientGone, isControlHeader, parseRequestTarget, PREFILLER_HEADER, RequestScope, type InFlight } from '../gateway/index.js';
+import { closedEarly } from '../upstream/client-response.js';
 import { upstreamFailure } from '../upstream/errors.js';
 import { forwardable } from '../upstream/headers.js';
 import { sendError } from '../upstream/respond.js';
@@ -22,7 +23,7 @@ export async function passThrough(req: IncomingMessage, res: ServerResponse, dec
   const scope = new RequestScope();
   inFlight.add(scope);
   const onClose = (): void => {
-    if (!res.writableFinished) scope.stop(clientGone());
+    if (closedEarly(res)) scope.stop(clientGone());
   };
   res.on('close', onClose);
   try {

@@ -19,6 +19,7 @@ import {
   type Outcome,
   type RequestDeadline,
 } from '../gateway/index.js';
+import { closedEarly } from '../upstream/client-response.js';
 import { runPd } from '../upstream/pd-legs.js';
 import { relay, type RelayInput } from '../upstream/relay.js';
 import { sendError, sendJson } from '../upstream/respond.js';
@@ -63,7 +64,7 @@ export async function servePinned(deps: PinnedDeps, req: IncomingMessage, res: S
   const scope = new RequestScope();
   deps.inFlight.add(scope);
   const onClose = (): void => {
-    if (!res.writableFinished) scope.stop(clientGone());
+    if (closedEarly(res)) scope.stop(clientGone());
   };
   res.on('close', onClose);
   const closeConnection = (): boolean => deps.inFlight.draining;
