@@ -316,14 +316,23 @@ class Writer {
     this.b[at] = v;
   }
 
-  /** An ASCII string (protobufjs writes UTF-8; any other string gives up, so no encoding can differ). */
+  /**
+   * An ASCII string (protobufjs writes UTF-8; any other string gives up, so no encoding can differ),
+   * copied by this loop: the strings here are short, and a native write per string costs more.
+   */
   string(tag: number, s: string): void {
     if (typeof s !== 'string') throw GIVE_UP;
-    for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) throw GIVE_UP;
     this.varint(tag);
     this.varint(s.length);
     this.#room(s.length);
-    this.pos += this.b.write(s, this.pos, 'latin1');
+    const b = this.b;
+    let p = this.pos;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) throw GIVE_UP;
+      b[p++] = c;
+    }
+    this.pos = p;
   }
 
   bytes(tag: number, v: Buffer): void {

@@ -313,7 +313,8 @@ function clientOf(headers: HeaderRecord): string | undefined {
 /** Request headers without Envoy's pseudo-headers (`:method`, `:path`, …), as the core reads them. */
 function withoutPseudo(headers: HeaderRecord): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) if (!k.startsWith(':')) out[k] = v;
+  // for-in, not Object.entries: no [name, value] array per header, twice per request (headerRecord's objects have no prototype).
+  for (const k in headers) if (k.charCodeAt(0) !== 0x3a) out[k] = headers[k] as string;
   return out;
 }
 
