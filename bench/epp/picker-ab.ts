@@ -29,7 +29,9 @@ import { bodyMessages, EnvoyExtProcClient, envoyRequestHeaders, metadataContext,
  * The roots' pickers run side by side, each sent the shape's load at the same time, so the
  * machine's other work weighs on them alike. ROUNDS (default 3) rounds; a fixed number of
  * requests per picker after a warm-up; each picker's CPU from /proc; one JSON line per picker
- * and run. With PROF_DIR the pickers run under `--cpu-prof`.
+ * and run. With PROF_DIR the pickers run under `--cpu-prof`. INSECURE=1 runs them plaintext
+ * (`--insecure`), to tell TLS's share from the rest; NODE_FLAGS (space-separated) are passed to
+ * each picker's node.
  */
 
 const roots = process.argv.slice(2);
@@ -41,6 +43,8 @@ const builds = roots.map((root) => ({ name: basename(root), root }));
 const rounds = Number(process.env['ROUNDS'] ?? 3);
 const profDir = process.env['PROF_DIR'] || undefined;
 const scale = Number(process.env['SCALE'] ?? 1);
+const insecure = process.env['INSECURE'] === '1';
+const nodeFlags = (process.env['NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
 
 const EVENTS = 128;
 /** Time between two events of a paced answer (a model server's inter-token latency is ~10-50 ms; shorter keeps runs short). */
@@ -79,7 +83,7 @@ async function coreReady(admin: string): Promise<boolean> {
 
 async function startPicker(root: string, prof: readonly string[]): Promise<{ child: Child; grpcPort: number }> {
   const [grpc, health, admin] = [await freePort(), await freePort(), await freePort()];
-  const args = [...prof, join(root, 'bin/infergate.js'), 'epp', '--exit-with-parent', '-f', join(work, 'epp'), '--endpoint-selector', 'app=bench', '--endpoint-target-ports', String(fleet.simPort), '--address', '127.0.0.1', '--grpc-port', String(grpc), '--grpc-health-port', String(health), '--metrics-port', String(admin)];
+  const args = [...nodeFlags, ...prof, join(root, 'bin/infergate.js'), 'epp', ...(insecure ? ['--insecure'] : []), '--exit-with-parent', '-f', join(work, 'epp'), '--endpoint-selector', 'app=bench', '--endpoint-target-ports', String(fleet.simPort), '--address', '127.0.0.1', '--grpc-port', String(grpc), '--grpc-health-port', String(health), '--metrics-port', String(admin)];
   // A picker makes its certificate and loads at start, slowly on a loaded machine.
   return { child: await startChild('epp', process.execPath, args, () => coreReady(`http://127.0.0.1:${admin}`), 180_000), grpcPort: grpc };
 }
@@ -176,7 +180,7 @@ try {
         for (const build of order) {
           const prof = profDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(profDir, `${build.name}-${shape.name}-${round}`)];
           const picker = await startPicker(build.root, prof);
-          pickers.push({ build, picker, client: new EnvoyExtProcClient({ target: `127.0.0.1:${picker.grpcPort}`, tls: true }) });
+          pickers.push({ build, picker, client: new EnvoyExtProcClient({ target: `127.0.0.1:${picker.grpcPort}`, tls: !insecure }) });
         }
         await Promise.all(pickers.map((p) => run(p.client, shape, 40, 4)));
         const measured = await Promise.all(

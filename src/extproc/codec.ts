@@ -1,5 +1,6 @@
 import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
+import { decodeHeadersMessage, encodeHeadersAnswer } from './headers-codec.js';
 import { decodeProcessingRequest, encodeProcessingResponse, extProcService } from './proto.js';
 
 /*
@@ -7,8 +8,9 @@ import { decodeProcessingRequest, encodeProcessingResponse, extProcService } fro
  * and constant answers out. A streamed answer costs one message per body message Envoy sends (a
  * 512-token SSE answer is ~9 in each direction), and protobufjs spends most of its time there
  * building and converting message objects (decode then toObject, fromObject then encode) rather
- * than reading or writing bytes. Everything else (headers, metadata, immediate responses) goes
- * through protobufjs as before. Field numbers: Envoy's data-plane-api,
+ * than reading or writing bytes. The header messages and their answers have their own codec
+ * (headers-codec.ts); everything else (trailers, immediate responses, BUFFERED answers) goes
+ * through protobufjs. Field numbers: Envoy's data-plane-api,
  * envoy/service/ext_proc/v3/external_processor.proto (the subset in proto/).
  */
 
@@ -82,9 +84,9 @@ export function decodeBodyMessage(b: Buffer): ProcessingRequest | undefined {
   return first === REQUEST_BODY_TAG ? { request_body: httpBody, request: 'request_body' } : { response_body: httpBody, request: 'response_body' };
 }
 
-/** Decodes a ProcessingRequest: body chunks by hand, anything else with protobufjs. */
+/** Decodes a ProcessingRequest: body chunks and header messages by hand, anything else with protobufjs. */
 export function decodeRequest(b: Buffer): ProcessingRequest {
-  return decodeBodyMessage(b) ?? decodeProcessingRequest(b);
+  return decodeBodyMessage(b) ?? decodeHeadersMessage(b) ?? decodeProcessingRequest(b);
 }
 
 function varintSize(n: number): number {
@@ -200,13 +202,13 @@ function deepFreeze<T>(o: T): T {
   return o;
 }
 
-/** Encodes a ProcessingResponse: constant answers from their bytes, streamed pieces by hand, the rest with protobufjs. */
+/** Encodes a ProcessingResponse: constant answers from their bytes, streamed pieces and headers answers by hand, the rest with protobufjs. */
 export function encodeResponse(msg: ProcessingResponse): Buffer {
   const encoded = (msg as { [ENCODED]?: Buffer })[ENCODED];
   if (encoded !== undefined) return encoded;
   const piece = streamedPiece(msg);
   if (piece !== undefined) return encodeStreamedBody(piece.kind, piece.body, piece.endOfStream);
-  return encodeProcessingResponse(msg);
+  return encodeHeadersAnswer(msg) ?? encodeProcessingResponse(msg);
 }
 
 /** The ExternalProcessor service definition for `Server.addService`, with this codec on the server's side. */

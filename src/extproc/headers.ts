@@ -70,20 +70,30 @@ export function headerMap(headers: Readonly<Record<string, string | readonly str
 export function headerMutation(edits: readonly HeaderEdit[]): PbHeaderMutation | undefined {
   const set: PbHeaderValueOption[] = [];
   const remove: string[] = [];
-  edits.forEach((e, i) => {
+  for (let i = 0; i < edits.length; i++) {
+    const e = edits[i] as HeaderEdit;
     const name = e.name.toLowerCase();
     if (e.op === 'remove') {
-      if (!edits.slice(i + 1).some((later) => later.op !== 'remove' && later.name.toLowerCase() === name)) remove.push(name);
-      return;
+      if (!setLater(edits, i + 1, name)) remove.push(name);
+      continue;
     }
     set.push({
       header: { key: name, raw_value: Buffer.from(e.value, 'latin1') },
       append_action: e.op === 'set' ? 'OVERWRITE_IF_EXISTS_OR_ADD' : 'APPEND_IF_EXISTS_OR_ADD',
       ...(e.value === '' ? { keep_empty_value: true } : {}),
     });
-  });
+  }
   if (set.length === 0 && remove.length === 0) return undefined;
   return { ...(set.length > 0 ? { set_headers: set } : {}), ...(remove.length > 0 ? { remove_headers: remove } : {}) };
+}
+
+/** True when an edit from `from` on sets or adds `name` (lower-case). */
+function setLater(edits: readonly HeaderEdit[], from: number, name: string): boolean {
+  for (let j = from; j < edits.length; j++) {
+    const later = edits[j] as HeaderEdit;
+    if (later.op !== 'remove' && later.name.toLowerCase() === name) return true;
+  }
+  return false;
 }
 
 /** A JSON value that fits google.protobuf.Value. */
