@@ -4,10 +4,11 @@ import { basename, join } from 'node:path';
 import type { DecisionStats } from '../../src/core/decision-stats.js';
 import { runBench } from '../../src/bench/runner.js';
 import { warmUp } from '../../src/bench/suite/overhead.js';
+import { benchContext, benchGatewayYaml } from '../support/bench-gateway.js';
 import { summarize } from '../../src/bench/summary.js';
 import { answers, cpuSeconds, startChild, type Child } from '../../src/bench/suite/processes.js';
-import { freePort, freePortOnAll } from '../../src/bench/suite/ports.js';
-import { fleetHosts, startFleet, type Context } from '../../src/bench/suite/systems.js';
+import { freePort } from '../../src/bench/suite/ports.js';
+import { startFleet } from '../../src/bench/suite/systems.js';
 import { createWorkload, resolveWorkloadParams } from '../../src/bench/workloads/index.js';
 
 /*
@@ -51,35 +52,11 @@ const shapes = [
 const work = join(tmpdir(), `infergate-epp-ab-${process.pid}`);
 await mkdir(join(work, 'gateway'), { recursive: true });
 await mkdir(join(work, 'epp'), { recursive: true });
-const ctx: Context = { work, log: () => undefined, nginx: undefined, seed: 1, frontPort: await freePort(), adminPort: await freePort(), simPort: await freePortOnAll(fleetHosts()), bootstrapPort: await freePortOnAll(fleetHosts()) };
+const ctx = await benchContext(work);
 const timeScale = process.env['TIME_SCALE'] === undefined ? undefined : Number(process.env['TIME_SCALE']);
 const fleet = await startFleet({ replicas: 1, profile: process.env['FLEET_PROFILE'] ?? 'zero', ...(timeScale === undefined ? {} : { timeScale }) }, ctx);
 await writeFile(join(work, 'epp', 'pods.yaml'), fleet.podsYaml);
-await writeFile(
-  join(work, 'gateway', 'config.yaml'),
-  `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: bench}
-spec:
-  gatewayClassName: infergate
-  listeners: [{name: http, protocol: HTTP, port: ${ctx.frontPort}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: bench}
-spec:
-  parentRefs: [{name: bench}]
-  rules: [{backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: bench}]}]
----
-apiVersion: inference.networking.k8s.io/v1
-kind: InferencePool
-metadata: {name: bench}
-spec:
-  selector: {matchLabels: {app: bench}}
-  targetPorts: [{number: ${ctx.simPort}}]
----
-${fleet.podsYaml}`,
-);
+await writeFile(join(work, 'gateway', 'config.yaml'), benchGatewayYaml(ctx, fleet));
 const admin = `http://127.0.0.1:${ctx.adminPort}`;
 /** Time a process gets to be ready: a picker makes its certificate and loads at start, slowly on a loaded machine. */
 const START_MS = 180_000;
