@@ -15,7 +15,7 @@ import { editTopLevel } from './json-scan.js';
 import { resolveTarget, type ModelTarget, type TargetSource } from './model-target.js';
 import { CONTROL_HEADERS, controlHeader, fairnessId } from './control-headers.js';
 import { GATEWAY_OWNED_FIELDS } from './owned-fields.js';
-import { injectsStreamUsage } from './stream-usage.js';
+import { acceptStreamUsage, dialectAcceptsStreamUsage, streamUsageSetting } from './stream-usage.js';
 import { restrictTo } from './subset.js';
 import { serviceRuntimeKey, type BackendRuntime, type PoolRuntime, type Runtime } from './runtime.js';
 
@@ -52,6 +52,12 @@ export interface Prepared {
    * asked): the gateway counts the answer's chunks instead.
    */
   readonly countTokens: boolean;
+  /**
+   * Set when whether to ask for usage depends on the endpoints the request may go to (their
+   * dialects: stream-usage.ts): the body with (`true`) or without the usage request.
+   * `Pipeline.forEndpoints` applies it once they are chosen.
+   */
+  readonly usageBody?: (ask: boolean) => Buffer;
   readonly request: SchedulingRequest;
 }
 
@@ -179,12 +185,19 @@ export class Pipeline {
     // One edit of the client's bytes: the target model, the usage request, and no field that only
     // the gateway may set (owned-fields.ts); keys are matched by decoded name and unique (body.ts),
     // so the server reads what the gateway read.
+    // Whether to ask for usage is the answering endpoints' to say (their dialect, configured or
+    // detected): guessed here from the pool's runtime, settled by forEndpoints once they are chosen.
     const unasked = parsed.stream && !clientWantsUsage(parsed.json);
-    const stripUsage = !pinned && unasked && injectsStreamUsage(pool.runtime, pool.routing, path);
+    const setting = pinned || !unasked ? 'off' : streamUsageSetting(pool.routing, path);
+    const stripUsage = setting === 'inject' || (setting === 'endpoint' && dialectAcceptsStreamUsage(pool.runtime));
     const set = new Map<string, string>();
     if (targetModel !== parsed.model) set.set('model', JSON.stringify(targetModel));
-    if (stripUsage) set.set('stream_options', includeUsageOptions(parsed.json));
-    const forwarded = editTopLevel(parsed.raw, parsed.scanned, set, GATEWAY_OWNED_FIELDS);
+    const edit = (ask: boolean): Buffer => {
+      if (ask) set.set('stream_options', includeUsageOptions(parsed.json));
+      else set.delete('stream_options');
+      return editTopLevel(parsed.raw, parsed.scanned, set, GATEWAY_OWNED_FIELDS);
+    };
+    const forwarded = edit(stripUsage);
 
     // Only the prompt's first blocks are hashed: the text is built that far, its length counted whole.
     const prompt = promptOf(parsed.json);
@@ -193,10 +206,24 @@ export class Pipeline {
       prompt?.text,
     );
     const rewrite = chosen.rule === undefined ? undefined : { name: chosen.rule.resourceName, generic: chosen.rule.generic };
-    return { backend, backendName: pool.key, body: forwarded, model: parsed.model, targetModel, answerModel: chosen.answerModel, targetSource: chosen.source, rewrite, criticality, objective, ...(flow === undefined ? {} : { fairnessId: flow }), stream: parsed.stream, stripUsage, countTokens: unasked && !stripUsage, request };
+    return { backend, backendName: pool.key, body: forwarded, model: parsed.model, targetModel, answerModel: chosen.answerModel, targetSource: chosen.source, rewrite, criticality, objective, ...(flow === undefined ? {} : { fairnessId: flow }), stream: parsed.stream, stripUsage, countTokens: unasked && !stripUsage, ...(setting === 'endpoint' ? { usageBody: edit } : {}), request };
   }
 
-  #resolve(runtime: Runtime, target: ResolvedBackend): BackendRuntime {
+  /**
+   * The request as it goes to `endpoints` (the primary and its fallbacks, or a prefill/decode
+   * pair): the usage request is added only when every one of them accepts it (stream-usage.ts),
+   * else the answer's chunks are counted. Unchanged when the pool's routing settles it, the client
+   * asked, or the request is no stream on a chat or completions route.
+   */
+  forEndpoints(prepared: Prepared, endpoints: readonly Endpoint[]): Prepared {
+    const rebody = prepared.usageBody;
+    if (rebody === undefined || endpoints.length === 0) return prepared;
+    const ask = acceptStreamUsage(endpoints);
+    if (ask === prepared.stripUsage) return prepared;
+    return { ...prepared, body: rebody(ask), stripUsage: ask, countTokens: !ask };
+  }
+
+    #resolve(runtime: Runtime, target: ResolvedBackend): BackendRuntime {
     if (target.type === 'service') {
       const svc = runtime.services.get(serviceRuntimeKey(target.service, target.targetPort));
       if (svc === undefined || svc.members.endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `Service ${target.service.key} has no ready endpoint`);
