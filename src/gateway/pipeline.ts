@@ -15,6 +15,7 @@ import { editTopLevel } from './json-scan.js';
 import { resolveTarget, type ModelTarget, type TargetSource } from './model-target.js';
 import { CONTROL_HEADERS, controlHeader, fairnessId } from './control-headers.js';
 import { GATEWAY_OWNED_FIELDS } from './owned-fields.js';
+import { emptyBodyError, needsInferenceBody } from './inference-paths.js';
 import { acceptStreamUsage, dialectAcceptsStreamUsage, streamUsageSetting } from './stream-usage.js';
 import { restrictTo } from './subset.js';
 import { serviceRuntimeKey, type BackendRuntime, type PoolRuntime, type Runtime } from './runtime.js';
@@ -142,7 +143,7 @@ export class Pipeline {
    * `path` is the request path (what usage handling applies depends on the route); `parsed` is
    * the body already parsed for model-based routing, so it is parsed once.
    */
-  prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path = '/v1/completions', parsed?: InferenceBody, pinned = false): Prepared {
+  prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path = '/v1/completions', parsed?: InferenceBody, pinned = false, method = 'POST'): Prepared {
     const backend = this.#resolve(runtime, target);
     const plain = (): Prepared => ({
       backend,
@@ -160,8 +161,13 @@ export class Pipeline {
       countTokens: false,
       request: schedulingRequest({ requestId, model: '', targetModel: '', criticality: 'Standard', promptTokens: 0, body: undefined }, undefined),
     });
-    // Services are plain balancing; bodyless requests (GET /health, …) are balanced without a model.
-    if (backend.kind === 'service' || body === undefined || body.length === 0) return plain();
+    // Services are plain balancing; bodyless requests (GET /health, …) are balanced without a
+    // model, but an inference request (inference-paths.ts) without a body is the client's 400.
+    if (backend.kind === 'service') return plain();
+    if (body === undefined || body.length === 0) {
+      if (needsInferenceBody(method, path)) throw emptyBodyError(method, path);
+      return plain();
+    }
 
     const inference = parsed?.raw === body ? parsed : parseInferenceBody(body);
     return this.#preparePool(backend, inference, headers, requestId, path, pinned);

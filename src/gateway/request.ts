@@ -150,7 +150,7 @@ export class RequestHandle {
     this.#only = options?.only;
     const { pipeline } = this.#deps;
     const parsed = this.#parsed ?? pipeline.parseForChoice(rule, body);
-    const prepared = pipeline.prepare(runtime, pipeline.backend(rule, parsed?.model, this.#deps.poolModels()), body, this.#init.headers, this.id, this.#init.path, parsed);
+    const prepared = pipeline.prepare(runtime, pipeline.backend(rule, parsed?.model, this.#deps.poolModels()), body, this.#init.headers, this.id, this.#init.path, parsed, false, this.#init.method);
     this.#prepared = prepared;
     if (prepared.rewrite !== undefined) recordRewrite(this.#deps, prepared);
     // Producers (the prompt's tokens for precise prefix scoring) work while the request queues.
@@ -178,7 +178,7 @@ export class RequestHandle {
     if (rule === undefined) throw new Error('decidePinned() before routePool()');
     const { pipeline } = this.#deps;
     this.#pinned = true;
-    this.#prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id, this.#init.path, undefined, true);
+    this.#prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id, this.#init.path, undefined, true, this.#init.method);
     const decision = pinnedPair(this, prefiller, decode);
     this.#prepared.request.state.write(PD_DECISION, { disaggregated: decision.pd !== undefined, reason: 'pinned', uncachedOnDecode: 0 });
     return decision;
