@@ -15,7 +15,7 @@ import { editTopLevel } from './json-scan.js';
 import { resolveTarget, type ModelTarget, type TargetSource } from './model-target.js';
 import { CONTROL_HEADERS, controlHeader, fairnessId } from './control-headers.js';
 import { GATEWAY_OWNED_FIELDS } from './owned-fields.js';
-import { emptyBodyError, needsInferenceBody } from './inference-paths.js';
+import { emptyBodyError, needsInferenceBody, refuseUnreadableBody } from './inference-paths.js';
 import { acceptStreamUsage, dialectAcceptsStreamUsage, streamUsageSetting } from './stream-usage.js';
 import { restrictTo } from './subset.js';
 import { serviceRuntimeKey, type BackendRuntime, type PoolRuntime, type Runtime } from './runtime.js';
@@ -113,7 +113,14 @@ export class Pipeline {
       req = { ...req, headers };
     }
     const rule = listener?.routes.match(req);
-    if (rule === undefined) throw new GatewayError('route_not_found', `no route matches ${req.method} ${req.path}`);
+    if (rule === undefined) {
+      // The model headers come from the body: when a rule matching on them would have matched, a
+      // body the gateway could not read is the reason, and the client gets its 400.
+      if (listener?.matchesModelHeaders === true && parsed === undefined && listener.routes.matchGiven(req, MODEL_HEADERS) !== undefined) {
+        refuseUnreadableBody(req.method, req.path, body);
+      }
+      throw new GatewayError('route_not_found', `no route matches ${req.method} ${req.path}`);
+    }
     return { rule, parsed };
   }
 
@@ -276,6 +283,9 @@ export class Pipeline {
 }
 
 const NO_POOL_MODELS: PoolModels = new Map();
+
+/** The headers model-based routing fills from the body (lower-case). */
+const MODEL_HEADERS: ReadonlySet<string> = new Set([MODEL_NAME_HEADER, BASE_MODEL_NAME_HEADER]);
 
 /** The model step of a pinned request: the model as the picker sent it, answered under that name. */
 function asSent(model: string): ModelTarget {
