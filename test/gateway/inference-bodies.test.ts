@@ -31,6 +31,13 @@ test('routePool: an inference POST without a body is 400 missing_model; other bo
         h.failed(new GatewayError('missing_model', 'x'));
       }
     }
+    // Unreadable bodies: their own 400 (the picker matches no routes, so nothing can hide it as a 404).
+    for (const [body, code] of [['{"model":', 'invalid_json'], ['{"model":"m","model":"n"}', 'invalid_body'], ['{"model":"m","stream":"yes"}', 'invalid_body'], ['{"model":5}', 'missing_model'], ['{"prompt":"x"}', 'missing_model']] as const) {
+      const h = gateway.begin({ method: 'POST', path: '/v1/completions', headers: {} });
+      h.routePool('default/pool');
+      await assert.rejects(h.decide(Buffer.from(body), new AbortController().signal), (e: unknown) => e instanceof GatewayError && e.code === code, body);
+      h.failed(new GatewayError(code, 'x'));
+    }
     for (const [method, path] of [['GET', '/health'], ['POST', '/reset_prefix_cache'], ['GET', '/v1/chat/completions']] as const) {
       const h = gateway.begin({ method, path, headers: {} });
       h.routePool('default/pool');
