@@ -76,12 +76,15 @@ function schedulingRequest(fields: Omit<SchedulingRequest, 'promptText' | 'state
  * request handle (request.ts) runs them for every data plane; none of them touches sockets.
  *
  * ```
- * route()      route_not_found 404
+ * route()      route_not_found 404; on model-header routes, the body's 400 when a rule would
+ *              have matched a readable body (invalid_json / invalid_body / missing_model)
  * backend()    backend_not_found 500 (invalid ref, or a rule with no usable backends),
  *              model_not_found 404 (no backend of the rule serves the model)
- * prepare()    invalid_json / invalid_body / missing_model / invalid_header 400, no_ready_endpoint 503
+ * prepare()    invalid_json / invalid_body / missing_model (also an inference request without a
+ *              body) / invalid_header 400, no_ready_endpoint 503
  * admit()      request_shed / queue_full 429, queue_timeout 503 (with Retry-After)
- * schedule()   no_ready_endpoint 503
+ * schedule()   no_ready_endpoint 503; forEndpoints() then settles the usage request by the
+ *              chosen endpoints' dialects
  * ```
  */
 export class Pipeline {
@@ -147,8 +150,9 @@ export class Pipeline {
 
   /**
    * Resolves the backend and reads the body: model, target model, criticality, what to forward.
-   * `path` is the request path (what usage handling applies depends on the route); `parsed` is
-   * the body already parsed for model-based routing, so it is parsed once.
+   * `path` and `method` are the request's (what usage handling applies depends on the route; an
+   * inference request must have a body: inference-paths.ts); `parsed` is the body already parsed
+   * for model-based routing, so it is parsed once.
    */
   prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path = '/v1/completions', parsed?: InferenceBody, pinned = false, method = 'POST'): Prepared {
     const backend = this.#resolve(runtime, target);
@@ -236,7 +240,7 @@ export class Pipeline {
     return { ...prepared, body: rebody(ask), stripUsage: ask, countTokens: !ask };
   }
 
-    #resolve(runtime: Runtime, target: ResolvedBackend): BackendRuntime {
+  #resolve(runtime: Runtime, target: ResolvedBackend): BackendRuntime {
     if (target.type === 'service') {
       const svc = runtime.services.get(serviceRuntimeKey(target.service, target.targetPort));
       if (svc === undefined || svc.members.endpoints.length === 0) throw new GatewayError('no_ready_endpoint', `Service ${target.service.key} has no ready endpoint`);
