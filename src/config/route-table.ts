@@ -28,7 +28,10 @@ export interface RouteEntry {
 
 interface CompiledEntry {
   readonly entry: RouteEntry;
-  readonly test: (req: RouteRequest) => boolean;
+  /** `skip`: header names (lower-case) whose matches are not tested. */
+  readonly test: (req: RouteRequest, skip?: ReadonlySet<string>) => boolean;
+  /** Lower-case names of the headers the entry matches on. */
+  readonly headerNames: readonly string[];
   readonly hostRank: number;
 }
 
@@ -99,12 +102,12 @@ function compileEntry(entry: RouteEntry): CompiledEntry {
   const method = m.method;
   const listenerHost = entry.listenerHostname;
   const routeHosts = entry.routeHostnames;
-  const test = (req: RouteRequest): boolean => {
+  const test = (req: RouteRequest, skip?: ReadonlySet<string>): boolean => {
     if (listenerHost !== undefined && !hostnameMatches(listenerHost, req.host)) return false;
     if (routeHosts.length > 0 && !routeHosts.some((h) => hostnameMatches(h, req.host))) return false;
     if (method !== undefined && req.method !== method) return false;
     if (!path(req.path)) return false;
-    for (const h of headers) if (!h.test(headerValue(req.headers, h.name))) return false;
+    for (const h of headers) if (skip?.has(h.name) !== true && !h.test(headerValue(req.headers, h.name))) return false;
     if (query.length > 0) {
       const params = new URLSearchParams(req.query);
       for (const q of query) if (!q.test(params.get(q.name) ?? undefined)) return false;
@@ -112,7 +115,7 @@ function compileEntry(entry: RouteEntry): CompiledEntry {
     return true;
   };
   const hostRank = Math.max(hostnameRank(routeHosts), listenerHost === undefined ? 0 : hostnameRank([listenerHost]));
-  return { entry, test, hostRank };
+  return { entry, test, headerNames: headers.map((h) => h.name), hostRank };
 }
 
 const PATH_TYPE_RANK = { Exact: 2, RegularExpression: 1, PathPrefix: 0 } as const;
@@ -159,6 +162,17 @@ export class RouteTable {
 
   match(req: RouteRequest): RuleConfig | undefined {
     for (const e of this.#entries) if (e.test(req)) return e.entry.rule;
+    return undefined;
+  }
+
+  /**
+   * The rule that would match if the headers `names` (lower-case) had the right values: the first
+   * entry matching on one of them whose other conditions hold. For model-based routing, whose
+   * headers the gateway fills from the body: a request no rule matches might have matched with a
+   * readable body.
+   */
+  matchGiven(req: RouteRequest, names: ReadonlySet<string>): RuleConfig | undefined {
+    for (const e of this.#entries) if (e.headerNames.some((n) => names.has(n)) && e.test(req, names)) return e.entry.rule;
     return undefined;
   }
 

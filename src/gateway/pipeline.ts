@@ -15,7 +15,8 @@ import { editTopLevel } from './json-scan.js';
 import { resolveTarget, type ModelTarget, type TargetSource } from './model-target.js';
 import { CONTROL_HEADERS, controlHeader, fairnessId } from './control-headers.js';
 import { GATEWAY_OWNED_FIELDS } from './owned-fields.js';
-import { injectsStreamUsage } from './stream-usage.js';
+import { emptyBodyError, needsInferenceBody, refuseUnreadableBody } from './inference-paths.js';
+import { acceptStreamUsage, dialectAcceptsStreamUsage, streamUsageSetting } from './stream-usage.js';
 import { restrictTo } from './subset.js';
 import { serviceRuntimeKey, type BackendRuntime, type PoolRuntime, type Runtime } from './runtime.js';
 
@@ -52,6 +53,12 @@ export interface Prepared {
    * asked): the gateway counts the answer's chunks instead.
    */
   readonly countTokens: boolean;
+  /**
+   * Set when whether to ask for usage depends on the endpoints the request may go to (their
+   * dialects: stream-usage.ts): the body with (`true`) or without the usage request.
+   * `Pipeline.forEndpoints` applies it once they are chosen.
+   */
+  readonly usageBody?: (ask: boolean) => Buffer;
   readonly request: SchedulingRequest;
 }
 
@@ -69,12 +76,15 @@ function schedulingRequest(fields: Omit<SchedulingRequest, 'promptText' | 'state
  * request handle (request.ts) runs them for every data plane; none of them touches sockets.
  *
  * ```
- * route()      route_not_found 404
+ * route()      route_not_found 404; on model-header routes, the body's 400 when a rule would
+ *              have matched a readable body (invalid_json / invalid_body / missing_model)
  * backend()    backend_not_found 500 (invalid ref, or a rule with no usable backends),
  *              model_not_found 404 (no backend of the rule serves the model)
- * prepare()    invalid_json / invalid_body / missing_model / invalid_header 400, no_ready_endpoint 503
+ * prepare()    invalid_json / invalid_body / missing_model (also an inference request without a
+ *              body) / invalid_header 400, no_ready_endpoint 503
  * admit()      request_shed / queue_full 429, queue_timeout 503 (with Retry-After)
- * schedule()   no_ready_endpoint 503
+ * schedule()   no_ready_endpoint 503; forEndpoints() then settles the usage request by the
+ *              chosen endpoints' dialects
  * ```
  */
 export class Pipeline {
@@ -106,7 +116,14 @@ export class Pipeline {
       req = { ...req, headers };
     }
     const rule = listener?.routes.match(req);
-    if (rule === undefined) throw new GatewayError('route_not_found', `no route matches ${req.method} ${req.path}`);
+    if (rule === undefined) {
+      // The model headers come from the body: when a rule matching on them would have matched, a
+      // body the gateway could not read is the reason, and the client gets its 400.
+      if (listener?.matchesModelHeaders === true && parsed === undefined && listener.routes.matchGiven(req, MODEL_HEADERS) !== undefined) {
+        refuseUnreadableBody(req.method, req.path, body);
+      }
+      throw new GatewayError('route_not_found', `no route matches ${req.method} ${req.path}`);
+    }
     return { rule, parsed };
   }
 
@@ -133,10 +150,11 @@ export class Pipeline {
 
   /**
    * Resolves the backend and reads the body: model, target model, criticality, what to forward.
-   * `path` is the request path (what usage handling applies depends on the route); `parsed` is
-   * the body already parsed for model-based routing, so it is parsed once.
+   * `path` and `method` are the request's (what usage handling applies depends on the route; an
+   * inference request must have a body: inference-paths.ts); `parsed` is the body already parsed
+   * for model-based routing, so it is parsed once.
    */
-  prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path = '/v1/completions', parsed?: InferenceBody, pinned = false): Prepared {
+  prepare(runtime: Runtime, target: ResolvedBackend, body: Buffer | undefined, headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string, path = '/v1/completions', parsed?: InferenceBody, pinned = false, method = 'POST'): Prepared {
     const backend = this.#resolve(runtime, target);
     const plain = (): Prepared => ({
       backend,
@@ -154,8 +172,13 @@ export class Pipeline {
       countTokens: false,
       request: schedulingRequest({ requestId, model: '', targetModel: '', criticality: 'Standard', promptTokens: 0, body: undefined }, undefined),
     });
-    // Services are plain balancing; bodyless requests (GET /health, …) are balanced without a model.
-    if (backend.kind === 'service' || body === undefined || body.length === 0) return plain();
+    // Services are plain balancing; bodyless requests (GET /health, …) are balanced without a
+    // model, but an inference request (inference-paths.ts) without a body is the client's 400.
+    if (backend.kind === 'service') return plain();
+    if (body === undefined || body.length === 0) {
+      if (needsInferenceBody(method, path)) throw emptyBodyError(method, path);
+      return plain();
+    }
 
     const inference = parsed?.raw === body ? parsed : parseInferenceBody(body);
     return this.#preparePool(backend, inference, headers, requestId, path, pinned);
@@ -179,12 +202,19 @@ export class Pipeline {
     // One edit of the client's bytes: the target model, the usage request, and no field that only
     // the gateway may set (owned-fields.ts); keys are matched by decoded name and unique (body.ts),
     // so the server reads what the gateway read.
+    // Whether to ask for usage is the answering endpoints' to say (their dialect, configured or
+    // detected): guessed here from the pool's runtime, settled by forEndpoints once they are chosen.
     const unasked = parsed.stream && !clientWantsUsage(parsed.json);
-    const stripUsage = !pinned && unasked && injectsStreamUsage(pool.runtime, pool.routing, path);
+    const setting = pinned || !unasked ? 'off' : streamUsageSetting(pool.routing, path);
+    const stripUsage = setting === 'inject' || (setting === 'endpoint' && dialectAcceptsStreamUsage(pool.runtime));
     const set = new Map<string, string>();
     if (targetModel !== parsed.model) set.set('model', JSON.stringify(targetModel));
-    if (stripUsage) set.set('stream_options', includeUsageOptions(parsed.json));
-    const forwarded = editTopLevel(parsed.raw, parsed.scanned, set, GATEWAY_OWNED_FIELDS);
+    const edit = (ask: boolean): Buffer => {
+      if (ask) set.set('stream_options', includeUsageOptions(parsed.json));
+      else set.delete('stream_options');
+      return editTopLevel(parsed.raw, parsed.scanned, set, GATEWAY_OWNED_FIELDS);
+    };
+    const forwarded = edit(stripUsage);
 
     // Only the prompt's first blocks are hashed: the text is built that far, its length counted whole.
     const prompt = promptOf(parsed.json);
@@ -193,7 +223,21 @@ export class Pipeline {
       prompt?.text,
     );
     const rewrite = chosen.rule === undefined ? undefined : { name: chosen.rule.resourceName, generic: chosen.rule.generic };
-    return { backend, backendName: pool.key, body: forwarded, model: parsed.model, targetModel, answerModel: chosen.answerModel, targetSource: chosen.source, rewrite, criticality, objective, ...(flow === undefined ? {} : { fairnessId: flow }), stream: parsed.stream, stripUsage, countTokens: unasked && !stripUsage, request };
+    return { backend, backendName: pool.key, body: forwarded, model: parsed.model, targetModel, answerModel: chosen.answerModel, targetSource: chosen.source, rewrite, criticality, objective, ...(flow === undefined ? {} : { fairnessId: flow }), stream: parsed.stream, stripUsage, countTokens: unasked && !stripUsage, ...(setting === 'endpoint' ? { usageBody: edit } : {}), request };
+  }
+
+  /**
+   * The request as it goes to `endpoints` (the primary and its fallbacks, or a prefill/decode
+   * pair): the usage request is added only when every one of them accepts it (stream-usage.ts),
+   * else the answer's chunks are counted. Unchanged when the pool's routing settles it, the client
+   * asked, or the request is no stream on a chat or completions route.
+   */
+  forEndpoints(prepared: Prepared, endpoints: readonly Endpoint[]): Prepared {
+    const rebody = prepared.usageBody;
+    if (rebody === undefined || endpoints.length === 0) return prepared;
+    const ask = acceptStreamUsage(endpoints);
+    if (ask === prepared.stripUsage) return prepared;
+    return { ...prepared, body: rebody(ask), stripUsage: ask, countTokens: !ask };
   }
 
   #resolve(runtime: Runtime, target: ResolvedBackend): BackendRuntime {
@@ -243,6 +287,9 @@ export class Pipeline {
 }
 
 const NO_POOL_MODELS: PoolModels = new Map();
+
+/** The headers model-based routing fills from the body (lower-case). */
+const MODEL_HEADERS: ReadonlySet<string> = new Set([MODEL_NAME_HEADER, BASE_MODEL_NAME_HEADER]);
 
 /** The model step of a pinned request: the model as the picker sent it, answered under that name. */
 function asSent(model: string): ModelTarget {

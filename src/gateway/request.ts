@@ -22,7 +22,7 @@ import type { DecideOptions } from './subset.js';
 export type { Decision, Leg, Outcome, RequestDeps, RequestInit, ResponsePlan } from './request-types.js';
 import type { FailedPair, PdLog } from './request-log.js';
 import type { PassiveHealth } from '../endpoints/passive-health.js';
-import { PD_DECISION, PREFILL_PROFILE } from '../scheduling/pd-keys.js';
+import { DECODE_PROFILE, PD_DECISION, PREFILL_PROFILE } from '../scheduling/pd-keys.js';
 import { pinnedPair } from './pd-pinned.js';
 
 /** Set by RequestHandle's static block: the one way to its internals (see handleInternals). */
@@ -150,7 +150,7 @@ export class RequestHandle {
     this.#only = options?.only;
     const { pipeline } = this.#deps;
     const parsed = this.#parsed ?? pipeline.parseForChoice(rule, body);
-    const prepared = pipeline.prepare(runtime, pipeline.backend(rule, parsed?.model, this.#deps.poolModels()), body, this.#init.headers, this.id, this.#init.path, parsed);
+    const prepared = pipeline.prepare(runtime, pipeline.backend(rule, parsed?.model, this.#deps.poolModels()), body, this.#init.headers, this.id, this.#init.path, parsed, false, this.#init.method);
     this.#prepared = prepared;
     if (prepared.rewrite !== undefined) recordRewrite(this.#deps, prepared);
     // Producers (the prompt's tokens for precise prefix scoring) work while the request queues.
@@ -178,7 +178,7 @@ export class RequestHandle {
     if (rule === undefined) throw new Error('decidePinned() before routePool()');
     const { pipeline } = this.#deps;
     this.#pinned = true;
-    this.#prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id, this.#init.path, undefined, true);
+    this.#prepared = pipeline.prepare(runtime, pipeline.backend(rule), body, this.#init.headers, this.id, this.#init.path, undefined, true, this.#init.method);
     const decision = pinnedPair(this, prefiller, decode);
     this.#prepared.request.state.write(PD_DECISION, { disaggregated: decision.pd !== undefined, reason: 'pinned', uncachedOnDecode: 0 });
     return decision;
@@ -191,8 +191,11 @@ export class RequestHandle {
     } finally {
       this.#deps.metrics.observeScheduling(prepared.backendName, (performance.now() - scheduledAt) / 1000);
     }
-    this.#pd = planPd(prepared, this.#result);
-    return this.#decision(prepared, rule, this.#pd === undefined ? this.#result.primary.endpoints.slice(0, MAX_ATTEMPTS) : [this.#pd.decode]);
+    // The body's per-runtime edits are decided by the endpoints that may serve it (their dialects).
+    const chosen = this.#deps.pipeline.forEndpoints(prepared, mayServe(this.#result));
+    this.#prepared = chosen;
+    this.#pd = planPd(chosen, this.#result);
+    return this.#decision(chosen, rule, this.#pd === undefined ? this.#result.primary.endpoints.slice(0, MAX_ATTEMPTS) : [this.#pd.decode]);
   }
 
   /** Where the request goes: `endpoints`, or the current PD plan's pair. */
@@ -541,4 +544,17 @@ export interface HandleInternals {
 /** The internals of `handle`, for the PD machine in this layer. */
 export function handleInternals(handle: RequestHandle): HandleInternals {
   return internalsOf(handle);
+}
+
+/**
+ * The endpoints a scheduling result may send the request to: the primary profile's first
+ * MAX_ATTEMPTS (the endpoint and its fallbacks) and a prefill/decode pair's two.
+ */
+function mayServe(result: SchedulingResult): Endpoint[] {
+  const out = result.primary.endpoints.slice(0, MAX_ATTEMPTS);
+  for (const name of [PREFILL_PROFILE, DECODE_PROFILE]) {
+    const e = result.profiles.get(name)?.endpoints[0];
+    if (e !== undefined && !out.includes(e)) out.push(e);
+  }
+  return out;
 }

@@ -1,24 +1,39 @@
-import type { ModelServerRuntime, RoutingConfig } from '../api/types.js';
+import type { RoutingConfig } from '../api/types.js';
+import type { Endpoint, MetricsDialect } from '../core/endpoint.js';
 
 /**
- * Which runtimes accept `stream_options.include_usage` (vLLM vllm/entrypoints/openai/serving_chat.py, chat_completion_stream_generator):
+ * Which model servers accept `stream_options.include_usage` (vLLM vllm/entrypoints/openai/serving_chat.py, chat_completion_stream_generator):
  * - vLLM: since 0.5 (every version we target, ≥ 0.6.4);
  * - SGLang: its OpenAI server reads `stream_options` (≥ 0.3.6);
+ * - trtllm-serve (TensorRT-LLM's own OpenAI server): its request models carry `stream_options`;
  * - Triton's OpenAI frontend (TensorRT-LLM): refuses the field before 25.11 (422 before server
- *   2.60, 400 for TensorRT-LLM backends from 2.60 to 2.62), so it is off by default.
+ *   2.60, 400 for TensorRT-LLM backends from 2.60 to 2.62), so it is never asked.
+ * Keyed by the endpoint's dialect (configured, or detected from its /metrics page), not the pool's
+ * runtime: a pool without the runtime annotation is `vllm` while its Triton pods are detected.
  */
-const ACCEPTS_STREAM_OPTIONS: Readonly<Record<ModelServerRuntime, boolean>> = { vllm: true, sglang: true, 'trt-llm': false };
+const ACCEPTS_STREAM_OPTIONS: Readonly<Record<MetricsDialect, boolean>> = { vllm: true, sglang: true, 'trt-llm': false, 'trtllm-serve': true };
 
 /** Routes whose streams report usage only when asked (the Responses API always reports it). */
 const USAGE_ON_REQUEST = new Set(['/v1/chat/completions', '/v1/completions']);
 
 /**
- * Whether the gateway asks a pool's streams for usage on the client's behalf: the pool's
- * `infergate.dev/routing` `streamUsage` if set, else its runtime's capability; only on the routes
- * where usage must be asked for.
+ * Whether the gateway may ask a pool's streams for usage on the client's behalf on `path`:
+ * `inject` or `off` when the pool's `infergate.dev/routing` `streamUsage` says so, `endpoint` when
+ * the endpoints that may answer decide (every one must accept the field: `acceptStreamUsage`), and
+ * `off` on routes where usage need not be asked for.
  */
-export function injectsStreamUsage(runtime: ModelServerRuntime, routing: RoutingConfig | undefined, path: string): boolean {
-  if (!USAGE_ON_REQUEST.has(path)) return false;
+export function streamUsageSetting(routing: RoutingConfig | undefined, path: string): 'inject' | 'off' | 'endpoint' {
+  if (!USAGE_ON_REQUEST.has(path)) return 'off';
   const set = routing?.streamUsage;
-  return set === undefined ? ACCEPTS_STREAM_OPTIONS[runtime] : set === 'inject';
+  return set === undefined ? 'endpoint' : set;
+}
+
+/** True when every endpoint the request may go to accepts `stream_options.include_usage` (by its dialect). */
+export function acceptStreamUsage(endpoints: readonly Pick<Endpoint, 'dialect'>[]): boolean {
+  return endpoints.every((e) => ACCEPTS_STREAM_OPTIONS[e.dialect]);
+}
+
+/** A dialect's answer, for a request whose endpoints are not chosen yet (the pool's runtime). */
+export function dialectAcceptsStreamUsage(dialect: MetricsDialect): boolean {
+  return ACCEPTS_STREAM_OPTIONS[dialect];
 }
