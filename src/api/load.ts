@@ -1,7 +1,7 @@
 import type { Dirent } from 'node:fs';
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LineCounter, parseAllDocuments } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { errorMap, formatPath, issueToProblem } from './issues.js';
 import { KINDS } from './kinds/index.js';
 import { didYouMean } from './suggest.js';
@@ -9,6 +9,23 @@ import { KNOWN_ANNOTATIONS, type IgnoredDocument, type LoadResult, type Problem,
 import { unknownFields } from './unknown-fields.js';
 
 const CONFIG_FILE = /\.(ya?ml|json)$/i;
+
+/**
+ * Largest configuration file read, in bytes. Kubernetes stores no object over 1.5 MiB and a
+ * ConfigMap holds 1 MiB; 16 MiB leaves room for a `kubectl get pods -o yaml` of thousands of
+ * Pods, while the YAML parser's tree (tens of bytes per source byte) stays well inside the heap.
+ */
+export const MAX_CONFIG_FILE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Alias nodes a document may expand to (the YAML library counts each alias by the size of what it
+ * repeats): real configuration repeats an anchor a few times, an alias bomb (aliases of aliases,
+ * a billion laughs) millions.
+ */
+const MAX_ALIAS_COUNT = 100;
+
+/** YAML syntax errors reported per document; the rest are counted. */
+const MAX_SYNTAX_ERRORS = 5;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -33,26 +50,32 @@ interface Accumulator {
   ignored: IgnoredDocument[];
 }
 
+/**
+ * Where a field of the document is: the problem's source with the field's line (`segments` are
+ * the field's keys and indexes from the document's root). The document's source when unknown.
+ */
+type Locate = (segments: readonly PropertyKey[]) => Source;
+
 /** Validates one document (a `List` is unpacked) and adds what it yields to `acc`. */
-function addDocument(value: unknown, source: Source, acc: Accumulator): void {
+function addDocument(value: unknown, source: Source, acc: Accumulator, locate: Locate = () => source): void {
   if (value === null || value === undefined) return; // an empty document, e.g. a trailing `---`
   if (!isRecord(value)) {
-    acc.problems.push({ severity: 'error', subject: documentLabel(source), path: '-', message: 'a document must be a mapping with apiVersion, kind and metadata', source });
+    acc.problems.push({ severity: 'error', subject: documentLabel(source), path: '-', message: `a document must be a mapping with apiVersion, kind and metadata, not ${Array.isArray(value) ? 'a list' : `a ${typeof value}`}`, source: locate([]) });
     return;
   }
   const subject = subjectOf(value, source);
-  const problem = (path: string, message: string, severity: Problem['severity'] = 'error'): void => {
-    acc.problems.push({ severity, subject, path, message, source });
+  const problem = (segments: readonly PropertyKey[], message: string, path: string = formatPath(segments)): void => {
+    acc.problems.push({ severity: 'error', subject, path, message, source: locate(segments) });
   };
   const kind = value['kind'];
   const apiVersion = value['apiVersion'];
-  if (typeof kind !== 'string' || kind === '') return problem('kind', 'required');
-  if (typeof apiVersion !== 'string' || apiVersion === '') return problem('apiVersion', 'required');
+  if (typeof kind !== 'string' || kind === '') return problem(['kind'], 'required');
+  if (typeof apiVersion !== 'string' || apiVersion === '') return problem(['apiVersion'], 'required');
 
   if (kind === 'List' || kind.endsWith('List')) {
     const items = value['items'];
-    if (!Array.isArray(items)) return problem('items', 'a List must have an items list');
-    for (const item of items) addDocument(item, source, acc);
+    if (!Array.isArray(items)) return problem(['items'], 'a List must have an items list');
+    items.forEach((item, i) => addDocument(item, source, acc, (segments) => locate(['items', i, ...segments])));
     return;
   }
 
@@ -64,14 +87,14 @@ function addDocument(value: unknown, source: Source, acc: Accumulator): void {
   }
   const schema = spec.versions[apiVersion];
   if (schema === undefined) {
-    return problem('apiVersion', `${kind} is read in ${Object.keys(spec.versions).join(' or ')}, not ${apiVersion}`);
+    return problem(['apiVersion'], `${kind} is read in ${Object.keys(spec.versions).join(' or ')}, not ${apiVersion}`);
   }
   const parsed = schema.safeParse(value, { error: errorMap });
   let refused = false;
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const p = issueToProblem(issue);
-      problem(p.path, p.message);
+      problem(issue.path, p.message, p.path);
     }
     refused = true;
   }
@@ -80,12 +103,12 @@ function addDocument(value: unknown, source: Source, acc: Accumulator): void {
   if (spec.strictFields) {
     for (const field of unknownFields(schema, value)) {
       if (SERVER_SET_TOP_LEVEL.has(field.path)) continue;
-      problem(field.path, `unknown field${didYouMean(field.key, field.known)}`);
+      problem(field.segments, `unknown field${didYouMean(field.key, field.known)}`, field.path);
       refused = true;
     }
   }
   for (const p of unknownAnnotations(value)) {
-    problem(p.path, p.message);
+    problem(p.segments, p.message);
     refused = true;
   }
   if (refused || !parsed.success) return;
@@ -96,16 +119,16 @@ function addDocument(value: unknown, source: Source, acc: Accumulator): void {
 const SERVER_SET_TOP_LEVEL: ReadonlySet<string> = new Set(['apiVersion', 'kind', 'status']);
 
 /** Annotation keys under a prefix the gateway owns or reads that it does not know (typos). */
-function unknownAnnotations(doc: Record<string, unknown>): { path: string; message: string }[] {
+function unknownAnnotations(doc: Record<string, unknown>): { segments: readonly string[]; message: string }[] {
   const meta = doc['metadata'];
   const annotations = isRecord(meta) ? meta['annotations'] : undefined;
   if (!isRecord(annotations)) return [];
-  const out: { path: string; message: string }[] = [];
+  const out: { segments: readonly string[]; message: string }[] = [];
   for (const key of Object.keys(annotations)) {
     for (const [prefix, known] of KNOWN_ANNOTATIONS) {
       if (!key.startsWith(prefix) || known.includes(key)) continue;
       const everyKnown = [...KNOWN_ANNOTATIONS.values()].flat();
-      out.push({ path: formatPath(['metadata', 'annotations', key]), message: `unknown annotation under ${prefix}${didYouMean(key, everyKnown)} (known: ${known.join(', ')})` });
+      out.push({ segments: ['metadata', 'annotations', key], message: `unknown annotation under ${prefix}${didYouMean(key, everyKnown)} (known: ${known.join(', ')})` });
     }
   }
   return out;
@@ -159,22 +182,93 @@ export function parseObject(value: unknown, source: Source): LoadResult {
 
 function parseInto(text: string, file: string, acc: Accumulator): void {
   const lines = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lines });
+  let docs: Document.Parsed[] | { empty: true };
+  try {
+    docs = parseAllDocuments(text, { lineCounter: lines });
+  } catch (err) {
+    // The parser gave up on the whole text (nesting deep enough to exhaust its stack, say).
+    acc.problems.push({ severity: 'error', subject: file, path: '-', message: `cannot be parsed as YAML: ${err instanceof Error ? err.message : String(err)}`, source: { file, index: 0 } });
+    return;
+  }
   // parseAllDocuments returns an EmptyStream (not an array) for a file with no documents.
   if (!Array.isArray(docs)) return;
   docs.forEach((doc, index) => {
     // The line where the document's content starts (after its `---`), so an error names file and line.
     const source: Source = { file, index, line: lines.linePos(doc.contents?.range[0] ?? doc.range[0]).line };
     if (doc.errors.length > 0) {
-      for (const err of doc.errors) {
+      // The first few: past them the parser mostly repeats one mistake's consequences (an
+      // unclosed bracket is one error per bracket still open).
+      for (const err of doc.errors.slice(0, MAX_SYNTAX_ERRORS)) {
         const at = err.linePos?.[0];
-        const where = at === undefined ? '' : ` at line ${at.line}, column ${at.col}`;
-        acc.problems.push({ severity: 'error', subject: documentLabel(source), path: '-', message: `YAML syntax error${where}: ${err.message.split('\n')[0] ?? err.message}`, source });
+        acc.problems.push({
+          severity: 'error',
+          subject: documentLabel(source),
+          path: '-',
+          message: `YAML syntax error: ${yamlReason(err.message)}`,
+          source: at === undefined ? source : { file, index, line: at.line, column: at.col },
+        });
+      }
+      if (doc.errors.length > MAX_SYNTAX_ERRORS) {
+        acc.problems.push({ severity: 'error', subject: documentLabel(source), path: '-', message: `${doc.errors.length - MAX_SYNTAX_ERRORS} more YAML syntax error(s) not shown`, source });
       }
       return;
     }
-    addDocument(doc.toJS({ maxAliasCount: 100 }), source, acc);
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      acc.problems.push({
+        severity: 'error',
+        subject: documentLabel(source),
+        path: '-',
+        message: /alias count/i.test(message)
+          ? `refused: its aliases (*name) expand to more than ${MAX_ALIAS_COUNT} nodes, as an alias bomb's do`
+          : `cannot be read as data: ${message}`,
+        source,
+      });
+      return;
+    }
+    addDocument(value, source, acc, (segments) => ({ file, index, line: lines.linePos(fieldOffset(doc, segments)).line }));
   });
+}
+
+/**
+ * The YAML library's reason without the position it appends (` at line 2, column 8:`, then an
+ * excerpt of the text): the problem's source carries the position, said once when printed.
+ */
+function yamlReason(message: string): string {
+  const first = message.split('\n')[0] ?? message;
+  return first.replace(/ at line \d+, column \d+:?\s*$/, '').replace(/:\s*$/, '');
+}
+
+/**
+ * The offset in the text of a field (`segments` from the document's root): its key's, or for a
+ * list item its own; a field that is not in the text (a required one missing) gives its nearest
+ * enclosing field's; the document's content start when none is found.
+ */
+function fieldOffset(doc: Document.Parsed, segments: readonly PropertyKey[]): number {
+  let node: unknown = doc.contents;
+  let at = doc.contents?.range[0] ?? doc.range[0];
+  for (const segment of segments) {
+    if (isAlias(node)) node = node.resolve(doc);
+    if (isMap(node)) {
+      const pair = node.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === String(segment));
+      if (pair === undefined) break;
+      const keyAt = isScalar(pair.key) ? pair.key.range?.[0] : undefined;
+      if (keyAt !== undefined) at = keyAt;
+      node = pair.value;
+    } else if (isSeq(node) && typeof segment === 'number') {
+      const item: unknown = node.items[segment];
+      if (item === undefined) break;
+      const itemAt = (item as { range?: [number, number, number] }).range?.[0];
+      if (itemAt !== undefined) at = itemAt;
+      node = item;
+    } else {
+      break;
+    }
+  }
+  return at;
 }
 
 /** Files to read for a path: the file itself, or every *.yaml / *.yml / *.json under a folder, in path order. */
@@ -248,19 +342,33 @@ export async function loadFiles(paths: readonly string[]): Promise<LoadedFiles> 
       continue;
     }
     for (const file of files) {
-      let text: string;
+      let bytes: Buffer;
       try {
-        const before = fileStamp(await stat(file));
-        const bytes = await readFile(file);
+        const before = await stat(file);
+        if (before.size > MAX_CONFIG_FILE_BYTES) {
+          stamps.set(file, fileStamp(before));
+          acc.problems.push(tooLarge(file, before.size));
+          continue;
+        }
+        bytes = await readBounded(file, MAX_CONFIG_FILE_BYTES);
         const afterStat = await stat(file);
         const after = fileStamp(afterStat);
         stamps.set(file, after);
-        if (before !== after || bytes.length !== afterStat.size) torn.push(file);
-        text = bytes.toString('utf8');
+        if (fileStamp(before) !== after || bytes.length !== afterStat.size) torn.push(file);
       } catch (err) {
         // Listed a moment ago and gone now: deleted (or being replaced) while read, not unreadable.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') torn.push(file);
         else acc.problems.push({ severity: 'error', subject: file, path: '-', message: `cannot read: ${(err as Error).message}` });
+        continue;
+      }
+      if (bytes.length > MAX_CONFIG_FILE_BYTES) {
+        // Grew past the bound while read: refused as is (a read that raced a writer is torn anyway).
+        acc.problems.push(tooLarge(file, bytes.length));
+        continue;
+      }
+      const text = utf8Text(bytes);
+      if (typeof text !== 'string') {
+        acc.problems.push({ severity: 'error', subject: file, path: '-', message: text.message, source: { file, index: 0, ...(text.line === undefined ? {} : { line: text.line }) } });
         continue;
       }
       parseInto(text, file, acc);
@@ -268,4 +376,84 @@ export async function loadFiles(paths: readonly string[]): Promise<LoadedFiles> 
   }
   reportDuplicates(acc);
   return { ...acc, stamps, torn };
+}
+
+function tooLarge(file: string, size: number): Problem {
+  return { severity: 'error', subject: file, path: '-', message: `is ${size} bytes, more than the ${MAX_CONFIG_FILE_BYTES} a configuration file may be (split it, or load a folder)`, source: { file, index: 0 } };
+}
+
+/** The file's bytes, at most `max` + 1 of them (one more tells a file over the bound). */
+async function readBounded(file: string, max: number): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(1024 * 1024, max + 1 - total));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      chunks.push(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
+      total += bytesRead;
+      if (total > max) break;
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    await handle.close();
+  }
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The bytes as text, or why they are not UTF-8 (YAML and JSON in Kubernetes are UTF-8; decoding
+ * another encoding as UTF-8 would replace its bytes and refuse, or worse serve, a mangled name).
+ * A UTF-8 byte order mark is dropped.
+ */
+function utf8Text(bytes: Buffer): string | { message: string; line?: number } {
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    return { message: 'is UTF-16 text; configuration files are read as UTF-8 (save it as UTF-8)', line: 1 };
+  }
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    let line = 1;
+    for (let i = 0; i < at; i++) if (bytes[i] === 0x0a) line++;
+    const byte = bytes[at] ?? 0;
+    return { message: `is not UTF-8 text: byte 0x${byte.toString(16).padStart(2, '0')} at offset ${at} does not start or continue a UTF-8 character (save the file as UTF-8)`, line };
+  }
+}
+
+/** Offset of the first byte that is not part of a well-formed UTF-8 sequence (RFC 3629). */
+function firstInvalidUtf8(b: Buffer): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i] as number;
+    let n: number;
+    let min: number;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+      min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      min = 0x10000;
+    } else {
+      return i;
+    }
+    let cp = c & (0x3f >> n);
+    for (let k = 1; k <= n; k++) {
+      const cc = b[i + k];
+      if (cc === undefined || (cc & 0xc0) !== 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += n + 1;
+  }
+  return b.length;
 }

@@ -12,8 +12,14 @@ export interface Source {
   readonly file: string;
   /** 0-based position of the document in the file. */
   readonly index: number;
-  /** 1-based line where the document's content starts, when read from YAML/JSON text. */
+  /**
+   * 1-based line, when read from YAML/JSON text: where the document's content starts (a
+   * resource's source), or where the problem is (a problem's: the field's own line when the
+   * field is in the file, else its nearest enclosing field's, else the document's).
+   */
   readonly line?: number;
+  /** 1-based column of a problem, when the parser names one (YAML syntax errors). */
+  readonly column?: number;
 }
 
 export interface ObjectMeta {
@@ -492,4 +498,18 @@ export interface LoadResult {
 /** `Kind/name: field.path: reason`, the one format every problem is printed in. */
 export function formatProblem(p: Problem): string {
   return `${p.subject}: ${p.path}: ${p.message}`;
+}
+
+/**
+ * {@link formatProblem} with where the problem is, for a person to find it:
+ * `Kind/name: field.path: reason (file.yaml, line 12)`; when the subject already names the file
+ * (a problem of the file or a document, not of a resource) only the line: `file.yaml (document
+ * 2): -: reason (line 7, column 3)`. The position is said once, here, never in the reason.
+ */
+export function formatProblemAt(p: Problem): string {
+  const s = p.source;
+  if (s === undefined) return formatProblem(p);
+  const pos = s.line === undefined ? '' : s.column === undefined ? `line ${s.line}` : `line ${s.line}, column ${s.column}`;
+  if (p.subject.startsWith(s.file)) return pos === '' ? formatProblem(p) : `${formatProblem(p)} (${pos})`;
+  return `${formatProblem(p)} (${s.file}${pos === '' ? '' : `, ${pos}`})`;
 }

@@ -45,6 +45,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /** A field the schema does not declare: its dotted path, its own key and the keys its object does declare. */
 export interface UnknownField {
   readonly path: string;
+  /** The same path as keys and indexes, for finding the field in its file. */
+  readonly segments: readonly PropertyKey[];
   readonly key: string;
   readonly known: readonly string[];
 }
@@ -61,7 +63,7 @@ export function unknownFields(schema: AnySchema, value: unknown, path: PropertyK
     if (d.catchall !== undefined && def(d.catchall).type !== 'never') return out;
     for (const [key, child] of Object.entries(value)) {
       const known = d.shape[key];
-      if (known === undefined) out.push({ path: formatPath([...path, key]), key, known: Object.keys(d.shape) });
+      if (known === undefined) out.push({ path: formatPath([...path, key]), segments: [...path, key], key, known: Object.keys(d.shape) });
       else unknownFields(known, child, [...path, key], out);
     }
   } else if (d.type === 'array' && Array.isArray(value) && d.element !== undefined) {

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { formatProblem, loadFiles, summarize, type Pod, type Problem } from '../api/index.js';
+import { formatProblem, formatProblemAt, loadFiles, summarize, type Pod, type Problem } from '../api/index.js';
 import { compileSnapshot } from '../config/compile.js';
 import type { Snapshot } from '../config/snapshot.js';
 import { selectorMatches } from '../endpoints/discovery.js';
@@ -10,7 +10,8 @@ export const VALIDATE_HELP = `infergate validate: check resource files without s
 
 Usage: infergate validate -f FILE_OR_DIR [-f ...]   (paths may also be given without -f)
 
-Prints every problem as \`Kind/name: field.path: reason\` and exits 1 if any is an error.
+Prints every problem as \`Kind/name: field.path: reason (file, line N)\` and exits 1 if any is an
+error.
 Valid input prints one summary line per resource and exits 0. References between resources
 (routes to pools, models to pools, policies to gateways) are checked too; a dangling reference
 is a warning, as in Kubernetes, and the affected traffic gets a clear error when served.
@@ -30,8 +31,8 @@ const PROCESS_OUTPUT: Output = {
 export async function validatePaths(paths: readonly string[], out: Output): Promise<number> {
   const loaded = await loadFiles(paths);
   const errors = loaded.problems.filter((p) => p.severity === 'error');
-  for (const p of errors) out.stderr(formatProblem(p));
-  for (const p of loaded.problems) if (p.severity === 'warning') out.stderr(`warning: ${formatProblem(p)}`);
+  for (const p of errors) out.stderr(formatProblemAt(p));
+  for (const p of loaded.problems) if (p.severity === 'warning') out.stderr(`warning: ${formatProblemAt(p)}`);
   if (errors.length > 0) {
     out.stderr(`${errors.length} error(s): serve would refuse this configuration`);
     return 1;
@@ -39,7 +40,7 @@ export async function validatePaths(paths: readonly string[], out: Output): Prom
   // Cross-resource checks (dangling references, unsupported filters) come from the compiler that
   // serve uses, so validate and serve can never disagree.
   const compiled = compileSnapshot(loaded.resources, 1);
-  for (const w of compiled.warnings) out.stderr(`warning: ${formatProblem(w)}`);
+  for (const w of compiled.warnings) out.stderr(`warning: ${formatProblemAt(w)}`);
   const pods = loaded.resources.filter((r): r is Pod => r.kind === 'Pod');
   for (const w of emptySelectors(compiled.snapshot, pods)) out.stderr(`warning: ${formatProblem(w)}`);
   const pd = pdPoolReports(compiled.snapshot, pods);

@@ -447,6 +447,7 @@ export async function startEnvoyStandin(options: EnvoyStandinOptions): Promise<E
   }
 
   const server: Server = createServer((req, res) => void handle(req, res));
+  server.maxHeadersCount = 0; // Node keeps only the first ~1000 header fields by default; Envoy passes them all
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {

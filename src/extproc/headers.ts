@@ -13,7 +13,10 @@ export type HeaderRecord = Record<string, string>;
 export interface HeaderLimits {
   /** Sum of name and value bytes. Envoy's own default request-header limit is 60 KiB (max_request_headers_kb). */
   readonly maxBytes: number;
-  /** Number of header lines. Envoy's default max_headers_count is 100. */
+  /**
+   * Number of header fields (entries of Envoy's map: a name sent twice is two, pseudo-headers
+   * count). Envoy's default max_headers_count is 100.
+   */
   readonly maxCount: number;
 }
 
@@ -32,18 +35,35 @@ export class HeaderLimitError extends Error {
 export function headerRecord(map: PbHeaderMap | undefined, limits: HeaderLimits = DEFAULT_HEADER_LIMITS): HeaderRecord {
   const out: HeaderRecord = Object.create(null) as HeaderRecord;
   const list = map?.headers ?? [];
-  if (list.length > limits.maxCount) throw new HeaderLimitError(`${list.length} headers, more than the ${limits.maxCount} accepted`);
+  if (list.length > limits.maxCount) throw new HeaderLimitError(countMessage(list, limits.maxCount));
   let bytes = 0;
   for (const h of list) {
     const name = (h.key ?? '').toLowerCase();
     const value = h.raw_value !== undefined && h.raw_value.length > 0 ? latin1(h.raw_value) : (h.value ?? '');
     bytes += name.length + value.length;
-    if (bytes > limits.maxBytes) throw new HeaderLimitError(`headers larger than the ${limits.maxBytes} bytes accepted`);
+    if (bytes > limits.maxBytes) throw new HeaderLimitError(`${headerBytes(list)} bytes of header names and values, more than the ${limits.maxBytes} accepted`);
     if (name === '') continue;
     const prior = out[name];
     out[name] = prior === undefined ? value : `${prior}${name === 'set-cookie' ? '\n' : ','}${value}`;
   }
   return out;
+}
+
+/**
+ * What a header map over the count bound has, for the refusal: Envoy sends one entry per header
+ * field (a name sent twice is two), its pseudo-headers (`:method`, `:path`, …) among them, so the
+ * count is of header fields and says how many of them the client did not write itself.
+ */
+function countMessage(list: NonNullable<PbHeaderMap['headers']>, max: number): string {
+  const pseudo = list.filter((h) => (h.key ?? '').startsWith(':')).length;
+  return `${list.length} header fields (${pseudo} of them pseudo-headers such as :method and :path), more than the ${max} accepted`;
+}
+
+/** Header name and value bytes of a whole map, as the byte bound counts them (only for a refusal). */
+function headerBytes(list: NonNullable<PbHeaderMap['headers']>): number {
+  let bytes = 0;
+  for (const h of list) bytes += (h.key ?? '').length + (h.raw_value !== undefined && h.raw_value.length > 0 ? h.raw_value.length : (h.value ?? '').length);
+  return bytes;
 }
 
 /** Bytes as latin1 text, without copying them first (Buffer.from(buffer) would: once per header, per message). */

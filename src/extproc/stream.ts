@@ -161,7 +161,7 @@ export class ExtProcStream {
     // A client's headers past the bounds are its own mistake (431, RFC 6585 §5); a server's
     // response headers past them end the stream (Envoy resets the client's).
     if (err instanceof HeaderLimitError) {
-      if (this.#state === 'idle') return this.#refuse(refusalOf(new GatewayError('request_headers_too_large', `request ${err.message}`)));
+      if (this.#state === 'idle') return this.#refuse(refusalOf(new GatewayError('request_headers_too_large', `the request has ${err.message}`)));
       throw new StreamError(GrpcStatus.RESOURCE_EXHAUSTED, err.message);
     }
     if (!isGatewayError(err)) this.#options.onInternalError?.(err);

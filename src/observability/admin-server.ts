@@ -1,5 +1,6 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { GatewayError, toOpenAIError } from '../core/errors.js';
 
 /** What `/metrics` answers from: a prom-client Registry, or the workers' metrics combined. */
 export interface MetricsText {
@@ -36,20 +37,30 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-function send(res: ServerResponse, code: number, contentType: string, text: string): void {
-  res.writeHead(code, { 'content-type': contentType, 'content-length': String(Buffer.byteLength(text)) });
+function send(res: ServerResponse, code: number, contentType: string, text: string, headers: Readonly<Record<string, string>> = {}): void {
+  res.writeHead(code, { ...headers, 'content-type': contentType, 'content-length': String(Buffer.byteLength(text)) });
   res.end(text);
 }
+
+/** The methods every admin path answers: it only reads (HEAD as GET without the body, RFC 9110 §9.3.2). */
+export const ADMIN_METHODS = 'GET, HEAD';
 
 /**
  * The admin port (default 9090, loopback): `/healthz` (liveness), `/readyz` (readiness),
  * `/metrics` (Prometheus) and `/debug/endpoints`, answered by the gateway itself and never
- * routed. JSON bodies so a person with curl sees why it is not ready. Rejects with the listen
+ * routed. JSON bodies so a person with curl sees why it is not ready. Every path only reads: GET
+ * and HEAD are answered, any other method gets 405 `method_not_allowed` with `Allow: GET, HEAD`
+ * (a `POST /readyz` is a client's mistake, never a probe that passed). Rejects with the listen
  * error (EADDRINUSE, …) when the port cannot be bound.
  */
 export async function startAdminServer(address: string, port: number, status: AdminStatus): Promise<AdminServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      const err = new GatewayError('method_not_allowed', `the admin port answers ${ADMIN_METHODS} only, not ${req.method ?? '?'}`, { allow: ADMIN_METHODS });
+      // Node does not read an unread request body by itself on a keep-alive connection: close it.
+      return send(res, err.status, 'application/json', JSON.stringify(toOpenAIError(err)), { allow: ADMIN_METHODS, connection: 'close' });
+    }
     if (path === '/healthz') return send(res, 200, 'application/json', JSON.stringify({ status: 'ok' }));
     if (path === '/readyz') {
       const answer = (r: Readiness): void => send(res, r.ready ? 200 : 503, 'application/json', JSON.stringify({ status: r.ready ? 'ready' : 'not ready', ...r }));

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttp2Server, type ServerHttp2Session } from 'node:http2';
 import { Server as NetServer, type Socket } from 'node:net';
+import { answerClientErrors } from '../upstream/client-error.js';
 import type { PortHandler } from './handler.js';
 import { refuseTunnel } from './refuse-tunnel.js';
 import { sniffProtocol } from './sniff.js';
@@ -88,6 +89,7 @@ export class PortListener {
     // Content-Length or Authorization among them (the body is then framed by one length and read
     // by another). The header size limit already bounds how many there can be.
     h1.maxHeadersCount = 0;
+    answerClientErrors(h1, CLIENT_LIMITS.maxHeaderBytes);
     h1.on('request', (req, res) => {
       this.#track(req, res);
       handler(req, res, false);

@@ -1,9 +1,10 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { GatewayError } from '../core/errors.js';
 import { InFlight, PREFILLER_HEADER, type Gateway } from '../gateway/index.js';
 import type { Logger } from '../observability/logger.js';
+import { answerClientErrors } from '../upstream/client-error.js';
 import { sendError } from '../upstream/respond.js';
 import { Watchdog } from '../upstream/watchdog.js';
 import { localDecodeEndpoint } from './local-decode.js';
@@ -72,6 +73,10 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     });
   };
   const server: Server = createServer(handle);
+  // Node's default keeps the first ~1000 header fields and silently drops the rest (a request the
+  // picker sent here whole would reach the decode server without some of them).
+  server.maxHeadersCount = 0;
+  answerClientErrors(server, maxHeaderSize);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.address, () => {

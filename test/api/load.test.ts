@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatProblem, parseDocuments, summarize, type InferencePool, type Resource } from '../../src/api/index.js';
+import { formatProblem, formatProblemAt, parseDocuments, summarize, type InferencePool, type Resource } from '../../src/api/index.js';
 
 function problems(yaml: string): string[] {
   return parseDocuments(yaml, 'in.yaml').problems.map((p) => `${p.severity}: ${formatProblem(p)}`);
@@ -85,7 +85,7 @@ test('validation messages name the resource, the field path and the reason', () 
     ['policy without target', 'apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: b}\nspec:\n  timeout: {http: {requestTimeout: 1s}}\n', 'error: BackendTrafficPolicy/b: spec.targetRefs: required: the Gateway (or HTTPRoute) the policy applies to'],
     ['unknown apiVersion', 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: InferencePool\nmetadata: {name: p}\n', 'error: InferencePool/p: apiVersion: InferencePool is read in inference.networking.x-k8s.io/v2alpha2 or inference.networking.k8s.io/v1, not inference.networking.x-k8s.io/v1alpha1'.replace('v2alpha2', 'v1alpha2')],
     ['missing kind', 'apiVersion: v1\nmetadata: {name: x}\n', 'error: in.yaml (document 1): kind: required'],
-    ['not a mapping', '- a\n- b\n', 'error: in.yaml (document 1): -: a document must be a mapping with apiVersion, kind and metadata'],
+    ['not a mapping', '- a\n- b\n', 'error: in.yaml (document 1): -: a document must be a mapping with apiVersion, kind and metadata, not a list'],
     [
       'unknown field is an error, with the field meant',
       'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata: {name: m}\nspec:\n  modelName: x\n  criticallity: Critical\n  poolRef: {name: p}\n',
@@ -126,7 +126,17 @@ test('validation messages name the resource, the field path and the reason', () 
 test('YAML syntax errors carry the line; later documents still load', () => {
   const r = parseDocuments('apiVersion: v1\nkind: Pod\nmetadata: {name: a\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\nstatus: {podIP: 127.0.0.2}\n', 'f.yaml');
   assert.equal(r.problems.length > 0, true);
-  assert.match(formatProblem(r.problems[0] ?? { severity: 'error', subject: '', path: '', message: '' }), /^f\.yaml \(document 1\): -: YAML syntax error at line \d+, column \d+: /);
+  const first = r.problems[0] ?? { severity: 'error', subject: '', path: '', message: '' };
+  // The position is said once: in the problem's source, printed by formatProblemAt; the reason
+  // is the parser's without its own `at line L, column C:` tail.
+  assert.match(formatProblem(first), /^f\.yaml \(document 1\): -: YAML syntax error: [^:]+$/);
+  assert.doesNotMatch(first.message, /line \d+|column \d+|:$/);
+  assert.equal(first.source?.file, 'f.yaml');
+  assert.equal(typeof first.source?.line, 'number');
+  assert.equal(typeof first.source?.column, 'number');
+  const printed = formatProblemAt(first);
+  assert.match(printed, /^f\.yaml \(document 1\): -: YAML syntax error: [^:]+ \(line \d+, column \d+\)$/);
+  assert.equal(printed.match(/line \d+/g)?.length, 1, printed);
   assert.deepEqual(r.resources.map((x) => x.metadata.name), ['b']);
 });
 

@@ -114,7 +114,7 @@ describe('FileConfigSource: a file caught mid-write never applies', () => {
       await h.until('the whole file serves', () => routed(h.gateway.runtime?.snapshot).includes('default/b'));
     }));
 
-  test('a document cut at a line boundary: refused with file and line, the last good keeps serving', () =>
+  test('a document cut at a line boundary: refused with file and the field\'s line, the last good keeps serving', () =>
     withGateway({ 'config.yaml': FULL }, { removalSettleMs: FOREVER_MS }, async (h) => {
       const file = join(h.dir, 'config.yaml');
       const version = h.gateway.runtime?.snapshot.version;
@@ -125,7 +125,9 @@ describe('FileConfigSource: a file caught mid-write never applies', () => {
       assert.match(String(error['problem']), /^InferencePool\/b: spec/);
       const source = error['source'] as { file: string; line: number };
       assert.equal(source.file, file);
-      assert.equal(cut.split('\n')[source.line - 1], 'apiVersion: inference.networking.x-k8s.io/v1alpha2', 'the line where the cut document starts');
+      // The field's own line when it is in the file; for a required field that is missing, the
+      // line of the field that should hold it (here `spec:`), never just the document's first line.
+      assert.equal(cut.split('\n')[source.line - 1], 'spec:', 'the line of the field the problem is in');
       assert.equal(h.gateway.runtime?.snapshot.version, version, 'nothing applied');
       await writeFile(file, GATEWAY + POOL_A + POOL_B + ROUTE('b'));
       await h.until('the whole file serves', () => routed(h.gateway.runtime?.snapshot).includes('default/b'));
@@ -189,4 +191,40 @@ describe('FileConfigSource: a file caught mid-write never applies', () => {
       await h.until('pool c serves', () => pools(h.gateway.runtime?.snapshot).includes('default/c'));
       assert.equal(h.count(HELD), 0);
     }));
+});
+
+describe('file-level errors name the file', { timeout: 60_000 }, () => {
+  /** Aliases of aliases: 9^9 nodes once expanded. */
+  const BOMB = `${['a0: &a0 [x, x, x, x, x, x, x, x, x]', ...Array.from({ length: 9 }, (_, i) => `a${i + 1}: &a${i + 1} [${Array.from({ length: 9 }, () => `*a${i}`).join(', ')}]`)].join('\n')}\n`;
+
+  test('on reload: an alias bomb added to a folder is refused naming the file, document and line, not the folder', () =>
+    withGateway({ 'config.yaml': FULL }, {}, async (h) => {
+      const version = h.gateway.runtime?.snapshot.version;
+      const bomb = join(h.dir, 'zz-bomb.yaml');
+      await writeFile(bomb, BOMB);
+      const error = await h.log('config error');
+      assert.equal(String(error['problem']).startsWith(`${bomb} (document 1): -: `), true, String(error['problem']));
+      assert.match(String(error['problem']), /alias/);
+      assert.deepEqual(error['source'], { file: bomb, index: 0, line: 1 });
+      assert.equal(h.gateway.runtime?.snapshot.version, version, 'nothing applied');
+    }));
+
+  test('at start: the refusal names the file and the line, whatever the folder', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'infergate-start-'));
+    try {
+      await writeFile(join(dir, 'config.yaml'), FULL);
+      await writeFile(join(dir, 'bomb.yaml'), BOMB);
+      await writeFile(join(dir, 'typo.yaml'), 'apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\nmetadata:\n  name: p\nspec:\n  targetPortNumber: 8000\n  selector:\n    app: x\n  extensionRef:\n    name: e\n  wieght: 3\n');
+      const { logger } = memoryLogger();
+      await assert.rejects(Gateway.start({ sources: [new FileConfigSource([dir], { ...QUICK, watch: false })], logger, scrapeIntervalMs: 0 }), (e: unknown) => {
+        const message = e instanceof Error ? e.message : '';
+        assert.ok(message.includes(`${join(dir, 'bomb.yaml')} (document 1): -: `), message);
+        assert.ok(message.includes(`InferencePool/p: spec.wieght: unknown field (${join(dir, 'typo.yaml')}, line 11)`), message);
+        assert.ok(!message.includes('files: '), message);
+        return true;
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -112,3 +112,16 @@ test('the subset hint in metadata_context reaches the processor; a broken ext_pr
     await hinted.close();
   }
 });
+
+test('a request with 1,500 header fields reaches the picker whole (the stand-in drops none, as Envoy does) and its 431 counts what was counted', async () => {
+  const many = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`x-h${i}`, 'v']));
+  const refused = await request(`${duplex.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...many }, body: chat(false) });
+  assert.equal(refused.statusCode, 431);
+  const body = JSON.parse(await refused.body.text()) as { error: { code: string; message: string } };
+  assert.equal(body.error.code, 'request_headers_too_large');
+  const m = /^the request has (\d+) header fields \(4 of them pseudo-headers such as :method and :path\), more than the 256 accepted$/.exec(body.error.message);
+  assert.ok(m !== null, body.error.message);
+  // 1,500 of the client's, content-type, content-length, x-request-id and the 4 pseudo-headers.
+  const count = Number(m[1]);
+  assert.ok(count >= 1500 && count <= 1510, body.error.message);
+});

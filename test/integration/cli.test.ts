@@ -41,7 +41,7 @@ describe('infergate command line', { timeout: 120_000 }, () => {
     assert.match(ex.stdout, /resource\(s\) valid/);
     assert.match(ex.stdout, /^InferenceModel\/loramodel\b.*travel-helper-v1/m);
     // Seed 003's LoRA canary: the 90/10 route, travelhelper in pool v1 only. Valid, and said.
-    assert.match(ex.stderr, /^warning: HTTPRoute\/inference-route: spec\.rules\[0\]: model travelhelper is served by mymodel-pool-v1 only; requests for it go there \(weights apply among the pools that serve it\)$/m);
+    assert.match(ex.stderr, /^warning: HTTPRoute\/inference-route: spec\.rules\[0\]: model travelhelper is served by mymodel-pool-v1 only; requests for it go there \(weights apply among the pools that serve it\) \(\S+\/examples\/canary\/route\.yaml, line \d+\)$/m);
   });
 
   test('validate: a prefill/decode pool is described as served, and role mistakes in its Pods are warnings', async () => {
@@ -90,7 +90,7 @@ spec:
     try {
       const r = await cli(['validate', '-f', cfg.file]);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /^InferenceModel\/bad-model: spec\.targetModels: Weights should be set for all models, or none of the models\.$/m);
+      assert.match(r.stderr, /^InferenceModel\/bad-model: spec\.targetModels: Weights should be set for all models, or none of the models\. \(\S+\/config\.yaml, line \d+\)$/m);
       assert.match(r.stderr, /^InferencePool\/bad-pool: spec\.targetPortNumber: .+$/m);
     } finally {
       await cfg.remove();
@@ -115,7 +115,9 @@ spec:
     // back to 1 and send 91 % of the traffic to the canary).
     const typo = await run(route.replace('weight: 90', 'wieght: 90'));
     assert.equal(typo.code, 1);
-    assert.match(typo.stderr, /^HTTPRoute\/\S+: spec\.rules\[0\]\.backendRefs\[0\]\.wieght: unknown field; did you mean "weight"\?$/m);
+    // Located at the misspelt field's own line, not the document's first.
+    const typoLine = route.split('\n').findIndex((l) => l.includes('weight: 90')) + 1;
+    assert.match(typo.stderr, new RegExp(`^HTTPRoute/\\S+: spec\\.rules\\[0\\]\\.backendRefs\\[0\\]\\.wieght: unknown field; did you mean "weight"\\? \\(\\S+/config\\.yaml, line ${typoLine}\\)$`, 'm'));
     const pool = `apiVersion: inference.networking.x-k8s.io/v1alpha2
 kind: InferencePool
 metadata: {name: p}
