@@ -189,8 +189,11 @@ export async function runEppCommand(argv: string[]): Promise<number> {
     try {
       server = await startExtProcServer({ address, grpcPort, healthPort, tls: values.insecure === true ? false : { ...(values['cert-path'] === undefined ? {} : { certPath: values['cert-path'] }) }, processor, ready: () => readiness().ready, stream: { defaultBodyMode: bodyMode as BodyMode }, logger });
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (code === 'ENOENT' || code === 'EACCES') throw new OptionError(`--cert-path ${values['cert-path'] ?? ''}: cannot read tls.crt and tls.key (${(err as Error).message})`);
+      const { code, path } = err as { code?: unknown; path?: unknown };
+      // Only a file under --cert-path is the certificate's fault; any other unreadable file (the
+      // protocol definitions shipped in src/extproc/proto/) is an installation problem, said as is.
+      const certPath = values['cert-path'];
+      if ((code === 'ENOENT' || code === 'EACCES') && certPath !== undefined && typeof path === 'string' && path.startsWith(certPath)) throw new OptionError(`--cert-path ${certPath}: cannot read tls.crt and tls.key (${(err as Error).message})`);
       // OpenSSL's refusal of the files (not PEM, a key that does not match the certificate).
       if (values['cert-path'] !== undefined && /PEM|X509|key values mismatch|certificate|private key/i.test((err as Error).message)) {
         throw new OptionError(`--cert-path ${values['cert-path']}: tls.crt and tls.key are not a usable PEM certificate and matching key (${(err as Error).message})`);

@@ -44,6 +44,7 @@ test('epp refuses bad flags with one line and exit code 2', async () => {
     [['--pool-name', 'p', '-f', EXAMPLE, '--grpc-port', '70000'], /--grpc-port must be an integer/],
     [['--pool-name', 'p', '-f', EXAMPLE, '--insecure', '--cert-path', '/tmp'], /exclude each other/],
     [['--pool-name', 'p', '-f', EXAMPLE, '--body-mode', 'STREAMED'], /--body-mode must be one of/],
+    [['--pool-name', 'p', '-f', EXAMPLE, '--address', '127.0.0.1', '--grpc-port', '0', '--grpc-health-port', '0', '--metrics-port', '0', '--cert-path', '/no/such/dir'], /^infergate epp: --cert-path \/no\/such\/dir: cannot read tls\.crt and tls\.key/],
   ];
   for (const [args, message] of cases) {
     const r = await cli(['epp', ...args]);
