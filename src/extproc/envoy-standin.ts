@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { credentials, Metadata, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { headerMap, headerRecord, pbStruct, type FilterMetadata, type JsonValue } from './headers.js';
@@ -282,8 +282,15 @@ export async function startEnvoyStandin(options: EnvoyStandinOptions): Promise<E
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const call = client.open();
     let finished = false;
+    // The request to the endpoint, once sent: a client that leaves resets it, as Envoy resets the
+    // upstream stream when the downstream one goes away (the server stops generating).
+    let upstreamRequest: ClientRequest | undefined;
+    let clientGone = false;
     res.on('close', () => {
-      if (!finished) call.cancel();
+      if (finished) return;
+      clientGone = true;
+      call.cancel();
+      upstreamRequest?.destroy();
     });
     req.on('aborted', () => call.cancel());
     const failed = (why: string): void => {
@@ -380,8 +387,10 @@ export async function startEnvoyStandin(options: EnvoyStandinOptions): Promise<E
       const sep = destination.lastIndexOf(':');
       const upstreamHeaders = pseudoless(mutated);
       if (!bodyless) upstreamHeaders['content-length'] = mutated['content-length'] ?? String(bodyBytes.length);
+      if (clientGone) return;
       const upstream = await new Promise<IncomingMessage>((resolve, reject) => {
         const r = httpRequest({ host: destination.slice(0, sep), port: Number(destination.slice(sep + 1)), method: mutated[':method'] ?? 'GET', path: mutated[':path'] ?? '/', headers: { ...upstreamHeaders, host: mutated[':authority'] ?? 'gateway.local' } }, resolve);
+        upstreamRequest = r;
         r.on('error', reject);
         r.end(bodyless ? undefined : bodyBytes);
       });

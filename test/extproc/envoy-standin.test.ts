@@ -96,6 +96,32 @@ test('a client that leaves mid-body cancels the stream: cancelled() once, no str
   assert.equal(picker.log.cancelled, cancelled + 1);
 });
 
+test('a client that leaves mid-answer resets the request to the model server, as Envoy does: the server stops generating', async () => {
+  // A server whose answer would take minutes (400 ms a token in real time), and a picker that
+  // leaves the body as sent (the shared one caps max_tokens at 3).
+  const slow = await startFleet([{ host: '127.0.0.1', name: 'slow', timeScale: 1, overrides: { decodeFloorMs: 400 } }]);
+  const asSent = fixedPicker({ endpoint: `127.0.0.1:${slow.port}`, maxBodyBytes: 64 * 1024 });
+  const ownEpp = await startExtProcServer({ address: '127.0.0.1', grpcPort: 0, healthPort: 0, tls: {}, processor: asSent.factory, ready: () => true, logger: createLogger('silent') });
+  const envoy = await startEnvoyStandin({ target: `127.0.0.1:${ownEpp.grpcPort}` });
+  try {
+    const engine = slow.servers.get('slow')!.engine;
+    const ac = new AbortController();
+    const body = JSON.stringify({ model: 'mymodel', prompt: 'a long story', max_tokens: 900, ignore_eos: true, stream: true });
+    const res = await request(`${envoy.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: ac.signal });
+    assert.equal(res.statusCode, 200);
+    // Some of the answer has arrived: the server is generating.
+    await new Promise<void>((resolve) => res.body.once('data', () => resolve()));
+    assert.ok(engine.stats().running > 0, 'the server is generating');
+    ac.abort();
+    await res.body.text().catch(() => undefined);
+    await until(() => engine.stats().running === 0 && engine.stats().waiting === 0, 30_000, 'the server stopped the abandoned request');
+  } finally {
+    await envoy.close();
+    await ownEpp.close(1000);
+    await slow.close();
+  }
+});
+
 test('the subset hint in metadata_context reaches the processor; a broken ext_proc stream is a 500 (FailClose)', async () => {
   const hinted = await startEnvoyStandin({ target: `127.0.0.1:${epp.grpcPort}`, requestMetadata: () => ({ 'envoy.lb.subset_hint': { 'x-gateway-destination-endpoint-subset': [endpoint] } }) });
   try {
