@@ -1,5 +1,5 @@
 import { freePort, freePortOnAll } from '../../src/bench/suite/ports.js';
-import { fleetHosts, type Context, type Fleet } from '../../src/bench/suite/systems.js';
+import { fleetHosts, gatewayAndRoute, type Context, type Fleet } from '../../src/bench/suite/systems.js';
 
 /*
  * What the A/B scripts of bench/ share: a suite Context on free ports, and the one-pool gateway
@@ -17,20 +17,7 @@ export async function benchContext(work: string): Promise<Context> {
  */
 export function benchGatewayYaml(ctx: Context, fleet: Fleet, routingStrategy?: string): string {
   const metadata = routingStrategy === undefined ? 'metadata: {name: bench}' : `metadata:\n  name: bench\n  annotations: {inference.networking.x-k8s.io/routing-strategy: ${routingStrategy}}`;
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: bench}
-spec:
-  gatewayClassName: infergate
-  listeners: [{name: http, protocol: HTTP, port: ${ctx.frontPort}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: bench}
-spec:
-  parentRefs: [{name: bench}]
-  rules: [{backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: bench}]}]
----
+  return `${gatewayAndRoute(ctx.frontPort, '{group: inference.networking.k8s.io, kind: InferencePool, name: bench}')}---
 apiVersion: inference.networking.k8s.io/v1
 kind: InferencePool
 ${metadata}

@@ -139,8 +139,11 @@ export function preciseRouting(fleet: Fleet, model = 'mymodel'): string {
   });
 }
 
-/** The gateway's listener and route to one pool. */
-function gatewayAndRoute(port: number, backendRef: string): string {
+/**
+ * The YAML of a Gateway `bench` listening on `port` and an HTTPRoute sending everything to
+ * `backendRef` (a flow-style backendRef, e.g. `{group: …, kind: InferencePool, name: …}`).
+ */
+export function gatewayAndRoute(port: number, backendRef: string): string {
   return `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: bench}
