@@ -1,5 +1,5 @@
 import type { Dirent } from 'node:fs';
-import { open, readdir, realpath, stat } from 'node:fs/promises';
+import { lstat, open, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { errorMap, formatPath, issueToProblem } from './issues.js';
@@ -271,8 +271,11 @@ function fieldOffset(doc: Document.Parsed, segments: readonly PropertyKey[]): nu
   return at;
 }
 
-/** Files to read for a path: the file itself, or every *.yaml / *.yml / *.json under a folder, in path order. */
-async function expand(path: string, visited = new Set<string>()): Promise<string[]> {
+/**
+ * Files to read for a path: the file itself, or every *.yaml / *.yml / *.json under a folder, in
+ * path order. Links under a folder that name a config file but lead nowhere go to `dangling`.
+ */
+async function expand(path: string, dangling: string[], visited = new Set<string>()): Promise<string[]> {
   const info = await stat(path);
   if (!info.isDirectory()) return [path];
   // A symbolic link back up the tree must not loop.
@@ -285,38 +288,60 @@ async function expand(path: string, visited = new Set<string>()): Promise<string
   for (const e of entries) {
     const full = join(path, e.name);
     const kind = await configEntryKind(full, e);
-    if (kind === 'folder') out.push(...(await expand(full, visited)));
+    if (kind === 'folder') out.push(...(await expand(full, dangling, visited)));
     else if (kind === 'file') out.push(full);
+    else if (kind === 'dangling') dangling.push(full);
   }
   return out;
 }
 
 /**
- * What a folder entry is to the loader: a config file (*.yaml, *.yml, *.json), a folder to walk
- * (its name not starting with a dot), or nothing. A symbolic link counts as what it points at:
- * Kubernetes mounts each key of a ConfigMap as a link through the hidden `..data` folder (which is
- * itself skipped, so nothing is read twice); a dangling link is nothing.
+ * What a folder entry is to the loader: a config file (*.yaml, *.yml, *.json), a folder to walk,
+ * a config file's link that leads nowhere (`dangling`), or nothing. Names starting with a dot are
+ * nothing: the kubelet's `..data` and timestamped folders, and editors' lock and swap files (Emacs
+ * keeps `.#pool.yaml`, itself a dangling link, while a file is edited). A symbolic link counts as
+ * what it points at: Kubernetes mounts each key of a ConfigMap as a link through `..data`, so each
+ * key is read once.
+ *
+ * A link that names a config file but whose target cannot be read (missing, a loop, no permission)
+ * is `dangling`, not nothing: read as nothing, a link repointed at a wrong path would remove every
+ * resource its file served. The kubelet leaves a removed key's link dangling only for the moment
+ * between swapping `..data` and deleting the link; the file source reads again before it trusts one.
  */
-export async function configEntryKind(full: string, entry: Dirent): Promise<'file' | 'folder' | undefined> {
+export async function configEntryKind(full: string, entry: Dirent): Promise<'file' | 'folder' | 'dangling' | undefined> {
+  if (entry.name.startsWith('.')) return undefined;
   let isDirectory = entry.isDirectory();
   let isFile = entry.isFile();
   if (entry.isSymbolicLink()) {
     const target = await stat(full).catch(() => undefined);
-    isDirectory = target?.isDirectory() === true;
-    isFile = target?.isFile() === true;
+    if (target === undefined) return CONFIG_FILE.test(entry.name) ? 'dangling' : undefined;
+    isDirectory = target.isDirectory();
+    isFile = target.isFile();
   }
-  if (isDirectory) return entry.name.startsWith('.') ? undefined : 'folder';
+  if (isDirectory) return 'folder';
   return isFile && CONFIG_FILE.test(entry.name) ? 'file' : undefined;
+}
+
+/** Why a config file's link cannot be followed, for its problem line. */
+async function danglingProblem(link: string): Promise<Problem> {
+  const target = await readlink(link).catch(() => '?');
+  const why = await stat(link).then(
+    () => 'it can be read now (it changed during the load)',
+    (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? 'which does not exist' : err.code === 'ELOOP' ? 'which loops back on itself' : `which cannot be read (${err.code ?? err.message})`),
+  );
+  return { severity: 'error', subject: link, path: '-', message: `is a symbolic link to ${JSON.stringify(target)}, ${why}: fix the link or remove it to remove what it served` };
 }
 
 /**
  * The files of a load as they were read: `stamps` maps each file read to its stamp
  * (`inode:size:mtimeMs`), `torn` lists files that changed while they were read (the stamp before
- * and after the read differ, or the bytes read are not the size), whose text may be half-written.
+ * and after the read differ, or the bytes read are not the size), whose text may be half-written;
+ * `dangling` lists config files' links under a folder that lead nowhere (each also an error).
  */
 export interface LoadedFiles extends LoadResult {
   readonly stamps: ReadonlyMap<string, string>;
   readonly torn: readonly string[];
+  readonly dangling: readonly string[];
 }
 
 /** A file's identity and content stamp: a rename over it changes the inode, a write its size or mtime. */
@@ -333,12 +358,15 @@ export async function loadFiles(paths: readonly string[]): Promise<LoadedFiles> 
   const acc: Accumulator = { resources: [], problems: [], ignored: [] };
   const stamps = new Map<string, string>();
   const torn: string[] = [];
+  const dangling: string[] = [];
   for (const path of paths) {
     let files: string[];
     try {
-      files = await expand(path);
+      files = await expand(path, dangling);
     } catch (err) {
-      acc.problems.push({ severity: 'error', subject: path, path: '-', message: `cannot read: ${(err as Error).message}` });
+      // A path named as a link that leads nowhere is said as the same links in a folder are.
+      if ((await lstat(path).catch(() => undefined))?.isSymbolicLink() === true) dangling.push(path);
+      else acc.problems.push({ severity: 'error', subject: path, path: '-', message: `cannot read: ${(err as Error).message}` });
       continue;
     }
     for (const file of files) {
@@ -374,8 +402,10 @@ export async function loadFiles(paths: readonly string[]): Promise<LoadedFiles> 
       parseInto(text, file, acc);
     }
   }
+  const links = [...new Set(dangling)];
+  for (const link of links) acc.problems.push(await danglingProblem(link));
   reportDuplicates(acc);
-  return { ...acc, stamps, torn };
+  return { ...acc, stamps, torn, dangling: links };
 }
 
 function tooLarge(file: string, size: number): Problem {

@@ -39,8 +39,9 @@ const SILENT: SourceLog = { info: () => undefined, warn: () => undefined };
  *    are not its size) is not used: the files are read again `settleMs` later;
  * 3. a read that would remove serving resources waits until the files that lost them have stayed
  *    unchanged for `removalSettleMs` (see {@link RemovalSettle}); a rewrite in between replaces it;
- * 4. a read with any error (a half-written document that does not parse) is refused by the
- *    gateway as a whole, and the last good configuration keeps serving.
+ * 4. a read with any error (a half-written document that does not parse, a config file's link that
+ *    leads nowhere on two reads in a row) is refused by the gateway as a whole, and the last good
+ *    configuration keeps serving.
  */
 export class FileConfigSource implements ConfigSource {
   readonly name: string;
@@ -60,6 +61,8 @@ export class FileConfigSource implements ConfigSource {
   #last: ApplyOutcome | undefined;
   /** The change held back (logged once), until it applies or the files change again. */
   #held: string | undefined;
+  /** The dangling links of the last read (see `#attempt`). */
+  #dangling: ReadonlySet<string> = new Set();
 
   constructor(paths: readonly string[], options: FileSourceOptions = {}) {
     if (paths.length === 0) throw new Error('a file source needs at least one path');
@@ -144,11 +147,20 @@ export class FileConfigSource implements ConfigSource {
       loaded = await loadFiles(this.#paths);
     } catch (err) {
       // loadFiles reports unreadable paths as problems; anything else is a bug worth a refusal, not a crash.
-      loaded = { resources: [], ignored: [], stamps: new Map(), torn: [], problems: [{ severity: 'error', subject: this.name, path: '-', message: `cannot read: ${err instanceof Error ? err.message : String(err)}` }] };
+      loaded = { resources: [], ignored: [], stamps: new Map(), torn: [], dangling: [], problems: [{ severity: 'error', subject: this.name, path: '-', message: `cannot read: ${err instanceof Error ? err.message : String(err)}` }] };
     }
     if (this.#stopped) return;
     if (loaded.torn.length > 0) {
       this.#log.info({ source: this.name, files: loaded.torn, retryMs: this.#settleMs }, 'config file changed while being read; waiting for it to settle');
+      this.#schedule(this.#settleMs);
+      return;
+    }
+    // A link first seen dangling may be the kubelet's, between its `..data` swap and its removal
+    // of a deleted key's link: read again once before the link counts as the error it reports.
+    const newlyDangling = loaded.dangling.filter((link) => !this.#dangling.has(link));
+    this.#dangling = new Set(loaded.dangling);
+    if (newlyDangling.length > 0) {
+      this.#log.info({ source: this.name, files: newlyDangling, retryMs: this.#settleMs }, 'config file link leads nowhere; reading again before refusing it');
       this.#schedule(this.#settleMs);
       return;
     }

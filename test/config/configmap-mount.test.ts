@@ -37,12 +37,13 @@ test('a folder mounted from a ConfigMap (keys are links through ..data) loads ea
   const dir = await mkdtemp(join(tmpdir(), 'infergate-cm-'));
   try {
     await configMapMount(dir, { 'pool.yaml': pool('a'), 'more.yml': pool('b'), 'notes.txt': 'not config' }, 1);
-    // A link to a folder is walked too; a link back up the tree does not loop; a dangling link is nothing.
+    // A link to a folder is walked too; a link back up the tree does not loop; a dangling link of
+    // another name than a config file's is nothing (config-links.test.ts has the config names).
     const extra = await mkdtemp(join(tmpdir(), 'infergate-cm-extra-'));
     await writeFile(join(extra, 'c.yaml'), pool('c'));
     await symlink(extra, join(dir, 'linked'));
     await symlink(dir, join(extra, 'loop'));
-    await symlink(join(dir, 'gone.yaml'), join(dir, 'dangling.yaml'));
+    await symlink(join(dir, 'gone.txt'), join(dir, 'dangling.txt'));
     const loaded = await loadFiles([dir]);
     const names = loaded.resources.map((r) => r.metadata.name).sort();
     assert.deepEqual(names, ['a', 'b', 'c'], 'each pool once: ..data is not read beside its links, the loop is walked once');
