@@ -39,6 +39,11 @@ Options:
                     default-workers, prefix, prefix-nohome, precise, oracle, pd, direct, epp)
   --out DIR         results folder (default bench/results/quick or bench/results/full)
   --seed N          workload seed (default 1)
+  --stages r,r,…    the rate sweeps' stages in modelled requests/s (each as long as the scenario's
+                    own stages), e.g. 4,8,12,16 to look past the top of the defaults
+  --time-scale X    the rate sweeps' modelled time runs X times real time (0.5: half speed, so a
+                    machine drives twice the modelled rate with the same CPU; times are reported
+                    in modelled time, so the gateway's own work counts X times less)
 `;
 
 async function runRouting(scenario: RoutingScenario, ctx: Context, command: string, outDir: string): Promise<BenchReport> {
@@ -97,10 +102,19 @@ function headline(report: BenchReport): string {
   return `### ${report.title}\n\n${report.workload.description}\n\n| system | TTFT p50 vs ${report.baseline} | TTFT p90 | output tok/s | prefix hit rate | failed |\n|---|---:|---:|---:|---:|---:|\n${rows.join('\n')}\n`;
 }
 
+/** A rate sweep with `--stages` and `--time-scale` applied; other scenarios as they are. */
+function withLoad(s: Scenario, rates: readonly number[] | undefined, timeScale: number | undefined): Scenario {
+  if (s.kind !== 'sweep' || s.load.kind !== 'rates') return s;
+  const seconds = s.load.stages[0]?.seconds ?? 30;
+  const stages = rates === undefined ? s.load.stages : rates.map((rate) => ({ rate, seconds }));
+  const fleet = timeScale === undefined ? s.fleet : { ...s.fleet, timeScale };
+  return { ...s, fleet, load: { ...s.load, stages } };
+}
+
 export async function runSuiteCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, only: { type: 'string' }, skip: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { quick: { type: 'boolean' }, smoke: { type: 'boolean' }, only: { type: 'string' }, skip: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, stages: { type: 'string' }, 'time-scale': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     strict: true,
   });
   if (values.help === true) {
@@ -122,7 +136,17 @@ export async function runSuiteCommand(argv: string[]): Promise<number> {
     process.stderr.write(`--only: unknown scenario(s) ${unknown.join(', ')} (known: ${known.map((s) => s.name).join(', ')})\n`);
     return 2;
   }
-  const without = (s: Scenario): Scenario => ({ ...s, systems: s.systems.filter((id: SystemId) => !skip.has(id)) }) as Scenario;
+  const rates = values.stages === undefined ? undefined : values.stages.split(',').map(Number);
+  if (rates !== undefined && !rates.every((r) => Number.isFinite(r) && r > 0)) {
+    process.stderr.write(`--stages: want positive rates separated by commas, e.g. 4,8,12 (got ${values.stages ?? ''})\n`);
+    return 2;
+  }
+  const timeScale = values['time-scale'] === undefined ? undefined : Number(values['time-scale']);
+  if (timeScale !== undefined && !(Number.isFinite(timeScale) && timeScale > 0)) {
+    process.stderr.write(`--time-scale: want a positive number (got ${values['time-scale'] ?? ''})\n`);
+    return 2;
+  }
+  const without = (s: Scenario): Scenario => withLoad({ ...s, systems: s.systems.filter((id: SystemId) => !skip.has(id)) } as Scenario, rates, timeScale);
   const chosen = (only === undefined ? all : known.filter((s) => only.includes(s.name))).map(without);
   const outDir = values.out ?? join('bench', 'results', size);
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
