@@ -1,3 +1,4 @@
+import { refuseConnect } from '../core/refuse-connect.js';
 import { createServer, type Server } from 'node:http';
 import type { DecisionStats } from '../core/decision-stats.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -103,6 +104,7 @@ export async function runEnvoyStandinCommand(argv: string[]): Promise<number> {
       res.end();
     }
   });
+  refuseConnect(stats, { allow: 'GET, DELETE', body: () => '{"error":"CONNECT is not served here"}' });
   try {
     await new Promise<void>((resolve, reject) => {
       stats.once('error', reject);

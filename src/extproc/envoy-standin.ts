@@ -5,6 +5,7 @@ import { credentials, Metadata, type Client, type ClientDuplexStream, type Servi
 import { headerMap, headerRecord, pbStruct, type FilterMetadata, type JsonValue } from './headers.js';
 import type { BodySendMode, PbHeaderMutation, PbMetadata, ProcessingRequest, ProcessingResponse } from './messages.js';
 import { extProcClient } from './proto.js';
+import { refuseConnect } from '../core/refuse-connect.js';
 
 /**
  * Envoy's part in tests and in the benchmark (`infergate envoy-standin`, hidden), from its
@@ -456,6 +457,8 @@ export async function startEnvoyStandin(options: EnvoyStandinOptions): Promise<E
   }
 
   const server: Server = createServer((req, res) => void handle(req, res));
+  // CONNECT reaches no handler in Node (its 'connect' event): the stand-in's routes are no tunnel.
+  refuseConnect(server, { allow: 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH', body: () => JSON.stringify({ error: { message: 'CONNECT is not routed here', type: 'invalid_request_error', param: null, code: 'method_not_allowed' } }) });
   server.maxHeadersCount = 0; // Node keeps only the first ~1000 header fields by default; Envoy passes them all
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,9 +1,10 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { canDecodeRequest } from '../core/content-coding.js';
-import { asGatewayError } from '../core/errors.js';
+import { asGatewayError, GatewayError } from '../core/errors.js';
 import type { HeaderEdit } from '../core/headers.js';
 import {
   BodyCollector,
+  parseRequestTarget,
   poolLimitName,
   bodyTooLarge,
   clientGone,
@@ -93,10 +94,14 @@ class CorePicker implements RequestProcessor {
   async headers(headers: HeaderRecord, endOfStream: boolean, metadata: FilterMetadata): Promise<RequestVerdict | AwaitBody> {
     const rawPath = headers[':path'] ?? '/';
     const q = rawPath.indexOf('?');
+    // Envoy forwards `:path` as it stands (normalised when its listener says so, as Envoy Gateway's
+    // do); the core judges the path it names, normalised as the proxy's (which inference endpoint
+    // a spelling is: inference-paths.ts), and the log shows it so.
+    const target = parseRequestTarget(rawPath);
     const handle = this.#gateway.begin({
       ...(headers['x-request-id'] === undefined ? {} : { requestId: headers['x-request-id'] }),
       method: headers[':method'] ?? 'GET',
-      path: q === -1 ? rawPath : rawPath.slice(0, q),
+      path: target instanceof GatewayError ? (q === -1 ? rawPath : rawPath.slice(0, q)) : target.path,
       headers: withoutPseudo(headers),
       ...(clientOf(headers) === undefined ? {} : { clientAddress: clientOf(headers) as string }),
       forwarder: 'envoy',

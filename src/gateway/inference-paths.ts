@@ -11,9 +11,23 @@ import { parseInferenceBody } from './body.js';
  */
 const INFERENCE_PATHS: ReadonlySet<string> = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', '/v1/rerank', '/v1/score']);
 
-/** True when `method` `path` is an inference request, which must carry a body naming the model. */
+/**
+ * The API endpoint a normalised path (request-path.ts: dot segments removed, slashes merged,
+ * unreserved escapes decoded, query apart) names on a model server: the path without its one
+ * trailing slash. vLLM, SGLang, trtllm-serve and Triton's OpenAI frontend are FastAPI apps, whose
+ * router (Starlette, `redirect_slashes`) sends `/v1/chat/completions/` on to
+ * `/v1/chat/completions`: the same endpoint, so the same rules (an empty body is the gateway's
+ * 400, usage is asked for, `/v1/models/` is the list). Case and other spellings are not folded:
+ * those routers match them exactly (`/V1/chat/completions` is their 404). The path is forwarded
+ * as normalised, trailing slash included.
+ */
+export function apiEndpoint(path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+/** True when `method` `path` (normalised) is an inference request, which must carry a body naming the model. */
 export function needsInferenceBody(method: string, path: string): boolean {
-  return method === 'POST' && INFERENCE_PATHS.has(path);
+  return method === 'POST' && INFERENCE_PATHS.has(apiEndpoint(path));
 }
 
 /** The 400 of an inference request that came without a body. */

@@ -1,4 +1,5 @@
 import { GatewayError, toOpenAIError } from '../core/errors.js';
+import { apiEndpoint } from './inference-paths.js';
 import type { Runtime } from './runtime.js';
 
 /** One `GET /v1/models` entry (OpenAI's `Model`, with vLLM's `parent` for LoRA adapters). */
@@ -34,8 +35,10 @@ export function listModels(runtime: Runtime, port: number): ModelCard[] {
   return [...cards.values()];
 }
 
-/** What the gateway answers itself: `GET /v1/models` and `GET /v1/models/{id}` (ids may contain `/`). */
-export function modelsAnswer(runtime: Runtime | undefined, port: number, path: string): { status: number; body: unknown } | undefined {
+/** What the gateway answers itself: `GET /v1/models` and `GET /v1/models/{id}` (ids may contain `/`; a trailing one is dropped). */
+export function modelsAnswer(runtime: Runtime | undefined, port: number, requestPath: string): { status: number; body: unknown } | undefined {
+  // `/v1/models/` is the list, as on the model servers (inference-paths.ts `apiEndpoint`).
+  const path = apiEndpoint(requestPath);
   if (path !== '/v1/models' && !path.startsWith('/v1/models/')) return undefined;
   const cards = runtime === undefined ? [] : listModels(runtime, port);
   if (path === '/v1/models') return { status: 200, body: { object: 'list', data: cards } };

@@ -1,5 +1,6 @@
 import type { RoutingConfig } from '../api/types.js';
 import type { Endpoint, MetricsDialect } from '../core/endpoint.js';
+import { apiEndpoint } from './inference-paths.js';
 
 /**
  * Which model servers accept `stream_options.include_usage` (vLLM vllm/entrypoints/openai/serving_chat.py, chat_completion_stream_generator):
@@ -23,7 +24,7 @@ const USAGE_ON_REQUEST = new Set(['/v1/chat/completions', '/v1/completions']);
  * `off` on routes where usage need not be asked for.
  */
 export function streamUsageSetting(routing: RoutingConfig | undefined, path: string): 'inject' | 'off' | 'endpoint' {
-  if (!USAGE_ON_REQUEST.has(path)) return 'off';
+  if (!USAGE_ON_REQUEST.has(apiEndpoint(path))) return 'off';
   const set = routing?.streamUsage;
   return set === undefined ? 'endpoint' : set;
 }

@@ -1,4 +1,5 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
+import { refuseConnect } from '../core/refuse-connect.js';
 import type { AddressInfo } from 'node:net';
 import { GatewayError, toOpenAIError } from '../core/errors.js';
 
@@ -88,6 +89,8 @@ export async function startAdminServer(address: string, port: number, status: Ad
     }
     send(res, 404, 'application/json', JSON.stringify({ error: { message: `no admin route ${path}`, type: 'not_found_error', param: null, code: 'route_not_found' } }));
   });
+  // CONNECT comes to no request handler (Node's 'connect' event): the same 405.
+  refuseConnect(server, { allow: ADMIN_METHODS, body: (req) => JSON.stringify(toOpenAIError(new GatewayError('method_not_allowed', `the admin port answers ${ADMIN_METHODS} only, not ${req.method ?? 'CONNECT'}`, { allow: ADMIN_METHODS }))) });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, address, () => {

@@ -21,6 +21,7 @@ import { forwardPd } from './forward-pd.js';
 import { admitBody, declaredLength, readBody } from './read-body.js';
 import { refuseUpload } from './refuse.js';
 import { sendError, sendJson } from '../upstream/respond.js';
+import { abandonedSoon } from '../upstream/client-body.js';
 import type { Watchdog } from '../upstream/watchdog.js';
 
 export interface HandlerDeps {
@@ -153,7 +154,10 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
     handle.finished(outcome);
   } catch (err) {
     // A stopped request failed because of why it was stopped, whatever the symptom was.
-    const failure = scope.stopped ?? asGatewayError(err);
+    let failure = scope.stopped ?? asGatewayError(err);
+    // An HTTP/2 client that ended its stream only to reset it (Node's `stream.close(code)`) left
+    // before its body could be judged: a client gone, not a refusal nobody reads.
+    if (h2 && reading && failure.status < 500 && !isClientGone(failure) && (await abandonedSoon(req))) failure = clientGone('after sending its body (it reset the stream)');
     if (!isClientGone(failure)) {
       const close = CLOSE_AFTER.has(failure.code);
       if (close && !h2) closing.add(req.socket);

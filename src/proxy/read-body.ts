@@ -1,7 +1,7 @@
-import { GatewayError } from '../core/errors.js';
-import { BodyCollector, clientGone, refuseDeclaredOver, decodeRequestBody, requestCodings, UploadClock, type BodyReservation, type UploadPolicy, type UploadTimeouts } from '../gateway/index.js';
+import { BodyCollector, refuseDeclaredOver, decodeRequestBody, requestCodings, type BodyReservation, type UploadPolicy, type UploadTimeouts } from '../gateway/index.js';
 import { isHttp2, type ClientRequest } from './client.js';
 import type { StopSource } from '../upstream/scope.js';
+import { readClientBody } from '../upstream/client-body.js';
 import { canDecodeRequest } from '../core/content-coding.js';
 
 /** The declared Content-Length, if any (a malformed one is refused by Node's parser). */
@@ -38,62 +38,15 @@ export function admitBody(req: ClientRequest, limit: number, uploads: UploadPoli
  * A decoded body is held to the same limit: inflating stops as soon as it crosses it (413), and
  * data its coding does not describe is 400 `invalid_content_encoding`. A client silent for
  * `timeouts.idleMs` between two reads, or slower than `timeouts.totalMs` in all, gets 408
- * `request_body_timeout`; one that goes away is `client_gone`; the request's stop (`scope`) ends
+ * `request_body_timeout`; one that goes away (an HTTP/2 stream reset with its body half sent
+ * included: upstream/client-body.ts) is `client_gone`; the request's stop (`scope`) ends
  * the read with its reason. Returns undefined for a request without a body.
  */
 export async function readBody(req: ClientRequest, limit: number, scope: StopSource, admitted: AdmittedBody, timeouts: UploadTimeouts): Promise<Buffer | undefined> {
   const declared = declaredLength(req);
   // HTTP/1.1 says up front whether a body follows; HTTP/2 says it with the stream's end.
   if (declared === undefined && !isHttp2(req) && req.headers['transfer-encoding'] === undefined) return undefined;
-  const raw = await collect(req, limit, scope, admitted.reservation, timeouts);
+  const raw = await readClientBody(req, new BodyCollector(limit, admitted.reservation), scope, timeouts);
   if (raw.length === 0 && declared === undefined) return undefined;
-  let body = raw;
-  return decodeRequestBody(body, admitted.codings, limit, admitted.reservation);
+  return decodeRequestBody(raw, admitted.codings, limit, admitted.reservation);
 }
-
-/** The raw body, bounded by `limit`, the budget and the upload timeouts. */
-function collect(req: ClientRequest, limit: number, scope: StopSource, reservation: BodyReservation, timeouts: UploadTimeouts): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const body = new BodyCollector(limit, reservation);
-    let settled = false;
-    const finish = (err: GatewayError | undefined): void => {
-      if (settled) return;
-      settled = true;
-      clock.stop();
-      scope.offStop(onAbort);
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onGone);
-      req.off('close', onClose);
-      if (err === undefined) resolve(body.finish());
-      else reject(err);
-    };
-    const onData = (chunk: Buffer): void => {
-      try {
-        body.push(chunk);
-      } catch (err) {
-        return finish(err as GatewayError);
-      }
-      clock.touch();
-    };
-    const onEnd = (): void => finish(undefined);
-    const onGone = (err?: unknown): void => finish(clientGone('while sending the request body', err));
-    const onClose = (): void => {
-      if (!req.complete) onGone();
-    };
-    // The scope was stopped (the client left, shutdown): the upload is abandoned.
-    const onAbort = (reason: Error): void => {
-      req.destroy();
-      onGone(reason);
-    };
-    // The core's upload timeouts: silence between reads, the whole body (408).
-    const clock = new UploadClock(timeouts, finish);
-    if (scope.reason !== undefined) return onAbort(scope.reason);
-    scope.onStop(onAbort);
-    req.on('data', onData);
-    req.once('end', onEnd);
-    req.once('error', onGone);
-    req.once('close', onClose);
-  });
-}
-

@@ -11,7 +11,6 @@ import {
   poolLimitName,
   refuseDeclaredOver,
   RequestScope,
-  UploadClock,
   type BodyReservation,
   type Decision,
   type Gateway,
@@ -20,6 +19,7 @@ import {
   type RequestDeadline,
 } from '../gateway/index.js';
 import { closedEarly } from '../upstream/client-response.js';
+import { readClientBody } from '../upstream/client-body.js';
 import { runPd } from '../upstream/pd-legs.js';
 import { relay, type RelayInput } from '../upstream/relay.js';
 import { sendError, sendJson } from '../upstream/respond.js';
@@ -82,7 +82,9 @@ export async function servePinned(deps: PinnedDeps, req: IncomingMessage, res: S
     // A declared length over the limit is refused before a byte is read.
     refuseDeclaredOver(Number.isSafeInteger(declared) ? declared : undefined, limit, poolLimitName(deps.poolKey));
     reservation = gateway.uploads.budget.reserve(Number.isSafeInteger(declared) && declared >= 0 ? declared : 0);
-    const body = await readBody(req, new BodyCollector(limit, reservation, { what: poolLimitName(deps.poolKey) }), gateway, scope);
+    // Read as the proxy reads bodies (upload timeouts; a client that leaves mid-body is 499, never a
+    // half body parsed).
+    const body = await readClientBody(req, new BodyCollector(limit, reservation, { what: poolLimitName(deps.poolKey) }), scope, gateway.uploads.timeouts);
     bodyRead = true;
     const decision = handle.decidePinned(body.length === 0 ? undefined : body, prefiller, deps.decode);
     stream = decision.stream;
@@ -115,28 +117,6 @@ export async function servePinned(deps: PinnedDeps, req: IncomingMessage, res: S
     reservation?.release();
     res.off('close', onClose);
     deps.inFlight.delete(scope);
-  }
-}
-
-/** Reads the body into `collector`, within the upload idle and total timeouts; the request's stop ends the read. */
-async function readBody(req: IncomingMessage, collector: BodyCollector, gateway: Gateway, scope: RequestScope): Promise<Buffer> {
-  // The core's upload timeouts (idle between pieces, the whole body): past either, 408.
-  const clock = new UploadClock(gateway.uploads.timeouts, (error) => scope.stop(error));
-  const onStop = (): void => {
-    req.destroy();
-  };
-  scope.signal.addEventListener('abort', onStop, { once: true });
-  try {
-    for await (const chunk of req) {
-      collector.push(chunk as Buffer);
-      clock.touch();
-    }
-    return collector.finish();
-  } catch (err) {
-    throw scope.stopped ?? err;
-  } finally {
-    clock.stop();
-    scope.signal.removeEventListener('abort', onStop);
   }
 }
 

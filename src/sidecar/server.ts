@@ -1,7 +1,8 @@
 import { createServer, maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
-import { GatewayError } from '../core/errors.js';
+import { GatewayError, toOpenAIError } from '../core/errors.js';
+import { refuseConnect } from '../core/refuse-connect.js';
 import { InFlight, PREFILLER_HEADER, type Gateway } from '../gateway/index.js';
 import type { Logger } from '../observability/logger.js';
 import { answerClientErrors } from '../upstream/client-error.js';
@@ -73,6 +74,8 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     });
   };
   const server: Server = createServer(handle);
+  // CONNECT reaches no handler in Node (its 'connect' event): the sidecar is no tunnel.
+  refuseConnect(server, { allow: 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH', body: () => JSON.stringify(toOpenAIError(new GatewayError('method_not_allowed', 'the sidecar does not serve CONNECT requests'))) });
   // Node's default keeps the first ~1000 header fields and silently drops the rest (a request the
   // picker sent here whole would reach the decode server without some of them).
   server.maxHeadersCount = 0;

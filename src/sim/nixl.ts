@@ -32,6 +32,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { refuseConnect } from '../core/refuse-connect.js';
+import { METHOD_NOT_ALLOWED_BODY } from './runtimes.js';
 import type { SimClock, SimTimer } from './engine/index.js';
 import { closeServer, listenOn, parseObject, pathOf, postAndWait, readBody, sendJson } from './http.js';
 import type { KvLink, KvSend } from './kv-link.js';
@@ -171,6 +173,7 @@ export class NixlSideChannel {
     this.#server = createServer((req, res) => {
       void this.#handle(req, res).catch((err: unknown) => sendJson(res, 500, JSON.stringify({ error: String(err) })));
     });
+    refuseConnect(this.#server, { allow: 'GET, POST', body: () => METHOD_NOT_ALLOWED_BODY });
   }
 
   get port(): number {

@@ -28,6 +28,8 @@
  * different processes with different time scales.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { refuseConnect } from '../core/refuse-connect.js';
+import { METHOD_NOT_ALLOWED_BODY } from './runtimes.js';
 import type { SimClock, SimTimer } from './engine/index.js';
 import { closeServer, listenOn, parseObject, pathOf, postAndWait, readBody, sendJson, type PollOutcome } from './http.js';
 import type { KvLink } from './kv-link.js';
@@ -136,6 +138,7 @@ export class BootstrapServer {
     this.#server = createServer((req, res) => {
       void this.#handle(req, res).catch((err: unknown) => sendJson(res, 500, JSON.stringify({ error: String(err) })));
     });
+    refuseConnect(this.#server, { allow: 'GET, POST', body: () => METHOD_NOT_ALLOWED_BODY });
   }
 
   get port(): number {

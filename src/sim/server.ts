@@ -18,6 +18,7 @@
  * embeddings.ts, gzip in compress.ts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { refuseConnect } from '../core/refuse-connect.js';
 import type { AddressInfo } from 'node:net';
 import {
   answerHeader,
@@ -345,6 +346,8 @@ class SimServer implements ExchangeHost {
           })
         : undefined;
     this.http = createServer({ noDelay: true }, (req, res) => this.#dispatch(req, res));
+    // CONNECT reaches no handler in Node (its 'connect' event): answered as FastAPI answers a method it does not route.
+    refuseConnect(this.http, { allow: 'GET, POST', body: () => METHOD_NOT_ALLOWED_BODY });
   }
 
   async listen(): Promise<void> {

@@ -23,7 +23,8 @@ status: {phase: Running, podIP: 127.0.9.5}
 test('routePool: an inference POST without a body is 400 missing_model; other bodyless requests are balanced', async () => {
   const gateway = await Gateway.start({ sources: [new MemorySource(YAML)], logger: memoryLogger().logger, scrapeIntervalMs: 0, random: seededRandom(1) });
   try {
-    for (const path of ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', '/v1/rerank', '/v1/score']) {
+    // The trailing slash too: the model servers' routers redirect it to the endpoint (inference-paths.ts).
+    for (const path of ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', '/v1/rerank', '/v1/score', '/v1/chat/completions/', '/v1/embeddings/']) {
       for (const body of [undefined, Buffer.alloc(0)]) {
         const h = gateway.begin({ method: 'POST', path, headers: {} });
         h.routePool('default/pool');

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { once } from 'node:events';
+import { connect as netConnect } from 'node:net';
 import { request } from 'undici';
 import { until } from '../support/fixed-picker.js';
 import { handledLine, startSidecarEnv, type SidecarEnv } from '../support/sidecar-env.js';
@@ -97,6 +99,30 @@ describe('pd-sidecar, SGLang', { timeout: 120_000 }, () => {
     const body = JSON.parse(await res.body.text()) as { error: { code: string } };
     assert.equal(res.statusCode, 413);
     assert.equal(body.error.code, 'body_too_large');
+  });
+
+  test('a client that leaves mid-body (connection closed, declared or chunked body cut short) is 499, never 400 or 500, and no leg runs', async () => {
+    const whole = chat('half a story');
+    const cases = {
+      'gone-declared': `Content-Length: ${whole.length + 20}\r\n\r\n${whole}`,
+      'gone-chunked': `Transfer-Encoding: chunked\r\n\r\n${whole.length.toString(16)}\r\n${whole}\r\n10\r\nabc`,
+      'gone-half': `Content-Length: ${whole.length}\r\n\r\n${whole.slice(0, 20)}`,
+    };
+    const before = { p: env.prefill.stats().received, d: env.decode.stats().received };
+    for (const [id, rest] of Object.entries(cases)) {
+      const socket = netConnect(env.port, HOSTS.decode);
+      socket.on('error', () => undefined);
+      await once(socket, 'connect');
+      socket.end(`POST /v1/chat/completions HTTP/1.1\r\nHost: sidecar\r\nContent-Type: application/json\r\nX-Request-Id: ${id}\r\nX-Prefiller-Host-Port: ${prefillHeader()}\r\n${rest}`);
+      await until(() => handledLine(env.lines, id) !== undefined, 20_000, `Request Handled (${id})`);
+      const line = handledLine(env.lines, id) as Record<string, unknown>;
+      assert.equal(line['status'], 499, JSON.stringify(line));
+      assert.equal(line['code'], 'client_gone', JSON.stringify(line));
+      socket.destroy();
+    }
+    assert.deepEqual({ p: env.prefill.stats().received, d: env.decode.stats().received }, before, 'no leg ran');
+    assert.deepEqual(env.lines.filter((l) => Number(l['level']) >= 50), [], 'no error-level line');
+    await until(() => env.sidecar.inFlight.size === 0 && env.gateway.uploads.budget.reservedBytes === 0, 20_000, 'sidecar idle, body budget released');
   });
 
   test('a client that leaves mid-stream ends both legs and releases the pair', async () => {
