@@ -6,6 +6,7 @@ import { warmUp } from '../../src/bench/suite/overhead.js';
 import { summarize } from '../../src/bench/summary.js';
 import { answers, cpuSeconds, startChild } from '../../src/bench/suite/processes.js';
 import { startFleet } from '../../src/bench/suite/systems.js';
+import { loopDelayBetween, readLoopDelay } from '../../src/bench/suite/loop-delay.js';
 import { benchContext, benchGatewayYaml } from '../support/bench-gateway.js';
 import { createWorkload, resolveWorkloadParams } from '../../src/bench/workloads/index.js';
 
@@ -17,7 +18,11 @@ import { createWorkload, resolveWorkloadParams } from '../../src/bench/workloads
  * still does the same work) and reads the gateway's own CPU time from /proc, so it is CPU seconds
  * per 1,000 requests, not wall time, that is compared. All builds share one simulated engine
  * (this checkout's). ROUNDS (default 3) rounds, the order reversed every other round; one JSON
- * line per run on stdout. `--cpu-prof` profiles land in PROF_DIR when it is set.
+ * line per run on stdout, with the gateway's event-loop delay over the run as its `/metrics`
+ * buckets bound it (samples over 10 ms, p99 and worst). `--cpu-prof` profiles land in PROF_DIR
+ * when it is set; NODE_ARGS adds flags to each gateway's `node` (e.g. `--max-semi-space-size=8`);
+ * LOOP_PROBE_OUT preloads bench/profile/loop-probe.ts (1 ms loop delay, GC pauses, counted from
+ * the end of the warm-up).
  */
 
 // One gateway process per build (a build with `serve --workers` would otherwise fork one per
@@ -33,11 +38,14 @@ if (roots.length < 2) {
 const builds = roots.map((root) => ({ name: basename(root), root }));
 const rounds = Number(process.env['ROUNDS'] ?? 3);
 const profDir = process.env['PROF_DIR'] || undefined;
+const nodeArgs = (process.env['NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+const probe = process.env['LOOP_PROBE_OUT'] ? ['--import', new URL('../profile/loop-probe.js', import.meta.url).pathname] : [];
 /** The overhead scenario's shapes (src/bench/suite/scenarios.ts), with a request count each. */
 const shapes = [
   { name: 'small', workload: { type: 'random', count: 100_000, inputTokens: 64, outputTokens: 16 }, concurrency: 32, requests: 3000 },
   { name: 'stream', workload: { type: 'random', count: 100_000, inputTokens: 64, outputTokens: 512 }, concurrency: 16, requests: 600 },
   { name: 'large', workload: { type: 'random', count: 100_000, inputTokens: 50_000, outputTokens: 16 }, concurrency: 20, requests: 400 },
+  { name: 'large200', workload: { type: 'random', count: 100_000, inputTokens: 50_000, outputTokens: 16 }, concurrency: 200, requests: 600 },
 ].filter((s) => (process.env['SHAPES'] ?? 'small,stream,large').split(',').includes(s.name));
 
 const work = join(tmpdir(), `infergate-ab-${process.pid}`);
@@ -52,7 +60,7 @@ try {
       const params = resolveWorkloadParams(shape.workload);
       for (const build of round % 2 === 1 ? builds : [...builds].reverse()) {
         const prof = profDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(profDir, `${build.name}-${shape.name}-${round}`)];
-        const args = [...prof, join(build.root, 'bin/infergate.js'), 'serve', '-f', join(work, 'gateway'), '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)];
+        const args = [...nodeArgs, ...probe, ...prof, join(build.root, 'bin/infergate.js'), 'serve', '-f', join(work, 'gateway'), '--no-watch', '--address', '127.0.0.1', '--admin-port', String(ctx.adminPort)];
         const gateway = await startChild(build.name, process.execPath, args, async () => {
           if (!(await answers(`${admin}/readyz`))) return false;
           const view = (await (await fetch(`${admin}/debug/endpoints`)).json()) as { pools: Array<{ endpoints: Array<{ metrics: unknown }> }> };
@@ -62,13 +70,16 @@ try {
           const common = { baseUrl: `http://127.0.0.1:${ctx.frontPort}`, ignoreEos: true, endpointHeader: 'x-sim-pod', seed: 1 } as const;
           // Warm-up (connection pools, JIT), not measured.
           await warmUp({ ...common, workload: createWorkload(params, 2, 'mymodel') }, shape.concurrency);
+          if (probe.length > 0) process.kill(gateway.pid, 'SIGUSR2');
+          const loopBefore = await readLoopDelay(`${admin}/metrics`);
           const cpuBefore = cpuSeconds(gateway.pid) ?? Number.NaN;
           const started = performance.now();
           const run = await runBench({ ...common, workload: createWorkload(params, 1, 'mymodel'), arrivals: { kind: 'closed', concurrency: shape.concurrency }, maxRequests: shape.requests, progress: false });
           const seconds = (performance.now() - started) / 1000;
           const cpu = (cpuSeconds(gateway.pid) ?? Number.NaN) - cpuBefore;
+          const loop = loopDelayBetween(loopBefore, await readLoopDelay(`${admin}/metrics`));
           const s = summarize(run.records);
-          const line = { round, shape: shape.name, build: build.name, ok: s.ok, failed: s.failed, cpuSecondsPer1000: Math.round((cpu / s.ok) * 1e6) / 1e3, requestsPerS: Math.round((s.ok / seconds) * 10) / 10 };
+          const line = { round, shape: shape.name, build: build.name, ok: s.ok, failed: s.failed, cpuSecondsPer1000: Math.round((cpu / s.ok) * 1e6) / 1e3, requestsPerS: Math.round((s.ok / seconds) * 10) / 10, ttftP99Ms: s.ttftMs === undefined ? undefined : Math.round(s.ttftMs.p99 * 10) / 10, loopOver10Ms: loop?.over10Ms, loopP99Ms: loop?.p99Ms, loopMaxMs: loop?.maxMs };
           process.stdout.write(`${JSON.stringify(line)}\n`);
         } finally {
           await gateway.stop();
