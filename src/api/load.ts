@@ -2,6 +2,7 @@ import type { Dirent } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { withFieldLines } from './field-lines.js';
 import { errorMap, formatPath, issueToProblem } from './issues.js';
 import { KINDS } from './kinds/index.js';
 import { didYouMean } from './suggest.js';
@@ -106,7 +107,10 @@ function addDocument(value: unknown, source: Source, acc: Accumulator, locate: L
     refused = true;
   }
   if (refused || !parsed.success) return;
-  acc.resources.push({ apiVersion, kind, source, ...(parsed.data as object) } as Resource);
+  // Each resource its own source, with its fields' lines: what is said of a field later (compile
+  // warnings) names the field's line too.
+  const own = withFieldLines(source, value, spec.strictFields, (segments) => locate(segments).line);
+  acc.resources.push({ apiVersion, kind, source: own, ...(parsed.data as object) } as Resource);
 }
 
 /** Top-level fields every object has or a cluster adds (`status` is written by controllers). */
