@@ -2,11 +2,13 @@ import type { Dirent } from 'node:fs';
 import { lstat, open, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { withFieldLines } from './field-lines.js';
 import { errorMap, formatPath, issueToProblem } from './issues.js';
 import { KINDS } from './kinds/index.js';
 import { didYouMean } from './suggest.js';
 import { KNOWN_ANNOTATIONS, type IgnoredDocument, type LoadResult, type Problem, type Resource, type Source } from './types.js';
 import { unknownFields } from './unknown-fields.js';
+import { blankDocument, deepDocuments, documentRefusals, documentSubject, MAX_ALIAS_COUNT, pathAt, shownPath } from './yaml-limits.js';
 
 const CONFIG_FILE = /\.(ya?ml|json)$/i;
 
@@ -16,13 +18,6 @@ const CONFIG_FILE = /\.(ya?ml|json)$/i;
  * Pods, while the YAML parser's tree (tens of bytes per source byte) stays well inside the heap.
  */
 export const MAX_CONFIG_FILE_BYTES = 16 * 1024 * 1024;
-
-/**
- * Alias nodes a document may expand to (the YAML library counts each alias by the size of what it
- * repeats): real configuration repeats an anchor a few times, an alias bomb (aliases of aliases,
- * a billion laughs) millions.
- */
-const MAX_ALIAS_COUNT = 100;
 
 /** YAML syntax errors reported per document; the rest are counted. */
 const MAX_SYNTAX_ERRORS = 5;
@@ -112,7 +107,10 @@ function addDocument(value: unknown, source: Source, acc: Accumulator, locate: L
     refused = true;
   }
   if (refused || !parsed.success) return;
-  acc.resources.push({ apiVersion, kind, source, ...(parsed.data as object) } as Resource);
+  // Each resource its own source, with its fields' lines: what is said of a field later (compile
+  // warnings) names the field's line too.
+  const own = withFieldLines(source, value, spec.strictFields, (segments) => locate(segments).line);
+  acc.resources.push({ apiVersion, kind, source: own, ...(parsed.data as object) } as Resource);
 }
 
 /** Top-level fields every object has or a cluster adds (`status` is written by controllers). */
@@ -182,34 +180,60 @@ export function parseObject(value: unknown, source: Source): LoadResult {
 
 function parseInto(text: string, file: string, acc: Accumulator): void {
   const lines = new LineCounter();
+  // Nesting is measured on the text first: the YAML library composes recursively (a file of
+  // 100,000 `- ` exhausted the process). A document nested too deep is refused where it goes too
+  // deep, and parsed as empty so the other documents keep their indexes, lines and problems.
+  const deep = deepDocuments(text);
+  for (const d of deep) text = blankDocument(text, d.start, d.end);
+  const lineOf = (offset: number): number => {
+    let line = 1;
+    for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) line++;
+    return line;
+  };
+  for (const d of deep) {
+    acc.problems.push({ severity: 'error', subject: d.subject ?? documentLabel({ file, index: d.index }), path: shownPath(d.segments, formatPath), message: d.message, source: { file, index: d.index, line: lineOf(d.offset) } });
+  }
+  const refusedDocs = new Set(deep.map((d) => d.index));
   let docs: Document.Parsed[] | { empty: true };
   try {
     docs = parseAllDocuments(text, { lineCounter: lines });
   } catch (err) {
-    // The parser gave up on the whole text (nesting deep enough to exhaust its stack, say).
+    // The parser gave up on the whole text.
     acc.problems.push({ severity: 'error', subject: file, path: '-', message: `cannot be parsed as YAML: ${err instanceof Error ? err.message : String(err)}`, source: { file, index: 0 } });
     return;
   }
   // parseAllDocuments returns an EmptyStream (not an array) for a file with no documents.
   if (!Array.isArray(docs)) return;
   docs.forEach((doc, index) => {
+    if (refusedDocs.has(index)) return;
     // The line where the document's content starts (after its `---`), so an error names file and line.
     const source: Source = { file, index, line: lines.linePos(doc.contents?.range[0] ?? doc.range[0]).line };
+    // Problems of the text name the resource and the field when the document says them.
+    const subject = documentSubject(doc) ?? documentLabel(source);
     if (doc.errors.length > 0) {
       // The first few: past them the parser mostly repeats one mistake's consequences (an
       // unclosed bracket is one error per bracket still open).
       for (const err of doc.errors.slice(0, MAX_SYNTAX_ERRORS)) {
         const at = err.linePos?.[0];
+        const segments = pathAt(doc, err.pos[0]);
+        const duplicate = err.code === 'DUPLICATE_KEY';
         acc.problems.push({
           severity: 'error',
-          subject: documentLabel(source),
-          path: '-',
-          message: `YAML syntax error: ${yamlReason(err.message)}`,
+          subject,
+          path: shownPath(segments, formatPath),
+          message: duplicate ? 'duplicate key: YAML keys must be unique in a mapping (a later one would silently replace the first)' : `YAML syntax error: ${yamlReason(err.message)}`,
           source: at === undefined ? source : { file, index, line: at.line, column: at.col },
         });
       }
       if (doc.errors.length > MAX_SYNTAX_ERRORS) {
-        acc.problems.push({ severity: 'error', subject: documentLabel(source), path: '-', message: `${doc.errors.length - MAX_SYNTAX_ERRORS} more YAML syntax error(s) not shown`, source });
+        acc.problems.push({ severity: 'error', subject, path: '-', message: `${doc.errors.length - MAX_SYNTAX_ERRORS} more YAML syntax error(s) not shown`, source });
+      }
+      return;
+    }
+    const refusals = documentRefusals(doc);
+    if (refusals.length > 0) {
+      for (const r of refusals) {
+        acc.problems.push({ severity: 'error', subject, path: formatPath(r.segments), message: r.message, source: { file, index, line: lines.linePos(r.offset).line } });
       }
       return;
     }
@@ -217,14 +241,13 @@ function parseInto(text: string, file: string, acc: Accumulator): void {
     try {
       value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
     } catch (err) {
+      // Not expected after documentRefusals; said with the document's name at least.
       const message = err instanceof Error ? err.message : String(err);
       acc.problems.push({
         severity: 'error',
-        subject: documentLabel(source),
+        subject,
         path: '-',
-        message: /alias count/i.test(message)
-          ? `refused: its aliases (*name) expand to more than ${MAX_ALIAS_COUNT} nodes, as an alias bomb's do`
-          : `cannot be read as data: ${message}`,
+        message: /alias count/i.test(message) ? `refused: its aliases (*name) expand to more than ${MAX_ALIAS_COUNT} nodes, as an alias bomb's do` : `cannot be read as data: ${message}`,
         source,
       });
       return;
@@ -396,7 +419,14 @@ export async function loadFiles(paths: readonly string[]): Promise<LoadedFiles> 
       }
       const text = utf8Text(bytes);
       if (typeof text !== 'string') {
-        acc.problems.push({ severity: 'error', subject: file, path: '-', message: text.message, source: { file, index: 0, ...(text.line === undefined ? {} : { line: text.line }) } });
+        const where = text.offset === undefined ? undefined : locateByte(bytes, text.offset);
+        acc.problems.push({
+          severity: 'error',
+          subject: where?.subject ?? (where === undefined ? file : documentLabel({ file, index: where.index })),
+          path: where === undefined ? '-' : shownPath(where.segments, formatPath),
+          message: text.message,
+          source: { file, index: where?.index ?? 0, ...(text.line === undefined ? {} : { line: text.line }) },
+        });
         continue;
       }
       parseInto(text, file, acc);
@@ -439,7 +469,7 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
  * another encoding as UTF-8 would replace its bytes and refuse, or worse serve, a mangled name).
  * A UTF-8 byte order mark is dropped.
  */
-function utf8Text(bytes: Buffer): string | { message: string; line?: number } {
+function utf8Text(bytes: Buffer): string | { message: string; line?: number; offset?: number } {
   if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
     return { message: 'is UTF-16 text; configuration files are read as UTF-8 (save it as UTF-8)', line: 1 };
   }
@@ -450,7 +480,35 @@ function utf8Text(bytes: Buffer): string | { message: string; line?: number } {
     let line = 1;
     for (let i = 0; i < at; i++) if (bytes[i] === 0x0a) line++;
     const byte = bytes[at] ?? 0;
-    return { message: `is not UTF-8 text: byte 0x${byte.toString(16).padStart(2, '0')} at offset ${at} does not start or continue a UTF-8 character (save the file as UTF-8)`, line };
+    return { message: `is not UTF-8 text: byte 0x${byte.toString(16).padStart(2, '0')} at offset ${at} does not start or continue a UTF-8 character (save the file as UTF-8)`, line, offset: at };
+  }
+}
+
+const UTF8_LENIENT = new TextDecoder('utf-8');
+
+/**
+ * The document (index, `Kind/name`) and field a byte of a file that is not UTF-8 falls in: the
+ * text is read with the bad bytes replaced, only to say where they are (never to load it).
+ */
+function locateByte(bytes: Buffer, at: number): { index: number; subject: string | undefined; segments: PropertyKey[] } | undefined {
+  const offset = UTF8_LENIENT.decode(bytes.subarray(0, at)).length;
+  let text = UTF8_LENIENT.decode(bytes);
+  const deep = deepDocuments(text);
+  for (const d of deep) {
+    if (offset >= d.start && offset <= d.end) return { index: d.index, subject: d.subject, segments: [] };
+    text = blankDocument(text, d.start, d.end);
+  }
+  try {
+    const docs = parseAllDocuments(text);
+    if (!Array.isArray(docs)) return undefined;
+    const index = docs.findIndex((d) => offset >= d.range[0] && offset <= d.range[2]);
+    const doc = docs[index];
+    if (doc === undefined) return undefined;
+    // A name with the bad byte in it is no name to find the resource by.
+    const subject = documentSubject(doc);
+    return { index, subject: subject?.includes('\ufffd') === true ? undefined : subject, segments: pathAt(doc, offset) };
+  } catch {
+    return undefined;
   }
 }
 

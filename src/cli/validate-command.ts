@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { formatProblem, formatProblemAt, loadFiles, summarize, type Pod, type Problem } from '../api/index.js';
+import { fieldSource, formatProblemAt, loadFiles, summarize, type Pod, type Problem, type Resource, type Source } from '../api/index.js';
 import { compileSnapshot } from '../config/compile.js';
 import type { Snapshot } from '../config/snapshot.js';
 import { selectorMatches } from '../endpoints/discovery.js';
@@ -42,9 +42,11 @@ export async function validatePaths(paths: readonly string[], out: Output): Prom
   const compiled = compileSnapshot(loaded.resources, 1);
   for (const w of compiled.warnings) out.stderr(`warning: ${formatProblemAt(w)}`);
   const pods = loaded.resources.filter((r): r is Pod => r.kind === 'Pod');
-  for (const w of emptySelectors(compiled.snapshot, pods)) out.stderr(`warning: ${formatProblem(w)}`);
-  const pd = pdPoolReports(compiled.snapshot, pods);
-  for (const w of pd.flatMap((r) => r.warnings)) out.stderr(`warning: ${formatProblem(w)}`);
+  // Every warning names the field's line, as errors do.
+  const poolSource = poolSources(loaded.resources);
+  for (const w of emptySelectors(compiled.snapshot, pods, poolSource)) out.stderr(`warning: ${formatProblemAt(w)}`);
+  const pd = pdPoolReports(compiled.snapshot, pods, poolSource);
+  for (const w of pd.flatMap((r) => r.warnings)) out.stderr(`warning: ${formatProblemAt(w)}`);
   for (const r of loaded.resources) out.stdout(summarize(r));
   for (const r of pd) out.stdout(r.line);
   for (const d of loaded.ignored) out.stdout(`ignored: ${d.kind}/${d.name} (${d.apiVersion}): not a kind the gateway reads`);
@@ -56,12 +58,26 @@ export async function validatePaths(paths: readonly string[], out: Output): Prom
  * Pools whose selector matches none of the Pods in the files: served as they are, every request
  * to them gets 503. Usually a typo in a label, so it is said before anything is served.
  */
-function emptySelectors(snapshot: Snapshot, pods: readonly Pod[]): Problem[] {
+/** Where each InferencePool of the files is (`namespace/name` → its source). */
+function poolSources(resources: readonly Resource[]): (namespace: string, name: string) => Source | undefined {
+  const byKey = new Map<string, Source>();
+  for (const r of resources) if (r.kind === 'InferencePool') byKey.set(`${r.metadata.namespace}/${r.metadata.name}`, r.source);
+  return (namespace, name) => byKey.get(`${namespace}/${name}`);
+}
+
+function emptySelectors(snapshot: Snapshot, pods: readonly Pod[], poolSource: (namespace: string, name: string) => Source | undefined): Problem[] {
   const out: Problem[] = [];
   for (const pool of snapshot.pools.values()) {
     if (pods.some((p) => p.metadata.namespace === pool.namespace && selectorMatches(pool.selector, p.metadata.labels))) continue;
     const selector = Object.entries(pool.selector).map(([k, v]) => `${k}=${v}`).join(', ');
-    out.push({ severity: 'warning', subject: `InferencePool/${pool.name}`, path: 'spec.selector', message: `matches no Pod in these files (${selector}${pods.length === 0 ? '; the files have no Pods' : ''})${selectorHint(pool.selector, pods)}: served as is, every request to it gets 503` });
+    const source = poolSource(pool.namespace, pool.name);
+    out.push({
+      severity: 'warning',
+      subject: `InferencePool/${pool.name}`,
+      path: 'spec.selector',
+      message: `matches no Pod in these files (${selector}${pods.length === 0 ? '; the files have no Pods' : ''})${selectorHint(pool.selector, pods)}: served as is, every request to it gets 503`,
+      ...(source === undefined ? {} : { source: fieldSource(source, 'spec.selector') }),
+    });
   }
   return out;
 }

@@ -1,4 +1,5 @@
-import type { Pod, Problem } from '../api/index.js';
+import { fieldSource, type Pod, type Problem, type Source } from '../api/index.js';
+import { formatPath } from '../api/issues.js';
 import type { Snapshot } from '../config/snapshot.js';
 import { roleOf, selectorMatches } from '../endpoints/discovery.js';
 import { pdProfileOf } from '../gateway/runtime.js';
@@ -15,7 +16,7 @@ export interface PdPoolReport {
  * without a pod of either role refuses every request (503), and a pod whose role label is missing
  * or unknown is never routed: both are warnings here, as serve warns per pod.
  */
-export function pdPoolReports(snapshot: Snapshot, pods: readonly Pod[]): PdPoolReport[] {
+export function pdPoolReports(snapshot: Snapshot, pods: readonly Pod[], poolSource: (namespace: string, name: string) => Source | undefined = () => undefined): PdPoolReport[] {
   const reports: PdPoolReport[] = [];
   for (const pool of snapshot.pools.values()) {
     const pd = pdProfileOf(pool);
@@ -35,7 +36,8 @@ export function pdPoolReports(snapshot: Snapshot, pods: readonly Pod[]): PdPoolR
       }
       const value = pod.metadata.labels[label];
       const why = value === undefined ? 'missing' : `"${value.slice(0, 64)}" is not a role (prefill, decode or both)`;
-      warnings.push({ severity: 'warning', subject: `Pod/${pod.metadata.name}`, path: `metadata.labels.${label}`, message: `${why}: never routed in prefill/decode pool ${pool.name}` });
+      const path = formatPath(['metadata', 'labels', label]);
+      warnings.push({ severity: 'warning', subject: `Pod/${pod.metadata.name}`, path, message: `${why}: never routed in prefill/decode pool ${pool.name}`, source: fieldSource(pod.source, path) });
     }
     const head = `${subject} as served: runtime ${pool.runtime}, prefill/decode by label ${label}`;
     if (selected.length === 0) {
@@ -44,7 +46,8 @@ export function pdPoolReports(snapshot: Snapshot, pods: readonly Pod[]): PdPoolR
     }
     for (const role of ['prefill', 'decode'] as const) {
       if (counts[role] + counts.both === 0) {
-        warnings.push({ severity: 'warning', subject, path: 'pods', message: `no selected Pod here has role ${role} (label ${label}): every request would get 503` });
+        const source = poolSource(pool.namespace, pool.name);
+        warnings.push({ severity: 'warning', subject, path: 'pods', message: `no selected Pod here has role ${role} (label ${label}): every request would get 503`, ...(source === undefined ? {} : { source: fieldSource(source, 'spec.selector') }) });
       }
     }
     reports.push({ line: `${head}: ${counts.prefill} prefill, ${counts.decode} decode${counts.both > 0 ? `, ${counts.both} both` : ''} pod(s)`, warnings });

@@ -17,6 +17,7 @@ import {
   type ResourceOf,
   type Service,
 } from '../api/types.js';
+import { fieldSource } from '../api/field-lines.js';
 import { WeightedTable } from '../core/weighted.js';
 import { DEFAULT_BUFFER_LIMIT_BYTES } from './defaults.js';
 import { deepFreeze } from './freeze.js';
@@ -74,7 +75,8 @@ export function compileSnapshot(resources: readonly Resource[], version: number)
   const idx = new Index(resources);
   const warnings: Problem[] = [];
   const warn = (r: Resource, path: string, message: string): void => {
-    warnings.push({ severity: 'warning', subject: subject(r), path, message, source: r.source });
+    // The field's own line, as load errors say it (field-lines.ts).
+    warnings.push({ severity: 'warning', subject: subject(r), path, message, source: fieldSource(r.source, path) });
   };
 
   const pools = compilePools(idx, warn);

@@ -82,6 +82,17 @@ export class Endpoint {
   dialect: MetricsDialect;
   /** False while the dialect is only the default; the scraper may then adopt the one it detects. */
   dialectConfigured: boolean;
+  /**
+   * True once a scrape's page showed this dialect's metric names. A dialect neither configured nor
+   * detected is only the default guess: the gateway then adds nothing to a request that some
+   * runtime refuses (`dialectKnown`).
+   */
+  dialectDetected = false;
+  /**
+   * The last readable `/metrics` page carried Triton's core series (`nv_inference_*`): the server
+   * is Triton, whichever backend's names the page also shows.
+   */
+  servedByTriton = false;
   role: EndpointRole;
   /** SGLang PD: the bootstrap port its pod announces; undefined when it announces none. */
   bootstrapPort: number | undefined;
@@ -158,6 +169,15 @@ export class Endpoint {
     this.dialectConfigured = init.dialectConfigured ?? false;
     this.role = init.role ?? 'both';
     this.bootstrapPort = init.bootstrapPort;
+  }
+
+  /**
+   * True when the endpoint's runtime is known: configured (pool annotation, traffic policy, pod
+   * label) or seen on its own `/metrics` page. False before the first scrape, with scraping off,
+   * while scrapes fail, or when the page names no runtime we know.
+   */
+  dialectKnown(): boolean {
+    return this.dialectConfigured || this.dialectDetected;
   }
 
   /** Marks a request dispatched here; pair every call with `release` with the same arguments. */

@@ -23,6 +23,7 @@ export class EndpointRegistry {
       if (init.dialect !== undefined && init.dialect !== existing.dialect && (configured || existing.dialectConfigured)) {
         // Another dialect means other metric names: the old scrape says nothing about the new one.
         existing.dialect = init.dialect;
+        existing.dialectDetected = false;
         existing.metrics = undefined;
       }
       existing.dialectConfigured = configured;

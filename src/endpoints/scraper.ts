@@ -63,6 +63,12 @@ export interface ScrapeEvents {
   readonly onScrape?: (endpoint: Endpoint) => void;
   /** The endpoint had no configured runtime and its page showed another dialect, now used. */
   readonly onDialectDetected?: (endpoint: Endpoint, from: string, to: string) => void;
+  /**
+   * What the gateway knows of the endpoint's runtime changed: its dialect became known (or
+   * another), or whether it is a Triton server. Decisions cached per pool (which names its pods
+   * refuse) are taken again.
+   */
+  readonly onRuntimeLearned?: (endpoint: Endpoint) => void;
 }
 
 /** The metrics path of each dialect: trtllm-serve serves JSON at /metrics and Prometheus text here. */
@@ -184,12 +190,17 @@ export class MetricsScraper {
         this.#reportProblems(endpoint, [`GET ${path} answered ${res.statusCode}: no load metrics; balancing this endpoint on in-flight requests only`]);
       } else {
         let extracted = extractMetrics(page, endpoint.dialect);
+        const knew = `${endpoint.dialect}|${endpoint.dialectKnown()}|${endpoint.servedByTriton}`;
         if (!endpoint.dialectConfigured && extracted.detected !== undefined && extracted.detected !== endpoint.dialect) {
           // Nobody named a runtime and the page is clearly another one's: read it in its own names.
           this.#events.onDialectDetected?.(endpoint, endpoint.dialect, extracted.detected);
           endpoint.dialect = extracted.detected;
           extracted = extractMetrics(page, endpoint.dialect);
         }
+        // The page speaks the dialect in use: the runtime is known now, not just the default.
+        if (extracted.detected === endpoint.dialect) endpoint.dialectDetected = true;
+        endpoint.servedByTriton = extracted.triton;
+        if (`${endpoint.dialect}|${endpoint.dialectKnown()}|${endpoint.servedByTriton}` !== knew) this.#events.onRuntimeLearned?.(endpoint);
         this.#reportProblems(endpoint, extracted.problems);
         if (extracted.metrics === undefined) {
           endpoint.metrics = undefined;

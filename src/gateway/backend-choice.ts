@@ -16,7 +16,8 @@ export interface PodModels {
    * Every pod of the pool has listed a non-empty model list, and its runtime refuses a name it
    * does not list: a name outside `names` is known not to be served there. False for a pool
    * without pods, or with a pod that has not listed yet (just started, no `/v1/models`, an empty
-   * or unreadable list), or whose runtime may serve names it does not list: the gateway does not know.
+   * or unreadable list), or whose runtime may serve names it does not list, or is not known yet
+   * (neither configured nor seen on its /metrics page): the gateway does not know.
    */
   readonly complete: boolean;
 }
@@ -48,7 +49,8 @@ export function podModels(endpoints: readonly Endpoint[]): PodModels {
   let complete = true;
   for (const e of endpoints) {
     const list = e.servedModels;
-    if (list === undefined || list.length === 0 || !REFUSES_UNLISTED.has(e.dialect)) complete = false;
+    // A default dialect is a guess: an unannotated pool's SGLang pods are `vllm` until scraped.
+    if (list === undefined || list.length === 0 || !e.dialectKnown() || !REFUSES_UNLISTED.has(e.dialect)) complete = false;
     for (const m of list ?? []) names.add(m.id);
   }
   return { names, complete };

@@ -30,6 +30,7 @@ export function debugEndpoints(runtime: Runtime, prefixIndex: PrefixIndex, handl
           pod: e.podName,
           address: e.key,
           dialect: e.dialect,
+          dialectKnown: e.dialectKnown(),
           role: e.role,
           // Routable now: scrapes answer (`healthy`) and passive health has not ejected it (`ejectedForMs`).
           available: e.ready(now),

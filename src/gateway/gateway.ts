@@ -146,6 +146,7 @@ export class Gateway {
               onProblems: (e, problems) => logger.warn({ endpoint: e.name, address: e.key, dialect: e.dialect, problems }, 'endpoint metrics problem'),
               // A fresh scrape may show freed capacity: let queued requests re-check.
               onScrape: () => this.#wakeGates(),
+              onRuntimeLearned: (e) => this.#runtimeLearned(e),
             },
           )
         : undefined;
@@ -364,6 +365,12 @@ export class Gateway {
    * One endpoint's model list changed (a new pod listed its models, an adapter loaded): recount
    * that endpoint and recompute only its pools. O(its list and its pools), not O(all endpoints).
    */
+  /** An endpoint's runtime became known (or changed): what its pools' lists mean is judged again. */
+  #runtimeLearned(endpoint: Endpoint): void {
+    const targets = new Set(this.#discovery.targetsOf(endpoint));
+    for (const pool of this.#poolsOf(targets)) this.#poolModels.set(pool.config.key, podModels(pool.members.endpoints));
+  }
+
   #listChanged(endpoint: Endpoint): void {
     this.#served.remove(endpoint);
     const targets = new Set(this.#discovery.targetsOf(endpoint));

@@ -16,7 +16,7 @@ import { resolveTarget, type ModelTarget, type TargetSource } from './model-targ
 import { CONTROL_HEADERS, controlHeader, fairnessId } from './control-headers.js';
 import { GATEWAY_OWNED_FIELDS } from './owned-fields.js';
 import { emptyBodyError, needsInferenceBody, refuseUnreadableBody } from './inference-paths.js';
-import { acceptStreamUsage, dialectAcceptsStreamUsage, streamUsageSetting } from './stream-usage.js';
+import { acceptStreamUsage, poolAcceptsStreamUsage, streamUsageSetting } from './stream-usage.js';
 import { restrictTo } from './subset.js';
 import { serviceRuntimeKey, type BackendRuntime, type PoolRuntime, type Runtime } from './runtime.js';
 
@@ -203,10 +203,11 @@ export class Pipeline {
     // the gateway may set (owned-fields.ts); keys are matched by decoded name and unique (body.ts),
     // so the server reads what the gateway read.
     // Whether to ask for usage is the answering endpoints' to say (their dialect, configured or
-    // detected): guessed here from the pool's runtime, settled by forEndpoints once they are chosen.
+    // detected): guessed here from the pool's configured runtime, settled by forEndpoints once they
+    // are chosen. Not known is not asked (stream-usage.ts).
     const unasked = parsed.stream && !clientWantsUsage(parsed.json);
     const setting = pinned || !unasked ? 'off' : streamUsageSetting(pool.routing, path);
-    const stripUsage = setting === 'inject' || (setting === 'endpoint' && dialectAcceptsStreamUsage(pool.runtime));
+    const stripUsage = setting === 'inject' || (setting === 'endpoint' && poolAcceptsStreamUsage(pool.runtime, pool.runtimeConfigured));
     const set = new Map<string, string>();
     if (targetModel !== parsed.model) set.set('model', JSON.stringify(targetModel));
     const edit = (ask: boolean): Buffer => {

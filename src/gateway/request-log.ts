@@ -136,6 +136,7 @@ export function logRequest(deps: { readonly logger: Logger; readonly metrics: Ga
     promptTokens: usage?.promptTokens,
     completionTokens: usage?.completionTokens,
     cachedTokens: usage?.cachedTokens,
+    ...(usage?.estimated === true ? { usageEstimated: true } : {}),
     ...(a.pd === undefined ? {} : { pdReason: a.pd.reason }),
     ...(a.itlS === undefined ? {} : { itlS: a.itlS }),
   });

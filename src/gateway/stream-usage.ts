@@ -11,6 +11,14 @@ import { apiEndpoint } from './inference-paths.js';
  *   2.60, 400 for TensorRT-LLM backends from 2.60 to 2.62), so it is never asked.
  * Keyed by the endpoint's dialect (configured, or detected from its /metrics page), not the pool's
  * runtime: a pool without the runtime annotation is `vllm` while its Triton pods are detected.
+ *
+ * A request must never fail because of something the gateway added. So the field is added only
+ * when the runtime is known to accept it: an endpoint whose dialect is only the default (no
+ * runtime configured, and no scrape has shown its metric names yet: before the first scrape, with
+ * scraping off, while scrapes fail) is not asked, and neither is a server whose page shows
+ * Triton's core series (Triton's vLLM backend exports `vllm:` names, its frontend still refuses
+ * the field). Such streams are counted by their chunks instead (`usageEstimated` in the request
+ * log, `infergate_usage_estimated_requests_total`).
  */
 const ACCEPTS_STREAM_OPTIONS: Readonly<Record<MetricsDialect, boolean>> = { vllm: true, sglang: true, 'trt-llm': false, 'trtllm-serve': true };
 
@@ -29,12 +37,18 @@ export function streamUsageSetting(routing: RoutingConfig | undefined, path: str
   return set === undefined ? 'endpoint' : set;
 }
 
-/** True when every endpoint the request may go to accepts `stream_options.include_usage` (by its dialect). */
-export function acceptStreamUsage(endpoints: readonly Pick<Endpoint, 'dialect'>[]): boolean {
-  return endpoints.every((e) => ACCEPTS_STREAM_OPTIONS[e.dialect]);
+/**
+ * True when every endpoint the request may go to is known to accept `stream_options.include_usage`
+ * (its dialect configured or detected, and one that accepts it; not a Triton server).
+ */
+export function acceptStreamUsage(endpoints: readonly Pick<Endpoint, 'dialect' | 'dialectKnown' | 'servedByTriton'>[]): boolean {
+  return endpoints.every((e) => e.dialectKnown() && ACCEPTS_STREAM_OPTIONS[e.dialect] && !e.servedByTriton);
 }
 
-/** A dialect's answer, for a request whose endpoints are not chosen yet (the pool's runtime). */
-export function dialectAcceptsStreamUsage(dialect: MetricsDialect): boolean {
-  return ACCEPTS_STREAM_OPTIONS[dialect];
+/**
+ * A pool's answer, for a request whose endpoints are not chosen yet: only a runtime the pool
+ * names (annotation or traffic policy) may be asked; the default is a guess.
+ */
+export function poolAcceptsStreamUsage(runtime: MetricsDialect, configured: boolean): boolean {
+  return configured && ACCEPTS_STREAM_OPTIONS[runtime];
 }

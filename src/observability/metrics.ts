@@ -27,6 +27,11 @@ export interface RequestRecord {
   readonly promptTokens: number | undefined;
   readonly completionTokens: number | undefined;
   readonly cachedTokens: number | undefined;
+  /**
+   * The answer carried no usage (a stream whose runtime was not known to accept the usage
+   * request): its completion tokens are the gateway's count of the stream's chunks.
+   */
+  readonly usageEstimated?: boolean;
   /** A prefill/decode pool's decision for the request (`disaggregated`, `cached-on-decode`, …). */
   readonly pdReason?: string;
   /** Gaps between the streamed answer's chunks as the client got them, in seconds (≈ ITL). */
@@ -54,6 +59,7 @@ export class GatewayMetrics {
   readonly registry = new Registry();
   readonly #requests: CounterFamily;
   readonly #tokens: CounterFamily;
+  readonly #usageEstimated: CounterFamily;
   readonly #ttft: HistogramFamily;
   readonly #duration: HistogramFamily;
   readonly #queueWait: HistogramFamily;
@@ -66,6 +72,7 @@ export class GatewayMetrics {
     const r = this.registry;
     this.#requests = new CounterFamily({ name: 'infergate_requests_total', help: 'Requests handled, by outcome (code is empty on success).', labelNames: ['pool', 'model', 'target_model', 'status', 'code'], registers: [r] });
     this.#tokens = new CounterFamily({ name: 'infergate_tokens_total', help: 'Tokens from response usage: prompt, completion, and prompt tokens served from the prefix cache.', labelNames: ['pool', 'model', 'kind'], registers: [r] });
+    this.#usageEstimated = new CounterFamily({ name: 'infergate_usage_estimated_requests_total', help: 'Streamed answers without a usage event (the runtime was not known to accept stream_options.include_usage): their completion tokens are counted from the chunks.', labelNames: ['pool', 'model'], registers: [r] });
     this.#ttft = new HistogramFamily({ name: 'infergate_time_to_first_token_seconds', help: 'From request arrival to the first response byte.', labelNames: ['pool', 'model'], buckets: LATENCY_BUCKETS, registers: [r] });
     this.#duration = new HistogramFamily({ name: 'infergate_request_duration_seconds', help: 'From request arrival to the last response byte.', labelNames: ['pool', 'model'], buckets: LATENCY_BUCKETS, registers: [r] });
     this.#queueWait = new HistogramFamily({ name: 'infergate_queue_wait_seconds', help: 'Time requests waited in the gateway queue (0 when admitted at once).', labelNames: ['pool'], buckets: LATENCY_BUCKETS, registers: [r] });
@@ -134,6 +141,7 @@ export class GatewayMetrics {
     if (r.promptTokens !== undefined) this.#tokens.inc([r.pool, r.model, 'prompt'], r.promptTokens);
     if (r.completionTokens !== undefined) this.#tokens.inc([r.pool, r.model, 'completion'], r.completionTokens);
     if (r.cachedTokens !== undefined) this.#tokens.inc([r.pool, r.model, 'cached'], r.cachedTokens);
+    if (r.usageEstimated === true) this.#usageEstimated.inc(labels);
     if (r.pdReason !== undefined) this.#pd.inc([r.pool, r.pdReason]);
     if (r.itlS !== undefined && r.itlS.length > 0) {
       const itl = this.#itl.child(labels);

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttp2Server, type ServerHttp2Session } from 'node:http2';
 import { Server as NetServer, type Socket } from 'node:net';
-import { answerClientErrors } from '../upstream/client-error.js';
+import { answerClientErrors, H2_HEADER_LIST_ALLOWANCE, refuseOversizedH2Headers } from '../upstream/client-error.js';
 import type { PortHandler } from './handler.js';
 import { refuseTunnel } from './refuse-tunnel.js';
 import { sniffProtocol } from './sniff.js';
@@ -101,9 +101,15 @@ export class PortListener {
     });
     // CONNECT asks for a tunnel: Node hands over the socket; the gateway refuses (405) and closes it.
     h1.on('connect', refuseTunnel);
-    const h2 = createHttp2Server({ settings: { maxConcurrentStreams: CLIENT_LIMITS.maxConcurrentStreams, maxHeaderListSize: CLIENT_LIMITS.maxHeaderBytes } });
-    h2.on('request', (req, res) => handler(req, res, false));
-    h2.on('checkContinue', (req, res) => handler(req, res, true));
+    // Node resets a stream past its header setting before any handler: the setting leaves room
+    // so that the bound itself is refused in words (431), as on HTTP/1.1 (client-error.ts).
+    const h2 = createHttp2Server({ settings: { maxConcurrentStreams: CLIENT_LIMITS.maxConcurrentStreams, maxHeaderListSize: CLIENT_LIMITS.maxHeaderBytes * H2_HEADER_LIST_ALLOWANCE } });
+    h2.on('request', (req, res) => {
+      if (!refuseOversizedH2Headers(req, res, CLIENT_LIMITS.maxHeaderBytes)) handler(req, res, false);
+    });
+    h2.on('checkContinue', (req, res) => {
+      if (!refuseOversizedH2Headers(req, res, CLIENT_LIMITS.maxHeaderBytes)) handler(req, res, true);
+    });
     h2.on('session', (session) => {
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));

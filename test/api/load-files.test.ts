@@ -52,10 +52,12 @@ test('file-level errors are problems naming the file (and document and line), ne
       const bomb = only(loaded.problems, f('a-bomb.yaml'));
       assert.equal(bomb.subject, `${f('a-bomb.yaml')} (document 1)`);
       assert.match(bomb.message, /alias/);
-      assert.equal(formatProblemAt(bomb), `${f('a-bomb.yaml')} (document 1): -: ${bomb.message} (line 1)`);
+      // Where the expansion goes past the bound: the alias's field and line, not the document's top.
+      assert.equal(formatProblemAt(bomb), `${f('a-bomb.yaml')} (document 1): a3[1]: ${bomb.message} (line 4)`);
 
       const syntax = only(loaded.problems, f('b-syntax.yaml'));
-      assert.equal(syntax.subject, `${f('b-syntax.yaml')} (document 2)`);
+      assert.equal(syntax.subject, 'Pod/x', 'the resource the text names');
+      assert.equal(syntax.source?.index, 1);
       assert.equal(syntax.source?.line, 11, 'where the parser found the flow map unclosed');
 
       const scalar = only(loaded.problems, f('c-scalar.yaml'));
@@ -63,7 +65,8 @@ test('file-level errors are problems naming the file (and document and line), ne
       assert.match(formatProblemAt(scalar), /must be a mapping .*, not a string \(line 8\)$/);
 
       const latin1 = only(loaded.problems, f('d-latin1.yaml'));
-      assert.equal(latin1.subject, f('d-latin1.yaml'));
+      assert.equal(latin1.subject, `${f('d-latin1.yaml')} (document 1)`);
+      assert.equal(latin1.path, 'metadata.name', 'the field the byte is in');
       assert.match(latin1.message, /not UTF-8 text: byte 0xe9/);
       assert.equal(latin1.source?.line, 4);
 

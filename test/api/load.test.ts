@@ -129,13 +129,14 @@ test('YAML syntax errors carry the line; later documents still load', () => {
   const first = r.problems[0] ?? { severity: 'error', subject: '', path: '', message: '' };
   // The position is said once: in the problem's source, printed by formatProblemAt; the reason
   // is the parser's without its own `at line L, column C:` tail.
-  assert.match(formatProblem(first), /^f\.yaml \(document 1\): -: YAML syntax error: [^:]+$/);
+  // The resource and field the parser stopped in, when the text says them.
+  assert.match(formatProblem(first), /^Pod\/a: metadata(\.name)?: YAML syntax error: [^:]+$/);
   assert.doesNotMatch(first.message, /line \d+|column \d+|:$/);
   assert.equal(first.source?.file, 'f.yaml');
   assert.equal(typeof first.source?.line, 'number');
   assert.equal(typeof first.source?.column, 'number');
   const printed = formatProblemAt(first);
-  assert.match(printed, /^f\.yaml \(document 1\): -: YAML syntax error: [^:]+ \(line \d+, column \d+\)$/);
+  assert.match(printed, /^Pod\/a: metadata(\.name)?: YAML syntax error: [^:]+ \(f\.yaml, line \d+, column \d+\)$/);
   assert.equal(printed.match(/line \d+/g)?.length, 1, printed);
   assert.deepEqual(r.resources.map((x) => x.metadata.name), ['b']);
 });

@@ -17,9 +17,10 @@ test('validate: an alias bomb, a syntax error and a bad field each name their fi
     const stderr: string[] = [];
     const code = await validatePaths([dir], { stdout: (l) => stdout.push(l), stderr: (l) => stderr.push(l) });
     assert.equal(code, 1);
-    const bomb = stderr.find((l) => l.startsWith(`${join(dir, 'bomb.yaml')} (document 1): -: `));
-    assert.ok(bomb !== undefined && /alias/.test(bomb) && bomb.endsWith('(line 1)'), stderr.join('\n'));
-    const syntax = stderr.filter((l) => l.startsWith(`${join(dir, 'syntax.yaml')} (document 1): -: YAML syntax error: `));
+    const bomb = stderr.find((l) => l.startsWith(`${join(dir, 'bomb.yaml')} (document 1): a3[1]: `));
+    assert.ok(bomb !== undefined && /alias/.test(bomb) && bomb.endsWith('(line 4)'), stderr.join('\n'));
+    // The field the parser stopped in (the unclosed list under metadata.name).
+    const syntax = stderr.filter((l) => l.startsWith(`${join(dir, 'syntax.yaml')} (document 1): metadata.name`) && l.includes(': YAML syntax error: '));
     assert.ok(syntax.length > 0, stderr.join('\n'));
     for (const l of syntax) {
       assert.equal(l.match(/line \d+/g)?.length, 1, `the position once: ${l}`);

@@ -203,10 +203,39 @@ describe('file-level errors name the file', { timeout: 60_000 }, () => {
       const bomb = join(h.dir, 'zz-bomb.yaml');
       await writeFile(bomb, BOMB);
       const error = await h.log('config error');
-      assert.equal(String(error['problem']).startsWith(`${bomb} (document 1): -: `), true, String(error['problem']));
+      assert.equal(String(error['problem']).startsWith(`${bomb} (document 1): a3[1]: `), true, String(error['problem']));
       assert.match(String(error['problem']), /alias/);
-      assert.deepEqual(error['source'], { file: bomb, index: 0, line: 1 });
+      assert.deepEqual(error['source'], { file: bomb, index: 0, line: 4 });
       assert.equal(h.gateway.runtime?.snapshot.version, version, 'nothing applied');
+    }));
+
+  test('on reload: YAML refused inside a resource names the resource, the field and its line; the last good config keeps serving', () =>
+    withGateway({ 'config.yaml': FULL }, {}, async (h) => {
+      const version = h.gateway.runtime?.snapshot.version;
+      const file = join(h.dir, 'config.yaml');
+      // Pool b's spec gets each refusal in turn, nested where a schema error would be reported.
+      const bombAt = (extra: string): string => GATEWAY + POOL_A + POOL_B.replace('  selector: {app: sim, release: b}\n', `  selector: {app: sim, release: b}\n${extra}`) + ROUTE('a');
+      const lineOf = (text: string, needle: string): number => text.slice(0, text.indexOf(needle)).split('\n').length;
+      const cases: { extra: string; path: RegExp; needle: string; message: RegExp }[] = [
+        { extra: `  x:\n${BOMB.split('\n').filter((l) => l !== '').map((l) => `    ${l}`).join('\n')}\n`, path: /^spec\.x\.a3\[1\]$/, needle: '    a3:', message: /alias/ },
+        { extra: `  x: ${'['.repeat(5000)}${']'.repeat(5000)}\n`, path: /^spec\.x\[0\]/, needle: '  x: [', message: /nested more than 128 levels/ },
+        { extra: '  selector: {app: other}\n', path: /^spec\.selector$/, needle: '  selector: {app: other}', message: /duplicate key/ },
+        { extra: '  x: !!binary aGVsbG8=\n', path: /^spec\.x$/, needle: '  x: !!binary', message: /tag !!binary is refused/ },
+      ];
+      let seen = 0;
+      for (const c of cases) {
+        const text = bombAt(c.extra);
+        await writeFile(file, text);
+        const error = await h.until(`the refusal of ${String(c.message)}`, () => h.lines.filter((l) => l.msg === 'config error').slice(seen).find((l) => c.message.test(String(l['problem']))));
+        seen = h.lines.filter((l) => l.msg === 'config error').length;
+        const problem = String(error['problem']);
+        assert.ok(problem.startsWith('InferencePool/b: '), problem);
+        assert.match(problem.split(': ')[1] ?? '', c.path, problem);
+        const source = error['source'] as { file: string; index: number; line: number };
+        assert.deepEqual({ file: source.file, index: source.index, line: source.line }, { file, index: 2, line: lineOf(text, c.needle) }, problem);
+        assert.equal(h.gateway.runtime?.snapshot.version, version, 'the last good config keeps serving');
+        assert.deepEqual(pools(h.gateway.runtime?.snapshot), ['default/a', 'default/b']);
+      }
     }));
 
   test('at start: the refusal names the file and the line, whatever the folder', async () => {
@@ -218,7 +247,7 @@ describe('file-level errors name the file', { timeout: 60_000 }, () => {
       const { logger } = memoryLogger();
       await assert.rejects(Gateway.start({ sources: [new FileConfigSource([dir], { ...QUICK, watch: false })], logger, scrapeIntervalMs: 0 }), (e: unknown) => {
         const message = e instanceof Error ? e.message : '';
-        assert.ok(message.includes(`${join(dir, 'bomb.yaml')} (document 1): -: `), message);
+        assert.ok(message.includes(`${join(dir, 'bomb.yaml')} (document 1): a3[1]: `), message);
         assert.ok(message.includes(`InferencePool/p: spec.wieght: unknown field (${join(dir, 'typo.yaml')}, line 11)`), message);
         assert.ok(!message.includes('files: '), message);
         return true;

@@ -99,6 +99,46 @@ test('scraper: a defaulted dialect follows the page; a configured one is kept an
   await scraper.close();
 });
 
+test('scraper: the runtime is known only once a page shows its names; Triton\'s core series mark a Triton server whatever its backend', async () => {
+  const { server, port, answer } = await metricsServer();
+  servers.push(server);
+  const scraper = new MetricsScraper({ intervalMs: 1000, timeoutMs: 500 }, {});
+  const e = endpoint(port);
+  assert.equal(e.dialectKnown(), false, 'the default dialect is a guess');
+  // A failing scrape, a page of nothing we read, a 404: still a guess.
+  answer.status = 500;
+  await scraper.scrapeOnce(e);
+  assert.equal(e.dialectKnown(), false);
+  answer.status = 200;
+  answer.body = 'process_cpu_seconds_total 1\n';
+  await scraper.scrapeOnce(e);
+  assert.equal(e.dialectKnown(), false);
+  answer.status = 404;
+  await scraper.scrapeOnce(e);
+  assert.equal(e.dialectKnown(), false);
+  // vLLM's names (the default, confirmed).
+  answer.status = 200;
+  answer.body = VLLM_PAGE;
+  await scraper.scrapeOnce(e);
+  assert.equal(e.dialectKnown(), true);
+  assert.equal(e.servedByTriton, false);
+  // Triton's vLLM backend: vLLM's names beside Triton's own.
+  answer.body = `${VLLM_PAGE}nv_inference_request_success{model="m",version="1"} 7\n`;
+  await scraper.scrapeOnce(e);
+  assert.equal(e.dialect, 'vllm');
+  assert.equal(e.servedByTriton, true);
+  // Triton with TensorRT-LLM: detected, and Triton.
+  const trt = endpoint(port, { address: '127.0.0.1' });
+  answer.body = readFixture('triton-trtllm-docs.txt');
+  await scraper.scrapeOnce(trt);
+  assert.equal(trt.dialect, 'trt-llm');
+  assert.equal(trt.dialectKnown(), true);
+  assert.equal(trt.servedByTriton, true);
+  // A configured runtime is known without a scrape.
+  assert.equal(endpoint(port, { dialect: 'sglang', dialectConfigured: true }).dialectKnown(), true);
+  await scraper.close();
+});
+
 test('scraper: a timeout while the gateway itself was starved is inconclusive; a server that hangs is still found out', async () => {
   // A server that answers at once, and one that never answers.
   const { server, port, answer } = await metricsServer();

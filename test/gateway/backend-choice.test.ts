@@ -185,6 +185,10 @@ items:
     endpoint('half', 0).servedModels = [{ id: 'mymodel', parent: null }];
     endpoint('blank', 0).servedModels = [];
     endpoint('sg', 0).servedModels = [{ id: 'qwen', parent: null }];
+    // Pools that name no runtime: vLLM is only a guess until a scrape shows the runtime's names
+    // (an SGLang pod's list would otherwise be read as a refusal of every other name).
+    assert.equal(poolModels(runtime).get('default/full')?.complete, false, 'runtime not known yet');
+    for (const name of ['full', 'half', 'blank']) endpoint(name, 0).dialectDetected = true;
     const view = poolModels(runtime);
     assert.deepEqual(view.get('default/full'), { names: new Set(['mymodel', 'lora-a']), complete: true });
     assert.deepEqual(view.get('default/half'), { names: new Set(['mymodel']), complete: false }, 'a pod that has not listed');

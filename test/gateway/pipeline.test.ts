@@ -8,7 +8,7 @@ import { memoryLogger, MemorySource } from '../support/memory-source.js';
 
 const YAML = `${gatewayAndRoute(8080, ['  - matches: [{path: {type: PathPrefix, value: /svc}}]\n    backendRefs: [{name: web, port: 80}]', '  - backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: pool}]'])}apiVersion: inference.networking.x-k8s.io/v1alpha2
 kind: InferencePool
-metadata: {name: pool}
+metadata: {name: pool, annotations: {inference.networking.x-k8s.io/model-server-runtime: vllm}}
 spec: {selector: {app: m}, targetPortNumber: 8000, extensionRef: {name: epp}}
 ---
 apiVersion: inference.networking.x-k8s.io/v1alpha2

@@ -50,12 +50,14 @@ const STREAM = { model: 'm', stream: true, messages: [{ role: 'user', content: '
 /** Sets the dialect as the scraper does when it detects one (dialectConfigured stays false). */
 function detect(e: Endpoint, dialect: MetricsDialect): void {
   e.dialect = dialect;
+  e.dialectDetected = true;
 }
 
 test('a pool without a runtime annotation: an endpoint detected as Triton (trt-llm) gets no stream_options; its chunks are counted', async () => {
   await withGateway(config({}), async (gateway, endpoint) => {
+    detect(endpoint, 'vllm');
     const before = await decide(gateway, STREAM);
-    assert.deepEqual(before.sent['stream_options'], { include_usage: true }, 'vLLM by default: usage asked for');
+    assert.deepEqual(before.sent['stream_options'], { include_usage: true }, 'detected as vLLM: usage asked for');
     assert.equal(before.stripUsage, true);
     detect(endpoint, 'trt-llm');
     const after = await decide(gateway, STREAM);
@@ -107,5 +109,46 @@ test('the Responses API is never asked for usage, whatever the dialect', async (
     const r = await decide(gateway, { model: 'm', stream: true, input: 'hi' }, '/v1/responses');
     assert.equal(r.sent['stream_options'], undefined);
     assert.equal(r.stripUsage, false);
+  });
+});
+
+// A request must never fail because of something the gateway added: a runtime it does not know
+// is not asked for usage (Triton before 25.11 answers 422 or 400 to the field).
+
+test('a pool without a runtime annotation, before any scrape showed the runtime: no stream_options, tokens counted', async () => {
+  await withGateway(config({}), async (gateway, endpoint) => {
+    assert.equal(endpoint.dialect, 'vllm', 'the default guess');
+    assert.equal(endpoint.dialectKnown(), false);
+    const r = await decide(gateway, STREAM);
+    assert.equal(r.sent['stream_options'], undefined);
+    assert.equal(r.stripUsage, false);
+    assert.equal(r.countTokens, true);
+    const completions = await decide(gateway, { model: 'm', stream: true, prompt: 'x' }, '/v1/completions');
+    assert.deepEqual(completions.sent, { model: 'm', stream: true, prompt: 'x' }, 'the body as sent');
+    // The client's own request for usage is the client's: forwarded as sent, its event kept.
+    const own = await decide(gateway, { ...STREAM, stream_options: { include_usage: true } });
+    assert.deepEqual(own.sent['stream_options'], { include_usage: true });
+    assert.equal(own.stripUsage, false);
+  });
+});
+
+test('a runtime the pool names is known before any scrape: vLLM and SGLang are asked, trt-llm is not', async () => {
+  for (const [runtime, asked] of [['vllm', true], ['sglang', true], ['trt-llm', false]] as const) {
+    await withGateway(config({ 'inference.networking.x-k8s.io/model-server-runtime': runtime }), async (gateway, endpoint) => {
+      assert.equal(endpoint.dialectKnown(), true);
+      const r = await decide(gateway, STREAM);
+      assert.equal(r.sent['stream_options'] !== undefined, asked, runtime);
+      assert.equal(r.countTokens, !asked, runtime);
+    });
+  }
+});
+
+test('a server whose page carries Triton\'s own series is never asked, even with vLLM metric names (Triton\'s vLLM backend)', async () => {
+  await withGateway(config({}), async (gateway, endpoint) => {
+    detect(endpoint, 'vllm');
+    endpoint.servedByTriton = true;
+    const r = await decide(gateway, STREAM);
+    assert.equal(r.sent['stream_options'], undefined);
+    assert.equal(r.countTokens, true);
   });
 });

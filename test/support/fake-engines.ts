@@ -117,9 +117,14 @@ export function answer(res: ServerResponse, seen: SeenRequest): void {
   }
 }
 
-/** One pool `fake` of the given pods (name → loopback address) behind a Gateway on `port`. */
+/**
+ * One pool `fake` of the given pods (name → loopback address) behind a Gateway on `port`. The
+ * fakes answer as vLLM does (usage when asked), and the pool says so: with scraping off, a pool
+ * that names no runtime is never asked for usage (the gateway does not know it accepts the field).
+ */
 export function fakePoolYaml(port: number, podPort: number, pods: Readonly<Record<string, string>>, extra = ''): string {
-  return gatewayYaml(port, extra) + poolYaml('fake', 'fake', podPort) + Object.entries(pods).map(([name, ip]) => podYaml(name, 'fake', ip)).join('') + routeYaml('all', [{ pool: 'fake', weight: 1 }]);
+  const pool = poolYaml('fake', 'fake', podPort).replace('metadata: {name: fake}', 'metadata: {name: fake, annotations: {inference.networking.x-k8s.io/model-server-runtime: vllm}}');
+  return gatewayYaml(port, extra) + pool + Object.entries(pods).map(([name, ip]) => podYaml(name, 'fake', ip)).join('') + routeYaml('all', [{ pool: 'fake', weight: 1 }]);
 }
 
 /** A temporary config folder for `fakePoolYaml` on a free listener port. */

@@ -1,6 +1,7 @@
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { errorMap, formatPath } from '../issues.js';
+import { deepDocuments, documentRefusals, MAX_ALIAS_COUNT, shownPath } from '../yaml-limits.js';
 import {
   ROUTING_CONFIG_ANNOTATION,
   ROUTING_STRATEGY_ANNOTATION,
@@ -103,8 +104,23 @@ const RoutingConfigSchema = z
 function routingConfig(raw: string, ctx: z.RefinementCtx): RoutingConfig | undefined {
   const path = ['metadata', 'annotations', ROUTING_CONFIG_ANNOTATION];
   let value: unknown;
+  // The annotation is YAML within YAML: held to the file's own YAML limits (yaml-limits.ts), its
+  // nesting measured before the parser sees it.
+  const deep = deepDocuments(raw)[0];
+  if (deep !== undefined) {
+    ctx.addIssue({ code: 'custom', path, message: `${shownPath(deep.segments, formatPath)}: ${deep.message}`, input: raw });
+    return undefined;
+  }
   try {
-    value = parseYaml(raw);
+    const doc = parseDocument(raw);
+    const error = doc.errors[0];
+    if (error !== undefined) throw error;
+    const refusal = documentRefusals(doc)[0];
+    if (refusal !== undefined) {
+      ctx.addIssue({ code: 'custom', path, message: `${shownPath(refusal.segments, formatPath)}: ${refusal.message}`, input: raw });
+      return undefined;
+    }
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (err) {
     ctx.addIssue({ code: 'custom', path, message: `is not valid YAML: ${(err as Error).message.split('\n')[0] ?? ''}`, input: raw });
     return undefined;

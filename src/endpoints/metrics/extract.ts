@@ -48,6 +48,12 @@ export interface ExtractResult {
   readonly problems: readonly string[];
   /** The dialect the page's metric names belong to; undefined when no known prefix is present. */
   readonly detected: Dialect | undefined;
+  /**
+   * The page carries Triton Inference Server's core series (`nv_inference_*`): the server is
+   * Triton whatever backend's names it also shows (its vLLM backend exports `vllm:` series), and
+   * Triton's OpenAI frontend refuses `stream_options` before 25.11.
+   */
+  readonly triton: boolean;
   /** Lines skipped as malformed (only lines of the dialect's families are fully checked). */
   readonly malformedLines: number;
   /** 1-based line number of the first malformed line, if any. */
@@ -64,7 +70,7 @@ export interface ExtractResult {
  */
 export function extractMetrics(text: string, dialect: Dialect | DialectSpec): ExtractResult {
   const spec = typeof dialect === 'string' ? DIALECTS[dialect] : dialect;
-  const scan = scanMetrics(text, wantedFamilies(spec), { prefixes: ALL_PREFIXES });
+  const scan = scanMetrics(text, wantedFamilies(spec), { prefixes: SCANNED_PREFIXES });
   const problems: string[] = [];
   const detected = dialectFromPrefixes(scan.seenPrefixes, spec.name);
   if (detected !== undefined && detected !== spec.name) {
@@ -103,6 +109,7 @@ export function extractMetrics(text: string, dialect: Dialect | DialectSpec): Ex
     found,
     problems,
     detected,
+    triton: scan.seenPrefixes.includes(TRITON_CORE_PREFIX),
     malformedLines: scan.malformedLines,
     firstMalformedLine: scan.firstMalformedLine,
   };
@@ -133,6 +140,11 @@ const MAX_NAMES = 256;
 const MAX_NAME_CHARS = 256;
 /** vLLM's `max_lora` (`--max-loras`) above this is clamped: GPUs hold a few dozen adapters at most. */
 const MAX_LORA_SLOTS = 1024;
+
+/** Triton Inference Server's own per-model series (`nv_inference_request_success`, …; docs/user_guide/metrics.md). */
+const TRITON_CORE_PREFIX = 'nv_inference_';
+/** Every dialect's prefixes, and Triton's core one: one scan detects both. */
+const SCANNED_PREFIXES: readonly string[] = [...ALL_PREFIXES, TRITON_CORE_PREFIX];
 
 // Computed once per spec object: the families a scan of that dialect must return.
 const wantedCache = new WeakMap<DialectSpec, ReadonlySet<string>>();
