@@ -85,6 +85,7 @@ export class MessageReader {
 
   /** The next `n` bytes (n ≤ pendingBytes): a view when one frame holds them, else one copy. */
   #take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
     const first = this.#pending[0] as Buffer;
     if (first.length >= n) {
       this.#pendingBytes -= n;
