@@ -4,6 +4,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { frameMessage, FramingError, MessageReader } from '../../src/extproc/grpc-h2/framing.js';
+import { GrpcH2Server } from '../../src/extproc/grpc-h2/server.js';
 import { encodeGrpcMessage, GrpcCode, parseGrpcTimeout } from '../../src/extproc/grpc-h2/status.js';
 import { headerMap } from '../../src/extproc/headers.js';
 import { decodeProcessingResponse as decodeResponse, encodeProcessingRequest, PROCESS_METHOD_PATH } from '../../src/extproc/proto.js';
@@ -234,6 +235,28 @@ test('TLS: the gRPC port negotiates h2 by ALPN and refuses a client that offers 
       session.destroy();
     }
   } finally {
+    await server.close(1000);
+  }
+});
+
+test('keepalive: the server pings each connection and a peer that answers keeps it; a client pinging often is answered, never sent away', async () => {
+  const server = new GrpcH2Server({ methods: new Map(), limits: { maxReceiveBytes: 1024, maxSendBytes: 1024 }, maxConcurrentStreams: 10, keepalive: { timeMs: 30, timeoutMs: 20_000 } });
+  const port = await server.listen('127.0.0.1', 0);
+  const session = http2Connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => undefined);
+  let pings = 0;
+  let goaway = false;
+  session.on('ping', () => pings++);
+  session.on('goaway', () => (goaway = true));
+  try {
+    await until(() => pings >= 3, 20_000, 'three keepalive pings');
+    for (let i = 0; i < 10; i++) {
+      await new Promise<void>((resolve, reject) => session.ping((err) => (err === null ? resolve() : reject(err))));
+    }
+    assert.equal(goaway, false);
+    assert.equal(session.closed || session.destroyed, false);
+  } finally {
+    session.destroy();
     await server.close(1000);
   }
 });
