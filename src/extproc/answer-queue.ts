@@ -17,7 +17,7 @@ export interface AnswerSink {
  *
  * Why: every response_body message Envoy sends must have its bytes sent back in
  * FULL_DUPLEX_STREAMED (Envoy forwards what the picker returns), and on the picker's side each
- * answer is a gRPC message through grpc-js and HTTP/2 whose fixed cost dwarfs copying its bytes.
+ * answer is a gRPC message and an HTTP/2 write whose fixed cost dwarfs copying its bytes.
  * Envoy sends a body in pieces as it reads them (16 KiB at most), so several usually arrive in
  * one socket read; in this mode the processor "can freely modify or chunk the body contents"
  * (Envoy's ProcessingMode.FULL_DUPLEX_STREAMED), which is what upstream's picker does with a

@@ -1,7 +1,6 @@
-import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
 import { decodeHeadersMessage, encodeHeadersAnswer } from './headers-codec.js';
-import { decodeProcessingRequest, encodeProcessingResponse, extProcService } from './proto.js';
+import { decodeProcessingRequest, encodeProcessingResponse } from './proto.js';
 
 /*
  * The picker's own codec for the messages it handles most: body chunks in, streamed body pieces
@@ -209,12 +208,4 @@ export function encodeResponse(msg: ProcessingResponse): Buffer {
   const piece = streamedPiece(msg);
   if (piece !== undefined) return encodeStreamedBody(piece.kind, piece.body, piece.endOfStream);
   return encodeHeadersAnswer(msg) ?? encodeProcessingResponse(msg);
-}
-
-/** The ExternalProcessor service definition for `Server.addService`, with this codec on the server's side. */
-export function extProcServerService(): ServiceDefinition<UntypedServiceImplementation> {
-  const base = extProcService();
-  const process = base['Process'];
-  if (process === undefined) throw new Error('the ext_proc protos declare no Process method');
-  return { ...base, Process: { ...process, requestDeserialize: decodeRequest, responseSerialize: encodeResponse } };
 }

@@ -1,9 +1,13 @@
-import { Server, ServerCredentials, type ChannelOptions, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from '../observability/logger.js';
-import { AnswerQueue } from './answer-queue.js';
-import { extProcServerService } from './codec.js';
+import { AnswerQueue, type AnswerSink } from './answer-queue.js';
+import { decodeRequest, encodeResponse } from './codec.js';
+import type { GrpcServerCall } from './grpc-h2/call.js';
+import { healthMethods } from './grpc-h2/health-service.js';
+import { GrpcH2Server, type MethodHandler } from './grpc-h2/server.js';
+import { GrpcCode } from './grpc-h2/status.js';
 import { PickerHealth } from './health.js';
 import type { ProcessingRequest, ProcessingResponse } from './messages.js';
+import { PROCESS_METHOD_PATH } from './proto.js';
 import type { RequestProcessorFactory } from './processor.js';
 import { ExtProcStream, StreamError, type StreamOptions } from './stream.js';
 import { serverCertificate } from './tls.js';
@@ -64,12 +68,6 @@ export interface ExtProcServer {
   close(drainMs?: number): Promise<void>;
 }
 
-function bind(server: Server, address: string, port: number, creds: ServerCredentials): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(`${address.includes(':') ? `[${address}]` : address}:${port}`, creds, (err, bound) => (err === null ? resolve(bound) : reject(err)));
-  });
-}
-
 /**
  * Starts `envoy.service.ext_proc.v3.ExternalProcessor` (plus grpc.health.v1 on the same port, for
  * Envoy's cluster health check) on the gRPC port and grpc.health.v1 alone on the health port.
@@ -78,50 +76,39 @@ function bind(server: Server, address: string, port: number, creds: ServerCreden
 export async function startExtProcServer(options: ExtProcServerOptions): Promise<ExtProcServer> {
   const address = options.address ?? '0.0.0.0';
   const maxMessage = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const channel: ChannelOptions = {
-    'grpc.max_receive_message_length': maxMessage,
-    'grpc.max_send_message_length': maxMessage,
-    'grpc.max_concurrent_streams': options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
-    // Pings find a dead Envoy connection (its streams' processors then hear cancelled()).
-    'grpc.keepalive_time_ms': 60_000,
-    'grpc.keepalive_timeout_ms': 20_000,
-    'grpc.keepalive_permit_without_calls': 1,
-    // Envoy's connection_keepalive may ping every few seconds; refusing that would drop its connection.
-    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-    // Channelz (gRPC's introspection service) is never served here; tracking it costs a clock read
-    // and counters per message and call.
-    'grpc.enable_channelz': 0,
-  };
   const log = options.logger;
   // The certificate first: a read error leaves nothing started behind.
   const cert = options.tls === false ? undefined : await serverCertificate(options.tls.certPath);
   const health = new PickerHealth(options.ready);
-  const grpc = new Server(channel);
-  const healthServer = new Server({ 'grpc.max_receive_message_length': 4096, 'grpc.max_concurrent_streams': 100 });
   const open = new Set<ExtProcStream>();
   // A body-mode mismatch repeats on every request: said once per process, then counted.
   let mismatches = 0;
   const onModeMismatch = (hint: string): void => {
     if (mismatches++ === 0) log.warn({ hint }, 'ext_proc body mode mismatch');
   };
-
-  grpc.addService(extProcServerService(), {
-    Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) =>
-      serveStream(call, new ExtProcStream(options.processor, { ...options.stream, onInternalError: (err) => log.error({ err }, 'request processor failed'), onModeMismatch }), open, log),
+  const streamOptions: StreamOptions = { ...options.stream, onInternalError: (err) => log.error({ err }, 'request processor failed'), onModeMismatch };
+  const methods = new Map<string, MethodHandler>(healthMethods(health));
+  methods.set(PROCESS_METHOD_PATH, (call) => serveStream(call, new ExtProcStream(options.processor, streamOptions), open, log));
+  const grpc = new GrpcH2Server({
+    ...(cert === undefined ? {} : { tls: { cert: cert.cert, key: cert.key } }),
+    methods,
+    limits: { maxReceiveBytes: maxMessage, maxSendBytes: maxMessage },
+    maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+    // Pings find a dead Envoy connection (its streams' processors then hear cancelled()). Envoy's
+    // own connection_keepalive pings (every few seconds) are answered by node:http2, never refused.
+    keepalive: { timeMs: 60_000, timeoutMs: 20_000 },
   });
-  health.implementation.addToServer(grpc);
-  health.implementation.addToServer(healthServer);
-
-  const creds = cert === undefined ? ServerCredentials.createInsecure() : ServerCredentials.createSsl(null, [{ cert_chain: cert.cert, private_key: cert.key }], false);
+  // Kubelet probes: a few bytes each, a handful at once.
+  const healthServer = new GrpcH2Server({ methods: healthMethods(health), limits: { maxReceiveBytes: 4096, maxSendBytes: 4096 }, maxConcurrentStreams: 100 });
   let grpcPort: number;
   let healthPort: number;
   try {
-    grpcPort = await bind(grpc, address, options.grpcPort ?? DEFAULT_GRPC_PORT, creds);
-    healthPort = await bind(healthServer, address, options.healthPort ?? DEFAULT_GRPC_HEALTH_PORT, ServerCredentials.createInsecure());
+    grpcPort = await grpc.listen(address, options.grpcPort ?? DEFAULT_GRPC_PORT);
+    healthPort = await healthServer.listen(address, options.healthPort ?? DEFAULT_GRPC_HEALTH_PORT);
   } catch (err) {
     health.close();
-    grpc.forceShutdown();
-    healthServer.forceShutdown();
+    grpc.destroy();
+    healthServer.destroy();
     throw err;
   }
   log.info({ grpcPort, healthPort, tls: cert !== undefined, selfSigned: cert?.selfSigned ?? false }, 'endpoint picker listening');
@@ -136,22 +123,32 @@ export async function startExtProcServer(options: ExtProcServerOptions): Promise
     close(drainMs = DEFAULT_DRAIN_MS) {
       closing ??= (async () => {
         health.drain();
-        await new Promise<void>((resolve) => {
-          const cut = setTimeout(() => {
-            log.warn({ streams: open.size }, 'drain deadline passed: cutting open streams');
-            grpc.forceShutdown();
-          }, drainMs);
-          grpc.tryShutdown(() => {
-            clearTimeout(cut);
-            resolve();
-          });
-        });
+        await grpc.close(drainMs, () => log.warn({ streams: open.size }, 'drain deadline passed: cutting open streams'));
         for (const s of open) s.end();
         health.close();
-        healthServer.forceShutdown();
+        healthServer.destroy();
       })();
       return closing;
     },
+  };
+}
+
+/** The answer queue's sink: each answer encoded by the picker's codec and framed onto the call. */
+function answerSink(call: GrpcServerCall): AnswerSink {
+  const stream = call.stream;
+  return {
+    write(msg) {
+      let bytes: Buffer;
+      try {
+        bytes = encodeResponse(msg);
+      } catch {
+        call.end({ code: GrpcCode.INTERNAL, details: 'Error serializing response' });
+        return true;
+      }
+      return call.write(bytes);
+    },
+    once: (event, listener) => stream.once(event, listener),
+    off: (event, listener) => stream.off(event, listener),
   };
 }
 
@@ -162,7 +159,7 @@ export async function startExtProcServer(options: ExtProcServerOptions): Promise
  * (streamed response-body pieces ready together merged: answer-queue.ts), a StreamError ends the
  * stream with its status, and however the stream ends the state machine hears end() once.
  */
-function serveStream(call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>, stream: ExtProcStream, open: Set<ExtProcStream>, log: Logger): void {
+function serveStream(call: GrpcServerCall, stream: ExtProcStream, open: Set<ExtProcStream>, log: Logger): void {
   open.add(stream);
   let over = false;
   /** Envoy half-closed: once the inbox is handled, our side closes too. */
@@ -171,8 +168,10 @@ function serveStream(call: ServerDuplexStream<ProcessingRequest, ProcessingRespo
   let waiting = false;
   /** pump() is running (a message that arrives meanwhile is left to its loop, keeping the order). */
   let pumping = false;
+  /** Reading is paused behind a backlog. */
+  let paused = false;
   const inbox: ProcessingRequest[] = [];
-  const answers = new AnswerQueue(call);
+  const answers = new AnswerQueue(answerSink(call));
   const finish = (): void => {
     if (over) return;
     over = true;
@@ -187,7 +186,7 @@ function serveStream(call: ServerDuplexStream<ProcessingRequest, ProcessingRespo
     if (e === undefined) log.error({ err }, 'ext_proc stream failed');
     else log.warn({ code: e.code, reason: e.message }, 'ext_proc stream ended: protocol error');
     finish();
-    call.emit('error', { code: e?.code ?? 13, details: e?.message ?? 'internal error' });
+    call.end({ code: e?.code ?? GrpcCode.INTERNAL, details: e?.message ?? 'internal error' });
   };
   const resumeAfter = (wait: Promise<unknown>): void => {
     waiting = true;
@@ -230,25 +229,40 @@ function serveStream(call: ServerDuplexStream<ProcessingRequest, ProcessingRespo
       if (full !== undefined) resumeAfter(full);
     }
     if (over || waiting) return;
-    if (call.isPaused()) call.resume();
+    if (paused) {
+      paused = false;
+      call.resume();
+    }
     if (halfClosed) {
       answers.flush();
       finish();
       call.end();
     }
   };
-  call.on('data', (msg: ProcessingRequest) => {
-    if (over) return;
-    inbox.push(msg);
-    if (inbox.length >= QUEUE_HIGH_WATER) call.pause();
-    if (!waiting) pump();
+  call.start({
+    onMessage(bytes) {
+      if (over) return;
+      let msg: ProcessingRequest;
+      try {
+        msg = decodeRequest(bytes);
+      } catch {
+        // grpc-js's status for a message its deserializer refused.
+        finish();
+        call.end({ code: GrpcCode.INTERNAL, details: 'Error deserializing request' });
+        return;
+      }
+      inbox.push(msg);
+      if (inbox.length >= QUEUE_HIGH_WATER && !paused) {
+        paused = true;
+        call.pause();
+      }
+      if (!waiting) pump();
+    },
+    onHalfClose() {
+      // Envoy half-closed: answer what is queued, then close our side.
+      halfClosed = true;
+      if (!waiting) pump();
+    },
+    onClose: finish,
   });
-  call.on('end', () => {
-    // Envoy half-closed: answer what is queued, then close our side.
-    halfClosed = true;
-    if (!waiting) pump();
-  });
-  call.on('cancelled', finish);
-  call.on('error', finish);
-  call.on('close', finish);
 }
