@@ -122,6 +122,8 @@ export const CASES: readonly RoutingCase[] = [
       assert.equal(l2['pod'], r2.pod);
       assert.ok(Number(l2['cachedTokens']) > 0, `round2 was served partly from the pod's cache: ${JSON.stringify(l2)}`);
       // Groups sharing a long system prompt: each stays on one pod; the load scorers spread the groups.
+      // Spreading needs every pod routable: on a busy machine a pod's scrapes may lag for a while.
+      for (let i = 0; i < 4; i++) await waitForView(plane, `p-${i}`, 'healthy with fresh metrics', (e) => e.healthy && e.stale !== true && e.metrics !== null);
       const groups = 4;
       const users = 4;
       // The groups' first requests answer longer, so that they are in flight together even on a

@@ -11,12 +11,13 @@ import { memoryLogger, MemorySource, type LogRecord } from '../support/memory-so
 
 const PORT = 8080;
 
-function config(opts: { pods?: number; strategy?: string; routing?: string; readyPods?: number } = {}): string {
+function config(opts: { pods?: number; strategy?: string; routing?: string; readyPods?: number; runtime?: string } = {}): string {
   const pods = opts.pods ?? 2;
   const ready = opts.readyPods ?? pods;
   const annotations: Record<string, string> = {};
   if (opts.strategy !== undefined) annotations['inference.networking.x-k8s.io/routing-strategy'] = opts.strategy;
   if (opts.routing !== undefined) annotations['infergate.dev/routing'] = opts.routing;
+  if (opts.runtime !== undefined) annotations['inference.networking.x-k8s.io/model-server-runtime'] = opts.runtime;
   return `${gatewayAndRoute(PORT, ['  - backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: pool}]'])}apiVersion: inference.networking.k8s.io/v1
 kind: InferencePool
 metadata: {name: pool, annotations: ${JSON.stringify(annotations)}}
@@ -51,7 +52,9 @@ const chat = (content: string, extra: Record<string, unknown> = {}): Buffer =>
 const route = { method: 'POST', path: '/v1/chat/completions', query: '', host: 'gw', headers: {} };
 
 test('a request through the lifecycle calls: accounting rises at dispatch and returns to zero at the end; one log line', async () => {
-  const { gateway, lines } = await start(config({ strategy: 'PREFIX_CACHE' }));
+  // A declared runtime: with scraping off, an unannotated pool's runtime is never known, and a
+  // runtime the gateway does not know is not asked for usage (stream-usage.ts).
+  const { gateway, lines } = await start(config({ strategy: 'PREFIX_CACHE', runtime: 'vllm' }));
   try {
     const handle = gateway.begin({ method: 'POST', path: '/v1/chat/completions', headers: { 'x-request-id': 'r-1' }, requestId: 'r-1', port: PORT });
     handle.route(PORT, route);

@@ -64,8 +64,8 @@ describe('infergate command line', { timeout: 120_000 }, () => {
     // A mistyped role value, and a pod without the label.
     const bad = await run((files[2] as string).replace(/role: decode\}/g, 'role: decoder}').replace('rolebasedgroup.workloads.x-k8s.io/role: prefill}', 'x: y}'));
     assert.equal(bad.code, 0, 'warnings, not errors: serve would still start');
-    assert.match(bad.stderr, /^warning: Pod\/qwen-decode-0: metadata\.labels\.rolebasedgroup\.workloads\.x-k8s\.io\/role: "decoder" is not a role/m);
-    assert.match(bad.stderr, /^warning: Pod\/qwen-prefill-0: metadata\.labels\.rolebasedgroup\.workloads\.x-k8s\.io\/role: missing/m);
+    assert.match(bad.stderr, /^warning: Pod\/qwen-decode-0: metadata\.labels\["rolebasedgroup\.workloads\.x-k8s\.io\/role"\]: "decoder" is not a role.* \(\S+\/config\.yaml, line \d+\)$/m);
+    assert.match(bad.stderr, /^warning: Pod\/qwen-prefill-0: metadata\.labels\["rolebasedgroup\.workloads\.x-k8s\.io\/role"\]: missing/m);
     assert.match(bad.stderr, /^warning: InferencePool\/qwen-inference-pool: pods: no selected Pod here has role decode .*503/m);
   });
 
@@ -133,7 +133,7 @@ status: {podIP: 127.0.0.2}
 `;
     const empty = await run(pool);
     assert.equal(empty.code, 0, 'a warning: the pods may come later');
-    assert.match(empty.stderr, /^warning: InferencePool\/p: spec\.selector: matches no Pod in these files \(app=qwen-infernce\); no Pod has app=qwen-infernce; did you mean "qwen-inference"\?: served as is, every request to it gets 503$/m);
+    assert.match(empty.stderr, /^warning: InferencePool\/p: spec\.selector: matches no Pod in these files \(app=qwen-infernce\); no Pod has app=qwen-infernce; did you mean "qwen-inference"\?: served as is, every request to it gets 503 \(\S+\/config\.yaml, line 5\)$/m);
     const key = await run(pool.replace('{app: qwen-infernce}', '{aap: qwen-inference}'));
     assert.match(key.stderr, /\(aap=qwen-inference\); no Pod has label aap; did you mean "app"\?: served as is/m);
     const fixed = await run(pool.replace('qwen-infernce', 'qwen-inference'));
