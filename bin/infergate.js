@@ -10,6 +10,15 @@ import { setFlagsFromString } from 'node:v8';
 // before any module is compiled; V8 reads it per WebAssembly compilation.
 setFlagsFromString('--liftoff-only');
 
+// Signals operators send out of habit must not open a door or kill a server without its drain.
+// SIGUSR1 would start Node's debugger on 127.0.0.1:9229, where any local user could run code in the
+// gateway (a listener turns that off); SIGUSR2's default action ends the process at once. Logs go
+// to stdout, so there is nothing to reopen (nginx's USR1) and no binary to swap (its USR2).
+// SIGHUP drains as SIGTERM does (src/cli/signals.ts).
+for (const signal of ['SIGUSR1', 'SIGUSR2']) {
+  process.on(signal, () => process.stderr.write(`infergate: ${signal} ignored (Node's debugger is not opened by signal; start with --inspect to debug)\n`));
+}
+
 const { main } = await import('../dist/src/cli/main.js');
 
 main(process.argv.slice(2)).then(

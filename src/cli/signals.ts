@@ -3,13 +3,18 @@ import { readFileSync } from 'node:fs';
 /** What ends a long-running command: a signal, or the parent process going away. */
 export type StopCause = NodeJS.Signals | 'parent-exit';
 
+/** The signals that stop a long-running command (a second one exits at once). */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 /** How often the parent process id is checked. */
 const PARENT_POLL_MS = 500;
 /** Processes above the parent watched too: npm → sh -c → us, npx → us. */
 const MAX_ANCESTORS = 2;
 
 /**
- * Resolves on the first SIGINT or SIGTERM, or (with `followParent`) when the process that started
+ * Resolves on the first SIGINT, SIGTERM or SIGHUP (a closed terminal, or an operator used to nginx's
+ * reload: the files are watched, so it drains as SIGTERM does rather than dying undrained, Node's
+ * default), or (with `followParent`) when the process that started
  * this one exits; a second signal exits at once. Following the parent suits the demo and
  * programs a test or benchmark owns: a wrapper may die without passing its signal on (`npm start`
  * forwards SIGTERM to its `sh -c`, which dies and leaves the program running with its ports
@@ -32,15 +37,12 @@ export function untilSignal(options: { followParent: boolean }): Promise<StopCau
     const onSignal = (signal: NodeJS.Signals): void => stop(signal);
     function stop(cause: StopCause): void {
       clearInterval(poll);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      for (const s of STOP_SIGNALS) process.off(s, onSignal);
       const force = (): never => process.exit(130);
-      process.once('SIGINT', force);
-      process.once('SIGTERM', force);
+      for (const s of STOP_SIGNALS) process.once(s, force);
       resolve(cause);
     }
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    for (const s of STOP_SIGNALS) process.on(s, onSignal);
   });
 }
 

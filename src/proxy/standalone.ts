@@ -110,7 +110,12 @@ export async function startStandaloneGateway(opts: StandaloneOptions): Promise<R
   const adminPort = opts.adminPort ?? 9090;
   const ready = (): Readiness => {
     if (inFlight.draining) return { ready: false, reason: 'shutting down' };
-    return core === undefined ? { ready: false, reason: 'starting' } : core.ready();
+    if (core === undefined) return { ready: false, reason: 'starting' };
+    const r = core.ready();
+    // A configuration with no Gateway listener (every file moved away, the Gateway deleted) leaves
+    // nothing to take requests: this gateway cannot route, whatever else is loaded.
+    if (r.ready && listeners.ports.length === 0) return { ...r, ready: false, reason: 'no listener: the configuration has no Gateway listener' };
+    return r;
   };
   let admin: AdminServer | undefined;
   try {
