@@ -1,5 +1,6 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
+import { functionKey, type CallFrame, type CpuProfile, type ProfileNode } from './cpu-profile.js';
 
 /*
  * The event loop's long turns in a V8 CPU profile (`node --cpu-prof`): `node
@@ -16,28 +17,6 @@ import { basename, join } from 'node:path';
  * runs, so a longer delta is mostly time spent waiting for a core on a shared machine, and the
  * lengths are then close to the turn's CPU time.
  */
-
-interface CallFrame {
-  readonly functionName: string;
-  readonly url: string;
-  readonly lineNumber: number;
-}
-interface ProfileNode {
-  readonly id: number;
-  readonly callFrame: CallFrame;
-  readonly children?: readonly number[];
-}
-interface CpuProfile {
-  readonly startTime: number;
-  readonly nodes: readonly ProfileNode[];
-  readonly samples: readonly number[];
-  readonly timeDeltas: readonly number[];
-}
-
-function functionKey(f: CallFrame): string {
-  const name = f.functionName === '' ? '(anonymous)' : f.functionName;
-  return f.url === '' ? name : `${name} ${basename(f.url)}:${f.lineNumber + 1}`;
-}
 
 function category(f: CallFrame): string {
   if (f.url === '') return f.functionName.startsWith('(') ? f.functionName : `(native) ${f.functionName}`;

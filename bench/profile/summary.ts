@@ -1,5 +1,6 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
+import { functionKey, type CallFrame, type CpuProfile, type ProfileNode } from './cpu-profile.js';
 
 /*
  * The top of a V8 CPU profile (`node --cpu-prof`, or `PROF_DIR=... node dist/bench/ab/overhead-ab.js`):
@@ -15,29 +16,6 @@ import { basename, join } from 'node:path';
  * loading); `--skip S` drops the first S seconds of each profile (a warm-up); `--callers NAME`
  * adds the stacks (four frames up) that NAME's self time came from.
  */
-
-interface CallFrame {
-  readonly functionName: string;
-  readonly url: string;
-  readonly lineNumber: number;
-}
-interface ProfileNode {
-  readonly id: number;
-  readonly callFrame: CallFrame;
-  readonly children?: readonly number[];
-}
-interface CpuProfile {
-  readonly nodes: readonly ProfileNode[];
-  readonly samples: readonly number[];
-  readonly timeDeltas: readonly number[];
-}
-
-/** A function's key: its name and where it is (file basename and 1-based line). */
-function functionKey(f: CallFrame): string {
-  const name = f.functionName === '' ? '(anonymous)' : f.functionName;
-  if (f.url === '') return name;
-  return `${name} ${basename(f.url)}:${f.lineNumber + 1}`;
-}
 
 /** Where a function's time is counted: V8's pseudo-frames, node's modules, a package, a folder of this project. */
 function category(f: CallFrame): string {
