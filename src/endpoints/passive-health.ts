@@ -7,7 +7,7 @@ import type { Endpoint } from '../core/endpoint.js';
  *
  * Only evidence that the server misbehaved counts (the caller decides what is evidence:
  * gateway/blame.ts); ejection never removes more than `maxEjectionPercent` of a pool; and an
- * endpoint that answers fast but uselessly (429, or far more 4xx/5xx than its peers) is backed
+ * endpoint that answers fast but uselessly (429, or far more 5xx/404 than its peers) is backed
  * off: scheduled only when nothing else is (docs/routing.md, "Passive health").
  */
 export interface PassiveHealthOptions {
@@ -34,8 +34,8 @@ export interface PassiveHealthOptions {
   /** Longest back-off (a `Retry-After` is honoured up to this), in ms. Default 60 000. */
   readonly maxBackoffMs: number;
   /**
-   * An endpoint whose share of failed answers (4xx or 5xx, a moving average over its recent
-   * answers) exceeds the lowest share among its peers by at least this much is backed off for
+   * An endpoint whose share of failed outcomes (5xx, 404, no answer: `statusShare`; a moving
+   * average over its recent outcomes) exceeds the lowest share among its peers by at least this much is backed off for
    * `outlierBackoffMs`. Default 0.5: a pod failing every request beside pods that serve.
    */
   readonly outlierErrorGap: number;
@@ -124,12 +124,12 @@ export class PassiveHealth {
   /**
    * The endpoint answered with `status`. 5xx (but 501 and 505, which are about the request) is a
    * failure; anything else a success for ejection. 429 (and a 503 with `Retry-After`) backs it
-   * off (`retryAfterMs`, its `Retry-After`, when given); every answer updates its error share, and one far above its
-   * peers' backs it off too.
+   * off (`retryAfterMs`, its `Retry-After`, when given). `share` is what the answer adds to its
+   * error share (`statusShare` unless the caller knows more: gateway/blame.ts), and a share far
+   * above its peers' backs it off too.
    */
-  answered(endpoint: Endpoint, status: number, retryAfterMs?: number): void {
-    const failedAnswer = status >= 400;
-    record(endpoint, failedAnswer);
+  answered(endpoint: Endpoint, status: number, retryAfterMs?: number, share: ShareOutcome = statusShare(status)): void {
+    if (share !== 'none') record(endpoint, share === 'failed');
     if (isServerFaultStatus(status)) this.#failure(endpoint, `status ${status}`);
     else this.succeeded(endpoint);
     // 429, or a 503 that says when to come back: the server is full, not broken.
@@ -141,7 +141,7 @@ export class PassiveHealth {
       return;
     }
     endpoint.consecutiveFull = 0;
-    if (failedAnswer) this.#judgeShare(endpoint);
+    if (share === 'failed') this.#judgeShare(endpoint);
   }
 
   /**
@@ -232,6 +232,31 @@ function errorShare(endpoint: Endpoint): number {
 function record(endpoint: Endpoint, bad: boolean): void {
   endpoint.answers++;
   endpoint.errorShare += ERROR_SHARE_WEIGHT * ((bad ? 1 : 0) - endpoint.errorShare);
+}
+
+/**
+ * What one answer adds to an endpoint's error share: a failure, a served request, or nothing.
+ *
+ * The outlier check compares an endpoint with its peers, which assumes they are asked alike; prefix,
+ * LoRA and session affinity break that, sending one client's requests (the same long system prompt,
+ * the same adapter) to one pod. So only answers that speak about the server may move its share:
+ *
+ * - 5xx: the server failed (501 and 505 too: a server that cannot do what its peers do is odd);
+ * - 404: a model or path the pool routes to it is not there (a misconfigured or half-loaded server;
+ *   the gateway discounts a 404 for a model the server's own `/v1/models` never listed);
+ * - any other 4xx is the server judging the request, not itself: 400 and 422 are request validation
+ *   in vLLM, SGLang and Triton (context too long, `max_tokens` below 1, bad sampling parameters), 413
+ *   a body too large, 401/403 the client's credentials, 408 a slow upload, 429 load (backed off on
+ *   its own). A client's bad requests concentrated on one pod must not take it out. The price: a
+ *   server rejecting valid requests with 400 is not caught here (its peers' answers to the same
+ *   requests would be needed to tell).
+ */
+export type ShareOutcome = 'failed' | 'served' | 'none';
+
+/** `ShareOutcome` from the status alone (see the type). */
+export function statusShare(status: number): ShareOutcome {
+  if (status >= 500 || status === 404) return 'failed';
+  return status >= 400 ? 'none' : 'served';
 }
 
 /**

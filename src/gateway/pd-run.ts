@@ -2,7 +2,7 @@ import type { Endpoint } from '../core/endpoint.js';
 import { GatewayError } from '../core/errors.js';
 import type { HeaderEdit } from '../core/headers.js';
 import { MAX_ATTEMPTS } from '../scheduling/types.js';
-import { isServerFault, retryAfterMs } from './blame.js';
+import { answerShare, isServerFault, retryAfterMs } from './blame.js';
 import { prefillInputLogprobs, wantsLogprobs } from './logprob-merge.js';
 import { handshakeTimeout, legError, onPrefillAnswer, onPrefillFailure, type PairBlame, type PdPlan, type PrefillOutcome } from './pd.js';
 import { handleInternals, type HandleInternals, type PdFacts, type RequestHandle } from './request.js';
@@ -321,7 +321,7 @@ export class PdPair {
     const prepared = this.#h.prepared;
     if (prepared?.body === undefined) throw new Error('prefillAnswered() without a disaggregated decision');
     const plan = this.plan;
-    this.#h.endPrefill((e) => this.#h.passiveHealth.answered(e, status, retryAfterMs(retryAfter)));
+    this.#h.endPrefill((e) => this.#h.passiveHealth.answered(e, status, retryAfterMs(retryAfter), answerShare(status, e, prepared.targetModel, false)));
     const outcome = onPrefillAnswer(plan, prepared.body, status, body);
     if (outcome.kind === 'alone') this.#pd.fallback = outcome.reason;
     // Logprob merge: SGLang's prefill computed the input tokens' logprobs; they go in front of the decode's.

@@ -12,7 +12,7 @@ import { logRequest, recordRewrite } from './request-log.js';
 import { ResponseBody } from './response-body.js';
 import type { Runtime } from './runtime.js';
 import { pdDecision, planPd, type PdPlan } from './pd.js';
-import { isServerFault, retryAfterMs } from './blame.js';
+import { answerShare, isServerFault, retryAfterMs } from './blame.js';
 import { type Decision, type Leg, type Outcome, type RequestDeps, type RequestInit, type ResponsePlan } from './request-types.js';
 import { bodyTooLarge } from './body-collector.js';
 import { CLIENT_GONE_STATUS, isClientGone } from './client-gone.js';
@@ -430,7 +430,10 @@ export class RequestHandle {
   #recordHealth(endpoint: Endpoint | undefined, code: string | undefined): void {
     if (endpoint === undefined) return;
     if (isServerFault(code)) this.#deps.passiveHealth.failed(endpoint, code as string);
-    else if (this.#upstreamStatus !== undefined) this.#deps.passiveHealth.answered(endpoint, this.#upstreamStatus, this.#retryAfterMs);
+    else if (this.#upstreamStatus !== undefined) {
+      const share = answerShare(this.#upstreamStatus, endpoint, this.#prepared?.targetModel, isClientGone(code));
+      this.#deps.passiveHealth.answered(endpoint, this.#upstreamStatus, this.#retryAfterMs, share);
+    }
   }
 
   /** The prefill/decode fields of the log line: pods and roles, the decision, per-leg times. */

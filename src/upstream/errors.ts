@@ -17,9 +17,30 @@ const RESETS: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOC
 
 /**
  * The model server's answer broke HTTP itself: headers over undici's limit, a body longer or
- * shorter than its Content-Length, bytes the HTTP parser refuses (llhttp's `HPE_*` codes).
+ * shorter than its Content-Length, an answer undici's response checks refuse (`UND_ERR_RESPONSE`,
+ * `UND_ERR_INFO`: a 1xx it cannot take), bytes the HTTP parser refuses (llhttp's `HPE_*` codes,
+ * undici's `UND_ERR_HTTP_PARSER`).
  */
-const MALFORMED_ANSWER: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_EXCEEDED_MAX_SIZE']);
+const MALFORMED_ANSWER: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_EXCEEDED_MAX_SIZE', 'UND_ERR_HTTP_PARSER', 'UND_ERR_RESPONSE', 'UND_ERR_INFO']);
+
+/**
+ * Why the answer is not valid HTTP, or undefined when `err` is no such error. undici's
+ * `HTTPParserError` (a bad header byte, a garbage status line, a broken chunk size…) often carries
+ * no `code` at all (its llhttp code is looked up and may be missing), so its name counts too; the
+ * reason is llhttp's own words ("Invalid header value char"), bounded.
+ */
+function malformedAnswer(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 3 && e instanceof Error; depth++) {
+    const code = (e as Error & { code?: unknown }).code;
+    if (e.name === 'HTTPParserError' || (typeof code === 'string' && (MALFORMED_ANSWER.has(code) || code.startsWith('HPE_')))) {
+      const said = /\(([^()]{1,80})\)\s*$/.exec(e.message)?.[1];
+      return typeof code === 'string' ? (said === undefined ? code : `${code}: ${said}`) : (said ?? 'refused by the HTTP parser');
+    }
+    e = e.cause;
+  }
+  return undefined;
+}
 
 /**
  * Undici refused the request before writing a byte: a method, target or header value it will not
@@ -50,8 +71,9 @@ export function upstreamFailure(err: unknown, endpoint: Endpoint): GatewayError 
     return new GatewayError('unforwardable_request', `the request cannot be forwarded to a model server: ${why}`, { cause: err });
   }
   if (code !== undefined && BUILT_WRONG.has(code)) return new GatewayError('internal_error', 'internal gateway error', { cause: err });
-  if (code !== undefined && (MALFORMED_ANSWER.has(code) || code.startsWith('HPE_'))) {
-    return new GatewayError('upstream_invalid_response', `model server ${endpoint.name} sent an answer that is not valid HTTP (${code})`, { cause: err });
+  const malformed = malformedAnswer(err);
+  if (malformed !== undefined) {
+    return new GatewayError('upstream_invalid_response', `model server ${endpoint.name} sent an answer that is not valid HTTP (${malformed})`, { cause: err });
   }
   if (code !== undefined && code.startsWith('Z_')) {
     return new GatewayError('upstream_reset', `the answer of model server ${endpoint.name} could not be decoded (${code})`, { cause: err });
