@@ -1,6 +1,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Endpoint } from '../core/endpoint.js';
 import { readBoundedText } from './bounded-read.js';
+import { HealthReports } from './health-reports.js';
 import { EventLoopDelay } from '../core/event-loop-delay.js';
 import { extractMetrics } from './metrics/index.js';
 
@@ -57,7 +58,12 @@ export interface ScrapeOptions {
 
 /** What the scraper reports: a health change, or a change in what a page's problems are. */
 export interface ScrapeEvents {
-  readonly onHealthChange?: (endpoint: Endpoint, healthy: boolean, reason: string | undefined) => void;
+  /**
+   * The endpoint's health changed (`reason`: why it is unhealthy). Reported a few times a minute
+   * per endpoint at most (health-reports.ts): `notReported` changes before this one were not, and
+   * a report may come on a later scrape than the change, saying the state then.
+   */
+  readonly onHealthChange?: (endpoint: Endpoint, healthy: boolean, reason: string | undefined, notReported: number) => void;
   readonly onProblems?: (endpoint: Endpoint, problems: readonly string[]) => void;
   /** After every successful scrape (metrics updated on the endpoint). */
   readonly onScrape?: (endpoint: Endpoint) => void;
@@ -100,6 +106,7 @@ export class MetricsScraper {
   readonly #loops = new Map<Endpoint, Loop>();
   /** The problems last reported per endpoint: the same page has the same problems every 50 ms. */
   readonly #lastProblems = new WeakMap<Endpoint, ProblemLog>();
+  readonly #healthReports = new WeakMap<Endpoint, HealthReports>();
   /** Scrapes in a row that gave no metrics, per endpoint (drives the back-off). */
   readonly #unproductive = new WeakMap<Endpoint, number>();
   readonly #interval: number;
@@ -236,21 +243,31 @@ export class MetricsScraper {
   }
 
   #record(endpoint: Endpoint, failure: string | undefined): void {
+    let changed = false;
     if (failure === undefined) {
       endpoint.consecutiveScrapeFailures = 0;
       endpoint.lastScrapeError = undefined;
       if (!endpoint.healthy) {
         endpoint.healthy = true;
-        this.#events.onHealthChange?.(endpoint, true, undefined);
+        changed = true;
       }
-      return;
+    } else {
+      endpoint.consecutiveScrapeFailures++;
+      endpoint.lastScrapeError = failure;
+      if (endpoint.healthy && endpoint.consecutiveScrapeFailures >= this.#unhealthyAfter) {
+        endpoint.healthy = false;
+        changed = true;
+      }
     }
-    endpoint.consecutiveScrapeFailures++;
-    endpoint.lastScrapeError = failure;
-    if (endpoint.healthy && endpoint.consecutiveScrapeFailures >= this.#unhealthyAfter) {
-      endpoint.healthy = false;
-      this.#events.onHealthChange?.(endpoint, false, failure);
+    // Most endpoints never change: their reports are made only once one does (health-reports.ts).
+    let reports = this.#healthReports.get(endpoint);
+    if (reports === undefined) {
+      if (!changed) return;
+      reports = new HealthReports();
+      this.#healthReports.set(endpoint, reports);
     }
+    const notReported = reports.observe(changed, performance.now());
+    if (notReported !== undefined) this.#events.onHealthChange?.(endpoint, endpoint.healthy, endpoint.lastScrapeError, notReported);
   }
 
   /**

@@ -140,8 +140,12 @@ export class Gateway {
         ? new MetricsScraper(
             { intervalMs: scrapeIntervalMs, loopDelay: this.#loopDelay, ...(options.scrapeTimeoutMs === undefined ? {} : { timeoutMs: options.scrapeTimeoutMs }) },
             {
-              onHealthChange: (e, healthy, reason) =>
-                healthy ? logger.info({ endpoint: e.name, address: e.key }, 'endpoint healthy again') : logger.warn({ endpoint: e.name, address: e.key, reason }, 'endpoint unhealthy: scrapes failing; not scheduled'),
+              // `changesNotLogged`: a flapping endpoint's changes between two lines (scraper.ts limits them).
+              onHealthChange: (e, healthy, reason, notReported) => {
+                const flaps = notReported > 0 ? { changesNotLogged: notReported } : {};
+                if (healthy) logger.info({ endpoint: e.name, address: e.key, ...flaps }, 'endpoint healthy again');
+                else logger.warn({ endpoint: e.name, address: e.key, reason, ...flaps }, 'endpoint unhealthy: scrapes failing; not scheduled');
+              },
               onDialectDetected: (e, from, to) => logger.info({ endpoint: e.name, address: e.key, from, to }, 'endpoint metrics dialect detected from its /metrics'),
               onProblems: (e, problems) => logger.warn({ endpoint: e.name, address: e.key, dialect: e.dialect, problems }, 'endpoint metrics problem'),
               // A fresh scrape may show freed capacity: let queued requests re-check.

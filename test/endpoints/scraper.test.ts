@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { Endpoint } from '../../src/core/endpoint.js';
 import { ModelLister } from '../../src/endpoints/model-lister.js';
+import { HEALTH_REPORTS_PER_MINUTE } from '../../src/endpoints/health-reports.js';
 import { MetricsScraper } from '../../src/endpoints/scraper.js';
 import { readFixture } from './metrics/fixtures.js';
 
@@ -192,4 +193,27 @@ test('closing the scraper and the model lister ends their requests to a silent s
   assert.deepEqual(health, [], 'an ended scrape is not held against the server');
   assert.equal(e.consecutiveScrapeFailures, 0);
   silent.closeAllConnections();
+});
+
+test('a flapping /metrics page is reported a few times a minute, not once per change', async () => {
+  const { server, port, answer } = await metricsServer();
+  servers.push(server);
+  answer.body = VLLM_PAGE;
+  const reports: Array<{ healthy: boolean; notReported: number }> = [];
+  const scraper = new MetricsScraper({ intervalMs: 1000, timeoutMs: 500 }, { onHealthChange: (_e, healthy, _reason, notReported) => reports.push({ healthy, notReported }) });
+  const e = endpoint(port);
+  await scraper.scrapeOnce(e);
+  let changes = 0;
+  for (let cycle = 0; cycle < 20; cycle++) {
+    answer.status = 503;
+    for (let i = 0; i < 3; i++) await scraper.scrapeOnce(e);
+    assert.equal(e.healthy, false);
+    answer.status = 200;
+    await scraper.scrapeOnce(e);
+    assert.equal(e.healthy, true);
+    changes += 2;
+  }
+  assert.deepEqual(reports.slice(0, 2), [{ healthy: false, notReported: 0 }, { healthy: true, notReported: 0 }], 'the first outage and its recovery at once');
+  assert.ok(reports.length <= HEALTH_REPORTS_PER_MINUTE, `${reports.length} reports for ${changes} changes`);
+  await scraper.close();
 });
