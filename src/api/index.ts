@@ -2,5 +2,5 @@
 export { loadFiles, parseDocuments, parseObject } from './load.js';
 export { fieldSource } from './field-lines.js';
 export { summarize } from './summary.js';
-export { formatProblem, formatProblemAt } from './types.js';
+export { errorCount, formatProblem, formatProblemAt } from './types.js';
 export type * from './types.js';

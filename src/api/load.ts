@@ -226,7 +226,8 @@ function parseInto(text: string, file: string, acc: Accumulator): void {
         });
       }
       if (doc.errors.length > MAX_SYNTAX_ERRORS) {
-        acc.problems.push({ severity: 'error', subject, path: '-', message: `${doc.errors.length - MAX_SYNTAX_ERRORS} more YAML syntax error(s) not shown`, source });
+        const more = doc.errors.length - MAX_SYNTAX_ERRORS;
+        acc.problems.push({ severity: 'error', subject, path: '-', message: `${more} more YAML syntax error(s) not shown`, source, count: more });
       }
       return;
     }

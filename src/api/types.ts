@@ -479,6 +479,18 @@ export interface Problem {
   readonly path: string;
   readonly message: string;
   readonly source?: Source;
+  /**
+   * How many errors this entry stands for, when it summarises several (`11 more YAML syntax
+   * error(s) not shown` stands for 11); 1 when absent. Counting entries instead undercounted.
+   */
+  readonly count?: number;
+}
+
+/** How many errors `problems` hold, each summary entry counted as the errors it stands for. */
+export function errorCount(problems: readonly Problem[]): number {
+  let n = 0;
+  for (const p of problems) if (p.severity === 'error') n += p.count ?? 1;
+  return n;
 }
 
 /** A document whose kind the gateway does not use (Deployment, ConfigMap, …). */

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { fieldSource, formatProblemAt, loadFiles, summarize, type Pod, type Problem, type Resource, type Source } from '../api/index.js';
+import { errorCount, fieldSource, formatProblemAt, loadFiles, summarize, type Pod, type Problem, type Resource, type Source } from '../api/index.js';
 import { compileSnapshot } from '../config/compile.js';
 import type { Snapshot } from '../config/snapshot.js';
 import { selectorMatches } from '../endpoints/discovery.js';
@@ -34,7 +34,7 @@ export async function validatePaths(paths: readonly string[], out: Output): Prom
   for (const p of errors) out.stderr(formatProblemAt(p));
   for (const p of loaded.problems) if (p.severity === 'warning') out.stderr(`warning: ${formatProblemAt(p)}`);
   if (errors.length > 0) {
-    out.stderr(`${errors.length} error(s): serve would refuse this configuration`);
+    out.stderr(`${errorCount(errors)} error(s): serve would refuse this configuration`);
     return 1;
   }
   // Cross-resource checks (dangling references, unsupported filters) come from the compiler that

@@ -1,4 +1,4 @@
-import { formatProblemAt, type Pod, type Problem, type Resource } from '../api/types.js';
+import { errorCount, formatProblemAt, type Pod, type Problem, type Resource } from '../api/types.js';
 import { compileSnapshot, type CompileResult } from './compile.js';
 import type { Snapshot } from './snapshot.js';
 import { resourceKey, type ConfigBatch } from './source.js';
@@ -6,7 +6,7 @@ import { resourceKey, type ConfigBatch } from './source.js';
 /** A configuration change was refused; `problems` name the resource, field and reason of each error. */
 export class ConfigRejectedError extends Error {
   constructor(readonly problems: readonly Problem[]) {
-    super(`configuration rejected:\n${problems.map(formatProblemAt).join('\n')}`);
+    super(`configuration rejected, ${errorCount(problems)} error(s):\n${problems.map(formatProblemAt).join('\n')}`);
     this.name = 'ConfigRejectedError';
   }
 }

@@ -31,7 +31,15 @@ export const ERROR_CODES = {
   unsupported_transfer_encoding: { status: 501, type: 'invalid_request_error' },
   /** A request body that its `Content-Encoding` does not describe (corrupt, truncated, or not compressed). */
   invalid_content_encoding: { status: 400, type: 'invalid_request_error' },
-  /** More than one `Host`, or a `Host` that contradicts the request target's authority. */
+  /** Bytes Node's HTTP/1.1 parser refuses (a folded or malformed header line, a bad chunk size or Content-Length, bare LF line ends, …). */
+  malformed_request: { status: 400, type: 'invalid_request_error' },
+  /** An HTTP version other than 1.0 and 1.1 on an HTTP/1 connection (HTTP/2 is its own framing, chosen by its preface). */
+  http_version_not_supported: { status: 505, type: 'invalid_request_error' },
+  /** An `Expect` other than `100-continue` (RFC 9110 §10.1.1). */
+  expectation_failed: { status: 417, type: 'invalid_request_error' },
+  /** A request (its headers, or headers and body) that did not arrive within the listener's bound. */
+  request_timeout: { status: 408, type: 'invalid_request_error' },
+  /** No `Host` on HTTP/1.1, more than one, one that is not a host and port, or one that contradicts the request target's authority. */
   invalid_host: { status: 400, type: 'invalid_request_error' },
   /** A control header the gateway reads (`x-gateway-model-name-rewrite`) has a value it does not accept. */
   invalid_header: { status: 400, type: 'invalid_request_error' },

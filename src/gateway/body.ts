@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { GatewayError } from '../core/errors.js';
-import { isTooDeep, scanJsonObject, type ScannedObject } from './json-scan.js';
+import { isShapeRefusal, scanJsonObject, type ScannedObject } from './json-scan.js';
 
 /** Longest accepted `model` (InferenceModel's `modelName` limit, Gateway API Inference Extension api/v1alpha2/inferencemodel_types.go). */
 export const MAX_MODEL_NAME = 256;
@@ -17,7 +17,8 @@ export interface InferenceBody {
 
 /**
  * Parses an OpenAI-style JSON body: UTF-8 (RFC 8259 §8.1), a JSON object with a non-empty string
- * `model`, no key named twice in any object, nested at most MAX_JSON_DEPTH deep, and the fields the
+ * `model`, no key named twice in any object, nested at most MAX_JSON_DEPTH deep, holding at most
+ * MAX_JSON_CONTAINERS objects and arrays, MAX_JSON_KEYS keys and MAX_JSON_VALUES values, and the fields the
  * gateway acts on of the type it reads them as. A model server's lenient parser (pydantic's lax
  * mode reads `"stream": "true"` or `"n": "3"` as true and 3) would otherwise read a request other
  * than the one the gateway routed, accounted and built the P/D legs for.
@@ -27,14 +28,16 @@ export function parseInferenceBody(raw: Buffer): InferenceBody {
   // Node would replace invalid bytes with U+FFFD, a model server refuses them: both must read alike.
   if (!isUtf8(raw)) throw new GatewayError('invalid_json', 'request body is not valid UTF-8');
   // The scan stops at the first level past MAX_JSON_DEPTH, so a body nested millions deep is
-  // refused before JSON.parse builds it (measured: 14 MB of nested arrays held the event loop 18 s).
+  // refused before JSON.parse builds it (measured: 14 MB of nested arrays held the event loop 18 s),
+  // and at the first value past MAX_JSON_CONTAINERS / _KEYS / _VALUES: every later walk over the
+  // body (prompt text, chat turns for tokenising) works on what JSON.parse built, so is bounded too.
   // Its other findings wait until the body is known to be JSON, so invalid JSON is said as such.
   let scanned: ScannedObject | undefined;
   let scanError: unknown;
   try {
     scanned = scanJsonObject(raw);
   } catch (err) {
-    if (isTooDeep(err)) throw err;
+    if (isShapeRefusal(err)) throw err;
     scanError = err;
   }
   let json: unknown;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { formatProblem, type Problem, type Resource } from '../api/types.js';
+import { errorCount, formatProblem, type Problem, type Resource } from '../api/types.js';
 import { ConfigRejectedError, ConfigStore, type PreparedChange } from '../config/store.js';
 import type { ApplyOutcome, ConfigBatch, ConfigSource } from '../config/source.js';
 import type { Snapshot } from '../config/snapshot.js';
@@ -492,7 +492,7 @@ export class Gateway {
     } catch (err) {
       const errors = rejectionProblems(err);
       for (const p of errors) this.#logger.error({ problem: formatProblem(p), source: p.source }, 'config error');
-      if (!initial) this.#logger.error({ servingVersion: previous?.snapshot.version }, 'config change rejected; the last good configuration keeps serving');
+      if (!initial) this.#logger.error({ servingVersion: previous?.snapshot.version, errors: errorCount(errors) }, 'config change rejected; the last good configuration keeps serving');
       return { ok: false, errors, servingVersion: previous?.snapshot.version };
     }
   }

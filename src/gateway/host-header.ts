@@ -11,10 +11,15 @@ import { GatewayError } from '../core/errors.js';
  *   (§3.2.2 has a proxy replace `Host` with it; the gateway, which routes on `Host`, refuses);
  * - HTTP/2: a `host` field that differs from `:authority` (RFC 9113 §8.3.1).
  *
+ * - no `Host` when `hostRequired` (an HTTP/1.1 request, RFC 9112 §3.2: "A server MUST respond
+ *   with a 400 … to any HTTP/1.1 request message that lacks a Host header field");
+ * - a `Host` that is not `host[:port]` as RFC 3986 §3.2.2 writes a host (`a b`, `a/b`, `u@h`):
+ *   what routing and the model server would make of it is anyone's guess.
+ *
  * `rawHeaders` is the request's header list as received, names and values alternating (Node's
  * `rawHeaders`: it keeps duplicates that `headers` merges or drops); `target` the request-target.
  */
-export function hostProblem(rawHeaders: readonly string[], target: string): GatewayError | undefined {
+export function hostProblem(rawHeaders: readonly string[], target: string, hostRequired = false): GatewayError | undefined {
   const hosts: string[] = [];
   let authority: string | undefined;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
@@ -24,12 +29,20 @@ export function hostProblem(rawHeaders: readonly string[], target: string): Gate
   }
   if (hosts.length > 1) return new GatewayError('invalid_host', `the request has ${hosts.length} Host header fields; exactly one is allowed (RFC 9112 §3.2)`);
   const host = hosts[0];
-  if (host === undefined) return undefined;
+  if (host === undefined) return hostRequired ? new GatewayError('invalid_host', 'the request has no Host header; HTTP/1.1 requires one (RFC 9112 §3.2)') : undefined;
+  if (!HOST_SYNTAX.test(host)) return new GatewayError('invalid_host', `the request's Host header ${JSON.stringify(host.slice(0, 64))} is not a host name or address with an optional port (RFC 3986 §3.2.2)`);
   if (authority !== undefined && authority !== host) return new GatewayError('invalid_host', 'the request\'s Host header differs from its :authority (RFC 9113 §8.3.1)');
   const absolute = targetAuthority(target);
   if (absolute !== undefined && absolute !== host) return new GatewayError('invalid_host', 'the request\'s Host header differs from the authority of its absolute-form target (RFC 9112 §3.2.2)');
   return undefined;
 }
+
+/**
+ * `uri-host [ ":" port ]` (RFC 9110 §7.2): an IP-literal in brackets, or a reg-name / IPv4
+ * address (unreserved, sub-delims and percent-escapes), then digits after a colon. Empty is
+ * allowed (RFC 9112 §3.2: the value for a target with no authority).
+ */
+const HOST_SYNTAX = /^(?:\[[0-9a-f:.]+(?:%25[\w.~-]+)?\]|\[v[0-9a-f]+\.[\w.~!$&'()*+,;=:-]+\]|(?:[\w.~!$&'()*+,;=-]|%[0-9a-f]{2})*)(?::\d*)?$/i;
 
 /** The authority of an absolute-form request-target (`http://host:port/path`), lower-cased; undefined for origin-form. */
 function targetAuthority(target: string): string | undefined {

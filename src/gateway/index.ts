@@ -4,7 +4,7 @@
  */
 export { Gateway, type AfterSwap, type BeforeSwap, type GatewayOptions } from './gateway.js';
 export { isServerFault, retryAfterMs } from './blame.js';
-export { requestLineAnswer, type OwnAnswer } from './request-line.js';
+export { httpVersionProblem, requestLineAnswer, type OwnAnswer } from './request-line.js';
 export { handshakeTimeout, legError, type PairBlame, type PdPlan, type PrefillOutcome } from './pd.js';
 export { parsePrefillerHostPort, pinnedPair, pinnedPrefill, PREFILLER_HEADER, type HostPort } from './pd-pinned.js';
 export { PdPair, PdRun, PREFILL_GRACE_MS, type LegRequest, type PairControl, type PairFailure, type PairStep, type PdLeg, type PdNext, type PdRunFacts } from './pd-run.js';

@@ -10,6 +10,29 @@ import { GatewayError } from '../core/errors.js';
  */
 export const MAX_JSON_DEPTH = 128;
 
+/**
+ * Most objects and arrays a request body may hold, its own object included. Parsing a body, and
+ * every walk over it (prompt text for prefix hashing, chat turns for precise tokenising, the
+ * duplicate-key check), costs per value far more than per byte: 14 MB of 390,000 one-word
+ * messages held the event loop for every client about a second and took 200 MB, where 14 MB of
+ * one string costs nothing. 65,536 is far above any real request (a long chat is hundreds of
+ * messages; a tool's schema tens of objects) and costs about a tenth of a second.
+ */
+export const MAX_JSON_CONTAINERS = 65_536;
+
+/**
+ * Most object members (keys) a body may hold in all. A key costs more than an array element (a
+ * 1,000,000-entry `logit_bias` took 1.8 s to check and parse); four per object of the limit above.
+ */
+export const MAX_JSON_KEYS = 262_144;
+
+/**
+ * Most values of any kind (strings, numbers, literals, objects, arrays) a body may hold, the body
+ * itself not counted. Far higher: a completions `prompt` of token ids is one array of numbers,
+ * and a prompt of a million tokens must still pass (16 MiB of `1,` is 8 million, 1 s to parse).
+ */
+export const MAX_JSON_VALUES = 1_048_576;
+
 /** A member of the body's top-level object: its decoded key and byte spans in the raw body. */
 export interface TopLevelMember {
   /** The key as JSON decodes it (`"mod\u0065l"` is `model`). */
@@ -71,6 +94,10 @@ export function scanJsonObject(buf: Buffer): ScannedObject {
   let keyStart = 0;
   let valueStart = -1;
   let lastEnd = 0;
+  // Counted as met, so the scan stops at the first value past a bound, before JSON.parse builds any.
+  let containers = 0;
+  let keys = 0;
+  let values = -1; // the body's own object is not a value of it
   let i = 0;
   while (i < n) {
     const c = buf[i] as number;
@@ -81,13 +108,17 @@ export function scanJsonObject(buf: Buffer): ScannedObject {
         const name = decodeKey(buf, i, end);
         top.keys ??= new Set();
         if (top.keys.has(name)) throw new GatewayError('invalid_body', `request body names the key ${JSON.stringify(name.slice(0, 64))} twice in one object; keys must be unique`);
+        if (++keys > MAX_JSON_KEYS) throw tooMany(`more than ${MAX_JSON_KEYS} object members (keys)`);
         top.keys.add(name);
         top.expectKey = false;
         if (stack.length === 1) {
           memberName = name;
           keyStart = i;
         }
-      } else if (stack.length === 1 && valueStart === -1) valueStart = i;
+      } else {
+        if (++values > MAX_JSON_VALUES) throw tooMany(`more than ${MAX_JSON_VALUES} values`);
+        if (stack.length === 1 && valueStart === -1) valueStart = i;
+      }
       i = end;
       lastEnd = end;
       continue;
@@ -96,6 +127,8 @@ export function scanJsonObject(buf: Buffer): ScannedObject {
       if (stack.length === 1 && valueStart === -1) valueStart = i;
       if (stack.length === 0) open = i;
       if (stack.length >= MAX_JSON_DEPTH) throw tooDeep();
+      if (++containers > MAX_JSON_CONTAINERS) throw tooMany(`more than ${MAX_JSON_CONTAINERS} objects and arrays`);
+      if (++values > MAX_JSON_VALUES) throw tooMany(`more than ${MAX_JSON_VALUES} values`);
       stack.push({ object: c === OPEN_OBJ, keys: undefined, expectKey: c === OPEN_OBJ });
       i++;
       continue;
@@ -126,6 +159,7 @@ export function scanJsonObject(buf: Buffer): ScannedObject {
       continue;
     }
     // A number, true, false or null: up to the next delimiter.
+    if (++values > MAX_JSON_VALUES) throw tooMany(`more than ${MAX_JSON_VALUES} values`);
     if (stack.length === 1 && valueStart === -1) valueStart = i;
     while (i < n && !isDelimiter(buf[i] as number)) i++;
     lastEnd = i;
@@ -134,20 +168,31 @@ export function scanJsonObject(buf: Buffer): ScannedObject {
   return { open, close, members };
 }
 
-/** The key's name as JSON decodes it; only escaped keys pay for a parse. */
-const TOO_DEEP = new WeakSet<object>();
+/** The scan's refusals of a body's shape (too deep, too many values), said before JSON.parse runs. */
+const SHAPE_REFUSALS = new WeakSet<object>();
 
 function tooDeep(): GatewayError {
   const err = new GatewayError('invalid_body', `request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`);
-  TOO_DEEP.add(err);
+  SHAPE_REFUSALS.add(err);
   return err;
 }
 
-/** Whether `err` is the scan's refusal of a body nested past MAX_JSON_DEPTH (found before the scan reads further). */
-export function isTooDeep(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && TOO_DEEP.has(err);
+function tooMany(what: string): GatewayError {
+  const err = new GatewayError('invalid_body', `request body holds ${what}, the most the gateway accepts in one request: split the work across several requests`);
+  SHAPE_REFUSALS.add(err);
+  return err;
 }
 
+/**
+ * Whether `err` is the scan's refusal of a body nested past MAX_JSON_DEPTH or holding more values
+ * than MAX_JSON_CONTAINERS, MAX_JSON_KEYS or MAX_JSON_VALUES (found before the scan reads further,
+ * so said even when the rest of the body is not JSON: parsing it is what the bound avoids).
+ */
+export function isShapeRefusal(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && SHAPE_REFUSALS.has(err);
+}
+
+/** The key's name as JSON decodes it; only escaped keys pay for a parse. */
 function decodeKey(buf: Buffer, start: number, end: number): string {
   // Only the key's own bytes are searched: a search to the end of the body for every key made a
   // body of many small keys cost the square of its size (2.4 MB of `{"a":0}` held the event loop 26 s).

@@ -49,3 +49,13 @@ export function requestLineAnswer(method: string, target: string): OwnAnswer | u
   }
   throw new GatewayError('invalid_request_target', 'the request target must be a path ("/…") or an http(s) URL');
 }
+
+/**
+ * The refusal of an HTTP/1 request line's version other than 1.0 and 1.1: 505 (RFC 9110 §15.6.6).
+ * Node's parser reads any one-digit `HTTP/x.y` (`GET / HTTP/2.0` reached the handler and was
+ * served as HTTP/1.1), so the version it read is judged here; HTTP/2 arrives on its own framing.
+ */
+export function httpVersionProblem(major: number, minor: number): GatewayError | undefined {
+  if (major === 1 && (minor === 0 || minor === 1)) return undefined;
+  return new GatewayError('http_version_not_supported', `HTTP/${major}.${minor} is not supported on an HTTP/1 connection; send HTTP/1.1 (or HTTP/2 with its connection preface)`);
+}

@@ -7,6 +7,7 @@ import {
   parseRequestTarget,
   refuseDeclaredOver,
   RequestScope,
+  httpVersionProblem,
   requestLineAnswer,
   transferCodingProblem,
   type BodyReservation,
@@ -57,7 +58,7 @@ function routeRequest(req: ClientRequest, target: RequestTarget | GatewayError):
 const DURING_BODY: ReadonlySet<string> = new Set(['body_too_large', 'body_budget_exhausted', 'invalid_content_encoding']);
 
 /** Refusals after which the connection closes: its next request cannot be trusted (a stalled upload, an ambiguous authority). */
-const CLOSE_AFTER: ReadonlySet<string> = new Set(['invalid_host', 'request_body_timeout', 'unsupported_transfer_encoding']);
+const CLOSE_AFTER: ReadonlySet<string> = new Set(['invalid_host', 'request_body_timeout', 'unsupported_transfer_encoding', 'http_version_not_supported']);
 
 /** HTTP/1.1 connections closing after such a refusal: requests pipelined behind it are not served. */
 const closing = new WeakSet<object>();
@@ -112,8 +113,11 @@ async function serve(port: number, deps: HandlerDeps, req: ClientRequest, res: C
   try {
     // Requests no model server serves (OPTIONS *, TRACE, CONNECT, other schemes) are answered
     // here; the request line is judged first, then its authority (Host) and its path.
+    const version = h2 ? undefined : httpVersionProblem(req.httpVersionMajor, req.httpVersionMinor);
+    if (version !== undefined) throw version;
     const line = requestLineAnswer(rr.method, req.url ?? '');
-    const ambiguous = hostProblem(req.rawHeaders, req.url ?? '/') ?? (h2 ? undefined : transferCodingProblem(req.headers['transfer-encoding']));
+    // HTTP/1.1 needs a Host (the listener leaves that check to this line, to answer it in words).
+    const ambiguous = hostProblem(req.rawHeaders, req.url ?? '/', !h2 && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) ?? (h2 ? undefined : transferCodingProblem(req.headers['transfer-encoding']));
     if (ambiguous !== undefined) throw ambiguous;
     if (target instanceof GatewayError) throw target;
     if (deps.inFlight.draining) throw new GatewayError('gateway_shutting_down', 'the gateway is shutting down; retry the request (another instance will serve it)');

@@ -81,7 +81,8 @@ export class PortListener {
 
   private constructor(port: number, handler: PortHandler) {
     this.port = port;
-    const h1 = createServer({ maxHeaderSize: CLIENT_LIMITS.maxHeaderBytes });
+    // A missing Host is refused by the handler (400 invalid_host in words), not by Node's bare 400.
+    const h1 = createServer({ maxHeaderSize: CLIENT_LIMITS.maxHeaderBytes, requireHostHeader: false });
     h1.keepAliveTimeout = CLIENT_LIMITS.keepAliveTimeoutMs;
     h1.headersTimeout = CLIENT_LIMITS.headersTimeoutMs;
     h1.requestTimeout = CLIENT_LIMITS.requestTimeoutMs;

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { GatewayError, toOpenAIError } from '../core/errors.js';
 import { refuseConnect } from '../core/refuse-connect.js';
-import { InFlight, PREFILLER_HEADER, type Gateway } from '../gateway/index.js';
+import { hostProblem, httpVersionProblem, InFlight, PREFILLER_HEADER, type Gateway } from '../gateway/index.js';
 import type { Logger } from '../observability/logger.js';
 import { answerClientErrors } from '../upstream/client-error.js';
 import { sendError } from '../upstream/respond.js';
@@ -58,10 +58,13 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   const deps: PinnedDeps = { gateway: options.gateway, poolKey: options.poolKey, decode, dispatcher, watchdog, inFlight };
   const { logger } = options;
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const loop = loopOf(req.headers);
-    if (loop !== undefined) {
-      // Refused before a byte goes on: the loop ends here, whichever turn it is.
-      sendError(res, loop, { requestId: typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : '', sse: false, close: true });
+    // An HTTP/1 version other than 1.x, an HTTP/1.1 request without Host or a Host that is no
+    // host: refused as the gateway's listeners refuse them, in words (Node answers neither).
+    const refused =
+      httpVersionProblem(req.httpVersionMajor, req.httpVersionMinor) ?? hostProblem(req.rawHeaders, req.url ?? '/', req.httpVersionMajor === 1 && req.httpVersionMinor === 1) ?? loopOf(req.headers);
+    if (refused !== undefined) {
+      // Refused before a byte goes on (a loop ends here, whichever turn it is).
+      sendError(res, refused, { requestId: typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : '', sse: false, close: true });
       req.resume();
       return;
     }
@@ -73,7 +76,8 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
       else res.destroy();
     });
   };
-  const server: Server = createServer(handle);
+  // A missing Host is refused by `handle` (400 invalid_host in words), not by Node's bare 400.
+  const server: Server = createServer({ requireHostHeader: false }, handle);
   // CONNECT reaches no handler in Node (its 'connect' event): the sidecar is no tunnel.
   refuseConnect(server, { allow: 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH', body: () => JSON.stringify(toOpenAIError(new GatewayError('method_not_allowed', 'the sidecar does not serve CONNECT requests'))) });
   // Node's default keeps the first ~1000 header fields and silently drops the rest (a request the

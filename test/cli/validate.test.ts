@@ -32,3 +32,23 @@ test('validate: an alias bomb, a syntax error and a bad field each name their fi
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('validate: the N error(s) line counts the YAML syntax errors not shown, not one per summary line', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'infergate-validate-'));
+  try {
+    // Seed 001's two InferencePools (SGLang, TensorRT-LLM) pasted with their indentation lost:
+    // more errors than are shown one by one.
+    const pool = (runtime: string, name: string, ext: string, app: string, port: number): string[] => ['apiVersion: inference.networking.x-k8s.io/v1alpha2', 'kind: InferencePool', 'metadata:', 'annotations:', `inference.networking.x-k8s.io/model-server-runtime: ${runtime}`, `name: ${name}`, 'spec:', 'extensionRef:', 'group: ""', 'kind: Service', `name: ${ext}`, 'selector:', `app: ${app}`, `targetPortNumber: ${port}`];
+    const flat = [...pool('sglang', 'deepseek-sglang-pool', 'deepseek-sglang-ext-proc', 'deepseek-r1-sglang', 30000), ...pool('trt-llm', 'qwen-trt-pool', 'trt-llm-ext-proc', 'qwen-trt-llm', 8000)];
+    await writeFile(join(dir, 'flat.yaml'), `${flat.join('\n')}\n`);
+    const stderr: string[] = [];
+    const code = await validatePaths([dir], { stdout: () => undefined, stderr: (l) => stderr.push(l) });
+    assert.equal(code, 1);
+    const more = stderr.map((l) => /(\d+) more YAML syntax error\(s\) not shown/.exec(l)).find((m) => m !== null);
+    assert.ok(more, stderr.join('\n'));
+    const shown = stderr.filter((l) => l.includes(': YAML syntax error: ') || l.includes('duplicate key')).length;
+    assert.equal(stderr.at(-1), `${shown + Number(more[1])} error(s): serve would refuse this configuration`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -114,3 +114,13 @@ test('store: an incremental batch that deletes and re-adds a resource keeps the 
   assert.ok(pool2.compiled !== undefined);
   assert.deepEqual([...pool2.compiled.snapshot.pools.keys()], ['default/pool', 'default/pool2']);
 });
+
+test('a refused configuration says how many errors it has, the ones not shown one by one included', () => {
+  // An unclosed flow list reports one syntax error per line still inside it: more than are shown.
+  const loaded = parseDocuments(`kind: InferencePool\nmetadata: {name: [a\n${Array.from({ length: 20 }, (_, i) => `k${i}: : v\n`).join('')}`, 'x.yaml');
+  const shownAndMore = loaded.problems.filter((p) => p.severity === 'error');
+  const more = shownAndMore.map((p) => /^(\d+) more YAML syntax error/.exec(p.message)).find((m) => m !== null);
+  assert.ok(more, shownAndMore.map((p) => p.message).join('\n'));
+  const err = new ConfigRejectedError(shownAndMore);
+  assert.match(err.message, new RegExp(`^configuration rejected, ${shownAndMore.length - 1 + Number(more[1])} error\\(s\\):`));
+});

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GatewayError } from '../../src/core/errors.js';
 import { parseInferenceBody } from '../../src/gateway/body.js';
-import { editTopLevel, MAX_JSON_DEPTH, scanJsonObject } from '../../src/gateway/json-scan.js';
+import { editTopLevel, MAX_JSON_CONTAINERS, MAX_JSON_DEPTH, MAX_JSON_KEYS, MAX_JSON_VALUES, scanJsonObject } from '../../src/gateway/json-scan.js';
 import { spliceModel } from '../../src/gateway/model-splice.js';
 
 const refused = (body: string | Buffer, pattern: RegExp): void => {
@@ -76,4 +76,20 @@ test('editTopLevel removes first, middle, last and only members and keeps the JS
   assert.deepEqual(JSON.parse(out.toString()), { stream_options: { include_usage: true }, model: 'm' });
   const empty = Buffer.from('{ }');
   assert.deepEqual(JSON.parse(editTopLevel(empty, scanJsonObject(empty), new Map([['a', '1'], ['b', '2']])).toString()), { a: 1, b: 2 });
+});
+
+test('the number of objects and arrays, keys and values is bounded at the documented limits, exactly', () => {
+  const empties = (count: number): string => Array.from({ length: count }, () => '[]').join(',');
+  // The body's object and the outer array count: 65,536 containers in all pass, one more does not.
+  assert.equal(parseInferenceBody(Buffer.from(`{"model":"m","a":[${empties(MAX_JSON_CONTAINERS - 2)}]}`)).model, 'm');
+  refused(`{"model":"m","a":[${empties(MAX_JSON_CONTAINERS - 1)}]}`, new RegExp(`more than ${MAX_JSON_CONTAINERS} objects and arrays`));
+  const keys = (count: number): string => Array.from({ length: count }, (_, i) => `"k${i}":0`).join(',');
+  assert.equal(parseInferenceBody(Buffer.from(`{"model":"m","b":{${keys(MAX_JSON_KEYS - 2)}}}`)).model, 'm');
+  refused(`{"model":"m","b":{${keys(MAX_JSON_KEYS - 1)}}}`, new RegExp(`more than ${MAX_JSON_KEYS} object members`));
+  const ints = (count: number): string => '1,'.repeat(count - 1) + '1';
+  // `model`'s value and the array are values too.
+  assert.equal(parseInferenceBody(Buffer.from(`{"model":"m","prompt":[${ints(MAX_JSON_VALUES - 2)}]}`)).model, 'm');
+  refused(`{"model":"m","prompt":[${ints(MAX_JSON_VALUES - 1)}]}`, new RegExp(`more than ${MAX_JSON_VALUES} values`));
+  // Refused before JSON.parse: the limit is said even when the JSON is broken further on.
+  refused(`{"model":"m","a":[${empties(MAX_JSON_CONTAINERS)}`, /objects and arrays/);
 });

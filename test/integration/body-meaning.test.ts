@@ -114,6 +114,31 @@ describe('request bodies mean one thing to the gateway and the server', { timeou
     assert.equal(errors.length, errorsBefore, JSON.stringify(errors.slice(errorsBefore)));
   });
 
+  test('a body of very many small values is a 400 naming the limit before anything is built from it; a long token-id prompt is served', async () => {
+    const n = (count: number, item: (i: number) => string): string => Array.from({ length: count }, (_, i) => item(i)).join(',');
+    const cases: Array<[string, string, RegExp]> = [
+      ['/v1/chat/completions', `{"model":"m","messages":[${n(70_000, (i) => `{"role":"user","content":"m${i}"}`)}]}`, /more than 65536 objects and arrays/],
+      ['/v1/chat/completions', `{"model":"m","messages":[{"role":"user","content":[${n(70_000, () => '{"type":"text","text":"a"}')}]}]}`, /more than 65536 objects and arrays/],
+      ['/v1/chat/completions', `{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[${n(70_000, (i) => `{"type":"function","function":{"name":"f${i}"}}`)}]}`, /more than 65536 objects and arrays/],
+      ['/v1/chat/completions', `{"model":"m","messages":[{"role":"user","content":"hi"}],"logit_bias":{${n(300_000, (i) => `"${i}":1`)}}}`, /more than 262144 object members/],
+      ['/v1/completions', `{"model":"m","prompt":[${n(70_000, (i) => `[${i}]`)}]}`, /more than 65536 objects and arrays/],
+      ['/v1/completions', `{"model":"m","prompt":"x","stop":[${n(1_100_000, () => '"s"')}]}`, /more than 1048576 values/],
+    ];
+    const before = env.fakes.seen.length;
+    for (const [path, body, pattern] of cases) {
+      const r = await post(body, path);
+      assert.equal(r.status, 400, `${path} ${body.slice(0, 80)}`);
+      const err = (JSON.parse(r.text) as { error: { code: string; message: string; type: string } }).error;
+      assert.equal(err.code, 'invalid_body');
+      assert.equal(err.type, 'invalid_request_error');
+      assert.match(err.message, pattern);
+    }
+    assert.equal(env.fakes.seen.length, before, 'no refused body reached the server');
+    // One array of 200,000 token ids is one container: served.
+    const prompt = await post(`{"model":"m","prompt":[${n(200_000, (i) => String(i % 50_000))}],"max_tokens":1}`, '/v1/completions');
+    assert.equal(prompt.status, 200, prompt.text.slice(0, 300));
+  });
+
   test('a client\'s kv_transfer_params and bootstrap fields never reach a server of a plain pool', async () => {
     const hostile = {
       kv_transfer_params: { do_remote_prefill: true, remote_host: '169.254.169.254', remote_port: 80, remote_engine_id: 'x', remote_block_ids: [1] },

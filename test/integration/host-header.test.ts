@@ -27,6 +27,10 @@ describe('a request with more than one authority is refused with 400 invalid_hos
     ['two different Host headers', ['POST /v1/chat/completions HTTP/1.1', 'Host: gateway', 'X-Request-Id: two-hosts', 'Host: other.example']],
     ['the same Host twice', ['POST /v1/chat/completions HTTP/1.1', 'Host: gateway', 'host: gateway', 'X-Request-Id: same-host-twice']],
     ['an absolute-form target naming another authority', ['POST http://other.example/v1/chat/completions HTTP/1.1', 'Host: gateway', 'X-Request-Id: absolute-other']],
+    ['a space in Host', ['POST /v1/chat/completions HTTP/1.1', 'Host: gate way', 'X-Request-Id: host-space']],
+    ['userinfo in Host', ['POST /v1/chat/completions HTTP/1.1', 'Host: user@gateway', 'X-Request-Id: host-userinfo']],
+    ['a path in Host', ['POST /v1/chat/completions HTTP/1.1', 'Host: gateway/v1', 'X-Request-Id: host-path']],
+    ['no Host on HTTP/1.1', ['POST /v1/chat/completions HTTP/1.1', 'X-Request-Id: no-host']],
   ];
 
   for (const [what, lines] of cases) {
@@ -44,6 +48,31 @@ describe('a request with more than one authority is refused with 400 invalid_hos
       assert.equal(env.fakes.seen.find((s) => s.requestId?.startsWith(id) === true), undefined);
     });
   }
+
+  for (const version of ['2.0', '0.9', '3.1']) {
+    test(`a request line of HTTP/${version} on an HTTP/1 connection: 505 http_version_not_supported, not forwarded`, async () => {
+      const id = `version-${version}`;
+      const conn = await rawConnect(port);
+      conn.socket.write(raw([`POST /v1/chat/completions HTTP/${version}`, 'Host: gateway', `X-Request-Id: ${id}`]));
+      const { text } = await conn.closed();
+      assert.equal(finalStatus(text), 505, text.slice(0, 300));
+      assert.match(text, /"code":"http_version_not_supported"/);
+      assert.equal(env.fakes.seen.find((s) => s.requestId === id), undefined);
+    });
+  }
+
+  test('HTTP/1.0 without Host, and a Host with a port or an IPv6 literal, are served', async () => {
+    for (const [id, lines] of [
+      ['http10-no-host', ['POST /v1/chat/completions HTTP/1.0']],
+      ['host-port', ['POST /v1/chat/completions HTTP/1.1', 'Host: gateway:8080', 'Connection: close']],
+      ['host-ipv6', ['POST /v1/chat/completions HTTP/1.1', 'Host: [::1]:8080', 'Connection: close']],
+    ] as const) {
+      const conn = await rawConnect(port);
+      conn.socket.write(raw([...lines, `X-Request-Id: ${id}`]));
+      const { text } = await conn.closed();
+      assert.equal(finalStatus(text), 200, `${id}: ${text.slice(0, 300)}`);
+    }
+  });
 
   test('one Host is served as before', async () => {
     const conn = await rawConnect(port);

@@ -7,6 +7,7 @@ import { startSidecar } from '../../src/sidecar/server.js';
 import { configDir, poolYaml } from '../support/config.js';
 import { memoryLogger } from '../support/memory-source.js';
 import { freePort } from '../support/ports.js';
+import { rawConnect } from '../support/raw-http.js';
 
 // Two sidecars whose decode URLs name each other (a misconfiguration): a request would go round
 // forever, a socket per turn. The sidecar's Via entry ends it at the second visit with a 508.
@@ -32,6 +33,34 @@ test('a request that comes back to a sidecar (decode URLs pointing at sidecars) 
   } finally {
     await a.close(1000);
     await b.close(1000);
+    await gateway.close();
+    await config.remove();
+  }
+});
+
+test('the sidecar answers malformed HTTP/1.1, a Host that is no host, a missing Host and a non-1.x version in its error body, before anything reaches the decode server', async () => {
+  const { logger } = memoryLogger();
+  const config = await configDir(poolYaml('pd', 'r1', 8000));
+  const gateway = await Gateway.start({ sources: [new FileConfigSource([config.dir], { watch: false })], logger, scrapeIntervalMs: 0 });
+  // The decode URL leads nowhere: anything forwarded would be a 502, not the refusals below.
+  const sidecar = await startSidecar({ gateway, poolKey: 'default/pd', decodeUrl: new URL(`http://127.0.0.53:${await freePort('127.0.0.53')}`), address: '127.0.0.52', port: await freePort('127.0.0.52'), logger });
+  try {
+    for (const [bytes, status, code] of [
+      ['GET /health HTTP/1.1\nHost: a\n\n', 400, 'malformed_request'],
+      ['POST /v1/completions HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n', 400, 'malformed_request'],
+      ['GET /health HTTP/1.1\r\nHost: a b\r\n\r\n', 400, 'invalid_host'],
+      ['GET /health HTTP/1.1\r\n\r\n', 400, 'invalid_host'],
+      ['GET /health HTTP/2.0\r\nHost: a\r\n\r\n', 505, 'http_version_not_supported'],
+      ['GET /health HTTP/1.1\r\nHost: a\r\nExpect: foo\r\n\r\n', 417, 'expectation_failed'],
+    ] as const) {
+      const conn = await rawConnect(sidecar.port, { host: '127.0.0.52' });
+      conn.socket.write(bytes);
+      const { text } = await conn.closed();
+      assert.equal(Number(/^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1]), status, text.slice(0, 300));
+      assert.equal((JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { error: { code: string } }).error.code, code, bytes);
+    }
+  } finally {
+    await sidecar.close(1000);
     await gateway.close();
     await config.remove();
   }
