@@ -157,6 +157,12 @@ class Answer {
   readonly #plan: ResponsePlan;
   /** Both response kinds are Writables; the union's overloaded `write` is not callable as one. */
   readonly #sink: Writable;
+  /**
+   * The status line's headers while they are held back (`sendNow` false) and nothing has gone to
+   * the client: an answer that fails before its first byte can still be refused whole (a 502 in
+   * the gateway's error body, not a connection closed on an empty reply).
+   */
+  #held: OutgoingHttpHeaders | undefined;
   #bytesOut = 0;
 
   /** `sendNow`: the status and headers are sent at once; else with the first body bytes or by `sendHeaders`. */
@@ -172,13 +178,30 @@ class Answer {
     attempt.streaming = plan.sse || decision.stream;
     const out: OutgoingHttpHeaders = clientResponseHeaders(headers, plan.headers);
     if (input.closeConnection()) out['connection'] = 'close';
-    res.writeHead(status, out);
-    if (sendNow) flushHeaders(res);
     this.#sink = res;
+    if (!sendNow) {
+      this.#held = out;
+      return;
+    }
+    res.writeHead(status, out);
+    flushHeaders(res);
   }
 
-  /** Sends the status and headers now if nothing has sent them yet (a body write or the end sends them too). */
+  /** Commits the held status and headers to the response (they go out with its next write). */
+  #commit(): void {
+    if (this.#held === undefined) return;
+    this.#input.res.writeHead(this.#status, this.#held);
+    this.#held = undefined;
+  }
+
+  /**
+   * Sends a stream's status and headers now if nothing has sent them yet (a body write or the end
+   * sends them too), so its client knows the stream began. A whole answer's wait for its first
+   * body bytes: a failure before them is then refused whole (`failed`).
+   */
   sendHeaders(): void {
+    if (!this.#plan.sse && this.#held !== undefined) return;
+    this.#commit();
     if (!this.#input.res.headersSent) flushHeaders(this.#input.res);
   }
 
@@ -190,6 +213,7 @@ class Answer {
     if (this.#readable) chunk = handle.responseData(received);
     else handle.firstByte();
     if (chunk.length === 0) return true;
+    this.#commit();
     this.#bytesOut += chunk.length;
     if (this.#sink.write(chunk)) return true;
     // The client is the slow side now: upstream silence is not the server's fault.
@@ -214,6 +238,7 @@ class Answer {
   end(): Outcome {
     const { res, handle, decision } = this.#input;
     const rest = this.#readable ? handle.responseEnd() : undefined;
+    this.#commit();
     if (rest !== undefined) {
       this.#bytesOut += rest.length;
       this.#sink.write(rest);
@@ -240,6 +265,15 @@ class Answer {
     }
     // The core's own verdict on the body (a stream ended mid-event) is already a GatewayError.
     const failure = stopped ?? this.#name(isGatewayError(err) ? err : upstreamFailure(err, this.#attempt.endpoint));
+    if (this.#held !== undefined && !this.#plan.sse) {
+      // Nothing of a whole (non-SSE) answer reached the client: it is refused whole, with the
+      // failure's status, instead of a connection closed on an empty reply. A stream keeps its
+      // status and ends with an SSE error event, as a stream cut later does.
+      this.#held = undefined;
+      sendError(res, failure, { requestId: handle.id, sse: false, close: this.#input.closeConnection() });
+      return { status: failure.status, bytesOut: 0, interrupted: failure.code, detail: failure.message };
+    }
+    this.#commit();
     if (stopped === undefined && handle.streamDone) {
       // The stream's `[DONE]` already reached the client: its answer is whole, only the model
       // server's connection broke after it. End the stream as it is (an error event after [DONE]

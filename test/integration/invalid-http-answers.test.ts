@@ -58,11 +58,14 @@ describe('a model server answering invalid HTTP: 502 upstream_invalid_response, 
     await new Promise((r) => server?.close(r));
   });
 
-  test('a chunk size that is not hex, after the head was sent on: the cut answer is logged as invalid, not unreachable', async () => {
+  test('a chunk size that is not hex, before any byte of the answer reached the client: a 502 in the error body, not an empty reply', async () => {
     const before = gateway.logs.length;
-    const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-case': 'bad chunk' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }) }).catch(() => undefined);
-    await r?.text().catch(() => undefined);
+    const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-case': 'bad chunk' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }) });
+    const body = (await r.json()) as { error: { code: string; message: string } };
+    assert.equal(r.status, 502);
+    assert.equal(body.error.code, 'upstream_invalid_response', body.error.message);
     const line = await gateway.waitForLog((l) => l.msg === 'Request Handled' && gateway.logs.indexOf(l) >= before);
+    assert.equal(line['status'], 502, JSON.stringify(line));
     assert.equal(line['code'] ?? line['interrupted'], 'upstream_invalid_response', JSON.stringify(line));
   });
 
