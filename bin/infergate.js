@@ -15,8 +15,12 @@ setFlagsFromString('--liftoff-only');
 // gateway (a listener turns that off); SIGUSR2's default action ends the process at once. Logs go
 // to stdout, so there is nothing to reopen (nginx's USR1) and no binary to swap (its USR2).
 // SIGHUP drains as SIGTERM does (src/cli/signals.ts).
-for (const signal of ['SIGUSR1', 'SIGUSR2']) {
-  process.on(signal, () => process.stderr.write(`infergate: ${signal} ignored (Node's debugger is not opened by signal; start with --inspect to debug)\n`));
+const IGNORED = {
+  SIGUSR1: "Node's debugger is not opened by signal; start with --inspect to debug",
+  SIGUSR2: 'logs go to stdout, there is nothing to reopen; SIGTERM drains and stops',
+};
+for (const [signal, why] of Object.entries(IGNORED)) {
+  process.on(signal, () => process.stderr.write(`infergate: ${signal} ignored (${why})\n`));
 }
 
 const { main } = await import('../dist/src/cli/main.js');
