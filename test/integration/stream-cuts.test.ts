@@ -64,6 +64,13 @@ function endless(_req: IncomingMessage, res: ServerResponse): void {
 }
 
 /** Drops the connection once the request is read, before any answer. */
+/** A non-streamed answer's head, flushed, then the connection dropped before any body byte. */
+function headOnly(_req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+  res.flushHeaders();
+  setTimeout(() => res.socket?.destroy(), 20);
+}
+
 function dropEarly(_req: IncomingMessage, res: ServerResponse): void {
   res.socket?.destroy();
 }
@@ -102,7 +109,7 @@ describe('a stream the server cuts at any byte ends well-formed', { timeout: 300
   let env: FakeEnv;
 
   before(async () => {
-    const modes: Readonly<Record<string, (req: IncomingMessage, res: ServerResponse, seen: SeenRequest) => void>> = { json: cutJson, drop: dropEarly, endless };
+    const modes: Readonly<Record<string, (req: IncomingMessage, res: ServerResponse, seen: SeenRequest) => void>> = { json: cutJson, drop: dropEarly, head: headOnly, endless };
     // `renamed` is served as `m`: the answer's model name is put back for the client, on bytes that
     // may be cut anywhere too.
     env = await startFakeEnv({ '127.0.6.80': (req, res, seen) => (modes[String(req.headers['x-mode'])] ?? cutter)(req, res, seen) }, { 'cut-0': '127.0.6.80' }, { extraYaml: RENAMED });
@@ -176,6 +183,12 @@ describe('a stream the server cuts at any byte ends well-formed', { timeout: 300
     assert.match(events[0] ?? '', /"content":"Hi"/);
     assert.equal((JSON.parse((events[1] ?? '').slice(6)) as { error: { code: string } }).error.code, 'upstream_event_too_large');
     assert.equal(events[2], 'data: [DONE]');
+  });
+
+  test('a non-streamed answer cut after its head but before any body byte: 502 upstream_reset as JSON (nothing reached the client)', async () => {
+    const r = await postJson('head');
+    assert.equal(r.status, 502);
+    assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'upstream_reset');
   });
 
   test('an answer cut before its headers: 502 upstream_reset as JSON', async () => {
